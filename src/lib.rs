@@ -1,5 +1,14 @@
 //! sealtrail: a tamper-evident audit-log SIEM for medical practices.
+//!
+//! Data flows down this list (see ARCHITECTURE.md):
+//! `sources` (import, later HTTP/FHIR/syslog) -> `event` (the normalized model
+//! and canonical bytes) -> `ledger` (write-ahead log, sealed segments, Merkle
+//! trees, signed checkpoints, proofs, verification). `cli` and `config` are the
+//! edges.
 #![forbid(unsafe_code)]
 
+pub mod cli;
+pub mod config;
 pub mod event;
 pub mod ledger;
+pub mod sources;

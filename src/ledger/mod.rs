@@ -1,4 +1,22 @@
 //! The ledger: write-ahead log, sealed segments, Merkle trees, signed
 //! checkpoints, proofs and verification. No tokio and no HTTP here.
+//!
+//! Modules in the order data passes through them: `segment` (file format of
+//! the open and sealed segments), `log` (the writer: append, seal, recover),
+//! `writer` (group commit thread), `record` + `tree_store` + `frontier` (the
+//! log tree of segment records), `note` + `keys` (signed checkpoints),
+//! `proof` (building and checking proofs), `verify` (whole-directory audit),
+//! with `hash` and `merkle` as the RFC 6962 / 9162 core.
 
+pub mod frontier;
 pub mod hash;
+pub mod keys;
+pub mod log;
+pub mod merkle;
+pub mod note;
+pub mod proof;
+pub mod record;
+pub mod segment;
+pub mod tree_store;
+pub mod verify;
+pub mod writer;

@@ -1,0 +1,381 @@
+//! Command-line interface. Thin: parse flags, call the library, map results to
+//! exit codes (0 success, 1 a check failed, 2 usage/configuration/I/O error).
+
+use crate::config::Config;
+use crate::event::Via;
+use crate::ledger::keys::{self, NoteVerifier};
+use crate::ledger::log::Ledger;
+use crate::ledger::proof::{
+    self, CONSISTENCY_FORMAT, ConsistencyProof, INCLUSION_FORMAT, InclusionProof, LedgerReader,
+};
+use crate::ledger::verify::{VerifyReport, verify_data_dir};
+use crate::ledger::writer::LedgerWriter;
+use crate::sources::import::{self, Progress};
+use anyhow::{Context, Result, bail};
+use clap::{Args, Parser, Subcommand};
+use std::io::{BufReader, Write};
+use std::path::{Path, PathBuf};
+use std::process::ExitCode;
+
+/// Exit code when a check failed (integrity, proof, rejected input).
+pub const EXIT_CHECK_FAILED: u8 = 1;
+/// Exit code for usage, configuration or I/O errors.
+pub const EXIT_ERROR: u8 = 2;
+
+/// Largest proof or checkpoint file read.
+const MAX_PROOF_FILE: u64 = 16 << 20;
+
+#[derive(Parser, Debug)]
+#[command(name = "sealtrail", version, about = "Tamper-evident audit-log SIEM for medical practices")]
+pub struct Cli {
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+#[derive(Subcommand, Debug)]
+pub enum Command {
+    /// Create an Ed25519 signing key: signing.key (PKCS#8, 0600), signing.pub, signing.vkey.
+    Keygen {
+        #[arg(long)]
+        out: PathBuf,
+        /// Log origin, used as the key name in checkpoints.
+        #[arg(long, default_value = "localhost/sealtrail")]
+        name: String,
+    },
+    /// Append NDJSON events (a file or - for stdin) to the ledger.
+    Import(ImportArgs),
+    /// Verify a data directory offline with the log's public key.
+    Verify {
+        #[arg(long)]
+        data: PathBuf,
+        #[arg(long)]
+        vkey: PathBuf,
+        /// An older signed checkpoint the log must still extend.
+        #[arg(long)]
+        since: Option<PathBuf>,
+        #[arg(long)]
+        json: bool,
+    },
+    /// Print the latest signed checkpoint note.
+    Checkpoint {
+        #[arg(long)]
+        data: PathBuf,
+    },
+    /// Print a JSON proof: inclusion of one event, or consistency with an older log size.
+    Proof(ProofArgs),
+    /// Verify a proof file offline (inclusion or consistency).
+    VerifyProof {
+        #[arg(long)]
+        vkey: PathBuf,
+        /// For a consistency proof: the older signed checkpoint to check it against.
+        #[arg(long)]
+        since: Option<PathBuf>,
+        #[arg(long)]
+        json: bool,
+        proof_file: PathBuf,
+    },
+}
+
+#[derive(Args, Debug)]
+pub struct ImportArgs {
+    #[arg(long)]
+    data: Option<PathBuf>,
+    #[arg(long)]
+    key: Option<PathBuf>,
+    /// Configuration file (ledger section: seal limits).
+    #[arg(long)]
+    config: Option<PathBuf>,
+    /// Print one JSON line per durable batch: {"lines": n, "last_index": i}.
+    #[arg(long)]
+    progress: bool,
+    /// NDJSON file, or - for standard input.
+    input: PathBuf,
+}
+
+#[derive(Args, Debug)]
+#[group(required = true, multiple = false, id = "which")]
+pub struct ProofWhich {
+    /// Global index of the event.
+    #[arg(long, group = "which")]
+    index: Option<u64>,
+    /// Client-supplied event id.
+    #[arg(long, group = "which")]
+    id: Option<String>,
+    /// Prove the log of this many segments is a prefix of the current one.
+    #[arg(long, group = "which")]
+    consistency_from: Option<u64>,
+}
+
+#[derive(Args, Debug)]
+pub struct ProofArgs {
+    #[arg(long)]
+    data: PathBuf,
+    #[command(flatten)]
+    which: ProofWhich,
+}
+
+/// Parses arguments and runs the command.
+pub fn run() -> ExitCode {
+    let cli = Cli::parse();
+    match dispatch(cli.command) {
+        Ok(code) => code,
+        Err(e) => {
+            eprintln!("error: {e:#}");
+            ExitCode::from(EXIT_ERROR)
+        }
+    }
+}
+
+fn dispatch(command: Command) -> Result<ExitCode> {
+    match command {
+        Command::Keygen { out, name } => keygen(&out, &name),
+        Command::Import(args) => import(args),
+        Command::Verify {
+            data,
+            vkey,
+            since,
+            json,
+        } => verify(&data, &vkey, since.as_deref(), json),
+        Command::Checkpoint { data } => {
+            let reader = LedgerReader::open(&data).context("reading the checkpoint")?;
+            print!("{}", reader.checkpoint_text());
+            Ok(ExitCode::SUCCESS)
+        }
+        Command::Proof(args) => proof(args),
+        Command::VerifyProof {
+            vkey,
+            since,
+            json,
+            proof_file,
+        } => verify_proof(&vkey, since.as_deref(), json, &proof_file),
+    }
+}
+
+fn keygen(out: &Path, name: &str) -> Result<ExitCode> {
+    let files = keys::write_key_files(out, name).context("creating the signing key")?;
+    println!("{}", files.vkey_line.trim_end());
+    eprintln!(
+        "wrote {}, {} and {}",
+        files.key.display(),
+        files.public.display(),
+        files.vkey.display()
+    );
+    Ok(ExitCode::SUCCESS)
+}
+
+fn import(args: ImportArgs) -> Result<ExitCode> {
+    let config = Config::load(args.config.as_deref())?;
+    let data = args.data.unwrap_or(config.data_dir);
+    let key = args.key.unwrap_or(config.key_file);
+    let signer = keys::load_signer(&key).context("loading the signing key")?;
+    let (ledger, recovery) = Ledger::open(&data, signer, config.seal)
+        .with_context(|| format!("opening the ledger in {}", data.display()))?;
+    report_recovery(&recovery);
+    let writer = LedgerWriter::spawn(ledger, 64).context("starting the ledger writer")?;
+    let handle = writer.handle();
+    let peer = if args.input == Path::new("-") {
+        "stdin".to_owned()
+    } else {
+        args.input.display().to_string()
+    };
+    let via = Via {
+        kind: "import".into(),
+        peer: Some(peer),
+        principal: None,
+    };
+    let progress_out = args.progress;
+    let on_progress = move |p: Progress| {
+        if progress_out {
+            let mut out = std::io::stdout().lock();
+            // A closed stdout only loses progress lines, not events.
+            let _ = writeln!(out, "{{\"lines\":{},\"last_index\":{}}}", p.lines, p.last_index);
+            let _ = out.flush();
+        }
+    };
+    let summary = if args.input == Path::new("-") {
+        import::import_ndjson(BufReader::new(std::io::stdin()), &handle, via, on_progress)
+    } else {
+        let file = std::fs::File::open(&args.input)
+            .with_context(|| format!("opening {}", args.input.display()))?;
+        import::import_ndjson(BufReader::with_capacity(1 << 20, file), &handle, via, on_progress)
+    };
+    drop(handle);
+    let closed = writer.shutdown();
+    let summary = summary?;
+    closed.context("sealing the ledger")?;
+    for r in &summary.rejected {
+        eprintln!("line {}: {}", r.line, r.error);
+    }
+    println!(
+        "accepted {} rejected {}{}",
+        summary.accepted,
+        summary.rejected.len(),
+        summary
+            .first_index
+            .map(|i| format!(" (first index {i})"))
+            .unwrap_or_default()
+    );
+    Ok(if summary.rejected.is_empty() {
+        ExitCode::SUCCESS
+    } else {
+        ExitCode::from(EXIT_CHECK_FAILED)
+    })
+}
+
+fn report_recovery(r: &crate::ledger::log::Recovery) {
+    if r.torn_bytes_cut > 0 {
+        eprintln!(
+            "recovery: cut {} unacknowledged bytes from the open segment ({})",
+            r.torn_bytes_cut,
+            r.torn_reason.as_deref().unwrap_or("torn write")
+        );
+    }
+    if r.completed_seal {
+        eprintln!("recovery: completed a seal interrupted by a crash");
+    }
+    if r.resigned_checkpoint {
+        eprintln!("recovery: re-signed the checkpoint to cover every sealed segment");
+    }
+}
+
+fn read_bounded(path: &Path) -> Result<String> {
+    let len = std::fs::metadata(path)
+        .with_context(|| format!("reading {}", path.display()))?
+        .len();
+    if len > MAX_PROOF_FILE {
+        bail!("{} is larger than {MAX_PROOF_FILE} bytes", path.display());
+    }
+    std::fs::read_to_string(path).with_context(|| format!("reading {}", path.display()))
+}
+
+fn load_verifier(vkey: &Path) -> Result<NoteVerifier> {
+    keys::load_verifier(vkey).context("loading the verifier key")
+}
+
+fn verify(data: &Path, vkey: &Path, since: Option<&Path>, json: bool) -> Result<ExitCode> {
+    let verifier = load_verifier(vkey)?;
+    let since_text = since.map(read_bounded).transpose()?;
+    let report = verify_data_dir(data, &verifier, since_text.as_deref())?;
+    if json {
+        println!("{}", serde_json::to_string(&report)?);
+    } else {
+        print_report(&report);
+    }
+    Ok(if report.ok {
+        ExitCode::SUCCESS
+    } else {
+        ExitCode::from(EXIT_CHECK_FAILED)
+    })
+}
+
+fn print_report(r: &VerifyReport) {
+    let verdict = if r.ok { "OK" } else { "FAILED" };
+    println!("ledger verification: {verdict}");
+    println!("  segments: {}   events: {}", r.segments, r.events);
+    if let (Some(a), Some(b)) = (&r.first_time, &r.last_time) {
+        println!("  event times: {a} .. {b}");
+    }
+    if let Some(cp) = &r.checkpoint {
+        println!("  checkpoint: {} segments, root {}", cp.size, cp.root);
+    }
+    if let Some(cp) = &r.since {
+        println!("  consistent with older checkpoint of {} segments: {}", cp.size, if r.ok { "yes" } else { "see errors" });
+    }
+    if r.unsealed_events > 0 {
+        println!("  unsealed events (durable, sealed within a second of activity): {}", r.unsealed_events);
+    }
+    for w in &r.warnings {
+        println!("  warning: {w}");
+    }
+    for e in &r.errors {
+        let segment = e.segment.map(|s| format!("segment {s}")).unwrap_or_else(|| "log".into());
+        let index = e.index.map(|i| format!(", event {i}")).unwrap_or_default();
+        println!("  error [{}] {segment}{index}: {}", e.kind, e.detail);
+    }
+    if r.errors_omitted > 0 {
+        println!("  ... and {} more errors", r.errors_omitted);
+    }
+}
+
+fn proof(args: ProofArgs) -> Result<ExitCode> {
+    let reader = LedgerReader::open(&args.data).context("opening the ledger")?;
+    let text = if let Some(old) = args.which.consistency_from {
+        serde_json::to_string_pretty(&reader.consistency_proof(old)?)?
+    } else {
+        let index = match (args.which.index, args.which.id) {
+            (Some(i), _) => i,
+            (None, Some(id)) => find_by_id(&reader, &id)?,
+            (None, None) => bail!("give --index, --id or --consistency-from"),
+        };
+        serde_json::to_string_pretty(&reader.inclusion_proof(index)?)?
+    };
+    println!("{text}");
+    Ok(ExitCode::SUCCESS)
+}
+
+/// Finds the newest sealed event with client id `id` by scanning segments
+/// from the newest. (The id index of the ingestion service makes this a lookup.)
+fn find_by_id(reader: &LedgerReader, id: &str) -> Result<u64> {
+    for number in (0..reader.checkpoint().size).rev() {
+        let path = reader.paths().segment(number, true);
+        let mut frames = crate::ledger::segment::FrameReader::open(&path)?;
+        let first = frames.header.first_index;
+        let mut found = None;
+        let mut i = 0u64;
+        while let Some(frame) = frames.next_frame()? {
+            if crate::event::entry_event_id(&frame.payload).as_deref() == Some(id) {
+                found = Some(first + i);
+            }
+            i += 1;
+        }
+        if let Some(index) = found {
+            return Ok(index);
+        }
+    }
+    bail!("no sealed event has id {id:?}")
+}
+
+fn verify_proof(vkey: &Path, since: Option<&Path>, json: bool, file: &Path) -> Result<ExitCode> {
+    let verifier = load_verifier(vkey)?;
+    let text = read_bounded(file)?;
+    let value: serde_json::Value =
+        serde_json::from_str(&text).with_context(|| format!("{} is not JSON", file.display()))?;
+    let format = value.get("format").and_then(|f| f.as_str()).unwrap_or_default().to_owned();
+    let outcome: std::result::Result<serde_json::Value, String> = match format.as_str() {
+        INCLUSION_FORMAT => {
+            let p: InclusionProof = serde_json::from_value(value).context("malformed inclusion proof")?;
+            proof::verify_inclusion_proof(&p, &verifier)
+                .map(|v| {
+                    serde_json::json!({"ok": true, "kind": "inclusion", "index": v.index(),
+                        "checkpoint_size": v.checkpoint().size})
+                })
+                .map_err(|e| e.to_string())
+        }
+        CONSISTENCY_FORMAT => {
+            let p: ConsistencyProof = serde_json::from_value(value).context("malformed consistency proof")?;
+            let old = since.map(read_bounded).transpose()?;
+            proof::verify_consistency_proof(&p, &verifier, old.as_deref())
+                .map(|v| serde_json::json!({"ok": true, "kind": "consistency", "old_size": v.old_size, "new_size": v.new_size}))
+                .map_err(|e| e.to_string())
+        }
+        other => bail!("unknown proof format {other:?}"),
+    };
+    match outcome {
+        Ok(v) => {
+            if json {
+                println!("{v}");
+            } else {
+                println!("proof OK: {}", v);
+            }
+            Ok(ExitCode::SUCCESS)
+        }
+        Err(e) => {
+            if json {
+                println!("{}", serde_json::json!({"ok": false, "error": e}));
+            } else {
+                println!("proof INVALID: {e}");
+            }
+            Ok(ExitCode::from(EXIT_CHECK_FAILED))
+        }
+    }
+}

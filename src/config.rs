@@ -1,0 +1,153 @@
+//! Configuration: raw TOML (every key defaulted, unknown keys rejected) turned
+//! into the validated settings the program runs with.
+//!
+//! Sections arrive with the components that use them; the key names are the
+//! contract in DESIGN.md.
+
+use crate::ledger::log::SealPolicy;
+use serde::Deserialize;
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+use thiserror::Error;
+
+#[derive(Debug, Error)]
+pub enum ConfigError {
+    #[error("{path}: {source}")]
+    Read {
+        path: PathBuf,
+        #[source]
+        source: std::io::Error,
+    },
+    #[error("{path}: {message}")]
+    Parse { path: PathBuf, message: String },
+    #[error("{path}: {key}: {reason}")]
+    Invalid {
+        path: PathBuf,
+        key: &'static str,
+        reason: String,
+    },
+}
+
+/// The config file as written.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct RawConfig {
+    /// Where the ledger and derived state live.
+    pub data_dir: PathBuf,
+    pub ledger: RawLedger,
+}
+
+impl Default for RawConfig {
+    fn default() -> Self {
+        RawConfig {
+            data_dir: PathBuf::from("./data"),
+            ledger: RawLedger::default(),
+        }
+    }
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct RawLedger {
+    /// PKCS#8 PEM Ed25519 key that signs checkpoints; its `.vkey` sibling names the log.
+    pub key_file: PathBuf,
+    /// Seal the open segment once it holds this many events.
+    pub seal_max_events: u64,
+    /// ... or once its oldest event is this old.
+    pub seal_max_age_ms: u64,
+}
+
+impl Default for RawLedger {
+    fn default() -> Self {
+        RawLedger {
+            key_file: PathBuf::from("keys/signing.key"),
+            seal_max_events: 16_384,
+            seal_max_age_ms: 1000,
+        }
+    }
+}
+
+/// Validated configuration.
+#[derive(Clone, Debug)]
+pub struct Config {
+    pub data_dir: PathBuf,
+    pub key_file: PathBuf,
+    pub seal: SealPolicy,
+}
+
+impl Config {
+    /// Loads `path`, or the embedded defaults when `None`.
+    pub fn load(path: Option<&Path>) -> Result<Config, ConfigError> {
+        let (raw, shown) = match path {
+            Some(p) => {
+                let text = std::fs::read_to_string(p).map_err(|source| ConfigError::Read {
+                    path: p.to_owned(),
+                    source,
+                })?;
+                let raw: RawConfig = toml::from_str(&text).map_err(|e| ConfigError::Parse {
+                    path: p.to_owned(),
+                    message: e.to_string().trim_end().to_owned(),
+                })?;
+                (raw, p.to_owned())
+            }
+            None => (RawConfig::default(), PathBuf::from("<defaults>")),
+        };
+        Config::validate(raw, &shown)
+    }
+
+    pub fn validate(raw: RawConfig, path: &Path) -> Result<Config, ConfigError> {
+        let seal = SealPolicy {
+            max_events: raw.ledger.seal_max_events,
+            max_age: Duration::from_millis(raw.ledger.seal_max_age_ms),
+        };
+        seal.validate().map_err(|e| ConfigError::Invalid {
+            path: path.to_owned(),
+            key: "ledger",
+            reason: e.to_string(),
+        })?;
+        Ok(Config {
+            data_dir: raw.data_dir,
+            key_file: raw.ledger.key_file,
+            seal,
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn parse(text: &str) -> Result<Config, ConfigError> {
+        let raw: RawConfig = toml::from_str(text).map_err(|e| ConfigError::Parse {
+            path: "t".into(),
+            message: e.to_string(),
+        })?;
+        Config::validate(raw, Path::new("t"))
+    }
+
+    #[test]
+    fn empty_file_gives_the_documented_defaults() {
+        let c = parse("").unwrap();
+        assert_eq!(c.data_dir, PathBuf::from("./data"));
+        assert_eq!(c.key_file, PathBuf::from("keys/signing.key"));
+        assert_eq!(c.seal.max_events, 16_384);
+        assert_eq!(c.seal.max_age, Duration::from_millis(1000));
+    }
+
+    #[test]
+    fn overrides_apply() {
+        let c = parse("data_dir = \"/x\"\n[ledger]\nseal_max_events = 5\nseal_max_age_ms = 20\n").unwrap();
+        assert_eq!(c.data_dir, PathBuf::from("/x"));
+        assert_eq!(c.seal.max_events, 5);
+        assert_eq!(c.seal.max_age, Duration::from_millis(20));
+    }
+
+    #[test]
+    fn rejects_unknown_keys_and_bad_values() {
+        assert!(matches!(parse("bogus = 1"), Err(ConfigError::Parse { .. })));
+        assert!(matches!(parse("[ledger]\nseal_every = 1"), Err(ConfigError::Parse { .. })));
+        assert!(matches!(parse("[ledger]\nseal_max_events = 0"), Err(ConfigError::Invalid { .. })));
+        assert!(matches!(parse("[ledger]\nseal_max_age_ms = 0"), Err(ConfigError::Invalid { .. })));
+        assert!(matches!(parse("[ledger]\nseal_max_events = \"many\""), Err(ConfigError::Parse { .. })));
+    }
+}

@@ -1,0 +1,473 @@
+//! Inclusion and consistency proofs: built from a data directory by
+//! `LedgerReader`, checked offline by `verify_inclusion_proof` /
+//! `verify_consistency_proof` with nothing but the proof and a public key.
+//!
+//! An inclusion proof chains three steps: entry -> segment root (path in the
+//! segment tree), segment record -> log root (path in the log tree), log root
+//! -> signed checkpoint. The JSON shape is documented in docs/LEDGER.md.
+
+use super::hash::{Hash, Rfc6962, leaf_hash};
+use super::keys::NoteVerifier;
+use super::log::LedgerPaths;
+use super::merkle::{self, ProofError};
+use super::note::{self, Checkpoint, NoteError};
+use super::record::{RecordError, SegmentRecord};
+use super::segment::{self, BLOCK_SHIFT, Footer, SegmentError};
+use super::tree_store::{SegmentIndex, TreeStore, TreeStoreError};
+use base64::Engine;
+use base64::engine::general_purpose::STANDARD as B64;
+use serde::{Deserialize, Serialize};
+use std::fs::File;
+use std::path::Path;
+use thiserror::Error;
+
+pub const INCLUSION_FORMAT: &str = "sealtrail-inclusion-proof/v1";
+pub const CONSISTENCY_FORMAT: &str = "sealtrail-consistency-proof/v1";
+/// A path in a tree of at most 2^64 leaves has at most 64 hashes.
+const MAX_PATH: usize = 64;
+
+#[derive(Debug, Error)]
+pub enum ProofBuildError {
+    #[error("event {index} does not exist (the log holds {end} events)")]
+    NoSuchEvent { index: u64, end: u64 },
+    #[error("event {0} is not sealed yet; it is covered by the next checkpoint (within about a second)")]
+    NotSealed(u64),
+    #[error("the ledger has no checkpoint yet")]
+    NoCheckpoint,
+    #[error("tree sizes must satisfy 0 < old <= new <= {latest}; got {old} and {new}")]
+    BadSizes { old: u64, new: u64, latest: u64 },
+    #[error("{path}: {source}")]
+    Io {
+        path: std::path::PathBuf,
+        #[source]
+        source: std::io::Error,
+    },
+    #[error(transparent)]
+    Segment(#[from] SegmentError),
+    #[error(transparent)]
+    Tree(#[from] TreeStoreError),
+    #[error("checkpoint: {0}")]
+    Note(#[from] NoteError),
+    #[error("stored data is inconsistent: {0}")]
+    Inconsistent(String),
+}
+
+#[derive(Debug, Error)]
+pub enum ProofCheckError {
+    #[error("not a {0}")]
+    Format(&'static str),
+    #[error("checkpoint: {0}")]
+    Checkpoint(#[from] NoteError),
+    #[error("{field} is not valid base64 of a 32-byte hash")]
+    Hash { field: &'static str },
+    #[error("{0} has more than {MAX_PATH} hashes")]
+    PathTooLong(&'static str),
+    #[error("segment record: {0}")]
+    Record(#[from] RecordError),
+    #[error("segment record belongs to log {record:?}, checkpoint to {checkpoint:?}")]
+    Origin { record: String, checkpoint: String },
+    #[error("event {index} is not in segment {segment} (events {first}..{end})")]
+    IndexOutsideSegment {
+        index: u64,
+        segment: u64,
+        first: u64,
+        end: u64,
+    },
+    #[error("segment leaf index {got} does not match event index (want {want})")]
+    LeafIndex { got: u64, want: u64 },
+    #[error("log leaf index {got} does not match segment number {want}")]
+    LogLeafIndex { got: u64, want: u64 },
+    #[error("log tree size {proof} does not match the checkpoint size {checkpoint}")]
+    TreeSize { proof: u64, checkpoint: u64 },
+    #[error("entry is not included in its segment: {0}")]
+    SegmentPath(ProofError),
+    #[error("entry hashes to a segment root that differs from the segment record's")]
+    SegmentRoot,
+    #[error("segment record is not included in the checkpointed log: {0}")]
+    LogPath(ProofError),
+    #[error("old root is not a prefix of the checkpointed log: {0}")]
+    Consistency(ProofError),
+    #[error("old checkpoint: {0}")]
+    OldCheckpoint(NoteError),
+    #[error("old checkpoint is for log {old:?}, new for {new:?}")]
+    OldOrigin { old: String, new: String },
+}
+
+#[derive(Clone, Debug, Serialize, Deserialize, PartialEq, Eq)]
+#[serde(deny_unknown_fields)]
+pub struct SegmentStep {
+    /// Base64 of the segment record bytes.
+    pub record: String,
+    /// Position of the entry inside its segment.
+    pub leaf_index: u64,
+    pub path: Vec<String>,
+}
+
+#[derive(Clone, Debug, Serialize, Deserialize, PartialEq, Eq)]
+#[serde(deny_unknown_fields)]
+pub struct LogStep {
+    /// The segment number: the record's position in the log tree.
+    pub leaf_index: u64,
+    pub tree_size: u64,
+    pub path: Vec<String>,
+}
+
+/// Everything needed to show, offline, that one entry is in the signed log.
+#[derive(Clone, Debug, Serialize, Deserialize, PartialEq, Eq)]
+#[serde(deny_unknown_fields)]
+pub struct InclusionProof {
+    pub format: String,
+    /// Global index of the event.
+    pub index: u64,
+    /// The entry's canonical bytes (UTF-8 JSON) exactly as hashed.
+    pub entry: String,
+    pub segment: SegmentStep,
+    pub log: LogStep,
+    /// The signed checkpoint note the proof ends at.
+    pub checkpoint: String,
+}
+
+/// Shows that the log of `old_size` segments with `old_root` is a prefix of
+/// the checkpointed log.
+#[derive(Clone, Debug, Serialize, Deserialize, PartialEq, Eq)]
+#[serde(deny_unknown_fields)]
+pub struct ConsistencyProof {
+    pub format: String,
+    pub old_size: u64,
+    pub old_root: String,
+    pub new_size: u64,
+    pub new_root: String,
+    pub path: Vec<String>,
+    pub checkpoint: String,
+}
+
+/// Marker returned by a successful inclusion check; only this module makes one.
+#[derive(Debug)]
+pub struct VerifiedInclusion {
+    index: u64,
+    entry: Vec<u8>,
+    checkpoint: Checkpoint,
+}
+
+impl VerifiedInclusion {
+    pub fn index(&self) -> u64 {
+        self.index
+    }
+    pub fn entry(&self) -> &[u8] {
+        &self.entry
+    }
+    pub fn checkpoint(&self) -> &Checkpoint {
+        &self.checkpoint
+    }
+}
+
+/// Marker returned by a successful consistency check.
+#[derive(Debug)]
+pub struct VerifiedConsistency {
+    pub old_size: u64,
+    pub new_size: u64,
+}
+
+/// Read-only access to a data directory for building proofs; safe to use
+/// beside a running writer.
+pub struct LedgerReader {
+    paths: LedgerPaths,
+    tree: TreeStore,
+    index: SegmentIndex,
+    checkpoint_text: String,
+    checkpoint: Checkpoint,
+}
+
+impl LedgerReader {
+    pub fn open(data_dir: &Path) -> Result<Self, ProofBuildError> {
+        let paths = LedgerPaths::new(data_dir);
+        let checkpoint_text = match std::fs::read_to_string(&paths.checkpoint) {
+            Ok(t) => t,
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Err(ProofBuildError::NoCheckpoint),
+            Err(source) => {
+                return Err(ProofBuildError::Io {
+                    path: paths.checkpoint.clone(),
+                    source,
+                });
+            }
+        };
+        let checkpoint = note::parse_unverified_checkpoint(&checkpoint_text)?;
+        let tree = TreeStore::open_read_only(&paths.tree)?;
+        let index = SegmentIndex::open_read_only(&paths.index)?;
+        if tree.size() < checkpoint.size || index.len() < checkpoint.size {
+            return Err(ProofBuildError::Inconsistent(format!(
+                "checkpoint covers {} segments, the log tree files only {}",
+                checkpoint.size,
+                tree.size().min(index.len())
+            )));
+        }
+        Ok(LedgerReader {
+            paths,
+            tree,
+            index,
+            checkpoint_text,
+            checkpoint,
+        })
+    }
+
+    pub fn checkpoint_text(&self) -> &str {
+        &self.checkpoint_text
+    }
+
+    pub fn checkpoint(&self) -> &Checkpoint {
+        &self.checkpoint
+    }
+
+    pub fn paths(&self) -> &LedgerPaths {
+        &self.paths
+    }
+
+    /// Footer of sealed segment `number`.
+    pub fn footer(&self, number: u64) -> Result<(File, Footer), ProofBuildError> {
+        let path = self.paths.segment(number, true);
+        let mut file = File::open(&path).map_err(|source| ProofBuildError::Io {
+            path: path.clone(),
+            source,
+        })?;
+        let footer = Footer::read(&path, &mut file)?;
+        Ok((file, footer))
+    }
+
+    /// Global index one past the last event the checkpoint covers.
+    pub fn covered_events(&self) -> Result<u64, ProofBuildError> {
+        match self.checkpoint.size {
+            0 => Ok(0),
+            n => Ok(self.footer(n - 1)?.1.record.end_index()),
+        }
+    }
+
+    /// Reads one sealed entry's canonical bytes.
+    pub fn entry(&self, index: u64) -> Result<Vec<u8>, ProofBuildError> {
+        let (_, entry, _, _, _) = self.locate(index)?;
+        Ok(entry)
+    }
+
+    /// Finds an event: (segment footer, entry bytes, block entries, position in block, segment number).
+    #[allow(clippy::type_complexity)]
+    fn locate(&self, index: u64) -> Result<(Footer, Vec<u8>, Vec<Vec<u8>>, usize, u64), ProofBuildError> {
+        let size = self.checkpoint.size;
+        let Some(number) = self.index.segment_of(index, u64::MAX)? else {
+            return Err(ProofBuildError::NoSuchEvent { index, end: 0 });
+        };
+        let (mut file, footer) = self.footer(number)?;
+        if index >= footer.record.end_index() {
+            return Err(if number + 1 >= self.index.len() {
+                ProofBuildError::NotSealed(index)
+            } else {
+                ProofBuildError::Inconsistent(format!("segment index places event {index} in segment {number}"))
+            });
+        }
+        if number >= size {
+            return Err(ProofBuildError::NotSealed(index));
+        }
+        let leaf = index - footer.record.first_index;
+        let block = (leaf >> BLOCK_SHIFT) as usize;
+        let in_block = (leaf & ((1 << BLOCK_SHIFT) - 1)) as usize;
+        let block_start = (block as u64) << BLOCK_SHIFT;
+        let block_len = (footer.record.count - block_start).min(1 << BLOCK_SHIFT) as usize;
+        let offset = *footer
+            .block_offsets
+            .get(block)
+            .ok_or_else(|| ProofBuildError::Inconsistent(format!("segment {number} has no block {block}")))?;
+        let path = self.paths.segment(number, true);
+        let entries = segment::read_block(&path, &mut file, offset, block_len)?;
+        let entry = entries
+            .get(in_block)
+            .cloned()
+            .ok_or_else(|| ProofBuildError::Inconsistent(format!("block {block} of segment {number} is short")))?;
+        Ok((footer, entry, entries, in_block, number))
+    }
+
+    /// Builds the inclusion proof of event `index` against the latest checkpoint.
+    pub fn inclusion_proof(&self, index: u64) -> Result<InclusionProof, ProofBuildError> {
+        let (footer, entry, block_entries, in_block, number) = self.locate(index)?;
+        let block = ((index - footer.record.first_index) >> BLOCK_SHIFT) as usize;
+        // Path inside the 64-entry block, then from the block root to the segment root.
+        let block_tree = segment::block_tree(&block_entries);
+        if block_tree.root() != footer.block_roots.get(block).copied() {
+            return Err(ProofBuildError::Inconsistent(format!(
+                "segment {number}: block {block} does not hash to its recorded root"
+            )));
+        }
+        let top = rs_merkle::MerkleTree::<Rfc6962>::from_leaves(&footer.block_roots);
+        let mut seg_path: Vec<Hash> = block_tree.proof(&[in_block]).proof_hashes().to_vec();
+        seg_path.extend_from_slice(top.proof(&[block]).proof_hashes());
+        let mut tree = TreeStoreRef(&self.tree);
+        let log_path = merkle::inclusion_proof(number, self.checkpoint.size, &mut tree)
+            .map_err(|e| ProofBuildError::Inconsistent(format!("log path: {e}")))?;
+        let entry = String::from_utf8(entry)
+            .map_err(|_| ProofBuildError::Inconsistent(format!("event {index} is not utf-8")))?;
+        Ok(InclusionProof {
+            format: INCLUSION_FORMAT.into(),
+            index,
+            entry,
+            segment: SegmentStep {
+                record: B64.encode(footer.record.to_bytes()),
+                leaf_index: index - footer.record.first_index,
+                path: seg_path.iter().map(|h| B64.encode(h)).collect(),
+            },
+            log: LogStep {
+                leaf_index: number,
+                tree_size: self.checkpoint.size,
+                path: log_path.iter().map(|h| B64.encode(h)).collect(),
+            },
+            checkpoint: self.checkpoint_text.clone(),
+        })
+    }
+
+    /// Consistency proof from the log of `old_size` segments to the latest checkpoint.
+    pub fn consistency_proof(&self, old_size: u64) -> Result<ConsistencyProof, ProofBuildError> {
+        let new_size = self.checkpoint.size;
+        if old_size == 0 || old_size > new_size {
+            return Err(ProofBuildError::BadSizes {
+                old: old_size,
+                new: new_size,
+                latest: new_size,
+            });
+        }
+        let mut tree = TreeStoreRef(&self.tree);
+        let path = merkle::consistency_proof(old_size, new_size, &mut tree)
+            .map_err(|e| ProofBuildError::Inconsistent(format!("consistency path: {e}")))?;
+        Ok(ConsistencyProof {
+            format: CONSISTENCY_FORMAT.into(),
+            old_size,
+            old_root: B64.encode(self.tree.root(old_size)?),
+            new_size,
+            new_root: B64.encode(self.checkpoint.root),
+            path: path.iter().map(|h| B64.encode(h)).collect(),
+            checkpoint: self.checkpoint_text.clone(),
+        })
+    }
+}
+
+/// Read-only adapter so proofs can be generated from a shared tree store.
+struct TreeStoreRef<'a>(&'a TreeStore);
+
+impl merkle::SubtreeHashes for TreeStoreRef<'_> {
+    type Error = TreeStoreError;
+    fn subtree_hash(&mut self, start: u64, end: u64) -> Result<Hash, TreeStoreError> {
+        self.0.range_hash(start, end)
+    }
+}
+
+fn decode_hash(s: &str, field: &'static str) -> Result<Hash, ProofCheckError> {
+    let bytes = B64.decode(s).map_err(|_| ProofCheckError::Hash { field })?;
+    bytes.try_into().map_err(|_| ProofCheckError::Hash { field })
+}
+
+fn decode_path(path: &[String], field: &'static str) -> Result<Vec<Hash>, ProofCheckError> {
+    if path.len() > MAX_PATH {
+        return Err(ProofCheckError::PathTooLong(field));
+    }
+    path.iter().map(|h| decode_hash(h, field)).collect()
+}
+
+/// Checks an inclusion proof offline against the log's public key.
+pub fn verify_inclusion_proof(
+    proof: &InclusionProof,
+    verifier: &NoteVerifier,
+) -> Result<VerifiedInclusion, ProofCheckError> {
+    if proof.format != INCLUSION_FORMAT {
+        return Err(ProofCheckError::Format(INCLUSION_FORMAT));
+    }
+    let verified = note::open_checkpoint(&proof.checkpoint, verifier)?;
+    let cp = verified.checkpoint().clone();
+    let record_bytes = B64
+        .decode(&proof.segment.record)
+        .map_err(|_| ProofCheckError::Record(RecordError::Truncated))?;
+    let record = SegmentRecord::from_bytes(&record_bytes)?;
+    if record.origin != cp.origin {
+        return Err(ProofCheckError::Origin {
+            record: record.origin,
+            checkpoint: cp.origin,
+        });
+    }
+    if proof.index < record.first_index || proof.index >= record.end_index() {
+        return Err(ProofCheckError::IndexOutsideSegment {
+            index: proof.index,
+            segment: record.number,
+            first: record.first_index,
+            end: record.end_index(),
+        });
+    }
+    let leaf_in_segment = proof.index - record.first_index;
+    if proof.segment.leaf_index != leaf_in_segment {
+        return Err(ProofCheckError::LeafIndex {
+            got: proof.segment.leaf_index,
+            want: leaf_in_segment,
+        });
+    }
+    if proof.log.leaf_index != record.number {
+        return Err(ProofCheckError::LogLeafIndex {
+            got: proof.log.leaf_index,
+            want: record.number,
+        });
+    }
+    if proof.log.tree_size != cp.size {
+        return Err(ProofCheckError::TreeSize {
+            proof: proof.log.tree_size,
+            checkpoint: cp.size,
+        });
+    }
+    let entry = proof.entry.as_bytes();
+    let seg_path = decode_path(&proof.segment.path, "segment.path")?;
+    let seg_root = merkle::root_from_inclusion_proof(leaf_in_segment, record.count, &leaf_hash(entry), &seg_path)
+        .map_err(ProofCheckError::SegmentPath)?;
+    if seg_root != record.root {
+        return Err(ProofCheckError::SegmentRoot);
+    }
+    let log_path = decode_path(&proof.log.path, "log.path")?;
+    merkle::verify_inclusion(record.number, cp.size, &leaf_hash(&record_bytes), &log_path, &cp.root)
+        .map_err(ProofCheckError::LogPath)?;
+    Ok(VerifiedInclusion {
+        index: proof.index,
+        entry: entry.to_vec(),
+        checkpoint: cp,
+    })
+}
+
+/// Checks a consistency proof offline. With `old_checkpoint`, the old size and
+/// root are taken from that signed note instead of the proof's own fields.
+pub fn verify_consistency_proof(
+    proof: &ConsistencyProof,
+    verifier: &NoteVerifier,
+    old_checkpoint: Option<&str>,
+) -> Result<VerifiedConsistency, ProofCheckError> {
+    if proof.format != CONSISTENCY_FORMAT {
+        return Err(ProofCheckError::Format(CONSISTENCY_FORMAT));
+    }
+    let new = note::open_checkpoint(&proof.checkpoint, verifier)?;
+    let new = new.checkpoint().clone();
+    let (old_size, old_root) = match old_checkpoint {
+        Some(text) => {
+            let old = note::open_checkpoint(text, verifier).map_err(ProofCheckError::OldCheckpoint)?;
+            let old = old.checkpoint().clone();
+            if old.origin != new.origin {
+                return Err(ProofCheckError::OldOrigin {
+                    old: old.origin,
+                    new: new.origin,
+                });
+            }
+            (old.size, old.root)
+        }
+        None => (proof.old_size, decode_hash(&proof.old_root, "old_root")?),
+    };
+    if proof.new_size != new.size {
+        return Err(ProofCheckError::TreeSize {
+            proof: proof.new_size,
+            checkpoint: new.size,
+        });
+    }
+    let path = decode_path(&proof.path, "path")?;
+    merkle::verify_consistency(old_size, new.size, &path, &old_root, &new.root)
+        .map_err(ProofCheckError::Consistency)?;
+    Ok(VerifiedConsistency {
+        old_size,
+        new_size: new.size,
+    })
+}

@@ -1,0 +1,610 @@
+//! Segment files: the write-ahead log of the open segment and, once sealed,
+//! the immutable container of its entries.
+//!
+//! ```text
+//! header  : magic "SEALSEG\0" | version u16 | origin_len u16 | origin
+//!           | number u64 | first_index u64 | prev [32] | crc32c u32
+//! frames  : len u32 (1..=MAX_ENTRY_LEN) | crc32c(payload) u32 | payload     (repeated)
+//! footer  : SEAL_MARKER u32 | record_len u16 | record | block_shift u8
+//!           | block_count u32 | block offsets u64 * n | block roots [32] * n
+//!           | crc32c(marker..roots) u32
+//! trailer : footer_offset u64 | magic "SEALEND\0"
+//! ```
+//! All integers are big-endian. A file without footer is open (or torn);
+//! `docs/LEDGER.md` is the normative description.
+
+use super::hash::{Hash, Rfc6962, leaf_hash};
+use super::record::{ByteReader, MAX_ORIGIN_LEN, RecordError, SegmentRecord};
+use std::fs::File;
+use std::io::{self, BufReader, Read, Seek, SeekFrom};
+use std::path::{Path, PathBuf};
+use thiserror::Error;
+
+pub const SEGMENT_MAGIC: &[u8; 8] = b"SEALSEG\0";
+pub const TRAILER_MAGIC: &[u8; 8] = b"SEALEND\0";
+pub const SEGMENT_VERSION: u16 = 1;
+/// Largest entry the ledger stores. Lengths read from disk above it are corrupt.
+pub const MAX_ENTRY_LEN: u32 = 1 << 20;
+/// Length value that introduces the footer instead of an entry frame.
+pub const SEAL_MARKER: u32 = u32::MAX;
+/// Entries are grouped in blocks of `2^BLOCK_SHIFT` for the proof index.
+pub const BLOCK_SHIFT: u8 = 6;
+pub const FRAME_HEADER_LEN: u64 = 8;
+pub const TRAILER_LEN: u64 = 16;
+/// Upper bound on events per segment (bounds footer and in-memory sizes).
+pub const MAX_SEGMENT_EVENTS: u64 = 1 << 22;
+
+#[derive(Debug, Error)]
+pub enum SegmentError {
+    #[error("{path}: {source}")]
+    Io {
+        path: PathBuf,
+        #[source]
+        source: io::Error,
+    },
+    #[error("{path}: not a sealtrail segment (bad magic)")]
+    Magic { path: PathBuf },
+    #[error("{path}: segment format version {version} is not supported")]
+    Version { path: PathBuf, version: u16 },
+    #[error("{path}: header checksum mismatch")]
+    HeaderChecksum { path: PathBuf },
+    #[error("{path}: header is malformed: {reason}")]
+    Header { path: PathBuf, reason: String },
+    #[error("{path}: entry frame at offset {offset} is corrupt: {reason}")]
+    Frame {
+        path: PathBuf,
+        offset: u64,
+        reason: String,
+    },
+    #[error("{path}: footer is corrupt: {reason}")]
+    Footer { path: PathBuf, reason: String },
+    #[error("{path}: segment is not sealed")]
+    NotSealed { path: PathBuf },
+}
+
+impl SegmentError {
+    pub(crate) fn io(path: &Path, source: io::Error) -> Self {
+        SegmentError::Io {
+            path: path.to_owned(),
+            source,
+        }
+    }
+}
+
+/// File name of segment `number`, open or sealed.
+pub fn file_name(number: u64, sealed: bool) -> String {
+    format!("{number:012}.{}", if sealed { "seg" } else { "open" })
+}
+
+/// Parses a segment file name back into (number, sealed).
+pub fn parse_file_name(name: &str) -> Option<(u64, bool)> {
+    let (stem, ext) = name.split_once('.')?;
+    if stem.len() != 12 || !stem.bytes().all(|b| b.is_ascii_digit()) {
+        return None;
+    }
+    let sealed = match ext {
+        "seg" => true,
+        "open" => false,
+        _ => return None,
+    };
+    Some((stem.parse().ok()?, sealed))
+}
+
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct SegmentHeader {
+    pub origin: String,
+    pub number: u64,
+    pub first_index: u64,
+    pub prev: Hash,
+}
+
+impl SegmentHeader {
+    pub fn to_bytes(&self) -> Vec<u8> {
+        let mut out = Vec::with_capacity(64 + self.origin.len());
+        out.extend_from_slice(SEGMENT_MAGIC);
+        out.extend_from_slice(&SEGMENT_VERSION.to_be_bytes());
+        // Origin length is bounded by MAX_ORIGIN_LEN when the ledger is created.
+        out.extend_from_slice(&(self.origin.len() as u16).to_be_bytes());
+        out.extend_from_slice(self.origin.as_bytes());
+        out.extend_from_slice(&self.number.to_be_bytes());
+        out.extend_from_slice(&self.first_index.to_be_bytes());
+        out.extend_from_slice(&self.prev);
+        let crc = crc32c::crc32c(&out);
+        out.extend_from_slice(&crc.to_be_bytes());
+        out
+    }
+
+    /// Reads and checks the header at the start of `reader`; returns it and its length.
+    pub fn read(path: &Path, reader: &mut impl Read) -> Result<(Self, u64), SegmentError> {
+        let mut fixed = [0u8; 12];
+        read_exact_or(reader, &mut fixed, path, |_| SegmentError::Header {
+            path: path.to_owned(),
+            reason: "file is shorter than a header".into(),
+        })?;
+        if &fixed[..8] != SEGMENT_MAGIC {
+            return Err(SegmentError::Magic {
+                path: path.to_owned(),
+            });
+        }
+        let version = u16::from_be_bytes([fixed[8], fixed[9]]);
+        if version != SEGMENT_VERSION {
+            return Err(SegmentError::Version {
+                path: path.to_owned(),
+                version,
+            });
+        }
+        let origin_len = u16::from_be_bytes([fixed[10], fixed[11]]) as usize;
+        if origin_len == 0 || origin_len > MAX_ORIGIN_LEN {
+            return Err(SegmentError::Header {
+                path: path.to_owned(),
+                reason: format!("origin length {origin_len} out of range"),
+            });
+        }
+        let mut rest = vec![0u8; origin_len + 8 + 8 + 32 + 4];
+        read_exact_or(reader, &mut rest, path, |_| SegmentError::Header {
+            path: path.to_owned(),
+            reason: "header is truncated".into(),
+        })?;
+        let mut all = fixed.to_vec();
+        all.extend_from_slice(&rest);
+        let body_len = all.len() - 4;
+        let stored_crc = u32::from_be_bytes([
+            all[body_len],
+            all[body_len + 1],
+            all[body_len + 2],
+            all[body_len + 3],
+        ]);
+        if crc32c::crc32c(&all[..body_len]) != stored_crc {
+            return Err(SegmentError::HeaderChecksum {
+                path: path.to_owned(),
+            });
+        }
+        let header_err = |e: RecordError| SegmentError::Header {
+            path: path.to_owned(),
+            reason: e.to_string(),
+        };
+        let mut r = ByteReader::new(&rest);
+        let origin = std::str::from_utf8(r.take(origin_len).map_err(header_err)?)
+            .map_err(|_| SegmentError::Header {
+                path: path.to_owned(),
+                reason: "origin is not utf-8".into(),
+            })?
+            .to_owned();
+        let number = r.u64().map_err(header_err)?;
+        let first_index = r.u64().map_err(header_err)?;
+        let prev = r.hash().map_err(header_err)?;
+        Ok((
+            SegmentHeader {
+                origin,
+                number,
+                first_index,
+                prev,
+            },
+            all.len() as u64,
+        ))
+    }
+}
+
+fn read_exact_or(
+    reader: &mut impl Read,
+    buf: &mut [u8],
+    path: &Path,
+    short: impl FnOnce(&io::Error) -> SegmentError,
+) -> Result<(), SegmentError> {
+    reader.read_exact(buf).map_err(|e| {
+        if e.kind() == io::ErrorKind::UnexpectedEof {
+            short(&e)
+        } else {
+            SegmentError::io(path, e)
+        }
+    })
+}
+
+/// Encodes one entry frame.
+pub fn encode_frame(payload: &[u8], out: &mut Vec<u8>) {
+    // Callers reject payloads over MAX_ENTRY_LEN before encoding.
+    out.extend_from_slice(&(payload.len() as u32).to_be_bytes());
+    out.extend_from_slice(&crc32c::crc32c(payload).to_be_bytes());
+    out.extend_from_slice(payload);
+}
+
+/// The proof index and record stored in a sealed segment's footer.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Footer {
+    pub record: SegmentRecord,
+    pub block_shift: u8,
+    /// File offset of the first frame of each block.
+    pub block_offsets: Vec<u64>,
+    /// RFC 6962 root of each block's leaves.
+    pub block_roots: Vec<Hash>,
+}
+
+impl Footer {
+    /// Builds the footer for a segment from its leaf hashes and frame offsets.
+    pub fn build(record: SegmentRecord, leaves: &[Hash], frame_offsets: &[u64]) -> Footer {
+        let block = 1usize << BLOCK_SHIFT;
+        let block_roots = leaves
+            .chunks(block)
+            .map(|chunk| super::hash::merkle_root(chunk))
+            .collect();
+        let block_offsets = frame_offsets.iter().step_by(block).copied().collect();
+        Footer {
+            record,
+            block_shift: BLOCK_SHIFT,
+            block_offsets,
+            block_roots,
+        }
+    }
+
+    /// Segment root from the block roots: the blocks are complete aligned
+    /// subtrees of the segment tree, so the tree over them is its top.
+    pub fn root_from_blocks(block_roots: &[Hash]) -> Hash {
+        super::hash::merkle_root(block_roots)
+    }
+
+    /// Serialises marker, footer body, checksum and trailer; `offset` is where
+    /// the marker will be written.
+    pub fn to_bytes(&self, offset: u64) -> Vec<u8> {
+        let record = self.record.to_bytes();
+        let n = self.block_roots.len();
+        let mut out = Vec::with_capacity(4 + 2 + record.len() + 5 + n * 40 + 4 + 16);
+        out.extend_from_slice(&SEAL_MARKER.to_be_bytes());
+        // Record length is bounded by MAX_ORIGIN_LEN + fixed fields.
+        out.extend_from_slice(&(record.len() as u16).to_be_bytes());
+        out.extend_from_slice(&record);
+        out.push(self.block_shift);
+        // Block count is bounded by MAX_SEGMENT_EVENTS >> BLOCK_SHIFT.
+        out.extend_from_slice(&(n as u32).to_be_bytes());
+        for o in &self.block_offsets {
+            out.extend_from_slice(&o.to_be_bytes());
+        }
+        for r in &self.block_roots {
+            out.extend_from_slice(r);
+        }
+        let crc = crc32c::crc32c(&out);
+        out.extend_from_slice(&crc.to_be_bytes());
+        out.extend_from_slice(&offset.to_be_bytes());
+        out.extend_from_slice(TRAILER_MAGIC);
+        out
+    }
+
+    /// Parses a footer from the bytes starting at the seal marker up to the end
+    /// of the file (trailer included).
+    pub fn from_bytes(path: &Path, bytes: &[u8], offset: u64) -> Result<Footer, SegmentError> {
+        let bad = |reason: String| SegmentError::Footer {
+            path: path.to_owned(),
+            reason,
+        };
+        if bytes.len() < 4 + 2 + 1 + 4 + 4 + TRAILER_LEN as usize {
+            return Err(bad("footer is truncated".into()));
+        }
+        let (body, trailer) = bytes.split_at(bytes.len() - TRAILER_LEN as usize);
+        if &trailer[8..] != TRAILER_MAGIC {
+            return Err(bad("trailer magic missing".into()));
+        }
+        let trailer_offset = u64::from_be_bytes(trailer[..8].try_into().map_err(|_| bad("trailer".into()))?);
+        if trailer_offset != offset {
+            return Err(bad(format!(
+                "trailer points at offset {trailer_offset}, footer starts at {offset}"
+            )));
+        }
+        let (covered, crc) = body.split_at(body.len() - 4);
+        let stored = u32::from_be_bytes(crc.try_into().map_err(|_| bad("checksum".into()))?);
+        if crc32c::crc32c(covered) != stored {
+            return Err(bad("checksum mismatch".into()));
+        }
+        let err = |e: RecordError| bad(e.to_string());
+        let mut r = ByteReader::new(covered);
+        if r.u32().map_err(err)? != SEAL_MARKER {
+            return Err(bad("seal marker missing".into()));
+        }
+        let record_len = r.u16().map_err(err)? as usize;
+        let record = SegmentRecord::from_bytes(r.take(record_len).map_err(err)?).map_err(err)?;
+        let block_shift = r.u8().map_err(err)?;
+        if block_shift != BLOCK_SHIFT {
+            return Err(bad(format!("block shift {block_shift} is not {BLOCK_SHIFT}")));
+        }
+        let block_count = r.u32().map_err(err)? as u64;
+        let want_blocks = record.count.div_ceil(1 << BLOCK_SHIFT);
+        if record.count > MAX_SEGMENT_EVENTS || block_count != want_blocks {
+            return Err(bad(format!(
+                "{block_count} blocks for {} events",
+                record.count
+            )));
+        }
+        if r.remaining() as u64 != block_count * 40 {
+            return Err(bad("block index length mismatch".into()));
+        }
+        let block_offsets = (0..block_count).map(|_| r.u64()).collect::<Result<Vec<_>, _>>().map_err(err)?;
+        let block_roots = (0..block_count).map(|_| r.hash()).collect::<Result<Vec<_>, _>>().map_err(err)?;
+        Ok(Footer {
+            record,
+            block_shift,
+            block_offsets,
+            block_roots,
+        })
+    }
+
+    /// Reads the footer of a sealed segment file via its trailer.
+    pub fn read(path: &Path, file: &mut File) -> Result<Footer, SegmentError> {
+        let len = file
+            .metadata()
+            .map_err(|e| SegmentError::io(path, e))?
+            .len();
+        if len < TRAILER_LEN {
+            return Err(SegmentError::NotSealed {
+                path: path.to_owned(),
+            });
+        }
+        let mut trailer = [0u8; TRAILER_LEN as usize];
+        file.seek(SeekFrom::Start(len - TRAILER_LEN))
+            .and_then(|_| file.read_exact(&mut trailer))
+            .map_err(|e| SegmentError::io(path, e))?;
+        if &trailer[8..] != TRAILER_MAGIC {
+            return Err(SegmentError::NotSealed {
+                path: path.to_owned(),
+            });
+        }
+        let offset = u64::from_be_bytes(trailer[..8].try_into().map_err(|_| SegmentError::NotSealed { path: path.to_owned() })?);
+        // Bound the footer size before allocating: it can never exceed the
+        // index of a maximal segment.
+        let max_footer = 4 + 2 + 1024 + 1 + 4 + (MAX_SEGMENT_EVENTS >> BLOCK_SHIFT) * 40 + 4 + TRAILER_LEN;
+        if offset >= len || len - offset > max_footer {
+            return Err(SegmentError::Footer {
+                path: path.to_owned(),
+                reason: format!("footer offset {offset} is out of range"),
+            });
+        }
+        let mut bytes = vec![0u8; (len - offset) as usize];
+        file.seek(SeekFrom::Start(offset))
+            .and_then(|_| file.read_exact(&mut bytes))
+            .map_err(|e| SegmentError::io(path, e))?;
+        Footer::from_bytes(path, &bytes, offset)
+    }
+}
+
+/// One entry as read back from a segment.
+#[derive(Debug)]
+pub struct Frame {
+    pub offset: u64,
+    pub payload: Vec<u8>,
+}
+
+/// What sequential reading of a segment found after the last good frame.
+#[derive(Debug)]
+pub enum Tail {
+    /// Clean end of file, no footer: an open segment.
+    Open,
+    /// A footer starts at this offset (parsed and checked).
+    Sealed(Box<Footer>),
+    /// Bytes from `offset` on are not a valid frame or footer.
+    Torn { offset: u64, reason: String },
+}
+
+/// Sequential, bounded reader over a segment's frames.
+pub struct FrameReader {
+    path: PathBuf,
+    reader: BufReader<File>,
+    pub header: SegmentHeader,
+    pos: u64,
+    len: u64,
+    tail: Option<Tail>,
+}
+
+impl FrameReader {
+    pub fn open(path: &Path) -> Result<Self, SegmentError> {
+        let file = File::open(path).map_err(|e| SegmentError::io(path, e))?;
+        let len = file.metadata().map_err(|e| SegmentError::io(path, e))?.len();
+        let mut reader = BufReader::with_capacity(1 << 20, file);
+        let (header, header_len) = SegmentHeader::read(path, &mut reader)?;
+        Ok(FrameReader {
+            path: path.to_owned(),
+            reader,
+            header,
+            pos: header_len,
+            len,
+            tail: None,
+        })
+    }
+
+    pub fn path(&self) -> &Path {
+        &self.path
+    }
+
+    /// Offset just past the last frame returned.
+    pub fn position(&self) -> u64 {
+        self.pos
+    }
+
+    /// Returns the next entry, or `None` at the end of the frames; then
+    /// `tail()` says what follows.
+    pub fn next_frame(&mut self) -> Result<Option<Frame>, SegmentError> {
+        if self.tail.is_some() {
+            return Ok(None);
+        }
+        let remaining = self.len - self.pos;
+        if remaining == 0 {
+            self.tail = Some(Tail::Open);
+            return Ok(None);
+        }
+        if remaining < FRAME_HEADER_LEN {
+            return self.torn(format!("{remaining} stray bytes after the last frame"));
+        }
+        let mut head = [0u8; 8];
+        self.reader
+            .read_exact(&mut head)
+            .map_err(|e| SegmentError::io(&self.path, e))?;
+        let len = u32::from_be_bytes([head[0], head[1], head[2], head[3]]);
+        let crc = u32::from_be_bytes([head[4], head[5], head[6], head[7]]);
+        if len == SEAL_MARKER {
+            return self.read_footer(head);
+        }
+        if len == 0 || len > MAX_ENTRY_LEN {
+            return self.torn(format!("frame length {len} out of range"));
+        }
+        if (len as u64) > remaining - FRAME_HEADER_LEN {
+            return self.torn(format!("frame of {len} bytes runs past the end of the file"));
+        }
+        let mut payload = vec![0u8; len as usize];
+        self.reader
+            .read_exact(&mut payload)
+            .map_err(|e| SegmentError::io(&self.path, e))?;
+        if crc32c::crc32c(&payload) != crc {
+            return self.torn("frame checksum mismatch".into());
+        }
+        let offset = self.pos;
+        self.pos += FRAME_HEADER_LEN + len as u64;
+        Ok(Some(Frame { offset, payload }))
+    }
+
+    fn torn(&mut self, reason: String) -> Result<Option<Frame>, SegmentError> {
+        self.tail = Some(Tail::Torn {
+            offset: self.pos,
+            reason,
+        });
+        Ok(None)
+    }
+
+    fn read_footer(&mut self, head: [u8; 8]) -> Result<Option<Frame>, SegmentError> {
+        let remaining = self.len - self.pos;
+        let max_footer = 4096 + (MAX_SEGMENT_EVENTS >> BLOCK_SHIFT) * 40;
+        if remaining > max_footer {
+            return self.torn("seal marker followed by too many bytes".into());
+        }
+        let mut bytes = head.to_vec();
+        bytes.resize(remaining as usize, 0);
+        self.reader
+            .read_exact(&mut bytes[8..])
+            .map_err(|e| SegmentError::io(&self.path, e))?;
+        match Footer::from_bytes(&self.path, &bytes, self.pos) {
+            Ok(footer) => self.tail = Some(Tail::Sealed(Box::new(footer))),
+            Err(e) => {
+                self.tail = Some(Tail::Torn {
+                    offset: self.pos,
+                    reason: e.to_string(),
+                })
+            }
+        }
+        Ok(None)
+    }
+
+    /// What followed the frames; `None` until `next_frame` returned `None`.
+    pub fn tail(&self) -> Option<&Tail> {
+        self.tail.as_ref()
+    }
+
+    pub fn into_tail(self) -> Option<Tail> {
+        self.tail
+    }
+}
+
+/// Reads the entries of one block of a sealed segment, for proofs.
+pub fn read_block(
+    path: &Path,
+    file: &mut File,
+    start_offset: u64,
+    count: usize,
+) -> Result<Vec<Vec<u8>>, SegmentError> {
+    file.seek(SeekFrom::Start(start_offset))
+        .map_err(|e| SegmentError::io(path, e))?;
+    let mut reader = BufReader::with_capacity(64 << 10, file);
+    let mut out = Vec::with_capacity(count);
+    let mut offset = start_offset;
+    for _ in 0..count {
+        let mut head = [0u8; 8];
+        reader
+            .read_exact(&mut head)
+            .map_err(|e| SegmentError::io(path, e))?;
+        let len = u32::from_be_bytes([head[0], head[1], head[2], head[3]]);
+        let crc = u32::from_be_bytes([head[4], head[5], head[6], head[7]]);
+        if len == 0 || len > MAX_ENTRY_LEN {
+            return Err(SegmentError::Frame {
+                path: path.to_owned(),
+                offset,
+                reason: format!("frame length {len} out of range"),
+            });
+        }
+        let mut payload = vec![0u8; len as usize];
+        reader
+            .read_exact(&mut payload)
+            .map_err(|e| SegmentError::io(path, e))?;
+        if crc32c::crc32c(&payload) != crc {
+            return Err(SegmentError::Frame {
+                path: path.to_owned(),
+                offset,
+                reason: "frame checksum mismatch".into(),
+            });
+        }
+        offset += FRAME_HEADER_LEN + len as u64;
+        out.push(payload);
+    }
+    Ok(out)
+}
+
+/// Leaf hashes of a block of entries plus an `rs_merkle` tree over them.
+pub fn block_tree(entries: &[Vec<u8>]) -> rs_merkle::MerkleTree<Rfc6962> {
+    let leaves: Vec<Hash> = entries.iter().map(|e| leaf_hash(e)).collect();
+    rs_merkle::MerkleTree::<Rfc6962>::from_leaves(&leaves)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn file_names_round_trip() {
+        assert_eq!(file_name(42, true), "000000000042.seg");
+        assert_eq!(parse_file_name("000000000042.seg"), Some((42, true)));
+        assert_eq!(parse_file_name("000000000042.open"), Some((42, false)));
+        assert_eq!(parse_file_name("42.seg"), None);
+        assert_eq!(parse_file_name("00000000004x.seg"), None);
+        assert_eq!(parse_file_name("000000000042.tmp"), None);
+    }
+
+    #[test]
+    fn header_round_trips_and_detects_any_flipped_byte() {
+        let h = SegmentHeader {
+            origin: "o.example/log".into(),
+            number: 3,
+            first_index: 99,
+            prev: [7; 32],
+        };
+        let bytes = h.to_bytes();
+        let path = Path::new("x");
+        let (back, n) = SegmentHeader::read(path, &mut &bytes[..]).unwrap();
+        assert_eq!(back, h);
+        assert_eq!(n as usize, bytes.len());
+        for i in 0..bytes.len() {
+            let mut b = bytes.clone();
+            b[i] ^= 0x20;
+            assert!(SegmentHeader::read(path, &mut &b[..]).is_err(), "byte {i}");
+        }
+    }
+
+    #[test]
+    fn footer_round_trips() {
+        let leaves: Vec<Hash> = (0u32..130).map(|i| leaf_hash(&i.to_be_bytes())).collect();
+        let offsets: Vec<u64> = (0..130).map(|i| 100 + i * 20).collect();
+        let record = SegmentRecord {
+            origin: "o".into(),
+            number: 0,
+            first_index: 0,
+            count: 130,
+            min_time_ms: 1,
+            max_time_ms: 2,
+            root: super::super::hash::merkle_root(&leaves),
+            prev: [0; 32],
+        };
+        let footer = Footer::build(record, &leaves, &offsets);
+        assert_eq!(footer.block_roots.len(), 3);
+        assert_eq!(footer.block_offsets, vec![100, 100 + 64 * 20, 100 + 128 * 20]);
+        assert_eq!(Footer::root_from_blocks(&footer.block_roots), footer.record.root);
+        let bytes = footer.to_bytes(5000);
+        assert_eq!(Footer::from_bytes(Path::new("x"), &bytes, 5000).unwrap(), footer);
+        for i in 0..bytes.len() {
+            let mut b = bytes.clone();
+            b[i] ^= 1;
+            assert!(Footer::from_bytes(Path::new("x"), &b, 5000).is_err(), "byte {i}");
+        }
+    }
+}

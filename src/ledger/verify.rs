@@ -1,0 +1,485 @@
+//! Offline verification of a whole data directory with only the log's public
+//! key: every entry rehashed, every segment root and record recomputed, the
+//! record chain and the log tree rebuilt and compared with the signed
+//! checkpoint (and, with `since`, with an older checkpoint the auditor kept).
+//!
+//! Integrity problems are collected as `Issue`s naming the segment and, where
+//! it can be known, the event; `VerifyError` is only for not being able to run.
+
+use super::frontier::Frontier;
+use super::hash::{Hash, leaf_hash, merkle_root};
+use super::keys::NoteVerifier;
+use super::log::{LedgerPaths, list_segments};
+use super::note;
+use super::record::SegmentRecord;
+use super::segment::{BLOCK_SHIFT, FrameReader, MAX_SEGMENT_EVENTS, SegmentError, SegmentHeader, Tail};
+use super::tree_store::TreeStore;
+use base64::Engine;
+use base64::engine::general_purpose::STANDARD as B64;
+use serde::Serialize;
+use std::path::{Path, PathBuf};
+use thiserror::Error;
+
+/// Issues kept in a report; beyond this only the count grows.
+const MAX_ISSUES: usize = 1000;
+/// Segments checked concurrently per window (bounds memory).
+const WINDOW: u64 = 32;
+
+#[derive(Debug, Error)]
+pub enum VerifyError {
+    #[error("{0} is not a sealtrail data directory (no ledger/ folder)")]
+    NotADataDir(PathBuf),
+    #[error(transparent)]
+    Ledger(#[from] super::log::LedgerError),
+}
+
+#[derive(Clone, Debug, Serialize, PartialEq, Eq)]
+pub struct Issue {
+    pub segment: Option<u64>,
+    pub index: Option<u64>,
+    pub kind: &'static str,
+    pub detail: String,
+}
+
+#[derive(Clone, Debug, Serialize, PartialEq, Eq)]
+pub struct CheckpointSummary {
+    pub size: u64,
+    pub root: String,
+}
+
+#[derive(Clone, Debug, Serialize, PartialEq, Eq)]
+pub struct VerifyReport {
+    pub ok: bool,
+    /// Sealed segments found.
+    pub segments: u64,
+    /// Events in sealed segments.
+    pub events: u64,
+    pub first_time: Option<String>,
+    pub last_time: Option<String>,
+    pub checkpoint: Option<CheckpointSummary>,
+    /// The older checkpoint given with `since`, when it was checked.
+    pub since: Option<CheckpointSummary>,
+    /// Events written but not sealed yet (open segment): durable, not yet provable.
+    pub unsealed_events: u64,
+    /// Sealed segments newer than the checkpoint (a crash before re-signing).
+    pub uncovered_segments: u64,
+    pub errors: Vec<Issue>,
+    /// Issues beyond the first MAX_ISSUES that were counted but not listed.
+    pub errors_omitted: u64,
+    pub warnings: Vec<String>,
+}
+
+impl VerifyReport {
+    fn issue(&mut self, segment: Option<u64>, index: Option<u64>, kind: &'static str, detail: String) {
+        if self.errors.len() < MAX_ISSUES {
+            self.errors.push(Issue {
+                segment,
+                index,
+                kind,
+                detail,
+            });
+        } else {
+            self.errors_omitted += 1;
+        }
+    }
+}
+
+/// The result of checking one segment file on its own.
+struct SegmentCheck {
+    number: u64,
+    header: Option<SegmentHeader>,
+    record: Option<SegmentRecord>,
+    issues: Vec<Issue>,
+}
+
+fn check_segment(path: &Path, number: u64) -> SegmentCheck {
+    let mut out = SegmentCheck {
+        number,
+        header: None,
+        record: None,
+        issues: Vec::new(),
+    };
+    let mut issue = |index: Option<u64>, kind: &'static str, detail: String| {
+        out.issues.push(Issue {
+            segment: Some(number),
+            index,
+            kind,
+            detail,
+        })
+    };
+    let mut reader = match FrameReader::open(path) {
+        Ok(r) => r,
+        Err(e) => {
+            let kind = match e {
+                SegmentError::Io { .. } => "io",
+                _ => "header",
+            };
+            issue(None, kind, e.to_string());
+            return out;
+        }
+    };
+    let header = reader.header.clone();
+    let mut leaves: Vec<Hash> = Vec::new();
+    let mut block_starts: Vec<u64> = Vec::new();
+    let (mut min_t, mut max_t) = (i64::MAX, i64::MIN);
+    loop {
+        match reader.next_frame() {
+            Ok(Some(frame)) => {
+                let i = leaves.len() as u64;
+                if i >= MAX_SEGMENT_EVENTS {
+                    issue(None, "entry", format!("more than {MAX_SEGMENT_EVENTS} entries"));
+                    break;
+                }
+                if i % (1 << BLOCK_SHIFT) == 0 {
+                    block_starts.push(frame.offset);
+                }
+                leaves.push(leaf_hash(&frame.payload));
+                match crate::event::entry_time_ms(&frame.payload) {
+                    Some(t) => {
+                        min_t = min_t.min(t);
+                        max_t = max_t.max(t);
+                    }
+                    None => issue(
+                        Some(header.first_index + i),
+                        "entry",
+                        format!("entry at offset {} has no readable event time", frame.offset),
+                    ),
+                }
+            }
+            Ok(None) => break,
+            Err(e) => {
+                issue(None, "io", e.to_string());
+                break;
+            }
+        }
+    }
+    let count = leaves.len() as u64;
+    let footer = match reader.tail() {
+        Some(Tail::Sealed(footer)) => footer.clone(),
+        Some(Tail::Torn { offset, reason }) => {
+            issue(
+                Some(header.first_index + count),
+                "entry_corrupt",
+                format!("bytes at offset {offset} are not a valid entry or footer: {reason}"),
+            );
+            out.header = Some(header);
+            return out;
+        }
+        _ => {
+            issue(None, "not_sealed", "sealed segment file has no footer".into());
+            out.header = Some(header);
+            return out;
+        }
+    };
+    let rec = &footer.record;
+    if rec.number != header.number || rec.first_index != header.first_index || rec.prev != header.prev || rec.origin != header.origin {
+        issue(None, "record", "segment record disagrees with the segment header".into());
+    }
+    if rec.count != count {
+        issue(None, "record", format!("record counts {} events, the file holds {count}", rec.count));
+    }
+    // Recompute each block's root: a mismatch names the 64 events it covers.
+    let block = 1usize << BLOCK_SHIFT;
+    for (b, chunk) in leaves.chunks(block).enumerate() {
+        let first = header.first_index + (b * block) as u64;
+        match footer.block_roots.get(b) {
+            Some(stored) if *stored == merkle_root(chunk) => {}
+            _ => {
+                // Narrow to the exact event when only one leaf in the block differs
+                // is impossible without the old leaves; name the block's range.
+                issue(
+                    Some(first),
+                    "entry_altered",
+                    format!(
+                        "events {first}..{} do not hash to the block root sealed in the footer",
+                        first + chunk.len() as u64
+                    ),
+                );
+            }
+        }
+    }
+    if merkle_root(&footer.block_roots) != rec.root {
+        issue(None, "segment_root", "segment root in the record does not match the sealed block roots".into());
+    }
+    if merkle_root(&leaves) != rec.root && rec.count == count {
+        // Already named per block above when a block differs; this catches the rest.
+        if footer.block_roots.len() != leaves.chunks(block).len() {
+            issue(None, "segment_root", "segment entries do not hash to the record's root".into());
+        }
+    }
+    if footer.block_offsets != block_starts {
+        issue(None, "index", "block offsets in the footer do not match the entries".into());
+    }
+    if count > 0 && (rec.min_time_ms != min_t || rec.max_time_ms != max_t) {
+        issue(None, "record", "record's first/last event times do not match the entries".into());
+    }
+    out.header = Some(header);
+    out.record = Some(footer.record.clone());
+    out
+}
+
+/// Checks the sealed segments in windows on a few threads.
+fn check_window(paths: &LedgerPaths, numbers: &[u64], threads: usize) -> Vec<SegmentCheck> {
+    let next = std::sync::atomic::AtomicUsize::new(0);
+    let results = std::sync::Mutex::new(Vec::with_capacity(numbers.len()));
+    std::thread::scope(|s| {
+        for _ in 0..threads.max(1) {
+            s.spawn(|| {
+                loop {
+                    let i = next.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+                    let Some(n) = numbers.get(i) else { break };
+                    let check = check_segment(&paths.segment(*n, true), *n);
+                    // A poisoned lock means another checker panicked; its
+                    // segment is then reported missing by the caller.
+                    if let Ok(mut r) = results.lock() {
+                        r.push(check);
+                    }
+                }
+            });
+        }
+    });
+    let mut results = results.into_inner().unwrap_or_default();
+    results.sort_by_key(|c| c.number);
+    results
+}
+
+fn format_ms(ms: i64) -> Option<String> {
+    crate::event::Timestamp::from_unix_ms(ms).map(|t| t.to_string())
+}
+
+/// Verifies the ledger in `data_dir` against `verifier`. `since` is the text of
+/// an older signed checkpoint the log must still extend.
+pub fn verify_data_dir(
+    data_dir: &Path,
+    verifier: &NoteVerifier,
+    since: Option<&str>,
+) -> Result<VerifyReport, VerifyError> {
+    let paths = LedgerPaths::new(data_dir);
+    if !paths.ledger.is_dir() {
+        return Err(VerifyError::NotADataDir(data_dir.to_owned()));
+    }
+    let threads = std::thread::available_parallelism().map_or(2, |n| n.get()).min(4);
+    let mut report = VerifyReport {
+        ok: false,
+        segments: 0,
+        events: 0,
+        first_time: None,
+        last_time: None,
+        checkpoint: None,
+        since: None,
+        unsealed_events: 0,
+        uncovered_segments: 0,
+        errors: Vec::new(),
+        errors_omitted: 0,
+        warnings: Vec::new(),
+    };
+
+    // The checkpoint is read first, so segments sealed while we run are simply
+    // reported as not yet covered.
+    let checkpoint = match std::fs::read_to_string(&paths.checkpoint) {
+        Ok(text) => match note::open_checkpoint(&text, verifier) {
+            Ok(v) => Some(v.checkpoint().clone()),
+            Err(e) => {
+                report.issue(None, None, "checkpoint_signature", e.to_string());
+                None
+            }
+        },
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
+            report.issue(None, None, "no_checkpoint", "the ledger has no signed checkpoint".into());
+            None
+        }
+        Err(e) => {
+            report.issue(None, None, "io", format!("{}: {e}", paths.checkpoint.display()));
+            None
+        }
+    };
+    let old = match since.map(|text| note::open_checkpoint(text, verifier)) {
+        Some(Ok(v)) => Some(v.checkpoint().clone()),
+        Some(Err(e)) => {
+            report.issue(None, None, "since_signature", format!("older checkpoint: {e}"));
+            None
+        }
+        None => None,
+    };
+
+    let (sealed, open) = list_segments(&paths.segments)?;
+    let highest = sealed.last().map_or(0, |n| n + 1);
+    let stored_tree = TreeStore::open_read_only(&paths.tree).ok();
+    let mut frontier = Frontier::new();
+    let mut root_at_checkpoint: Option<Hash> = checkpoint.as_ref().filter(|c| c.size == 0).map(|_| frontier.root());
+    let mut root_at_since: Option<Hash> = old.as_ref().filter(|c| c.size == 0).map(|_| frontier.root());
+    let mut prev: Option<SegmentRecord> = None;
+    let mut chain_known = true;
+    let (mut min_t, mut max_t) = (i64::MAX, i64::MIN);
+    let mut present = sealed.iter().peekable();
+
+    let mut start = 0u64;
+    while start < highest {
+        let end = (start + WINDOW).min(highest);
+        let mut numbers = Vec::new();
+        while let Some(n) = present.next_if(|n| **n < end) {
+            numbers.push(*n);
+        }
+        let checks = check_window(&paths, &numbers, threads);
+        let mut checks = checks.into_iter().peekable();
+        for s in start..end {
+            let Some(check) = checks.next_if(|c| c.number == s) else {
+                report.issue(Some(s), None, "missing_segment", format!("segment {s} is missing"));
+                chain_known = false;
+                continue;
+            };
+            for i in check.issues {
+                report.issue(i.segment, i.index, i.kind, i.detail);
+            }
+            let Some(header) = check.header else {
+                chain_known = false;
+                continue;
+            };
+            if header.number != s {
+                report.issue(
+                    Some(s),
+                    None,
+                    "misplaced",
+                    format!("the file of segment {s} holds segment {}", header.number),
+                );
+            }
+            if header.origin != verifier.name() {
+                report.issue(
+                    Some(s),
+                    None,
+                    "origin",
+                    format!("segment belongs to log {:?}, not {:?}", header.origin, verifier.name()),
+                );
+            }
+            if chain_known {
+                let want_first = prev.as_ref().map_or(0, |r| r.end_index());
+                let want_prev = prev.as_ref().map_or([0; 32], |r| r.chain_hash());
+                if header.first_index != want_first {
+                    report.issue(
+                        Some(s),
+                        Some(header.first_index),
+                        "sequence",
+                        format!("segment starts at event {}, expected {want_first}", header.first_index),
+                    );
+                }
+                if header.prev != want_prev {
+                    report.issue(
+                        Some(s),
+                        None,
+                        "chain",
+                        "prev does not match the hash of the previous segment record".into(),
+                    );
+                }
+            }
+            let Some(record) = check.record else {
+                chain_known = false;
+                continue;
+            };
+            chain_known = true;
+            let leaf = record.leaf_hash();
+            if let Some(stored) = stored_tree.as_ref().filter(|t| t.size() > s).and_then(|t| t.node(0, s).ok())
+                && stored != leaf
+            {
+                report.issue(
+                    Some(s),
+                    None,
+                    "record_rewritten",
+                    "segment record differs from the one recorded in the log tree when it was sealed".into(),
+                );
+            }
+            frontier.push(leaf);
+            if checkpoint.as_ref().is_some_and(|c| c.size == frontier.size()) {
+                root_at_checkpoint = Some(frontier.root());
+            }
+            if old.as_ref().is_some_and(|c| c.size == frontier.size()) {
+                root_at_since = Some(frontier.root());
+            }
+            report.segments += 1;
+            report.events += record.count;
+            min_t = min_t.min(record.min_time_ms);
+            max_t = max_t.max(record.max_time_ms);
+            prev = Some(record);
+        }
+        start = end;
+    }
+
+    if let Some(cp) = &checkpoint {
+        report.checkpoint = Some(CheckpointSummary {
+            size: cp.size,
+            root: B64.encode(cp.root),
+        });
+        if cp.size > highest {
+            report.issue(
+                Some(highest),
+                None,
+                "truncated",
+                format!("the checkpoint covers {} segments but the log has {highest}", cp.size),
+            );
+        } else if root_at_checkpoint != Some(cp.root) {
+            report.issue(
+                None,
+                None,
+                "checkpoint_mismatch",
+                format!("the first {} segments do not hash to the signed checkpoint root", cp.size),
+            );
+        }
+        report.uncovered_segments = highest.saturating_sub(cp.size);
+        if report.uncovered_segments > 0 {
+            report.warnings.push(format!(
+                "{} sealed segment(s) are newer than the checkpoint and not yet covered by a signature",
+                report.uncovered_segments
+            ));
+        }
+    }
+    if let Some(old) = &old {
+        report.since = Some(CheckpointSummary {
+            size: old.size,
+            root: B64.encode(old.root),
+        });
+        if old.size > highest || checkpoint.as_ref().is_some_and(|c| c.size < old.size) {
+            report.issue(
+                Some(highest.min(old.size)),
+                None,
+                "truncated",
+                format!(
+                    "the log is shorter than the older checkpoint: it had {} segments, now {}",
+                    old.size,
+                    checkpoint.as_ref().map_or(highest, |c| c.size.min(highest))
+                ),
+            );
+        } else if root_at_since != Some(old.root) {
+            report.issue(
+                None,
+                None,
+                "rewritten",
+                format!("the first {} segments no longer match the older checkpoint", old.size),
+            );
+        }
+    }
+
+    // The open segment: durable but not yet sealed, so only its framing is checked.
+    if let Some(n) = open.first() {
+        let path = paths.segment(*n, false);
+        match FrameReader::open(&path) {
+            Ok(mut reader) => {
+                while let Ok(Some(_)) = reader.next_frame() {
+                    report.unsealed_events += 1;
+                }
+                if let Some(Tail::Torn { offset, reason }) = reader.tail() {
+                    report.warnings.push(format!(
+                        "open segment {n} ends in an unacknowledged torn write at offset {offset} ({reason}); \
+                         the writer cuts it on its next start"
+                    ));
+                }
+            }
+            Err(e) => report.warnings.push(format!("open segment {n}: {e}")),
+        }
+    }
+
+    if report.segments > 0 {
+        report.first_time = format_ms(min_t);
+        report.last_time = format_ms(max_t);
+    }
+    report.ok = report.errors.is_empty() && report.errors_omitted == 0;
+    Ok(report)
+}

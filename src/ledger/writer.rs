@@ -1,0 +1,247 @@
+//! Group commit: one thread owns the `Ledger`; appenders hand it batches over
+//! a bounded channel and are answered once their entries are durable. Every
+//! batch that arrived while the previous fsync ran shares the next fsync.
+//!
+//! Answers go through a callback so that any caller can wait its own way: the
+//! CLI blocks on a std channel, the async pipeline completes a oneshot.
+
+use super::log::{Ledger, LedgerEntry, LedgerError};
+use std::sync::Arc;
+use std::sync::mpsc::{self, Receiver, RecvTimeoutError, SyncSender, TrySendError};
+use std::thread::{self, JoinHandle};
+use std::time::Instant;
+use thiserror::Error;
+
+/// Most entries written before one fsync, so a flood cannot delay the first
+/// acknowledgements indefinitely.
+const MAX_GROUP_ENTRIES: usize = 65_536;
+
+/// Where the appended entries landed.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Appended {
+    pub first_index: u64,
+    pub count: u64,
+}
+
+#[derive(Clone, Debug, Error)]
+pub enum AppendError {
+    #[error("the ledger writer has stopped")]
+    Closed,
+    #[error("the ledger queue is full")]
+    Full,
+    #[error(transparent)]
+    Failed(Arc<LedgerError>),
+}
+
+pub type Reply = Box<dyn FnOnce(Result<Appended, AppendError>) + Send>;
+
+enum Request {
+    Append { entries: Vec<LedgerEntry>, reply: Reply },
+    Seal { reply: Box<dyn FnOnce(Result<(), AppendError>) + Send> },
+}
+
+/// A cloneable way to append to the ledger owned by a `LedgerWriter`.
+#[derive(Clone)]
+pub struct LedgerHandle {
+    tx: SyncSender<Request>,
+}
+
+impl LedgerHandle {
+    /// Queues a batch, waiting for room; `reply` runs once it is durable.
+    pub fn submit(&self, entries: Vec<LedgerEntry>, reply: Reply) -> Result<(), AppendError> {
+        self.tx
+            .send(Request::Append { entries, reply })
+            .map_err(|_| AppendError::Closed)
+    }
+
+    /// Queues a batch only if there is room now (for backpressure upstream).
+    /// On `Full` the batch is handed back untouched.
+    pub fn try_submit(&self, entries: Vec<LedgerEntry>, reply: Reply) -> Result<(), (AppendError, Vec<LedgerEntry>)> {
+        match self.tx.try_send(Request::Append { entries, reply }) {
+            Ok(()) => Ok(()),
+            Err(TrySendError::Full(Request::Append { entries, .. })) => Err((AppendError::Full, entries)),
+            Err(TrySendError::Disconnected(Request::Append { entries, .. })) => Err((AppendError::Closed, entries)),
+            Err(_) => Err((AppendError::Closed, Vec::new())),
+        }
+    }
+
+    /// Appends and blocks until the entries are durable.
+    pub fn append_blocking(&self, entries: Vec<LedgerEntry>) -> Result<Appended, AppendError> {
+        let (tx, rx) = mpsc::sync_channel(1);
+        self.submit(
+            entries,
+            Box::new(move |r| {
+                // The receiver only goes away if the caller stopped waiting.
+                let _ = tx.send(r);
+            }),
+        )?;
+        rx.recv().map_err(|_| AppendError::Closed)?
+    }
+
+    /// Seals the open segment now and blocks until the checkpoint is written.
+    pub fn seal_blocking(&self) -> Result<(), AppendError> {
+        let (tx, rx) = mpsc::sync_channel(1);
+        self.tx
+            .send(Request::Seal {
+                reply: Box::new(move |r| {
+                    let _ = tx.send(r);
+                }),
+            })
+            .map_err(|_| AppendError::Closed)?;
+        rx.recv().map_err(|_| AppendError::Closed)?
+    }
+}
+
+/// The thread that owns the ledger.
+pub struct LedgerWriter {
+    handle: LedgerHandle,
+    thread: JoinHandle<Result<(), LedgerError>>,
+}
+
+impl LedgerWriter {
+    /// Starts the writer; `queue` bounds the number of waiting batches.
+    pub fn spawn(ledger: Ledger, queue: usize) -> std::io::Result<Self> {
+        let (tx, rx) = mpsc::sync_channel(queue.max(1));
+        let thread = thread::Builder::new()
+            .name("ledger-writer".into())
+            .spawn(move || run(ledger, rx))?;
+        Ok(LedgerWriter {
+            handle: LedgerHandle { tx },
+            thread,
+        })
+    }
+
+    pub fn handle(&self) -> LedgerHandle {
+        self.handle.clone()
+    }
+
+    /// Stops accepting, drains what is queued, seals and joins the thread.
+    /// Other handles must be dropped first, or this waits for them.
+    pub fn shutdown(self) -> Result<(), LedgerError> {
+        drop(self.handle);
+        match self.thread.join() {
+            Ok(r) => r,
+            Err(_) => Err(LedgerError::Poisoned),
+        }
+    }
+}
+
+fn run(mut ledger: Ledger, rx: Receiver<Request>) -> Result<(), LedgerError> {
+    let mut group: Vec<(Reply, Result<std::ops::Range<u64>, LedgerError>)> = Vec::new();
+    loop {
+        let first = match ledger.seal_deadline() {
+            Some(deadline) => match rx.recv_timeout(deadline.saturating_duration_since(Instant::now())) {
+                Ok(r) => r,
+                Err(RecvTimeoutError::Timeout) => {
+                    if let Err(e) = ledger.seal_if_due(Instant::now()) {
+                        return fail(rx, e);
+                    }
+                    continue;
+                }
+                Err(RecvTimeoutError::Disconnected) => break,
+            },
+            None => match rx.recv() {
+                Ok(r) => r,
+                Err(_) => break,
+            },
+        };
+        // Gather everything already waiting into one group commit.
+        let mut pending = Some(first);
+        let mut written = 0usize;
+        while let Some(request) = pending.take() {
+            match request {
+                Request::Append { entries, reply } => {
+                    written += entries.len();
+                    let result = ledger.write(&entries);
+                    let failed = result.is_err();
+                    group.push((reply, result));
+                    if failed {
+                        break;
+                    }
+                }
+                Request::Seal { reply } => {
+                    // Entries written before the seal must be durable first.
+                    let r = ledger.sync().and_then(|_| ledger.seal().map(|_| ()));
+                    let failed = r.is_err();
+                    let r = r.map_err(|e| AppendError::Failed(Arc::new(e)));
+                    if failed {
+                        let err = match &r {
+                            Err(AppendError::Failed(e)) => e.clone(),
+                            _ => Arc::new(LedgerError::Poisoned),
+                        };
+                        reply(r);
+                        return fail_group(rx, group, err);
+                    }
+                    reply(r);
+                }
+            }
+            if written < MAX_GROUP_ENTRIES {
+                pending = rx.try_recv().ok();
+            }
+        }
+        let synced = ledger.sync();
+        let write_error = group.iter().find_map(|(_, r)| r.as_ref().err().map(|e| e.to_string()));
+        match (synced, write_error) {
+            (Ok(()), None) => {
+                for (reply, result) in group.drain(..) {
+                    if let Ok(range) = result {
+                        reply(Ok(Appended {
+                            first_index: range.start,
+                            count: range.end - range.start,
+                        }));
+                    }
+                }
+            }
+            (Err(e), _) => return fail_group(rx, std::mem::take(&mut group), Arc::new(e)),
+            (Ok(()), Some(_)) => {
+                // A write failed part-way: nothing in this group is known to be
+                // durable as a whole, so nobody is acknowledged and the writer
+                // stops; restart recovery cuts the unacknowledged tail.
+                let mut group = std::mem::take(&mut group);
+                let err = group
+                    .iter_mut()
+                    .find_map(|(_, r)| match std::mem::replace(r, Ok(0..0)) {
+                        Err(e) => Some(e),
+                        Ok(_) => None,
+                    })
+                    .map(Arc::new)
+                    .unwrap_or_else(|| Arc::new(LedgerError::Poisoned));
+                return fail_group(rx, group, err);
+            }
+        }
+        if let Err(e) = ledger.seal_if_due(Instant::now()) {
+            return fail(rx, e);
+        }
+    }
+    ledger.close()
+}
+
+/// After a write or fsync failure nothing more can be trusted to be durable
+/// (fsync errors are not retryable on Linux): answer everyone with the error.
+fn fail_group(
+    rx: Receiver<Request>,
+    group: Vec<(Reply, Result<std::ops::Range<u64>, LedgerError>)>,
+    err: Arc<LedgerError>,
+) -> Result<(), LedgerError> {
+    for (reply, _) in group {
+        reply(Err(AppendError::Failed(err.clone())));
+    }
+    drain_with_error(rx, &err);
+    Err(LedgerError::Poisoned)
+}
+
+fn fail(rx: Receiver<Request>, e: LedgerError) -> Result<(), LedgerError> {
+    let err = Arc::new(e);
+    drain_with_error(rx, &err);
+    Err(LedgerError::Poisoned)
+}
+
+fn drain_with_error(rx: Receiver<Request>, err: &Arc<LedgerError>) {
+    // Keep answering until every handle is dropped, so no caller waits forever.
+    while let Ok(request) = rx.recv() {
+        match request {
+            Request::Append { reply, .. } => reply(Err(AppendError::Failed(err.clone()))),
+            Request::Seal { reply } => reply(Err(AppendError::Failed(err.clone()))),
+        }
+    }
+}
