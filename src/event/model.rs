@@ -284,7 +284,7 @@ impl Event {
     }
 
     /// Parses without the semantic checks of [`Event::validate`].
-    pub fn parse_json(bytes: &[u8]) -> Result<Event, EventError> {
+    fn parse_json(bytes: &[u8]) -> Result<Event, EventError> {
         parse_bounded(bytes, MAX_EVENT_BYTES)
     }
 

@@ -98,6 +98,7 @@ impl Timestamp {
         let leap = bytes.get(17..19) == Some(b"60".as_slice());
         let parsed = if leap {
             let mut fixed = s.to_owned();
+            // Bytes 17 and 18 are ASCII digits, so 17..19 is on char boundaries.
             fixed.replace_range(17..19, "59");
             OffsetDateTime::parse(&fixed, &Rfc3339)
         } else {
