@@ -1,1 +1,24 @@
-//! The normalized event model.
+//! The normalized event model (ingest format v1) and the ledger entry.
+//!
+//! Bytes come in through [`Event::from_json`] (parse with field paths in
+//! errors, then [`Event::validate`]); sealtrail wraps an accepted event in an
+//! [`Entry`] whose [`Entry::canonical_bytes`] are what the ledger hashes and
+//! stores. `schemas/event.schema.json` describes the same contract; limits
+//! live in [`limits`].
+
+mod entry;
+mod error;
+pub mod limits;
+mod model;
+mod strict;
+mod timestamp;
+mod validate;
+
+#[cfg(test)]
+mod tests;
+
+pub use entry::{Entry, Via};
+pub use error::EventError;
+pub use model::{Actor, Category, Event, Outcome, Patient, Resource, Source};
+pub use timestamp::{Timestamp, TimestampError};
+pub use validate::{is_known_action, known_actions};

@@ -151,7 +151,11 @@ mod tests {
     fn rs_merkle_shape_matches_rfc6962_for_every_size_up_to_300() {
         let leaves: Vec<Hash> = (0u32..300).map(|i| leaf_hash(&i.to_be_bytes())).collect();
         for n in 0..=leaves.len() {
-            assert_eq!(merkle_root(&leaves[..n]), reference_mth(&leaves[..n]), "n={n}");
+            assert_eq!(
+                merkle_root(&leaves[..n]),
+                reference_mth(&leaves[..n]),
+                "n={n}"
+            );
         }
     }
 

@@ -1,0 +1,40 @@
+//! Size limits of ingest format v1. `schemas/event.schema.json` states the
+//! same numbers; `tests/event_schema.rs` checks the two agree.
+//!
+//! Lengths are in characters (Unicode scalar values), as JSON Schema
+//! `maxLength` counts them, except where a name says bytes.
+
+/// Whole event document in bytes, checked before parsing. JSON Schema
+/// cannot express a byte size, so this is a transport rule of the decoder
+/// rather than a schema rule; it bounds what the structural limits below
+/// allow.
+pub const MAX_EVENT_BYTES: usize = 256 * 1024;
+/// `id`.
+pub const MAX_ID_CHARS: usize = 128;
+/// `action`.
+pub const MAX_ACTION_CHARS: usize = 64;
+/// Every other short string: `actor.*`, `patient.id`, `resource.*`,
+/// `target_user`, `source.*`, `reason`, and the entry's `via` strings.
+pub const MAX_SHORT_CHARS: usize = 256;
+/// `message`.
+pub const MAX_MESSAGE_CHARS: usize = 16 * 1024;
+/// `records`: the largest integer a JSON number holds exactly (2^53 - 1).
+pub const MAX_RECORDS: u64 = (1 << 53) - 1;
+/// Nesting of objects and arrays in `attrs`, counting `attrs` itself as 1.
+pub const MAX_ATTRS_DEPTH: usize = 8;
+/// Members of any object inside `attrs` (and of `attrs`).
+pub const MAX_ATTRS_ENTRIES: usize = 64;
+/// Items of any array inside `attrs`.
+pub const MAX_ATTRS_ITEMS: usize = 64;
+/// Keys of any object inside `attrs` (non-empty).
+pub const MAX_ATTRS_KEY_CHARS: usize = 128;
+/// Any string inside `attrs`.
+pub const MAX_ATTRS_STRING_CHARS: usize = 8 * 1024;
+/// `via.kind`.
+pub const MAX_VIA_KIND_CHARS: usize = 32;
+/// Raw input kept by an `ingest_rejected` event, in bytes.
+pub const MAX_REJECTED_RAW_BYTES: usize = 4 * 1024;
+/// Reason kept by an `ingest_rejected` event.
+pub const MAX_REJECTED_REASON_CHARS: usize = 1024;
+/// Entry bytes: an event plus the envelope.
+pub const MAX_ENTRY_BYTES: usize = MAX_EVENT_BYTES + 4 * 1024;
