@@ -11,6 +11,7 @@ mod error;
 pub mod limits;
 mod model;
 mod strict;
+mod scan;
 mod timestamp;
 mod validate;
 
@@ -20,5 +21,6 @@ mod tests;
 pub use entry::{Entry, Via};
 pub use error::EventError;
 pub use model::{Actor, Category, Event, Outcome, Patient, Resource, Source};
+pub use scan::{entry_event_id, entry_time_ms};
 pub use timestamp::{Timestamp, TimestampError};
 pub use validate::{is_known_action, known_actions};

@@ -244,7 +244,7 @@ fn check_window(paths: &LedgerPaths, numbers: &[u64], threads: usize) -> Vec<Seg
 }
 
 fn format_ms(ms: i64) -> Option<String> {
-    crate::event::Timestamp::from_unix_ms(ms).map(|t| t.to_string())
+    crate::event::Timestamp::from_unix_ms(ms).ok().map(|t| t.to_string())
 }
 
 /// Verifies the ledger in `data_dir` against `verifier`. `since` is the text of

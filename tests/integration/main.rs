@@ -1,0 +1,7 @@
+//! Integration tests for the ledger: one binary, a module per topic.
+
+mod cli;
+mod crash;
+mod ledger;
+mod tamper;
+mod util;
