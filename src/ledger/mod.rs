@@ -2,3 +2,4 @@
 //! checkpoints, proofs and verification. No tokio and no HTTP here.
 
 pub mod hash;
+pub mod merkle;
