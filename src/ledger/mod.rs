@@ -2,4 +2,6 @@
 //! checkpoints, proofs and verification. No tokio and no HTTP here.
 
 pub mod hash;
+pub mod keys;
 pub mod merkle;
+pub mod note;
