@@ -153,11 +153,11 @@ fn dispatch(command: Command) -> Result<ExitCode> {
 
 fn keygen(out: &Path, name: &str) -> Result<ExitCode> {
     let files = keys::write_key_files(out, name).context("creating the signing key")?;
-    println!("{}", files.vkey_line.trim_end());
+    println!("{}", files.verifier.to_vkey());
     eprintln!(
         "wrote {}, {} and {}",
-        files.key.display(),
-        files.public.display(),
+        files.signing_key.display(),
+        files.public_key.display(),
         files.vkey.display()
     );
     Ok(ExitCode::SUCCESS)

@@ -332,6 +332,22 @@ pub fn open_checkpoint_bytes(
     open_checkpoint(note, verifier)
 }
 
+/// Parses the checkpoint of a signed note WITHOUT checking any signature:
+/// for the writer's own bookkeeping and for building proofs, whose consumer
+/// verifies the note. Never use the result as evidence.
+pub fn parse_unverified_checkpoint(note: &str) -> Result<Checkpoint, NoteError> {
+    if note.len() > MAX_NOTE_LEN {
+        return Err(NoteError::TooLarge {
+            len: note.len(),
+            max: MAX_NOTE_LEN,
+        });
+    }
+    let Some(split) = note.rfind("\n\n") else {
+        return Err(NoteError::NoSignatureBlock);
+    };
+    Checkpoint::parse_body(&note[..split + 1])
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -18,9 +18,9 @@ pub struct Keys {
 pub fn keys(dir: &Path) -> Keys {
     let files = keys::write_key_files(dir, ORIGIN).unwrap();
     Keys {
-        signer: keys::load_signer(&files.key).unwrap(),
+        signer: keys::load_signer(&files.signing_key).unwrap(),
         verifier: keys::load_verifier(&files.vkey).unwrap(),
-        key: files.key,
+        key: files.signing_key,
         vkey: files.vkey,
     }
 }
