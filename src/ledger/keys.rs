@@ -105,8 +105,8 @@ pub fn key_id(name: &str, key: &VerifyingKey) -> [u8; 4] {
     buf.push(b'\n');
     buf.push(ALG_ED25519);
     buf.extend_from_slice(key.as_bytes());
-    let h = sha256(&buf);
-    [h[0], h[1], h[2], h[3]]
+    let [a, b, c, d, ..] = sha256(&buf);
+    [a, b, c, d]
 }
 
 /// A named Ed25519 signing key.
@@ -141,6 +141,16 @@ impl NoteSigner {
         Ok(Self {
             name: name.to_owned(),
             key,
+        })
+    }
+
+    /// From a raw 32-byte seed, for known-answer tests.
+    #[cfg(test)]
+    pub(crate) fn from_seed(name: &str, seed: &[u8; 32]) -> Result<Self, KeyError> {
+        check_name(name)?;
+        Ok(Self {
+            name: name.to_owned(),
+            key: SigningKey::from_bytes(seed),
         })
     }
 
@@ -425,6 +435,20 @@ mod tests {
         input.extend_from_slice(&pk);
         let digest = <sha2::Sha256 as sha2::Digest>::digest(&input);
         assert_eq!(s.key_id(), digest[..4]);
+    }
+
+    #[test]
+    fn go_sumdb_note_vkeys_parse() {
+        // golang.org/x/mod/sumdb/note tests; the second (transparency-dev
+        // formats tests) has a '+' inside its base64.
+        for vkey in [
+            "PeterNeumann+c74f20a3+ARpc2QcUPDhMQegwxbzhKqiBfsVkmqq/LDE4izWy10TW",
+            "EnochRoot+af0cfe78+ATtqJ7zOtqQtYqOo0CpvDXNlMhV3HeJDpjrASKGLWdop",
+            "TEST+7997405c+AQcC+FTVKf0jlTdHDY3rbevmnKxxPjigCXlVtGe6RIr6",
+        ] {
+            let v = NoteVerifier::from_vkey(vkey).unwrap();
+            assert_eq!(v.to_vkey(), vkey);
+        }
     }
 
     #[test]

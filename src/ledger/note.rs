@@ -233,8 +233,11 @@ fn open_note<'a>(note: &'a str, verifier: &NoteVerifier) -> Result<&'a str, Note
     let Some(split) = note.rfind("\n\n") else {
         return Err(NoteError::NoSignatureBlock);
     };
-    // Keep the text's final newline; it is part of what was signed.
-    let (text, sigs) = (&note[..=split], &note[split + 2..]);
+    // Keep the text's final newline; it is part of what was signed. Both
+    // bounds sit on ASCII newlines inside the note, so `get` always succeeds.
+    let (Some(text), Some(sigs)) = (note.get(..=split), note.get(split + 2..)) else {
+        return Err(NoteError::NoSignatureBlock);
+    };
     let Some(sigs) = sigs.strip_suffix('\n') else {
         return Err(NoteError::SignaturesMissingNewline);
     };
@@ -372,6 +375,29 @@ mod tests {
         assert_eq!(*v.checkpoint(), checkpoint());
         assert!(note.starts_with(&format!("{ORIGIN}\n1234\n")));
         assert!(note.contains(&format!("\n\n\u{2014} {ORIGIN} ")));
+    }
+
+    /// The example of golang.org/x/mod/sumdb/note: same key, same text, so
+    /// Ed25519's deterministic signature must give the same note byte for
+    /// byte, and that note must open.
+    #[test]
+    fn go_sumdb_note_known_answer() {
+        let skey = "AYEKFALVFGyNhPJEMzD1QIDr+Y7hfZx09iUvxdXHKDFz";
+        let raw = STANDARD.decode(skey).unwrap();
+        assert_eq!(raw[0], 0x01);
+        let seed: [u8; 32] = raw[1..].try_into().unwrap();
+        let signer = NoteSigner::from_seed("PeterNeumann", &seed).unwrap();
+        let vkey = "PeterNeumann+c74f20a3+ARpc2QcUPDhMQegwxbzhKqiBfsVkmqq/LDE4izWy10TW";
+        assert_eq!(signer.verifier().to_vkey(), vkey);
+        let text = "If you think cryptography is the answer to your problem,\n\
+                    then you don't know what your problem is.\n";
+        let want = format!(
+            "{text}\n\u{2014} PeterNeumann \
+             x08go/ZJkuBS9UG/SffcvIAQxVBtiFupLLr8pAcElZInNIuGUgYN1FFYC2pZSNXgKvqfqdngotpRZb6KE6RyyBwJnAM=\n"
+        );
+        assert_eq!(sign_note(text, &signer).unwrap(), want);
+        let verifier = NoteVerifier::from_vkey(vkey).unwrap();
+        assert_eq!(open_note(&want, &verifier).unwrap(), text);
     }
 
     #[test]
