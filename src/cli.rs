@@ -26,7 +26,11 @@ pub const EXIT_ERROR: u8 = 2;
 const MAX_PROOF_FILE: u64 = 16 << 20;
 
 #[derive(Parser, Debug)]
-#[command(name = "sealtrail", version, about = "Tamper-evident audit-log SIEM for medical practices")]
+#[command(
+    name = "sealtrail",
+    version,
+    about = "Tamper-evident audit-log SIEM for medical practices"
+)]
 pub struct Cli {
     #[command(subcommand)]
     pub command: Command,
@@ -152,6 +156,7 @@ fn dispatch(command: Command) -> Result<ExitCode> {
 }
 
 fn keygen(out: &Path, name: &str) -> Result<ExitCode> {
+    std::fs::create_dir_all(out).with_context(|| format!("creating {}", out.display()))?;
     let files = keys::write_key_files(out, name).context("creating the signing key")?;
     println!("{}", files.verifier.to_vkey());
     eprintln!(
@@ -188,7 +193,11 @@ fn import(args: ImportArgs) -> Result<ExitCode> {
         if progress_out {
             let mut out = std::io::stdout().lock();
             // A closed stdout only loses progress lines, not events.
-            let _ = writeln!(out, "{{\"lines\":{},\"last_index\":{}}}", p.lines, p.last_index);
+            let _ = writeln!(
+                out,
+                "{{\"lines\":{},\"last_index\":{}}}",
+                p.lines, p.last_index
+            );
             let _ = out.flush();
         }
     };
@@ -197,7 +206,12 @@ fn import(args: ImportArgs) -> Result<ExitCode> {
     } else {
         let file = std::fs::File::open(&args.input)
             .with_context(|| format!("opening {}", args.input.display()))?;
-        import::import_ndjson(BufReader::with_capacity(1 << 20, file), &handle, via, on_progress)
+        import::import_ndjson(
+            BufReader::with_capacity(1 << 20, file),
+            &handle,
+            via,
+            on_progress,
+        )
     };
     drop(handle);
     let closed = writer.shutdown();
@@ -279,16 +293,26 @@ fn print_report(r: &VerifyReport) {
         println!("  checkpoint: {} segments, root {}", cp.size, cp.root);
     }
     if let Some(cp) = &r.since {
-        println!("  consistent with older checkpoint of {} segments: {}", cp.size, if r.ok { "yes" } else { "see errors" });
+        println!(
+            "  consistent with older checkpoint of {} segments: {}",
+            cp.size,
+            if r.ok { "yes" } else { "see errors" }
+        );
     }
     if r.unsealed_events > 0 {
-        println!("  unsealed events (durable, sealed within a second of activity): {}", r.unsealed_events);
+        println!(
+            "  unsealed events (durable, sealed within a second of activity): {}",
+            r.unsealed_events
+        );
     }
     for w in &r.warnings {
         println!("  warning: {w}");
     }
     for e in &r.errors {
-        let segment = e.segment.map(|s| format!("segment {s}")).unwrap_or_else(|| "log".into());
+        let segment = e
+            .segment
+            .map(|s| format!("segment {s}"))
+            .unwrap_or_else(|| "log".into());
         let index = e.index.map(|i| format!(", event {i}")).unwrap_or_default();
         println!("  error [{}] {segment}{index}: {}", e.kind, e.detail);
     }
@@ -340,10 +364,15 @@ fn verify_proof(vkey: &Path, since: Option<&Path>, json: bool, file: &Path) -> R
     let text = read_bounded(file)?;
     let value: serde_json::Value =
         serde_json::from_str(&text).with_context(|| format!("{} is not JSON", file.display()))?;
-    let format = value.get("format").and_then(|f| f.as_str()).unwrap_or_default().to_owned();
+    let format = value
+        .get("format")
+        .and_then(|f| f.as_str())
+        .unwrap_or_default()
+        .to_owned();
     let outcome: std::result::Result<serde_json::Value, String> = match format.as_str() {
         INCLUSION_FORMAT => {
-            let p: InclusionProof = serde_json::from_value(value).context("malformed inclusion proof")?;
+            let p: InclusionProof =
+                serde_json::from_value(value).context("malformed inclusion proof")?;
             proof::verify_inclusion_proof(&p, &verifier)
                 .map(|v| {
                     serde_json::json!({"ok": true, "kind": "inclusion", "index": v.index(),
@@ -352,7 +381,8 @@ fn verify_proof(vkey: &Path, since: Option<&Path>, json: bool, file: &Path) -> R
                 .map_err(|e| e.to_string())
         }
         CONSISTENCY_FORMAT => {
-            let p: ConsistencyProof = serde_json::from_value(value).context("malformed consistency proof")?;
+            let p: ConsistencyProof =
+                serde_json::from_value(value).context("malformed consistency proof")?;
             let old = since.map(read_bounded).transpose()?;
             proof::verify_consistency_proof(&p, &verifier, old.as_deref())
                 .map(|v| serde_json::json!({"ok": true, "kind": "consistency", "old_size": v.old_size, "new_size": v.new_size}))

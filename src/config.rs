@@ -136,7 +136,8 @@ mod tests {
 
     #[test]
     fn overrides_apply() {
-        let c = parse("data_dir = \"/x\"\n[ledger]\nseal_max_events = 5\nseal_max_age_ms = 20\n").unwrap();
+        let c = parse("data_dir = \"/x\"\n[ledger]\nseal_max_events = 5\nseal_max_age_ms = 20\n")
+            .unwrap();
         assert_eq!(c.data_dir, PathBuf::from("/x"));
         assert_eq!(c.seal.max_events, 5);
         assert_eq!(c.seal.max_age, Duration::from_millis(20));
@@ -145,9 +146,21 @@ mod tests {
     #[test]
     fn rejects_unknown_keys_and_bad_values() {
         assert!(matches!(parse("bogus = 1"), Err(ConfigError::Parse { .. })));
-        assert!(matches!(parse("[ledger]\nseal_every = 1"), Err(ConfigError::Parse { .. })));
-        assert!(matches!(parse("[ledger]\nseal_max_events = 0"), Err(ConfigError::Invalid { .. })));
-        assert!(matches!(parse("[ledger]\nseal_max_age_ms = 0"), Err(ConfigError::Invalid { .. })));
-        assert!(matches!(parse("[ledger]\nseal_max_events = \"many\""), Err(ConfigError::Parse { .. })));
+        assert!(matches!(
+            parse("[ledger]\nseal_every = 1"),
+            Err(ConfigError::Parse { .. })
+        ));
+        assert!(matches!(
+            parse("[ledger]\nseal_max_events = 0"),
+            Err(ConfigError::Invalid { .. })
+        ));
+        assert!(matches!(
+            parse("[ledger]\nseal_max_age_ms = 0"),
+            Err(ConfigError::Invalid { .. })
+        ));
+        assert!(matches!(
+            parse("[ledger]\nseal_max_events = \"many\""),
+            Err(ConfigError::Parse { .. })
+        ));
     }
 }

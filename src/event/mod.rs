@@ -10,8 +10,8 @@ mod entry;
 mod error;
 pub mod limits;
 mod model;
-mod strict;
 mod scan;
+mod strict;
 mod timestamp;
 mod validate;
 

@@ -32,13 +32,13 @@ impl Event {
             opt_short("source.host", &source.host)?;
         }
         opt_short("reason", &self.reason)?;
-        if let Some(records) = self.records {
-            if records > MAX_RECORDS {
-                return Err(EventError::invalid(
-                    "records",
-                    format!("must be at most {MAX_RECORDS}"),
-                ));
-            }
+        if let Some(records) = self.records
+            && records > MAX_RECORDS
+        {
+            return Err(EventError::invalid(
+                "records",
+                format!("must be at most {MAX_RECORDS}"),
+            ));
         }
         if let Some(message) = &self.message {
             bounded("message", message, 0, MAX_MESSAGE_CHARS)?;

@@ -94,7 +94,9 @@ impl SealPolicy {
             )));
         }
         if self.max_age.is_zero() {
-            return Err(LedgerError::Options("seal_max_age_ms must be at least 1".into()));
+            return Err(LedgerError::Options(
+                "seal_max_age_ms must be at least 1".into(),
+            ));
         }
         Ok(())
     }
@@ -164,7 +166,11 @@ pub fn list_segments(dir: &Path) -> Result<(Vec<u64>, Vec<u64>), LedgerError> {
     };
     for entry in entries {
         let entry = entry.map_err(|e| LedgerError::io(dir, e))?;
-        if let Some((n, is_sealed)) = entry.file_name().to_str().and_then(segment::parse_file_name) {
+        if let Some((n, is_sealed)) = entry
+            .file_name()
+            .to_str()
+            .and_then(segment::parse_file_name)
+        {
             if is_sealed {
                 sealed.push(n);
             } else {
@@ -253,11 +259,17 @@ pub struct Ledger {
 impl Ledger {
     /// Opens (creating if needed) the ledger in `data_dir`, taking the
     /// directory lock and recovering from any crash.
-    pub fn open(data_dir: &Path, signer: NoteSigner, policy: SealPolicy) -> Result<(Self, Recovery), LedgerError> {
+    pub fn open(
+        data_dir: &Path,
+        signer: NoteSigner,
+        policy: SealPolicy,
+    ) -> Result<(Self, Recovery), LedgerError> {
         policy.validate()?;
         let origin = signer.name().to_owned();
         if origin.is_empty() || origin.len() > MAX_ORIGIN_LEN {
-            return Err(LedgerError::Options(format!("origin must be 1 to {MAX_ORIGIN_LEN} bytes")));
+            return Err(LedgerError::Options(format!(
+                "origin must be 1 to {MAX_ORIGIN_LEN} bytes"
+            )));
         }
         let paths = LedgerPaths::new(data_dir);
         fs::create_dir_all(&paths.segments).map_err(|e| LedgerError::io(&paths.segments, e))?;
@@ -271,7 +283,9 @@ impl Ledger {
             .map_err(|e| LedgerError::io(&paths.lock, e))?;
         match lock.try_lock() {
             Ok(()) => {}
-            Err(fs::TryLockError::WouldBlock) => return Err(LedgerError::Locked(data_dir.to_owned())),
+            Err(fs::TryLockError::WouldBlock) => {
+                return Err(LedgerError::Locked(data_dir.to_owned()));
+            }
             Err(fs::TryLockError::Error(e)) => return Err(LedgerError::io(&paths.lock, e)),
         }
 
@@ -279,7 +293,9 @@ impl Ledger {
         let (sealed, open_files) = list_segments(&paths.segments)?;
         for (i, n) in sealed.iter().enumerate() {
             if *n != i as u64 {
-                return Err(LedgerError::Damaged(format!("segment {i} is missing (found {n} after it)")));
+                return Err(LedgerError::Damaged(format!(
+                    "segment {i} is missing (found {n} after it)"
+                )));
             }
         }
         let sealed_count = sealed.len() as u64;
@@ -365,7 +381,8 @@ impl Ledger {
                 let header = next_header(&last);
                 let seg = OpenSegment::create(paths.segment(header.number, false), header)?;
                 sync_dir(&paths.segments)?;
-                let mut ledger = Ledger::assemble(paths, lock, signer, policy, tree, index, last, seg)?;
+                let mut ledger =
+                    Ledger::assemble(paths, lock, signer, policy, tree, index, last, seg)?;
                 ledger.ensure_checkpoint(&mut recovery)?;
                 return Ok((ledger, recovery));
             }
@@ -377,7 +394,8 @@ impl Ledger {
             }
         };
         recovery.open_entries = open.count();
-        let mut ledger = Ledger::assemble(paths, lock, signer, policy, tree, index, last_record, open)?;
+        let mut ledger =
+            Ledger::assemble(paths, lock, signer, policy, tree, index, last_record, open)?;
         ledger.ensure_checkpoint(&mut recovery)?;
         Ok((ledger, recovery))
     }
@@ -401,7 +419,11 @@ impl Ledger {
         }
         if open.count() > 0 {
             // Entries that survived a restart are sealed at the first chance.
-            open.oldest = Some(Instant::now().checked_sub(policy.max_age).unwrap_or_else(Instant::now));
+            open.oldest = Some(
+                Instant::now()
+                    .checked_sub(policy.max_age)
+                    .unwrap_or_else(Instant::now),
+            );
         }
         Ok(Ledger {
             paths,
@@ -465,7 +487,8 @@ impl Ledger {
         f.write_all(text.as_bytes())
             .and_then(|_| f.sync_all())
             .map_err(|e| LedgerError::io(&tmp, e))?;
-        fs::rename(&tmp, &self.paths.checkpoint).map_err(|e| LedgerError::io(&self.paths.checkpoint, e))?;
+        fs::rename(&tmp, &self.paths.checkpoint)
+            .map_err(|e| LedgerError::io(&self.paths.checkpoint, e))?;
         sync_dir(&self.paths.ledger)?;
         self.checkpoint = text;
         Ok(())
@@ -668,7 +691,9 @@ fn recover_open_segment(
     header_len: u64,
     recovery: &mut Recovery,
 ) -> Result<Option<RecoveredOpen>, LedgerError> {
-    let len = fs::metadata(path).map_err(|e| LedgerError::io(path, e))?.len();
+    let len = fs::metadata(path)
+        .map_err(|e| LedgerError::io(path, e))?
+        .len();
     let mut reader = match FrameReader::open(path) {
         Ok(r) => r,
         Err(SegmentError::Header { .. } | SegmentError::HeaderChecksum { .. })
@@ -784,11 +809,15 @@ fn valid_frame_follows(path: &Path, offset: u64) -> Result<bool, LedgerError> {
     let Some((next_len, next_crc)) = read_u32s(next) else {
         return Ok(false);
     };
-    if next_len == 0 || next_len > MAX_ENTRY_LEN || next + FRAME_HEADER_LEN + next_len as u64 > len {
+    if next_len == 0 || next_len > MAX_ENTRY_LEN || next + FRAME_HEADER_LEN + next_len as u64 > len
+    {
         return Ok(false);
     }
     let mut payload = vec![0u8; next_len as usize];
-    if file.read_exact_at(&mut payload, next + FRAME_HEADER_LEN).is_err() {
+    if file
+        .read_exact_at(&mut payload, next + FRAME_HEADER_LEN)
+        .is_err()
+    {
         return Ok(false);
     }
     Ok(crc32c::crc32c(&payload) == next_crc)

@@ -506,7 +506,7 @@ mod tests {
         type Error = RangeError;
         fn subtree_hash(&mut self, start: u64, end: u64) -> Result<Hash, RangeError> {
             let len = end - start;
-            let aligned = len.is_power_of_two() && start % len == 0;
+            let aligned = len.is_power_of_two() && start.is_multiple_of(len);
             assert!(
                 aligned || end == self.tree_size,
                 "range [{start}, {end}) is neither aligned nor at the right edge of {}",

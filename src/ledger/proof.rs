@@ -30,7 +30,9 @@ const MAX_PATH: usize = 64;
 pub enum ProofBuildError {
     #[error("event {index} does not exist (the log holds {end} events)")]
     NoSuchEvent { index: u64, end: u64 },
-    #[error("event {0} is not sealed yet; it is covered by the next checkpoint (within about a second)")]
+    #[error(
+        "event {0} is not sealed yet; it is covered by the next checkpoint (within about a second)"
+    )]
     NotSealed(u64),
     #[error("the ledger has no checkpoint yet")]
     NoCheckpoint,
@@ -183,7 +185,9 @@ impl LedgerReader {
         let paths = LedgerPaths::new(data_dir);
         let checkpoint_text = match std::fs::read_to_string(&paths.checkpoint) {
             Ok(t) => t,
-            Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Err(ProofBuildError::NoCheckpoint),
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
+                return Err(ProofBuildError::NoCheckpoint);
+            }
             Err(source) => {
                 return Err(ProofBuildError::Io {
                     path: paths.checkpoint.clone(),
@@ -249,7 +253,10 @@ impl LedgerReader {
 
     /// Finds an event: (segment footer, entry bytes, block entries, position in block, segment number).
     #[allow(clippy::type_complexity)]
-    fn locate(&self, index: u64) -> Result<(Footer, Vec<u8>, Vec<Vec<u8>>, usize, u64), ProofBuildError> {
+    fn locate(
+        &self,
+        index: u64,
+    ) -> Result<(Footer, Vec<u8>, Vec<Vec<u8>>, usize, u64), ProofBuildError> {
         let size = self.checkpoint.size;
         let Some(number) = self.index.segment_of(index, u64::MAX)? else {
             return Err(ProofBuildError::NoSuchEvent { index, end: 0 });
@@ -259,7 +266,9 @@ impl LedgerReader {
             return Err(if number + 1 >= self.index.len() {
                 ProofBuildError::NotSealed(index)
             } else {
-                ProofBuildError::Inconsistent(format!("segment index places event {index} in segment {number}"))
+                ProofBuildError::Inconsistent(format!(
+                    "segment index places event {index} in segment {number}"
+                ))
             });
         }
         if number >= size {
@@ -270,16 +279,14 @@ impl LedgerReader {
         let in_block = (leaf & ((1 << BLOCK_SHIFT) - 1)) as usize;
         let block_start = (block as u64) << BLOCK_SHIFT;
         let block_len = (footer.record.count - block_start).min(1 << BLOCK_SHIFT) as usize;
-        let offset = *footer
-            .block_offsets
-            .get(block)
-            .ok_or_else(|| ProofBuildError::Inconsistent(format!("segment {number} has no block {block}")))?;
+        let offset = *footer.block_offsets.get(block).ok_or_else(|| {
+            ProofBuildError::Inconsistent(format!("segment {number} has no block {block}"))
+        })?;
         let path = self.paths.segment(number, true);
         let entries = segment::read_block(&path, &mut file, offset, block_len)?;
-        let entry = entries
-            .get(in_block)
-            .cloned()
-            .ok_or_else(|| ProofBuildError::Inconsistent(format!("block {block} of segment {number} is short")))?;
+        let entry = entries.get(in_block).cloned().ok_or_else(|| {
+            ProofBuildError::Inconsistent(format!("block {block} of segment {number} is short"))
+        })?;
         Ok((footer, entry, entries, in_block, number))
     }
 
@@ -357,7 +364,9 @@ impl merkle::SubtreeHashes for TreeStoreRef<'_> {
 
 fn decode_hash(s: &str, field: &'static str) -> Result<Hash, ProofCheckError> {
     let bytes = B64.decode(s).map_err(|_| ProofCheckError::Hash { field })?;
-    bytes.try_into().map_err(|_| ProofCheckError::Hash { field })
+    bytes
+        .try_into()
+        .map_err(|_| ProofCheckError::Hash { field })
 }
 
 fn decode_path(path: &[String], field: &'static str) -> Result<Vec<Hash>, ProofCheckError> {
@@ -416,14 +425,25 @@ pub fn verify_inclusion_proof(
     }
     let entry = proof.entry.as_bytes();
     let seg_path = decode_path(&proof.segment.path, "segment.path")?;
-    let seg_root = merkle::root_from_inclusion_proof(leaf_in_segment, record.count, &leaf_hash(entry), &seg_path)
-        .map_err(ProofCheckError::SegmentPath)?;
+    let seg_root = merkle::root_from_inclusion_proof(
+        leaf_in_segment,
+        record.count,
+        &leaf_hash(entry),
+        &seg_path,
+    )
+    .map_err(ProofCheckError::SegmentPath)?;
     if seg_root != record.root {
         return Err(ProofCheckError::SegmentRoot);
     }
     let log_path = decode_path(&proof.log.path, "log.path")?;
-    merkle::verify_inclusion(record.number, cp.size, &leaf_hash(&record_bytes), &log_path, &cp.root)
-        .map_err(ProofCheckError::LogPath)?;
+    merkle::verify_inclusion(
+        record.number,
+        cp.size,
+        &leaf_hash(&record_bytes),
+        &log_path,
+        &cp.root,
+    )
+    .map_err(ProofCheckError::LogPath)?;
     Ok(VerifiedInclusion {
         index: proof.index,
         entry: entry.to_vec(),
@@ -445,7 +465,8 @@ pub fn verify_consistency_proof(
     let new = new.checkpoint().clone();
     let (old_size, old_root) = match old_checkpoint {
         Some(text) => {
-            let old = note::open_checkpoint(text, verifier).map_err(ProofCheckError::OldCheckpoint)?;
+            let old =
+                note::open_checkpoint(text, verifier).map_err(ProofCheckError::OldCheckpoint)?;
             let old = old.checkpoint().clone();
             if old.origin != new.origin {
                 return Err(ProofCheckError::OldOrigin {

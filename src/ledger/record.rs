@@ -128,10 +128,6 @@ impl<'a> ByteReader<'a> {
         self.bytes.len() - self.pos
     }
 
-    pub(crate) fn position(&self) -> usize {
-        self.pos
-    }
-
     pub(crate) fn take(&mut self, n: usize) -> Result<&'a [u8], RecordError> {
         if n > self.remaining() {
             return Err(RecordError::Truncated);
@@ -199,20 +195,32 @@ mod tests {
     fn rejects_every_truncation_and_trailing_bytes() {
         let bytes = sample().to_bytes();
         for n in 0..bytes.len() {
-            assert!(SegmentRecord::from_bytes(&bytes[..n]).is_err(), "prefix {n}");
+            assert!(
+                SegmentRecord::from_bytes(&bytes[..n]).is_err(),
+                "prefix {n}"
+            );
         }
         let mut long = bytes.clone();
         long.push(0);
-        assert_eq!(SegmentRecord::from_bytes(&long), Err(RecordError::TrailingBytes(1)));
+        assert_eq!(
+            SegmentRecord::from_bytes(&long),
+            Err(RecordError::TrailingBytes(1))
+        );
     }
 
     #[test]
     fn rejects_bad_version_and_empty_segment() {
         let mut bytes = sample().to_bytes();
         bytes[0] = 2;
-        assert_eq!(SegmentRecord::from_bytes(&bytes), Err(RecordError::Version(2)));
+        assert_eq!(
+            SegmentRecord::from_bytes(&bytes),
+            Err(RecordError::Version(2))
+        );
         let mut r = sample();
         r.count = 0;
-        assert_eq!(SegmentRecord::from_bytes(&r.to_bytes()), Err(RecordError::Empty));
+        assert_eq!(
+            SegmentRecord::from_bytes(&r.to_bytes()),
+            Err(RecordError::Empty)
+        );
     }
 }

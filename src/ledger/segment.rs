@@ -223,10 +223,7 @@ impl Footer {
     /// Builds the footer for a segment from its leaf hashes and frame offsets.
     pub fn build(record: SegmentRecord, leaves: &[Hash], frame_offsets: &[u64]) -> Footer {
         let block = 1usize << BLOCK_SHIFT;
-        let block_roots = leaves
-            .chunks(block)
-            .map(|chunk| super::hash::merkle_root(chunk))
-            .collect();
+        let block_roots = leaves.chunks(block).map(super::hash::merkle_root).collect();
         let block_offsets = frame_offsets.iter().step_by(block).copied().collect();
         Footer {
             record,
@@ -282,7 +279,8 @@ impl Footer {
         if &trailer[8..] != TRAILER_MAGIC {
             return Err(bad("trailer magic missing".into()));
         }
-        let trailer_offset = u64::from_be_bytes(trailer[..8].try_into().map_err(|_| bad("trailer".into()))?);
+        let trailer_offset =
+            u64::from_be_bytes(trailer[..8].try_into().map_err(|_| bad("trailer".into()))?);
         if trailer_offset != offset {
             return Err(bad(format!(
                 "trailer points at offset {trailer_offset}, footer starts at {offset}"
@@ -302,7 +300,9 @@ impl Footer {
         let record = SegmentRecord::from_bytes(r.take(record_len).map_err(err)?).map_err(err)?;
         let block_shift = r.u8().map_err(err)?;
         if block_shift != BLOCK_SHIFT {
-            return Err(bad(format!("block shift {block_shift} is not {BLOCK_SHIFT}")));
+            return Err(bad(format!(
+                "block shift {block_shift} is not {BLOCK_SHIFT}"
+            )));
         }
         let block_count = r.u32().map_err(err)? as u64;
         let want_blocks = record.count.div_ceil(1 << BLOCK_SHIFT);
@@ -315,8 +315,14 @@ impl Footer {
         if r.remaining() as u64 != block_count * 40 {
             return Err(bad("block index length mismatch".into()));
         }
-        let block_offsets = (0..block_count).map(|_| r.u64()).collect::<Result<Vec<_>, _>>().map_err(err)?;
-        let block_roots = (0..block_count).map(|_| r.hash()).collect::<Result<Vec<_>, _>>().map_err(err)?;
+        let block_offsets = (0..block_count)
+            .map(|_| r.u64())
+            .collect::<Result<Vec<_>, _>>()
+            .map_err(err)?;
+        let block_roots = (0..block_count)
+            .map(|_| r.hash())
+            .collect::<Result<Vec<_>, _>>()
+            .map_err(err)?;
         Ok(Footer {
             record,
             block_shift,
@@ -345,10 +351,18 @@ impl Footer {
                 path: path.to_owned(),
             });
         }
-        let offset = u64::from_be_bytes(trailer[..8].try_into().map_err(|_| SegmentError::NotSealed { path: path.to_owned() })?);
+        let offset =
+            u64::from_be_bytes(
+                trailer[..8]
+                    .try_into()
+                    .map_err(|_| SegmentError::NotSealed {
+                        path: path.to_owned(),
+                    })?,
+            );
         // Bound the footer size before allocating: it can never exceed the
         // index of a maximal segment.
-        let max_footer = 4 + 2 + 1024 + 1 + 4 + (MAX_SEGMENT_EVENTS >> BLOCK_SHIFT) * 40 + 4 + TRAILER_LEN;
+        let max_footer =
+            4 + 2 + 1024 + 1 + 4 + (MAX_SEGMENT_EVENTS >> BLOCK_SHIFT) * 40 + 4 + TRAILER_LEN;
         if offset >= len || len - offset > max_footer {
             return Err(SegmentError::Footer {
                 path: path.to_owned(),
@@ -394,7 +408,10 @@ pub struct FrameReader {
 impl FrameReader {
     pub fn open(path: &Path) -> Result<Self, SegmentError> {
         let file = File::open(path).map_err(|e| SegmentError::io(path, e))?;
-        let len = file.metadata().map_err(|e| SegmentError::io(path, e))?.len();
+        let len = file
+            .metadata()
+            .map_err(|e| SegmentError::io(path, e))?
+            .len();
         let mut reader = BufReader::with_capacity(1 << 20, file);
         let (header, header_len) = SegmentHeader::read(path, &mut reader)?;
         Ok(FrameReader {
@@ -443,7 +460,9 @@ impl FrameReader {
             return self.torn(format!("frame length {len} out of range"));
         }
         if (len as u64) > remaining - FRAME_HEADER_LEN {
-            return self.torn(format!("frame of {len} bytes runs past the end of the file"));
+            return self.torn(format!(
+                "frame of {len} bytes runs past the end of the file"
+            ));
         }
         let mut payload = vec![0u8; len as usize];
         self.reader
@@ -597,14 +616,26 @@ mod tests {
         };
         let footer = Footer::build(record, &leaves, &offsets);
         assert_eq!(footer.block_roots.len(), 3);
-        assert_eq!(footer.block_offsets, vec![100, 100 + 64 * 20, 100 + 128 * 20]);
-        assert_eq!(Footer::root_from_blocks(&footer.block_roots), footer.record.root);
+        assert_eq!(
+            footer.block_offsets,
+            vec![100, 100 + 64 * 20, 100 + 128 * 20]
+        );
+        assert_eq!(
+            Footer::root_from_blocks(&footer.block_roots),
+            footer.record.root
+        );
         let bytes = footer.to_bytes(5000);
-        assert_eq!(Footer::from_bytes(Path::new("x"), &bytes, 5000).unwrap(), footer);
+        assert_eq!(
+            Footer::from_bytes(Path::new("x"), &bytes, 5000).unwrap(),
+            footer
+        );
         for i in 0..bytes.len() {
             let mut b = bytes.clone();
             b[i] ^= 1;
-            assert!(Footer::from_bytes(Path::new("x"), &b, 5000).is_err(), "byte {i}");
+            assert!(
+                Footer::from_bytes(Path::new("x"), &b, 5000).is_err(),
+                "byte {i}"
+            );
         }
     }
 }

@@ -90,7 +90,11 @@ impl FixedFile {
             if found != header {
                 return Err(TreeStoreError::Magic {
                     path: path.to_owned(),
-                    what: if magic == LEVEL_MAGIC { "log tree" } else { "segment index" },
+                    what: if magic == LEVEL_MAGIC {
+                        "log tree"
+                    } else {
+                        "segment index"
+                    },
                 });
             }
         }
@@ -176,7 +180,13 @@ impl TreeStore {
         if mode == Mode::ReadOnly {
             let mut store = TreeStore {
                 dir: dir.to_owned(),
-                levels: vec![FixedFile::open(&level_path(dir, 0), LEVEL_MAGIC, HASH_LEN as u16, 0, mode)?],
+                levels: vec![FixedFile::open(
+                    &level_path(dir, 0),
+                    LEVEL_MAGIC,
+                    HASH_LEN as u16,
+                    0,
+                    mode,
+                )?],
             };
             let mut level = 1;
             while level < MAX_LEVELS && level_path(dir, level).exists() {
@@ -248,11 +258,15 @@ impl TreeStore {
 
     /// Hash of the complete subtree at `level`, index `i`.
     pub fn node(&self, level: usize, i: u64) -> Result<Hash, TreeStoreError> {
-        let f = self.levels.get(level).filter(|f| i < f.count).ok_or(TreeStoreError::Range {
-            start: i << level,
-            end: (i + 1) << level,
-            size: self.size(),
-        })?;
+        let f = self
+            .levels
+            .get(level)
+            .filter(|f| i < f.count)
+            .ok_or(TreeStoreError::Range {
+                start: i << level,
+                end: (i + 1) << level,
+                size: self.size(),
+            })?;
         let mut h = [0u8; HASH_LEN];
         f.get(i, &mut h)?;
         Ok(h)
@@ -300,11 +314,14 @@ impl TreeStore {
             });
         }
         let n = end - start;
-        if n.is_power_of_two() && start % n == 0 {
+        if n.is_power_of_two() && start.is_multiple_of(n) {
             return self.node(n.trailing_zeros() as usize, start / n);
         }
         let k = split_point(n);
-        Ok(node_hash(&self.range_hash(start, start + k)?, &self.range_hash(start + k, end)?))
+        Ok(node_hash(
+            &self.range_hash(start, start + k)?,
+            &self.range_hash(start + k, end)?,
+        ))
     }
 
     /// Root of the tree of the first `size` leaves.
@@ -412,10 +429,17 @@ mod tests {
             assert_eq!(store.size(), i as u64 + 1);
         }
         for n in 0..=70u64 {
-            assert_eq!(store.root(n).unwrap(), merkle_root(&all[..n as usize]), "n={n}");
+            assert_eq!(
+                store.root(n).unwrap(),
+                merkle_root(&all[..n as usize]),
+                "n={n}"
+            );
         }
         for (s, e) in [(0, 1), (5, 6), (8, 16), (16, 70), (64, 70), (3, 9)] {
-            assert_eq!(store.range_hash(s, e).unwrap(), merkle_root(&all[s as usize..e as usize]));
+            assert_eq!(
+                store.range_hash(s, e).unwrap(),
+                merkle_root(&all[s as usize..e as usize])
+            );
         }
         assert!(store.range_hash(0, 71).is_err());
         assert!(store.range_hash(3, 3).is_err());
@@ -433,14 +457,24 @@ mod tests {
         }
         // Simulate a crash that lost the upper levels and tore level 0 mid-hash.
         std::fs::remove_file(level_path(dir.path(), 3)).unwrap();
-        let f = OpenOptions::new().write(true).open(level_path(dir.path(), 1)).unwrap();
+        let f = OpenOptions::new()
+            .write(true)
+            .open(level_path(dir.path(), 1))
+            .unwrap();
         f.set_len(HEADER_LEN + 32 * 5 + 7).unwrap();
-        let f0 = OpenOptions::new().write(true).open(level_path(dir.path(), 0)).unwrap();
+        let f0 = OpenOptions::new()
+            .write(true)
+            .open(level_path(dir.path(), 0))
+            .unwrap();
         f0.set_len(HEADER_LEN + 32 * 36 + 3).unwrap();
         let store = TreeStore::open(dir.path()).unwrap();
         assert_eq!(store.size(), 36);
         for n in 0..=36u64 {
-            assert_eq!(store.root(n).unwrap(), merkle_root(&all[..n as usize]), "n={n}");
+            assert_eq!(
+                store.root(n).unwrap(),
+                merkle_root(&all[..n as usize]),
+                "n={n}"
+            );
         }
     }
 
@@ -448,7 +482,10 @@ mod tests {
     fn rejects_foreign_files() {
         let dir = tempfile::tempdir().unwrap();
         std::fs::write(level_path(dir.path(), 0), b"definitely not a level file").unwrap();
-        assert!(matches!(TreeStore::open(dir.path()), Err(TreeStoreError::Magic { .. })));
+        assert!(matches!(
+            TreeStore::open(dir.path()),
+            Err(TreeStoreError::Magic { .. })
+        ));
     }
 
     #[test]

@@ -12,7 +12,9 @@ use super::keys::NoteVerifier;
 use super::log::{LedgerPaths, list_segments};
 use super::note;
 use super::record::SegmentRecord;
-use super::segment::{BLOCK_SHIFT, FrameReader, MAX_SEGMENT_EVENTS, SegmentError, SegmentHeader, Tail};
+use super::segment::{
+    BLOCK_SHIFT, FrameReader, MAX_SEGMENT_EVENTS, SegmentError, SegmentHeader, Tail,
+};
 use super::tree_store::TreeStore;
 use base64::Engine;
 use base64::engine::general_purpose::STANDARD as B64;
@@ -70,7 +72,13 @@ pub struct VerifyReport {
 }
 
 impl VerifyReport {
-    fn issue(&mut self, segment: Option<u64>, index: Option<u64>, kind: &'static str, detail: String) {
+    fn issue(
+        &mut self,
+        segment: Option<u64>,
+        index: Option<u64>,
+        kind: &'static str,
+        detail: String,
+    ) {
         if self.errors.len() < MAX_ISSUES {
             self.errors.push(Issue {
                 segment,
@@ -127,10 +135,14 @@ fn check_segment(path: &Path, number: u64) -> SegmentCheck {
             Ok(Some(frame)) => {
                 let i = leaves.len() as u64;
                 if i >= MAX_SEGMENT_EVENTS {
-                    issue(None, "entry", format!("more than {MAX_SEGMENT_EVENTS} entries"));
+                    issue(
+                        None,
+                        "entry",
+                        format!("more than {MAX_SEGMENT_EVENTS} entries"),
+                    );
                     break;
                 }
-                if i % (1 << BLOCK_SHIFT) == 0 {
+                if i.is_multiple_of(1 << BLOCK_SHIFT) {
                     block_starts.push(frame.offset);
                 }
                 leaves.push(leaf_hash(&frame.payload));
@@ -142,7 +154,10 @@ fn check_segment(path: &Path, number: u64) -> SegmentCheck {
                     None => issue(
                         Some(header.first_index + i),
                         "entry",
-                        format!("entry at offset {} has no readable event time", frame.offset),
+                        format!(
+                            "entry at offset {} has no readable event time",
+                            frame.offset
+                        ),
                     ),
                 }
             }
@@ -166,17 +181,33 @@ fn check_segment(path: &Path, number: u64) -> SegmentCheck {
             return out;
         }
         _ => {
-            issue(None, "not_sealed", "sealed segment file has no footer".into());
+            issue(
+                None,
+                "not_sealed",
+                "sealed segment file has no footer".into(),
+            );
             out.header = Some(header);
             return out;
         }
     };
     let rec = &footer.record;
-    if rec.number != header.number || rec.first_index != header.first_index || rec.prev != header.prev || rec.origin != header.origin {
-        issue(None, "record", "segment record disagrees with the segment header".into());
+    if rec.number != header.number
+        || rec.first_index != header.first_index
+        || rec.prev != header.prev
+        || rec.origin != header.origin
+    {
+        issue(
+            None,
+            "record",
+            "segment record disagrees with the segment header".into(),
+        );
     }
     if rec.count != count {
-        issue(None, "record", format!("record counts {} events, the file holds {count}", rec.count));
+        issue(
+            None,
+            "record",
+            format!("record counts {} events, the file holds {count}", rec.count),
+        );
     }
     // Recompute each block's root: a mismatch names the 64 events it covers.
     let block = 1usize << BLOCK_SHIFT;
@@ -199,19 +230,35 @@ fn check_segment(path: &Path, number: u64) -> SegmentCheck {
         }
     }
     if merkle_root(&footer.block_roots) != rec.root {
-        issue(None, "segment_root", "segment root in the record does not match the sealed block roots".into());
+        issue(
+            None,
+            "segment_root",
+            "segment root in the record does not match the sealed block roots".into(),
+        );
     }
     if merkle_root(&leaves) != rec.root && rec.count == count {
         // Already named per block above when a block differs; this catches the rest.
         if footer.block_roots.len() != leaves.chunks(block).len() {
-            issue(None, "segment_root", "segment entries do not hash to the record's root".into());
+            issue(
+                None,
+                "segment_root",
+                "segment entries do not hash to the record's root".into(),
+            );
         }
     }
     if footer.block_offsets != block_starts {
-        issue(None, "index", "block offsets in the footer do not match the entries".into());
+        issue(
+            None,
+            "index",
+            "block offsets in the footer do not match the entries".into(),
+        );
     }
     if count > 0 && (rec.min_time_ms != min_t || rec.max_time_ms != max_t) {
-        issue(None, "record", "record's first/last event times do not match the entries".into());
+        issue(
+            None,
+            "record",
+            "record's first/last event times do not match the entries".into(),
+        );
     }
     out.header = Some(header);
     out.record = Some(footer.record.clone());
@@ -244,7 +291,9 @@ fn check_window(paths: &LedgerPaths, numbers: &[u64], threads: usize) -> Vec<Seg
 }
 
 fn format_ms(ms: i64) -> Option<String> {
-    crate::event::Timestamp::from_unix_ms(ms).ok().map(|t| t.to_string())
+    crate::event::Timestamp::from_unix_ms(ms)
+        .ok()
+        .map(|t| t.to_string())
 }
 
 /// Verifies the ledger in `data_dir` against `verifier`. `since` is the text of
@@ -258,7 +307,9 @@ pub fn verify_data_dir(
     if !paths.ledger.is_dir() {
         return Err(VerifyError::NotADataDir(data_dir.to_owned()));
     }
-    let threads = std::thread::available_parallelism().map_or(2, |n| n.get()).min(4);
+    let threads = std::thread::available_parallelism()
+        .map_or(2, |n| n.get())
+        .min(4);
     let mut report = VerifyReport {
         ok: false,
         segments: 0,
@@ -285,18 +336,33 @@ pub fn verify_data_dir(
             }
         },
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
-            report.issue(None, None, "no_checkpoint", "the ledger has no signed checkpoint".into());
+            report.issue(
+                None,
+                None,
+                "no_checkpoint",
+                "the ledger has no signed checkpoint".into(),
+            );
             None
         }
         Err(e) => {
-            report.issue(None, None, "io", format!("{}: {e}", paths.checkpoint.display()));
+            report.issue(
+                None,
+                None,
+                "io",
+                format!("{}: {e}", paths.checkpoint.display()),
+            );
             None
         }
     };
     let old = match since.map(|text| note::open_checkpoint(text, verifier)) {
         Some(Ok(v)) => Some(v.checkpoint().clone()),
         Some(Err(e)) => {
-            report.issue(None, None, "since_signature", format!("older checkpoint: {e}"));
+            report.issue(
+                None,
+                None,
+                "since_signature",
+                format!("older checkpoint: {e}"),
+            );
             None
         }
         None => None,
@@ -306,8 +372,14 @@ pub fn verify_data_dir(
     let highest = sealed.last().map_or(0, |n| n + 1);
     let stored_tree = TreeStore::open_read_only(&paths.tree).ok();
     let mut frontier = Frontier::new();
-    let mut root_at_checkpoint: Option<Hash> = checkpoint.as_ref().filter(|c| c.size == 0).map(|_| frontier.root());
-    let mut root_at_since: Option<Hash> = old.as_ref().filter(|c| c.size == 0).map(|_| frontier.root());
+    let mut root_at_checkpoint: Option<Hash> = checkpoint
+        .as_ref()
+        .filter(|c| c.size == 0)
+        .map(|_| frontier.root());
+    let mut root_at_since: Option<Hash> = old
+        .as_ref()
+        .filter(|c| c.size == 0)
+        .map(|_| frontier.root());
     let mut prev: Option<SegmentRecord> = None;
     let mut chain_known = true;
     let (mut min_t, mut max_t) = (i64::MAX, i64::MIN);
@@ -324,7 +396,12 @@ pub fn verify_data_dir(
         let mut checks = checks.into_iter().peekable();
         for s in start..end {
             let Some(check) = checks.next_if(|c| c.number == s) else {
-                report.issue(Some(s), None, "missing_segment", format!("segment {s} is missing"));
+                report.issue(
+                    Some(s),
+                    None,
+                    "missing_segment",
+                    format!("segment {s} is missing"),
+                );
                 chain_known = false;
                 continue;
             };
@@ -348,7 +425,11 @@ pub fn verify_data_dir(
                     Some(s),
                     None,
                     "origin",
-                    format!("segment belongs to log {:?}, not {:?}", header.origin, verifier.name()),
+                    format!(
+                        "segment belongs to log {:?}, not {:?}",
+                        header.origin,
+                        verifier.name()
+                    ),
                 );
             }
             if chain_known {
@@ -359,7 +440,10 @@ pub fn verify_data_dir(
                         Some(s),
                         Some(header.first_index),
                         "sequence",
-                        format!("segment starts at event {}, expected {want_first}", header.first_index),
+                        format!(
+                            "segment starts at event {}, expected {want_first}",
+                            header.first_index
+                        ),
                     );
                 }
                 if header.prev != want_prev {
@@ -377,7 +461,10 @@ pub fn verify_data_dir(
             };
             chain_known = true;
             let leaf = record.leaf_hash();
-            if let Some(stored) = stored_tree.as_ref().filter(|t| t.size() > s).and_then(|t| t.node(0, s).ok())
+            if let Some(stored) = stored_tree
+                .as_ref()
+                .filter(|t| t.size() > s)
+                .and_then(|t| t.node(0, s).ok())
                 && stored != leaf
             {
                 report.issue(
@@ -388,7 +475,10 @@ pub fn verify_data_dir(
                 );
             }
             frontier.push(leaf);
-            if checkpoint.as_ref().is_some_and(|c| c.size == frontier.size()) {
+            if checkpoint
+                .as_ref()
+                .is_some_and(|c| c.size == frontier.size())
+            {
                 root_at_checkpoint = Some(frontier.root());
             }
             if old.as_ref().is_some_and(|c| c.size == frontier.size()) {
@@ -413,14 +503,20 @@ pub fn verify_data_dir(
                 Some(highest),
                 None,
                 "truncated",
-                format!("the checkpoint covers {} segments but the log has {highest}", cp.size),
+                format!(
+                    "the checkpoint covers {} segments but the log has {highest}",
+                    cp.size
+                ),
             );
         } else if root_at_checkpoint != Some(cp.root) {
             report.issue(
                 None,
                 None,
                 "checkpoint_mismatch",
-                format!("the first {} segments do not hash to the signed checkpoint root", cp.size),
+                format!(
+                    "the first {} segments do not hash to the signed checkpoint root",
+                    cp.size
+                ),
             );
         }
         report.uncovered_segments = highest.saturating_sub(cp.size);
@@ -452,7 +548,10 @@ pub fn verify_data_dir(
                 None,
                 None,
                 "rewritten",
-                format!("the first {} segments no longer match the older checkpoint", old.size),
+                format!(
+                    "the first {} segments no longer match the older checkpoint",
+                    old.size
+                ),
             );
         }
     }

@@ -6,6 +6,7 @@
 //! CLI blocks on a std channel, the async pipeline completes a oneshot.
 
 use super::log::{Ledger, LedgerEntry, LedgerError};
+use std::ops::Range;
 use std::sync::Arc;
 use std::sync::mpsc::{self, Receiver, RecvTimeoutError, SyncSender, TrySendError};
 use std::thread::{self, JoinHandle};
@@ -36,8 +37,13 @@ pub enum AppendError {
 pub type Reply = Box<dyn FnOnce(Result<Appended, AppendError>) + Send>;
 
 enum Request {
-    Append { entries: Vec<LedgerEntry>, reply: Reply },
-    Seal { reply: Box<dyn FnOnce(Result<(), AppendError>) + Send> },
+    Append {
+        entries: Vec<LedgerEntry>,
+        reply: Reply,
+    },
+    Seal {
+        reply: Box<dyn FnOnce(Result<(), AppendError>) + Send>,
+    },
 }
 
 /// A cloneable way to append to the ledger owned by a `LedgerWriter`.
@@ -56,11 +62,19 @@ impl LedgerHandle {
 
     /// Queues a batch only if there is room now (for backpressure upstream).
     /// On `Full` the batch is handed back untouched.
-    pub fn try_submit(&self, entries: Vec<LedgerEntry>, reply: Reply) -> Result<(), (AppendError, Vec<LedgerEntry>)> {
+    pub fn try_submit(
+        &self,
+        entries: Vec<LedgerEntry>,
+        reply: Reply,
+    ) -> Result<(), (AppendError, Vec<LedgerEntry>)> {
         match self.tx.try_send(Request::Append { entries, reply }) {
             Ok(()) => Ok(()),
-            Err(TrySendError::Full(Request::Append { entries, .. })) => Err((AppendError::Full, entries)),
-            Err(TrySendError::Disconnected(Request::Append { entries, .. })) => Err((AppendError::Closed, entries)),
+            Err(TrySendError::Full(Request::Append { entries, .. })) => {
+                Err((AppendError::Full, entries))
+            }
+            Err(TrySendError::Disconnected(Request::Append { entries, .. })) => {
+                Err((AppendError::Closed, entries))
+            }
             Err(_) => Err((AppendError::Closed, Vec::new())),
         }
     }
@@ -127,19 +141,22 @@ impl LedgerWriter {
 }
 
 fn run(mut ledger: Ledger, rx: Receiver<Request>) -> Result<(), LedgerError> {
-    let mut group: Vec<(Reply, Result<std::ops::Range<u64>, LedgerError>)> = Vec::new();
+    // Batches written since the last fsync, waiting for it to be acknowledged.
+    let mut group: Vec<(Reply, Range<u64>)> = Vec::new();
     loop {
         let first = match ledger.seal_deadline() {
-            Some(deadline) => match rx.recv_timeout(deadline.saturating_duration_since(Instant::now())) {
-                Ok(r) => r,
-                Err(RecvTimeoutError::Timeout) => {
-                    if let Err(e) = ledger.seal_if_due(Instant::now()) {
-                        return fail(rx, e);
+            Some(deadline) => {
+                match rx.recv_timeout(deadline.saturating_duration_since(Instant::now())) {
+                    Ok(r) => r,
+                    Err(RecvTimeoutError::Timeout) => {
+                        if let Err(e) = ledger.seal_if_due(Instant::now()) {
+                            return fail_group(rx, Vec::new(), e);
+                        }
+                        continue;
                     }
-                    continue;
+                    Err(RecvTimeoutError::Disconnected) => break,
                 }
-                Err(RecvTimeoutError::Disconnected) => break,
-            },
+            }
             None => match rx.recv() {
                 Ok(r) => r,
                 Err(_) => break,
@@ -148,92 +165,74 @@ fn run(mut ledger: Ledger, rx: Receiver<Request>) -> Result<(), LedgerError> {
         // Gather everything already waiting into one group commit.
         let mut pending = Some(first);
         let mut written = 0usize;
+        let mut failure = None;
         while let Some(request) = pending.take() {
             match request {
                 Request::Append { entries, reply } => {
                     written += entries.len();
-                    let result = ledger.write(&entries);
-                    let failed = result.is_err();
-                    group.push((reply, result));
-                    if failed {
-                        break;
+                    match ledger.write(&entries) {
+                        Ok(range) => group.push((reply, range)),
+                        Err(e) => {
+                            group.push((reply, 0..0));
+                            failure = Some(e);
+                            break;
+                        }
                     }
                 }
                 Request::Seal { reply } => {
                     // Entries written before the seal must be durable first.
-                    let r = ledger.sync().and_then(|_| ledger.seal().map(|_| ()));
-                    let failed = r.is_err();
-                    let r = r.map_err(|e| AppendError::Failed(Arc::new(e)));
-                    if failed {
-                        let err = match &r {
-                            Err(AppendError::Failed(e)) => e.clone(),
-                            _ => Arc::new(LedgerError::Poisoned),
-                        };
-                        reply(r);
-                        return fail_group(rx, group, err);
+                    match ledger.sync().and_then(|_| ledger.seal()) {
+                        Ok(_) => reply(Ok(())),
+                        Err(e) => {
+                            let e = Arc::new(e);
+                            reply(Err(AppendError::Failed(e.clone())));
+                            failure = Some(LedgerError::Poisoned);
+                            break;
+                        }
                     }
-                    reply(r);
                 }
             }
             if written < MAX_GROUP_ENTRIES {
                 pending = rx.try_recv().ok();
             }
         }
-        let synced = ledger.sync();
-        let write_error = group.iter().find_map(|(_, r)| r.as_ref().err().map(|e| e.to_string()));
-        match (synced, write_error) {
-            (Ok(()), None) => {
-                for (reply, result) in group.drain(..) {
-                    if let Ok(range) = result {
-                        reply(Ok(Appended {
-                            first_index: range.start,
-                            count: range.end - range.start,
-                        }));
-                    }
-                }
-            }
-            (Err(e), _) => return fail_group(rx, std::mem::take(&mut group), Arc::new(e)),
-            (Ok(()), Some(_)) => {
-                // A write failed part-way: nothing in this group is known to be
-                // durable as a whole, so nobody is acknowledged and the writer
-                // stops; restart recovery cuts the unacknowledged tail.
-                let mut group = std::mem::take(&mut group);
-                let err = group
-                    .iter_mut()
-                    .find_map(|(_, r)| match std::mem::replace(r, Ok(0..0)) {
-                        Err(e) => Some(e),
-                        Ok(_) => None,
-                    })
-                    .map(Arc::new)
-                    .unwrap_or_else(|| Arc::new(LedgerError::Poisoned));
-                return fail_group(rx, group, err);
-            }
+        // A failed write leaves the file in an unknown state: nobody in the
+        // group is acknowledged and the writer stops; restart recovery cuts the
+        // unacknowledged tail.
+        let outcome = match failure {
+            Some(e) => Err(e),
+            None => ledger.sync(),
+        };
+        if let Err(e) = outcome {
+            return fail_group(rx, std::mem::take(&mut group), e);
+        }
+        for (reply, range) in group.drain(..) {
+            reply(Ok(Appended {
+                first_index: range.start,
+                count: range.end - range.start,
+            }));
         }
         if let Err(e) = ledger.seal_if_due(Instant::now()) {
-            return fail(rx, e);
+            return fail_group(rx, Vec::new(), e);
         }
     }
     ledger.close()
 }
 
 /// After a write or fsync failure nothing more can be trusted to be durable
-/// (fsync errors are not retryable on Linux): answer everyone with the error.
+/// (fsync errors are not retryable on Linux): answer everyone with the error,
+/// keep answering until every handle is gone, and report the failure.
 fn fail_group(
     rx: Receiver<Request>,
-    group: Vec<(Reply, Result<std::ops::Range<u64>, LedgerError>)>,
-    err: Arc<LedgerError>,
+    group: Vec<(Reply, Range<u64>)>,
+    e: LedgerError,
 ) -> Result<(), LedgerError> {
+    let err = Arc::new(e);
     for (reply, _) in group {
         reply(Err(AppendError::Failed(err.clone())));
     }
     drain_with_error(rx, &err);
-    Err(LedgerError::Poisoned)
-}
-
-fn fail(rx: Receiver<Request>, e: LedgerError) -> Result<(), LedgerError> {
-    let err = Arc::new(e);
-    drain_with_error(rx, &err);
-    Err(LedgerError::Poisoned)
+    Err(Arc::try_unwrap(err).unwrap_or(LedgerError::Poisoned))
 }
 
 fn drain_with_error(rx: Receiver<Request>, err: &Arc<LedgerError>) {

@@ -89,11 +89,19 @@ fn read_bounded_line(input: &mut impl BufRead) -> io::Result<Option<Line>> {
     if buf.last() == Some(&b'\r') {
         buf.pop();
     }
-    Ok(Some(if too_long { Line::TooLong(buf) } else { Line::Text(buf) }))
+    Ok(Some(if too_long {
+        Line::TooLong(buf)
+    } else {
+        Line::Text(buf)
+    }))
 }
 
 /// Turns one line into the entry to store; `Err` carries the rejection entry.
-pub fn line_to_entry(line: &[u8], via: &Via, received: Timestamp) -> Result<LedgerEntry, (String, LedgerEntry)> {
+pub fn line_to_entry(
+    line: &[u8],
+    via: &Via,
+    received: Timestamp,
+) -> Result<LedgerEntry, (String, LedgerEntry)> {
     let outcome = Event::from_json(line).and_then(|event| event.validate().map(|_| event));
     match outcome {
         Ok(event) => Ok(to_ledger_entry(Entry {
@@ -174,14 +182,20 @@ pub fn import_ndjson(
                         batch.push(entry);
                     }
                     Err((error, entry)) => {
-                        pending_rejects.push(Rejected { line: line_no, error });
+                        pending_rejects.push(Rejected {
+                            line: line_no,
+                            error,
+                        });
                         batch.push(entry);
                     }
                 },
                 Line::TooLong(prefix) => {
                     let error = format!("line is longer than {MAX_LINE_LEN} bytes");
                     let event = Event::ingest_rejected(&prefix, &error, received);
-                    pending_rejects.push(Rejected { line: line_no, error });
+                    pending_rejects.push(Rejected {
+                        line: line_no,
+                        error,
+                    });
                     batch.push(to_ledger_entry(Entry {
                         received,
                         via: via.clone(),
@@ -233,7 +247,12 @@ mod tests {
         let got = lines(b"a\r\nbb\n\nccc");
         assert_eq!(
             got,
-            vec![(false, b"a".to_vec()), (false, b"bb".to_vec()), (false, vec![]), (false, b"ccc".to_vec())]
+            vec![
+                (false, b"a".to_vec()),
+                (false, b"bb".to_vec()),
+                (false, vec![]),
+                (false, b"ccc".to_vec())
+            ]
         );
     }
 

@@ -20,7 +20,10 @@ const TRIALS: u64 = 60;
 /// Every stored event id, in ledger order (sealed segments, then the open one).
 fn stored_ids(data: &Path) -> Vec<String> {
     let dir = data.join("ledger/segments");
-    let mut files: Vec<_> = std::fs::read_dir(&dir).unwrap().map(|e| e.unwrap().path()).collect();
+    let mut files: Vec<_> = std::fs::read_dir(&dir)
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .collect();
     files.sort();
     let mut ids = Vec::new();
     for f in files {
@@ -39,11 +42,16 @@ fn sigkill_at_random_moments_loses_no_acknowledged_event() {
     let data = dir.path().join("data");
     let config = dir.path().join("sealtrail.toml");
     // Tiny segments and a short age so kills land in seals as often as in appends.
-    std::fs::write(&config, "[ledger]\nseal_max_events = 37\nseal_max_age_ms = 3\n").unwrap();
+    std::fs::write(
+        &config,
+        "[ledger]\nseal_max_events = 37\nseal_max_age_ms = 3\n",
+    )
+    .unwrap();
     let mut rng = ChaCha8Rng::seed_from_u64(0x5ea1_7a11);
     // Everything stored so far, which later restarts must keep.
     let mut expected: Vec<String> = Vec::new();
     let mut total_acked = 0u64;
+    let (mut torn, mut completed_seals, mut resigned) = (0, 0, 0);
 
     for trial in 0..TRIALS {
         let mut child = Command::new(bin())
@@ -86,14 +94,26 @@ fn sigkill_at_random_moments_loses_no_acknowledged_event() {
             })
             .collect();
         let feeder = std::thread::spawn(move || {
-            // Small writes so the importer sees a trickle as well as bursts.
-            for chunk in to_send.chunks(4096) {
+            // A trickle first (small group commits, sealing by age), then
+            // bursts (large batches, sealing by size), so kills land in both.
+            let mut rest: &[u8] = &to_send;
+            for _ in 0..300 {
+                let Some(end) = rest.iter().position(|b| *b == b'\n') else {
+                    break;
+                };
+                if stdin.write_all(&rest[..=end]).is_err() {
+                    return;
+                }
+                rest = &rest[end + 1..];
+                std::thread::sleep(Duration::from_micros(150)); // pacing, not synchronization
+            }
+            for chunk in rest.chunks(4096) {
                 if stdin.write_all(chunk).is_err() {
                     break;
                 }
             }
         });
-        let delay = Duration::from_micros(rng.random_range(2_000..60_000));
+        let delay = Duration::from_micros(rng.gen_range(5_000..150_000));
         std::thread::sleep(delay); // the random kill moment is the point of this test
         child.kill().unwrap(); // SIGKILL
         child.wait().unwrap();
@@ -103,20 +123,45 @@ fn sigkill_at_random_moments_loses_no_acknowledged_event() {
         total_acked += n as u64;
 
         // Restart: recovery must keep every acknowledged event.
-        let (ledger, _recovery) = Ledger::open(&data, k.signer.clone(), policy(37)).unwrap();
+        let (ledger, recovery) = Ledger::open(&data, k.signer(), policy(37)).unwrap();
+        torn += u32::from(recovery.torn_bytes_cut > 0);
+        completed_seals += u32::from(recovery.completed_seal);
+        resigned += u32::from(recovery.resigned_checkpoint);
         let stored = stored_ids(&data);
-        assert!(stored.len() >= expected.len(), "trial {trial}: stored events were lost");
-        assert_eq!(&stored[..expected.len()], &expected[..], "trial {trial}: earlier events changed");
+        assert!(
+            stored.len() >= expected.len(),
+            "trial {trial}: stored events were lost"
+        );
+        assert_eq!(
+            &stored[..expected.len()],
+            &expected[..],
+            "trial {trial}: earlier events changed"
+        );
         // This trial's events: exactly a prefix of what was sent, at least as
         // long as what was acknowledged (a batch made durable just before the
         // kill may not have had its acknowledgement read).
         let new = &stored[expected.len()..];
-        assert!(new.len() >= n, "trial {trial}: {n} acknowledged, only {} stored", new.len());
-        assert_eq!(new, &sent_ids[..new.len()], "trial {trial}: stored events out of order or duplicated");
+        assert!(
+            new.len() >= n,
+            "trial {trial}: {n} acknowledged, only {} stored",
+            new.len()
+        );
+        assert_eq!(
+            new,
+            &sent_ids[..new.len()],
+            "trial {trial}: stored events out of order or duplicated"
+        );
         expected = stored;
         ledger.close().unwrap();
         let report = verify_data_dir(&data, &k.verifier, None).unwrap();
         assert!(report.ok, "trial {trial}: {report:?}");
     }
-    assert!(total_acked > 0, "no trial acknowledged anything; the kills came too early");
+    eprintln!(
+        "{TRIALS} kills: {total_acked} events acknowledged; recovery cut {torn} torn tails, \
+         completed {completed_seals} seals, re-signed {resigned} checkpoints"
+    );
+    assert!(
+        total_acked > 0,
+        "no trial acknowledged anything; the kills came too early"
+    );
 }

@@ -63,9 +63,12 @@ fn reopening_continues_the_chain_and_old_checkpoints_stay_consistent() {
     let k = keys(dir.path());
     let data = dir.path().join("data");
     build_ledger(&data, &k, 250, 64);
-    let old = LedgerReader::open(&data).unwrap().checkpoint_text().to_owned();
+    let old = LedgerReader::open(&data)
+        .unwrap()
+        .checkpoint_text()
+        .to_owned();
     {
-        let (mut ledger, recovery) = Ledger::open(&data, k.signer.clone(), policy(64)).unwrap();
+        let (mut ledger, recovery) = Ledger::open(&data, k.signer(), policy(64)).unwrap();
         assert_eq!(recovery.open_entries, 0);
         assert_eq!(ledger.next_index(), 250);
         let more: Vec<_> = (250..400).map(entry).collect();
@@ -76,7 +79,10 @@ fn reopening_continues_the_chain_and_old_checkpoints_stay_consistent() {
     assert!(report.ok, "{report:?}");
     assert_eq!(report.events, 400);
     assert_eq!(report.since.as_ref().unwrap().size, 4);
-    let proof = LedgerReader::open(&data).unwrap().consistency_proof(4).unwrap();
+    let proof = LedgerReader::open(&data)
+        .unwrap()
+        .consistency_proof(4)
+        .unwrap();
     verify_consistency_proof(&proof, &k.verifier, Some(&old)).unwrap();
 }
 
@@ -85,8 +91,8 @@ fn a_second_writer_is_refused() {
     let dir = tempfile::tempdir().unwrap();
     let k = keys(dir.path());
     let data = dir.path().join("data");
-    let (_first, _) = Ledger::open(&data, k.signer.clone(), policy(10)).unwrap();
-    match Ledger::open(&data, k.signer.clone(), policy(10)) {
+    let (_first, _) = Ledger::open(&data, k.signer(), policy(10)).unwrap();
+    match Ledger::open(&data, k.signer(), policy(10)) {
         Err(LedgerError::Locked(p)) => assert_eq!(p, data),
         Err(e) => panic!("wrong error: {e}"),
         Ok(_) => panic!("second writer was allowed"),
@@ -111,7 +117,7 @@ fn group_commit_acknowledges_every_batch_once_durable() {
     let dir = tempfile::tempdir().unwrap();
     let k = keys(dir.path());
     let data = dir.path().join("data");
-    let (ledger, _) = Ledger::open(&data, k.signer.clone(), policy(500)).unwrap();
+    let (ledger, _) = Ledger::open(&data, k.signer(), policy(500)).unwrap();
     let writer = LedgerWriter::spawn(ledger, 16).unwrap();
     let mut threads = Vec::new();
     for t in 0..8u64 {
@@ -127,7 +133,10 @@ fn group_commit_acknowledges_every_batch_once_durable() {
             got
         }));
     }
-    let mut firsts: Vec<u64> = threads.into_iter().flat_map(|t| t.join().unwrap()).collect();
+    let mut firsts: Vec<u64> = threads
+        .into_iter()
+        .flat_map(|t| t.join().unwrap())
+        .collect();
     firsts.sort_unstable();
     // 200 batches of 10, each a distinct contiguous range.
     assert_eq!(firsts, (0..200).map(|b| b * 10).collect::<Vec<_>>());
@@ -147,9 +156,12 @@ fn sealing_by_age_happens_without_new_appends() {
         max_events: 1000,
         max_age: std::time::Duration::from_millis(20),
     };
-    let (ledger, _) = Ledger::open(&data, k.signer.clone(), policy).unwrap();
+    let (ledger, _) = Ledger::open(&data, k.signer(), policy).unwrap();
     let writer = LedgerWriter::spawn(ledger, 4).unwrap();
-    writer.handle().append_blocking((0..3).map(entry).collect()).unwrap();
+    writer
+        .handle()
+        .append_blocking((0..3).map(entry).collect())
+        .unwrap();
     // Wait on the condition (a checkpoint covering the events), not a fixed sleep.
     let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
     loop {
@@ -158,8 +170,88 @@ fn sealing_by_age_happens_without_new_appends() {
         {
             break;
         }
-        assert!(std::time::Instant::now() < deadline, "segment was not sealed by age");
+        assert!(
+            std::time::Instant::now() < deadline,
+            "segment was not sealed by age"
+        );
         std::thread::sleep(std::time::Duration::from_millis(2));
     }
     writer.shutdown().unwrap();
+}
+
+#[test]
+fn recovery_cuts_a_torn_tail_but_keeps_every_durable_entry() {
+    let dir = tempfile::tempdir().unwrap();
+    let k = keys(dir.path());
+    let data = dir.path().join("data");
+    let open_path = data.join("ledger/segments/000000000000.open");
+    {
+        let (mut ledger, _) = Ledger::open(&data, k.signer(), policy(1000)).unwrap();
+        ledger
+            .append(&(0..10).map(entry).collect::<Vec<_>>())
+            .unwrap();
+        // Dropped without close: the process "dies" with an open segment.
+    }
+    // A write torn mid-frame: a length and part of a payload.
+    let mut bytes = std::fs::read(&open_path).unwrap();
+    let intact = bytes.len();
+    bytes.extend_from_slice(&[0, 0, 1, 44, 1, 2, 3, 4, b'{', b'"']);
+    std::fs::write(&open_path, &bytes).unwrap();
+    let (ledger, recovery) = Ledger::open(&data, k.signer(), policy(1000)).unwrap();
+    assert_eq!(recovery.open_entries, 10);
+    assert_eq!(recovery.torn_bytes_cut, 10);
+    assert_eq!(
+        std::fs::metadata(&open_path).unwrap().len() as usize,
+        intact
+    );
+    assert_eq!(ledger.next_index(), 10);
+    ledger.close().unwrap();
+    let report = verify_data_dir(&data, &k.verifier, None).unwrap();
+    assert!(report.ok, "{report:?}");
+    assert_eq!(report.events, 10);
+}
+
+#[test]
+fn recovery_refuses_to_cut_acknowledged_entries_behind_corruption() {
+    let dir = tempfile::tempdir().unwrap();
+    let k = keys(dir.path());
+    let data = dir.path().join("data");
+    let open_path = data.join("ledger/segments/000000000000.open");
+    {
+        let (mut ledger, _) = Ledger::open(&data, k.signer(), policy(1000)).unwrap();
+        ledger
+            .append(&(0..10).map(entry).collect::<Vec<_>>())
+            .unwrap();
+    }
+    // Corrupt the payload of entry 3; entries 4.. are intact behind it.
+    let mut reader = sealtrail::ledger::segment::FrameReader::open(&open_path).unwrap();
+    let mut offset = 0;
+    for _ in 0..4 {
+        offset = reader.next_frame().unwrap().unwrap().offset;
+    }
+    let mut bytes = std::fs::read(&open_path).unwrap();
+    bytes[offset as usize + 20] ^= 0xff;
+    std::fs::write(&open_path, &bytes).unwrap();
+    match Ledger::open(&data, k.signer(), policy(1000)) {
+        Err(LedgerError::Damaged(msg)) => assert!(msg.contains("refusing"), "{msg}"),
+        Err(e) => panic!("wrong error: {e}"),
+        Ok(_) => panic!("corrupt open segment was silently cut"),
+    }
+}
+
+#[test]
+fn recovery_recreates_a_segment_whose_header_was_torn() {
+    let dir = tempfile::tempdir().unwrap();
+    let k = keys(dir.path());
+    let data = dir.path().join("data");
+    build_ledger(&data, &k, 20, 10);
+    // The crash hit while the next open segment's header was being written.
+    let open_path = data.join("ledger/segments/000000000002.open");
+    let bytes = std::fs::read(&open_path).unwrap();
+    std::fs::write(&open_path, &bytes[..bytes.len() / 2]).unwrap();
+    let (mut ledger, recovery) = Ledger::open(&data, k.signer(), policy(10)).unwrap();
+    assert!(recovery.torn_bytes_cut > 0);
+    assert_eq!(ledger.append(&[entry(20)]).unwrap(), 20..21);
+    ledger.close().unwrap();
+    assert!(verify_data_dir(&data, &k.verifier, None).unwrap().ok);
 }

@@ -49,7 +49,11 @@ fn a_flipped_byte_in_an_entry_names_segment_and_event() {
     flip(&path, offset + 8 + 40);
     let r = verify(&data, &k);
     assert!(!r.ok);
-    let e = r.errors.iter().find(|e| e.kind == "entry_corrupt").expect("entry_corrupt reported");
+    let e = r
+        .errors
+        .iter()
+        .find(|e| e.kind == "entry_corrupt")
+        .expect("entry_corrupt reported");
     assert_eq!(e.segment, Some(2));
     assert_eq!(e.index, Some(217));
 }
@@ -80,13 +84,23 @@ fn a_deleted_segment_is_found() {
     std::fs::remove_file(segment_path(&data, 2)).unwrap();
     let r = verify(&data, &k);
     assert!(!r.ok);
-    assert!(r.errors.iter().any(|e| e.kind == "missing_segment" && e.segment == Some(2)), "{r:?}");
+    assert!(
+        r.errors
+            .iter()
+            .any(|e| e.kind == "missing_segment" && e.segment == Some(2)),
+        "{r:?}"
+    );
 
     let (_d, k, data) = fresh(500, 100);
     std::fs::remove_file(segment_path(&data, 4)).unwrap();
     let r = verify(&data, &k);
     assert!(!r.ok);
-    assert!(r.errors.iter().any(|e| e.kind == "truncated" && e.segment == Some(4)), "{r:?}");
+    assert!(
+        r.errors
+            .iter()
+            .any(|e| e.kind == "truncated" && e.segment == Some(4)),
+        "{r:?}"
+    );
 }
 
 #[test]
@@ -99,8 +113,18 @@ fn two_swapped_segments_are_found() {
     std::fs::rename(&tmp, &b).unwrap();
     let r = verify(&data, &k);
     assert!(!r.ok);
-    assert!(r.errors.iter().any(|e| e.kind == "misplaced" && e.segment == Some(1)), "{r:?}");
-    assert!(r.errors.iter().any(|e| e.kind == "misplaced" && e.segment == Some(3)), "{r:?}");
+    assert!(
+        r.errors
+            .iter()
+            .any(|e| e.kind == "misplaced" && e.segment == Some(1)),
+        "{r:?}"
+    );
+    assert!(
+        r.errors
+            .iter()
+            .any(|e| e.kind == "misplaced" && e.segment == Some(3)),
+        "{r:?}"
+    );
 }
 
 #[test]
@@ -109,24 +133,39 @@ fn a_truncated_tail_is_found_against_an_older_checkpoint() {
     let k = keys(dir.path());
     let data = dir.path().join("data");
     build_ledger(&data, &k, 300, 100);
-    let early = LedgerReader::open(&data).unwrap().checkpoint_text().to_owned();
+    let early = LedgerReader::open(&data)
+        .unwrap()
+        .checkpoint_text()
+        .to_owned();
     {
-        let (mut ledger, _) = Ledger::open(&data, k.signer.clone(), policy(100)).unwrap();
-        ledger.append(&(300..500).map(entry).collect::<Vec<_>>()).unwrap();
+        let (mut ledger, _) = Ledger::open(&data, k.signer(), policy(100)).unwrap();
+        ledger
+            .append(&(300..500).map(entry).collect::<Vec<_>>())
+            .unwrap();
         ledger.close().unwrap();
     }
     // The auditor kept this newer checkpoint.
-    let kept = LedgerReader::open(&data).unwrap().checkpoint_text().to_owned();
+    let kept = LedgerReader::open(&data)
+        .unwrap()
+        .checkpoint_text()
+        .to_owned();
     // The attacker rolls the log back to its earlier, genuinely signed state.
     for n in 3..5 {
         std::fs::remove_file(segment_path(&data, n)).unwrap();
     }
     std::fs::write(data.join("ledger/checkpoint"), &early).unwrap();
     let plain = verify(&data, &k);
-    assert!(plain.ok, "the rolled-back state is self-consistent: {plain:?}");
+    assert!(
+        plain.ok,
+        "the rolled-back state is self-consistent: {plain:?}"
+    );
     let r = verify_data_dir(&data, &k.verifier, Some(&kept)).unwrap();
     assert!(!r.ok);
-    let e = r.errors.iter().find(|e| e.kind == "truncated").expect("truncation reported");
+    let e = r
+        .errors
+        .iter()
+        .find(|e| e.kind == "truncated")
+        .expect("truncation reported");
     assert_eq!(e.segment, Some(3));
 }
 
@@ -145,7 +184,9 @@ fn replace_event_and_reseal(data: &Path, n: u64, index: u64) {
         other => panic!("not sealed: {other:?}"),
     };
     let i = (index - header.first_index) as usize;
-    let forged = String::from_utf8(payloads[i].clone()).unwrap().replace("u00", "u99");
+    let forged = String::from_utf8(payloads[i].clone())
+        .unwrap()
+        .replace("u00", "u99");
     assert_ne!(forged.as_bytes(), payloads[i].as_slice());
     payloads[i] = forged.into_bytes();
     let mut bytes = header.to_bytes();
@@ -174,8 +215,18 @@ fn an_event_replaced_with_its_segment_resealed_is_found() {
     let r = verify(&data, &k);
     assert!(!r.ok);
     assert!(kinds(&r).contains(&"checkpoint_mismatch"), "{r:?}");
-    assert!(r.errors.iter().any(|e| e.segment == Some(1) && e.kind == "record_rewritten"), "{r:?}");
-    assert!(r.errors.iter().any(|e| e.segment == Some(2) && e.kind == "chain"), "{r:?}");
+    assert!(
+        r.errors
+            .iter()
+            .any(|e| e.segment == Some(1) && e.kind == "record_rewritten"),
+        "{r:?}"
+    );
+    assert!(
+        r.errors
+            .iter()
+            .any(|e| e.segment == Some(2) && e.kind == "chain"),
+        "{r:?}"
+    );
 
     // In the last segment, with the derived tree files rebuilt too: only the
     // signature can catch it, and it does.
@@ -191,7 +242,10 @@ fn an_event_replaced_with_its_segment_resealed_is_found() {
 #[test]
 fn a_checkpoint_signed_by_an_unknown_key_is_refused() {
     let (_d, k, data) = fresh(200, 100);
-    let text = LedgerReader::open(&data).unwrap().checkpoint_text().to_owned();
+    let text = LedgerReader::open(&data)
+        .unwrap()
+        .checkpoint_text()
+        .to_owned();
     let body = &text[..text.find("\n\n").unwrap() + 1];
     let cp = Checkpoint::parse_body(body).unwrap();
     // Same name, different key: an impostor signing the genuine tree head.

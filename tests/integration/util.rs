@@ -11,14 +11,20 @@ pub const ORIGIN: &str = "clinic.example/sealtrail";
 pub struct Keys {
     pub key: PathBuf,
     pub vkey: PathBuf,
-    pub signer: NoteSigner,
     pub verifier: NoteVerifier,
 }
 
+impl Keys {
+    /// A fresh handle on the signing key (signers are deliberately not Clone).
+    pub fn signer(&self) -> NoteSigner {
+        keys::load_signer(&self.key).unwrap()
+    }
+}
+
 pub fn keys(dir: &Path) -> Keys {
+    std::fs::create_dir_all(dir).unwrap();
     let files = keys::write_key_files(dir, ORIGIN).unwrap();
     Keys {
-        signer: keys::load_signer(&files.signing_key).unwrap(),
         verifier: keys::load_verifier(&files.vkey).unwrap(),
         key: files.signing_key,
         vkey: files.vkey,
@@ -71,7 +77,7 @@ pub fn policy(max_events: u64) -> SealPolicy {
 
 /// Builds a closed ledger of `n` events in segments of at most `per_segment`.
 pub fn build_ledger(data: &Path, k: &Keys, n: u64, per_segment: u64) {
-    let (mut ledger, _) = Ledger::open(data, k.signer.clone(), policy(per_segment)).unwrap();
+    let (mut ledger, _) = Ledger::open(data, k.signer(), policy(per_segment)).unwrap();
     let entries: Vec<LedgerEntry> = (0..n).map(entry).collect();
     for chunk in entries.chunks(7) {
         ledger.append(chunk).unwrap();
