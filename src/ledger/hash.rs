@@ -68,6 +68,34 @@ pub fn merkle_root(leaves: &[Hash]) -> Hash {
         .unwrap_or(EMPTY_ROOT)
 }
 
+/// Merkle tree hash of `leaves`, computed bottom-up in `scratch` (no
+/// allocation once `scratch` has grown). This is the verifier's own code path,
+/// kept apart from `rs_merkle`, which the writer uses to build trees.
+pub fn root_of_leaves(leaves: &[Hash], scratch: &mut Vec<Hash>) -> Hash {
+    scratch.clear();
+    scratch.extend_from_slice(leaves);
+    let mut n = scratch.len();
+    if n == 0 {
+        return EMPTY_ROOT;
+    }
+    while n > 1 {
+        let mut w = 0;
+        let mut i = 0;
+        while i + 1 < n {
+            scratch[w] = node_hash(&scratch[i], &scratch[i + 1]);
+            w += 1;
+            i += 2;
+        }
+        if i < n {
+            // A lone right-most node is promoted unchanged (RFC 6962 shape).
+            scratch[w] = scratch[i];
+            w += 1;
+        }
+        n = w;
+    }
+    scratch[0]
+}
+
 /// The largest power of two strictly smaller than `n` (`n >= 2`): the RFC 6962
 /// split point `k`.
 pub fn split_point(n: u64) -> u64 {
@@ -150,7 +178,12 @@ mod tests {
     #[test]
     fn rs_merkle_shape_matches_rfc6962_for_every_size_up_to_300() {
         let leaves: Vec<Hash> = (0u32..300).map(|i| leaf_hash(&i.to_be_bytes())).collect();
+        let mut scratch = Vec::new();
         for n in 0..=leaves.len() {
+            assert_eq!(
+                root_of_leaves(&leaves[..n], &mut scratch),
+                reference_mth(&leaves[..n])
+            );
             assert_eq!(
                 merkle_root(&leaves[..n]),
                 reference_mth(&leaves[..n]),

@@ -70,6 +70,27 @@ impl LedgerError {
     }
 }
 
+/// Where the writer's time goes, for metrics and benchmarks.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct LedgerStats {
+    /// fsync / fdatasync calls made (file and directory).
+    pub fsyncs: u64,
+    /// Wall time spent waiting in them.
+    pub fsync_time: Duration,
+    pub seals: u64,
+}
+
+impl LedgerStats {
+    /// Runs `f`, an operation that waits for the disk, and accounts its time.
+    fn durable<T>(&mut self, f: impl FnOnce() -> Result<T, LedgerError>) -> Result<T, LedgerError> {
+        let start = Instant::now();
+        let r = f();
+        self.fsyncs += 1;
+        self.fsync_time += start.elapsed();
+        r
+    }
+}
+
 /// When the open segment is sealed.
 #[derive(Clone, Debug)]
 pub struct SealPolicy {
@@ -254,6 +275,7 @@ pub struct Ledger {
     checkpoint: String,
     /// Reused frame buffer, so appends do not allocate per batch.
     buf: Vec<u8>,
+    stats: LedgerStats,
 }
 
 impl Ledger {
@@ -436,6 +458,7 @@ impl Ledger {
             open,
             checkpoint: String::new(),
             buf: Vec::with_capacity(1 << 20),
+            stats: LedgerStats::default(),
         })
     }
 
@@ -485,11 +508,12 @@ impl Ledger {
         let tmp = self.paths.ledger.join("checkpoint.tmp");
         let mut f = File::create(&tmp).map_err(|e| LedgerError::io(&tmp, e))?;
         f.write_all(text.as_bytes())
-            .and_then(|_| f.sync_all())
             .map_err(|e| LedgerError::io(&tmp, e))?;
+        self.stats
+            .durable(|| f.sync_all().map_err(|e| LedgerError::io(&tmp, e)))?;
         fs::rename(&tmp, &self.paths.checkpoint)
             .map_err(|e| LedgerError::io(&self.paths.checkpoint, e))?;
-        sync_dir(&self.paths.ledger)?;
+        self.stats.durable(|| sync_dir(&self.paths.ledger))?;
         self.checkpoint = text;
         Ok(())
     }
@@ -582,10 +606,12 @@ impl Ledger {
     /// Makes everything written so far durable (one fdatasync: group commit).
     pub fn sync(&mut self) -> Result<(), LedgerError> {
         if self.open.dirty {
-            self.open
-                .file
-                .sync_data()
-                .map_err(|e| LedgerError::io(&self.open.path, e))?;
+            let open = &self.open;
+            self.stats.durable(|| {
+                open.file
+                    .sync_data()
+                    .map_err(|e| LedgerError::io(&open.path, e))
+            })?;
             self.open.dirty = false;
         }
         Ok(())
@@ -639,17 +665,26 @@ impl Ledger {
         self.open
             .file
             .write_all_at(&bytes, self.open.len)
-            .and_then(|_| self.open.file.sync_data())
             .map_err(|e| LedgerError::io(&self.open.path, e))?;
+        let open = &self.open;
+        self.stats.durable(|| {
+            open.file
+                .sync_data()
+                .map_err(|e| LedgerError::io(&open.path, e))
+        })?;
         // 2. the file becomes a sealed segment
         let sealed_path = self.paths.segment(header.number, true);
         fs::rename(&self.open.path, &sealed_path).map_err(|e| LedgerError::io(&sealed_path, e))?;
-        sync_dir(&self.paths.segments)?;
+        self.stats.durable(|| sync_dir(&self.paths.segments))?;
         // 3. derived log tree and index
         self.tree.append(&footer.record.leaf_hash())?;
         self.index.push(footer.record.first_index)?;
-        self.tree.sync()?;
-        self.index.sync()?;
+        let (tree, index) = (&self.tree, &self.index);
+        self.stats.durable(|| {
+            tree.sync()?;
+            index.sync()?;
+            Ok(())
+        })?;
         // 4. a new signed checkpoint
         self.write_checkpoint()?;
         // 5. the next open segment
@@ -659,10 +694,16 @@ impl Ledger {
             first_index: footer.record.end_index(),
             prev: footer.record.chain_hash(),
         };
-        self.open = OpenSegment::create(self.paths.segment(next.number, false), next)?;
-        sync_dir(&self.paths.segments)?;
+        let path = self.paths.segment(next.number, false);
+        self.open = self.stats.durable(|| OpenSegment::create(path, next))?;
+        self.stats.durable(|| sync_dir(&self.paths.segments))?;
+        self.stats.seals += 1;
         self.last_record = Some(footer.record);
         Ok(true)
+    }
+
+    pub fn stats(&self) -> LedgerStats {
+        self.stats
     }
 
     /// Record of the last sealed segment.

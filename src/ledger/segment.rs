@@ -436,6 +436,15 @@ impl FrameReader {
     /// Returns the next entry, or `None` at the end of the frames; then
     /// `tail()` says what follows.
     pub fn next_frame(&mut self) -> Result<Option<Frame>, SegmentError> {
+        let mut payload = Vec::new();
+        Ok(self
+            .next_frame_into(&mut payload)?
+            .map(|offset| Frame { offset, payload }))
+    }
+
+    /// Like `next_frame`, reading the payload into `payload` (reused between
+    /// calls by hot loops such as `verify`); returns the frame's offset.
+    pub fn next_frame_into(&mut self, payload: &mut Vec<u8>) -> Result<Option<u64>, SegmentError> {
         if self.tail.is_some() {
             return Ok(None);
         }
@@ -464,19 +473,20 @@ impl FrameReader {
                 "frame of {len} bytes runs past the end of the file"
             ));
         }
-        let mut payload = vec![0u8; len as usize];
+        payload.clear();
+        payload.resize(len as usize, 0);
         self.reader
-            .read_exact(&mut payload)
+            .read_exact(payload)
             .map_err(|e| SegmentError::io(&self.path, e))?;
-        if crc32c::crc32c(&payload) != crc {
+        if crc32c::crc32c(payload) != crc {
             return self.torn("frame checksum mismatch".into());
         }
         let offset = self.pos;
         self.pos += FRAME_HEADER_LEN + len as u64;
-        Ok(Some(Frame { offset, payload }))
+        Ok(Some(offset))
     }
 
-    fn torn(&mut self, reason: String) -> Result<Option<Frame>, SegmentError> {
+    fn torn<T>(&mut self, reason: String) -> Result<Option<T>, SegmentError> {
         self.tail = Some(Tail::Torn {
             offset: self.pos,
             reason,
@@ -484,7 +494,7 @@ impl FrameReader {
         Ok(None)
     }
 
-    fn read_footer(&mut self, head: [u8; 8]) -> Result<Option<Frame>, SegmentError> {
+    fn read_footer<T>(&mut self, head: [u8; 8]) -> Result<Option<T>, SegmentError> {
         let remaining = self.len - self.pos;
         let max_footer = 4096 + (MAX_SEGMENT_EVENTS >> BLOCK_SHIFT) * 40;
         if remaining > max_footer {

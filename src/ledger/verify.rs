@@ -7,7 +7,7 @@
 //! it can be known, the event; `VerifyError` is only for not being able to run.
 
 use super::frontier::Frontier;
-use super::hash::{Hash, leaf_hash, merkle_root};
+use super::hash::{Hash, leaf_hash, root_of_leaves};
 use super::keys::NoteVerifier;
 use super::log::{LedgerPaths, list_segments};
 use super::note;
@@ -127,14 +127,20 @@ fn check_segment(path: &Path, number: u64) -> SegmentCheck {
         }
     };
     let header = reader.header.clone();
-    let mut leaves: Vec<Hash> = Vec::new();
+    // Streamed in blocks of 64 entries: memory stays constant per segment
+    // apart from one root per block.
+    let block = 1usize << BLOCK_SHIFT;
+    let mut block_leaves: Vec<Hash> = Vec::with_capacity(block);
+    let mut block_roots: Vec<Hash> = Vec::new();
     let mut block_starts: Vec<u64> = Vec::new();
+    let mut scratch = Vec::with_capacity(block);
+    let mut payload = Vec::new();
+    let mut count = 0u64;
     let (mut min_t, mut max_t) = (i64::MAX, i64::MIN);
     loop {
-        match reader.next_frame() {
-            Ok(Some(frame)) => {
-                let i = leaves.len() as u64;
-                if i >= MAX_SEGMENT_EVENTS {
+        match reader.next_frame_into(&mut payload) {
+            Ok(Some(offset)) => {
+                if count >= MAX_SEGMENT_EVENTS {
                     issue(
                         None,
                         "entry",
@@ -142,24 +148,26 @@ fn check_segment(path: &Path, number: u64) -> SegmentCheck {
                     );
                     break;
                 }
-                if i.is_multiple_of(1 << BLOCK_SHIFT) {
-                    block_starts.push(frame.offset);
+                if block_leaves.is_empty() {
+                    block_starts.push(offset);
                 }
-                leaves.push(leaf_hash(&frame.payload));
-                match crate::event::entry_time_ms(&frame.payload) {
+                block_leaves.push(leaf_hash(&payload));
+                if block_leaves.len() == block {
+                    block_roots.push(root_of_leaves(&block_leaves, &mut scratch));
+                    block_leaves.clear();
+                }
+                match crate::event::entry_time_ms(&payload) {
                     Some(t) => {
                         min_t = min_t.min(t);
                         max_t = max_t.max(t);
                     }
                     None => issue(
-                        Some(header.first_index + i),
+                        Some(header.first_index + count),
                         "entry",
-                        format!(
-                            "entry at offset {} has no readable event time",
-                            frame.offset
-                        ),
+                        format!("entry at offset {offset} has no readable event time"),
                     ),
                 }
+                count += 1;
             }
             Ok(None) => break,
             Err(e) => {
@@ -168,7 +176,9 @@ fn check_segment(path: &Path, number: u64) -> SegmentCheck {
             }
         }
     }
-    let count = leaves.len() as u64;
+    if !block_leaves.is_empty() {
+        block_roots.push(root_of_leaves(&block_leaves, &mut scratch));
+    }
     let footer = match reader.tail() {
         Some(Tail::Sealed(footer)) => footer.clone(),
         Some(Tail::Torn { offset, reason }) => {
@@ -209,42 +219,32 @@ fn check_segment(path: &Path, number: u64) -> SegmentCheck {
             format!("record counts {} events, the file holds {count}", rec.count),
         );
     }
-    // Recompute each block's root: a mismatch names the 64 events it covers.
-    let block = 1usize << BLOCK_SHIFT;
-    for (b, chunk) in leaves.chunks(block).enumerate() {
-        let first = header.first_index + (b * block) as u64;
-        match footer.block_roots.get(b) {
-            Some(stored) if *stored == merkle_root(chunk) => {}
-            _ => {
-                // Narrow to the exact event when only one leaf in the block differs
-                // is impossible without the old leaves; name the block's range.
-                issue(
-                    Some(first),
-                    "entry_altered",
-                    format!(
-                        "events {first}..{} do not hash to the block root sealed in the footer",
-                        first + chunk.len() as u64
-                    ),
-                );
-            }
+    // Each recomputed block root against the sealed one: a mismatch names the
+    // (up to) 64 events it covers.
+    for (b, computed) in block_roots.iter().enumerate() {
+        if footer.block_roots.get(b) != Some(computed) {
+            let first = header.first_index + (b * block) as u64;
+            let end = (first + block as u64).min(header.first_index + count);
+            issue(
+                Some(first),
+                "entry_altered",
+                format!("events {first}..{end} do not hash to the block root sealed in the footer"),
+            );
         }
     }
-    if merkle_root(&footer.block_roots) != rec.root {
+    if footer.block_roots.len() != block_roots.len() {
+        issue(
+            None,
+            "index",
+            "the footer's block index does not cover the entries".into(),
+        );
+    }
+    if root_of_leaves(&footer.block_roots, &mut scratch) != rec.root {
         issue(
             None,
             "segment_root",
             "segment root in the record does not match the sealed block roots".into(),
         );
-    }
-    if merkle_root(&leaves) != rec.root && rec.count == count {
-        // Already named per block above when a block differs; this catches the rest.
-        if footer.block_roots.len() != leaves.chunks(block).len() {
-            issue(
-                None,
-                "segment_root",
-                "segment entries do not hash to the record's root".into(),
-            );
-        }
     }
     if footer.block_offsets != block_starts {
         issue(

@@ -1,0 +1,262 @@
+//! Ledger benchmark (issue: foundation and tamper-evident ledger).
+//!
+//! Measures, in one run and on the same bytes:
+//! - raw single-core SHA-256 over every entry (the yardstick),
+//! - append + seal throughput with durable group commit (1,000-event batches,
+//!   one fdatasync each, 16,384-event segments), with and without the time
+//!   spent waiting in fsync,
+//! - `verify` throughput over the resulting data directory,
+//! - inclusion proof generation latency on a log of PROOF_EVENTS events,
+//! - resident memory while the log grows.
+//!
+//! Run: `cargo bench --bench ledger` (env: SEALTRAIL_BENCH_EVENTS, default 2M;
+//! SEALTRAIL_BENCH_PROOF_EVENTS, default 10M; SEALTRAIL_BENCH_DIR, default
+//! ./target/bench-data).
+
+use sealtrail::event::{Entry, Event, Timestamp, Via};
+use sealtrail::ledger::keys::NoteSigner;
+use sealtrail::ledger::log::{Ledger, LedgerEntry, SealPolicy};
+use sealtrail::ledger::proof::LedgerReader;
+use sealtrail::ledger::verify::verify_data_dir;
+use sha2::{Digest, Sha256};
+use std::path::Path;
+use std::time::{Duration, Instant};
+
+const BATCH: usize = 1000;
+const POOL: usize = 4096;
+
+fn env_u64(name: &str, default: u64) -> u64 {
+    std::env::var(name)
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(default)
+}
+
+/// A pool of distinct ~300-byte canonical entries, cycled during appends so
+/// that generating events is not part of what is measured.
+fn entry_pool() -> Vec<LedgerEntry> {
+    (0..POOL as u64)
+        .map(|i| {
+            let json = format!(
+                concat!(
+                    r#"{{"id":"evt-{:08}","time":"2026-11-{:02}T{:02}:{:02}:11.{:03}Z","category":"access","action":"view","outcome":"success","#,
+                    r#""actor":{{"user":"u{:04}","role":"clinician","ip":"10.20.1.{}"}},"#,
+                    r#""patient":{{"id":"MRN-{:07}"}},"source":{{"system":"ehr"}}}}"#
+                ),
+                i, 1 + i % 28, i % 24, i % 60, i % 1000, i % 97, i % 250, i % 5003
+            );
+            let entry = Entry {
+                received: Timestamp::now(),
+                via: Via { kind: "http".into(), peer: Some("10.20.0.5".into()), principal: None },
+                event: Event::from_json(json.as_bytes()).expect("valid bench event"),
+            };
+            LedgerEntry { time_ms: entry.event.time.unix_ms(), bytes: entry.canonical_bytes() }
+        })
+        .collect()
+}
+
+fn rss_kib() -> (u64, u64) {
+    let status = std::fs::read_to_string("/proc/self/status").unwrap_or_default();
+    let field = |name: &str| {
+        status
+            .lines()
+            .find(|l| l.starts_with(name))
+            .and_then(|l| l.split_whitespace().nth(1))
+            .and_then(|v| v.parse().ok())
+            .unwrap_or(0)
+    };
+    (field("VmRSS:"), field("VmHWM:"))
+}
+
+fn dir_bytes(path: &Path) -> u64 {
+    std::fs::read_dir(path)
+        .map(|rd| {
+            rd.filter_map(|e| e.ok())
+                .filter_map(|e| e.metadata().ok())
+                .map(|m| m.len())
+                .sum()
+        })
+        .unwrap_or(0)
+}
+
+struct AppendResult {
+    wall: Duration,
+    fsync: Duration,
+    fsyncs: u64,
+    seals: u64,
+    bytes: u64,
+}
+
+/// Appends `n` events in batches (one durable group commit each).
+fn append(
+    data: &Path,
+    signer: NoteSigner,
+    pool: &[LedgerEntry],
+    n: u64,
+    mut on_million: impl FnMut(u64),
+) -> AppendResult {
+    let (mut ledger, _) = Ledger::open(data, signer, SealPolicy::default()).expect("open ledger");
+    let mut batch: Vec<LedgerEntry> = Vec::with_capacity(BATCH);
+    let mut written = 0u64;
+    let mut bytes = 0u64;
+    let mut wall = Duration::ZERO;
+    while written < n {
+        batch.clear();
+        let take = (n - written).min(BATCH as u64);
+        for i in 0..take {
+            let e = &pool[((written + i) % POOL as u64) as usize];
+            bytes += e.bytes.len() as u64;
+            batch.push(e.clone());
+        }
+        let start = Instant::now();
+        ledger.append(&batch).expect("append");
+        wall += start.elapsed();
+        let before = written;
+        written += take;
+        if written / 1_000_000 != before / 1_000_000 {
+            on_million(written);
+        }
+    }
+    let start = Instant::now();
+    ledger.seal().expect("final seal");
+    wall += start.elapsed();
+    let stats = ledger.stats();
+    AppendResult {
+        wall,
+        fsync: stats.fsync_time,
+        fsyncs: stats.fsyncs,
+        seals: stats.seals,
+        bytes,
+    }
+}
+
+fn median(v: &mut [f64]) -> f64 {
+    v.sort_by(|a, b| a.total_cmp(b));
+    v[v.len() / 2]
+}
+
+fn percentile(v: &mut [f64], p: f64) -> f64 {
+    v.sort_by(|a, b| a.total_cmp(b));
+    v[((v.len() as f64 - 1.0) * p).round() as usize]
+}
+
+fn main() {
+    // `cargo bench` passes --bench; nothing else is taken from argv.
+    let events = env_u64("SEALTRAIL_BENCH_EVENTS", 2_000_000);
+    let proof_events = env_u64("SEALTRAIL_BENCH_PROOF_EVENTS", 10_000_000);
+    let root = std::env::var("SEALTRAIL_BENCH_DIR").unwrap_or_else(|_| "target/bench-data".into());
+    let root = Path::new(&root);
+    let _ = std::fs::remove_dir_all(root);
+    std::fs::create_dir_all(root).expect("bench dir");
+    let key = NoteSigner::generate("bench.example/log").expect("key");
+    let (pem, verifier) = (key.to_pkcs8_pem().expect("pem"), key.verifier());
+    let same_signer = || NoteSigner::from_pkcs8_pem("bench.example/log", &pem).expect("key");
+
+    let pool = entry_pool();
+    let avg = pool.iter().map(|e| e.bytes.len()).sum::<usize>() as f64 / POOL as f64;
+    println!(
+        "machine: {} cores; entries average {avg:.0} bytes",
+        std::thread::available_parallelism().map_or(0, |n| n.get())
+    );
+
+    // 1. Raw SHA-256, single core, one hash per entry over the same bytes (3 rounds, median).
+    let mut sha_rates = Vec::new();
+    for _ in 0..3 {
+        let start = Instant::now();
+        let mut acc = 0u8;
+        for i in 0..events {
+            let d = Sha256::digest(&pool[(i % POOL as u64) as usize].bytes);
+            acc ^= d[0];
+        }
+        std::hint::black_box(acc);
+        sha_rates.push(events as f64 / start.elapsed().as_secs_f64());
+    }
+    let sha_eps = median(&mut sha_rates);
+    let sha_mbs = sha_eps * avg / 1e6;
+    println!("raw sha256 (1 core, per entry): {sha_eps:.0} events/s, {sha_mbs:.0} MB/s");
+
+    // 2. Append + seal with durable group commit.
+    let data = root.join("append");
+    let r = append(&data, same_signer(), &pool, events, |_| {});
+    let eps = events as f64 / r.wall.as_secs_f64();
+    let cpu = r.wall.saturating_sub(r.fsync);
+    let eps_cpu = events as f64 / cpu.as_secs_f64();
+    println!(
+        "append+seal durable: {eps:.0} events/s, {:.0} MB/s ({} fsyncs, {} seals, {:.1} s waiting in fsync of {:.1} s)",
+        r.bytes as f64 / r.wall.as_secs_f64() / 1e6,
+        r.fsyncs,
+        r.seals,
+        r.fsync.as_secs_f64(),
+        r.wall.as_secs_f64()
+    );
+    println!(
+        "append+seal excluding fsync waits: {eps_cpu:.0} events/s, {:.0} MB/s = {:.2}x raw sha256",
+        r.bytes as f64 / cpu.as_secs_f64() / 1e6,
+        eps_cpu / sha_eps
+    );
+
+    // 3. Verify the whole directory (page cache warm: it was just written).
+    let seg_bytes = dir_bytes(&data.join("ledger/segments"));
+    let mut verify_rates = Vec::new();
+    for _ in 0..3 {
+        let start = Instant::now();
+        let report = verify_data_dir(&data, &verifier, None).expect("verify runs");
+        assert!(
+            report.ok && report.events == events,
+            "bench ledger must verify: {:?}",
+            report.errors
+        );
+        verify_rates.push(events as f64 / start.elapsed().as_secs_f64());
+    }
+    let v_eps = median(&mut verify_rates);
+    println!(
+        "verify: {v_eps:.0} events/s, {:.0} MB/s of segment files = {:.2}x raw sha256",
+        v_eps * seg_bytes as f64 / events as f64 / 1e6,
+        v_eps / sha_eps
+    );
+    std::fs::remove_dir_all(&data).ok();
+
+    // 4. Proof generation at PROOF_EVENTS, with memory sampled as the log grows.
+    let data = root.join("proofs");
+    let mut rss = Vec::new();
+    let t = Instant::now();
+    let r = append(&data, same_signer(), &pool, proof_events, |n| {
+        if n % 2_000_000 == 0 || n == 1_000_000 {
+            rss.push((n, rss_kib().0));
+        }
+    });
+    println!(
+        "built {proof_events} events in {:.1} s ({:.0} events/s durable)",
+        t.elapsed().as_secs_f64(),
+        proof_events as f64 / r.wall.as_secs_f64()
+    );
+    println!(
+        "resident memory while appending: {}",
+        rss.iter()
+            .map(|(n, kib)| format!("{}M events: {} MiB", n / 1_000_000, kib / 1024))
+            .collect::<Vec<_>>()
+            .join(", ")
+    );
+    let reader = LedgerReader::open(&data).expect("reader");
+    let mut lat = Vec::new();
+    let mut x = 0x9e37_79b9_7f4a_7c15u64;
+    for _ in 0..2000 {
+        // xorshift: deterministic spread of indices over the whole log
+        x ^= x << 13;
+        x ^= x >> 7;
+        x ^= x << 17;
+        let index = x % proof_events;
+        let start = Instant::now();
+        let proof = reader.inclusion_proof(index).expect("proof");
+        lat.push(start.elapsed().as_secs_f64() * 1e3);
+        std::hint::black_box(proof);
+    }
+    let p50 = median(&mut lat);
+    let p99 = percentile(&mut lat, 0.99);
+    println!(
+        "inclusion proof generation at {proof_events} events: p50 {p50:.3} ms, p99 {p99:.3} ms"
+    );
+    let (_, hwm) = rss_kib();
+    println!("peak resident memory of the whole run: {} MiB", hwm / 1024);
+    std::fs::remove_dir_all(root).ok();
+}

@@ -1,0 +1,505 @@
+#!/usr/bin/env python3
+"""Independent verifier for a sealtrail ledger, written from docs/LEDGER.md alone.
+
+    verify_ledger.py --data DIR --vkey FILE     check every sealed segment, the
+                                                record chain, the log tree and
+                                                the signed checkpoint
+    verify_ledger.py --proof FILE --vkey FILE   check an inclusion or a
+                                                consistency proof offline
+
+Prints one JSON object and exits 0 when everything verifies, 1 when not, 2 on
+usage errors. Standard library only, plus `cryptography` for Ed25519. Section
+numbers (§) refer to docs/LEDGER.md.
+"""
+
+import argparse
+import base64
+import binascii
+import datetime
+import hashlib
+import json
+import os
+import re
+import struct
+import unicodedata
+import sys
+
+from cryptography.exceptions import InvalidSignature
+from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
+
+# --- constants (§4, §5, §10) -------------------------------------------------
+SEGMENT_MAGIC = b"SEALSEG\x00"
+TRAILER_MAGIC = b"SEALEND\x00"
+SEGMENT_VERSION = 1
+RECORD_VERSION = 1
+SEAL_MARKER = 0xFFFFFFFF
+MAX_ENTRY_LEN = 1 << 20
+MAX_ORIGIN_LEN = 255
+MAX_SEGMENT_EVENTS = 1 << 22
+BLOCK_SHIFT = 6
+BLOCK = 1 << BLOCK_SHIFT
+INCLUSION_FORMAT = "sealtrail-inclusion-proof/v1"
+CONSISTENCY_FORMAT = "sealtrail-consistency-proof/v1"
+SEGMENT_NAME = re.compile(r"^([0-9]{12})\.seg$")
+
+
+class Invalid(Exception):
+    """Something does not verify; the message says what."""
+
+    def __init__(self, kind, detail):
+        super().__init__(f"{kind}: {detail}")
+        self.kind, self.detail = kind, detail
+
+
+# --- CRC-32C (Castagnoli), reflected polynomial 0x82F63B78 (§4.1) ------------
+def _crc_table():
+    table = []
+    for n in range(256):
+        c = n
+        for _ in range(8):
+            c = (c >> 1) ^ 0x82F63B78 if c & 1 else c >> 1
+        table.append(c)
+    return table
+
+
+_CRC_TABLE = _crc_table()
+
+
+def crc32c(data):
+    crc = 0xFFFFFFFF
+    for b in data:
+        crc = _CRC_TABLE[(crc ^ b) & 0xFF] ^ (crc >> 8)
+    return crc ^ 0xFFFFFFFF
+
+
+assert crc32c(b"123456789") == 0xE3069283  # the standard check value
+
+
+# --- RFC 6962 hashing (§3.2) ---------------------------------------------------
+def sha256(data):
+    return hashlib.sha256(data).digest()
+
+
+def leaf_hash(data):
+    return sha256(b"\x00" + data)
+
+
+def node_hash(left, right):
+    return sha256(b"\x01" + left + right)
+
+
+def mth(leaves):
+    """RFC 6962 §2.1 Merkle Tree Hash of a list of leaf hashes."""
+    if not leaves:
+        return sha256(b"")
+    if len(leaves) == 1:
+        return leaves[0]
+    k = 1 << ((len(leaves) - 1).bit_length() - 1)  # largest power of 2 < n
+    return node_hash(mth(leaves[:k]), mth(leaves[k:]))
+
+
+def root_from_inclusion(index, size, leaf, path):
+    """RFC 9162 §2.1.3.2: the root implied by an inclusion path."""
+    if index >= size:
+        raise Invalid("proof", f"leaf index {index} is not below tree size {size}")
+    fn, sn, r = index, size - 1, leaf
+    for p in path:
+        if sn == 0:
+            raise Invalid("proof", "inclusion path is too long")
+        if fn & 1 or fn == sn:
+            r = node_hash(p, r)
+            while fn & 1 == 0 and fn != 0:
+                fn >>= 1
+                sn >>= 1
+        else:
+            r = node_hash(r, p)
+        fn >>= 1
+        sn >>= 1
+    if sn != 0:
+        raise Invalid("proof", "inclusion path is too short")
+    return r
+
+
+def verify_consistency(size1, size2, path, root1, root2):
+    """RFC 9162 §2.1.4.2 for 0 < size1 <= size2."""
+    if not 0 < size1 <= size2:
+        raise Invalid("proof", f"sizes must satisfy 0 < old <= new, got {size1}, {size2}")
+    if size1 == size2:
+        if path or root1 != root2:
+            raise Invalid("proof", "equal sizes need an empty path and equal roots")
+        return
+    if size1 & (size1 - 1) == 0:  # a power of two: the old root is the seed
+        path = [root1] + path
+    if not path:
+        raise Invalid("proof", "consistency path is empty")
+    fn, sn = size1 - 1, size2 - 1
+    while fn & 1:
+        fn >>= 1
+        sn >>= 1
+    fr = sr = path[0]
+    for c in path[1:]:
+        if sn == 0:
+            raise Invalid("proof", "consistency path is too long")
+        if fn & 1 or fn == sn:
+            fr, sr = node_hash(c, fr), node_hash(c, sr)
+            while fn & 1 == 0 and fn != 0:
+                fn >>= 1
+                sn >>= 1
+        else:
+            sr = node_hash(sr, c)
+        fn >>= 1
+        sn >>= 1
+    if sn != 0 or fr != root1 or sr != root2:
+        raise Invalid("proof", "consistency path does not lead to both roots")
+
+
+# --- keys and signed notes (§6) ------------------------------------------------
+def b64decode(text, what):
+    try:
+        return base64.b64decode(text, validate=True)
+    except (binascii.Error, ValueError) as e:
+        raise Invalid("format", f"{what} is not standard base64") from e
+
+
+def key_id(name, public_key):
+    return sha256(name.encode() + b"\n\x01" + public_key)[:4]
+
+
+def load_vkey(path):
+    """`<name>+<8 hex key id>+<base64(0x01 || 32-byte Ed25519 key)>` (§6.3)."""
+    with open(path, encoding="utf-8") as f:
+        line = f.read().removesuffix("\n")
+    name, id_hex, key_b64 = (line.split("+", 2) + ["", ""])[:3]
+    raw = b64decode(key_b64, "vkey key")
+    if not name or not re.fullmatch(r"[0-9a-f]{8}", id_hex) or len(raw) != 33 or raw[0] != 1:
+        raise Invalid("vkey", "not an Ed25519 vkey line")
+    if key_id(name, raw[1:]) != bytes.fromhex(id_hex):
+        raise Invalid("vkey", "key id does not match name and key")
+    return name, bytes.fromhex(id_hex), Ed25519PublicKey.from_public_bytes(raw[1:])
+
+
+def open_checkpoint(note, vkey):
+    """Verifies a signed checkpoint note; returns (origin, size, root) (§6.1, §6.2)."""
+    name, kid, public_key = vkey
+    if any(c != "\n" and unicodedata.category(c) == "Cc" for c in note):
+        raise Invalid("checkpoint_signature", "note holds a control character")
+    split = note.rfind("\n\n")
+    if split < 0 or not note.endswith("\n"):
+        raise Invalid("checkpoint_signature", "not a signed note")
+    text, sig_lines = note[: split + 1], note[split + 2 : -1].split("\n")
+    ours = 0
+    for line in sig_lines:
+        m = re.fullmatch("\u2014 (\\S+) (\\S+)", line)
+        if not m:
+            raise Invalid("checkpoint_signature", f"bad signature line {line!r}")
+        blob = b64decode(m.group(2), "signature")
+        if m.group(1) != name or blob[:4] != kid:
+            continue  # another key's signature (a witness, say): ignored
+        if len(blob) != 68:
+            raise Invalid("checkpoint_signature", "our signature is not key id (4) + Ed25519 (64)")
+        try:
+            public_key.verify(blob[4:], text.encode())
+        except InvalidSignature as e:
+            raise Invalid("checkpoint_signature", "signature does not verify") from e
+        ours += 1
+    if ours == 0:
+        raise Invalid("checkpoint_signature", f"no signature by {name}")
+    lines = text[:-1].split("\n")
+    if len(lines) < 3 or "" in lines or not re.fullmatch(r"0|[1-9][0-9]*", lines[1]):
+        raise Invalid("checkpoint", "malformed checkpoint body")
+    root = b64decode(lines[2], "checkpoint root")
+    if len(root) != 32 or base64.b64encode(root).decode() != lines[2]:
+        raise Invalid("checkpoint", "root is not the canonical base64 of 32 bytes")
+    if lines[0] != name:
+        raise Invalid("checkpoint", f"origin {lines[0]!r} is not the key name {name!r}")
+    return lines[0], int(lines[1]), root
+
+
+# --- segment records (§5) ------------------------------------------------------
+def parse_record(b):
+    if len(b) < 3 or b[0] != RECORD_VERSION:
+        raise Invalid("record", "unknown record version or truncated record")
+    (olen,) = struct.unpack_from(">H", b, 1)
+    if not 1 <= olen <= MAX_ORIGIN_LEN or len(b) != 3 + olen + 40 + 64:
+        raise Invalid("record", "bad origin length or record size")
+    number, first, count, tmin, tmax = struct.unpack_from(">QQQqq", b, 3 + olen)
+    if count == 0:
+        raise Invalid("record", "segment record has no events")
+    at = 3 + olen + 40
+    return {
+        "origin": b[3 : 3 + olen].decode("utf-8"),
+        "number": number,
+        "first_index": first,
+        "count": count,
+        "min_time_ms": tmin,
+        "max_time_ms": tmax,
+        "root": b[at : at + 32],
+        "prev": b[at + 32 : at + 64],
+    }
+
+
+# --- event time (§3.3) ---------------------------------------------------------
+RFC3339 = re.compile(
+    r"(\d{4})-(\d{2})-(\d{2})[Tt](\d{2}):(\d{2}):(\d{2})(?:\.(\d+))?([Zz]|[+-]\d{2}:\d{2})"
+)
+
+
+def days_from_civil(y, m, d):
+    """Days since 1970-01-01 of a proleptic Gregorian date."""
+    y -= m <= 2
+    era = y // 400
+    yoe = y - era * 400
+    doy = (153 * (m + (-3 if m > 2 else 9)) + 2) // 5 + d - 1
+    return era * 146097 + yoe * 365 + yoe // 4 - yoe // 100 + doy - 719468
+
+
+def entry_time_ms(payload):
+    """`event.time` of an entry in Unix milliseconds (sub-millisecond truncated)."""
+    time = json.loads(payload.decode("utf-8"))["event"]["time"]
+    m = RFC3339.fullmatch(time) if isinstance(time, str) else None
+    if not m:
+        raise ValueError(f"event time {time!r} is not RFC 3339")
+    y, mo, d, h, mi, s = (int(g) for g in m.groups()[:6])
+    datetime.datetime(y, mo, d, h, mi, min(s, 59))  # raises on 2026-02-30, 24:00 ...
+    frac_ns = int(((m.group(7) or "") + "000000000")[:9])
+    if s == 60:  # leap second: stored as the last nanosecond of 23:59:59
+        s, frac_ns = 59, 999_999_999
+    off = m.group(8)
+    off_s = 0 if off in "Zz" else (1 if off[0] == "+" else -1) * (int(off[1:3]) * 3600 + int(off[4:6]) * 60)
+    ms = (days_from_civil(y, mo, d) * 86400 + h * 3600 + mi * 60 + s - off_s) * 1000 + frac_ns // 1_000_000
+    if not 1970 <= y <= 9999 or not 0 <= ms <= 253_402_300_799_999:
+        raise ValueError(f"event time {time!r} is outside 1970..9999")
+    return ms
+
+
+# --- one sealed segment (§4) ---------------------------------------------------
+def check_segment(path, number):
+    """Parses and checks one sealed segment file; returns (record bytes, record)."""
+    with open(path, "rb") as f:
+        data = f.read()
+    # Header (§4.1).
+    if data[:8] != SEGMENT_MAGIC:
+        raise Invalid("header", "bad magic")
+    version, olen = struct.unpack_from(">HH", data, 8)
+    if version != SEGMENT_VERSION:
+        raise Invalid("header", f"unsupported segment version {version}")
+    if not 1 <= olen <= MAX_ORIGIN_LEN or len(data) < 64 + olen:
+        raise Invalid("header", "bad origin length or truncated header")
+    hlen = 64 + olen
+    (stored_crc,) = struct.unpack_from(">I", data, hlen - 4)
+    if crc32c(data[: hlen - 4]) != stored_crc:
+        raise Invalid("header", "header checksum mismatch")
+    origin = data[12 : 12 + olen].decode("utf-8")
+    h_number, h_first = struct.unpack_from(">QQ", data, 12 + olen)
+    h_prev = data[28 + olen : 60 + olen]
+    if h_number != number:
+        raise Invalid("misplaced", f"file of segment {number} holds segment {h_number}")
+
+    # Trailer and footer (§4.4, §4.5): the trailer points at the seal marker.
+    if len(data) < hlen + 16 or data[-8:] != TRAILER_MAGIC:
+        raise Invalid("not_sealed", "no trailer")
+    (footer_at,) = struct.unpack_from(">Q", data, len(data) - 16)
+    if not hlen <= footer_at <= len(data) - 20 - 11:  # room for the smallest footer
+        raise Invalid("footer", "footer offset out of range")
+    body = data[footer_at : len(data) - 20]
+    (footer_crc,) = struct.unpack_from(">I", data, len(data) - 20)
+    if crc32c(body) != footer_crc:
+        raise Invalid("footer", "footer checksum mismatch")
+    marker, rlen = struct.unpack_from(">IH", body, 0)
+    if marker != SEAL_MARKER:
+        raise Invalid("footer", "seal marker missing")
+    record_bytes = body[6 : 6 + rlen]
+    rec = parse_record(record_bytes)
+    shift, nblocks = struct.unpack_from(">BI", body, 6 + rlen)
+    want_blocks = -(-rec["count"] // BLOCK)
+    if shift != BLOCK_SHIFT or nblocks != want_blocks or rec["count"] > MAX_SEGMENT_EVENTS:
+        raise Invalid("footer", f"block shift {shift} / {nblocks} blocks for {rec['count']} events")
+    idx = body[11 + rlen :]
+    if len(idx) != nblocks * 40:
+        raise Invalid("footer", "block index length mismatch")
+    block_offsets = list(struct.unpack_from(f">{nblocks}Q", idx, 0))
+    block_roots = [idx[nblocks * 8 + 32 * i : nblocks * 8 + 32 * (i + 1)] for i in range(nblocks)]
+
+    # Frames (§4.2): from the header to the seal marker, nothing in between.
+    leaves, offsets, times, pos = [], [], [], hlen
+    while pos < footer_at:
+        if pos + 8 > footer_at:
+            raise Invalid("entry_corrupt", f"stray bytes at offset {pos}")
+        length, crc = struct.unpack_from(">II", data, pos)
+        if not 1 <= length <= MAX_ENTRY_LEN or pos + 8 + length > footer_at:
+            raise Invalid("entry_corrupt", f"frame length {length} at offset {pos} out of range")
+        payload = data[pos + 8 : pos + 8 + length]
+        if crc32c(payload) != crc:
+            raise Invalid("entry_corrupt", f"frame checksum mismatch at offset {pos}")
+        try:
+            times.append(entry_time_ms(payload))
+        except (ValueError, KeyError, TypeError) as e:
+            raise Invalid("entry", f"entry at offset {pos} has no readable time: {e}") from e
+        leaves.append(leaf_hash(payload))
+        offsets.append(pos)
+        pos += 8 + length
+
+    # The record against the header and the entries (§5).
+    if (rec["origin"], rec["number"], rec["first_index"], rec["prev"]) != (origin, h_number, h_first, h_prev):
+        raise Invalid("record", "segment record disagrees with the segment header")
+    if rec["count"] != len(leaves):
+        raise Invalid("record", f"record counts {rec['count']} events, file holds {len(leaves)}")
+    if (rec["min_time_ms"], rec["max_time_ms"]) != (min(times), max(times)):
+        raise Invalid("record", "first/last event times do not match the entries")
+    for b in range(nblocks):
+        if mth(leaves[b * BLOCK : (b + 1) * BLOCK]) != block_roots[b]:
+            first = h_first + b * BLOCK
+            raise Invalid("entry_altered", f"events from {first} do not hash to block root {b}")
+    if block_offsets != offsets[::BLOCK]:
+        raise Invalid("index", "block offsets do not match the frames")
+    # Blocks are complete aligned subtrees, so both roots must agree (§4.6).
+    if mth(block_roots) != rec["root"] or mth(leaves) != rec["root"]:
+        raise Invalid("segment_root", "entries do not hash to the record's segment root")
+    return record_bytes, rec
+
+
+# --- the whole data directory (§2, §9) -----------------------------------------
+def verify_data_dir(data_dir, vkey):
+    errors, segments, events = [], 0, 0
+
+    def error(kind, detail, segment=None):
+        errors.append({"segment": segment, "kind": kind, "detail": detail})
+
+    ledger = os.path.join(data_dir, "ledger")
+    checkpoint = None
+    try:
+        with open(os.path.join(ledger, "checkpoint"), encoding="utf-8") as f:
+            checkpoint = open_checkpoint(f.read(), vkey)
+    except FileNotFoundError:
+        error("no_checkpoint", "no ledger/checkpoint file")
+    except Invalid as e:
+        error(e.kind, e.detail)
+
+    seg_dir = os.path.join(ledger, "segments")
+    names = sorted(n for n in os.listdir(seg_dir) if SEGMENT_NAME.match(n)) if os.path.isdir(seg_dir) else []
+    numbers = [int(SEGMENT_NAME.match(n).group(1)) for n in names]
+    log_leaves, prev, broken = [], None, False
+    for expected, (name, number) in enumerate(zip(names, numbers)):
+        if number != expected:
+            error("missing_segment", f"segment {expected} is missing", expected)
+            broken = True
+            break  # the chain cannot continue past a gap
+        try:
+            record_bytes, rec = check_segment(os.path.join(seg_dir, name), number)
+            if rec["origin"] != vkey[0]:
+                raise Invalid("origin", f"segment belongs to log {rec['origin']!r}")
+            want_first = prev["first_index"] + prev["count"] if prev else 0
+            want_prev = sha256(prev["bytes"]) if prev else bytes(32)
+            if rec["first_index"] != want_first:
+                raise Invalid("sequence", f"starts at event {rec['first_index']}, expected {want_first}")
+            if rec["prev"] != want_prev:
+                raise Invalid("chain", "prev is not the SHA-256 of the previous record")
+        except Invalid as e:
+            error(e.kind, e.detail, number)
+            broken = True  # later records chain to this one and cannot be trusted
+            break
+        except (struct.error, UnicodeDecodeError, OverflowError) as e:
+            error("format", f"truncated or malformed: {e}", number)
+            broken = True
+            break
+        prev = dict(rec, bytes=record_bytes)
+        log_leaves.append(leaf_hash(record_bytes))
+        segments += 1
+        events += rec["count"]
+
+    if checkpoint is not None and not broken:
+        _, size, root = checkpoint
+        if size > len(log_leaves):
+            error("truncated", f"checkpoint covers {size} segments, {len(log_leaves)} verified")
+        elif mth(log_leaves[:size]) != root:
+            error("checkpoint_mismatch", f"first {size} segment records do not hash to the signed root")
+    return {"ok": not errors, "segments": segments, "events": events, "errors": errors}
+
+
+# --- proofs (§7) ---------------------------------------------------------------
+def decode_path(hashes, what):
+    if not isinstance(hashes, list) or len(hashes) > 64:
+        raise Invalid("format", f"{what} must be a list of at most 64 hashes")
+    out = [b64decode(h, what) for h in hashes]
+    if any(len(h) != 32 for h in out):
+        raise Invalid("format", f"{what} holds a hash that is not 32 bytes")
+    return out
+
+
+def exact_fields(obj, names, what):
+    """Proof objects have exactly these members: none missing, none unknown (§7)."""
+    if not isinstance(obj, dict) or set(obj) != set(names):
+        raise Invalid("format", f"{what} must have exactly the members {sorted(names)}")
+
+
+def verify_inclusion_proof(p, vkey):
+    exact_fields(p, ["format", "index", "entry", "segment", "log", "checkpoint"], "proof")
+    exact_fields(p["segment"], ["record", "leaf_index", "path"], "segment")
+    exact_fields(p["log"], ["leaf_index", "tree_size", "path"], "log")
+    origin, size, root = open_checkpoint(p["checkpoint"], vkey)
+    record_bytes = b64decode(p["segment"]["record"], "segment.record")
+    rec = parse_record(record_bytes)
+    index = p["index"]
+    if rec["origin"] != origin:
+        raise Invalid("proof", "segment record belongs to another log")
+    if not rec["first_index"] <= index < rec["first_index"] + rec["count"]:
+        raise Invalid("proof", f"event {index} is not in segment {rec['number']}")
+    if p["segment"]["leaf_index"] != index - rec["first_index"]:
+        raise Invalid("proof", "segment.leaf_index is not index - first_index")
+    if p["log"]["leaf_index"] != rec["number"] or p["log"]["tree_size"] != size:
+        raise Invalid("proof", "log.leaf_index / log.tree_size disagree with record / checkpoint")
+    entry = p["entry"].encode("utf-8")
+    seg_root = root_from_inclusion(
+        index - rec["first_index"], rec["count"], leaf_hash(entry), decode_path(p["segment"]["path"], "segment.path")
+    )
+    if seg_root != rec["root"]:
+        raise Invalid("proof", "entry does not lead to the segment root in the record")
+    log_root = root_from_inclusion(rec["number"], size, leaf_hash(record_bytes), decode_path(p["log"]["path"], "log.path"))
+    if log_root != root:
+        raise Invalid("proof", "segment record does not lead to the checkpoint root")
+    return {"ok": True, "kind": "inclusion", "index": index, "checkpoint_size": size}
+
+
+def verify_consistency_proof(p, vkey):
+    exact_fields(p, ["format", "old_size", "old_root", "new_size", "new_root", "path", "checkpoint"], "proof")
+    _, size, root = open_checkpoint(p["checkpoint"], vkey)
+    if p["new_size"] != size or b64decode(p["new_root"], "new_root") != root:
+        raise Invalid("proof", "new_size / new_root disagree with the checkpoint")
+    old_root = b64decode(p["old_root"], "old_root")
+    verify_consistency(p["old_size"], size, decode_path(p["path"], "path"), old_root, root)
+    return {"ok": True, "kind": "consistency", "old_size": p["old_size"], "new_size": size}
+
+
+def verify_proof_file(path, vkey):
+    with open(path, encoding="utf-8") as f:
+        p = json.load(f)
+    try:
+        kind = {INCLUSION_FORMAT: verify_inclusion_proof, CONSISTENCY_FORMAT: verify_consistency_proof}
+        if p.get("format") not in kind:
+            raise Invalid("format", f"unknown proof format {p.get('format')!r}")
+        return kind[p["format"]](p, vkey)
+    except Invalid as e:
+        return {"ok": False, "errors": [{"kind": e.kind, "detail": e.detail}]}
+    except (KeyError, TypeError, AttributeError, UnicodeError) as e:
+        return {"ok": False, "errors": [{"kind": "format", "detail": f"malformed proof: {e!r}"}]}
+
+
+def main():
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--vkey", required=True)
+    what = ap.add_mutually_exclusive_group(required=True)
+    what.add_argument("--data")
+    what.add_argument("--proof")
+    args = ap.parse_args()
+    try:
+        vkey = load_vkey(args.vkey)
+    except (Invalid, OSError, ValueError) as e:
+        print(json.dumps({"ok": False, "errors": [{"kind": "vkey", "detail": str(e)}]}))
+        return 2
+    report = verify_proof_file(args.proof, vkey) if args.proof else verify_data_dir(args.data, vkey)
+    print(json.dumps(report))
+    return 0 if report["ok"] else 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())
