@@ -644,7 +644,7 @@ impl Ledger {
             return Ok(false);
         }
         let header = self.open.header.clone();
-        let footer_built = Footer::build(
+        let footer = Footer::build(
             SegmentRecord {
                 origin: header.origin.clone(),
                 number: header.number,
@@ -652,14 +652,12 @@ impl Ledger {
                 count: self.open.count(),
                 min_time_ms: self.open.min_time_ms,
                 max_time_ms: self.open.max_time_ms,
-                root: Footer::root_from_blocks(&[]), // replaced below
+                root: [0; 32], // set by Footer::build from the entries
                 prev: header.prev,
             },
             &self.open.leaves,
             &self.open.offsets,
         );
-        let mut footer = footer_built;
-        footer.record.root = Footer::root_from_blocks(&footer.block_roots);
         let bytes = footer.to_bytes(self.open.len);
         // 1. footer durable in the open file
         self.open

@@ -9,7 +9,6 @@ use sealtrail::ledger::keys::NoteSigner;
 use sealtrail::ledger::log::Ledger;
 use sealtrail::ledger::note::{self, Checkpoint};
 use sealtrail::ledger::proof::LedgerReader;
-use sealtrail::ledger::record::SegmentRecord;
 use sealtrail::ledger::segment::{Footer, FrameReader, SegmentHeader, encode_frame};
 use sealtrail::ledger::verify::{VerifyReport, verify_data_dir};
 use std::path::Path;
@@ -197,11 +196,8 @@ fn replace_event_and_reseal(data: &Path, n: u64, index: u64) {
         encode_frame(p, &mut bytes);
         leaves.push(sealtrail::ledger::hash::leaf_hash(p));
     }
-    let record = SegmentRecord {
-        root: merkle_root(&leaves),
-        ..footer.record.clone()
-    };
-    let new_footer = Footer::build(record, &leaves, &offsets);
+    let new_footer = Footer::build(footer.record.clone(), &leaves, &offsets);
+    assert_eq!(new_footer.record.root, merkle_root(&leaves));
     let at = bytes.len() as u64;
     bytes.extend_from_slice(&new_footer.to_bytes(at));
     std::fs::write(&path, bytes).unwrap();
