@@ -220,10 +220,13 @@ pub struct Footer {
 }
 
 impl Footer {
-    /// Builds the footer for a segment from its leaf hashes and frame offsets.
-    pub fn build(record: SegmentRecord, leaves: &[Hash], frame_offsets: &[u64]) -> Footer {
+    /// Builds the footer for a segment from its leaf hashes and frame
+    /// offsets. The record's `root` is set here, from the block roots, so a
+    /// footer can never disagree with its own index.
+    pub fn build(mut record: SegmentRecord, leaves: &[Hash], frame_offsets: &[u64]) -> Footer {
         let block = 1usize << BLOCK_SHIFT;
-        let block_roots = leaves.chunks(block).map(super::hash::merkle_root).collect();
+        let block_roots: Vec<Hash> = leaves.chunks(block).map(super::hash::merkle_root).collect();
+        record.root = Self::root_from_blocks(&block_roots);
         let block_offsets = frame_offsets.iter().step_by(block).copied().collect();
         Footer {
             record,
