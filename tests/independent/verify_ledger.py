@@ -205,13 +205,13 @@ def open_checkpoint(note, vkey):
     if ours == 0:
         raise Invalid("checkpoint_signature", f"no signature by {name}")
     lines = text[:-1].split("\n")
-    if len(lines) < 3 or "" in lines or not re.fullmatch(r"0|[1-9][0-9]*", lines[1]):
-        raise Invalid("checkpoint", "malformed checkpoint body")
+    if len(lines) < 3 or "" in lines or not re.fullmatch(r"0|[1-9][0-9]{0,19}", lines[1]) or int(lines[1]) >= 2**64:
+        raise Invalid("checkpoint_signature", "malformed checkpoint body")
     root = b64decode(lines[2], "checkpoint root")
     if len(root) != 32 or base64.b64encode(root).decode() != lines[2]:
-        raise Invalid("checkpoint", "root is not the canonical base64 of 32 bytes")
+        raise Invalid("checkpoint_signature", "root is not the canonical base64 of 32 bytes")
     if lines[0] != name:
-        raise Invalid("checkpoint", f"origin {lines[0]!r} is not the key name {name!r}")
+        raise Invalid("checkpoint_signature", f"origin {lines[0]!r} is not the key name {name!r}")
     return lines[0], int(lines[1]), root
 
 
