@@ -388,7 +388,28 @@ impl Ledger {
                 seg
             }
             Some(RecoveredOpen::Sealed(seg, footer)) => {
-                // The crash hit after the footer was durable: finish that seal.
+                // The crash hit after the footer was durable: finish that seal,
+                // but only for a segment that continues the log.
+                let rec = &footer.record;
+                if seg.header != next_header(&last_record)
+                    || rec.number != seg.header.number
+                    || rec.first_index != seg.header.first_index
+                    || rec.prev != seg.header.prev
+                    || rec.origin != seg.header.origin
+                    || (rec.min_time_ms, rec.max_time_ms) != (seg.min_time_ms, seg.max_time_ms)
+                    || footer.block_offsets
+                        != seg
+                            .offsets
+                            .iter()
+                            .step_by(1 << segment::BLOCK_SHIFT)
+                            .copied()
+                            .collect::<Vec<_>>()
+                {
+                    return Err(LedgerError::Damaged(format!(
+                        "{}: sealed footer does not continue the log",
+                        seg.path.display()
+                    )));
+                }
                 recovery.completed_seal = true;
                 let number = seg.header.number;
                 drop(seg);
@@ -479,21 +500,20 @@ impl Ledger {
                     cp.size
                 )));
             }
+            // Never sign over history that no longer matches what was signed.
+            if cp.root != self.tree.root(cp.size)? {
+                return Err(LedgerError::Damaged(format!(
+                    "the first {} sealed segments do not match the signed checkpoint",
+                    cp.size
+                )));
+            }
             if cp.size == size {
-                if cp.root != self.tree.root(size)? {
-                    return Err(LedgerError::Damaged(
-                        "the checkpoint root does not match the sealed segments".into(),
-                    ));
-                }
                 self.checkpoint = text;
                 return Ok(());
             }
         }
-        if size > 0 || self.checkpoint.is_empty() {
-            recovery.resigned_checkpoint = size > 0;
-            self.write_checkpoint()?;
-        }
-        Ok(())
+        recovery.resigned_checkpoint = size > 0;
+        self.write_checkpoint()
     }
 
     fn write_checkpoint(&mut self) -> Result<(), LedgerError> {
@@ -735,9 +755,11 @@ fn recover_open_segment(
         .len();
     let mut reader = match FrameReader::open(path) {
         Ok(r) => r,
-        Err(SegmentError::Header { .. } | SegmentError::HeaderChecksum { .. })
-            if len <= header_len =>
-        {
+        Err(
+            SegmentError::Header { .. }
+            | SegmentError::HeaderChecksum { .. }
+            | SegmentError::Magic { .. },
+        ) if len <= header_len => {
             // No room for a frame after the header: the crash hit while a new
             // segment's header was being written and nothing was ever appended
             // to it, so it is removed and recreated.

@@ -91,6 +91,8 @@ pub enum ProofCheckError {
     Consistency(ProofError),
     #[error("old checkpoint: {0}")]
     OldCheckpoint(NoteError),
+    #[error("proof fields disagree: {0}")]
+    Mismatch(&'static str),
     #[error("old checkpoint is for log {old:?}, new for {new:?}")]
     OldOrigin { old: String, new: String },
 }
@@ -483,6 +485,18 @@ pub fn verify_consistency_proof(
             proof: proof.new_size,
             checkpoint: new.size,
         });
+    }
+    // The proof's own copies of the roots and sizes must agree with what is
+    // actually checked, so a reader of the file is never shown other values.
+    if decode_hash(&proof.new_root, "new_root")? != new.root {
+        return Err(ProofCheckError::Mismatch(
+            "new_root differs from the checkpoint root",
+        ));
+    }
+    if proof.old_size != old_size || decode_hash(&proof.old_root, "old_root")? != old_root {
+        return Err(ProofCheckError::Mismatch(
+            "old_size/old_root differ from the older checkpoint",
+        ));
     }
     let path = decode_path(&proof.path, "path")?;
     merkle::verify_consistency(old_size, new.size, &path, &old_root, &new.root)

@@ -255,3 +255,60 @@ fn recovery_recreates_a_segment_whose_header_was_torn() {
     ledger.close().unwrap();
     assert!(verify_data_dir(&data, &k.verifier, None).unwrap().ok);
 }
+
+#[test]
+fn a_lagging_checkpoint_is_resigned_only_over_unchanged_history() {
+    let dir = tempfile::tempdir().unwrap();
+    let k = keys(dir.path());
+    let data = dir.path().join("data");
+    build_ledger(&data, &k, 100, 25);
+    let at_four = LedgerReader::open(&data)
+        .unwrap()
+        .checkpoint_text()
+        .to_owned();
+    {
+        let (mut ledger, _) = Ledger::open(&data, k.signer(), policy(25)).unwrap();
+        ledger
+            .append(&(100..150).map(entry).collect::<Vec<_>>())
+            .unwrap();
+        ledger.close().unwrap();
+    }
+    // A crash between sealing and signing leaves an older checkpoint behind.
+    std::fs::write(data.join("ledger/checkpoint"), &at_four).unwrap();
+    {
+        let (ledger, recovery) = Ledger::open(&data, k.signer(), policy(25)).unwrap();
+        assert!(recovery.resigned_checkpoint);
+        assert!(ledger.checkpoint().lines().nth(1) == Some("6"));
+    }
+    // With the history under the old checkpoint changed, the writer refuses to sign.
+    std::fs::write(data.join("ledger/checkpoint"), &at_four).unwrap();
+    // (the root over the first four records is the level-2 node 0)
+    let level2 = data.join("ledger/tree/level-02");
+    let mut bytes = std::fs::read(&level2).unwrap();
+    bytes[16 + 5] ^= 1; // first node, after the 16-byte header
+    std::fs::write(&level2, bytes).unwrap();
+    match Ledger::open(&data, k.signer(), policy(25)) {
+        Err(LedgerError::Damaged(msg)) => {
+            assert!(msg.contains("do not match the signed checkpoint"), "{msg}")
+        }
+        Err(e) => panic!("wrong error: {e}"),
+        Ok(_) => panic!("signed over rewritten history"),
+    }
+}
+
+#[test]
+fn a_consistency_proof_must_not_misstate_its_roots() {
+    let dir = tempfile::tempdir().unwrap();
+    let k = keys(dir.path());
+    let data = dir.path().join("data");
+    build_ledger(&data, &k, 100, 10);
+    let reader = LedgerReader::open(&data).unwrap();
+    let good = reader.consistency_proof(3).unwrap();
+    let mut bad = good.clone();
+    bad.new_root = good.old_root.clone();
+    assert!(verify_consistency_proof(&bad, &k.verifier, None).is_err());
+    let mut bad = good.clone();
+    bad.old_size = 4;
+    assert!(verify_consistency_proof(&bad, &k.verifier, None).is_err());
+    verify_consistency_proof(&good, &k.verifier, None).unwrap();
+}
