@@ -141,10 +141,26 @@ fn percentile(v: &mut [f64], p: f64) -> f64 {
 }
 
 fn main() {
-    // `cargo bench` passes --bench; nothing else is taken from argv.
-    let events = env_u64("SEALTRAIL_BENCH_EVENTS", 2_000_000);
-    let proof_events = env_u64("SEALTRAIL_BENCH_PROOF_EVENTS", 10_000_000);
-    let root = std::env::var("SEALTRAIL_BENCH_DIR").unwrap_or_else(|_| "target/bench-data".into());
+    // `cargo bench` passes --bench; under `cargo test --all-targets` it does
+    // not, and a small smoke run checks that the benchmark still works.
+    let smoke = !std::env::args().any(|a| a == "--bench");
+    let events = if smoke {
+        20_000
+    } else {
+        env_u64("SEALTRAIL_BENCH_EVENTS", 2_000_000)
+    };
+    let proof_events = if smoke {
+        40_000
+    } else {
+        env_u64("SEALTRAIL_BENCH_PROOF_EVENTS", 10_000_000)
+    };
+    let root = std::env::var("SEALTRAIL_BENCH_DIR").unwrap_or_else(|_| {
+        if smoke {
+            "target/bench-smoke".into()
+        } else {
+            "target/bench-data".into()
+        }
+    });
     let root = Path::new(&root);
     let _ = std::fs::remove_dir_all(root);
     std::fs::create_dir_all(root).expect("bench dir");

@@ -67,6 +67,8 @@ pub enum Command {
     },
     /// Print a JSON proof: inclusion of one event, or consistency with an older log size.
     Proof(ProofArgs),
+    /// Run the service: HTTP ingest and API, sealing into the ledger.
+    Serve(ServeArgs),
     /// Verify a proof file offline (inclusion or consistency).
     VerifyProof {
         #[arg(long)]
@@ -78,6 +80,22 @@ pub enum Command {
         json: bool,
         proof_file: PathBuf,
     },
+}
+
+#[derive(Args, Debug)]
+pub struct ServeArgs {
+    /// Configuration file (TOML); every key has a default.
+    #[arg(long)]
+    config: Option<PathBuf>,
+    /// Data directory (overrides `data_dir`).
+    #[arg(long)]
+    data: Option<PathBuf>,
+    /// Signing key (overrides `ledger.key_file`).
+    #[arg(long)]
+    key: Option<PathBuf>,
+    /// HTTP listen address (overrides `http.listen`).
+    #[arg(long)]
+    listen: Option<std::net::SocketAddr>,
 }
 
 #[derive(Args, Debug)]
@@ -146,6 +164,7 @@ fn dispatch(command: Command) -> Result<ExitCode> {
             Ok(ExitCode::SUCCESS)
         }
         Command::Proof(args) => proof(args),
+        Command::Serve(args) => serve(args),
         Command::VerifyProof {
             vkey,
             since,
@@ -153,6 +172,38 @@ fn dispatch(command: Command) -> Result<ExitCode> {
             proof_file,
         } => verify_proof(&vkey, since.as_deref(), json, &proof_file),
     }
+}
+
+fn serve(args: ServeArgs) -> Result<ExitCode> {
+    let mut config = Config::load(args.config.as_deref())?;
+    if let Some(d) = args.data {
+        config.data_dir = d;
+    }
+    if let Some(k) = args.key {
+        config.key_file = k;
+    }
+    if let Some(l) = args.listen {
+        config.http.listen = l;
+    }
+    init_logging();
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .thread_name("sealtrail")
+        .build()
+        .context("starting the async runtime")?;
+    runtime.block_on(crate::serve::run(config))?;
+    Ok(ExitCode::SUCCESS)
+}
+
+/// Logs to stderr; `RUST_LOG` overrides the default `info` level.
+fn init_logging() {
+    let filter = tracing_subscriber::EnvFilter::try_from_default_env()
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
+    let _ = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr)
+        .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
+        .try_init();
 }
 
 fn keygen(out: &Path, name: &str) -> Result<ExitCode> {

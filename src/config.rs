@@ -5,7 +5,10 @@
 //! contract in DESIGN.md.
 
 use crate::ledger::log::SealPolicy;
+use crate::pipeline::AppenderConfig;
+use crate::sources::http::HttpLimits;
 use serde::Deserialize;
+use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 use thiserror::Error;
@@ -35,6 +38,8 @@ pub struct RawConfig {
     /// Where the ledger and derived state live.
     pub data_dir: PathBuf,
     pub ledger: RawLedger,
+    pub http: RawHttp,
+    pub ingest: IngestConfig,
 }
 
 impl Default for RawConfig {
@@ -42,8 +47,74 @@ impl Default for RawConfig {
         RawConfig {
             data_dir: PathBuf::from("./data"),
             ledger: RawLedger::default(),
+            http: RawHttp::default(),
+            ingest: IngestConfig::default(),
         }
     }
+}
+
+#[derive(Clone, Debug, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct RawHttp {
+    /// Address of the HTTP API (ingest, metrics, health).
+    pub listen: SocketAddr,
+    /// Largest request body as sent.
+    pub max_body_bytes: usize,
+    /// Largest body after gzip/zstd decompression.
+    pub max_decoded_bytes: usize,
+    /// Largest NDJSON line or array element.
+    pub max_line_bytes: usize,
+    /// Most events in one request.
+    pub max_events: usize,
+}
+
+impl Default for RawHttp {
+    fn default() -> Self {
+        let limits = HttpLimits::default();
+        RawHttp {
+            listen: SocketAddr::from(([127, 0, 0, 1], 8080)),
+            max_body_bytes: limits.max_body_bytes,
+            max_decoded_bytes: limits.max_decoded_bytes,
+            max_line_bytes: limits.max_line_bytes,
+            max_events: limits.max_events,
+        }
+    }
+}
+
+/// The ingest pipeline between sources and the ledger.
+#[derive(Clone, Debug, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct IngestConfig {
+    /// Prepared batches that may wait for the appender; when full, HTTP
+    /// answers 503 and TCP senders are paused.
+    pub queue: usize,
+    /// Client event ids remembered so that retries are stored once.
+    pub dedupe_window: usize,
+}
+
+impl Default for IngestConfig {
+    fn default() -> Self {
+        let a = AppenderConfig::default();
+        IngestConfig {
+            queue: a.queue,
+            dedupe_window: a.dedupe_window,
+        }
+    }
+}
+
+impl IngestConfig {
+    pub fn appender(&self) -> AppenderConfig {
+        AppenderConfig {
+            queue: self.queue,
+            dedupe_window: self.dedupe_window,
+        }
+    }
+}
+
+#[derive(Clone, Debug)]
+pub struct HttpConfig {
+    pub listen: SocketAddr,
+    pub limits: HttpLimits,
 }
 
 #[derive(Debug, Deserialize)]
@@ -73,6 +144,8 @@ pub struct Config {
     pub data_dir: PathBuf,
     pub key_file: PathBuf,
     pub seal: SealPolicy,
+    pub http: HttpConfig,
+    pub ingest: IngestConfig,
 }
 
 impl Config {
@@ -105,10 +178,50 @@ impl Config {
             key: "ledger",
             reason: e.to_string(),
         })?;
+        let invalid = |key: &'static str, reason: &str| ConfigError::Invalid {
+            path: path.to_owned(),
+            key,
+            reason: reason.to_owned(),
+        };
+        let h = &raw.http;
+        if h.max_body_bytes == 0 || h.max_decoded_bytes < h.max_body_bytes {
+            return Err(invalid(
+                "http",
+                "need 0 < max_body_bytes <= max_decoded_bytes",
+            ));
+        }
+        if h.max_line_bytes == 0 || h.max_line_bytes > crate::event::limits::MAX_ENTRY_BYTES {
+            return Err(invalid(
+                "http.max_line_bytes",
+                "must be between 1 and 1048576",
+            ));
+        }
+        if h.max_events == 0 {
+            return Err(invalid("http.max_events", "must be at least 1"));
+        }
+        if raw.ingest.queue == 0 || raw.ingest.queue > 65_536 {
+            return Err(invalid("ingest.queue", "must be between 1 and 65536"));
+        }
+        if raw.ingest.dedupe_window == 0 || raw.ingest.dedupe_window > 50_000_000 {
+            return Err(invalid(
+                "ingest.dedupe_window",
+                "must be between 1 and 50000000",
+            ));
+        }
         Ok(Config {
             data_dir: raw.data_dir,
             key_file: raw.ledger.key_file,
             seal,
+            http: HttpConfig {
+                listen: h.listen,
+                limits: HttpLimits {
+                    max_body_bytes: h.max_body_bytes,
+                    max_decoded_bytes: h.max_decoded_bytes,
+                    max_line_bytes: h.max_line_bytes,
+                    max_events: h.max_events,
+                },
+            },
+            ingest: raw.ingest,
         })
     }
 }

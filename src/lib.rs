@@ -7,8 +7,11 @@
 //! edges.
 #![forbid(unsafe_code)]
 
+pub mod api;
 pub mod cli;
 pub mod config;
 pub mod event;
 pub mod ledger;
+pub mod pipeline;
+pub mod serve;
 pub mod sources;

@@ -36,5 +36,8 @@ pub const MAX_VIA_KIND_CHARS: usize = 32;
 pub const MAX_REJECTED_RAW_BYTES: usize = 4 * 1024;
 /// Reason kept by an `ingest_rejected` event.
 pub const MAX_REJECTED_REASON_CHARS: usize = 1024;
-/// Entry bytes: an event plus the envelope.
-pub const MAX_ENTRY_BYTES: usize = MAX_EVENT_BYTES + 4 * 1024;
+/// Entry bytes: an event plus the envelope and enrichment, as stored. Larger
+/// than `MAX_EVENT_BYTES` because canonical form can be longer than the input
+/// (`1e1` is written `10.0`); equal to the ledger's frame limit, and checked
+/// after canonicalization by the ingest pipeline.
+pub const MAX_ENTRY_BYTES: usize = 1024 * 1024;

@@ -644,6 +644,11 @@ impl Ledger {
         Ok(range)
     }
 
+    /// When the oldest entry not yet sealed was appended.
+    pub fn unsealed_since(&self) -> Option<Instant> {
+        self.open.oldest
+    }
+
     /// When the open segment must be sealed by age, if it holds entries.
     pub fn seal_deadline(&self) -> Option<Instant> {
         self.open.oldest.map(|t| t + self.policy.max_age)

@@ -8,9 +8,10 @@
 use super::log::{Ledger, LedgerEntry, LedgerError};
 use std::ops::Range;
 use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::mpsc::{self, Receiver, RecvTimeoutError, SyncSender, TrySendError};
 use std::thread::{self, JoinHandle};
-use std::time::Instant;
+use std::time::{Instant, SystemTime, UNIX_EPOCH};
 use thiserror::Error;
 
 /// Most entries written before one fsync, so a flood cannot delay the first
@@ -106,23 +107,67 @@ impl LedgerHandle {
     }
 }
 
+/// The writer's progress, published for metrics without touching the ledger.
+#[derive(Debug, Default)]
+pub struct WriterStatus {
+    /// Global index the next entry gets.
+    pub next_index: AtomicU64,
+    /// Events covered by the latest signed checkpoint.
+    pub sealed_events: AtomicU64,
+    /// Wall-clock time (Unix ms) the oldest unsealed entry was appended; 0 if none.
+    pub oldest_unsealed_unix_ms: AtomicU64,
+    /// Time spent waiting in fsync, nanoseconds.
+    pub fsync_nanos: AtomicU64,
+}
+
+impl WriterStatus {
+    fn publish(&self, ledger: &Ledger) {
+        self.next_index
+            .store(ledger.next_index(), Ordering::Relaxed);
+        self.sealed_events
+            .store(ledger.sealed_events(), Ordering::Relaxed);
+        let oldest = ledger.unsealed_since().map_or(0, |t| {
+            let age = t.elapsed();
+            SystemTime::now()
+                .checked_sub(age)
+                .and_then(|w| w.duration_since(UNIX_EPOCH).ok())
+                .map_or(0, |d| d.as_millis() as u64)
+        });
+        self.oldest_unsealed_unix_ms
+            .store(oldest, Ordering::Relaxed);
+        self.fsync_nanos.store(
+            ledger.stats().fsync_time.as_nanos() as u64,
+            Ordering::Relaxed,
+        );
+    }
+}
+
 /// The thread that owns the ledger.
 pub struct LedgerWriter {
     handle: LedgerHandle,
     thread: JoinHandle<Result<(), LedgerError>>,
+    status: Arc<WriterStatus>,
 }
 
 impl LedgerWriter {
     /// Starts the writer; `queue` bounds the number of waiting batches.
     pub fn spawn(ledger: Ledger, queue: usize) -> std::io::Result<Self> {
         let (tx, rx) = mpsc::sync_channel(queue.max(1));
+        let status = Arc::new(WriterStatus::default());
+        status.publish(&ledger);
+        let published = status.clone();
         let thread = thread::Builder::new()
             .name("ledger-writer".into())
-            .spawn(move || run(ledger, rx))?;
+            .spawn(move || run(ledger, rx, &published))?;
         Ok(LedgerWriter {
             handle: LedgerHandle { tx },
             thread,
+            status,
         })
+    }
+
+    pub fn status(&self) -> Arc<WriterStatus> {
+        self.status.clone()
     }
 
     pub fn handle(&self) -> LedgerHandle {
@@ -140,7 +185,11 @@ impl LedgerWriter {
     }
 }
 
-fn run(mut ledger: Ledger, rx: Receiver<Request>) -> Result<(), LedgerError> {
+fn run(
+    mut ledger: Ledger,
+    rx: Receiver<Request>,
+    status: &WriterStatus,
+) -> Result<(), LedgerError> {
     // Batches written since the last fsync, waiting for it to be acknowledged.
     let mut group: Vec<(Reply, Range<u64>)> = Vec::new();
     loop {
@@ -152,6 +201,7 @@ fn run(mut ledger: Ledger, rx: Receiver<Request>) -> Result<(), LedgerError> {
                         if let Err(e) = ledger.seal_if_due(Instant::now()) {
                             return fail_group(rx, Vec::new(), e);
                         }
+                        status.publish(&ledger);
                         continue;
                     }
                     Err(RecvTimeoutError::Disconnected) => break,
@@ -215,6 +265,7 @@ fn run(mut ledger: Ledger, rx: Receiver<Request>) -> Result<(), LedgerError> {
         if let Err(e) = ledger.seal_if_due(Instant::now()) {
             return fail_group(rx, Vec::new(), e);
         }
+        status.publish(&ledger);
     }
     ledger.close()
 }

@@ -1,0 +1,275 @@
+//! The ingest topology: sources -> transforms -> appender -> ledger writer.
+//!
+//! ```text
+//!  source task ──(IngestBatch)──> prepare (spawn_blocking: validate, transforms,
+//!                                  canonical bytes) ──(bounded queue)──> appender thread
+//!                                  (dedupe ids, assign indices) ──> ledger writer thread
+//!                                  (group commit) ──fsync──> reply ──> source acknowledges
+//! ```
+//!
+//! Every queue is bounded. A source that can wait (TCP) waits for room, which
+//! stops it reading from its socket; a source that cannot (HTTP) is told
+//! `Busy` at once and answers 503 with `Retry-After`.
+
+pub mod appender;
+pub mod dedupe;
+pub mod metrics;
+
+use crate::event::{Entry, Event, Timestamp, Via, is_known_action, limits::MAX_ENTRY_BYTES};
+use crate::ledger::log::LedgerEntry;
+use std::sync::Arc;
+use std::time::Instant;
+use thiserror::Error;
+use tokio::sync::{mpsc, oneshot};
+
+pub use appender::{Appender, AppenderConfig};
+pub use metrics::Metrics;
+
+/// One input unit offered by a source.
+// Most items are events; boxing them to shrink the rare rejection is not worth
+// an allocation per event.
+#[allow(clippy::large_enum_variant)]
+#[derive(Debug)]
+pub enum Item {
+    /// A parsed and validated event.
+    Event(Event),
+    /// Input that could not be made into an event: stored as
+    /// `system/ingest_rejected` with the (masked) raw input and the reason.
+    Rejected { raw: Vec<u8>, reason: String },
+}
+
+/// Items from one request, connection burst or file chunk, acknowledged together.
+#[derive(Debug)]
+pub struct IngestBatch {
+    pub via: Via,
+    pub items: Vec<Item>,
+}
+
+/// What happened to each item, in order.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum ItemOutcome {
+    /// Stored at this global index.
+    Stored(u64),
+    /// Its client id was already stored, at this index; not stored again.
+    Duplicate(u64),
+    /// Rejected; the rejection record is stored at this index.
+    Rejected(u64),
+}
+
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct Receipt {
+    pub outcomes: Vec<ItemOutcome>,
+}
+
+impl Receipt {
+    pub fn accepted(&self) -> u64 {
+        self.count(|o| matches!(o, ItemOutcome::Stored(_) | ItemOutcome::Duplicate(_)))
+    }
+    pub fn duplicates(&self) -> u64 {
+        self.count(|o| matches!(o, ItemOutcome::Duplicate(_)))
+    }
+    pub fn rejected(&self) -> u64 {
+        self.count(|o| matches!(o, ItemOutcome::Rejected(_)))
+    }
+    /// Index of the first entry this batch stored, if it stored any.
+    pub fn first_index(&self) -> Option<u64> {
+        self.outcomes.iter().find_map(|o| match o {
+            ItemOutcome::Stored(i) | ItemOutcome::Rejected(i) => Some(*i),
+            ItemOutcome::Duplicate(_) => None,
+        })
+    }
+    fn count(&self, f: impl Fn(&ItemOutcome) -> bool) -> u64 {
+        self.outcomes.iter().filter(|o| f(o)).count() as u64
+    }
+}
+
+#[derive(Clone, Debug, Error)]
+pub enum PipelineError {
+    #[error("the ingest queue is full; retry shortly")]
+    Busy,
+    #[error("the service is shutting down")]
+    Closed,
+    #[error("the ledger failed: {0}")]
+    Ledger(String),
+}
+
+/// A transform applied to every entry before it is sealed (enrichment,
+/// masking). Runs on a blocking thread, one batch at a time.
+pub trait Transform: Send + Sync {
+    fn apply(&self, entry: &mut Entry);
+}
+
+/// An entry ready for the appender.
+pub(crate) struct Prepared {
+    pub entry: LedgerEntry,
+    /// Client id, for exactly-once on retries (rejections have none).
+    pub id: Option<String>,
+    pub rejected: bool,
+    /// `source.system` and event time, for source-silence tracking.
+    pub source: Option<String>,
+}
+
+pub(crate) struct Job {
+    pub items: Vec<Prepared>,
+    pub reply: oneshot::Sender<Result<Vec<ItemOutcome>, PipelineError>>,
+}
+
+/// The handle sources submit through. Cheap to clone.
+#[derive(Clone)]
+pub struct Pipeline {
+    tx: mpsc::Sender<Job>,
+    transforms: Arc<Vec<Box<dyn Transform>>>,
+    metrics: Arc<Metrics>,
+}
+
+impl Pipeline {
+    pub fn metrics(&self) -> &Arc<Metrics> {
+        &self.metrics
+    }
+
+    /// Submits a batch, waiting for room in the queue (backpressure for
+    /// sources that can pause, such as a TCP reader).
+    pub async fn submit(&self, batch: IngestBatch) -> Result<Receipt, PipelineError> {
+        let permit = self.tx.reserve().await.map_err(|_| PipelineError::Closed)?;
+        self.run(batch, permit).await
+    }
+
+    /// Submits a batch only if the queue has room now; `Busy` otherwise.
+    pub async fn try_submit(&self, batch: IngestBatch) -> Result<Receipt, PipelineError> {
+        let permit = match self.tx.try_reserve() {
+            Ok(p) => p,
+            Err(mpsc::error::TrySendError::Full(())) => {
+                self.metrics
+                    .busy
+                    .with_label_values(&[&batch.via.kind])
+                    .inc();
+                return Err(PipelineError::Busy);
+            }
+            Err(mpsc::error::TrySendError::Closed(())) => return Err(PipelineError::Closed),
+        };
+        self.run(batch, permit).await
+    }
+
+    async fn run(
+        &self,
+        batch: IngestBatch,
+        permit: mpsc::Permit<'_, Job>,
+    ) -> Result<Receipt, PipelineError> {
+        let started = Instant::now();
+        let kind = batch.via.kind.clone();
+        let transforms = self.transforms.clone();
+        let metrics = self.metrics.clone();
+        // Validation results are in; transforms and canonical encoding are
+        // CPU work, kept off the async workers.
+        let items = tokio::task::spawn_blocking(move || prepare(batch, &transforms, &metrics))
+            .await
+            .map_err(|e| PipelineError::Ledger(format!("transform task failed: {e}")))?;
+        let (reply, wait) = oneshot::channel();
+        permit.send(Job { items, reply });
+        let outcomes = wait.await.map_err(|_| PipelineError::Closed)??;
+        self.metrics
+            .ack_latency
+            .with_label_values(&[&kind])
+            .observe(started.elapsed().as_secs_f64());
+        let receipt = Receipt { outcomes };
+        let m = &self.metrics;
+        m.accepted
+            .with_label_values(&[&kind])
+            .inc_by(receipt.accepted() - receipt.duplicates());
+        m.duplicates
+            .with_label_values(&[&kind])
+            .inc_by(receipt.duplicates());
+        m.rejected
+            .with_label_values(&[&kind])
+            .inc_by(receipt.rejected());
+        Ok(receipt)
+    }
+}
+
+/// Turns a batch into entries: events through the transforms, rejections
+/// into `system/ingest_rejected` events (also transformed, so their raw input
+/// is masked), everything into canonical bytes.
+fn prepare(
+    batch: IngestBatch,
+    transforms: &[Box<dyn Transform>],
+    metrics: &Metrics,
+) -> Vec<Prepared> {
+    let received = Timestamp::now();
+    let via = batch.via;
+    metrics
+        .received
+        .with_label_values(&[&via.kind])
+        .inc_by(batch.items.len() as u64);
+    batch
+        .items
+        .into_iter()
+        .map(|item| {
+            let (event, rejected) = match item {
+                Item::Event(event) => (event, false),
+                Item::Rejected { raw, reason } => {
+                    (Event::ingest_rejected(&raw, &reason, received), true)
+                }
+            };
+            if !rejected && !is_known_action(event.category, &event.action) {
+                metrics
+                    .unknown_actions
+                    .with_label_values(&[event.category.as_str()])
+                    .inc();
+            }
+            let mut entry = Entry {
+                received,
+                via: via.clone(),
+                event,
+            };
+            for t in transforms {
+                t.apply(&mut entry);
+            }
+            let mut bytes = entry.canonical_bytes();
+            let mut rejected = rejected;
+            if bytes.len() > MAX_ENTRY_BYTES {
+                // Canonical form grew past the ledger's limit: record why instead.
+                let reason = format!(
+                    "event is {} bytes once stored, over the {MAX_ENTRY_BYTES}-byte limit",
+                    bytes.len()
+                );
+                let mut small = Entry {
+                    received,
+                    via: via.clone(),
+                    event: Event::ingest_rejected(&bytes, &reason, received),
+                };
+                for t in transforms {
+                    t.apply(&mut small);
+                }
+                bytes = small.canonical_bytes();
+                entry = small;
+                rejected = true;
+            }
+            Prepared {
+                id: if rejected {
+                    None
+                } else {
+                    entry.event.id.clone()
+                },
+                source: entry.event.source.as_ref().map(|s| s.system.clone()),
+                entry: LedgerEntry {
+                    time_ms: entry.event.time.unix_ms(),
+                    bytes,
+                },
+                rejected,
+            }
+        })
+        .collect()
+}
+
+/// Builds the pipeline handle and its appender over a running ledger writer.
+pub fn build(
+    appender: &Appender,
+    transforms: Vec<Box<dyn Transform>>,
+    metrics: Arc<Metrics>,
+) -> Pipeline {
+    Pipeline {
+        tx: appender.sender(),
+        transforms: Arc::new(transforms),
+        metrics,
+    }
+}
