@@ -165,3 +165,110 @@ fn sigkill_at_random_moments_loses_no_acknowledged_event() {
         "no trial acknowledged anything; the kills came too early"
     );
 }
+
+/// A client sends batches with ids while `sealtrail serve` is SIGKILLed and
+/// restarted; it retries whatever was not acknowledged. Afterwards every
+/// acknowledged id is in the ledger exactly once and the log verifies.
+#[test]
+fn server_sigkill_with_retrying_client_stores_every_id_exactly_once() {
+    let dir = tempfile::tempdir().unwrap();
+    let k = keys(dir.path());
+    let data = dir.path().join("data");
+    let config = serve_config(&data, &k, "");
+    let mut rng = ChaCha8Rng::seed_from_u64(42);
+    let client = reqwest::blocking::Client::new();
+    let mut acked: Vec<String> = Vec::new();
+    let mut pending: Option<Vec<String>> = None;
+    let mut next_batch = 0u64;
+    for cycle in 0..6 {
+        let server = Server::start(dir.path(), &config);
+        let url = server.http.clone();
+        let stop = Arc::new(std::sync::atomic::AtomicBool::new(false));
+        let stop_client = stop.clone();
+        let c = client.clone();
+        let mut carry = pending.take();
+        let start_batch = next_batch;
+        let sender = std::thread::spawn(move || {
+            let mut done: Vec<String> = Vec::new();
+            let mut b = start_batch;
+            loop {
+                let ids = carry.take().unwrap_or_else(|| {
+                    b += 1;
+                    (0..50).map(|i| format!("b{b:05}-{i:02}")).collect()
+                });
+                let body: String = ids
+                    .iter()
+                    .enumerate()
+                    .map(|(i, id)| {
+                        event_json(i as u64).replacen(&format!("evt-{i:08}"), id, 1) + "\n"
+                    })
+                    .collect();
+                match c.post(format!("{url}/v1/events")).body(body).send() {
+                    Ok(r) if r.status().is_success() => done.extend(ids),
+                    Ok(r) if r.status().as_u16() == 503 => carry = Some(ids),
+                    Ok(r) => panic!("unexpected status {}", r.status()),
+                    // The server died mid-request: unknown whether stored; retry later.
+                    Err(_) => return (done, Some(ids), b),
+                }
+                if stop_client.load(std::sync::atomic::Ordering::Relaxed) {
+                    return (done, carry, b);
+                }
+            }
+        });
+        std::thread::sleep(Duration::from_millis(rng.gen_range(100..600))); // the random kill moment
+        let server = if cycle < 5 {
+            server.kill();
+            None
+        } else {
+            stop.store(true, std::sync::atomic::Ordering::Relaxed);
+            Some(server)
+        };
+        let (done, left, b) = sender.join().unwrap();
+        acked.extend(done);
+        pending = left;
+        next_batch = b;
+        if let Some(server) = server {
+            // Deliver the last unacknowledged batch too, then stop cleanly.
+            if let Some(ids) = pending.take() {
+                let body: String = ids
+                    .iter()
+                    .enumerate()
+                    .map(|(i, id)| {
+                        event_json(i as u64).replacen(&format!("evt-{i:08}"), id, 1) + "\n"
+                    })
+                    .collect();
+                let r = client
+                    .post(format!("{}/v1/events", server.http))
+                    .body(body)
+                    .send()
+                    .unwrap();
+                assert!(r.status().is_success());
+                acked.extend(ids);
+            }
+            assert_eq!(server.terminate(), Some(0));
+        }
+    }
+    assert!(
+        acked.len() > 500,
+        "too little traffic to mean anything: {}",
+        acked.len()
+    );
+    let entries = stored_entries(&data);
+    let mut counts = std::collections::HashMap::new();
+    for e in &entries {
+        if let Some(id) = e["event"]["id"].as_str() {
+            *counts.entry(id.to_owned()).or_insert(0u32) += 1;
+        }
+    }
+    for id in &acked {
+        assert_eq!(
+            counts.get(id),
+            Some(&1),
+            "acknowledged id {id} stored {:?} times",
+            counts.get(id)
+        );
+    }
+    assert!(counts.values().all(|n| *n == 1), "an id was stored twice");
+    let report = verify_data_dir(&data, &k.verifier, None).unwrap();
+    assert!(report.ok, "{report:?}");
+}

@@ -2,6 +2,7 @@
 
 mod cli;
 mod crash;
+mod http;
 mod ledger;
 mod tamper;
 mod util;

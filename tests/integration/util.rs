@@ -92,3 +92,99 @@ pub fn bin() -> &'static str {
 pub fn segment_path(data: &Path, n: u64) -> PathBuf {
     data.join("ledger/segments").join(format!("{n:012}.seg"))
 }
+
+/// A `sealtrail serve` child process on an ephemeral port.
+pub struct Server {
+    pub child: std::process::Child,
+    pub http: String,
+    pub log: PathBuf,
+}
+
+impl Server {
+    /// Starts `sealtrail serve` with `config` (TOML text) and waits until it serves.
+    pub fn start(dir: &Path, config: &str) -> Server {
+        let cfg = dir.join("serve.toml");
+        std::fs::write(&cfg, config).unwrap();
+        let log = dir.join(format!(
+            "serve-{}.log",
+            std::time::SystemTime::now()
+                .duration_since(std::time::UNIX_EPOCH)
+                .unwrap()
+                .as_nanos()
+        ));
+        let child = std::process::Command::new(bin())
+            .args(["serve", "--config"])
+            .arg(&cfg)
+            .env("RUST_LOG", "info")
+            .stdout(std::process::Stdio::null())
+            .stderr(std::fs::File::create(&log).unwrap())
+            .spawn()
+            .unwrap();
+        let deadline = std::time::Instant::now() + Duration::from_secs(60);
+        loop {
+            let text = std::fs::read_to_string(&log).unwrap_or_default();
+            if let Some(pos) = text.find("sealtrail is serving") {
+                let line = &text[pos..text[pos..].find('\n').map_or(text.len(), |n| pos + n)];
+                let addr = line
+                    .split("http=")
+                    .nth(1)
+                    .unwrap()
+                    .split_whitespace()
+                    .next()
+                    .unwrap();
+                return Server {
+                    child,
+                    http: format!("http://{addr}"),
+                    log,
+                };
+            }
+            assert!(
+                std::time::Instant::now() < deadline,
+                "server did not start: {text}"
+            );
+            std::thread::sleep(Duration::from_millis(20)); // polling a condition
+        }
+    }
+
+    pub fn kill(mut self) {
+        self.child.kill().unwrap();
+        self.child.wait().unwrap();
+    }
+
+    /// SIGTERM and wait; returns the exit code.
+    pub fn terminate(mut self) -> Option<i32> {
+        let pid = self.child.id().to_string();
+        std::process::Command::new("kill")
+            .args(["-TERM", &pid])
+            .status()
+            .unwrap();
+        self.child.wait().unwrap().code()
+    }
+}
+
+/// Config text for a server on an ephemeral port over `data` with key `k`.
+pub fn serve_config(data: &Path, k: &Keys, extra: &str) -> String {
+    format!(
+        "data_dir = {:?}\n{extra}\n[ledger]\nkey_file = {:?}\nseal_max_age_ms = 50\n[http]\nlisten = \"127.0.0.1:0\"\n",
+        data.to_str().unwrap(),
+        k.key.to_str().unwrap()
+    )
+}
+
+/// Every stored entry (sealed and open segments), in order, as JSON.
+pub fn stored_entries(data: &Path) -> Vec<serde_json::Value> {
+    let dir = data.join("ledger/segments");
+    let mut files: Vec<_> = std::fs::read_dir(&dir)
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .collect();
+    files.sort();
+    let mut out = Vec::new();
+    for f in files {
+        let mut r = sealtrail::ledger::segment::FrameReader::open(&f).unwrap();
+        while let Some(frame) = r.next_frame().unwrap() {
+            out.push(serde_json::from_slice(&frame.payload).unwrap());
+        }
+    }
+    out
+}

@@ -1,0 +1,175 @@
+//! The HTTP ingest endpoint over real sockets, against a real `sealtrail serve`.
+
+use crate::util::*;
+use reqwest::blocking::Client;
+use serde_json::Value;
+use std::io::Write;
+
+fn post(client: &Client, url: &str, body: Vec<u8>, headers: &[(&str, &str)]) -> (u16, Value) {
+    let mut req = client.post(format!("{url}/v1/events")).body(body);
+    for (k, v) in headers {
+        req = req.header(*k, *v);
+    }
+    let resp = req.send().unwrap();
+    let status = resp.status().as_u16();
+    (status, resp.json().unwrap_or(Value::Null))
+}
+
+fn ndjson(range: std::ops::Range<u64>) -> String {
+    range.map(|i| event_json(i) + "\n").collect()
+}
+
+#[test]
+fn ndjson_gzip_zstd_arrays_bad_lines_and_retries() {
+    let dir = tempfile::tempdir().unwrap();
+    let k = keys(dir.path());
+    let data = dir.path().join("data");
+    let server = Server::start(dir.path(), &serve_config(&data, &k, ""));
+    let c = Client::new();
+    let url = server.http.clone();
+
+    // Plain NDJSON with two bad lines: 400 naming them, the valid lines kept.
+    let mut body = ndjson(0..10);
+    body.push_str(
+        "{\"time\":\"2026-11-27T14:03:11Z\",\"category\":\"auth\",\"action\":\"login\"}\n",
+    );
+    body.push_str("not json\n");
+    let (status, v) = post(
+        &c,
+        &url,
+        body.into_bytes(),
+        &[("content-type", "application/x-ndjson")],
+    );
+    assert_eq!(status, 400, "{v}");
+    assert_eq!(v["accepted"], 10);
+    assert_eq!(v["first_index"], 0);
+    let rejected = v["rejected"].as_array().unwrap();
+    assert_eq!(rejected.len(), 2);
+    assert_eq!(rejected[0]["line"], 11);
+    assert!(
+        rejected[0]["error"].as_str().unwrap().contains("outcome"),
+        "{v}"
+    );
+    assert_eq!(rejected[1]["line"], 12);
+
+    // gzip and zstd bodies.
+    let mut gz = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::fast());
+    gz.write_all(ndjson(100..150).as_bytes()).unwrap();
+    let (status, v) = post(
+        &c,
+        &url,
+        gz.finish().unwrap(),
+        &[("content-encoding", "gzip")],
+    );
+    assert_eq!((status, v["accepted"].as_u64()), (200, Some(50)), "{v}");
+    let zs = zstd::encode_all(ndjson(200..250).as_bytes(), 3).unwrap();
+    let (status, v) = post(&c, &url, zs, &[("content-encoding", "zstd")]);
+    assert_eq!((status, v["accepted"].as_u64()), (200, Some(50)), "{v}");
+
+    // A JSON array and a single object.
+    let arr = format!("[{},{}]", event_json(300), event_json(301));
+    let (status, v) = post(
+        &c,
+        &url,
+        arr.into_bytes(),
+        &[("content-type", "application/json")],
+    );
+    assert_eq!((status, v["accepted"].as_u64()), (200, Some(2)), "{v}");
+    let (status, _) = post(&c, &url, event_json(302).into_bytes(), &[]);
+    assert_eq!(status, 200);
+
+    // A retry of the gzip batch: acknowledged, stored once.
+    let (status, v) = post(&c, &url, ndjson(100..150).into_bytes(), &[]);
+    assert_eq!(status, 200);
+    assert_eq!(
+        (v["accepted"].as_u64(), v["duplicates"].as_u64()),
+        (Some(50), Some(50)),
+        "{v}"
+    );
+
+    // Truncated gzip, a decompression bomb, an unknown encoding.
+    let mut gz = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::fast());
+    gz.write_all(ndjson(400..450).as_bytes()).unwrap();
+    let gz = gz.finish().unwrap();
+    let (status, v) = post(
+        &c,
+        &url,
+        gz[..gz.len() / 2].to_vec(),
+        &[("content-encoding", "gzip")],
+    );
+    assert_eq!(status, 400, "{v}");
+    let bomb = zstd::encode_all(&vec![b' '; 200 << 20][..], 19).unwrap();
+    let (status, v) = post(&c, &url, bomb, &[("content-encoding", "zstd")]);
+    assert_eq!(status, 413, "{v}");
+    let (status, _) = post(&c, &url, b"x".to_vec(), &[("content-encoding", "br")]);
+    assert_eq!(status, 415);
+    // Invalid UTF-8 is a bad line, not a crash.
+    let (status, v) = post(&c, &url, b"\xff\xfe{}\n".to_vec(), &[]);
+    assert_eq!(status, 400, "{v}");
+
+    let metrics = c
+        .get(format!("{url}/metrics"))
+        .send()
+        .unwrap()
+        .text()
+        .unwrap();
+    assert!(
+        metrics.contains("sealtrail_events_duplicate_total{source=\"http\"} 50"),
+        "{metrics}"
+    );
+    assert!(
+        c.get(format!("{url}/healthz"))
+            .send()
+            .unwrap()
+            .status()
+            .is_success()
+    );
+
+    assert_eq!(server.terminate(), Some(0), "graceful shutdown exits 0");
+    let report = sealtrail::ledger::verify::verify_data_dir(&data, &k.verifier, None).unwrap();
+    assert!(report.ok, "{report:?}");
+    assert_eq!(report.unsealed_events, 0, "shutdown seals everything");
+    let entries = stored_entries(&data);
+    let stored_ids: Vec<&str> = entries
+        .iter()
+        .filter_map(|e| e["event"]["id"].as_str())
+        .collect();
+    // 10 + 50 + 50 + 3 accepted events, each stored once.
+    assert_eq!(stored_ids.len(), 113);
+    let rejects = entries
+        .iter()
+        .filter(|e| e["event"]["action"] == "ingest_rejected")
+        .count();
+    // two bad lines, the truncated gzip, the bomb, the encoding, the bad UTF-8 line
+    assert_eq!(rejects, 6, "every refused input is recorded");
+    assert!(
+        entries
+            .iter()
+            .all(|e| e["via"]["kind"] == "http" && e["via"]["peer"] == "127.0.0.1")
+    );
+}
+
+#[test]
+fn oversize_bodies_and_lines_are_refused_with_413_and_recorded() {
+    let dir = tempfile::tempdir().unwrap();
+    let k = keys(dir.path());
+    let data = dir.path().join("data");
+    let mut cfg = serve_config(&data, &k, "");
+    cfg.push_str("max_body_bytes = 100000\nmax_line_bytes = 2000\n");
+    let server = Server::start(dir.path(), &cfg);
+    let c = Client::new();
+    let (status, v) = post(&c, &server.http, vec![b'{'; 200_000], &[]);
+    assert_eq!(status, 413, "{v}");
+    let long = format!("{}\n{}\n", event_json(1), "x".repeat(5000));
+    let (status, v) = post(&c, &server.http, long.into_bytes(), &[]);
+    assert_eq!(status, 413, "{v}");
+    assert!(v["error"].as_str().unwrap().contains("line 2"), "{v}");
+    assert_eq!(server.terminate(), Some(0));
+    let entries = stored_entries(&data);
+    assert_eq!(entries.len(), 2);
+    assert!(
+        entries
+            .iter()
+            .all(|e| e["event"]["action"] == "ingest_rejected")
+    );
+}
