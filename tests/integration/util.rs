@@ -102,6 +102,7 @@ pub struct Server {
 
 impl Server {
     /// Starts `sealtrail serve` with `config` (TOML text) and waits until it serves.
+    #[allow(clippy::zombie_processes)] // `Drop` kills and waits
     pub fn start(dir: &Path, config: &str) -> Server {
         let cfg = dir.join("serve.toml");
         std::fs::write(&cfg, config).unwrap();
@@ -146,6 +147,11 @@ impl Server {
         }
     }
 
+    /// The server's log so far (for failure messages).
+    pub fn log_text(&self) -> String {
+        std::fs::read_to_string(&self.log).unwrap_or_default()
+    }
+
     pub fn kill(mut self) {
         self.child.kill().unwrap();
         self.child.wait().unwrap();
@@ -158,7 +164,19 @@ impl Server {
             .args(["-TERM", &pid])
             .status()
             .unwrap();
-        self.child.wait().unwrap().code()
+        let code = self.child.wait().unwrap().code();
+        if code != Some(0) {
+            eprintln!("server log:\n{}", self.log_text());
+        }
+        code
+    }
+}
+
+impl Drop for Server {
+    fn drop(&mut self) {
+        // A test that failed half-way must not leave a server running.
+        let _ = self.child.kill();
+        let _ = self.child.wait();
     }
 }
 
