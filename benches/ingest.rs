@@ -1,0 +1,269 @@
+//! Ingest benchmark: sustained events/s into the ledger with durable
+//! acknowledgement over HTTP NDJSON (1,000-event batches), acknowledgement
+//! latency at half that rate, server CPU and peak RSS.
+//!
+//! Run: `cargo bench --bench ingest` (env: SEALTRAIL_BENCH_SECONDS, default 20;
+//! SEALTRAIL_BENCH_CONNECTIONS, default 8). The server is the release
+//! `sealtrail serve` binary in its own process, so its CPU and memory are
+//! measured apart from this load generator.
+
+use std::io::{Read, Write};
+use std::net::TcpStream;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+const BATCH: usize = 1000;
+
+fn env_u64(name: &str, default: u64) -> u64 {
+    std::env::var(name).ok().and_then(|v| v.parse().ok()).unwrap_or(default)
+}
+
+fn event(i: u64) -> String {
+    format!(
+        concat!(
+            r#"{{"id":"ld-{:010}","time":"2026-11-{:02}T{:02}:{:02}:11.{:03}Z","category":"access","action":"view","outcome":"success","#,
+            r#""actor":{{"user":"u{:04}","role":"clinician","ip":"10.20.1.{}"}},"#,
+            r#""patient":{{"id":"MRN-{:07}"}},"source":{{"system":"ehr"}}}}"#
+        ),
+        i, 1 + i % 28, i % 24, i % 60, i % 1000, i % 97, i % 250, i % 5003
+    )
+}
+
+/// Minimal HTTP/1.1 keep-alive client: the load generator must cost little CPU.
+struct Conn {
+    stream: TcpStream,
+    buf: Vec<u8>,
+}
+
+impl Conn {
+    fn new(addr: &str) -> Conn {
+        let stream = TcpStream::connect(addr).expect("connect");
+        stream.set_nodelay(true).ok();
+        Conn { stream, buf: Vec::with_capacity(4096) }
+    }
+
+    /// POSTs one body and returns the status code once the response is read.
+    fn post(&mut self, host: &str, body: &[u8]) -> u16 {
+        let head = format!(
+            "POST /v1/events HTTP/1.1\r\nHost: {host}\r\nContent-Type: application/x-ndjson\r\nContent-Length: {}\r\n\r\n",
+            body.len()
+        );
+        self.stream.write_all(head.as_bytes()).expect("write");
+        self.stream.write_all(body).expect("write body");
+        self.buf.clear();
+        let mut chunk = [0u8; 4096];
+        loop {
+            let n = self.stream.read(&mut chunk).expect("read");
+            assert!(n > 0, "server closed the connection");
+            self.buf.extend_from_slice(&chunk[..n]);
+            if let Some(end) = find(&self.buf, b"\r\n\r\n") {
+                let head = String::from_utf8_lossy(&self.buf[..end]).to_ascii_lowercase();
+                let len: usize = head
+                    .lines()
+                    .find_map(|l| l.strip_prefix("content-length:"))
+                    .and_then(|v| v.trim().parse().ok())
+                    .unwrap_or(0);
+                while self.buf.len() < end + 4 + len {
+                    let n = self.stream.read(&mut chunk).expect("read body");
+                    assert!(n > 0);
+                    self.buf.extend_from_slice(&chunk[..n]);
+                }
+                return head[9..12].parse().unwrap_or(0);
+            }
+        }
+    }
+}
+
+fn find(h: &[u8], n: &[u8]) -> Option<usize> {
+    h.windows(n.len()).position(|w| w == n)
+}
+
+struct Server {
+    child: Child,
+    addr: String,
+}
+
+fn start_server(bin: &Path, dir: &Path) -> Server {
+    let keys = dir.join("keys");
+    let status = Command::new(bin)
+        .args(["keygen", "--out"])
+        .arg(&keys)
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .status()
+        .expect("keygen");
+    assert!(status.success());
+    let cfg = dir.join("bench.toml");
+    std::fs::write(
+        &cfg,
+        format!(
+            "data_dir = {:?}\n[ledger]\nkey_file = {:?}\n[http]\nlisten = \"127.0.0.1:0\"\n",
+            dir.join("data"),
+            keys.join("signing.key")
+        ),
+    )
+    .expect("config");
+    let log = dir.join("serve.log");
+    let child = Command::new(bin)
+        .args(["serve", "--config"])
+        .arg(&cfg)
+        .env("RUST_LOG", "warn,sealtrail::serve=info")
+        .stdout(Stdio::null())
+        .stderr(std::fs::File::create(&log).expect("log"))
+        .spawn()
+        .expect("serve");
+    let deadline = Instant::now() + Duration::from_secs(30);
+    loop {
+        let text = std::fs::read_to_string(&log).unwrap_or_default();
+        if let Some(addr) = text
+            .lines()
+            .find(|l| l.contains("sealtrail is serving"))
+            .and_then(|l| l.split("http=").nth(1))
+            .and_then(|a| a.split_whitespace().next())
+        {
+            return Server { child, addr: addr.to_owned() };
+        }
+        assert!(Instant::now() < deadline, "server did not start: {text}");
+        std::thread::sleep(Duration::from_millis(20));
+    }
+}
+
+/// (utime + stime in seconds, peak RSS in MiB) of a process.
+fn proc_usage(pid: u32) -> (f64, u64) {
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).unwrap_or_default();
+    let fields: Vec<&str> = stat.rsplit(')').next().unwrap_or("").split_whitespace().collect();
+    let ticks = 100.0; // CLK_TCK on Linux
+    let cpu = fields.get(11).and_then(|v| v.parse::<f64>().ok()).unwrap_or(0.0)
+        + fields.get(12).and_then(|v| v.parse::<f64>().ok()).unwrap_or(0.0);
+    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap_or_default();
+    let hwm = status
+        .lines()
+        .find(|l| l.starts_with("VmHWM:"))
+        .and_then(|l| l.split_whitespace().nth(1))
+        .and_then(|v| v.parse::<u64>().ok())
+        .unwrap_or(0);
+    (cpu / ticks, hwm / 1024)
+}
+
+fn percentile(v: &mut [f64], p: f64) -> f64 {
+    if v.is_empty() {
+        return f64::NAN;
+    }
+    v.sort_by(|a, b| a.total_cmp(b));
+    v[((v.len() as f64 - 1.0) * p).round() as usize]
+}
+
+/// Runs `connections` senders for `seconds`; `rate` (events/s, 0 = as fast as
+/// possible) paces them open-loop. Returns (events acked, elapsed, latencies ms).
+fn load(addr: &str, bodies: &Arc<Vec<Vec<u8>>>, connections: usize, seconds: u64, rate: u64) -> (u64, f64, Vec<f64>) {
+    let stop = Arc::new(AtomicBool::new(false));
+    let acked = Arc::new(AtomicU64::new(0));
+    let lat = Arc::new(Mutex::new(Vec::new()));
+    let start = Instant::now();
+    let threads: Vec<_> = (0..connections)
+        .map(|t| {
+            let (stop, acked, lat, bodies, addr) = (stop.clone(), acked.clone(), lat.clone(), bodies.clone(), addr.to_owned());
+            std::thread::spawn(move || {
+                let mut conn = Conn::new(&addr);
+                let mut mine = Vec::new();
+                let interval = if rate == 0 { Duration::ZERO } else { Duration::from_secs_f64(BATCH as f64 * connections as f64 / rate as f64) };
+                let mut next = Instant::now() + interval.mul_f64(t as f64 / connections as f64);
+                let mut k = t;
+                while !stop.load(Ordering::Relaxed) {
+                    if rate > 0 {
+                        let now = Instant::now();
+                        if next > now {
+                            std::thread::sleep(next - now);
+                        }
+                        next += interval;
+                    }
+                    let body = &bodies[k % bodies.len()];
+                    k += connections;
+                    let sent = Instant::now();
+                    let status = conn.post(&addr, body);
+                    if status == 200 {
+                        mine.push(sent.elapsed().as_secs_f64() * 1e3);
+                        acked.fetch_add(BATCH as u64, Ordering::Relaxed);
+                    } else if status == 503 {
+                        std::thread::sleep(Duration::from_millis(5));
+                    } else {
+                        panic!("status {status}");
+                    }
+                }
+                lat.lock().map(|mut l| l.extend(mine)).ok();
+            })
+        })
+        .collect();
+    std::thread::sleep(Duration::from_secs(seconds));
+    stop.store(true, Ordering::Relaxed);
+    for t in threads {
+        t.join().expect("sender");
+    }
+    let elapsed = start.elapsed().as_secs_f64();
+    let lat = std::mem::take(&mut *lat.lock().expect("lat"));
+    (acked.load(Ordering::Relaxed), elapsed, lat)
+}
+
+fn main() {
+    let smoke = !std::env::args().any(|a| a == "--bench");
+    let seconds = if smoke { 2 } else { env_u64("SEALTRAIL_BENCH_SECONDS", 20) };
+    let connections = env_u64("SEALTRAIL_BENCH_CONNECTIONS", 8) as usize;
+    let bin = PathBuf::from(env!("CARGO_BIN_EXE_sealtrail"));
+    let root = PathBuf::from(if smoke { "target/bench-ingest-smoke" } else { "target/bench-ingest" });
+    let _ = std::fs::remove_dir_all(&root);
+    std::fs::create_dir_all(&root).expect("dir");
+
+    // Distinct ids in every body (ids are deduplicated), built before timing.
+    let n_bodies = if smoke { 64 } else { 4096 };
+    let bodies: Arc<Vec<Vec<u8>>> = Arc::new(
+        (0..n_bodies as u64)
+            .map(|b| (0..BATCH as u64).map(|i| event(b * BATCH as u64 + i) + "\n").collect::<String>().into_bytes())
+            .collect(),
+    );
+    let avg = bodies[0].len() as f64 / BATCH as f64;
+    println!("machine: {} cores; NDJSON events of {avg:.0} bytes, {BATCH} per request, {connections} connections", std::thread::available_parallelism().map_or(0, |n| n.get()));
+
+    // 1. Saturation: as fast as the server acknowledges durably.
+    let dir = root.join("max");
+    std::fs::create_dir_all(&dir).expect("dir");
+    let server = start_server(&bin, &dir);
+    let pid = server.child.id();
+    let (cpu0, _) = proc_usage(pid);
+    let (events, elapsed, mut lat) = load(&server.addr, &bodies, connections, seconds, 0);
+    let (cpu1, rss) = proc_usage(pid);
+    let max_rate = events as f64 / elapsed;
+    println!(
+        "http ndjson max: {max_rate:.0} events/s durable ({events} events in {elapsed:.1} s); ack p50 {:.1} ms p99 {:.1} ms; server cpu {:.2} cores; server peak rss {rss} MiB",
+        percentile(&mut lat, 0.5),
+        percentile(&mut lat, 0.99),
+        (cpu1 - cpu0) / elapsed
+    );
+    stop(server);
+
+    // 2. Half that rate, paced: acknowledgement latency.
+    let dir = root.join("half");
+    std::fs::create_dir_all(&dir).expect("dir");
+    let server = start_server(&bin, &dir);
+    let pid = server.child.id();
+    let half = (max_rate / 2.0) as u64;
+    let (cpu0, _) = proc_usage(pid);
+    let (events, elapsed, mut lat) = load(&server.addr, &bodies, connections, seconds, half.max(1000));
+    let (cpu1, rss) = proc_usage(pid);
+    println!(
+        "http ndjson at {half} events/s: {:.0} events/s achieved; ack p50 {:.1} ms p99 {:.1} ms; server cpu {:.2} cores; server peak rss {rss} MiB",
+        events as f64 / elapsed,
+        percentile(&mut lat, 0.5),
+        percentile(&mut lat, 0.99),
+        (cpu1 - cpu0) / elapsed
+    );
+    stop(server);
+    let _ = std::fs::remove_dir_all(&root);
+}
+
+fn stop(mut server: Server) {
+    let _ = Command::new("kill").args(["-TERM", &server.child.id().to_string()]).status();
+    let _ = server.child.wait();
+}
