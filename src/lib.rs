@@ -11,4 +11,5 @@ pub mod cli;
 pub mod config;
 pub mod event;
 pub mod ledger;
+pub mod pipeline;
 pub mod sources;
