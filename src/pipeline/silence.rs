@@ -458,18 +458,14 @@ impl SilenceModel {
     /// once until heard again. `now_event_ms`, when given, caps the event
     /// time the event-time basis judges up to.
     pub fn check(&mut self, now_wall_ms: i64, now_event_ms: Option<i64>) -> Vec<SilentSource> {
-        // The two newest event times, so each source is compared with the
-        // newest of the others.
-        let mut newest: [Option<(i64, &str)>; 2] = [None, None];
-        for (name, s) in &self.sources {
-            let candidate = Some((s.last_event_ms, name.as_str()));
-            if newest[0].is_none_or(|(t, _)| s.last_event_ms > t) {
-                newest[1] = newest[0];
-                newest[0] = candidate;
-            } else if newest[1].is_none_or(|(t, _)| s.last_event_ms > t) {
-                newest[1] = candidate;
-            }
-        }
+        // The newest event time of all sources. For the source that has it
+        // the stretch is empty, so this is the newest of the *other* sources
+        // wherever it matters.
+        let newest = self.sources.values().map(|s| s.last_event_ms).max();
+        let event_ref = match (newest, now_event_ms) {
+            (Some(n), Some(cap)) => Some(n.min(cap)),
+            (n, _) => n,
+        };
         let mut found = Vec::new();
         for (name, s) in &self.sources {
             if s.silent || s.history_weeks() < self.config.min_weeks {
@@ -478,14 +474,6 @@ impl SilenceModel {
             let wall = self
                 .judge(s, s.last_wall_ms, now_wall_ms)
                 .map(|gap| (Basis::WallClock, s.last_wall_ms, now_wall_ms, gap));
-            let others = match newest {
-                [Some((_, n)), second] if n == name.as_str() => second.map(|(t, _)| t),
-                [first, _] => first.map(|(t, _)| t),
-            };
-            let event_ref = match (others, now_event_ms) {
-                (Some(o), Some(cap)) => Some(o.min(cap)),
-                (o, _) => o,
-            };
             let event = || {
                 let to = event_ref?;
                 self.judge(s, s.last_event_ms, to)
@@ -851,6 +839,32 @@ mod tests {
             alarms[0].0 - three
         );
         assert_eq!(alarms[0].1.expected_gap.as_secs(), 300);
+    }
+
+    #[test]
+    fn normally_quiet_hours_do_not_count_even_with_a_trickle() {
+        // Busy on weekdays 08:00-18:00, and an hourly heartbeat at all times,
+        // under a min_rate_per_hour of 2.
+        let mut events = business_hours(&weekdays(3), 5);
+        let end_of_history = monday() + 2 * WEEK + 4 * DAY + 18 * H; // Friday 18:00, week 2
+        events.extend(every(monday() + 30 * MIN, end_of_history, H));
+        events.retain(|t| *t <= end_of_history);
+        events.sort();
+        let mut m = SilenceModel::new(SilenceConfig {
+            min_rate_per_hour: 2.0,
+            ..SilenceConfig::default()
+        })
+        .unwrap();
+        // Silent from Friday evening: 62 heartbeat hours (62 expected
+        // beats) must not alarm; Monday morning must.
+        let alarms = live(&mut m, "pm", &events, monday() + 3 * WEEK + 9 * H, MIN);
+        assert_eq!(alarms.len(), 1, "{alarms:#?}");
+        let monday_8 = monday() + 3 * WEEK + 8 * H;
+        assert!(
+            (monday_8..=monday_8 + 17 * MIN).contains(&alarms[0].0),
+            "{}",
+            alarms[0].0 - monday_8
+        );
     }
 
     #[test]
