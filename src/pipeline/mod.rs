@@ -14,6 +14,7 @@
 pub mod appender;
 pub mod dedupe;
 pub mod metrics;
+pub mod silence;
 
 use crate::event::{Entry, Event, Timestamp, Via, is_known_action, limits::MAX_ENTRY_BYTES};
 use crate::ledger::log::LedgerEntry;
