@@ -6,6 +6,7 @@
 
 use crate::ledger::log::SealPolicy;
 use crate::pipeline::AppenderConfig;
+use crate::pipeline::silence::SilenceConfig;
 use crate::sources::http::HttpLimits;
 use serde::Deserialize;
 use std::net::SocketAddr;
@@ -40,6 +41,7 @@ pub struct RawConfig {
     pub ledger: RawLedger,
     pub http: RawHttp,
     pub ingest: IngestConfig,
+    pub silence: SilenceConfig,
 }
 
 impl Default for RawConfig {
@@ -49,6 +51,7 @@ impl Default for RawConfig {
             ledger: RawLedger::default(),
             http: RawHttp::default(),
             ingest: IngestConfig::default(),
+            silence: SilenceConfig::default(),
         }
     }
 }
@@ -146,6 +149,7 @@ pub struct Config {
     pub seal: SealPolicy,
     pub http: HttpConfig,
     pub ingest: IngestConfig,
+    pub silence: SilenceConfig,
 }
 
 impl Config {
@@ -199,6 +203,11 @@ impl Config {
         if h.max_events == 0 {
             return Err(invalid("http.max_events", "must be at least 1"));
         }
+        raw.silence.validate().map_err(|e| ConfigError::Invalid {
+            path: path.to_owned(),
+            key: "silence",
+            reason: e.to_string(),
+        })?;
         if raw.ingest.queue == 0 || raw.ingest.queue > 65_536 {
             return Err(invalid("ingest.queue", "must be between 1 and 65536"));
         }
@@ -222,6 +231,7 @@ impl Config {
                 },
             },
             ingest: raw.ingest,
+            silence: raw.silence,
         })
     }
 }

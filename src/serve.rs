@@ -4,15 +4,20 @@
 
 use crate::api::{self, AppState};
 use crate::config::Config;
+use crate::event::{Timestamp, Via};
 use crate::ledger::keys;
 use crate::ledger::log::Ledger;
 use crate::ledger::writer::LedgerWriter;
+use crate::pipeline::appender::Observer;
 use crate::pipeline::dedupe::DedupeWindow;
-use crate::pipeline::{self, Appender, Metrics};
+use crate::pipeline::silence::{SilenceConfig, SilenceModel, silent_event};
+use crate::pipeline::{self, Appender, IngestBatch, Item, Metrics, Pipeline};
 use crate::sources::http::HttpSource;
 use anyhow::{Context, Result};
 use std::net::SocketAddr;
-use std::sync::Arc;
+use std::path::{Path, PathBuf};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
 use tokio_util::sync::CancellationToken;
 
 /// Runs the service until SIGTERM or SIGINT.
@@ -68,16 +73,32 @@ pub async fn run_until(
     let writer = LedgerWriter::spawn(ledger, 256).context("starting the ledger writer")?;
     let metrics = Metrics::new();
     let _ = metrics.writer.set(writer.status());
+    let silence = Arc::new(Mutex::new(load_silence(&data, &config.silence)?));
+    let observer: Observer = {
+        let silence = silence.clone();
+        Arc::new(move |source: &str, event_ms: i64| {
+            if let Ok(mut model) = silence.lock() {
+                model.observe(source, event_ms, unix_ms_now());
+            }
+        })
+    };
     let appender = Appender::spawn(
         writer.handle(),
         next_index,
         window,
         &config.ingest.appender(),
         metrics.clone(),
-        None,
+        Some(observer),
     )
     .context("starting the appender")?;
     let pipeline = pipeline::build(&appender, Vec::new(), metrics.clone());
+    let silence_task = tokio::spawn(watch_silence(
+        silence.clone(),
+        pipeline.clone(),
+        data.clone(),
+        config.silence.check_interval,
+        shutdown.clone(),
+    ));
 
     let listener = tokio::net::TcpListener::bind(config.http.listen)
         .await
@@ -104,6 +125,7 @@ pub async fn run_until(
     shutdown.cancelled().await;
     // Stop accepting and let in-flight requests finish (they hold pipeline handles).
     http.await?.context("http server")?;
+    silence_task.await?;
     drop(pipeline);
     tokio::task::spawn_blocking(move || {
         appender.join();
@@ -133,4 +155,102 @@ async fn wait_for_signal() {
             let _ = tokio::signal::ctrl_c().await;
         }
     }
+}
+
+fn unix_ms_now() -> i64 {
+    Timestamp::now().unix_ms()
+}
+
+fn silence_state_path(data: &Path) -> PathBuf {
+    data.join("state").join("silence.json")
+}
+
+/// The learned silence model is derived state: a missing or unreadable file
+/// means learning starts over, never that the service refuses to start.
+fn load_silence(data: &Path, config: &SilenceConfig) -> Result<SilenceModel> {
+    let path = silence_state_path(data);
+    if let Ok(text) = std::fs::read_to_string(&path) {
+        match serde_json::from_str::<SilenceModel>(&text) {
+            Ok(mut model) => {
+                model.set_config(config.clone())?;
+                return Ok(model);
+            }
+            Err(e) => {
+                tracing::warn!(path = %path.display(), error = %e, "ignoring unreadable silence state")
+            }
+        }
+    }
+    Ok(SilenceModel::new(config.clone())?)
+}
+
+fn save_silence(data: &Path, model: &Mutex<SilenceModel>) {
+    let Ok(text) = model.lock().map(|m| serde_json::to_vec(&*m)) else {
+        return;
+    };
+    let path = silence_state_path(data);
+    let write = || -> std::io::Result<()> {
+        let text = text.map_err(std::io::Error::other)?;
+        if let Some(dir) = path.parent() {
+            std::fs::create_dir_all(dir)?;
+        }
+        let tmp = path.with_extension("json.tmp");
+        std::fs::write(&tmp, text)?;
+        std::fs::rename(&tmp, &path)
+    };
+    if let Err(e) = write() {
+        tracing::warn!(path = %path.display(), error = %e, "could not save silence state");
+    }
+}
+
+/// Periodically appends a `system/source_silent` event for every known source
+/// that has gone quiet for longer than it normally is at that hour.
+async fn watch_silence(
+    model: Arc<Mutex<SilenceModel>>,
+    pipeline: Pipeline,
+    data: PathBuf,
+    every: Duration,
+    shutdown: CancellationToken,
+) {
+    let mut tick = tokio::time::interval(every);
+    tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    loop {
+        tokio::select! {
+            _ = shutdown.cancelled() => break,
+            _ = tick.tick() => {}
+        }
+        let silent = match model.lock() {
+            Ok(mut m) => m.check(unix_ms_now(), None),
+            Err(_) => break,
+        };
+        if !silent.is_empty() {
+            let now = Timestamp::now();
+            let items = silent
+                .iter()
+                .map(|s| Item::Event(silent_event(s, now)))
+                .collect();
+            let batch = IngestBatch {
+                via: Via {
+                    kind: "sealtrail".into(),
+                    peer: None,
+                    principal: None,
+                },
+                items,
+            };
+            match pipeline.submit(batch).await {
+                Ok(_) => {
+                    pipeline
+                        .metrics()
+                        .silent_sources
+                        .inc_by(silent.len() as u64);
+                    for s in &silent {
+                        tracing::warn!(source = %s.source, silent_for = ?s.silent_for, "source is silent");
+                    }
+                }
+                Err(e) => tracing::error!(error = %e, "could not record silent sources"),
+            }
+        }
+        let (m, d) = (model.clone(), data.clone());
+        let _ = tokio::task::spawn_blocking(move || save_silence(&d, &m)).await;
+    }
+    let _ = tokio::task::spawn_blocking(move || save_silence(&data, &model)).await;
 }

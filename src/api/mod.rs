@@ -2,7 +2,7 @@
 //! `app()` is separate from serving so tests can drive the router directly.
 
 use crate::pipeline::Metrics;
-use crate::sources::http::{HttpSource, post_events};
+use crate::sources::http::{HttpSource, post_events, post_fhir};
 use axum::Router;
 use axum::extract::State;
 use axum::http::{StatusCode, header};
@@ -19,6 +19,7 @@ pub struct AppState {
 pub fn app(state: AppState) -> Router {
     let ingest = Router::new()
         .route("/v1/events", post(post_events))
+        .route("/fhir/AuditEvent", post(post_fhir))
         .with_state(state.ingest.clone());
     Router::new()
         .route("/metrics", get(metrics))

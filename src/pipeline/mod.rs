@@ -251,7 +251,14 @@ fn prepare(
                 } else {
                     entry.event.id.clone()
                 },
-                source: entry.event.source.as_ref().map(|s| s.system.clone()),
+                // A source_silent event names the silent source; it must not
+                // count as hearing from it.
+                source: entry
+                    .event
+                    .source
+                    .as_ref()
+                    .filter(|_| entry.event.action != "source_silent")
+                    .map(|s| s.system.clone()),
                 entry: LedgerEntry {
                     time_ms: entry.event.time.unix_ms(),
                     bytes,

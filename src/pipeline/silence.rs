@@ -103,6 +103,9 @@ pub struct SilenceConfig {
     /// How far an event time may lie after its wall-clock arrival.
     #[serde(with = "duration_text")]
     pub max_skew: Duration,
+    /// How often the service checks for silent sources (and saves the model).
+    #[serde(with = "duration_text")]
+    pub check_interval: Duration,
 }
 
 impl Default for SilenceConfig {
@@ -116,6 +119,7 @@ impl Default for SilenceConfig {
             utc_offset_minutes: 0,
             max_sources: 1_000,
             max_skew: Duration::from_secs(5 * 60),
+            check_interval: Duration::from_secs(30),
         }
     }
 }
@@ -142,6 +146,12 @@ impl SilenceConfig {
                 })
             }
         };
+        if self.check_interval.is_zero() {
+            return Err(SilenceError::Config {
+                field: "check_interval",
+                reason: "must be longer than zero".into(),
+            });
+        }
         positive("factor", self.factor)?;
         positive("min_rate_per_hour", self.min_rate_per_hour)?;
         positive("half_life_weeks", self.half_life_weeks)?;
@@ -634,7 +644,11 @@ mod duration_text {
     use serde::{Deserialize, Deserializer, Serializer, de::Error};
 
     pub fn serialize<S: Serializer>(d: &Duration, s: S) -> Result<S::Ok, S::Error> {
-        s.collect_str(&format_args!("{}s", d.as_secs()))
+        if d.subsec_millis() == 0 {
+            s.collect_str(&format_args!("{}s", d.as_secs()))
+        } else {
+            s.collect_str(&format_args!("{}ms", d.as_millis()))
+        }
     }
 
     #[derive(Deserialize)]
@@ -649,7 +663,7 @@ mod duration_text {
             Raw::Secs(s) => Ok(Duration::from_secs(s)),
             Raw::Text(t) => parse(&t).ok_or_else(|| {
                 D::Error::custom(format!(
-                    "`{t}` is not a duration such as 90s, 15m, 2h or 1d"
+                    "`{t}` is not a duration such as 500ms, 90s, 15m, 2h or 1d"
                 ))
             }),
         }
@@ -657,6 +671,9 @@ mod duration_text {
 
     pub(super) fn parse(t: &str) -> Option<Duration> {
         let t = t.trim();
+        if let Some(ms) = t.strip_suffix("ms") {
+            return ms.parse().ok().map(Duration::from_millis);
+        }
         let unit_len = t.chars().last()?.len_utf8();
         let (n, unit) = t.split_at(t.len() - unit_len);
         let n: u64 = n.parse().ok()?;

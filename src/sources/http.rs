@@ -7,6 +7,7 @@
 
 use crate::event::{Event, Via};
 use crate::pipeline::{IngestBatch, Item, ItemOutcome, Pipeline, PipelineError, Receipt};
+use crate::sources::fhir::{FhirIssue, FhirItem, map_body, operation_outcome};
 use axum::body::Body;
 use axum::extract::{ConnectInfo, State};
 use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
@@ -354,6 +355,152 @@ pub async fn post_events(
         Err(e) => return pipeline_error(e),
     };
     respond(&receipt, rejected)
+}
+
+fn fhir_response(status: StatusCode, body: serde_json::Value) -> Response {
+    let mut r = (status, axum::Json(body)).into_response();
+    r.headers_mut().insert(
+        header::CONTENT_TYPE,
+        HeaderValue::from_static("application/fhir+json"),
+    );
+    r
+}
+
+fn fhir_issue_text(issue: &FhirIssue) -> String {
+    match &issue.expression {
+        Some(at) => format!("{at}: {}", issue.diagnostics),
+        None => issue.diagnostics.clone(),
+    }
+}
+
+/// `POST /fhir/AuditEvent`: one FHIR R4 AuditEvent or a batch/collection
+/// Bundle of them. 201 when every AuditEvent was stored; otherwise 400 with an
+/// OperationOutcome naming each problem (the valid ones are still stored, the
+/// invalid ones recorded as `ingest_rejected`).
+pub async fn post_fhir(
+    State(src): State<HttpSource>,
+    ConnectInfo(peer): ConnectInfo<SocketAddr>,
+    headers: HeaderMap,
+    body: Body,
+) -> Response {
+    let via = Via {
+        kind: "fhir".into(),
+        peer: Some(peer.ip().to_string()),
+        principal: None,
+    };
+    let outcome = |status, code: &'static str, text: String| {
+        fhir_response(
+            status,
+            operation_outcome(&[FhirIssue {
+                severity: "error",
+                code,
+                diagnostics: text,
+                expression: None,
+            }]),
+        )
+    };
+    let body = match read_body(body, src.limits.max_body_bytes).await {
+        Ok(Some(b)) => b,
+        Ok(None) => {
+            let error = format!("body is larger than {} bytes", src.limits.max_body_bytes);
+            let _ = refuse(
+                &src,
+                via,
+                Refusal::new(StatusCode::PAYLOAD_TOO_LARGE, error.clone(), b""),
+            )
+            .await;
+            return outcome(StatusCode::PAYLOAD_TOO_LARGE, "too-costly", error);
+        }
+        Err(e) => {
+            return outcome(
+                StatusCode::BAD_REQUEST,
+                "structure",
+                format!("reading the body: {e}"),
+            );
+        }
+    };
+    src.pipeline
+        .metrics()
+        .received_bytes
+        .with_label_values(&["fhir"])
+        .inc_by(body.len() as u64);
+    let encoding = headers
+        .get(header::CONTENT_ENCODING)
+        .and_then(|v| v.to_str().ok())
+        .map(str::to_owned);
+    let limits = src.limits.clone();
+    let mapped = tokio::task::spawn_blocking(move || {
+        let decoded = decode_body(encoding.as_deref(), &body, limits.max_decoded_bytes)?;
+        Ok::<_, Refusal>((map_body(&decoded), decoded))
+    })
+    .await;
+    let (mapped, decoded) = match mapped {
+        Ok(Ok(m)) => m,
+        Ok(Err(r)) => {
+            let (status, error) = (r.status, r.error.clone());
+            let _ = refuse(&src, via, r).await;
+            return outcome(status, "structure", error);
+        }
+        Err(e) => {
+            tracing::error!(error = %e, "fhir task failed");
+            return outcome(
+                StatusCode::INTERNAL_SERVER_ERROR,
+                "exception",
+                "internal error".into(),
+            );
+        }
+    };
+    let items = match mapped {
+        Ok(items) if items.is_empty() => {
+            return outcome(
+                StatusCode::BAD_REQUEST,
+                "required",
+                "the bundle holds no AuditEvent".into(),
+            );
+        }
+        Ok(items) => items,
+        Err(issue) => {
+            let r = Refusal::new(StatusCode::BAD_REQUEST, fhir_issue_text(&issue), &decoded);
+            let _ = refuse(&src, via, r).await;
+            return fhir_response(StatusCode::BAD_REQUEST, operation_outcome(&[issue]));
+        }
+    };
+    let mut issues = Vec::new();
+    let items: Vec<Item> = items
+        .into_iter()
+        .map(|item| match item {
+            FhirItem::Event(e) => Item::Event(e),
+            FhirItem::Invalid { raw, issue } => {
+                let reason = fhir_issue_text(&issue);
+                issues.push(issue);
+                Item::Rejected { raw, reason }
+            }
+        })
+        .collect();
+    let receipt = match src.pipeline.try_submit(IngestBatch { via, items }).await {
+        Ok(r) => r,
+        Err(e) => return pipeline_error(e),
+    };
+    let summary = format!(
+        "stored {} AuditEvent(s){}",
+        receipt.accepted(),
+        receipt
+            .first_index()
+            .map(|i| format!(", first ledger index {i}"))
+            .unwrap_or_default()
+    );
+    let info = FhirIssue {
+        severity: "information",
+        code: "informational",
+        diagnostics: summary,
+        expression: None,
+    };
+    if issues.is_empty() {
+        fhir_response(StatusCode::CREATED, operation_outcome(&[info]))
+    } else {
+        issues.push(info);
+        fhir_response(StatusCode::BAD_REQUEST, operation_outcome(&issues))
+    }
 }
 
 fn respond(receipt: &Receipt, rejected: Vec<serde_json::Value>) -> Response {

@@ -173,3 +173,133 @@ fn oversize_bodies_and_lines_are_refused_with_413_and_recorded() {
             .all(|e| e["event"]["action"] == "ingest_rejected")
     );
 }
+
+#[test]
+fn fhir_audit_events_and_bundles_over_http() {
+    let dir = tempfile::tempdir().unwrap();
+    let k = keys(dir.path());
+    let data = dir.path().join("data");
+    let server = Server::start(dir.path(), &serve_config(&data, &k, ""));
+    let c = Client::new();
+    let fixtures = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/data/fhir");
+    let post_fhir = |body: Vec<u8>| {
+        let r = c
+            .post(format!("{}/fhir/AuditEvent", server.http))
+            .header("content-type", "application/fhir+json")
+            .body(body)
+            .send()
+            .unwrap();
+        let status = r.status().as_u16();
+        let ct = r.headers()["content-type"].to_str().unwrap().to_owned();
+        (status, ct, r.json::<Value>().unwrap())
+    };
+    let mut expected_events = Vec::new();
+    for name in ["rest-read-patient", "login", "break-glass", "export"] {
+        let (status, ct, v) =
+            post_fhir(std::fs::read(fixtures.join(format!("{name}.json"))).unwrap());
+        assert_eq!(status, 201, "{name}: {v}");
+        assert_eq!(ct, "application/fhir+json");
+        assert_eq!(v["resourceType"], "OperationOutcome");
+        expected_events.push(
+            serde_json::from_slice::<Value>(
+                &std::fs::read(fixtures.join(format!("{name}.expected.json"))).unwrap(),
+            )
+            .unwrap(),
+        );
+    }
+    // A bundle mixing valid and invalid AuditEvents: 400 naming the bad ones, good ones kept.
+    let (status, _, v) = post_fhir(std::fs::read(fixtures.join("bundle-mixed.json")).unwrap());
+    assert_eq!(status, 400, "{v}");
+    let issues = v["issue"].as_array().unwrap();
+    assert!(
+        issues
+            .iter()
+            .any(|i| i["severity"] == "error" && i["expression"].is_array()),
+        "{v}"
+    );
+    // Not FHIR at all.
+    let (status, _, v) = post_fhir(b"{\"resourceType\":\"Patient\"}".to_vec());
+    assert_eq!(status, 400, "{v}");
+    assert_eq!(v["issue"][0]["code"], "invalid");
+    assert_eq!(server.terminate(), Some(0));
+
+    let entries = stored_entries(&data);
+    for want in &expected_events {
+        assert!(
+            entries.iter().any(|e| &e["event"] == want),
+            "stored events lack {want}"
+        );
+    }
+    assert!(entries.iter().all(|e| e["via"]["kind"] == "fhir"));
+    assert!(
+        entries
+            .iter()
+            .any(|e| e["event"]["action"] == "ingest_rejected")
+    );
+}
+
+#[test]
+fn a_source_that_stops_while_others_continue_is_reported_silent() {
+    let dir = tempfile::tempdir().unwrap();
+    let k = keys(dir.path());
+    let data = dir.path().join("data");
+    let mut cfg = serve_config(&data, &k, "");
+    cfg.push_str("[silence]\ncheck_interval = \"100ms\"\nfloor = \"10m\"\nmin_weeks = 0.5\n");
+    let server = Server::start(dir.path(), &cfg);
+    let c = Client::new();
+    // Eight days of a 24/7 lab system and EHR, every two minutes; the lab
+    // stops on the last day at 10:00 while the EHR goes on until 14:00.
+    let start = 1_795_000_000i64; // seconds
+    let mut body = String::new();
+    for step in 0..(8 * 24 * 30) {
+        let t = start + step * 120;
+        for system in ["lab", "ehr"] {
+            if system == "lab" && step > (7 * 24 + 10) * 30 {
+                continue;
+            }
+            let time = sealtrail::event::Timestamp::from_unix_ms(t * 1000).unwrap();
+            body.push_str(&format!(
+                "{{\"time\":\"{time}\",\"category\":\"integration\",\"action\":\"data_feed\",\"outcome\":\"success\",\"source\":{{\"system\":\"{system}\"}}}}\n"
+            ));
+        }
+    }
+    for chunk in body.lines().collect::<Vec<_>>().chunks(5000) {
+        let (status, v) = post(
+            &c,
+            &server.http,
+            (chunk.join("\n") + "\n").into_bytes(),
+            &[],
+        );
+        assert_eq!(status, 200, "{v}");
+    }
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(30);
+    loop {
+        let m = c
+            .get(format!("{}/metrics", server.http))
+            .send()
+            .unwrap()
+            .text()
+            .unwrap();
+        if m.contains("sealtrail_source_silent_total 1") {
+            break;
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "no source_silent reported: {}",
+            server.log_text()
+        );
+        std::thread::sleep(std::time::Duration::from_millis(50)); // polling a condition
+    }
+    assert_eq!(server.terminate(), Some(0));
+    let silent: Vec<Value> = stored_entries(&data)
+        .into_iter()
+        .filter(|e| e["event"]["action"] == "source_silent")
+        .collect();
+    assert_eq!(silent.len(), 1, "{silent:?}");
+    assert_eq!(silent[0]["event"]["source"]["system"], "lab");
+    assert_eq!(silent[0]["event"]["category"], "system");
+    assert!(
+        data.join("state/silence.json").exists(),
+        "the learned model is saved"
+    );
+}

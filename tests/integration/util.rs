@@ -113,7 +113,7 @@ impl Server {
                 .unwrap()
                 .as_nanos()
         ));
-        let child = std::process::Command::new(bin())
+        let mut child = std::process::Command::new(bin())
             .args(["serve", "--config"])
             .arg(&cfg)
             .env("RUST_LOG", "info")
@@ -138,6 +138,9 @@ impl Server {
                     http: format!("http://{addr}"),
                     log,
                 };
+            }
+            if let Ok(Some(status)) = child.try_wait() {
+                panic!("server exited with {status}: {text}");
             }
             assert!(
                 std::time::Instant::now() < deadline,
