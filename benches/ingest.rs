@@ -18,7 +18,10 @@ use std::time::{Duration, Instant};
 const BATCH: usize = 1000;
 
 fn env_u64(name: &str, default: u64) -> u64 {
-    std::env::var(name).ok().and_then(|v| v.parse().ok()).unwrap_or(default)
+    std::env::var(name)
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(default)
 }
 
 fn event(i: u64) -> String {
@@ -28,7 +31,14 @@ fn event(i: u64) -> String {
             r#""actor":{{"user":"u{:04}","role":"clinician","ip":"10.20.1.{}"}},"#,
             r#""patient":{{"id":"MRN-{:07}"}},"source":{{"system":"ehr"}}}}"#
         ),
-        i, 1 + i % 28, i % 24, i % 60, i % 1000, i % 97, i % 250, i % 5003
+        i,
+        1 + i % 28,
+        i % 24,
+        i % 60,
+        i % 1000,
+        i % 97,
+        i % 250,
+        i % 5003
     )
 }
 
@@ -42,7 +52,10 @@ impl Conn {
     fn new(addr: &str) -> Conn {
         let stream = TcpStream::connect(addr).expect("connect");
         stream.set_nodelay(true).ok();
-        Conn { stream, buf: Vec::with_capacity(4096) }
+        Conn {
+            stream,
+            buf: Vec::with_capacity(4096),
+        }
     }
 
     /// POSTs one body and returns the status code once the response is read.
@@ -86,6 +99,7 @@ struct Server {
     addr: String,
 }
 
+#[allow(clippy::zombie_processes)] // `stop` terminates and waits; a failed start aborts the bench
 fn start_server(bin: &Path, dir: &Path) -> Server {
     let keys = dir.join("keys");
     let status = Command::new(bin)
@@ -124,7 +138,10 @@ fn start_server(bin: &Path, dir: &Path) -> Server {
             .and_then(|l| l.split("http=").nth(1))
             .and_then(|a| a.split_whitespace().next())
         {
-            return Server { child, addr: addr.to_owned() };
+            return Server {
+                child,
+                addr: addr.to_owned(),
+            };
         }
         assert!(Instant::now() < deadline, "server did not start: {text}");
         std::thread::sleep(Duration::from_millis(20));
@@ -134,10 +151,21 @@ fn start_server(bin: &Path, dir: &Path) -> Server {
 /// (utime + stime in seconds, peak RSS in MiB) of a process.
 fn proc_usage(pid: u32) -> (f64, u64) {
     let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).unwrap_or_default();
-    let fields: Vec<&str> = stat.rsplit(')').next().unwrap_or("").split_whitespace().collect();
+    let fields: Vec<&str> = stat
+        .rsplit(')')
+        .next()
+        .unwrap_or("")
+        .split_whitespace()
+        .collect();
     let ticks = 100.0; // CLK_TCK on Linux
-    let cpu = fields.get(11).and_then(|v| v.parse::<f64>().ok()).unwrap_or(0.0)
-        + fields.get(12).and_then(|v| v.parse::<f64>().ok()).unwrap_or(0.0);
+    let cpu = fields
+        .get(11)
+        .and_then(|v| v.parse::<f64>().ok())
+        .unwrap_or(0.0)
+        + fields
+            .get(12)
+            .and_then(|v| v.parse::<f64>().ok())
+            .unwrap_or(0.0);
     let status = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap_or_default();
     let hwm = status
         .lines()
@@ -158,18 +186,34 @@ fn percentile(v: &mut [f64], p: f64) -> f64 {
 
 /// Runs `connections` senders for `seconds`; `rate` (events/s, 0 = as fast as
 /// possible) paces them open-loop. Returns (events acked, elapsed, latencies ms).
-fn load(addr: &str, bodies: &Arc<Vec<Vec<u8>>>, connections: usize, seconds: u64, rate: u64) -> (u64, f64, Vec<f64>) {
+fn load(
+    addr: &str,
+    bodies: &Arc<Vec<Vec<u8>>>,
+    connections: usize,
+    seconds: u64,
+    rate: u64,
+) -> (u64, f64, Vec<f64>) {
     let stop = Arc::new(AtomicBool::new(false));
     let acked = Arc::new(AtomicU64::new(0));
     let lat = Arc::new(Mutex::new(Vec::new()));
     let start = Instant::now();
     let threads: Vec<_> = (0..connections)
         .map(|t| {
-            let (stop, acked, lat, bodies, addr) = (stop.clone(), acked.clone(), lat.clone(), bodies.clone(), addr.to_owned());
+            let (stop, acked, lat, bodies, addr) = (
+                stop.clone(),
+                acked.clone(),
+                lat.clone(),
+                bodies.clone(),
+                addr.to_owned(),
+            );
             std::thread::spawn(move || {
                 let mut conn = Conn::new(&addr);
                 let mut mine = Vec::new();
-                let interval = if rate == 0 { Duration::ZERO } else { Duration::from_secs_f64(BATCH as f64 * connections as f64 / rate as f64) };
+                let interval = if rate == 0 {
+                    Duration::ZERO
+                } else {
+                    Duration::from_secs_f64(BATCH as f64 * connections as f64 / rate as f64)
+                };
                 let mut next = Instant::now() + interval.mul_f64(t as f64 / connections as f64);
                 let mut k = t;
                 while !stop.load(Ordering::Relaxed) {
@@ -209,10 +253,18 @@ fn load(addr: &str, bodies: &Arc<Vec<Vec<u8>>>, connections: usize, seconds: u64
 
 fn main() {
     let smoke = !std::env::args().any(|a| a == "--bench");
-    let seconds = if smoke { 2 } else { env_u64("SEALTRAIL_BENCH_SECONDS", 20) };
+    let seconds = if smoke {
+        2
+    } else {
+        env_u64("SEALTRAIL_BENCH_SECONDS", 20)
+    };
     let connections = env_u64("SEALTRAIL_BENCH_CONNECTIONS", 8) as usize;
     let bin = PathBuf::from(env!("CARGO_BIN_EXE_sealtrail"));
-    let root = PathBuf::from(if smoke { "target/bench-ingest-smoke" } else { "target/bench-ingest" });
+    let root = PathBuf::from(if smoke {
+        "target/bench-ingest-smoke"
+    } else {
+        "target/bench-ingest"
+    });
     let _ = std::fs::remove_dir_all(&root);
     std::fs::create_dir_all(&root).expect("dir");
 
@@ -220,11 +272,19 @@ fn main() {
     let n_bodies = if smoke { 64 } else { 4096 };
     let bodies: Arc<Vec<Vec<u8>>> = Arc::new(
         (0..n_bodies as u64)
-            .map(|b| (0..BATCH as u64).map(|i| event(b * BATCH as u64 + i) + "\n").collect::<String>().into_bytes())
+            .map(|b| {
+                (0..BATCH as u64)
+                    .map(|i| event(b * BATCH as u64 + i) + "\n")
+                    .collect::<String>()
+                    .into_bytes()
+            })
             .collect(),
     );
     let avg = bodies[0].len() as f64 / BATCH as f64;
-    println!("machine: {} cores; NDJSON events of {avg:.0} bytes, {BATCH} per request, {connections} connections", std::thread::available_parallelism().map_or(0, |n| n.get()));
+    println!(
+        "machine: {} cores; NDJSON events of {avg:.0} bytes, {BATCH} per request, {connections} connections",
+        std::thread::available_parallelism().map_or(0, |n| n.get())
+    );
 
     // 1. Saturation: as fast as the server acknowledges durably.
     let dir = root.join("max");
@@ -250,7 +310,8 @@ fn main() {
     let pid = server.child.id();
     let half = (max_rate / 2.0) as u64;
     let (cpu0, _) = proc_usage(pid);
-    let (events, elapsed, mut lat) = load(&server.addr, &bodies, connections, seconds, half.max(1000));
+    let (events, elapsed, mut lat) =
+        load(&server.addr, &bodies, connections, seconds, half.max(1000));
     let (cpu1, rss) = proc_usage(pid);
     println!(
         "http ndjson at {half} events/s: {:.0} events/s achieved; ack p50 {:.1} ms p99 {:.1} ms; server cpu {:.2} cores; server peak rss {rss} MiB",
@@ -264,6 +325,8 @@ fn main() {
 }
 
 fn stop(mut server: Server) {
-    let _ = Command::new("kill").args(["-TERM", &server.child.id().to_string()]).status();
+    let _ = Command::new("kill")
+        .args(["-TERM", &server.child.id().to_string()])
+        .status();
     let _ = server.child.wait();
 }
