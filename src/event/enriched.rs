@@ -6,6 +6,7 @@
 use serde::{Deserialize, Serialize};
 
 use super::error::{EventError, join};
+use super::limits::MAX_ENRICHED_CHARS;
 use super::strict;
 use super::validate::bounded;
 
@@ -169,7 +170,8 @@ impl PatientInfo {
 
 /// A directory value: 1..=[`MAX_ENRICHED_CHARS`] characters, no control
 /// characters. That bounds the JSON of one value to 4 bytes a character,
-/// which [`super::limits::MAX_ENRICHED_BYTES`] relies on.
+/// which [`super::limits::MAX_ENRICHED_BYTES`] relies on. Also used by the
+/// lookup loader, so a row that would make an invalid entry is skipped.
 pub fn check_text(path: &str, value: &Option<String>) -> Result<(), EventError> {
     let Some(s) = value else { return Ok(()) };
     bounded(path, s, 1, MAX_ENRICHED_CHARS)?;
@@ -183,7 +185,7 @@ pub fn check_text(path: &str, value: &Option<String>) -> Result<(), EventError> 
 }
 
 /// A calendar date written `YYYY-MM-DD`.
-pub fn check_date(path: &str, value: &Option<String>) -> Result<(), EventError> {
+fn check_date(path: &str, value: &Option<String>) -> Result<(), EventError> {
     let Some(s) = value else { return Ok(()) };
     if is_iso_date(s) {
         Ok(())
@@ -216,9 +218,6 @@ pub fn is_iso_date(s: &str) -> bool {
     let days = time::util::days_in_month(month, year as i32);
     (1..=u32::from(days)).contains(&day)
 }
-
-/// Longest directory value, in characters.
-pub const MAX_ENRICHED_CHARS: usize = super::limits::MAX_SHORT_CHARS;
 
 #[cfg(test)]
 mod tests {

@@ -40,8 +40,10 @@ pub const MAX_REJECTED_REASON_CHARS: usize = 1024;
 /// than the values they replace); past this, masked strings are cut so they
 /// do not grow. See `transforms::mask`.
 pub const MAX_MASK_GROWTH_BYTES: usize = 16 * 1024;
+/// Any string in the entry's `enriched` member (directory data).
+pub const MAX_ENRICHED_CHARS: usize = MAX_SHORT_CHARS;
 /// The entry's `enriched` member, in bytes. Its strings are at most
-/// `MAX_SHORT_CHARS` characters without control characters, so at most 4
+/// `MAX_ENRICHED_CHARS` characters without control characters, so at most 4
 /// bytes a character in JSON: 12 strings and 4 dates come to under 14 KiB
 /// with keys (`enriched::tests` checks the largest value).
 pub const MAX_ENRICHED_BYTES: usize = 16 * 1024;

@@ -20,7 +20,9 @@ mod validate;
 #[cfg(test)]
 mod tests;
 
-pub use enriched::{Enriched, PatientInfo, StaffInfo};
+pub use enriched::{
+    Enriched, PatientInfo, StaffInfo, check_text as check_enriched_text, is_iso_date,
+};
 pub use entry::{Entry, Via};
 pub use error::EventError;
 pub use model::{Actor, Category, Event, Outcome, Patient, Resource, Source};
