@@ -315,6 +315,9 @@ pub struct Masker {
     patterns: Vec<Pattern>,
     set: RegexSet,
     keyed: Vec<Keyed>,
+    /// Only built-ins are active, and every built-in match holds an ASCII
+    /// digit or `@`: text without either needs no regex scan.
+    builtins_only: bool,
     mac: Hmac<Sha256>,
 }
 
@@ -390,6 +393,7 @@ impl Masker {
             patterns,
             set,
             keyed,
+            builtins_only: config.patterns.is_empty(),
             mac,
         })
     }
@@ -500,7 +504,9 @@ impl Masker {
             count(stats, pattern);
             return Some(out);
         }
-        if s.is_empty() || !self.set.is_match(s) {
+        let no_candidate =
+            self.builtins_only && !s.bytes().any(|b| b.is_ascii_digit() || b == b'@');
+        if s.is_empty() || no_candidate || !self.set.is_match(s) {
             return None;
         }
         let spans = self.spans(s);
@@ -681,7 +687,7 @@ pub fn luhn(value: &str) -> bool {
             }
         })
         .sum();
-    sum % 10 == 0
+    sum.is_multiple_of(10)
 }
 
 fn is_pattern_name(name: &str) -> bool {
