@@ -49,6 +49,7 @@ fn entry_pool() -> Vec<LedgerEntry> {
                 received: Timestamp::now(),
                 via: Via { kind: "http".into(), peer: Some("10.20.0.5".into()), principal: None },
                 event: Event::from_json(json.as_bytes()).expect("valid bench event"),
+                enriched: None,
             };
             LedgerEntry { time_ms: entry.event.time.unix_ms(), bytes: entry.canonical_bytes() }
         })

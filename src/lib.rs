@@ -2,7 +2,8 @@
 //!
 //! Data flows down this list (see ARCHITECTURE.md):
 //! `sources` (import, later HTTP/FHIR/syslog) -> `event` (the normalized model
-//! and canonical bytes) -> `ledger` (write-ahead log, sealed segments, Merkle
+//! and canonical bytes) -> `transforms` (enrich from the practice's
+//! directories, mask PHI) -> `ledger` (write-ahead log, sealed segments, Merkle
 //! trees, signed checkpoints, proofs, verification). `cli` and `config` are the
 //! edges.
 #![forbid(unsafe_code)]
@@ -15,3 +16,4 @@ pub mod ledger;
 pub mod pipeline;
 pub mod serve;
 pub mod sources;
+pub mod transforms;

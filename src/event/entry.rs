@@ -2,6 +2,7 @@
 
 use serde::{Deserialize, Serialize};
 
+use super::enriched::Enriched;
 use super::error::EventError;
 use super::limits::{MAX_ENTRY_BYTES, MAX_VIA_KIND_CHARS};
 use super::model::{Event, parse_bounded};
@@ -10,7 +11,7 @@ use super::timestamp::Timestamp;
 use super::validate::{check_snake_case, opt_short};
 
 /// What the ledger stores for each event. Field order is the canonical
-/// order (`received`, `via`, `event`); do not reorder.
+/// order (`received`, `via`, `event`, `enriched`); do not reorder.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields, expecting = "an object")]
 pub struct Entry {
@@ -18,8 +19,17 @@ pub struct Entry {
     pub received: Timestamp,
     #[serde(deserialize_with = "strict::object")]
     pub via: Via,
+    /// The event exactly as the source sent it (after PHI masking).
     #[serde(deserialize_with = "strict::object")]
     pub event: Event,
+    /// What sealtrail joined from the practice's directories; absent when
+    /// nothing matched. Kept apart so `event` stays what the source sent.
+    #[serde(
+        default,
+        skip_serializing_if = "Option::is_none",
+        deserialize_with = "strict::opt_object"
+    )]
+    pub enriched: Option<Enriched>,
 }
 
 /// How the event arrived.
@@ -71,6 +81,9 @@ impl Entry {
         let entry: Entry = parse_bounded(bytes, MAX_ENTRY_BYTES)?;
         entry.via.validate()?;
         entry.event.validate().map_err(|e| under("event", e))?;
+        if let Some(enriched) = &entry.enriched {
+            enriched.validate().map_err(|e| under("enriched", e))?;
+        }
         if entry.canonical_bytes() != bytes {
             return Err(EventError::NotCanonical);
         }
@@ -81,6 +94,10 @@ impl Entry {
 /// Prefixes an event error's path with the entry field that holds it.
 fn under(prefix: &str, e: EventError) -> EventError {
     match e {
+        EventError::Invalid { path, reason } if path.is_empty() => EventError::Invalid {
+            path: prefix.to_owned(),
+            reason,
+        },
         EventError::Invalid { path, reason } => EventError::Invalid {
             path: super::error::join(prefix, &path),
             reason,

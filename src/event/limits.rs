@@ -36,8 +36,20 @@ pub const MAX_VIA_KIND_CHARS: usize = 32;
 pub const MAX_REJECTED_RAW_BYTES: usize = 4 * 1024;
 /// Reason kept by an `ingest_rejected` event.
 pub const MAX_REJECTED_REASON_CHARS: usize = 1024;
+/// How many bytes PHI masking may add to one event (tokens can be longer
+/// than the values they replace); past this, masked strings are cut so they
+/// do not grow. See `transforms::mask`.
+pub const MAX_MASK_GROWTH_BYTES: usize = 16 * 1024;
+/// Any string in the entry's `enriched` member (directory data).
+pub const MAX_ENRICHED_CHARS: usize = MAX_SHORT_CHARS;
+/// The entry's `enriched` member, in bytes. Its strings are at most
+/// `MAX_ENRICHED_CHARS` characters without control characters, so at most 4
+/// bytes a character in JSON: 12 strings and 4 dates come to under 14 KiB
+/// with keys (`enriched::tests` checks the largest value).
+pub const MAX_ENRICHED_BYTES: usize = 16 * 1024;
 /// Entry bytes: an event plus the envelope and enrichment, as stored. Larger
 /// than `MAX_EVENT_BYTES` because canonical form can be longer than the input
-/// (`1e1` is written `10.0`); equal to the ledger's frame limit, and checked
-/// after canonicalization by the ingest pipeline.
+/// (`1e1` is written `10.0`) and masking and enrichment add to it; equal to
+/// the ledger's frame limit, and checked after canonicalization by the ingest
+/// pipeline.
 pub const MAX_ENTRY_BYTES: usize = 1024 * 1024;

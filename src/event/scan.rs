@@ -156,6 +156,7 @@ mod tests {
                 principal: None,
             },
             event,
+            enriched: None,
         }
         .canonical_bytes()
     }

@@ -417,6 +417,7 @@ fn entry_for(event: Event) -> Entry {
             principal: None,
         },
         event,
+        enriched: None,
     }
 }
 
@@ -439,6 +440,71 @@ fn full_event_round_trips_through_entry() {
     let back = Entry::from_canonical_bytes(&bytes).unwrap();
     assert_eq!(back, entry);
     assert_eq!(back.canonical_bytes(), bytes);
+}
+
+#[test]
+fn enriched_follows_the_event_and_round_trips() {
+    let mut entry = entry_for(parse(&minimal()).unwrap());
+    entry.enriched = Some(Enriched {
+        actor: Some(StaffInfo {
+            last_name: Some("Okafor".into()),
+            terminated: Some("2026-01-31".into()),
+            ..StaffInfo::default()
+        }),
+        target_user: None,
+        patient: Some(PatientInfo {
+            last_name: Some("Okafor".into()),
+            home_zip: None,
+            vip: true,
+            employee_user: Some("u0042".into()),
+        }),
+    });
+    let text = String::from_utf8(entry.canonical_bytes()).unwrap();
+    assert!(
+        text.ends_with(
+            r#""outcome":"failure"},"enriched":{"actor":{"last_name":"Okafor","terminated":"2026-01-31"},"patient":{"last_name":"Okafor","vip":true,"employee_user":"u0042"}}}"#
+        ),
+        "{text}"
+    );
+    assert_eq!(Entry::from_canonical_bytes(text.as_bytes()).unwrap(), entry);
+    // The fast scans still find the event's own fields.
+    assert_eq!(
+        entry_time_ms(text.as_bytes()),
+        Some(entry.event.time.unix_ms())
+    );
+}
+
+#[test]
+fn enriched_is_strict() {
+    let text = String::from_utf8(entry_for(parse(&minimal()).unwrap()).canonical_bytes()).unwrap();
+    let with_enriched = |e: &str| format!("{},\"enriched\":{e}}}", &text[..text.len() - 1]);
+    let ok = with_enriched(r#"{"patient":{"vip":false}}"#);
+    assert!(Entry::from_canonical_bytes(ok.as_bytes()).is_ok(), "{ok}");
+    for (bad, path) in [
+        (r#"{}"#, "enriched"),
+        (r#"null"#, "enriched"),
+        (r#"{"patient":{}}"#, "enriched.patient.vip"),
+        (
+            r#"{"patient":{"vip":false,"ssn":"x"}}"#,
+            "enriched.patient.ssn",
+        ),
+        (r#"{"actor":{"name":null}}"#, "enriched.actor.name"),
+        (r#"{"actor":{"name":""}}"#, "enriched.actor.name"),
+        (
+            r#"{"actor":{"hired":"2026-02-30"}}"#,
+            "enriched.actor.hired",
+        ),
+        (r#"{"actor":[]}"#, "enriched.actor"),
+    ] {
+        let doc = with_enriched(bad);
+        assert_eq!(
+            Entry::from_canonical_bytes(doc.as_bytes())
+                .unwrap_err()
+                .path(),
+            Some(path),
+            "{doc}"
+        );
+    }
 }
 
 #[test]
@@ -670,6 +736,64 @@ fn event() -> impl Strategy<Value = Event> {
     )
 }
 
+/// Directory text: like `short_str` without control characters.
+fn directory_str() -> impl Strategy<Value = String> {
+    "[a-zA-Z0-9 _\\-\\.é\"\\\\/\u{1F600}]{1,20}"
+}
+
+fn date() -> impl Strategy<Value = String> {
+    (1i32..=9999, 1u8..=12, 1u8..=31).prop_map(|(y, m, d)| {
+        let month = time::Month::try_from(m).unwrap();
+        let d = d.min(time::util::days_in_month(month, y));
+        format!("{y:04}-{m:02}-{d:02}")
+    })
+}
+
+fn staff_info() -> impl Strategy<Value = StaffInfo> {
+    (
+        opt(directory_str()),
+        opt(directory_str()),
+        opt(directory_str()),
+        opt(directory_str()),
+        opt(directory_str()),
+        opt(date()),
+        opt(date()),
+    )
+        .prop_map(
+            |(name, last_name, role, department, home_zip, hired, terminated)| StaffInfo {
+                name,
+                last_name,
+                role,
+                department,
+                home_zip,
+                hired,
+                terminated,
+            },
+        )
+}
+
+fn enriched() -> impl Strategy<Value = Enriched> {
+    let patient = (
+        opt(directory_str()),
+        opt(directory_str()),
+        any::<bool>(),
+        opt(directory_str()),
+    )
+        .prop_map(|(last_name, home_zip, vip, employee_user)| PatientInfo {
+            last_name,
+            home_zip,
+            vip,
+            employee_user,
+        });
+    (opt(staff_info()), opt(staff_info()), opt(patient))
+        .prop_map(|(actor, target_user, patient)| Enriched {
+            actor,
+            target_user,
+            patient,
+        })
+        .prop_filter("stored enrichment is never empty", |e| !e.is_empty())
+}
+
 fn entry() -> impl Strategy<Value = Entry> {
     (
         timestamp(),
@@ -677,8 +801,9 @@ fn entry() -> impl Strategy<Value = Entry> {
         opt(short_str()),
         opt(short_str()),
         event(),
+        opt(enriched()),
     )
-        .prop_map(|(received, kind, peer, principal, event)| Entry {
+        .prop_map(|(received, kind, peer, principal, event, enriched)| Entry {
             received,
             via: Via {
                 kind,
@@ -686,6 +811,7 @@ fn entry() -> impl Strategy<Value = Entry> {
                 principal,
             },
             event,
+            enriched,
         })
 }
 

@@ -221,6 +221,7 @@ fn prepare(
                 received,
                 via: via.clone(),
                 event,
+                enriched: None,
             };
             for t in transforms {
                 t.apply(&mut entry);
@@ -237,6 +238,7 @@ fn prepare(
                     received,
                     via: via.clone(),
                     event: Event::ingest_rejected(&bytes, &reason, received),
+                    enriched: None,
                 };
                 for t in transforms {
                     t.apply(&mut small);

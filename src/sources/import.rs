@@ -108,6 +108,7 @@ pub fn line_to_entry(
             received,
             via: via.clone(),
             event,
+            enriched: None,
         })),
         Err(e) => {
             let reason = e.to_string();
@@ -118,6 +119,7 @@ pub fn line_to_entry(
                     received,
                     via: via.clone(),
                     event: rejected,
+                    enriched: None,
                 }),
             ))
         }
@@ -200,6 +202,7 @@ pub fn import_ndjson(
                         received,
                         via: via.clone(),
                         event,
+                        enriched: None,
                     }));
                 }
             }

@@ -61,6 +61,7 @@ pub fn entry(i: u64) -> LedgerEntry {
             principal: None,
         },
         event,
+        enriched: None,
     };
     LedgerEntry {
         time_ms: entry.event.time.unix_ms(),
