@@ -104,6 +104,13 @@ pub async fn run_until(
         .await
         .with_context(|| format!("listening on {}", config.http.listen))?;
     let http_addr = listener.local_addr()?;
+    // Acknowledgements are small writes that must leave at once: without
+    // TCP_NODELAY, Nagle plus the client's delayed ACK adds ~40 ms to each.
+    let listener = axum::serve::ListenerExt::tap_io(listener, |tcp| {
+        if let Err(e) = tcp.set_nodelay(true) {
+            tracing::debug!(error = %e, "could not set TCP_NODELAY");
+        }
+    });
     let app = api::app(AppState {
         ingest: HttpSource {
             pipeline: pipeline.clone(),
