@@ -7,6 +7,7 @@
 use crate::ledger::log::SealPolicy;
 use crate::pipeline::AppenderConfig;
 use crate::sources::http::HttpLimits;
+use crate::sources::syslog::{RawSyslog, SyslogConfig};
 use serde::Deserialize;
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
@@ -40,6 +41,7 @@ pub struct RawConfig {
     pub ledger: RawLedger,
     pub http: RawHttp,
     pub ingest: IngestConfig,
+    pub syslog: RawSyslog,
 }
 
 impl Default for RawConfig {
@@ -49,6 +51,7 @@ impl Default for RawConfig {
             ledger: RawLedger::default(),
             http: RawHttp::default(),
             ingest: IngestConfig::default(),
+            syslog: RawSyslog::default(),
         }
     }
 }
@@ -146,6 +149,7 @@ pub struct Config {
     pub seal: SealPolicy,
     pub http: HttpConfig,
     pub ingest: IngestConfig,
+    pub syslog: SyslogConfig,
 }
 
 impl Config {
@@ -208,6 +212,11 @@ impl Config {
                 "must be between 1 and 50000000",
             ));
         }
+        let syslog = raw.syslog.validate().map_err(|e| ConfigError::Invalid {
+            path: path.to_owned(),
+            key: e.key,
+            reason: e.reason,
+        })?;
         Ok(Config {
             data_dir: raw.data_dir,
             key_file: raw.ledger.key_file,
@@ -222,6 +231,7 @@ impl Config {
                 },
             },
             ingest: raw.ingest,
+            syslog,
         })
     }
 }

@@ -15,3 +15,4 @@ pub mod ledger;
 pub mod pipeline;
 pub mod serve;
 pub mod sources;
+pub mod tls;
