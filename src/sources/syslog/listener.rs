@@ -15,8 +15,9 @@
 //!   nothing for `idle_timeout` is closed, as is one whose octet counting is
 //!   broken (an oversize frame is recorded and skipped instead).
 //! - Shutdown: when the token is cancelled, listeners stop accepting and
-//!   connections stop reading; what was already read (including a partial
-//!   last line) is submitted, with [`SHUTDOWN_GRACE`] to get it stored.
+//!   connections stop waiting for data; what has already arrived (up to
+//!   [`BATCH_BYTES`], including a partial last line) is submitted, with
+//!   [`SHUTDOWN_GRACE`] to get it stored, and the connection is closed.
 
 use super::SyslogConfig;
 use super::framing::Decoder;
@@ -369,9 +370,13 @@ async fn read_connection<S: AsyncRead + Unpin>(
                 Ok(Err(e)) => Some(End::Error(e)),
             },
         };
-        // Take what is already waiting, without waiting for more.
+        // Take what is already waiting, without waiting for more (also on
+        // shutdown: bytes the sender already delivered are stored).
         let mut batch_bytes = 0;
-        while end.is_none() && !decoder.is_broken() && batch_bytes < BATCH_BYTES {
+        while matches!(end, None | Some(End::Shutdown))
+            && !decoder.is_broken()
+            && batch_bytes < BATCH_BYTES
+        {
             match tokio::time::timeout(Duration::ZERO, stream.read(&mut buf)).await {
                 Err(_) => break,
                 Ok(Ok(0)) => end = Some(End::Eof),

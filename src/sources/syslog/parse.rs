@@ -96,7 +96,7 @@ pub fn parse(frame: &[u8], now: OffsetDateTime) -> Result<Message, ParseError> {
     let (pri, rest) = parse_pri(text)?;
     let (facility, severity) = ((pri / 8) as u8, (pri % 8) as u8);
     match version(rest) {
-        Some((v, after)) if v == "1" => parse_5424(facility, severity, after),
+        Some(("1", after)) => parse_5424(facility, severity, after),
         Some((v, _)) => Err(ParseError::UnsupportedVersion(v.to_owned())),
         None => Ok(parse_3164(facility, severity, rest, now)),
     }
