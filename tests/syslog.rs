@@ -410,13 +410,14 @@ fn garbage_and_oversize_input_is_recorded_as_rejected_and_the_service_stays_up()
     expect_closed(s);
     // Not UTF-8, over UDP.
     let udp = UdpSocket::bind("127.0.0.1:0").unwrap();
-    udp.send_to(
-        b"<13>1 - h app - - - \xff\xfe",
-        svc.bound.syslog_udp.unwrap(),
-    )
-    .unwrap();
+    let udp_addr = svc.bound.syslog_udp.unwrap();
+    udp.send_to(b"<13>1 - h app - - - \xff\xfe", udp_addr)
+        .unwrap();
+    // An oversize datagram.
+    udp.send_to(format!("<13>1 - h app - - - {big}").as_bytes(), udp_addr)
+        .unwrap();
 
-    svc.wait_stored(8);
+    svc.wait_stored(9);
     // Still serving.
     let port = svc.port();
     logger(
@@ -431,21 +432,21 @@ fn garbage_and_oversize_input_is_recorded_as_rejected_and_the_service_stays_up()
         ],
         None,
     );
-    svc.wait_stored(9);
+    svc.wait_stored(10);
     assert_eq!(
         svc.metric_sum("sealtrail_events_rejected_total{source=\"syslog_tcp\"}"),
         4
     );
     assert_eq!(
         svc.metric_sum("sealtrail_events_rejected_total{source=\"syslog_udp\"}"),
-        1
+        2
     );
     let (entries, _dir) = svc.stop();
     let errors: Vec<&str> = rejected(&entries)
         .iter()
         .map(|e| e["event"]["attrs"]["error"].as_str().unwrap())
         .collect();
-    assert_eq!(errors.len(), 5, "{entries:#?}");
+    assert_eq!(errors.len(), 6, "{entries:#?}");
     assert!(
         errors
             .iter()
@@ -469,6 +470,10 @@ fn garbage_and_oversize_input_is_recorded_as_rejected_and_the_service_stays_up()
         "{errors:?}"
     );
     assert!(errors.iter().any(|e| e.contains("utf-8")), "{errors:?}");
+    assert!(
+        errors.iter().any(|e| e.contains("datagram is longer than")),
+        "{errors:?}"
+    );
     let garbage = rejected(&entries)
         .into_iter()
         .find(|e| {

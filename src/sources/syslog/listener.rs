@@ -108,20 +108,10 @@ pub async fn start(
             source,
         }
     };
-    let mut plain = None;
-    if let Some(addr) = config.listen {
-        let udp = UdpSocket::bind(addr).await.map_err(bind_err(addr, "udp"))?;
-        // A port of 0 binds TCP on the port UDP got, so one address serves both.
-        let tcp_addr = if addr.port() == 0 {
-            udp.local_addr().map_err(bind_err(addr, "udp"))?
-        } else {
-            addr
-        };
-        let tcp = TcpListener::bind(tcp_addr)
-            .await
-            .map_err(bind_err(tcp_addr, "tcp"))?;
-        plain = Some((udp, tcp));
-    }
+    let plain = match config.listen {
+        Some(addr) => Some(bind_pair(addr).await?),
+        None => None,
+    };
     let mut tls = None;
     if let Some(t) = &config.tls {
         let (cert, key) = (t.cert.clone(), t.key.clone());
@@ -164,10 +154,38 @@ pub async fn start(
     Ok(out)
 }
 
+/// Binds TCP and UDP on one address. With port 0 the UDP socket takes the
+/// port TCP got, trying again with a new port if UDP's is taken.
+async fn bind_pair(addr: SocketAddr) -> Result<(UdpSocket, TcpListener), SyslogError> {
+    let err = |addr, transport| {
+        move |source| SyslogError::Bind {
+            addr,
+            transport,
+            source,
+        }
+    };
+    let mut attempts = 0;
+    loop {
+        let tcp = TcpListener::bind(addr).await.map_err(err(addr, "tcp"))?;
+        let bound = tcp.local_addr().map_err(err(addr, "tcp"))?;
+        match UdpSocket::bind(bound).await {
+            Ok(udp) => return Ok((udp, tcp)),
+            Err(e)
+                if addr.port() == 0
+                    && e.kind() == std::io::ErrorKind::AddrInUse
+                    && attempts < 16 =>
+            {
+                attempts += 1;
+            }
+            Err(e) => return Err(err(bound, "udp")(e)),
+        }
+    }
+}
+
 fn via(kind: &str, peer: IpAddr) -> Via {
     Via {
         kind: kind.to_owned(),
-        peer: Some(peer.to_string()),
+        peer: Some(peer.to_canonical().to_string()),
         principal: None,
     }
 }

@@ -1,8 +1,8 @@
 //! Syslog message parsing: RFC 5424 and RFC 3164 (BSD syslog).
 //!
 //! A frame is parsed whole (the framing layer has already bounded its size).
-//! The format is told apart after the PRI: a version digit followed by a
-//! space means RFC 5424, anything else is read as RFC 3164, which is a loose
+//! The format is told apart after the PRI: version `1` followed by a space
+//! means RFC 5424, anything else is read as RFC 3164, which is a loose
 //! convention rather than a grammar, so its parser tolerates missing parts
 //! (no timestamp, no hostname, no tag) instead of refusing the line.
 //!
@@ -25,8 +25,6 @@ pub enum ParseError {
     MalformedPri,
     #[error("syslog priority {0} is out of range (0 to 191)")]
     PriOutOfRange(u32),
-    #[error("rfc 5424 header: unsupported version {0}")]
-    UnsupportedVersion(String),
     #[error("rfc 5424 header: missing {0}")]
     MissingField(&'static str),
     #[error("rfc 5424 header: {field} is longer than {max} characters")]
@@ -95,9 +93,10 @@ pub fn parse(frame: &[u8], now: OffsetDateTime) -> Result<Message, ParseError> {
     let text = text.trim_end_matches(['\n', '\r', '\0']);
     let (pri, rest) = parse_pri(text)?;
     let (facility, severity) = ((pri / 8) as u8, (pri % 8) as u8);
-    match version(rest) {
-        Some(("1", after)) => parse_5424(facility, severity, after),
-        Some((v, _)) => Err(ParseError::UnsupportedVersion(v.to_owned())),
+    // Only version 1 is defined; anything else (a BSD message may well
+    // start with a number) is read as RFC 3164.
+    match rest.strip_prefix("1 ") {
+        Some(after) => parse_5424(facility, severity, after),
         None => Ok(parse_3164(facility, severity, rest, now)),
     }
 }
@@ -118,15 +117,6 @@ fn parse_pri(text: &str) -> Result<(u32, &str), ParseError> {
         return Err(ParseError::PriOutOfRange(pri));
     }
     Ok((pri, &rest[end + 1..]))
-}
-
-/// `VERSION SP` where VERSION is 1 to 3 digits, not starting with 0.
-fn version(rest: &str) -> Option<(&str, &str)> {
-    let end = rest.find(' ')?;
-    let v = &rest[..end];
-    let is_version =
-        (1..=3).contains(&v.len()) && v.bytes().all(|b| b.is_ascii_digit()) && !v.starts_with('0');
-    is_version.then(|| (v, &rest[end + 1..]))
 }
 
 /// Splits off the next space-delimited header field.

@@ -102,10 +102,9 @@ fn rfc5424_header_errors() {
         err(b"<13>1 yesterday h a - - -"),
         ParseError::BadTimestamp(_)
     ));
-    assert!(matches!(
-        err(b"<13>2 - - - - - -"),
-        ParseError::UnsupportedVersion(_)
-    ));
+    // Not version 1: read as a BSD message.
+    let m = ok("<13>2 apples");
+    assert_eq!((m.format, m.msg.as_str()), (Format::Rfc3164, "2 apples"));
     assert!(matches!(err(b"<13>1 - h"), ParseError::MissingField(_)));
     let long = format!("<13>1 - h {} - - -", "a".repeat(49));
     assert!(matches!(
