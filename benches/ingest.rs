@@ -114,7 +114,7 @@ fn start_server(bin: &Path, dir: &Path) -> Server {
     std::fs::write(
         &cfg,
         format!(
-            "data_dir = {:?}\n[ledger]\nkey_file = {:?}\n[http]\nlisten = \"127.0.0.1:0\"\n",
+            "data_dir = {:?}\n[ledger]\nkey_file = {:?}\n[syslog]\nlisten = \"127.0.0.1:0\"\n[http]\nlisten = \"127.0.0.1:0\"\n",
             dir.join("data"),
             keys.join("signing.key")
         ),

@@ -80,6 +80,14 @@ pub enum Command {
         json: bool,
         proof_file: PathBuf,
     },
+    /// Write a self-signed certificate and key (DIR/cert.pem, DIR/key.pem, 0600) for tests and demos.
+    Cert {
+        #[arg(long)]
+        out: PathBuf,
+        /// DNS name or IP address the certificate is for (repeatable).
+        #[arg(long, required = true)]
+        host: Vec<String>,
+    },
 }
 
 #[derive(Args, Debug)]
@@ -96,6 +104,9 @@ pub struct ServeArgs {
     /// HTTP listen address (overrides `http.listen`).
     #[arg(long)]
     listen: Option<std::net::SocketAddr>,
+    /// Syslog UDP and TCP listen address (overrides `syslog.listen`).
+    #[arg(long)]
+    syslog: Option<std::net::SocketAddr>,
 }
 
 #[derive(Args, Debug)]
@@ -171,6 +182,7 @@ fn dispatch(command: Command) -> Result<ExitCode> {
             json,
             proof_file,
         } => verify_proof(&vkey, since.as_deref(), json, &proof_file),
+        Command::Cert { out, host } => cert(&out, &host),
     }
 }
 
@@ -184,6 +196,9 @@ fn serve(args: ServeArgs) -> Result<ExitCode> {
     }
     if let Some(l) = args.listen {
         config.http.listen = l;
+    }
+    if let Some(s) = args.syslog {
+        config.syslog.listen = Some(s);
     }
     init_logging();
     let runtime = tokio::runtime::Builder::new_multi_thread()
@@ -216,6 +231,13 @@ fn keygen(out: &Path, name: &str) -> Result<ExitCode> {
         files.public_key.display(),
         files.vkey.display()
     );
+    Ok(ExitCode::SUCCESS)
+}
+
+fn cert(out: &Path, hosts: &[String]) -> Result<ExitCode> {
+    std::fs::create_dir_all(out).with_context(|| format!("creating {}", out.display()))?;
+    let files = crate::tls::write_self_signed(out, hosts).context("creating the certificate")?;
+    eprintln!("wrote {} and {}", files.cert.display(), files.key.display());
     Ok(ExitCode::SUCCESS)
 }
 

@@ -8,6 +8,7 @@ use crate::ledger::log::SealPolicy;
 use crate::pipeline::AppenderConfig;
 use crate::pipeline::silence::SilenceConfig;
 use crate::sources::http::HttpLimits;
+use crate::sources::syslog::{RawSyslog, SyslogConfig};
 use serde::Deserialize;
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
@@ -42,6 +43,7 @@ pub struct RawConfig {
     pub http: RawHttp,
     pub ingest: IngestConfig,
     pub silence: SilenceConfig,
+    pub syslog: RawSyslog,
 }
 
 impl Default for RawConfig {
@@ -52,6 +54,7 @@ impl Default for RawConfig {
             http: RawHttp::default(),
             ingest: IngestConfig::default(),
             silence: SilenceConfig::default(),
+            syslog: RawSyslog::default(),
         }
     }
 }
@@ -150,6 +153,7 @@ pub struct Config {
     pub http: HttpConfig,
     pub ingest: IngestConfig,
     pub silence: SilenceConfig,
+    pub syslog: SyslogConfig,
 }
 
 impl Config {
@@ -217,6 +221,11 @@ impl Config {
                 "must be between 1 and 50000000",
             ));
         }
+        let syslog = raw.syslog.validate().map_err(|e| ConfigError::Invalid {
+            path: path.to_owned(),
+            key: e.key,
+            reason: e.reason,
+        })?;
         Ok(Config {
             data_dir: raw.data_dir,
             key_file: raw.ledger.key_file,
@@ -232,6 +241,7 @@ impl Config {
             },
             ingest: raw.ingest,
             silence: raw.silence,
+            syslog,
         })
     }
 }

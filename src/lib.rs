@@ -16,4 +16,5 @@ pub mod ledger;
 pub mod pipeline;
 pub mod serve;
 pub mod sources;
+pub mod tls;
 pub mod transforms;

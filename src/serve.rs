@@ -30,7 +30,8 @@ pub async fn run(config: Config) -> Result<()> {
         signals.cancel();
     });
     run_until(config, shutdown, |addrs| {
-        tracing::info!(http = %addrs.http, "sealtrail is serving");
+        tracing::info!(http = %addrs.http, syslog_udp = ?addrs.syslog_udp,
+            syslog_tcp = ?addrs.syslog_tcp, syslog_tls = ?addrs.syslog_tls, "sealtrail is serving");
     })
     .await
 }
@@ -39,6 +40,10 @@ pub async fn run(config: Config) -> Result<()> {
 #[derive(Clone, Copy, Debug)]
 pub struct Bound {
     pub http: SocketAddr,
+    /// Syslog listeners, when configured (`[syslog]`).
+    pub syslog_udp: Option<SocketAddr>,
+    pub syslog_tcp: Option<SocketAddr>,
+    pub syslog_tls: Option<SocketAddr>,
 }
 
 /// Runs the service until `shutdown` is cancelled; `ready` gets the bound addresses.
@@ -111,6 +116,9 @@ pub async fn run_until(
             tracing::debug!(error = %e, "could not set TCP_NODELAY");
         }
     });
+    let syslog = crate::sources::syslog::start(&config.syslog, pipeline.clone(), shutdown.clone())
+        .await
+        .context("starting the syslog listeners")?;
     let app = api::app(AppState {
         ingest: HttpSource {
             pipeline: pipeline.clone(),
@@ -127,9 +135,16 @@ pub async fn run_until(
         .with_graceful_shutdown(async move { http_shutdown.cancelled().await })
         .await
     });
-    ready(Bound { http: http_addr });
+    ready(Bound {
+        http: http_addr,
+        syslog_udp: syslog.udp,
+        syslog_tcp: syslog.tcp,
+        syslog_tls: syslog.tls,
+    });
 
     shutdown.cancelled().await;
+    // Syslog listeners stop accepting; connections store what they read.
+    syslog.wait().await;
     // Stop accepting and let in-flight requests finish (they hold pipeline handles).
     http.await?.context("http server")?;
     silence_task.await?;

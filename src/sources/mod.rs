@@ -4,3 +4,4 @@
 pub mod fhir;
 pub mod http;
 pub mod import;
+pub mod syslog;

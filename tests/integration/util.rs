@@ -187,7 +187,7 @@ impl Drop for Server {
 /// Config text for a server on an ephemeral port over `data` with key `k`.
 pub fn serve_config(data: &Path, k: &Keys, extra: &str) -> String {
     format!(
-        "data_dir = {:?}\n{extra}\n[ledger]\nkey_file = {:?}\nseal_max_age_ms = 50\n[http]\nlisten = \"127.0.0.1:0\"\n",
+        "data_dir = {:?}\n{extra}\n[ledger]\nkey_file = {:?}\nseal_max_age_ms = 50\n[syslog]\nlisten = \"127.0.0.1:0\"\n[http]\nlisten = \"127.0.0.1:0\"\n",
         data.to_str().unwrap(),
         k.key.to_str().unwrap()
     )
