@@ -4,12 +4,10 @@
 use crate::config::Config;
 use crate::event::Via;
 use crate::ledger::keys::{self, NoteVerifier};
-use crate::ledger::log::Ledger;
 use crate::ledger::proof::{
     self, CONSISTENCY_FORMAT, ConsistencyProof, INCLUSION_FORMAT, InclusionProof, LedgerReader,
 };
 use crate::ledger::verify::{VerifyReport, verify_data_dir};
-use crate::ledger::writer::LedgerWriter;
 use crate::sources::import::{self, Progress};
 use anyhow::{Context, Result, bail};
 use clap::{Args, Parser, Subcommand};
@@ -107,6 +105,9 @@ pub struct ServeArgs {
     /// Syslog UDP and TCP listen address (overrides `syslog.listen`).
     #[arg(long)]
     syslog: Option<std::net::SocketAddr>,
+    /// Lookup tables folder (overrides `lookups.dir`).
+    #[arg(long)]
+    lookups: Option<PathBuf>,
 }
 
 #[derive(Args, Debug)]
@@ -115,9 +116,12 @@ pub struct ImportArgs {
     data: Option<PathBuf>,
     #[arg(long)]
     key: Option<PathBuf>,
-    /// Configuration file (ledger section: seal limits).
+    /// Configuration file (ledger, lookups, masking, ingest sections).
     #[arg(long)]
     config: Option<PathBuf>,
+    /// Lookup tables folder (staff.csv, patients.csv) for enrichment.
+    #[arg(long)]
+    lookups: Option<PathBuf>,
     /// Print one JSON line per durable batch: {"lines": n, "last_index": i}.
     #[arg(long)]
     progress: bool,
@@ -197,6 +201,9 @@ fn serve(args: ServeArgs) -> Result<ExitCode> {
     if let Some(l) = args.listen {
         config.http.listen = l;
     }
+    if let Some(l) = args.lookups {
+        config.lookups.dir = l;
+    }
     if let Some(s) = args.syslog {
         config.syslog.listen = Some(s);
     }
@@ -212,8 +219,12 @@ fn serve(args: ServeArgs) -> Result<ExitCode> {
 
 /// Logs to stderr; `RUST_LOG` overrides the default `info` level.
 fn init_logging() {
+    init_logging_at("info");
+}
+
+fn init_logging_at(level: &str) {
     let filter = tracing_subscriber::EnvFilter::try_from_default_env()
-        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new(level));
     let _ = tracing_subscriber::fmt()
         .with_env_filter(filter)
         .with_writer(std::io::stderr)
@@ -242,15 +253,16 @@ fn cert(out: &Path, hosts: &[String]) -> Result<ExitCode> {
 }
 
 fn import(args: ImportArgs) -> Result<ExitCode> {
-    let config = Config::load(args.config.as_deref())?;
-    let data = args.data.unwrap_or(config.data_dir);
-    let key = args.key.unwrap_or(config.key_file);
-    let signer = keys::load_signer(&key).context("loading the signing key")?;
-    let (ledger, recovery) = Ledger::open(&data, signer, config.seal)
-        .with_context(|| format!("opening the ledger in {}", data.display()))?;
-    report_recovery(&recovery);
-    let writer = LedgerWriter::spawn(ledger, 64).context("starting the ledger writer")?;
-    let handle = writer.handle();
+    let mut config = Config::load(args.config.as_deref())?;
+    if let Some(d) = args.data {
+        config.data_dir = d;
+    }
+    if let Some(k) = args.key {
+        config.key_file = k;
+    }
+    if let Some(l) = args.lookups {
+        config.lookups.dir = l;
+    }
     let peer = if args.input == Path::new("-") {
         "stdin".to_owned()
     } else {
@@ -265,38 +277,44 @@ fn import(args: ImportArgs) -> Result<ExitCode> {
     let on_progress = move |p: Progress| {
         if progress_out {
             let mut out = std::io::stdout().lock();
+            let last = p.last_index.map_or("null".to_owned(), |i| i.to_string());
             // A closed stdout only loses progress lines, not events.
-            let _ = writeln!(
-                out,
-                "{{\"lines\":{},\"last_index\":{}}}",
-                p.lines, p.last_index
-            );
+            let _ = writeln!(out, "{{\"lines\":{},\"last_index\":{last}}}", p.lines);
             let _ = out.flush();
         }
     };
-    let summary = if args.input == Path::new("-") {
-        import::import_ndjson(BufReader::new(std::io::stdin()), &handle, via, on_progress)
+    let input: Box<dyn std::io::BufRead + Send> = if args.input == Path::new("-") {
+        Box::new(BufReader::new(std::io::stdin()))
     } else {
         let file = std::fs::File::open(&args.input)
             .with_context(|| format!("opening {}", args.input.display()))?;
-        import::import_ndjson(
-            BufReader::with_capacity(1 << 20, file),
-            &handle,
-            via,
-            on_progress,
-        )
+        Box::new(BufReader::with_capacity(1 << 20, file))
     };
-    drop(handle);
-    let closed = writer.shutdown();
-    let summary = summary?;
-    closed.context("sealing the ledger")?;
+    init_logging_at("warn");
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+        .context("starting the async runtime")?;
+    let summary = runtime.block_on(async move {
+        let shutdown = tokio_util::sync::CancellationToken::new();
+        let core = crate::serve::Core::start(&config, shutdown.clone()).await?;
+        let summary = import::import_ndjson(input, &core.pipeline, via, on_progress).await;
+        shutdown.cancel();
+        core.stop().await?;
+        anyhow::Ok(summary?)
+    })?;
     for r in &summary.rejected {
         eprintln!("line {}: {}", r.line, r.error);
     }
     println!(
-        "accepted {} rejected {}{}",
+        "accepted {} rejected {}{}{}",
         summary.accepted,
         summary.rejected.len(),
+        if summary.duplicates > 0 {
+            format!(" ({} already stored)", summary.duplicates)
+        } else {
+            String::new()
+        },
         summary
             .first_index
             .map(|i| format!(" (first index {i})"))
@@ -307,22 +325,6 @@ fn import(args: ImportArgs) -> Result<ExitCode> {
     } else {
         ExitCode::from(EXIT_CHECK_FAILED)
     })
-}
-
-fn report_recovery(r: &crate::ledger::log::Recovery) {
-    if r.torn_bytes_cut > 0 {
-        eprintln!(
-            "recovery: cut {} unacknowledged bytes from the open segment ({})",
-            r.torn_bytes_cut,
-            r.torn_reason.as_deref().unwrap_or("torn write")
-        );
-    }
-    if r.completed_seal {
-        eprintln!("recovery: completed a seal interrupted by a crash");
-    }
-    if r.resigned_checkpoint {
-        eprintln!("recovery: re-signed the checkpoint to cover every sealed segment");
-    }
 }
 
 fn read_bounded(path: &Path) -> Result<String> {

@@ -9,6 +9,7 @@ use crate::pipeline::AppenderConfig;
 use crate::pipeline::silence::SilenceConfig;
 use crate::sources::http::HttpLimits;
 use crate::sources::syslog::{RawSyslog, SyslogConfig};
+use crate::transforms::mask::MaskConfig;
 use serde::Deserialize;
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
@@ -44,6 +45,27 @@ pub struct RawConfig {
     pub ingest: IngestConfig,
     pub silence: SilenceConfig,
     pub syslog: RawSyslog,
+    pub lookups: LookupsConfig,
+    pub masking: MaskConfig,
+}
+
+/// `[lookups]`: the practice's directories joined to events.
+#[derive(Clone, Debug, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct LookupsConfig {
+    /// Folder with `staff.csv` and `patients.csv` (missing files are empty tables).
+    pub dir: PathBuf,
+    /// How often the files are checked for changes, in seconds.
+    pub reload_seconds: u64,
+}
+
+impl Default for LookupsConfig {
+    fn default() -> Self {
+        LookupsConfig {
+            dir: PathBuf::from("lookups"),
+            reload_seconds: 10,
+        }
+    }
 }
 
 impl Default for RawConfig {
@@ -55,6 +77,8 @@ impl Default for RawConfig {
             ingest: IngestConfig::default(),
             silence: SilenceConfig::default(),
             syslog: RawSyslog::default(),
+            lookups: LookupsConfig::default(),
+            masking: MaskConfig::default(),
         }
     }
 }
@@ -154,6 +178,8 @@ pub struct Config {
     pub ingest: IngestConfig,
     pub silence: SilenceConfig,
     pub syslog: SyslogConfig,
+    pub lookups: LookupsConfig,
+    pub masking: MaskConfig,
 }
 
 impl Config {
@@ -212,6 +238,18 @@ impl Config {
             key: "silence",
             reason: e.to_string(),
         })?;
+        if raw.lookups.reload_seconds == 0 {
+            return Err(invalid("lookups.reload_seconds", "must be at least 1"));
+        }
+        // Patterns are compiled here so a bad regex is reported at start-up
+        // with its name; the key itself is only read by the service.
+        crate::transforms::mask::Masker::new(&raw.masking, &[0u8; 32]).map_err(|e| {
+            ConfigError::Invalid {
+                path: path.to_owned(),
+                key: "masking",
+                reason: e.to_string(),
+            }
+        })?;
         if raw.ingest.queue == 0 || raw.ingest.queue > 65_536 {
             return Err(invalid("ingest.queue", "must be between 1 and 65536"));
         }
@@ -242,6 +280,8 @@ impl Config {
             ingest: raw.ingest,
             silence: raw.silence,
             syslog,
+            lookups: raw.lookups,
+            masking: raw.masking,
         })
     }
 }

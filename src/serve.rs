@@ -4,6 +4,7 @@
 
 use crate::api::{self, AppState};
 use crate::config::Config;
+use crate::event::Entry;
 use crate::event::{Timestamp, Via};
 use crate::ledger::keys;
 use crate::ledger::log::Ledger;
@@ -11,8 +12,10 @@ use crate::ledger::writer::LedgerWriter;
 use crate::pipeline::appender::Observer;
 use crate::pipeline::dedupe::DedupeWindow;
 use crate::pipeline::silence::{SilenceConfig, SilenceModel, silent_event};
-use crate::pipeline::{self, Appender, IngestBatch, Item, Metrics, Pipeline};
+use crate::pipeline::{self, Appender, IngestBatch, Item, Metrics, Pipeline, Transform};
 use crate::sources::http::HttpSource;
+use crate::transforms::enrich::{Enricher, LoadReport, enrich};
+use crate::transforms::mask::{Masker, load_or_create_key};
 use anyhow::{Context, Result};
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
@@ -46,64 +49,133 @@ pub struct Bound {
     pub syslog_tls: Option<SocketAddr>,
 }
 
+/// The ingest core shared by `serve` and `import`: the ledger writer, the
+/// appender, the transforms and the pipeline handle, plus the background
+/// tasks that keep derived state fresh (source silence, lookup reloads).
+pub struct Core {
+    pub pipeline: Pipeline,
+    pub metrics: Arc<Metrics>,
+    appender: Appender,
+    writer: LedgerWriter,
+    tasks: Vec<tokio::task::JoinHandle<()>>,
+}
+
+impl Core {
+    /// Opens the ledger (recovering from any crash) and starts the pipeline.
+    /// Background tasks stop when `shutdown` is cancelled.
+    pub async fn start(config: &Config, shutdown: CancellationToken) -> Result<Core> {
+        let signer = keys::load_signer(&config.key_file)
+            .with_context(|| format!("loading the signing key {}", config.key_file.display()))?;
+        let data = config.data_dir.clone();
+        let (ledger, recovery) = tokio::task::spawn_blocking({
+            let data = data.clone();
+            let seal = config.seal.clone();
+            move || Ledger::open(&data, signer, seal)
+        })
+        .await?
+        .with_context(|| format!("opening the ledger in {}", data.display()))?;
+        if recovery != Default::default() {
+            tracing::warn!(?recovery, "recovered the ledger after an unclean stop");
+        }
+        let next_index = ledger.next_index();
+        let window_size = config.ingest.dedupe_window;
+        let window = tokio::task::spawn_blocking({
+            let data = data.clone();
+            move || DedupeWindow::rebuild(&data, window_size)
+        })
+        .await?
+        .context("rebuilding the retry window from the ledger")?;
+        tracing::info!(next_index, remembered_ids = window.len(), "ledger open");
+
+        let (enricher, report) = Enricher::load(config.lookups.dir.clone())
+            .with_context(|| format!("loading lookups from {}", config.lookups.dir.display()))?;
+        log_lookups(&report);
+        let enricher = Arc::new(enricher);
+        let mask_key_file = if config.masking.key_file.as_os_str().is_empty() {
+            config.key_file.with_file_name("masking.key")
+        } else {
+            config.masking.key_file.clone()
+        };
+        let mask_key = load_or_create_key(&mask_key_file)
+            .with_context(|| format!("masking key {}", mask_key_file.display()))?;
+        let masker = Masker::new(&config.masking, &mask_key).context("masking patterns")?;
+        let transforms: Vec<Box<dyn Transform>> = vec![
+            Box::new(EnrichTransform(enricher.clone())),
+            Box::new(MaskTransform(masker)),
+        ];
+
+        let writer = LedgerWriter::spawn(ledger, 256).context("starting the ledger writer")?;
+        let metrics = Metrics::new();
+        let _ = metrics.writer.set(writer.status());
+        let silence = Arc::new(Mutex::new(load_silence(&data, &config.silence)?));
+        let observer: Observer = {
+            let silence = silence.clone();
+            Arc::new(move |source: &str, event_ms: i64| {
+                if let Ok(mut model) = silence.lock() {
+                    model.observe(source, event_ms, unix_ms_now());
+                }
+            })
+        };
+        let appender = Appender::spawn(
+            writer.handle(),
+            next_index,
+            window,
+            &config.ingest.appender(),
+            metrics.clone(),
+            Some(observer),
+        )
+        .context("starting the appender")?;
+        let pipeline = pipeline::build(&appender, transforms, metrics.clone());
+        let tasks = vec![
+            tokio::spawn(watch_silence(
+                silence,
+                pipeline.clone(),
+                data,
+                config.silence.check_interval,
+                shutdown.clone(),
+            )),
+            tokio::spawn(reload_lookups(
+                enricher,
+                Duration::from_secs(config.lookups.reload_seconds),
+                shutdown,
+            )),
+        ];
+        Ok(Core {
+            pipeline,
+            metrics,
+            appender,
+            writer,
+            tasks,
+        })
+    }
+
+    /// Waits for the background tasks (cancel their token first), drains the
+    /// pipeline and seals the ledger. Every other pipeline handle must be gone.
+    pub async fn stop(self) -> Result<()> {
+        for t in self.tasks {
+            t.await?;
+        }
+        drop(self.pipeline);
+        let (appender, writer) = (self.appender, self.writer);
+        tokio::task::spawn_blocking(move || {
+            appender.join();
+            writer.shutdown()
+        })
+        .await?
+        .context("sealing the ledger on shutdown")?;
+        Ok(())
+    }
+}
+
 /// Runs the service until `shutdown` is cancelled; `ready` gets the bound addresses.
 pub async fn run_until(
     config: Config,
     shutdown: CancellationToken,
     ready: impl FnOnce(Bound),
 ) -> Result<()> {
-    let signer = keys::load_signer(&config.key_file)
-        .with_context(|| format!("loading the signing key {}", config.key_file.display()))?;
-    let data = config.data_dir.clone();
-    let (ledger, recovery) = tokio::task::spawn_blocking({
-        let data = data.clone();
-        let seal = config.seal.clone();
-        move || Ledger::open(&data, signer, seal)
-    })
-    .await?
-    .with_context(|| format!("opening the ledger in {}", data.display()))?;
-    if recovery != Default::default() {
-        tracing::warn!(?recovery, "recovered the ledger after an unclean stop");
-    }
-    let next_index = ledger.next_index();
-    let window_size = config.ingest.dedupe_window;
-    let window = tokio::task::spawn_blocking({
-        let data = data.clone();
-        move || DedupeWindow::rebuild(&data, window_size)
-    })
-    .await?
-    .context("rebuilding the retry window from the ledger")?;
-    tracing::info!(next_index, remembered_ids = window.len(), "ledger open");
-
-    let writer = LedgerWriter::spawn(ledger, 256).context("starting the ledger writer")?;
-    let metrics = Metrics::new();
-    let _ = metrics.writer.set(writer.status());
-    let silence = Arc::new(Mutex::new(load_silence(&data, &config.silence)?));
-    let observer: Observer = {
-        let silence = silence.clone();
-        Arc::new(move |source: &str, event_ms: i64| {
-            if let Ok(mut model) = silence.lock() {
-                model.observe(source, event_ms, unix_ms_now());
-            }
-        })
-    };
-    let appender = Appender::spawn(
-        writer.handle(),
-        next_index,
-        window,
-        &config.ingest.appender(),
-        metrics.clone(),
-        Some(observer),
-    )
-    .context("starting the appender")?;
-    let pipeline = pipeline::build(&appender, Vec::new(), metrics.clone());
-    let silence_task = tokio::spawn(watch_silence(
-        silence.clone(),
-        pipeline.clone(),
-        data.clone(),
-        config.silence.check_interval,
-        shutdown.clone(),
-    ));
+    let core = Core::start(&config, shutdown.clone()).await?;
+    let pipeline = core.pipeline.clone();
+    let metrics = core.metrics.clone();
 
     let listener = tokio::net::TcpListener::bind(config.http.listen)
         .await
@@ -147,14 +219,8 @@ pub async fn run_until(
     syslog.wait().await;
     // Stop accepting and let in-flight requests finish (they hold pipeline handles).
     http.await?.context("http server")?;
-    silence_task.await?;
     drop(pipeline);
-    tokio::task::spawn_blocking(move || {
-        appender.join();
-        writer.shutdown()
-    })
-    .await?
-    .context("sealing the ledger on shutdown")?;
+    core.stop().await?;
     tracing::info!("stopped cleanly; everything acknowledged is sealed");
     Ok(())
 }
@@ -275,4 +341,55 @@ async fn watch_silence(
         let _ = tokio::task::spawn_blocking(move || save_silence(&d, &m)).await;
     }
     let _ = tokio::task::spawn_blocking(move || save_silence(&data, &model)).await;
+}
+
+/// Enrichment as a pipeline transform: directory data beside the event.
+struct EnrichTransform(Arc<Enricher>);
+
+impl Transform for EnrichTransform {
+    fn apply(&self, entry: &mut Entry) {
+        entry.enriched = enrich(&self.0.snapshot(), &entry.event);
+    }
+}
+
+/// PHI masking as a pipeline transform (after enrichment, before sealing).
+struct MaskTransform(Masker);
+
+impl Transform for MaskTransform {
+    fn apply(&self, entry: &mut Entry) {
+        self.0.mask_event(&mut entry.event);
+    }
+}
+
+fn log_lookups(report: &LoadReport) {
+    tracing::info!(
+        staff = report.staff_rows,
+        patients = report.patient_rows,
+        skipped = report.skipped_rows,
+        "lookups loaded"
+    );
+    for note in &report.notes {
+        tracing::warn!(file = %note.file.display(), line = ?note.line, "{}", note.message);
+    }
+}
+
+/// Picks up edits to the lookup CSVs without a restart.
+async fn reload_lookups(enricher: Arc<Enricher>, every: Duration, shutdown: CancellationToken) {
+    let mut tick = tokio::time::interval(every);
+    tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    loop {
+        tokio::select! {
+            _ = shutdown.cancelled() => break,
+            _ = tick.tick() => {}
+        }
+        let e = enricher.clone();
+        match tokio::task::spawn_blocking(move || e.reload_if_changed()).await {
+            Ok(Ok(Some(report))) => log_lookups(&report),
+            Ok(Ok(None)) => {}
+            Ok(Err(e)) => {
+                tracing::error!(error = %e, "lookup reload failed; keeping the previous tables")
+            }
+            Err(e) => tracing::error!(error = %e, "lookup reload task failed"),
+        }
+    }
 }

@@ -4,12 +4,11 @@
 //! `system/ingest_rejected` event carrying the raw input and the reason, so
 //! nothing offered to the SIEM silently disappears.
 
-use crate::event::{Entry, Event, Timestamp, Via};
-use crate::ledger::log::LedgerEntry;
-use crate::ledger::writer::{AppendError, LedgerHandle};
+use crate::event::{Event, Via};
+use crate::pipeline::{IngestBatch, Item, ItemOutcome, Pipeline, PipelineError};
 use std::io::{self, BufRead};
-use std::sync::mpsc;
 use thiserror::Error;
+use tokio::sync::mpsc;
 
 /// Longest accepted line; longer ones are rejected (and recorded, truncated).
 pub const MAX_LINE_LEN: usize = 1 << 20;
@@ -21,7 +20,7 @@ pub enum ImportError {
     #[error("reading input: {0}")]
     Read(#[from] io::Error),
     #[error("appending to the ledger: {0}")]
-    Append(#[from] AppendError),
+    Append(#[from] PipelineError),
 }
 
 /// A line that could not be imported as an event.
@@ -33,19 +32,21 @@ pub struct Rejected {
 
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
 pub struct ImportSummary {
+    /// Events accepted (stored now, or already stored under the same id).
     pub accepted: u64,
+    /// Accepted events whose client id was already stored.
+    pub duplicates: u64,
     pub rejected: Vec<Rejected>,
     /// Global index of the first stored entry, if any.
     pub first_index: Option<u64>,
-    /// Entries stored (accepted events plus rejection records).
-    pub stored: u64,
 }
 
 /// Progress after each durable batch: lines read so far and the last index.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct Progress {
     pub lines: u64,
-    pub last_index: u64,
+    /// Last index stored by the batch (none when it was all retries).
+    pub last_index: Option<u64>,
 }
 
 /// One input line, read with a bound on its length.
@@ -96,55 +97,36 @@ fn read_bounded_line(input: &mut impl BufRead) -> io::Result<Option<Line>> {
     }))
 }
 
-/// Turns one line into the entry to store; `Err` carries the rejection entry.
-pub fn line_to_entry(
-    line: &[u8],
-    via: &Via,
-    received: Timestamp,
-) -> Result<LedgerEntry, (String, LedgerEntry)> {
-    let outcome = Event::from_json(line).and_then(|event| event.validate().map(|_| event));
-    match outcome {
-        Ok(event) => Ok(to_ledger_entry(Entry {
-            received,
-            via: via.clone(),
-            event,
-            enriched: None,
-        })),
+/// Turns one line into a pipeline item, with the rejection reason if any.
+pub fn line_to_item(line: &[u8], line_no: u64) -> (Item, Option<String>) {
+    match Event::from_json(line).and_then(|event| event.validate().map(|_| event)) {
+        Ok(event) => (Item::Event(event), None),
         Err(e) => {
             let reason = e.to_string();
-            let rejected = Event::ingest_rejected(line, &reason, received);
-            Err((
-                reason,
-                to_ledger_entry(Entry {
-                    received,
-                    via: via.clone(),
-                    event: rejected,
-                    enriched: None,
-                }),
-            ))
+            (
+                Item::Rejected {
+                    raw: line.to_vec(),
+                    reason: format!("line {line_no}: {reason}"),
+                },
+                Some(reason),
+            )
         }
     }
 }
 
-fn to_ledger_entry(entry: Entry) -> LedgerEntry {
-    LedgerEntry {
-        time_ms: entry.event.time.unix_ms(),
-        bytes: entry.canonical_bytes(),
-    }
-}
-
-/// Imports every line of `input`, committing in batches as lines arrive and
-/// calling `progress` after each durable batch.
-pub fn import_ndjson(
+/// Imports every line of `input` through the ingest pipeline (the same
+/// validation, transforms and exactly-once rules as HTTP), committing batches
+/// as lines arrive and calling `progress` after each durable batch.
+pub async fn import_ndjson(
     input: impl BufRead + Send + 'static,
-    ledger: &LedgerHandle,
+    pipeline: &Pipeline,
     via: Via,
     mut progress: impl FnMut(Progress),
 ) -> Result<ImportSummary, ImportError> {
     // A reader thread keeps lines flowing while the previous batch is being
-    // fsynced, so batches grow with load (group commit) and stay small when
-    // input trickles in.
-    let (tx, rx) = mpsc::sync_channel::<io::Result<Line>>(4 * MAX_BATCH);
+    // made durable, so batches grow with load (group commit) and stay small
+    // when input trickles in.
+    let (tx, mut rx) = mpsc::channel::<io::Result<Line>>(4 * MAX_BATCH);
     let reader = std::thread::Builder::new()
         .name("import-reader".into())
         .spawn(move || {
@@ -152,13 +134,13 @@ pub fn import_ndjson(
             loop {
                 match read_bounded_line(&mut input) {
                     Ok(Some(line)) => {
-                        if tx.send(Ok(line)).is_err() {
+                        if tx.blocking_send(Ok(line)).is_err() {
                             return;
                         }
                     }
                     Ok(None) => return,
                     Err(e) => {
-                        let _ = tx.send(Err(e));
+                        let _ = tx.blocking_send(Err(e));
                         return;
                     }
                 }
@@ -167,61 +149,63 @@ pub fn import_ndjson(
 
     let mut summary = ImportSummary::default();
     let mut line_no = 0u64;
-    let mut batch: Vec<LedgerEntry> = Vec::with_capacity(MAX_BATCH);
-    let mut pending_rejects: Vec<Rejected> = Vec::new();
-    let mut accepted_in_batch = 0u64;
-    while let Ok(first) = rx.recv() {
+    while let Some(first) = rx.recv().await {
+        let mut items = Vec::with_capacity(MAX_BATCH);
+        let mut rejected = Vec::new();
         let mut next = Some(first);
-        while let Some(item) = next.take() {
-            let line = item?;
+        while let Some(line) = next.take() {
+            let line = line?;
             line_no += 1;
-            let received = Timestamp::now();
             match line {
                 Line::Text(text) if text.iter().all(u8::is_ascii_whitespace) => {}
-                Line::Text(text) => match line_to_entry(&text, &via, received) {
-                    Ok(entry) => {
-                        accepted_in_batch += 1;
-                        batch.push(entry);
-                    }
-                    Err((error, entry)) => {
-                        pending_rejects.push(Rejected {
+                Line::Text(text) => {
+                    let (item, error) = line_to_item(&text, line_no);
+                    if let Some(error) = error {
+                        rejected.push(Rejected {
                             line: line_no,
                             error,
                         });
-                        batch.push(entry);
                     }
-                },
+                    items.push(item);
+                }
                 Line::TooLong(prefix) => {
                     let error = format!("line is longer than {MAX_LINE_LEN} bytes");
-                    let event = Event::ingest_rejected(&prefix, &error, received);
-                    pending_rejects.push(Rejected {
+                    items.push(Item::Rejected {
+                        raw: prefix,
+                        reason: format!("line {line_no}: {error}"),
+                    });
+                    rejected.push(Rejected {
                         line: line_no,
                         error,
                     });
-                    batch.push(to_ledger_entry(Entry {
-                        received,
-                        via: via.clone(),
-                        event,
-                        enriched: None,
-                    }));
                 }
             }
-            if batch.len() < MAX_BATCH {
+            if items.len() < MAX_BATCH {
                 next = rx.try_recv().ok();
             }
         }
-        if batch.is_empty() {
+        if items.is_empty() {
             continue;
         }
-        let appended = ledger.append_blocking(std::mem::take(&mut batch))?;
-        summary.first_index.get_or_insert(appended.first_index);
-        summary.stored += appended.count;
-        summary.accepted += accepted_in_batch;
-        summary.rejected.append(&mut pending_rejects);
-        accepted_in_batch = 0;
+        let receipt = pipeline
+            .submit(IngestBatch {
+                via: via.clone(),
+                items,
+            })
+            .await?;
+        summary.accepted += receipt.accepted();
+        summary.duplicates += receipt.duplicates();
+        summary.rejected.append(&mut rejected);
+        if let Some(first) = receipt.first_index() {
+            summary.first_index.get_or_insert(first);
+        }
+        let last = receipt.outcomes.iter().rev().find_map(|o| match o {
+            ItemOutcome::Stored(i) | ItemOutcome::Rejected(i) => Some(*i),
+            ItemOutcome::Duplicate(_) => None,
+        });
         progress(Progress {
             lines: line_no,
-            last_index: appended.first_index + appended.count - 1,
+            last_index: last,
         });
     }
     // The reader only stops on end of input or after sending its error.

@@ -110,9 +110,11 @@ pub struct MaskConfig {
     pub builtins: Vec<String>,
     /// Extra patterns, `[[masking.patterns]]`.
     pub patterns: Vec<PatternConfig>,
-    /// The HMAC key of the tokens (created, mode 0600, when missing);
-    /// relative paths are under `data_dir`. Losing it changes every token
-    /// from then on.
+    /// The HMAC key of the tokens (created, mode 0600, when missing). Empty
+    /// (the default) means `masking.key` beside the signing key; relative
+    /// paths are from the working directory, like `ledger.key_file`. Keep it out of the data directory so a copy of the
+    /// data cannot be used to test guesses against the tokens. Losing it
+    /// changes every token from then on.
     pub key_file: PathBuf,
 }
 
@@ -121,7 +123,7 @@ impl Default for MaskConfig {
         MaskConfig {
             builtins: Builtin::ALL.iter().map(|b| b.name().to_owned()).collect(),
             patterns: Vec::new(),
-            key_file: PathBuf::from("keys/masking.key"),
+            key_file: PathBuf::new(),
         }
     }
 }
