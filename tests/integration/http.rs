@@ -303,3 +303,88 @@ fn a_source_that_stops_while_others_continue_is_reported_silent() {
         "the learned model is saved"
     );
 }
+
+#[test]
+fn events_are_enriched_from_lookups_and_phi_is_masked_before_sealing() {
+    let dir = tempfile::tempdir().unwrap();
+    let k = keys(dir.path());
+    let data = dir.path().join("data");
+    let lookups = dir.path().join("lookups");
+    std::fs::create_dir_all(&lookups).unwrap();
+    let fixtures = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/data/lookups/good");
+    for f in ["staff.csv", "patients.csv"] {
+        std::fs::copy(fixtures.join(f), lookups.join(f)).unwrap();
+    }
+    let mut cfg = serve_config(&data, &k, "");
+    cfg.push_str(&format!(
+        "[lookups]\ndir = {:?}\nreload_seconds = 1\n",
+        lookups.to_str().unwrap()
+    ));
+    let server = Server::start(dir.path(), &cfg);
+    let c = Client::new();
+    let event = r#"{"id":"m-1","time":"2026-11-27T14:03:11Z","category":"access","action":"view","outcome":"success","actor":{"user":"u0042"},"patient":{"id":"MRN-0012345"},"message":"called patient at 555-123-4567 about SSN 123-45-6789","attrs":{"note":"email jane.doe@example.org","dob":"1980-02-29","mrn":"MRN-0012345"}}"#;
+    let (status, v) = post(&c, &server.http, event.as_bytes().to_vec(), &[]);
+    assert_eq!(status, 200, "{v}");
+    // The same SSN in another event gives the same token (joinable without plaintext).
+    let other = r#"{"id":"m-2","time":"2026-11-27T14:04:11Z","category":"access","action":"view","outcome":"success","message":"SSN 123-45-6789 again"}"#;
+    let (status, _) = post(&c, &server.http, other.as_bytes().to_vec(), &[]);
+    assert_eq!(status, 200);
+    // A lookup edit is picked up without a restart.
+    let mut staff = std::fs::read_to_string(lookups.join("staff.csv")).unwrap();
+    staff.push_str("u0999,Zed,Newhire,nurse,icu,02141,2026-11-01,\n");
+    std::fs::write(lookups.join("staff.csv"), staff).unwrap();
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(20);
+    let mut n = 3;
+    loop {
+        let e = format!(
+            r#"{{"id":"m-{n}","time":"2026-11-27T14:05:11Z","category":"auth","action":"login","outcome":"success","actor":{{"user":"u0999"}}}}"#
+        );
+        post(&c, &server.http, e.into_bytes(), &[]);
+        let found = stored_entries(&data)
+            .iter()
+            .any(|e| e["enriched"]["actor"]["last_name"] == "Newhire");
+        if found {
+            break;
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "lookup change not picked up: {}",
+            server.log_text()
+        );
+        std::thread::sleep(std::time::Duration::from_millis(200)); // polling a condition
+        n += 1;
+    }
+    assert_eq!(server.terminate(), Some(0));
+
+    let entries = stored_entries(&data);
+    let first = entries.iter().find(|e| e["event"]["id"] == "m-1").unwrap();
+    assert_eq!(first["enriched"]["actor"]["last_name"], "Okafor");
+    assert_eq!(first["enriched"]["patient"]["employee_user"], "u0042");
+    let text = serde_json::to_string(first).unwrap();
+    for secret in [
+        "555-123-4567",
+        "123-45-6789",
+        "jane.doe@example.org",
+        "1980-02-29",
+    ] {
+        assert!(!text.contains(secret), "{secret} stored in clear: {text}");
+    }
+    assert!(
+        text.contains("[ssn:") && text.contains("[phone:") && text.contains("[email:"),
+        "{text}"
+    );
+    assert_eq!(
+        first["event"]["attrs"]["mrn"], "MRN-0012345",
+        "ids are not PHI patterns"
+    );
+    let token = |e: &Value| {
+        let m = e["event"]["message"].as_str().unwrap().to_owned();
+        m[m.find("[ssn:").unwrap()..]
+            .split(']')
+            .next()
+            .unwrap()
+            .to_owned()
+    };
+    let second = entries.iter().find(|e| e["event"]["id"] == "m-2").unwrap();
+    assert_eq!(token(first), token(second));
+}
