@@ -8,7 +8,7 @@
 //! measured apart from this load generator.
 
 use std::io::{Read, Write};
-use std::net::TcpStream;
+use std::net::{TcpListener, TcpStream};
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
@@ -114,7 +114,7 @@ fn start_server(bin: &Path, dir: &Path) -> Server {
     std::fs::write(
         &cfg,
         format!(
-            "data_dir = {:?}\n[ledger]\nkey_file = {:?}\n[syslog]\nlisten = \"127.0.0.1:0\"\n[http]\nlisten = \"127.0.0.1:0\"\n",
+            "data_dir = {:?}\n[ledger]\nkey_file = {:?}\n[syslog]\nlisten = \"127.0.0.1:0\"\nmax_connections = 64\n[http]\nlisten = \"127.0.0.1:0\"\n",
             dir.join("data"),
             keys.join("signing.key")
         ),
@@ -260,7 +260,8 @@ fn main() {
     };
     let connections = env_u64("SEALTRAIL_BENCH_CONNECTIONS", 8) as usize;
     let bin = PathBuf::from(env!("CARGO_BIN_EXE_sealtrail"));
-    let root = PathBuf::from(if smoke {
+    // Absolute: rsyslog's configuration needs absolute paths.
+    let root = std::env::current_dir().expect("cwd").join(if smoke {
         "target/bench-ingest-smoke"
     } else {
         "target/bench-ingest"
@@ -303,25 +304,185 @@ fn main() {
     );
     stop(server);
 
-    // 2. Half that rate, paced: acknowledgement latency.
-    let dir = root.join("half");
+    // 2. Paced runs: acknowledgement latency at half the measured maximum and
+    //    at 75,000 events/s (half the 150,000 events/s target).
+    for rate in [(max_rate / 2.0) as u64, 75_000] {
+        let dir = root.join(format!("paced-{rate}"));
+        std::fs::create_dir_all(&dir).expect("dir");
+        let server = start_server(&bin, &dir);
+        let pid = server.child.id();
+        let (cpu0, _) = proc_usage(pid);
+        let (events, elapsed, mut lat) =
+            load(&server.addr, &bodies, connections, seconds, rate.max(1000));
+        let (cpu1, rss) = proc_usage(pid);
+        println!(
+            "http ndjson paced at {rate} events/s: {:.0} events/s achieved; ack p50 {:.1} ms p99 {:.1} ms; server cpu {:.2} cores; server peak rss {rss} MiB",
+            events as f64 / elapsed,
+            percentile(&mut lat, 0.5),
+            percentile(&mut lat, 0.99),
+            (cpu1 - cpu0) / elapsed
+        );
+        stop(server);
+    }
+
+    // 3. Syslog over TCP: sealtrail (durable, sealed) beside rsyslog writing a
+    //    plain file (no fsync, no integrity), the same bytes to both.
+    let lines = if smoke {
+        20_000
+    } else {
+        env_u64("SEALTRAIL_BENCH_SYSLOG_LINES", 2_000_000)
+    };
+    let payload: Arc<Vec<Vec<u8>>> = Arc::new(
+        (0..4u64)
+            .map(|c| {
+                (0..lines / 4)
+                    .map(|i| {
+                        format!(
+                            "<86>1 2026-11-27T14:03:11.123Z app-01 ehr - - - {}\n",
+                            event(c * lines + i)
+                        )
+                    })
+                    .collect::<String>()
+                    .into_bytes()
+            })
+            .collect(),
+    );
+    let sent = (lines / 4) * 4;
+    let dir = root.join("syslog");
     std::fs::create_dir_all(&dir).expect("dir");
     let server = start_server(&bin, &dir);
+    let metrics_url = server.addr.clone();
+    let syslog_addr = syslog_addr(&dir);
     let pid = server.child.id();
-    let half = (max_rate / 2.0) as u64;
     let (cpu0, _) = proc_usage(pid);
-    let (events, elapsed, mut lat) =
-        load(&server.addr, &bodies, connections, seconds, half.max(1000));
+    let start = Instant::now();
+    send_tcp(&syslog_addr, &payload);
+    wait_until(Duration::from_secs(600), || {
+        accepted(&metrics_url, "syslog_tcp") >= sent
+    });
+    let ours = sent as f64 / start.elapsed().as_secs_f64();
     let (cpu1, rss) = proc_usage(pid);
     println!(
-        "http ndjson at {half} events/s: {:.0} events/s achieved; ack p50 {:.1} ms p99 {:.1} ms; server cpu {:.2} cores; server peak rss {rss} MiB",
-        events as f64 / elapsed,
-        percentile(&mut lat, 0.5),
-        percentile(&mut lat, 0.99),
-        (cpu1 - cpu0) / elapsed
+        "syslog tcp (sealtrail, durable + sealed): {ours:.0} events/s ({sent} lines); server cpu {:.2} cores; peak rss {rss} MiB",
+        (cpu1 - cpu0) / (sent as f64 / ours)
     );
     stop(server);
+    match rsyslog_rate(&dir, &payload, sent) {
+        Some(theirs) => println!(
+            "syslog tcp (rsyslog 8 to a plain file, same lines): {theirs:.0} messages/s; sealtrail/rsyslog = {:.2} (syslog), {:.2} (http ndjson)",
+            ours / theirs,
+            max_rate / theirs
+        ),
+        None => println!("rsyslog not installed (apt-get install rsyslog): no comparison"),
+    }
     let _ = std::fs::remove_dir_all(&root);
+}
+
+/// The syslog TCP address from the server's log line.
+fn syslog_addr(dir: &Path) -> String {
+    let text = std::fs::read_to_string(dir.join("serve.log")).unwrap_or_default();
+    text.lines()
+        .find(|l| l.contains("sealtrail is serving"))
+        .and_then(|l| l.split("syslog_tcp=").nth(1))
+        .and_then(|a| a.split_whitespace().next())
+        .map(|a| {
+            a.trim_start_matches("Some(")
+                .trim_end_matches(')')
+                .to_owned()
+        })
+        .expect("syslog tcp address in the log")
+}
+
+fn send_tcp(addr: &str, payload: &Arc<Vec<Vec<u8>>>) {
+    let threads: Vec<_> = (0..payload.len())
+        .map(|c| {
+            let (addr, payload) = (addr.to_owned(), payload.clone());
+            std::thread::spawn(move || {
+                let mut s = TcpStream::connect(&addr).expect("connect syslog");
+                for chunk in payload[c].chunks(256 << 10) {
+                    s.write_all(chunk).expect("send");
+                }
+            })
+        })
+        .collect();
+    for t in threads {
+        t.join().expect("sender");
+    }
+}
+
+fn accepted(http: &str, source: &str) -> u64 {
+    let Ok(mut s) = TcpStream::connect(http) else {
+        return 0;
+    };
+    let _ = s.write_all(
+        format!("GET /metrics HTTP/1.1\r\nHost: {http}\r\nConnection: close\r\n\r\n").as_bytes(),
+    );
+    let mut text = String::new();
+    let _ = s.read_to_string(&mut text);
+    let key = format!("sealtrail_events_accepted_total{{source=\"{source}\"}} ");
+    text.lines()
+        .find_map(|l| l.strip_prefix(&key))
+        .and_then(|v| v.trim().parse().ok())
+        .unwrap_or(0)
+}
+
+fn wait_until(limit: Duration, mut done: impl FnMut() -> bool) {
+    let deadline = Instant::now() + limit;
+    while !done() {
+        assert!(Instant::now() < deadline, "timed out");
+        std::thread::sleep(Duration::from_millis(20));
+    }
+}
+
+/// Messages/s of rsyslogd receiving `payload` over TCP into a file, or `None`
+/// without rsyslog.
+fn rsyslog_rate(dir: &Path, payload: &Arc<Vec<Vec<u8>>>, sent: u64) -> Option<f64> {
+    let rsyslogd = ["/usr/sbin/rsyslogd", "/sbin/rsyslogd"]
+        .into_iter()
+        .find(|p| Path::new(p).exists())?;
+    let port = TcpListener::bind("127.0.0.1:0")
+        .ok()?
+        .local_addr()
+        .ok()?
+        .port();
+    let work = dir.join("rsyslog");
+    std::fs::create_dir_all(&work).ok()?;
+    let out = work.join("out.log");
+    let conf = work.join("rsyslog.conf");
+    std::fs::write(
+        &conf,
+        format!(
+            "global(workDirectory=\"{w}\")\nmodule(load=\"imtcp\")\ninput(type=\"imtcp\" address=\"127.0.0.1\" port=\"{port}\")\n*.* action(type=\"omfile\" file=\"{o}\")\n",
+            w = work.display(),
+            o = out.display()
+        ),
+    )
+    .ok()?;
+    let mut child = Command::new(rsyslogd)
+        .args(["-n", "-f"])
+        .arg(&conf)
+        .arg("-i")
+        .arg(work.join("pid"))
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .ok()?;
+    wait_until(Duration::from_secs(30), || {
+        TcpStream::connect(("127.0.0.1", port)).is_ok()
+    });
+    let start = Instant::now();
+    send_tcp(&format!("127.0.0.1:{port}"), payload);
+    wait_until(Duration::from_secs(600), || count_lines(&out) >= sent);
+    let rate = sent as f64 / start.elapsed().as_secs_f64();
+    let _ = child.kill();
+    let _ = child.wait();
+    Some(rate)
+}
+
+fn count_lines(path: &Path) -> u64 {
+    std::fs::read(path)
+        .map(|b| b.iter().filter(|c| **c == b'\n').count() as u64)
+        .unwrap_or(0)
 }
 
 fn stop(mut server: Server) {

@@ -44,3 +44,36 @@ async fn metrics(State(state): State<AppState>) -> impl IntoResponse {
 async fn healthz() -> impl IntoResponse {
     (StatusCode::OK, "ok\n")
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use axum::body::Body;
+    use axum::extract::connect_info::MockConnectInfo;
+    use axum::http::Request;
+    use tower::ServiceExt;
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn a_full_pipeline_answers_503_with_retry_after() {
+        let (pipeline, _appender, _requests) = crate::pipeline::stalled_pipeline().await;
+        let metrics = pipeline.metrics().clone();
+        let app = app(AppState {
+            ingest: HttpSource {
+                pipeline,
+                limits: Arc::new(crate::sources::http::HttpLimits::default()),
+            },
+            metrics,
+        })
+        .layer(MockConnectInfo(std::net::SocketAddr::from((
+            [127, 0, 0, 1],
+            9,
+        ))));
+        let body = r#"{"time":"2026-11-27T14:03:11Z","category":"auth","action":"login","outcome":"success"}"#;
+        let response = app
+            .oneshot(Request::post("/v1/events").body(Body::from(body)).unwrap())
+            .await
+            .unwrap();
+        assert_eq!(response.status(), StatusCode::SERVICE_UNAVAILABLE);
+        assert_eq!(response.headers()[header::RETRY_AFTER], "1");
+    }
+}

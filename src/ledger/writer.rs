@@ -37,7 +37,7 @@ pub enum AppendError {
 
 pub type Reply = Box<dyn FnOnce(Result<Appended, AppendError>) + Send>;
 
-enum Request {
+pub(crate) enum Request {
     Append {
         entries: Vec<LedgerEntry>,
         reply: Reply,
@@ -54,6 +54,14 @@ pub struct LedgerHandle {
 }
 
 impl LedgerHandle {
+    /// A handle whose requests nobody serves, so tests can fill the queues
+    /// behind it and answer requests by hand.
+    #[cfg(test)]
+    pub(crate) fn unserviced(capacity: usize) -> (LedgerHandle, Receiver<Request>) {
+        let (tx, rx) = mpsc::sync_channel(capacity);
+        (LedgerHandle { tx }, rx)
+    }
+
     /// Queues a batch, waiting for room; `reply` runs once it is durable.
     pub fn submit(&self, entries: Vec<LedgerEntry>, reply: Reply) -> Result<(), AppendError> {
         self.tx

@@ -283,3 +283,141 @@ pub fn build(
         metrics,
     }
 }
+
+/// A pipeline over a ledger that never answers, already full: for tests of
+/// how sources push back. Returns the appender to keep alive.
+#[cfg(test)]
+pub(crate) async fn stalled_pipeline() -> (
+    Pipeline,
+    Appender,
+    std::sync::mpsc::Receiver<crate::ledger::writer::Request>,
+) {
+    let (handle, requests) = crate::ledger::writer::LedgerHandle::unserviced(1);
+    let metrics = Metrics::new();
+    let config = AppenderConfig {
+        queue: 1,
+        dedupe_window: 100,
+    };
+    #[allow(clippy::unwrap_used)] // test helper
+    let appender = Appender::spawn(
+        handle,
+        0,
+        dedupe::DedupeWindow::new(100),
+        &config,
+        metrics.clone(),
+        None,
+    )
+    .unwrap();
+    let pipeline = build(&appender, Vec::new(), metrics);
+    for i in 0..4 {
+        let p = pipeline.clone();
+        let json = format!(
+            r#"{{"id":"fill-{i}","time":"2026-11-27T14:03:11Z","category":"auth","action":"login","outcome":"success"}}"#
+        );
+        #[allow(clippy::unwrap_used)]
+        let event = Event::from_json(json.as_bytes()).unwrap();
+        let via = Via {
+            kind: "test".into(),
+            peer: None,
+            principal: None,
+        };
+        tokio::spawn(async move {
+            p.submit(IngestBatch {
+                via,
+                items: vec![Item::Event(event)],
+            })
+            .await
+        });
+        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+    }
+    (pipeline, appender, requests)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::ledger::writer::{Appended, LedgerHandle, Request};
+    use crate::pipeline::dedupe::DedupeWindow;
+
+    fn batch(id: &str) -> IngestBatch {
+        let json = format!(
+            r#"{{"id":"{id}","time":"2026-11-27T14:03:11Z","category":"auth","action":"login","outcome":"success"}}"#
+        );
+        IngestBatch {
+            via: Via {
+                kind: "http".into(),
+                peer: None,
+                principal: None,
+            },
+            items: vec![Item::Event(Event::from_json(json.as_bytes()).unwrap())],
+        }
+    }
+
+    /// With the ledger stalled, queues fill up: `try_submit` answers `Busy`
+    /// (HTTP turns that into 503) while `submit` waits (TCP stops reading);
+    /// once the ledger answers, every waiting batch is acknowledged in order.
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn a_stalled_ledger_pushes_back_to_the_sources() {
+        let (handle, requests) = LedgerHandle::unserviced(1);
+        let metrics = Metrics::new();
+        let config = AppenderConfig {
+            queue: 1,
+            dedupe_window: 100,
+        };
+        let appender = Appender::spawn(
+            handle,
+            0,
+            DedupeWindow::new(100),
+            &config,
+            metrics.clone(),
+            None,
+        )
+        .unwrap();
+        let pipeline = build(&appender, Vec::new(), metrics.clone());
+        // Waiting submitters: one in the writer's queue, one blocking the
+        // appender on it, one in the appender queue, one waiting for room.
+        let mut waiting = Vec::new();
+        for i in 0..4 {
+            let p = pipeline.clone();
+            waiting.push(tokio::spawn(async move {
+                p.submit(batch(&format!("w-{i}"))).await
+            }));
+            tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+        }
+        let busy = pipeline.try_submit(batch("probe")).await;
+        assert!(
+            matches!(busy, Err(PipelineError::Busy)),
+            "a full pipeline must answer Busy: {busy:?}"
+        );
+        assert!(
+            waiting.iter().all(|w| !w.is_finished()),
+            "nothing is acknowledged before the ledger answers"
+        );
+        // The ledger catches up: answer every request in order.
+        let answer = std::thread::spawn(move || {
+            let mut next = 0;
+            while let Ok(request) = requests.recv() {
+                if let Request::Append { entries, reply } = request {
+                    let count = entries.len() as u64;
+                    reply(Ok(Appended {
+                        first_index: next,
+                        count,
+                    }));
+                    next += count;
+                }
+            }
+        });
+        for w in waiting {
+            let receipt = w.await.unwrap().unwrap();
+            assert_eq!(receipt.accepted(), 1);
+        }
+        assert!(
+            metrics
+                .render()
+                .contains("sealtrail_busy_total{source=\"http\"}")
+        );
+        drop(pipeline);
+        appender.join();
+        answer.join().unwrap();
+    }
+}
