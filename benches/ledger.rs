@@ -85,6 +85,8 @@ struct AppendResult {
     fsync: Duration,
     fsyncs: u64,
     seals: u64,
+    seal_time: Duration,
+    max_seal: Duration,
     bytes: u64,
 }
 
@@ -127,6 +129,8 @@ fn append(
         fsync: stats.fsync_time,
         fsyncs: stats.fsyncs,
         seals: stats.seals,
+        seal_time: stats.seal_time,
+        max_seal: stats.max_seal_time,
         bytes,
     }
 }
@@ -199,10 +203,12 @@ fn main() {
     let cpu = r.wall.saturating_sub(r.fsync);
     let eps_cpu = events as f64 / cpu.as_secs_f64();
     println!(
-        "append+seal durable: {eps:.0} events/s, {:.0} MB/s ({} fsyncs, {} seals, {:.1} s waiting in fsync of {:.1} s)",
+        "append+seal durable: {eps:.0} events/s, {:.0} MB/s ({} fsyncs, {} seals averaging {:.1} ms (longest {:.1} ms), {:.1} s waiting in fsync of {:.1} s)",
         r.bytes as f64 / r.wall.as_secs_f64() / 1e6,
         r.fsyncs,
         r.seals,
+        r.seal_time.as_secs_f64() * 1e3 / r.seals.max(1) as f64,
+        r.max_seal.as_secs_f64() * 1e3,
         r.fsync.as_secs_f64(),
         r.wall.as_secs_f64()
     );

@@ -78,6 +78,10 @@ pub struct LedgerStats {
     /// Wall time spent waiting in them.
     pub fsync_time: Duration,
     pub seals: u64,
+    /// Wall time spent sealing (footer, fsyncs, tree, checkpoint), all told.
+    pub seal_time: Duration,
+    /// The longest single seal.
+    pub max_seal_time: Duration,
 }
 
 impl LedgerStats {
@@ -668,6 +672,7 @@ impl Ledger {
         if self.open.count() == 0 {
             return Ok(false);
         }
+        let started = Instant::now();
         let header = self.open.header.clone();
         let footer = Footer::build(
             SegmentRecord {
@@ -721,6 +726,9 @@ impl Ledger {
         self.open = self.stats.durable(|| OpenSegment::create(path, next))?;
         self.stats.durable(|| sync_dir(&self.paths.segments))?;
         self.stats.seals += 1;
+        let took = started.elapsed();
+        self.stats.seal_time += took;
+        self.stats.max_seal_time = self.stats.max_seal_time.max(took);
         self.last_record = Some(footer.record);
         Ok(true)
     }

@@ -28,10 +28,13 @@ pub struct DedupeWindow {
 
 impl DedupeWindow {
     pub fn new(capacity: usize) -> Self {
+        let capacity = capacity.max(1);
         DedupeWindow {
-            capacity: capacity.max(1),
-            index: HashMap::new(),
-            order: VecDeque::new(),
+            capacity,
+            // Sized up front: growing a million-entry map rehashes it all at
+            // once, a pause of tens of milliseconds on the acknowledgement path.
+            index: HashMap::with_capacity(capacity + 1),
+            order: VecDeque::with_capacity(capacity + 1),
         }
     }
 
