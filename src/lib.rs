@@ -14,6 +14,7 @@ pub mod config;
 pub mod event;
 pub mod ledger;
 pub mod pipeline;
+pub mod report;
 pub mod serve;
 pub mod sources;
 pub mod tls;

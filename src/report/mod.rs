@@ -1,0 +1,3 @@
+//! Reports built from search results.
+
+pub mod patient_access;
