@@ -7,6 +7,7 @@
 
 pub mod follow;
 pub mod indexer;
+mod negation;
 pub mod query;
 pub mod schema;
 

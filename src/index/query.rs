@@ -260,7 +260,7 @@ impl SearchIndex {
             None => Value::Array(Vec::new()),
         };
         let mut picked: Vec<(u64, u32, u32)> = top.into_iter().map(|Reverse(t)| t).collect();
-        picked.sort_unstable_by(|a, b| b.0.cmp(&a.0));
+        picked.sort_unstable_by_key(|p| std::cmp::Reverse(p.0));
         let mut hits = Vec::with_capacity(picked.len());
         for (i, (index, ord, doc)) in picked.into_iter().enumerate() {
             if i % 64 == 63 {
@@ -312,9 +312,11 @@ impl SearchIndex {
                 });
             }
             check_fields(&ast, &self.fields)?;
-            self.parser
-                .build_query_from_user_input_ast(ast)
-                .map_err(parser_error)?
+            super::negation::with_positive_groups(
+                self.parser
+                    .build_query_from_user_input_ast(ast)
+                    .map_err(parser_error)?,
+            )
         };
         if req.from.is_none() && req.to.is_none() {
             return Ok(user);

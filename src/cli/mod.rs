@@ -10,6 +10,8 @@ use crate::ledger::proof::{
 use crate::ledger::verify::{VerifyReport, verify_data_dir};
 use crate::sources::import::{self, Progress};
 use anyhow::{Context, Result, bail};
+
+mod search;
 use clap::{Args, Parser, Subcommand};
 use std::io::{BufReader, Write};
 use std::path::{Path, PathBuf};
@@ -67,6 +69,32 @@ pub enum Command {
     Proof(ProofArgs),
     /// Run the service: HTTP ingest and API, sealing into the ledger.
     Serve(ServeArgs),
+    /// Search events (Lucene-style query) on a running service or a data directory.
+    Search {
+        /// A running service, e.g. http://127.0.0.1:8080.
+        #[arg(long, conflicts_with = "data")]
+        url: Option<String>,
+        /// A data directory (the index is brought up to date when no service runs).
+        #[arg(long)]
+        data: Option<PathBuf>,
+        /// Only events from this long ago until now: 30m, 24h, 7d, 2w.
+        #[arg(long)]
+        since: Option<String>,
+        #[arg(long, default_value_t = 20)]
+        limit: usize,
+        #[arg(long)]
+        json: bool,
+        /// e.g. 'actor.user:u0042 AND action:export'
+        query: String,
+    },
+    /// Reports for analysts and privacy officers.
+    #[command(subcommand)]
+    Report(ReportCommand),
+    /// Rebuild the search index from the ledger.
+    Reindex {
+        #[arg(long)]
+        data: PathBuf,
+    },
     /// Verify a proof file offline (inclusion or consistency).
     VerifyProof {
         #[arg(long)]
@@ -85,6 +113,26 @@ pub enum Command {
         /// DNS name or IP address the certificate is for (repeatable).
         #[arg(long, required = true)]
         host: Vec<String>,
+    },
+}
+
+#[derive(Subcommand, Debug)]
+pub enum ReportCommand {
+    /// Every access to one patient's record in a period, grouped by user.
+    PatientAccess {
+        patient: String,
+        /// RFC 3339 start (inclusive).
+        #[arg(long)]
+        from: Option<String>,
+        /// RFC 3339 end (exclusive).
+        #[arg(long)]
+        to: Option<String>,
+        #[arg(long, default_value = "json")]
+        format: String,
+        #[arg(long, conflicts_with = "data")]
+        url: Option<String>,
+        #[arg(long)]
+        data: Option<PathBuf>,
     },
 }
 
@@ -180,6 +228,37 @@ fn dispatch(command: Command) -> Result<ExitCode> {
         }
         Command::Proof(args) => proof(args),
         Command::Serve(args) => serve(args),
+        Command::Search {
+            url,
+            data,
+            since,
+            limit,
+            json,
+            query,
+        } => search::search(search::SearchCmd {
+            url: url.as_deref(),
+            data: data.as_deref(),
+            query: &query,
+            since: since.as_deref(),
+            limit,
+            json,
+        }),
+        Command::Report(ReportCommand::PatientAccess {
+            patient,
+            from,
+            to,
+            format,
+            url,
+            data,
+        }) => search::patient_access_report(search::ReportCmd {
+            url: url.as_deref(),
+            data: data.as_deref(),
+            patient: &patient,
+            from: from.as_deref(),
+            to: to.as_deref(),
+            format: &format,
+        }),
+        Command::Reindex { data } => search::reindex_cmd(&data),
         Command::VerifyProof {
             vkey,
             since,
