@@ -7,7 +7,6 @@
 
 pub mod follow;
 pub mod indexer;
-mod negation;
 pub mod query;
 pub mod schema;
 
