@@ -126,7 +126,8 @@ fn search_pagination_aggregations_reports_proofs_and_self_audit() {
         "no gaps down to index 0"
     );
 
-    // Counts by field and a date histogram.
+    // Counts by field and a date histogram (once the late events are searchable).
+    wait_total(&c, &server, "category:access", extra);
     let r = c
         .post(format!("{url}/v1/search"))
         .json(&json!({"q": "category:access", "to": "2026-11-02T00:00:00Z", "limit": 0,
