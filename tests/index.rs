@@ -39,7 +39,7 @@ fn time_ms(i: u64) -> i64 {
 
 fn entry(i: u64) -> LedgerEntry {
     let time = Timestamp::from_unix_ms(time_ms(i)).unwrap();
-    let ticket = if i % 10 == 0 {
+    let ticket = if i.is_multiple_of(10) {
         format!(r#","attrs":{{"change_ticket":"CHG-{i}"}}"#)
     } else {
         String::new()
@@ -58,7 +58,11 @@ fn entry(i: u64) -> LedgerEntry {
         i = i,
         time = time,
         action = action(i),
-        outcome = if i % 9 == 0 { "failure" } else { "success" },
+        outcome = if i.is_multiple_of(9) {
+            "failure"
+        } else {
+            "success"
+        },
         user = user(i),
         ip = ip(i),
         patient = patient(i),
