@@ -187,7 +187,8 @@ fn counts_per_user_and_exact_patient_lists_newest_first() {
 fn query_syntax_over_event_fields() {
     let n = 600;
     let (_f, _ledger, _indexer, search) = indexed(n);
-    let cases: Vec<(&str, Box<dyn Fn(u64) -> bool>)> = vec![
+    type Expect = Box<dyn Fn(u64) -> bool>;
+    let cases: Vec<(&str, Expect)> = vec![
         (
             "actor.user:u0003 AND action:export",
             Box::new(|i| user(i) == "u0003" && action(i) == "export"),
