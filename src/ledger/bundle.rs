@@ -1029,7 +1029,10 @@ impl<'v> Checker<'v> {
         }
         let index = proof.index;
         self.pairs.push((index, leaf_hash(proof.entry.as_bytes())));
-        if self.checkpoint_text.as_deref() != Some(proof.checkpoint.as_str()) {
+        // A missing checkpoint member is reported once, not per event.
+        if let Some(text) = &self.checkpoint_text
+            && *text != proof.checkpoint
+        {
             self.push(BundleError::EventCheckpoint { index });
         }
         match proof::verify_inclusion_proof(&proof, self.verifier) {
