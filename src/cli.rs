@@ -11,8 +11,6 @@ use crate::ledger::proof::{
 use crate::ledger::verify::{VerifyReport, verify_data_dir};
 use crate::sources::import::{self, Progress};
 use anyhow::{Context, Result, bail};
-use base64::Engine;
-use base64::engine::general_purpose::STANDARD as B64;
 use clap::{Args, Parser, Subcommand};
 use std::io::{BufReader, Write};
 use std::path::{Path, PathBuf};
@@ -369,6 +367,8 @@ fn verify(data: &Path, vkey: &Path, since: Option<&Path>, json: bool) -> Result<
 }
 
 fn verify_bundle_file(file: &Path, vkey: &Path, json: bool) -> Result<ExitCode> {
+    use base64::Engine;
+    use base64::engine::general_purpose::STANDARD as B64;
     let verifier = load_verifier(vkey)?;
     let input = std::fs::File::open(file).with_context(|| format!("opening {}", file.display()))?;
     let report = bundle::check_bundle(BufReader::new(input), &verifier);
