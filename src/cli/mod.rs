@@ -3,6 +3,7 @@
 
 use crate::config::Config;
 use crate::event::Via;
+use crate::ledger::bundle;
 use crate::ledger::keys::{self, NoteVerifier};
 use crate::ledger::proof::{
     self, CONSISTENCY_FORMAT, ConsistencyProof, INCLUSION_FORMAT, InclusionProof, LedgerReader,
@@ -48,10 +49,13 @@ pub enum Command {
     },
     /// Append NDJSON events (a file or - for stdin) to the ledger.
     Import(ImportArgs),
-    /// Verify a data directory offline with the log's public key.
+    /// Verify a data directory, or an evidence bundle, offline with the log's public key.
     Verify {
-        #[arg(long)]
-        data: PathBuf,
+        #[arg(long, required_unless_present = "bundle", conflicts_with = "bundle")]
+        data: Option<PathBuf>,
+        /// An evidence bundle (tar) to verify instead of a data directory.
+        #[arg(long, conflicts_with = "since")]
+        bundle: Option<PathBuf>,
         #[arg(long)]
         vkey: PathBuf,
         /// An older signed checkpoint the log must still extend.
@@ -217,10 +221,15 @@ fn dispatch(command: Command) -> Result<ExitCode> {
         Command::Import(args) => import(args),
         Command::Verify {
             data,
+            bundle,
             vkey,
             since,
             json,
-        } => verify(&data, &vkey, since.as_deref(), json),
+        } => match (data, bundle) {
+            (_, Some(bundle)) => verify_bundle_file(&bundle, &vkey, json),
+            (Some(data), None) => verify(&data, &vkey, since.as_deref(), json),
+            (None, None) => bail!("give --data DIR or --bundle FILE"),
+        },
         Command::Checkpoint { data } => {
             let reader = LedgerReader::open(&data).context("reading the checkpoint")?;
             print!("{}", reader.checkpoint_text());
@@ -430,6 +439,47 @@ fn verify(data: &Path, vkey: &Path, since: Option<&Path>, json: bool) -> Result<
         print_report(&report);
     }
     Ok(if report.ok {
+        ExitCode::SUCCESS
+    } else {
+        ExitCode::from(EXIT_CHECK_FAILED)
+    })
+}
+
+fn verify_bundle_file(file: &Path, vkey: &Path, json: bool) -> Result<ExitCode> {
+    use base64::Engine;
+    use base64::engine::general_purpose::STANDARD as B64;
+    let verifier = load_verifier(vkey)?;
+    let input = std::fs::File::open(file).with_context(|| format!("opening {}", file.display()))?;
+    let report = bundle::check_bundle(BufReader::new(input), &verifier);
+    if json {
+        println!("{}", report.to_json());
+    } else {
+        let verdict = if report.ok() { "OK" } else { "FAILED" };
+        println!("evidence bundle verification: {verdict}");
+        if let Some(q) = &report.query {
+            println!("  query: {}", serde_json::to_string(q)?);
+        }
+        if let Some(cp) = &report.checkpoint {
+            println!(
+                "  checkpoint: {} segments, root {}",
+                cp.size,
+                B64.encode(cp.root)
+            );
+        }
+        println!("  events proven: {}", report.events);
+        for e in &report.errors {
+            let member = e.member().unwrap_or("archive");
+            let index = e
+                .index()
+                .map(|i| format!(", event {i}"))
+                .unwrap_or_default();
+            println!("  error [{}] {member}{index}: {e}", e.kind());
+        }
+        if report.errors_omitted > 0 {
+            println!("  ... and {} more errors", report.errors_omitted);
+        }
+    }
+    Ok(if report.ok() {
         ExitCode::SUCCESS
     } else {
         ExitCode::from(EXIT_CHECK_FAILED)
