@@ -42,6 +42,7 @@ pub fn app(state: AppState) -> Router {
                 .route("/v1/checkpoint", get(query::get_checkpoint))
                 .route("/v1/consistency", get(query::get_consistency))
                 .route("/v1/reports/patient-access", get(query::get_patient_access))
+                .route("/v1/export", post(query::post_export))
                 .with_state(q),
         );
     }

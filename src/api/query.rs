@@ -6,6 +6,7 @@
 
 use crate::event::{Actor, Category, Event, Outcome, Timestamp, Via};
 use crate::index::{AggRequest, QueryError, SearchIndex, SearchRequest};
+use crate::ledger::bundle::{BundleError, BundleQuery, build_bundle};
 use crate::ledger::proof::{LedgerReader, ProofBuildError};
 use crate::pipeline::{IngestBatch, Item, Pipeline};
 use crate::report::patient_access;
@@ -403,5 +404,130 @@ pub async fn get_patient_access(
         )
             .into_response(),
         _ => Json(report).into_response(),
+    }
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ExportBody {
+    q: String,
+    from: Option<String>,
+    to: Option<String>,
+}
+
+/// `POST /v1/export`: the events matching a query and range, each with its
+/// inclusion proof, the checkpoint they prove against, the public key, a
+/// signed manifest and a README, as one tar file that `sealtrail verify
+/// --bundle` checks offline.
+pub async fn post_export(
+    State(state): State<QueryState>,
+    ConnectInfo(peer): ConnectInfo<SocketAddr>,
+    body: Result<Json<ExportBody>, axum::extract::rejection::JsonRejection>,
+) -> Response {
+    let Json(body) = match body {
+        Ok(b) => b,
+        Err(e) => return error(StatusCode::BAD_REQUEST, e.body_text()),
+    };
+    let (from, to) = match (parse_time("from", &body.from), parse_time("to", &body.to)) {
+        (Ok(f), Ok(t)) => (f, t),
+        (Err(r), _) | (_, Err(r)) => return r.into_response(),
+    };
+    audit(
+        &state,
+        &peer,
+        "siem_export",
+        json!({"q": body.q, "from": body.from, "to": body.to}),
+        format!("evidence bundle export: {}", body.q),
+    )
+    .await;
+    let index = state.index.clone();
+    let req = SearchRequest {
+        q: body.q.clone(),
+        from,
+        to,
+        ..SearchRequest::default()
+    };
+    let hits = match tokio::task::spawn_blocking(move || {
+        collect_all(&index, req, MAX_REPORT_EVENTS)
+    })
+    .await
+    {
+        Ok(Ok(h)) => h,
+        Ok(Err(e)) => return query_error(e),
+        Err(e) => {
+            return error(
+                StatusCode::INTERNAL_SERVER_ERROR,
+                format!("export task failed: {e}"),
+            );
+        }
+    };
+    let indices: Vec<u64> = hits.iter().map(|h| h.index).collect();
+    let query = BundleQuery {
+        q: body.q,
+        from: body.from,
+        to: body.to,
+        requested_by: Some(peer.ip().to_string()),
+        created: Timestamp::now().to_string(),
+    };
+    // Matching events acknowledged in the last second may not be sealed yet:
+    // wait for the next checkpoint rather than leave them out.
+    let mut attempts = 0;
+    loop {
+        let (data, key_file, q, idx) = (
+            state.data_dir.clone(),
+            state.key_file.clone(),
+            query.clone(),
+            indices.clone(),
+        );
+        let built = tokio::task::spawn_blocking(move || {
+            let signer = crate::ledger::keys::load_signer(&key_file).map_err(|e| e.to_string())?;
+            let reader = LedgerReader::open(&data).map_err(|e| e.to_string())?;
+            let mut out = Vec::new();
+            match build_bundle(&reader, &signer, &q, &idx, &mut out) {
+                Ok(_) => Ok(Ok(out)),
+                Err(BundleError::NotSealed(i)) => Ok(Err(i)),
+                Err(e) => Err(e.to_string()),
+            }
+        })
+        .await;
+        match built {
+            Ok(Ok(Ok(tar))) => {
+                let mut r = tar.into_response();
+                let headers = r.headers_mut();
+                headers.insert(
+                    header::CONTENT_TYPE,
+                    HeaderValue::from_static("application/x-tar"),
+                );
+                headers.insert(
+                    header::CONTENT_DISPOSITION,
+                    HeaderValue::from_static("attachment; filename=\"sealtrail-evidence.tar\""),
+                );
+                return r;
+            }
+            Ok(Ok(Err(index))) if attempts < 20 => {
+                attempts += 1;
+                tracing::debug!(index, "waiting for the next seal before exporting");
+                tokio::time::sleep(Duration::from_millis(250)).await;
+            }
+            Ok(Ok(Err(index))) => {
+                return error(
+                    StatusCode::CONFLICT,
+                    format!("event {index} is not sealed yet; retry shortly"),
+                );
+            }
+            Ok(Err(e)) => {
+                tracing::error!(error = %e, "export failed");
+                return error(
+                    StatusCode::INTERNAL_SERVER_ERROR,
+                    format!("export failed: {e}"),
+                );
+            }
+            Err(e) => {
+                return error(
+                    StatusCode::INTERNAL_SERVER_ERROR,
+                    format!("export task failed: {e}"),
+                );
+            }
+        }
     }
 }

@@ -270,6 +270,12 @@ fn search_pagination_aggregations_reports_proofs_and_self_audit() {
             .iter()
             .all(|e| e["event"]["actor"]["ip"] == "127.0.0.1")
     );
+    assert!(
+        stored_entries(&data)
+            .iter()
+            .any(|e| e["event"]["action"] == "siem_export"
+                && e["event"]["attrs"]["q"] == format!("patient.id:{patient}"))
+    );
 
     // Offline: search and reindex on the data directory.
     let out = std::process::Command::new(bin())
