@@ -247,6 +247,44 @@ fn search_pagination_aggregations_reports_proofs_and_self_audit() {
     let v: Value = serde_json::from_slice(&out.stdout).unwrap();
     assert!(v["total"].as_u64().unwrap() >= 10);
 
+    // An evidence bundle for the patient, verified offline; tampering is caught.
+    let r = c
+        .post(format!("{url}/v1/export"))
+        .json(&json!({"q": format!("patient.id:{patient}")}))
+        .send()
+        .unwrap();
+    assert_eq!(r.status().as_u16(), 200);
+    assert_eq!(r.headers()["content-type"], "application/x-tar");
+    let tar = r.bytes().unwrap().to_vec();
+    let bundle = dir.path().join("evidence.tar");
+    std::fs::write(&bundle, &tar).unwrap();
+    let verify = |file: &std::path::Path| {
+        std::process::Command::new(bin())
+            .args([
+                "verify",
+                "--bundle",
+                file.to_str().unwrap(),
+                "--vkey",
+                k.vkey.to_str().unwrap(),
+                "--json",
+            ])
+            .output()
+            .unwrap()
+    };
+    let out = verify(&bundle);
+    assert!(out.status.success(), "{out:?}");
+    let v: Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(v["events"].as_u64(), Some(want.len() as u64), "{v}");
+    let pos = tar
+        .windows(8)
+        .position(|w| w == b"cardiolo")
+        .expect("an event in the archive");
+    let mut bad = tar.clone();
+    bad[pos] = b'K';
+    let tampered = dir.path().join("tampered.tar");
+    std::fs::write(&tampered, &bad).unwrap();
+    assert_eq!(verify(&tampered).status.code(), Some(1));
+
     assert_eq!(server.terminate(), Some(0));
 
     // Every search and report was recorded, with what was asked.
@@ -270,11 +308,15 @@ fn search_pagination_aggregations_reports_proofs_and_self_audit() {
             .iter()
             .all(|e| e["event"]["actor"]["ip"] == "127.0.0.1")
     );
+    let stored = stored_entries(&data);
+    let actions: std::collections::BTreeSet<&str> = stored
+        .iter()
+        .filter_map(|e| e["event"]["action"].as_str())
+        .collect();
     assert!(
-        stored_entries(&data)
-            .iter()
-            .any(|e| e["event"]["action"] == "siem_export"
-                && e["event"]["attrs"]["q"] == format!("patient.id:{patient}"))
+        stored.iter().any(|e| e["event"]["action"] == "siem_export"
+            && e["event"]["attrs"]["q"] == format!("patient.id:{patient}")),
+        "no siem_export among {actions:?}"
     );
 
     // Offline: search and reindex on the data directory.
