@@ -187,8 +187,8 @@ fn counts_per_user_and_exact_patient_lists_newest_first() {
 fn query_syntax_over_event_fields() {
     let n = 600;
     let (_f, _ledger, _indexer, search) = indexed(n);
-    type Expect = Box<dyn Fn(u64) -> bool>;
-    let cases: Vec<(&str, Expect)> = vec![
+    type Pred = Box<dyn Fn(u64) -> bool>;
+    let cases: Vec<(&str, Pred)> = vec![
         (
             "actor.user:u0003 AND action:export",
             Box::new(|i| user(i) == "u0003" && action(i) == "export"),
@@ -552,4 +552,48 @@ fn copy_dir(from: &Path, to: &Path) {
         }
         std::fs::copy(e.path(), to.join(name)).unwrap();
     }
+}
+
+fn dir_bytes(dir: &Path) -> u64 {
+    let mut total = 0;
+    for e in std::fs::read_dir(dir).unwrap() {
+        let e = e.unwrap();
+        let meta = e.metadata().unwrap();
+        total += if meta.is_dir() {
+            dir_bytes(&e.path())
+        } else {
+            meta.len()
+        };
+    }
+    total
+}
+
+/// Bytes per event of index and ledger (run with `--ignored --nocapture`).
+#[test]
+#[ignore = "measurement"]
+fn index_size_per_event() {
+    let n = 100_000;
+    let f = fixture();
+    let mut ledger = Ledger::open(
+        &f.data,
+        NoteSigner::generate(ORIGIN).unwrap(),
+        policy(16_384),
+    )
+    .unwrap()
+    .0;
+    let entries: Vec<LedgerEntry> = (0..n).map(entry).collect();
+    for chunk in entries.chunks(500) {
+        ledger.append(chunk).unwrap();
+    }
+    ledger.close().unwrap();
+    assert_eq!(reindex(&f.data).unwrap(), n);
+    let index = dir_bytes(&index_dir(&f.data));
+    let ledger = dir_bytes(&f.data.join("ledger"));
+    let raw: usize = entries.iter().map(|e| e.bytes.len()).sum();
+    println!(
+        "{n} events: canonical {:.1} B/event, ledger {:.1} B/event, index {:.1} B/event",
+        raw as f64 / n as f64,
+        ledger as f64 / n as f64,
+        index as f64 / n as f64
+    );
 }

@@ -222,6 +222,8 @@ pub fn known_actions(category: Category) -> &'static [&'static str] {
         Category::System => &[
             "ingest_rejected",
             "source_silent",
+            // syslog text that carried no event, kept as sent
+            "syslog",
             "siem_search",
             "siem_export",
             "alert",

@@ -261,7 +261,7 @@ impl SearchIndex {
             None => Value::Array(Vec::new()),
         };
         let mut picked: Vec<(u64, u32, u32)> = top.into_iter().map(|Reverse(t)| t).collect();
-        picked.sort_unstable_by_key(|p| std::cmp::Reverse(p.0));
+        picked.sort_unstable_by_key(|&(index, _, _)| Reverse(index));
         let mut hits = Vec::with_capacity(picked.len());
         for (i, (index, ord, doc)) in picked.into_iter().enumerate() {
             if i % 64 == 63 {
