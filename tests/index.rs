@@ -228,6 +228,11 @@ fn query_syntax_over_event_fields() {
             "actor.user:/u000[1-2]/",
             Box::new(|i| matches!(i % USERS, 1 | 2)),
         ),
+        (
+            // an alternation applies to the value, not to the field path
+            "actor.user:/u0001|u0002/",
+            Box::new(|i| matches!(i % USERS, 1 | 2)),
+        ),
         ("id:evt-42", Box::new(|i| i == 42)),
         ("index:[10 TO 12]", Box::new(|i| (10..=12).contains(&i))),
         (

@@ -380,7 +380,11 @@ impl SearchIndex {
                         .collect::<Vec<_>>()
                         .join("\\x01");
                     full.push_str("\\x00s");
+                    // Grouped, so an alternation like `ehr|billing` applies to
+                    // the value only, not to the whole term with its path.
+                    full.push_str("(?:");
                     full.push_str(pattern);
+                    full.push(')');
                     return RegexQuery::from_pattern(&full, field)
                         .map(|q| Box::new(q) as Box<dyn Query>)
                         .map_err(|e| QueryError::Syntax {
