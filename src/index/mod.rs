@@ -1,0 +1,17 @@
+//! The search index: a tantivy index derived from the ledger.
+//!
+//! `follow` reads ledger entries in global-index order beside the live
+//! writer; `indexer` turns them into documents (`schema`) and commits them
+//! with its cursor, near real time; `query` answers searches. The index is
+//! disposable: [`reindex`] rebuilds it from the ledger.
+
+pub mod follow;
+pub mod indexer;
+pub mod query;
+pub mod schema;
+
+pub use follow::{FollowError, LedgerFollower, ledger_end};
+pub use indexer::{
+    IndexError, IndexRecovery, Indexer, IndexerOptions, index_dir, reindex, run_indexer,
+};
+pub use query::{AggRequest, Hit, QueryError, SearchIndex, SearchRequest, SearchResponse};

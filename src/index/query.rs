@@ -1,0 +1,545 @@
+//! Search over the index: Lucene-style queries, a time range, newest
+//! first, cursor pagination, exact totals, terms counts and date
+//! histograms, all under a deadline.
+//!
+//! Query syntax (tantivy's `QueryParser` over the event's field names):
+//! `actor.user:u0042 AND action:export`, `patient.id:MRN-0012345`,
+//! `"encounter note"` (phrase in `message`, the default field),
+//! `records:[100 TO *]`, `time:[2026-11-01T00:00:00Z TO 2026-12-01T00:00:00Z}`,
+//! `NOT outcome:success`, `-reason:treatment`, `action:IN [export print]`,
+//! `actor.user:/u00[0-4].*/` (regex), `attrs.change_ticket:*` (field exists),
+//! `enriched.patient.vip:true`. An empty query or `*` matches everything.
+//!
+//! The deadline is checked before each index segment, every
+//! [`DEADLINE_CHECK_DOCS`] matching documents inside a segment and every 64
+//! hits while loading them. Building a query's matcher for one segment
+//! (e.g. expanding a regex over the term dictionary) is not interruptible,
+//! so a query can overrun its deadline by that much.
+
+use std::cmp::Reverse;
+use std::collections::BinaryHeap;
+use std::ops::Bound;
+use std::path::Path;
+use std::time::{Duration, Instant};
+
+use serde::Serialize;
+use serde_json::{Value, json};
+use tantivy::aggregation::agg_req::Aggregations;
+use tantivy::aggregation::{AggContextParams, AggregationCollector, AggregationLimitsGuard};
+use tantivy::collector::{Collector, SegmentCollector};
+use tantivy::query::{
+    AllQuery, BooleanQuery, EnableScoring, Occur, Query, QueryParser, RangeQuery,
+};
+use tantivy::query_grammar::{self, UserInputAst, UserInputLeaf};
+use tantivy::schema::Value as _;
+use tantivy::{
+    COLLECT_BLOCK_BUFFER_LEN, DocAddress, DocSet, Index, IndexReader, ReloadPolicy,
+    TantivyDocument, TantivyError, Term,
+};
+use thiserror::Error;
+
+use super::schema::{Fields, KEYWORD_FIELDS, OBJECT_FIELDS};
+use crate::event::{Entry, Timestamp};
+
+/// Most hits one page returns.
+pub const MAX_LIMIT: usize = 1000;
+/// Most buckets one aggregation returns.
+pub const MAX_BUCKETS: usize = 1000;
+/// Default time a query may run.
+pub const DEFAULT_TIMEOUT: Duration = Duration::from_secs(10);
+/// Matching documents between two deadline checks inside a segment.
+pub const DEADLINE_CHECK_DOCS: u64 = 1024;
+/// Memory the aggregations of one query may use.
+const AGG_MEMORY: u64 = 64 << 20;
+
+#[derive(Debug, Error)]
+pub enum QueryError {
+    #[error("syntax error{}: {reason}", position.map(|p| format!(" at position {p}")).unwrap_or_default())]
+    Syntax {
+        /// Byte offset in the query, when known.
+        position: Option<usize>,
+        reason: String,
+    },
+    #[error("unknown field {field:?}; searchable fields: {known}")]
+    UnknownField { field: String, known: String },
+    #[error("invalid request: {0}")]
+    Invalid(String),
+    #[error("query ran longer than {}ms and was stopped; narrow the query or the time range", limit.as_millis())]
+    TooSlow { limit: Duration },
+    #[error("search index: {0}")]
+    Index(#[from] TantivyError),
+    #[error("stored entry {index} is unreadable: {reason}")]
+    Stored { index: u64, reason: String },
+}
+
+impl QueryError {
+    /// True when the request is at fault (HTTP 400), not the server.
+    pub fn is_client_error(&self) -> bool {
+        matches!(
+            self,
+            QueryError::Syntax { .. } | QueryError::UnknownField { .. } | QueryError::Invalid(_)
+        )
+    }
+}
+
+/// One aggregation over the matching events.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum AggRequest {
+    /// Counts by value of `field` (e.g. `action`, `actor.ip`), the `size`
+    /// most frequent first.
+    Terms { field: String, size: usize },
+    /// Counts per `interval` of event `time`.
+    DateHistogram { interval: Duration },
+}
+
+#[derive(Clone, Debug, Default)]
+pub struct SearchRequest {
+    /// Query text; empty or `*` matches everything.
+    pub q: String,
+    /// Event time at or after (inclusive).
+    pub from: Option<Timestamp>,
+    /// Event time before (exclusive).
+    pub to: Option<Timestamp>,
+    /// Hits per page, at most [`MAX_LIMIT`] (larger values are capped); 0
+    /// returns only `total` and aggregations.
+    pub limit: usize,
+    /// The `cursor` of the previous page: returns events with a smaller index.
+    pub cursor: Option<u64>,
+    pub aggs: Vec<AggRequest>,
+}
+
+#[derive(Clone, Debug, Serialize)]
+pub struct Hit {
+    pub index: u64,
+    /// `received`, `via`, `event` and `enriched`, flattened beside `index`.
+    #[serde(flatten)]
+    pub entry: Entry,
+}
+
+#[derive(Clone, Debug, Serialize)]
+pub struct SearchResponse {
+    /// Events matching query and time range (whatever the cursor).
+    pub total: u64,
+    /// Newest first (by global index, which is arrival order).
+    pub hits: Vec<Hit>,
+    /// Pass as `cursor` for the next page; `None` on the last page.
+    pub cursor: Option<u64>,
+    /// One result per requested aggregation, in request order:
+    /// `{"buckets": [{"key", "doc_count"}...], ...}` (histograms also
+    /// carry `key_as_string`).
+    pub aggs: Value,
+}
+
+/// Read side of the index; cheap to share between threads.
+pub struct SearchIndex {
+    index: Index,
+    reader: IndexReader,
+    fields: Fields,
+    parser: QueryParser,
+    timeout: Duration,
+}
+
+impl SearchIndex {
+    /// Searches the index in `index_dir` (reloaded shortly after each commit).
+    pub fn open(index_dir: &Path) -> Result<SearchIndex, QueryError> {
+        SearchIndex::new(Index::open_in_dir(index_dir)?)
+    }
+
+    /// Searches `index`, e.g. the indexer's own (`Indexer::index`).
+    pub fn new(index: Index) -> Result<SearchIndex, QueryError> {
+        let fields = Fields::new();
+        if index.schema() != fields.schema {
+            return Err(QueryError::Invalid(
+                "the search index has another schema; run `sealtrail reindex`".into(),
+            ));
+        }
+        let reader = index
+            .reader_builder()
+            .reload_policy(ReloadPolicy::OnCommitWithDelay)
+            .try_into()?;
+        let mut parser = QueryParser::for_index(&index, vec![fields.message]);
+        parser.allow_regexes();
+        Ok(SearchIndex {
+            index,
+            reader,
+            fields,
+            parser,
+            timeout: DEFAULT_TIMEOUT,
+        })
+    }
+
+    /// How long one query may run (default [`DEFAULT_TIMEOUT`]).
+    pub fn set_timeout(&mut self, timeout: Duration) {
+        self.timeout = timeout;
+    }
+
+    /// Sees the latest commit now rather than after the reload delay.
+    pub fn reload(&self) -> Result<(), QueryError> {
+        Ok(self.reader.reload()?)
+    }
+
+    pub fn search(&self, req: &SearchRequest) -> Result<SearchResponse, QueryError> {
+        let deadline = Deadline::new(self.timeout);
+        let limit = req.limit.min(MAX_LIMIT);
+        let query = self.build_query(req)?;
+        let aggs = self.build_aggs(req)?;
+        let searcher = self.reader.searcher();
+        let weight = query.weight(EnableScoring::disabled_from_searcher(&searcher))?;
+        let collector = aggs.map(|a| {
+            let limits = AggregationLimitsGuard::new(Some(AGG_MEMORY), Some(MAX_BUCKETS as u32));
+            AggregationCollector::from_aggs(
+                a,
+                AggContextParams::new(limits, self.index.tokenizers().clone()),
+            )
+        });
+        let mut agg_fruits = Vec::new();
+        let mut total = 0u64;
+        let mut eligible = 0u64;
+        // Min-heap of the `limit` largest indices seen.
+        let mut top: BinaryHeap<Reverse<(u64, u32, u32)>> = BinaryHeap::with_capacity(limit + 1);
+        let mut block = [0u32; COLLECT_BLOCK_BUFFER_LEN];
+        let mut alive = Vec::with_capacity(COLLECT_BLOCK_BUFFER_LEN);
+        for (ord, segment) in searcher.segment_readers().iter().enumerate() {
+            deadline.check()?;
+            // Segment ordinals are u32 in tantivy; a searcher never has more.
+            let ord = ord as u32;
+            let index_column = segment.fast_fields().u64("index")?;
+            let mut agg_segment = match &collector {
+                Some(c) => Some(c.for_segment(ord, segment)?),
+                None => None,
+            };
+            let mut scorer = weight.scorer(segment, 1.0)?;
+            let bitset = segment.alive_bitset();
+            let mut since_check = 0u64;
+            loop {
+                let n = scorer.fill_buffer(&mut block);
+                if n == 0 {
+                    break;
+                }
+                alive.clear();
+                alive.extend(
+                    block[..n]
+                        .iter()
+                        .copied()
+                        .filter(|&d| bitset.is_none_or(|b| b.is_alive(d))),
+                );
+                total += alive.len() as u64;
+                if let Some(a) = agg_segment.as_mut() {
+                    a.collect_block(&alive);
+                }
+                for &doc in &alive {
+                    let Some(index) = index_column.first(doc) else {
+                        continue;
+                    };
+                    if req.cursor.is_some_and(|c| index >= c) {
+                        continue;
+                    }
+                    eligible += 1;
+                    if limit == 0 {
+                        continue;
+                    }
+                    if top.len() < limit {
+                        top.push(Reverse((index, ord, doc)));
+                    } else if top.peek().is_some_and(|Reverse((min, _, _))| index > *min) {
+                        top.pop();
+                        top.push(Reverse((index, ord, doc)));
+                    }
+                }
+                since_check += n as u64;
+                if since_check >= DEADLINE_CHECK_DOCS {
+                    since_check = 0;
+                    deadline.check()?;
+                }
+            }
+            if let Some(a) = agg_segment {
+                agg_fruits.push(a.harvest());
+            }
+        }
+        let aggs = match &collector {
+            Some(c) => self.agg_output(req, c.merge_fruits(agg_fruits).map_err(agg_error)?)?,
+            None => Value::Array(Vec::new()),
+        };
+        let mut picked: Vec<(u64, u32, u32)> = top.into_iter().map(|Reverse(t)| t).collect();
+        picked.sort_unstable_by(|a, b| b.0.cmp(&a.0));
+        let mut hits = Vec::with_capacity(picked.len());
+        for (i, (index, ord, doc)) in picked.into_iter().enumerate() {
+            if i % 64 == 63 {
+                deadline.check()?;
+            }
+            let stored: TantivyDocument = searcher.doc(DocAddress::new(ord, doc))?;
+            let bytes = stored
+                .get_first(self.fields.entry)
+                .and_then(|v| v.as_bytes())
+                .ok_or_else(|| QueryError::Stored {
+                    index,
+                    reason: "no stored entry".into(),
+                })?;
+            let entry = Entry::from_canonical_bytes(bytes).map_err(|e| QueryError::Stored {
+                index,
+                reason: e.to_string(),
+            })?;
+            hits.push(Hit { index, entry });
+        }
+        let cursor = match hits.last() {
+            Some(last) if eligible > hits.len() as u64 => Some(last.index),
+            _ => None,
+        };
+        Ok(SearchResponse {
+            total,
+            hits,
+            cursor,
+            aggs,
+        })
+    }
+
+    /// The user's query, restricted to the time range.
+    fn build_query(&self, req: &SearchRequest) -> Result<Box<dyn Query>, QueryError> {
+        let text = req.q.trim();
+        let user: Box<dyn Query> = if text.is_empty() || text == "*" {
+            Box::new(AllQuery)
+        } else {
+            let (ast, errors) = query_grammar::parse_query_lenient(text);
+            if let Some(e) = errors.into_iter().next() {
+                return Err(QueryError::Syntax {
+                    position: Some(e.pos + (req.q.len() - req.q.trim_start().len())),
+                    reason: lowercase_first(&e.message),
+                });
+            }
+            if query_grammar::parse_query(text).is_err() {
+                return Err(QueryError::Syntax {
+                    position: None,
+                    reason: "the query is malformed".into(),
+                });
+            }
+            check_fields(&ast, &self.fields)?;
+            self.parser
+                .build_query_from_user_input_ast(ast)
+                .map_err(parser_error)?
+        };
+        if req.from.is_none() && req.to.is_none() {
+            return Ok(user);
+        }
+        if let (Some(from), Some(to)) = (req.from, req.to)
+            && from >= to
+        {
+            return Err(QueryError::Invalid("`from` must be before `to`".into()));
+        }
+        let bound = |t: Option<Timestamp>, inclusive: bool| match t {
+            None => Bound::Unbounded,
+            Some(t) => {
+                let term = Term::from_field_date(self.fields.time, super::schema::to_date(t));
+                if inclusive {
+                    Bound::Included(term)
+                } else {
+                    Bound::Excluded(term)
+                }
+            }
+        };
+        let range = RangeQuery::new(bound(req.from, true), bound(req.to, false));
+        Ok(Box::new(BooleanQuery::new(vec![
+            (Occur::Must, user),
+            (Occur::Must, Box::new(range)),
+        ])))
+    }
+
+    fn build_aggs(&self, req: &SearchRequest) -> Result<Option<Aggregations>, QueryError> {
+        if req.aggs.is_empty() {
+            return Ok(None);
+        }
+        let mut spec = serde_json::Map::new();
+        for (i, agg) in req.aggs.iter().enumerate() {
+            let body = match agg {
+                AggRequest::Terms { field, size } => {
+                    if *size == 0 || *size > MAX_BUCKETS {
+                        return Err(QueryError::Invalid(format!(
+                            "terms size must be between 1 and {MAX_BUCKETS}"
+                        )));
+                    }
+                    check_agg_field(field)?;
+                    json!({"terms": {"field": field, "size": size}})
+                }
+                AggRequest::DateHistogram { interval } => {
+                    let ms = interval.as_millis();
+                    if ms == 0 {
+                        return Err(QueryError::Invalid(
+                            "histogram interval must be at least 1ms".into(),
+                        ));
+                    }
+                    if let (Some(from), Some(to)) = (req.from, req.to) {
+                        let span = (to.unix_ms() - from.unix_ms()).max(0) as u128;
+                        if span / ms >= MAX_BUCKETS as u128 {
+                            return Err(QueryError::Invalid(format!(
+                                "histogram would have more than {MAX_BUCKETS} buckets; use a larger interval"
+                            )));
+                        }
+                    }
+                    let mut h = json!({"field": "time", "fixed_interval": format!("{ms}ms")});
+                    if req.from.is_some() || req.to.is_some() {
+                        h["hard_bounds"] = json!({
+                            "min": req.from.map_or(f64::MIN, |t| t.unix_ms() as f64),
+                            "max": req.to.map_or(f64::MAX, |t| t.unix_ms() as f64),
+                        });
+                    }
+                    json!({ "date_histogram": h })
+                }
+            };
+            spec.insert(format!("a{i}"), body);
+        }
+        serde_json::from_value(Value::Object(spec))
+            .map_err(|e| QueryError::Invalid(format!("aggregation: {e}")))
+    }
+
+    /// Tantivy's named results as an array in request order.
+    fn agg_output(
+        &self,
+        req: &SearchRequest,
+        results: tantivy::aggregation::agg_result::AggregationResults,
+    ) -> Result<Value, QueryError> {
+        let mut named = match serde_json::to_value(&results) {
+            Ok(Value::Object(m)) => m,
+            Ok(_) | Err(_) => return Err(QueryError::Invalid("aggregation result".into())),
+        };
+        Ok(Value::Array(
+            (0..req.aggs.len())
+                .map(|i| named.remove(&format!("a{i}")).unwrap_or(Value::Null))
+                .collect(),
+        ))
+    }
+}
+
+struct Deadline {
+    at: Instant,
+    limit: Duration,
+}
+
+impl Deadline {
+    fn new(limit: Duration) -> Deadline {
+        Deadline {
+            at: Instant::now() + limit,
+            limit,
+        }
+    }
+
+    fn check(&self) -> Result<(), QueryError> {
+        if Instant::now() >= self.at {
+            return Err(QueryError::TooSlow { limit: self.limit });
+        }
+        Ok(())
+    }
+}
+
+fn agg_error(e: TantivyError) -> QueryError {
+    match e {
+        TantivyError::AggregationError(a) => QueryError::Invalid(lowercase_first(&a.to_string())),
+        e => QueryError::Index(e),
+    }
+}
+
+fn lowercase_first(s: &str) -> String {
+    let mut chars = s.chars();
+    match chars.next() {
+        Some(c) => c.to_lowercase().chain(chars).collect(),
+        None => String::new(),
+    }
+}
+
+fn parser_error(e: tantivy::query::QueryParserError) -> QueryError {
+    use tantivy::query::QueryParserError as P;
+    match e {
+        P::FieldDoesNotExist(field) => QueryError::UnknownField {
+            field,
+            known: known_fields(),
+        },
+        P::SyntaxError(reason) => QueryError::Syntax {
+            position: None,
+            reason: lowercase_first(&reason),
+        },
+        other => QueryError::Syntax {
+            position: None,
+            reason: lowercase_first(&other.to_string()),
+        },
+    }
+}
+
+/// Every searchable field name, for error messages.
+pub fn known_fields() -> String {
+    let mut names: Vec<String> = ["index", "time", "received", "records", "message", "attrs.*"]
+        .iter()
+        .map(|s| (*s).to_owned())
+        .collect();
+    names.extend(KEYWORD_FIELDS.iter().map(|s| (*s).to_owned()));
+    for (object, subs) in OBJECT_FIELDS {
+        names.extend(subs.iter().map(|s| format!("{object}.{s}")));
+    }
+    names.join(", ")
+}
+
+/// Whether `name`, as written in a query, is a field of the index.
+fn is_known_field(name: &str, fields: &Fields) -> bool {
+    let name = name.replace("\\.", ".");
+    if let Some(rest) = name.strip_prefix("attrs.") {
+        return !rest.is_empty();
+    }
+    if let Some((object, path)) = name.split_once('.') {
+        return OBJECT_FIELDS
+            .iter()
+            .any(|(o, subs)| *o == object && subs.contains(&path));
+    }
+    name != "entry" && fields.schema.get_field(&name).is_ok()
+}
+
+fn check_fields(ast: &UserInputAst, fields: &Fields) -> Result<(), QueryError> {
+    let mut unknown = None;
+    walk_fields(ast, &mut |name| {
+        if unknown.is_none() && !is_known_field(name, fields) {
+            unknown = Some(name.to_owned());
+        }
+    });
+    match unknown {
+        Some(field) => Err(QueryError::UnknownField {
+            field,
+            known: known_fields(),
+        }),
+        None => Ok(()),
+    }
+}
+
+fn walk_fields(ast: &UserInputAst, f: &mut impl FnMut(&str)) {
+    match ast {
+        UserInputAst::Clause(children) => children.iter().for_each(|(_, c)| walk_fields(c, f)),
+        UserInputAst::Boost(inner, _) => walk_fields(inner, f),
+        UserInputAst::Leaf(leaf) => match leaf.as_ref() {
+            UserInputLeaf::Literal(l) => l.field_name.iter().for_each(|n| f(n)),
+            UserInputLeaf::Range { field, .. }
+            | UserInputLeaf::Set { field, .. }
+            | UserInputLeaf::Regex { field, .. } => field.iter().for_each(|n| f(n)),
+            UserInputLeaf::Exists { field } => f(field),
+            UserInputLeaf::All => {}
+        },
+    }
+}
+
+/// Fields a terms aggregation can count by: the fast ones.
+fn check_agg_field(field: &str) -> Result<(), QueryError> {
+    let top = [
+        "category",
+        "action",
+        "outcome",
+        "target_user",
+        "reason",
+        "records",
+    ];
+    let ok = top.contains(&field)
+        || field.split_once('.').is_some_and(|(object, path)| {
+            OBJECT_FIELDS
+                .iter()
+                .any(|(o, subs)| *o == object && subs.contains(&path))
+        });
+    if ok {
+        Ok(())
+    } else {
+        Err(QueryError::Invalid(format!(
+            "cannot count by {field:?}; use category, action, outcome, target_user, reason, records or a sub-field of actor, patient, resource, source, via, enriched"
+        )))
+    }
+}
