@@ -290,7 +290,10 @@ impl Iterator for Generator<'_> {
             };
             g.action = action;
             let (kind, words) = RESOURCES[r];
-            g.resource = Some((kind, format!("{}-{:08}", &kind[..3], rng.gen_range(0..1u32 << 26))));
+            g.resource = Some((
+                kind,
+                format!("{}-{:08}", &kind[..3], rng.gen_range(0..1u32 << 26)),
+            ));
             g.system = match kind {
                 "imaging_report" => 1,
                 "lab_result" => 2,
@@ -299,15 +302,19 @@ impl Iterator for Generator<'_> {
             g.reason = Some(match (action, u.role) {
                 ("break_glass", _) => "break_glass",
                 (_, "billing" | "front_desk") => "payment",
-                (_, "physician" | "nurse" | "medical_assistant" | "lab_tech" | "radiology_tech") => {
-                    "treatment"
-                }
+                (
+                    _,
+                    "physician" | "nurse" | "medical_assistant" | "lab_tech" | "radiology_tech",
+                ) => "treatment",
                 _ => "operations",
             });
             g.message = format!("{verb} {words}");
             if action == "print" || action == "export" {
                 let mut m = Map::new();
-                m.insert("format".into(), Value::from(if action == "print" { "paper" } else { "pdf" }));
+                m.insert(
+                    "format".into(),
+                    Value::from(if action == "print" { "paper" } else { "pdf" }),
+                );
                 m.insert("pages".into(), Value::from(rng.gen_range(1..40u32)));
                 g.attrs = Some(m);
             }
@@ -318,10 +325,19 @@ impl Iterator for Generator<'_> {
             let target = &self.p.users[rng.gen_range(0..USERS)];
             g.target_user = Some(target.name.clone());
             let (action, message) = match rng.gen_range(0..4) {
-                0 => ("role_grant", format!("Granted role {} to account", target.role)),
-                1 => ("role_revoke", format!("Revoked role {} from account", target.role)),
+                0 => (
+                    "role_grant",
+                    format!("Granted role {} to account", target.role),
+                ),
+                1 => (
+                    "role_revoke",
+                    format!("Revoked role {} from account", target.role),
+                ),
                 2 => ("user_disable", "Disabled account".to_owned()),
-                _ => ("permission_change", "Changed permissions of account".to_owned()),
+                _ => (
+                    "permission_change",
+                    "Changed permissions of account".to_owned(),
+                ),
             };
             g.action = action;
             g.message = message;
@@ -432,7 +448,11 @@ fn tree_bytes(path: &Path) -> u64 {
         return meta.len();
     }
     std::fs::read_dir(path)
-        .map(|rd| rd.filter_map(|e| e.ok()).map(|e| tree_bytes(&e.path())).sum())
+        .map(|rd| {
+            rd.filter_map(|e| e.ok())
+                .map(|e| tree_bytes(&e.path()))
+                .sum()
+        })
         .unwrap_or(0)
 }
 
@@ -451,7 +471,10 @@ fn machine() -> String {
     let cpu = std::fs::read_to_string("/proc/cpuinfo")
         .unwrap_or_default()
         .lines()
-        .find_map(|l| l.strip_prefix("model name").map(|v| v.trim_start_matches([' ', '\t', ':']).to_owned()))
+        .find_map(|l| {
+            l.strip_prefix("model name")
+                .map(|v| v.trim_start_matches([' ', '\t', ':']).to_owned())
+        })
         .unwrap_or_else(|| "unknown cpu".into());
     let mem = std::fs::read_to_string("/proc/meminfo")
         .unwrap_or_default()
@@ -485,7 +508,7 @@ impl Params {
     fn new(p: &Practice, n: usize) -> Params {
         let mut rng = ChaCha8Rng::seed_from_u64(SEED + 2);
         let end = START_MS + SPAN_MS;
-        let mut within = |rng: &mut ChaCha8Rng, window: i64| rng.gen_range(START_MS + window..=end);
+        let within = |rng: &mut ChaCha8Rng, window: i64| rng.gen_range(START_MS + window..=end);
         Params {
             q1: (0..n)
                 .map(|_| {
@@ -498,7 +521,12 @@ impl Params {
                 .collect(),
             q3: (0..n).map(|_| within(&mut rng, DAY_MS)).collect(),
             q4: (0..n)
-                .map(|_| (WORDS[rng.gen_range(0..WORDS.len())], within(&mut rng, 7 * DAY_MS)))
+                .map(|_| {
+                    (
+                        WORDS[rng.gen_range(0..WORDS.len())],
+                        within(&mut rng, 7 * DAY_MS),
+                    )
+                })
                 .collect(),
         }
     }
@@ -643,7 +671,8 @@ fn pg_row(row: &postgres::Row) -> u64 {
 
 impl Pg {
     fn connect(url: &str) -> Pg {
-        let mut client = postgres::Client::connect(url, postgres::NoTls).expect("connect to SEALTRAIL_PG");
+        let mut client =
+            postgres::Client::connect(url, postgres::NoTls).expect("connect to SEALTRAIL_PG");
         client
             .batch_execute(
                 "DROP TABLE IF EXISTS audit_events;
@@ -670,11 +699,15 @@ impl Pg {
         // prepared after the table exists (the statements need its columns)
         let q1 = q(
             &mut client,
-            &format!("SELECT {PG_COLUMNS} FROM audit_events WHERE actor_user = $1 AND time >= $2 AND time < $3 ORDER BY time DESC LIMIT 100"),
+            &format!(
+                "SELECT {PG_COLUMNS} FROM audit_events WHERE actor_user = $1 AND time >= $2 AND time < $3 ORDER BY time DESC LIMIT 100"
+            ),
         );
         let q2 = q(
             &mut client,
-            &format!("SELECT {PG_COLUMNS} FROM audit_events WHERE patient_id = $1 AND category = 'access' AND time >= $2 AND time < $3 ORDER BY time DESC"),
+            &format!(
+                "SELECT {PG_COLUMNS} FROM audit_events WHERE patient_id = $1 AND category = 'access' AND time >= $2 AND time < $3 ORDER BY time DESC"
+            ),
         );
         let q3 = q(
             &mut client,
@@ -682,7 +715,9 @@ impl Pg {
         );
         let q4 = q(
             &mut client,
-            &format!("SELECT {PG_COLUMNS}, count(*) OVER () FROM audit_events WHERE time >= $1 AND time < $2 AND message ILIKE $3 ORDER BY time DESC LIMIT 100"),
+            &format!(
+                "SELECT {PG_COLUMNS}, count(*) OVER () FROM audit_events WHERE time >= $1 AND time < $2 AND message ILIKE $3 ORDER BY time DESC LIMIT 100"
+            ),
         );
         Pg {
             client,
@@ -719,10 +754,13 @@ impl Pg {
                  CREATE INDEX audit_user_time ON audit_events (actor_user, time DESC);
                  CREATE INDEX audit_patient_time ON audit_events (patient_id, time);
                  CREATE INDEX audit_action_outcome_time ON audit_events (action, outcome, time);
-                 CREATE INDEX audit_time ON audit_events (time);
-                 VACUUM (ANALYZE) audit_events;",
+                 CREATE INDEX audit_time ON audit_events (time);",
             )
             .expect("indexes");
+        // VACUUM cannot run in the implicit transaction of a multi-statement batch
+        self.client
+            .batch_execute("VACUUM (ANALYZE) audit_events")
+            .expect("vacuum analyze");
         (copy, start.elapsed().as_secs_f64())
     }
 
@@ -835,7 +873,9 @@ fn main() {
     };
     let pg_url = std::env::var("SEALTRAIL_PG").ok().filter(|v| !v.is_empty());
     if pg_url.is_none() && !smoke {
-        eprintln!("SEALTRAIL_PG is unset: run `bash bench/search-postgres.sh` and export what it prints");
+        eprintln!(
+            "SEALTRAIL_PG is unset: run `bash bench/search-postgres.sh` and export what it prints"
+        );
         std::process::exit(2);
     }
     let root = PathBuf::from(std::env::var("SEALTRAIL_BENCH_DIR").unwrap_or_else(|_| {
@@ -1000,7 +1040,8 @@ fn main() {
                 if a == b {
                     lat.agree += 1;
                 } else if lat.disagree.len() < 3 {
-                    lat.disagree.push(format!("run {k}: sealtrail {a:?}, postgresql {b:?}"));
+                    lat.disagree
+                        .push(format!("run {k}: sealtrail {a:?}, postgresql {b:?}"));
                 }
             }
         }
@@ -1012,13 +1053,22 @@ fn main() {
         "q4 message:WORD, last 7 days, newest 100 events + total",
     ];
     for (lat, what) in results.iter_mut().zip(what) {
-        let (o50, o99) = (percentile(&mut lat.ours, 0.5), percentile(&mut lat.ours, 0.99));
+        let (o50, o99) = (
+            percentile(&mut lat.ours, 0.5),
+            percentile(&mut lat.ours, 0.99),
+        );
         let rows = lat.rows as f64 / lat.ours.len() as f64;
         if lat.theirs.is_empty() {
-            println!("{}: {what}: sealtrail p50 {o50:.2} ms p99 {o99:.2} ms ({rows:.0} rows/groups per run)", lat.name);
+            println!(
+                "{}: {what}: sealtrail p50 {o50:.2} ms p99 {o99:.2} ms ({rows:.0} rows/groups per run)",
+                lat.name
+            );
             continue;
         }
-        let (t50, t99) = (percentile(&mut lat.theirs, 0.5), percentile(&mut lat.theirs, 0.99));
+        let (t50, t99) = (
+            percentile(&mut lat.theirs, 0.5),
+            percentile(&mut lat.theirs, 0.99),
+        );
         println!(
             "{}: {what}: sealtrail p50 {o50:.2} ms p99 {o99:.2} ms | postgresql p50 {t50:.2} ms p99 {t99:.2} ms | p99 postgresql/sealtrail {:.1}x | {rows:.0} rows/groups per run; answers agree in {}/{}",
             lat.name,
@@ -1034,8 +1084,16 @@ fn main() {
     drop(pg);
 
     // 5. Ingest-to-searchable with the real server.
-    let nrt_seconds = if smoke { 3 } else { env_u64("SEALTRAIL_BENCH_NRT_SECONDS", 20) };
-    nrt::run(&root.join("nrt"), nrt_seconds, if smoke { 2_000 } else { 10_000 });
+    let nrt_seconds = if smoke {
+        3
+    } else {
+        env_u64("SEALTRAIL_BENCH_NRT_SECONDS", 20)
+    };
+    nrt::run(
+        &root.join("nrt"),
+        nrt_seconds,
+        if smoke { 2_000 } else { 10_000 },
+    );
     println!("peak rss of the bench process: {} MiB", peak_rss_mib());
     let _ = std::fs::remove_dir_all(&root);
 }
@@ -1121,7 +1179,9 @@ mod nrt {
             return Err(format!("status {}", resp.status()));
         }
         let v: Value = resp.json().map_err(|e| e.to_string())?;
-        v["total"].as_u64().ok_or_else(|| format!("no total in {v}"))
+        v["total"]
+            .as_u64()
+            .ok_or_else(|| format!("no total in {v}"))
     }
 
     pub fn run(dir: &Path, seconds: u64, rate: u64) {
@@ -1224,7 +1284,11 @@ mod nrt {
             percentile(&mut delays, 0.5),
             percentile(&mut delays, 0.99),
             percentile(&mut delays, 1.0),
-            if lost > 0 { format!(", {lost} never found within 60 s") } else { String::new() },
+            if lost > 0 {
+                format!(", {lost} never found within 60 s")
+            } else {
+                String::new()
+            },
             percentile(&mut acks, 0.5),
             percentile(&mut acks, 0.99),
         );
