@@ -2,10 +2,12 @@
 //! appender, pipeline, HTTP (and syslog) listeners — and shuts it down
 //! cleanly: stop accepting, drain, seal, exit.
 
+use crate::api::query::QueryState;
 use crate::api::{self, AppState};
 use crate::config::Config;
 use crate::event::Entry;
 use crate::event::{Timestamp, Via};
+use crate::index::{Indexer, IndexerOptions, SearchIndex, index_dir, run_indexer};
 use crate::ledger::keys;
 use crate::ledger::log::Ledger;
 use crate::ledger::writer::LedgerWriter;
@@ -177,6 +179,37 @@ pub async fn run_until(
     let pipeline = core.pipeline.clone();
     let metrics = core.metrics.clone();
 
+    // The search index follows the ledger on its own thread, never past what
+    // the writer has made durable; it commits about twice a second.
+    let indexer = {
+        let data = config.data_dir.clone();
+        tokio::task::spawn_blocking(move || Indexer::open(&index_dir(&data), &data))
+            .await?
+            .context("opening the search index")?
+    };
+    if *indexer.recovery() != Default::default() {
+        tracing::warn!(recovery = ?indexer.recovery(), "search index repaired");
+    }
+    let search =
+        Arc::new(SearchIndex::new(indexer.index().clone()).context("search index reader")?);
+    let (stop_indexer, stop_rx) = std::sync::mpsc::channel::<()>();
+    let durable = metrics
+        .writer
+        .get()
+        .cloned()
+        .context("ledger writer status")?;
+    let indexer_thread = std::thread::Builder::new()
+        .name("indexer".into())
+        .spawn(move || {
+            let next = move || {
+                durable
+                    .next_index
+                    .load(std::sync::atomic::Ordering::Acquire)
+            };
+            run_indexer(indexer, next, &stop_rx, &IndexerOptions::default()).and_then(|i| i.close())
+        })
+        .context("starting the indexer")?;
+
     let listener = tokio::net::TcpListener::bind(config.http.listen)
         .await
         .with_context(|| format!("listening on {}", config.http.listen))?;
@@ -197,6 +230,12 @@ pub async fn run_until(
             limits: Arc::new(config.http.limits.clone()),
         },
         metrics: metrics.clone(),
+        query: Some(QueryState {
+            index: search,
+            data_dir: config.data_dir.clone(),
+            key_file: config.key_file.clone(),
+            pipeline: pipeline.clone(),
+        }),
     });
     let http_shutdown = shutdown.clone();
     let http = tokio::spawn(async move {
@@ -220,6 +259,17 @@ pub async fn run_until(
     // Stop accepting and let in-flight requests finish (they hold pipeline handles).
     http.await?.context("http server")?;
     drop(pipeline);
+    // A last indexing round covers everything acknowledged.
+    drop(stop_indexer);
+    match tokio::task::spawn_blocking(move || indexer_thread.join()).await? {
+        Ok(Ok(())) => {}
+        Ok(Err(e)) => {
+            tracing::error!(error = %e, "indexer stopped with an error; `sealtrail reindex` rebuilds it")
+        }
+        Err(_) => {
+            tracing::error!("indexer thread panicked; `sealtrail reindex` rebuilds the index")
+        }
+    }
     core.stop().await?;
     tracing::info!("stopped cleanly; everything acknowledged is sealed");
     Ok(())

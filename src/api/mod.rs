@@ -1,6 +1,8 @@
 //! HTTP routes: the ingest endpoints of `sources/` plus service endpoints.
 //! `app()` is separate from serving so tests can drive the router directly.
 
+pub mod query;
+
 use crate::pipeline::Metrics;
 use crate::sources::http::{HttpSource, post_events, post_fhir};
 use axum::Router;
@@ -14,6 +16,8 @@ use std::sync::Arc;
 pub struct AppState {
     pub ingest: HttpSource,
     pub metrics: Arc<Metrics>,
+    /// Search, proofs and reports; absent where only ingestion is served.
+    pub query: Option<query::QueryState>,
 }
 
 pub fn app(state: AppState) -> Router {
@@ -21,11 +25,28 @@ pub fn app(state: AppState) -> Router {
         .route("/v1/events", post(post_events))
         .route("/fhir/AuditEvent", post(post_fhir))
         .with_state(state.ingest.clone());
-    Router::new()
+    let mut router = Router::new()
         .route("/metrics", get(metrics))
         .route("/healthz", get(healthz))
-        .with_state(state)
-        .merge(ingest)
+        .with_state(state.clone())
+        .merge(ingest);
+    if let Some(q) = state.query {
+        router = router.merge(
+            Router::new()
+                .route(
+                    "/v1/search",
+                    get(query::get_search).post(query::post_search),
+                )
+                .route("/v1/events/{index}", get(query::get_event))
+                .route("/v1/events/{index}/proof", get(query::get_proof))
+                .route("/v1/checkpoint", get(query::get_checkpoint))
+                .route("/v1/consistency", get(query::get_consistency))
+                .route("/v1/reports/patient-access", get(query::get_patient_access))
+                .route("/v1/export", post(query::post_export))
+                .with_state(q),
+        );
+    }
+    router
         // Bodies are read with our own limit so oversize input can be recorded;
         // axum's default 2 MiB cap would refuse it first.
         .layer(axum::extract::DefaultBodyLimit::disable())
@@ -63,6 +84,7 @@ mod tests {
                 limits: Arc::new(crate::sources::http::HttpLimits::default()),
             },
             metrics,
+            query: None,
         })
         .layer(MockConnectInfo(std::net::SocketAddr::from((
             [127, 0, 0, 1],

@@ -276,6 +276,27 @@ fn records<'de, D: Deserializer<'de>>(deserializer: D) -> Result<Option<u64>, D:
 }
 
 impl Event {
+    /// An event with only the required fields set (for events sealtrail
+    /// writes itself); callers fill in the rest.
+    pub fn new(time: Timestamp, category: Category, action: &str, outcome: Outcome) -> Event {
+        Event {
+            id: None,
+            time,
+            category,
+            action: action.to_owned(),
+            outcome,
+            actor: None,
+            patient: None,
+            resource: None,
+            target_user: None,
+            source: None,
+            reason: None,
+            records: None,
+            message: None,
+            attrs: None,
+        }
+    }
+
     /// Parses and validates one event in ingest format v1.
     pub fn from_json(bytes: &[u8]) -> Result<Event, EventError> {
         let event = Self::parse_json(bytes)?;

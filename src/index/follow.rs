@@ -188,6 +188,8 @@ impl LedgerFollower {
                 });
             }
             self.pending = None;
+            // The read-ahead buffer belongs to the previous file.
+            self.chunk.clear();
             self.current = Some(Current {
                 number,
                 path,

@@ -28,9 +28,10 @@ use tantivy::aggregation::agg_req::Aggregations;
 use tantivy::aggregation::{AggContextParams, AggregationCollector, AggregationLimitsGuard};
 use tantivy::collector::{Collector, SegmentCollector};
 use tantivy::query::{
-    AllQuery, BooleanQuery, EnableScoring, Occur, Query, QueryParser, RangeQuery,
+    AllQuery, BooleanQuery, BoostQuery, EnableScoring, Occur, Query, QueryParser, RangeQuery,
+    RegexQuery,
 };
-use tantivy::query_grammar::{self, UserInputAst, UserInputLeaf};
+use tantivy::query_grammar::{self, Delimiter, UserInputAst, UserInputLeaf};
 use tantivy::schema::Value as _;
 use tantivy::{
     COLLECT_BLOCK_BUFFER_LEN, DocAddress, DocSet, Index, IndexReader, ReloadPolicy,
@@ -260,7 +261,7 @@ impl SearchIndex {
             None => Value::Array(Vec::new()),
         };
         let mut picked: Vec<(u64, u32, u32)> = top.into_iter().map(|Reverse(t)| t).collect();
-        picked.sort_unstable_by(|a, b| b.0.cmp(&a.0));
+        picked.sort_unstable_by_key(|p| std::cmp::Reverse(p.0));
         let mut hits = Vec::with_capacity(picked.len());
         for (i, (index, ord, doc)) in picked.into_iter().enumerate() {
             if i % 64 == 63 {
@@ -312,9 +313,7 @@ impl SearchIndex {
                 });
             }
             check_fields(&ast, &self.fields)?;
-            self.parser
-                .build_query_from_user_input_ast(ast)
-                .map_err(parser_error)?
+            self.to_query(complete_negations(ast))?
         };
         if req.from.is_none() && req.to.is_none() {
             return Ok(user);
@@ -340,6 +339,60 @@ impl SearchIndex {
             (Occur::Must, user),
             (Occur::Must, Box::new(range)),
         ])))
+    }
+
+    /// Builds the query tree clause by clause, so leaves tantivy's parser
+    /// cannot build (regexes and wildcards on JSON paths) are built here.
+    fn to_query(&self, ast: UserInputAst) -> Result<Box<dyn Query>, QueryError> {
+        match ast {
+            UserInputAst::Clause(children) => {
+                let mut clauses = Vec::with_capacity(children.len());
+                for (occur, child) in children {
+                    clauses.push((occur.unwrap_or(Occur::Should), self.to_query(child)?));
+                }
+                Ok(Box::new(BooleanQuery::new(clauses)))
+            }
+            UserInputAst::Boost(inner, boost) => Ok(Box::new(BoostQuery::new(
+                self.to_query(*inner)?,
+                boost.into_inner() as f32,
+            ))),
+            UserInputAst::Leaf(leaf) => {
+                let json_regex = match leaf.as_ref() {
+                    UserInputLeaf::Regex {
+                        field: Some(name),
+                        pattern,
+                    } => Some((name.as_str(), pattern.as_str())),
+                    // `attrs` is not fast, so tantivy's exists query cannot
+                    // serve it: any string term under the path will do.
+                    UserInputLeaf::Exists { field } if field.starts_with("attrs.") => {
+                        Some((field.as_str(), ".*"))
+                    }
+                    _ => None,
+                };
+                if let Some((name, pattern)) = json_regex
+                    && let Some((field, path)) = self.fields.schema.find_field(name)
+                    && !path.is_empty()
+                {
+                    // JSON terms are `path (segments joined by 0x01) 0x00 type value`.
+                    let mut full = path
+                        .split('.')
+                        .map(regex::escape)
+                        .collect::<Vec<_>>()
+                        .join("\\x01");
+                    full.push_str("\\x00s");
+                    full.push_str(pattern);
+                    return RegexQuery::from_pattern(&full, field)
+                        .map(|q| Box::new(q) as Box<dyn Query>)
+                        .map_err(|e| QueryError::Syntax {
+                            position: None,
+                            reason: format!("regex {pattern:?}: {e}"),
+                        });
+                }
+                self.parser
+                    .build_query_from_user_input_ast(UserInputAst::Leaf(leaf))
+                    .map_err(parser_error)
+            }
+        }
     }
 
     fn build_aggs(&self, req: &SearchRequest) -> Result<Option<Aggregations>, QueryError> {
@@ -501,6 +554,73 @@ fn check_fields(ast: &UserInputAst, fields: &Fields) -> Result<(), QueryError> {
             known: known_fields(),
         }),
         None => Ok(()),
+    }
+}
+
+/// Gives every clause made only of exclusions (`NOT b`, or the `(-b)` that
+/// `a AND NOT b` parses into) something to exclude from: all documents.
+/// Tantivy matches nothing for such a clause, so `a AND NOT b` would
+/// otherwise never match.
+fn complete_negations(ast: UserInputAst) -> UserInputAst {
+    match ast {
+        UserInputAst::Clause(children) => {
+            let mut children: Vec<_> = children
+                .into_iter()
+                .map(|(occur, child)| (occur, complete_negations(child)))
+                .collect();
+            if !children.is_empty() && children.iter().all(|(o, _)| *o == Some(Occur::MustNot)) {
+                children.push((
+                    Some(Occur::Must),
+                    UserInputAst::Leaf(Box::new(UserInputLeaf::All)),
+                ));
+            }
+            UserInputAst::Clause(children)
+        }
+        UserInputAst::Boost(inner, boost) => {
+            UserInputAst::Boost(Box::new(complete_negations(*inner)), boost)
+        }
+        UserInputAst::Leaf(leaf) => UserInputAst::Leaf(Box::new(wildcard_as_regex(*leaf))),
+    }
+}
+
+/// An unquoted word with wildcards (`actor.user:u00*`, `MRN-00?2`) as a
+/// regex over the field's terms (`*` any run, `?` one character):
+/// tantivy's parser would look the word up literally.
+fn wildcard_as_regex(leaf: UserInputLeaf) -> UserInputLeaf {
+    match leaf {
+        UserInputLeaf::Literal(l)
+            if matches!(l.delimiter, Delimiter::None)
+                && (l.phrase.contains('*') || l.phrase.contains('?')) =>
+        {
+            // Text fields (`message`, `attrs`) hold lowercased tokens.
+            let text = l
+                .field_name
+                .as_deref()
+                .is_none_or(|f| f == "message" || f.starts_with("attrs."));
+            let word = if text {
+                l.phrase.to_lowercase()
+            } else {
+                l.phrase.clone()
+            };
+            let mut pattern = String::new();
+            for part in word.split_inclusive(['*', '?']) {
+                let (lit, wild) = match part.strip_suffix('*') {
+                    Some(lit) => (lit, ".*"),
+                    None => match part.strip_suffix('?') {
+                        Some(lit) => (lit, "."),
+                        None => (part, ""),
+                    },
+                };
+                pattern.push_str(&regex::escape(lit));
+                pattern.push_str(wild);
+            }
+            UserInputLeaf::Regex {
+                // A bare word searches the default field.
+                field: Some(l.field_name.unwrap_or_else(|| "message".to_owned())),
+                pattern,
+            }
+        }
+        other => other,
     }
 }
 

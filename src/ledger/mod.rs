@@ -8,6 +8,7 @@
 //! `proof` (building and checking proofs), `verify` (whole-directory audit),
 //! with `hash` and `merkle` as the RFC 6962 / 9162 core.
 
+pub mod bundle;
 pub mod frontier;
 pub mod hash;
 pub mod keys;

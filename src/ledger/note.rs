@@ -219,8 +219,10 @@ pub fn sign_checkpoint(cp: &Checkpoint, signer: &NoteSigner) -> Result<String, N
     sign_note(&body, signer)
 }
 
-/// Check the note's signature by `verifier` and return its text.
-fn open_note<'a>(note: &'a str, verifier: &NoteVerifier) -> Result<&'a str, NoteError> {
+/// Check the note's signature by `verifier` and return its text (the
+/// signed bytes, ending in a newline). Public for notes that are not
+/// checkpoints, such as evidence-bundle manifests.
+pub fn open_note<'a>(note: &'a str, verifier: &NoteVerifier) -> Result<&'a str, NoteError> {
     if note.len() > MAX_NOTE_LEN {
         return Err(NoteError::TooLarge {
             len: note.len(),

@@ -4,5 +4,6 @@ mod cli;
 mod crash;
 mod http;
 mod ledger;
+mod search;
 mod tamper;
 mod util;

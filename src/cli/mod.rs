@@ -3,6 +3,7 @@
 
 use crate::config::Config;
 use crate::event::Via;
+use crate::ledger::bundle;
 use crate::ledger::keys::{self, NoteVerifier};
 use crate::ledger::proof::{
     self, CONSISTENCY_FORMAT, ConsistencyProof, INCLUSION_FORMAT, InclusionProof, LedgerReader,
@@ -10,6 +11,8 @@ use crate::ledger::proof::{
 use crate::ledger::verify::{VerifyReport, verify_data_dir};
 use crate::sources::import::{self, Progress};
 use anyhow::{Context, Result, bail};
+
+mod search;
 use clap::{Args, Parser, Subcommand};
 use std::io::{BufReader, Write};
 use std::path::{Path, PathBuf};
@@ -46,10 +49,13 @@ pub enum Command {
     },
     /// Append NDJSON events (a file or - for stdin) to the ledger.
     Import(ImportArgs),
-    /// Verify a data directory offline with the log's public key.
+    /// Verify a data directory, or an evidence bundle, offline with the log's public key.
     Verify {
-        #[arg(long)]
-        data: PathBuf,
+        #[arg(long, required_unless_present = "bundle", conflicts_with = "bundle")]
+        data: Option<PathBuf>,
+        /// An evidence bundle (tar) to verify instead of a data directory.
+        #[arg(long, conflicts_with = "since")]
+        bundle: Option<PathBuf>,
         #[arg(long)]
         vkey: PathBuf,
         /// An older signed checkpoint the log must still extend.
@@ -67,6 +73,32 @@ pub enum Command {
     Proof(ProofArgs),
     /// Run the service: HTTP ingest and API, sealing into the ledger.
     Serve(ServeArgs),
+    /// Search events (Lucene-style query) on a running service or a data directory.
+    Search {
+        /// A running service, e.g. http://127.0.0.1:8080.
+        #[arg(long, conflicts_with = "data")]
+        url: Option<String>,
+        /// A data directory (the index is brought up to date when no service runs).
+        #[arg(long)]
+        data: Option<PathBuf>,
+        /// Only events from this long ago until now: 30m, 24h, 7d, 2w.
+        #[arg(long)]
+        since: Option<String>,
+        #[arg(long, default_value_t = 20)]
+        limit: usize,
+        #[arg(long)]
+        json: bool,
+        /// e.g. 'actor.user:u0042 AND action:export'
+        query: String,
+    },
+    /// Reports for analysts and privacy officers.
+    #[command(subcommand)]
+    Report(ReportCommand),
+    /// Rebuild the search index from the ledger.
+    Reindex {
+        #[arg(long)]
+        data: PathBuf,
+    },
     /// Verify a proof file offline (inclusion or consistency).
     VerifyProof {
         #[arg(long)]
@@ -85,6 +117,26 @@ pub enum Command {
         /// DNS name or IP address the certificate is for (repeatable).
         #[arg(long, required = true)]
         host: Vec<String>,
+    },
+}
+
+#[derive(Subcommand, Debug)]
+pub enum ReportCommand {
+    /// Every access to one patient's record in a period, grouped by user.
+    PatientAccess {
+        patient: String,
+        /// RFC 3339 start (inclusive).
+        #[arg(long)]
+        from: Option<String>,
+        /// RFC 3339 end (exclusive).
+        #[arg(long)]
+        to: Option<String>,
+        #[arg(long, default_value = "json")]
+        format: String,
+        #[arg(long, conflicts_with = "data")]
+        url: Option<String>,
+        #[arg(long)]
+        data: Option<PathBuf>,
     },
 }
 
@@ -169,10 +221,15 @@ fn dispatch(command: Command) -> Result<ExitCode> {
         Command::Import(args) => import(args),
         Command::Verify {
             data,
+            bundle,
             vkey,
             since,
             json,
-        } => verify(&data, &vkey, since.as_deref(), json),
+        } => match (data, bundle) {
+            (_, Some(bundle)) => verify_bundle_file(&bundle, &vkey, json),
+            (Some(data), None) => verify(&data, &vkey, since.as_deref(), json),
+            (None, None) => bail!("give --data DIR or --bundle FILE"),
+        },
         Command::Checkpoint { data } => {
             let reader = LedgerReader::open(&data).context("reading the checkpoint")?;
             print!("{}", reader.checkpoint_text());
@@ -180,6 +237,37 @@ fn dispatch(command: Command) -> Result<ExitCode> {
         }
         Command::Proof(args) => proof(args),
         Command::Serve(args) => serve(args),
+        Command::Search {
+            url,
+            data,
+            since,
+            limit,
+            json,
+            query,
+        } => search::search(search::SearchCmd {
+            url: url.as_deref(),
+            data: data.as_deref(),
+            query: &query,
+            since: since.as_deref(),
+            limit,
+            json,
+        }),
+        Command::Report(ReportCommand::PatientAccess {
+            patient,
+            from,
+            to,
+            format,
+            url,
+            data,
+        }) => search::patient_access_report(search::ReportCmd {
+            url: url.as_deref(),
+            data: data.as_deref(),
+            patient: &patient,
+            from: from.as_deref(),
+            to: to.as_deref(),
+            format: &format,
+        }),
+        Command::Reindex { data } => search::reindex_cmd(&data),
         Command::VerifyProof {
             vkey,
             since,
@@ -351,6 +439,47 @@ fn verify(data: &Path, vkey: &Path, since: Option<&Path>, json: bool) -> Result<
         print_report(&report);
     }
     Ok(if report.ok {
+        ExitCode::SUCCESS
+    } else {
+        ExitCode::from(EXIT_CHECK_FAILED)
+    })
+}
+
+fn verify_bundle_file(file: &Path, vkey: &Path, json: bool) -> Result<ExitCode> {
+    use base64::Engine;
+    use base64::engine::general_purpose::STANDARD as B64;
+    let verifier = load_verifier(vkey)?;
+    let input = std::fs::File::open(file).with_context(|| format!("opening {}", file.display()))?;
+    let report = bundle::check_bundle(BufReader::new(input), &verifier);
+    if json {
+        println!("{}", report.to_json());
+    } else {
+        let verdict = if report.ok() { "OK" } else { "FAILED" };
+        println!("evidence bundle verification: {verdict}");
+        if let Some(q) = &report.query {
+            println!("  query: {}", serde_json::to_string(q)?);
+        }
+        if let Some(cp) = &report.checkpoint {
+            println!(
+                "  checkpoint: {} segments, root {}",
+                cp.size,
+                B64.encode(cp.root)
+            );
+        }
+        println!("  events proven: {}", report.events);
+        for e in &report.errors {
+            let member = e.member().unwrap_or("archive");
+            let index = e
+                .index()
+                .map(|i| format!(", event {i}"))
+                .unwrap_or_default();
+            println!("  error [{}] {member}{index}: {e}", e.kind());
+        }
+        if report.errors_omitted > 0 {
+            println!("  ... and {} more errors", report.errors_omitted);
+        }
+    }
+    Ok(if report.ok() {
         ExitCode::SUCCESS
     } else {
         ExitCode::from(EXIT_CHECK_FAILED)

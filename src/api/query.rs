@@ -1,0 +1,533 @@
+//! Analyst endpoints: search, single events and their proofs, checkpoints,
+//! consistency proofs, patient-access reports and evidence bundles. Every
+//! search, report and export is itself recorded in the ledger
+//! (`system/siem_search`, `system/siem_export`): who asked and what they
+//! asked, never the results.
+
+use crate::event::{Actor, Category, Event, Outcome, Timestamp, Via};
+use crate::index::{AggRequest, QueryError, SearchIndex, SearchRequest};
+use crate::ledger::bundle::{BundleError, BundleQuery, build_bundle};
+use crate::ledger::proof::{LedgerReader, ProofBuildError};
+use crate::pipeline::{IngestBatch, Item, Pipeline};
+use crate::report::patient_access;
+use axum::Json;
+use axum::extract::{ConnectInfo, Path, Query, State};
+use axum::http::{HeaderValue, StatusCode, header};
+use axum::response::{IntoResponse, Response};
+use serde::Deserialize;
+use serde_json::{Value, json};
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::time::Duration;
+
+#[derive(Clone)]
+pub struct QueryState {
+    pub index: Arc<SearchIndex>,
+    pub data_dir: PathBuf,
+    /// The log's signing key: evidence bundles carry a manifest it signs.
+    pub key_file: PathBuf,
+    pub pipeline: Pipeline,
+}
+
+fn error(status: StatusCode, message: impl Into<String>) -> Response {
+    (status, Json(json!({"error": message.into()}))).into_response()
+}
+
+/// A client error found while reading request parameters.
+pub struct BadRequest(String);
+
+impl IntoResponse for BadRequest {
+    fn into_response(self) -> Response {
+        error(StatusCode::BAD_REQUEST, self.0)
+    }
+}
+
+fn query_error(e: QueryError) -> Response {
+    if e.is_client_error() {
+        error(StatusCode::BAD_REQUEST, e.to_string())
+    } else if matches!(e, QueryError::TooSlow { .. }) {
+        error(StatusCode::UNPROCESSABLE_ENTITY, e.to_string())
+    } else {
+        tracing::error!(error = %e, "search failed");
+        error(StatusCode::INTERNAL_SERVER_ERROR, "search failed")
+    }
+}
+
+fn parse_time(field: &str, v: &Option<String>) -> Result<Option<Timestamp>, BadRequest> {
+    match v.as_deref() {
+        None | Some("") => Ok(None),
+        Some(s) => Timestamp::parse(s)
+            .map(Some)
+            .map_err(|e| BadRequest(format!("`{field}`: {e}"))),
+    }
+}
+
+/// Records who asked what of the SIEM. Best effort: a full pipeline must not
+/// turn an analyst's read into an error, but it is logged.
+async fn audit(state: &QueryState, peer: &SocketAddr, action: &str, attrs: Value, message: String) {
+    let mut event = Event::new(Timestamp::now(), Category::System, action, Outcome::Success);
+    event.actor = Some(Actor {
+        ip: Some(peer.ip().to_string()),
+        ..Actor::default()
+    });
+    event.message = Some(message);
+    event.attrs = attrs.as_object().cloned();
+    let batch = IngestBatch {
+        via: Via {
+            kind: "api".into(),
+            peer: Some(peer.ip().to_string()),
+            principal: None,
+        },
+        items: vec![Item::Event(event)],
+    };
+    if let Err(e) = state.pipeline.submit(batch).await {
+        tracing::error!(error = %e, action, "could not record a SIEM audit event");
+    }
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct SearchParams {
+    #[serde(default)]
+    q: String,
+    from: Option<String>,
+    to: Option<String>,
+    limit: Option<usize>,
+    cursor: Option<u64>,
+    /// POST only: aggregations.
+    #[serde(default)]
+    aggs: Vec<AggSpec>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields, rename_all = "snake_case")]
+pub enum AggSpec {
+    /// Counts by field: `{"terms": {"field": "actor.ip", "size": 10}}`.
+    Terms { field: String, size: Option<usize> },
+    /// Counts per interval of event time: `{"date_histogram": {"interval": "1h"}}`.
+    DateHistogram { interval: String },
+}
+
+fn parse_interval(s: &str) -> Option<Duration> {
+    let s = s.trim();
+    let (n, mult) = if let Some(n) = s.strip_suffix("ms") {
+        (n, 1)
+    } else if let Some(n) = s.strip_suffix('s') {
+        (n, 1000)
+    } else if let Some(n) = s.strip_suffix('m') {
+        (n, 60_000)
+    } else if let Some(n) = s.strip_suffix('h') {
+        (n, 3_600_000)
+    } else if let Some(n) = s.strip_suffix('d') {
+        (n, 86_400_000)
+    } else {
+        return None;
+    };
+    let n: u64 = n.parse().ok()?;
+    Some(Duration::from_millis(n.checked_mul(mult)?)).filter(|d| !d.is_zero())
+}
+
+fn to_request(p: &SearchParams) -> Result<SearchRequest, BadRequest> {
+    let mut aggs = Vec::with_capacity(p.aggs.len());
+    for a in &p.aggs {
+        aggs.push(match a {
+            AggSpec::Terms { field, size } => AggRequest::Terms {
+                field: field.clone(),
+                size: size.unwrap_or(10),
+            },
+            AggSpec::DateHistogram { interval } => AggRequest::DateHistogram {
+                interval: parse_interval(interval).ok_or_else(|| {
+                    BadRequest(format!(
+                        "interval {interval:?} is not like 30s, 5m, 1h or 1d"
+                    ))
+                })?,
+            },
+        });
+    }
+    Ok(SearchRequest {
+        q: p.q.clone(),
+        from: parse_time("from", &p.from)?,
+        to: parse_time("to", &p.to)?,
+        limit: p.limit.unwrap_or(100),
+        cursor: p.cursor,
+        aggs,
+    })
+}
+
+async fn run_search(state: QueryState, peer: SocketAddr, params: SearchParams) -> Response {
+    let req = match to_request(&params) {
+        Ok(r) => r,
+        Err(r) => return r.into_response(),
+    };
+    audit(
+        &state,
+        &peer,
+        "siem_search",
+        json!({"q": params.q, "from": params.from, "to": params.to, "limit": req.limit, "cursor": params.cursor,
+               "aggs": params.aggs.len()}),
+        format!("search: {}", params.q),
+    )
+    .await;
+    let index = state.index.clone();
+    match tokio::task::spawn_blocking(move || index.search(&req)).await {
+        Ok(Ok(resp)) => Json(resp).into_response(),
+        Ok(Err(e)) => query_error(e),
+        Err(e) => error(
+            StatusCode::INTERNAL_SERVER_ERROR,
+            format!("search task failed: {e}"),
+        ),
+    }
+}
+
+pub async fn get_search(
+    State(state): State<QueryState>,
+    ConnectInfo(peer): ConnectInfo<SocketAddr>,
+    Query(params): Query<SearchParams>,
+) -> Response {
+    if !params.aggs.is_empty() {
+        return error(StatusCode::BAD_REQUEST, "aggregations need POST /v1/search");
+    }
+    run_search(state, peer, params).await
+}
+
+pub async fn post_search(
+    State(state): State<QueryState>,
+    ConnectInfo(peer): ConnectInfo<SocketAddr>,
+    body: Result<Json<SearchParams>, axum::extract::rejection::JsonRejection>,
+) -> Response {
+    match body {
+        Ok(Json(params)) => run_search(state, peer, params).await,
+        Err(e) => error(StatusCode::BAD_REQUEST, e.body_text()),
+    }
+}
+
+pub async fn get_event(State(state): State<QueryState>, Path(index): Path<u64>) -> Response {
+    let search = state.index.clone();
+    let req = SearchRequest {
+        q: format!("index:{index}"),
+        limit: 1,
+        ..SearchRequest::default()
+    };
+    match tokio::task::spawn_blocking(move || search.search(&req)).await {
+        Ok(Ok(resp)) => match resp.hits.into_iter().next() {
+            Some(hit) => Json(hit).into_response(),
+            None => error(
+                StatusCode::NOT_FOUND,
+                format!(
+                    "no event {index} (yet: events are searchable about a second after acknowledgement)"
+                ),
+            ),
+        },
+        Ok(Err(e)) => query_error(e),
+        Err(e) => error(
+            StatusCode::INTERNAL_SERVER_ERROR,
+            format!("task failed: {e}"),
+        ),
+    }
+}
+
+fn proof_error(e: ProofBuildError) -> Response {
+    match e {
+        ProofBuildError::NotSealed(_) | ProofBuildError::NoCheckpoint => {
+            let mut r = error(StatusCode::CONFLICT, e.to_string());
+            r.headers_mut()
+                .insert(header::RETRY_AFTER, HeaderValue::from_static("1"));
+            r
+        }
+        ProofBuildError::NoSuchEvent { .. } => error(StatusCode::NOT_FOUND, e.to_string()),
+        ProofBuildError::BadSizes { .. } => error(StatusCode::BAD_REQUEST, e.to_string()),
+        other => {
+            tracing::error!(error = %other, "proof failed");
+            error(
+                StatusCode::INTERNAL_SERVER_ERROR,
+                "proof could not be built",
+            )
+        }
+    }
+}
+
+async fn with_reader<T: Send + 'static>(
+    data: PathBuf,
+    f: impl FnOnce(&LedgerReader) -> Result<T, ProofBuildError> + Send + 'static,
+) -> Result<T, Response> {
+    match tokio::task::spawn_blocking(move || LedgerReader::open(&data).and_then(|r| f(&r))).await {
+        Ok(Ok(v)) => Ok(v),
+        Ok(Err(e)) => Err(proof_error(e)),
+        Err(e) => Err(error(
+            StatusCode::INTERNAL_SERVER_ERROR,
+            format!("task failed: {e}"),
+        )),
+    }
+}
+
+pub async fn get_proof(State(state): State<QueryState>, Path(index): Path<u64>) -> Response {
+    match with_reader(state.data_dir.clone(), move |r| r.inclusion_proof(index)).await {
+        Ok(p) => Json(p).into_response(),
+        Err(r) => r,
+    }
+}
+
+pub async fn get_checkpoint(State(state): State<QueryState>) -> Response {
+    match with_reader(state.data_dir.clone(), |r| {
+        Ok(r.checkpoint_text().to_owned())
+    })
+    .await
+    {
+        Ok(text) => ([(header::CONTENT_TYPE, "text/plain; charset=utf-8")], text).into_response(),
+        Err(r) => r,
+    }
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ConsistencyParams {
+    from: u64,
+    to: Option<u64>,
+}
+
+pub async fn get_consistency(
+    State(state): State<QueryState>,
+    Query(p): Query<ConsistencyParams>,
+) -> Response {
+    let result = with_reader(state.data_dir.clone(), move |r| {
+        let latest = r.checkpoint().size;
+        if p.to.is_some_and(|to| to != latest) {
+            return Err(ProofBuildError::BadSizes {
+                old: p.from,
+                new: p.to.unwrap_or(latest),
+                latest,
+            });
+        }
+        r.consistency_proof(p.from)
+    })
+    .await;
+    match result {
+        Ok(p) => Json(p).into_response(),
+        Err(r) => r,
+    }
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ReportParams {
+    patient: String,
+    from: Option<String>,
+    to: Option<String>,
+    format: Option<String>,
+}
+
+/// Collects every hit of a query, page by page (bounded).
+pub fn collect_all(
+    index: &SearchIndex,
+    mut req: SearchRequest,
+    max: usize,
+) -> Result<Vec<crate::index::Hit>, QueryError> {
+    let mut out = Vec::new();
+    req.limit = 1000;
+    loop {
+        let page = index.search(&req)?;
+        let next = page.cursor;
+        out.extend(page.hits);
+        if out.len() > max {
+            return Err(QueryError::Invalid(format!(
+                "more than {max} matching events; narrow the period"
+            )));
+        }
+        match next {
+            Some(c) => req.cursor = Some(c),
+            None => return Ok(out),
+        }
+    }
+}
+
+/// Most events a single report or bundle may cover.
+pub const MAX_REPORT_EVENTS: usize = 100_000;
+
+pub async fn get_patient_access(
+    State(state): State<QueryState>,
+    ConnectInfo(peer): ConnectInfo<SocketAddr>,
+    Query(p): Query<ReportParams>,
+) -> Response {
+    let (from, to) = match (parse_time("from", &p.from), parse_time("to", &p.to)) {
+        (Ok(f), Ok(t)) => (f, t),
+        (Err(r), _) | (_, Err(r)) => return r.into_response(),
+    };
+    let format = p.format.clone().unwrap_or_else(|| "json".into());
+    if !matches!(format.as_str(), "json" | "csv" | "html") {
+        return error(StatusCode::BAD_REQUEST, "format must be json, csv or html");
+    }
+    audit(
+        &state,
+        &peer,
+        "siem_search",
+        json!({"report": "patient-access", "patient": p.patient, "from": p.from, "to": p.to, "format": format}),
+        format!("patient-access report for {}", p.patient),
+    )
+    .await;
+    let index = state.index.clone();
+    let patient = p.patient.clone();
+    let built = tokio::task::spawn_blocking(move || {
+        let req = SearchRequest {
+            q: patient_access::query_for(&patient),
+            from,
+            to,
+            ..SearchRequest::default()
+        };
+        let hits = collect_all(&index, req, MAX_REPORT_EVENTS)?;
+        Ok::<_, QueryError>(patient_access::build(
+            &patient,
+            from.as_ref(),
+            to.as_ref(),
+            hits.into_iter().map(|h| (h.index, h.entry)),
+        ))
+    })
+    .await;
+    let report = match built {
+        Ok(Ok(r)) => r,
+        Ok(Err(e)) => return query_error(e),
+        Err(e) => {
+            return error(
+                StatusCode::INTERNAL_SERVER_ERROR,
+                format!("report task failed: {e}"),
+            );
+        }
+    };
+    match format.as_str() {
+        "csv" => match patient_access::to_csv(&report) {
+            Ok(csv) => ([(header::CONTENT_TYPE, "text/csv; charset=utf-8")], csv).into_response(),
+            Err(e) => error(StatusCode::INTERNAL_SERVER_ERROR, e.to_string()),
+        },
+        "html" => (
+            [(header::CONTENT_TYPE, "text/html; charset=utf-8")],
+            patient_access::to_html(&report),
+        )
+            .into_response(),
+        _ => Json(report).into_response(),
+    }
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ExportBody {
+    q: String,
+    from: Option<String>,
+    to: Option<String>,
+}
+
+/// `POST /v1/export`: the events matching a query and range, each with its
+/// inclusion proof, the checkpoint they prove against, the public key, a
+/// signed manifest and a README, as one tar file that `sealtrail verify
+/// --bundle` checks offline.
+pub async fn post_export(
+    State(state): State<QueryState>,
+    ConnectInfo(peer): ConnectInfo<SocketAddr>,
+    body: Result<Json<ExportBody>, axum::extract::rejection::JsonRejection>,
+) -> Response {
+    let Json(body) = match body {
+        Ok(b) => b,
+        Err(e) => return error(StatusCode::BAD_REQUEST, e.body_text()),
+    };
+    let (from, to) = match (parse_time("from", &body.from), parse_time("to", &body.to)) {
+        (Ok(f), Ok(t)) => (f, t),
+        (Err(r), _) | (_, Err(r)) => return r.into_response(),
+    };
+    audit(
+        &state,
+        &peer,
+        "siem_export",
+        json!({"q": body.q, "from": body.from, "to": body.to}),
+        format!("evidence bundle export: {}", body.q),
+    )
+    .await;
+    let index = state.index.clone();
+    let req = SearchRequest {
+        q: body.q.clone(),
+        from,
+        to,
+        ..SearchRequest::default()
+    };
+    let hits = match tokio::task::spawn_blocking(move || {
+        collect_all(&index, req, MAX_REPORT_EVENTS)
+    })
+    .await
+    {
+        Ok(Ok(h)) => h,
+        Ok(Err(e)) => return query_error(e),
+        Err(e) => {
+            return error(
+                StatusCode::INTERNAL_SERVER_ERROR,
+                format!("export task failed: {e}"),
+            );
+        }
+    };
+    let indices: Vec<u64> = hits.iter().map(|h| h.index).collect();
+    let query = BundleQuery {
+        q: body.q,
+        from: body.from,
+        to: body.to,
+        requested_by: Some(peer.ip().to_string()),
+        created: Timestamp::now().to_string(),
+    };
+    // Matching events acknowledged in the last second may not be sealed yet:
+    // wait for the next checkpoint rather than leave them out.
+    let mut attempts = 0;
+    loop {
+        let (data, key_file, q, idx) = (
+            state.data_dir.clone(),
+            state.key_file.clone(),
+            query.clone(),
+            indices.clone(),
+        );
+        let built = tokio::task::spawn_blocking(move || {
+            let signer = crate::ledger::keys::load_signer(&key_file).map_err(|e| e.to_string())?;
+            let reader = LedgerReader::open(&data).map_err(|e| e.to_string())?;
+            let mut out = Vec::new();
+            match build_bundle(&reader, &signer, &q, &idx, &mut out) {
+                Ok(_) => Ok(Ok(out)),
+                Err(BundleError::NotSealed(i)) => Ok(Err(i)),
+                Err(e) => Err(e.to_string()),
+            }
+        })
+        .await;
+        match built {
+            Ok(Ok(Ok(tar))) => {
+                let mut r = tar.into_response();
+                let headers = r.headers_mut();
+                headers.insert(
+                    header::CONTENT_TYPE,
+                    HeaderValue::from_static("application/x-tar"),
+                );
+                headers.insert(
+                    header::CONTENT_DISPOSITION,
+                    HeaderValue::from_static("attachment; filename=\"sealtrail-evidence.tar\""),
+                );
+                return r;
+            }
+            Ok(Ok(Err(index))) if attempts < 20 => {
+                attempts += 1;
+                tracing::debug!(index, "waiting for the next seal before exporting");
+                tokio::time::sleep(Duration::from_millis(250)).await;
+            }
+            Ok(Ok(Err(index))) => {
+                return error(
+                    StatusCode::CONFLICT,
+                    format!("event {index} is not sealed yet; retry shortly"),
+                );
+            }
+            Ok(Err(e)) => {
+                tracing::error!(error = %e, "export failed");
+                return error(
+                    StatusCode::INTERNAL_SERVER_ERROR,
+                    format!("export failed: {e}"),
+                );
+            }
+            Err(e) => {
+                return error(
+                    StatusCode::INTERNAL_SERVER_ERROR,
+                    format!("export task failed: {e}"),
+                );
+            }
+        }
+    }
+}
