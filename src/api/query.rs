@@ -8,6 +8,7 @@ use crate::event::{Actor, Category, Event, Outcome, Timestamp, Via};
 use crate::index::{AggRequest, QueryError, SearchIndex, SearchRequest};
 use crate::ledger::bundle::{BundleError, BundleQuery, build_bundle};
 use crate::ledger::proof::{LedgerReader, ProofBuildError};
+use crate::pipeline::silence::parse_duration;
 use crate::pipeline::{IngestBatch, Item, Pipeline};
 use crate::report::patient_access;
 use axum::Json;
@@ -109,25 +110,6 @@ pub enum AggSpec {
     DateHistogram { interval: String },
 }
 
-fn parse_interval(s: &str) -> Option<Duration> {
-    let s = s.trim();
-    let (n, mult) = if let Some(n) = s.strip_suffix("ms") {
-        (n, 1)
-    } else if let Some(n) = s.strip_suffix('s') {
-        (n, 1000)
-    } else if let Some(n) = s.strip_suffix('m') {
-        (n, 60_000)
-    } else if let Some(n) = s.strip_suffix('h') {
-        (n, 3_600_000)
-    } else if let Some(n) = s.strip_suffix('d') {
-        (n, 86_400_000)
-    } else {
-        return None;
-    };
-    let n: u64 = n.parse().ok()?;
-    Some(Duration::from_millis(n.checked_mul(mult)?)).filter(|d| !d.is_zero())
-}
-
 fn to_request(p: &SearchParams) -> Result<SearchRequest, BadRequest> {
     let mut aggs = Vec::with_capacity(p.aggs.len());
     for a in &p.aggs {
@@ -137,11 +119,13 @@ fn to_request(p: &SearchParams) -> Result<SearchRequest, BadRequest> {
                 size: size.unwrap_or(10),
             },
             AggSpec::DateHistogram { interval } => AggRequest::DateHistogram {
-                interval: parse_interval(interval).ok_or_else(|| {
-                    BadRequest(format!(
-                        "interval {interval:?} is not like 30s, 5m, 1h or 1d"
-                    ))
-                })?,
+                interval: parse_duration(interval)
+                    .filter(|d| !d.is_zero())
+                    .ok_or_else(|| {
+                        BadRequest(format!(
+                            "interval {interval:?} is not like 30s, 5m, 1h or 1d"
+                        ))
+                    })?,
             },
         });
     }

@@ -9,7 +9,7 @@ use super::log::{Ledger, LedgerEntry, LedgerError};
 use std::ops::Range;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::mpsc::{self, Receiver, RecvTimeoutError, SyncSender, TrySendError};
+use std::sync::mpsc::{self, Receiver, RecvTimeoutError, SyncSender};
 use std::thread::{self, JoinHandle};
 use std::time::{Instant, SystemTime, UNIX_EPOCH};
 use thiserror::Error;
@@ -67,25 +67,6 @@ impl LedgerHandle {
         self.tx
             .send(Request::Append { entries, reply })
             .map_err(|_| AppendError::Closed)
-    }
-
-    /// Queues a batch only if there is room now (for backpressure upstream).
-    /// On `Full` the batch is handed back untouched.
-    pub fn try_submit(
-        &self,
-        entries: Vec<LedgerEntry>,
-        reply: Reply,
-    ) -> Result<(), (AppendError, Vec<LedgerEntry>)> {
-        match self.tx.try_send(Request::Append { entries, reply }) {
-            Ok(()) => Ok(()),
-            Err(TrySendError::Full(Request::Append { entries, .. })) => {
-                Err((AppendError::Full, entries))
-            }
-            Err(TrySendError::Disconnected(Request::Append { entries, .. })) => {
-                Err((AppendError::Closed, entries))
-            }
-            Err(_) => Err((AppendError::Closed, Vec::new())),
-        }
     }
 
     /// Appends and blocks until the entries are durable.

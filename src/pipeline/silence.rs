@@ -638,6 +638,11 @@ fn human(d: Duration) -> String {
 
 /// Durations in config: written as `"900s"`; read from a number of seconds
 /// or text with a unit `s`, `m`, `h` or `d`.
+/// Parses `500ms`, `90s`, `15m`, `2h`, `1d` (the config's duration syntax).
+pub fn parse_duration(text: &str) -> Option<Duration> {
+    duration_text::parse(text)
+}
+
 mod duration_text {
     use std::time::Duration;
 
@@ -669,7 +674,7 @@ mod duration_text {
         }
     }
 
-    pub(super) fn parse(t: &str) -> Option<Duration> {
+    pub(crate) fn parse(t: &str) -> Option<Duration> {
         let t = t.trim();
         if let Some(ms) = t.strip_suffix("ms") {
             return ms.parse().ok().map(Duration::from_millis);
