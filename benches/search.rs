@@ -1095,7 +1095,9 @@ fn main() {
         if smoke { 2_000 } else { 10_000 },
     );
     println!("peak rss of the bench process: {} MiB", peak_rss_mib());
-    let _ = std::fs::remove_dir_all(&root);
+    if std::env::var_os("SEALTRAIL_BENCH_KEEP").is_none() {
+        let _ = std::fs::remove_dir_all(&root);
+    }
 }
 
 mod nrt {
