@@ -156,6 +156,9 @@ pub struct RawLedger {
     pub seal_max_events: u64,
     /// ... or once its oldest event is this old.
     pub seal_max_age_ms: u64,
+    /// Compact sealed segments (per-entry zstd with a shared dictionary,
+    /// segment format 2) in the background; hashes and proofs are unchanged.
+    pub compress: bool,
 }
 
 impl Default for RawLedger {
@@ -164,6 +167,7 @@ impl Default for RawLedger {
             key_file: PathBuf::from("keys/signing.key"),
             seal_max_events: 16_384,
             seal_max_age_ms: 1000,
+            compress: true,
         }
     }
 }
@@ -174,6 +178,8 @@ pub struct Config {
     pub data_dir: PathBuf,
     pub key_file: PathBuf,
     pub seal: SealPolicy,
+    /// Compact sealed segments in the background (`[ledger] compress`).
+    pub compress: bool,
     pub http: HttpConfig,
     pub ingest: IngestConfig,
     pub silence: SilenceConfig,
@@ -267,6 +273,7 @@ impl Config {
         Ok(Config {
             data_dir: raw.data_dir,
             key_file: raw.ledger.key_file,
+            compress: raw.ledger.compress,
             seal,
             http: HttpConfig {
                 listen: h.listen,
@@ -305,6 +312,7 @@ mod tests {
         assert_eq!(c.key_file, PathBuf::from("keys/signing.key"));
         assert_eq!(c.seal.max_events, 16_384);
         assert_eq!(c.seal.max_age, Duration::from_millis(1000));
+        assert!(c.compress);
     }
 
     #[test]
@@ -314,6 +322,7 @@ mod tests {
         assert_eq!(c.data_dir, PathBuf::from("/x"));
         assert_eq!(c.seal.max_events, 5);
         assert_eq!(c.seal.max_age, Duration::from_millis(20));
+        assert!(!parse("[ledger]\ncompress = false\n").unwrap().compress);
     }
 
     #[test]

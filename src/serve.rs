@@ -8,6 +8,7 @@ use crate::config::Config;
 use crate::event::Entry;
 use crate::event::{Timestamp, Via};
 use crate::index::{Indexer, IndexerOptions, SearchIndex, index_dir, run_indexer};
+use crate::ledger::compactor::{Compactor, CompactorOptions};
 use crate::ledger::keys;
 use crate::ledger::log::Ledger;
 use crate::ledger::writer::LedgerWriter;
@@ -59,6 +60,8 @@ pub struct Core {
     pub metrics: Arc<Metrics>,
     appender: Appender,
     writer: LedgerWriter,
+    /// Compacts sealed segments beside the writer (`[ledger] compress`).
+    compactor: Option<Compactor>,
     tasks: Vec<tokio::task::JoinHandle<()>>,
 }
 
@@ -106,7 +109,22 @@ impl Core {
             Box::new(MaskTransform(masker)),
         ];
 
-        let writer = LedgerWriter::spawn(ledger, 256).context("starting the ledger writer")?;
+        // The compactor starts with a scan of every sealed segment, so a data
+        // directory from an older version or a crash gets compacted too.
+        let compactor = if config.compress {
+            Some(
+                Compactor::spawn(ledger.paths().clone(), CompactorOptions::default())
+                    .context("starting the compactor")?,
+            )
+        } else {
+            None
+        };
+        let writer = LedgerWriter::spawn_with_seal_hook(
+            ledger,
+            256,
+            compactor.as_ref().map(Compactor::notifier),
+        )
+        .context("starting the ledger writer")?;
         let metrics = Metrics::new();
         let _ = metrics.writer.set(writer.status());
         let silence = Arc::new(Mutex::new(load_silence(&data, &config.silence)?));
@@ -142,11 +160,15 @@ impl Core {
                 shutdown,
             )),
         ];
+        if let Some(c) = &compactor {
+            let _ = metrics.compactor.set(c.status());
+        }
         Ok(Core {
             pipeline,
             metrics,
             appender,
             writer,
+            compactor,
             tasks,
         })
     }
@@ -158,10 +180,15 @@ impl Core {
             t.await?;
         }
         drop(self.pipeline);
-        let (appender, writer) = (self.appender, self.writer);
+        let (appender, writer, compactor) = (self.appender, self.writer, self.compactor);
         tokio::task::spawn_blocking(move || {
             appender.join();
-            writer.shutdown()
+            let sealed = writer.shutdown();
+            // After the last seal: the compactor gets a bounded last pass.
+            if let Some(c) = compactor {
+                c.shutdown();
+            }
+            sealed
         })
         .await?
         .context("sealing the ledger on shutdown")?;

@@ -10,6 +10,11 @@
 //! past the caller's `limit` (the writer's durable next index), and stops at
 //! a partial or torn frame: `next_entry` answers `None` and the next call
 //! retries from the same place.
+//!
+//! Compacted (version 2) segments are decoded through the codec their header
+//! names. Compaction renames a new file over a sealed segment; a follower
+//! that already holds the old file keeps reading it (same entries), and any
+//! segment it opens later is read per its own header.
 
 use std::fs::File;
 use std::io;
@@ -18,10 +23,11 @@ use std::path::{Path, PathBuf};
 
 use thiserror::Error;
 
+use crate::ledger::dicts::DictStore;
 use crate::ledger::log::{LedgerError, LedgerPaths, list_segments};
 use crate::ledger::segment::{
-    self, BLOCK_SHIFT, FRAME_HEADER_LEN, Footer, MAX_ENTRY_LEN, SEAL_MARKER, SegmentError,
-    SegmentHeader,
+    self, BLOCK_SHIFT, FRAME_HEADER_LEN, Footer, FrameCodec, MAX_ENTRY_LEN, SEAL_MARKER,
+    SegmentError, SegmentHeader,
 };
 
 /// Read-ahead size: large enough for sequential throughput, small enough
@@ -62,6 +68,8 @@ struct Current {
     number: u64,
     path: PathBuf,
     file: File,
+    /// How this file's payloads decode (from its header).
+    codec: FrameCodec,
     /// File offset of the frame at global index `at`.
     pos: u64,
     at: u64,
@@ -80,6 +88,7 @@ enum Found {
 /// A cursor over the ledger's entries; see the module docs.
 pub struct LedgerFollower {
     segments: PathBuf,
+    dicts: DictStore,
     next: u64,
     current: Option<Current>,
     /// Segment to open next once it exists (after a sealed one ended).
@@ -93,8 +102,10 @@ impl LedgerFollower {
     /// A follower that will return entries from global index `start` on.
     /// Nothing is read until `next_entry`.
     pub fn new(data_dir: &Path, start: u64) -> LedgerFollower {
+        let paths = LedgerPaths::new(data_dir);
         LedgerFollower {
-            segments: LedgerPaths::new(data_dir).segments,
+            dicts: DictStore::new(&paths.dicts),
+            segments: paths.segments,
             next: start,
             current: None,
             pending: None,
@@ -152,8 +163,22 @@ impl LedgerFollower {
                     if at < self.next {
                         continue;
                     }
-                    out.clear();
-                    out.extend_from_slice(&self.chunk[start..start + len as usize]);
+                    let stored = &self.chunk[start..start + len as usize];
+                    match &cur.codec {
+                        FrameCodec::Plain => {
+                            out.clear();
+                            out.extend_from_slice(stored);
+                        }
+                        codec => {
+                            codec
+                                .decode_into(stored, out)
+                                .map_err(|e| SegmentError::Frame {
+                                    path: path.clone(),
+                                    offset: pos,
+                                    reason: e.to_string(),
+                                })?
+                        }
+                    }
                     self.next = at + 1;
                     return Ok(Some(at));
                 }
@@ -187,6 +212,7 @@ impl LedgerFollower {
                     found: header.first_index,
                 });
             }
+            let codec = self.codec(&path, &header)?;
             self.pending = None;
             // The read-ahead buffer belongs to the previous file.
             self.chunk.clear();
@@ -194,12 +220,22 @@ impl LedgerFollower {
                 number,
                 path,
                 file,
+                codec,
                 pos: header_len,
                 at: header.first_index,
             });
             return Ok(true);
         }
         self.locate()
+    }
+
+    fn codec(&self, path: &Path, header: &SegmentHeader) -> Result<FrameCodec, FollowError> {
+        self.dicts.codec(header.format).map_err(|source| {
+            FollowError::Segment(SegmentError::Dict {
+                path: path.to_owned(),
+                source,
+            })
+        })
     }
 
     /// Finds the segment holding `next` by binary search over the segment
@@ -252,11 +288,13 @@ impl LedgerFollower {
                 at += block << BLOCK_SHIFT;
             }
         }
+        let codec = self.codec(&path, &header)?;
         self.chunk.clear();
         self.current = Some(Current {
             number,
             path,
             file,
+            codec,
             pos,
             at,
         });

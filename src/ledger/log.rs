@@ -6,6 +6,7 @@
 //! DATA/LOCK                          held by the one process that writes DATA
 //! DATA/ledger/segments/NNNNNNNNNNNN.seg    sealed segments
 //! DATA/ledger/segments/NNNNNNNNNNNN.open   the open segment (write-ahead log)
+//! DATA/ledger/dicts/<sha256>.zdict    zstd dictionaries of compacted segments
 //! DATA/ledger/tree/level-LL          log tree nodes (derived, repaired on open)
 //! DATA/ledger/segments.idx           first global index of each sealed segment (derived)
 //! DATA/ledger/checkpoint             latest signed checkpoint (C2SP signed note)
@@ -155,6 +156,8 @@ pub struct LedgerPaths {
     pub data: PathBuf,
     pub ledger: PathBuf,
     pub segments: PathBuf,
+    /// zstd dictionaries named by compacted (v2) segment headers.
+    pub dicts: PathBuf,
     pub tree: PathBuf,
     pub index: PathBuf,
     pub checkpoint: PathBuf,
@@ -167,6 +170,7 @@ impl LedgerPaths {
         LedgerPaths {
             data: data_dir.to_owned(),
             segments: ledger.join("segments"),
+            dicts: ledger.join("dicts"),
             tree: ledger.join("tree"),
             index: ledger.join("segments.idx"),
             checkpoint: ledger.join("checkpoint"),
@@ -178,6 +182,34 @@ impl LedgerPaths {
     pub fn segment(&self, number: u64, sealed: bool) -> PathBuf {
         self.segments.join(segment::file_name(number, sealed))
     }
+
+    /// Where compaction writes the new file of sealed segment `number`.
+    pub fn compacting(&self, number: u64) -> PathBuf {
+        self.segments.join(format!(
+            "{}{}",
+            segment::file_name(number, true),
+            segment::COMPACT_SUFFIX
+        ))
+    }
+}
+
+/// Deletes what an interrupted compaction left behind: `N.seg.compact`
+/// files (never renamed, so `N.seg` is intact) and dictionary temporaries.
+fn remove_compaction_leftovers(paths: &LedgerPaths) -> Result<(), LedgerError> {
+    let dir = &paths.segments;
+    for entry in fs::read_dir(dir).map_err(|e| LedgerError::io(dir, e))? {
+        let entry = entry.map_err(|e| LedgerError::io(dir, e))?;
+        if entry
+            .file_name()
+            .to_str()
+            .is_some_and(|n| n.ends_with(segment::COMPACT_SUFFIX))
+        {
+            fs::remove_file(entry.path()).map_err(|e| LedgerError::io(&entry.path(), e))?;
+        }
+    }
+    super::dicts::DictStore::new(&paths.dicts)
+        .remove_temporaries()
+        .map_err(|e| LedgerError::Damaged(e.to_string()))
 }
 
 /// Lists segment files: sealed numbers (sorted) and the open one, if any.
@@ -316,6 +348,7 @@ impl Ledger {
         }
 
         let mut recovery = Recovery::default();
+        remove_compaction_leftovers(&paths)?;
         let (sealed, open_files) = list_segments(&paths.segments)?;
         for (i, n) in sealed.iter().enumerate() {
             if *n != i as u64 {
@@ -380,6 +413,7 @@ impl Ledger {
             number: last.as_ref().map_or(0, |r| r.number + 1),
             first_index: last.as_ref().map_or(0, |r| r.end_index()),
             prev: last.as_ref().map_or([0; 32], |r| r.chain_hash()),
+            format: segment::FrameFormat::Plain,
         };
         let open = match ledger_open {
             Some(RecoveredOpen::Open(seg)) => {
@@ -721,6 +755,7 @@ impl Ledger {
             number: header.number + 1,
             first_index: footer.record.end_index(),
             prev: footer.record.chain_hash(),
+            format: segment::FrameFormat::Plain,
         };
         let path = self.paths.segment(next.number, false);
         self.open = self.stats.durable(|| OpenSegment::create(path, next))?;

@@ -6,9 +6,14 @@
 //! `writer` (group commit thread), `record` + `tree_store` + `frontier` (the
 //! log tree of segment records), `note` + `keys` (signed checkpoints),
 //! `proof` (building and checking proofs), `verify` (whole-directory audit),
-//! with `hash` and `merkle` as the RFC 6962 / 9162 core.
+//! with `hash` and `merkle` as the RFC 6962 / 9162 core. `compact` and
+//! `compactor` rewrite sealed segments into the compressed format (v2) with
+//! shared zstd dictionaries from `dicts`.
 
 pub mod bundle;
+pub mod compact;
+pub mod compactor;
+pub mod dicts;
 pub mod frontier;
 pub mod hash;
 pub mod keys;

@@ -6,13 +6,14 @@
 //! segment tree), segment record -> log root (path in the log tree), log root
 //! -> signed checkpoint. The JSON shape is documented in docs/LEDGER.md.
 
+use super::dicts::DictStore;
 use super::hash::{Hash, Rfc6962, leaf_hash};
 use super::keys::NoteVerifier;
 use super::log::LedgerPaths;
 use super::merkle::{self, ProofError};
 use super::note::{self, Checkpoint, NoteError};
 use super::record::{RecordError, SegmentRecord};
-use super::segment::{self, BLOCK_SHIFT, Footer, SegmentError};
+use super::segment::{self, BLOCK_SHIFT, Footer, FrameCodec, SegmentError, SegmentHeader};
 use super::tree_store::{SegmentIndex, TreeStore, TreeStoreError};
 use base64::Engine;
 use base64::engine::general_purpose::STANDARD as B64;
@@ -180,6 +181,8 @@ pub struct LedgerReader {
     index: SegmentIndex,
     checkpoint_text: String,
     checkpoint: Checkpoint,
+    /// Dictionaries of compacted segments, loaded once per reader.
+    dicts: DictStore,
 }
 
 impl LedgerReader {
@@ -208,6 +211,7 @@ impl LedgerReader {
             )));
         }
         Ok(LedgerReader {
+            dicts: DictStore::new(&paths.dicts),
             paths,
             tree,
             index,
@@ -226,6 +230,23 @@ impl LedgerReader {
 
     pub fn paths(&self) -> &LedgerPaths {
         &self.paths
+    }
+
+    /// How the frames of the segment open in `file` are stored (its header).
+    fn codec(&self, path: &Path, file: &mut File) -> Result<FrameCodec, ProofBuildError> {
+        use std::io::{Seek, SeekFrom};
+        file.seek(SeekFrom::Start(0))
+            .map_err(|source| ProofBuildError::Io {
+                path: path.to_owned(),
+                source,
+            })?;
+        let (header, _) = SegmentHeader::read(path, &mut std::io::BufReader::new(&*file))?;
+        self.dicts.codec(header.format).map_err(|source| {
+            ProofBuildError::Segment(SegmentError::Dict {
+                path: path.to_owned(),
+                source,
+            })
+        })
     }
 
     /// Footer of sealed segment `number`.
@@ -285,7 +306,8 @@ impl LedgerReader {
             ProofBuildError::Inconsistent(format!("segment {number} has no block {block}"))
         })?;
         let path = self.paths.segment(number, true);
-        let entries = segment::read_block(&path, &mut file, offset, block_len)?;
+        let codec = self.codec(&path, &mut file)?;
+        let entries = segment::read_block(&path, &mut file, &codec, offset, block_len)?;
         let entry = entries.get(in_block).cloned().ok_or_else(|| {
             ProofBuildError::Inconsistent(format!("block {block} of segment {number} is short"))
         })?;

@@ -6,6 +6,7 @@
 //! Integrity problems are collected as `Issue`s naming the segment and, where
 //! it can be known, the event; `VerifyError` is only for not being able to run.
 
+use super::dicts::DictStore;
 use super::frontier::Frontier;
 use super::hash::{Hash, leaf_hash, root_of_leaves};
 use super::keys::NoteVerifier;
@@ -100,7 +101,7 @@ struct SegmentCheck {
     issues: Vec<Issue>,
 }
 
-fn check_segment(path: &Path, number: u64) -> SegmentCheck {
+fn check_segment(path: &Path, number: u64, dicts: &DictStore) -> SegmentCheck {
     let mut out = SegmentCheck {
         number,
         header: None,
@@ -115,11 +116,12 @@ fn check_segment(path: &Path, number: u64) -> SegmentCheck {
             detail,
         })
     };
-    let mut reader = match FrameReader::open(path) {
+    let mut reader = match FrameReader::open_with(path, dicts) {
         Ok(r) => r,
         Err(e) => {
             let kind = match e {
                 SegmentError::Io { .. } => "io",
+                SegmentError::Dict { .. } => "dictionary",
                 _ => "header",
             };
             issue(None, kind, e.to_string());
@@ -266,7 +268,12 @@ fn check_segment(path: &Path, number: u64) -> SegmentCheck {
 }
 
 /// Checks the sealed segments in windows on a few threads.
-fn check_window(paths: &LedgerPaths, numbers: &[u64], threads: usize) -> Vec<SegmentCheck> {
+fn check_window(
+    paths: &LedgerPaths,
+    dicts: &DictStore,
+    numbers: &[u64],
+    threads: usize,
+) -> Vec<SegmentCheck> {
     let next = std::sync::atomic::AtomicUsize::new(0);
     let results = std::sync::Mutex::new(Vec::with_capacity(numbers.len()));
     std::thread::scope(|s| {
@@ -275,7 +282,7 @@ fn check_window(paths: &LedgerPaths, numbers: &[u64], threads: usize) -> Vec<Seg
                 loop {
                     let i = next.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
                     let Some(n) = numbers.get(i) else { break };
-                    let check = check_segment(&paths.segment(*n, true), *n);
+                    let check = check_segment(&paths.segment(*n, true), *n, dicts);
                     // A poisoned lock means another checker panicked; its
                     // segment is then reported missing by the caller.
                     if let Ok(mut r) = results.lock() {
@@ -371,6 +378,8 @@ pub fn verify_data_dir(
     let (sealed, open) = list_segments(&paths.segments)?;
     let highest = sealed.last().map_or(0, |n| n + 1);
     let stored_tree = TreeStore::open_read_only(&paths.tree).ok();
+    // Each dictionary is read and hash-checked once per run.
+    let dicts = DictStore::new(&paths.dicts);
     let mut frontier = Frontier::new();
     let mut root_at_checkpoint: Option<Hash> = checkpoint
         .as_ref()
@@ -392,7 +401,7 @@ pub fn verify_data_dir(
         while let Some(n) = present.next_if(|n| **n < end) {
             numbers.push(*n);
         }
-        let checks = check_window(&paths, &numbers, threads);
+        let checks = check_window(&paths, &dicts, &numbers, threads);
         let mut checks = checks.into_iter().peekable();
         for s in start..end {
             let Some(check) = checks.next_if(|c| c.number == s) else {

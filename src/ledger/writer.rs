@@ -37,6 +37,9 @@ pub enum AppendError {
 
 pub type Reply = Box<dyn FnOnce(Result<Appended, AppendError>) + Send>;
 
+/// Called by the writer thread after it sealed one or more segments.
+pub type SealHook = Box<dyn Fn() + Send>;
+
 pub(crate) enum Request {
     Append {
         entries: Vec<LedgerEntry>,
@@ -141,13 +144,24 @@ pub struct LedgerWriter {
 impl LedgerWriter {
     /// Starts the writer; `queue` bounds the number of waiting batches.
     pub fn spawn(ledger: Ledger, queue: usize) -> std::io::Result<Self> {
+        Self::spawn_with_seal_hook(ledger, queue, None)
+    }
+
+    /// Like `spawn`; `on_seal` runs on the writer thread after each batch of
+    /// work that sealed a segment, so it must not block (the compactor's
+    /// notifier only tries a bounded send).
+    pub fn spawn_with_seal_hook(
+        ledger: Ledger,
+        queue: usize,
+        on_seal: Option<SealHook>,
+    ) -> std::io::Result<Self> {
         let (tx, rx) = mpsc::sync_channel(queue.max(1));
         let status = Arc::new(WriterStatus::default());
         status.publish(&ledger);
         let published = status.clone();
         let thread = thread::Builder::new()
             .name("ledger-writer".into())
-            .spawn(move || run(ledger, rx, &published))?;
+            .spawn(move || run(ledger, rx, &published, on_seal))?;
         Ok(LedgerWriter {
             handle: LedgerHandle { tx },
             thread,
@@ -178,9 +192,20 @@ fn run(
     mut ledger: Ledger,
     rx: Receiver<Request>,
     status: &WriterStatus,
+    on_seal: Option<SealHook>,
 ) -> Result<(), LedgerError> {
     // Batches written since the last fsync, waiting for it to be acknowledged.
     let mut group: Vec<(Reply, Range<u64>)> = Vec::new();
+    let mut sealed = ledger.sealed_segments();
+    let mut published = |ledger: &Ledger| {
+        status.publish(ledger);
+        if ledger.sealed_segments() != sealed {
+            sealed = ledger.sealed_segments();
+            if let Some(hook) = &on_seal {
+                hook();
+            }
+        }
+    };
     loop {
         let first = match ledger.seal_deadline() {
             Some(deadline) => {
@@ -190,7 +215,7 @@ fn run(
                         if let Err(e) = ledger.seal_if_due(Instant::now()) {
                             return fail_group(rx, Vec::new(), e);
                         }
-                        status.publish(&ledger);
+                        published(&ledger);
                         continue;
                     }
                     Err(RecvTimeoutError::Disconnected) => break,
@@ -254,7 +279,7 @@ fn run(
         if let Err(e) = ledger.seal_if_due(Instant::now()) {
             return fail_group(rx, Vec::new(), e);
         }
-        status.publish(&ledger);
+        published(&ledger);
     }
     ledger.close()
 }

@@ -1,5 +1,6 @@
 //! Prometheus metrics of the ingest pipeline, rendered at `/metrics`.
 
+use crate::ledger::compactor::CompactorStatus;
 use crate::ledger::writer::WriterStatus;
 use prometheus::{
     Encoder, HistogramOpts, HistogramVec, IntCounter, IntCounterVec, IntGauge, IntGaugeVec, Opts,
@@ -24,8 +25,12 @@ pub struct Metrics {
     pub appended_events: IntGauge,
     pub fsync_seconds: prometheus::Gauge,
     pub silent_sources: IntCounter,
+    pub compacted_segments: IntGauge,
+    pub compaction_bytes: IntGaugeVec,
     /// The ledger writer's progress, read at render time.
     pub writer: OnceLock<Arc<WriterStatus>>,
+    /// The compactor's totals, read at render time (absent when off).
+    pub compactor: OnceLock<Arc<CompactorStatus>>,
 }
 
 fn counter(registry: &Registry, name: &str, help: &str, labels: &[&str]) -> IntCounterVec {
@@ -77,6 +82,19 @@ impl Metrics {
         .unwrap_or_else(|e| panic!("fsync_seconds: {e}"));
         let silent_sources = IntCounter::new("source_silent_total", "source_silent events raised")
             .unwrap_or_else(|e| panic!("source_silent: {e}"));
+        let compacted_segments = IntGauge::new(
+            "compacted_segments",
+            "sealed segments compressed by the compactor since start",
+        )
+        .unwrap_or_else(|e| panic!("compacted_segments: {e}"));
+        let compaction_bytes = IntGaugeVec::new(
+            Opts::new(
+                "compaction_file_bytes",
+                "sizes of the segment files compacted since start, before and after",
+            ),
+            &["state"],
+        )
+        .unwrap_or_else(|e| panic!("compaction_file_bytes: {e}"));
         for c in [
             Box::new(queue_depth.clone()) as Box<dyn prometheus::core::Collector>,
             Box::new(ack_latency.clone()),
@@ -85,6 +103,8 @@ impl Metrics {
             Box::new(appended_events.clone()),
             Box::new(fsync_seconds.clone()),
             Box::new(silent_sources.clone()),
+            Box::new(compacted_segments.clone()),
+            Box::new(compaction_bytes.clone()),
         ] {
             registry
                 .register(c)
@@ -140,8 +160,11 @@ impl Metrics {
             appended_events,
             fsync_seconds,
             silent_sources,
+            compacted_segments,
+            compaction_bytes,
             registry,
             writer: OnceLock::new(),
+            compactor: OnceLock::new(),
         })
     }
 
@@ -164,6 +187,18 @@ impl Metrics {
             self.seal_lag.set(lag as f64 / 1000.0);
             self.fsync_seconds
                 .set(w.fsync_nanos.load(Ordering::Relaxed) as f64 / 1e9);
+        }
+        if let Some(c) = self.compactor.get() {
+            self.compacted_segments
+                .set(c.segments.load(Ordering::Relaxed) as i64);
+            for (state, v) in [
+                ("before", &c.file_bytes_before),
+                ("after", &c.file_bytes_after),
+            ] {
+                self.compaction_bytes
+                    .with_label_values(&[state])
+                    .set(v.load(Ordering::Relaxed) as i64);
+            }
         }
         let mut out = Vec::new();
         // Encoding into a Vec cannot fail for the text format.

@@ -1,0 +1,422 @@
+//! The compactor: a thread beside the ledger writer that compacts sealed
+//! version 1 segments into version 2 (`compact.rs`) and chooses the shared
+//! zstd dictionary.
+//!
+//! Dictionary policy:
+//! - no dictionary yet (new ledger, or none found in the newest compacted
+//!   segment's header): wait until the pending version 1 segments hold at
+//!   least `min_samples` entries, train a `DICT_SIZE` dictionary on the newest
+//!   of them (at most `max_samples` entries / `max_sample_bytes`), then
+//!   compact them all; until then segments stay version 1;
+//! - the current dictionary is reused for the following segments, across
+//!   restarts (it is the one the newest compacted segment names);
+//! - every `check_window` entries, the stored/original ratio of the entries
+//!   compacted since the last check is compared with the ratio the
+//!   dictionary had on its own training set (or, after a restart, on the
+//!   first window); when it is worse by `retrain_factor`, a new dictionary is
+//!   trained on the most recent entries and used from the next segment on.
+//!
+//! It is woken by the writer after each seal (a non-blocking, coalescing
+//! notification) and scans all sealed segments at start, so an old data
+//! directory or one left by a crash gets compacted too. On shutdown it
+//! finishes within `stop_grace`; a segment it abandons stays version 1 (and
+//! an interrupted `.compact` file is deleted at the next open).
+
+use super::compact::{self, CompactError, CompactStats, DICT_SIZE, Dictionary, PlainSegment};
+use super::dicts::DictStore;
+use super::log::{LedgerPaths, list_segments};
+use super::segment::{Footer, FrameFormat, SegmentHeader};
+use std::collections::{BTreeMap, BTreeSet, VecDeque};
+use std::fs::File;
+use std::io::BufReader;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::mpsc::{self, Receiver, SyncSender, TrySendError};
+use std::sync::{Arc, OnceLock};
+use std::thread::{self, JoinHandle};
+use std::time::{Duration, Instant};
+
+#[derive(Clone, Debug)]
+pub struct CompactorOptions {
+    /// Entries needed before the first dictionary is trained.
+    pub min_samples: usize,
+    /// Most entries (and bytes) a dictionary is trained on.
+    pub max_samples: usize,
+    pub max_sample_bytes: usize,
+    /// Target dictionary size.
+    pub dict_size: usize,
+    /// Retrain when a window compresses this much worse than the baseline.
+    pub retrain_factor: f64,
+    /// Entries per ratio check.
+    pub check_window: u64,
+    /// How long shutdown may keep compacting before it abandons the rest.
+    pub stop_grace: Duration,
+}
+
+impl Default for CompactorOptions {
+    fn default() -> Self {
+        CompactorOptions {
+            min_samples: 4096,
+            max_samples: 16_384,
+            max_sample_bytes: 16 << 20,
+            dict_size: DICT_SIZE,
+            retrain_factor: 1.25,
+            check_window: 4096,
+            stop_grace: Duration::from_secs(5),
+        }
+    }
+}
+
+/// Totals, for metrics.
+#[derive(Debug, Default)]
+pub struct CompactorStatus {
+    pub segments: AtomicU64,
+    pub entries: AtomicU64,
+    pub file_bytes_before: AtomicU64,
+    pub file_bytes_after: AtomicU64,
+    pub dictionaries_trained: AtomicU64,
+    pub failures: AtomicU64,
+}
+
+struct Current {
+    dict: Dictionary,
+    /// Stored/original ratio the dictionary is expected to reach.
+    baseline: Option<f64>,
+}
+
+/// The compaction state of one ledger; `pass` does the work synchronously
+/// (the thread calls it; tests and benchmarks can too).
+pub struct Compaction {
+    paths: LedgerPaths,
+    dicts: DictStore,
+    opts: CompactorOptions,
+    current: Option<Current>,
+    looked_for_current: bool,
+    /// Most recent entries compacted, for retraining.
+    recent: VecDeque<Vec<u8>>,
+    recent_bytes: usize,
+    window: (u64, u64, u64),
+    /// Sealed segments below this number have been looked at: they are
+    /// compacted, skipped, or in `plain`.
+    scanned_below: u64,
+    /// Version 1 sealed segments waiting, with their entry counts.
+    plain: BTreeMap<u64, u64>,
+    /// Segments that failed to compact; not retried until restart.
+    skipped: BTreeSet<u64>,
+    status: Arc<CompactorStatus>,
+}
+
+impl Compaction {
+    pub fn new(paths: LedgerPaths, opts: CompactorOptions) -> Compaction {
+        Compaction {
+            dicts: DictStore::new(&paths.dicts),
+            paths,
+            opts,
+            current: None,
+            looked_for_current: false,
+            recent: VecDeque::new(),
+            recent_bytes: 0,
+            window: (0, 0, 0),
+            scanned_below: 0,
+            plain: BTreeMap::new(),
+            skipped: BTreeSet::new(),
+            status: Arc::new(CompactorStatus::default()),
+        }
+    }
+
+    pub fn status(&self) -> Arc<CompactorStatus> {
+        self.status.clone()
+    }
+
+    /// Hash of the dictionary new segments are compacted with, if any.
+    pub fn current_dict(&self) -> Option<[u8; 32]> {
+        self.current.as_ref().map(|c| *c.dict.hash())
+    }
+
+    fn header(&self, n: u64) -> Option<SegmentHeader> {
+        let path = self.paths.segment(n, true);
+        let file = File::open(&path).ok()?;
+        SegmentHeader::read(&path, &mut BufReader::new(file))
+            .ok()
+            .map(|(h, _)| h)
+    }
+
+    /// Entry count of sealed segment `n` if it is version 1.
+    fn plain_count(&self, n: u64) -> Option<u64> {
+        let path = self.paths.segment(n, true);
+        let file = File::open(&path).ok()?;
+        let (header, _) = SegmentHeader::read(&path, &mut BufReader::new(&file)).ok()?;
+        if header.format != FrameFormat::Plain {
+            return None;
+        }
+        let mut file = file;
+        Footer::read(&path, &mut file).ok().map(|f| f.record.count)
+    }
+
+    /// The dictionary named by the newest compacted segment.
+    fn find_current(&mut self, sealed: &[u64]) {
+        self.looked_for_current = true;
+        for &n in sealed.iter().rev() {
+            if let Some(FrameFormat::Zstd { dict }) = self.header(n).map(|h| h.format) {
+                if dict == [0; 32] {
+                    continue;
+                }
+                match self.dicts.read_bytes(&dict) {
+                    Ok(bytes) => {
+                        self.current = Some(Current {
+                            dict: Dictionary::from_bytes(bytes),
+                            baseline: None,
+                        });
+                    }
+                    Err(e) => tracing::warn!(error = %e, "not reusing the current dictionary"),
+                }
+                return;
+            }
+        }
+    }
+
+    fn train(&mut self, samples: &[Vec<u8>]) -> Result<(), CompactError> {
+        let started = Instant::now();
+        let dict = Dictionary::train(samples, self.opts.dict_size)?;
+        let (after, before) = dict.measure(samples)?;
+        let baseline = after as f64 / before.max(1) as f64;
+        self.dicts.write(dict.bytes())?;
+        tracing::info!(
+            dict = %hex::encode(dict.hash()),
+            samples = samples.len(),
+            bytes = dict.bytes().len(),
+            baseline_ratio = baseline,
+            took_ms = started.elapsed().as_millis() as u64,
+            "trained a compression dictionary"
+        );
+        self.status
+            .dictionaries_trained
+            .fetch_add(1, Ordering::Relaxed);
+        self.current = Some(Current {
+            dict,
+            baseline: Some(baseline),
+        });
+        self.window = (0, 0, 0);
+        Ok(())
+    }
+
+    fn remember(&mut self, entries: Vec<Vec<u8>>) {
+        for e in entries {
+            self.recent_bytes += e.len();
+            self.recent.push_back(e);
+        }
+        while self.recent.len() > self.opts.max_samples
+            || self.recent_bytes > self.opts.max_sample_bytes
+        {
+            match self.recent.pop_front() {
+                Some(e) => self.recent_bytes -= e.len(),
+                None => break,
+            }
+        }
+    }
+
+    /// Compares the last window's ratio with the baseline; retrains when
+    /// it got noticeably worse.
+    fn check_ratio(&mut self, stats: &CompactStats) -> Result<(), CompactError> {
+        let w = &mut self.window;
+        w.0 += stats.entries;
+        w.1 += stats.entry_bytes;
+        w.2 += stats.stored_bytes;
+        if w.0 < self.opts.check_window {
+            return Ok(());
+        }
+        let ratio = w.2 as f64 / w.1.max(1) as f64;
+        *w = (0, 0, 0);
+        let Some(current) = self.current.as_mut() else {
+            return Ok(());
+        };
+        match current.baseline {
+            None => current.baseline = Some(ratio),
+            Some(b) if ratio > b * self.opts.retrain_factor => {
+                tracing::info!(
+                    ratio,
+                    baseline = b,
+                    "entries compress worse than the dictionary did on its training set: retraining"
+                );
+                let samples: Vec<Vec<u8>> = self.recent.iter().cloned().collect();
+                if samples.len() >= self.opts.min_samples {
+                    self.train(&samples)?;
+                }
+            }
+            Some(_) => {}
+        }
+        Ok(())
+    }
+
+    /// Compacts every sealed version 1 segment it can; `abort` is asked
+    /// between segments. Returns the number of segments compacted.
+    pub fn pass(&mut self, abort: &dyn Fn() -> bool) -> Result<u64, CompactError> {
+        let (sealed, _) = list_segments(&self.paths.segments).map_err(|e| CompactError::Check {
+            path: self.paths.segments.clone(),
+            reason: e.to_string(),
+        })?;
+        if !self.looked_for_current {
+            self.find_current(&sealed);
+        }
+        for &n in sealed.iter().filter(|n| **n >= self.scanned_below) {
+            if let Some(count) = self.plain_count(n) {
+                self.plain.insert(n, count);
+            }
+        }
+        self.scanned_below = sealed.last().map_or(0, |n| n + 1);
+        let pending: Vec<u64> = self
+            .plain
+            .keys()
+            .copied()
+            .filter(|n| !self.skipped.contains(n))
+            .collect();
+        if pending.is_empty() {
+            return Ok(0);
+        }
+        let waiting: u64 = self.plain.values().sum();
+        if self.current.is_none() && waiting < self.opts.min_samples as u64 {
+            return Ok(0);
+        }
+        if self.current.is_none() {
+            let samples = self.samples(&pending);
+            if samples.len() < self.opts.min_samples {
+                return Ok(0);
+            }
+            if let Err(e) = self.train(&samples) {
+                // Too few distinct samples, say: try again with more.
+                tracing::warn!(error = %e, "could not train a dictionary yet");
+                return Ok(0);
+            }
+        }
+        let mut done = 0;
+        for &n in &pending {
+            if abort() {
+                break;
+            }
+            let Some(current) = self.current.as_ref() else {
+                break;
+            };
+            let path = self.paths.segment(n, true);
+            let tmp = self.paths.compacting(n);
+            match compact::compact_segment(&path, &tmp, &current.dict, &self.dicts) {
+                Ok((stats, seg)) => {
+                    done += 1;
+                    self.plain.remove(&n);
+                    let s = &self.status;
+                    s.segments.fetch_add(1, Ordering::Relaxed);
+                    s.entries.fetch_add(stats.entries, Ordering::Relaxed);
+                    s.file_bytes_before
+                        .fetch_add(stats.file_before, Ordering::Relaxed);
+                    s.file_bytes_after
+                        .fetch_add(stats.file_after, Ordering::Relaxed);
+                    tracing::debug!(segment = n, ?stats, "compacted");
+                    self.remember(seg.entries);
+                    self.check_ratio(&stats)?;
+                }
+                Err(e) => {
+                    tracing::error!(segment = n, error = %e, "segment not compacted; it stays uncompressed");
+                    self.status.failures.fetch_add(1, Ordering::Relaxed);
+                    self.skipped.insert(n);
+                    self.plain.remove(&n);
+                }
+            }
+        }
+        Ok(done)
+    }
+
+    /// Entries of the newest pending segments, up to the sampling bounds.
+    fn samples(&self, pending: &[u64]) -> Vec<Vec<u8>> {
+        let mut out: Vec<Vec<u8>> = Vec::new();
+        let mut bytes = 0usize;
+        for &n in pending.iter().rev() {
+            let Ok(seg) = PlainSegment::read(&self.paths.segment(n, true)) else {
+                continue;
+            };
+            for e in seg.entries.into_iter().rev() {
+                if out.len() >= self.opts.max_samples
+                    || bytes + e.len() > self.opts.max_sample_bytes
+                {
+                    return out;
+                }
+                bytes += e.len();
+                out.push(e);
+            }
+        }
+        out
+    }
+}
+
+enum Msg {
+    Sealed,
+    Stop,
+}
+
+/// The compactor thread.
+pub struct Compactor {
+    tx: SyncSender<Msg>,
+    thread: JoinHandle<()>,
+    stop: Arc<OnceLock<Instant>>,
+    status: Arc<CompactorStatus>,
+}
+
+impl Compactor {
+    pub fn spawn(paths: LedgerPaths, opts: CompactorOptions) -> std::io::Result<Compactor> {
+        let (tx, rx) = mpsc::sync_channel(1);
+        let stop = Arc::new(OnceLock::new());
+        let grace = opts.stop_grace;
+        let compaction = Compaction::new(paths, opts);
+        let status = compaction.status();
+        let stopping = stop.clone();
+        let thread = thread::Builder::new()
+            .name("ledger-compactor".into())
+            .spawn(move || run(compaction, &rx, &stopping, grace))?;
+        Ok(Compactor {
+            tx,
+            thread,
+            stop,
+            status,
+        })
+    }
+
+    pub fn status(&self) -> Arc<CompactorStatus> {
+        self.status.clone()
+    }
+
+    /// A callback for the writer: never blocks (a wake-up already queued
+    /// covers this one too).
+    pub fn notifier(&self) -> Box<dyn Fn() + Send> {
+        let tx = self.tx.clone();
+        Box::new(move || match tx.try_send(Msg::Sealed) {
+            Ok(()) | Err(TrySendError::Full(_)) | Err(TrySendError::Disconnected(_)) => {}
+        })
+    }
+
+    /// One last pass over what is sealed (bounded by the grace period),
+    /// then the thread ends.
+    pub fn shutdown(self) {
+        let _ = self.stop.set(Instant::now());
+        // A full queue already holds a wake-up; the thread sees `stop` after it.
+        let _ = self.tx.try_send(Msg::Stop);
+        drop(self.tx);
+        if self.thread.join().is_err() {
+            tracing::error!("the compactor thread panicked; sealed segments stay uncompressed");
+        }
+    }
+}
+
+fn run(mut c: Compaction, rx: &Receiver<Msg>, stop: &OnceLock<Instant>, grace: Duration) {
+    let abort = || stop.get().is_some_and(|t| t.elapsed() >= grace);
+    let pass = |c: &mut Compaction| {
+        if let Err(e) = c.pass(&abort) {
+            tracing::error!(error = %e, "compaction pass failed");
+        }
+    };
+    pass(&mut c);
+    loop {
+        match rx.recv() {
+            Ok(Msg::Sealed) if stop.get().is_none() => pass(&mut c),
+            Ok(_) | Err(_) => break,
+        }
+    }
+    // Shutdown: what the last seal produced, within the grace period.
+    pass(&mut c);
+}
