@@ -3,7 +3,7 @@
 //! document leaves out or misstates anything the formats depend on, these
 //! tests fail.
 //!
-//! They need `python3` with the `cryptography` module (`.ci/run` installs it)
+//! They need `python3` with the `cryptography` and `zstandard` modules (`.ci/run` installs them)
 //! and FAIL, never skip, when it is missing.
 
 use serde_json::Value;
@@ -28,11 +28,11 @@ fn run(cmd: &mut Command) -> Output {
 }
 
 fn require_python() {
-    let out = run(Command::new("python3").args(["-c", "import cryptography"]));
+    let out = run(Command::new("python3").args(["-c", "import cryptography, zstandard"]));
     assert!(
         out.status.success(),
-        "python3 with the `cryptography` module is required for the independent verifier \
-         (python3 -m pip install cryptography): {}",
+        "python3 with the `cryptography` and `zstandard` modules is required for the independent \
+         verifier (python3 -m pip install cryptography zstandard): {}",
         String::from_utf8_lossy(&out.stderr)
     );
 }
@@ -127,7 +127,9 @@ fn segment_path(data: &Path, number: u64) -> PathBuf {
 /// File offset and length of entry frame `i` of a segment (walking the frames).
 fn frame(bytes: &[u8], i: usize) -> (usize, usize) {
     let origin_len = u16::from_be_bytes([bytes[10], bytes[11]]) as usize;
-    let mut pos = 64 + origin_len;
+    // Version 2 headers carry the 32-byte dictionary hash (LEDGER.md §4.8).
+    let dict_len = if bytes[9] == 2 { 32 } else { 0 };
+    let mut pos = 64 + dict_len + origin_len;
     for _ in 0..i {
         pos += 8 + u32::from_be_bytes(bytes[pos..pos + 4].try_into().unwrap()) as usize;
     }
@@ -260,6 +262,84 @@ fn python_verifier_agrees_with_cli_built_ledger_and_detects_tampering() {
     fs::write(&seg, &bytes).unwrap();
     let (code, report) = python_verify("--data", &forged, &vkey);
     assert_fails_with(code, &report, "entry_altered");
+}
+
+#[test]
+fn python_verifier_reads_compacted_segments_and_their_dictionaries() {
+    require_python();
+    let tmp = tempfile::tempdir().unwrap();
+    let keys = tmp.path().join("keys");
+    let data = tmp.path().join("data");
+    sealtrail(&[
+        OsStr::new("keygen"),
+        OsStr::new("--out"),
+        keys.as_os_str(),
+        OsStr::new("--name"),
+        OsStr::new("clinic.example/log"),
+    ]);
+    let key = keys.join("signing.key");
+    let vkey = keys.join("signing.vkey");
+    // Enough events for the compactor to train a dictionary (4,096).
+    import(tmp.path(), &data, &key, 0..5000, 1000);
+    for n in 0..5 {
+        let bytes = fs::read(segment_path(&data, n)).unwrap();
+        assert_eq!(&bytes[8..10], &[0, 2], "segment {n} is not compacted");
+    }
+    let (code, report) = python_verify("--data", &data, &vkey);
+    assert_ok(code, &report);
+    assert_eq!(report["events"], 5000, "{report}");
+    for index in [0u64, 1999, 4242] {
+        let proof = tmp.path().join(format!("proof-{index}.json"));
+        fs::write(
+            &proof,
+            sealtrail(&[
+                OsStr::new("proof"),
+                OsStr::new("--data"),
+                data.as_os_str(),
+                OsStr::new("--index"),
+                OsStr::new(&index.to_string()),
+            ]),
+        )
+        .unwrap();
+        let (code, report) = python_verify("--proof", &proof, &vkey);
+        assert_ok(code, &report);
+    }
+
+    // A byte of a compressed frame changed and its CRC recomputed.
+    let forged = tmp.path().join("forged");
+    copy_dir(&data, &forged);
+    let seg = segment_path(&forged, 3);
+    let mut bytes = fs::read(&seg).unwrap();
+    let (at, len) = frame(&bytes, 100);
+    bytes[at + 8 + len / 2] ^= 0x04;
+    let crc = crc32c::crc32c(&bytes[at + 8..at + 8 + len]);
+    bytes[at + 4..at + 8].copy_from_slice(&crc.to_be_bytes());
+    fs::write(&seg, &bytes).unwrap();
+    let (code, report) = python_verify("--data", &forged, &vkey);
+    assert_eq!((code, report["ok"].clone()), (1, false.into()), "{report}");
+    let kind = report["errors"][0]["kind"].as_str().unwrap().to_owned();
+    assert!(
+        kind == "entry_corrupt" || kind == "entry_altered",
+        "{report}"
+    );
+
+    // The dictionary altered, then missing.
+    let altered = tmp.path().join("altered");
+    copy_dir(&data, &altered);
+    let dict = fs::read_dir(altered.join("ledger/dicts"))
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .find(|p| p.extension().is_some_and(|e| e == "zdict"))
+        .unwrap();
+    let mut bytes = fs::read(&dict).unwrap();
+    let last = bytes.len() - 1;
+    bytes[last] ^= 0x01;
+    fs::write(&dict, &bytes).unwrap();
+    let (code, report) = python_verify("--data", &altered, &vkey);
+    assert_fails_with(code, &report, "dictionary");
+    fs::remove_file(&dict).unwrap();
+    let (code, report) = python_verify("--data", &altered, &vkey);
+    assert_fails_with(code, &report, "dictionary");
 }
 
 /// The worked example in docs/LEDGER.md: both verifiers accept the files the

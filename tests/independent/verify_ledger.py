@@ -8,8 +8,9 @@
                                                 consistency proof offline
 
 Prints one JSON object and exits 0 when everything verifies, 1 when not, 2 on
-usage errors. Standard library only, plus `cryptography` for Ed25519. Section
-numbers (§) refer to docs/LEDGER.md.
+usage errors. Standard library only, plus `cryptography` for Ed25519 and
+`zstandard` for compacted (version 2) segments. Section numbers (§) refer to
+docs/LEDGER.md.
 """
 
 import argparse
@@ -24,13 +25,15 @@ import struct
 import unicodedata
 import sys
 
+import zstandard
 from cryptography.exceptions import InvalidSignature
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
 
 # --- constants (§4, §5, §10) -------------------------------------------------
 SEGMENT_MAGIC = b"SEALSEG\x00"
 TRAILER_MAGIC = b"SEALEND\x00"
-SEGMENT_VERSION = 1
+SEGMENT_VERSIONS = (1, 2)  # 1: payload = entry; 2: payload = zstd frame of the entry (§4.8)
+MAX_DICT_LEN = 256 * 1024
 RECORD_VERSION = 1
 SEAL_MARKER = 0xFFFFFFFF
 MAX_ENTRY_LEN = 1 << 20
@@ -272,8 +275,45 @@ def entry_time_ms(payload):
     return ms
 
 
+# --- dictionaries of version 2 segments (§4.8) -----------------------------------
+def load_dictionary(dicts_dir, digest, cache):
+    """`ledger/dicts/<hex sha256>.zdict`: bounded, and its SHA-256 must be its name."""
+    if digest in cache:
+        return cache[digest]
+    name = digest.hex()
+    path = os.path.join(dicts_dir, name + ".zdict")
+    try:
+        size = os.path.getsize(path)
+        if size == 0 or size > MAX_DICT_LEN:
+            raise Invalid("dictionary", f"dictionary {name} has {size} bytes (allowed 1..={MAX_DICT_LEN})")
+        with open(path, "rb") as f:
+            raw = f.read(MAX_DICT_LEN + 1)
+    except FileNotFoundError as e:
+        raise Invalid("dictionary", f"dictionary {name} is missing") from e
+    if sha256(raw) != digest:
+        raise Invalid("dictionary", f"dictionary {name} does not hash to its name")
+    cache[digest] = zstandard.ZstdDecompressor(dict_data=zstandard.ZstdCompressionDict(raw))
+    return cache[digest]
+
+
+def decode_payload(payload, decompressor, pos):
+    """A version 2 payload: exactly one zstd frame of 1..=2^20 bytes of content."""
+    try:
+        declared = zstandard.frame_content_size(payload)
+        if declared == 0 or declared > MAX_ENTRY_LEN:
+            raise Invalid("entry_corrupt", f"frame at offset {pos} declares {declared} bytes")
+        entry = decompressor.decompress(
+            payload, max_output_size=MAX_ENTRY_LEN, allow_extra_data=False
+        )
+    except zstandard.ZstdError as e:
+        raise Invalid("entry_corrupt", f"frame at offset {pos} does not decompress: {e}") from e
+    if not 1 <= len(entry) <= MAX_ENTRY_LEN:
+        raise Invalid("entry_corrupt", f"frame at offset {pos} holds {len(entry)} bytes")
+    return entry
+
+
 # --- one sealed segment (§4) ---------------------------------------------------
-def check_segment(path, number):
+def check_segment(path, number, dicts_dir=None, dict_cache=None):
     """Parses and checks one sealed segment file; returns (record bytes, record)."""
     with open(path, "rb") as f:
         data = f.read()
@@ -281,17 +321,25 @@ def check_segment(path, number):
     if data[:8] != SEGMENT_MAGIC:
         raise Invalid("header", "bad magic")
     version, olen = struct.unpack_from(">HH", data, 8)
-    if version != SEGMENT_VERSION:
+    if version not in SEGMENT_VERSIONS:
         raise Invalid("header", f"unsupported segment version {version}")
-    if not 1 <= olen <= MAX_ORIGIN_LEN or len(data) < 64 + olen:
+    extra = 32 if version == 2 else 0  # the dictionary hash (§4.8)
+    if not 1 <= olen <= MAX_ORIGIN_LEN or len(data) < 64 + extra + olen:
         raise Invalid("header", "bad origin length or truncated header")
-    hlen = 64 + olen
+    hlen = 64 + extra + olen
     (stored_crc,) = struct.unpack_from(">I", data, hlen - 4)
     if crc32c(data[: hlen - 4]) != stored_crc:
         raise Invalid("header", "header checksum mismatch")
     origin = data[12 : 12 + olen].decode("utf-8")
     h_number, h_first = struct.unpack_from(">QQ", data, 12 + olen)
     h_prev = data[28 + olen : 60 + olen]
+    decompressor = None
+    if version == 2:
+        dict_hash = data[60 + olen : 92 + olen]
+        if dict_hash == bytes(32):
+            decompressor = zstandard.ZstdDecompressor()
+        else:
+            decompressor = load_dictionary(dicts_dir, dict_hash, dict_cache if dict_cache is not None else {})
     if h_number != number:
         raise Invalid("misplaced", f"file of segment {number} holds segment {h_number}")
 
@@ -331,6 +379,8 @@ def check_segment(path, number):
         payload = data[pos + 8 : pos + 8 + length]
         if crc32c(payload) != crc:
             raise Invalid("entry_corrupt", f"frame checksum mismatch at offset {pos}")
+        if decompressor is not None:
+            payload = decode_payload(payload, decompressor, pos)
         try:
             times.append(entry_time_ms(payload))
         except (ValueError, KeyError, TypeError) as e:
@@ -379,13 +429,14 @@ def verify_data_dir(data_dir, vkey):
     names = sorted(n for n in os.listdir(seg_dir) if SEGMENT_NAME.match(n)) if os.path.isdir(seg_dir) else []
     numbers = [int(SEGMENT_NAME.match(n).group(1)) for n in names]
     log_leaves, prev, broken = [], None, False
+    dicts_dir, dict_cache = os.path.join(ledger, "dicts"), {}
     for expected, (name, number) in enumerate(zip(names, numbers)):
         if number != expected:
             error("missing_segment", f"segment {expected} is missing", expected)
             broken = True
             break  # the chain cannot continue past a gap
         try:
-            record_bytes, rec = check_segment(os.path.join(seg_dir, name), number)
+            record_bytes, rec = check_segment(os.path.join(seg_dir, name), number, dicts_dir, dict_cache)
             if rec["origin"] != vkey[0]:
                 raise Invalid("origin", f"segment belongs to log {rec['origin']!r}")
             want_first = prev["first_index"] + prev["count"] if prev else 0
