@@ -7,13 +7,23 @@
 //!   spent waiting in fsync,
 //! - `verify` throughput over the resulting data directory,
 //! - inclusion proof generation latency on a log of PROOF_EVENTS events,
-//! - resident memory while the log grows.
+//! - resident memory while the log grows,
+//! - compaction (segment format 2): bytes/event on disk before and after,
+//!   compaction throughput on one core, and the cost of decoding one entry,
+//!   on COMPACT_EVENTS generated events shaped like the search bench's
+//!   (users with roles and addresses, patients, resources, messages).
 //!
 //! Run: `cargo bench --bench ledger` (env: SEALTRAIL_BENCH_EVENTS, default 2M;
-//! SEALTRAIL_BENCH_PROOF_EVENTS, default 10M; SEALTRAIL_BENCH_DIR, default
+//! SEALTRAIL_BENCH_PROOF_EVENTS, default 10M; SEALTRAIL_BENCH_COMPACT_EVENTS,
+//! default 500k; SEALTRAIL_BENCH_DIR, default
 //! ./target/bench-data).
 
+use rand::{Rng, SeedableRng};
+use rand_chacha::ChaCha8Rng;
 use sealtrail::event::{Entry, Event, Timestamp, Via};
+use sealtrail::ledger::compactor::{Compaction, CompactorOptions};
+use sealtrail::ledger::log::LedgerPaths;
+use sealtrail::ledger::segment::{FrameFormat, FrameReader, SEAL_MARKER};
 use sealtrail::ledger::keys::NoteSigner;
 use sealtrail::ledger::log::{Ledger, LedgerEntry, SealPolicy};
 use sealtrail::ledger::proof::LedgerReader;
@@ -281,5 +291,255 @@ fn main() {
     );
     let (_, hwm) = rss_kib();
     println!("peak resident memory of the whole run: {} MiB", hwm / 1024);
+    std::fs::remove_dir_all(&data).ok();
+
+    // 5. Compaction.
+    let compact_events = if smoke {
+        20_000
+    } else {
+        env_u64("SEALTRAIL_BENCH_COMPACT_EVENTS", 500_000)
+    };
+    compaction(root, &same_signer, compact_events);
     std::fs::remove_dir_all(root).ok();
+}
+
+// ---------------------------------------------------------------------------
+// Compaction on realistic entries.
+
+/// (role, head count) as in the search bench's practice.
+const ROLES: [(&str, u32); 8] = [
+    ("physician", 55),
+    ("nurse", 85),
+    ("medical_assistant", 50),
+    ("front_desk", 40),
+    ("billing", 30),
+    ("lab_tech", 15),
+    ("radiology_tech", 10),
+    ("it_admin", 15),
+];
+const RESOURCES: [(&str, &str); 12] = [
+    ("encounter_note", "encounter note"),
+    ("lab_result", "lab result"),
+    ("medication_list", "medication list"),
+    ("imaging_report", "imaging report"),
+    ("demographics", "demographics"),
+    ("insurance_card", "insurance card"),
+    ("allergy_list", "allergy list"),
+    ("immunization_record", "immunization record"),
+    ("billing_statement", "billing statement"),
+    ("referral_letter", "referral letter"),
+    ("discharge_summary", "discharge summary"),
+    ("problem_list", "problem list"),
+];
+const SYSTEMS: [(&str, &str); 4] = [
+    ("ehr", "10.20.0.5"),
+    ("pacs", "10.20.0.6"),
+    ("lis", "10.20.0.7"),
+    ("sso", "10.20.0.2"),
+];
+
+/// `n` canonical entries with the search bench's mix: 12.5% sign-in/out,
+/// ~87% patient record access (resource, reason, message, print/export
+/// attrs), 0.5% account administration; times over a year, received 5 ms to
+/// 1 s later, random ids where real systems have them.
+fn realistic_entries(n: u64) -> Vec<LedgerEntry> {
+    let mut rng = ChaCha8Rng::seed_from_u64(0x5ea1_7a12);
+    let users: Vec<(String, &str, String)> = ROLES
+        .iter()
+        .enumerate()
+        .flat_map(|(r, &(role, count))| {
+            (0..count).map(move |k| (role, format!("10.20.{}.{}", 10 + r, 10 + k)))
+        })
+        .enumerate()
+        .map(|(i, (role, ip))| (format!("u{:04}", i + 1), role, ip))
+        .collect();
+    let start_ms: i64 = 1_764_547_200_000;
+    let span_ms: i64 = 365 * 86_400_000;
+    (0..n)
+        .map(|i| {
+            let time_ms = start_ms + (i as i128 * span_ms as i128 / n as i128) as i64;
+            let (user, role, ip) = &users[rng.gen_range(0..users.len())];
+            let time = Timestamp::from_unix_ms(time_ms).expect("time").to_string();
+            let roll: f64 = rng.r#gen();
+            let system;
+            let body = if roll < 0.125 {
+                system = 3;
+                let (action, outcome, message) = match rng.gen_range(0..10) {
+                    0..=4 => ("login", "success", "User signed in"),
+                    5 => ("login", "failure", "Sign-in failed: wrong password"),
+                    6..=8 => ("logout", "success", "User signed out"),
+                    _ => ("password_change", "success", "User changed password"),
+                };
+                format!(
+                    r#""category":"auth","action":"{action}","outcome":"{outcome}","actor":{{"user":"{user}","role":"{role}","ip":"{ip}"}},"source":{{"system":"sso"}},"message":"{message}""#
+                )
+            } else if roll < 0.995 {
+                let u: f64 = rng.r#gen();
+                let patient = format!("MRN-{:07}", (u * u * 50_000.0) as u32 + 1);
+                let (kind, words) = RESOURCES[rng.gen_range(0..RESOURCES.len())];
+                let a: f64 = rng.r#gen();
+                let (verb, action) = match a {
+                    a if a < 0.80 => ("Viewed", "view"),
+                    a if a < 0.90 => ("Updated", "update"),
+                    a if a < 0.93 => ("Created", "create"),
+                    a if a < 0.97 => ("Printed", "print"),
+                    _ => ("Exported", "export"),
+                };
+                system = match kind {
+                    "imaging_report" => 1,
+                    "lab_result" => 2,
+                    _ => 0,
+                };
+                let reason = match *role {
+                    "billing" | "front_desk" => "payment",
+                    "it_admin" => "operations",
+                    _ => "treatment",
+                };
+                let attrs = match action {
+                    "print" => format!(r#","attrs":{{"format":"paper","pages":{}}}"#, rng.gen_range(1..40)),
+                    "export" => format!(r#","attrs":{{"format":"pdf","pages":{}}}"#, rng.gen_range(1..40)),
+                    _ => String::new(),
+                };
+                format!(
+                    r#""category":"access","action":"{action}","outcome":"success","actor":{{"user":"{user}","role":"{role}","ip":"{ip}"}},"patient":{{"id":"{patient}"}},"resource":{{"type":"{kind}","id":"{}-{:08}"}},"source":{{"system":"{}"}},"reason":"{reason}","message":"{verb} {words}"{attrs}"#,
+                    &kind[..3],
+                    rng.gen_range(0..1u32 << 26),
+                    SYSTEMS[system].0
+                )
+            } else {
+                system = 3;
+                let target = &users[rng.gen_range(0..users.len())];
+                format!(
+                    r#""category":"admin","action":"role_grant","outcome":"success","actor":{{"user":"{user}","role":"{role}","ip":"{ip}"}},"target_user":"{}","source":{{"system":"sso"}},"message":"Granted role {} to account""#,
+                    target.0, target.1
+                )
+            };
+            let json = format!(r#"{{"time":"{time}",{body}}}"#);
+            let entry = Entry {
+                received: Timestamp::from_unix_ms(time_ms + 5 + (i * 7919) as i64 % 1000)
+                    .expect("time"),
+                via: Via {
+                    kind: "http".into(),
+                    peer: Some(SYSTEMS[system].1.into()),
+                    principal: None,
+                },
+                event: Event::from_json(json.as_bytes()).expect("valid bench event"),
+                enriched: None,
+            };
+            LedgerEntry {
+                time_ms,
+                bytes: entry.canonical_bytes(),
+            }
+        })
+        .collect()
+}
+
+fn copy_dir(from: &Path, to: &Path) {
+    std::fs::create_dir_all(to).expect("mkdir");
+    for e in std::fs::read_dir(from).expect("read_dir") {
+        let e = e.expect("entry");
+        let target = to.join(e.file_name());
+        if e.file_type().expect("type").is_dir() {
+            copy_dir(&e.path(), &target);
+        } else {
+            std::fs::copy(e.path(), &target).expect("copy");
+        }
+    }
+}
+
+fn compaction(root: &Path, signer: &dyn Fn() -> NoteSigner, n: u64) {
+    let entries = realistic_entries(n);
+    let avg = entries.iter().map(|e| e.bytes.len()).sum::<usize>() as f64 / n as f64;
+    let plain = root.join("compact-plain");
+    {
+        let (mut ledger, _) =
+            Ledger::open(&plain, signer(), SealPolicy::default()).expect("open ledger");
+        for chunk in entries.chunks(BATCH) {
+            ledger.append(chunk).expect("append");
+        }
+        ledger.close().expect("close");
+    }
+    drop(entries);
+    let before = dir_bytes(&plain.join("ledger/segments"));
+    let mut rates = Vec::new();
+    let mut after = 0;
+    let mut dict_bytes = 0;
+    for round in 0..3 {
+        let data = root.join(format!("compact-{round}"));
+        let _ = std::fs::remove_dir_all(&data);
+        copy_dir(&plain, &data);
+        let mut c = Compaction::new(LedgerPaths::new(&data), CompactorOptions::default());
+        let start = Instant::now();
+        let done = c.pass(&|| false).expect("compaction");
+        rates.push(n as f64 / start.elapsed().as_secs_f64());
+        assert!(done > 0, "nothing compacted");
+        after = dir_bytes(&data.join("ledger/segments"));
+        dict_bytes = dir_bytes(&data.join("ledger/dicts"));
+        if round < 2 {
+            std::fs::remove_dir_all(&data).ok();
+        }
+    }
+    let data = root.join("compact-2");
+    // Verify reads every entry: compare the two formats (median of 3 each).
+    let verify_eps = |dir: &Path| {
+        let mut rates = Vec::new();
+        for _ in 0..3 {
+            let start = Instant::now();
+            let report = verify_data_dir(dir, &signer().verifier(), None).expect("verify runs");
+            assert!(report.ok && report.events == n, "{:?}", report.errors);
+            rates.push(n as f64 / start.elapsed().as_secs_f64());
+        }
+        median(&mut rates)
+    };
+    let (v_plain, v_compact) = (verify_eps(&plain), verify_eps(&data));
+    println!(
+        "compaction ({n} generated events averaging {avg:.0} bytes, 16,384-event segments): {:.0} -> {:.0} bytes/event on disk (segment files; + {dict_bytes} bytes of dictionary), {:.0} events/s on one core (median of 3, dictionary training included)",
+        before as f64 / n as f64,
+        after as f64 / n as f64,
+        median(&mut rates)
+    );
+    println!(
+        "verify: {v_plain:.0} events/s uncompressed, {v_compact:.0} events/s compacted ({:.2}x)",
+        v_compact / v_plain
+    );
+
+    // Decoding one entry alone, as a search hit read by index does: the
+    // stored frames of the last segment, decoded one by one.
+    let segs = LedgerPaths::new(&data).segments;
+    let last = std::fs::read_dir(&segs)
+        .expect("segments")
+        .filter_map(|e| e.ok().map(|e| e.path()))
+        .filter(|p| p.extension().is_some_and(|x| x == "seg"))
+        .max()
+        .expect("a segment");
+    let reader = FrameReader::open(&last).expect("segment");
+    assert!(matches!(reader.header.format, FrameFormat::Zstd { .. }));
+    let codec = reader.codec().clone();
+    let header_len = reader.position() as usize;
+    drop(reader);
+    let bytes = std::fs::read(&last).expect("read");
+    let mut frames = Vec::new();
+    let mut pos = header_len;
+    loop {
+        let len = u32::from_be_bytes(bytes[pos..pos + 4].try_into().expect("4 bytes"));
+        if len == SEAL_MARKER {
+            break;
+        }
+        frames.push(&bytes[pos + 8..pos + 8 + len as usize]);
+        pos += 8 + len as usize;
+    }
+    let mut out = Vec::new();
+    let mut per_entry = Vec::new();
+    for _ in 0..5 {
+        let start = Instant::now();
+        for f in &frames {
+            codec.decode_into(f, &mut out).expect("decode");
+        }
+        per_entry.push(start.elapsed().as_secs_f64() * 1e9 / frames.len() as f64);
+    }
+    println!(
+        "decoding one compressed entry: {:.0} ns (median of 5 passes over {} entries)",
+        median(&mut per_entry),
+        frames.len()
+    );
 }
