@@ -9,6 +9,7 @@
 //! with `hash` and `merkle` as the RFC 6962 / 9162 core.
 
 pub mod bundle;
+pub mod entries;
 pub mod frontier;
 pub mod hash;
 pub mod keys;
