@@ -217,8 +217,10 @@ pub async fn run_until(
     if *indexer.recovery() != Default::default() {
         tracing::warn!(recovery = ?indexer.recovery(), "search index repaired");
     }
-    let search =
-        Arc::new(SearchIndex::new(indexer.index().clone()).context("search index reader")?);
+    let search = Arc::new(
+        SearchIndex::new(indexer.index().clone(), &config.data_dir)
+            .context("search index reader")?,
+    );
     let (stop_indexer, stop_rx) = std::sync::mpsc::channel::<()>();
     let durable = metrics
         .writer

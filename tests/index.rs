@@ -152,7 +152,7 @@ fn indexed(n: u64) -> (Fixture, Ledger, Indexer, SearchIndex) {
     let mut indexer = Indexer::open(&index_dir(&f.data), &f.data).unwrap();
     assert_eq!(indexer.catch_up(ledger.next_index()).unwrap(), n);
     indexer.commit().unwrap();
-    let search = SearchIndex::new(indexer.index().clone()).unwrap();
+    let search = SearchIndex::new(indexer.index().clone(), &f.data).unwrap();
     search.reload().unwrap();
     (f, ledger, indexer, search)
 }
@@ -441,7 +441,7 @@ fn crash_before_commit_resumes_without_gap_or_duplicate() {
     append(&mut ledger, 400..450);
     assert_eq!(indexer.catch_up(ledger.next_index()).unwrap(), 300);
     indexer.commit().unwrap();
-    let search = SearchIndex::new(indexer.index().clone()).unwrap();
+    let search = SearchIndex::new(indexer.index().clone(), &f.data).unwrap();
     assert_exactly_once(&search, 450);
     // Reopening a caught-up index changes nothing.
     drop(search);
@@ -456,7 +456,7 @@ fn follows_the_open_segment_through_seals() {
     let f = fixture();
     let mut ledger = open_ledger(&f.data);
     let mut indexer = Indexer::open(&index_dir(&f.data), &f.data).unwrap();
-    let search = SearchIndex::new(indexer.index().clone()).unwrap();
+    let search = SearchIndex::new(indexer.index().clone(), &f.data).unwrap();
     let mut n = 0;
     for round in 0..12u64 {
         let add = 3 + round * 5;
@@ -494,7 +494,7 @@ fn reindex_equals_incremental_indexing() {
     ));
     ledger.close().unwrap();
     assert_eq!(reindex(&f.data).unwrap(), n);
-    let search = SearchIndex::open(&index_dir(&f.data)).unwrap();
+    let search = SearchIndex::open(&index_dir(&f.data), &f.data).unwrap();
     let after: Vec<Vec<u64>> = queries.iter().map(|q| indices(&search, q)).collect();
     assert_eq!(before, after);
 }
@@ -518,7 +518,7 @@ fn index_ahead_of_a_shorter_ledger_is_rolled_back() {
     let mut indexer = Indexer::open(&index_dir(&short.data), &short.data).unwrap();
     assert_eq!(indexer.cursor(), 60);
     assert_eq!(indexer.recovery().rolled_back_from, Some(100));
-    let search = SearchIndex::new(indexer.index().clone()).unwrap();
+    let search = SearchIndex::new(indexer.index().clone(), &short.data).unwrap();
     assert_exactly_once(&search, 60);
     // New entries take the freed indices, once each.
     append(&mut ledger, 60..80);
@@ -539,7 +539,7 @@ fn index_ahead_of_a_shorter_ledger_is_rolled_back() {
     assert!(indexer.recovery().rebuilt_because.is_some());
     indexer.catch_up(ledger.next_index()).unwrap();
     indexer.commit().unwrap();
-    let search = SearchIndex::new(indexer.index().clone()).unwrap();
+    let search = SearchIndex::new(indexer.index().clone(), &short.data).unwrap();
     assert_exactly_once(&search, 80);
     assert_eq!(
         search.search(&req("id:evt-1000", 5)).unwrap().hits[0].index,

@@ -301,30 +301,6 @@ pub struct ReportParams {
     format: Option<String>,
 }
 
-/// Collects every hit of a query, page by page (bounded).
-pub fn collect_all(
-    index: &SearchIndex,
-    mut req: SearchRequest,
-    max: usize,
-) -> Result<Vec<crate::index::Hit>, QueryError> {
-    let mut out = Vec::new();
-    req.limit = 1000;
-    loop {
-        let page = index.search(&req)?;
-        let next = page.cursor;
-        out.extend(page.hits);
-        if out.len() > max {
-            return Err(QueryError::Invalid(format!(
-                "more than {max} matching events; narrow the period"
-            )));
-        }
-        match next {
-            Some(c) => req.cursor = Some(c),
-            None => return Ok(out),
-        }
-    }
-}
-
 /// Most events a single report or bundle may cover.
 pub const MAX_REPORT_EVENTS: usize = 100_000;
 
@@ -358,7 +334,7 @@ pub async fn get_patient_access(
             to,
             ..SearchRequest::default()
         };
-        let hits = collect_all(&index, req, MAX_REPORT_EVENTS)?;
+        let hits = index.search_all(&req, MAX_REPORT_EVENTS)?;
         Ok::<_, QueryError>(patient_access::build(
             &patient,
             from.as_ref(),
@@ -431,10 +407,8 @@ pub async fn post_export(
         to,
         ..SearchRequest::default()
     };
-    let hits = match tokio::task::spawn_blocking(move || {
-        collect_all(&index, req, MAX_REPORT_EVENTS)
-    })
-    .await
+    let hits = match tokio::task::spawn_blocking(move || index.search_all(&req, MAX_REPORT_EVENTS))
+        .await
     {
         Ok(Ok(h)) => h,
         Ok(Err(e)) => return query_error(e),

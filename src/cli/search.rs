@@ -41,10 +41,10 @@ fn local_index(data: &Path) -> Result<SearchIndex> {
             indexer.commit().context("committing the index")?;
             let index = indexer.index().clone();
             drop(indexer);
-            Ok(SearchIndex::new(index)?)
+            Ok(SearchIndex::new(index, data)?)
         }
         // Another process (the service) owns the index writer: read its commits.
-        Err(_) if dir.exists() => Ok(SearchIndex::open(&dir)?),
+        Err(_) if dir.exists() => Ok(SearchIndex::open(&dir, data)?),
         Err(e) => Err(e).context("opening the search index"),
     }
 }
@@ -190,8 +190,7 @@ pub fn patient_access_report(cmd: ReportCmd<'_>) -> Result<ExitCode> {
                 to,
                 ..SearchRequest::default()
             };
-            let hits =
-                crate::api::query::collect_all(&index, req, crate::api::query::MAX_REPORT_EVENTS)?;
+            let hits = index.search_all(&req, crate::api::query::MAX_REPORT_EVENTS)?;
             let report = patient_access::build(
                 cmd.patient,
                 from.as_ref(),

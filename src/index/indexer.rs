@@ -21,7 +21,6 @@ use tantivy::collector::Count;
 use tantivy::directory::MmapDirectory;
 use tantivy::indexer::{LogMergePolicy, NoMergePolicy};
 use tantivy::query::RangeQuery;
-use tantivy::store::Compressor;
 use tantivy::{Index, IndexSettings, IndexWriter, TantivyDocument, TantivyError, Term};
 use thiserror::Error;
 
@@ -103,16 +102,10 @@ pub struct Indexer {
     recovery: IndexRecovery,
 }
 
-/// Index settings: zstd doc store in 16 KiB blocks. Each hit decompresses
-/// one block, so smaller blocks make pages of hits cheaper (measured at 2M
-/// events: 64 KiB blocks gave q1 p99 8.6 ms and 134 B/event, 16 KiB blocks
-/// 5.9 ms and 147 B/event); zstd keeps them smaller than lz4 would.
+/// Index settings. Documents store nothing (hits are read from the
+/// ledger), so the doc store settings only matter for its empty blocks.
 fn settings() -> IndexSettings {
-    IndexSettings {
-        docstore_compression: Compressor::Zstd(tantivy::store::ZstdCompressor::default()),
-        docstore_blocksize: 16 << 10,
-        ..IndexSettings::default()
-    }
+    IndexSettings::default()
 }
 
 /// `DATA/index`, where the search index of a data directory lives.

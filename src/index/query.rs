@@ -31,16 +31,15 @@ use tantivy::query::{
     AllQuery, BooleanQuery, BoostQuery, EnableScoring, Occur, Query, QueryParser, RangeQuery,
     RegexQuery,
 };
-use tantivy::query_grammar::{self, Delimiter, UserInputAst, UserInputLeaf};
-use tantivy::schema::Value as _;
+use tantivy::query_grammar::{self, Delimiter, UserInputAst, UserInputBound, UserInputLeaf};
 use tantivy::{
-    COLLECT_BLOCK_BUFFER_LEN, DocAddress, DocSet, Index, IndexReader, ReloadPolicy,
-    TantivyDocument, TantivyError, Term,
+    COLLECT_BLOCK_BUFFER_LEN, DocSet, Index, IndexReader, ReloadPolicy, TantivyError, Term,
 };
 use thiserror::Error;
 
 use super::schema::{Fields, KEYWORD_FIELDS, OBJECT_FIELDS};
 use crate::event::{Entry, Timestamp};
+use crate::ledger::entries::EntryReader;
 
 /// Most hits one page returns.
 pub const MAX_LIMIT: usize = 1000;
@@ -50,6 +49,8 @@ pub const MAX_BUCKETS: usize = 1000;
 pub const DEFAULT_TIMEOUT: Duration = Duration::from_secs(10);
 /// Matching documents between two deadline checks inside a segment.
 pub const DEADLINE_CHECK_DOCS: u64 = 1024;
+/// Hits read from the ledger between two deadline checks.
+const LOAD_CHUNK: usize = 256;
 /// Memory the aggregations of one query may use.
 const AGG_MEMORY: u64 = 64 << 20;
 
@@ -151,16 +152,19 @@ pub struct SearchIndex {
     fields: Fields,
     parser: QueryParser,
     timeout: Duration,
+    entries: EntryReader,
 }
 
 impl SearchIndex {
-    /// Searches the index in `index_dir` (reloaded shortly after each commit).
-    pub fn open(index_dir: &Path) -> Result<SearchIndex, QueryError> {
-        SearchIndex::new(Index::open_in_dir(index_dir)?)
+    /// Searches the index in `index_dir` (reloaded shortly after each
+    /// commit); hits are read from the ledger in `data_dir`.
+    pub fn open(index_dir: &Path, data_dir: &Path) -> Result<SearchIndex, QueryError> {
+        SearchIndex::new(Index::open_in_dir(index_dir)?, data_dir)
     }
 
-    /// Searches `index`, e.g. the indexer's own (`Indexer::index`).
-    pub fn new(index: Index) -> Result<SearchIndex, QueryError> {
+    /// Searches `index`, e.g. the indexer's own (`Indexer::index`), of the
+    /// ledger in `data_dir`.
+    pub fn new(index: Index, data_dir: &Path) -> Result<SearchIndex, QueryError> {
         let fields = Fields::new();
         if index.schema() != fields.schema {
             return Err(QueryError::Invalid(
@@ -179,6 +183,7 @@ impl SearchIndex {
             fields,
             parser,
             timeout: DEFAULT_TIMEOUT,
+            entries: EntryReader::open(data_dir),
         })
     }
 
@@ -192,9 +197,76 @@ impl SearchIndex {
         Ok(self.reader.reload()?)
     }
 
+    /// One page of hits (newest first), the total and the aggregations.
     pub fn search(&self, req: &SearchRequest) -> Result<SearchResponse, QueryError> {
         let deadline = Deadline::new(self.timeout);
         let limit = req.limit.min(MAX_LIMIT);
+        let mut eligible = 0u64;
+        // Min-heap of the `limit` largest indices seen.
+        let mut top: BinaryHeap<Reverse<u64>> = BinaryHeap::with_capacity(limit + 1);
+        let (total, aggs) = self.scan(req, &deadline, |index| {
+            if req.cursor.is_some_and(|c| index >= c) {
+                return Ok(());
+            }
+            eligible += 1;
+            if limit == 0 {
+                return Ok(());
+            }
+            if top.len() < limit {
+                top.push(Reverse(index));
+            } else if top.peek().is_some_and(|Reverse(min)| index > *min) {
+                top.pop();
+                top.push(Reverse(index));
+            }
+            Ok(())
+        })?;
+        let mut picked: Vec<u64> = top.into_iter().map(|Reverse(i)| i).collect();
+        picked.sort_unstable_by_key(|&index| Reverse(index));
+        let hits = self.load_hits(&picked, &deadline)?;
+        let cursor = match hits.last() {
+            Some(last) if eligible > hits.len() as u64 => Some(last.index),
+            _ => None,
+        };
+        Ok(SearchResponse {
+            total,
+            hits,
+            cursor,
+            aggs,
+        })
+    }
+
+    /// Every hit (newest first) in one pass, for reports and exports;
+    /// refuses with a clear error when more than `max` events match.
+    /// `limit`, `cursor` and `aggs` of the request are ignored.
+    pub fn search_all(&self, req: &SearchRequest, max: usize) -> Result<Vec<Hit>, QueryError> {
+        let deadline = Deadline::new(self.timeout);
+        let req = SearchRequest {
+            aggs: Vec::new(),
+            ..req.clone()
+        };
+        let mut all = Vec::new();
+        self.scan(&req, &deadline, |index| {
+            if all.len() >= max {
+                return Err(QueryError::Invalid(format!(
+                    "more than {max} matching events; narrow the query or the period"
+                )));
+            }
+            all.push(index);
+            Ok(())
+        })?;
+        all.sort_unstable_by_key(|&index| Reverse(index));
+        self.load_hits(&all, &deadline)
+    }
+
+    /// Runs the query over every index segment, calling `on_match` with the
+    /// global index of each live document in the time window; returns the
+    /// number of matches and the aggregations' output.
+    fn scan(
+        &self,
+        req: &SearchRequest,
+        deadline: &Deadline,
+        mut on_match: impl FnMut(u64) -> Result<(), QueryError>,
+    ) -> Result<(u64, Value), QueryError> {
         let (query, window) = self.build_query(req)?;
         let aggs = self.build_aggs(req)?;
         let searcher = self.reader.searcher();
@@ -208,9 +280,6 @@ impl SearchIndex {
         });
         let mut agg_fruits = Vec::new();
         let mut total = 0u64;
-        let mut eligible = 0u64;
-        // Min-heap of the `limit` largest indices seen.
-        let mut top: BinaryHeap<Reverse<(u64, u32, u32)>> = BinaryHeap::with_capacity(limit + 1);
         let mut block = [0u32; COLLECT_BLOCK_BUFFER_LEN];
         let mut alive = Vec::with_capacity(COLLECT_BLOCK_BUFFER_LEN);
         for (ord, segment) in searcher.segment_readers().iter().enumerate() {
@@ -218,8 +287,27 @@ impl SearchIndex {
             // Segment ordinals are u32 in tantivy; a searcher never has more.
             let ord = ord as u32;
             let index_column = segment.fast_fields().u64("index")?;
+            // The time window per document, unless the segment's time range
+            // (its column's min and max) lies wholly inside or outside it.
             let time_column = match window {
-                Some(_) => Some(segment.fast_fields().date("time")?),
+                Some(w) => {
+                    let col = segment.fast_fields().date("time")?;
+                    let (min, max) = (
+                        col.min_value().into_timestamp_millis(),
+                        col.max_value().into_timestamp_millis(),
+                    );
+                    if max < w.from_ms || min >= w.to_ms {
+                        continue;
+                    }
+                    if col.index.get_cardinality() == tantivy::columnar::Cardinality::Full
+                        && w.contains(min)
+                        && w.contains(max)
+                    {
+                        None
+                    } else {
+                        Some((w, col))
+                    }
+                }
                 None => None,
             };
             let mut agg_segment = match &collector {
@@ -240,11 +328,11 @@ impl SearchIndex {
                         .iter()
                         .copied()
                         .filter(|&d| bitset.is_none_or(|b| b.is_alive(d)))
-                        .filter(|&d| match (&window, &time_column) {
-                            (Some(w), Some(col)) => col
+                        .filter(|&d| match &time_column {
+                            Some((w, col)) => col
                                 .first(d)
                                 .is_some_and(|t| w.contains(t.into_timestamp_millis())),
-                            _ => true,
+                            None => true,
                         }),
                 );
                 total += alive.len() as u64;
@@ -252,21 +340,8 @@ impl SearchIndex {
                     a.collect_block(&alive);
                 }
                 for &doc in &alive {
-                    let Some(index) = index_column.first(doc) else {
-                        continue;
-                    };
-                    if req.cursor.is_some_and(|c| index >= c) {
-                        continue;
-                    }
-                    eligible += 1;
-                    if limit == 0 {
-                        continue;
-                    }
-                    if top.len() < limit {
-                        top.push(Reverse((index, ord, doc)));
-                    } else if top.peek().is_some_and(|Reverse((min, _, _))| index > *min) {
-                        top.pop();
-                        top.push(Reverse((index, ord, doc)));
+                    if let Some(index) = index_column.first(doc) {
+                        on_match(index)?;
                     }
                 }
                 since_check += n as u64;
@@ -283,37 +358,31 @@ impl SearchIndex {
             Some(c) => self.agg_output(req, c.merge_fruits(agg_fruits).map_err(agg_error)?)?,
             None => Value::Array(Vec::new()),
         };
-        let mut picked: Vec<(u64, u32, u32)> = top.into_iter().map(|Reverse(t)| t).collect();
-        picked.sort_unstable_by_key(|&(index, _, _)| Reverse(index));
-        let mut hits = Vec::with_capacity(picked.len());
-        for (i, (index, ord, doc)) in picked.into_iter().enumerate() {
-            if i % 64 == 63 {
-                deadline.check()?;
-            }
-            let stored: TantivyDocument = searcher.doc(DocAddress::new(ord, doc))?;
-            let bytes = stored
-                .get_first(self.fields.entry)
-                .and_then(|v| v.as_bytes())
-                .ok_or_else(|| QueryError::Stored {
-                    index,
-                    reason: "no stored entry".into(),
+        Ok((total, aggs))
+    }
+
+    /// Reads the hits' entries from the ledger, in the order given.
+    fn load_hits(&self, indices: &[u64], deadline: &Deadline) -> Result<Vec<Hit>, QueryError> {
+        let mut hits = Vec::with_capacity(indices.len());
+        for chunk in indices.chunks(LOAD_CHUNK) {
+            deadline.check()?;
+            let entries = self
+                .entries
+                .read_many(chunk)
+                .map_err(|e| QueryError::Stored {
+                    index: chunk[0],
+                    reason: e.to_string(),
                 })?;
-            let entry = Entry::from_canonical_bytes(bytes).map_err(|e| QueryError::Stored {
-                index,
-                reason: e.to_string(),
-            })?;
-            hits.push(Hit { index, entry });
+            for (&index, bytes) in chunk.iter().zip(entries) {
+                let entry =
+                    Entry::from_canonical_bytes(&bytes).map_err(|e| QueryError::Stored {
+                        index,
+                        reason: e.to_string(),
+                    })?;
+                hits.push(Hit { index, entry });
+            }
         }
-        let cursor = match hits.last() {
-            Some(last) if eligible > hits.len() as u64 => Some(last.index),
-            _ => None,
-        };
-        Ok(SearchResponse {
-            total,
-            hits,
-            cursor,
-            aggs,
-        })
+        Ok(hits)
     }
 
     /// The user's query, restricted to the time range.
@@ -587,7 +656,7 @@ fn is_known_field(name: &str, fields: &Fields) -> bool {
             .iter()
             .any(|(o, subs)| *o == object && subs.contains(&path));
     }
-    name != "entry" && fields.schema.get_field(&name).is_ok()
+    fields.schema.get_field(&name).is_ok()
 }
 
 fn check_fields(ast: &UserInputAst, fields: &Fields) -> Result<(), QueryError> {
@@ -628,7 +697,39 @@ fn complete_negations(ast: UserInputAst) -> UserInputAst {
         UserInputAst::Boost(inner, boost) => {
             UserInputAst::Boost(Box::new(complete_negations(*inner)), boost)
         }
-        UserInputAst::Leaf(leaf) => UserInputAst::Leaf(Box::new(wildcard_as_regex(*leaf))),
+        UserInputAst::Leaf(leaf) => exact_as_range(wildcard_as_regex(*leaf)),
+    }
+}
+
+/// Fields kept only as columns (their values are unique per event, so a
+/// term dictionary over them would be the largest part of the index).
+const COLUMN_ONLY_FIELDS: [&str; 3] = ["index", "time", "received"];
+
+/// An exact value (or a set of them) of a column-only field becomes a
+/// one-value range, which tantivy answers from the column.
+fn exact_as_range(leaf: UserInputLeaf) -> UserInputAst {
+    let column_only = |f: &Option<String>| {
+        f.as_deref()
+            .is_some_and(|f| COLUMN_ONLY_FIELDS.contains(&f))
+    };
+    let range = |field: Option<String>, value: String| {
+        UserInputAst::Leaf(Box::new(UserInputLeaf::Range {
+            field,
+            lower: UserInputBound::Inclusive(value.clone()),
+            upper: UserInputBound::Inclusive(value),
+        }))
+    };
+    match leaf {
+        UserInputLeaf::Literal(lit) if column_only(&lit.field_name) && !lit.prefix => {
+            range(lit.field_name, lit.phrase)
+        }
+        UserInputLeaf::Set { field, elements } if column_only(&field) => UserInputAst::Clause(
+            elements
+                .into_iter()
+                .map(|e| (Some(Occur::Should), range(field.clone(), e)))
+                .collect(),
+        ),
+        other => UserInputAst::Leaf(Box::new(other)),
     }
 }
 

@@ -6,25 +6,25 @@
 //!
 //! | field | type | how |
 //! | --- | --- | --- |
-//! | `index` | u64 | indexed, fast, stored: the global ledger index (sort key, cursor, proof link) |
-//! | `time`, `received` | date (ms) | indexed, fast: event time / acknowledgement time |
+//! | `index` | u64 | fast only: the global ledger index (sort key, cursor, proof link, and where hits are read from) |
+//! | `time`, `received` | date (ms) | fast only: event time / acknowledgement time |
 //! | `category`, `action`, `outcome`, `target_user`, `reason` | keyword | raw token, fast (terms aggregations) |
 //! | `id` | keyword | raw token, not fast (unique per event: a column would be as large as the docstore) |
 //! | `records` | u64 | indexed, fast: ranges such as `records:[100 TO *]` |
 //! | `actor`, `patient`, `resource`, `source`, `via`, `enriched` | JSON | raw tokenizer, fast: `actor.user:u0042`, terms on `actor.ip` |
 //! | `message` | text | default tokenizer with positions (phrases) |
 //! | `attrs` | JSON | default tokenizer with positions, not fast |
-//! | `entry` | bytes | stored only: the canonical entry bytes, so hits render without the ledger |
 //!
-//! Nothing but `index` and `entry` is stored: the canonical bytes already
-//! hold every value, and the docstore is the largest part of the index.
+//! Nothing is stored: hits are read back from the ledger by `index`
+//! (`ledger::entries`), which already holds every value, compressed; a
+//! second copy in tantivy's doc store was the largest part of the index.
 //! Field norms are off everywhere (results are ordered by `index`, never by
 //! score), and keyword postings carry no frequencies.
 
 use serde_json::{Map, Value};
 use tantivy::schema::{
     DateOptions, DateTimePrecision, Field, INDEXED, IndexRecordOption, JsonObjectOptions,
-    NumericOptions, STORED, Schema, TextFieldIndexing, TextOptions,
+    NumericOptions, Schema, TextFieldIndexing, TextOptions,
 };
 use tantivy::schema::{FAST, OwnedValue};
 use tantivy::{DateTime, TantivyDocument};
@@ -33,7 +33,7 @@ use crate::event::Timestamp;
 
 /// Bumped whenever the schema or the entry-to-document mapping changes; an
 /// index built with another version is rebuilt from the ledger.
-pub const SCHEMA_VERSION: u32 = 1;
+pub const SCHEMA_VERSION: u32 = 2;
 
 /// Keyword fields of the event (exact match, raw tokenizer).
 pub const KEYWORD_FIELDS: [&str; 6] = [
@@ -111,7 +111,6 @@ pub struct Fields {
     pub enriched: Field,
     pub message: Field,
     pub attrs: Field,
-    pub entry: Field,
 }
 
 impl Fields {
@@ -134,11 +133,12 @@ impl Fields {
                     .set_index_option(IndexRecordOption::Basic),
             )
             .set_fast("raw");
+        // Unique per event: columns only. A term dictionary over them was a
+        // third of the index, and tantivy answers ranges from the column.
         let date = DateOptions::default()
-            .set_indexed()
             .set_fast()
             .set_precision(DateTimePrecision::Milliseconds);
-        let index = b.add_u64_field("index", NumericOptions::from(INDEXED | FAST | STORED));
+        let index = b.add_u64_field("index", NumericOptions::from(FAST));
         let time = b.add_date_field("time", date.clone());
         let received = b.add_date_field("received", date);
         let category = b.add_text_field("category", keyword(true));
@@ -166,7 +166,6 @@ impl Fields {
             "attrs",
             JsonObjectOptions::default().set_indexing_options(text),
         );
-        let entry = b.add_bytes_field("entry", STORED);
         Fields {
             schema: b.build(),
             index,
@@ -187,7 +186,6 @@ impl Fields {
             enriched,
             message,
             attrs,
-            entry,
         }
     }
 
@@ -195,12 +193,11 @@ impl Fields {
     ///
     /// An entry that does not parse (never the case for what the ledger
     /// accepted, but the index must not stall on it) still gets a document
-    /// with its index and bytes, so the index has no gap; `Err` carries the
+    /// with its index, so the index has no gap; `Err` carries the
     /// reason for the caller to log.
     pub fn document(&self, index: u64, bytes: &[u8]) -> (TantivyDocument, Result<(), String>) {
         let mut doc = TantivyDocument::new();
         doc.add_u64(self.index, index);
-        doc.add_bytes(self.entry, bytes);
         let outcome = match serde_json::from_slice::<Map<String, Value>>(bytes) {
             Ok(entry) => self.fill(&mut doc, entry),
             Err(e) => Err(format!("entry {index} is not a json object: {e}")),

@@ -14,6 +14,7 @@ pub mod bundle;
 pub mod compact;
 pub mod compactor;
 pub mod dicts;
+pub mod entries;
 pub mod frontier;
 pub mod hash;
 pub mod keys;
