@@ -157,7 +157,7 @@ impl PlainSegment {
                 });
             }
         };
-        check_entries(path, &footer, &entries).map_err(|reason| CompactError::NotSealed {
+        check_entries(&footer, &entries).map_err(|reason| CompactError::NotSealed {
             path: path.to_owned(),
             reason,
         })?;
@@ -175,7 +175,7 @@ impl PlainSegment {
 }
 
 /// Entries hash to the footer's block roots and number its count.
-fn check_entries(_path: &Path, footer: &Footer, entries: &[Vec<u8>]) -> Result<(), String> {
+fn check_entries(footer: &Footer, entries: &[Vec<u8>]) -> Result<(), String> {
     if entries.len() as u64 != footer.record.count {
         return Err(format!(
             "{} entries, the record counts {}",
@@ -313,12 +313,13 @@ pub fn check_compacted(
     }
     // Independent of the comparison above: decoded entries re-hash to the
     // sealed block roots.
-    check_entries(path, &footer, &seg.entries).map_err(fail)?;
+    check_entries(&footer, &seg.entries).map_err(fail)?;
     Ok(())
 }
 
-/// Compacts sealed version 1 segment `number` of the ledger whose segments
-/// live in `segments` with `dict` (written to `dicts` first if needed).
+/// Compacts the sealed version 1 segment at `seg_path` with `dict` (stored
+/// in `dicts` first if it is not there yet), through `tmp_path`
+/// (`N.seg.compact`); returns what it did and the entries it read.
 pub fn compact_segment(
     seg_path: &Path,
     tmp_path: &Path,
