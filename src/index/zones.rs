@@ -186,7 +186,7 @@ mod tests {
         assert!(at(900, 1000).iter().any(|r| r.start == 6 * ZONE_DOCS));
         assert!(at(901, 1000).is_empty());
         assert!(at(0, 0).is_empty());
-        assert_eq!(at(200, 300)[0].check_time, false);
-        assert_eq!(at(200, 299)[0].check_time, true);
+        assert!(!at(200, 300)[0].check_time);
+        assert!(at(200, 299)[0].check_time);
     }
 }
