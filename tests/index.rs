@@ -618,7 +618,7 @@ fn time_windows_with_late_events_match_brute_force() {
     // Every 97th event is three days late; every 1,000th is a day early.
     let at = |i: u64| {
         let base = time_ms(i);
-        if i % 97 == 0 {
+        if i.is_multiple_of(97) {
             base - 3 * 86_400_000
         } else if i % 1000 == 1 {
             base + 86_400_000
