@@ -38,7 +38,11 @@ fn time_ms(i: u64) -> i64 {
 }
 
 fn entry(i: u64) -> LedgerEntry {
-    let time = Timestamp::from_unix_ms(time_ms(i)).unwrap();
+    entry_at(i, time_ms(i))
+}
+
+fn entry_at(i: u64, ms: i64) -> LedgerEntry {
+    let time = Timestamp::from_unix_ms(ms).unwrap();
     let ticket = if i.is_multiple_of(10) {
         format!(r#","attrs":{{"change_ticket":"CHG-{i}"}}"#)
     } else {
@@ -601,4 +605,94 @@ fn index_size_per_event() {
         ledger as f64 / n as f64,
         index as f64 / n as f64
     );
+}
+
+/// Time windows over many zones of the index (4,096 documents each) where
+/// some events arrive late (their event time is days before their
+/// neighbours'), checked against a brute-force count.
+#[test]
+fn time_windows_with_late_events_match_brute_force() {
+    let f = fixture();
+    let mut ledger = open_ledger(&f.data);
+    let n = 10_000u64;
+    // Every 97th event is three days late; every 1,000th is a day early.
+    let at = |i: u64| {
+        let base = time_ms(i);
+        if i.is_multiple_of(97) {
+            base - 3 * 86_400_000
+        } else if i % 1000 == 1 {
+            base + 86_400_000
+        } else {
+            base
+        }
+    };
+    let entries: Vec<LedgerEntry> = (0..n).map(|i| entry_at(i, at(i))).collect();
+    for chunk in entries.chunks(500) {
+        ledger.append(chunk).unwrap();
+    }
+    let mut indexer = Indexer::open(&index_dir(&f.data), &f.data).unwrap();
+    // Several commits, so there are several index segments.
+    for end in [3_000, 7_000, n] {
+        indexer.catch_up(end).unwrap();
+        indexer.commit().unwrap();
+    }
+    let search = SearchIndex::new(indexer.index().clone(), &f.data).unwrap();
+    search.reload().unwrap();
+    let windows = [
+        (time_ms(0) - 5 * 86_400_000, time_ms(n)),
+        (time_ms(4_000), time_ms(4_001)),
+        (time_ms(4_095), time_ms(8_200)),
+        (
+            time_ms(9_000) - 3 * 86_400_000,
+            time_ms(9_000) - 2 * 86_400_000,
+        ),
+        (time_ms(8_000), time_ms(n) + 2 * 86_400_000),
+        (time_ms(n) + 5 * 86_400_000, time_ms(n) + 6 * 86_400_000),
+    ];
+    for (q, pred) in [
+        ("*", Box::new(|_: u64| true) as Box<dyn Fn(u64) -> bool>),
+        ("action:export", Box::new(|i| action(i) == "export")),
+        ("actor.user:u0003", Box::new(|i| user(i) == "u0003")),
+    ] {
+        for (from, to) in windows {
+            let want: Vec<u64> = (0..n)
+                .rev()
+                .filter(|&i| pred(i) && (from..to).contains(&at(i)))
+                .collect();
+            let mut r = SearchRequest {
+                q: q.into(),
+                from: Some(Timestamp::from_unix_ms(from).unwrap()),
+                to: Some(Timestamp::from_unix_ms(to).unwrap()),
+                limit: 1000,
+                ..SearchRequest::default()
+            };
+            let first = search.search(&r).unwrap();
+            assert_eq!(first.total, want.len() as u64, "{q} in {from}..{to}");
+            let mut got = first.hits.iter().map(|h| h.index).collect::<Vec<_>>();
+            let mut cursor = first.cursor;
+            while let Some(c) = cursor {
+                r.cursor = Some(c);
+                let page = search.search(&r).unwrap();
+                got.extend(page.hits.iter().map(|h| h.index));
+                cursor = page.cursor;
+            }
+            assert_eq!(got, want, "{q} in {from}..{to}");
+            let all: Vec<u64> = search
+                .search_all(&r, 100_000)
+                .unwrap()
+                .iter()
+                .map(|h| h.index)
+                .collect();
+            assert_eq!(all, want, "search_all {q} in {from}..{to}");
+        }
+    }
+    // search_all refuses more than it may return.
+    let r = SearchRequest {
+        q: "*".into(),
+        ..SearchRequest::default()
+    };
+    assert!(matches!(
+        search.search_all(&r, 10),
+        Err(QueryError::Invalid(_))
+    ));
 }

@@ -9,6 +9,7 @@ pub mod follow;
 pub mod indexer;
 pub mod query;
 pub mod schema;
+pub mod zones;
 
 pub use follow::{FollowError, LedgerFollower, ledger_end};
 pub use indexer::{

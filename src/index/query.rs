@@ -38,6 +38,7 @@ use tantivy::{
 use thiserror::Error;
 
 use super::schema::{Fields, KEYWORD_FIELDS, OBJECT_FIELDS};
+use super::zones::{DocRange, TimeWindow, ZoneMaps};
 use crate::event::{Entry, Timestamp};
 use crate::ledger::entries::EntryReader;
 
@@ -81,19 +82,6 @@ impl QueryError {
             self,
             QueryError::Syntax { .. } | QueryError::UnknownField { .. } | QueryError::Invalid(_)
         )
-    }
-}
-
-/// An event-time window `[from_ms, to_ms)` checked per matching document.
-#[derive(Clone, Copy, Debug)]
-struct TimeWindow {
-    from_ms: i64,
-    to_ms: i64,
-}
-
-impl TimeWindow {
-    fn contains(&self, ms: i64) -> bool {
-        self.from_ms <= ms && ms < self.to_ms
     }
 }
 
@@ -153,6 +141,7 @@ pub struct SearchIndex {
     parser: QueryParser,
     timeout: Duration,
     entries: EntryReader,
+    zones: ZoneMaps,
 }
 
 impl SearchIndex {
@@ -184,6 +173,7 @@ impl SearchIndex {
             parser,
             timeout: DEFAULT_TIMEOUT,
             entries: EntryReader::open(data_dir),
+            zones: ZoneMaps::default(),
         })
     }
 
@@ -280,74 +270,87 @@ impl SearchIndex {
         });
         let mut agg_fruits = Vec::new();
         let mut total = 0u64;
-        let mut block = [0u32; COLLECT_BLOCK_BUFFER_LEN];
         let mut alive = Vec::with_capacity(COLLECT_BLOCK_BUFFER_LEN);
         for (ord, segment) in searcher.segment_readers().iter().enumerate() {
             deadline.check()?;
             // Segment ordinals are u32 in tantivy; a searcher never has more.
             let ord = ord as u32;
             let index_column = segment.fast_fields().u64("index")?;
-            // The time window per document, unless the segment's time range
-            // (its column's min and max) lies wholly inside or outside it.
-            let time_column = match window {
+            // Doc ranges of the segment that can hold events of the window
+            // (from its zone map), and whether each needs a per-document
+            // time check.
+            let ranges = match window {
                 Some(w) => {
                     let col = segment.fast_fields().date("time")?;
-                    let (min, max) = (
-                        col.min_value().into_timestamp_millis(),
-                        col.max_value().into_timestamp_millis(),
-                    );
-                    if max < w.from_ms || min >= w.to_ms {
-                        continue;
-                    }
-                    if col.index.get_cardinality() == tantivy::columnar::Cardinality::Full
-                        && w.contains(min)
-                        && w.contains(max)
-                    {
-                        None
-                    } else {
-                        Some((w, col))
-                    }
+                    let zones = self.zones.get(segment, &col);
+                    Some((zones.ranges(w, segment.max_doc()), w, col))
                 }
                 None => None,
             };
+            if ranges.as_ref().is_some_and(|(r, _, _)| r.is_empty()) {
+                continue;
+            }
             let mut agg_segment = match &collector {
                 Some(c) => Some(c.for_segment(ord, segment)?),
                 None => None,
             };
             let mut scorer = weight.scorer(segment, 1.0)?;
             let bitset = segment.alive_bitset();
+            let whole = [DocRange {
+                start: 0,
+                end: segment.max_doc(),
+                check_time: false,
+            }];
+            let doc_ranges = match &ranges {
+                Some((r, _, _)) => r.as_slice(),
+                None => &whole,
+            };
             let mut since_check = 0u64;
-            loop {
-                let n = scorer.fill_buffer(&mut block);
-                if n == 0 {
-                    break;
+            for range in doc_ranges {
+                if scorer.doc() < range.start {
+                    scorer.seek(range.start);
                 }
-                alive.clear();
-                alive.extend(
-                    block[..n]
-                        .iter()
-                        .copied()
-                        .filter(|&d| bitset.is_none_or(|b| b.is_alive(d)))
-                        .filter(|&d| match &time_column {
-                            Some((w, col)) => col
+                loop {
+                    alive.clear();
+                    while alive.len() < COLLECT_BLOCK_BUFFER_LEN {
+                        let d = scorer.doc();
+                        if d >= range.end {
+                            break;
+                        }
+                        scorer.advance();
+                        since_check += 1;
+                        if bitset.is_some_and(|b| !b.is_alive(d)) {
+                            continue;
+                        }
+                        if range.check_time
+                            && let Some((_, w, col)) = &ranges
+                            && !col
                                 .first(d)
-                                .is_some_and(|t| w.contains(t.into_timestamp_millis())),
-                            None => true,
-                        }),
-                );
-                total += alive.len() as u64;
-                if let Some(a) = agg_segment.as_mut() {
-                    a.collect_block(&alive);
-                }
-                for &doc in &alive {
-                    if let Some(index) = index_column.first(doc) {
-                        on_match(index)?;
+                                .is_some_and(|t| w.contains(t.into_timestamp_millis()))
+                        {
+                            continue;
+                        }
+                        alive.push(d);
                     }
-                }
-                since_check += n as u64;
-                if since_check >= DEADLINE_CHECK_DOCS {
-                    since_check = 0;
-                    deadline.check()?;
+                    if alive.is_empty() && scorer.doc() >= range.end {
+                        break;
+                    }
+                    total += alive.len() as u64;
+                    if let Some(a) = agg_segment.as_mut() {
+                        a.collect_block(&alive);
+                    }
+                    for &doc in &alive {
+                        if let Some(index) = index_column.first(doc) {
+                            on_match(index)?;
+                        }
+                    }
+                    if since_check >= DEADLINE_CHECK_DOCS {
+                        since_check = 0;
+                        deadline.check()?;
+                    }
+                    if scorer.doc() >= range.end {
+                        break;
+                    }
                 }
             }
             if let Some(a) = agg_segment {

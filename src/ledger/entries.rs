@@ -34,6 +34,8 @@ use super::tree_store::{SegmentIndex, TreeStoreError};
 
 /// Sealed segments whose footer and descriptor are kept open.
 const CACHED_SEGMENTS: usize = 1024;
+/// Most segment first indices kept in memory (8 bytes each).
+const MAX_FIRSTS: u64 = 1 << 21;
 /// Largest single read; longer blocks are read frame by frame.
 const MAX_READ: u64 = 1 << 20;
 const BLOCK: u64 = 1 << BLOCK_SHIFT;
@@ -110,8 +112,12 @@ struct Open {
 }
 
 struct State {
-    /// First index of each sealed segment; reopened when it is stale.
+    /// `segments.idx`, reopened when an index lies past its last segment.
     index: Option<SegmentIndex>,
+    /// Its first indices in memory, while there are at most
+    /// [`MAX_FIRSTS`] (otherwise it is searched on disk).
+    firsts: Vec<u64>,
+    loaded: bool,
     sealed: HashMap<u64, Arc<Sealed>>,
 }
 
@@ -123,6 +129,23 @@ pub struct EntryReader {
     dicts: DictStore,
     state: Mutex<State>,
     open: Mutex<Option<Open>>,
+}
+
+impl State {
+    /// The sealed segment whose first index is the largest <= `index`.
+    fn segment_of(&self, index: u64) -> Result<Option<u64>, EntryReadError> {
+        let Some(ix) = &self.index else {
+            return Ok(None);
+        };
+        if self.firsts.len() as u64 == ix.len() {
+            return Ok(self
+                .firsts
+                .partition_point(|&first| first <= index)
+                .checked_sub(1)
+                .map(|n| n as u64));
+        }
+        Ok(ix.segment_of(index, u64::MAX)?)
+    }
 }
 
 /// Where an entry lives.
@@ -140,6 +163,8 @@ impl EntryReader {
             paths,
             state: Mutex::new(State {
                 index: None,
+                firsts: Vec::new(),
+                loaded: false,
                 sealed: HashMap::new(),
             }),
             open: Mutex::new(None),
@@ -222,21 +247,10 @@ impl EntryReader {
     fn place(&self, index: u64) -> Result<Place, EntryReadError> {
         for refresh in [false, true] {
             let mut state = self.lock_state();
-            if refresh || state.index.is_none() {
-                state.index = match SegmentIndex::open_read_only(&self.paths.index) {
-                    Ok(i) => Some(i),
-                    Err(TreeStoreError::Io { source, .. })
-                        if source.kind() == io::ErrorKind::NotFound =>
-                    {
-                        None
-                    }
-                    Err(e) => return Err(e.into()),
-                };
+            if refresh || !state.loaded {
+                self.refresh_firsts(&mut state)?;
             }
-            let Some(number) = (match &state.index {
-                Some(ix) => ix.segment_of(index, u64::MAX)?,
-                None => None,
-            }) else {
+            let Some(number) = state.segment_of(index)? else {
                 if refresh {
                     return Ok(Place::Open);
                 }
@@ -267,6 +281,31 @@ impl EntryReader {
             }
         }
         Ok(Place::Open)
+    }
+
+    /// Reads the segment index entries added since the last call (all of
+    /// them when it shrank, which only recovery does).
+    fn refresh_firsts(&self, state: &mut State) -> Result<(), EntryReadError> {
+        let ix = match SegmentIndex::open_read_only(&self.paths.index) {
+            Ok(ix) => ix,
+            Err(TreeStoreError::Io { source, .. }) if source.kind() == io::ErrorKind::NotFound => {
+                state.loaded = true;
+                return Ok(());
+            }
+            Err(e) => return Err(e.into()),
+        };
+        if ix.len() < state.firsts.len() as u64 || ix.len() > MAX_FIRSTS {
+            state.firsts.clear();
+            state.sealed.clear();
+        }
+        if ix.len() <= MAX_FIRSTS {
+            for n in state.firsts.len() as u64..ix.len() {
+                state.firsts.push(ix.first_index(n)?);
+            }
+        }
+        state.index = Some(ix);
+        state.loaded = true;
+        Ok(())
     }
 
     fn load_sealed(&self, number: u64) -> Result<Sealed, EntryReadError> {
