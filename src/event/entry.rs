@@ -77,6 +77,16 @@ impl Entry {
 
     /// Reads stored entry bytes. Rejects anything that is not a valid entry
     /// or not byte-for-byte canonical, so one entry has one representation.
+    /// Parses an entry read back from the ledger, for display (search hits,
+    /// reports): only the parse, without re-validating the event or
+    /// re-encoding it to check canonical form as
+    /// [`Entry::from_canonical_bytes`] does. Integrity of stored bytes is
+    /// `verify`'s business (frames carry CRCs, leaves are hashed); this
+    /// parse is bounded and still rejects what is not an entry.
+    pub fn from_ledger_bytes(bytes: &[u8]) -> Result<Entry, EventError> {
+        parse_bounded(bytes, MAX_ENTRY_BYTES)
+    }
+
     pub fn from_canonical_bytes(bytes: &[u8]) -> Result<Entry, EventError> {
         let entry: Entry = parse_bounded(bytes, MAX_ENTRY_BYTES)?;
         entry.via.validate()?;

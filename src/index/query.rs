@@ -377,11 +377,10 @@ impl SearchIndex {
                     reason: e.to_string(),
                 })?;
             for (&index, bytes) in chunk.iter().zip(entries) {
-                let entry =
-                    Entry::from_canonical_bytes(&bytes).map_err(|e| QueryError::Stored {
-                        index,
-                        reason: e.to_string(),
-                    })?;
+                let entry = Entry::from_ledger_bytes(&bytes).map_err(|e| QueryError::Stored {
+                    index,
+                    reason: e.to_string(),
+                })?;
                 hits.push(Hit { index, entry });
             }
         }
