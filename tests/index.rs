@@ -179,8 +179,8 @@ fn counts_per_user_and_exact_patient_lists_newest_first() {
         // The hits carry the stored entries.
         let page = search.search(&req(&format!("patient.id:{id}"), 3)).unwrap();
         for hit in &page.hits {
-            assert_eq!(hit.entry.event.patient.as_ref().unwrap().id, id);
-            assert_eq!(hit.entry.canonical_bytes(), entry(hit.index).bytes);
+            assert_eq!(hit.entry().unwrap().event.patient.as_ref().unwrap().id, id);
+            assert_eq!(hit.bytes(), &entry(hit.index).bytes[..]);
         }
     }
     let all = indices(&search, "");

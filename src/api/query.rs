@@ -5,7 +5,7 @@
 //! asked, never the results.
 
 use crate::event::{Actor, Category, Event, Outcome, Timestamp, Via};
-use crate::index::{AggRequest, QueryError, SearchIndex, SearchRequest};
+use crate::index::{AggRequest, Hit, QueryError, SearchIndex, SearchRequest};
 use crate::ledger::bundle::{BundleError, BundleQuery, build_bundle};
 use crate::ledger::proof::{LedgerReader, ProofBuildError};
 use crate::pipeline::silence::parse_duration;
@@ -334,12 +334,12 @@ pub async fn get_patient_access(
             to,
             ..SearchRequest::default()
         };
-        let hits = index.search_all(&req, MAX_REPORT_EVENTS)?;
+        let hits = Hit::decode_all(&index.search_all(&req, MAX_REPORT_EVENTS)?)?;
         Ok::<_, QueryError>(patient_access::build(
             &patient,
             from.as_ref(),
             to.as_ref(),
-            hits.into_iter().map(|h| (h.index, h.entry)),
+            hits,
         ))
     })
     .await;

@@ -195,7 +195,7 @@ pub fn patient_access_report(cmd: ReportCmd<'_>) -> Result<ExitCode> {
                 cmd.patient,
                 from.as_ref(),
                 to.as_ref(),
-                hits.into_iter().map(|h| (h.index, h.entry)),
+                crate::index::Hit::decode_all(&hits)?,
             );
             match cmd.format {
                 "csv" => patient_access::to_csv(&report)?,

@@ -6,13 +6,15 @@
 //! disposable: [`reindex`] rebuilds it from the ledger.
 
 pub mod follow;
+pub mod hit;
 pub mod indexer;
 pub mod query;
 pub mod schema;
 pub mod zones;
 
 pub use follow::{FollowError, LedgerFollower, ledger_end};
+pub use hit::Hit;
 pub use indexer::{
     IndexError, IndexRecovery, Indexer, IndexerOptions, index_dir, reindex, run_indexer,
 };
-pub use query::{AggRequest, Hit, QueryError, SearchIndex, SearchRequest, SearchResponse};
+pub use query::{AggRequest, QueryError, SearchIndex, SearchRequest, SearchResponse};

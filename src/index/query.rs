@@ -37,9 +37,10 @@ use tantivy::{
 };
 use thiserror::Error;
 
+use super::hit::Hit;
 use super::schema::{Fields, KEYWORD_FIELDS, OBJECT_FIELDS};
 use super::zones::{DocRange, TimeWindow, ZoneMaps};
-use crate::event::{Entry, Timestamp};
+use crate::event::Timestamp;
 use crate::ledger::entries::EntryReader;
 
 /// Most hits one page returns.
@@ -109,14 +110,6 @@ pub struct SearchRequest {
     /// The `cursor` of the previous page: returns events with a smaller index.
     pub cursor: Option<u64>,
     pub aggs: Vec<AggRequest>,
-}
-
-#[derive(Clone, Debug, Serialize)]
-pub struct Hit {
-    pub index: u64,
-    /// `received`, `via`, `event` and `enriched`, flattened beside `index`.
-    #[serde(flatten)]
-    pub entry: Entry,
 }
 
 #[derive(Clone, Debug, Serialize)]
@@ -377,11 +370,10 @@ impl SearchIndex {
                     reason: e.to_string(),
                 })?;
             for (&index, bytes) in chunk.iter().zip(entries) {
-                let entry = Entry::from_ledger_bytes(&bytes).map_err(|e| QueryError::Stored {
-                    index,
-                    reason: e.to_string(),
-                })?;
-                hits.push(Hit { index, entry });
+                hits.push(
+                    Hit::new(index, bytes)
+                        .map_err(|reason| QueryError::Stored { index, reason })?,
+                );
             }
         }
         Ok(hits)
