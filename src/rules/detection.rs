@@ -752,7 +752,11 @@ impl CondParser<'_> {
             self.i += 1;
             v.push(self.and()?);
         }
-        Ok(if v.len() == 1 { v.remove(0) } else { Cond::Or(v) })
+        Ok(if v.len() == 1 {
+            v.remove(0)
+        } else {
+            Cond::Or(v)
+        })
     }
 
     fn and(&mut self) -> Result<Cond, At> {
@@ -761,7 +765,11 @@ impl CondParser<'_> {
             self.i += 1;
             v.push(self.not()?);
         }
-        Ok(if v.len() == 1 { v.remove(0) } else { Cond::And(v) })
+        Ok(if v.len() == 1 {
+            v.remove(0)
+        } else {
+            Cond::And(v)
+        })
     }
 
     fn not(&mut self) -> Result<Cond, At> {

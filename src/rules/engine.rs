@@ -5,8 +5,10 @@
 //! buffer until the watermark (the newest event time seen, minus the allowed
 //! lateness) passes it; hits are then applied to correlation state in
 //! (event time, ledger index) order, so the same events give the same alerts
-//! whatever their arrival order within the lateness. A hit older than the
-//! last applied one is too late: it is counted and not applied.
+//! whatever their arrival order within the lateness. A hit behind the
+//! watermark (or behind a hit already applied) is too late: it is counted in
+//! [`EngineStats::late_hits`] and not applied; standalone detection alerts
+//! are never late.
 //!
 //! Correlation state is per rule and group-by key: the hits inside the
 //! timespan (a sliding window ending at the newest hit, both ends
@@ -201,6 +203,11 @@ impl Engine {
     pub fn process(&mut self, index: u64, entry: &Entry, out: &mut Vec<AlertCandidate>) {
         self.stats.events += 1;
         let time = entry.event.time.unix_ms();
+        // Too late: behind the watermark, or behind a hit already applied
+        // (after a forced release). Such hits are counted, not applied.
+        let behind = self
+            .newest
+            .is_some_and(|n| time < n.saturating_sub(self.cfg.allowed_lateness_ms));
         let rules = Arc::clone(&self.rules);
         for (di, rule) in rules.detections.iter().enumerate() {
             if !rule.detection.matches(entry) {
@@ -220,7 +227,7 @@ impl Engine {
             for &(ci, mi) in &rules.detection_feeds[di] {
                 let corr = &rules.correlations[ci];
                 let key = (time, index, ci, mi);
-                if self.applied.is_some_and(|a| key < a) {
+                if behind || self.applied.is_some_and(|a| key < a) {
                     self.stats.late_hits += 1;
                     continue;
                 }
@@ -285,10 +292,10 @@ impl Engine {
         }
     }
 
+    /// Expires groups that no hit at or after the watermark can extend.
     fn expire_all(&mut self) {
-        let Some(now) = self.applied.map(|a| a.0) else {
-            return;
-        };
+        let Some(newest) = self.newest else { return };
+        let now = newest.saturating_sub(self.cfg.allowed_lateness_ms);
         for ci in 0..self.state.len() {
             let span = self.rules.correlations[ci].timespan_ms;
             expire(&mut self.state[ci], now - span, &mut self.stats);
@@ -308,13 +315,7 @@ impl Engine {
         self.apply_hit(ci, p.group, hit, out);
     }
 
-    fn apply_hit(
-        &mut self,
-        ci: usize,
-        key: GroupKey,
-        hit: Hit,
-        out: &mut Vec<AlertCandidate>,
-    ) {
+    fn apply_hit(&mut self, ci: usize, key: GroupKey, hit: Hit, out: &mut Vec<AlertCandidate>) {
         let rules = Arc::clone(&self.rules);
         let corr = &rules.correlations[ci];
         let t = hit.time;
@@ -336,7 +337,11 @@ impl Engine {
         group.seq = seq;
         st.idle.insert((t, seq), key.clone());
         // Slide the window: keep hits with time >= t - timespan.
-        while group.hits.front().is_some_and(|h| h.time < t - corr.timespan_ms) {
+        while group
+            .hits
+            .front()
+            .is_some_and(|h| h.time < t - corr.timespan_ms)
+        {
             pop_front(group);
         }
         if let Some(v) = &hit.value {

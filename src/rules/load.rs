@@ -161,9 +161,15 @@ impl RuleSet {
             }
         }
         if !errors.is_empty() {
+            // Still report what is wrong inside the files that parsed; rule
+            // references are not checked, as the missing rule may be in a
+            // file that did not parse.
+            if let Err(more) = build(&docs, false) {
+                errors.extend(more);
+            }
             return Err(errors);
         }
-        build(&docs)
+        build(&docs, true)
     }
 
     /// Compiles rules from one YAML text (tests, `rules test` fixtures).
@@ -262,7 +268,7 @@ enum Raw<'a> {
     Correlation(Box<RawCorrelation<'a>>),
 }
 
-fn build(docs: &[(PathBuf, Node)]) -> Result<RuleSet, Vec<LoadError>> {
+fn build(docs: &[(PathBuf, Node)], check_refs: bool) -> Result<RuleSet, Vec<LoadError>> {
     let mut errors = Vec::new();
     let mut raws: Vec<(&PathBuf, Raw<'_>)> = Vec::new();
     for (file, doc) in docs {
@@ -307,6 +313,9 @@ fn build(docs: &[(PathBuf, Node)]) -> Result<RuleSet, Vec<LoadError>> {
         if let Some(n) = &meta.name {
             by_ref.entry(n.clone()).or_insert(src);
         }
+    }
+    if !check_refs {
+        return Err(errors);
     }
     let mut set = RuleSet::default();
     let mut raw_corrs = Vec::new();
@@ -416,9 +425,12 @@ fn resolve(
     let mut members = Vec::new();
     for r in &c.rules {
         let name = r.as_str().unwrap_or_default();
-        let source = *by_ref
-            .get(name)
-            .ok_or_else(|| at(r.pos, format!("correlation refers to unknown rule `{name}`")))?;
+        let source = *by_ref.get(name).ok_or_else(|| {
+            at(
+                r.pos,
+                format!("correlation refers to unknown rule `{name}`"),
+            )
+        })?;
         if source == Source::Correlation(ci) {
             return Err(at(r.pos, "a correlation cannot refer to itself"));
         }
@@ -438,9 +450,11 @@ fn resolve(
             let aliased = alias_for(c.aliases, gname, name, member_name.as_deref(), g.pos)?;
             let field_name = aliased.as_deref().unwrap_or(gname);
             group.push(match source {
-                Source::Detection(_) => GroupSource::Field(Field::parse(field_name).ok_or_else(
-                    || at(g.pos, format!("unknown group-by field `{field_name}`")),
-                )?),
+                Source::Detection(_) => {
+                    GroupSource::Field(Field::parse(field_name).ok_or_else(|| {
+                        at(g.pos, format!("unknown group-by field `{field_name}`"))
+                    })?)
+                }
                 Source::Correlation(o) => GroupSource::Inner(
                     group_names[o]
                         .iter()
@@ -519,15 +533,12 @@ fn meta(file: &Path, doc: &Node) -> Result<RuleMeta, At> {
     };
     let level = match doc.get("level") {
         None => Level::Medium,
-        Some(n) => n
-            .as_str()
-            .and_then(Level::parse)
-            .ok_or_else(|| {
-                at(
-                    n.pos,
-                    "level must be informational, low, medium, high or critical",
-                )
-            })?,
+        Some(n) => n.as_str().and_then(Level::parse).ok_or_else(|| {
+            at(
+                n.pos,
+                "level must be informational, low, medium, high or critical",
+            )
+        })?,
     };
     let tags = match doc.get("tags") {
         None => Vec::new(),
@@ -655,10 +666,12 @@ fn parse_correlation<'a>(
         match c.get(key) {
             None if required => Err(at(c.pos, format!("correlation has no `{key}`"))),
             None => Ok(Vec::new()),
-            Some(n @ Node {
-                kind: NodeKind::Scalar { .. },
-                ..
-            }) => Ok(vec![n]),
+            Some(
+                n @ Node {
+                    kind: NodeKind::Scalar { .. },
+                    ..
+                },
+            ) => Ok(vec![n]),
             Some(Node {
                 kind: NodeKind::Seq(items),
                 pos,

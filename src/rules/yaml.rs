@@ -21,7 +21,10 @@ pub struct Pos {
 pub enum NodeKind {
     /// A scalar as written; `plain` is false for quoted and block scalars
     /// (so `'true'` stays a string while `true` is a boolean).
-    Scalar { text: String, plain: bool },
+    Scalar {
+        text: String,
+        plain: bool,
+    },
     Seq(Vec<Node>),
     /// Keys in file order.
     Map(Vec<(Node, Node)>),
@@ -76,7 +79,6 @@ impl Node {
                 .map(|(_, v)| v),
             _ => None,
         }
-    }
     }
 }
 
@@ -219,10 +221,13 @@ mod tests {
             panic!("{b:?}")
         };
         assert_eq!(items[0].pos, Pos { line: 3, col: 5 });
-        assert_eq!(items[1].kind, NodeKind::Scalar {
-            text: "y".into(),
-            plain: false
-        });
+        assert_eq!(
+            items[1].kind,
+            NodeKind::Scalar {
+                text: "y".into(),
+                plain: false
+            }
+        );
         assert_eq!(docs[1].get("c").unwrap().as_bool(), Some(true));
         assert_eq!(docs[1].get("c").unwrap().pos.line, 6);
     }
@@ -237,6 +242,11 @@ mod tests {
         let e = parse_documents("a: [1, 2\nb: 3\n").unwrap_err();
         assert!(e.reason.contains("syntax"), "{e:?}");
         let deep = "[".repeat(MAX_DEPTH + 1) + &"]".repeat(MAX_DEPTH + 1);
-        assert!(parse_documents(&deep).unwrap_err().reason.contains("nested"));
+        assert!(
+            parse_documents(&deep)
+                .unwrap_err()
+                .reason
+                .contains("nested")
+        );
     }
 }
