@@ -46,13 +46,12 @@ impl Deduplicator {
             }
             self.order.remove(&(prev, seq));
             self.by_order.remove(&seq);
-        } else if self.last.len() >= self.max_keys {
-            if let Some(oldest) = self.order.pop_first() {
-                if let Some(k) = self.by_order.remove(&oldest.1) {
-                    self.last.remove(&k);
-                    self.forgotten += 1;
-                }
-            }
+        } else if self.last.len() >= self.max_keys
+            && let Some(oldest) = self.order.pop_first()
+            && let Some(k) = self.by_order.remove(&oldest.1)
+        {
+            self.last.remove(&k);
+            self.forgotten += 1;
         }
         self.seq += 1;
         self.order.insert((t, self.seq));

@@ -272,10 +272,10 @@ fn lower(s: &str) -> String {
 }
 
 fn str_match(op: StrOp, text: &Text, v: &FieldValue<'_>) -> bool {
-    if op == StrOp::Eq {
-        if let (Some(n), Some(x)) = (text.num, numeric(v)) {
-            return n == x;
-        }
+    if op == StrOp::Eq
+        && let (Some(n), Some(x)) = (text.num, numeric(v))
+    {
+        return n == x;
     }
     let owned;
     let raw: &str = match v {

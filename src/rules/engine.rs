@@ -321,11 +321,12 @@ impl Engine {
         let t = hit.time;
         let st = &mut self.state[ci];
         expire(st, t - corr.timespan_ms, &mut self.stats);
-        if !st.groups.contains_key(&key) && st.groups.len() >= self.cfg.max_groups_per_rule {
-            if let Some((_, k)) = st.idle.pop_first() {
-                st.groups.remove(&k);
-                self.stats.evicted_groups += 1;
-            }
+        if !st.groups.contains_key(&key)
+            && st.groups.len() >= self.cfg.max_groups_per_rule
+            && let Some((_, k)) = st.idle.pop_first()
+        {
+            st.groups.remove(&k);
+            self.stats.evicted_groups += 1;
         }
         st.seq += 1;
         let seq = st.seq;
@@ -405,14 +406,13 @@ impl Engine {
 }
 
 fn pop_front(group: &mut Group) {
-    if let Some(h) = group.hits.pop_front() {
-        if let Some(v) = h.value {
-            if let Some(n) = group.values.get_mut(&v) {
-                *n -= 1;
-                if *n == 0 {
-                    group.values.remove(&v);
-                }
-            }
+    if let Some(h) = group.hits.pop_front()
+        && let Some(v) = h.value
+        && let Some(n) = group.values.get_mut(&v)
+    {
+        *n -= 1;
+        if *n == 0 {
+            group.values.remove(&v);
         }
     }
 }

@@ -264,7 +264,7 @@ struct RawCorrelation<'a> {
 }
 
 enum Raw<'a> {
-    Detection(DetectionRule),
+    Detection(Box<DetectionRule>),
     Correlation(Box<RawCorrelation<'a>>),
 }
 
@@ -321,7 +321,7 @@ fn build(docs: &[(PathBuf, Node)], check_refs: bool) -> Result<RuleSet, Vec<Load
     let mut raw_corrs = Vec::new();
     for (file, r) in raws {
         match r {
-            Raw::Detection(d) => set.detections.push(d),
+            Raw::Detection(d) => set.detections.push(*d),
             Raw::Correlation(c) => raw_corrs.push((file, c)),
         }
     }
@@ -364,18 +364,18 @@ fn build(docs: &[(PathBuf, Node)], check_refs: bool) -> Result<RuleSet, Vec<Load
             Err(e) => errors.push(LoadError::at(file, e.pos, e.reason)),
         }
     }
-    if errors.is_empty() {
-        if let Some(ci) = find_cycle(&set) {
-            let m = &set.correlations[ci].meta;
-            errors.push(LoadError::at(
-                &m.file,
-                Pos {
-                    line: m.line,
-                    col: 1,
-                },
-                format!("correlation `{}` refers to itself through a chain", m.id),
-            ));
-        }
+    if errors.is_empty()
+        && let Some(ci) = find_cycle(&set)
+    {
+        let m = &set.correlations[ci].meta;
+        errors.push(LoadError::at(
+            &m.file,
+            Pos {
+                line: m.line,
+                col: 1,
+            },
+            format!("correlation `{}` refers to itself through a chain", m.id),
+        ));
     }
     if !errors.is_empty() {
         return Err(errors);
@@ -403,10 +403,10 @@ fn find_cycle(set: &RuleSet) -> Option<usize> {
         }
         state[i] = 1;
         for m in &set.correlations[i].members {
-            if let Source::Correlation(o) = m.source {
-                if visit(set, o, state) {
-                    return true;
-                }
+            if let Source::Correlation(o) = m.source
+                && visit(set, o, state)
+            {
+                return true;
             }
         }
         state[i] = 2;
@@ -587,16 +587,18 @@ fn parse_doc<'a>(file: &Path, doc: &'a Node) -> Result<Option<Raw<'a>>, At> {
             "not a sigma rule: no detection or correlation section",
         ));
     };
-    if let Some(ls) = doc.get("logsource") {
-        if let Some(p) = ls.get("product") {
-            if p.as_str() != Some("sealtrail") {
-                return Err(at(p.pos, "logsource product must be sealtrail (or absent)"));
-            }
-        }
+    if let Some(ls) = doc.get("logsource")
+        && let Some(p) = ls.get("product")
+        && p.as_str() != Some("sealtrail")
+    {
+        return Err(at(p.pos, "logsource product must be sealtrail (or absent)"));
     }
     let meta = meta(file, doc)?;
     let detection: Detection = compile(det)?;
-    Ok(Some(Raw::Detection(DetectionRule { meta, detection })))
+    Ok(Some(Raw::Detection(Box::new(DetectionRule {
+        meta,
+        detection,
+    }))))
 }
 
 /// Parses `5s`, `10m`, `1h`, `2d` (lowercase unit, as the Sigma
@@ -777,10 +779,10 @@ fn parse_correlation<'a>(
             .ok_or_else(|| at(g.pos, "generate must be true or false"))?,
     };
     let aliases = c.get("aliases");
-    if let Some(a) = aliases {
-        if !matches!(a.kind, NodeKind::Map(_)) {
-            return Err(at(a.pos, "aliases must be a map"));
-        }
+    if let Some(a) = aliases
+        && !matches!(a.kind, NodeKind::Map(_))
+    {
+        return Err(at(a.pos, "aliases must be a map"));
     }
     Ok(RawCorrelation {
         meta,

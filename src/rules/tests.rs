@@ -724,9 +724,7 @@ fn hits_per_group_are_bounded() {
 
 #[test]
 fn value_count_counts_distinct_values_in_the_window() {
-    let rules = format!(
-        "title: Many patients\nid: many-patients\ncorrelation:\n  type: value_count\n  rules: [chart_view]\n  group-by: [actor.user]\n  timespan: 10m\n  condition:\n    field: patient.id\n    gte: 3\n---\ntitle: v\nid: chart-view\nname: chart_view\ndetection:\n  s:\n    action: view\n  condition: s\n"
-    );
+    let rules = "title: Many patients\nid: many-patients\ncorrelation:\n  type: value_count\n  rules: [chart_view]\n  group-by: [actor.user]\n  timespan: 10m\n  condition:\n    field: patient.id\n    gte: 3\n---\ntitle: v\nid: chart-view\nname: chart_view\ndetection:\n  s:\n    action: view\n  condition: s\n".to_string();
     let view = |ms: i64, u: &str, p: &str| {
         entry_at(
             ms,
