@@ -240,7 +240,7 @@ impl Pattern {
         match self {
             Pattern::Null => false,
             Pattern::Exists(b) => *b,
-            Pattern::Str(op, text) => str_match(*op, text, &v),
+            Pattern::Str(op, t) => str_match(*op, &t.s, t.cased, t.num, &v),
             Pattern::Regex(re) => re.is_match(&v.text()),
             Pattern::Cidr(net) => match v {
                 FieldValue::Str(s) => s.parse::<IpAddr>().is_ok_and(|ip| net.contains(ip)),
@@ -252,12 +252,13 @@ impl Pattern {
                     return false;
                 };
                 let o = o.text();
-                let text = Text {
-                    s: if *cased { o.into_owned() } else { lower(&o) },
-                    cased: *cased,
-                    num: None,
-                };
-                str_match(*op, &text, &v)
+                // ASCII comparisons ignore case on both sides, so only
+                // non-ASCII text needs lowercasing first.
+                if *cased || o.is_ascii() {
+                    str_match(*op, &o, *cased, None, &v)
+                } else {
+                    str_match(*op, &lower(&o), false, None, &v)
+                }
             }
         }
     }
@@ -271,9 +272,12 @@ fn lower(s: &str) -> String {
     }
 }
 
-fn str_match(op: StrOp, text: &Text, v: &FieldValue<'_>) -> bool {
+/// Compares an event value with `p`. Unless `cased`, `p` must be lowercase
+/// or ASCII (ASCII comparisons ignore case on both sides). `num` is `p` as a
+/// number, for comparing numeric values without formatting them.
+fn str_match(op: StrOp, p: &str, cased: bool, num: Option<f64>, v: &FieldValue<'_>) -> bool {
     if op == StrOp::Eq
-        && let (Some(n), Some(x)) = (text.num, numeric(v))
+        && let (Some(n), Some(x)) = (num, numeric(v))
     {
         return n == x;
     }
@@ -285,8 +289,7 @@ fn str_match(op: StrOp, text: &Text, v: &FieldValue<'_>) -> bool {
             &owned
         }
     };
-    let p = text.s.as_str();
-    if text.cased {
+    if cased {
         return match op {
             StrOp::Eq => raw == p,
             StrOp::Contains => raw.contains(p),

@@ -330,13 +330,23 @@ impl Engine {
         }
         st.seq += 1;
         let seq = st.seq;
-        let group = st.groups.entry(key.clone()).or_default();
-        if group.seq != 0 {
-            st.idle.remove(&(group.last, group.seq));
-        }
+        let group = match st.groups.get_mut(&key) {
+            Some(g) => {
+                // Move the idle-order entry (and its key) to the new time.
+                let k = st
+                    .idle
+                    .remove(&(g.last, g.seq))
+                    .unwrap_or_else(|| key.clone());
+                st.idle.insert((t, seq), k);
+                g
+            }
+            None => {
+                st.idle.insert((t, seq), key.clone());
+                st.groups.entry(key.clone()).or_default()
+            }
+        };
         group.last = t;
         group.seq = seq;
-        st.idle.insert((t, seq), key.clone());
         // Slide the window: keep hits with time >= t - timespan.
         while group
             .hits
