@@ -409,6 +409,59 @@ fn main() {
         env_u64("SEALTRAIL_BENCH_EVENTS", 2_000_000) as usize
     };
     println!("machine: {}", machine());
+    // 0. Memory of 100,000 distinct groups (one hit each, nothing fires),
+    //    measured first so freed memory of later steps cannot hide it.
+    let groups = 100_000;
+    let one = RuleSet::from_yaml(
+        "mem.yml",
+        "title: c\nid: c\ncorrelation:\n  type: event_count\n  rules: [f]\n  group-by: [actor.user]\n  timespan: 1d\n  condition: {gte: 1000}\n---\ntitle: f\nid: f\ndetection:\n  s:\n    action: login\n  condition: s\n",
+    )
+    .expect("rule");
+    let probe: Vec<Entry> = (0..groups)
+        .map(|i| {
+            let mut e = Event::new(
+                Timestamp::from_unix_ms(START_MS + i as i64).expect("time"),
+                Category::Auth,
+                "login",
+                Outcome::Failure,
+            );
+            e.actor = Some(Actor {
+                user: Some(format!("user-{i:07}")),
+                ..Actor::default()
+            });
+            Entry {
+                received: Timestamp::from_unix_ms(START_MS).expect("time"),
+                via: Via {
+                    kind: "http".into(),
+                    peer: None,
+                    principal: None,
+                },
+                event: e,
+                enriched: None,
+            }
+        })
+        .collect();
+    let mut engine = Engine::new(
+        Arc::new(one),
+        EngineConfig {
+            allowed_lateness_ms: 0,
+            ..EngineConfig::default()
+        },
+    );
+    let before = rss_kib();
+    let mut sink = Vec::new();
+    for (i, e) in probe.iter().enumerate() {
+        engine.process(i as u64, e, &mut sink);
+    }
+    let after = rss_kib();
+    let st = engine.stats();
+    assert_eq!(st.groups, groups);
+    println!(
+        "correlation state for {} groups: RSS +{} KiB ({:.0} bytes/group)",
+        st.groups,
+        after.saturating_sub(before),
+        after.saturating_sub(before) as f64 * 1024.0 / groups as f64
+    );
     let pack = rule_pack();
     let rules = Arc::new(RuleSet::from_yaml("pack.yml", &pack).expect("rule pack loads"));
     println!(
@@ -490,60 +543,5 @@ fn main() {
         n as f64 / secs2,
         n as f64 / parse,
         n as f64 / plain
-    );
-
-    // 3. Memory of 100,000 distinct groups (one hit each, nothing fires).
-    drop(entries);
-    drop(bytes);
-    let groups = 100_000;
-    let one = RuleSet::from_yaml(
-        "mem.yml",
-        "title: c\nid: c\ncorrelation:\n  type: event_count\n  rules: [f]\n  group-by: [actor.user]\n  timespan: 1d\n  condition: {gte: 1000}\n---\ntitle: f\nid: f\ndetection:\n  s:\n    action: login\n  condition: s\n",
-    )
-    .expect("rule");
-    let probe: Vec<Entry> = (0..groups)
-        .map(|i| {
-            let mut e = Event::new(
-                Timestamp::from_unix_ms(START_MS + i as i64).expect("time"),
-                Category::Auth,
-                "login",
-                Outcome::Failure,
-            );
-            e.actor = Some(Actor {
-                user: Some(format!("user-{i:07}")),
-                ..Actor::default()
-            });
-            Entry {
-                received: Timestamp::from_unix_ms(START_MS).expect("time"),
-                via: Via {
-                    kind: "http".into(),
-                    peer: None,
-                    principal: None,
-                },
-                event: e,
-                enriched: None,
-            }
-        })
-        .collect();
-    let mut engine = Engine::new(
-        Arc::new(one),
-        EngineConfig {
-            allowed_lateness_ms: 0,
-            ..EngineConfig::default()
-        },
-    );
-    let before = rss_kib();
-    let mut sink = Vec::new();
-    for (i, e) in probe.iter().enumerate() {
-        engine.process(i as u64, e, &mut sink);
-    }
-    let after = rss_kib();
-    let st = engine.stats();
-    assert_eq!(st.groups, groups);
-    println!(
-        "correlation state for {} groups: RSS +{} KiB ({:.0} bytes/group)",
-        st.groups,
-        after.saturating_sub(before),
-        after.saturating_sub(before) as f64 * 1024.0 / groups as f64
     );
 }
