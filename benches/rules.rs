@@ -5,7 +5,8 @@
 //!
 //! Run: `cargo bench --bench rules`. Env: SEALTRAIL_BENCH_EVENTS (default
 //! 2,000,000). Without `--bench` (as under `cargo test --all-targets`) a
-//! smoke run of 50,000 events checks that the benchmark still works.
+//! smoke run of 50,000 events (and 10,000 groups) checks that the benchmark
+//! still works.
 
 use std::collections::BTreeMap;
 use std::sync::Arc;
@@ -411,7 +412,7 @@ fn main() {
     println!("machine: {}", machine());
     // 0. Memory of 100,000 distinct groups (one hit each, nothing fires),
     //    measured first so freed memory of later steps cannot hide it.
-    let groups = 100_000;
+    let groups = if smoke { 10_000 } else { 100_000 };
     let one = RuleSet::from_yaml(
         "mem.yml",
         "title: c\nid: c\ncorrelation:\n  type: event_count\n  rules: [f]\n  group-by: [actor.user]\n  timespan: 1d\n  condition: {gte: 1000}\n---\ntitle: f\nid: f\ndetection:\n  s:\n    action: login\n  condition: s\n",

@@ -936,3 +936,46 @@ fn rule_metadata_is_exposed() {
     );
     assert_eq!(set.max_timespan_ms(), 300_000);
 }
+
+#[test]
+fn count_condition_ranges_and_eq() {
+    // 2 < count <= 3: fires at the third event only.
+    let rules = count_rule("1m", "{gt: 2, lte: 3}");
+    let input: Vec<(u64, Entry)> = (0..3)
+        .map(|i| (i, login(T0 + i as i64, "a", false)))
+        .collect();
+    let (out, _) = run(&rules, no_lateness(), &input);
+    assert_eq!(out.len(), 1);
+    assert_eq!(out[0].count, 3);
+    let (out, _) = run(&rules, no_lateness(), &input[..2]);
+    assert!(out.is_empty());
+    let rules = count_rule("1m", "{eq: 2}");
+    let (out, _) = run(&rules, no_lateness(), &input);
+    assert_eq!(out.len(), 1);
+    assert_eq!(out[0].event_indices, vec![0, 1]);
+}
+
+#[test]
+fn same_input_gives_the_same_alerts() {
+    let rules = format!("{}---\n{SUCCESS}", count_rule("1m", "{gte: 2}"));
+    let input: Vec<(u64, Entry)> = (0..40)
+        .map(|i| {
+            (
+                i,
+                login(
+                    T0 + (i as i64 % 7) * 900,
+                    ["a", "b", "c"][i as usize % 3],
+                    i % 4 == 0,
+                ),
+            )
+        })
+        .collect();
+    let cfg = EngineConfig {
+        allowed_lateness_ms: 10_000,
+        ..EngineConfig::default()
+    };
+    let (a, _) = run(&rules, cfg.clone(), &input);
+    let (b, _) = run(&rules, cfg, &input);
+    assert!(!a.is_empty());
+    assert_eq!(a, b);
+}
