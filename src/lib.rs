@@ -16,6 +16,7 @@ pub mod index;
 pub mod ledger;
 pub mod pipeline;
 pub mod report;
+pub mod rules;
 pub mod serve;
 pub mod sources;
 pub mod tls;

@@ -1,0 +1,499 @@
+//! Evaluation of a [`RuleSet`] over a stream of entries.
+//!
+//! Detection rules are evaluated on each entry as it arrives. A match of a
+//! rule that feeds correlations becomes a *hit* that waits in a reorder
+//! buffer until the watermark (the newest event time seen, minus the allowed
+//! lateness) passes it; hits are then applied to correlation state in
+//! (event time, ledger index) order, so the same events give the same alerts
+//! whatever their arrival order within the lateness. A hit behind the
+//! watermark (or behind a hit already applied) is too late: it is counted in
+//! [`EngineStats::late_hits`] and not applied; standalone detection alerts
+//! are never late.
+//!
+//! Correlation state is per rule and group-by key: the hits inside the
+//! timespan (a sliding window ending at the newest hit, both ends
+//! inclusive). A correlation fires when its condition holds after a hit is
+//! applied; the group's window is then cleared, so a burst gives one alert.
+//! Bounds: groups per rule (`max_groups_per_rule`; the group idle longest is
+//! evicted and counted), hits per group (`max_hits_per_group`; the oldest
+//! is dropped and counted), the reorder buffer (`max_pending`; the oldest
+//! hits are applied early and counted). Groups whose newest hit left the
+//! timespan are expired as time advances.
+//!
+//! Rebuilding after a restart or reload: replay the ledger from
+//! `now - (RuleSet::max_timespan_ms + allowed_lateness_ms)` with
+//! [`Engine::replay`] (alerts dropped), then continue with
+//! [`Engine::process`].
+
+use std::cmp::Reverse;
+use std::collections::{BTreeMap, BinaryHeap, HashMap, VecDeque};
+use std::sync::Arc;
+
+use super::Level;
+use super::load::{CorrelationRule, CorrelationType, GroupSource, RuleMeta, RuleSet};
+use crate::event::{Entry, Timestamp};
+
+/// Most event indices kept in one alert.
+pub const MAX_ALERT_EVENTS: usize = 100;
+
+/// Engine limits and streaming settings.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct EngineConfig {
+    /// How far (ms of event time) an event may arrive behind the newest one
+    /// and still be correlated in order. Correlation alerts wait this long.
+    pub allowed_lateness_ms: i64,
+    pub max_groups_per_rule: usize,
+    pub max_hits_per_group: usize,
+    pub max_pending: usize,
+}
+
+impl Default for EngineConfig {
+    fn default() -> Self {
+        EngineConfig {
+            allowed_lateness_ms: 2_000,
+            max_groups_per_rule: 100_000,
+            max_hits_per_group: 10_000,
+            max_pending: 100_000,
+        }
+    }
+}
+
+/// One firing, shaped to become the alert object of `GET /v1/alerts`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct AlertCandidate {
+    pub rule_id: String,
+    pub title: String,
+    pub level: Level,
+    /// group-by field -> value (fields the events lacked are left out).
+    pub group: BTreeMap<String, String>,
+    pub first_time: Timestamp,
+    pub last_time: Timestamp,
+    /// Detection: 1. event_count and temporal: the events in the window.
+    /// value_count: the distinct values.
+    pub count: u64,
+    /// Ledger indices of the events, oldest first, at most
+    /// [`MAX_ALERT_EVENTS`].
+    pub event_indices: Vec<u64>,
+}
+
+/// Counters for metrics and tests.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct EngineStats {
+    pub events: u64,
+    pub detections: u64,
+    /// Hits older than the last applied hit, not applied.
+    pub late_hits: u64,
+    /// Hits applied before the watermark because the buffer was full.
+    pub forced_hits: u64,
+    pub evicted_groups: u64,
+    pub expired_groups: u64,
+    /// Hits dropped from a full group window.
+    pub dropped_hits: u64,
+    pub pending: usize,
+    pub groups: usize,
+}
+
+type GroupKey = Box<[Option<Box<str>>]>;
+
+/// Ordering of hits: event time, ledger index, correlation, member.
+type HitKey = (i64, u64, usize, usize);
+
+#[derive(Debug)]
+struct Pending {
+    key: HitKey,
+    group: GroupKey,
+    value: Option<Box<str>>,
+}
+
+impl PartialEq for Pending {
+    fn eq(&self, o: &Self) -> bool {
+        self.key == o.key
+    }
+}
+impl Eq for Pending {}
+impl PartialOrd for Pending {
+    fn partial_cmp(&self, o: &Self) -> Option<std::cmp::Ordering> {
+        Some(self.cmp(o))
+    }
+}
+impl Ord for Pending {
+    fn cmp(&self, o: &Self) -> std::cmp::Ordering {
+        self.key.cmp(&o.key)
+    }
+}
+
+#[derive(Debug)]
+enum Events {
+    One(u64),
+    Many(Box<[u64]>),
+}
+
+#[derive(Debug)]
+struct Hit {
+    time: i64,
+    first_time: i64,
+    member: usize,
+    events: Events,
+    value: Option<Box<str>>,
+}
+
+#[derive(Debug, Default)]
+struct Group {
+    last: i64,
+    seq: u64,
+    hits: VecDeque<Hit>,
+    /// value_count: distinct value -> hits carrying it.
+    values: HashMap<Box<str>, u32>,
+}
+
+#[derive(Debug, Default)]
+struct CorrState {
+    groups: HashMap<GroupKey, Group>,
+    /// (last hit time, seq) -> group, oldest first: expiry and eviction order.
+    idle: BTreeMap<(i64, u64), GroupKey>,
+    seq: u64,
+}
+
+/// The rule engine: detection, reorder buffer and correlation state.
+#[derive(Debug)]
+pub struct Engine {
+    rules: Arc<RuleSet>,
+    cfg: EngineConfig,
+    pending: BinaryHeap<Reverse<Pending>>,
+    newest: Option<i64>,
+    applied: Option<HitKey>,
+    state: Vec<CorrState>,
+    stats: EngineStats,
+}
+
+impl Engine {
+    pub fn new(rules: Arc<RuleSet>, cfg: EngineConfig) -> Engine {
+        let state = (0..rules.correlations.len())
+            .map(|_| CorrState::default())
+            .collect();
+        Engine {
+            rules,
+            cfg,
+            pending: BinaryHeap::new(),
+            newest: None,
+            applied: None,
+            state,
+            stats: EngineStats::default(),
+        }
+    }
+
+    pub fn rules(&self) -> &Arc<RuleSet> {
+        &self.rules
+    }
+
+    pub fn config(&self) -> &EngineConfig {
+        &self.cfg
+    }
+
+    pub fn stats(&self) -> EngineStats {
+        let mut s = self.stats.clone();
+        s.pending = self.pending.len();
+        s.groups = self.state.iter().map(|c| c.groups.len()).sum();
+        s
+    }
+
+    /// Evaluates one entry (its ledger `index`), appending alerts to `out`:
+    /// standalone detection alerts at once, correlation alerts once the
+    /// watermark passes the hits that complete them.
+    pub fn process(&mut self, index: u64, entry: &Entry, out: &mut Vec<AlertCandidate>) {
+        self.stats.events += 1;
+        let time = entry.event.time.unix_ms();
+        // Too late: behind the watermark, or behind a hit already applied
+        // (after a forced release). Such hits are counted, not applied.
+        let behind = self
+            .newest
+            .is_some_and(|n| time < n.saturating_sub(self.cfg.allowed_lateness_ms));
+        let rules = Arc::clone(&self.rules);
+        for (di, rule) in rules.detections.iter().enumerate() {
+            if !rule.detection.matches(entry) {
+                continue;
+            }
+            self.stats.detections += 1;
+            if rule.meta.standalone {
+                out.push(alert(
+                    &rule.meta,
+                    BTreeMap::new(),
+                    time,
+                    time,
+                    1,
+                    vec![index],
+                ));
+            }
+            for &(ci, mi) in &rules.detection_feeds[di] {
+                let corr = &rules.correlations[ci];
+                let key = (time, index, ci, mi);
+                if behind || self.applied.is_some_and(|a| key < a) {
+                    self.stats.late_hits += 1;
+                    continue;
+                }
+                let group = corr.members[mi]
+                    .group
+                    .iter()
+                    .map(|g| match g {
+                        GroupSource::Field(f) => f.get(entry).map(|v| v.text().into()),
+                        GroupSource::Inner(_) => None,
+                    })
+                    .collect();
+                let value = corr
+                    .value_field
+                    .as_ref()
+                    .and_then(|f| f.get(entry))
+                    .map(|v| v.text().into());
+                self.pending.push(Reverse(Pending { key, group, value }));
+            }
+        }
+        self.newest = Some(self.newest.map_or(time, |n| n.max(time)));
+        self.release(out);
+    }
+
+    /// [`Engine::process`] without alerts: for rebuilding state from the
+    /// ledger's recent window.
+    pub fn replay(&mut self, index: u64, entry: &Entry) {
+        let mut sink = Vec::new();
+        self.process(index, entry, &mut sink);
+    }
+
+    /// Moves the watermark as if an event at `now_ms` had been seen (the
+    /// service calls this on a timer so alerts are not held back while no
+    /// events arrive), applying and expiring what it passes.
+    pub fn advance(&mut self, now_ms: i64, out: &mut Vec<AlertCandidate>) {
+        self.newest = Some(self.newest.map_or(now_ms, |n| n.max(now_ms)));
+        self.release(out);
+        self.expire_all();
+    }
+
+    /// Applies every waiting hit (end of a replay or of a test input).
+    pub fn flush(&mut self, out: &mut Vec<AlertCandidate>) {
+        while let Some(Reverse(p)) = self.pending.pop() {
+            self.apply(p, out);
+        }
+    }
+
+    fn release(&mut self, out: &mut Vec<AlertCandidate>) {
+        let Some(newest) = self.newest else { return };
+        let watermark = newest.saturating_sub(self.cfg.allowed_lateness_ms);
+        loop {
+            let over = self.pending.len() > self.cfg.max_pending;
+            match self.pending.peek() {
+                Some(Reverse(p)) if p.key.0 <= watermark || over => {}
+                _ => break,
+            }
+            if let Some(Reverse(p)) = self.pending.pop() {
+                if over && p.key.0 > watermark {
+                    self.stats.forced_hits += 1;
+                }
+                self.apply(p, out);
+            }
+        }
+    }
+
+    /// Expires groups that no hit at or after the watermark can extend.
+    fn expire_all(&mut self) {
+        let Some(newest) = self.newest else { return };
+        let now = newest.saturating_sub(self.cfg.allowed_lateness_ms);
+        for ci in 0..self.state.len() {
+            let span = self.rules.correlations[ci].timespan_ms;
+            expire(&mut self.state[ci], now - span, &mut self.stats);
+        }
+    }
+
+    fn apply(&mut self, p: Pending, out: &mut Vec<AlertCandidate>) {
+        self.applied = Some(p.key);
+        let (time, index, ci, mi) = p.key;
+        let hit = Hit {
+            time,
+            first_time: time,
+            member: mi,
+            events: Events::One(index),
+            value: p.value,
+        };
+        self.apply_hit(ci, p.group, hit, out);
+    }
+
+    fn apply_hit(&mut self, ci: usize, key: GroupKey, hit: Hit, out: &mut Vec<AlertCandidate>) {
+        let rules = Arc::clone(&self.rules);
+        let corr = &rules.correlations[ci];
+        let t = hit.time;
+        let st = &mut self.state[ci];
+        expire(st, t - corr.timespan_ms, &mut self.stats);
+        if !st.groups.contains_key(&key)
+            && st.groups.len() >= self.cfg.max_groups_per_rule
+            && let Some((_, k)) = st.idle.pop_first()
+        {
+            st.groups.remove(&k);
+            self.stats.evicted_groups += 1;
+        }
+        st.seq += 1;
+        let seq = st.seq;
+        let group = match st.groups.get_mut(&key) {
+            Some(g) => {
+                // Move the idle-order entry (and its key) to the new time.
+                let k = st
+                    .idle
+                    .remove(&(g.last, g.seq))
+                    .unwrap_or_else(|| key.clone());
+                st.idle.insert((t, seq), k);
+                g
+            }
+            None => {
+                st.idle.insert((t, seq), key.clone());
+                st.groups.entry(key.clone()).or_default()
+            }
+        };
+        group.last = t;
+        group.seq = seq;
+        // Slide the window: keep hits with time >= t - timespan.
+        while group
+            .hits
+            .front()
+            .is_some_and(|h| h.time < t - corr.timespan_ms)
+        {
+            pop_front(group);
+        }
+        if let Some(v) = &hit.value {
+            *group.values.entry(v.clone()).or_insert(0) += 1;
+        }
+        group.hits.push_back(hit);
+        if group.hits.len() > self.cfg.max_hits_per_group {
+            pop_front(group);
+            self.stats.dropped_hits += 1;
+        }
+        let Some(count) = measure(corr, group) else {
+            return;
+        };
+        let first = group.hits.iter().map(|h| h.first_time).min().unwrap_or(t);
+        let mut events = Vec::new();
+        'outer: for h in &group.hits {
+            let slice: &[u64] = match &h.events {
+                Events::One(i) => std::slice::from_ref(i),
+                Events::Many(v) => v,
+            };
+            for &i in slice {
+                if events.len() >= MAX_ALERT_EVENTS {
+                    break 'outer;
+                }
+                events.push(i);
+            }
+        }
+        // Fired: the window starts afresh.
+        st.idle.remove(&(group.last, group.seq));
+        st.groups.remove(&key);
+        let group_map: BTreeMap<String, String> = corr
+            .group_by
+            .iter()
+            .zip(key.iter())
+            .filter_map(|(n, v)| v.as_ref().map(|v| (n.clone(), v.to_string())))
+            .collect();
+        let a = alert(&corr.meta, group_map, first, t, count, events);
+        for &(cj, mj) in &rules.correlation_feeds[ci] {
+            let outer = &rules.correlations[cj].members[mj];
+            let gk: GroupKey = outer
+                .group
+                .iter()
+                .map(|g| match g {
+                    GroupSource::Inner(k) => key.get(*k).cloned().flatten(),
+                    GroupSource::Field(_) => None,
+                })
+                .collect();
+            let chained = Hit {
+                time: t,
+                first_time: first,
+                member: mj,
+                events: Events::Many(a.event_indices.clone().into_boxed_slice()),
+                value: None,
+            };
+            self.apply_hit(cj, gk, chained, out);
+        }
+        if corr.meta.standalone {
+            out.push(a);
+        }
+    }
+}
+
+fn pop_front(group: &mut Group) {
+    if let Some(h) = group.hits.pop_front()
+        && let Some(v) = h.value
+        && let Some(n) = group.values.get_mut(&v)
+    {
+        *n -= 1;
+        if *n == 0 {
+            group.values.remove(&v);
+        }
+    }
+}
+
+/// Removes groups whose newest hit is older than `before`.
+fn expire(st: &mut CorrState, before: i64, stats: &mut EngineStats) {
+    while let Some((&(last, seq), _)) = st.idle.first_key_value() {
+        if last >= before {
+            break;
+        }
+        if let Some(k) = st.idle.remove(&(last, seq)) {
+            st.groups.remove(&k);
+            stats.expired_groups += 1;
+        }
+    }
+}
+
+/// The count the condition is checked against, when it holds.
+fn measure(corr: &CorrelationRule, group: &Group) -> Option<u64> {
+    let hits = group.hits.len() as u64;
+    let (measured, reported) = match corr.kind {
+        CorrelationType::EventCount => (hits, hits),
+        CorrelationType::ValueCount => {
+            let n = group.values.len() as u64;
+            (n, n)
+        }
+        CorrelationType::Temporal => {
+            let mut seen = vec![false; corr.members.len()];
+            for h in &group.hits {
+                seen[h.member] = true;
+            }
+            (seen.iter().filter(|s| **s).count() as u64, hits)
+        }
+        CorrelationType::TemporalOrdered => {
+            // Longest prefix of the member list found in order (greedy
+            // earliest match is optimal for a fixed sequence).
+            let mut k = 0;
+            for h in &group.hits {
+                if h.member == k {
+                    k += 1;
+                    if k == corr.members.len() {
+                        break;
+                    }
+                }
+            }
+            (k as u64, hits)
+        }
+    };
+    corr.condition.holds(measured).then_some(reported)
+}
+
+fn alert(
+    meta: &RuleMeta,
+    group: BTreeMap<String, String>,
+    first_ms: i64,
+    last_ms: i64,
+    count: u64,
+    event_indices: Vec<u64>,
+) -> AlertCandidate {
+    // Invariant: every time here is `Timestamp::unix_ms` of an event's
+    // valid timestamp (1970..=9999), which converts back without error.
+    #[allow(clippy::expect_used)]
+    let ts = |ms| Timestamp::from_unix_ms(ms).expect("event times are in range");
+    AlertCandidate {
+        rule_id: meta.id.clone(),
+        title: meta.title.clone(),
+        level: meta.level,
+        group,
+        first_time: ts(first_ms),
+        last_time: ts(last_ms),
+        count,
+        event_indices,
+    }
+}

@@ -1,0 +1,981 @@
+use std::sync::Arc;
+
+use serde_json::{Value, json};
+
+use super::*;
+use crate::event::{Enriched, Entry, Event, PatientInfo, StaffInfo, Timestamp, Via};
+
+/// 2026-11-27T14:03:11Z (a Friday, ISO week 48).
+const T0: i64 = 1_795_788_191_000;
+
+fn entry_at(ms: i64, mut ev: Value) -> Entry {
+    let obj = ev.as_object_mut().unwrap();
+    obj.insert(
+        "time".into(),
+        json!(Timestamp::from_unix_ms(ms).unwrap().to_string()),
+    );
+    obj.entry("category").or_insert(json!("access"));
+    obj.entry("action").or_insert(json!("view"));
+    obj.entry("outcome").or_insert(json!("success"));
+    let event = Event::from_json(ev.to_string().as_bytes()).unwrap();
+    Entry {
+        received: Timestamp::from_unix_ms(ms + 50).unwrap(),
+        via: Via {
+            kind: "http".into(),
+            peer: Some("10.0.0.9".into()),
+            principal: None,
+        },
+        event,
+        enriched: None,
+    }
+}
+
+fn entry(ev: Value) -> Entry {
+    entry_at(T0, ev)
+}
+
+fn rule(detection: &str) -> RuleSet {
+    let text = format!("title: t\nid: r1\ndetection:\n{detection}");
+    RuleSet::from_yaml("t.yml", &text).unwrap_or_else(|e| panic!("{e:?}\n{text}"))
+}
+
+fn hits(rules: &RuleSet, e: &Entry) -> bool {
+    let mut engine = Engine::new(Arc::new(rules.clone()), EngineConfig::default());
+    let mut out = Vec::new();
+    engine.process(7, e, &mut out);
+    !out.is_empty()
+}
+
+fn load_err(text: &str) -> LoadError {
+    let errs = RuleSet::from_yaml("bad.yml", text).unwrap_err();
+    assert_eq!(errs.len(), 1, "{errs:?}");
+    errs.into_iter().next().unwrap()
+}
+
+// ---------------------------------------------------------------------------
+// Modifiers and values.
+
+#[test]
+fn equality_is_case_insensitive_unless_cased() {
+    let r = rule("  sel:\n    actor.user: U0042\n  condition: sel\n");
+    assert!(hits(&r, &entry(json!({"actor": {"user": "u0042"}}))));
+    assert!(!hits(&r, &entry(json!({"actor": {"user": "u00421"}}))));
+    assert!(!hits(&r, &entry(json!({}))));
+    let r = rule("  sel:\n    actor.user|cased: U0042\n  condition: sel\n");
+    assert!(!hits(&r, &entry(json!({"actor": {"user": "u0042"}}))));
+    assert!(hits(&r, &entry(json!({"actor": {"user": "U0042"}}))));
+    // Non-ASCII folding.
+    let r = rule("  sel:\n    message|contains: ÄRZTIN\n  condition: sel\n");
+    assert!(hits(&r, &entry(json!({"message": "die ärztin sah"}))));
+}
+
+#[test]
+fn contains_startswith_endswith_and_wildcards() {
+    let e = entry(json!({"message": "Exported Chart of patient", "actor": {"user": "svc-backup"}}));
+    for (d, want) in [
+        ("message|contains: CHART", true),
+        ("message|contains: chartz", false),
+        ("message|startswith: export", true),
+        ("message|startswith: chart", false),
+        ("message|endswith: PATIENT", true),
+        ("message|endswith: export", false),
+        ("actor.user: svc-*", true),
+        ("actor.user: '*backup'", true),
+        ("actor.user: '*c-b*'", true),
+        ("actor.user: 'svc-?ackup'", true),
+        ("actor.user: 'svc-?ckup'", false),
+        ("actor.user: 'svc*up'", true),
+        ("actor.user: 'svc\\*'", false),
+        ("message|contains|all: [export, patient]", true),
+        ("message|contains|all: [export, nurse]", false),
+        ("message|contains: [nurse, chart]", true),
+    ] {
+        let r = rule(&format!("  sel:\n    {d}\n  condition: sel\n"));
+        assert_eq!(hits(&r, &e), want, "{d}");
+    }
+    let star = entry(json!({"actor": {"user": "svc*"}}));
+    let r = rule("  sel:\n    actor.user: 'svc\\*'\n  condition: sel\n");
+    assert!(hits(&r, &star));
+}
+
+#[test]
+fn regex_is_case_sensitive_unless_i() {
+    let e = entry(json!({"message": "Viewed Encounter 991"}));
+    let r = rule("  sel:\n    message|re: 'Encounter \\d+$'\n  condition: sel\n");
+    assert!(hits(&r, &e));
+    let r = rule("  sel:\n    message|re: 'encounter \\d+$'\n  condition: sel\n");
+    assert!(!hits(&r, &e));
+    let r = rule("  sel:\n    message|re|i: 'encounter \\d+$'\n  condition: sel\n");
+    assert!(hits(&r, &e));
+}
+
+#[test]
+fn cidr_v4_and_v6() {
+    let r = rule("  sel:\n    actor.ip|cidr: [10.20.0.0/16, 'fd00::/8']\n  condition: sel\n");
+    assert!(hits(&r, &entry(json!({"actor": {"ip": "10.20.1.17"}}))));
+    assert!(!hits(&r, &entry(json!({"actor": {"ip": "10.21.1.17"}}))));
+    assert!(hits(&r, &entry(json!({"actor": {"ip": "fd12:3456::1"}}))));
+    assert!(!hits(&r, &entry(json!({"actor": {"ip": "2001:db8::1"}}))));
+    assert!(!hits(&r, &entry(json!({}))));
+    let r = rule("  sel:\n    actor.ip|cidr: 192.168.1.5\n  condition: sel\n");
+    assert!(hits(&r, &entry(json!({"actor": {"ip": "192.168.1.5"}}))));
+    assert!(!hits(&r, &entry(json!({"actor": {"ip": "192.168.1.6"}}))));
+    // Not an address: no match.
+    let r = rule("  sel:\n    attrs.peer|cidr: 0.0.0.0/0\n  condition: sel\n");
+    assert!(!hits(&r, &entry(json!({"attrs": {"peer": "host-1"}}))));
+    assert!(hits(&r, &entry(json!({"attrs": {"peer": "1.2.3.4"}}))));
+}
+
+#[test]
+fn exists_and_null() {
+    let with = entry(json!({"reason": "break_glass"}));
+    let without = entry(json!({}));
+    let r = rule("  sel:\n    reason|exists: true\n  condition: sel\n");
+    assert!(hits(&r, &with) && !hits(&r, &without));
+    let r = rule("  sel:\n    reason|exists: false\n  condition: sel\n");
+    assert!(!hits(&r, &with) && hits(&r, &without));
+    let r = rule("  sel:\n    reason: null\n  condition: sel\n");
+    assert!(!hits(&r, &with) && hits(&r, &without));
+    let r = rule("  sel:\n    attrs.justification: null\n  condition: sel\n");
+    assert!(hits(&r, &entry(json!({"attrs": {"justification": null}}))));
+}
+
+#[test]
+fn numeric_comparisons() {
+    let e = entry(json!({"action": "export", "records": 500}));
+    for (d, want) in [
+        ("records|gt: 499", true),
+        ("records|gt: 500", false),
+        ("records|gte: 500", true),
+        ("records|lt: 500", false),
+        ("records|lte: 500", true),
+        ("records|lt: 1000.5", true),
+        ("records: 500", true),
+        ("records: 501", false),
+        ("attrs.size|gt: 10", false),
+    ] {
+        let r = rule(&format!("  sel:\n    {d}\n  condition: sel\n"));
+        assert_eq!(hits(&r, &e), want, "{d}");
+    }
+    let r = rule("  sel:\n    attrs.size|gte: 10\n  condition: sel\n");
+    assert!(hits(&r, &entry(json!({"attrs": {"size": "12"}}))));
+    assert!(hits(&r, &entry(json!({"attrs": {"size": 10.5}}))));
+}
+
+#[test]
+fn fieldref_compares_fields_of_one_event() {
+    let mut e = entry(json!({"actor": {"user": "u0042"}, "patient": {"id": "MRN-1"}}));
+    e.enriched = Some(Enriched {
+        patient: Some(PatientInfo {
+            employee_user: Some("U0042".into()),
+            ..PatientInfo::default()
+        }),
+        ..Enriched::default()
+    });
+    let r = rule("  sel:\n    actor.user|fieldref: patient.employee_user\n  condition: sel\n");
+    assert!(hits(&r, &e));
+    let r =
+        rule("  sel:\n    actor.user|fieldref|cased: patient.employee_user\n  condition: sel\n");
+    assert!(!hits(&r, &e));
+    let r = rule("  sel:\n    patient.id|fieldref: actor.user\n  condition: sel\n");
+    assert!(!hits(&r, &e));
+    let r = rule("  sel:\n    attrs.note|fieldref|contains: actor.user\n  condition: sel\n");
+    let e2 = entry(json!({"actor": {"user": "u7"}, "attrs": {"note": "by U7 today"}}));
+    assert!(hits(&r, &e2));
+    // A missing referenced field never matches.
+    let r = rule("  sel:\n    actor.user|fieldref: target_user\n  condition: sel\n");
+    assert!(!hits(&r, &e2));
+}
+
+#[test]
+fn time_parts_in_utc() {
+    // T0 = 2026-11-27T14:03:11Z.
+    let e = entry(json!({}));
+    for (d, want) in [
+        ("time|hour: 14", true),
+        ("time|hour: 15", false),
+        ("time|minute: 3", true),
+        ("time|day: 27", true),
+        ("time|week: 48", true),
+        ("time|month: 11", true),
+        ("time|year: 2026", true),
+        ("time|hour|gte: 22", false),
+        ("time|hour|lt: 6", false),
+        ("time|hour: [0, 1, 14]", true),
+        ("received|hour: 14", true),
+        ("attrs.scheduled_for|hour: 9", true),
+        ("attrs.scheduled_for|day: 1", true),
+    ] {
+        let r = rule(&format!("  sel:\n    {d}\n  condition: sel\n"));
+        let e = entry_at(
+            T0,
+            json!({"attrs": {"scheduled_for": "2026-12-01T09:30:00Z"}}),
+        );
+        assert_eq!(hits(&r, &e), want, "{d}");
+    }
+    let night = entry_at(T0 + 9 * 3_600_000, json!({})); // 23:03 UTC
+    let r = rule("  sel:\n    time|hour|gte: 22\n  condition: sel\n");
+    assert!(hits(&r, &night) && !hits(&r, &e));
+    // Text that is no time never matches.
+    let r = rule("  sel:\n    message|hour: 1\n  condition: sel\n");
+    assert!(!hits(&r, &entry(json!({"message": "x"}))));
+}
+
+#[test]
+fn enriched_fields_merge_with_event_precedence() {
+    let mut e = entry(
+        json!({"actor": {"user": "u1", "role": "nurse"}, "patient": {"id": "P1"},
+                             "target_user": "u2"}),
+    );
+    e.enriched = Some(Enriched {
+        actor: Some(StaffInfo {
+            role: Some("physician".into()),
+            department: Some("cardiology".into()),
+            last_name: Some("Smith".into()),
+            ..StaffInfo::default()
+        }),
+        target_user: Some(StaffInfo {
+            role: Some("it_admin".into()),
+            ..StaffInfo::default()
+        }),
+        patient: Some(PatientInfo {
+            last_name: Some("smith".into()),
+            vip: true,
+            ..PatientInfo::default()
+        }),
+    });
+    for (d, want) in [
+        ("actor.role: nurse", true),
+        ("actor.role: physician", false),
+        ("actor.department: cardiology", true),
+        ("patient.vip: true", true),
+        ("patient.vip: false", false),
+        ("target_user.role: it_admin", true),
+        ("target_user: u2", true),
+        ("actor.last_name|fieldref: patient.last_name", true),
+        ("via.kind: http", true),
+        ("via.peer|cidr: 10.0.0.0/8", true),
+        ("category: access", true),
+        ("outcome: success", true),
+    ] {
+        let r = rule(&format!("  sel:\n    {d}\n  condition: sel\n"));
+        assert_eq!(hits(&r, &e), want, "{d}");
+    }
+}
+
+#[test]
+fn attrs_paths_and_arrays() {
+    let e = entry(json!({"attrs": {"a.b": "dotted", "n": {"k": "nested"}, "list": ["x", "Y"]}}));
+    for (d, want) in [
+        ("attrs.a.b: dotted", true),
+        ("attrs.n.k: NESTED", true),
+        ("attrs.n.z: nested", false),
+        ("attrs.list: y", true),
+        ("attrs.list: z", false),
+        ("attrs.list|exists: true", true),
+    ] {
+        let r = rule(&format!("  sel:\n    {d}\n  condition: sel\n"));
+        assert_eq!(hits(&r, &e), want, "{d}");
+    }
+}
+
+#[test]
+fn selection_maps_and_lists() {
+    // A map is AND, a list of maps is OR, a value list is OR.
+    let r = rule(
+        "  sel:\n    - action: export\n      records|gte: 100\n    - action: print\n  condition: sel\n",
+    );
+    assert!(hits(
+        &r,
+        &entry(json!({"action": "export", "records": 100}))
+    ));
+    assert!(!hits(
+        &r,
+        &entry(json!({"action": "export", "records": 99}))
+    ));
+    assert!(hits(&r, &entry(json!({"action": "print"}))));
+    let r = rule("  sel:\n    action: [export, print]\n  condition: sel\n");
+    assert!(hits(&r, &entry(json!({"action": "print"}))));
+    assert!(!hits(&r, &entry(json!({"action": "view"}))));
+}
+
+// ---------------------------------------------------------------------------
+// Conditions.
+
+fn cond_rule(condition: &str) -> RuleSet {
+    rule(&format!(
+        "  sel_a:\n    action: export\n  sel_b:\n    actor.user: u1\n  filter:\n    reason: treatment\n  condition: {condition}\n"
+    ))
+}
+
+#[test]
+fn condition_forms() {
+    let a_b = entry(json!({"action": "export", "actor": {"user": "u1"}}));
+    let a = entry(json!({"action": "export", "actor": {"user": "u2"}}));
+    let a_f = entry(json!({"action": "export", "actor": {"user": "u2"}, "reason": "treatment"}));
+    let none = entry(json!({"actor": {"user": "u2"}}));
+    let f = entry(json!({"reason": "treatment"}));
+    let cases: [(&str, [bool; 5]); 12] = [
+        ("sel_a and sel_b", [true, false, false, false, false]),
+        ("sel_a or sel_b", [true, true, true, false, false]),
+        ("sel_a and not filter", [true, true, false, false, false]),
+        ("1 of sel_*", [true, true, true, false, false]),
+        ("all of sel_*", [true, false, false, false, false]),
+        ("1 of them", [true, true, true, false, true]),
+        ("all of them", [false, false, false, false, false]),
+        ("not 1 of sel*", [false, false, false, true, true]),
+        // and binds tighter than or; not tighter than and.
+        (
+            "filter or sel_a and sel_b",
+            [true, false, true, false, true],
+        ),
+        (
+            "(filter or sel_a) and sel_b",
+            [true, false, false, false, false],
+        ),
+        ("not filter and sel_a", [true, true, false, false, false]),
+        ("not (filter or sel_a)", [false, false, false, true, false]),
+    ];
+    for (c, want) in cases {
+        let r = cond_rule(c);
+        let got = [&a_b, &a, &a_f, &none, &f].map(|e| hits(&r, e));
+        assert_eq!(got, want, "{c}");
+    }
+}
+
+// ---------------------------------------------------------------------------
+// Load errors: file, line, column, reason.
+
+#[test]
+fn load_errors_name_file_line_and_reason() {
+    let e = load_err("title: t\nid: x\ndetection:\n  sel:\n    action: [a, b\n  condition: sel\n");
+    assert_eq!(e.file.to_str(), Some("bad.yml"));
+    assert!(e.reason.contains("yaml syntax"), "{e}");
+    assert!(e.line.is_some());
+
+    let e = load_err("title: t\nid: x\ndetection:\n  sel:\n    actor.usr: a\n  condition: sel\n");
+    assert_eq!((e.line, e.column), (Some(5), Some(5)), "{e}");
+    assert!(e.reason.contains("unknown field `actor.usr`"), "{e}");
+    assert_eq!(e.to_string(), "bad.yml:5:5: unknown field `actor.usr`");
+
+    let e =
+        load_err("title: t\nid: x\ndetection:\n  sel:\n    action|contans: a\n  condition: sel\n");
+    assert_eq!(e.line, Some(5));
+    assert!(e.reason.contains("unknown modifier `contans`"), "{e}");
+
+    let e =
+        load_err("title: t\nid: x\ndetection:\n  sel:\n    action: a\n  condition: sel or other\n");
+    assert_eq!(e.line, Some(6));
+    assert!(e.reason.contains("undefined selection `other`"), "{e}");
+
+    let e = load_err("title: t\nid: x\ndetection:\n  sel:\n    action: a\n  condition: 1 of x*\n");
+    assert!(e.reason.contains("no selection matches"), "{e}");
+
+    let e = load_err(
+        "title: c\nid: c\ncorrelation:\n  type: event_count\n  rules: [x]\n  timespan: 5x\n  condition: {gte: 2}\n---\ntitle: x\nid: x\ndetection:\n  s:\n    action: a\n  condition: s\n",
+    );
+    assert_eq!(e.line, Some(6));
+    assert!(e.reason.contains("invalid timespan `5x`"), "{e}");
+
+    let e = load_err(
+        "title: c\nid: c\ncorrelation:\n  type: event_count\n  rules:\n    - nope\n  timespan: 5m\n  condition: {gte: 2}\n",
+    );
+    assert_eq!((e.line, e.column), (Some(6), Some(7)), "{e}");
+    assert!(e.reason.contains("unknown rule `nope`"), "{e}");
+}
+
+#[test]
+fn other_load_errors() {
+    for (text, needle) in [
+        (
+            "title: t\ndetection:\n  s:\n    action: a\n  condition: s\n",
+            "id or a name",
+        ),
+        (
+            "id: t\ndetection:\n  s:\n    action: a\n  condition: s\n",
+            "no title",
+        ),
+        (
+            "title: t\nid: t\ndetection:\n  s:\n    action: a\n",
+            "no condition",
+        ),
+        (
+            "title: t\nid: t\nlevel: severe\ndetection:\n  s:\n    action: a\n  condition: s\n",
+            "level",
+        ),
+        (
+            "title: t\nid: t\nlogsource:\n  product: windows\ndetection:\n  s:\n    action: a\n  condition: s\n",
+            "sealtrail",
+        ),
+        (
+            "title: t\nid: t\ndetection:\n  s:\n    records|gt: many\n  condition: s\n",
+            "not a number",
+        ),
+        (
+            "title: t\nid: t\ndetection:\n  s:\n    actor.ip|cidr: 10.0.0.0/33\n  condition: s\n",
+            "ip network",
+        ),
+        (
+            "title: t\nid: t\ndetection:\n  s:\n    message|re: '('\n  condition: s\n",
+            "invalid regex",
+        ),
+        (
+            "title: t\nid: t\ndetection:\n  s:\n    action|contains|startswith: a\n  condition: s\n",
+            "cannot be combined",
+        ),
+        (
+            "title: t\nid: t\ndetection:\n  s:\n    action|exists: maybe\n  condition: s\n",
+            "true or false",
+        ),
+        (
+            "title: t\nid: t\ndetection:\n  s:\n    - a\n  condition: s\n",
+            "keyword",
+        ),
+        (
+            "title: t\nid: t\ndetection:\n  s:\n    action: a\n  condition: s | count() > 5\n",
+            "correlation rule",
+        ),
+        (
+            "title: t\nid: t\ndetection:\n  s:\n    action: a\n  condition: (s\n",
+            "missing `)`",
+        ),
+        (
+            "title: t\nid: t\ndetection:\n  s:\n    action|fieldref: nofield\n  condition: s\n",
+            "unknown field",
+        ),
+        (
+            "title: t\nid: t\ndetection:\n  s:\n    time|hour|contains: 1\n  condition: s\n",
+            "time modifier",
+        ),
+        (
+            "title: t\nid: t\ndetection:\n  s:\n    action: a\n  condition: s\n---\ntitle: u\nid: t\ndetection:\n  s:\n    action: a\n  condition: s\n",
+            "duplicate rule id",
+        ),
+        (
+            "title: c\nid: c\ncorrelation:\n  type: value_count\n  rules: [c]\n  timespan: 5m\n  condition: {gte: 2}\n",
+            "condition.field",
+        ),
+        (
+            "title: c\nid: c\ncorrelation:\n  type: event_count\n  rules: [c]\n  timespan: 5m\n  condition: {gte: 2}\n",
+            "itself",
+        ),
+        (
+            "title: c\nid: c\ncorrelation:\n  type: event_count\n  rules: [c]\n  timespan: 0s\n  condition: {gte: 2}\n",
+            "invalid timespan",
+        ),
+        (
+            "title: c\nid: c\ncorrelation:\n  type: event_count\n  rules: [c]\n  timespan: 32d\n  condition: {gte: 2}\n",
+            "invalid timespan",
+        ),
+        (
+            "title: c\nid: c\ncorrelation:\n  type: counting\n  rules: [c]\n  timespan: 1m\n",
+            "correlation type",
+        ),
+        (
+            "title: c\nid: c\ncorrelation:\n  type: event_count\n  rules: [c]\n  timespan: 1m\n  condition: {most: 3}\n",
+            "unknown condition",
+        ),
+    ] {
+        let errs = RuleSet::from_yaml("bad.yml", text).unwrap_err();
+        assert!(
+            errs.iter()
+                .any(|e| e.reason.contains(needle) && e.line.is_some()),
+            "{needle}: {errs:?}"
+        );
+    }
+}
+
+#[test]
+fn all_errors_are_reported_and_nothing_loads() {
+    let text = "title: a\nid: a\ndetection:\n  s:\n    nope: 1\n  condition: s\n---\ntitle: b\nid: b\ndetection:\n  s:\n    action|bad: 1\n  condition: s\n---\ntitle: ok\nid: ok\ndetection:\n  s:\n    action: a\n  condition: s\n";
+    let errs = RuleSet::from_yaml("many.yml", text).unwrap_err();
+    assert_eq!(errs.len(), 2, "{errs:?}");
+    assert_eq!(errs[0].line, Some(5));
+    assert_eq!(errs[1].line, Some(12));
+}
+
+#[test]
+fn timespans() {
+    assert_eq!(parse_timespan("30s"), Some(30_000));
+    assert_eq!(parse_timespan("5m"), Some(300_000));
+    assert_eq!(parse_timespan("2h"), Some(7_200_000));
+    assert_eq!(parse_timespan("1d"), Some(86_400_000));
+    for bad in [
+        "",
+        "m",
+        "5",
+        "5M",
+        "-5m",
+        "1.5h",
+        "5 m",
+        "0m",
+        "32d",
+        "99999999999s",
+    ] {
+        assert_eq!(parse_timespan(bad), None, "{bad}");
+    }
+}
+
+// ---------------------------------------------------------------------------
+// Correlations.
+
+const FAILED: &str = "title: Failed login\nid: failed-login\nname: failed_login\ndetection:\n  s:\n    category: auth\n    action: login\n    outcome: failure\n  condition: s\n";
+const SUCCESS: &str = "title: Login\nid: ok-login\nname: successful_login\ndetection:\n  s:\n    category: auth\n    action: login\n    outcome: success\n  condition: s\n";
+
+fn login(ms: i64, user: &str, ok: bool) -> Entry {
+    entry_at(
+        ms,
+        json!({"category": "auth", "action": "login", "outcome": if ok {"success"} else {"failure"},
+               "actor": {"user": user, "ip": "10.1.1.1"}}),
+    )
+}
+
+fn count_rule(span: &str, cond: &str) -> String {
+    format!(
+        "title: Brute force\nid: brute\nlevel: high\ncorrelation:\n  type: event_count\n  rules: [failed_login]\n  group-by: [actor.user]\n  timespan: {span}\n  condition: {cond}\n---\n{FAILED}"
+    )
+}
+
+fn run(rules: &str, cfg: EngineConfig, input: &[(u64, Entry)]) -> (Vec<AlertCandidate>, Engine) {
+    let set = RuleSet::from_yaml("c.yml", rules).unwrap_or_else(|e| panic!("{e:?}"));
+    let mut engine = Engine::new(Arc::new(set), cfg);
+    let mut out = Vec::new();
+    for (i, e) in input {
+        engine.process(*i, e, &mut out);
+    }
+    engine.flush(&mut out);
+    (out, engine)
+}
+
+fn no_lateness() -> EngineConfig {
+    EngineConfig {
+        allowed_lateness_ms: 0,
+        ..EngineConfig::default()
+    }
+}
+
+#[test]
+fn event_count_window_edges_are_inclusive() {
+    let rules = count_rule("10s", "{gte: 3}");
+    let at = |offs: [i64; 3]| -> Vec<(u64, Entry)> {
+        offs.iter()
+            .enumerate()
+            .map(|(i, o)| (i as u64, login(T0 + o, "u1", false)))
+            .collect()
+    };
+    let (out, _) = run(&rules, no_lateness(), &at([0, 5_000, 10_000]));
+    assert_eq!(out.len(), 1, "{out:?}");
+    let a = &out[0];
+    assert_eq!(a.rule_id, "brute");
+    assert_eq!(a.level, Level::High);
+    assert_eq!(a.count, 3);
+    assert_eq!(a.event_indices, vec![0, 1, 2]);
+    assert_eq!(a.first_time.unix_ms(), T0);
+    assert_eq!(a.last_time.unix_ms(), T0 + 10_000);
+    assert_eq!(a.group.get("actor.user").map(String::as_str), Some("u1"));
+    // One millisecond more and the first event is outside the window.
+    let (out, _) = run(&rules, no_lateness(), &at([0, 5_000, 10_001]));
+    assert!(out.is_empty(), "{out:?}");
+}
+
+#[test]
+fn base_rules_of_correlations_do_not_alert_alone_unless_generated() {
+    let rules = count_rule("10s", "{gte: 2}");
+    let (out, _) = run(&rules, no_lateness(), &[(0, login(T0, "u1", false))]);
+    assert!(out.is_empty());
+    let rules = rules.replace(
+        "  condition: {gte: 2}",
+        "  condition: {gte: 2}\n  generate: true",
+    );
+    let (out, _) = run(&rules, no_lateness(), &[(0, login(T0, "u1", false))]);
+    assert_eq!(out.len(), 1);
+    assert_eq!(out[0].rule_id, "failed-login");
+    assert_eq!(out[0].count, 1);
+    assert_eq!(out[0].event_indices, vec![0]);
+}
+
+#[test]
+fn groups_are_separate_and_fire_once_per_burst() {
+    let rules = count_rule("1m", "{gte: 2}");
+    let input: Vec<(u64, Entry)> = [("a", 0), ("b", 1), ("a", 2), ("a", 3), ("a", 4), ("b", 70)]
+        .iter()
+        .enumerate()
+        .map(|(i, (u, s))| (i as u64, login(T0 + s * 1_000, u, false)))
+        .collect();
+    let (out, _) = run(&rules, no_lateness(), &input);
+    let users: Vec<_> = out.iter().map(|a| a.group["actor.user"].clone()).collect();
+    // a fires at its 2nd and 4th event (window cleared after each firing);
+    // b's events are 69 s apart.
+    assert_eq!(users, ["a", "a"]);
+    assert_eq!(out[1].event_indices, vec![3, 4]);
+}
+
+#[test]
+fn out_of_order_within_lateness_matches_sorted_and_beyond_is_counted() {
+    let rules = count_rule("10s", "{gte: 3}");
+    let cfg = EngineConfig {
+        allowed_lateness_ms: 5_000,
+        ..EngineConfig::default()
+    };
+    let sorted: Vec<(u64, Entry)> = [0, 2_000, 4_000, 30_000]
+        .iter()
+        .enumerate()
+        .map(|(i, o)| (i as u64, login(T0 + o, "u1", false)))
+        .collect();
+    let shuffled = vec![
+        sorted[1].clone(),
+        sorted[0].clone(),
+        sorted[2].clone(),
+        sorted[3].clone(),
+    ];
+    let (a, _) = run(&rules, cfg.clone(), &sorted);
+    let (b, eng) = run(&rules, cfg.clone(), &shuffled);
+    assert_eq!(a.len(), 1);
+    assert_eq!(a, b);
+    assert_eq!(eng.stats().late_hits, 0);
+    // The 0 s event arrives after a 30 s one: beyond the 5 s lateness.
+    let late = vec![
+        sorted[1].clone(),
+        sorted[2].clone(),
+        sorted[3].clone(),
+        sorted[0].clone(),
+    ];
+    let (c, eng) = run(&rules, cfg, &late);
+    assert!(c.is_empty(), "{c:?}");
+    assert_eq!(eng.stats().late_hits, 1);
+}
+
+#[test]
+fn lateness_holds_correlation_alerts_until_the_watermark() {
+    let rules = count_rule("10s", "{gte: 2}");
+    let set = Arc::new(RuleSet::from_yaml("c.yml", &rules).unwrap());
+    let cfg = EngineConfig {
+        allowed_lateness_ms: 3_000,
+        ..EngineConfig::default()
+    };
+    let mut engine = Engine::new(set, cfg);
+    let mut out = Vec::new();
+    engine.process(0, &login(T0, "u1", false), &mut out);
+    engine.process(1, &login(T0 + 1_000, "u1", false), &mut out);
+    assert!(out.is_empty());
+    assert_eq!(engine.stats().pending, 2);
+    engine.advance(T0 + 3_999, &mut out);
+    assert!(out.is_empty());
+    engine.advance(T0 + 4_000, &mut out);
+    assert_eq!(out.len(), 1);
+}
+
+#[test]
+fn idle_groups_expire() {
+    let rules = count_rule("10s", "{gte: 5}");
+    let set = Arc::new(RuleSet::from_yaml("c.yml", &rules).unwrap());
+    let mut engine = Engine::new(set, no_lateness());
+    let mut out = Vec::new();
+    for (i, u) in ["a", "b", "c"].iter().enumerate() {
+        engine.process(i as u64, &login(T0, u, false), &mut out);
+    }
+    assert_eq!(engine.stats().groups, 3);
+    engine.advance(T0 + 10_000, &mut out);
+    assert_eq!(engine.stats().groups, 3, "still inside the timespan");
+    engine.process(9, &login(T0 + 10_001, "d", false), &mut out);
+    let s = engine.stats();
+    assert_eq!((s.groups, s.expired_groups), (1, 3));
+    engine.advance(T0 + 30_000, &mut out);
+    assert_eq!(engine.stats().groups, 0);
+}
+
+#[test]
+fn group_cap_evicts_the_oldest_and_counts_it() {
+    let rules = count_rule("1h", "{gte: 2}");
+    let cfg = EngineConfig {
+        allowed_lateness_ms: 0,
+        max_groups_per_rule: 2,
+        ..EngineConfig::default()
+    };
+    let input: Vec<(u64, Entry)> = [("a", 0), ("b", 1), ("c", 2), ("a", 3), ("c", 4)]
+        .iter()
+        .enumerate()
+        .map(|(i, (u, s))| (i as u64, login(T0 + s * 1_000, u, false)))
+        .collect();
+    let (out, eng) = run(&rules, cfg, &input);
+    // c evicts a (idle longest); a's second event starts afresh and evicts
+    // b; c's second event completes c.
+    let users: Vec<_> = out.iter().map(|a| a.group["actor.user"].clone()).collect();
+    assert_eq!(users, ["c"]);
+    assert_eq!(eng.stats().evicted_groups, 2);
+    assert!(eng.stats().groups <= 2);
+}
+
+#[test]
+fn hits_per_group_are_bounded() {
+    let rules = count_rule("1h", "{gte: 1000}");
+    let cfg = EngineConfig {
+        allowed_lateness_ms: 0,
+        max_hits_per_group: 10,
+        ..EngineConfig::default()
+    };
+    let input: Vec<(u64, Entry)> = (0..25)
+        .map(|i| (i, login(T0 + i as i64, "a", false)))
+        .collect();
+    let (out, eng) = run(&rules, cfg, &input);
+    assert!(out.is_empty());
+    assert_eq!(eng.stats().dropped_hits, 15);
+}
+
+#[test]
+fn value_count_counts_distinct_values_in_the_window() {
+    let rules = "title: Many patients\nid: many-patients\ncorrelation:\n  type: value_count\n  rules: [chart_view]\n  group-by: [actor.user]\n  timespan: 10m\n  condition:\n    field: patient.id\n    gte: 3\n---\ntitle: v\nid: chart-view\nname: chart_view\ndetection:\n  s:\n    action: view\n  condition: s\n".to_string();
+    let view = |ms: i64, u: &str, p: &str| {
+        entry_at(
+            ms,
+            json!({"action": "view", "actor": {"user": u}, "patient": {"id": p}}),
+        )
+    };
+    let min = 60_000;
+    let input = vec![
+        (0, view(T0, "u1", "P1")),
+        (1, view(T0 + min, "u1", "P1")),
+        (2, view(T0 + 2 * min, "u1", "P2")),
+        (3, view(T0 + 3 * min, "u2", "P3")),
+        // P1's hits are older than 10 min here, P2 exactly 10 min
+        // (inside): P2, P3, P4 -> 3.
+        (4, view(T0 + 12 * min, "u1", "P3")),
+        (5, view(T0 + 12 * min, "u1", "P3")),
+        (6, view(T0 + 12 * min, "u1", "P4")),
+    ];
+    let (out, _) = run(&rules, no_lateness(), &input);
+    assert_eq!(out.len(), 1, "{out:?}");
+    assert_eq!(out[0].count, 3);
+    assert_eq!(out[0].event_indices, vec![2, 4, 5, 6]);
+    // Had P1 not left the window it would have fired at index 4.
+    assert_eq!(out[0].last_time.unix_ms(), T0 + 12 * min);
+}
+
+fn temporal_rules(kind: &str) -> String {
+    format!(
+        "title: Fail then success\nid: fail-success\ncorrelation:\n  type: {kind}\n  rules: [failed_login, successful_login]\n  group-by: [actor.user]\n  timespan: 5m\n---\n{FAILED}---\n{SUCCESS}"
+    )
+}
+
+#[test]
+fn temporal_any_order_and_temporal_ordered_order_matters() {
+    let fail_then_ok = vec![
+        (0, login(T0, "u1", false)),
+        (1, login(T0 + 1_000, "u1", true)),
+    ];
+    let ok_then_fail = vec![
+        (0, login(T0, "u1", true)),
+        (1, login(T0 + 1_000, "u1", false)),
+    ];
+    let (out, _) = run(&temporal_rules("temporal"), no_lateness(), &fail_then_ok);
+    assert_eq!(out.len(), 1);
+    let (out, _) = run(&temporal_rules("temporal"), no_lateness(), &ok_then_fail);
+    assert_eq!(out.len(), 1);
+    assert_eq!(out[0].count, 2);
+    let (out, _) = run(
+        &temporal_rules("temporal_ordered"),
+        no_lateness(),
+        &fail_then_ok,
+    );
+    assert_eq!(out.len(), 1);
+    assert_eq!(out[0].event_indices, vec![0, 1]);
+    let (out, _) = run(
+        &temporal_rules("temporal_ordered"),
+        no_lateness(),
+        &ok_then_fail,
+    );
+    assert!(out.is_empty(), "{out:?}");
+    // Different users never combine; outside the timespan neither.
+    let two_users = vec![(0, login(T0, "u1", false)), (1, login(T0 + 1, "u2", true))];
+    let (out, _) = run(&temporal_rules("temporal"), no_lateness(), &two_users);
+    assert!(out.is_empty());
+    let far = vec![
+        (0, login(T0, "u1", false)),
+        (1, login(T0 + 300_001, "u1", true)),
+    ];
+    let (out, _) = run(&temporal_rules("temporal_ordered"), no_lateness(), &far);
+    assert!(out.is_empty());
+}
+
+#[test]
+fn chained_correlation_many_failures_then_success() {
+    let rules = format!(
+        "title: Brute force succeeded\nid: brute-ok\nlevel: critical\ncorrelation:\n  type: temporal_ordered\n  rules: [many_failed, successful_login]\n  group-by: [actor.user]\n  timespan: 10m\n---\ntitle: Many failed\nid: many-failed\nname: many_failed\ncorrelation:\n  type: event_count\n  rules: [failed_login]\n  group-by: [actor.user, actor.ip]\n  timespan: 10m\n  condition: {{gte: 3}}\n---\n{FAILED}---\n{SUCCESS}"
+    );
+    let mut input: Vec<(u64, Entry)> = (0..3)
+        .map(|i| (i, login(T0 + i as i64 * 1_000, "u1", false)))
+        .collect();
+    input.push((3, login(T0 + 60_000, "u1", true)));
+    input.push((4, login(T0 + 61_000, "u2", true)));
+    let (out, _) = run(&rules, no_lateness(), &input);
+    assert_eq!(out.len(), 1, "{out:?}");
+    let a = &out[0];
+    assert_eq!(a.rule_id, "brute-ok");
+    assert_eq!(a.level, Level::Critical);
+    assert_eq!(a.event_indices, vec![0, 1, 2, 3]);
+    assert_eq!(a.first_time.unix_ms(), T0);
+    assert_eq!(a.group.len(), 1);
+    // Success alone, or before the failures: nothing.
+    let mut rev = vec![(0, login(T0, "u1", true))];
+    rev.extend((1..4).map(|i| (i, login(T0 + i as i64 * 1_000, "u1", false))));
+    let (out, _) = run(&rules, no_lateness(), &rev);
+    assert!(out.is_empty(), "{out:?}");
+}
+
+#[test]
+fn chained_group_by_must_come_from_the_inner_correlation() {
+    let rules = format!(
+        "title: Outer\nid: outer\ncorrelation:\n  type: event_count\n  rules: [inner]\n  group-by: [actor.ip]\n  timespan: 10m\n  condition: {{gte: 2}}\n---\ntitle: Inner\nid: inner\ncorrelation:\n  type: event_count\n  rules: [failed_login]\n  group-by: [actor.user]\n  timespan: 10m\n  condition: {{gte: 3}}\n---\n{FAILED}"
+    );
+    let errs = RuleSet::from_yaml("c.yml", &rules).unwrap_err();
+    assert!(errs[0].reason.contains("not a group-by field"), "{errs:?}");
+    assert_eq!(errs[0].line, Some(6));
+}
+
+#[test]
+fn aliases_map_group_fields_per_rule() {
+    let rules = "title: Admin acts on patient's record\nid: alias\ncorrelation:\n  type: temporal\n  rules: [grant, self_view]\n  group-by: [person]\n  timespan: 1h\n  aliases:\n    person:\n      grant: target_user\n      self_view: actor.user\n---\ntitle: g\nid: g\nname: grant\ndetection:\n  s:\n    action: role_grant\n  condition: s\n---\ntitle: v\nid: v\nname: self_view\ndetection:\n  s:\n    action: view\n  condition: s\n";
+    let input = vec![
+        (
+            0,
+            entry_at(
+                T0,
+                json!({"category": "admin", "action": "role_grant", "actor": {"user": "admin1"}, "target_user": "u9"}),
+            ),
+        ),
+        (
+            1,
+            entry_at(T0 + 5, json!({"action": "view", "actor": {"user": "u8"}})),
+        ),
+        (
+            2,
+            entry_at(T0 + 9, json!({"action": "view", "actor": {"user": "u9"}})),
+        ),
+    ];
+    let (out, _) = run(rules, no_lateness(), &input);
+    assert_eq!(out.len(), 1, "{out:?}");
+    assert_eq!(out[0].group.get("person").map(String::as_str), Some("u9"));
+    assert_eq!(out[0].event_indices, vec![0, 2]);
+}
+
+#[test]
+fn reorder_buffer_cap_forces_early_application() {
+    let rules = count_rule("10s", "{gte: 100}");
+    let cfg = EngineConfig {
+        allowed_lateness_ms: 60_000,
+        max_pending: 4,
+        ..EngineConfig::default()
+    };
+    let input: Vec<(u64, Entry)> = (0..10)
+        .map(|i| (i, login(T0 + i as i64, "a", false)))
+        .collect();
+    let set = Arc::new(RuleSet::from_yaml("c.yml", &rules).unwrap());
+    let mut engine = Engine::new(set, cfg);
+    let mut out = Vec::new();
+    for (i, e) in &input {
+        engine.process(*i, e, &mut out);
+        assert!(engine.stats().pending <= 4);
+    }
+    assert_eq!(engine.stats().forced_hits, 6);
+    // Anything older than the applied hits is late now.
+    engine.process(99, &login(T0, "a", false), &mut out);
+    assert_eq!(engine.stats().late_hits, 1);
+}
+
+#[test]
+fn replay_rebuilds_state_without_alerts() {
+    let rules = count_rule("10m", "{gte: 3}");
+    let set = Arc::new(RuleSet::from_yaml("c.yml", &rules).unwrap());
+    let mut engine = Engine::new(set, no_lateness());
+    engine.replay(0, &login(T0, "u1", false));
+    engine.replay(1, &login(T0 + 1_000, "u1", false));
+    let mut out = Vec::new();
+    engine.process(2, &login(T0 + 2_000, "u1", false), &mut out);
+    assert_eq!(out.len(), 1);
+    assert_eq!(out[0].event_indices, vec![0, 1, 2]);
+}
+
+#[test]
+fn deduplicator_suppresses_within_the_window() {
+    let a = |ms: i64, user: &str| AlertCandidate {
+        rule_id: "r".into(),
+        title: "t".into(),
+        level: Level::High,
+        group: [("actor.user".to_owned(), user.to_owned())].into(),
+        first_time: Timestamp::from_unix_ms(ms).unwrap(),
+        last_time: Timestamp::from_unix_ms(ms).unwrap(),
+        count: 1,
+        event_indices: vec![],
+    };
+    let mut d = Deduplicator::new(60_000, 2);
+    assert!(d.admit(&a(T0, "u1")));
+    assert!(!d.admit(&a(T0 + 59_999, "u1")));
+    assert!(d.admit(&a(T0 + 1, "u2")));
+    assert!(d.admit(&a(T0 + 60_000, "u1")));
+    assert!(d.admit(&a(T0 + 2, "u3")), "cap forgets the oldest key");
+    assert_eq!(d.len(), 2);
+    assert_eq!(d.forgotten(), 1);
+}
+
+#[test]
+fn rule_metadata_is_exposed() {
+    let set = RuleSet::from_yaml(
+        "m.yml",
+        &format!("{}---\n{}", count_rule("5m", "{gte: 2}"), SUCCESS),
+    )
+    .unwrap();
+    let det: Vec<_> = set
+        .detection_rules()
+        .map(|m| (m.id.as_str(), m.standalone))
+        .collect();
+    assert_eq!(det, [("failed-login", false), ("ok-login", true)]);
+    let (m, kind) = set.correlation_rules().next().unwrap();
+    assert_eq!(
+        (m.id.as_str(), kind, m.line),
+        ("brute", CorrelationType::EventCount, 1)
+    );
+    assert_eq!(set.max_timespan_ms(), 300_000);
+}
+
+#[test]
+fn count_condition_ranges_and_eq() {
+    // 2 < count <= 3: fires at the third event only.
+    let rules = count_rule("1m", "{gt: 2, lte: 3}");
+    let input: Vec<(u64, Entry)> = (0..3)
+        .map(|i| (i, login(T0 + i as i64, "a", false)))
+        .collect();
+    let (out, _) = run(&rules, no_lateness(), &input);
+    assert_eq!(out.len(), 1);
+    assert_eq!(out[0].count, 3);
+    let (out, _) = run(&rules, no_lateness(), &input[..2]);
+    assert!(out.is_empty());
+    let rules = count_rule("1m", "{eq: 2}");
+    let (out, _) = run(&rules, no_lateness(), &input);
+    assert_eq!(out.len(), 1);
+    assert_eq!(out[0].event_indices, vec![0, 1]);
+}
+
+#[test]
+fn same_input_gives_the_same_alerts() {
+    let rules = format!("{}---\n{SUCCESS}", count_rule("1m", "{gte: 2}"));
+    let input: Vec<(u64, Entry)> = (0..40)
+        .map(|i| {
+            (
+                i,
+                login(
+                    T0 + (i as i64 % 7) * 900,
+                    ["a", "b", "c"][i as usize % 3],
+                    i % 4 == 0,
+                ),
+            )
+        })
+        .collect();
+    let cfg = EngineConfig {
+        allowed_lateness_ms: 10_000,
+        ..EngineConfig::default()
+    };
+    let (a, _) = run(&rules, cfg.clone(), &input);
+    let (b, _) = run(&rules, cfg, &input);
+    assert!(!a.is_empty());
+    assert_eq!(a, b);
+}
