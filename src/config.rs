@@ -4,6 +4,7 @@
 //! Sections arrive with the components that use them; the key names are the
 //! contract in DESIGN.md.
 
+use crate::detect::RulesConfig;
 use crate::ledger::log::SealPolicy;
 use crate::pipeline::AppenderConfig;
 use crate::pipeline::silence::SilenceConfig;
@@ -47,6 +48,7 @@ pub struct RawConfig {
     pub syslog: RawSyslog,
     pub lookups: LookupsConfig,
     pub masking: MaskConfig,
+    pub rules: RulesConfig,
 }
 
 /// `[lookups]`: the practice's directories joined to events.
@@ -79,6 +81,7 @@ impl Default for RawConfig {
             syslog: RawSyslog::default(),
             lookups: LookupsConfig::default(),
             masking: MaskConfig::default(),
+            rules: RulesConfig::default(),
         }
     }
 }
@@ -186,6 +189,7 @@ pub struct Config {
     pub syslog: SyslogConfig,
     pub lookups: LookupsConfig,
     pub masking: MaskConfig,
+    pub rules: RulesConfig,
 }
 
 impl Config {
@@ -244,6 +248,9 @@ impl Config {
             key: "silence",
             reason: e.to_string(),
         })?;
+        if let Err((key, reason)) = raw.rules.validate() {
+            return Err(invalid(key, reason));
+        }
         if raw.lookups.reload_seconds == 0 {
             return Err(invalid("lookups.reload_seconds", "must be at least 1"));
         }
@@ -289,6 +296,7 @@ impl Config {
             syslog,
             lookups: raw.lookups,
             masking: raw.masking,
+            rules: raw.rules,
         })
     }
 }
@@ -313,6 +321,26 @@ mod tests {
         assert_eq!(c.seal.max_events, 16_384);
         assert_eq!(c.seal.max_age, Duration::from_millis(1000));
         assert!(c.compress);
+        assert_eq!(c.rules.dir, PathBuf::from("rules"));
+        assert_eq!(c.rules.suppression, Duration::from_secs(3600));
+        assert_eq!(c.rules.replay_window, None);
+    }
+
+    #[test]
+    fn rules_section_parses_durations() {
+        let c = parse("[rules]\ndir = \"r\"\nallowed_lateness = \"500ms\"\nsuppression = \"10m\"\nreplay_window = \"1h\"\n").unwrap();
+        assert_eq!(c.rules.dir, PathBuf::from("r"));
+        assert_eq!(c.rules.allowed_lateness, Duration::from_millis(500));
+        assert_eq!(c.rules.suppression, Duration::from_secs(600));
+        assert_eq!(c.rules.replay_window, Some(Duration::from_secs(3600)));
+        assert!(matches!(
+            parse("[rules]\nreload_seconds = 0"),
+            Err(ConfigError::Invalid { .. })
+        ));
+        assert!(matches!(
+            parse("[rules]\nsuppression = \"soon\""),
+            Err(ConfigError::Parse { .. })
+        ));
     }
 
     #[test]

@@ -11,6 +11,7 @@
 pub mod api;
 pub mod cli;
 pub mod config;
+pub mod detect;
 pub mod event;
 pub mod index;
 pub mod ledger;

@@ -5,6 +5,7 @@
 use crate::api::query::QueryState;
 use crate::api::{self, AppState};
 use crate::config::Config;
+use crate::detect::{DetectContext, Detector, load_rules};
 use crate::event::Entry;
 use crate::event::{Timestamp, Via};
 use crate::index::{Indexer, IndexerOptions, SearchIndex, index_dir, run_indexer};
@@ -62,6 +63,8 @@ pub struct Core {
     writer: LedgerWriter,
     /// Compacts sealed segments beside the writer (`[ledger] compress`).
     compactor: Option<Compactor>,
+    /// Runs the rules over the durable ledger and appends alerts.
+    detector: Detector,
     tasks: Vec<tokio::task::JoinHandle<()>>,
 }
 
@@ -69,6 +72,13 @@ impl Core {
     /// Opens the ledger (recovering from any crash) and starts the pipeline.
     /// Background tasks stop when `shutdown` is cancelled.
     pub async fn start(config: &Config, shutdown: CancellationToken) -> Result<Core> {
+        // Rules first: an invalid rule set stops the start before anything runs.
+        let rules = {
+            let c = config.rules.clone();
+            tokio::task::spawn_blocking(move || load_rules(&c))
+                .await?
+                .context("loading detection rules")?
+        };
         let signer = keys::load_signer(&config.key_file)
             .with_context(|| format!("loading the signing key {}", config.key_file.display()))?;
         let data = config.data_dir.clone();
@@ -146,6 +156,19 @@ impl Core {
         )
         .context("starting the appender")?;
         let pipeline = pipeline::build(&appender, transforms, metrics.clone());
+        // Detection follows the durable ledger on its own thread.
+        let detector = Detector::start(
+            &config.rules,
+            rules,
+            DetectContext {
+                data_dir: data.clone(),
+                writer: writer.status(),
+                pipeline: pipeline.clone(),
+                metrics: metrics.clone(),
+                runtime: tokio::runtime::Handle::current(),
+            },
+        )
+        .context("starting detection")?;
         let tasks = vec![
             tokio::spawn(watch_silence(
                 silence,
@@ -169,6 +192,7 @@ impl Core {
             appender,
             writer,
             compactor,
+            detector,
             tasks,
         })
     }
@@ -178,6 +202,11 @@ impl Core {
     pub async fn stop(self) -> Result<()> {
         for t in self.tasks {
             t.await?;
+        }
+        // Detection's last round may append alerts: before the pipeline closes.
+        let detector = self.detector;
+        if let Err(e) = tokio::task::spawn_blocking(move || detector.stop()).await? {
+            tracing::error!(error = %e, "detection stopped with an error");
         }
         drop(self.pipeline);
         let (appender, writer, compactor) = (self.appender, self.writer, self.compactor);

@@ -1,6 +1,7 @@
 //! HTTP routes: the ingest endpoints of `sources/` plus service endpoints.
 //! `app()` is separate from serving so tests can drive the router directly.
 
+pub mod alerts;
 pub mod query;
 
 use crate::pipeline::Metrics;
@@ -43,6 +44,7 @@ pub fn app(state: AppState) -> Router {
                 .route("/v1/consistency", get(query::get_consistency))
                 .route("/v1/reports/patient-access", get(query::get_patient_access))
                 .route("/v1/export", post(query::post_export))
+                .route("/v1/alerts", get(alerts::get_alerts))
                 .with_state(q),
         );
     }

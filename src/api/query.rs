@@ -31,12 +31,12 @@ pub struct QueryState {
     pub pipeline: Pipeline,
 }
 
-fn error(status: StatusCode, message: impl Into<String>) -> Response {
+pub(crate) fn error(status: StatusCode, message: impl Into<String>) -> Response {
     (status, Json(json!({"error": message.into()}))).into_response()
 }
 
 /// A client error found while reading request parameters.
-pub struct BadRequest(String);
+pub struct BadRequest(pub(crate) String);
 
 impl IntoResponse for BadRequest {
     fn into_response(self) -> Response {
@@ -44,7 +44,7 @@ impl IntoResponse for BadRequest {
     }
 }
 
-fn query_error(e: QueryError) -> Response {
+pub(crate) fn query_error(e: QueryError) -> Response {
     if e.is_client_error() {
         error(StatusCode::BAD_REQUEST, e.to_string())
     } else if matches!(e, QueryError::TooSlow { .. }) {
@@ -55,7 +55,7 @@ fn query_error(e: QueryError) -> Response {
     }
 }
 
-fn parse_time(field: &str, v: &Option<String>) -> Result<Option<Timestamp>, BadRequest> {
+pub(crate) fn parse_time(field: &str, v: &Option<String>) -> Result<Option<Timestamp>, BadRequest> {
     match v.as_deref() {
         None | Some("") => Ok(None),
         Some(s) => Timestamp::parse(s)
@@ -66,7 +66,8 @@ fn parse_time(field: &str, v: &Option<String>) -> Result<Option<Timestamp>, BadR
 
 /// Records who asked what of the SIEM. Best effort: a full pipeline must not
 /// turn an analyst's read into an error, but it is logged.
-async fn audit(state: &QueryState, peer: &SocketAddr, action: &str, attrs: Value, message: String) {
+pub(crate) async fn audit(
+    state: &QueryState, peer: &SocketAddr, action: &str, attrs: Value, message: String) {
     let mut event = Event::new(Timestamp::now(), Category::System, action, Outcome::Success);
     event.actor = Some(Actor {
         ip: Some(peer.ip().to_string()),

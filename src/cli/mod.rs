@@ -160,6 +160,9 @@ pub struct ServeArgs {
     /// Lookup tables folder (overrides `lookups.dir`).
     #[arg(long)]
     lookups: Option<PathBuf>,
+    /// Detection rules folder (overrides `rules.dir`).
+    #[arg(long)]
+    rules: Option<PathBuf>,
 }
 
 #[derive(Args, Debug)]
@@ -294,6 +297,9 @@ fn serve(args: ServeArgs) -> Result<ExitCode> {
     }
     if let Some(s) = args.syslog {
         config.syslog.listen = Some(s);
+    }
+    if let Some(r) = args.rules {
+        config.rules.dir = r;
     }
     init_logging();
     let runtime = tokio::runtime::Builder::new_multi_thread()

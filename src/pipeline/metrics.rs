@@ -31,6 +31,81 @@ pub struct Metrics {
     pub writer: OnceLock<Arc<WriterStatus>>,
     /// The compactor's totals, read at render time (absent when off).
     pub compactor: OnceLock<Arc<CompactorStatus>>,
+    /// Detection (the rules consumer).
+    pub detect: DetectMetrics,
+}
+
+/// Metrics of the rules consumer (`src/detect/`).
+pub struct DetectMetrics {
+    /// Events run through the rules.
+    pub evaluated: IntCounter,
+    /// Alerts appended to the ledger.
+    pub alerts: IntCounter,
+    /// Alerts dropped by the suppression window (same rule and group).
+    pub suppressed: IntCounter,
+    /// Rule sets rejected at a reload (the previous set stays active).
+    pub load_errors: IntCounter,
+    /// Rules active now.
+    pub rules: IntGauge,
+    /// Engine counters of the active engine (reset when a reload replaces it).
+    pub engine: IntGaugeVec,
+    /// From an event's `received` to its alert being durable in the ledger.
+    pub latency: prometheus::Histogram,
+}
+
+#[allow(clippy::panic)]
+fn detect_metrics(registry: &Registry) -> DetectMetrics {
+    let c = |name: &str, help: &str| {
+        let m = IntCounter::new(name, help).unwrap_or_else(|e| panic!("metric {name}: {e}"));
+        registry
+            .register(Box::new(m.clone()))
+            .unwrap_or_else(|e| panic!("metric {name}: {e}"));
+        m
+    };
+    let rules = IntGauge::new("detection_rules", "detection and correlation rules active")
+        .unwrap_or_else(|e| panic!("detection_rules: {e}"));
+    let engine = IntGaugeVec::new(
+        Opts::new(
+            "detection_engine",
+            "counters of the active rule engine (late_hits, evicted_groups, forced_hits, dropped_hits, expired_groups, groups, pending)",
+        ),
+        &["stat"],
+    )
+    .unwrap_or_else(|e| panic!("detection_engine: {e}"));
+    let latency = prometheus::Histogram::with_opts(
+        HistogramOpts::new(
+            "alert_latency_seconds",
+            "from the received time of the event that completed an alert to the alert being durable",
+        )
+        .buckets(vec![
+            0.005, 0.01, 0.02, 0.05, 0.1, 0.2, 0.5, 1.0, 2.0, 3.0, 5.0, 10.0, 30.0, 60.0,
+        ]),
+    )
+    .unwrap_or_else(|e| panic!("alert_latency: {e}"));
+    for m in [
+        Box::new(rules.clone()) as Box<dyn prometheus::core::Collector>,
+        Box::new(engine.clone()),
+        Box::new(latency.clone()),
+    ] {
+        registry
+            .register(m)
+            .unwrap_or_else(|e| panic!("register: {e}"));
+    }
+    DetectMetrics {
+        evaluated: c("detection_events_total", "events evaluated by the rules"),
+        alerts: c("alerts_total", "alerts appended to the ledger"),
+        suppressed: c(
+            "alerts_suppressed_total",
+            "alerts dropped as duplicates within the suppression window",
+        ),
+        load_errors: c(
+            "rule_load_errors_total",
+            "rule sets rejected on reload (the previous set stays active)",
+        ),
+        rules,
+        engine,
+        latency,
+    }
 }
 
 fn counter(registry: &Registry, name: &str, help: &str, labels: &[&str]) -> IntCounterVec {
@@ -162,6 +237,7 @@ impl Metrics {
             silent_sources,
             compacted_segments,
             compaction_bytes,
+            detect: detect_metrics(&registry),
             registry,
             writer: OnceLock::new(),
             compactor: OnceLock::new(),
@@ -223,6 +299,14 @@ mod tests {
         );
         assert!(
             text.contains("sealtrail_ack_latency_seconds_bucket"),
+            "{text}"
+        );
+        m.detect.alerts.inc();
+        m.detect.engine.with_label_values(&["late_hits"]).set(2);
+        let text = m.render();
+        assert!(text.contains("sealtrail_alerts_total 1"), "{text}");
+        assert!(
+            text.contains("sealtrail_detection_engine{stat=\"late_hits\"} 2"),
             "{text}"
         );
     }

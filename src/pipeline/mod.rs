@@ -254,12 +254,13 @@ fn prepare(
                     entry.event.id.clone()
                 },
                 // A source_silent event names the silent source; it must not
-                // count as hearing from it.
+                // count as hearing from it. The service's own events (alerts)
+                // are not a source either.
                 source: entry
                     .event
                     .source
                     .as_ref()
-                    .filter(|_| entry.event.action != "source_silent")
+                    .filter(|_| entry.event.action != "source_silent" && entry.via.kind != "sealtrail")
                     .map(|s| s.system.clone()),
                 entry: LedgerEntry {
                     time_ms: entry.event.time.unix_ms(),

@@ -643,7 +643,7 @@ pub fn parse_duration(text: &str) -> Option<Duration> {
     duration_text::parse(text)
 }
 
-mod duration_text {
+pub(crate) mod duration_text {
     use std::time::Duration;
 
     use serde::{Deserialize, Deserializer, Serializer, de::Error};

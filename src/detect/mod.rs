@@ -1,0 +1,666 @@
+//! Detection in the running service: a consumer of the ledger, like the
+//! indexer, that runs the rules (`crate::rules`) over every durable entry
+//! and appends what fires as `system/alert` events through the pipeline.
+//!
+//! ```text
+//!  ledger (durable entries) ─> LedgerFollower ─> Entry::from_ledger_bytes ─> Engine::process
+//!        ^                                                                        │ AlertCandidate
+//!        │                                 alert id (rule, group, first event) <──┘
+//!        └── pipeline.submit(system/alert) <── Deduplicator (rule, group, window)
+//! ```
+//!
+//! - One dedicated thread (blocking reads; it reaches the async pipeline
+//!   through the runtime handle). It skips the service's own alert events,
+//!   so alerts never feed back into detection.
+//! - When no event arrives, the engine's watermark is moved on a timer (event
+//!   time of the newest event plus the wall time since it arrived), so
+//!   correlation alerts are not held back by the lateness buffer.
+//! - On start it rebuilds state from the ledger's recent window (the
+//!   segments whose newest event time is inside `replay_window`): alerts
+//!   found there seed the suppression window and the set of known alert ids,
+//!   and what the window's events fire is emitted unless its id is already
+//!   stored, so an alert the previous run did not get to append (killed
+//!   mid-window) is appended now, and nothing is appended twice.
+//! - The rules directory is polled for changes; a set that fails to load is
+//!   logged (file:line:reason) and counted, the previous one stays active; a
+//!   valid one replaces the engine after a silent replay of the window.
+
+pub mod alert;
+
+use std::collections::{HashSet, VecDeque};
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::sync::atomic::Ordering;
+use std::sync::mpsc::{Receiver, RecvTimeoutError, SyncSender};
+use std::thread::JoinHandle;
+use std::time::{Duration, Instant, SystemTime};
+
+use serde::{Deserialize, Deserializer};
+use thiserror::Error;
+
+use crate::event::{Entry, Timestamp};
+use crate::index::{FollowError, LedgerFollower};
+use crate::ledger::log::{LedgerPaths, list_segments};
+use crate::ledger::segment::{self, Footer};
+use crate::ledger::writer::WriterStatus;
+use crate::pipeline::silence::duration_text;
+use crate::pipeline::{IngestBatch, Item, Metrics, Pipeline};
+use crate::rules::{
+    AlertCandidate, Deduplicator, Engine, EngineConfig, LoadError, MAX_RULE_FILES, RuleSet,
+};
+use alert::{Alert, as_candidate, is_alert_entry, service_via};
+
+/// `[rules]`: detection rules and how the service runs them.
+#[derive(Clone, Debug, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct RulesConfig {
+    /// Folder of Sigma rule files (`.yml`/`.yaml`, recursively). Missing: no
+    /// rules (it is picked up when it appears).
+    pub dir: PathBuf,
+    /// How often the folder is checked for changes, in seconds.
+    pub reload_seconds: u64,
+    /// How far behind the newest event (event time) an event may arrive and
+    /// still be correlated in order; correlation alerts wait this long.
+    #[serde(with = "duration_text")]
+    pub allowed_lateness: Duration,
+    /// One alert per rule and group key within this much event time; later
+    /// firings are dropped and counted (`sealtrail_alerts_suppressed_total`).
+    #[serde(with = "duration_text")]
+    pub suppression: Duration,
+    /// How much of the ledger (event time before now) is replayed on start
+    /// and reload to rebuild correlation state. Default: the rule set's
+    /// longest timespan plus `allowed_lateness`.
+    #[serde(deserialize_with = "opt_duration")]
+    pub replay_window: Option<Duration>,
+}
+
+impl Default for RulesConfig {
+    fn default() -> Self {
+        RulesConfig {
+            dir: PathBuf::from("rules"),
+            reload_seconds: 5,
+            allowed_lateness: Duration::from_secs(2),
+            suppression: Duration::from_secs(3600),
+            replay_window: None,
+        }
+    }
+}
+
+fn opt_duration<'de, D: Deserializer<'de>>(d: D) -> Result<Option<Duration>, D::Error> {
+    duration_text::deserialize(d).map(Some)
+}
+
+impl RulesConfig {
+    pub fn validate(&self) -> Result<(), (&'static str, &'static str)> {
+        if self.reload_seconds == 0 {
+            return Err(("rules.reload_seconds", "must be at least 1"));
+        }
+        if self.allowed_lateness > Duration::from_secs(3600) {
+            return Err(("rules.allowed_lateness", "must be at most 1h"));
+        }
+        if self.suppression > Duration::from_secs(30 * 86_400) {
+            return Err(("rules.suppression", "must be at most 30d"));
+        }
+        if self
+            .replay_window
+            .is_some_and(|w| w > Duration::from_secs(7 * 86_400))
+        {
+            return Err(("rules.replay_window", "must be at most 7d"));
+        }
+        Ok(())
+    }
+
+    fn engine(&self) -> EngineConfig {
+        EngineConfig {
+            allowed_lateness_ms: ms(self.allowed_lateness),
+            ..EngineConfig::default()
+        }
+    }
+
+    fn replay_ms(&self, rules: &RuleSet) -> i64 {
+        match self.replay_window {
+            Some(w) => ms(w),
+            None => rules
+                .max_timespan_ms()
+                .saturating_add(ms(self.allowed_lateness)),
+        }
+    }
+}
+
+fn ms(d: Duration) -> i64 {
+    i64::try_from(d.as_millis()).unwrap_or(i64::MAX)
+}
+
+#[derive(Debug, Error)]
+pub enum DetectError {
+    #[error("rules in {dir}: {}", join_errors(.errors))]
+    Rules {
+        dir: PathBuf,
+        errors: Vec<LoadError>,
+    },
+    #[error("reading the ledger: {0}")]
+    Follow(#[from] FollowError),
+    #[error("{path}: {reason}")]
+    Segment { path: PathBuf, reason: String },
+    #[error("starting the detection thread: {0}")]
+    Spawn(std::io::Error),
+}
+
+fn join_errors(errors: &[LoadError]) -> String {
+    errors
+        .iter()
+        .map(ToString::to_string)
+        .collect::<Vec<_>>()
+        .join("; ")
+}
+
+/// Most entries read per round, so a backlog is worked through in steps and
+/// a stop request or a reload is seen.
+const MAX_PER_ROUND: usize = 10_000;
+/// Poll interval when caught up: bounds how long an alert waits once its
+/// event is durable.
+const POLL: Duration = Duration::from_millis(50);
+/// `received` times of the most recent entries, for the latency histogram.
+const RECENT_RECEIVED: usize = 65_536;
+/// Alert ids remembered to drop re-firings (after a restart or reload).
+const MAX_KNOWN_IDS: usize = 100_000;
+/// Suppression keys (rule, group) remembered.
+const MAX_DEDUP_KEYS: usize = 100_000;
+/// Sealed segments looked at, newest first, to find where a replay starts.
+const MAX_SCAN_SEGMENTS: usize = 1_000_000;
+
+/// The running consumer; `stop` ends it after a last round.
+pub struct Detector {
+    stop: SyncSender<()>,
+    thread: JoinHandle<Result<(), DetectError>>,
+}
+
+/// What the detector needs from the service.
+pub struct DetectContext {
+    pub data_dir: PathBuf,
+    pub writer: Arc<WriterStatus>,
+    pub pipeline: Pipeline,
+    pub metrics: Arc<Metrics>,
+    pub runtime: tokio::runtime::Handle,
+}
+
+/// The rule set a detector starts with (see [`load_rules`]).
+pub struct InitialRules {
+    rules: RuleSet,
+    fingerprint: Option<Fingerprint>,
+}
+
+impl InitialRules {
+    pub fn len(&self) -> usize {
+        self.rules.len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.rules.is_empty()
+    }
+}
+
+/// Loads the rules folder for start-up: an invalid set is an error naming
+/// every file:line:column: reason; a missing folder means no rules. Blocking.
+pub fn load_rules(config: &RulesConfig) -> Result<InitialRules, DetectError> {
+    match load(&config.dir) {
+        Loaded::Missing => {
+            tracing::info!(dir = %config.dir.display(), "no rules folder: detection has no rules until it appears");
+            Ok(InitialRules {
+                rules: RuleSet::default(),
+                fingerprint: None,
+            })
+        }
+        Loaded::Set(rules, fp) => {
+            tracing::info!(dir = %config.dir.display(), rules = rules.len(), "detection rules loaded");
+            Ok(InitialRules {
+                rules,
+                fingerprint: Some(fp),
+            })
+        }
+        Loaded::Invalid(errors) => Err(DetectError::Rules {
+            dir: config.dir.clone(),
+            errors,
+        }),
+    }
+}
+
+impl Detector {
+    /// Starts the consumer thread with the rules from [`load_rules`].
+    pub fn start(
+        config: &RulesConfig,
+        initial: InitialRules,
+        ctx: DetectContext,
+    ) -> Result<Detector, DetectError> {
+        ctx.metrics.detect.rules.set(initial.rules.len() as i64);
+        let (stop, stop_rx) = std::sync::mpsc::sync_channel(1);
+        let config = config.clone();
+        let thread = std::thread::Builder::new()
+            .name("detect".into())
+            .spawn(move || {
+                let mut c = Consumer::new(config, ctx, initial.rules, initial.fingerprint);
+                let r = c.run(&stop_rx);
+                if let Err(e) = &r {
+                    tracing::error!(error = %e, "detection stopped");
+                }
+                r
+            })
+            .map_err(DetectError::Spawn)?;
+        Ok(Detector { stop, thread })
+    }
+
+    /// Asks for a last round (up to the durable end) and waits. Blocking.
+    pub fn stop(self) -> Result<(), DetectError> {
+        let _ = self.stop.try_send(());
+        match self.thread.join() {
+            Ok(r) => r,
+            Err(_) => {
+                tracing::error!("detection thread panicked");
+                Ok(())
+            }
+        }
+    }
+}
+
+/// The rule files' names, sizes and modification times: a change in any
+/// means reload.
+type Fingerprint = Vec<(PathBuf, u64, Option<SystemTime>)>;
+
+enum Loaded {
+    Missing,
+    Set(RuleSet, Fingerprint),
+    Invalid(Vec<LoadError>),
+}
+
+fn load(dir: &Path) -> Loaded {
+    let Some(fp) = fingerprint(dir) else {
+        return Loaded::Missing;
+    };
+    match RuleSet::load_dir(dir) {
+        Ok(set) => Loaded::Set(set, fp),
+        Err(errors) => Loaded::Invalid(errors),
+    }
+}
+
+/// `None` when `dir` does not exist. Bounded like the loader (depth, files).
+fn fingerprint(dir: &Path) -> Option<Fingerprint> {
+    if !dir.is_dir() {
+        return None;
+    }
+    let mut out = Vec::new();
+    let mut stack = vec![(dir.to_owned(), 0usize)];
+    while let Some((d, depth)) = stack.pop() {
+        let Ok(rd) = std::fs::read_dir(&d) else {
+            out.push((d, u64::MAX, None));
+            continue;
+        };
+        for e in rd.flatten() {
+            if out.len() > MAX_RULE_FILES {
+                return Some(out);
+            }
+            let path = e.path();
+            let Ok(meta) = e.metadata() else { continue };
+            if meta.is_dir() {
+                if depth < 16 {
+                    stack.push((path, depth + 1));
+                }
+            } else if path
+                .extension()
+                .is_some_and(|x| x == "yml" || x == "yaml")
+            {
+                out.push((path, meta.len(), meta.modified().ok()));
+            }
+        }
+    }
+    out.sort();
+    Some(out)
+}
+
+/// Ring of insertion-ordered ids with a cap.
+#[derive(Default)]
+struct KnownIds {
+    set: HashSet<String>,
+    order: VecDeque<String>,
+}
+
+impl KnownIds {
+    fn insert(&mut self, id: String) {
+        if self.set.insert(id.clone()) {
+            self.order.push_back(id);
+            if self.order.len() > MAX_KNOWN_IDS
+                && let Some(old) = self.order.pop_front()
+            {
+                self.set.remove(&old);
+            }
+        }
+    }
+}
+
+struct Consumer {
+    config: RulesConfig,
+    ctx: DetectContext,
+    engine: Engine,
+    fingerprint: Option<Fingerprint>,
+    dedup: Deduplicator,
+    known: KnownIds,
+    follower: LedgerFollower,
+    buf: Vec<u8>,
+    candidates: Vec<AlertCandidate>,
+    /// (ledger index, received ms) of recent entries, ascending.
+    recent: VecDeque<(u64, i64)>,
+    /// Newest event time processed, and when it was processed.
+    newest: Option<(i64, Instant)>,
+    next_reload: Instant,
+}
+
+fn now_ms() -> i64 {
+    Timestamp::now().unix_ms()
+}
+
+impl Consumer {
+    fn new(
+        config: RulesConfig,
+        ctx: DetectContext,
+        rules: RuleSet,
+        fingerprint: Option<Fingerprint>,
+    ) -> Consumer {
+        let engine = Engine::new(Arc::new(rules), config.engine());
+        let follower = LedgerFollower::new(&ctx.data_dir, 0);
+        Consumer {
+            dedup: Deduplicator::new(ms(config.suppression), MAX_DEDUP_KEYS),
+            next_reload: Instant::now() + Duration::from_secs(config.reload_seconds),
+            config,
+            ctx,
+            engine,
+            fingerprint,
+            known: KnownIds::default(),
+            follower,
+            buf: Vec::new(),
+            candidates: Vec::new(),
+            recent: VecDeque::new(),
+            newest: None,
+        }
+    }
+
+    fn durable(&self) -> u64 {
+        self.ctx.writer.next_index.load(Ordering::Acquire)
+    }
+
+    fn run(&mut self, stop: &Receiver<()>) -> Result<(), DetectError> {
+        self.start_from_window()?;
+        let mut wait = POLL;
+        loop {
+            let stopping = match stop.recv_timeout(wait) {
+                Ok(()) | Err(RecvTimeoutError::Disconnected) => true,
+                Err(RecvTimeoutError::Timeout) => false,
+            };
+            if !stopping && Instant::now() >= self.next_reload {
+                self.reload_if_changed()?;
+                self.next_reload = Instant::now() + Duration::from_secs(self.config.reload_seconds);
+            }
+            let limit = self.durable();
+            let max = if stopping { usize::MAX } else { MAX_PER_ROUND };
+            let mut read = 0;
+            while read < max {
+                match self.follower.next_entry(limit, &mut self.buf)? {
+                    Some(i) => {
+                        self.evaluate(i);
+                        read += 1;
+                    }
+                    None => break,
+                }
+            }
+            if read == 0
+                && let Some((t, at)) = self.newest
+            {
+                // Idle: event time moves on with the wall clock.
+                let now = t.saturating_add(ms(at.elapsed()));
+                self.engine.advance(now, &mut self.candidates);
+            }
+            self.emit();
+            self.publish_stats();
+            if stopping {
+                return Ok(());
+            }
+            wait = if read >= MAX_PER_ROUND {
+                Duration::ZERO
+            } else {
+                POLL
+            };
+        }
+    }
+
+    /// Runs one entry through the rules (not the service's own alerts).
+    fn evaluate(&mut self, index: u64) {
+        if self.engine.rules().is_empty() {
+            return;
+        }
+        let entry = match Entry::from_ledger_bytes(&self.buf) {
+            Ok(e) => e,
+            Err(e) => {
+                tracing::warn!(index, error = %e, "detection skipped an unreadable entry");
+                return;
+            }
+        };
+        if is_alert_entry(&entry) {
+            return;
+        }
+        self.ctx.metrics.detect.evaluated.inc();
+        self.engine.process(index, &entry, &mut self.candidates);
+        self.note(index, &entry);
+    }
+
+    fn note(&mut self, index: u64, entry: &Entry) {
+        self.recent.push_back((index, entry.received.unix_ms()));
+        if self.recent.len() > RECENT_RECEIVED {
+            self.recent.pop_front();
+        }
+        let t = entry.event.time.unix_ms();
+        if self.newest.is_none_or(|(n, _)| t >= n) {
+            self.newest = Some((t, Instant::now()));
+        }
+    }
+
+    /// Where a replay of `window_ms` before now starts: the first index of
+    /// the oldest sealed segment (scanning back from the newest) whose
+    /// newest event time is inside the window.
+    fn replay_start(&self, window_ms: i64) -> Result<u64, DetectError> {
+        let since = now_ms().saturating_sub(window_ms);
+        let dir = LedgerPaths::new(&self.ctx.data_dir).segments;
+        let (mut sealed, open) = list_segments(&dir).map_err(FollowError::from)?;
+        sealed.sort_unstable();
+        let mut start = None;
+        for &n in sealed.iter().rev().take(MAX_SCAN_SEGMENTS) {
+            if open.contains(&n) {
+                continue;
+            }
+            let path = dir.join(segment::file_name(n, true));
+            let record = std::fs::File::open(&path)
+                .map_err(|e| e.to_string())
+                .and_then(|mut f| Footer::read(&path, &mut f).map_err(|e| e.to_string()))
+                .map_err(|reason| DetectError::Segment {
+                    path: path.clone(),
+                    reason,
+                })?
+                .record;
+            if record.max_time_ms < since {
+                return Ok(start.unwrap_or_else(|| record.end_index()));
+            }
+            start = Some(record.first_index);
+        }
+        // Every sealed segment is in the window (or there are none).
+        Ok(start.unwrap_or(0))
+    }
+
+    /// Rebuilds state from the recent window and appends what the previous
+    /// run did not (see the module docs).
+    fn start_from_window(&mut self) -> Result<(), DetectError> {
+        let end = self.durable();
+        if self.engine.rules().is_empty() {
+            self.follower = LedgerFollower::new(&self.ctx.data_dir, end);
+            return Ok(());
+        }
+        let window = self.config.replay_ms(self.engine.rules());
+        let start = self.replay_start(window)?.min(end);
+        let started = Instant::now();
+        self.follower = LedgerFollower::new(&self.ctx.data_dir, start);
+        let mut stored = Vec::new();
+        let mut idle_rounds = 0;
+        while self.follower.position() < end {
+            let Some(index) = self.follower.next_entry(end, &mut self.buf)? else {
+                // Durable entries are readable; a short wait covers a
+                // segment being renamed as it is sealed.
+                idle_rounds += 1;
+                if idle_rounds > 200 {
+                    tracing::warn!(at = self.follower.position(), end, "replay stopped early");
+                    break;
+                }
+                std::thread::sleep(Duration::from_millis(10));
+                continue;
+            };
+            let Ok(entry) = Entry::from_ledger_bytes(&self.buf) else {
+                continue;
+            };
+            if is_alert_entry(&entry) {
+                if let Some(a) = Alert::from_entry(&entry) {
+                    self.known.insert(a.id.clone());
+                    stored.push(as_candidate(&a));
+                }
+                continue;
+            }
+            self.engine.process(index, &entry, &mut self.candidates);
+            self.note(index, &entry);
+        }
+        for s in &stored {
+            self.dedup.admit(s);
+        }
+        tracing::info!(
+            from = start,
+            to = end,
+            alerts_in_window = stored.len(),
+            pending = self.candidates.len(),
+            took_ms = started.elapsed().as_millis() as u64,
+            "detection state rebuilt from the ledger"
+        );
+        self.emit();
+        Ok(())
+    }
+
+    fn reload_if_changed(&mut self) -> Result<(), DetectError> {
+        let fp = fingerprint(&self.config.dir);
+        if fp == self.fingerprint {
+            return Ok(());
+        }
+        let rules = match load(&self.config.dir) {
+            Loaded::Missing => RuleSet::default(),
+            Loaded::Set(rules, _) => rules,
+            Loaded::Invalid(errors) => {
+                self.fingerprint = fp;
+                self.ctx.metrics.detect.load_errors.inc();
+                for e in &errors {
+                    tracing::error!(error = %e, "rule set rejected; the previous rules stay active");
+                }
+                return Ok(());
+            }
+        };
+        self.fingerprint = fp;
+        let at = self.follower.position();
+        let mut engine = Engine::new(Arc::new(rules), self.config.engine());
+        if !engine.rules().is_empty() {
+            let start = self.replay_start(self.config.replay_ms(engine.rules()))?.min(at);
+            let mut follower = LedgerFollower::new(&self.ctx.data_dir, start);
+            let mut buf = Vec::new();
+            while let Some(index) = follower.next_entry(at, &mut buf)? {
+                if let Ok(entry) = Entry::from_ledger_bytes(&buf)
+                    && !is_alert_entry(&entry)
+                {
+                    engine.replay(index, &entry);
+                }
+            }
+        }
+        tracing::info!(dir = %self.config.dir.display(), rules = engine.rules().len(), "detection rules reloaded");
+        self.ctx.metrics.detect.rules.set(engine.rules().len() as i64);
+        self.engine = engine;
+        Ok(())
+    }
+
+    /// Deduplicates the candidates and appends the alerts (durable on return).
+    fn emit(&mut self) {
+        if self.candidates.is_empty() {
+            return;
+        }
+        let mut alerts = Vec::new();
+        for c in self.candidates.drain(..) {
+            let last_index = c.event_indices.iter().copied().max();
+            let alert = Alert::from_candidate(c);
+            if self.known.set.contains(&alert.id) {
+                continue;
+            }
+            if !self.dedup.admit(&as_candidate(&alert)) {
+                self.ctx.metrics.detect.suppressed.inc();
+                tracing::debug!(rule = %alert.rule_id, group = ?alert.group, "alert suppressed");
+                continue;
+            }
+            self.known.insert(alert.id.clone());
+            alerts.push((alert, last_index));
+        }
+        if alerts.is_empty() {
+            return;
+        }
+        let now = Timestamp::now();
+        let batch = IngestBatch {
+            via: service_via(),
+            items: alerts
+                .iter()
+                .map(|(a, _)| Item::Event(a.to_event(now)))
+                .collect(),
+        };
+        let pipeline = self.ctx.pipeline.clone();
+        match self
+            .ctx
+            .runtime
+            .block_on(async move { pipeline.submit(batch).await })
+        {
+            Ok(receipt) => {
+                let done = now_ms();
+                self.ctx.metrics.detect.alerts.inc_by(alerts.len() as u64);
+                for ((a, last), outcome) in alerts.iter().zip(&receipt.outcomes) {
+                    tracing::warn!(alert = %a.id, rule = %a.rule_id, severity = %a.severity,
+                        group = ?a.group, count = a.count, ?outcome, "alert: {}", a.title);
+                    if let Some(received) = last.and_then(|i| self.received_of(i)) {
+                        self.ctx
+                            .metrics
+                            .detect
+                            .latency
+                            .observe((done - received).max(0) as f64 / 1000.0);
+                    }
+                }
+            }
+            Err(e) => {
+                tracing::error!(error = %e, alerts = alerts.len(), "could not append alerts");
+            }
+        }
+    }
+
+    fn received_of(&self, index: u64) -> Option<i64> {
+        let pos = self.recent.binary_search_by_key(&index, |r| r.0).ok()?;
+        self.recent.get(pos).map(|r| r.1)
+    }
+
+    fn publish_stats(&self) {
+        let s = self.engine.stats();
+        let g = &self.ctx.metrics.detect.engine;
+        for (name, v) in [
+            ("late_hits", s.late_hits),
+            ("evicted_groups", s.evicted_groups),
+            ("forced_hits", s.forced_hits),
+            ("dropped_hits", s.dropped_hits),
+            ("expired_groups", s.expired_groups),
+            ("groups", s.groups as u64),
+            ("pending", s.pending as u64),
+        ] {
+            g.with_label_values(&[name])
+                .set(i64::try_from(v).unwrap_or(i64::MAX));
+        }
+    }
+}
