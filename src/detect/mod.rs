@@ -63,8 +63,10 @@ pub struct RulesConfig {
     /// still be correlated in order; correlation alerts wait this long.
     #[serde(with = "duration_text")]
     pub allowed_lateness: Duration,
-    /// One alert per rule and group key within this much event time; later
-    /// firings are dropped and counted (`sealtrail_alerts_suppressed_total`).
+    /// One alert per rule and group key (correlation rules) within this much
+    /// event time; later firings are dropped and counted
+    /// (`sealtrail_alerts_suppressed_total`). Detection rules' alerts (no
+    /// group) are never suppressed: each event is its own case.
     #[serde(with = "duration_text")]
     pub suppression: Duration,
     /// How much of the ledger (event time before now) is replayed on start
@@ -531,7 +533,7 @@ impl Consumer {
             self.engine.process(index, &entry, &mut self.candidates);
             self.note(index, &entry);
         }
-        for s in &stored {
+        for s in stored.iter().filter(|s| !s.group.is_empty()) {
             self.dedup.admit(s);
         }
         tracing::info!(
@@ -596,7 +598,10 @@ impl Consumer {
             if self.known.set.contains(&alert.id) {
                 continue;
             }
-            if !self.dedup.admit(&as_candidate(&alert)) {
+            // Suppression is by rule and group key: correlations. A detection
+            // rule's alerts have no group, and each of its events (say, one
+            // break-glass access) is its own case, so they are not suppressed.
+            if !alert.group.is_empty() && !self.dedup.admit(&as_candidate(&alert)) {
                 self.ctx.metrics.detect.suppressed.inc();
                 tracing::debug!(rule = %alert.rule_id, group = ?alert.group, "alert suppressed");
                 continue;

@@ -185,9 +185,19 @@ impl Drop for Server {
 }
 
 /// Config text for a server on an ephemeral port over `data` with key `k`.
+/// Without a `[rules]` section in `extra`, the rules folder is one that does
+/// not exist (no rules), so the repository's rule pack does not add alerts.
 pub fn serve_config(data: &Path, k: &Keys, extra: &str) -> String {
+    let rules = if extra.contains("[rules]") {
+        String::new()
+    } else {
+        format!(
+            "[rules]\ndir = {:?}\n",
+            data.with_file_name("no-rules").to_str().unwrap()
+        )
+    };
     format!(
-        "data_dir = {:?}\n{extra}\n[ledger]\nkey_file = {:?}\nseal_max_age_ms = 50\n[syslog]\nlisten = \"127.0.0.1:0\"\n[http]\nlisten = \"127.0.0.1:0\"\n",
+        "data_dir = {:?}\n{extra}\n{rules}[ledger]\nkey_file = {:?}\nseal_max_age_ms = 50\n[syslog]\nlisten = \"127.0.0.1:0\"\n[http]\nlisten = \"127.0.0.1:0\"\n",
         data.to_str().unwrap(),
         k.key.to_str().unwrap()
     )

@@ -1,0 +1,378 @@
+//! Detection in a real `sealtrail serve`: rules from a folder, alerts as
+//! ledger events listed by `GET /v1/alerts`, suppression, rule reloads,
+//! start-up errors, and a SIGKILL in the middle of a correlation window.
+
+use crate::util::*;
+use reqwest::blocking::Client;
+use serde_json::{Value, json};
+use std::path::Path;
+use std::time::{Duration, Instant};
+
+const RULES: &str = r#"title: Break-glass access
+id: break-glass
+level: high
+detection:
+  sel:
+    reason: break_glass
+  condition: sel
+---
+title: Failed login
+id: failed-login
+level: low
+detection:
+  sel:
+    category: auth
+    action: login
+    outcome: failure
+  condition: sel
+---
+title: Repeated failed logins
+id: brute-force
+level: high
+correlation:
+  type: event_count
+  rules:
+    - failed-login
+  group-by:
+    - actor.user
+  timespan: 10m
+  condition:
+    gte: 5
+"#;
+
+fn rules_dir(dir: &Path) -> std::path::PathBuf {
+    let rules = dir.join("rules");
+    std::fs::create_dir_all(&rules).unwrap();
+    std::fs::write(rules.join("pack.yml"), RULES).unwrap();
+    rules
+}
+
+fn config(dir: &Path, k: &Keys, rules: &Path) -> String {
+    serve_config(
+        &dir.join("data"),
+        k,
+        &format!(
+            "[rules]\ndir = {:?}\nreload_seconds = 1\nallowed_lateness = \"500ms\"\nsuppression = \"1h\"\n",
+            rules.to_str().unwrap()
+        ),
+    )
+}
+
+/// An event at the current time (so idle time moves the watermark as it would
+/// for a live source).
+fn event(id: &str, category: &str, action: &str, outcome: &str, user: &str, extra: Value) -> Value {
+    let mut e = json!({
+        "id": id,
+        "time": sealtrail::event::Timestamp::now().to_string(),
+        "category": category, "action": action, "outcome": outcome,
+        "actor": {"user": user, "ip": "10.0.0.9"},
+        "source": {"system": "ehr"},
+    });
+    if let (Some(o), Some(x)) = (e.as_object_mut(), extra.as_object()) {
+        o.extend(x.clone());
+    }
+    e
+}
+
+fn failed_login(id: &str, user: &str) -> Value {
+    event(id, "auth", "login", "failure", user, json!({}))
+}
+
+fn break_glass(id: &str, user: &str) -> Value {
+    event(
+        id,
+        "access",
+        "view",
+        "success",
+        user,
+        json!({"reason": "break_glass", "patient": {"id": "MRN-1"}}),
+    )
+}
+
+/// Posts events one request each; returns their ledger indices.
+fn post(c: &Client, url: &str, events: &[Value]) -> Vec<u64> {
+    events
+        .iter()
+        .map(|e| {
+            let r = c.post(format!("{url}/v1/events")).json(e).send().unwrap();
+            assert_eq!(r.status().as_u16(), 200);
+            r.json::<Value>().unwrap()["first_index"].as_u64().unwrap()
+        })
+        .collect()
+}
+
+fn alerts(c: &Client, url: &str, rule: Option<&str>) -> Vec<Value> {
+    let mut req = c.get(format!("{url}/v1/alerts"));
+    if let Some(r) = rule {
+        req = req.query(&[("rule", r)]);
+    }
+    let r = req.send().unwrap();
+    assert_eq!(r.status().as_u16(), 200);
+    r.json::<Value>().unwrap()["alerts"]
+        .as_array()
+        .unwrap()
+        .clone()
+}
+
+/// Waits until `ok` holds, polling.
+fn wait_for<T>(what: &str, server: &Server, mut ok: impl FnMut() -> Option<T>) -> T {
+    let deadline = Instant::now() + Duration::from_secs(30);
+    loop {
+        if let Some(v) = ok() {
+            return v;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "timed out waiting for {what}; log:\n{}",
+            server.log_text()
+        );
+        std::thread::sleep(Duration::from_millis(50)); // polling a condition
+    }
+}
+
+fn wait_alerts(c: &Client, server: &Server, rule: &str, n: usize) -> Vec<Value> {
+    wait_for(&format!("{n} {rule} alerts"), server, || {
+        let a = alerts(c, &server.http, Some(rule));
+        (a.len() == n).then_some(a)
+    })
+}
+
+fn metric(c: &Client, url: &str, name: &str) -> f64 {
+    let text = c.get(format!("{url}/metrics")).send().unwrap().text().unwrap();
+    text.lines()
+        .find_map(|l| l.strip_prefix(name)?.strip_prefix(' ')?.parse().ok())
+        .unwrap_or(0.0)
+}
+
+fn get_event(c: &Client, url: &str, i: u64) -> Value {
+    let r = c.get(format!("{url}/v1/events/{i}")).send().unwrap();
+    assert_eq!(r.status().as_u16(), 200, "event {i}");
+    r.json().unwrap()
+}
+
+fn indices(alert: &Value) -> Vec<u64> {
+    alert["event_indices"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|v| v.as_u64().unwrap())
+        .collect()
+}
+
+fn verify_ok(dir: &Path, k: &Keys) {
+    let out = std::process::Command::new(bin())
+        .args(["verify", "--json", "--data"])
+        .arg(dir.join("data"))
+        .arg("--vkey")
+        .arg(&k.vkey)
+        .output()
+        .unwrap();
+    let v: Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(v["ok"], true, "{v}");
+}
+
+#[test]
+fn detections_and_correlations_become_ledger_alerts_once() {
+    let dir = tempfile::tempdir().unwrap();
+    let k = keys(dir.path());
+    let rules = rules_dir(dir.path());
+    let server = Server::start(dir.path(), &config(dir.path(), &k, &rules));
+    let c = Client::new();
+    let url = server.http.clone();
+
+    // A detection rule: one alert per matching event, no group.
+    let glass = post(&c, &url, &[break_glass("bg-1", "u7")]);
+    let a = wait_alerts(&c, &server, "break-glass", 1);
+    assert_eq!(a[0]["title"], "Break-glass access");
+    assert_eq!(a[0]["severity"], "high");
+    assert_eq!(a[0]["count"], 1);
+    assert_eq!(a[0]["group"], json!({}));
+    assert_eq!(indices(&a[0]), glass);
+
+    // Four failed logins do not fire; the fifth does (after the lateness).
+    let logins: Vec<Value> = (0..5)
+        .map(|i| failed_login(&format!("fl-{i}"), "u1"))
+        .collect();
+    let mut idx = post(&c, &url, &logins[..4]);
+    // Another user's failures are another group.
+    post(&c, &url, &[failed_login("other-0", "u2")]);
+    idx.extend(post(&c, &url, &logins[4..]));
+    let a = wait_alerts(&c, &server, "brute-force", 1);
+    let alert = &a[0];
+    assert_eq!(alert["rule_id"], "brute-force");
+    assert_eq!(alert["group"], json!({"actor.user": "u1"}));
+    assert_eq!(alert["count"], 5);
+    assert_eq!(indices(alert), idx);
+    assert!(alert["id"].as_str().unwrap().starts_with("alert-"));
+    for i in indices(alert) {
+        let e = get_event(&c, &url, i);
+        assert_eq!(e["event"]["actor"]["user"], "u1");
+        assert_eq!(e["event"]["outcome"], "failure");
+    }
+    // The alert is itself a ledger event, linked by its index.
+    let stored = get_event(&c, &url, alert["index"].as_u64().unwrap());
+    assert_eq!(stored["event"]["category"], "system");
+    assert_eq!(stored["event"]["action"], "alert");
+    assert_eq!(stored["event"]["source"]["system"], "sealtrail");
+    assert_eq!(stored["event"]["message"], "Repeated failed logins");
+    assert_eq!(stored["event"]["attrs"]["id"], alert["id"]);
+
+    // A second burst for the same user within the suppression window is
+    // suppressed (counted), not a second alert.
+    let again: Vec<Value> = (0..5)
+        .map(|i| failed_login(&format!("fl2-{i}"), "u1"))
+        .collect();
+    post(&c, &url, &again);
+    wait_for("a suppressed alert", &server, || {
+        (metric(&c, &url, "sealtrail_alerts_suppressed_total") >= 1.0).then_some(())
+    });
+    // A second break-glass access is its own alert (detections are not
+    // suppressed).
+    post(&c, &url, &[break_glass("bg-2", "u8")]);
+    wait_alerts(&c, &server, "break-glass", 2);
+    assert_eq!(alerts(&c, &url, Some("brute-force")).len(), 1);
+    let all = alerts(&c, &url, None);
+    assert_eq!(all.len(), 3, "{all:?}");
+    // Newest first.
+    assert_eq!(all[0]["rule_id"], "break-glass");
+    assert!(all[0]["index"].as_u64() > all[1]["index"].as_u64());
+    assert_eq!(metric(&c, &url, "sealtrail_alerts_total"), 3.0);
+    assert!(metric(&c, &url, "sealtrail_detection_events_total") >= 17.0);
+    assert!(
+        c.get(format!("{url}/metrics"))
+            .send()
+            .unwrap()
+            .text()
+            .unwrap()
+            .contains("sealtrail_alert_latency_seconds_count 3")
+    );
+
+    assert_eq!(server.terminate(), Some(0));
+    verify_ok(dir.path(), &k);
+}
+
+#[test]
+fn an_invalid_rule_set_stops_the_start_with_file_and_line() {
+    let dir = tempfile::tempdir().unwrap();
+    let k = keys(dir.path());
+    let rules = rules_dir(dir.path());
+    std::fs::write(
+        rules.join("bad.yml"),
+        "title: Bad\nid: bad\ndetection:\n  sel:\n    actor.usr: x\n  condition: sel\n",
+    )
+    .unwrap();
+    let cfg = dir.path().join("serve.toml");
+    std::fs::write(&cfg, config(dir.path(), &k, &rules)).unwrap();
+    let out = std::process::Command::new(bin())
+        .args(["serve", "--config"])
+        .arg(&cfg)
+        .output()
+        .unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(2), "{stderr}");
+    assert!(stderr.contains("bad.yml:5:"), "{stderr}");
+    assert!(stderr.contains("actor.usr"), "{stderr}");
+
+    // `--rules` overrides the config's folder.
+    let good = dir.path().join("good");
+    std::fs::create_dir_all(&good).unwrap();
+    std::fs::write(good.join("pack.yml"), RULES).unwrap();
+    std::fs::write(&cfg, config(dir.path(), &k, &good)).unwrap();
+    let out = std::process::Command::new(bin())
+        .args(["serve", "--config"])
+        .arg(&cfg)
+        .arg("--rules")
+        .arg(&rules)
+        .output()
+        .unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(2), "{stderr}");
+    assert!(stderr.contains("bad.yml:5:"), "{stderr}");
+}
+
+#[test]
+fn a_broken_reload_keeps_the_running_rules() {
+    let dir = tempfile::tempdir().unwrap();
+    let k = keys(dir.path());
+    let rules = rules_dir(dir.path());
+    let server = Server::start(dir.path(), &config(dir.path(), &k, &rules));
+    let c = Client::new();
+    let url = server.http.clone();
+
+    std::fs::write(
+        rules.join("broken.yml"),
+        "title: Broken\nid: broken\ndetection:\n  sel:\n    action|nope: x\n  condition: sel\n",
+    )
+    .unwrap();
+    wait_for("the rejected reload", &server, || {
+        (metric(&c, &url, "sealtrail_rule_load_errors_total") >= 1.0).then_some(())
+    });
+    let log = server.log_text();
+    assert!(log.contains("broken.yml:5:"), "{log}");
+    assert_eq!(metric(&c, &url, "sealtrail_detection_rules"), 3.0);
+
+    // Still serving, with the old rules.
+    post(&c, &url, &[break_glass("bg-1", "u7")]);
+    wait_alerts(&c, &server, "break-glass", 1);
+
+    // A valid change replaces the set: the broken file goes, a new rule comes.
+    std::fs::remove_file(rules.join("broken.yml")).unwrap();
+    std::fs::write(
+        rules.join("export.yml"),
+        "title: Export\nid: export\nlevel: medium\ndetection:\n  sel:\n    action: export\n  condition: sel\n",
+    )
+    .unwrap();
+    wait_for("the reload", &server, || {
+        (metric(&c, &url, "sealtrail_detection_rules") == 4.0).then_some(())
+    });
+    post(
+        &c,
+        &url,
+        &[event("ex-1", "access", "export", "success", "u3", json!({}))],
+    );
+    wait_alerts(&c, &server, "export", 1);
+}
+
+#[test]
+fn a_sigkill_mid_window_still_alerts_once_after_restart() {
+    let dir = tempfile::tempdir().unwrap();
+    let k = keys(dir.path());
+    let rules = rules_dir(dir.path());
+    let cfg = config(dir.path(), &k, &rules);
+    let c = Client::new();
+
+    // Three of five failures, durable, then SIGKILL.
+    let server = Server::start(dir.path(), &cfg);
+    let first: Vec<Value> = (0..3)
+        .map(|i| failed_login(&format!("k-{i}"), "u5"))
+        .collect();
+    let mut idx = post(&c, &server.http, &first);
+    server.kill();
+
+    // After the restart the window is rebuilt from the ledger: two more
+    // failures complete it.
+    let server = Server::start(dir.path(), &cfg);
+    assert!(
+        server.log_text().contains("sealtrail is serving"),
+        "{}",
+        server.log_text()
+    );
+    let rest: Vec<Value> = (3..5)
+        .map(|i| failed_login(&format!("k-{i}"), "u5"))
+        .collect();
+    idx.extend(post(&c, &server.http, &rest));
+    let a = wait_alerts(&c, &server, "brute-force", 1);
+    assert_eq!(a[0]["count"], 5);
+    assert_eq!(indices(&a[0]), idx);
+    server.kill();
+
+    // Another restart (killed right after the alert) replays a window that
+    // holds the alert: it is not appended again.
+    let server = Server::start(dir.path(), &cfg);
+    post(&c, &server.http, &[break_glass("bg-after", "u5")]);
+    wait_alerts(&c, &server, "break-glass", 1);
+    let a = alerts(&c, &server.http, Some("brute-force"));
+    assert_eq!(a.len(), 1, "{a:?}");
+    assert_eq!(server.terminate(), Some(0));
+    verify_ok(dir.path(), &k);
+}
