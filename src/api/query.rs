@@ -67,7 +67,12 @@ pub(crate) fn parse_time(field: &str, v: &Option<String>) -> Result<Option<Times
 /// Records who asked what of the SIEM. Best effort: a full pipeline must not
 /// turn an analyst's read into an error, but it is logged.
 pub(crate) async fn audit(
-    state: &QueryState, peer: &SocketAddr, action: &str, attrs: Value, message: String) {
+    state: &QueryState,
+    peer: &SocketAddr,
+    action: &str,
+    attrs: Value,
+    message: String,
+) {
     let mut event = Event::new(Timestamp::now(), Category::System, action, Outcome::Success);
     event.actor = Some(Actor {
         ip: Some(peer.ip().to_string()),

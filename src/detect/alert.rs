@@ -50,7 +50,13 @@ pub fn alert_id(c: &AlertCandidate) -> String {
         h.update([0]);
     }
     h.update([0xff]);
-    h.update(c.event_indices.first().copied().unwrap_or(u64::MAX).to_be_bytes());
+    h.update(
+        c.event_indices
+            .first()
+            .copied()
+            .unwrap_or(u64::MAX)
+            .to_be_bytes(),
+    );
     let digest = h.finalize();
     format!("alert-{}", hex::encode(&digest[..16]))
 }

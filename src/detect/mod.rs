@@ -306,16 +306,41 @@ fn fingerprint(dir: &Path) -> Option<Fingerprint> {
                 if depth < 16 {
                     stack.push((path, depth + 1));
                 }
-            } else if path
-                .extension()
-                .is_some_and(|x| x == "yml" || x == "yaml")
-            {
+            } else if path.extension().is_some_and(|x| x == "yml" || x == "yaml") {
                 out.push((path, meta.len(), meta.modified().ok()));
             }
         }
     }
     out.sort();
     Some(out)
+}
+
+/// Where a replay of the event time since `since_ms` starts: the first
+/// index of the oldest sealed segment (scanning back from the newest) whose
+/// newest event time is at or after `since_ms`; the open segment's first
+/// index when no sealed one is. Reads one footer per segment looked at.
+pub fn replay_start(data_dir: &Path, since_ms: i64) -> Result<u64, DetectError> {
+    let dir = LedgerPaths::new(data_dir).segments;
+    let (mut sealed, _) = list_segments(&dir).map_err(FollowError::from)?;
+    sealed.sort_unstable();
+    let mut start = None;
+    for &n in sealed.iter().rev().take(MAX_SCAN_SEGMENTS) {
+        let path = dir.join(segment::file_name(n, true));
+        let record = std::fs::File::open(&path)
+            .map_err(|e| e.to_string())
+            .and_then(|mut f| Footer::read(&path, &mut f).map_err(|e| e.to_string()))
+            .map_err(|reason| DetectError::Segment {
+                path: path.clone(),
+                reason,
+            })?
+            .record;
+        if record.max_time_ms < since_ms {
+            return Ok(start.unwrap_or_else(|| record.end_index()));
+        }
+        start = Some(record.first_index);
+    }
+    // Every sealed segment is in the window (or there are none).
+    Ok(start.unwrap_or(0))
 }
 
 /// Ring of insertion-ordered ids with a cap.
@@ -403,13 +428,23 @@ impl Consumer {
             let limit = self.durable();
             let max = if stopping { usize::MAX } else { MAX_PER_ROUND };
             let mut read = 0;
+            let mut failed = false;
             while read < max {
-                match self.follower.next_entry(limit, &mut self.buf)? {
-                    Some(i) => {
+                match self.follower.next_entry(limit, &mut self.buf) {
+                    Ok(Some(i)) => {
                         self.evaluate(i);
                         read += 1;
                     }
-                    None => break,
+                    Ok(None) => break,
+                    Err(e) => {
+                        // Retried from the same index after a pause (a
+                        // segment being compacted or sealed underneath).
+                        tracing::error!(at = self.follower.position(), error = %e, "detection could not read the ledger; retrying");
+                        let at = self.follower.position();
+                        self.follower = LedgerFollower::new(&self.ctx.data_dir, at);
+                        failed = true;
+                        break;
+                    }
                 }
             }
             if read == 0
@@ -424,7 +459,9 @@ impl Consumer {
             if stopping {
                 return Ok(());
             }
-            wait = if read >= MAX_PER_ROUND {
+            wait = if failed {
+                Duration::from_secs(1)
+            } else if read >= MAX_PER_ROUND {
                 Duration::ZERO
             } else {
                 POLL
@@ -463,37 +500,6 @@ impl Consumer {
         }
     }
 
-    /// Where a replay of `window_ms` before now starts: the first index of
-    /// the oldest sealed segment (scanning back from the newest) whose
-    /// newest event time is inside the window.
-    fn replay_start(&self, window_ms: i64) -> Result<u64, DetectError> {
-        let since = now_ms().saturating_sub(window_ms);
-        let dir = LedgerPaths::new(&self.ctx.data_dir).segments;
-        let (mut sealed, open) = list_segments(&dir).map_err(FollowError::from)?;
-        sealed.sort_unstable();
-        let mut start = None;
-        for &n in sealed.iter().rev().take(MAX_SCAN_SEGMENTS) {
-            if open.contains(&n) {
-                continue;
-            }
-            let path = dir.join(segment::file_name(n, true));
-            let record = std::fs::File::open(&path)
-                .map_err(|e| e.to_string())
-                .and_then(|mut f| Footer::read(&path, &mut f).map_err(|e| e.to_string()))
-                .map_err(|reason| DetectError::Segment {
-                    path: path.clone(),
-                    reason,
-                })?
-                .record;
-            if record.max_time_ms < since {
-                return Ok(start.unwrap_or_else(|| record.end_index()));
-            }
-            start = Some(record.first_index);
-        }
-        // Every sealed segment is in the window (or there are none).
-        Ok(start.unwrap_or(0))
-    }
-
     /// Rebuilds state from the recent window and appends what the previous
     /// run did not (see the module docs).
     fn start_from_window(&mut self) -> Result<(), DetectError> {
@@ -503,7 +509,7 @@ impl Consumer {
             return Ok(());
         }
         let window = self.config.replay_ms(self.engine.rules());
-        let start = self.replay_start(window)?.min(end);
+        let start = replay_start(&self.ctx.data_dir, now_ms().saturating_sub(window))?.min(end);
         let started = Instant::now();
         self.follower = LedgerFollower::new(&self.ctx.data_dir, start);
         let mut stored = Vec::new();
@@ -569,7 +575,8 @@ impl Consumer {
         let at = self.follower.position();
         let mut engine = Engine::new(Arc::new(rules), self.config.engine());
         if !engine.rules().is_empty() {
-            let start = self.replay_start(self.config.replay_ms(engine.rules()))?.min(at);
+            let since = now_ms().saturating_sub(self.config.replay_ms(engine.rules()));
+            let start = replay_start(&self.ctx.data_dir, since)?.min(at);
             let mut follower = LedgerFollower::new(&self.ctx.data_dir, start);
             let mut buf = Vec::new();
             while let Some(index) = follower.next_entry(at, &mut buf)? {
@@ -581,7 +588,11 @@ impl Consumer {
             }
         }
         tracing::info!(dir = %self.config.dir.display(), rules = engine.rules().len(), "detection rules reloaded");
-        self.ctx.metrics.detect.rules.set(engine.rules().len() as i64);
+        self.ctx
+            .metrics
+            .detect
+            .rules
+            .set(engine.rules().len() as i64);
         self.engine = engine;
         Ok(())
     }
@@ -667,5 +678,93 @@ impl Consumer {
             g.with_label_values(&[name])
                 .set(i64::try_from(v).unwrap_or(i64::MAX));
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::event::{Category, Event, Outcome, Via};
+    use crate::ledger::log::{Ledger, LedgerEntry, SealPolicy};
+
+    fn entry(time_ms: i64) -> LedgerEntry {
+        let t = Timestamp::from_unix_ms(time_ms).unwrap();
+        let e = Entry {
+            received: t,
+            via: Via {
+                kind: "test".into(),
+                peer: None,
+                principal: None,
+            },
+            event: Event::new(t, Category::Auth, "login", Outcome::Success),
+            enriched: None,
+        };
+        LedgerEntry {
+            time_ms,
+            bytes: e.canonical_bytes(),
+        }
+    }
+
+    #[test]
+    fn replay_starts_at_the_oldest_segment_inside_the_window() {
+        let dir = tempfile::tempdir().unwrap();
+        let files = crate::ledger::keys::write_key_files(dir.path(), "t/o").unwrap();
+        let signer = crate::ledger::keys::load_signer(&files.signing_key).unwrap();
+        let data = dir.path().join("data");
+        let policy = SealPolicy {
+            max_events: 1000,
+            max_age: Duration::from_secs(3600),
+        };
+        let (mut ledger, _) = Ledger::open(&data, signer, policy).unwrap();
+        // Segments of 3 events at minutes 0, 10, 20 and 30 (and an open tail).
+        for m in 0..4i64 {
+            let base = 1_800_000_000_000 + m * 600_000;
+            ledger
+                .append(&[entry(base), entry(base + 1000), entry(base + 2000)])
+                .unwrap();
+            ledger.seal().unwrap();
+        }
+        ledger.append(&[entry(1_800_000_000_000)]).unwrap();
+        ledger.sync().unwrap();
+        let at = |m: i64| replay_start(&data, 1_800_000_000_000 + m * 600_000).unwrap();
+        assert_eq!(at(-1), 0);
+        assert_eq!(at(0), 0);
+        assert_eq!(at(1), 3);
+        assert_eq!(at(3), 9);
+        // Nothing sealed inside the window: the open segment.
+        assert_eq!(at(5), 12);
+    }
+
+    #[test]
+    fn fingerprints_see_added_changed_and_removed_rule_files() {
+        let dir = tempfile::tempdir().unwrap();
+        assert_eq!(fingerprint(&dir.path().join("none")), None);
+        let empty = fingerprint(dir.path()).unwrap();
+        std::fs::write(dir.path().join("a.yml"), "x").unwrap();
+        std::fs::write(dir.path().join("notes.txt"), "x").unwrap();
+        let one = fingerprint(dir.path()).unwrap();
+        assert_eq!(one.len(), 1);
+        assert_ne!(empty, one);
+        std::fs::create_dir(dir.path().join("sub")).unwrap();
+        std::fs::write(dir.path().join("sub/b.yaml"), "yy").unwrap();
+        assert_eq!(fingerprint(dir.path()).unwrap().len(), 2);
+        std::fs::write(dir.path().join("a.yml"), "xyz").unwrap();
+        assert_ne!(fingerprint(dir.path()).unwrap()[0], one[0]);
+    }
+
+    #[test]
+    fn config_defaults_the_replay_window_to_the_longest_timespan_plus_lateness() {
+        let rules = RuleSet::from_yaml(
+            "r.yml",
+            "title: c\nid: c\ncorrelation:\n  type: event_count\n  rules: [x]\n  timespan: 10m\n  condition: {gte: 2}\n---\ntitle: x\nid: x\ndetection:\n  s:\n    action: a\n  condition: s\n",
+        )
+        .unwrap();
+        let mut c = RulesConfig::default();
+        assert_eq!(c.replay_ms(&rules), 602_000);
+        c.replay_window = Some(Duration::from_secs(60));
+        assert_eq!(c.replay_ms(&rules), 60_000);
+        assert!(c.validate().is_ok());
+        c.reload_seconds = 0;
+        assert!(c.validate().is_err());
     }
 }

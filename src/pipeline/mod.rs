@@ -260,7 +260,9 @@ fn prepare(
                     .event
                     .source
                     .as_ref()
-                    .filter(|_| entry.event.action != "source_silent" && entry.via.kind != "sealtrail")
+                    .filter(|_| {
+                        entry.event.action != "source_silent" && entry.via.kind != "sealtrail"
+                    })
                     .map(|s| s.system.clone()),
                 entry: LedgerEntry {
                     time_ms: entry.event.time.unix_ms(),
