@@ -389,30 +389,19 @@ impl Practice {
     /// Chooses the planned absences and departures (needs a few weeks; the
     /// ones that do not fit in `days` are left out).
     pub fn plan(&mut self, rng: &mut ChaCha8Rng, clock: &Clock, days: u32) {
-        let weekday_staff = |p: &Practice, r: Role| -> Vec<usize> {
-            p.of_role(r)
-                .into_iter()
-                .filter(|&i| p.staff[i].weekdays[..5].iter().all(|&w| w))
-                .collect()
-        };
-        let pick = |p: &mut Practice, roles: &[Role], rng: &mut ChaCha8Rng| -> Option<usize> {
-            let mut c: Vec<usize> = roles
-                .iter()
-                .flat_map(|&r| weekday_staff(p, r))
-                .filter(|i| !p.reserved.contains(i))
-                .collect();
-            // Keep at least one worker of every role.
-            c.retain(|&i| p.of_role(p.staff[i].role).len() > 1);
-            let u = *c.choose(rng)?;
-            p.reserved.push(u);
-            Some(u)
-        };
+        use Role::*;
         let first_monday = (7..14).find(|&d| clock.weekday(d) == 0).unwrap_or(7);
-        if first_monday + 12 < days
-            && let Some(u) = pick(self, &[Role::Nurse, Role::Billing, Role::FrontDesk], rng)
+        let workday_after = |d: u32| (d..d + 3).find(|&x| clock.weekday(x) < 5).unwrap_or(d);
+        // The incident first, so that small practices still have it.
+        if days >= 16
+            && let Some(u) = self.reserve(
+                rng,
+                &[FrontDesk, Billing, MedicalAssistant, Nurse, Lab, Pharmacist],
+            )
         {
-            self.staff[u].absent.push((first_monday, first_monday + 10));
-            self.plan.vacation = Some((u, first_monday));
+            let t = workday_after(rng.gen_range(6..days - 9));
+            self.leave_on(clock, u, t);
+            self.plan.leaver_login = Some((u, t));
         }
         // Away from the first working day after the first week, 17 days.
         let away = (7..10).find(|&d| clock.weekday(d) < 5).unwrap_or(7);
@@ -420,44 +409,67 @@ impl Practice {
             .find(|&d| clock.weekday(d) < 5)
             .unwrap_or(away + 17);
         if back + 1 < days
-            && let Some(u) = pick(
-                self,
-                &[Role::MedicalAssistant, Role::Billing, Role::Lab],
+            && let Some(u) = self.reserve(
                 rng,
+                &[MedicalAssistant, Billing, Lab, Nurse, FrontDesk, Pharmacist],
             )
         {
             self.staff[u].absent.push((away, back));
             self.plan.dormant = Some((u, away, back));
         }
+        if first_monday + 12 < days
+            && let Some(u) = self.reserve(rng, &[Nurse, Billing, FrontDesk, MedicalAssistant, Lab])
+        {
+            self.staff[u].absent.push((first_monday, first_monday + 10));
+            self.plan.vacation = Some((u, first_monday));
+        }
         if first_monday + 8 < days
-            && let Some(u) = pick(self, &[Role::Nurse, Role::FrontDesk, Role::Pharmacist], rng)
+            && let Some(u) = self.reserve(
+                rng,
+                &[Nurse, FrontDesk, Pharmacist, Billing, MedicalAssistant],
+            )
         {
             self.staff[u].absent.push((first_monday, first_monday + 7));
             self.plan.leave = Some((u, first_monday));
         }
-        let workday_after = |d: u32| (d..d + 3).find(|&x| clock.weekday(x) < 5).unwrap_or(d);
         if days >= 12
-            && let Some(u) = pick(
-                self,
-                &[Role::FrontDesk, Role::Billing, Role::MedicalAssistant],
-                rng,
-            )
+            && let Some(u) = self.reserve(rng, &[FrontDesk, Billing, MedicalAssistant, Nurse])
         {
             let t = workday_after(rng.gen_range(6..days - 4));
             self.leave_on(clock, u, t);
             self.plan.leaver = Some((u, t));
         }
-        if days >= 16
-            && let Some(u) = pick(
-                self,
-                &[Role::FrontDesk, Role::Billing, Role::MedicalAssistant],
-                rng,
-            )
-        {
-            let t = workday_after(rng.gen_range(6..days - 9));
-            self.leave_on(clock, u, t);
-            self.plan.leaver_login = Some((u, t));
-        }
+    }
+
+    /// Reserves a Monday-to-Friday worker of one of `roles` for a special
+    /// schedule, keeping at least one unreserved worker of each role and
+    /// leaving alone staff with a relative among the patients (they are
+    /// needed for `same_last_name`).
+    fn reserve(&mut self, rng: &mut ChaCha8Rng, roles: &[Role]) -> Option<usize> {
+        let free = |p: &Practice, i: usize| {
+            !p.reserved.contains(&i)
+                && !p
+                    .relatives
+                    .iter()
+                    .any(|&r| p.patients[r].kind == PatientKind::Relative { staff: i })
+        };
+        let c: Vec<usize> = (0..self.staff.len())
+            .filter(|&i| {
+                let s = &self.staff[i];
+                roles.contains(&s.role)
+                    && s.weekdays[..5].iter().all(|&w| w)
+                    && free(self, i)
+                    && self
+                        .of_role(s.role)
+                        .into_iter()
+                        .filter(|&j| !self.reserved.contains(&j))
+                        .count()
+                        > 1
+            })
+            .collect();
+        let u = *c.choose(rng)?;
+        self.reserved.push(u);
+        Some(u)
     }
 
     fn leave_on(&mut self, clock: &Clock, u: usize, day: u32) {

@@ -57,10 +57,10 @@ pub(crate) fn sessions(g: &mut Gen, plan: &Plan) {
                     }
                 };
                 let mut ids = Vec::new();
-                let mut t = from - (typos as i64) * g.rng.gen_range(15..40) * SEC_MS;
-                for _ in 0..typos {
+                let step = g.rng.gen_range(15..40) * SEC_MS;
+                for k in 0..typos {
+                    let t = from - (typos - k) as i64 * step;
                     ids.push(login(g, u, t, &ip, None, Outcome::Failure));
-                    t += g.rng.gen_range(15..40) * SEC_MS;
                 }
                 if vpn.is_some() {
                     let mut m = event(
