@@ -4,8 +4,9 @@
 //! same pattern (see `Practice::benign`), so every occurrence of a family's
 //! pattern in the data is labeled. How many: about one per family per ten
 //! days (at least one); `lockout_storm` one per fifteen days, `source_silent`
-//! one per thirty; `dormant_account` and `disabled_account_login` once,
-//! when the run is long enough (21 and 16 days).
+//! one per thirty; `disabled_account_login` once from 16 days on, and
+//! `dormant_account` once when the run is long enough for a first week, 17
+//! days away and a return (27 to 30 days, by the start's weekday).
 
 use rand::Rng;
 use rand::seq::SliceRandom;

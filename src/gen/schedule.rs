@@ -221,7 +221,11 @@ fn visit(g: &mut Gen, d: u32, ph: usize, p: usize, t: i64) {
     let scheduled = timestamp(t).to_string();
 
     // The appointment, booked up to two weeks ahead.
-    let c = d.saturating_sub(g.rng.gen_range(0..=14));
+    let k = g.rng.gen_range(0..=14);
+    // Booked before the run: not in the data, except a VIP's booking, which
+    // the portal makes on day 0 so the treatment relationship is visible.
+    let before_run = k > d;
+    let c = d.saturating_sub(k);
     let (cs, ce) = if c == d {
         (g.clock.day_start(d) + 7 * HOUR_MS, t - 20 * MIN_MS)
     } else {
@@ -230,7 +234,7 @@ fn visit(g: &mut Gen, d: u32, ph: usize, p: usize, t: i64) {
             g.clock.day_start(c) + 19 * HOUR_MS,
         )
     };
-    let desk: Vec<usize> = if vip || g.rng.gen_bool(0.35) {
+    let desk: Vec<usize> = if vip || before_run || g.rng.gen_bool(0.35) {
         Vec::new()
     } else {
         (0..g.practice.staff.len())
@@ -272,6 +276,7 @@ fn visit(g: &mut Gen, d: u32, ph: usize, p: usize, t: i64) {
                 id: Some(format!("apt-{n}")),
             });
         }
+        None if before_run && !vip => {}
         None => {
             let at = if c == d {
                 t - g.rng.gen_range(30..120) * MIN_MS

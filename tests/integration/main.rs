@@ -2,6 +2,7 @@
 
 mod cli;
 mod crash;
+mod r#gen;
 mod http;
 mod ledger;
 mod search;
