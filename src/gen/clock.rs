@@ -7,10 +7,6 @@ pub const MIN_MS: i64 = 60 * SEC_MS;
 pub const HOUR_MS: i64 = 60 * MIN_MS;
 pub const DAY_MS: i64 = 24 * HOUR_MS;
 
-/// After-hours for chart access and exports: 20:00 to 06:00.
-pub const AFTER_HOURS_FROM: i64 = 20;
-pub const AFTER_HOURS_UNTIL: i64 = 6;
-
 #[derive(Debug, Clone, Copy)]
 pub struct Clock {
     /// UTC midnight of the first run day.
@@ -45,16 +41,6 @@ impl Clock {
 pub fn weekday_of(ms: i64) -> usize {
     // 1970-01-01 was a Thursday (3 when Monday is 0); the value is in 0..7.
     (ms.div_euclid(DAY_MS) + 3).rem_euclid(7) as usize
-}
-
-/// Hour of the UTC day, 0..24.
-pub fn hour_of(ms: i64) -> i64 {
-    ms.rem_euclid(DAY_MS) / HOUR_MS
-}
-
-/// 20:00 to 06:00.
-pub fn is_after_hours(ms: i64) -> bool {
-    !(AFTER_HOURS_UNTIL..AFTER_HOURS_FROM).contains(&hour_of(ms))
 }
 
 /// The timestamp of `ms`. Every run time lies between 1970 and 9999

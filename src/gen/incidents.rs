@@ -13,7 +13,7 @@ use rand::seq::SliceRandom;
 use serde_json::json;
 
 use super::clock::{HOUR_MS, MIN_MS, SEC_MS};
-use super::labels::{Family, LOCKOUT_AFTER_FAILURES, NEW_IP_LEARNING_DAYS};
+use super::labels::{AFTER_HOURS_FROM, Family, LOCKOUT_AFTER_FAILURES, NEW_IP_LEARNING_DAYS};
 use super::practice::{PatientKind, Role};
 use super::schedule::{admin, admin_on_duty, export, login, ticket};
 use super::{Gen, Session, attrs, event, source};
@@ -241,12 +241,13 @@ fn password_spray(g: &mut Gen) {
     for &u in &targets {
         for _ in 0..if g.rng.gen_bool(0.3) { 2 } else { 1 } {
             let i = login(g, u, t, &ip, None, Outcome::Failure);
-            g.drafts[i].event.actor.as_mut().map(|a| {
+            // The attacker's machine: no session, device or directory fields.
+            if let Some(a) = g.drafts[i].event.actor.as_mut() {
                 a.session = None;
                 a.device = None;
                 a.role = None;
                 a.department = None;
-            });
+            }
             ids.push(i);
             t += g.rng.gen_range(10..30) * SEC_MS;
         }
@@ -450,7 +451,8 @@ fn large_export(g: &mut Gen, in_hours: bool) {
         let records = g.rng.gen_range(1500..25_000);
         export(g, u, d, t, records, "Exported patient list")
     } else {
-        let from = g.clock.day_start(d) + g.rng.gen_range(21 * 60..23 * 60) * MIN_MS;
+        let from =
+            g.clock.day_start(d) + g.rng.gen_range((AFTER_HOURS_FROM + 1) * 60..23 * 60) * MIN_MS;
         let ip = g.practice.staff[u].ip.clone();
         own_session(g, u, d, from, from + 20 * MIN_MS, &ip);
         let records = g.rng.gen_range(40..400);
@@ -480,7 +482,7 @@ fn after_hours_access(g: &mut Gen) {
     ) else {
         return;
     };
-    let from = g.clock.day_start(d) + g.rng.gen_range(20 * 60 + 30..23 * 60) * MIN_MS;
+    let from = g.clock.day_start(d) + g.rng.gen_range(AFTER_HOURS_FROM * 60 + 30..23 * 60) * MIN_MS;
     let ip = g.practice.staff[u].ip.clone();
     own_session(g, u, d, from, from + 40 * MIN_MS, &ip);
     let mut ids = Vec::new();

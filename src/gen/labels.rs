@@ -42,6 +42,21 @@ pub const TREATMENT_DAYS: i64 = 30;
 pub const DORMANT_DAYS: i64 = 14;
 /// First-seen IPs are learnt over the first days of a run.
 pub const NEW_IP_LEARNING_DAYS: u32 = 7;
+/// After-hours for chart access and exports: from 20:00 ...
+pub const AFTER_HOURS_FROM: i64 = 20;
+/// ... to 06:00 (UTC, the practice's local time).
+pub const AFTER_HOURS_UNTIL: i64 = 6;
+
+/// Hour of the UTC day of unix time `ms`, 0..24.
+pub fn hour_of(ms: i64) -> i64 {
+    ms.rem_euclid(24 * 3_600_000) / 3_600_000
+}
+
+/// Whether unix time `ms` is after hours (20:00 to 06:00 UTC).
+pub fn is_after_hours(ms: i64) -> bool {
+    !(AFTER_HOURS_UNTIL..AFTER_HOURS_FROM).contains(&hour_of(ms))
+}
+
 /// Roles that work nights (their after-hours chart access is expected).
 pub const NIGHT_ROLES: [&str; 1] = ["night_nurse"];
 

@@ -77,8 +77,9 @@ use clock::{Clock, DAY_MS, timestamp};
 use labels::Label;
 use practice::{Practice, SERVICES, Staff};
 
-/// Most days one run may cover.
-pub const MAX_DAYS: u32 = 3660;
+/// Most days one run may cover (the run is built in memory: a year of 400
+/// staff is about 6 million events).
+pub const MAX_DAYS: u32 = 366;
 
 #[derive(Debug, Error)]
 pub enum GenError {

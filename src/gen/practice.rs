@@ -308,8 +308,10 @@ impl Practice {
         let n_vip = (n / 100).max(3);
         let n_emp = (self.staff.len() / 5).max(3);
         let n_rel = (self.staff.len() / 10).max(3);
-        // Staff who are also patients, and relatives: distinct people, none
-        // of them IT or compliance (who never open charts anyway).
+        // Staff who are also patients, and relatives: distinct people. There
+        // are fewer of them (a fifth plus a tenth of the staff, at least
+        // three each, with at least 15 staff) than staff, so `people` never
+        // runs out.
         let mut people: Vec<usize> = (0..self.staff.len()).collect();
         people.shuffle(rng);
         let mut people = people.into_iter();

@@ -151,9 +151,9 @@ pub(crate) fn work(g: &mut Gen) {
                 }
             }
         }
-        for u in 0..g.practice.staff.len() {
+        for (u, seen) in recent.iter().enumerate() {
             if g.practice.staff[u].works(&g.clock, d) {
-                background(g, u, d, &recent[u]);
+                background(g, u, d, seen);
             }
         }
         services(g, d);
@@ -822,6 +822,7 @@ fn night_shift(g: &mut Gen, u: usize, d: u32) {
 
 /// An admin event by `u` in its session at `t` (or a little later, past a
 /// session gap); `None` if the user has no session then.
+#[allow(clippy::too_many_arguments)]
 pub(crate) fn admin(
     g: &mut Gen,
     u: usize,

@@ -6,7 +6,7 @@
 use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::sync::OnceLock;
 
-use super::clock::{DAY_MS, MIN_MS, hour_of, is_after_hours};
+use super::clock::{DAY_MS, MIN_MS};
 use super::labels::*;
 use super::*;
 
