@@ -6,7 +6,7 @@ use rand::Rng;
 use rand::seq::SliceRandom;
 use serde_json::{Value, json};
 
-use super::clock::{DAY_MS, HOUR_MS, MIN_MS, SEC_MS, timestamp};
+use super::clock::{HOUR_MS, MIN_MS, SEC_MS, timestamp};
 use super::incidents::Plan;
 use super::labels::Family;
 use super::practice::{
@@ -1026,7 +1026,6 @@ fn services(g: &mut Gen, d: u32) {
     ]);
     e.message = Some("Nightly backup completed".into());
     g.push(e);
-    let _ = SERVICES.len();
 }
 
 /// Drops what the lab system did not send during its planned outages and
@@ -1068,5 +1067,4 @@ pub(crate) fn outage(g: &mut Gen, plan: &Plan) {
             );
         }
     }
-    let _ = DAY_MS;
 }
