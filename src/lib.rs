@@ -12,6 +12,7 @@ pub mod api;
 pub mod cli;
 pub mod config;
 pub mod event;
+pub mod r#gen;
 pub mod index;
 pub mod ledger;
 pub mod pipeline;

@@ -3,6 +3,7 @@
 mod cli;
 mod compress;
 mod crash;
+mod r#gen;
 mod http;
 mod ledger;
 mod search;
