@@ -202,26 +202,28 @@ impl EntryReader {
             let index = indices[order[i]];
             match self.place(index)? {
                 Place::Sealed(seg) => {
-                    let leaf = index - seg.first_index;
-                    let block = leaf >> BLOCK_SHIFT;
-                    // Every asked entry in the same block is read in one go.
-                    let mut j = i;
+                    // Every asked entry of this segment, block by block;
+                    // the entries of one block are read in one go.
+                    let end = seg.first_index + seg.count;
                     let mut wanted = Vec::new();
-                    while j < order.len() {
-                        let x = indices[order[j]];
-                        if x >= seg.first_index + seg.count
-                            || (x - seg.first_index) >> BLOCK_SHIFT != block
-                        {
-                            break;
+                    while i < order.len() && indices[order[i]] < end {
+                        let block = (indices[order[i]] - seg.first_index) >> BLOCK_SHIFT;
+                        wanted.clear();
+                        let mut j = i;
+                        while j < order.len() {
+                            let x = indices[order[j]];
+                            if x >= end || (x - seg.first_index) >> BLOCK_SHIFT != block {
+                                break;
+                            }
+                            wanted.push(((x - seg.first_index) & (BLOCK - 1)) as usize);
+                            j += 1;
                         }
-                        wanted.push(((x - seg.first_index) & (BLOCK - 1)) as usize);
-                        j += 1;
+                        let entries = seg.read_block(block, &wanted)?;
+                        for (k, entry) in entries.into_iter().enumerate() {
+                            out[order[i + k]] = entry;
+                        }
+                        i = j;
                     }
-                    let entries = seg.read_block(block, &wanted)?;
-                    for (k, entry) in entries.into_iter().enumerate() {
-                        out[order[i + k]] = entry;
-                    }
-                    i = j;
                 }
                 Place::Open => {
                     out[order[i]] = match self.read_open(index) {
