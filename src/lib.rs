@@ -13,6 +13,7 @@ pub mod cli;
 pub mod config;
 pub mod detect;
 pub mod event;
+pub mod r#gen;
 pub mod index;
 pub mod ledger;
 pub mod pipeline;

@@ -110,6 +110,8 @@ pub enum Command {
         json: bool,
         proof_file: PathBuf,
     },
+    /// Generate a synthetic practice: events, lookups and labeled incidents.
+    Gen(GenArgs),
     /// Write a self-signed certificate and key (DIR/cert.pem, DIR/key.pem, 0600) for tests and demos.
     Cert {
         #[arg(long)]
@@ -163,6 +165,33 @@ pub struct ServeArgs {
     /// Detection rules folder (overrides `rules.dir`).
     #[arg(long)]
     rules: Option<PathBuf>,
+}
+
+#[derive(Args, Debug)]
+pub struct GenArgs {
+    /// Days to simulate.
+    #[arg(long)]
+    days: u32,
+    /// Staff accounts (service accounts come on top).
+    #[arg(long)]
+    users: u32,
+    #[arg(long)]
+    patients: u32,
+    /// Same seed, same output, byte for byte.
+    #[arg(long)]
+    seed: u64,
+    /// Output directory: events.ndjson, staff.csv, patients.csv, labels.ndjson, summary.json.
+    #[arg(long)]
+    out: PathBuf,
+    /// First day (RFC 3339; the run starts at that day's UTC midnight).
+    #[arg(long, default_value = crate::r#gen::DEFAULT_START)]
+    start: String,
+    /// Also post the events to this running server (e.g. http://127.0.0.1:8080).
+    #[arg(long)]
+    send: Option<String>,
+    /// Events per second when sending.
+    #[arg(long, default_value_t = 1000.0, requires = "send")]
+    rate: f64,
 }
 
 #[derive(Args, Debug)]
@@ -278,7 +307,45 @@ fn dispatch(command: Command) -> Result<ExitCode> {
             proof_file,
         } => verify_proof(&vkey, since.as_deref(), json, &proof_file),
         Command::Cert { out, host } => cert(&out, &host),
+        Command::Gen(args) => generate(args),
     }
+}
+
+fn generate(args: GenArgs) -> Result<ExitCode> {
+    use crate::r#gen as gen_;
+    let start = crate::event::Timestamp::parse(&args.start)
+        .map_err(|e| anyhow::anyhow!("--start {:?}: {e}", args.start))?;
+    let config = gen_::GenConfig {
+        days: args.days,
+        users: args.users,
+        patients: args.patients,
+        seed: args.seed,
+        start,
+    };
+    let began = std::time::Instant::now();
+    let output = gen_::generate(&config)?;
+    gen_::write_dir(&output, &args.out)?;
+    eprintln!(
+        "wrote {} events and {} labeled incidents to {} in {:.1} s",
+        output.events.len(),
+        output.labels.len(),
+        args.out.display(),
+        began.elapsed().as_secs_f64()
+    );
+    if let Some(url) = args.send {
+        let report = gen_::send_events(
+            &output.events,
+            &gen_::SendOptions {
+                url,
+                rate: args.rate,
+            },
+        )?;
+        eprintln!(
+            "sent {} events in {} batches in {:.1} s ({} busy retries)",
+            report.events, report.batches, report.seconds, report.busy_retries
+        );
+    }
+    Ok(ExitCode::SUCCESS)
 }
 
 fn serve(args: ServeArgs) -> Result<ExitCode> {

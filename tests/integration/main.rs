@@ -4,6 +4,7 @@ mod alerts;
 mod cli;
 mod compress;
 mod crash;
+mod r#gen;
 mod http;
 mod ledger;
 mod search;
