@@ -115,6 +115,9 @@ fn import(dir: &Path, data: &Path, key: &Path, range: std::ops::Range<u64>, per_
         key.as_os_str(),
         OsStr::new("--config"),
         config.as_os_str(),
+        // No detection rules: the ledger holds exactly the imported events.
+        OsStr::new("--rules"),
+        dir.join("no-rules").as_os_str(),
         input.as_os_str(),
     ]);
     assert!(out.contains("rejected 0"), "{out}");

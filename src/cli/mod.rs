@@ -206,6 +206,10 @@ pub struct ImportArgs {
     /// Lookup tables folder (staff.csv, patients.csv) for enrichment.
     #[arg(long)]
     lookups: Option<PathBuf>,
+    /// Detection rules folder (overrides `rules.dir`); imported events are
+    /// run through the rules like served ones.
+    #[arg(long)]
+    rules: Option<PathBuf>,
     /// Print one JSON line per durable batch: {"lines": n, "last_index": i}.
     #[arg(long)]
     progress: bool,
@@ -423,6 +427,9 @@ fn import(args: ImportArgs) -> Result<ExitCode> {
     }
     if let Some(l) = args.lookups {
         config.lookups.dir = l;
+    }
+    if let Some(r) = args.rules {
+        config.rules.dir = r;
     }
     let peer = if args.input == Path::new("-") {
         "stdin".to_owned()

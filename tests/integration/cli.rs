@@ -80,7 +80,16 @@ fn import_keeps_valid_lines_records_rejected_ones_and_verifies() {
     ));
     input.push('\n');
     let o = run(
-        &["import", "--data", s(&data), "--key", s(&k.key), "-"],
+        &[
+            "import",
+            "--data",
+            s(&data),
+            "--key",
+            s(&k.key),
+            "--rules",
+            "/nonexistent/no-rules",
+            "-",
+        ],
         Some(input.as_bytes()),
     );
     assert_eq!(

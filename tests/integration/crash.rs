@@ -61,6 +61,7 @@ fn sigkill_at_random_moments_loses_no_acknowledged_event() {
             .arg(&k.key)
             .arg("--config")
             .arg(&config)
+            .args(["--rules", "/nonexistent/no-rules"])
             .arg("-")
             .stdin(Stdio::piped())
             .stdout(Stdio::piped())
