@@ -4,6 +4,7 @@ mod cli;
 mod compress;
 mod crash;
 mod r#gen;
+mod rules_cli;
 mod http;
 mod ledger;
 mod search;
