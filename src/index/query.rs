@@ -53,6 +53,9 @@ pub const DEFAULT_TIMEOUT: Duration = Duration::from_secs(10);
 pub const DEADLINE_CHECK_DOCS: u64 = 1024;
 /// Hits read from the ledger between two deadline checks.
 const LOAD_CHUNK: usize = 256;
+/// Hits from which reading them is split over threads.
+const PARALLEL_LOAD_MIN: usize = 1024;
+const MAX_LOAD_THREADS: usize = 4;
 /// Memory the aggregations of one query may use.
 const AGG_MEMORY: u64 = 64 << 20;
 
@@ -357,8 +360,41 @@ impl SearchIndex {
         Ok((total, aggs))
     }
 
-    /// Reads the hits' entries from the ledger, in the order given.
+    /// Reads the hits' entries from the ledger, in the order given; large
+    /// sets (reports, exports) on several threads, each taking a contiguous
+    /// run of indices so it reads its own segments.
     fn load_hits(&self, indices: &[u64], deadline: &Deadline) -> Result<Vec<Hit>, QueryError> {
+        let threads = std::thread::available_parallelism()
+            .map_or(1, |n| n.get())
+            .min(MAX_LOAD_THREADS);
+        if indices.len() < PARALLEL_LOAD_MIN || threads < 2 {
+            return self.load_run(indices, deadline);
+        }
+        let per = indices.len().div_ceil(threads);
+        let parts: Vec<Result<Vec<Hit>, QueryError>> = std::thread::scope(|scope| {
+            let running: Vec<_> = indices
+                .chunks(per)
+                .map(|run| scope.spawn(move || self.load_run(run, deadline)))
+                .collect();
+            running
+                .into_iter()
+                .map(|t| {
+                    t.join().unwrap_or_else(|_| {
+                        Err(QueryError::Invalid(
+                            "reading hits failed (a thread panicked)".into(),
+                        ))
+                    })
+                })
+                .collect()
+        });
+        let mut hits = Vec::with_capacity(indices.len());
+        for part in parts {
+            hits.extend(part?);
+        }
+        Ok(hits)
+    }
+
+    fn load_run(&self, indices: &[u64], deadline: &Deadline) -> Result<Vec<Hit>, QueryError> {
         let mut hits = Vec::with_capacity(indices.len());
         for chunk in indices.chunks(LOAD_CHUNK) {
             deadline.check()?;

@@ -81,6 +81,19 @@ struct Sealed {
     count: u64,
     /// Offset of the first frame of each block, then the end of the frames.
     bounds: Vec<u64>,
+    /// Inode of the file, for version 1 files that compaction may replace.
+    inode: u64,
+}
+
+impl Sealed {
+    /// Whether compaction replaced the file since it was opened. A stale
+    /// descriptor still reads the right entries, but it keeps the replaced
+    /// file's space on disk while cached. Compacted files never change.
+    fn replaced(&self) -> bool {
+        use std::os::unix::fs::MetadataExt;
+        matches!(self.codec, FrameCodec::Plain)
+            && std::fs::metadata(&self.path).is_ok_and(|m| m.ino() != self.inode)
+    }
 }
 
 impl Sealed {
@@ -189,26 +202,28 @@ impl EntryReader {
             let index = indices[order[i]];
             match self.place(index)? {
                 Place::Sealed(seg) => {
-                    let leaf = index - seg.first_index;
-                    let block = leaf >> BLOCK_SHIFT;
-                    // Every asked entry in the same block is read in one go.
-                    let mut j = i;
+                    // Every asked entry of this segment, block by block;
+                    // the entries of one block are read in one go.
+                    let end = seg.first_index + seg.count;
                     let mut wanted = Vec::new();
-                    while j < order.len() {
-                        let x = indices[order[j]];
-                        if x >= seg.first_index + seg.count
-                            || (x - seg.first_index) >> BLOCK_SHIFT != block
-                        {
-                            break;
+                    while i < order.len() && indices[order[i]] < end {
+                        let block = (indices[order[i]] - seg.first_index) >> BLOCK_SHIFT;
+                        wanted.clear();
+                        let mut j = i;
+                        while j < order.len() {
+                            let x = indices[order[j]];
+                            if x >= end || (x - seg.first_index) >> BLOCK_SHIFT != block {
+                                break;
+                            }
+                            wanted.push(((x - seg.first_index) & (BLOCK - 1)) as usize);
+                            j += 1;
                         }
-                        wanted.push(((x - seg.first_index) & (BLOCK - 1)) as usize);
-                        j += 1;
+                        let entries = seg.read_block(block, &wanted)?;
+                        for (k, entry) in entries.into_iter().enumerate() {
+                            out[order[i + k]] = entry;
+                        }
+                        i = j;
                     }
-                    let entries = seg.read_block(block, &wanted)?;
-                    for (k, entry) in entries.into_iter().enumerate() {
-                        out[order[i + k]] = entry;
-                    }
-                    i = j;
                 }
                 Place::Open => {
                     out[order[i]] = match self.read_open(index) {
@@ -257,8 +272,8 @@ impl EntryReader {
                 continue;
             };
             let seg = match state.sealed.get(&number) {
-                Some(s) => s.clone(),
-                None => {
+                Some(s) if !s.replaced() => s.clone(),
+                _ => {
                     let s = Arc::new(self.load_sealed(number)?);
                     if state.sealed.len() >= CACHED_SEGMENTS {
                         state.sealed.clear();
@@ -314,7 +329,8 @@ impl EntryReader {
         let (header, _) = SegmentHeader::read(&path, &mut &file)?;
         let codec = self.codec(&path, &header)?;
         let footer = Footer::read(&path, &mut file)?;
-        let len = file.metadata().map_err(|e| io_err(&path, e))?.len();
+        let meta = file.metadata().map_err(|e| io_err(&path, e))?;
+        let len = meta.len();
         // The footer's own length locates the end of the frames.
         let footer_len = footer.to_bytes(0).len() as u64;
         let frames_end = len
@@ -340,6 +356,7 @@ impl EntryReader {
             first_index: footer.record.first_index,
             count: footer.record.count,
             bounds,
+            inode: std::os::unix::fs::MetadataExt::ino(&meta),
         })
     }
 
