@@ -193,7 +193,10 @@ fn read_limited(path: &Path) -> Result<String> {
         .with_context(|| format!("reading {}", path.display()))?
         .len();
     if len > MAX_FIXTURE_BYTES {
-        bail!("{} is larger than {MAX_FIXTURE_BYTES} bytes", path.display());
+        bail!(
+            "{} is larger than {MAX_FIXTURE_BYTES} bytes",
+            path.display()
+        );
     }
     std::fs::read_to_string(path).with_context(|| format!("reading {}", path.display()))
 }
@@ -262,7 +265,9 @@ fn run_case(
             g.rule == w.rule
                 && g.group == w.group
                 && g.count == w.count
-                && w.events.as_ref().is_none_or(|e| Some(e) == g.events.as_ref())
+                && w.events
+                    .as_ref()
+                    .is_none_or(|e| Some(e) == g.events.as_ref())
         });
         match pos {
             Some(i) => {
@@ -308,7 +313,9 @@ fn test(dir: &Path) -> Result<ExitCode> {
     }
     let mut fixtures: BTreeMap<String, PathBuf> = BTreeMap::new();
     if tests.is_dir() {
-        for e in std::fs::read_dir(&tests).with_context(|| format!("reading {}", tests.display()))? {
+        for e in
+            std::fs::read_dir(&tests).with_context(|| format!("reading {}", tests.display()))?
+        {
             let path = e?.path();
             if path.extension().and_then(|x| x.to_str()) == Some("json")
                 && let Some(stem) = path.file_stem().and_then(|s| s.to_str())
@@ -432,7 +439,11 @@ fn replay(args: &ReplayArgs) -> Result<ExitCode> {
     }
     engine.flush(&mut alerts);
     alerts.sort_by(|a, b| {
-        (a.first_time, &a.rule_id, &a.event_indices).cmp(&(b.first_time, &b.rule_id, &b.event_indices))
+        (a.first_time, &a.rule_id, &a.event_indices).cmp(&(
+            b.first_time,
+            &b.rule_id,
+            &b.event_indices,
+        ))
     });
     if args.json {
         let out = json!({

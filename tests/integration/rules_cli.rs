@@ -255,7 +255,10 @@ fn rules_eval_reports_precision_and_recall_per_family_on_gen_data() {
     assert_eq!(families.len(), 17, "{v}");
     for f in families {
         let name = f["family"].as_str().unwrap();
-        assert!(!f["rules"].as_array().unwrap().is_empty(), "{name}: no rule");
+        assert!(
+            !f["rules"].as_array().unwrap().is_empty(),
+            "{name}: no rule"
+        );
         if let Some((_, why)) = GAPS.iter().find(|(g, _)| *g == name) {
             eprintln!(
                 "known gap {name}: recall {} precision {} ({why})",
