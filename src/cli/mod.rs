@@ -12,6 +12,7 @@ use crate::ledger::verify::{VerifyReport, verify_data_dir};
 use crate::sources::import::{self, Progress};
 use anyhow::{Context, Result, bail};
 
+mod rules;
 mod search;
 use clap::{Args, Parser, Subcommand};
 use std::io::{BufReader, Write};
@@ -112,6 +113,9 @@ pub enum Command {
     },
     /// Generate a synthetic practice: events, lookups and labeled incidents.
     Gen(GenArgs),
+    /// Detection rules: check, test with fixtures, replay over the ledger, evaluate against gen labels.
+    #[command(subcommand)]
+    Rules(rules::RulesCommand),
     /// Write a self-signed certificate and key (DIR/cert.pem, DIR/key.pem, 0600) for tests and demos.
     Cert {
         #[arg(long)]
@@ -312,6 +316,7 @@ fn dispatch(command: Command) -> Result<ExitCode> {
         } => verify_proof(&vkey, since.as_deref(), json, &proof_file),
         Command::Cert { out, host } => cert(&out, &host),
         Command::Gen(args) => generate(args),
+        Command::Rules(cmd) => rules::run(cmd),
     }
 }
 

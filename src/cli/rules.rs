@@ -1,0 +1,695 @@
+//! `sealtrail rules check | test | replay | eval`: validating a rule
+//! directory, running its fixtures, replaying a ledger window through it, and
+//! scoring it against `sealtrail gen` labels.
+//!
+//! Fixtures live in `DIR/tests/<rule-file-stem>.json` (see `rules/README.md`):
+//!
+//! ```json
+//! {"cases": [
+//!   {"name": "eight failures in ten minutes",
+//!    "events": [{"time": "...", "category": "auth", ...}, ...],
+//!    "expect": [{"rule": "<rule id>", "group": {"actor.user": "u1"}, "count": 8}]},
+//!   {"name": "one mistyped password (benign)", "events": [...], "expect": []}
+//! ]}
+//! ```
+//!
+//! Each case runs through a fresh [`Engine`] over the whole directory's rule
+//! set (events enriched with `DIR/tests/lookups/` when present), is flushed,
+//! and the alerts of the rules defined in `DIR/<stem>.yml` must equal `expect`
+//! as a multiset of (rule, group, count[, events]).
+
+use std::collections::{BTreeMap, BTreeSet, HashMap};
+use std::io::{BufRead, BufReader};
+use std::path::{Path, PathBuf};
+use std::process::ExitCode;
+use std::sync::Arc;
+
+use anyhow::{Context, Result, bail};
+use clap::{Args, Subcommand};
+use serde::{Deserialize, Serialize};
+use serde_json::{Value, json};
+
+use super::EXIT_CHECK_FAILED;
+use crate::event::{Entry, Event, Timestamp, Via};
+use crate::pipeline::silence::{SilenceConfig, SilenceModel, silent_event};
+use crate::rules::{AlertCandidate, Engine, EngineConfig, RuleMeta, RuleSet};
+use crate::transforms::{Lookups, enrich};
+
+/// The default rule directory.
+const DEFAULT_DIR: &str = "rules";
+/// Largest fixture or labels file read.
+const MAX_FIXTURE_BYTES: u64 = 16 << 20;
+/// Tag prefix naming the `sealtrail gen` incident family a rule detects.
+pub const FAMILY_TAG: &str = "sealtrail.family.";
+/// Tag prefix marking a rule as an approximation of its family.
+pub const GAP_TAG: &str = "sealtrail.gap.";
+/// Ledger indices of events `eval` synthesizes (the silence monitor's
+/// `source_silent` events) start here, far above any input line.
+const SYNTHETIC_BASE: u64 = 1 << 48;
+/// How often (event time) `eval` asks the silence monitor, like the service's timer.
+const SILENCE_CHECK_MS: i64 = 60_000;
+
+#[derive(Subcommand, Debug)]
+pub enum RulesCommand {
+    /// Load every rule file; print each error as file:line:col: reason.
+    Check {
+        /// Rule directory (default: rules).
+        dir: Option<PathBuf>,
+    },
+    /// Run the fixtures in DIR/tests/ and compare the alerts with their expectations.
+    Test {
+        /// Rule directory (default: rules).
+        dir: Option<PathBuf>,
+    },
+    /// Run the rules over the ledger's events in a time range and print the alerts (writes nothing).
+    Replay(ReplayArgs),
+    /// Score the rules against `sealtrail gen` output: precision and recall per incident family.
+    Eval(EvalArgs),
+}
+
+#[derive(Args, Debug)]
+pub struct ReplayArgs {
+    #[arg(long)]
+    data: PathBuf,
+    /// RFC 3339 start of the event-time window (inclusive).
+    #[arg(long)]
+    from: String,
+    /// RFC 3339 end of the event-time window (exclusive).
+    #[arg(long)]
+    to: String,
+    /// Rule directory (default: rules).
+    #[arg(long)]
+    rules: Option<PathBuf>,
+    #[arg(long)]
+    json: bool,
+}
+
+#[derive(Args, Debug)]
+pub struct EvalArgs {
+    /// events.ndjson written by `sealtrail gen`.
+    #[arg(long)]
+    events: PathBuf,
+    /// labels.ndjson written by `sealtrail gen`.
+    #[arg(long)]
+    labels: PathBuf,
+    /// Lookup tables folder (default: the events file's folder).
+    #[arg(long)]
+    lookups: Option<PathBuf>,
+    /// Rule directory (default: rules).
+    #[arg(long)]
+    rules: Option<PathBuf>,
+    #[arg(long)]
+    json: bool,
+}
+
+pub fn run(cmd: RulesCommand) -> Result<ExitCode> {
+    match cmd {
+        RulesCommand::Check { dir } => check(&dir.unwrap_or_else(|| DEFAULT_DIR.into())),
+        RulesCommand::Test { dir } => test(&dir.unwrap_or_else(|| DEFAULT_DIR.into())),
+        RulesCommand::Replay(args) => replay(&args),
+        RulesCommand::Eval(args) => eval(&args),
+    }
+}
+
+fn ensure_dir(dir: &Path) -> Result<()> {
+    if !dir.is_dir() {
+        bail!("{}: not a rule directory", dir.display());
+    }
+    Ok(())
+}
+
+/// Loads a rule directory; `Err(code)` after printing the load errors.
+fn load(dir: &Path) -> Result<std::result::Result<RuleSet, ExitCode>> {
+    ensure_dir(dir)?;
+    match RuleSet::load_dir(dir) {
+        Ok(set) => Ok(Ok(set)),
+        Err(errors) => {
+            for e in &errors {
+                println!("{e}");
+            }
+            eprintln!("{}: {} error(s)", dir.display(), errors.len());
+            Ok(Err(ExitCode::from(EXIT_CHECK_FAILED)))
+        }
+    }
+}
+
+fn all_metas(set: &RuleSet) -> Vec<&RuleMeta> {
+    set.detection_rules()
+        .chain(set.correlation_rules().map(|(m, _)| m))
+        .collect()
+}
+
+fn check(dir: &Path) -> Result<ExitCode> {
+    let set = match load(dir)? {
+        Ok(set) => set,
+        Err(code) => return Ok(code),
+    };
+    let detections = set.detection_rules().count();
+    let correlations = set.correlation_rules().count();
+    let alerting = all_metas(&set).iter().filter(|m| m.standalone).count();
+    let files: BTreeSet<&Path> = all_metas(&set).iter().map(|m| m.file.as_path()).collect();
+    println!(
+        "ok: {} rules in {} files ({detections} detection, {correlations} correlation; {alerting} raise alerts)",
+        set.len(),
+        files.len(),
+    );
+    Ok(ExitCode::SUCCESS)
+}
+
+// ---------------------------------------------------------------- fixtures
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct Fixture {
+    /// For readers of the fixture; the runner does not use it.
+    #[serde(default)]
+    #[allow(dead_code)]
+    description: Option<String>,
+    cases: Vec<Case>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct Case {
+    name: String,
+    events: Vec<Value>,
+    expect: Vec<Expected>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+struct Expected {
+    rule: String,
+    #[serde(default)]
+    group: BTreeMap<String, String>,
+    count: u64,
+    /// Positions (0-based) of the alert's events in the case, when given.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    events: Option<Vec<u64>>,
+}
+
+fn read_limited(path: &Path) -> Result<String> {
+    let len = std::fs::metadata(path)
+        .with_context(|| format!("reading {}", path.display()))?
+        .len();
+    if len > MAX_FIXTURE_BYTES {
+        bail!(
+            "{} is larger than {MAX_FIXTURE_BYTES} bytes",
+            path.display()
+        );
+    }
+    std::fs::read_to_string(path).with_context(|| format!("reading {}", path.display()))
+}
+
+fn entry_of(event: Event, lookups: Option<&Lookups>, via: &Via) -> Entry {
+    let enriched = lookups.and_then(|l| enrich(l, &event));
+    Entry {
+        received: event.time,
+        via: via.clone(),
+        event,
+        enriched,
+    }
+}
+
+fn load_lookups(dir: &Path) -> Result<Lookups> {
+    let (lookups, report) =
+        Lookups::load(dir).with_context(|| format!("loading lookups from {}", dir.display()))?;
+    for note in &report.notes {
+        eprintln!("lookups: {note}");
+    }
+    Ok(lookups)
+}
+
+/// Runs one case; `Ok(None)` when it passed, `Ok(Some(why))` when it failed.
+fn run_case(
+    rules: &Arc<RuleSet>,
+    ids: &BTreeSet<&str>,
+    lookups: Option<&Lookups>,
+    case: &Case,
+) -> Result<Option<String>> {
+    let via = Via {
+        kind: "fixture".into(),
+        peer: None,
+        principal: None,
+    };
+    let mut engine = Engine::new(Arc::clone(rules), EngineConfig::default());
+    let mut alerts = Vec::new();
+    for (i, v) in case.events.iter().enumerate() {
+        let bytes = serde_json::to_vec(v)?;
+        let event = match Event::from_json(&bytes) {
+            Ok(e) => e,
+            Err(e) => return Ok(Some(format!("event {i} is not a valid event: {e}"))),
+        };
+        engine.process(i as u64, &entry_of(event, lookups, &via), &mut alerts);
+    }
+    engine.flush(&mut alerts);
+    let mut got: Vec<Expected> = alerts
+        .iter()
+        .filter(|a| ids.contains(a.rule_id.as_str()))
+        .map(|a| Expected {
+            rule: a.rule_id.clone(),
+            group: a.group.clone(),
+            count: a.count,
+            events: Some(a.event_indices.clone()),
+        })
+        .collect();
+    got.sort();
+    // A multiset match; expectations that name their events go first, since
+    // one without events accepts any.
+    let mut want = case.expect.clone();
+    want.sort_by_key(|w| w.events.is_none());
+    let mut left = got.clone();
+    let mut unmatched = 0usize;
+    for w in &want {
+        let pos = left.iter().position(|g| {
+            g.rule == w.rule
+                && g.group == w.group
+                && g.count == w.count
+                && w.events
+                    .as_ref()
+                    .is_none_or(|e| Some(e) == g.events.as_ref())
+        });
+        match pos {
+            Some(i) => {
+                left.remove(i);
+            }
+            None => unmatched += 1,
+        }
+    }
+    if unmatched == 0 && left.is_empty() {
+        return Ok(None);
+    }
+    want.sort();
+    Ok(Some(format!(
+        "expected {}\n      got      {}",
+        serde_json::to_string(&want)?,
+        serde_json::to_string(&got)?
+    )))
+}
+
+fn test(dir: &Path) -> Result<ExitCode> {
+    let set = match load(dir)? {
+        Ok(set) => Arc::new(set),
+        Err(code) => return Ok(code),
+    };
+    let tests = dir.join("tests");
+    let lookups_dir = tests.join("lookups");
+    let lookups = if lookups_dir.is_dir() {
+        Some(load_lookups(&lookups_dir)?)
+    } else {
+        None
+    };
+    // Rule ids by the stem of the file that defines them.
+    let mut by_stem: BTreeMap<String, BTreeSet<&str>> = BTreeMap::new();
+    let metas = all_metas(&set);
+    for m in &metas {
+        let stem = m
+            .file
+            .file_stem()
+            .and_then(|s| s.to_str())
+            .unwrap_or_default()
+            .to_owned();
+        by_stem.entry(stem).or_default().insert(m.id.as_str());
+    }
+    let mut fixtures: BTreeMap<String, PathBuf> = BTreeMap::new();
+    if tests.is_dir() {
+        for e in
+            std::fs::read_dir(&tests).with_context(|| format!("reading {}", tests.display()))?
+        {
+            let path = e?.path();
+            if path.extension().and_then(|x| x.to_str()) == Some("json")
+                && let Some(stem) = path.file_stem().and_then(|s| s.to_str())
+            {
+                fixtures.insert(stem.to_owned(), path.clone());
+            }
+        }
+    }
+    let (mut passed, mut failed, mut untested) = (0usize, 0usize, 0usize);
+    for stem in fixtures.keys() {
+        if !by_stem.contains_key(stem) {
+            println!("FAIL {stem}: fixture names no rule file {stem}.yml");
+            failed += 1;
+        }
+    }
+    for (stem, ids) in &by_stem {
+        let Some(path) = fixtures.get(stem) else {
+            println!("SKIP {stem}: no fixture tests/{stem}.json");
+            untested += 1;
+            continue;
+        };
+        let fixture: Fixture = match serde_json::from_str(&read_limited(path)?) {
+            Ok(f) => f,
+            Err(e) => {
+                println!("FAIL {stem}: {}: {e}", path.display());
+                failed += 1;
+                continue;
+            }
+        };
+        let mut problems = Vec::new();
+        for case in &fixture.cases {
+            if let Some(why) = run_case(&set, ids, lookups.as_ref(), case)? {
+                problems.push(format!("  case {:?}: {why}", case.name));
+            }
+        }
+        if problems.is_empty() {
+            println!("ok   {stem} ({} cases)", fixture.cases.len());
+            passed += 1;
+        } else {
+            println!("FAIL {stem}");
+            for p in &problems {
+                println!("{p}");
+            }
+            failed += 1;
+        }
+    }
+    println!("{passed} passed, {failed} failed, {untested} without fixtures");
+    Ok(if failed == 0 {
+        ExitCode::SUCCESS
+    } else {
+        ExitCode::from(EXIT_CHECK_FAILED)
+    })
+}
+
+// ---------------------------------------------------------------- replay
+
+fn alert_json(a: &AlertCandidate) -> Value {
+    json!({
+        "rule_id": a.rule_id,
+        "title": a.title,
+        "severity": a.level.as_str(),
+        "group": a.group,
+        "first_time": a.first_time.to_string(),
+        "last_time": a.last_time.to_string(),
+        "count": a.count,
+        "event_indices": a.event_indices,
+    })
+}
+
+fn alert_line(a: &AlertCandidate) -> String {
+    let group: Vec<String> = a.group.iter().map(|(k, v)| format!("{k}={v}")).collect();
+    format!(
+        "{} {:<13} {} [{}] count={} events={:?} {}",
+        a.first_time,
+        a.level.as_str(),
+        a.title,
+        group.join(" "),
+        a.count,
+        a.event_indices,
+        a.rule_id
+    )
+}
+
+fn parse_time(flag: &str, s: &str) -> Result<Timestamp> {
+    Timestamp::parse(s).map_err(|e| anyhow::anyhow!("{flag} {s:?}: {e}"))
+}
+
+fn replay(args: &ReplayArgs) -> Result<ExitCode> {
+    let from = parse_time("--from", &args.from)?.unix_ms();
+    let to = parse_time("--to", &args.to)?.unix_ms();
+    if to <= from {
+        bail!("--to must be after --from");
+    }
+    let dir = args.rules.clone().unwrap_or_else(|| DEFAULT_DIR.into());
+    let set = match load(&dir)? {
+        Ok(set) => Arc::new(set),
+        Err(code) => return Ok(code),
+    };
+    if !args.data.is_dir() {
+        bail!("{}: no data directory", args.data.display());
+    }
+    let end = crate::index::ledger_end(&args.data).context("reading the ledger")?;
+    let mut follower = crate::index::LedgerFollower::new(&args.data, 0);
+    let mut engine = Engine::new(set, EngineConfig::default());
+    let (mut alerts, mut buf, mut events) = (Vec::new(), Vec::new(), 0u64);
+    while let Some(index) = follower
+        .next_entry(end, &mut buf)
+        .context("reading the ledger")?
+    {
+        let entry = Entry::from_ledger_bytes(&buf)
+            .with_context(|| format!("ledger entry {index} does not parse"))?;
+        let t = entry.event.time.unix_ms();
+        if t < from || t >= to {
+            continue;
+        }
+        events += 1;
+        engine.process(index, &entry, &mut alerts);
+    }
+    if let Some(why) = follower.stalled() {
+        eprintln!("warning: stopped early: {why}");
+    }
+    engine.flush(&mut alerts);
+    alerts.sort_by(|a, b| {
+        (a.first_time, &a.rule_id, &a.event_indices).cmp(&(
+            b.first_time,
+            &b.rule_id,
+            &b.event_indices,
+        ))
+    });
+    if args.json {
+        let out = json!({
+            "from": args.from,
+            "to": args.to,
+            "events": events,
+            "alerts": alerts.iter().map(alert_json).collect::<Vec<_>>(),
+        });
+        println!("{out}");
+    } else {
+        for a in &alerts {
+            println!("{}", alert_line(a));
+        }
+        eprintln!("{} alerts from {events} events", alerts.len());
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+// ---------------------------------------------------------------- eval
+
+#[derive(Debug, Default, Serialize)]
+struct FamilyScore {
+    family: String,
+    /// Whether the family's rule is marked as an approximation (`sealtrail.gap.*`).
+    gap: bool,
+    rules: Vec<String>,
+    labeled: usize,
+    detected: usize,
+    alerts: usize,
+    true_positives: usize,
+    false_positives: usize,
+    precision: Option<f64>,
+    recall: Option<f64>,
+}
+
+struct LabelSpan {
+    family: String,
+    events: BTreeSet<u64>,
+    first: i64,
+    last: i64,
+}
+
+fn eval(args: &EvalArgs) -> Result<ExitCode> {
+    let dir = args.rules.clone().unwrap_or_else(|| DEFAULT_DIR.into());
+    let set = match load(&dir)? {
+        Ok(set) => Arc::new(set),
+        Err(code) => return Ok(code),
+    };
+    // rule id -> family, and which families are marked as gaps.
+    let mut family_of: HashMap<String, String> = HashMap::new();
+    let mut scores: BTreeMap<String, FamilyScore> = BTreeMap::new();
+    for m in all_metas(&set) {
+        let gap = m.tags.iter().any(|t| t.starts_with(GAP_TAG));
+        for t in &m.tags {
+            if let Some(f) = t.strip_prefix(FAMILY_TAG) {
+                family_of.insert(m.id.clone(), f.to_owned());
+                let s = scores.entry(f.to_owned()).or_default();
+                s.gap |= gap;
+                s.rules.push(m.id.clone());
+            }
+        }
+    }
+    for f in crate::r#gen::Family::ALL {
+        scores.entry(f.id().to_owned()).or_default();
+    }
+    let lookups_dir = args.lookups.clone().unwrap_or_else(|| {
+        args.events
+            .parent()
+            .map_or_else(|| PathBuf::from("."), Path::to_path_buf)
+    });
+    let lookups = load_lookups(&lookups_dir)?;
+
+    let file = std::fs::File::open(&args.events)
+        .with_context(|| format!("opening {}", args.events.display()))?;
+    let via = Via {
+        kind: "import".into(),
+        peer: Some(args.events.display().to_string()),
+        principal: None,
+    };
+    let mut engine = Engine::new(Arc::clone(&set), EngineConfig::default());
+    let mut silence = SilenceModel::new(SilenceConfig::default())
+        .map_err(|e| anyhow::anyhow!("silence monitor: {e}"))?;
+    let mut next_check: Option<i64> = None;
+    let mut ids: HashMap<String, u64> = HashMap::new();
+    let mut synthetic: Vec<i64> = Vec::new();
+    let mut alerts = Vec::new();
+    let mut n = 0u64;
+    let mut line = String::new();
+    let mut reader = BufReader::with_capacity(1 << 20, file);
+    loop {
+        line.clear();
+        if reader
+            .read_line(&mut line)
+            .with_context(|| format!("reading {}", args.events.display()))?
+            == 0
+        {
+            break;
+        }
+        if line.trim().is_empty() {
+            continue;
+        }
+        let event = Event::from_json(line.trim_end().as_bytes())
+            .with_context(|| format!("{} line {}", args.events.display(), n + 1))?;
+        let t = event.time.unix_ms();
+        // The service's silence monitor, run on event time.
+        if next_check.is_none_or(|c| t >= c) {
+            for s in silence.check(t, Some(t)) {
+                let at = Timestamp::from_unix_ms(t)?;
+                let silent = Entry {
+                    received: at,
+                    via: Via {
+                        kind: "sealtrail".into(),
+                        peer: None,
+                        principal: None,
+                    },
+                    event: silent_event(&s, at),
+                    enriched: None,
+                };
+                let index = SYNTHETIC_BASE + synthetic.len() as u64;
+                synthetic.push(t);
+                engine.process(index, &silent, &mut alerts);
+            }
+            next_check = Some(t + SILENCE_CHECK_MS);
+        }
+        if let Some(src) = event.source.as_ref() {
+            silence.observe(&src.system, t, t);
+        }
+        if let Some(id) = &event.id {
+            ids.insert(id.clone(), n);
+        }
+        engine.process(n, &entry_of(event, Some(&lookups), &via), &mut alerts);
+        n += 1;
+    }
+    engine.flush(&mut alerts);
+
+    let labels_text = read_limited(&args.labels)?;
+    let mut labels = Vec::new();
+    for (i, l) in labels_text.lines().enumerate() {
+        if l.trim().is_empty() {
+            continue;
+        }
+        let rec: crate::r#gen::LabelRecord = serde_json::from_str(l)
+            .with_context(|| format!("{} line {}", args.labels.display(), i + 1))?;
+        let events = rec
+            .event_ids
+            .iter()
+            .filter_map(|id| ids.get(id).copied())
+            .collect();
+        labels.push(LabelSpan {
+            family: rec.family.clone(),
+            events,
+            first: parse_time("first_time", &rec.first_time)?.unix_ms(),
+            last: parse_time("last_time", &rec.last_time)?.unix_ms(),
+        });
+        scores.entry(rec.family).or_default().labeled += 1;
+    }
+    let mut detected = vec![false; labels.len()];
+    let mut untagged = 0usize;
+    for a in &alerts {
+        let Some(family) = family_of.get(&a.rule_id) else {
+            untagged += 1;
+            continue;
+        };
+        let real: Vec<u64> = a
+            .event_indices
+            .iter()
+            .copied()
+            .filter(|&i| i < SYNTHETIC_BASE)
+            .collect();
+        let mut hit = false;
+        for (k, l) in labels.iter().enumerate() {
+            if &l.family != family {
+                continue;
+            }
+            let overlaps = if real.is_empty() {
+                // Only synthesized events (a silence): match by time.
+                a.first_time.unix_ms() >= l.first && a.first_time.unix_ms() <= l.last
+            } else {
+                real.iter().any(|i| l.events.contains(i))
+            };
+            if overlaps {
+                hit = true;
+                detected[k] = true;
+            }
+        }
+        let s = scores.entry(family.clone()).or_default();
+        s.alerts += 1;
+        if hit {
+            s.true_positives += 1;
+        } else {
+            s.false_positives += 1;
+        }
+    }
+    for (k, l) in labels.iter().enumerate() {
+        if detected[k] {
+            scores.entry(l.family.clone()).or_default().detected += 1;
+        }
+    }
+    #[allow(clippy::cast_precision_loss)] // counts far below 2^52
+    for (name, s) in &mut scores {
+        s.family.clone_from(name);
+        s.precision = (s.alerts > 0).then(|| s.true_positives as f64 / s.alerts as f64);
+        s.recall = (s.labeled > 0).then(|| s.detected as f64 / s.labeled as f64);
+    }
+    if args.json {
+        let out = json!({
+            "events": n,
+            "synthesized_events": synthetic.len(),
+            "labels": labels.len(),
+            "alerts": alerts.len(),
+            "untagged_alerts": untagged,
+            "families": scores.values().collect::<Vec<_>>(),
+        });
+        println!("{out}");
+    } else {
+        let pct = |x: Option<f64>| x.map_or_else(|| "-".to_owned(), |v| format!("{v:.2}"));
+        println!(
+            "{:<24} {:>7} {:>8} {:>6} {:>4} {:>4} {:>9} {:>6}  note",
+            "family", "labeled", "detected", "alerts", "tp", "fp", "precision", "recall"
+        );
+        for s in scores.values() {
+            println!(
+                "{:<24} {:>7} {:>8} {:>6} {:>4} {:>4} {:>9} {:>6}  {}",
+                s.family,
+                s.labeled,
+                s.detected,
+                s.alerts,
+                s.true_positives,
+                s.false_positives,
+                pct(s.precision),
+                pct(s.recall),
+                if s.rules.is_empty() {
+                    "no rule"
+                } else if s.gap {
+                    "approximation (gap)"
+                } else {
+                    ""
+                }
+            );
+        }
+        println!(
+            "{n} events ({} synthesized source_silent), {} labels, {} alerts ({untagged} from rules without a family tag)",
+            synthetic.len(),
+            labels.len(),
+            alerts.len()
+        );
+    }
+    Ok(ExitCode::SUCCESS)
+}

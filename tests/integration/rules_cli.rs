@@ -1,0 +1,282 @@
+//! `sealtrail rules check | test | replay | eval` on the shipped pack
+//! (`rules/`), on broken copies of it, on a small imported ledger, and
+//! against a seeded 30-day `sealtrail gen` run.
+
+use crate::util::*;
+use serde_json::Value;
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output};
+
+fn pack() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("rules")
+}
+
+fn run(args: &[&str]) -> Output {
+    Command::new(bin()).args(args).output().unwrap()
+}
+
+fn out(o: &Output) -> String {
+    String::from_utf8_lossy(&o.stdout).into_owned()
+}
+
+fn s(p: &Path) -> &str {
+    p.to_str().unwrap()
+}
+
+fn copy_dir(from: &Path, to: &Path) {
+    std::fs::create_dir_all(to).unwrap();
+    for e in std::fs::read_dir(from).unwrap() {
+        let e = e.unwrap();
+        let target = to.join(e.file_name());
+        if e.file_type().unwrap().is_dir() {
+            copy_dir(&e.path(), &target);
+        } else {
+            std::fs::copy(e.path(), target).unwrap();
+        }
+    }
+}
+
+const BURST_RULE: &str = "031f78a8-6891-4b5a-a6e3-b4a10d1e6708";
+
+#[test]
+fn rules_check_passes_on_the_shipped_pack() {
+    let o = run(&["rules", "check", s(&pack())]);
+    assert_eq!(o.status.code(), Some(0), "{o:?}");
+    assert!(out(&o).contains("in 17 files"), "{}", out(&o));
+}
+
+#[test]
+fn rules_check_reports_file_line_and_column_of_a_broken_rule() {
+    let dir = tempfile::tempdir().unwrap();
+    let rules = dir.path().join("rules");
+    copy_dir(&pack(), &rules);
+    std::fs::write(
+        rules.join("broken.yml"),
+        "title: t\nid: broken\ndetection:\n  sel:\n    actor.usr: a\n  condition: sel\n",
+    )
+    .unwrap();
+    let o = run(&["rules", "check", s(&rules)]);
+    assert_eq!(o.status.code(), Some(1), "{o:?}");
+    let text = out(&o);
+    assert!(
+        text.contains("broken.yml:5:5: unknown field `actor.usr`"),
+        "{text}"
+    );
+    // A missing directory is a usage error, not a failed check.
+    let o = run(&["rules", "check", s(&dir.path().join("nope"))]);
+    assert_eq!(o.status.code(), Some(2), "{o:?}");
+}
+
+#[test]
+fn rules_test_passes_on_the_shipped_pack_and_fails_on_an_altered_expectation() {
+    let o = run(&["rules", "test", s(&pack())]);
+    let text = out(&o);
+    assert_eq!(o.status.code(), Some(0), "{text}");
+    assert!(
+        text.contains("17 passed, 0 failed, 0 without fixtures"),
+        "{text}"
+    );
+
+    let dir = tempfile::tempdir().unwrap();
+    let rules = dir.path().join("rules");
+    copy_dir(&pack(), &rules);
+    let f = rules.join("tests/failed_login_burst.json");
+    let fixture = std::fs::read_to_string(&f).unwrap();
+    let altered = fixture.replacen("\"count\": 8", "\"count\": 9", 1);
+    assert_ne!(fixture, altered);
+    std::fs::write(&f, altered).unwrap();
+    let o = run(&["rules", "test", s(&rules)]);
+    let text = out(&o);
+    assert_eq!(o.status.code(), Some(1), "{text}");
+    assert!(text.contains("FAIL failed_login_burst"), "{text}");
+    assert!(text.contains("16 passed, 1 failed"), "{text}");
+}
+
+fn login(i: u32, minute: u32, ok: bool) -> String {
+    format!(
+        r#"{{"id":"t-{i}","time":"2026-03-02T10:{minute:02}:00Z","category":"auth","action":"login","outcome":"{}","actor":{{"user":"u0002","ip":"185.3.1.9"}},"source":{{"system":"sso"}}}}"#,
+        if ok { "success" } else { "failure" }
+    )
+}
+
+#[test]
+fn rules_replay_prints_the_alerts_of_a_ledger_window() {
+    let dir = tempfile::tempdir().unwrap();
+    let k = keys(&dir.path().join("keys"));
+    let data = dir.path().join("data");
+    // Nine failed logins in nine minutes, then an unrelated view at noon.
+    let mut input: Vec<String> = (0..9).map(|i| login(i, i, false)).collect();
+    input.push(
+        r#"{"id":"t-v","time":"2026-03-02T12:00:00Z","category":"access","action":"view","outcome":"success","actor":{"user":"u0001","ip":"10.20.1.4"},"patient":{"id":"MRN-0000002"},"source":{"system":"ehr"}}"#.into(),
+    );
+    let file = dir.path().join("events.ndjson");
+    std::fs::write(&file, input.join("\n") + "\n").unwrap();
+    let o = run(&["import", "--data", s(&data), "--key", s(&k.key), s(&file)]);
+    assert_eq!(o.status.code(), Some(0), "{o:?}");
+    let listing = || std::fs::read_dir(&data).unwrap().count();
+    let before = listing();
+
+    let o = run(&[
+        "rules",
+        "replay",
+        "--data",
+        s(&data),
+        "--from",
+        "2026-03-02T00:00:00Z",
+        "--to",
+        "2026-03-03T00:00:00Z",
+        "--rules",
+        s(&pack()),
+        "--json",
+    ]);
+    assert_eq!(o.status.code(), Some(0), "{o:?}");
+    let v: Value = serde_json::from_str(&out(&o)).unwrap();
+    assert_eq!(v["events"], 10);
+    let alerts = v["alerts"].as_array().unwrap();
+    let burst: Vec<&Value> = alerts
+        .iter()
+        .filter(|a| a["rule_id"] == BURST_RULE)
+        .collect();
+    assert_eq!(burst.len(), 1, "{alerts:?}");
+    assert_eq!(burst[0]["group"]["actor.user"], "u0002");
+    assert_eq!(burst[0]["count"], 8);
+    assert_eq!(burst[0]["severity"], "high");
+    assert_eq!(
+        burst[0]["event_indices"],
+        serde_json::json!([0, 1, 2, 3, 4, 5, 6, 7])
+    );
+
+    // Human output names the rule.
+    let o = run(&[
+        "rules",
+        "replay",
+        "--data",
+        s(&data),
+        "--from",
+        "2026-03-02T00:00:00Z",
+        "--to",
+        "2026-03-03T00:00:00Z",
+        "--rules",
+        s(&pack()),
+    ]);
+    assert!(out(&o).contains("Burst of failed logins"), "{o:?}");
+
+    // A window that holds only the noon view: nothing from the burst.
+    let o = run(&[
+        "rules",
+        "replay",
+        "--data",
+        s(&data),
+        "--from",
+        "2026-03-02T11:00:00Z",
+        "--to",
+        "2026-03-02T13:00:00Z",
+        "--rules",
+        s(&pack()),
+        "--json",
+    ]);
+    let v: Value = serde_json::from_str(&out(&o)).unwrap();
+    assert_eq!(v["events"], 1);
+    assert!(
+        v["alerts"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .all(|a| a["rule_id"] != BURST_RULE),
+        "{v}"
+    );
+    assert_eq!(listing(), before, "replay writes nothing");
+}
+
+/// Families the pack cannot detect as defined, with the reason. They are
+/// reported by `rules eval` but not held to the recall/precision bar.
+const GAPS: [(&str, &str); 2] = [
+    (
+        "dormant_account",
+        "needs absence/first-seen (no event of the user for 14 days); Sigma cannot express it and the engine has no dormancy/baseline extension; the rule is only a weak stand-in (login after a re-enable)",
+    ),
+    (
+        "source_silent",
+        "absence of events is judged by the service's silence monitor (pipeline::silence), whose system/source_silent events the rule alerts on; eval runs that monitor with its defaults and it also reports bursty business-hours sources of the small gen practice, so precision is the monitor's, not the rule's",
+    ),
+];
+
+/// Families detected through an approximation of their definition (marked
+/// `sealtrail.gap.*` in the rule and in rules/README.md). They meet the bar
+/// on gen data, but only because gen's world fits the approximation.
+const APPROXIMATIONS: [(&str, &str); 3] = [
+    (
+        "vip_no_treatment",
+        "no treatment-relationship join: flags VIP access by non-physician people",
+    ),
+    (
+        "new_ip",
+        "no first-seen extension: flags logins from outside the private ranges",
+    ),
+    (
+        "disabled_account_login",
+        "no absence of a re-enable: uses the directory's termination date",
+    ),
+];
+
+#[test]
+fn rules_eval_reports_precision_and_recall_per_family_on_gen_data() {
+    let dir = tempfile::tempdir().unwrap();
+    let g = dir.path().join("gen");
+    let o = run(&[
+        "gen",
+        "--days",
+        "30",
+        "--users",
+        "20",
+        "--patients",
+        "300",
+        "--seed",
+        "7",
+        "--out",
+        s(&g),
+    ]);
+    assert!(o.status.success(), "{o:?}");
+    let o = run(&[
+        "rules",
+        "eval",
+        "--events",
+        s(&g.join("events.ndjson")),
+        "--labels",
+        s(&g.join("labels.ndjson")),
+        "--rules",
+        s(&pack()),
+        "--json",
+    ]);
+    assert_eq!(o.status.code(), Some(0), "{o:?}");
+    let v: Value = serde_json::from_str(&out(&o)).unwrap();
+    assert_eq!(v["untagged_alerts"], 0);
+    let families = v["families"].as_array().unwrap();
+    assert_eq!(families.len(), 17, "{v}");
+    for f in families {
+        let name = f["family"].as_str().unwrap();
+        assert!(
+            !f["rules"].as_array().unwrap().is_empty(),
+            "{name}: no rule"
+        );
+        if let Some((_, why)) = GAPS.iter().find(|(g, _)| *g == name) {
+            eprintln!(
+                "known gap {name}: recall {} precision {} ({why})",
+                f["recall"], f["precision"]
+            );
+            continue;
+        }
+        if let Some((_, why)) = APPROXIMATIONS.iter().find(|(g, _)| *g == name) {
+            assert_eq!(f["gap"], true, "{name} ({why}) must be marked as a gap");
+        }
+        assert!(f["labeled"].as_u64().unwrap() >= 1, "{name}: no label");
+        assert_eq!(f["recall"].as_f64(), Some(1.0), "{name}: {f}");
+        assert!(f["precision"].as_f64().unwrap() >= 0.9, "{name}: {f}");
+    }
+    // The gaps stay visible: dormancy is not detected at all, and a silence
+    // is found (recall) among the monitor's other reports.
+    let fam = |n: &str| families.iter().find(|f| f["family"] == n).unwrap();
+    assert_eq!(fam("dormant_account")["recall"].as_f64(), Some(0.0));
+    assert_eq!(fam("source_silent")["recall"].as_f64(), Some(1.0));
+    assert!(fam("source_silent")["precision"].as_f64().unwrap() < 0.9);
+}
