@@ -321,8 +321,12 @@ fn python_verifier_reads_compacted_segments_and_their_dictionaries() {
     let (code, report) = python_verify("--data", &forged, &vkey);
     assert_eq!((code, report["ok"].clone()), (1, false.into()), "{report}");
     let kind = report["errors"][0]["kind"].as_str().unwrap().to_owned();
+    // Which kind depends on where the flipped bit lands: zstd frames carry
+    // no checksum, so the frame may fail to decode (`entry_corrupt`), decode
+    // to bytes that are no entry with a time (`entry`), or decode to other
+    // bytes that miss the block root (`entry_altered`). Each is detection.
     assert!(
-        kind == "entry_corrupt" || kind == "entry_altered",
+        ["entry_corrupt", "entry_altered", "entry"].contains(&kind.as_str()),
         "{report}"
     );
 
