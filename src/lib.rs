@@ -1,11 +1,14 @@
 //! sealtrail: a tamper-evident audit-log SIEM for medical practices.
 //!
 //! Data flows down this list (see ARCHITECTURE.md):
-//! `sources` (import, later HTTP/FHIR/syslog) -> `event` (the normalized model
+//! `sources` (HTTP, FHIR, syslog, import) -> `event` (the normalized model
 //! and canonical bytes) -> `transforms` (enrich from the practice's
-//! directories, mask PHI) -> `ledger` (write-ahead log, sealed segments, Merkle
-//! trees, signed checkpoints, proofs, verification). `cli` and `config` are the
-//! edges.
+//! directories, mask PHI) -> `pipeline` (bounded stages, durable
+//! acknowledgement) -> `ledger` (write-ahead log, compressed sealed segments,
+//! Merkle trees, signed checkpoints, proofs, verification) -> consumers of the
+//! durable ledger: `index` (search) + `report`, and `detect` (runs the `rules`
+//! engine, appends alerts) -> `api`. `gen` makes synthetic input; `cli`,
+//! `config` and `serve` are the edges.
 #![forbid(unsafe_code)]
 
 pub mod api;
