@@ -20,6 +20,16 @@
 //! hits are applied early and counted). Groups whose newest hit left the
 //! timespan are expired as time advances.
 //!
+//! `first_seen` (a sealtrail extension) keeps, per group, the time of its
+//! first hit and, with `field`, a map value -> last seen time (at most
+//! `max_hits_per_group` values: expired ones, then the least recently seen,
+//! are dropped and counted in [`EngineStats::evicted_values`]). It fires,
+//! without clearing the group, on a hit whose value was not seen within
+//! `history` (both ends inclusive) once the group's first hit is at least
+//! `learning` old; without `field` (dormant mode) on a hit whose group's
+//! previous hit is at least `gap` old. Its `timespan_ms` is `history`: a
+//! group with no hit for that long is expired like any other.
+//!
 //! Rebuilding after a restart or reload: replay the ledger from
 //! `now - (RuleSet::max_timespan_ms + allowed_lateness_ms)` with
 //! [`Engine::replay`] (alerts dropped), then continue with
@@ -30,7 +40,7 @@ use std::collections::{BTreeMap, BinaryHeap, HashMap, VecDeque};
 use std::sync::Arc;
 
 use super::Level;
-use super::load::{CorrelationRule, CorrelationType, GroupSource, RuleMeta, RuleSet};
+use super::load::{CorrelationRule, CorrelationType, FirstSeen, GroupSource, RuleMeta, RuleSet};
 use crate::event::{Entry, Timestamp};
 
 /// Most event indices kept in one alert.
@@ -89,6 +99,8 @@ pub struct EngineStats {
     pub expired_groups: u64,
     /// Hits dropped from a full group window.
     pub dropped_hits: u64,
+    /// first_seen values dropped from a full group (least recently seen).
+    pub evicted_values: u64,
     pub pending: usize,
     pub groups: usize,
 }
@@ -139,11 +151,15 @@ struct Hit {
 
 #[derive(Debug, Default)]
 struct Group {
+    /// first_seen: time of the group's first hit (learning).
+    first: i64,
     last: i64,
     seq: u64,
     hits: VecDeque<Hit>,
     /// value_count: distinct value -> hits carrying it.
     values: HashMap<Box<str>, u32>,
+    /// first_seen: value -> last time seen.
+    seen: HashMap<Box<str>, i64>,
 }
 
 #[derive(Debug, Default)]
@@ -319,6 +335,10 @@ impl Engine {
         let rules = Arc::clone(&self.rules);
         let corr = &rules.correlations[ci];
         let t = hit.time;
+        if corr.first_seen.is_some() && corr.value_field.is_some() && hit.value.is_none() {
+            // first_seen of a field the event lacks: nothing to remember.
+            return;
+        }
         let st = &mut self.state[ci];
         expire(st, t - corr.timespan_ms, &mut self.stats);
         if !st.groups.contains_key(&key)
@@ -342,11 +362,39 @@ impl Engine {
             }
             None => {
                 st.idle.insert((t, seq), key.clone());
-                st.groups.entry(key.clone()).or_default()
+                let g = st.groups.entry(key.clone()).or_default();
+                g.first = t;
+                g.last = t;
+                g
             }
         };
+        let previous = group.last;
         group.last = t;
         group.seq = seq;
+        if let Some(fs) = &corr.first_seen {
+            let fired = first_seen(
+                fs,
+                corr.timespan_ms,
+                self.cfg.max_hits_per_group,
+                group,
+                previous,
+                &hit,
+                &mut self.stats,
+            );
+            if fired {
+                let mut group_map = group_map(corr, &key);
+                if let (Some(f), Some(v)) = (fs.field.as_ref(), hit.value.as_ref()) {
+                    group_map.insert(f.clone(), v.to_string());
+                }
+                let events = match &hit.events {
+                    Events::One(i) => vec![*i],
+                    Events::Many(v) => v.iter().take(MAX_ALERT_EVENTS).copied().collect(),
+                };
+                let a = alert(&corr.meta, group_map, hit.first_time, t, 1, events);
+                self.emit(ci, &key, a, hit.first_time, t, out);
+            }
+            return;
+        }
         // Slide the window: keep hits with time >= t - timespan.
         while group
             .hits
@@ -383,13 +431,23 @@ impl Engine {
         // Fired: the window starts afresh.
         st.idle.remove(&(group.last, group.seq));
         st.groups.remove(&key);
-        let group_map: BTreeMap<String, String> = corr
-            .group_by
-            .iter()
-            .zip(key.iter())
-            .filter_map(|(n, v)| v.as_ref().map(|v| (n.clone(), v.to_string())))
-            .collect();
-        let a = alert(&corr.meta, group_map, first, t, count, events);
+        let a = alert(&corr.meta, group_map(corr, &key), first, t, count, events);
+        self.emit(ci, &key, a, first, t, out);
+    }
+
+    /// Feeds a firing to the correlations chained on it and reports it when
+    /// the rule alerts on its own.
+    fn emit(
+        &mut self,
+        ci: usize,
+        key: &GroupKey,
+        a: AlertCandidate,
+        first: i64,
+        t: i64,
+        out: &mut Vec<AlertCandidate>,
+    ) {
+        let rules = Arc::clone(&self.rules);
+        let corr = &rules.correlations[ci];
         for &(cj, mj) in &rules.correlation_feeds[ci] {
             let outer = &rules.correlations[cj].members[mj];
             let gk: GroupKey = outer
@@ -413,6 +471,58 @@ impl Engine {
             out.push(a);
         }
     }
+}
+
+/// The alert's group: group-by field -> value (absent values left out).
+fn group_map(corr: &CorrelationRule, key: &GroupKey) -> BTreeMap<String, String> {
+    corr.group_by
+        .iter()
+        .zip(key.iter())
+        .filter_map(|(n, v)| v.as_ref().map(|v| (n.clone(), v.to_string())))
+        .collect()
+}
+
+/// Applies a first_seen hit to its group (already touched: `last` is the
+/// hit's time, `previous` the group's last hit before it, or the hit's time
+/// for a new group); whether it fires.
+fn first_seen(
+    fs: &FirstSeen,
+    history_ms: i64,
+    cap: usize,
+    group: &mut Group,
+    previous: i64,
+    hit: &Hit,
+    stats: &mut EngineStats,
+) -> bool {
+    let t = hit.time;
+    let learnt = t - group.first >= fs.learning_ms;
+    let Some(v) = &hit.value else {
+        // Dormant mode: the group must have had an earlier hit.
+        return learnt && previous < t && fs.gap_ms.is_some_and(|gap| t - previous >= gap);
+    };
+    let known = group
+        .seen
+        .get(v)
+        .is_some_and(|&last| t - last <= history_ms);
+    group.seen.insert(v.clone(), t);
+    if group.seen.len() > cap {
+        group.seen.retain(|_, last| t - *last <= history_ms);
+    }
+    while group.seen.len() > cap.max(1) {
+        let oldest = group
+            .seen
+            .iter()
+            .min_by(|a, b| (a.1, a.0).cmp(&(b.1, b.0)))
+            .map(|(k, _)| k.clone());
+        match oldest {
+            Some(k) => {
+                group.seen.remove(&k);
+                stats.evicted_values += 1;
+            }
+            None => break,
+        }
+    }
+    !known && learnt
 }
 
 fn pop_front(group: &mut Group) {
@@ -456,6 +566,8 @@ fn measure(corr: &CorrelationRule, group: &Group) -> Option<u64> {
             }
             (seen.iter().filter(|s| **s).count() as u64, hits)
         }
+        // Applied by `first_seen`, never measured.
+        CorrelationType::FirstSeen => return None,
         CorrelationType::TemporalOrdered => {
             // Longest prefix of the member list found in order (greedy
             // earliest match is optimal for a fixed sequence).

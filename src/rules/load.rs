@@ -45,6 +45,9 @@ pub enum CorrelationType {
     ValueCount,
     Temporal,
     TemporalOrdered,
+    /// sealtrail extension: a value (or, without `field`, any activity)
+    /// not seen for the group within a history window.
+    FirstSeen,
 }
 
 impl CorrelationType {
@@ -54,6 +57,7 @@ impl CorrelationType {
             CorrelationType::ValueCount => "value_count",
             CorrelationType::Temporal => "temporal",
             CorrelationType::TemporalOrdered => "temporal_ordered",
+            CorrelationType::FirstSeen => "first_seen",
         }
     }
 }
@@ -114,8 +118,23 @@ pub struct CorrelationRule {
     pub group_by: Vec<String>,
     pub timespan_ms: i64,
     pub condition: CountCondition,
-    /// The counted field of `value_count`.
+    /// The counted field of `value_count`; the remembered field of
+    /// `first_seen`.
     pub value_field: Option<Field>,
+    /// `first_seen` only.
+    pub first_seen: Option<FirstSeen>,
+}
+
+/// Settings of a `first_seen` correlation (its `timespan_ms` is `history`).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct FirstSeen {
+    /// The remembered field's name as written (`None` in dormant mode).
+    pub field: Option<String>,
+    /// No alert until the group's first hit is at least this old.
+    pub learning_ms: i64,
+    /// Dormant mode (no `field`): alert when the group's previous hit is at
+    /// least this old.
+    pub gap_ms: Option<i64>,
 }
 
 /// A compiled, validated set of rules.
@@ -260,6 +279,7 @@ struct RawCorrelation<'a> {
     timespan_ms: i64,
     condition: CountCondition,
     value_field: Option<(Field, Pos)>,
+    first_seen: Option<FirstSeen>,
     generate: bool,
 }
 
@@ -440,6 +460,12 @@ fn resolve(
                 "value_count over another correlation is not supported",
             ));
         }
+        if let (Source::Correlation(_), CorrelationType::FirstSeen) = (source, c.kind) {
+            return Err(at(
+                r.pos,
+                "first_seen over another correlation is not supported",
+            ));
+        }
         let member_name = match source {
             Source::Detection(d) => set.detections[d].meta.name.clone(),
             Source::Correlation(_) => None,
@@ -485,6 +511,7 @@ fn resolve(
         timespan_ms: c.timespan_ms,
         condition: c.condition.clone(),
         value_field: c.value_field.as_ref().map(|(f, _)| f.clone()),
+        first_seen: c.first_seen.clone(),
     })
 }
 
@@ -642,6 +669,10 @@ fn parse_correlation<'a>(
                 "condition",
                 "aliases",
                 "generate",
+                "field",
+                "history",
+                "learning",
+                "gap",
             ]
             .contains(&key)
             {
@@ -657,10 +688,12 @@ fn parse_correlation<'a>(
         Some("value_count") => CorrelationType::ValueCount,
         Some("temporal") => CorrelationType::Temporal,
         Some("temporal_ordered") => CorrelationType::TemporalOrdered,
+        Some("first_seen") => CorrelationType::FirstSeen,
         _ => {
             return Err(at(
                 ty.pos,
-                "correlation type must be event_count, value_count, temporal or temporal_ordered",
+                "correlation type must be event_count, value_count, temporal, temporal_ordered \
+                 or first_seen",
             ));
         }
     };
@@ -691,6 +724,38 @@ fn parse_correlation<'a>(
     };
     let rules = list("rules", true)?;
     let group_by = list("group-by", false)?;
+    let generate = match c.get("generate").or_else(|| doc.get("generate")) {
+        None => false,
+        Some(g) => g
+            .as_bool()
+            .ok_or_else(|| at(g.pos, "generate must be true or false"))?,
+    };
+    let aliases = c.get("aliases");
+    if let Some(a) = aliases
+        && !matches!(a.kind, NodeKind::Map(_))
+    {
+        return Err(at(a.pos, "aliases must be a map"));
+    }
+    if kind == CorrelationType::FirstSeen {
+        let (timespan_ms, value_field, first_seen) = parse_first_seen(c)?;
+        return Ok(RawCorrelation {
+            meta,
+            kind,
+            rules,
+            group_by,
+            aliases,
+            timespan_ms,
+            condition: CountCondition::default(),
+            value_field,
+            first_seen: Some(first_seen),
+            generate,
+        });
+    }
+    for key in ["field", "history", "learning", "gap"] {
+        if let Some(n) = c.get(key) {
+            return Err(at(n.pos, format!("`{key}` is only for first_seen")));
+        }
+    }
     let ts = c
         .get("timespan")
         .ok_or_else(|| at(c.pos, "correlation has no timespan"))?;
@@ -772,18 +837,6 @@ fn parse_correlation<'a>(
     {
         condition.gte = Some(rules.len() as u64);
     }
-    let generate = match c.get("generate").or_else(|| doc.get("generate")) {
-        None => false,
-        Some(g) => g
-            .as_bool()
-            .ok_or_else(|| at(g.pos, "generate must be true or false"))?,
-    };
-    let aliases = c.get("aliases");
-    if let Some(a) = aliases
-        && !matches!(a.kind, NodeKind::Map(_))
-    {
-        return Err(at(a.pos, "aliases must be a map"));
-    }
     Ok(RawCorrelation {
         meta,
         kind,
@@ -793,6 +846,91 @@ fn parse_correlation<'a>(
         timespan_ms,
         condition,
         value_field,
+        first_seen: None,
         generate,
     })
+}
+
+/// A first_seen duration: like a timespan (at most 31d, as it bounds how
+/// long state lives and how far a rebuild replays).
+fn duration(c: &Node, key: &str) -> Result<Option<i64>, At> {
+    let Some(n) = c.get(key) else {
+        return Ok(None);
+    };
+    n.as_str()
+        .and_then(parse_timespan)
+        .map(Some)
+        .ok_or_else(|| {
+            at(
+                n.pos,
+                format!(
+                    "invalid {key} `{}`: a positive number and s, m, h or d, at most 31d",
+                    n.as_str().unwrap_or_default()
+                ),
+            )
+        })
+}
+
+/// A first_seen correlation's history (ms), remembered field and settings.
+type FirstSeenParts = (i64, Option<(Field, Pos)>, FirstSeen);
+
+/// `history`, `field`, `learning` and `gap` of a first_seen correlation.
+fn parse_first_seen(c: &Node) -> Result<FirstSeenParts, At> {
+    for key in ["timespan", "condition"] {
+        if let Some(n) = c.get(key) {
+            return Err(at(
+                n.pos,
+                format!("`{key}` is not used by first_seen (use history, learning, gap)"),
+            ));
+        }
+    }
+    let history_ms =
+        duration(c, "history")?.ok_or_else(|| at(c.pos, "first_seen has no `history`"))?;
+    let learning_ms = duration(c, "learning")?.unwrap_or(0);
+    let value_field = match c.get("field") {
+        None => None,
+        Some(v) => {
+            let name = v
+                .as_str()
+                .ok_or_else(|| at(v.pos, "`field` must be a field name"))?;
+            let f =
+                Field::parse(name).ok_or_else(|| at(v.pos, format!("unknown field `{name}`")))?;
+            Some((f, v.pos))
+        }
+    };
+    let gap_ms = duration(c, "gap")?;
+    match (&value_field, gap_ms) {
+        (Some(_), Some(_)) => {
+            if let Some(n) = c.get("gap") {
+                return Err(at(
+                    n.pos,
+                    "`gap` is for the dormant mode of first_seen (without `field`)",
+                ));
+            }
+        }
+        (None, None) => {
+            return Err(at(
+                c.pos,
+                "first_seen needs `field` (new value) or `gap` (first activity after a gap)",
+            ));
+        }
+        (None, Some(g)) if g > history_ms => {
+            if let Some(n) = c.get("gap") {
+                return Err(at(
+                    n.pos,
+                    "`gap` must not exceed `history` (a group is forgotten after history)",
+                ));
+            }
+        }
+        _ => {}
+    }
+    Ok((
+        history_ms,
+        value_field,
+        FirstSeen {
+            field: c.get("field").and_then(Node::as_str).map(str::to_owned),
+            learning_ms,
+            gap_ms,
+        },
+    ))
 }

@@ -979,3 +979,228 @@ fn same_input_gives_the_same_alerts() {
     assert!(!a.is_empty());
     assert_eq!(a, b);
 }
+
+// ---------------------------------------------------------------------------
+// first_seen (sealtrail extension).
+
+const DAY: i64 = 86_400_000;
+
+fn new_ip_rule(learning: &str) -> String {
+    format!(
+        "title: New IP\nid: new-ip\ncorrelation:\n  type: first_seen\n  rules: [successful_login]\n  group-by: [actor.user]\n  field: actor.ip\n  history: 30d\n{learning}---\n{SUCCESS}"
+    )
+}
+
+const DORMANT: &str = "title: Dormant\nid: dormant\ncorrelation:\n  type: first_seen\n  rules: [successful_login]\n  group-by: [actor.user]\n  history: 30d\n  gap: 14d\n---\n";
+
+fn login_from(ms: i64, user: &str, ip: &str) -> Entry {
+    entry_at(
+        ms,
+        json!({"category": "auth", "action": "login", "outcome": "success",
+               "actor": {"user": user, "ip": ip}}),
+    )
+}
+
+fn fired(alerts: &[AlertCandidate]) -> Vec<(u64, String)> {
+    alerts
+        .iter()
+        .map(|a| {
+            (
+                a.event_indices[0],
+                a.group.values().cloned().collect::<Vec<_>>().join("/"),
+            )
+        })
+        .collect()
+}
+
+#[test]
+fn first_seen_fires_on_a_first_value_only() {
+    let rules = new_ip_rule("");
+    let input = [
+        (0, login_from(0, "u1", "10.0.0.1")),
+        (1, login_from(DAY, "u1", "10.0.0.1")),
+        (2, login_from(2 * DAY, "u1", "10.0.0.2")),
+        (3, login_from(3 * DAY, "u1", "10.0.0.2")),
+        (4, login_from(3 * DAY, "u2", "10.0.0.1")),
+        // A login without the field is not remembered and does not fire.
+        (
+            5,
+            entry_at(
+                4 * DAY,
+                json!({"category": "auth", "action": "login", "outcome": "success",
+                       "actor": {"user": "u1"}}),
+            ),
+        ),
+    ];
+    let (out, engine) = run(&rules, no_lateness(), &input);
+    assert_eq!(
+        fired(&out),
+        vec![
+            (0, "10.0.0.1/u1".into()),
+            (2, "10.0.0.2/u1".into()),
+            (4, "10.0.0.1/u2".into())
+        ]
+    );
+    let a = &out[0];
+    assert_eq!(a.rule_id, "new-ip");
+    assert_eq!(a.count, 1);
+    assert_eq!(a.group.get("actor.user").map(String::as_str), Some("u1"));
+    assert_eq!(
+        a.group.get("actor.ip").map(String::as_str),
+        Some("10.0.0.1")
+    );
+    assert_eq!(engine.stats().groups, 2);
+}
+
+#[test]
+fn first_seen_value_is_new_again_after_the_history() {
+    let rules = new_ip_rule("");
+    let input = [
+        (0, login_from(0, "u1", "10.0.0.9")),
+        (1, login_from(DAY, "u1", "10.0.0.1")),
+        // Exactly 30 days after the last sighting: still known.
+        (2, login_from(30 * DAY, "u1", "10.0.0.9")),
+        (3, login_from(40 * DAY, "u1", "10.0.0.1")),
+        // 30 days and 1 ms after index 2: forgotten.
+        (4, login_from(60 * DAY + 1, "u1", "10.0.0.9")),
+    ];
+    let (out, _) = run(&rules, no_lateness(), &input);
+    let idx: Vec<u64> = fired(&out).into_iter().map(|(i, _)| i).collect();
+    assert_eq!(idx, vec![0, 1, 3, 4]);
+}
+
+#[test]
+fn first_seen_learning_period_suppresses_alerts_per_group() {
+    let rules = new_ip_rule("  learning: 7d\n");
+    let input = [
+        (0, login_from(0, "u1", "10.0.0.1")),
+        (1, login_from(6 * DAY, "u1", "10.0.0.2")),
+        (2, login_from(7 * DAY - 1, "u1", "10.0.0.3")),
+        // Learnt: 7 days after the group's first hit.
+        (3, login_from(7 * DAY, "u1", "10.0.0.4")),
+        (4, login_from(8 * DAY, "u1", "10.0.0.2")),
+        // A user first seen on day 8 learns on its own.
+        (5, login_from(8 * DAY, "u2", "10.0.0.5")),
+        (6, login_from(9 * DAY, "u2", "10.0.0.6")),
+        (7, login_from(15 * DAY, "u2", "10.0.0.7")),
+    ];
+    let (out, _) = run(&rules, no_lateness(), &input);
+    let idx: Vec<u64> = fired(&out).into_iter().map(|(i, _)| i).collect();
+    assert_eq!(idx, vec![3, 7]);
+}
+
+#[test]
+fn first_seen_dormant_gap_boundary() {
+    let rules = format!("{DORMANT}{SUCCESS}");
+    let input = [
+        // The first event of a group never fires.
+        (0, login_from(0, "u1", "10.0.0.1")),
+        (1, login_from(0, "u2", "10.0.0.2")),
+        // 14 days minus 1 ms: not dormant.
+        (2, login_from(14 * DAY - 1, "u1", "10.0.0.1")),
+        // Exactly 14 days after u2's previous hit: dormant.
+        (3, login_from(14 * DAY, "u2", "10.0.0.2")),
+        (4, login_from(14 * DAY + 1, "u2", "10.0.0.2")),
+        // Exactly 14 days after u1's previous hit.
+        (5, login_from(28 * DAY - 1, "u1", "10.0.0.1")),
+    ];
+    let (out, _) = run(&rules, no_lateness(), &input);
+    assert_eq!(fired(&out), vec![(3, "u2".into()), (5, "u1".into())]);
+}
+
+#[test]
+fn first_seen_out_of_order_within_lateness_matches_sorted() {
+    let rules = format!("{DORMANT}{SUCCESS}");
+    let cfg = EngineConfig {
+        allowed_lateness_ms: DAY,
+        ..EngineConfig::default()
+    };
+    let sorted = [
+        (0, login_from(0, "u1", "10.0.0.1")),
+        (1, login_from(15 * DAY, "u1", "10.0.0.1")),
+        (2, login_from(15 * DAY + 3_600_000, "u1", "10.0.0.1")),
+    ];
+    // The day-15 login arrives an hour late (after index 2): applied in
+    // event-time order, it is still the one that ends the dormancy.
+    let shuffled = [sorted[0].clone(), sorted[2].clone(), sorted[1].clone()];
+    let (a, _) = run(&rules, cfg.clone(), &sorted);
+    let (b, eb) = run(&rules, cfg, &shuffled);
+    assert_eq!(fired(&a), vec![(1, "u1".into())]);
+    assert_eq!(a, b);
+    assert_eq!(eb.stats().late_hits, 0);
+
+    let rules = new_ip_rule("");
+    let cfg = EngineConfig {
+        allowed_lateness_ms: 10_000,
+        ..EngineConfig::default()
+    };
+    let sorted = [
+        (0, login_from(1_000, "u1", "10.0.0.1")),
+        (1, login_from(2_000, "u1", "10.0.0.1")),
+    ];
+    let shuffled = [sorted[1].clone(), sorted[0].clone()];
+    let (a, _) = run(&rules, cfg.clone(), &sorted);
+    let (b, _) = run(&rules, cfg, &shuffled);
+    assert_eq!(fired(&a), vec![(0, "10.0.0.1/u1".into())]);
+    assert_eq!(a, b);
+}
+
+#[test]
+fn first_seen_values_per_group_are_bounded() {
+    let rules = new_ip_rule("");
+    let cfg = EngineConfig {
+        allowed_lateness_ms: 0,
+        max_hits_per_group: 2,
+        ..EngineConfig::default()
+    };
+    let input = [
+        (0, login_from(0, "u1", "10.0.0.1")),
+        (1, login_from(1_000, "u1", "10.0.0.2")),
+        (2, login_from(2_000, "u1", "10.0.0.3")),
+        // .1 was the least recently seen and was evicted: new again.
+        (3, login_from(3_000, "u1", "10.0.0.1")),
+        (4, login_from(4_000, "u1", "10.0.0.3")),
+    ];
+    let (out, engine) = run(&rules, cfg, &input);
+    let idx: Vec<u64> = fired(&out).into_iter().map(|(i, _)| i).collect();
+    assert_eq!(idx, vec![0, 1, 2, 3]);
+    assert_eq!(engine.stats().evicted_values, 2);
+}
+
+#[test]
+fn first_seen_load_errors() {
+    let base = "title: t\nid: t\ncorrelation:\n  type: first_seen\n  rules: [successful_login]\n  group-by: [actor.user]\n";
+    for (body, needle, line) in [
+        ("  field: actor.ip\n", "no `history`", 4),
+        (
+            "  field: actor.ip\n  history: 40d\n",
+            "invalid history `40d`",
+            8,
+        ),
+        ("  field: actor.nope\n  history: 30d\n", "unknown field", 7),
+        ("  history: 30d\n", "needs `field`", 4),
+        (
+            "  field: actor.ip\n  history: 30d\n  gap: 14d\n",
+            "`gap` is for",
+            9,
+        ),
+        ("  history: 7d\n  gap: 14d\n", "must not exceed", 8),
+        ("  history: 30d\n  gap: 14x\n", "invalid gap", 8),
+        (
+            "  field: actor.ip\n  history: 30d\n  learning: -1d\n",
+            "invalid learning",
+            9,
+        ),
+        (
+            "  field: actor.ip\n  history: 30d\n  timespan: 1d\n",
+            "not used by first_seen",
+            9,
+        ),
+    ] {
+        let e = load_err(&format!("{base}{body}---\n{SUCCESS}"));
+        assert!(e.reason.contains(needle), "{body}: {e}");
+        assert_eq!(e.line, Some(line), "{body}: {e}");
+    }
+    let e = load_err(&count_rule("1m", "{gte: 2}\n  history: 1d"));
+    assert!(e.reason.contains("only for first_seen"), "{e}");
+}
