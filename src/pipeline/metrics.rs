@@ -78,7 +78,8 @@ fn detect_metrics(registry: &Registry) -> DetectMetrics {
             "from the received time of the event that completed an alert to the alert being durable",
         )
         .buckets(vec![
-            0.005, 0.01, 0.02, 0.05, 0.1, 0.2, 0.5, 1.0, 2.0, 3.0, 5.0, 10.0, 30.0, 60.0,
+            0.005, 0.01, 0.02, 0.05, 0.1, 0.2, 0.3, 0.4, 0.5, 0.6, 0.7, 0.8, 0.9, 1.0, 1.5,
+            2.0, 2.5, 3.0, 5.0, 10.0, 30.0, 60.0,
         ]),
     )
     .unwrap_or_else(|e| panic!("alert_latency: {e}"));
