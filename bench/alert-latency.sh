@@ -75,7 +75,20 @@ while time.monotonic() - start < seconds:
     post(events)
     time.sleep(max(0.0, tick - (time.monotonic() - t0)))
 elapsed = time.monotonic() - start
-time.sleep(3)
+# Correlations fire once the allowed lateness has passed: wait until every
+# expected alert is listed rather than a fixed time.
+def alerts_by_title():
+    out = {}
+    for a in json.load(urllib.request.urlopen(url + "/v1/alerts?limit=1000"))["alerts"]:
+        out[a["title"]] = out.get(a["title"], 0) + 1
+    return out
+deadline = time.monotonic() + 30
+while time.monotonic() < deadline:
+    by_rule = alerts_by_title()
+    if (by_rule.get("Break-glass access", 0) >= glass
+            and by_rule.get("Burst of failed logins for one account", 0) >= bursts):
+        break
+    time.sleep(0.1)
 metrics = urllib.request.urlopen(url + "/metrics").read().decode()
 buckets = [(float(m.group(1)) if m.group(1) != "+Inf" else float("inf"), int(m.group(2)))
            for m in re.finditer(r'sealtrail_alert_latency_seconds_bucket\{le="([^"]+)"\} (\d+)', metrics)]
@@ -85,10 +98,6 @@ def quantile(q):
         if c >= q * count:
             return le
     return float("nan")
-alerts = json.load(urllib.request.urlopen(url + "/v1/alerts?limit=1000"))["alerts"]
-by_rule = {}
-for a in alerts:
-    by_rule[a["title"]] = by_rule.get(a["title"], 0) + 1
 print(f"load: {n + glass + 8 * bursts} events in {elapsed:.1f} s ({(n + glass + 8 * bursts) / elapsed:.0f} events/s); "
       f"{glass} break-glass accesses, {bursts} failed-login bursts sent")
 print(f"alerts: {by_rule}")

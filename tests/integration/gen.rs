@@ -146,7 +146,20 @@ fn gen_send_delivers_every_event_to_a_real_server() {
     // Lookups first (a run without --send), so enrichment sees them.
     let o = run_gen(&out, 3, 2, &[]);
     assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
-    std::thread::sleep(Duration::from_millis(1500)); // one lookup reload period
+    // Wait for the server to have reloaded the generated tables.
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while !server
+        .log_text()
+        .lines()
+        .any(|l| l.contains("lookups loaded") && !l.contains("staff=0"))
+    {
+        assert!(
+            Instant::now() < deadline,
+            "lookups never reloaded: {}",
+            server.log_text()
+        );
+        std::thread::sleep(Duration::from_millis(50)); // polling a condition
+    }
     let expected = ids(&out);
     let rate = 2000.0;
     let started = Instant::now();
