@@ -10,9 +10,11 @@
 use std::io::{Read, Write};
 use std::net::{TcpListener, TcpStream};
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
+use std::process::{Command, Stdio};
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
+#[path = "support/serve.rs"]
+mod serve;
 use std::time::{Duration, Instant};
 
 const BATCH: usize = 1000;
@@ -92,60 +94,6 @@ impl Conn {
 
 fn find(h: &[u8], n: &[u8]) -> Option<usize> {
     h.windows(n.len()).position(|w| w == n)
-}
-
-struct Server {
-    child: Child,
-    addr: String,
-}
-
-#[allow(clippy::zombie_processes)] // `stop` terminates and waits; a failed start aborts the bench
-fn start_server(bin: &Path, dir: &Path) -> Server {
-    let keys = dir.join("keys");
-    let status = Command::new(bin)
-        .args(["keygen", "--out"])
-        .arg(&keys)
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .status()
-        .expect("keygen");
-    assert!(status.success());
-    let cfg = dir.join("bench.toml");
-    std::fs::write(
-        &cfg,
-        format!(
-            "data_dir = {:?}\n[ledger]\nkey_file = {:?}\n[syslog]\nlisten = \"127.0.0.1:0\"\nmax_connections = 64\n[http]\nlisten = \"127.0.0.1:0\"\n",
-            dir.join("data"),
-            keys.join("signing.key")
-        ),
-    )
-    .expect("config");
-    let log = dir.join("serve.log");
-    let child = Command::new(bin)
-        .args(["serve", "--config"])
-        .arg(&cfg)
-        .env("RUST_LOG", "warn,sealtrail::serve=info")
-        .stdout(Stdio::null())
-        .stderr(std::fs::File::create(&log).expect("log"))
-        .spawn()
-        .expect("serve");
-    let deadline = Instant::now() + Duration::from_secs(30);
-    loop {
-        let text = std::fs::read_to_string(&log).unwrap_or_default();
-        if let Some(addr) = text
-            .lines()
-            .find(|l| l.contains("sealtrail is serving"))
-            .and_then(|l| l.split("http=").nth(1))
-            .and_then(|a| a.split_whitespace().next())
-        {
-            return Server {
-                child,
-                addr: addr.to_owned(),
-            };
-        }
-        assert!(Instant::now() < deadline, "server did not start: {text}");
-        std::thread::sleep(Duration::from_millis(20));
-    }
 }
 
 /// (utime + stime in seconds, peak RSS in MiB) of a process.
@@ -290,7 +238,7 @@ fn main() {
     // 1. Saturation: as fast as the server acknowledges durably.
     let dir = root.join("max");
     std::fs::create_dir_all(&dir).expect("dir");
-    let server = start_server(&bin, &dir);
+    let server = serve::start(&bin, &dir);
     let pid = server.child.id();
     let (cpu0, _) = proc_usage(pid);
     let (events, elapsed, mut lat) = load(&server.addr, &bodies, connections, seconds, 0);
@@ -302,14 +250,14 @@ fn main() {
         percentile(&mut lat, 0.99),
         (cpu1 - cpu0) / elapsed
     );
-    stop(server);
+    serve::stop(server);
 
     // 2. Paced runs: acknowledgement latency at half the measured maximum and
     //    at 75,000 events/s (half the 150,000 events/s target).
     for rate in [(max_rate / 2.0) as u64, 75_000] {
         let dir = root.join(format!("paced-{rate}"));
         std::fs::create_dir_all(&dir).expect("dir");
-        let server = start_server(&bin, &dir);
+        let server = serve::start(&bin, &dir);
         let pid = server.child.id();
         let (cpu0, _) = proc_usage(pid);
         let (events, elapsed, mut lat) =
@@ -322,7 +270,7 @@ fn main() {
             percentile(&mut lat, 0.99),
             (cpu1 - cpu0) / elapsed
         );
-        stop(server);
+        serve::stop(server);
     }
 
     // 3. Syslog over TCP: sealtrail (durable, sealed) beside rsyslog writing a
@@ -350,7 +298,7 @@ fn main() {
     let sent = (lines / 4) * 4;
     let dir = root.join("syslog");
     std::fs::create_dir_all(&dir).expect("dir");
-    let server = start_server(&bin, &dir);
+    let server = serve::start(&bin, &dir);
     let metrics_url = server.addr.clone();
     let syslog_addr = syslog_addr(&dir);
     let pid = server.child.id();
@@ -366,7 +314,7 @@ fn main() {
         "syslog tcp (sealtrail, durable + sealed): {ours:.0} events/s ({sent} lines); server cpu {:.2} cores; peak rss {rss} MiB",
         (cpu1 - cpu0) / (sent as f64 / ours)
     );
-    stop(server);
+    serve::stop(server);
     match rsyslog_rate(&dir, &payload, sent) {
         Some(theirs) => println!(
             "syslog tcp (rsyslog 8 to a plain file, same lines): {theirs:.0} messages/s; sealtrail/rsyslog = {:.2} (syslog), {:.2} (http ndjson)",
@@ -483,11 +431,4 @@ fn count_lines(path: &Path) -> u64 {
     std::fs::read(path)
         .map(|b| b.iter().filter(|c| **c == b'\n').count() as u64)
         .unwrap_or(0)
-}
-
-fn stop(mut server: Server) {
-    let _ = Command::new("kill")
-        .args(["-TERM", &server.child.id().to_string()])
-        .status();
-    let _ = server.child.wait();
 }

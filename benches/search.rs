@@ -30,7 +30,8 @@ use serde_json::{Map, Value};
 use std::fmt::Write as _;
 use std::io::Write as _;
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
+#[path = "support/serve.rs"]
+mod serve;
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 const SEED: u64 = 0x5ea1_7a11;
@@ -1114,67 +1115,6 @@ mod nrt {
     use std::collections::VecDeque;
     use std::sync::mpsc;
 
-    struct Server {
-        child: Child,
-        addr: String,
-    }
-
-    #[allow(clippy::zombie_processes)] // `stop` terminates and waits; a failed start aborts the bench
-    fn start(bin: &Path, dir: &Path) -> Server {
-        let keys = dir.join("keys");
-        let status = Command::new(bin)
-            .args(["keygen", "--out"])
-            .arg(&keys)
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .status()
-            .expect("keygen");
-        assert!(status.success());
-        let cfg = dir.join("bench.toml");
-        std::fs::write(
-            &cfg,
-            format!(
-                "data_dir = {:?}\n[ledger]\nkey_file = {:?}\n[syslog]\nlisten = \"127.0.0.1:0\"\n[http]\nlisten = \"127.0.0.1:0\"\n",
-                dir.join("data"),
-                keys.join("signing.key")
-            ),
-        )
-        .expect("config");
-        let log = dir.join("serve.log");
-        let child = Command::new(bin)
-            .args(["serve", "--config"])
-            .arg(&cfg)
-            .env("RUST_LOG", "warn,sealtrail::serve=info")
-            .stdout(Stdio::null())
-            .stderr(std::fs::File::create(&log).expect("log"))
-            .spawn()
-            .expect("serve");
-        let deadline = Instant::now() + Duration::from_secs(30);
-        loop {
-            let text = std::fs::read_to_string(&log).unwrap_or_default();
-            if let Some(addr) = text
-                .lines()
-                .find(|l| l.contains("sealtrail is serving"))
-                .and_then(|l| l.split("http=").nth(1))
-                .and_then(|a| a.split_whitespace().next())
-            {
-                return Server {
-                    child,
-                    addr: addr.to_owned(),
-                };
-            }
-            assert!(Instant::now() < deadline, "server did not start: {text}");
-            std::thread::sleep(Duration::from_millis(20));
-        }
-    }
-
-    fn stop(mut server: Server) {
-        let _ = Command::new("kill")
-            .args(["-TERM", &server.child.id().to_string()])
-            .status();
-        let _ = server.child.wait();
-    }
-
     /// `total` of `GET /v1/search?q=...`, or the status when it is not 200.
     fn search_total(http: &reqwest::blocking::Client, addr: &str, q: &str) -> Result<u64, String> {
         let resp = http
@@ -1194,13 +1134,13 @@ mod nrt {
     pub fn run(dir: &Path, seconds: u64, rate: u64) {
         std::fs::create_dir_all(dir).expect("dir");
         let bin = PathBuf::from(env!("CARGO_BIN_EXE_sealtrail"));
-        let server = start(&bin, dir);
+        let server = serve::start(&bin, dir);
         let http = reqwest::blocking::Client::new();
         if let Err(e) = search_total(&http, &server.addr, "*") {
             println!(
                 "ingest-to-searchable: skipped: this `sealtrail serve` does not answer GET /v1/search ({e}); it needs the indexer running inside serve"
             );
-            stop(server);
+            serve::stop(server);
             return;
         }
         let p = Practice::new();
@@ -1301,6 +1241,6 @@ mod nrt {
             percentile(&mut acks, 0.5),
             percentile(&mut acks, 0.99),
         );
-        stop(server);
+        serve::stop(server);
     }
 }
