@@ -328,18 +328,9 @@ impl EntryReader {
         let mut file = File::open(&path).map_err(|e| io_err(&path, e))?;
         let (header, _) = SegmentHeader::read(&path, &mut &file)?;
         let codec = self.codec(&path, &header)?;
-        let footer = Footer::read(&path, &mut file)?;
+        // The footer starts where the frames end.
+        let (footer, frames_end) = Footer::read_located(&path, &mut file)?;
         let meta = file.metadata().map_err(|e| io_err(&path, e))?;
-        let len = meta.len();
-        // The footer's own length locates the end of the frames.
-        let footer_len = footer.to_bytes(0).len() as u64;
-        let frames_end = len
-            .checked_sub(footer_len)
-            .ok_or_else(|| EntryReadError::Frame {
-                path: path.clone(),
-                offset: 0,
-                reason: "footer longer than the file".into(),
-            })?;
         let mut bounds = footer.block_offsets.clone();
         bounds.push(frames_end);
         if bounds.windows(2).any(|w| w[0] > w[1]) {

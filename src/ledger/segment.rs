@@ -494,6 +494,11 @@ impl Footer {
 
     /// Reads the footer of a sealed segment file via its trailer.
     pub fn read(path: &Path, file: &mut File) -> Result<Footer, SegmentError> {
+        Ok(Footer::read_located(path, file)?.0)
+    }
+
+    /// The footer and its file offset, which is where the frames end.
+    pub fn read_located(path: &Path, file: &mut File) -> Result<(Footer, u64), SegmentError> {
         let len = file
             .metadata()
             .map_err(|e| SegmentError::io(path, e))?
@@ -534,7 +539,7 @@ impl Footer {
         file.seek(SeekFrom::Start(offset))
             .and_then(|_| file.read_exact(&mut bytes))
             .map_err(|e| SegmentError::io(path, e))?;
-        Footer::from_bytes(path, &bytes, offset)
+        Ok((Footer::from_bytes(path, &bytes, offset)?, offset))
     }
 }
 
