@@ -9,7 +9,7 @@ use sha2::{Digest, Sha256};
 
 use crate::event::limits::MAX_ATTRS_ITEMS;
 use crate::event::{Category, Entry, Event, Outcome, Resource, Source, Timestamp, Via};
-use crate::rules::AlertCandidate;
+use crate::rules::{AlertCandidate, EntryView};
 
 /// `via.kind` of the events the service appends itself; only these
 /// `system/alert` events are alerts (a client may send look-alikes).
@@ -116,6 +116,13 @@ pub fn is_alert_entry(entry: &Entry) -> bool {
     entry.event.category == Category::System
         && entry.event.action == ALERT_ACTION
         && entry.via.kind == SERVICE_VIA
+}
+
+/// [`is_alert_entry`] of an entry read as a rule view.
+pub fn is_alert_view(entry: &EntryView<'_>) -> bool {
+    entry.event.category == Category::System
+        && *entry.event.action == *ALERT_ACTION
+        && *entry.via.kind == *SERVICE_VIA
 }
 
 /// `via` of the batches the detector submits.

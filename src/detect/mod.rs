@@ -3,7 +3,7 @@
 //! and appends what fires as `system/alert` events through the pipeline.
 //!
 //! ```text
-//!  ledger (durable entries) ─> LedgerFollower ─> Entry::from_ledger_bytes ─> Engine::process
+//!  ledger (durable entries) ─> LedgerFollower ─> EntryView::from_ledger_bytes ─> Engine::process_view
 //!        ^                                                                        │ AlertCandidate
 //!        │                                 alert id (rule, group, first event) <──┘
 //!        └── pipeline.submit(system/alert) <── Deduplicator (rule, group, window)
@@ -46,9 +46,10 @@ use crate::ledger::writer::WriterStatus;
 use crate::pipeline::silence::duration_text;
 use crate::pipeline::{IngestBatch, Item, Metrics, Pipeline};
 use crate::rules::{
-    AlertCandidate, Deduplicator, Engine, EngineConfig, LoadError, MAX_RULE_FILES, RuleSet,
+    AlertCandidate, Deduplicator, Engine, EngineConfig, EntryView, LoadError, MAX_RULE_FILES,
+    RuleSet,
 };
-use alert::{Alert, as_candidate, is_alert_entry, service_via};
+use alert::{Alert, as_candidate, is_alert_entry, is_alert_view, service_via};
 
 /// `[rules]`: detection rules and how the service runs them.
 #[derive(Clone, Debug, Deserialize)]
@@ -474,29 +475,32 @@ impl Consumer {
         if self.engine.rules().is_empty() {
             return;
         }
-        let entry = match Entry::from_ledger_bytes(&self.buf) {
+        // The rules read the stored bytes through a borrowed view: no owned
+        // copy of the entry is built (rules/view.rs).
+        let entry = match EntryView::from_ledger_bytes(&self.buf) {
             Ok(e) => e,
             Err(e) => {
                 tracing::warn!(index, error = %e, "detection skipped an unreadable entry");
                 return;
             }
         };
-        if is_alert_entry(&entry) {
+        if is_alert_view(&entry) {
             return;
         }
         self.ctx.metrics.detect.evaluated.inc();
-        self.engine.process(index, &entry, &mut self.candidates);
-        self.note(index, &entry);
+        self.engine
+            .process_view(index, &entry, &mut self.candidates);
+        let (received, time) = (entry.received.unix_ms(), entry.time_ms);
+        self.note(index, received, time);
     }
 
-    fn note(&mut self, index: u64, entry: &Entry) {
-        self.recent.push_back((index, entry.received.unix_ms()));
+    fn note(&mut self, index: u64, received_ms: i64, time_ms: i64) {
+        self.recent.push_back((index, received_ms));
         if self.recent.len() > RECENT_RECEIVED {
             self.recent.pop_front();
         }
-        let t = entry.event.time.unix_ms();
-        if self.newest.is_none_or(|(n, _)| t >= n) {
-            self.newest = Some((t, Instant::now()));
+        if self.newest.is_none_or(|(n, _)| time_ms >= n) {
+            self.newest = Some((time_ms, Instant::now()));
         }
     }
 
@@ -537,7 +541,7 @@ impl Consumer {
                 continue;
             }
             self.engine.process(index, &entry, &mut self.candidates);
-            self.note(index, &entry);
+            self.note(index, entry.received.unix_ms(), entry.event.time.unix_ms());
         }
         for s in stored.iter().filter(|s| !s.group.is_empty()) {
             self.dedup.admit(s);
@@ -580,10 +584,10 @@ impl Consumer {
             let mut follower = LedgerFollower::new(&self.ctx.data_dir, start);
             let mut buf = Vec::new();
             while let Some(index) = follower.next_entry(at, &mut buf)? {
-                if let Ok(entry) = Entry::from_ledger_bytes(&buf)
-                    && !is_alert_entry(&entry)
+                if let Ok(entry) = EntryView::from_ledger_bytes(&buf)
+                    && !is_alert_view(&entry)
                 {
-                    engine.replay(index, &entry);
+                    engine.replay_view(index, &entry);
                 }
             }
         }

@@ -14,8 +14,8 @@ use std::net::IpAddr;
 use regex::{Regex, RegexBuilder};
 
 use super::field::{Field, FieldValue};
+use super::view::EntryView;
 use super::yaml::{Node, NodeKind, Pos};
-use crate::event::Entry;
 
 /// Largest compiled regex (bytes), so one rule cannot take unbounded memory.
 const REGEX_SIZE_LIMIT: usize = 1 << 20;
@@ -170,11 +170,11 @@ pub struct Detection {
 
 impl Detection {
     /// Whether the entry matches the condition.
-    pub fn matches(&self, entry: &Entry) -> bool {
+    pub fn matches(&self, entry: &EntryView<'_>) -> bool {
         self.eval(&self.condition, entry)
     }
 
-    fn eval(&self, c: &Cond, entry: &Entry) -> bool {
+    fn eval(&self, c: &Cond, entry: &EntryView<'_>) -> bool {
         match c {
             Cond::Sel(i) => self.selections[*i].matches(entry),
             Cond::Not(c) => !self.eval(c, entry),
@@ -185,7 +185,7 @@ impl Detection {
 }
 
 impl Selection {
-    fn matches(&self, entry: &Entry) -> bool {
+    fn matches(&self, entry: &EntryView<'_>) -> bool {
         self.any_of
             .iter()
             .any(|items| items.iter().all(|i| i.matches(entry)))
@@ -193,7 +193,7 @@ impl Selection {
 }
 
 impl Item {
-    fn matches(&self, entry: &Entry) -> bool {
+    fn matches(&self, entry: &EntryView<'_>) -> bool {
         let mut value = self.field.get(entry);
         if let (Some(part), Some(v)) = (self.time_part, value) {
             value = time_part(part, &v).map(FieldValue::Int);
@@ -223,7 +223,7 @@ fn time_part(part: TimePart, v: &FieldValue<'_>) -> Option<u64> {
 }
 
 impl Pattern {
-    fn matches(&self, value: Option<FieldValue<'_>>, entry: &Entry) -> bool {
+    fn matches(&self, value: Option<FieldValue<'_>>, entry: &EntryView<'_>) -> bool {
         let Some(v) = value else {
             return matches!(self, Pattern::Null | Pattern::Exists(false));
         };

@@ -41,7 +41,10 @@ use std::sync::Arc;
 
 use super::Level;
 use super::load::{CorrelationRule, CorrelationType, FirstSeen, GroupSource, RuleMeta, RuleSet};
+use super::view::EntryView;
 use crate::event::{Entry, Timestamp};
+
+mod eager;
 
 /// Most event indices kept in one alert.
 pub const MAX_ALERT_EVENTS: usize = 100;
@@ -105,7 +108,9 @@ pub struct EngineStats {
     pub groups: usize,
 }
 
-type GroupKey = Box<[Option<Box<str>>]>;
+/// Shared: the reorder buffer, the group map, its idle index and the eager
+/// look-ahead hold the same key.
+type GroupKey = Arc<[Option<Box<str>>]>;
 
 /// Ordering of hits: event time, ledger index, correlation, member.
 type HitKey = (i64, u64, usize, usize);
@@ -138,6 +143,15 @@ impl Ord for Pending {
 enum Events {
     One(u64),
     Many(Box<[u64]>),
+}
+
+impl Events {
+    fn as_slice(&self) -> &[u64] {
+        match self {
+            Events::One(i) => std::slice::from_ref(i),
+            Events::Many(v) => v,
+        }
+    }
 }
 
 #[derive(Debug)]
@@ -180,6 +194,10 @@ pub struct Engine {
     applied: Option<HitKey>,
     state: Vec<CorrState>,
     stats: EngineStats,
+    /// Correlation alerts reported before the watermark (`eager.rs`).
+    eager: eager::Eager,
+    /// Hits of eager correlations the current entry added.
+    touched: Vec<(HitKey, GroupKey)>,
 }
 
 impl Engine {
@@ -188,11 +206,13 @@ impl Engine {
             .map(|_| CorrState::default())
             .collect();
         Engine {
+            eager: eager::Eager::new(&rules.correlations),
             rules,
             cfg,
             pending: BinaryHeap::new(),
             newest: None,
             applied: None,
+            touched: Vec::new(),
             state,
             stats: EngineStats::default(),
         }
@@ -217,8 +237,19 @@ impl Engine {
     /// standalone detection alerts at once, correlation alerts once the
     /// watermark passes the hits that complete them.
     pub fn process(&mut self, index: u64, entry: &Entry, out: &mut Vec<AlertCandidate>) {
+        self.process_view(index, &EntryView::from_entry(entry), out);
+    }
+
+    /// [`Engine::process`] of an entry's view (e.g. read straight from
+    /// its stored bytes with [`EntryView::from_ledger_bytes`]).
+    pub fn process_view(
+        &mut self,
+        index: u64,
+        entry: &EntryView<'_>,
+        out: &mut Vec<AlertCandidate>,
+    ) {
         self.stats.events += 1;
-        let time = entry.event.time.unix_ms();
+        let time = entry.time_ms;
         // Too late: behind the watermark, or behind a hit already applied
         // (after a forced release). Such hits are counted, not applied.
         let behind = self
@@ -260,18 +291,30 @@ impl Engine {
                     .as_ref()
                     .and_then(|f| f.get(entry))
                     .map(|v| v.text().into());
+                if self.eager.watches(ci) {
+                    self.eager.wait(key, &group, value.as_deref());
+                    self.touched.push((key, group.clone()));
+                }
                 self.pending.push(Reverse(Pending { key, group, value }));
             }
         }
         self.newest = Some(self.newest.map_or(time, |n| n.max(time)));
         self.release(out);
+        if !self.touched.is_empty() {
+            self.look_ahead(out);
+        }
     }
 
     /// [`Engine::process`] without alerts: for rebuilding state from the
     /// ledger's recent window.
     pub fn replay(&mut self, index: u64, entry: &Entry) {
+        self.replay_view(index, &EntryView::from_entry(entry));
+    }
+
+    /// [`Engine::replay`] of an entry's view.
+    pub fn replay_view(&mut self, index: u64, entry: &EntryView<'_>) {
         let mut sink = Vec::new();
-        self.process(index, entry, &mut sink);
+        self.process_view(index, entry, &mut sink);
     }
 
     /// Moves the watermark as if an event at `now_ms` had been seen (the
@@ -288,6 +331,7 @@ impl Engine {
         while let Some(Reverse(p)) = self.pending.pop() {
             self.apply(p, out);
         }
+        self.eager.passed(None);
     }
 
     fn release(&mut self, out: &mut Vec<AlertCandidate>) {
@@ -306,6 +350,7 @@ impl Engine {
                 self.apply(p, out);
             }
         }
+        self.eager.passed(Some(watermark));
     }
 
     /// Expires groups that no hit at or after the watermark can extend.
@@ -320,6 +365,7 @@ impl Engine {
 
     fn apply(&mut self, p: Pending, out: &mut Vec<AlertCandidate>) {
         self.applied = Some(p.key);
+        self.eager.applied(p.key, &p.group);
         let (time, index, ci, mi) = p.key;
         let hit = Hit {
             time,
@@ -467,7 +513,7 @@ impl Engine {
             };
             self.apply_hit(cj, gk, chained, out);
         }
-        if corr.meta.standalone {
+        if corr.meta.standalone && !self.eager.claim(ci, key, &a.event_indices) {
             out.push(a);
         }
     }

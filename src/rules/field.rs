@@ -1,7 +1,8 @@
-//! The field view rules see: an [`Entry`]'s event, envelope and enrichment
+//! The field view rules see: an entry's event, envelope and enrichment
 //! under dotted names. Names are resolved to a [`Field`] once, at load; an
-//! event's value is then read straight from the parsed entry (no JSON is
-//! re-parsed and nothing is copied per rule).
+//! event's value is then read straight from the [`EntryView`] (borrowed from
+//! a parsed [`Entry`](crate::event::Entry) or from the stored bytes; nothing
+//! is copied per rule).
 //!
 //! Enrichment is merged under the event's own names: `actor.role` and
 //! `actor.department` are the event's value when it has one and the
@@ -12,7 +13,8 @@ use std::borrow::Cow;
 
 use serde_json::Value;
 
-use crate::event::{Entry, StaffInfo, Timestamp};
+use super::view::{EntryView, StaffView, Str};
+use crate::event::Timestamp;
 
 /// A field of the fixed schema (event, envelope, enrichment).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -128,11 +130,11 @@ impl Field {
     }
 
     /// The value of this field in `entry`, `None` when absent or null.
-    pub fn get<'a>(&self, entry: &'a Entry) -> Option<FieldValue<'a>> {
+    pub fn get<'a>(&self, entry: &'a EntryView<'_>) -> Option<FieldValue<'a>> {
         match self {
             Field::Known(k) => known(*k, entry),
             Field::Attr(path) => {
-                let attrs = entry.event.attrs.as_ref()?;
+                let attrs = entry.event.attrs.map()?;
                 let v = match attrs.get(&**path) {
                     Some(v) => v,
                     None => {
@@ -210,18 +212,18 @@ impl<'a> FieldValue<'a> {
     }
 }
 
-fn s(v: &Option<String>) -> Option<FieldValue<'_>> {
+fn s<'a>(v: &'a Option<Str<'_>>) -> Option<FieldValue<'a>> {
     v.as_deref().map(FieldValue::Str)
 }
 
-fn staff<'a>(
-    info: Option<&'a StaffInfo>,
-    pick: fn(&'a StaffInfo) -> &'a Option<String>,
+fn staff<'a, 'b>(
+    info: Option<&'a StaffView<'b>>,
+    pick: fn(&'a StaffView<'b>) -> &'a Option<Str<'b>>,
 ) -> Option<FieldValue<'a>> {
     info.and_then(|i| s(pick(i)))
 }
 
-fn known(k: Known, entry: &Entry) -> Option<FieldValue<'_>> {
+fn known<'a>(k: Known, entry: &'a EntryView<'_>) -> Option<FieldValue<'a>> {
     let e = &entry.event;
     let actor = e.actor.as_ref();
     let en = entry.enriched.as_ref();

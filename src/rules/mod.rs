@@ -38,6 +38,7 @@ mod detection;
 mod engine;
 pub mod field;
 mod load;
+pub mod view;
 mod yaml;
 
 #[cfg(test)]
@@ -51,6 +52,7 @@ pub use load::{
     CorrelationType, MAX_RULE_FILE_BYTES, MAX_RULE_FILES, MAX_TIMESPAN_MS, RuleMeta, RuleSet,
     parse_timespan,
 };
+pub use view::EntryView;
 
 /// Sigma rule level; becomes the alert's severity.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]

@@ -646,9 +646,10 @@ fn out_of_order_within_lateness_matches_sorted_and_beyond_is_counted() {
 }
 
 #[test]
-fn lateness_holds_correlation_alerts_until_the_watermark() {
-    let rules = count_rule("10s", "{gte: 2}");
-    let set = Arc::new(RuleSet::from_yaml("c.yml", &rules).unwrap());
+fn lateness_holds_ordered_correlation_alerts_until_the_watermark() {
+    // temporal_ordered depends on the order of every earlier event: it
+    // waits for the watermark.
+    let set = Arc::new(RuleSet::from_yaml("c.yml", &temporal_rules("temporal_ordered")).unwrap());
     let cfg = EngineConfig {
         allowed_lateness_ms: 3_000,
         ..EngineConfig::default()
@@ -656,13 +657,218 @@ fn lateness_holds_correlation_alerts_until_the_watermark() {
     let mut engine = Engine::new(set, cfg);
     let mut out = Vec::new();
     engine.process(0, &login(T0, "u1", false), &mut out);
-    engine.process(1, &login(T0 + 1_000, "u1", false), &mut out);
+    engine.process(1, &login(T0 + 1_000, "u1", true), &mut out);
     assert!(out.is_empty());
     assert_eq!(engine.stats().pending, 2);
     engine.advance(T0 + 3_999, &mut out);
     assert!(out.is_empty());
     engine.advance(T0 + 4_000, &mut out);
     assert_eq!(out.len(), 1);
+}
+
+#[test]
+fn monotone_correlations_fire_before_the_watermark_once() {
+    let cfg = EngineConfig {
+        allowed_lateness_ms: 3_000,
+        ..EngineConfig::default()
+    };
+    for rules in [
+        count_rule("10s", "{gte: 2}"),
+        count_rule("10s", "{gt: 1}"),
+        temporal_rules("temporal"),
+    ] {
+        let set = Arc::new(RuleSet::from_yaml("c.yml", &rules).unwrap());
+        let mut engine = Engine::new(set, cfg.clone());
+        let mut out = Vec::new();
+        engine.process(0, &login(T0, "u1", false), &mut out);
+        assert!(out.is_empty());
+        let ok = rules.contains("temporal");
+        engine.process(1, &login(T0 + 1_000, "u1", ok), &mut out);
+        // Still waiting in the reorder buffer, already reported.
+        assert_eq!(engine.stats().pending, 2, "{rules}");
+        assert_eq!(out.len(), 1, "{rules}");
+        assert_eq!(out[0].event_indices, vec![0, 1]);
+        assert_eq!(out[0].count, 2);
+        // The ordered evaluation reaches the same alert: not reported again.
+        engine.advance(T0 + 10_000, &mut out);
+        engine.flush(&mut out);
+        assert_eq!(out.len(), 1, "{rules}: {out:?}");
+    }
+    // A condition with an upper bound is not monotone: it waits.
+    let rules = count_rule("10s", "{gte: 2, lte: 3}");
+    let set = Arc::new(RuleSet::from_yaml("c.yml", &rules).unwrap());
+    let mut engine = Engine::new(set, cfg);
+    let mut out = Vec::new();
+    engine.process(0, &login(T0, "u1", false), &mut out);
+    engine.process(1, &login(T0 + 1_000, "u1", false), &mut out);
+    assert!(out.is_empty());
+    engine.advance(T0 + 4_000, &mut out);
+    assert_eq!(out.len(), 1);
+}
+
+/// (rule, group, first event): what the alert id is made of.
+fn identity(a: &AlertCandidate) -> (String, Vec<(String, String)>, Option<u64>) {
+    (
+        a.rule_id.clone(),
+        a.group.clone().into_iter().collect(),
+        a.event_indices.first().copied(),
+    )
+}
+
+#[test]
+fn eager_out_of_order_burst_gives_one_alert_with_the_in_order_id() {
+    use rand::SeedableRng;
+    use rand::seq::SliceRandom;
+    let rules = count_rule("10m", "{gte: 8}");
+    let cfg = EngineConfig {
+        allowed_lateness_ms: 10_000,
+        ..EngineConfig::default()
+    };
+    // Ledger indices are arrival order; event times are what the burst
+    // happened at: index i carries the time of burst event perm[i].
+    let run_perm = |perm: &[usize]| {
+        let set = Arc::new(RuleSet::from_yaml("c.yml", &rules).unwrap());
+        let mut engine = Engine::new(set, cfg.clone());
+        let mut out = Vec::new();
+        let mut at_arrival = None;
+        for (i, &p) in perm.iter().enumerate() {
+            engine.process(i as u64, &login(T0 + p as i64 * 500, "u1", false), &mut out);
+            // Another user's noise in between.
+            engine.process(
+                100 + i as u64,
+                &login(T0 + p as i64 * 500, "u2", true),
+                &mut out,
+            );
+            if at_arrival.is_none() && !out.is_empty() {
+                at_arrival = Some(i);
+            }
+        }
+        let before_watermark = out.len();
+        engine.advance(T0 + 60_000, &mut out);
+        engine.flush(&mut out);
+        (out, at_arrival, before_watermark)
+    };
+    let mut rng = rand_chacha::ChaCha8Rng::seed_from_u64(5);
+    // In order, ledger index i is burst event i.
+    let by_time = |a: &AlertCandidate, perm: &[usize]| -> Vec<usize> {
+        let mut v: Vec<usize> = a.event_indices.iter().map(|&i| perm[i as usize]).collect();
+        v.sort_unstable();
+        v
+    };
+    // A burst of exactly the threshold: the look-ahead fires when the last
+    // hit arrives, whatever the order, on exactly the ordered alert.
+    let in_order: Vec<usize> = (0..8).collect();
+    let (reference, _, _) = run_perm(&in_order);
+    assert_eq!(reference.len(), 1, "{reference:?}");
+    for _ in 0..30 {
+        let mut perm = in_order.clone();
+        perm.shuffle(&mut rng);
+        let (out, fired_at, early) = run_perm(&perm);
+        assert_eq!(out.len(), 1, "{perm:?}: {out:?}");
+        assert_eq!(
+            (fired_at, early),
+            (Some(7), 1),
+            "{perm:?}: at the 8th arrival"
+        );
+        assert_eq!(by_time(&out[0], &perm), by_time(&reference[0], &in_order));
+        assert_eq!(
+            (out[0].first_time, out[0].last_time, out[0].count),
+            (reference[0].first_time, reference[0].last_time, 8)
+        );
+    }
+    // A longer burst: still one alert (the look-ahead's firings and the
+    // ordered one share events); its first event is the earliest one known
+    // when it fired, so its id is the in-order one when that event had
+    // arrived by then.
+    let in_order: Vec<usize> = (0..11).collect();
+    let (reference, _, _) = run_perm(&in_order);
+    assert_eq!(reference.len(), 1, "{reference:?}");
+    let mut same_id = 0;
+    for _ in 0..30 {
+        let mut perm = in_order.clone();
+        perm.shuffle(&mut rng);
+        let (out, fired_at, early) = run_perm(&perm);
+        assert_eq!(out.len(), 1, "{perm:?}: {out:?}");
+        assert_eq!(early, 1, "{perm:?}");
+        assert_eq!(out[0].count, 8);
+        let known_first = perm[..=fired_at.unwrap_or(0)].iter().min().copied();
+        assert_eq!(by_time(&out[0], &perm).first().copied(), known_first);
+        if known_first == Some(0) {
+            same_id += 1;
+            assert_eq!(out[0].first_time, reference[0].first_time);
+        }
+    }
+    assert!(same_id > 0);
+}
+
+#[test]
+fn eager_alerts_are_the_same_after_a_restart_replay() {
+    // A restart re-reads the window from the ledger in the same order: the
+    // eager alert comes out again with the same identity (the service drops
+    // it by id), and only once.
+    let rules = count_rule("10m", "{gte: 5}");
+    let set = Arc::new(RuleSet::from_yaml("c.yml", &rules).unwrap());
+    let cfg = EngineConfig {
+        allowed_lateness_ms: 2_000,
+        ..EngineConfig::default()
+    };
+    let input: Vec<(u64, Entry)> = [3, 0, 1, 4, 2, 5, 6]
+        .iter()
+        .enumerate()
+        .map(|(i, s)| (i as u64, login(T0 + s * 100, "u1", false)))
+        .collect();
+    let mut live = Engine::new(Arc::clone(&set), cfg.clone());
+    let mut before_crash = Vec::new();
+    for (i, e) in &input[..5] {
+        live.process(*i, e, &mut before_crash);
+    }
+    assert_eq!(before_crash.len(), 1, "fired before the watermark");
+    // Killed here, before the watermark passed the burst. The new run
+    // replays the window and continues.
+    let mut restarted = Engine::new(set, cfg);
+    let mut after = Vec::new();
+    for (i, e) in &input {
+        restarted.process(*i, e, &mut after);
+    }
+    restarted.advance(T0 + 60_000, &mut after);
+    restarted.flush(&mut after);
+    assert_eq!(after.len(), 1, "{after:?}");
+    assert_eq!(identity(&after[0]), identity(&before_crash[0]));
+    assert_eq!(after[0], before_crash[0]);
+}
+
+#[test]
+fn a_late_earlier_hit_after_an_eager_alert_is_the_same_alert() {
+    // Hits at 100..=500 ms fire at once; the 0 ms hit (earlier, within the
+    // lateness) arrives after that: the ordered evaluation fires on
+    // 0..=400 ms, which shares events with the early alert: not reported
+    // again. Two separate bursts stay two alerts.
+    let rules = count_rule("10m", "{gte: 5}");
+    let cfg = EngineConfig {
+        allowed_lateness_ms: 10_000,
+        ..EngineConfig::default()
+    };
+    let input: Vec<(u64, Entry)> = [1, 2, 3, 4, 5, 0]
+        .iter()
+        .enumerate()
+        .map(|(i, s)| (i as u64, login(T0 + s * 100, "u1", false)))
+        .collect();
+    let (out, _) = run(&rules, cfg.clone(), &input);
+    assert_eq!(out.len(), 1, "{out:?}");
+    assert_eq!(out[0].event_indices, vec![0, 1, 2, 3, 4]);
+    let rules = count_rule("10s", "{gte: 2}");
+    let input: Vec<(u64, Entry)> = [0, 20, 21, 5]
+        .iter()
+        .enumerate()
+        .map(|(i, s)| (i as u64, login(T0 + s * 1_000, "u1", false)))
+        .collect();
+    let cfg = EngineConfig {
+        allowed_lateness_ms: 30_000,
+        ..EngineConfig::default()
+    };
+    let (out, _) = run(&rules, cfg, &input);
+    let events: Vec<Vec<u64>> = out.iter().map(|a| a.event_indices.clone()).collect();
+    assert_eq!(events, vec![vec![1, 2], vec![0, 3]]);
 }
 
 #[test]
