@@ -18,7 +18,7 @@ use sealtrail::event::{
     Actor, Category, Enriched, Entry, Event, Outcome, Patient, PatientInfo, Resource, Source,
     StaffInfo, Timestamp, Via,
 };
-use sealtrail::rules::{AlertCandidate, Engine, EngineConfig, RuleSet};
+use sealtrail::rules::{AlertCandidate, Engine, EngineConfig, EntryView, RuleSet};
 use serde_json::{Map, Value};
 
 const SEED: u64 = 0x5ea1_7a11;
@@ -402,22 +402,15 @@ fn machine() -> String {
     format!("{cpu}, {cores} cores visible")
 }
 
-fn main() {
-    let smoke = !std::env::args().any(|a| a == "--bench");
-    let n = if smoke {
-        50_000
-    } else {
-        env_u64("SEALTRAIL_BENCH_EVENTS", 2_000_000) as usize
-    };
-    println!("machine: {}", machine());
-    // 0. Memory of 100,000 distinct groups (one hit each, nothing fires),
-    //    measured first so freed memory of later steps cannot hide it.
+/// 0. Memory of 100,000 distinct groups (one hit each, nothing fires),
+///    measured first so freed memory of later steps cannot hide it.
+fn state_memory(smoke: bool) {
     let groups = if smoke { 10_000 } else { 100_000 };
     let one = RuleSet::from_yaml(
-        "mem.yml",
-        "title: c\nid: c\ncorrelation:\n  type: event_count\n  rules: [f]\n  group-by: [actor.user]\n  timespan: 1d\n  condition: {gte: 1000}\n---\ntitle: f\nid: f\ndetection:\n  s:\n    action: login\n  condition: s\n",
-    )
-    .expect("rule");
+    "mem.yml",
+    "title: c\nid: c\ncorrelation:\n  type: event_count\n  rules: [f]\n  group-by: [actor.user]\n  timespan: 1d\n  condition: {gte: 1000}\n---\ntitle: f\nid: f\ndetection:\n  s:\n    action: login\n  condition: s\n",
+)
+.expect("rule");
     let probe: Vec<Entry> = (0..groups)
         .map(|i| {
             let mut e = Event::new(
@@ -463,6 +456,20 @@ fn main() {
         after.saturating_sub(before),
         after.saturating_sub(before) as f64 * 1024.0 / groups as f64
     );
+}
+
+fn main() {
+    let smoke = !std::env::args().any(|a| a == "--bench");
+    let n = if smoke {
+        50_000
+    } else {
+        env_u64("SEALTRAIL_BENCH_EVENTS", 2_000_000) as usize
+    };
+    println!("machine: {}", machine());
+    let service_only = std::env::var("SEALTRAIL_BENCH_STAGE").is_ok_and(|v| v == "service");
+    if !service_only {
+        state_memory(smoke);
+    }
     let pack = rule_pack();
     let rules = Arc::new(RuleSet::from_yaml("pack.yml", &pack).expect("rule pack loads"));
     println!(
@@ -480,6 +487,11 @@ fn main() {
         (entries.last().map_or(0, |e| e.event.time.unix_ms()) - START_MS) as f64 / 3.6e6
     );
 
+    if service_only {
+        // Only stage 3 (for profiling the detector's path).
+        service_path(&bytes, smoke);
+        return;
+    }
     // 1. Parsed entries through the engine (one thread).
     let cfg = EngineConfig::default();
     let mut engine = Engine::new(Arc::clone(&rules), cfg.clone());
@@ -545,4 +557,117 @@ fn main() {
         n as f64 / parse,
         n as f64 / plain
     );
+
+    // 3. The service's path: stored bytes through the shipped rule pack
+    //    (`rules/`), as the detector runs it, against the parse it used
+    //    before (an owned `Entry`). Rounds alternate so both see the same
+    //    machine load; medians are reported.
+    service_path(&bytes, smoke);
+}
+
+/// Events per second (wall) and per CPU second of `f` over `n` events.
+fn timed(n: usize, f: impl FnOnce()) -> (f64, f64) {
+    let cpu0 = cpu_secs();
+    let t = Instant::now();
+    f();
+    let wall = t.elapsed().as_secs_f64();
+    let cpu = cpu_secs() - cpu0;
+    (n as f64 / wall, n as f64 / cpu.max(0.01))
+}
+
+fn median(mut v: Vec<f64>) -> f64 {
+    v.sort_by(f64::total_cmp);
+    v[v.len() / 2]
+}
+
+fn service_path(bytes: &[Vec<u8>], smoke: bool) {
+    let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("rules");
+    let rules = Arc::new(RuleSet::load_dir(&dir).expect("shipped rule pack loads"));
+    println!(
+        "shipped pack ({}): {} detection rules, {} correlations",
+        dir.display(),
+        rules.detection_rules().count(),
+        rules.correlation_rules().count()
+    );
+    let n = bytes.len();
+    let rounds = if smoke {
+        1
+    } else {
+        env_u64("SEALTRAIL_BENCH_ROUNDS", 3) as usize
+    };
+    let cfg = EngineConfig::default();
+    let run_owned = |alerts: &mut Vec<AlertCandidate>| {
+        let mut engine = Engine::new(Arc::clone(&rules), cfg.clone());
+        for (i, b) in bytes.iter().enumerate() {
+            let e = Entry::from_ledger_bytes(b).expect("entry");
+            engine.process(i as u64, &e, alerts);
+        }
+        engine.flush(alerts);
+    };
+    let run_view = |alerts: &mut Vec<AlertCandidate>| {
+        let mut engine = Engine::new(Arc::clone(&rules), cfg.clone());
+        for (i, b) in bytes.iter().enumerate() {
+            let e = EntryView::from_ledger_bytes(b).expect("entry");
+            engine.process_view(i as u64, &e, alerts);
+        }
+        engine.flush(alerts);
+    };
+    let mut results: BTreeMap<&str, (Vec<f64>, Vec<f64>)> = BTreeMap::new();
+    let mut record = |name, (wall, cpu): (f64, f64)| {
+        let r = results.entry(name).or_default();
+        r.0.push(wall);
+        r.1.push(cpu);
+    };
+    let mut a1 = Vec::new();
+    let mut a2 = Vec::new();
+    if std::env::var("SEALTRAIL_BENCH_PATH").is_ok_and(|v| v == "view") {
+        // Profiling: only the detector's path.
+        let r = timed(n, || run_view(&mut a2));
+        println!(
+            "view path: {:.0} events/s wall, {:.0} per cpu second",
+            r.0, r.1
+        );
+        return;
+    }
+    for _ in 0..rounds {
+        a1.clear();
+        a2.clear();
+        record(
+            "Entry::from_ledger_bytes + process (before)",
+            timed(n, || run_owned(&mut a1)),
+        );
+        record(
+            "EntryView::from_ledger_bytes + process_view (detector now)",
+            timed(n, || run_view(&mut a2)),
+        );
+        record(
+            "Entry::from_ledger_bytes alone",
+            timed(n, || {
+                for b in bytes {
+                    std::hint::black_box(Entry::from_ledger_bytes(b).expect("entry"));
+                }
+            }),
+        );
+        record(
+            "EntryView::from_ledger_bytes alone",
+            timed(n, || {
+                for b in bytes {
+                    std::hint::black_box(EntryView::from_ledger_bytes(b).expect("entry"));
+                }
+            }),
+        );
+    }
+    assert_eq!(a1, a2, "same bytes, same alerts either way");
+    let mut by_rule: BTreeMap<&str, usize> = BTreeMap::new();
+    for a in &a2 {
+        *by_rule.entry(a.title.as_str()).or_default() += 1;
+    }
+    println!("shipped pack alerts: {} {:?}", a2.len(), by_rule);
+    for (name, (wall, cpu)) in results {
+        println!(
+            "{name}: median of {rounds}: {:.0} events/s wall, {:.0} events per cpu second",
+            median(wall),
+            median(cpu)
+        );
+    }
 }

@@ -13,9 +13,10 @@ use std::net::IpAddr;
 
 use regex::{Regex, RegexBuilder};
 
-use super::field::{Field, FieldValue};
+use super::field::{Field, FieldValue, Known};
 use super::view::EntryView;
 use super::yaml::{Node, NodeKind, Pos};
+use crate::event::Category;
 
 /// Largest compiled regex (bytes), so one rule cannot take unbounded memory.
 const REGEX_SIZE_LIMIT: usize = 1 << 20;
@@ -166,12 +167,37 @@ enum Cond {
 pub struct Detection {
     selections: Vec<Selection>,
     condition: Cond,
+    /// Categories (bit `Category as u8`) an entry can have and match: most
+    /// rules name one, so the others are skipped with one test.
+    categories: u8,
 }
+
+const ALL_CATEGORIES: u8 = u8::MAX;
 
 impl Detection {
     /// Whether the entry matches the condition.
     pub fn matches(&self, entry: &EntryView<'_>) -> bool {
+        if self.categories & (1 << entry.event.category as u8) == 0 {
+            return false;
+        }
         self.eval(&self.condition, entry)
+    }
+
+    /// The categories `c` can match: the item semantics evaluated on each
+    /// category name, so the filter is exact for what it keeps out.
+    fn categories(&self, c: &Cond) -> u8 {
+        match c {
+            Cond::Sel(i) => self.selections[*i].any_of.iter().fold(0, |m, items| {
+                m | items
+                    .iter()
+                    .fold(ALL_CATEGORIES, |m, item| m & item.categories())
+            }),
+            Cond::Not(_) => ALL_CATEGORIES,
+            Cond::And(cs) => cs
+                .iter()
+                .fold(ALL_CATEGORIES, |m, c| m & self.categories(c)),
+            Cond::Or(cs) => cs.iter().fold(0, |m, c| m | self.categories(c)),
+        }
     }
 
     fn eval(&self, c: &Cond, entry: &EntryView<'_>) -> bool {
@@ -193,6 +219,34 @@ impl Selection {
 }
 
 impl Item {
+    /// [`Detection::categories`] of one item: all, unless it tests the
+    /// category itself (without a time part or a field reference).
+    fn categories(&self) -> u8 {
+        if self.field != Field::Known(Known::Category)
+            || self.time_part.is_some()
+            || self
+                .patterns
+                .iter()
+                .any(|p| matches!(p, Pattern::FieldRef(..)))
+        {
+            return ALL_CATEGORIES;
+        }
+        let mut mask = 0;
+        for c in Category::ALL {
+            let v = Some(FieldValue::Str(c.as_str()));
+            let one = |p: &Pattern| p.matches(v, None);
+            let hit = if self.all {
+                self.patterns.iter().all(one)
+            } else {
+                self.patterns.iter().any(one)
+            };
+            if hit {
+                mask |= 1 << c as u8;
+            }
+        }
+        mask
+    }
+
     fn matches(&self, entry: &EntryView<'_>) -> bool {
         let mut value = self.field.get(entry);
         if let (Some(part), Some(v)) = (self.time_part, value) {
@@ -201,7 +255,7 @@ impl Item {
                 return false;
             }
         }
-        let one = |p: &Pattern| p.matches(value, entry);
+        let one = |p: &Pattern| p.matches(value, Some(entry));
         if self.all {
             self.patterns.iter().all(one)
         } else {
@@ -223,7 +277,8 @@ fn time_part(part: TimePart, v: &FieldValue<'_>) -> Option<u64> {
 }
 
 impl Pattern {
-    fn matches(&self, value: Option<FieldValue<'_>>, entry: &EntryView<'_>) -> bool {
+    /// `entry`: for field references (`None`: they do not match).
+    fn matches(&self, value: Option<FieldValue<'_>>, entry: Option<&EntryView<'_>>) -> bool {
         let Some(v) = value else {
             return matches!(self, Pattern::Null | Pattern::Exists(false));
         };
@@ -248,7 +303,7 @@ impl Pattern {
             },
             Pattern::Cmp(op, n) => v.number().is_some_and(|x| op.holds(x, *n)),
             Pattern::FieldRef(op, other, cased) => {
-                let Some(o) = other.get(entry) else {
+                let Some(o) = entry.and_then(|e| other.get(e)) else {
                     return false;
                 };
                 let o = o.text();
@@ -402,10 +457,13 @@ pub fn compile(detection: &Node) -> Result<Detection, At> {
         }
         NodeKind::Map(_) => return Err(at(cond.pos, "condition must be a string")),
     };
-    Ok(Detection {
+    let mut d = Detection {
         selections,
         condition,
-    })
+        categories: ALL_CATEGORIES,
+    };
+    d.categories = d.categories(&d.condition);
+    Ok(d)
 }
 
 fn compile_selection(node: &Node) -> Result<Selection, At> {

@@ -36,7 +36,13 @@
 //! [`Engine::process`].
 
 use std::cmp::Reverse;
+use std::collections::hash_map::Entry as Slot;
 use std::collections::{BTreeMap, BinaryHeap, HashMap, VecDeque};
+
+/// Hash maps of per-event state: foldhash (randomly seeded per map) instead
+/// of SipHash, which was a fifth of the engine's time; keys are bounded per
+/// rule (`max_groups_per_rule`, `max_hits_per_group`).
+type Map<K, V> = HashMap<K, V, foldhash::fast::RandomState>;
 use std::sync::Arc;
 
 use super::Level;
@@ -111,6 +117,9 @@ pub struct EngineStats {
 /// Shared: the reorder buffer, the group map, its idle index and the eager
 /// look-ahead hold the same key.
 type GroupKey = Arc<[Option<Box<str>>]>;
+/// A counted (value_count) or remembered (first_seen) value, shared by the
+/// reorder buffer, the look-ahead, the window and the value map.
+type Value = Arc<str>;
 
 /// Ordering of hits: event time, ledger index, correlation, member.
 type HitKey = (i64, u64, usize, usize);
@@ -119,7 +128,7 @@ type HitKey = (i64, u64, usize, usize);
 struct Pending {
     key: HitKey,
     group: GroupKey,
-    value: Option<Box<str>>,
+    value: Option<Value>,
 }
 
 impl PartialEq for Pending {
@@ -160,7 +169,7 @@ struct Hit {
     first_time: i64,
     member: usize,
     events: Events,
-    value: Option<Box<str>>,
+    value: Option<Value>,
 }
 
 #[derive(Debug, Default)]
@@ -171,14 +180,14 @@ struct Group {
     seq: u64,
     hits: VecDeque<Hit>,
     /// value_count: distinct value -> hits carrying it.
-    values: HashMap<Box<str>, u32>,
+    values: Map<Value, u32>,
     /// first_seen: value -> last time seen.
-    seen: HashMap<Box<str>, i64>,
+    seen: Map<Value, i64>,
 }
 
 #[derive(Debug, Default)]
 struct CorrState {
-    groups: HashMap<GroupKey, Group>,
+    groups: Map<GroupKey, Group>,
     /// (last hit time, seq) -> group, oldest first: expiry and eviction order.
     idle: BTreeMap<(i64, u64), GroupKey>,
     seq: u64,
@@ -292,7 +301,7 @@ impl Engine {
                     .and_then(|f| f.get(entry))
                     .map(|v| v.text().into());
                 if self.eager.watches(ci) {
-                    self.eager.wait(key, &group, value.as_deref());
+                    self.eager.wait(key, &group, value.as_ref());
                     self.touched.push((key, group.clone()));
                 }
                 self.pending.push(Reverse(Pending { key, group, value }));
@@ -387,8 +396,9 @@ impl Engine {
         }
         let st = &mut self.state[ci];
         expire(st, t - corr.timespan_ms, &mut self.stats);
-        if !st.groups.contains_key(&key)
-            && st.groups.len() >= self.cfg.max_groups_per_rule
+        // The cap first: the lookup is only needed when it is reached.
+        if st.groups.len() >= self.cfg.max_groups_per_rule
+            && !st.groups.contains_key(&key)
             && let Some((_, k)) = st.idle.pop_first()
         {
             st.groups.remove(&k);
@@ -396,8 +406,10 @@ impl Engine {
         }
         st.seq += 1;
         let seq = st.seq;
-        let group = match st.groups.get_mut(&key) {
-            Some(g) => {
+        // One lookup (the key is shared, cloning it is a count).
+        let group = match st.groups.entry(key.clone()) {
+            Slot::Occupied(o) => {
+                let g = o.into_mut();
                 // Move the idle-order entry (and its key) to the new time.
                 let k = st
                     .idle
@@ -406,9 +418,9 @@ impl Engine {
                 st.idle.insert((t, seq), k);
                 g
             }
-            None => {
+            Slot::Vacant(v) => {
                 st.idle.insert((t, seq), key.clone());
-                let g = st.groups.entry(key.clone()).or_default();
+                let g = v.insert(Group::default());
                 g.first = t;
                 g.last = t;
                 g

@@ -227,9 +227,10 @@ fn known<'a>(k: Known, entry: &'a EntryView<'_>) -> Option<FieldValue<'a>> {
     let e = &entry.event;
     let actor = e.actor.as_ref();
     let en = entry.enriched.as_ref();
-    let en_actor = en.and_then(|x| x.actor.as_ref());
-    let en_target = en.and_then(|x| x.target_user.as_ref());
-    let en_patient = en.and_then(|x| x.patient.as_ref());
+    // Only the arm taken looks these up.
+    let en_actor = || en.and_then(|x| x.actor.as_ref());
+    let en_target = || en.and_then(|x| x.target_user.as_ref());
+    let en_patient = || en.and_then(|x| x.patient.as_ref());
     match k {
         Known::Id => s(&e.id),
         Known::Time => Some(FieldValue::Time(e.time)),
@@ -239,34 +240,34 @@ fn known<'a>(k: Known, entry: &'a EntryView<'_>) -> Option<FieldValue<'a>> {
         Known::ActorUser => actor.and_then(|a| s(&a.user)),
         Known::ActorRole => actor
             .and_then(|a| s(&a.role))
-            .or_else(|| staff(en_actor, |i| &i.role)),
+            .or_else(|| staff(en_actor(), |i| &i.role)),
         Known::ActorDepartment => actor
             .and_then(|a| s(&a.department))
-            .or_else(|| staff(en_actor, |i| &i.department)),
+            .or_else(|| staff(en_actor(), |i| &i.department)),
         Known::ActorIp => actor.and_then(|a| s(&a.ip)),
         Known::ActorSession => actor.and_then(|a| s(&a.session)),
         Known::ActorDevice => actor.and_then(|a| s(&a.device)),
         Known::ActorMfa => actor.and_then(|a| a.mfa).map(FieldValue::Bool),
-        Known::ActorName => staff(en_actor, |i| &i.name),
-        Known::ActorLastName => staff(en_actor, |i| &i.last_name),
-        Known::ActorHomeZip => staff(en_actor, |i| &i.home_zip),
-        Known::ActorHired => staff(en_actor, |i| &i.hired),
-        Known::ActorTerminated => staff(en_actor, |i| &i.terminated),
+        Known::ActorName => staff(en_actor(), |i| &i.name),
+        Known::ActorLastName => staff(en_actor(), |i| &i.last_name),
+        Known::ActorHomeZip => staff(en_actor(), |i| &i.home_zip),
+        Known::ActorHired => staff(en_actor(), |i| &i.hired),
+        Known::ActorTerminated => staff(en_actor(), |i| &i.terminated),
         Known::PatientId => e.patient.as_ref().map(|p| FieldValue::Str(&p.id)),
-        Known::PatientLastName => en_patient.and_then(|p| s(&p.last_name)),
-        Known::PatientHomeZip => en_patient.and_then(|p| s(&p.home_zip)),
-        Known::PatientVip => en_patient.map(|p| FieldValue::Bool(p.vip)),
-        Known::PatientEmployeeUser => en_patient.and_then(|p| s(&p.employee_user)),
+        Known::PatientLastName => en_patient().and_then(|p| s(&p.last_name)),
+        Known::PatientHomeZip => en_patient().and_then(|p| s(&p.home_zip)),
+        Known::PatientVip => en_patient().map(|p| FieldValue::Bool(p.vip)),
+        Known::PatientEmployeeUser => en_patient().and_then(|p| s(&p.employee_user)),
         Known::ResourceType => e.resource.as_ref().map(|r| FieldValue::Str(&r.kind)),
         Known::ResourceId => e.resource.as_ref().and_then(|r| s(&r.id)),
         Known::TargetUser => s(&e.target_user),
-        Known::TargetName => staff(en_target, |i| &i.name),
-        Known::TargetLastName => staff(en_target, |i| &i.last_name),
-        Known::TargetRole => staff(en_target, |i| &i.role),
-        Known::TargetDepartment => staff(en_target, |i| &i.department),
-        Known::TargetHomeZip => staff(en_target, |i| &i.home_zip),
-        Known::TargetHired => staff(en_target, |i| &i.hired),
-        Known::TargetTerminated => staff(en_target, |i| &i.terminated),
+        Known::TargetName => staff(en_target(), |i| &i.name),
+        Known::TargetLastName => staff(en_target(), |i| &i.last_name),
+        Known::TargetRole => staff(en_target(), |i| &i.role),
+        Known::TargetDepartment => staff(en_target(), |i| &i.department),
+        Known::TargetHomeZip => staff(en_target(), |i| &i.home_zip),
+        Known::TargetHired => staff(en_target(), |i| &i.hired),
+        Known::TargetTerminated => staff(en_target(), |i| &i.terminated),
         Known::SourceSystem => e.source.as_ref().map(|x| FieldValue::Str(&x.system)),
         Known::SourceHost => e.source.as_ref().and_then(|x| s(&x.host)),
         Known::Reason => s(&e.reason),

@@ -33,16 +33,16 @@
 //! and alerting on their own. `temporal_ordered` and `first_seen` depend on
 //! the order of all earlier events and wait for the watermark.
 
-use std::collections::{HashMap, VecDeque};
+use std::collections::VecDeque;
 
-use super::{GroupKey, HitKey, MAX_ALERT_EVENTS};
+use super::{GroupKey, HitKey, MAX_ALERT_EVENTS, Map, Value};
 use crate::rules::load::{CorrelationRule, CorrelationType, Source};
 
 /// One hit of a watched correlation still in the reorder buffer.
 #[derive(Debug)]
 struct Waiting {
     key: HitKey,
-    value: Option<Box<str>>,
+    value: Option<Value>,
 }
 
 #[derive(Debug, Default)]
@@ -84,7 +84,7 @@ pub(super) struct Firing {
 #[derive(Debug, Default)]
 pub(super) struct Eager {
     /// Per correlation: `Some` when it fires eagerly.
-    watched: Vec<Option<HashMap<GroupKey, GroupWaiting>>>,
+    watched: Vec<Option<Map<GroupKey, GroupWaiting>>>,
     fired: Vec<Fired>,
 }
 
@@ -119,7 +119,7 @@ impl Eager {
         Eager {
             watched: correlations
                 .iter()
-                .map(|c| is_eager(c).then(HashMap::new))
+                .map(|c| is_eager(c).then(Map::default))
                 .collect(),
             fired: Vec::new(),
         }
@@ -130,7 +130,7 @@ impl Eager {
     }
 
     /// A hit entered the reorder buffer.
-    pub(super) fn wait(&mut self, key: HitKey, group: &GroupKey, value: Option<&str>) {
+    pub(super) fn wait(&mut self, key: HitKey, group: &GroupKey, value: Option<&Value>) {
         let Some(Some(map)) = self.watched.get_mut(key.2) else {
             return;
         };
@@ -143,7 +143,7 @@ impl Eager {
             at,
             Waiting {
                 key,
-                value: value.map(Into::into),
+                value: value.cloned(),
             },
         );
     }
@@ -211,7 +211,7 @@ impl Eager {
                 value: h.value.as_deref(),
             }));
         }
-        let mut values: HashMap<&str, u32> = HashMap::new();
+        let mut values: Map<&str, u32> = Map::default();
         for v in window.iter().filter_map(|h| h.value) {
             *values.entry(v).or_insert(0) += 1;
         }
@@ -312,7 +312,7 @@ impl Eager {
     }
 }
 
-fn pop(window: &mut VecDeque<Sim<'_>>, values: &mut HashMap<&str, u32>) {
+fn pop(window: &mut VecDeque<Sim<'_>>, values: &mut Map<&str, u32>) {
     if let Some(h) = window.pop_front()
         && let Some(v) = h.value
         && let Some(n) = values.get_mut(v)
