@@ -8,14 +8,16 @@
 # (`sealtrail_alert_latency_seconds`); this script prints that histogram's
 # p50/p99 (bucket upper bounds) and checks every expected alert was raised.
 #
-#   bash bench/alert-latency.sh [SECONDS=30] [RATE=2000] [LATENESS=500ms]
+#   bash bench/alert-latency.sh [SECONDS=30] [RATE=2000] [LATENESS=2s]
+#
+# LATENESS defaults to the service's default (`[rules] allowed_lateness`).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 seconds=${1:-30}
 rate=${2:-2000}
-lateness=${3:-500ms}
+lateness=${3:-2s}
 cargo build --release --locked --quiet
-bin=$PWD/target/release/sealtrail
+bin=${CARGO_TARGET_DIR:-$PWD/target}/release/sealtrail
 work=$(mktemp -d /tmp/sealtrail-alerts.XXXXXX)
 trap 'kill "$pid" 2>/dev/null || true; wait "$pid" 2>/dev/null || true; rm -rf "$work"' EXIT
 "$bin" keygen --out "$work/keys" --name bench.example/log >/dev/null
@@ -75,8 +77,7 @@ while time.monotonic() - start < seconds:
     post(events)
     time.sleep(max(0.0, tick - (time.monotonic() - t0)))
 elapsed = time.monotonic() - start
-# Correlations fire once the allowed lateness has passed: wait until every
-# expected alert is listed rather than a fixed time.
+# Wait until every expected alert is listed rather than a fixed time.
 def alerts_by_title():
     out = {}
     for a in json.load(urllib.request.urlopen(url + "/v1/alerts?limit=1000"))["alerts"]:

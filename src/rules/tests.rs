@@ -309,6 +309,93 @@ fn cond_rule(condition: &str) -> RuleSet {
 }
 
 #[test]
+fn category_prefilter_keeps_every_match() {
+    use crate::event::Category;
+    let cases: [(&str, &[&str]); 7] = [
+        ("  s:\n    category|startswith: a\n  condition: s\n", &["auth", "access", "admin"]),
+        ("  s:\n    category: ACCESS\n  condition: s\n", &["access"]),
+        ("  s:\n    category|cased: ACCESS\n  condition: s\n", &[]),
+        ("  s:\n    category: auth\n  condition: not s\n", &["access", "admin", "integration", "system"]),
+        ("  s:\n    category|re: '^(auth|admin)$'\n  condition: s\n", &["auth", "admin"]),
+        (
+            "  a:\n    category: auth\n  b:\n    action: view\n  condition: 1 of them\n",
+            &["auth", "access", "admin", "integration", "system"],
+        ),
+        (
+            "  a:\n    - category: auth\n    - category: system\n  b:\n    category: [system, admin]\n  condition: a and b\n",
+            &["system"],
+        ),
+    ];
+    for (detection, expected) in cases {
+        let r = rule(detection);
+        for c in Category::ALL {
+            let e = entry(json!({"category": c.as_str(), "action": "view"}));
+            assert_eq!(
+                hits(&r, &e),
+                expected.contains(&c.as_str()),
+                "{detection} on {}",
+                c.as_str()
+            );
+        }
+    }
+}
+
+#[test]
+fn view_from_stored_bytes_reads_what_the_parsed_entry_has() {
+    use super::field::{Field, KNOWN_FIELDS};
+    let mut e = entry(json!({
+        "id": "ev-\"1\"",
+        "category": "auth",
+        "action": "login",
+        "outcome": "failure",
+        "actor": {"user": "u\u{e9}\\x", "role": "nurse", "ip": "10.0.0.1", "mfa": true},
+        "patient": {"id": "MRN-1"},
+        "resource": {"type": "chart", "id": "c-1"},
+        "target_user": "u2",
+        "source": {"system": "ehr", "host": "h1"},
+        "reason": "treatment",
+        "records": 12,
+        "message": "line\nbreak \"quoted\"",
+        "attrs": {"pages": 3, "a.b": "dotted", "n": {"x": [1, "two"]}, "f": 1.5}
+    }));
+    e.enriched = Some(Enriched {
+        actor: Some(StaffInfo {
+            last_name: Some("Smith".into()),
+            department: Some("er".into()),
+            ..StaffInfo::default()
+        }),
+        target_user: Some(StaffInfo {
+            role: Some("admin".into()),
+            ..StaffInfo::default()
+        }),
+        patient: Some(PatientInfo {
+            last_name: Some("Jones".into()),
+            home_zip: None,
+            vip: true,
+            employee_user: Some("u9".into()),
+        }),
+    });
+    let bytes = e.canonical_bytes();
+    let stored = EntryView::from_ledger_bytes(&bytes).unwrap();
+    let parsed = EntryView::from_entry(&e);
+    assert_eq!(stored.time_ms, parsed.time_ms);
+    let attrs = ["attrs.pages", "attrs.a.b", "attrs.n.x", "attrs.n", "attrs.f", "attrs.none"];
+    let fields = KNOWN_FIELDS
+        .iter()
+        .map(|(n, _)| *n)
+        .chain(attrs)
+        .map(|n| (n, Field::parse(n).unwrap()));
+    let mut present = 0;
+    for (name, f) in fields {
+        assert_eq!(f.get(&stored), f.get(&parsed), "{name}");
+        present += usize::from(f.get(&stored).is_some());
+    }
+    assert!(present > 30, "{present}");
+    assert!(EntryView::from_ledger_bytes(b"{\"received\":1}").is_err());
+    assert!(EntryView::from_ledger_bytes(b"\xff\xfe").is_err());
+}
+
+#[test]
 fn condition_forms() {
     let a_b = entry(json!({"action": "export", "actor": {"user": "u1"}}));
     let a = entry(json!({"action": "export", "actor": {"user": "u2"}}));
