@@ -312,11 +312,20 @@ fn cond_rule(condition: &str) -> RuleSet {
 fn category_prefilter_keeps_every_match() {
     use crate::event::Category;
     let cases: [(&str, &[&str]); 7] = [
-        ("  s:\n    category|startswith: a\n  condition: s\n", &["auth", "access", "admin"]),
+        (
+            "  s:\n    category|startswith: a\n  condition: s\n",
+            &["auth", "access", "admin"],
+        ),
         ("  s:\n    category: ACCESS\n  condition: s\n", &["access"]),
         ("  s:\n    category|cased: ACCESS\n  condition: s\n", &[]),
-        ("  s:\n    category: auth\n  condition: not s\n", &["access", "admin", "integration", "system"]),
-        ("  s:\n    category|re: '^(auth|admin)$'\n  condition: s\n", &["auth", "admin"]),
+        (
+            "  s:\n    category: auth\n  condition: not s\n",
+            &["access", "admin", "integration", "system"],
+        ),
+        (
+            "  s:\n    category|re: '^(auth|admin)$'\n  condition: s\n",
+            &["auth", "admin"],
+        ),
         (
             "  a:\n    category: auth\n  b:\n    action: view\n  condition: 1 of them\n",
             &["auth", "access", "admin", "integration", "system"],
@@ -379,7 +388,14 @@ fn view_from_stored_bytes_reads_what_the_parsed_entry_has() {
     let stored = EntryView::from_ledger_bytes(&bytes).unwrap();
     let parsed = EntryView::from_entry(&e);
     assert_eq!(stored.time_ms, parsed.time_ms);
-    let attrs = ["attrs.pages", "attrs.a.b", "attrs.n.x", "attrs.n", "attrs.f", "attrs.none"];
+    let attrs = [
+        "attrs.pages",
+        "attrs.a.b",
+        "attrs.n.x",
+        "attrs.n",
+        "attrs.f",
+        "attrs.none",
+    ];
     let fields = KNOWN_FIELDS
         .iter()
         .map(|(n, _)| *n)

@@ -194,7 +194,8 @@ fn detections_and_correlations_become_ledger_alerts_once() {
     assert_eq!(a[0]["group"], json!({}));
     assert_eq!(indices(&a[0]), glass);
 
-    // Four failed logins do not fire; the fifth does (after the lateness).
+    // Four failed logins do not fire; the fifth does (at once: event_count
+    // gte fires before the lateness has passed).
     let logins: Vec<Value> = (0..5)
         .map(|i| failed_login(&format!("fl-{i}"), "u1"))
         .collect();
