@@ -3,8 +3,13 @@
 //! a chained one) over generated, enriched practice events, and the memory
 //! that correlation state takes for 100,000 distinct groups.
 //!
+//! Stage 3 is the detector's path: stored entry bytes through the shipped
+//! pack (`rules/`), `EntryView` against the owned `Entry` parse.
+//!
 //! Run: `cargo bench --bench rules`. Env: SEALTRAIL_BENCH_EVENTS (default
-//! 2,000,000). Without `--bench` (as under `cargo test --all-targets`) a
+//! 2,000,000), SEALTRAIL_BENCH_ROUNDS (stage 3, default 3),
+//! SEALTRAIL_BENCH_STAGE=service (stage 3 only), SEALTRAIL_BENCH_PATH=view
+//! (stage 3's view path only, for profiling). Without `--bench` (as under `cargo test --all-targets`) a
 //! smoke run of 50,000 events (and 10,000 groups) checks that the benchmark
 //! still works.
 
