@@ -30,6 +30,10 @@
 //! previous hit is at least `gap` old. Its `timespan_ms` is `history`: a
 //! group with no hit for that long is expired like any other.
 //!
+//! `relation` and `state` (sealtrail extensions, state joins) keep their
+//! state in [`super::relation`]; their members' hits take the same reorder
+//! buffer, and the rule's `timespan_ms` is its replay span.
+//!
 //! Rebuilding after a restart or reload: replay the ledger from
 //! `now - (RuleSet::max_timespan_ms + allowed_lateness_ms)` with
 //! [`Engine::replay`] (alerts dropped), then continue with
@@ -41,6 +45,7 @@ use std::sync::Arc;
 
 use super::Level;
 use super::load::{CorrelationRule, CorrelationType, FirstSeen, GroupSource, RuleMeta, RuleSet};
+use super::relation::{JoinHit, JoinState};
 use crate::event::{Entry, Timestamp};
 
 /// Most event indices kept in one alert.
@@ -101,11 +106,14 @@ pub struct EngineStats {
     pub dropped_hits: u64,
     /// first_seen values dropped from a full group (least recently seen).
     pub evicted_values: u64,
+    /// relation/state hits not applied: a key field missing, or a relation
+    /// time that is no timestamp.
+    pub unjoined_hits: u64,
     pub pending: usize,
     pub groups: usize,
 }
 
-type GroupKey = Box<[Option<Box<str>>]>;
+pub(super) type GroupKey = Box<[Option<Box<str>>]>;
 
 /// Ordering of hits: event time, ledger index, correlation, member.
 type HitKey = (i64, u64, usize, usize);
@@ -168,6 +176,8 @@ struct CorrState {
     /// (last hit time, seq) -> group, oldest first: expiry and eviction order.
     idle: BTreeMap<(i64, u64), GroupKey>,
     seq: u64,
+    /// relation and state rules.
+    join: JoinState,
 }
 
 /// The rule engine: detection, reorder buffer and correlation state.
@@ -180,6 +190,8 @@ pub struct Engine {
     applied: Option<HitKey>,
     state: Vec<CorrState>,
     stats: EngineStats,
+    /// Set by [`Engine::set_partial_history`]: the first event time seen.
+    partial: Option<Option<i64>>,
 }
 
 impl Engine {
@@ -195,7 +207,16 @@ impl Engine {
             applied: None,
             state,
             stats: EngineStats::default(),
+            partial: None,
         }
+    }
+
+    /// Tells the engine that its input starts after the ledger's beginning
+    /// (a replay of the recent window): `relation` checks whose window
+    /// reaches before the first event it is given stay silent, as their
+    /// relations may lie in the part not replayed.
+    pub fn set_partial_history(&mut self) {
+        self.partial.get_or_insert(None);
     }
 
     pub fn rules(&self) -> &Arc<RuleSet> {
@@ -209,7 +230,11 @@ impl Engine {
     pub fn stats(&self) -> EngineStats {
         let mut s = self.stats.clone();
         s.pending = self.pending.len();
-        s.groups = self.state.iter().map(|c| c.groups.len()).sum();
+        s.groups = self
+            .state
+            .iter()
+            .map(|c| c.groups.len() + c.join.len())
+            .sum();
         s
     }
 
@@ -219,6 +244,9 @@ impl Engine {
     pub fn process(&mut self, index: u64, entry: &Entry, out: &mut Vec<AlertCandidate>) {
         self.stats.events += 1;
         let time = entry.event.time.unix_ms();
+        if let Some(first @ None) = &mut self.partial {
+            *first = Some(time);
+        }
         // Too late: behind the watermark, or behind a hit already applied
         // (after a forced release). Such hits are counted, not applied.
         let behind = self
@@ -315,6 +343,7 @@ impl Engine {
         for ci in 0..self.state.len() {
             let span = self.rules.correlations[ci].timespan_ms;
             expire(&mut self.state[ci], now - span, &mut self.stats);
+            self.state[ci].join.expire(now, &mut self.stats);
         }
     }
 
@@ -335,6 +364,24 @@ impl Engine {
         let rules = Arc::clone(&self.rules);
         let corr = &rules.correlations[ci];
         let t = hit.time;
+        if let Some(join) = &corr.join {
+            let jh = JoinHit {
+                time: t,
+                member: hit.member,
+                index: match &hit.events {
+                    Events::One(i) => *i,
+                    Events::Many(v) => v.first().copied().unwrap_or_default(),
+                },
+                value: hit.value.as_deref(),
+            };
+            let since = self.partial.flatten();
+            let st = &mut self.state[ci].join;
+            if let Some(f) = st.apply(join, &key, &jh, since, &self.cfg, &mut self.stats) {
+                let a = alert(&corr.meta, group_map(corr, &key), f.first_ms, t, f.count, f.events);
+                self.emit(ci, &key, a, f.first_ms, t, out);
+            }
+            return;
+        }
         if corr.first_seen.is_some() && corr.value_field.is_some() && hit.value.is_none() {
             // first_seen of a field the event lacks: nothing to remember.
             return;
@@ -566,8 +613,10 @@ fn measure(corr: &CorrelationRule, group: &Group) -> Option<u64> {
             }
             (seen.iter().filter(|s| **s).count() as u64, hits)
         }
-        // Applied by `first_seen`, never measured.
-        CorrelationType::FirstSeen => return None,
+        // Applied by `first_seen` and `relation`, never measured.
+        CorrelationType::FirstSeen | CorrelationType::Relation | CorrelationType::State => {
+            return None;
+        }
         CorrelationType::TemporalOrdered => {
             // Longest prefix of the member list found in order (greedy
             // earliest match is optimal for a fixed sequence).

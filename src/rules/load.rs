@@ -9,6 +9,7 @@ use std::path::{Path, PathBuf};
 
 use super::detection::{At, Detection, at, compile};
 use super::field::Field;
+use super::relation::{self, Join};
 use super::yaml::{Node, NodeKind, Pos, parse_documents};
 use super::{Level, LoadError};
 
@@ -48,6 +49,12 @@ pub enum CorrelationType {
     /// sealtrail extension: a value (or, without `field`, any activity)
     /// not seen for the group within a history window.
     FirstSeen,
+    /// sealtrail extension: a checked event with no recorded relation of
+    /// its key near its time (`super::relation`).
+    Relation,
+    /// sealtrail extension: a checked event while its key's state is set
+    /// (`super::relation`).
+    State,
 }
 
 impl CorrelationType {
@@ -58,6 +65,8 @@ impl CorrelationType {
             CorrelationType::Temporal => "temporal",
             CorrelationType::TemporalOrdered => "temporal_ordered",
             CorrelationType::FirstSeen => "first_seen",
+            CorrelationType::Relation => "relation",
+            CorrelationType::State => "state",
         }
     }
 }
@@ -123,6 +132,8 @@ pub struct CorrelationRule {
     pub value_field: Option<Field>,
     /// `first_seen` only.
     pub first_seen: Option<FirstSeen>,
+    /// `relation` and `state` only.
+    pub join: Option<Join>,
 }
 
 /// Settings of a `first_seen` correlation (its `timespan_ms` is `history`).
@@ -280,6 +291,7 @@ struct RawCorrelation<'a> {
     condition: CountCondition,
     value_field: Option<(Field, Pos)>,
     first_seen: Option<FirstSeen>,
+    join: Option<Join>,
     generate: bool,
 }
 
@@ -466,6 +478,12 @@ fn resolve(
                 "first_seen over another correlation is not supported",
             ));
         }
+        if let (Source::Correlation(_), Some(_)) = (source, &c.join) {
+            return Err(at(
+                r.pos,
+                format!("{} over another correlation is not supported", c.kind.as_str()),
+            ));
+        }
         let member_name = match source {
             Source::Detection(d) => set.detections[d].meta.name.clone(),
             Source::Correlation(_) => None,
@@ -512,6 +530,7 @@ fn resolve(
         condition: c.condition.clone(),
         value_field: c.value_field.as_ref().map(|(f, _)| f.clone()),
         first_seen: c.first_seen.clone(),
+        join: c.join.clone(),
     })
 }
 
@@ -675,6 +694,7 @@ fn parse_correlation<'a>(
                 "gap",
             ]
             .contains(&key)
+                && !relation::JOIN_KEYS.contains(&key)
             {
                 return Err(at(k.pos, format!("unknown correlation attribute `{key}`")));
             }
@@ -689,11 +709,13 @@ fn parse_correlation<'a>(
         Some("temporal") => CorrelationType::Temporal,
         Some("temporal_ordered") => CorrelationType::TemporalOrdered,
         Some("first_seen") => CorrelationType::FirstSeen,
+        Some("relation") => CorrelationType::Relation,
+        Some("state") => CorrelationType::State,
         _ => {
             return Err(at(
                 ty.pos,
-                "correlation type must be event_count, value_count, temporal, temporal_ordered \
-                 or first_seen",
+                "correlation type must be event_count, value_count, temporal, temporal_ordered, \
+                 first_seen, relation or state",
             ));
         }
     };
@@ -736,6 +758,14 @@ fn parse_correlation<'a>(
     {
         return Err(at(a.pos, "aliases must be a map"));
     }
+    let join = matches!(kind, CorrelationType::Relation | CorrelationType::State);
+    if !join {
+        for key in relation::JOIN_KEYS {
+            if let Some(n) = c.get(key) {
+                return Err(at(n.pos, format!("`{key}` is only for relation and state")));
+            }
+        }
+    }
     if kind == CorrelationType::FirstSeen {
         let (timespan_ms, value_field, first_seen) = parse_first_seen(c)?;
         return Ok(RawCorrelation {
@@ -748,6 +778,23 @@ fn parse_correlation<'a>(
             condition: CountCondition::default(),
             value_field,
             first_seen: Some(first_seen),
+            join: None,
+            generate,
+        });
+    }
+    if join {
+        let spec = relation::parse(c, kind, rules, &list)?;
+        return Ok(RawCorrelation {
+            meta,
+            kind,
+            rules: spec.rules,
+            group_by,
+            aliases,
+            timespan_ms: spec.join.span_ms(),
+            condition: CountCondition::default(),
+            value_field: spec.time_field,
+            first_seen: None,
+            join: Some(spec.join),
             generate,
         });
     }
@@ -847,6 +894,7 @@ fn parse_correlation<'a>(
         condition,
         value_field,
         first_seen: None,
+        join: None,
         generate,
     })
 }

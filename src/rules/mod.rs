@@ -38,6 +38,7 @@ mod detection;
 mod engine;
 pub mod field;
 mod load;
+mod relation;
 mod yaml;
 
 #[cfg(test)]
