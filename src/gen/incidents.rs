@@ -148,7 +148,14 @@ fn patient_id(g: &Gen, p: usize) -> String {
 }
 
 /// A session of `u` outside its shift: login from `ip`, `body` inside, logout.
-pub(crate) fn own_session(g: &mut Gen, u: usize, d: u32, from: i64, to: i64, ip: &str) -> (usize, usize) {
+pub(crate) fn own_session(
+    g: &mut Gen,
+    u: usize,
+    d: u32,
+    from: i64,
+    to: i64,
+    ip: &str,
+) -> (usize, usize) {
     let sid = g.session_id();
     let li = login(g, u, from, ip, Some(&sid), Outcome::Success);
     let mut out = event(to, Category::Auth, "logout", Outcome::Success);

@@ -953,7 +953,8 @@ fn vip_reviews(g: &mut Gen, d: u32, ph: usize, p: usize, t: i64) {
         );
     }
     if g.rng.gen_bool(0.6) {
-        let later = (d + 2..(d + 11).min(g.days)).find(|&x| g.practice.staff[ph].works(&g.clock, x));
+        let later =
+            (d + 2..(d + 11).min(g.days)).find(|&x| g.practice.staff[ph].works(&g.clock, x));
         if let Some(x) = later {
             let (s, e) = g.practice.staff[ph].shift_ms(&g.clock, x);
             let at = g.rng.gen_range(s + 30 * MIN_MS..e - 30 * MIN_MS);
@@ -1008,7 +1009,10 @@ fn handover(g: &mut Gen, u: usize, disabled_on: u32, user: &str) {
     let to = from + g.rng.gen_range(30..60) * MIN_MS;
     let ip = g.practice.staff[u].ip.clone();
     super::incidents::own_session(g, u, d, from, to, &ip);
-    let f = attrs([("change_ticket", ticket(g)), ("why", json!("handover done"))]);
+    let f = attrs([
+        ("change_ticket", ticket(g)),
+        ("why", json!("handover done")),
+    ]);
     admin(
         g,
         a,

@@ -377,7 +377,14 @@ impl Engine {
             let since = self.partial.flatten();
             let st = &mut self.state[ci].join;
             if let Some(f) = st.apply(join, &key, &jh, since, &self.cfg, &mut self.stats) {
-                let a = alert(&corr.meta, group_map(corr, &key), f.first_ms, t, f.count, f.events);
+                let a = alert(
+                    &corr.meta,
+                    group_map(corr, &key),
+                    f.first_ms,
+                    t,
+                    f.count,
+                    f.events,
+                );
                 self.emit(ci, &key, a, f.first_ms, t, out);
             }
             return;

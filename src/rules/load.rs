@@ -481,7 +481,10 @@ fn resolve(
         if let (Source::Correlation(_), Some(_)) = (source, &c.join) {
             return Err(at(
                 r.pos,
-                format!("{} over another correlation is not supported", c.kind.as_str()),
+                format!(
+                    "{} over another correlation is not supported",
+                    c.kind.as_str()
+                ),
             ));
         }
         let member_name = match source {

@@ -88,6 +88,9 @@ pub(super) struct JoinSpec<'a> {
     pub time_field: Option<(Field, Pos)>,
 }
 
+/// Reads a list of rule names of the correlation map (key, required).
+pub(super) type ListReader<'a, 'f> = &'f dyn Fn(&str, bool) -> Result<Vec<&'a Node>, At>;
+
 /// Keys of a correlation map that only joins use.
 pub(super) const JOIN_KEYS: [&str; 6] = ["relation", "set", "clear", "time", "window", "lead"];
 
@@ -97,7 +100,7 @@ pub(super) fn parse<'a>(
     c: &'a Node,
     kind: CorrelationType,
     checked: Vec<&'a Node>,
-    list: &dyn Fn(&str, bool) -> Result<Vec<&'a Node>, At>,
+    list: ListReader<'a, '_>,
 ) -> Result<JoinSpec<'a>, At> {
     let relation = kind == CorrelationType::Relation;
     let (name, foreign): (&str, &[&str]) = if relation {
@@ -365,3 +368,7 @@ impl JoinState {
         }
     }
 }
+
+#[cfg(test)]
+#[path = "relation_tests.rs"]
+mod tests;
