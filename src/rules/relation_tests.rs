@@ -558,3 +558,64 @@ fn bad_knobs_are_load_errors_with_line_and_column() {
     let e = load_err(&chained);
     assert!(e.reason.contains("state over another correlation"), "{e}");
 }
+
+#[test]
+fn shuffled_within_lateness_gives_the_sorted_alerts() {
+    use proptest::prelude::*;
+    use proptest::test_runner::{Config, RngAlgorithm, TestRng, TestRunner};
+    const LATENESS: i64 = 5_000;
+    let rules = format!("{VIP}---\n{DISABLED}");
+    let go = |input: &[(u64, Entry)]| {
+        let (out, e) = run(&rules, cfg(LATENESS), input);
+        (out, e.stats().late_hits)
+    };
+    let offsets = [-W - 1, -W, -3_000, 0, 2_000, W, W + 1];
+    let mut runner = TestRunner::new_with_rng(
+        Config {
+            cases: 150,
+            ..Config::default()
+        },
+        TestRng::from_seed(RngAlgorithm::ChaCha, &[11; 32]),
+    );
+    // (gap in ms, kind, who, patient, scheduled offset, arrival jitter in ms)
+    let events = prop::collection::vec(
+        (
+            0i64..3_000,
+            0u8..5,
+            0u8..2,
+            0u8..2,
+            0usize..7,
+            0i64..LATENESS,
+        ),
+        1..80,
+    );
+    runner
+        .run(&events, |evs| {
+            let mut t = T0;
+            let mut sorted = Vec::new();
+            let mut keys = Vec::new();
+            for (i, &(gap, kind, who, p, off, jitter)) in evs.iter().enumerate() {
+                t += gap;
+                let (dr, acct, pat) = (format!("dr{who}"), format!("a{who}"), format!("p{p}"));
+                let e = match kind {
+                    0 => booking(t, &pat, &dr, Some(&ts(t + offsets[off]))),
+                    1 => view(t, &dr, &pat),
+                    2 => admin(t, "user_disable", &acct),
+                    3 => admin(t, "user_enable", &acct),
+                    _ => login(t, &acct),
+                };
+                sorted.push((i as u64, e));
+                keys.push((t + jitter, i));
+            }
+            keys.sort();
+            let shuffled: Vec<(u64, Entry)> =
+                keys.iter().map(|&(_, i)| sorted[i].clone()).collect();
+            let (a, late_a) = go(&sorted);
+            let (b, late_b) = go(&shuffled);
+            prop_assert_eq!(late_a, 0);
+            prop_assert_eq!(late_b, 0);
+            prop_assert_eq!(a, b);
+            Ok(())
+        })
+        .unwrap();
+}
