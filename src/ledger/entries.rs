@@ -534,34 +534,31 @@ fn read_block_entries(
         }
         let body = pos + FRAME_HEADER_LEN;
         if want.peek().is_some_and(|&&w| w == k) {
-            let payload = match &block {
+            let single;
+            let stored: &[u8] = match &block {
                 Some(b) => {
                     let at = (body - start) as usize;
                     b.get(at..at + len as usize)
                         .ok_or_else(|| frame_err(pos, "block ends inside a frame".into()))?
-                        .to_vec()
                 }
                 None => {
                     let mut p = vec![0u8; len as usize];
                     if !read_full(file, path, body, &mut p)? {
                         return Err(frame_err(pos, "frame past the end of the file".into()));
                     }
-                    p
+                    single = p;
+                    &single
                 }
             };
-            if crc32c::crc32c(&payload) != crc {
+            if crc32c::crc32c(stored) != crc {
                 return Err(frame_err(pos, "frame checksum mismatch".into()));
             }
-            let payload = match codec {
-                FrameCodec::Plain => payload,
-                codec => {
-                    let mut entry = Vec::new();
-                    codec
-                        .decode_into(&payload, &mut entry)
-                        .map_err(|e| frame_err(pos, e.to_string()))?;
-                    entry.as_slice().to_vec()
-                }
-            };
+            let mut payload = Vec::new();
+            codec
+                .decode_into(stored, &mut payload)
+                .map_err(|e| frame_err(pos, e.to_string()))?;
+            // A frame without a declared size was decoded into a 1 MiB buffer.
+            payload.shrink_to_fit();
             // The same entry may be asked for more than once.
             while want.next_if(|&&w| w == k).is_some() {
                 out.push(payload.clone());

@@ -315,15 +315,19 @@ impl FrameCodec {
             FrameCodec::Zstd(dict) => dict,
         };
         let max = MAX_ENTRY_LEN as usize;
-        match zstd_safe::get_frame_content_size(stored) {
+        // Frames written by the compactor declare their size: decode into
+        // exactly that much (a frame that holds more fails to decode).
+        let declared = match zstd_safe::get_frame_content_size(stored) {
             Ok(Some(n)) if n == 0 || n > max as u64 => {
                 return Err(CodecError(format!(
                     "zstd frame declares {n} bytes of content (allowed 1..={max})"
                 )));
             }
-            Ok(_) => {}
+            // Bounded by `max` just above.
+            Ok(Some(n)) => n as usize,
+            Ok(None) => max,
             Err(_) => return Err(CodecError("not a zstd frame".into())),
-        }
+        };
         match zstd_safe::find_frame_compressed_size(stored) {
             Ok(n) if n == stored.len() => {}
             Ok(n) => {
@@ -339,9 +343,9 @@ impl FrameCodec {
                 )));
             }
         }
-        // Output is written into spare capacity only: more than `max`
-        // bytes fails instead of growing the buffer.
-        out.reserve_exact(max);
+        // Output is written into spare capacity only: more than `declared`
+        // (at most `max`) bytes fails instead of growing the buffer.
+        out.reserve_exact(declared);
         let result = DCTX.with(|cell| {
             let mut dctx = cell.borrow_mut();
             match dict {
