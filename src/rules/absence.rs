@@ -140,8 +140,11 @@ struct Watch {
     gaps: VecDeque<(i64, i64)>,
     /// Reported silent, not heard since.
     silent: bool,
-    /// Whether `timer` is the silence deadline (else the time to forget).
+    /// Whether `deadline` is the silence deadline (else the time to forget).
     armed: bool,
+    deadline: i64,
+    /// The scheduled timer: at or before `deadline` (moved lazily, when it
+    /// fires early, so most hits touch no timer).
     timer: TimerId,
     seq: u64,
 }
@@ -187,7 +190,6 @@ impl State {
         let seq = self.seq;
         let w = match self.groups.get_mut(&key) {
             Some(w) => {
-                timers.cancel(w.timer);
                 let k = self
                     .idle
                     .remove(&(w.last, w.seq))
@@ -208,7 +210,8 @@ impl State {
                     gaps: VecDeque::new(),
                     silent: false,
                     armed: false,
-                    timer: (0, 0, 0),
+                    deadline: i64::MIN,
+                    timer: (i64::MIN, 0, 0),
                     seq,
                 })
             }
@@ -234,12 +237,15 @@ impl State {
         w.armed = w.recent.len() >= keep
             && w.recent.front().is_some_and(|&r| r >= t - rule.history_ms)
             && t - w.first >= rule.learning_ms;
-        let deadline = if w.armed {
+        w.deadline = if w.armed {
             t + threshold
         } else {
             t + rule.history_ms.max(threshold)
         };
-        w.timer = timers.schedule(deadline, ci, key);
+        if w.timer.0 > w.deadline || w.timer.0 == i64::MIN {
+            timers.cancel(w.timer);
+            w.timer = timers.schedule(w.deadline, ci, key);
+        }
     }
 
     /// A timer of this rule fired: the silence alert, or forgetting.
@@ -254,6 +260,11 @@ impl State {
         let w = self.groups.get_mut(key)?;
         if w.timer != id {
             return None; // stale (never left behind, but cheap to check)
+        }
+        if w.deadline > id.0 {
+            // Hits came since it was set: wait for the current deadline.
+            w.timer = timers.schedule(w.deadline, id.1, key.clone());
+            return None;
         }
         if !w.armed {
             let w = self.groups.remove(key)?;
@@ -270,6 +281,7 @@ impl State {
         w.silent = true;
         let forget = w.last + rule.history_ms;
         if forget > id.0 {
+            w.deadline = forget;
             w.timer = timers.schedule(forget, id.1, key.clone());
         } else if let Some(w) = self.groups.remove(key) {
             self.idle.remove(&(w.last, w.seq));
