@@ -33,11 +33,14 @@
 //!
 //! [`Entry`]: crate::event::Entry
 
+mod absence;
+mod baseline;
 mod dedup;
 mod detection;
 mod engine;
 pub mod field;
 mod load;
+mod timers;
 mod yaml;
 
 #[cfg(test)]
