@@ -36,12 +36,15 @@
 //!
 //! [`Entry`]: crate::event::Entry
 
+mod absence;
+mod baseline;
 mod dedup;
 mod detection;
 mod engine;
 pub mod field;
 mod load;
 mod relation;
+mod timers;
 mod yaml;
 
 #[cfg(test)]

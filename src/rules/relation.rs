@@ -108,9 +108,18 @@ pub(super) fn parse<'a>(
     } else {
         ("state", &["relation", "time", "window", "lead"])
     };
-    for key in ["timespan", "condition", "field", "learning", "gap"]
-        .iter()
-        .chain(foreign)
+    for key in [
+        "timespan",
+        "condition",
+        "field",
+        "learning",
+        "gap",
+        "min_count",
+        "gap_factor",
+        "factor",
+    ]
+    .iter()
+    .chain(foreign)
     {
         if let Some(n) = c.get(key) {
             return Err(at(n.pos, format!("`{key}` is not used by {name}")));
