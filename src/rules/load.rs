@@ -884,7 +884,7 @@ fn parse_correlation<'a>(
     }
     for (key, types) in [
         ("field", "first_seen"),
-        ("history", "first_seen, absence and baseline"),
+        ("history", "first_seen, state, absence and baseline"),
         ("learning", "first_seen"),
         ("gap", "first_seen"),
         ("min_count", "absence and baseline"),
