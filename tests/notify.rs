@@ -11,9 +11,9 @@ use sealtrail::response::notify::{
 use serde_json::{Value, json};
 use std::collections::VecDeque;
 use std::future::Future;
-use std::io::{BufRead, BufReader, Write};
-use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
+use std::io::Write;
+use std::path::Path;
+use std::process::{Command, Stdio};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
@@ -35,7 +35,12 @@ impl Log {
         move |a| log.lock().unwrap().push((Instant::now(), a))
     }
     fn attempts(&self) -> Vec<Attempt> {
-        self.0.lock().unwrap().iter().map(|(_, a)| a.clone()).collect()
+        self.0
+            .lock()
+            .unwrap()
+            .iter()
+            .map(|(_, a)| a.clone())
+            .collect()
     }
     fn outcomes(&self) -> Vec<Outcome> {
         self.attempts().iter().map(|a| a.outcome).collect()
@@ -47,98 +52,9 @@ impl Log {
 
 // ---------------------------------------------------------------- SMTP
 
-/// The aiosmtpd sink, stopped (stdin closed, then killed) on drop.
-struct Sink {
-    child: Child,
-    port: u16,
-    dir: tempfile::TempDir,
-}
-
-impl Sink {
-    fn start(args: &[&str]) -> Sink {
-        let dir = tempfile::tempdir().unwrap();
-        let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/support/smtp_sink.py");
-        let mut child = Command::new("python3")
-            .arg(script)
-            .arg("--dir")
-            .arg(dir.path())
-            .args(args)
-            .stdin(Stdio::piped())
-            .stdout(Stdio::piped())
-            .stderr(Stdio::inherit())
-            .spawn()
-            .expect("python3 runs");
-        let mut line = String::new();
-        BufReader::new(child.stdout.take().unwrap())
-            .read_line(&mut line)
-            .unwrap();
-        let port = line
-            .strip_prefix("PORT ")
-            .and_then(|p| p.trim().parse().ok())
-            .unwrap_or_else(|| panic!("smtp_sink.py did not start (is aiosmtpd installed?): {line:?}"));
-        Sink { child, port, dir }
-    }
-
-    /// The `n`th accepted message (1-based), waiting for its file.
-    fn message(&self, n: usize) -> Value {
-        let path = self.dir.path().join(format!("{n}.json"));
-        let deadline = Instant::now() + Duration::from_secs(10);
-        while !path.exists() {
-            assert!(Instant::now() < deadline, "no message {n} in the sink");
-            std::thread::sleep(Duration::from_millis(10));
-        }
-        serde_json::from_slice(&std::fs::read(&path).unwrap()).unwrap()
-    }
-
-    fn received(&self) -> usize {
-        std::fs::read_dir(self.dir.path())
-            .unwrap()
-            .filter(|e| e.as_ref().unwrap().path().extension().is_some_and(|x| x == "json"))
-            .count()
-    }
-}
-
-impl Drop for Sink {
-    fn drop(&mut self) {
-        drop(self.child.stdin.take());
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
-
-/// A private CA and a certificate it signed for 127.0.0.1 and localhost.
-struct Pki {
-    dir: tempfile::TempDir,
-}
-
-impl Pki {
-    fn new() -> Pki {
-        use rcgen::{BasicConstraints, CertificateParams, DnType, IsCa, Issuer, KeyPair, KeyUsagePurpose};
-        let dir = tempfile::tempdir().unwrap();
-        let ca_key = KeyPair::generate().unwrap();
-        let mut ca = CertificateParams::new(Vec::<String>::new()).unwrap();
-        ca.is_ca = IsCa::Ca(BasicConstraints::Unconstrained);
-        ca.distinguished_name.push(DnType::CommonName, "sealtrail test CA");
-        ca.key_usages = vec![KeyUsagePurpose::KeyCertSign, KeyUsagePurpose::CrlSign];
-        let ca_cert = ca.self_signed(&ca_key).unwrap();
-        let issuer = Issuer::new(ca, ca_key);
-        let key = KeyPair::generate().unwrap();
-        let leaf = CertificateParams::new(vec!["127.0.0.1".to_owned(), "localhost".to_owned()])
-            .unwrap()
-            .signed_by(&key, &issuer)
-            .unwrap();
-        std::fs::write(dir.path().join("ca.pem"), ca_cert.pem()).unwrap();
-        std::fs::write(dir.path().join("cert.pem"), leaf.pem()).unwrap();
-        std::fs::write(dir.path().join("key.pem"), key.serialize_pem()).unwrap();
-        Pki { dir }
-    }
-    fn path(&self, name: &str) -> PathBuf {
-        self.dir.path().join(name)
-    }
-    fn server_args(&self) -> [String; 2] {
-        [self.path("cert.pem"), self.path("key.pem")].map(|p| p.to_str().unwrap().to_owned())
-    }
-}
+#[path = "support/smtp.rs"]
+mod smtp_support;
+use smtp_support::{Pki, Sink};
 
 fn smtp(port: u16, starttls: StartTls) -> SmtpConfig {
     SmtpConfig {
@@ -183,26 +99,49 @@ fn plain_delivery_carries_the_headers_and_the_utf8_body() {
         (a.channel, a.attempt, a.outcome),
         (Channel::Email, 1, Outcome::Delivered)
     );
-    assert_eq!(a.target, "oncall@clinic.test, Second Level <second@clinic.test>");
+    assert_eq!(
+        a.target,
+        "oncall@clinic.test, Second Level <second@clinic.test>"
+    );
     assert!(a.detail.starts_with("250 "), "{}", a.detail);
 
     let got = sink.message(1);
     assert_eq!(got["mail_from"], "alerts@clinic.test");
-    assert_eq!(got["rcpt_tos"], json!(["oncall@clinic.test", "second@clinic.test"]));
+    assert_eq!(
+        got["rcpt_tos"],
+        json!(["oncall@clinic.test", "second@clinic.test"])
+    );
     assert_eq!(got["tls"], "none");
     assert_eq!(got["subject"], msg.subject);
     assert_eq!(
-        got["body"].as_str().unwrap().replace("\r\n", "\n").trim_end(),
+        got["body"]
+            .as_str()
+            .unwrap()
+            .replace("\r\n", "\n")
+            .trim_end(),
         msg.text.trim_end(),
         "{}",
         got["data"]
     );
     let headers = got["headers"].as_object().unwrap();
-    for name in ["Date", "MIME-Version", "Message-ID", "From", "To", "Subject", "Content-Type"] {
+    for name in [
+        "Date",
+        "MIME-Version",
+        "Message-ID",
+        "From",
+        "To",
+        "Subject",
+        "Content-Type",
+    ] {
         assert!(headers.contains_key(name), "{name} missing: {headers:?}");
     }
     assert_eq!(headers["From"], "Sealtrail <alerts@clinic.test>");
-    assert!(headers["Message-ID"].as_str().unwrap().ends_with("@clinic.test>"));
+    assert!(
+        headers["Message-ID"]
+            .as_str()
+            .unwrap()
+            .ends_with("@clinic.test>")
+    );
     let content_type = headers["Content-Type"].as_str().unwrap().replace('"', "");
     assert_eq!(content_type.to_lowercase(), "text/plain; charset=utf-8");
 }
@@ -241,7 +180,14 @@ fn required_starttls_with_a_private_ca_and_authentication() {
     let (r, log) = send_mail(&cfg, &alert_mail(&["oncall@clinic.test"]));
     assert!(matches!(r, Err(NotifyError::Rejected { .. })), "{r:?}");
     assert_eq!(log.outcomes(), [Outcome::Failed]);
-    assert!(log.attempts()[0].detail.to_lowercase().contains("certificate"), "{:?}", log.attempts());
+    assert!(
+        log.attempts()[0]
+            .detail
+            .to_lowercase()
+            .contains("certificate"),
+        "{:?}",
+        log.attempts()
+    );
     assert_eq!(sink.received(), 1);
 }
 
@@ -266,7 +212,11 @@ fn opportunistic_upgrades_when_offered_and_required_refuses_a_plain_server() {
     let (r, log) = send_mail(&cfg, &alert_mail(&["oncall@clinic.test"]));
     assert!(matches!(r, Err(NotifyError::Rejected { .. })), "{r:?}");
     assert_eq!(log.outcomes(), [Outcome::Failed]);
-    assert!(log.attempts()[0].detail.contains("STARTTLS"), "{:?}", log.attempts());
+    assert!(
+        log.attempts()[0].detail.contains("STARTTLS"),
+        "{:?}",
+        log.attempts()
+    );
     assert_eq!(plain_sink.received(), 1);
 }
 
@@ -286,13 +236,20 @@ fn implicit_tls_delivers() {
 #[test]
 fn a_rejected_recipient_fails_at_once_with_the_server_text() {
     let sink = Sink::start(&["--reject", "gone@clinic.test"]);
-    let (r, log) = send_mail(&smtp(sink.port, StartTls::Never), &alert_mail(&["gone@clinic.test"]));
+    let (r, log) = send_mail(
+        &smtp(sink.port, StartTls::Never),
+        &alert_mail(&["gone@clinic.test"]),
+    );
     assert!(matches!(r, Err(NotifyError::Rejected { .. })), "{r:?}");
     let attempts = log.attempts();
     assert_eq!(attempts.len(), 1, "no retry: {attempts:?}");
     assert_eq!(attempts[0].outcome, Outcome::Failed);
     assert!(attempts[0].detail.contains("550"), "{}", attempts[0].detail);
-    assert!(attempts[0].detail.contains("recipient rejected"), "{}", attempts[0].detail);
+    assert!(
+        attempts[0].detail.contains("recipient rejected"),
+        "{}",
+        attempts[0].detail
+    );
     assert_eq!(sink.received(), 0);
 }
 
@@ -338,15 +295,26 @@ fn an_unreachable_server_is_retried_with_backoff_then_given_up() {
     // Backoffs: 25..=50 ms after the first attempt, 50..=100 ms after the
     // second (equal jitter over 50 ms doubling); bounded overall.
     let t = log.times();
-    assert!(t[1] - t[0] >= Duration::from_millis(25), "{:?}", t[1] - t[0]);
-    assert!(t[2] - t[1] >= Duration::from_millis(50), "{:?}", t[2] - t[1]);
+    assert!(
+        t[1] - t[0] >= Duration::from_millis(25),
+        "{:?}",
+        t[1] - t[0]
+    );
+    assert!(
+        t[2] - t[1] >= Duration::from_millis(50),
+        "{:?}",
+        t[2] - t[1]
+    );
     assert!(elapsed < cfg.retry_policy().worst_case(), "{elapsed:?}");
 }
 
 #[test]
 fn a_transient_4xx_is_retried_and_then_accepted() {
     let sink = Sink::start(&["--tempfail", "1"]);
-    let (r, log) = send_mail(&smtp(sink.port, StartTls::Never), &alert_mail(&["oncall@clinic.test"]));
+    let (r, log) = send_mail(
+        &smtp(sink.port, StartTls::Never),
+        &alert_mail(&["oncall@clinic.test"]),
+    );
     r.unwrap();
     let attempts = log.attempts();
     assert_eq!(log.outcomes(), [Outcome::Retrying, Outcome::Delivered]);
@@ -438,7 +406,10 @@ fn hook(url: &str) -> WebhookRequest {
 }
 
 fn now() -> u64 {
-    SystemTime::now().duration_since(UNIX_EPOCH).unwrap().as_secs()
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .unwrap()
+        .as_secs()
 }
 
 /// The receiver's check, done without sealtrail's code as well.
@@ -451,7 +422,10 @@ fn assert_signed(r: &Received) {
     let mut mac = hmac::Hmac::<sha2::Sha256>::new_from_slice(SECRET.as_bytes()).unwrap();
     mac.update(format!("{ts}.").as_bytes());
     mac.update(&r.body);
-    assert_eq!(sig, format!("sha256={}", hex::encode(mac.finalize().into_bytes())));
+    assert_eq!(
+        sig,
+        format!("sha256={}", hex::encode(mac.finalize().into_bytes()))
+    );
     assert_eq!(r.headers["content-type"], "application/json");
     let body: Value = serde_json::from_slice(&r.body).unwrap();
     assert_eq!(body["incident"], "inc-7");
@@ -473,9 +447,17 @@ fn webhook_500_is_retried_until_200_and_every_request_is_signed() {
         r.unwrap();
         assert_eq!(log.outcomes(), [Outcome::Retrying, Outcome::Delivered]);
         let attempts = log.attempts();
-        assert!(attempts[0].detail.starts_with("HTTP 500"), "{}", attempts[0].detail);
+        assert!(
+            attempts[0].detail.starts_with("HTTP 500"),
+            "{}",
+            attempts[0].detail
+        );
         assert!(attempts[0].detail.contains("receiver says hi"));
-        assert!(attempts[1].detail.starts_with("HTTP 200"), "{}", attempts[1].detail);
+        assert!(
+            attempts[1].detail.starts_with("HTTP 200"),
+            "{}",
+            attempts[1].detail
+        );
         // The recorded target keeps no query string (tokens live there).
         assert!(attempts.iter().all(|a| a.channel == Channel::Webhook
             && a.target.ends_with("/hook")
@@ -486,7 +468,12 @@ fn webhook_500_is_retried_until_200_and_every_request_is_signed() {
         // A tampered body does not verify.
         let ts = got[0].headers[TIMESTAMP_HEADER].to_str().unwrap();
         let sig = got[0].headers[SIGNATURE_HEADER].to_str().unwrap();
-        assert!(!verify_signature(SECRET, ts, b"{\"incident\":\"inc-8\"}", sig));
+        assert!(!verify_signature(
+            SECRET,
+            ts,
+            b"{\"incident\":\"inc-8\"}",
+            sig
+        ));
     });
 }
 
@@ -539,7 +526,10 @@ fn webhook_failures_give_up_after_the_last_attempt() {
     block_on(async {
         let (recv, url) = Receiver::start((0..5).map(|_| Answer::Status(503)).collect()).await;
         let (r, log) = post(&hook(&url), policy()).await;
-        assert!(matches!(r, Err(NotifyError::Exhausted { attempts: 3, .. })), "{r:?}");
+        assert!(
+            matches!(r, Err(NotifyError::Exhausted { attempts: 3, .. })),
+            "{r:?}"
+        );
         assert_eq!(
             log.outcomes(),
             [Outcome::Retrying, Outcome::Retrying, Outcome::Failed]
@@ -550,7 +540,11 @@ fn webhook_failures_give_up_after_the_last_attempt() {
         let (r, log) = post(&hook(&unreachable), policy()).await;
         assert!(matches!(r, Err(NotifyError::Exhausted { .. })), "{r:?}");
         assert_eq!(log.attempts().len(), 3);
-        assert!(log.attempts()[0].detail.contains("connection"), "{:?}", log.attempts());
+        assert!(
+            log.attempts()[0].detail.contains("connection"),
+            "{:?}",
+            log.attempts()
+        );
     });
 }
 
@@ -579,8 +573,14 @@ fn the_readme_python_verifier_accepts_our_signature() {
         let (recv, url) = Receiver::start(vec![]).await;
         post(&hook(&url), policy()).await.0.unwrap();
         let got = recv.take();
-        let ts = got[0].headers[TIMESTAMP_HEADER].to_str().unwrap().to_owned();
-        let sig = got[0].headers[SIGNATURE_HEADER].to_str().unwrap().to_owned();
+        let ts = got[0].headers[TIMESTAMP_HEADER]
+            .to_str()
+            .unwrap()
+            .to_owned();
+        let sig = got[0].headers[SIGNATURE_HEADER]
+            .to_str()
+            .unwrap()
+            .to_owned();
         let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/support/verify_webhook.py");
         let run = |secret: &str, body: &[u8]| {
             let mut child = Command::new("python3")

@@ -100,7 +100,11 @@ impl fmt::Debug for SmtpConfig {
             .field("username", &self.username)
             .field(
                 "password",
-                &if self.password.is_empty() { "" } else { "<redacted>" },
+                &if self.password.is_empty() {
+                    ""
+                } else {
+                    "<redacted>"
+                },
             )
             .field("from", &self.from)
             .field("timeout", &self.timeout)
@@ -415,7 +419,9 @@ mod tests {
             ("tls", StartTls::Tls),
             ("never", StartTls::Never),
         ] {
-            let c = parse(&format!("starttls = \"{text}\"\nusername = \"u\"\nhost = \"localhost\""));
+            let c = parse(&format!(
+                "starttls = \"{text}\"\nusername = \"u\"\nhost = \"localhost\""
+            ));
             assert_eq!(c.starttls, mode);
             Mailer::new(&c).unwrap();
         }
@@ -443,7 +449,10 @@ mod tests {
         );
         assert_eq!(key("timeout = \"10ms\""), "timeout");
         assert_eq!(key("retries = 21"), "retries");
-        assert_eq!(key("retry_backoff = \"1m\"\nmax_backoff = \"10s\""), "retry_backoff");
+        assert_eq!(
+            key("retry_backoff = \"1m\"\nmax_backoff = \"10s\""),
+            "retry_backoff"
+        );
         assert_eq!(key("max_backoff = \"2h\""), "max_backoff");
         assert_eq!(key("ca_file = \"x.pem\"\nstarttls = \"never\""), "ca_file");
         assert!(matches!(
@@ -476,7 +485,15 @@ mod tests {
         };
         let m = build_message(&from, &msg).unwrap();
         let text = String::from_utf8(m.formatted()).unwrap();
-        for header in ["Date: ", "MIME-Version: 1.0", "Message-ID: <", "From: ", "To: ", "Subject: ", "Content-Type: text/plain; charset=utf-8"] {
+        for header in [
+            "Date: ",
+            "MIME-Version: 1.0",
+            "Message-ID: <",
+            "From: ",
+            "To: ",
+            "Subject: ",
+            "Content-Type: text/plain; charset=utf-8",
+        ] {
             assert!(text.contains(header), "{header} missing in {text}");
         }
         assert!(text.contains("@clinic.example>\r\n"), "{text}");
@@ -484,7 +501,15 @@ mod tests {
         assert_eq!(m.envelope().to().len(), 2);
 
         let bad = |to: Vec<String>, text: String| {
-            build_message(&from, &EmailMessage { to, subject: "s".into(), text }).is_err()
+            build_message(
+                &from,
+                &EmailMessage {
+                    to,
+                    subject: "s".into(),
+                    text,
+                },
+            )
+            .is_err()
         };
         assert!(bad(vec![], "t".into()));
         assert!(bad(vec!["nobody".into()], "t".into()));

@@ -19,8 +19,10 @@ pub use webhook::{
 
 use serde::Serialize;
 use std::future::Future;
-use std::time::{Duration, Instant};
+use std::time::Duration;
+// tokio's clock: the same as std's, but test time can be paused.
 use thiserror::Error;
+use tokio::time::Instant;
 
 /// Longest `Attempt::detail`, in characters.
 pub const MAX_DETAIL_CHARS: usize = 500;
@@ -217,7 +219,8 @@ where
                 let computed = policy.backoff(n, rand::random::<f64>());
                 // A server's Retry-After is honoured up to our own ceiling,
                 // so one receiver cannot stall a notification for hours.
-                let pause = retry_after.map_or(computed, |r| r.max(computed).min(policy.max_backoff));
+                let pause =
+                    retry_after.map_or(computed, |r| r.max(computed).min(policy.max_backoff));
                 tokio::time::sleep(pause).await;
             }
         }
@@ -287,10 +290,7 @@ mod tests {
             let b = p.backoff(2, j);
             assert!(b >= Duration::from_millis(100) && b <= Duration::from_millis(200));
         }
-        assert_eq!(
-            p.worst_case(),
-            Duration::from_millis(200 * 10 + 350 * 9)
-        );
+        assert_eq!(p.worst_case(), Duration::from_millis(200 * 10 + 350 * 9));
     }
 
     #[test]
@@ -301,7 +301,10 @@ mod tests {
         let b = bounded(&long);
         assert_eq!(b.chars().count(), MAX_DETAIL_CHARS);
         assert!(b.ends_with('…'));
-        assert_eq!(bounded(&"x".repeat(MAX_DETAIL_CHARS)).chars().count(), MAX_DETAIL_CHARS);
+        assert_eq!(
+            bounded(&"x".repeat(MAX_DETAIL_CHARS)).chars().count(),
+            MAX_DETAIL_CHARS
+        );
     }
 
     fn collect() -> (Arc<Mutex<Vec<Attempt>>>, impl FnMut(Attempt) + Send) {
@@ -325,9 +328,16 @@ mod tests {
         let outcomes: Vec<_> = seen.iter().map(|a| (a.attempt, a.outcome)).collect();
         assert_eq!(
             outcomes,
-            [(1, Outcome::Retrying), (2, Outcome::Retrying), (3, Outcome::Failed)]
+            [
+                (1, Outcome::Retrying),
+                (2, Outcome::Retrying),
+                (3, Outcome::Failed)
+            ]
         );
-        assert!(seen.iter().all(|a| a.detail == "421 busy" && a.target == "a@x"));
+        assert!(
+            seen.iter()
+                .all(|a| a.detail == "421 busy" && a.target == "a@x")
+        );
     }
 
     #[tokio::test(start_paused = true)]

@@ -7,9 +7,7 @@
 //! Stripe and Slack use). The timestamp is fresh per attempt, so a receiver
 //! can refuse old deliveries (replays) with [`timestamp_fresh`].
 
-use super::{
-    Attempt, Channel, NotifyError, RetryPolicy, Verdict, WebhookRequest, fail_early, run,
-};
+use super::{Attempt, Channel, NotifyError, RetryPolicy, Verdict, WebhookRequest, fail_early, run};
 use hmac::{Hmac, Mac};
 use reqwest::header::{CONTENT_TYPE, HeaderMap, RETRY_AFTER};
 use reqwest::{StatusCode, Url};
@@ -114,7 +112,14 @@ impl WebhookSender {
         let target = redact(&req.url);
         let body = match serde_json::to_vec(&req.body) {
             Ok(b) => b,
-            Err(e) => return Err(fail_early(Channel::Webhook, &target, record, &e.to_string())),
+            Err(e) => {
+                return Err(fail_early(
+                    Channel::Webhook,
+                    &target,
+                    record,
+                    &e.to_string(),
+                ));
+            }
         };
         let secret = req.secret.as_deref().filter(|s| !s.is_empty());
         run(&self.policy, Channel::Webhook, &target, record, || {
@@ -198,7 +203,8 @@ fn retry_after(headers: &HeaderMap) -> Option<Duration> {
     if let Ok(secs) = value.parse::<u64>() {
         return Some(Duration::from_secs(secs));
     }
-    let when = time::OffsetDateTime::parse(value, &time::format_description::well_known::Rfc2822).ok()?;
+    let when =
+        time::OffsetDateTime::parse(value, &time::format_description::well_known::Rfc2822).ok()?;
     let wait = when - time::OffsetDateTime::now_utc();
     Some(wait.try_into().unwrap_or(Duration::ZERO))
 }
@@ -244,11 +250,36 @@ mod tests {
         assert!(sig.starts_with("sha256=") && sig.len() == 7 + 64);
         assert!(verify_signature("s3cret", "1700000000", b"{\"a\":1}", &sig));
         assert!(!verify_signature("other", "1700000000", b"{\"a\":1}", &sig));
-        assert!(!verify_signature("s3cret", "1700000001", b"{\"a\":1}", &sig));
-        assert!(!verify_signature("s3cret", "1700000000", b"{\"a\":2}", &sig));
-        assert!(!verify_signature("s3cret", "1700000000", b"{\"a\":1}", &sig[7..]));
-        assert!(!verify_signature("s3cret", "1700000000", b"{\"a\":1}", "sha256=zz"));
-        assert!(!verify_signature("s3cret", "1700000000", b"{\"a\":1}", "sha256="));
+        assert!(!verify_signature(
+            "s3cret",
+            "1700000001",
+            b"{\"a\":1}",
+            &sig
+        ));
+        assert!(!verify_signature(
+            "s3cret",
+            "1700000000",
+            b"{\"a\":2}",
+            &sig
+        ));
+        assert!(!verify_signature(
+            "s3cret",
+            "1700000000",
+            b"{\"a\":1}",
+            &sig[7..]
+        ));
+        assert!(!verify_signature(
+            "s3cret",
+            "1700000000",
+            b"{\"a\":1}",
+            "sha256=zz"
+        ));
+        assert!(!verify_signature(
+            "s3cret",
+            "1700000000",
+            b"{\"a\":1}",
+            "sha256="
+        ));
     }
 
     #[test]
@@ -290,7 +321,10 @@ mod tests {
         assert_eq!(retry_after(&h), None);
         h.insert(RETRY_AFTER, "7".parse().unwrap());
         assert_eq!(retry_after(&h), Some(Duration::from_secs(7)));
-        h.insert(RETRY_AFTER, "Sun, 06 Nov 1994 08:49:37 GMT".parse().unwrap());
+        h.insert(
+            RETRY_AFTER,
+            "Sun, 06 Nov 1994 08:49:37 GMT".parse().unwrap(),
+        );
         assert_eq!(retry_after(&h), Some(Duration::ZERO));
         h.insert(RETRY_AFTER, "whenever".parse().unwrap());
         assert_eq!(retry_after(&h), None);
