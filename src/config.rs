@@ -8,6 +8,7 @@ use crate::detect::RulesConfig;
 use crate::ledger::log::SealPolicy;
 use crate::pipeline::AppenderConfig;
 use crate::pipeline::silence::SilenceConfig;
+use crate::response::notify::{NotifyError, SmtpConfig};
 use crate::sources::http::HttpLimits;
 use crate::sources::syslog::{RawSyslog, SyslogConfig};
 use crate::transforms::mask::MaskConfig;
@@ -49,6 +50,7 @@ pub struct RawConfig {
     pub lookups: LookupsConfig,
     pub masking: MaskConfig,
     pub rules: RulesConfig,
+    pub smtp: SmtpConfig,
 }
 
 /// `[lookups]`: the practice's directories joined to events.
@@ -82,6 +84,7 @@ impl Default for RawConfig {
             lookups: LookupsConfig::default(),
             masking: MaskConfig::default(),
             rules: RulesConfig::default(),
+            smtp: SmtpConfig::default(),
         }
     }
 }
@@ -190,6 +193,8 @@ pub struct Config {
     pub lookups: LookupsConfig,
     pub masking: MaskConfig,
     pub rules: RulesConfig,
+    /// `[smtp]`: validated (and `ca_file` readable); build a `Mailer` from it.
+    pub smtp: SmtpConfig,
 }
 
 impl Config {
@@ -272,6 +277,18 @@ impl Config {
                 "must be between 1 and 50000000",
             ));
         }
+        raw.smtp.validate().map_err(|e| match e {
+            NotifyError::Config { key, reason } => ConfigError::Invalid {
+                path: path.to_owned(),
+                key: smtp_key(key),
+                reason,
+            },
+            other => ConfigError::Invalid {
+                path: path.to_owned(),
+                key: "smtp",
+                reason: other.to_string(),
+            },
+        })?;
         let syslog = raw.syslog.validate().map_err(|e| ConfigError::Invalid {
             path: path.to_owned(),
             key: e.key,
@@ -297,7 +314,25 @@ impl Config {
             lookups: raw.lookups,
             masking: raw.masking,
             rules: raw.rules,
+            smtp: raw.smtp,
         })
+    }
+}
+
+/// `smtp.<key>` for a key named by `SmtpConfig::validate`.
+fn smtp_key(key: &str) -> &'static str {
+    match key {
+        "host" => "smtp.host",
+        "port" => "smtp.port",
+        "from" => "smtp.from",
+        "username" => "smtp.username",
+        "password" => "smtp.password",
+        "timeout" => "smtp.timeout",
+        "retries" => "smtp.retries",
+        "retry_backoff" => "smtp.retry_backoff",
+        "max_backoff" => "smtp.max_backoff",
+        "ca_file" => "smtp.ca_file",
+        _ => "smtp",
     }
 }
 
@@ -339,6 +374,26 @@ mod tests {
         ));
         assert!(matches!(
             parse("[rules]\nsuppression = \"soon\""),
+            Err(ConfigError::Parse { .. })
+        ));
+    }
+
+    #[test]
+    fn smtp_section_is_validated_with_its_key() {
+        let c = parse("[smtp]\nhost = \"mail.example.org\"\nport = 587\nstarttls = \"required\"\nusername = \"u\"\npassword = \"p\"\nfrom = \"Sealtrail <alerts@example.org>\"\ntimeout = \"5s\"\nretries = 2\n").unwrap();
+        assert_eq!(c.smtp.port, 587);
+        assert_eq!(c.smtp.retry_policy().attempts, 3);
+        assert_eq!(parse("").unwrap().smtp.port, 25);
+        match parse("[smtp]\nport = 0") {
+            Err(ConfigError::Invalid { key, .. }) => assert_eq!(key, "smtp.port"),
+            other => panic!("{other:?}"),
+        }
+        match parse("[smtp]\nca_file = \"/nonexistent.pem\"") {
+            Err(ConfigError::Invalid { key, .. }) => assert_eq!(key, "smtp"),
+            other => panic!("{other:?}"),
+        }
+        assert!(matches!(
+            parse("[smtp]\nstarttls = \"maybe\""),
             Err(ConfigError::Parse { .. })
         ));
     }

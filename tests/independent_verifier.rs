@@ -330,6 +330,26 @@ fn python_verifier_reads_compacted_segments_and_their_dictionaries() {
         "{report}"
     );
 
+    // The footer's frame index moved by one byte for entry 70 of segment 2
+    // (footer checksum recomputed): both verifiers name the index.
+    let shifted = tmp.path().join("shifted");
+    copy_dir(&data, &shifted);
+    let seg = segment_path(&shifted, 2);
+    let (mut footer, at) =
+        sealtrail::ledger::segment::Footer::read_located(&seg, &mut fs::File::open(&seg).unwrap())
+            .unwrap();
+    footer
+        .frame_offsets
+        .as_mut()
+        .expect("compacted: frame index")[70] += 1;
+    let mut bytes = fs::read(&seg).unwrap();
+    bytes.truncate(at as usize);
+    bytes.extend_from_slice(&footer.to_bytes(at));
+    fs::write(&seg, &bytes).unwrap();
+    let (code, report) = python_verify("--data", &shifted, &vkey);
+    assert_eq!((code, report["ok"].clone()), (1, false.into()), "{report}");
+    assert_eq!(report["errors"][0]["kind"], "index", "{report}");
+
     // The dictionary altered, then missing.
     let altered = tmp.path().join("altered");
     copy_dir(&data, &altered);

@@ -238,7 +238,7 @@ pub fn write_compacted(
         leaves.push(leaf_hash(e));
         stats.stored_bytes += stored.len() as u64;
     }
-    let footer = Footer::build(seg.footer.record.clone(), &leaves, &offsets);
+    let footer = Footer::build_indexed(seg.footer.record.clone(), &leaves, &offsets);
     if footer.record != seg.footer.record || footer.block_roots != seg.footer.block_roots {
         return Err(CompactError::Check {
             path: out.to_owned(),
@@ -310,6 +310,14 @@ pub fn check_compacted(
         .collect();
     if footer.block_offsets != starts {
         return Err(fail("block offsets do not point at the frames".into()));
+    }
+    let relative = offsets
+        .iter()
+        .enumerate()
+        .map(|(i, &o)| o - starts[i >> footer.block_shift]);
+    match &footer.frame_offsets {
+        Some(index) if index.iter().map(|&o| u64::from(o)).eq(relative) => {}
+        _ => return Err(fail("frame index does not point at the frames".into())),
     }
     // Independent of the comparison above: decoded entries re-hash to the
     // sealed block roots.
@@ -458,8 +466,15 @@ mod tests {
             offsets.push(forged.len() as u64);
             encode_frame(&stored, &mut forged);
         }
+        // Offsets and frame index for the forged frames; roots as sealed.
+        let index = Footer::build_indexed(
+            seg.footer.record.clone(),
+            &vec![[0u8; 32]; offsets.len()],
+            &offsets,
+        );
         let footer = Footer {
-            block_offsets: offsets.iter().step_by(64).copied().collect(),
+            block_offsets: index.block_offsets,
+            frame_offsets: index.frame_offsets,
             ..seg.footer.clone()
         };
         let at = forged.len() as u64;

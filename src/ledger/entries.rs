@@ -20,8 +20,9 @@ use std::fs::File;
 use std::io;
 use std::os::unix::fs::FileExt;
 use std::path::{Path, PathBuf};
-use std::sync::{Arc, Mutex, MutexGuard};
+use std::sync::{Arc, Mutex, MutexGuard, OnceLock};
 
+use tantivy::directory::{Directory, MmapDirectory, OwnedBytes};
 use thiserror::Error;
 
 use super::dicts::DictStore;
@@ -39,6 +40,11 @@ const MAX_FIRSTS: u64 = 1 << 21;
 /// Largest single read; longer blocks are read frame by frame.
 const MAX_READ: u64 = 1 << 20;
 const BLOCK: u64 = 1 << BLOCK_SHIFT;
+/// Up to this many wanted entries of one block are read one exact read each
+/// (with a frame index); more, and the whole block is read once.
+const EXACT_READS_PER_BLOCK: usize = 8;
+/// Frames up to this size are read into a stack buffer.
+const SMALL_FRAME: usize = 4096;
 
 #[derive(Debug, Error)]
 pub enum EntryReadError {
@@ -81,8 +87,14 @@ struct Sealed {
     count: u64,
     /// Offset of the first frame of each block, then the end of the frames.
     bounds: Vec<u64>,
+    /// The footer's frame index (offset of each frame within its block),
+    /// when it has one: then a few entries of a block are read exactly.
+    frames: Option<Vec<u32>>,
     /// Inode of the file, for version 1 files that compaction may replace.
     inode: u64,
+    /// The whole file, memory-mapped, for compacted files (which never
+    /// change): entries are then sliced out instead of read with `pread`.
+    mapped: Option<OwnedBytes>,
 }
 
 impl Sealed {
@@ -107,7 +119,49 @@ impl Sealed {
                 reason: format!("no block {block} in the footer"),
             });
         };
+        if let Some(frames) = &self.frames
+            && (wanted.len() <= EXACT_READS_PER_BLOCK || self.mapped.is_some())
+        {
+            let base = (block as usize) << BLOCK_SHIFT;
+            return wanted
+                .iter()
+                .map(|&k| {
+                    let at = |i: usize| frames.get(base + i).map(|&o| start + u64::from(o));
+                    let from = at(k).ok_or_else(|| self.frame_err(start, "no such frame"))?;
+                    // The next frame of the block, or the block's end.
+                    let to = if k + 1 < BLOCK as usize {
+                        at(k + 1).unwrap_or(end)
+                    } else {
+                        end
+                    };
+                    if to > end {
+                        return Err(self.frame_err(from, "frame index points past its block"));
+                    }
+                    match &self.mapped {
+                        Some(bytes) => {
+                            let frame = usize::try_from(from)
+                                .ok()
+                                .zip(usize::try_from(to).ok())
+                                .and_then(|(from, to)| bytes.as_slice().get(from..to))
+                                .ok_or_else(|| {
+                                    self.frame_err(from, "frame past the end of the file")
+                                })?;
+                            decode_frame(&self.path, &self.codec, from, frame)
+                        }
+                        None => read_frame_exact(&self.file, &self.path, &self.codec, from, to),
+                    }
+                })
+                .collect();
+        }
         read_block_entries(&self.file, &self.path, &self.codec, start, end, wanted)
+    }
+
+    fn frame_err(&self, offset: u64, reason: &str) -> EntryReadError {
+        EntryReadError::Frame {
+            path: self.path.clone(),
+            offset,
+            reason: reason.into(),
+        }
     }
 }
 
@@ -142,6 +196,10 @@ pub struct EntryReader {
     dicts: DictStore,
     state: Mutex<State>,
     open: Mutex<Option<Open>>,
+    /// Maps compacted segment files (tantivy's mmap cache over `segments/`,
+    /// the mechanism that already maps the search index); `None` when the
+    /// folder cannot be opened, and then files are read with `pread`.
+    mapper: OnceLock<Option<MmapDirectory>>,
 }
 
 impl State {
@@ -181,6 +239,7 @@ impl EntryReader {
                 sealed: HashMap::new(),
             }),
             open: Mutex::new(None),
+            mapper: OnceLock::new(),
         }
     }
 
@@ -331,7 +390,7 @@ impl EntryReader {
         // The footer starts where the frames end.
         let (footer, frames_end) = Footer::read_located(&path, &mut file)?;
         let meta = file.metadata().map_err(|e| io_err(&path, e))?;
-        let mut bounds = footer.block_offsets.clone();
+        let mut bounds = footer.block_offsets;
         bounds.push(frames_end);
         if bounds.windows(2).any(|w| w[0] > w[1]) {
             return Err(EntryReadError::Frame {
@@ -340,15 +399,39 @@ impl EntryReader {
                 reason: "block index is not increasing".into(),
             });
         }
+        let mapped = match codec {
+            FrameCodec::Zstd(_) => self.map(&path, meta.len()),
+            FrameCodec::Plain => None,
+        };
         Ok(Sealed {
+            mapped,
             path,
             file,
             codec,
             first_index: footer.record.first_index,
             count: footer.record.count,
             bounds,
+            frames: footer.frame_offsets,
             inode: std::os::unix::fs::MetadataExt::ino(&meta),
         })
+    }
+
+    /// The whole of a compacted segment file, memory-mapped, if it can be.
+    /// Only compacted files are mapped: they are never rewritten (a version
+    /// 1 file is replaced by compaction, and a cached mapping of the old
+    /// file would be returned for the new one), and retention deletes but
+    /// never truncates them. Any failure falls back to `pread`.
+    fn map(&self, path: &Path, len: u64) -> Option<OwnedBytes> {
+        let mapper = self
+            .mapper
+            .get_or_init(|| MmapDirectory::open(&self.paths.segments).ok())
+            .as_ref()?;
+        let bytes = mapper
+            .open_read(Path::new(path.file_name()?))
+            .ok()?
+            .read_bytes()
+            .ok()?;
+        (bytes.len() as u64 == len).then_some(bytes)
     }
 
     /// Reads an entry of the open segment, learning its block offsets.
@@ -472,6 +555,81 @@ fn read_full(file: &File, path: &Path, pos: u64, buf: &mut [u8]) -> Result<bool,
     Ok(true)
 }
 
+/// Reads and decodes the one frame that spans `[from, to)` exactly (from a
+/// footer's frame index): its length must fill the span.
+fn read_frame_exact(
+    file: &File,
+    path: &Path,
+    codec: &FrameCodec,
+    from: u64,
+    to: u64,
+) -> Result<Vec<u8>, EntryReadError> {
+    let frame_err = |reason: String| EntryReadError::Frame {
+        path: path.to_owned(),
+        offset: from,
+        reason,
+    };
+    let span = to
+        .checked_sub(from)
+        .filter(|&n| n > FRAME_HEADER_LEN && n <= FRAME_HEADER_LEN + u64::from(MAX_ENTRY_LEN))
+        .ok_or_else(|| frame_err(format!("frame index gives a span of {from}..{to}")))?
+        as usize;
+    let mut small = [0u8; SMALL_FRAME];
+    let mut large = Vec::new();
+    let buf: &mut [u8] = if span <= SMALL_FRAME {
+        &mut small[..span]
+    } else {
+        large.resize(span, 0);
+        &mut large
+    };
+    if !read_full(file, path, from, buf)? {
+        return Err(frame_err("frame past the end of the file".into()));
+    }
+    decode_frame(path, codec, from, buf)
+}
+
+/// Checks and decodes one whole frame (header and payload) found at `at`.
+fn decode_frame(
+    path: &Path,
+    codec: &FrameCodec,
+    at: u64,
+    frame: &[u8],
+) -> Result<Vec<u8>, EntryReadError> {
+    let frame_err = |reason: String| EntryReadError::Frame {
+        path: path.to_owned(),
+        offset: at,
+        reason,
+    };
+    if frame.len() as u64 <= FRAME_HEADER_LEN {
+        return Err(frame_err(
+            "frame index gives a span shorter than a frame".into(),
+        ));
+    }
+    let (head, stored) = frame.split_at(FRAME_HEADER_LEN as usize);
+    if stored.len() > MAX_ENTRY_LEN as usize {
+        return Err(frame_err(
+            "frame index gives a span longer than a frame".into(),
+        ));
+    }
+    let len = u32::from_be_bytes([head[0], head[1], head[2], head[3]]);
+    let crc = u32::from_be_bytes([head[4], head[5], head[6], head[7]]);
+    if len as usize != stored.len() {
+        return Err(frame_err(format!(
+            "frame length {len} disagrees with the frame index ({} bytes)",
+            stored.len()
+        )));
+    }
+    if crc32c::crc32c(stored) != crc {
+        return Err(frame_err("frame checksum mismatch".into()));
+    }
+    let mut entry = Vec::new();
+    codec
+        .decode_into(stored, &mut entry)
+        .map_err(|e| frame_err(e.to_string()))?;
+    entry.shrink_to_fit();
+    Ok(entry)
+}
+
 /// Decodes the frames at positions `wanted` (sorted, within one block)
 /// of the block whose frames span `[start, end)`. `end == start` means the
 /// end is unknown (open segment): frames are then read one at a time.
@@ -534,34 +692,31 @@ fn read_block_entries(
         }
         let body = pos + FRAME_HEADER_LEN;
         if want.peek().is_some_and(|&&w| w == k) {
-            let payload = match &block {
+            let single;
+            let stored: &[u8] = match &block {
                 Some(b) => {
                     let at = (body - start) as usize;
                     b.get(at..at + len as usize)
                         .ok_or_else(|| frame_err(pos, "block ends inside a frame".into()))?
-                        .to_vec()
                 }
                 None => {
                     let mut p = vec![0u8; len as usize];
                     if !read_full(file, path, body, &mut p)? {
                         return Err(frame_err(pos, "frame past the end of the file".into()));
                     }
-                    p
+                    single = p;
+                    &single
                 }
             };
-            if crc32c::crc32c(&payload) != crc {
+            if crc32c::crc32c(stored) != crc {
                 return Err(frame_err(pos, "frame checksum mismatch".into()));
             }
-            let payload = match codec {
-                FrameCodec::Plain => payload,
-                codec => {
-                    let mut entry = Vec::new();
-                    codec
-                        .decode_into(&payload, &mut entry)
-                        .map_err(|e| frame_err(pos, e.to_string()))?;
-                    entry.as_slice().to_vec()
-                }
-            };
+            let mut payload = Vec::new();
+            codec
+                .decode_into(stored, &mut payload)
+                .map_err(|e| frame_err(pos, e.to_string()))?;
+            // A frame without a declared size was decoded into a 1 MiB buffer.
+            payload.shrink_to_fit();
             // The same entry may be asked for more than once.
             while want.next_if(|&&w| w == k).is_some() {
                 out.push(payload.clone());
@@ -698,6 +853,77 @@ mod tests {
             .unwrap_err()
             .to_string();
         assert!(err.contains("zstd") || err.contains("frame"), "{err}");
+    }
+
+    #[test]
+    fn compacted_reads_follow_the_frame_index_and_refuse_a_wrong_one() {
+        use crate::ledger::compactor::{Compaction, CompactorOptions};
+        let tmp = tempfile::tempdir().unwrap();
+        let signer = NoteSigner::generate("t.example/log").unwrap();
+        let verifier = signer.verifier();
+        let policy = SealPolicy {
+            max_events: 200,
+            max_age: Duration::from_secs(3600),
+        };
+        let mut l = Ledger::open(tmp.path(), signer, policy).unwrap().0;
+        append(&mut l, 0..200);
+        l.close().unwrap();
+        let options = CompactorOptions {
+            min_samples: 64,
+            dict_size: 2048,
+            ..CompactorOptions::default()
+        };
+        let mut c = Compaction::new(LedgerPaths::new(tmp.path()), options);
+        assert_eq!(c.pass(&|| false).unwrap(), 1);
+        let path = LedgerPaths::new(tmp.path()).segment(0, true);
+        let (mut footer, at) =
+            Footer::read_located(&path, &mut File::open(&path).unwrap()).unwrap();
+        let index = footer
+            .frame_offsets
+            .clone()
+            .expect("compaction writes a frame index");
+        assert_eq!(index.len(), 200);
+        // Every entry, one exact read each.
+        let reader = EntryReader::open(tmp.path());
+        for i in (0..200).rev() {
+            assert_eq!(reader.read(i).unwrap(), entry(i), "entry {i}");
+        }
+        let report = crate::ledger::verify::verify_data_dir(tmp.path(), &verifier, None).unwrap();
+        // (The test entries are not events, so only the index is judged.)
+        let index_issues = |r: &crate::ledger::verify::VerifyReport| {
+            r.errors
+                .iter()
+                .filter(|e| e.kind == "index")
+                .map(|e| e.detail.clone())
+                .collect::<Vec<_>>()
+        };
+        assert!(
+            index_issues(&report).is_empty(),
+            "{:?}",
+            index_issues(&report)
+        );
+
+        // Frame 70's offset moved by one byte (still increasing, checksum
+        // of the footer fixed up): frames 69 and 70 no longer read, their
+        // neighbours do, and verify names the frame index.
+        footer.frame_offsets.as_mut().unwrap()[70] += 1;
+        let mut bytes = std::fs::read(&path).unwrap();
+        bytes.truncate(at as usize);
+        bytes.extend_from_slice(&footer.to_bytes(at));
+        std::fs::write(&path, bytes).unwrap();
+        let reader = EntryReader::open(tmp.path());
+        assert_eq!(reader.read(68).unwrap(), entry(68));
+        assert_eq!(reader.read(71).unwrap(), entry(71));
+        for i in [69, 70] {
+            let err = reader.read(i).unwrap_err().to_string();
+            assert!(err.contains("frame"), "{err}");
+        }
+        let report = crate::ledger::verify::verify_data_dir(tmp.path(), &verifier, None).unwrap();
+        let issues = index_issues(&report);
+        assert!(
+            issues.iter().any(|d| d.contains("frame index")),
+            "{issues:?}"
+        );
     }
 
     #[test]

@@ -43,6 +43,9 @@ pub const SEGMENT_VERSION_COMPRESSED: u16 = 2;
 pub const MAX_ENTRY_LEN: u32 = 1 << 20;
 /// Length value that introduces the footer instead of an entry frame.
 pub const SEAL_MARKER: u32 = u32::MAX;
+/// Set in the footer's block-shift byte when a frame index follows the block
+/// roots (LEDGER.md §4.3; compacted segments carry one).
+pub const FRAME_INDEX_FLAG: u8 = 0x80;
 /// Entries are grouped in blocks of `2^BLOCK_SHIFT` for the proof index.
 pub const BLOCK_SHIFT: u8 = 6;
 pub const FRAME_HEADER_LEN: u64 = 8;
@@ -315,15 +318,19 @@ impl FrameCodec {
             FrameCodec::Zstd(dict) => dict,
         };
         let max = MAX_ENTRY_LEN as usize;
-        match zstd_safe::get_frame_content_size(stored) {
+        // Frames written by the compactor declare their size: decode into
+        // exactly that much (a frame that holds more fails to decode).
+        let declared = match zstd_safe::get_frame_content_size(stored) {
             Ok(Some(n)) if n == 0 || n > max as u64 => {
                 return Err(CodecError(format!(
                     "zstd frame declares {n} bytes of content (allowed 1..={max})"
                 )));
             }
-            Ok(_) => {}
+            // Bounded by `max` just above.
+            Ok(Some(n)) => n as usize,
+            Ok(None) => max,
             Err(_) => return Err(CodecError("not a zstd frame".into())),
-        }
+        };
         match zstd_safe::find_frame_compressed_size(stored) {
             Ok(n) if n == stored.len() => {}
             Ok(n) => {
@@ -339,9 +346,9 @@ impl FrameCodec {
                 )));
             }
         }
-        // Output is written into spare capacity only: more than `max`
-        // bytes fails instead of growing the buffer.
-        out.reserve_exact(max);
+        // Output is written into spare capacity only: more than `declared`
+        // (at most `max`) bytes fails instead of growing the buffer.
+        out.reserve_exact(declared);
         let result = DCTX.with(|cell| {
             let mut dctx = cell.borrow_mut();
             match dict {
@@ -375,6 +382,10 @@ pub struct Footer {
     pub block_offsets: Vec<u64>,
     /// RFC 6962 root of each block's leaves.
     pub block_roots: Vec<Hash>,
+    /// Offset of every frame from the first frame of its block, when the
+    /// footer carries a frame index (compacted segments): one entry is then
+    /// one exact read instead of a block read and a walk.
+    pub frame_offsets: Option<Vec<u32>>,
 }
 
 impl Footer {
@@ -391,7 +402,26 @@ impl Footer {
             block_shift: BLOCK_SHIFT,
             block_offsets,
             block_roots,
+            frame_offsets: None,
         }
+    }
+
+    /// [`Footer::build`] plus a frame index of `frame_offsets` (one file
+    /// offset per entry, as given to `build`).
+    pub fn build_indexed(record: SegmentRecord, leaves: &[Hash], frame_offsets: &[u64]) -> Footer {
+        let mut footer = Footer::build(record, leaves, frame_offsets);
+        let relative = frame_offsets
+            .iter()
+            .enumerate()
+            .map(|(i, &offset)| {
+                let block_start = footer.block_offsets[i >> BLOCK_SHIFT];
+                // A block is at most 64 frames of at most 8 + 2^20 bytes,
+                // so an offset within it is below 2^27.
+                u32::try_from(offset - block_start).unwrap_or(u32::MAX)
+            })
+            .collect();
+        footer.frame_offsets = Some(relative);
+        footer
     }
 
     /// Segment root from the block roots: the blocks are complete aligned
@@ -405,12 +435,19 @@ impl Footer {
     pub fn to_bytes(&self, offset: u64) -> Vec<u8> {
         let record = self.record.to_bytes();
         let n = self.block_roots.len();
-        let mut out = Vec::with_capacity(4 + 2 + record.len() + 5 + n * 40 + 4 + 16);
+        let frames = self.frame_offsets.as_deref().unwrap_or_default();
+        let mut out =
+            Vec::with_capacity(4 + 2 + record.len() + 5 + n * 40 + frames.len() * 4 + 4 + 16);
         out.extend_from_slice(&SEAL_MARKER.to_be_bytes());
         // Record length is bounded by MAX_ORIGIN_LEN + fixed fields.
         out.extend_from_slice(&(record.len() as u16).to_be_bytes());
         out.extend_from_slice(&record);
-        out.push(self.block_shift);
+        let flag = if self.frame_offsets.is_some() {
+            FRAME_INDEX_FLAG
+        } else {
+            0
+        };
+        out.push(self.block_shift | flag);
         // Block count is bounded by MAX_SEGMENT_EVENTS >> BLOCK_SHIFT.
         out.extend_from_slice(&(n as u32).to_be_bytes());
         for o in &self.block_offsets {
@@ -418,6 +455,9 @@ impl Footer {
         }
         for r in &self.block_roots {
             out.extend_from_slice(r);
+        }
+        for o in frames {
+            out.extend_from_slice(&o.to_be_bytes());
         }
         let crc = crc32c::crc32c(&out);
         out.extend_from_slice(&crc.to_be_bytes());
@@ -459,7 +499,9 @@ impl Footer {
         }
         let record_len = r.u16().map_err(err)? as usize;
         let record = SegmentRecord::from_bytes(r.take(record_len).map_err(err)?).map_err(err)?;
-        let block_shift = r.u8().map_err(err)?;
+        let shift_byte = r.u8().map_err(err)?;
+        let indexed = shift_byte & FRAME_INDEX_FLAG != 0;
+        let block_shift = shift_byte & !FRAME_INDEX_FLAG;
         if block_shift != BLOCK_SHIFT {
             return Err(bad(format!(
                 "block shift {block_shift} is not {BLOCK_SHIFT}"
@@ -473,7 +515,8 @@ impl Footer {
                 record.count
             )));
         }
-        if r.remaining() as u64 != block_count * 40 {
+        let index_len = if indexed { record.count * 4 } else { 0 };
+        if r.remaining() as u64 != block_count * 40 + index_len {
             return Err(bad("block index length mismatch".into()));
         }
         let block_offsets = (0..block_count)
@@ -484,11 +527,22 @@ impl Footer {
             .map(|_| r.hash())
             .collect::<Result<Vec<_>, _>>()
             .map_err(err)?;
+        let frame_offsets = if indexed {
+            let offsets = (0..record.count)
+                .map(|_| r.u32())
+                .collect::<Result<Vec<_>, _>>()
+                .map_err(err)?;
+            check_frame_index(&offsets, &block_offsets).map_err(bad)?;
+            Some(offsets)
+        } else {
+            None
+        };
         Ok(Footer {
             record,
             block_shift,
             block_offsets,
             block_roots,
+            frame_offsets,
         })
     }
 
@@ -527,8 +581,15 @@ impl Footer {
             );
         // Bound the footer size before allocating: it can never exceed the
         // index of a maximal segment.
-        let max_footer =
-            4 + 2 + 1024 + 1 + 4 + (MAX_SEGMENT_EVENTS >> BLOCK_SHIFT) * 40 + 4 + TRAILER_LEN;
+        let max_footer = 4
+            + 2
+            + 1024
+            + 1
+            + 4
+            + (MAX_SEGMENT_EVENTS >> BLOCK_SHIFT) * 40
+            + MAX_SEGMENT_EVENTS * 4
+            + 4
+            + TRAILER_LEN;
         if offset >= len || len - offset > max_footer {
             return Err(SegmentError::Footer {
                 path: path.to_owned(),
@@ -541,6 +602,27 @@ impl Footer {
             .map_err(|e| SegmentError::io(path, e))?;
         Ok((Footer::from_bytes(path, &bytes, offset)?, offset))
     }
+}
+
+/// A frame index is well formed: each block's first frame at offset 0 and
+/// offsets within a block increasing by at least a frame header and one
+/// byte. (That it points at the frames is checked by whoever walks them.)
+fn check_frame_index(offsets: &[u32], block_offsets: &[u64]) -> Result<(), String> {
+    for (b, block) in offsets.chunks(1 << BLOCK_SHIFT).enumerate() {
+        if block.first() != Some(&0) {
+            return Err(format!("frame index: block {b} does not start at offset 0"));
+        }
+        if block
+            .windows(2)
+            .any(|w| u64::from(w[1]) < u64::from(w[0]) + FRAME_HEADER_LEN + 1)
+        {
+            return Err(format!("frame index: offsets in block {b} do not increase"));
+        }
+    }
+    if offsets.len().div_ceil(1 << BLOCK_SHIFT) != block_offsets.len() {
+        return Err("frame index does not cover the blocks".into());
+    }
+    Ok(())
 }
 
 /// One entry as read back from a segment.
@@ -693,7 +775,7 @@ impl FrameReader {
 
     fn read_footer<T>(&mut self, head: [u8; 8]) -> Result<Option<T>, SegmentError> {
         let remaining = self.len - self.pos;
-        let max_footer = 4096 + (MAX_SEGMENT_EVENTS >> BLOCK_SHIFT) * 40;
+        let max_footer = 4096 + (MAX_SEGMENT_EVENTS >> BLOCK_SHIFT) * 40 + MAX_SEGMENT_EVENTS * 4;
         if remaining > max_footer {
             return self.torn("seal marker followed by too many bytes".into());
         }

@@ -135,6 +135,9 @@ fn check_segment(path: &Path, number: u64, dicts: &DictStore) -> SegmentCheck {
     let mut block_leaves: Vec<Hash> = Vec::with_capacity(block);
     let mut block_roots: Vec<Hash> = Vec::new();
     let mut block_starts: Vec<u64> = Vec::new();
+    // Each frame's offset from its block's first frame (the footer's frame
+    // index, when it has one, must say the same).
+    let mut frame_offsets: Vec<u64> = Vec::new();
     let mut scratch = Vec::with_capacity(block);
     let mut payload = Vec::new();
     let mut count = 0u64;
@@ -153,6 +156,7 @@ fn check_segment(path: &Path, number: u64, dicts: &DictStore) -> SegmentCheck {
                 if block_leaves.is_empty() {
                     block_starts.push(offset);
                 }
+                frame_offsets.push(offset - block_starts.last().copied().unwrap_or(offset));
                 block_leaves.push(leaf_hash(&payload));
                 if block_leaves.len() == block {
                     block_roots.push(root_of_leaves(&block_leaves, &mut scratch));
@@ -253,6 +257,18 @@ fn check_segment(path: &Path, number: u64, dicts: &DictStore) -> SegmentCheck {
             None,
             "index",
             "block offsets in the footer do not match the entries".into(),
+        );
+    }
+    if let Some(index) = &footer.frame_offsets
+        && !index
+            .iter()
+            .map(|&o| u64::from(o))
+            .eq(frame_offsets.iter().copied())
+    {
+        issue(
+            None,
+            "index",
+            "the footer's frame index does not match the entries".into(),
         );
     }
     if count > 0 && (rec.min_time_ms != min_t || rec.max_time_ms != max_t) {

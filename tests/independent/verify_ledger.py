@@ -359,14 +359,17 @@ def check_segment(path, number, dicts_dir=None, dict_cache=None):
     record_bytes = body[6 : 6 + rlen]
     rec = parse_record(record_bytes)
     shift, nblocks = struct.unpack_from(">BI", body, 6 + rlen)
+    # The high bit says a frame index (one u32 per entry) follows the roots.
+    indexed, shift = bool(shift & 0x80), shift & 0x7F
     want_blocks = -(-rec["count"] // BLOCK)
     if shift != BLOCK_SHIFT or nblocks != want_blocks or rec["count"] > MAX_SEGMENT_EVENTS:
         raise Invalid("footer", f"block shift {shift} / {nblocks} blocks for {rec['count']} events")
     idx = body[11 + rlen :]
-    if len(idx) != nblocks * 40:
+    if len(idx) != nblocks * 40 + (4 * rec["count"] if indexed else 0):
         raise Invalid("footer", "block index length mismatch")
     block_offsets = list(struct.unpack_from(f">{nblocks}Q", idx, 0))
     block_roots = [idx[nblocks * 8 + 32 * i : nblocks * 8 + 32 * (i + 1)] for i in range(nblocks)]
+    frame_index = list(struct.unpack_from(f">{rec['count']}I", idx, nblocks * 40)) if indexed else None
 
     # Frames (§4.2): from the header to the seal marker, nothing in between.
     leaves, offsets, times, pos = [], [], [], hlen
@@ -402,6 +405,8 @@ def check_segment(path, number, dicts_dir=None, dict_cache=None):
             raise Invalid("entry_altered", f"events from {first} do not hash to block root {b}")
     if block_offsets != offsets[::BLOCK]:
         raise Invalid("index", "block offsets do not match the frames")
+    if frame_index is not None and frame_index != [o - offsets[i - i % BLOCK] for i, o in enumerate(offsets)]:
+        raise Invalid("index", "frame index does not match the frames")
     # Blocks are complete aligned subtrees, so both roots must agree (§4.6).
     if mth(block_roots) != rec["root"] or mth(leaves) != rec["root"]:
         raise Invalid("segment_root", "entries do not hash to the record's segment root")

@@ -95,6 +95,9 @@ pub(super) fn is_eager(c: &CorrelationRule) -> bool {
         c.kind,
         CorrelationType::EventCount | CorrelationType::ValueCount | CorrelationType::Temporal
     ) && c.first_seen.is_none()
+        && c.join.is_none()
+        && c.absence.is_none()
+        && c.baseline.is_none()
         && c.meta.standalone
         && (cond.gt.is_some() || cond.gte.is_some())
         && cond.lt.is_none()
