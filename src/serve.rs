@@ -256,6 +256,7 @@ pub async fn run_until(
         .get()
         .cloned()
         .context("ledger writer status")?;
+    let reloading = search.clone();
     let indexer_thread = std::thread::Builder::new()
         .name("indexer".into())
         .spawn(move || {
@@ -264,7 +265,14 @@ pub async fn run_until(
                     .next_index
                     .load(std::sync::atomic::Ordering::Acquire)
             };
-            run_indexer(indexer, next, &stop_rx, &IndexerOptions::default()).and_then(|i| i.close())
+            // Searches see a commit as soon as it is made.
+            let committed = move || {
+                if let Err(e) = reloading.reload() {
+                    tracing::warn!(error = %e, "search reader reload failed; it reloads on its own shortly");
+                }
+            };
+            run_indexer(indexer, next, &stop_rx, &IndexerOptions::default(), committed)
+                .and_then(|i| i.close())
         })
         .context("starting the indexer")?;
 
