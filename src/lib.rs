@@ -21,6 +21,7 @@ pub mod index;
 pub mod ledger;
 pub mod pipeline;
 pub mod report;
+pub mod response;
 pub mod rules;
 pub mod serve;
 pub mod sources;

@@ -335,12 +335,13 @@ fn python_verifier_reads_compacted_segments_and_their_dictionaries() {
     let shifted = tmp.path().join("shifted");
     copy_dir(&data, &shifted);
     let seg = segment_path(&shifted, 2);
-    let (mut footer, at) = sealtrail::ledger::segment::Footer::read_located(
-        &seg,
-        &mut fs::File::open(&seg).unwrap(),
-    )
-    .unwrap();
-    footer.frame_offsets.as_mut().expect("compacted: frame index")[70] += 1;
+    let (mut footer, at) =
+        sealtrail::ledger::segment::Footer::read_located(&seg, &mut fs::File::open(&seg).unwrap())
+            .unwrap();
+    footer
+        .frame_offsets
+        .as_mut()
+        .expect("compacted: frame index")[70] += 1;
     let mut bytes = fs::read(&seg).unwrap();
     bytes.truncate(at as usize);
     bytes.extend_from_slice(&footer.to_bytes(at));

@@ -38,7 +38,7 @@ mod detection;
 mod engine;
 pub mod field;
 mod load;
-mod yaml;
+pub(crate) mod yaml;
 
 #[cfg(test)]
 mod tests;
@@ -48,8 +48,8 @@ use std::path::{Path, PathBuf};
 pub use dedup::Deduplicator;
 pub use engine::{AlertCandidate, Engine, EngineConfig, EngineStats, MAX_ALERT_EVENTS};
 pub use load::{
-    CorrelationType, MAX_RULE_FILE_BYTES, MAX_RULE_FILES, MAX_TIMESPAN_MS, RuleMeta, RuleSet,
-    parse_timespan,
+    CorrelationType, MAX_RULE_FILE_BYTES, MAX_RULE_FILES, MAX_TIMESPAN_MS, PLAYBOOKS_DIR, RuleMeta,
+    RuleSet, parse_timespan,
 };
 
 /// Sigma rule level; becomes the alert's severity.
@@ -106,7 +106,7 @@ fn position(line: Option<usize>, column: Option<usize>) -> String {
 }
 
 impl LoadError {
-    fn at(file: &Path, pos: yaml::Pos, reason: String) -> LoadError {
+    pub(crate) fn at(file: &Path, pos: yaml::Pos, reason: String) -> LoadError {
         LoadError {
             file: file.to_owned(),
             line: Some(pos.line),
@@ -115,7 +115,7 @@ impl LoadError {
         }
     }
 
-    fn file(file: &Path, reason: impl Into<String>) -> LoadError {
+    pub(crate) fn file(file: &Path, reason: impl Into<String>) -> LoadError {
         LoadError {
             file: file.to_owned(),
             line: None,
