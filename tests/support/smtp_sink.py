@@ -13,6 +13,7 @@ import asyncio
 import json
 import os
 import sys
+import time
 
 
 class Session:
@@ -63,7 +64,7 @@ class Session:
                 path = os.path.join(self.out_dir, "%06d.json" % n)
                 with open(path + ".tmp", "w") as f:
                     json.dump({"mail_from": self.mail_from, "rcpt_to": self.rcpt_to,
-                               "data": "".join(lines)}, f)
+                               "data": "".join(lines), "received_at": time.time()}, f)
                 os.rename(path + ".tmp", path)
                 self.reset()
                 send("250 queued as %d" % n)
