@@ -831,6 +831,24 @@ steps: [open_incident, {resolve_after: 1d}]
     }
 
     #[test]
+    fn the_shipped_pack_and_playbooks_load_and_cover_every_severity() {
+        let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("rules");
+        let set = PlaybookSet::load(&dir, &OncallConfig::default()).unwrap();
+        for s in ["critical", "high", "medium", "low", "informational"] {
+            assert!(set.for_alert("no-such-rule", s).is_some(), "{s}");
+        }
+        // failed_login_burst names its playbook.
+        let p = set
+            .for_alert("031f78a8-6891-4b5a-a6e3-b4a10d1e6708", "high")
+            .unwrap();
+        assert_eq!(p.name, "brute-force-page");
+        assert_eq!(
+            set.for_alert("no-such-rule", "medium").unwrap().name,
+            "privacy-review"
+        );
+    }
+
+    #[test]
     fn rules_name_playbooks_and_unknown_names_are_errors() {
         let mut set = load(GOOD).unwrap();
         let rules = RuleSet::from_yaml(
