@@ -11,6 +11,7 @@
 //! Run: `bash bench/search-postgres.sh` (prints `SEALTRAIL_PG=...`), then
 //! `SEALTRAIL_PG=... cargo bench --bench search`. Env: SEALTRAIL_BENCH_EVENTS
 //! (default 10,000,000), SEALTRAIL_BENCH_QUERIES (per query, default 200),
+//! SEALTRAIL_BENCH_NRT_ONLY (run only the ingest-to-searchable phase),
 //! SEALTRAIL_BENCH_DIR (default ./target/bench-search),
 //! SEALTRAIL_BENCH_NRT_SECONDS (default 20). Without `--bench` (as under
 //! `cargo test --all-targets`) a smoke run of 50,000 events checks that the
@@ -884,6 +885,11 @@ fn main() {
     let _ = std::fs::remove_dir_all(&root);
     std::fs::create_dir_all(&root).expect("bench dir");
     println!("machine: {}", machine());
+    if std::env::var_os("SEALTRAIL_BENCH_NRT_ONLY").is_some() {
+        // Only the ingest-to-searchable phase (it needs no generated data).
+        ingest_to_searchable(&root, smoke);
+        return;
+    }
     println!(
         "events: {n} generated (seed {SEED:#x}): {USERS} users, {PATIENTS} patients, one year from 2025-12-01; {queries} runs per query"
     );
@@ -1090,6 +1096,14 @@ fn main() {
     drop(pg);
 
     // 5. Ingest-to-searchable with the real server.
+    ingest_to_searchable(&root, smoke);
+    println!("peak rss of the bench process: {} MiB", peak_rss_mib());
+    if std::env::var_os("SEALTRAIL_BENCH_KEEP").is_none() {
+        let _ = std::fs::remove_dir_all(&root);
+    }
+}
+
+fn ingest_to_searchable(root: &Path, smoke: bool) {
     let nrt_seconds = if smoke {
         3
     } else {
@@ -1100,10 +1114,6 @@ fn main() {
         nrt_seconds,
         if smoke { 2_000 } else { 10_000 },
     );
-    println!("peak rss of the bench process: {} MiB", peak_rss_mib());
-    if std::env::var_os("SEALTRAIL_BENCH_KEEP").is_none() {
-        let _ = std::fs::remove_dir_all(&root);
-    }
 }
 
 mod nrt {

@@ -8,7 +8,7 @@ use crate::detect::RulesConfig;
 use crate::ledger::log::SealPolicy;
 use crate::pipeline::AppenderConfig;
 use crate::pipeline::silence::SilenceConfig;
-use crate::response::notify::SmtpConfig;
+use crate::response::notify::{NotifyError, SmtpConfig};
 use crate::response::{OncallConfig, ResponseConfig};
 use crate::sources::http::HttpLimits;
 use crate::sources::syslog::{RawSyslog, SyslogConfig};
@@ -198,6 +198,7 @@ pub struct Config {
     pub lookups: LookupsConfig,
     pub masking: MaskConfig,
     pub rules: RulesConfig,
+    /// `[smtp]`: validated (and `ca_file` readable); build a `Mailer` from it.
     pub smtp: SmtpConfig,
     pub oncall: OncallConfig,
     /// An empty `public_url` is filled in by `serve` from the bound address.
@@ -284,6 +285,18 @@ impl Config {
                 "must be between 1 and 50000000",
             ));
         }
+        raw.smtp.validate().map_err(|e| match e {
+            NotifyError::Config { key, reason } => ConfigError::Invalid {
+                path: path.to_owned(),
+                key: smtp_key(key),
+                reason,
+            },
+            other => ConfigError::Invalid {
+                path: path.to_owned(),
+                key: "smtp",
+                reason: other.to_string(),
+            },
+        })?;
         if let Err((key, reason)) = raw.oncall.validate() {
             return Err(invalid(key, &reason));
         }
@@ -320,6 +333,23 @@ impl Config {
             oncall: raw.oncall,
             response,
         })
+    }
+}
+
+/// `smtp.<key>` for a key named by `SmtpConfig::validate`.
+fn smtp_key(key: &str) -> &'static str {
+    match key {
+        "host" => "smtp.host",
+        "port" => "smtp.port",
+        "from" => "smtp.from",
+        "username" => "smtp.username",
+        "password" => "smtp.password",
+        "timeout" => "smtp.timeout",
+        "retries" => "smtp.retries",
+        "retry_backoff" => "smtp.retry_backoff",
+        "max_backoff" => "smtp.max_backoff",
+        "ca_file" => "smtp.ca_file",
+        _ => "smtp",
     }
 }
 
@@ -393,6 +423,26 @@ mod tests {
         ));
         assert!(matches!(
             parse("[[oncall.levels]]\nname = \"a\"\npager = 1\n"),
+            Err(ConfigError::Parse { .. })
+        ));
+    }
+
+    #[test]
+    fn smtp_section_is_validated_with_its_key() {
+        let c = parse("[smtp]\nhost = \"mail.example.org\"\nport = 587\nstarttls = \"required\"\nusername = \"u\"\npassword = \"p\"\nfrom = \"Sealtrail <alerts@example.org>\"\ntimeout = \"5s\"\nretries = 2\n").unwrap();
+        assert_eq!(c.smtp.port, 587);
+        assert_eq!(c.smtp.retry_policy().attempts, 3);
+        assert_eq!(parse("").unwrap().smtp.port, 25);
+        match parse("[smtp]\nport = 0") {
+            Err(ConfigError::Invalid { key, .. }) => assert_eq!(key, "smtp.port"),
+            other => panic!("{other:?}"),
+        }
+        match parse("[smtp]\nca_file = \"/nonexistent.pem\"") {
+            Err(ConfigError::Invalid { key, .. }) => assert_eq!(key, "smtp"),
+            other => panic!("{other:?}"),
+        }
+        assert!(matches!(
+            parse("[smtp]\nstarttls = \"maybe\""),
             Err(ConfigError::Parse { .. })
         ));
     }

@@ -429,6 +429,10 @@ fn replay(args: &ReplayArgs) -> Result<ExitCode> {
             .with_context(|| format!("ledger entry {index} does not parse"))?;
         let t = entry.event.time.unix_ms();
         if t < from || t >= to {
+            if t < from {
+                // History before `from` is not seen (relation rules warm up).
+                engine.set_partial_history();
+            }
             continue;
         }
         events += 1;

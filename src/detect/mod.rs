@@ -514,6 +514,10 @@ impl Consumer {
         }
         let window = self.config.replay_ms(self.engine.rules());
         let start = replay_start(&self.ctx.data_dir, now_ms().saturating_sub(window))?.min(end);
+        if start > 0 {
+            // Older entries are not replayed (relation rules warm up).
+            self.engine.set_partial_history();
+        }
         let started = Instant::now();
         self.follower = LedgerFollower::new(&self.ctx.data_dir, start);
         let mut stored = Vec::new();
@@ -581,6 +585,9 @@ impl Consumer {
         if !engine.rules().is_empty() {
             let since = now_ms().saturating_sub(self.config.replay_ms(engine.rules()));
             let start = replay_start(&self.ctx.data_dir, since)?.min(at);
+            if start > 0 {
+                engine.set_partial_history();
+            }
             let mut follower = LedgerFollower::new(&self.ctx.data_dir, start);
             let mut buf = Vec::new();
             while let Some(index) = follower.next_entry(at, &mut buf)? {
@@ -676,6 +683,7 @@ impl Consumer {
             ("forced_hits", s.forced_hits),
             ("dropped_hits", s.dropped_hits),
             ("expired_groups", s.expired_groups),
+            ("unjoined_hits", s.unjoined_hits),
             ("groups", s.groups as u64),
             ("pending", s.pending as u64),
         ] {

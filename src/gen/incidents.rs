@@ -4,7 +4,8 @@
 //! same pattern (see `Practice::benign`), so every occurrence of a family's
 //! pattern in the data is labeled. How many: about one per family per ten
 //! days (at least one); `lockout_storm` one per fifteen days, `source_silent`
-//! one per thirty; `disabled_account_login` once from 16 days on, and
+//! one per thirty; `disabled_account_login` twice (a leaver from 16 days
+//! on, and an employee's account on a security hold), and
 //! `dormant_account` once when the run is long enough for a first week, 17
 //! days away and a return (27 to 30 days, by the start's weekday).
 
@@ -13,7 +14,9 @@ use rand::seq::SliceRandom;
 use serde_json::json;
 
 use super::clock::{HOUR_MS, MIN_MS, SEC_MS};
-use super::labels::{AFTER_HOURS_FROM, Family, LOCKOUT_AFTER_FAILURES, NEW_IP_LEARNING_DAYS};
+use super::labels::{
+    AFTER_HOURS_FROM, Family, LOCKOUT_AFTER_FAILURES, NEW_IP_LEARNING_DAYS, hour_of,
+};
 use super::practice::{PatientKind, Role};
 use super::schedule::{admin, admin_on_duty, export, login, ticket};
 use super::{Gen, Session, attrs, event, source};
@@ -145,7 +148,14 @@ fn patient_id(g: &Gen, p: usize) -> String {
 }
 
 /// A session of `u` outside its shift: login from `ip`, `body` inside, logout.
-fn own_session(g: &mut Gen, u: usize, d: u32, from: i64, to: i64, ip: &str) -> (usize, usize) {
+pub(crate) fn own_session(
+    g: &mut Gen,
+    u: usize,
+    d: u32,
+    from: i64,
+    to: i64,
+    ip: &str,
+) -> (usize, usize) {
     let sid = g.session_id();
     let li = login(g, u, from, ip, Some(&sid), Outcome::Success);
     let mut out = event(to, Category::Auth, "logout", Outcome::Success);
@@ -183,6 +193,7 @@ pub(crate) fn inject(g: &mut Gen, _plan: &Plan) {
         lockout_storm(g);
     }
     disabled_account_login(g);
+    security_hold_login(g);
 }
 
 fn failed_login_burst(g: &mut Gen) {
@@ -369,18 +380,24 @@ fn coworker_record(g: &mut Gen, k: usize) {
     }
 }
 
+/// Every second one (k odd) by a physician who is not the VIP's: the hard
+/// case for a rule that only looks at roles.
 fn vip_no_treatment(g: &mut Gen, k: usize) {
-    let roles = [
-        Role::Nurse,
-        Role::FrontDesk,
-        Role::Billing,
-        Role::MedicalAssistant,
-    ];
+    let roles: &[Role] = if k % 2 == 1 {
+        &[Role::Physician]
+    } else {
+        &[
+            Role::Nurse,
+            Role::FrontDesk,
+            Role::Billing,
+            Role::MedicalAssistant,
+        ]
+    };
     let n = g.practice.staff.len();
     let mut c = Vec::new();
     for &p in &g.practice.vips {
         for u in 0..n {
-            if roles.contains(&g.practice.staff[u].role) {
+            if roles.contains(&g.practice.staff[u].role) && !g.practice.benign(u, p) {
                 c.push((u, p));
             }
         }
@@ -697,6 +714,84 @@ fn disabled_account_login(g: &mut Gen) {
         vec![("actor.user", un)],
         "login to an account disabled days before".into(),
     );
+}
+
+/// An employee's account put on a security hold (disabled, not a leaver:
+/// staff.csv has no termination date) logs in while disabled; IT re-enables
+/// it after a password reset the same afternoon, and the person works
+/// normally the next day. Placed after the person's last login of the day,
+/// inside an IT admin's session.
+fn security_hold_login(g: &mut Gen) {
+    for _ in 0..50 {
+        let Some((u, d)) = worker(g, &DAY_ROLES, 1) else {
+            return;
+        };
+        if !(d + 1..g.days).any(|x| g.practice.staff[u].works(&g.clock, x)) {
+            continue;
+        }
+        let Some(last_login) = g.sessions[u][d as usize].iter().map(|s| s.from).max() else {
+            continue;
+        };
+        let admins: Vec<(usize, i64, i64)> = g
+            .practice
+            .of_role(Role::ItAdmin)
+            .into_iter()
+            .filter_map(|a| {
+                let s = &g.sessions[a][d as usize];
+                Some((a, s.first()?.from, s.last()?.to))
+            })
+            .collect();
+        let Some(&(a, a_from, a_to)) = admins.choose(&mut g.rng) else {
+            continue;
+        };
+        let at = (last_login + g.rng.gen_range(10..40) * MIN_MS).max(a_from + 5 * MIN_MS);
+        // Disable, login 5-20 min later, re-enable 15-30 min after that.
+        if at + 70 * MIN_MS > a_to || hour_of(at + 70 * MIN_MS) >= AFTER_HOURS_FROM {
+            continue;
+        }
+        let un = user(g, u);
+        let f = attrs([
+            ("change_ticket", ticket(g)),
+            ("why", json!("security hold: suspected phishing")),
+        ]);
+        let Some(dis) = admin(
+            g,
+            a,
+            d,
+            at,
+            "user_disable",
+            Some(un.clone()),
+            f,
+            "Disabled account (security hold)",
+        ) else {
+            continue;
+        };
+        let from = g.drafts[dis].t + g.rng.gen_range(5..20) * MIN_MS;
+        let ip = g.practice.staff[u].ip.clone();
+        let (li, _) = own_session(g, u, d, from, from + 4 * MIN_MS, &ip);
+        let back = from + g.rng.gen_range(15..30) * MIN_MS;
+        let f = attrs([
+            ("change_ticket", ticket(g)),
+            ("why", json!("password reset after security hold")),
+        ]);
+        admin(
+            g,
+            a,
+            d,
+            back,
+            "user_enable",
+            Some(un.clone()),
+            f,
+            "Re-enabled account after a password reset",
+        );
+        g.label(
+            Family::DisabledAccountLogin,
+            vec![dis, li],
+            vec![("actor.user", un)],
+            "login to an account on a security hold (disabled, not a leaver)".into(),
+        );
+        return;
+    }
 }
 
 /// Labels the dormant user's first event after the absence.

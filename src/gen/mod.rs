@@ -49,7 +49,12 @@
 //!
 //! Planned schedules give benign look-alikes: a 10-day vacation (under the
 //! 14-day dormancy threshold), a week of leave with the account disabled and
-//! re-enabled before the return, a leaver disabled and never seen again.
+//! re-enabled before the return, a leaver disabled, re-enabled for a
+//! handover session, disabled again and never seen after; VIPs' physicians
+//! look at the chart before the visit and review results days after it.
+//! Hard cases among the incidents: every second VIP incident is by a
+//! physician who is not the VIP's, and one disabled account that logs in
+//! belongs to an employee on a security hold (no termination date).
 
 mod clock;
 mod incidents;

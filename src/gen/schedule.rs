@@ -463,6 +463,9 @@ fn visit(g: &mut Gen, d: u32, ph: usize, p: usize, t: i64) {
             }
         }
     }
+    if vip {
+        vip_reviews(g, d, ph, p, t);
+    }
     if g.rng.gen_bool(0.25) {
         let at = t + 24 * MIN_MS;
         g.access(
@@ -931,6 +934,44 @@ fn it_work(g: &mut Gen, u: usize, d: u32, s: i64, e: i64) {
     }
 }
 
+/// The VIP's physician outside the visit itself (benign, inside the
+/// treatment window): a look at the chart before the visit (the booking is
+/// at least 30 minutes before it, so it is already in the data) and a review
+/// of results on one of the next working days.
+fn vip_reviews(g: &mut Gen, d: u32, ph: usize, p: usize, t: i64) {
+    if g.rng.gen_bool(0.5) {
+        let at = t - g.rng.gen_range(10..25) * MIN_MS;
+        g.access(
+            ph,
+            d,
+            at,
+            "view",
+            Some(p),
+            "problem_list",
+            "ehr",
+            "Reviewed chart before the visit",
+        );
+    }
+    if g.rng.gen_bool(0.6) {
+        let later =
+            (d + 2..(d + 11).min(g.days)).find(|&x| g.practice.staff[ph].works(&g.clock, x));
+        if let Some(x) = later {
+            let (s, e) = g.practice.staff[ph].shift_ms(&g.clock, x);
+            let at = g.rng.gen_range(s + 30 * MIN_MS..e - 30 * MIN_MS);
+            g.access(
+                ph,
+                x,
+                at,
+                "view",
+                Some(p),
+                "lab_result",
+                "ehr",
+                "Reviewed results after the visit",
+            );
+        }
+    }
+}
+
 /// The first IT admin with a session on day `from` or a later day.
 pub(crate) fn admin_on_duty(g: &Gen, from: u32) -> Option<(usize, u32)> {
     let admins = g.practice.of_role(Role::ItAdmin);
@@ -943,7 +984,49 @@ pub(crate) fn admin_on_duty(g: &Gen, from: u32) -> Option<(usize, u32)> {
     })
 }
 
-/// Benign account lifecycle: the leaver's disable, the leave's disable and re-enable.
+/// The leaver's account re-enabled for a handover morning (staff.csv still
+/// says terminated), a short session, and disabled again: benign, because
+/// the login follows a re-enable.
+fn handover(g: &mut Gen, u: usize, disabled_on: u32, user: &str) {
+    let Some((a, d)) = admin_on_duty(g, disabled_on + 1) else {
+        return;
+    };
+    let at = g.clock.day_start(d) + 9 * HOUR_MS + g.rng.gen_range(0..60) * MIN_MS;
+    let f = attrs([("change_ticket", ticket(g)), ("why", json!("handover"))]);
+    let Some(en) = admin(
+        g,
+        a,
+        d,
+        at,
+        "user_enable",
+        Some(user.to_owned()),
+        f,
+        "Re-enabled a leaver's account for a handover",
+    ) else {
+        return;
+    };
+    let from = g.drafts[en].t + g.rng.gen_range(10..30) * MIN_MS;
+    let to = from + g.rng.gen_range(30..60) * MIN_MS;
+    let ip = g.practice.staff[u].ip.clone();
+    super::incidents::own_session(g, u, d, from, to, &ip);
+    let f = attrs([
+        ("change_ticket", ticket(g)),
+        ("why", json!("handover done")),
+    ]);
+    admin(
+        g,
+        a,
+        d,
+        to + 10 * MIN_MS,
+        "user_disable",
+        Some(user.to_owned()),
+        f,
+        "Disabled account of a leaver after the handover",
+    );
+}
+
+/// Benign account lifecycle: the leaver's disable (and a handover with a
+/// re-enable), the leave's disable and re-enable.
 fn lifecycle(g: &mut Gen) {
     if let Some((u, t)) = g.practice.plan.leaver
         && let Some((a, d)) = admin_on_duty(g, t)
@@ -951,16 +1034,19 @@ fn lifecycle(g: &mut Gen) {
         let user = g.practice.staff[u].user.clone();
         let at = g.clock.day_start(d) + 9 * HOUR_MS + g.rng.gen_range(0..120) * MIN_MS;
         let f = attrs([("change_ticket", ticket(g)), ("why", json!("termination"))]);
-        admin(
+        let disabled = admin(
             g,
             a,
             d,
             at,
             "user_disable",
-            Some(user),
+            Some(user.clone()),
             f,
             "Disabled account of a leaver",
         );
+        if disabled.is_some() {
+            handover(g, u, d, &user);
+        }
     }
     if let Some((u, first)) = g.practice.plan.leave {
         let user = g.practice.staff[u].user.clone();

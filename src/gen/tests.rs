@@ -707,3 +707,61 @@ fn every_family_on_other_seeds_and_sizes() {
         }
     }
 }
+
+#[test]
+fn hard_cases_for_the_join_rules_are_in_the_data() {
+    let o = run30();
+    let ctx = Ctx::new(o);
+    let labeled: BTreeSet<&str> = o
+        .labels
+        .iter()
+        .flat_map(|l| l.event_ids.iter().map(String::as_str))
+        .collect();
+    let free = |e: &Event| !labeled.contains(e.id.as_deref().unwrap());
+    let terminated: HashMap<&str, bool> = o
+        .staff_csv
+        .lines()
+        .skip(1)
+        .map(|l| {
+            let c: Vec<&str> = l.split(',').collect();
+            (c[0], !c[7].is_empty())
+        })
+        .collect();
+    let label_user = |l: &LabelRecord| l.group["actor.user"].as_str().unwrap().to_owned();
+    let of = |f: &'static str| o.labels.iter().filter(move |l| l.family == f);
+    // A VIP chart opened by a physician who is not the VIP's clinician.
+    assert!(
+        of("vip_no_treatment").any(|l| ctx.staff[&label_user(l)].1 == "physician"),
+        "no vip_no_treatment by a physician"
+    );
+    // A disabled account that logs in and is not a leaver.
+    assert!(
+        of("disabled_account_login").any(|l| !terminated[label_user(l).as_str()]),
+        "no disabled_account_login of an employee"
+    );
+    // A leaver re-enabled (staff.csv still says terminated), then logging in: benign.
+    let ev = &o.events;
+    let rehired = ev.iter().filter(|en| {
+        is(en, Category::Admin, "user_enable")
+            && terminated[en.target_user.as_deref().unwrap()]
+            && ev.iter().any(|e| {
+                good_login(e) && user(e) == en.target_user.as_deref().unwrap() && e.time > en.time
+            })
+    });
+    assert!(rehired.count() >= 1, "no re-enabled leaver logging in");
+    // The VIP's clinician on a day other than the visit's, inside the window.
+    let off_visit = ev.iter().filter(|e| {
+        is(e, Category::Access, "view")
+            && patient(e).is_some_and(|p| ctx.patients[p].1)
+            && free(e)
+            && ctx
+                .treatment
+                .get(&(user(e).to_owned(), patient(e).unwrap().to_owned()))
+                .is_some_and(|ts| {
+                    let t = e.time.unix_ms();
+                    ts.iter().all(|s| (s - t).abs() > DAY_MS)
+                        && ts.iter().any(|s| (s - t).abs() <= TREATMENT_DAYS * DAY_MS)
+                })
+    });
+    assert!(off_visit.count() >= 1, "no VIP review away from the visit");
+}

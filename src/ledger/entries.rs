@@ -20,8 +20,9 @@ use std::fs::File;
 use std::io;
 use std::os::unix::fs::FileExt;
 use std::path::{Path, PathBuf};
-use std::sync::{Arc, Mutex, MutexGuard};
+use std::sync::{Arc, Mutex, MutexGuard, OnceLock};
 
+use tantivy::directory::{Directory, MmapDirectory, OwnedBytes};
 use thiserror::Error;
 
 use super::dicts::DictStore;
@@ -91,6 +92,9 @@ struct Sealed {
     frames: Option<Vec<u32>>,
     /// Inode of the file, for version 1 files that compaction may replace.
     inode: u64,
+    /// The whole file, memory-mapped, for compacted files (which never
+    /// change): entries are then sliced out instead of read with `pread`.
+    mapped: Option<OwnedBytes>,
 }
 
 impl Sealed {
@@ -116,7 +120,7 @@ impl Sealed {
             });
         };
         if let Some(frames) = &self.frames
-            && wanted.len() <= EXACT_READS_PER_BLOCK
+            && (wanted.len() <= EXACT_READS_PER_BLOCK || self.mapped.is_some())
         {
             let base = (block as usize) << BLOCK_SHIFT;
             return wanted
@@ -133,7 +137,19 @@ impl Sealed {
                     if to > end {
                         return Err(self.frame_err(from, "frame index points past its block"));
                     }
-                    read_frame_exact(&self.file, &self.path, &self.codec, from, to)
+                    match &self.mapped {
+                        Some(bytes) => {
+                            let frame = usize::try_from(from)
+                                .ok()
+                                .zip(usize::try_from(to).ok())
+                                .and_then(|(from, to)| bytes.as_slice().get(from..to))
+                                .ok_or_else(|| {
+                                    self.frame_err(from, "frame past the end of the file")
+                                })?;
+                            decode_frame(&self.path, &self.codec, from, frame)
+                        }
+                        None => read_frame_exact(&self.file, &self.path, &self.codec, from, to),
+                    }
                 })
                 .collect();
         }
@@ -180,6 +196,10 @@ pub struct EntryReader {
     dicts: DictStore,
     state: Mutex<State>,
     open: Mutex<Option<Open>>,
+    /// Maps compacted segment files (tantivy's mmap cache over `segments/`,
+    /// the mechanism that already maps the search index); `None` when the
+    /// folder cannot be opened, and then files are read with `pread`.
+    mapper: OnceLock<Option<MmapDirectory>>,
 }
 
 impl State {
@@ -219,6 +239,7 @@ impl EntryReader {
                 sealed: HashMap::new(),
             }),
             open: Mutex::new(None),
+            mapper: OnceLock::new(),
         }
     }
 
@@ -378,7 +399,12 @@ impl EntryReader {
                 reason: "block index is not increasing".into(),
             });
         }
+        let mapped = match codec {
+            FrameCodec::Zstd(_) => self.map(&path, meta.len()),
+            FrameCodec::Plain => None,
+        };
         Ok(Sealed {
+            mapped,
             path,
             file,
             codec,
@@ -388,6 +414,24 @@ impl EntryReader {
             frames: footer.frame_offsets,
             inode: std::os::unix::fs::MetadataExt::ino(&meta),
         })
+    }
+
+    /// The whole of a compacted segment file, memory-mapped, if it can be.
+    /// Only compacted files are mapped: they are never rewritten (a version
+    /// 1 file is replaced by compaction, and a cached mapping of the old
+    /// file would be returned for the new one), and retention deletes but
+    /// never truncates them. Any failure falls back to `pread`.
+    fn map(&self, path: &Path, len: u64) -> Option<OwnedBytes> {
+        let mapper = self
+            .mapper
+            .get_or_init(|| MmapDirectory::open(&self.paths.segments).ok())
+            .as_ref()?;
+        let bytes = mapper
+            .open_read(Path::new(path.file_name()?))
+            .ok()?
+            .read_bytes()
+            .ok()?;
+        (bytes.len() as u64 == len).then_some(bytes)
     }
 
     /// Reads an entry of the open segment, learning its block offsets.
@@ -541,7 +585,32 @@ fn read_frame_exact(
     if !read_full(file, path, from, buf)? {
         return Err(frame_err("frame past the end of the file".into()));
     }
-    let (head, stored) = buf.split_at(FRAME_HEADER_LEN as usize);
+    decode_frame(path, codec, from, buf)
+}
+
+/// Checks and decodes one whole frame (header and payload) found at `at`.
+fn decode_frame(
+    path: &Path,
+    codec: &FrameCodec,
+    at: u64,
+    frame: &[u8],
+) -> Result<Vec<u8>, EntryReadError> {
+    let frame_err = |reason: String| EntryReadError::Frame {
+        path: path.to_owned(),
+        offset: at,
+        reason,
+    };
+    if frame.len() as u64 <= FRAME_HEADER_LEN {
+        return Err(frame_err(
+            "frame index gives a span shorter than a frame".into(),
+        ));
+    }
+    let (head, stored) = frame.split_at(FRAME_HEADER_LEN as usize);
+    if stored.len() > MAX_ENTRY_LEN as usize {
+        return Err(frame_err(
+            "frame index gives a span longer than a frame".into(),
+        ));
+    }
     let len = u32::from_be_bytes([head[0], head[1], head[2], head[3]]);
     let crc = u32::from_be_bytes([head[4], head[5], head[6], head[7]]);
     if len as usize != stored.len() {

@@ -67,7 +67,7 @@ fn detect_metrics(registry: &Registry) -> DetectMetrics {
     let engine = IntGaugeVec::new(
         Opts::new(
             "detection_engine",
-            "counters of the active rule engine (late_hits, evicted_groups, forced_hits, dropped_hits, expired_groups, groups, pending)",
+            "counters of the active rule engine (late_hits, evicted_groups, forced_hits, dropped_hits, expired_groups, unjoined_hits, groups, pending)",
         ),
         &["stat"],
     )

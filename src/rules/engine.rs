@@ -30,6 +30,19 @@
 //! previous hit is at least `gap` old. Its `timespan_ms` is `history`: a
 //! group with no hit for that long is expired like any other.
 //!
+//! `absence` and `baseline` (sealtrail extensions, `absence.rs` and
+//! `baseline.rs`) and correlations whose condition has an upper bound
+//! (`lt`, `lte`, `eq`: judged over the whole window, which starts at the
+//! group's first hit, when the window closes, not on the first hit that
+//! satisfies them) act when time passes rather than on a hit: they keep
+//! event-time deadlines (`timers.rs`) that fire once the watermark is past
+//! them, interleaved with the hits in event-time order. [`Engine::advance`]
+//! moves the watermark when no events come, so a stream that went quiet
+//! still closes windows and reports silences.
+//! `relation` and `state` (sealtrail extensions, state joins) keep their
+//! state in [`super::relation`]; their members' hits take the same reorder
+//! buffer, and the rule's `timespan_ms` is its replay span.
+//!
 //! Rebuilding after a restart or reload: replay the ledger from
 //! `now - (RuleSet::max_timespan_ms + allowed_lateness_ms)` with
 //! [`Engine::replay`] (alerts dropped), then continue with
@@ -41,6 +54,9 @@ use std::sync::Arc;
 
 use super::Level;
 use super::load::{CorrelationRule, CorrelationType, FirstSeen, GroupSource, RuleMeta, RuleSet};
+use super::relation::{JoinHit, JoinState};
+use super::timers::{TimerId, Timers};
+use super::{absence, baseline};
 use crate::event::{Entry, Timestamp};
 
 /// Most event indices kept in one alert.
@@ -101,11 +117,16 @@ pub struct EngineStats {
     pub dropped_hits: u64,
     /// first_seen values dropped from a full group (least recently seen).
     pub evicted_values: u64,
+    /// relation/state hits not applied: a key field missing, or a relation
+    /// time that is no timestamp.
+    pub unjoined_hits: u64,
     pub pending: usize,
     pub groups: usize,
+    /// Deadlines waiting (absence, baseline and upper-bounded windows).
+    pub timers: usize,
 }
 
-type GroupKey = Box<[Option<Box<str>>]>;
+pub(crate) type GroupKey = Box<[Option<Box<str>>]>;
 
 /// Ordering of hits: event time, ledger index, correlation, member.
 type HitKey = (i64, u64, usize, usize);
@@ -160,6 +181,11 @@ struct Group {
     values: HashMap<Box<str>, u32>,
     /// first_seen: value -> last time seen.
     seen: HashMap<Box<str>, i64>,
+    /// Conditions with an upper bound: the window's closing deadline.
+    timer: Option<TimerId>,
+    /// Conditions with an upper bound: passed it in this window (hits are
+    /// no longer kept; the window cannot fire).
+    spoiled: bool,
 }
 
 #[derive(Debug, Default)]
@@ -168,6 +194,10 @@ struct CorrState {
     /// (last hit time, seq) -> group, oldest first: expiry and eviction order.
     idle: BTreeMap<(i64, u64), GroupKey>,
     seq: u64,
+    /// relation and state rules.
+    join: JoinState,
+    absence: absence::State,
+    baseline: baseline::State,
 }
 
 /// The rule engine: detection, reorder buffer and correlation state.
@@ -179,7 +209,10 @@ pub struct Engine {
     newest: Option<i64>,
     applied: Option<HitKey>,
     state: Vec<CorrState>,
+    timers: Timers,
     stats: EngineStats,
+    /// Set by [`Engine::set_partial_history`]: the first event time seen.
+    partial: Option<Option<i64>>,
 }
 
 impl Engine {
@@ -194,8 +227,18 @@ impl Engine {
             newest: None,
             applied: None,
             state,
+            timers: Timers::default(),
             stats: EngineStats::default(),
+            partial: None,
         }
+    }
+
+    /// Tells the engine that its input starts after the ledger's beginning
+    /// (a replay of the recent window): `relation` checks whose window
+    /// reaches before the first event it is given stay silent, as their
+    /// relations may lie in the part not replayed.
+    pub fn set_partial_history(&mut self) {
+        self.partial.get_or_insert(None);
     }
 
     pub fn rules(&self) -> &Arc<RuleSet> {
@@ -209,7 +252,12 @@ impl Engine {
     pub fn stats(&self) -> EngineStats {
         let mut s = self.stats.clone();
         s.pending = self.pending.len();
-        s.groups = self.state.iter().map(|c| c.groups.len()).sum();
+        s.groups = self
+            .state
+            .iter()
+            .map(|c| c.groups.len() + c.absence.len() + c.baseline.len() + c.join.len())
+            .sum();
+        s.timers = self.timers.len();
         s
     }
 
@@ -219,6 +267,9 @@ impl Engine {
     pub fn process(&mut self, index: u64, entry: &Entry, out: &mut Vec<AlertCandidate>) {
         self.stats.events += 1;
         let time = entry.event.time.unix_ms();
+        if let Some(first @ None) = &mut self.partial {
+            *first = Some(time);
+        }
         // Too late: behind the watermark, or behind a hit already applied
         // (after a forced release). Such hits are counted, not applied.
         let behind = self
@@ -284,9 +335,42 @@ impl Engine {
     }
 
     /// Applies every waiting hit (end of a replay or of a test input).
+    /// Deadlines before a hit fire first; later ones stay: the end of the
+    /// input says nothing about the time after it.
     pub fn flush(&mut self, out: &mut Vec<AlertCandidate>) {
         while let Some(Reverse(p)) = self.pending.pop() {
+            self.fire_timers(p.key.0, out);
             self.apply(p, out);
+        }
+    }
+
+    /// Fires every deadline before `t`, earliest first.
+    fn fire_timers(&mut self, t: i64, out: &mut Vec<AlertCandidate>) {
+        while let Some((id, key)) = self.timers.pop_before(t) {
+            self.fire(id, key, out);
+        }
+    }
+
+    fn fire(&mut self, id: TimerId, key: GroupKey, out: &mut Vec<AlertCandidate>) {
+        let rules = Arc::clone(&self.rules);
+        let ci = id.1;
+        let corr = &rules.correlations[ci];
+        let st = &mut self.state[ci];
+        let fired = match corr.kind {
+            CorrelationType::Absence => st.absence.fire(corr, id, &key, &mut self.timers),
+            CorrelationType::Baseline => st.baseline.fire(corr, id, &key, &mut self.timers),
+            _ => close_window(corr, st, id, &key),
+        };
+        if let Some(f) = fired {
+            let a = alert(
+                &corr.meta,
+                group_map(corr, &key),
+                f.first,
+                f.last,
+                f.count,
+                f.events,
+            );
+            self.emit(ci, &key, a, f.first, f.last, out);
         }
     }
 
@@ -303,9 +387,13 @@ impl Engine {
                 if over && p.key.0 > watermark {
                     self.stats.forced_hits += 1;
                 }
+                self.fire_timers(p.key.0, out);
                 self.apply(p, out);
             }
         }
+        // Never before an applied hit: a forced one may be past the watermark.
+        let applied = self.applied.map_or(watermark, |a| a.0);
+        self.fire_timers(watermark.max(applied), out);
     }
 
     /// Expires groups that no hit at or after the watermark can extend.
@@ -314,7 +402,13 @@ impl Engine {
         let now = newest.saturating_sub(self.cfg.allowed_lateness_ms);
         for ci in 0..self.state.len() {
             let span = self.rules.correlations[ci].timespan_ms;
-            expire(&mut self.state[ci], now - span, &mut self.stats);
+            expire(
+                &mut self.state[ci],
+                now - span,
+                &mut self.timers,
+                &mut self.stats,
+            );
+            self.state[ci].join.expire(now, &mut self.stats);
         }
     }
 
@@ -335,17 +429,98 @@ impl Engine {
         let rules = Arc::clone(&self.rules);
         let corr = &rules.correlations[ci];
         let t = hit.time;
+        if let Some(join) = &corr.join {
+            let jh = JoinHit {
+                time: t,
+                member: hit.member,
+                index: match &hit.events {
+                    Events::One(i) => *i,
+                    Events::Many(v) => v.first().copied().unwrap_or_default(),
+                },
+                value: hit.value.as_deref(),
+            };
+            let since = self.partial.flatten();
+            let st = &mut self.state[ci].join;
+            if let Some(f) = st.apply(join, &key, &jh, since, &self.cfg, &mut self.stats) {
+                let a = alert(
+                    &corr.meta,
+                    group_map(corr, &key),
+                    f.first_ms,
+                    t,
+                    f.count,
+                    f.events,
+                );
+                self.emit(ci, &key, a, f.first_ms, t, out);
+            }
+            return;
+        }
         if corr.first_seen.is_some() && corr.value_field.is_some() && hit.value.is_none() {
             // first_seen of a field the event lacks: nothing to remember.
             return;
         }
         let st = &mut self.state[ci];
-        expire(st, t - corr.timespan_ms, &mut self.stats);
+        let last_event = match &hit.events {
+            Events::One(i) => Some(*i),
+            Events::Many(v) => v.last().copied(),
+        };
+        match corr.kind {
+            CorrelationType::Absence => {
+                let cap = (self.cfg.max_groups_per_rule, self.cfg.max_hits_per_group);
+                let timers = &mut self.timers;
+                st.absence
+                    .hit(corr, ci, key, t, last_event, cap, timers, &mut self.stats);
+                return;
+            }
+            CorrelationType::Baseline => {
+                let first_event = match &hit.events {
+                    Events::One(i) => std::slice::from_ref(i),
+                    Events::Many(v) => v,
+                };
+                let max_groups = self.cfg.max_groups_per_rule;
+                let timers = &mut self.timers;
+                st.baseline.hit(
+                    corr,
+                    ci,
+                    key,
+                    t,
+                    first_event,
+                    max_groups,
+                    timers,
+                    &mut self.stats,
+                );
+                return;
+            }
+            _ => {}
+        }
+        let deferred = corr.condition.bounded_above();
+        if deferred
+            && let Some(g) = st.groups.get(&key)
+            && let Some(id) = g.timer
+            && t > id.0
+        {
+            // Its window closed (normally fired by its timer first).
+            self.timers.cancel(id);
+            if let Some(f) = close_window(corr, st, id, &key) {
+                let a = alert(
+                    &corr.meta,
+                    group_map(corr, &key),
+                    f.first,
+                    f.last,
+                    f.count,
+                    f.events,
+                );
+                self.emit(ci, &key, a, f.first, f.last, out);
+            }
+        }
+        let st = &mut self.state[ci];
+        expire(st, t - corr.timespan_ms, &mut self.timers, &mut self.stats);
         if !st.groups.contains_key(&key)
             && st.groups.len() >= self.cfg.max_groups_per_rule
             && let Some((_, k)) = st.idle.pop_first()
         {
-            st.groups.remove(&k);
+            if let Some(id) = st.groups.remove(&k).and_then(|g| g.timer) {
+                self.timers.cancel(id);
+            }
             self.stats.evicted_groups += 1;
         }
         st.seq += 1;
@@ -365,6 +540,10 @@ impl Engine {
                 let g = st.groups.entry(key.clone()).or_default();
                 g.first = t;
                 g.last = t;
+                if deferred {
+                    // The window is [first hit, first hit + timespan].
+                    g.timer = Some(self.timers.schedule(t + corr.timespan_ms, ci, key.clone()));
+                }
                 g
             }
         };
@@ -395,6 +574,20 @@ impl Engine {
             }
             return;
         }
+        if deferred {
+            // Judged when the window closes; once past the upper bound it
+            // cannot hold again (every measure only grows in a window).
+            if group.spoiled {
+                return;
+            }
+            add_hit(group, hit, self.cfg.max_hits_per_group, &mut self.stats);
+            if corr.condition.exceeded(measured(corr, group).0) {
+                group.spoiled = true;
+                group.hits.clear();
+                group.values.clear();
+            }
+            return;
+        }
         // Slide the window: keep hits with time >= t - timespan.
         while group
             .hits
@@ -403,31 +596,11 @@ impl Engine {
         {
             pop_front(group);
         }
-        if let Some(v) = &hit.value {
-            *group.values.entry(v.clone()).or_insert(0) += 1;
-        }
-        group.hits.push_back(hit);
-        if group.hits.len() > self.cfg.max_hits_per_group {
-            pop_front(group);
-            self.stats.dropped_hits += 1;
-        }
+        add_hit(group, hit, self.cfg.max_hits_per_group, &mut self.stats);
         let Some(count) = measure(corr, group) else {
             return;
         };
-        let first = group.hits.iter().map(|h| h.first_time).min().unwrap_or(t);
-        let mut events = Vec::new();
-        'outer: for h in &group.hits {
-            let slice: &[u64] = match &h.events {
-                Events::One(i) => std::slice::from_ref(i),
-                Events::Many(v) => v,
-            };
-            for &i in slice {
-                if events.len() >= MAX_ALERT_EVENTS {
-                    break 'outer;
-                }
-                events.push(i);
-            }
-        }
+        let (first, events) = window_events(group, t);
         // Fired: the window starts afresh.
         st.idle.remove(&(group.last, group.seq));
         st.groups.remove(&key);
@@ -525,6 +698,72 @@ fn first_seen(
     !known && learnt
 }
 
+/// The engine-side result of a firing extension or closing window.
+pub(crate) struct Fired {
+    pub first: i64,
+    pub last: i64,
+    pub count: u64,
+    pub events: Vec<u64>,
+}
+
+fn add_hit(group: &mut Group, hit: Hit, cap: usize, stats: &mut EngineStats) {
+    if let Some(v) = &hit.value {
+        *group.values.entry(v.clone()).or_insert(0) += 1;
+    }
+    group.hits.push_back(hit);
+    if group.hits.len() > cap {
+        pop_front(group);
+        stats.dropped_hits += 1;
+    }
+}
+
+/// The window's first time (`t` when empty) and its first events.
+fn window_events(group: &Group, t: i64) -> (i64, Vec<u64>) {
+    let first = group.hits.iter().map(|h| h.first_time).min().unwrap_or(t);
+    let mut events = Vec::new();
+    'outer: for h in &group.hits {
+        let slice: &[u64] = match &h.events {
+            Events::One(i) => std::slice::from_ref(i),
+            Events::Many(v) => v,
+        };
+        for &i in slice {
+            if events.len() >= MAX_ALERT_EVENTS {
+                break 'outer;
+            }
+            events.push(i);
+        }
+    }
+    (first, events)
+}
+
+/// Closes the window of an upper-bounded correlation's group (its timer
+/// `id` fired): the group is removed, and fires when its count over the
+/// whole window holds.
+fn close_window(
+    corr: &CorrelationRule,
+    st: &mut CorrState,
+    id: TimerId,
+    key: &GroupKey,
+) -> Option<Fired> {
+    let g = st.groups.get(key)?;
+    if g.timer != Some(id) {
+        return None; // a stale timer of an earlier window
+    }
+    let g = st.groups.remove(key)?;
+    st.idle.remove(&(g.last, g.seq));
+    if g.spoiled {
+        return None;
+    }
+    let count = measure(corr, &g)?;
+    let (first, events) = window_events(&g, g.last);
+    Some(Fired {
+        first,
+        last: g.last,
+        count,
+        events,
+    })
+}
+
 fn pop_front(group: &mut Group) {
     if let Some(h) = group.hits.pop_front()
         && let Some(v) = h.value
@@ -537,14 +776,17 @@ fn pop_front(group: &mut Group) {
     }
 }
 
-/// Removes groups whose newest hit is older than `before`.
-fn expire(st: &mut CorrState, before: i64, stats: &mut EngineStats) {
+/// Removes groups whose newest hit is older than `before` (a group whose
+/// window is still open keeps its deadline, which fires first).
+fn expire(st: &mut CorrState, before: i64, timers: &mut Timers, stats: &mut EngineStats) {
     while let Some((&(last, seq), _)) = st.idle.first_key_value() {
         if last >= before {
             break;
         }
         if let Some(k) = st.idle.remove(&(last, seq)) {
-            st.groups.remove(&k);
+            if let Some(id) = st.groups.remove(&k).and_then(|g| g.timer) {
+                timers.cancel(id);
+            }
             stats.expired_groups += 1;
         }
     }
@@ -552,8 +794,24 @@ fn expire(st: &mut CorrState, before: i64, stats: &mut EngineStats) {
 
 /// The count the condition is checked against, when it holds.
 fn measure(corr: &CorrelationRule, group: &Group) -> Option<u64> {
+    if matches!(
+        corr.kind,
+        CorrelationType::FirstSeen
+            | CorrelationType::Absence
+            | CorrelationType::Baseline
+            | CorrelationType::Relation
+            | CorrelationType::State
+    ) {
+        return None;
+    }
+    let (measured, reported) = measured(corr, group);
+    corr.condition.holds(measured).then_some(reported)
+}
+
+/// (the count the condition is checked against, the count reported).
+fn measured(corr: &CorrelationRule, group: &Group) -> (u64, u64) {
     let hits = group.hits.len() as u64;
-    let (measured, reported) = match corr.kind {
+    match corr.kind {
         CorrelationType::EventCount => (hits, hits),
         CorrelationType::ValueCount => {
             let n = group.values.len() as u64;
@@ -566,8 +824,12 @@ fn measure(corr: &CorrelationRule, group: &Group) -> Option<u64> {
             }
             (seen.iter().filter(|s| **s).count() as u64, hits)
         }
-        // Applied by `first_seen`, never measured.
-        CorrelationType::FirstSeen => return None,
+        // Applied by their own logic, never measured.
+        CorrelationType::FirstSeen
+        | CorrelationType::Absence
+        | CorrelationType::Baseline
+        | CorrelationType::Relation
+        | CorrelationType::State => (0, 0),
         CorrelationType::TemporalOrdered => {
             // Longest prefix of the member list found in order (greedy
             // earliest match is optimal for a fixed sequence).
@@ -582,8 +844,7 @@ fn measure(corr: &CorrelationRule, group: &Group) -> Option<u64> {
             }
             (k as u64, hits)
         }
-    };
-    corr.condition.holds(measured).then_some(reported)
+    }
 }
 
 fn alert(

@@ -7,8 +7,11 @@
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
 
+use super::absence::Absence;
+use super::baseline::Baseline;
 use super::detection::{At, Detection, at, compile};
 use super::field::Field;
+use super::relation::{self, Join};
 use super::yaml::{Node, NodeKind, Pos, parse_documents};
 use super::{Level, LoadError};
 
@@ -55,6 +58,17 @@ pub enum CorrelationType {
     /// sealtrail extension: a value (or, without `field`, any activity)
     /// not seen for the group within a history window.
     FirstSeen,
+    /// sealtrail extension: a checked event with no recorded relation of
+    /// its key near its time (`super::relation`).
+    Relation,
+    /// sealtrail extension: a checked event while its key's state is set
+    /// (`super::relation`).
+    State,
+    /// sealtrail extension: no hit of a group for a span (`absence.rs`).
+    Absence,
+    /// sealtrail extension: a group's count in a window far above its own
+    /// trailing median (`baseline.rs`).
+    Baseline,
 }
 
 impl CorrelationType {
@@ -65,6 +79,10 @@ impl CorrelationType {
             CorrelationType::Temporal => "temporal",
             CorrelationType::TemporalOrdered => "temporal_ordered",
             CorrelationType::FirstSeen => "first_seen",
+            CorrelationType::Relation => "relation",
+            CorrelationType::State => "state",
+            CorrelationType::Absence => "absence",
+            CorrelationType::Baseline => "baseline",
         }
     }
 }
@@ -86,6 +104,22 @@ impl CountCondition {
             && self.lt.is_none_or(|v| n < v)
             && self.lte.is_none_or(|v| n <= v)
             && self.eq.is_none_or(|v| n == v)
+    }
+
+    /// Whether the condition has an upper bound (`lt`, `lte`, `eq`): then
+    /// more hits can make it false again, so it is judged over the whole
+    /// window when the window closes instead of on the hit that first
+    /// satisfies it.
+    pub fn bounded_above(&self) -> bool {
+        self.lt.is_some() || self.lte.is_some() || self.eq.is_some()
+    }
+
+    /// Whether no count of `n` or more can satisfy the condition (the
+    /// upper bound is passed).
+    pub fn exceeded(&self, n: u64) -> bool {
+        self.lt.is_some_and(|v| n >= v)
+            || self.lte.is_some_and(|v| n > v)
+            || self.eq.is_some_and(|v| n > v)
     }
 }
 
@@ -130,6 +164,25 @@ pub struct CorrelationRule {
     pub value_field: Option<Field>,
     /// `first_seen` only.
     pub first_seen: Option<FirstSeen>,
+    /// `relation` and `state` only.
+    pub join: Option<Join>,
+    /// `absence` only.
+    pub absence: Option<Absence>,
+    /// `baseline` only.
+    pub baseline: Option<Baseline>,
+}
+
+impl CorrelationRule {
+    /// How far back a replay must start to rebuild this rule's state.
+    pub fn replay_ms(&self) -> i64 {
+        if let Some(a) = &self.absence {
+            return a.replay_ms(self.timespan_ms);
+        }
+        if let Some(b) = &self.baseline {
+            return b.replay_ms(self.timespan_ms);
+        }
+        self.timespan_ms
+    }
 }
 
 /// Settings of a `first_seen` correlation (its `timespan_ms` is `history`).
@@ -221,11 +274,13 @@ impl RuleSet {
     }
 
     /// The longest correlation timespan (0 when there are none): how far
-    /// back a replay must start to rebuild correlation state.
+    /// back a replay must start to rebuild correlation state. For absence
+    /// and baseline rules it is the span their state depends on (history
+    /// plus silence, or every window of the history plus the current one).
     pub fn max_timespan_ms(&self) -> i64 {
         self.correlations
             .iter()
-            .map(|c| c.timespan_ms)
+            .map(CorrelationRule::replay_ms)
             .max()
             .unwrap_or(0)
     }
@@ -291,6 +346,9 @@ struct RawCorrelation<'a> {
     condition: CountCondition,
     value_field: Option<(Field, Pos)>,
     first_seen: Option<FirstSeen>,
+    join: Option<Join>,
+    absence: Option<Absence>,
+    baseline: Option<Baseline>,
     generate: bool,
 }
 
@@ -477,6 +535,15 @@ fn resolve(
                 "first_seen over another correlation is not supported",
             ));
         }
+        if let (Source::Correlation(_), Some(_)) = (source, &c.join) {
+            return Err(at(
+                r.pos,
+                format!(
+                    "{} over another correlation is not supported",
+                    c.kind.as_str()
+                ),
+            ));
+        }
         let member_name = match source {
             Source::Detection(d) => set.detections[d].meta.name.clone(),
             Source::Correlation(_) => None,
@@ -523,6 +590,9 @@ fn resolve(
         condition: c.condition.clone(),
         value_field: c.value_field.as_ref().map(|(f, _)| f.clone()),
         first_seen: c.first_seen.clone(),
+        join: c.join.clone(),
+        absence: c.absence.clone(),
+        baseline: c.baseline.clone(),
     })
 }
 
@@ -685,8 +755,12 @@ fn parse_correlation<'a>(
                 "history",
                 "learning",
                 "gap",
+                "min_count",
+                "gap_factor",
+                "factor",
             ]
             .contains(&key)
+                && !relation::JOIN_KEYS.contains(&key)
             {
                 return Err(at(k.pos, format!("unknown correlation attribute `{key}`")));
             }
@@ -701,11 +775,15 @@ fn parse_correlation<'a>(
         Some("temporal") => CorrelationType::Temporal,
         Some("temporal_ordered") => CorrelationType::TemporalOrdered,
         Some("first_seen") => CorrelationType::FirstSeen,
+        Some("relation") => CorrelationType::Relation,
+        Some("state") => CorrelationType::State,
+        Some("absence") => CorrelationType::Absence,
+        Some("baseline") => CorrelationType::Baseline,
         _ => {
             return Err(at(
                 ty.pos,
-                "correlation type must be event_count, value_count, temporal, temporal_ordered \
-                 or first_seen",
+                "correlation type must be event_count, value_count, temporal, temporal_ordered, \
+                 first_seen, relation, state, absence or baseline",
             ));
         }
     };
@@ -748,6 +826,14 @@ fn parse_correlation<'a>(
     {
         return Err(at(a.pos, "aliases must be a map"));
     }
+    let join = matches!(kind, CorrelationType::Relation | CorrelationType::State);
+    if !join {
+        for key in relation::JOIN_KEYS {
+            if let Some(n) = c.get(key) {
+                return Err(at(n.pos, format!("`{key}` is only for relation and state")));
+            }
+        }
+    }
     if kind == CorrelationType::FirstSeen {
         let (timespan_ms, value_field, first_seen) = parse_first_seen(c)?;
         return Ok(RawCorrelation {
@@ -760,12 +846,65 @@ fn parse_correlation<'a>(
             condition: CountCondition::default(),
             value_field,
             first_seen: Some(first_seen),
+            join: None,
+            absence: None,
+            baseline: None,
             generate,
         });
     }
-    for key in ["field", "history", "learning", "gap"] {
+    if join {
+        let spec = relation::parse(c, kind, rules, &list)?;
+        return Ok(RawCorrelation {
+            meta,
+            kind,
+            rules: spec.rules,
+            group_by,
+            aliases,
+            timespan_ms: spec.join.span_ms(),
+            condition: CountCondition::default(),
+            value_field: spec.time_field,
+            first_seen: None,
+            join: Some(spec.join),
+            absence: None,
+            baseline: None,
+            generate,
+        });
+    }
+    if matches!(kind, CorrelationType::Absence | CorrelationType::Baseline) {
+        let (timespan_ms, absence, baseline) = if kind == CorrelationType::Absence {
+            let (ts, a) = super::absence::parse(c)?;
+            (ts, Some(a), None)
+        } else {
+            let (ts, b) = super::baseline::parse(c)?;
+            (ts, None, Some(b))
+        };
+        return Ok(RawCorrelation {
+            meta,
+            kind,
+            rules,
+            group_by,
+            aliases,
+            timespan_ms,
+            condition: CountCondition::default(),
+            value_field: None,
+            first_seen: None,
+            join: None,
+            absence,
+            baseline,
+            generate,
+        });
+    }
+    for (key, types) in [
+        ("field", "first_seen"),
+        ("history", "first_seen, state, absence and baseline"),
+        ("learning", "first_seen"),
+        ("gap", "first_seen"),
+        ("min_count", "absence and baseline"),
+        ("gap_factor", "absence"),
+        ("factor", "baseline"),
+    ] {
         if let Some(n) = c.get(key) {
-            return Err(at(n.pos, format!("`{key}` is only for first_seen")));
+            return Err(at(n.pos, format!("`{key}` is only for {types}")));
         }
     }
     let ts = c
@@ -859,13 +998,16 @@ fn parse_correlation<'a>(
         condition,
         value_field,
         first_seen: None,
+        join: None,
+        absence: None,
+        baseline: None,
         generate,
     })
 }
 
 /// A first_seen duration: like a timespan (at most 31d, as it bounds how
 /// long state lives and how far a rebuild replays).
-fn duration(c: &Node, key: &str) -> Result<Option<i64>, At> {
+pub(crate) fn duration(c: &Node, key: &str) -> Result<Option<i64>, At> {
     let Some(n) = c.get(key) else {
         return Ok(None);
     };
@@ -888,7 +1030,7 @@ type FirstSeenParts = (i64, Option<(Field, Pos)>, FirstSeen);
 
 /// `history`, `field`, `learning` and `gap` of a first_seen correlation.
 fn parse_first_seen(c: &Node) -> Result<FirstSeenParts, At> {
-    for key in ["timespan", "condition"] {
+    for key in ["timespan", "condition", "min_count", "gap_factor", "factor"] {
         if let Some(n) = c.get(key) {
             return Err(at(
                 n.pos,

@@ -13,6 +13,9 @@
 //! - [`field`]: the dotted field names rules use, read from an [`Entry`].
 //! - [`RuleSet`]: loading and compiling; errors carry file, line and column.
 //! - [`Engine`]: evaluation and correlation state, streaming by event time.
+//! - `relation`: the `relation` and `state` extensions (state joins: a
+//!   treatment relationship, a disabled account), hooked into loading and
+//!   the engine.
 //! - [`Deduplicator`]: a suppression window by rule and group.
 //!
 //! ```
@@ -33,11 +36,15 @@
 //!
 //! [`Entry`]: crate::event::Entry
 
+mod absence;
+mod baseline;
 mod dedup;
 mod detection;
 mod engine;
 pub mod field;
 mod load;
+mod relation;
+mod timers;
 pub(crate) mod yaml;
 
 #[cfg(test)]

@@ -939,20 +939,29 @@ fn rule_metadata_is_exposed() {
 
 #[test]
 fn count_condition_ranges_and_eq() {
-    // 2 < count <= 3: fires at the third event only.
+    // 2 < count <= 3 over the whole window: judged when it closes.
     let rules = count_rule("1m", "{gt: 2, lte: 3}");
-    let input: Vec<(u64, Entry)> = (0..3)
+    let input: Vec<(u64, Entry)> = (0..4)
         .map(|i| (i, login(T0 + i as i64, "a", false)))
+        .chain([(9, login(T0 + 60_001, "z", true))])
         .collect();
-    let (out, _) = run(&rules, no_lateness(), &input);
+    let three: Vec<(u64, Entry)> = [&input[..3], &input[4..]].concat();
+    let (out, _) = run(&rules, no_lateness(), &three);
     assert_eq!(out.len(), 1);
     assert_eq!(out[0].count, 3);
-    let (out, _) = run(&rules, no_lateness(), &input[..2]);
+    assert_eq!(out[0].event_indices, vec![0, 1, 2]);
+    // Four in the window: above the range, although three were in it.
+    let (out, _) = run(&rules, no_lateness(), &input);
+    assert!(out.is_empty(), "{out:?}");
+    let two: Vec<(u64, Entry)> = [&input[..2], &input[4..]].concat();
+    let (out, _) = run(&rules, no_lateness(), &two);
     assert!(out.is_empty());
     let rules = count_rule("1m", "{eq: 2}");
-    let (out, _) = run(&rules, no_lateness(), &input);
+    let (out, _) = run(&rules, no_lateness(), &two);
     assert_eq!(out.len(), 1);
     assert_eq!(out[0].event_indices, vec![0, 1]);
+    let (out, _) = run(&rules, no_lateness(), &three);
+    assert!(out.is_empty());
 }
 
 #[test]
@@ -1204,3 +1213,5 @@ fn first_seen_load_errors() {
     let e = load_err(&count_rule("1m", "{gte: 2}\n  history: 1d"));
     assert!(e.reason.contains("only for first_seen"), "{e}");
 }
+
+mod extensions;

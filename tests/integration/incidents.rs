@@ -1,16 +1,18 @@
 //! Incident response in a real `sealtrail serve` against a real SMTP server
-//! process (`tests/support/smtp_sink.py`, standard-library Python): alert ->
-//! incident -> one email with a working ack link -> escalation to level 2 ->
-//! acknowledgement stops it; bursts grouped; a SIGKILL between the alert and
-//! the escalation; silences; invalid, expired and reused links.
+//! process: alert -> incident -> one email with a working ack link ->
+//! escalation to level 2 -> acknowledgement stops it; bursts grouped; a
+//! SIGKILL between the alert and the escalation; silences; invalid, expired
+//! and reused links.
 //!
-//! The SMTP server is named by `[smtp]` in the config, so the same tests run
-//! unchanged over any mailer that speaks plain SMTP to it.
+//! The SMTP server (`tests/support/smtp_sink.py`, aiosmtpd, installed by
+//! `.ci/run`) is named by `[smtp]` in the config; mail goes through the real
+//! lettre mailer.
 
 use crate::util::*;
+#[path = "../support/smtp.rs"]
+mod smtp_support;
 use reqwest::blocking::Client;
 use serde_json::{Value, json};
-use std::io::BufRead;
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
@@ -58,72 +60,39 @@ steps:
   - escalate
 "#;
 
-/// The SMTP server process and the folder it writes messages to.
+/// The aiosmtpd server process (`tests/support/smtp.rs`).
 struct Smtp {
-    child: std::process::Child,
+    sink: smtp_support::Sink,
     port: u16,
-    dir: PathBuf,
 }
 
 impl Smtp {
-    fn start(dir: &Path) -> Smtp {
-        let dir = dir.join("mail");
-        std::fs::create_dir_all(&dir).unwrap();
-        let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/support/smtp_sink.py");
-        let mut child = std::process::Command::new("python3")
-            .arg(script)
-            .arg(&dir)
-            .stdout(std::process::Stdio::piped())
-            .spawn()
-            .expect("python3 runs the test SMTP server");
-        let mut line = String::new();
-        std::io::BufReader::new(child.stdout.take().unwrap())
-            .read_line(&mut line)
-            .unwrap();
-        let port = line
-            .trim()
-            .strip_prefix("listening ")
-            .unwrap()
-            .parse()
-            .unwrap();
-        Smtp { child, port, dir }
+    fn start(_dir: &Path) -> Smtp {
+        let sink = smtp_support::Sink::start(&[]);
+        Smtp {
+            port: sink.port,
+            sink,
+        }
     }
 
     /// Messages received so far, in order: (recipients, subject, body).
     fn messages(&self) -> Vec<(Vec<String>, String, String)> {
-        let mut files: Vec<_> = std::fs::read_dir(&self.dir)
-            .unwrap()
-            .map(|e| e.unwrap().path())
-            .filter(|p| p.extension().is_some_and(|x| x == "json"))
-            .collect();
-        files.sort();
-        files
-            .iter()
-            .map(|f| {
-                let v: Value = serde_json::from_slice(&std::fs::read(f).unwrap()).unwrap();
-                let data = v["data"].as_str().unwrap().replace("\r\n", "\n");
-                let (head, body) = data.split_once("\n\n").unwrap();
-                let subject = head
-                    .lines()
-                    .find_map(|l| l.strip_prefix("Subject: "))
-                    .unwrap_or_default()
-                    .to_owned();
-                let to = v["rcpt_to"]
+        (1..=self.sink.received())
+            .map(|n| {
+                let v = self.sink.message(n);
+                let to = v["rcpt_tos"]
                     .as_array()
                     .unwrap()
                     .iter()
                     .map(|r| r.as_str().unwrap().to_owned())
                     .collect();
-                (to, subject, body.to_owned())
+                (
+                    to,
+                    v["subject"].as_str().unwrap().to_owned(),
+                    v["body"].as_str().unwrap().replace("\r\n", "\n"),
+                )
             })
             .collect()
-    }
-}
-
-impl Drop for Smtp {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
     }
 }
 

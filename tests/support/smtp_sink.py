@@ -1,97 +1,143 @@
 #!/usr/bin/env python3
-"""A tiny SMTP server for tests (standard library only).
+"""A loopback SMTP server for sealtrail's email tests and bench (aiosmtpd).
 
-Usage: smtp_sink.py OUT_DIR [--reject-rcpt ADDRESS]...
+Prints "PORT <n>" on stdout once it listens (port 0 picks a free one), then
+writes every accepted message to DIR/<n>.json (written to a temporary name,
+then renamed, so a file that exists is complete):
 
-Listens on 127.0.0.1 on a free port, prints "listening PORT" on stdout, and
-writes every accepted message to OUT_DIR/NNNNNN.json as
-{"mail_from", "rcpt_to", "data"} (written to a temporary name, then renamed,
-so a reader never sees half a file). Recipients given with --reject-rcpt
-are refused with 550.
+  {"mail_from": ..., "rcpt_tos": [...], "tls": "none"|"starttls"|"implicit",
+   "login": "user" or null, "data": "<raw message>",
+   "subject": ..., "body": "<decoded text>", "headers": {"Name": "value", ...}}
+
+Options select what the server demands or refuses:
+  --starttls CERT KEY     offer STARTTLS and require it before MAIL
+  --implicit-tls CERT KEY TLS from the first byte (port 465 style)
+  --auth USER:PASS        require AUTH (PLAIN/LOGIN) with these credentials
+  --reject ADDR           answer RCPT TO:<ADDR> with 550 (repeatable)
+  --tempfail N            answer the first N DATA commands with 451
+  --no-write              count messages without writing them (bench)
+The server stops when stdin closes (the test process ended).
 """
+
+import argparse
 import asyncio
+import email
+import email.policy
 import json
+import logging
 import os
+import ssl
 import sys
-import time
+import warnings
+
+from aiosmtpd.smtp import SMTP, AuthResult, LoginPassword
 
 
-class Session:
-    def __init__(self, out_dir, reject, counter):
-        self.out_dir, self.reject, self.counter = out_dir, reject, counter
-        self.reset()
+class Sink:
+    def __init__(self, args):
+        self.dir = args.dir
+        self.reject = {a.lower() for a in args.reject}
+        self.tempfail = args.tempfail
+        self.write = not args.no_write
+        self.count = 0
 
-    def reset(self):
-        self.mail_from, self.rcpt_to = None, []
+    async def handle_RCPT(self, server, session, envelope, address, rcpt_options):
+        if address.lower() in self.reject:
+            return f"550 5.1.1 <{address}>: recipient rejected"
+        envelope.rcpt_tos.append(address)
+        return "250 OK"
 
-    async def handle(self, reader, writer):
-        def send(line):
-            writer.write((line + "\r\n").encode())
+    async def handle_DATA(self, server, session, envelope):
+        if self.tempfail > 0:
+            self.tempfail -= 1
+            return "451 4.3.0 try again later"
+        self.count += 1
+        if self.write:
+            self.save(server, session, envelope)
+        return f"250 2.0.0 queued as {self.count}"
 
-        send("220 sink ESMTP")
-        await writer.drain()
-        while True:
-            raw = await reader.readline()
-            if not raw:
-                break
-            line = raw.decode("utf-8", "replace").rstrip("\r\n")
-            verb = line[:4].upper()
-            if verb in ("HELO", "EHLO"):
-                send("250 sink")
-            elif verb == "MAIL":
-                self.mail_from = line.split(":", 1)[1].strip().strip("<>")
-                send("250 ok")
-            elif verb == "RCPT":
-                rcpt = line.split(":", 1)[1].strip().strip("<>")
-                if rcpt in self.reject:
-                    send("550 no such user")
-                else:
-                    self.rcpt_to.append(rcpt)
-                    send("250 ok")
-            elif verb == "DATA":
-                send("354 end with .")
-                await writer.drain()
-                lines = []
-                while True:
-                    l = (await reader.readline()).decode("utf-8", "replace")
-                    if l in (".\r\n", ".\n", ""):
-                        break
-                    if l.startswith(".."):
-                        l = l[1:]
-                    lines.append(l)
-                self.counter[0] += 1
-                n = self.counter[0]
-                path = os.path.join(self.out_dir, "%06d.json" % n)
-                with open(path + ".tmp", "w") as f:
-                    json.dump({"mail_from": self.mail_from, "rcpt_to": self.rcpt_to,
-                               "data": "".join(lines), "received_at": time.time()}, f)
-                os.rename(path + ".tmp", path)
-                self.reset()
-                send("250 queued as %d" % n)
-            elif verb == "RSET":
-                self.reset()
-                send("250 ok")
-            elif verb == "NOOP":
-                send("250 ok")
-            elif verb == "QUIT":
-                send("221 bye")
-                await writer.drain()
-                break
-            else:
-                send("502 not implemented")
-            await writer.drain()
-        writer.close()
+    def save(self, server, session, envelope):
+        raw = envelope.original_content or envelope.content
+        msg = email.message_from_bytes(raw, policy=email.policy.default)
+        if session.ssl is not None:
+            tls = "starttls"
+        elif server.transport.get_extra_info("sslcontext") is not None:
+            tls = "implicit"
+        else:
+            tls = "none"
+        login = getattr(session.auth_data, "login", None)
+        record = {
+            "mail_from": envelope.mail_from,
+            "rcpt_tos": envelope.rcpt_tos,
+            "tls": tls,
+            "login": login.decode() if isinstance(login, bytes) else login,
+            "data": raw.decode("utf-8", "replace"),
+            "subject": str(msg["subject"]),
+            "body": msg.get_content(),
+            "headers": {k: str(v) for k, v in msg.items()},
+        }
+        tmp = os.path.join(self.dir, f".{self.count}.tmp")
+        with open(tmp, "w", encoding="utf-8") as f:
+            json.dump(record, f)
+        os.rename(tmp, os.path.join(self.dir, f"{self.count}.json"))
+
+
+def tls_context(cert, key):
+    ctx = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
+    ctx.load_cert_chain(cert, key)
+    return ctx
 
 
 async def main():
-    out_dir = sys.argv[1]
-    reject = [sys.argv[i + 1] for i, a in enumerate(sys.argv) if a == "--reject-rcpt"]
-    counter = [0]
-    server = await asyncio.start_server(
-        lambda r, w: Session(out_dir, reject, counter).handle(r, w), "127.0.0.1", 0)
-    print("listening %d" % server.sockets[0].getsockname()[1], flush=True)
-    async with server:
-        await server.serve_forever()
+    p = argparse.ArgumentParser()
+    p.add_argument("--dir", required=True)
+    p.add_argument("--port", type=int, default=0)
+    p.add_argument("--starttls", nargs=2, metavar=("CERT", "KEY"))
+    p.add_argument("--implicit-tls", nargs=2, metavar=("CERT", "KEY"))
+    p.add_argument("--auth")
+    p.add_argument("--reject", action="append", default=[])
+    p.add_argument("--tempfail", type=int, default=0)
+    p.add_argument("--no-write", action="store_true")
+    args = p.parse_args()
+    # AUTH without TLS on loopback is deliberate here; keep test output clean.
+    warnings.simplefilter("ignore")
+    logging.getLogger("mail.log").setLevel(logging.ERROR)
+
+    handler = Sink(args)
+    creds = None
+    if args.auth:
+        user, _, password = args.auth.partition(":")
+        creds = (user.encode(), password.encode())
+
+    def authenticator(server, session, envelope, mechanism, auth_data):
+        ok = isinstance(auth_data, LoginPassword) and (auth_data.login, auth_data.password) == creds
+        # handled=False: aiosmtpd answers 535 itself on failure.
+        return AuthResult(success=ok, handled=False, auth_data=auth_data)
+
+    starttls_ctx = tls_context(*args.starttls) if args.starttls else None
+    implicit_ctx = tls_context(*args.implicit_tls) if args.implicit_tls else None
+
+    def factory():
+        kwargs = {"hostname": "sink.test", "ident": "sealtrail test sink"}
+        if starttls_ctx:
+            kwargs.update(tls_context=starttls_ctx, require_starttls=True)
+        if creds:
+            kwargs.update(
+                authenticator=authenticator,
+                auth_required=True,
+                # Loopback tests may authenticate without TLS.
+                auth_require_tls=bool(starttls_ctx),
+            )
+        return SMTP(handler, **kwargs)
+
+    loop = asyncio.get_running_loop()
+    server = await loop.create_server(factory, "127.0.0.1", args.port, ssl=implicit_ctx)
+    port = server.sockets[0].getsockname()[1]
+    print(f"PORT {port}", flush=True)
+    # Stop when the parent closes our stdin (or dies).
+    await loop.run_in_executor(None, sys.stdin.read)
+    server.close()
 
 
-asyncio.run(main())
+if __name__ == "__main__":
+    asyncio.run(main())

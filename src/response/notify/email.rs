@@ -1,46 +1,87 @@
-//! TEMPORARY stand-in (see `mod.rs`): `[smtp]` and a plain SMTP client
-//! (no TLS, no authentication) with retries.
+//! Email over SMTP with lettre (tokio, rustls): `[smtp]` settings, message
+//! building, and the sender with retries.
+//!
+//! Each attempt opens its own connection (EHLO, STARTTLS or implicit TLS,
+//! AUTH, MAIL/RCPT/DATA, QUIT). Alerts are rare and a local relay answers
+//! in milliseconds (BENCHMARKS.md "Response"), while a pooled connection
+//! can go stale between alerts or be left mid-transaction by a timed-out
+//! attempt; a fresh connection per attempt has neither problem.
 
-use std::path::PathBuf;
-use std::time::{Duration, Instant};
-
-use serde::Deserialize;
-use tokio::io::{AsyncBufReadExt, AsyncWriteExt, BufReader};
-use tokio::net::TcpStream;
-
-use super::{Attempt, Channel, EmailMessage, NotifyError, Outcome, RetryPolicy, backoff, bounded};
+use super::{Attempt, Channel, EmailMessage, NotifyError, RetryPolicy, Verdict, fail_early, run};
 use crate::pipeline::silence::duration_text;
+use lettre::message::Mailbox;
+use lettre::message::header::{ContentType, MIME_VERSION_1_0};
+use lettre::transport::smtp::Error as SmtpError;
+use lettre::transport::smtp::authentication::{Credentials, Mechanism};
+use lettre::transport::smtp::client::{Certificate, CertificateStore, Tls, TlsParameters};
+use lettre::{AsyncSmtpTransport, AsyncTransport, Message, Tokio1Executor};
+use serde::Deserialize;
+use std::fmt;
+use std::net::IpAddr;
+use std::path::PathBuf;
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
-/// `[smtp]` (DESIGN.md keys plus retry settings).
-#[derive(Clone, Debug, Deserialize)]
+/// Longest subject line kept, in characters.
+const MAX_SUBJECT_CHARS: usize = 250;
+/// Largest body accepted.
+const MAX_TEXT_BYTES: usize = 1 << 20;
+/// Most recipients of one message.
+const MAX_RECIPIENTS: usize = 100;
+
+/// How the connection to the SMTP server is secured (`[smtp] starttls`).
+#[derive(Clone, Copy, Debug, Default, Deserialize, PartialEq, Eq)]
+#[serde(rename_all = "lowercase")]
+pub enum StartTls {
+    /// STARTTLS when the server offers it, plain text otherwise.
+    #[default]
+    Opportunistic,
+    /// STARTTLS or no delivery (submission, port 587).
+    Required,
+    /// TLS from the first byte (implicit TLS, port 465).
+    Tls,
+    /// Plain text only (a trusted local relay).
+    Never,
+}
+
+/// `[smtp]`: where and how email is sent.
+#[derive(Clone, Deserialize, PartialEq, Eq)]
 #[serde(deny_unknown_fields, default)]
 pub struct SmtpConfig {
+    /// SMTP server (name or IP address); also the name its certificate must carry.
     pub host: String,
     pub port: u16,
-    /// "opportunistic" | "required" | "tls" | "never".
-    pub starttls: String,
+    pub starttls: StartTls,
+    /// Authenticate (PLAIN or LOGIN) when set; needs TLS unless `host` is loopback.
     pub username: String,
     pub password: String,
+    /// Sender address, `addr@example.org` or `Name <addr@example.org>`.
     pub from: String,
+    /// Deadline of one attempt: connect, TLS, AUTH and the whole transaction.
     #[serde(with = "duration_text")]
     pub timeout: Duration,
+    /// Attempts after the first when the failure is transient (connection
+    /// refused, timeout, 4xx reply).
     pub retries: u32,
+    /// Pause after the first failed attempt; it doubles (with jitter) after each.
     #[serde(with = "duration_text")]
     pub retry_backoff: Duration,
+    /// Ceiling of one pause.
     #[serde(with = "duration_text")]
     pub max_backoff: Duration,
+    /// PEM file of the CA (or CAs) that signed the server's certificate.
+    /// When set, only these are trusted; otherwise the Mozilla roots are.
     pub ca_file: Option<PathBuf>,
 }
 
 impl Default for SmtpConfig {
     fn default() -> Self {
         SmtpConfig {
-            host: "127.0.0.1".into(),
+            host: "127.0.0.1".to_owned(),
             port: 25,
-            starttls: "opportunistic".into(),
+            starttls: StartTls::Opportunistic,
             username: String::new(),
             password: String::new(),
-            from: "sealtrail@localhost".into(),
+            from: "sealtrail@localhost".to_owned(),
             timeout: Duration::from_secs(10),
             retries: 3,
             retry_backoff: Duration::from_secs(1),
@@ -50,159 +91,429 @@ impl Default for SmtpConfig {
     }
 }
 
+impl fmt::Debug for SmtpConfig {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("SmtpConfig")
+            .field("host", &self.host)
+            .field("port", &self.port)
+            .field("starttls", &self.starttls)
+            .field("username", &self.username)
+            .field(
+                "password",
+                &if self.password.is_empty() {
+                    ""
+                } else {
+                    "<redacted>"
+                },
+            )
+            .field("from", &self.from)
+            .field("timeout", &self.timeout)
+            .field("retries", &self.retries)
+            .field("retry_backoff", &self.retry_backoff)
+            .field("max_backoff", &self.max_backoff)
+            .field("ca_file", &self.ca_file)
+            .finish()
+    }
+}
+
+fn invalid(key: &'static str, reason: impl Into<String>) -> NotifyError {
+    NotifyError::Config {
+        key,
+        reason: reason.into(),
+    }
+}
+
+impl SmtpConfig {
+    /// Checks the settings without touching the network; reads `ca_file`.
+    pub fn validate(&self) -> Result<(), NotifyError> {
+        if self.host.is_empty() || self.host.chars().any(|c| c.is_whitespace() || c == '/') {
+            return Err(invalid("host", "must be a host name or IP address"));
+        }
+        if self.port == 0 {
+            return Err(invalid("port", "must be between 1 and 65535"));
+        }
+        self.from
+            .parse::<Mailbox>()
+            .map_err(|e| invalid("from", format!("`{}`: {e}", self.from)))?;
+        if self.username.is_empty() && !self.password.is_empty() {
+            return Err(invalid("password", "is set but username is empty"));
+        }
+        // A password must not cross the network in clear text: with
+        // `never`, or `opportunistic` against a server (or an attacker)
+        // that does not offer STARTTLS, it would.
+        if !self.username.is_empty()
+            && matches!(self.starttls, StartTls::Never | StartTls::Opportunistic)
+            && !is_loopback(&self.host)
+        {
+            return Err(invalid(
+                "username",
+                "authentication needs starttls = \"required\" or \"tls\" (or a loopback host)",
+            ));
+        }
+        if self.timeout < Duration::from_millis(100) || self.timeout > Duration::from_secs(300) {
+            return Err(invalid("timeout", "must be between 100ms and 5m"));
+        }
+        if self.retries > 20 {
+            return Err(invalid("retries", "must be at most 20"));
+        }
+        if self.retry_backoff.is_zero() || self.retry_backoff > self.max_backoff {
+            return Err(invalid(
+                "retry_backoff",
+                "must be more than 0 and at most max_backoff",
+            ));
+        }
+        if self.max_backoff > Duration::from_secs(3600) {
+            return Err(invalid("max_backoff", "must be at most 1h"));
+        }
+        if let Some(ca) = &self.ca_file {
+            if self.starttls == StartTls::Never {
+                return Err(invalid("ca_file", "is set but starttls = \"never\""));
+            }
+            crate::tls::load_certs(ca)?;
+        }
+        Ok(())
+    }
+
+    /// The retry policy these settings describe.
+    pub fn retry_policy(&self) -> RetryPolicy {
+        RetryPolicy {
+            attempts: self.retries.saturating_add(1),
+            first_backoff: self.retry_backoff,
+            max_backoff: self.max_backoff,
+            timeout: self.timeout,
+        }
+    }
+
+    fn tls_parameters(&self) -> Result<TlsParameters, NotifyError> {
+        let mut builder = TlsParameters::builder(self.host.clone());
+        if let Some(ca) = &self.ca_file {
+            builder = builder.certificate_store(CertificateStore::None);
+            for cert in crate::tls::load_certs(ca)? {
+                let cert = Certificate::from_der(cert.to_vec())
+                    .map_err(|e| invalid("ca_file", e.to_string()))?;
+                builder = builder.add_root_certificate(cert);
+            }
+        }
+        builder
+            .build_rustls()
+            .map_err(|e| invalid("ca_file", e.to_string()))
+    }
+}
+
+fn is_loopback(host: &str) -> bool {
+    host.eq_ignore_ascii_case("localhost")
+        || host
+            .trim_start_matches('[')
+            .trim_end_matches(']')
+            .parse::<IpAddr>()
+            .is_ok_and(|ip| ip.is_loopback())
+}
+
+/// Builds a plain-text UTF-8 message with Date, Message-ID, From, To,
+/// Subject and MIME-Version. Control characters in the subject become spaces (no header
+/// injection); it is cut to 250 characters.
+pub fn build_message(from: &Mailbox, msg: &EmailMessage) -> Result<Message, NotifyError> {
+    if msg.to.is_empty() {
+        return Err(NotifyError::Message("no recipients".to_owned()));
+    }
+    if msg.to.len() > MAX_RECIPIENTS {
+        return Err(NotifyError::Message(format!(
+            "{} recipients, at most {MAX_RECIPIENTS}",
+            msg.to.len()
+        )));
+    }
+    if msg.text.len() > MAX_TEXT_BYTES {
+        return Err(NotifyError::Message(format!(
+            "body of {} bytes, at most {MAX_TEXT_BYTES}",
+            msg.text.len()
+        )));
+    }
+    let subject: String = msg
+        .subject
+        .chars()
+        .map(|c| if c.is_control() { ' ' } else { c })
+        .take(MAX_SUBJECT_CHARS)
+        .collect();
+    let mut builder = Message::builder()
+        .from(from.clone())
+        .subject(subject.trim())
+        .date_now()
+        .message_id(Some(message_id(from)))
+        .header(MIME_VERSION_1_0)
+        .header(ContentType::TEXT_PLAIN);
+    for to in &msg.to {
+        let mailbox = to
+            .parse::<Mailbox>()
+            .map_err(|e| NotifyError::Message(format!("invalid recipient address `{to}`: {e}")))?;
+        builder = builder.to(mailbox);
+    }
+    builder
+        .body(msg.text.clone())
+        .map_err(|e| NotifyError::Message(e.to_string()))
+}
+
+/// `<unix-ms.random@sender-domain>`: unique without asking the system for
+/// its host name, and the same for every retry of one message.
+fn message_id(from: &Mailbox) -> String {
+    let ms = SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map_or(0, |d| d.as_millis());
+    format!(
+        "<{ms}.{:016x}@{}>",
+        rand::random::<u64>(),
+        from.email.domain()
+    )
+}
+
+/// Sends email through the `[smtp]` server; cheap to clone.
 #[derive(Clone)]
 pub struct Mailer {
-    host: String,
-    port: u16,
-    from: String,
+    transport: AsyncSmtpTransport<Tokio1Executor>,
+    from: Mailbox,
     policy: RetryPolicy,
+    /// Scrubbed from every detail, in case a server echoes it.
+    password: String,
+}
+
+impl fmt::Debug for Mailer {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Mailer")
+            .field("from", &self.from.to_string())
+            .field("policy", &self.policy)
+            .finish_non_exhaustive()
+    }
 }
 
 impl Mailer {
+    /// Validates `cfg` and prepares the transport. Reads `ca_file`: call it
+    /// at start-up or from a blocking context. Nothing is connected yet.
     pub fn new(cfg: &SmtpConfig) -> Result<Mailer, NotifyError> {
-        if matches!(cfg.starttls.as_str(), "required" | "tls") {
-            return Err(NotifyError::Config(
-                "this build's stand-in mailer speaks plain SMTP only".into(),
-            ));
+        cfg.validate()?;
+        let tls = match cfg.starttls {
+            StartTls::Never => Tls::None,
+            StartTls::Opportunistic => Tls::Opportunistic(cfg.tls_parameters()?),
+            StartTls::Required => Tls::Required(cfg.tls_parameters()?),
+            StartTls::Tls => Tls::Wrapper(cfg.tls_parameters()?),
+        };
+        let mut builder = AsyncSmtpTransport::<Tokio1Executor>::builder_dangerous(&cfg.host)
+            .port(cfg.port)
+            .tls(tls)
+            .timeout(Some(cfg.timeout));
+        if !cfg.username.is_empty() {
+            builder = builder
+                .credentials(Credentials::new(cfg.username.clone(), cfg.password.clone()))
+                .authentication(vec![Mechanism::Plain, Mechanism::Login]);
         }
+        let from = cfg
+            .from
+            .parse::<Mailbox>()
+            .map_err(|e| invalid("from", e.to_string()))?;
         Ok(Mailer {
-            host: cfg.host.clone(),
-            port: cfg.port,
-            from: cfg.from.clone(),
-            policy: RetryPolicy {
-                attempts: cfg.retries.saturating_add(1),
-                first_backoff: cfg.retry_backoff,
-                max_backoff: cfg.max_backoff,
-                timeout: cfg.timeout,
-            },
+            transport: builder.build(),
+            from,
+            policy: cfg.retry_policy(),
+            password: cfg.password.clone(),
         })
     }
 
+    pub fn policy(&self) -> &RetryPolicy {
+        &self.policy
+    }
+
+    /// Sends `msg` with retries; `record` is called after every attempt,
+    /// before any backoff. `Ok` once the server accepted the message
+    /// (250 after DATA). A message that cannot be built (bad address) is
+    /// recorded as one failed attempt.
     pub async fn send(
         &self,
         msg: &EmailMessage,
         record: &mut (dyn FnMut(Attempt) + Send),
     ) -> Result<(), NotifyError> {
         let target = msg.to.join(", ");
-        let mut n = 0;
-        loop {
-            n += 1;
-            let started = Instant::now();
-            let r = tokio::time::timeout(self.policy.timeout, self.once(msg)).await;
-            let (outcome, detail, permanent) = match r {
-                Ok(Ok(reply)) => (Outcome::Delivered, reply, false),
-                Ok(Err((detail, permanent))) => (Outcome::Retrying, detail, permanent),
-                Err(_) => (Outcome::Retrying, "timed out".to_owned(), false),
-            };
-            let last = outcome == Outcome::Delivered || permanent || n >= self.policy.attempts;
-            let outcome = if outcome == Outcome::Retrying && last {
-                Outcome::Failed
-            } else {
-                outcome
-            };
-            record(Attempt {
-                channel: Channel::Email,
-                target: target.clone(),
-                attempt: n,
-                outcome,
-                detail: bounded(&detail),
-                elapsed_ms: started.elapsed().as_millis() as u64,
-            });
-            match outcome {
-                Outcome::Delivered => return Ok(()),
-                Outcome::Failed if permanent => return Err(NotifyError::Rejected(detail)),
-                Outcome::Failed => {
-                    return Err(NotifyError::GaveUp {
-                        attempts: n,
-                        detail,
-                    });
+        let message = match build_message(&self.from, msg) {
+            Ok(m) => m,
+            Err(e) => return Err(fail_early(Channel::Email, &target, record, &e.to_string())),
+        };
+        let envelope = message.envelope().clone();
+        let raw = message.formatted();
+        run(&self.policy, Channel::Email, &target, record, || async {
+            match self.transport.send_raw(&envelope, &raw).await {
+                Ok(reply) => {
+                    let text: Vec<&str> = reply.message().collect();
+                    Verdict::Delivered(format!("{} {}", reply.code(), text.join(" ")))
                 }
-                Outcome::Retrying => tokio::time::sleep(backoff(&self.policy, n)).await,
+                Err(e) => classify(&e, &self.password),
             }
-        }
-    }
-
-    /// One SMTP transaction; Err((detail, permanent)).
-    async fn once(&self, msg: &EmailMessage) -> Result<String, (String, bool)> {
-        let stream = TcpStream::connect((self.host.as_str(), self.port))
-            .await
-            .map_err(|e| (format!("connect {}:{}: {e}", self.host, self.port), false))?;
-        let (r, mut w) = stream.into_split();
-        let mut r = BufReader::new(r);
-        expect(&mut r, 220).await?;
-        command(&mut r, &mut w, "HELO sealtrail\r\n", 250).await?;
-        command(
-            &mut r,
-            &mut w,
-            &format!("MAIL FROM:<{}>\r\n", self.from),
-            250,
-        )
-        .await?;
-        for to in &msg.to {
-            command(&mut r, &mut w, &format!("RCPT TO:<{to}>\r\n"), 250).await?;
-        }
-        command(&mut r, &mut w, "DATA\r\n", 354).await?;
-        let mut data = format!(
-            "From: {}\r\nTo: {}\r\nSubject: {}\r\nContent-Type: text/plain; charset=utf-8\r\n\r\n",
-            self.from,
-            msg.to.join(", "),
-            msg.subject.replace(['\r', '\n'], " ")
-        );
-        for line in msg.text.lines() {
-            // Dot-stuffing (RFC 5321 4.5.2).
-            if line.starts_with('.') {
-                data.push('.');
-            }
-            data.push_str(line);
-            data.push_str("\r\n");
-        }
-        data.push_str(".\r\n");
-        let reply = command(&mut r, &mut w, &data, 250).await?;
-        let _ = w.write_all(b"QUIT\r\n").await;
-        Ok(reply)
-    }
-}
-
-async fn command(
-    r: &mut BufReader<tokio::net::tcp::OwnedReadHalf>,
-    w: &mut tokio::net::tcp::OwnedWriteHalf,
-    line: &str,
-    want: u16,
-) -> Result<String, (String, bool)> {
-    w.write_all(line.as_bytes())
+        })
         .await
-        .map_err(|e| (e.to_string(), false))?;
-    expect(r, want).await
+    }
 }
 
-/// Reads a (possibly multi-line) reply; 5xx is permanent.
-async fn expect(
-    r: &mut BufReader<tokio::net::tcp::OwnedReadHalf>,
-    want: u16,
-) -> Result<String, (String, bool)> {
-    let mut text = String::new();
-    loop {
-        let mut line = String::new();
-        let n = r
-            .read_line(&mut line)
-            .await
-            .map_err(|e| (e.to_string(), false))?;
-        if n == 0 {
-            return Err(("connection closed".into(), false));
-        }
-        text.push_str(line.trim_end());
-        if line.len() < 4 || line.as_bytes()[3] != b'-' {
-            break;
-        }
-        text.push(' ');
-        if text.len() > 4096 {
-            return Err(("reply too long".into(), false));
+/// Permanent: a 5xx reply (rejected recipient or sender, failed
+/// authentication), a TLS failure (untrusted certificate, no STARTTLS when
+/// required) or a client-side refusal. Everything else (connection refused,
+/// reset, timeout, 4xx) may pass and is retried.
+fn classify(e: &SmtpError, password: &str) -> Verdict {
+    let mut detail = e.to_string();
+    if !password.is_empty() {
+        detail = detail.replace(password, "<redacted>");
+    }
+    if e.is_permanent() || e.is_tls() || e.is_client() || tls_rejected(e) {
+        Verdict::Permanent(detail)
+    } else {
+        Verdict::Transient {
+            detail,
+            retry_after: None,
         }
     }
-    let code: u16 = text.get(..3).and_then(|c| c.parse().ok()).unwrap_or(0);
-    if code == want {
-        Ok(text)
-    } else {
-        Err((text, (500..600).contains(&code)))
+}
+
+/// lettre reports a failed TLS handshake as a connection error; a rustls
+/// error (bad certificate, no common protocol) inside it will not go away
+/// by retrying.
+fn tls_rejected(e: &SmtpError) -> bool {
+    let mut source = std::error::Error::source(e);
+    while let Some(err) = source {
+        if err.downcast_ref::<rustls::Error>().is_some() {
+            return true;
+        }
+        // io::Error hides a custom inner error from `source()`.
+        if let Some(io) = err.downcast_ref::<std::io::Error>()
+            && io
+                .get_ref()
+                .is_some_and(|inner| inner.downcast_ref::<rustls::Error>().is_some())
+        {
+            return true;
+        }
+        source = err.source();
+    }
+    false
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn parse(text: &str) -> SmtpConfig {
+        toml::from_str(text).unwrap()
+    }
+
+    #[test]
+    fn defaults_are_the_documented_contract() {
+        let c = parse("");
+        assert_eq!(c.host, "127.0.0.1");
+        assert_eq!(c.port, 25);
+        assert_eq!(c.starttls, StartTls::Opportunistic);
+        assert_eq!(c.from, "sealtrail@localhost");
+        c.validate().unwrap();
+        let p = c.retry_policy();
+        assert_eq!(p.attempts, 4);
+        assert_eq!(p.timeout, Duration::from_secs(10));
+    }
+
+    #[test]
+    fn every_starttls_mode_parses_and_builds() {
+        for (text, mode) in [
+            ("opportunistic", StartTls::Opportunistic),
+            ("required", StartTls::Required),
+            ("tls", StartTls::Tls),
+            ("never", StartTls::Never),
+        ] {
+            let c = parse(&format!(
+                "starttls = \"{text}\"\nusername = \"u\"\nhost = \"localhost\""
+            ));
+            assert_eq!(c.starttls, mode);
+            Mailer::new(&c).unwrap();
+        }
+        assert!(toml::from_str::<SmtpConfig>("starttls = \"yes\"").is_err());
+        assert!(toml::from_str::<SmtpConfig>("bogus = 1").is_err());
+    }
+
+    #[test]
+    fn rejects_bad_settings_with_their_key() {
+        let key = |text: &str| match parse(text).validate() {
+            Err(NotifyError::Config { key, .. }) => key,
+            other => panic!("{text}: {other:?}"),
+        };
+        assert_eq!(key("host = \"\""), "host");
+        assert_eq!(key("port = 0"), "port");
+        assert_eq!(key("from = \"not an address\""), "from");
+        assert_eq!(key("password = \"p\""), "password");
+        assert_eq!(
+            key("host = \"mail.example.org\"\nusername = \"u\"\nstarttls = \"never\""),
+            "username"
+        );
+        assert_eq!(
+            key("host = \"mail.example.org\"\nusername = \"u\"\nstarttls = \"opportunistic\""),
+            "username"
+        );
+        assert_eq!(key("timeout = \"10ms\""), "timeout");
+        assert_eq!(key("retries = 21"), "retries");
+        assert_eq!(
+            key("retry_backoff = \"1m\"\nmax_backoff = \"10s\""),
+            "retry_backoff"
+        );
+        assert_eq!(key("max_backoff = \"2h\""), "max_backoff");
+        assert_eq!(key("ca_file = \"x.pem\"\nstarttls = \"never\""), "ca_file");
+        assert!(matches!(
+            parse("ca_file = \"/nonexistent/ca.pem\"").validate(),
+            Err(NotifyError::CaFile(_))
+        ));
+        parse("host = \"mail.example.org\"\nusername = \"u\"\npassword = \"p\"\nstarttls = \"required\"")
+            .validate()
+            .unwrap();
+        parse("host = \"::1\"\nusername = \"u\"\nstarttls = \"never\"")
+            .validate()
+            .unwrap();
+    }
+
+    #[test]
+    fn debug_never_shows_the_password() {
+        let c = parse("username = \"u\"\npassword = \"hunter2\"");
+        let shown = format!("{c:?}");
+        assert!(!shown.contains("hunter2"), "{shown}");
+        assert!(shown.contains("<redacted>"));
+    }
+
+    #[test]
+    fn messages_carry_the_headers_and_refuse_bad_input() {
+        let from: Mailbox = "Sealtrail <alerts@clinic.example>".parse().unwrap();
+        let msg = EmailMessage {
+            to: vec!["a@clinic.example".into(), "B <b@clinic.example>".into()],
+            subject: "Brute force\r\nBcc: evil@example.org".into(),
+            text: "Grüße\nline two\n".into(),
+        };
+        let m = build_message(&from, &msg).unwrap();
+        let text = String::from_utf8(m.formatted()).unwrap();
+        for header in [
+            "Date: ",
+            "MIME-Version: 1.0",
+            "Message-ID: <",
+            "From: ",
+            "To: ",
+            "Subject: ",
+            "Content-Type: text/plain; charset=utf-8",
+        ] {
+            assert!(text.contains(header), "{header} missing in {text}");
+        }
+        assert!(text.contains("@clinic.example>\r\n"), "{text}");
+        assert!(!text.contains("\r\nBcc:"), "{text}");
+        assert_eq!(m.envelope().to().len(), 2);
+
+        let bad = |to: Vec<String>, text: String| {
+            build_message(
+                &from,
+                &EmailMessage {
+                    to,
+                    subject: "s".into(),
+                    text,
+                },
+            )
+            .is_err()
+        };
+        assert!(bad(vec![], "t".into()));
+        assert!(bad(vec!["nobody".into()], "t".into()));
+        assert!(bad(vec!["a@x.org".into(); 101], "t".into()));
+        assert!(bad(vec!["a@x.org".into()], "x".repeat(MAX_TEXT_BYTES + 1)));
     }
 }

@@ -1,21 +1,47 @@
-//! Delivery transports (email over SMTP, signed webhooks).
+//! Delivery of notifications: email over SMTP (`email.rs`, lettre) and
+//! signed JSON webhooks (`webhook.rs`, reqwest), with one retry loop for both.
 //!
-//! TEMPORARY: this module is a small stand-in with exactly the interface
-//! agreed in `response-interface.md`, so the response engine compiles and its
-//! tests run against a real SMTP server process. The `notify` branch brings
-//! the real module (lettre, STARTTLS/TLS, authentication); when merging, take
-//! that branch's `src/response/notify/` whole.
+//! A sender reports every attempt through a `record` callback before it
+//! sleeps for the next one, so the caller can put each attempt in the ledger
+//! as it happens; a crash between attempts loses no record. Permanent
+//! failures (an SMTP 5xx reply, an HTTP 4xx other than 429, a TLS or
+//! configuration problem) end the loop at once; transient ones (connection
+//! refused, timeouts, SMTP 4xx, HTTP 5xx and 429) are retried with
+//! exponential backoff and jitter, bounded by the policy.
 
-pub mod email;
+mod email;
 mod webhook;
 
-use std::time::Duration;
+pub use email::{Mailer, SmtpConfig, StartTls, build_message};
+pub use webhook::{
+    SIGNATURE_HEADER, TIMESTAMP_HEADER, WebhookSender, sign, timestamp_fresh, verify_signature,
+};
 
 use serde::Serialize;
+use std::future::Future;
+use std::time::Duration;
+// tokio's clock: the same as std's, but test time can be paused.
 use thiserror::Error;
+use tokio::time::Instant;
 
-pub use email::{Mailer, SmtpConfig};
-pub use webhook::WebhookSender;
+/// Longest `Attempt::detail`, in characters.
+pub const MAX_DETAIL_CHARS: usize = 500;
+
+/// One delivery attempt, recorded in the ledger by the caller.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+pub struct Attempt {
+    pub channel: Channel,
+    /// Recipients joined by ", ", or the webhook URL without credentials
+    /// and query string.
+    pub target: String,
+    /// 1-based.
+    pub attempt: u32,
+    pub outcome: Outcome,
+    /// Server reply, HTTP status or error text; at most
+    /// [`MAX_DETAIL_CHARS`] characters, never a password or secret.
+    pub detail: String,
+    pub elapsed_ms: u64,
+}
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]
 #[serde(rename_all = "lowercase")]
@@ -27,25 +53,15 @@ pub enum Channel {
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]
 #[serde(rename_all = "lowercase")]
 pub enum Outcome {
+    /// Accepted by the server (SMTP 250 after DATA, HTTP 2xx).
     Delivered,
+    /// Failed, another attempt follows after a backoff.
     Retrying,
+    /// Failed and no attempt follows: permanent rejection or the last attempt.
     Failed,
 }
 
-/// One delivery attempt, recorded in the ledger by the caller.
-#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
-pub struct Attempt {
-    pub channel: Channel,
-    /// Recipient list joined by ", " or the webhook URL (no secrets).
-    pub target: String,
-    /// 1-based.
-    pub attempt: u32,
-    pub outcome: Outcome,
-    /// Server reply / HTTP status / error text, bounded to 500 chars.
-    pub detail: String,
-    pub elapsed_ms: u64,
-}
-
+/// A plain-text email (UTF-8) to one or more recipients.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct EmailMessage {
     pub to: Vec<String>,
@@ -53,6 +69,7 @@ pub struct EmailMessage {
     pub text: String,
 }
 
+/// A JSON POST, signed when `secret` is set (see [`sign`]).
 #[derive(Clone, Debug, PartialEq)]
 pub struct WebhookRequest {
     pub url: String,
@@ -61,11 +78,15 @@ pub struct WebhookRequest {
 }
 
 /// Retry policy shared by both channels.
-#[derive(Clone, Debug, PartialEq, Eq)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct RetryPolicy {
+    /// Attempts in all, at least 1.
     pub attempts: u32,
+    /// Backoff after the first failed attempt; doubles after each one.
     pub first_backoff: Duration,
+    /// Ceiling of one backoff (also of an HTTP `Retry-After`).
     pub max_backoff: Duration,
+    /// Deadline of one attempt, connecting included.
     pub timeout: Duration,
 }
 
@@ -80,26 +101,320 @@ impl Default for RetryPolicy {
     }
 }
 
+impl RetryPolicy {
+    /// The pause after failed attempt `attempt` (1-based): the exponential
+    /// step `first_backoff * 2^(attempt-1)`, capped at `max_backoff`, of
+    /// which the upper half is scaled by `jitter` (0.0..=1.0) so senders
+    /// that failed together do not retry together ("equal jitter": never
+    /// less than half the step).
+    pub fn backoff(&self, attempt: u32, jitter: f64) -> Duration {
+        let shift = attempt.saturating_sub(1).min(31);
+        let step = self
+            .first_backoff
+            .saturating_mul(1u32 << shift)
+            .min(self.max_backoff);
+        let half = step / 2;
+        half + half.mul_f64(jitter.clamp(0.0, 1.0))
+    }
+
+    /// Longest time [`run`] can take: every attempt times out and every
+    /// backoff is at its ceiling. Tests and callers bound waits with it.
+    pub fn worst_case(&self) -> Duration {
+        let attempts = self.attempts.max(1);
+        self.timeout.saturating_mul(attempts) + self.max_backoff.saturating_mul(attempts - 1)
+    }
+}
+
 #[derive(Debug, Error)]
 pub enum NotifyError {
-    #[error("smtp configuration: {0}")]
-    Config(String),
-    #[error("delivery failed after {attempts} attempts: {detail}")]
-    GaveUp { attempts: u32, detail: String },
-    #[error("rejected: {0}")]
-    Rejected(String),
+    #[error("smtp.{key}: {reason}")]
+    Config { key: &'static str, reason: String },
+    #[error("smtp.ca_file: {0}")]
+    CaFile(#[from] crate::tls::TlsError),
+    #[error("invalid message: {0}")]
+    Message(String),
+    #[error("http client: {0}")]
+    Client(String),
+    /// The server refused for good (SMTP 5xx, HTTP 4xx, TLS): not retried.
+    #[error("rejected: {detail}")]
+    Rejected { detail: String },
+    /// Every attempt failed with a transient error.
+    #[error("gave up after {attempts} attempts: {detail}")]
+    Exhausted { attempts: u32, detail: String },
 }
 
-/// `detail` bounded to 500 characters.
-pub(crate) fn bounded(s: &str) -> String {
-    s.chars().take(500).collect()
+/// What one attempt came to, as a channel sees it.
+#[derive(Debug)]
+pub(crate) enum Verdict {
+    Delivered(String),
+    Transient {
+        detail: String,
+        /// The server asked for this pause (HTTP `Retry-After`).
+        retry_after: Option<Duration>,
+    },
+    Permanent(String),
 }
 
-/// Backoff before attempt `n + 1` (n >= 1): doubling, capped.
-pub(crate) fn backoff(policy: &RetryPolicy, n: u32) -> Duration {
-    let factor = 1u32.checked_shl(n.saturating_sub(1)).unwrap_or(u32::MAX);
-    policy
-        .first_backoff
-        .saturating_mul(factor)
-        .min(policy.max_backoff)
+/// The retry loop of both channels: runs `attempt` up to `policy.attempts`
+/// times, each under `policy.timeout`, and calls `record` after each.
+pub(crate) async fn run<F, Fut>(
+    policy: &RetryPolicy,
+    channel: Channel,
+    target: &str,
+    record: &mut (dyn FnMut(Attempt) + Send),
+    mut attempt: F,
+) -> Result<(), NotifyError>
+where
+    F: FnMut() -> Fut,
+    Fut: Future<Output = Verdict>,
+{
+    let attempts = policy.attempts.max(1);
+    let mut n = 0;
+    loop {
+        n += 1;
+        let start = Instant::now();
+        // Dropping the attempt on timeout closes its connection: nothing of
+        // it outlives the deadline.
+        let verdict = match tokio::time::timeout(policy.timeout, attempt()).await {
+            Ok(v) => v,
+            Err(_) => Verdict::Transient {
+                detail: format!("timed out after {} ms", policy.timeout.as_millis()),
+                retry_after: None,
+            },
+        };
+        let elapsed_ms = u64::try_from(start.elapsed().as_millis()).unwrap_or(u64::MAX);
+        let mut report = |outcome: Outcome, detail: &str| {
+            record(Attempt {
+                channel,
+                target: target.to_owned(),
+                attempt: n,
+                outcome,
+                detail: bounded(detail),
+                elapsed_ms,
+            })
+        };
+        match verdict {
+            Verdict::Delivered(detail) => {
+                report(Outcome::Delivered, &detail);
+                return Ok(());
+            }
+            Verdict::Permanent(detail) => {
+                report(Outcome::Failed, &detail);
+                return Err(NotifyError::Rejected {
+                    detail: bounded(&detail),
+                });
+            }
+            Verdict::Transient {
+                detail,
+                retry_after,
+            } => {
+                if n == attempts {
+                    report(Outcome::Failed, &detail);
+                    return Err(NotifyError::Exhausted {
+                        attempts,
+                        detail: bounded(&detail),
+                    });
+                }
+                report(Outcome::Retrying, &detail);
+                let computed = policy.backoff(n, rand::random::<f64>());
+                // A server's Retry-After is honoured up to our own ceiling,
+                // so one receiver cannot stall a notification for hours.
+                let pause =
+                    retry_after.map_or(computed, |r| r.max(computed).min(policy.max_backoff));
+                tokio::time::sleep(pause).await;
+            }
+        }
+    }
+}
+
+/// Records a failure that happened before any attempt could start (a bad
+/// address, an invalid URL) as one failed attempt, so the ledger shows it.
+pub(crate) fn fail_early(
+    channel: Channel,
+    target: &str,
+    record: &mut (dyn FnMut(Attempt) + Send),
+    detail: &str,
+) -> NotifyError {
+    record(Attempt {
+        channel,
+        target: target.to_owned(),
+        attempt: 1,
+        outcome: Outcome::Failed,
+        detail: bounded(detail),
+        elapsed_ms: 0,
+    });
+    NotifyError::Message(bounded(detail))
+}
+
+/// `text` cut to [`MAX_DETAIL_CHARS`] characters, control characters as
+/// spaces (a detail is one line in the ledger and in logs).
+pub(crate) fn bounded(text: &str) -> String {
+    let mut out: String = text
+        .trim()
+        .chars()
+        .take(MAX_DETAIL_CHARS)
+        .map(|c| if c.is_control() { ' ' } else { c })
+        .collect();
+    if text.trim().chars().count() > MAX_DETAIL_CHARS {
+        // Keep the bound exact while showing the cut.
+        out.pop();
+        out.push('…');
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::sync::{Arc, Mutex};
+
+    fn policy(attempts: u32) -> RetryPolicy {
+        RetryPolicy {
+            attempts,
+            first_backoff: Duration::from_millis(100),
+            max_backoff: Duration::from_millis(350),
+            timeout: Duration::from_millis(200),
+        }
+    }
+
+    #[test]
+    fn backoff_doubles_is_capped_and_keeps_half_the_step() {
+        let p = policy(10);
+        assert_eq!(p.backoff(1, 0.0), Duration::from_millis(50));
+        assert_eq!(p.backoff(1, 1.0), Duration::from_millis(100));
+        assert_eq!(p.backoff(2, 1.0), Duration::from_millis(200));
+        assert_eq!(p.backoff(3, 1.0), Duration::from_millis(350));
+        assert_eq!(p.backoff(3, 0.0), Duration::from_millis(175));
+        assert_eq!(p.backoff(u32::MAX, 0.5), p.backoff(40, 0.5));
+        for j in [0.0, 0.3, 0.7, 1.0, 7.0, -1.0] {
+            let b = p.backoff(2, j);
+            assert!(b >= Duration::from_millis(100) && b <= Duration::from_millis(200));
+        }
+        assert_eq!(p.worst_case(), Duration::from_millis(200 * 10 + 350 * 9));
+    }
+
+    #[test]
+    fn detail_is_bounded_and_one_line() {
+        assert_eq!(bounded(" 250 ok\r\n"), "250 ok");
+        assert_eq!(bounded("a\nb"), "a b");
+        let long = "é".repeat(MAX_DETAIL_CHARS + 20);
+        let b = bounded(&long);
+        assert_eq!(b.chars().count(), MAX_DETAIL_CHARS);
+        assert!(b.ends_with('…'));
+        assert_eq!(
+            bounded(&"x".repeat(MAX_DETAIL_CHARS)).chars().count(),
+            MAX_DETAIL_CHARS
+        );
+    }
+
+    fn collect() -> (Arc<Mutex<Vec<Attempt>>>, impl FnMut(Attempt) + Send) {
+        let seen = Arc::new(Mutex::new(Vec::new()));
+        let sink = Arc::clone(&seen);
+        (seen, move |a| sink.lock().unwrap().push(a))
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn transient_failures_retry_until_the_last_attempt() {
+        let (seen, mut rec) = collect();
+        let r = run(&policy(3), Channel::Email, "a@x", &mut rec, || async {
+            Verdict::Transient {
+                detail: "421 busy".into(),
+                retry_after: None,
+            }
+        })
+        .await;
+        assert!(matches!(r, Err(NotifyError::Exhausted { attempts: 3, .. })));
+        let seen = seen.lock().unwrap();
+        let outcomes: Vec<_> = seen.iter().map(|a| (a.attempt, a.outcome)).collect();
+        assert_eq!(
+            outcomes,
+            [
+                (1, Outcome::Retrying),
+                (2, Outcome::Retrying),
+                (3, Outcome::Failed)
+            ]
+        );
+        assert!(
+            seen.iter()
+                .all(|a| a.detail == "421 busy" && a.target == "a@x")
+        );
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn permanent_failure_and_success_stop_at_once() {
+        let (seen, mut rec) = collect();
+        let r = run(&policy(5), Channel::Webhook, "u", &mut rec, || async {
+            Verdict::Permanent("HTTP 400".into())
+        })
+        .await;
+        assert!(matches!(r, Err(NotifyError::Rejected { .. })));
+        assert_eq!(seen.lock().unwrap().len(), 1);
+        assert_eq!(seen.lock().unwrap()[0].outcome, Outcome::Failed);
+
+        let (seen, mut rec) = collect();
+        let mut calls = 0;
+        let r = run(&policy(5), Channel::Webhook, "u", &mut rec, || {
+            calls += 1;
+            let first = calls == 1;
+            async move {
+                if first {
+                    Verdict::Transient {
+                        detail: "HTTP 503".into(),
+                        retry_after: None,
+                    }
+                } else {
+                    Verdict::Delivered("HTTP 200".into())
+                }
+            }
+        })
+        .await;
+        assert!(r.is_ok());
+        let outcomes: Vec<_> = seen.lock().unwrap().iter().map(|a| a.outcome).collect();
+        assert_eq!(outcomes, [Outcome::Retrying, Outcome::Delivered]);
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_hung_attempt_times_out_and_retry_after_is_capped() {
+        let (seen, mut rec) = collect();
+        let start = tokio::time::Instant::now();
+        let mut calls = 0;
+        let r = run(&policy(2), Channel::Webhook, "u", &mut rec, || {
+            calls += 1;
+            let first = calls == 1;
+            async move {
+                if first {
+                    Verdict::Transient {
+                        detail: "HTTP 429".into(),
+                        retry_after: Some(Duration::from_secs(3600)),
+                    }
+                } else {
+                    std::future::pending::<Verdict>().await
+                }
+            }
+        })
+        .await;
+        assert!(matches!(r, Err(NotifyError::Exhausted { .. })));
+        // 350 ms backoff ceiling (not an hour) + the 200 ms attempt timeout.
+        assert_eq!(start.elapsed(), Duration::from_millis(550));
+        let seen = seen.lock().unwrap();
+        assert_eq!(seen[1].detail, "timed out after 200 ms");
+        assert_eq!(seen[1].elapsed_ms, 200);
+    }
+
+    #[test]
+    fn attempts_serialize_as_the_ledger_expects() {
+        let a = Attempt {
+            channel: Channel::Email,
+            target: "a@x, b@x".into(),
+            attempt: 2,
+            outcome: Outcome::Retrying,
+            detail: "421".into(),
+            elapsed_ms: 7,
+        };
+        assert_eq!(
+            serde_json::to_value(&a).unwrap(),
+            serde_json::json!({"channel": "email", "target": "a@x, b@x", "attempt": 2,
+                "outcome": "retrying", "detail": "421", "elapsed_ms": 7})
+        );
+    }
 }

@@ -1,0 +1,322 @@
+//! `absence` (a sealtrail extension): a group that was active sends no hit
+//! for a span.
+//!
+//! ```yaml
+//! correlation:
+//!   type: absence
+//!   rules: [source_activity]
+//!   group-by: [source.system]
+//!   timespan: 1h      # the shortest silence reported
+//!   history: 7d       # optional (default: timespan): what min_count and gap_factor look back on
+//!   min_count: 24     # optional (default 1): hits within history before the silence
+//!   gap_factor: 5     # optional: the silence must also exceed 5 x the group's longest gap within history
+//!   learning: 1d      # optional: the group's first hit must be this much older than its last
+//! ```
+//!
+//! Per group: the time and event of its last hit, the times of its last
+//! `min_count` hits, the longest gaps between its hits within `history` (a
+//! monotonic queue, only with `gap_factor`), its first hit, and one timer.
+//! At each hit the group is *watched* when it has `min_count` hits within
+//! `history` ending at this hit and its first hit is at least `learning`
+//! old; its silence threshold is `timespan`, or with `gap_factor`
+//! `gap_factor x longest gap` kept between `timespan` and `history`. A
+//! watched group's timer is `last hit + threshold`; when the watermark
+//! passes it (strictly: a hit at exactly the threshold ends the silence in
+//! time) the rule fires once, with the last hit's event, and the group stays
+//! silent until its next hit, which re-arms it (the silent gap is not
+//! learnt as a normal gap). A group with no hit for `history` (or for the
+//! threshold, when longer) is forgotten, so it learns again when it comes
+//! back. Groups per rule are capped (`max_groups_per_rule`, the idle longest
+//! evicted); gaps kept per group by `max_hits_per_group`.
+
+use std::collections::{BTreeMap, HashMap, VecDeque};
+
+use super::detection::{At, at};
+use super::engine::{EngineStats, Fired, GroupKey};
+use super::load::{CorrelationRule, duration};
+use super::timers::{TimerId, Timers};
+use super::yaml::Node;
+
+/// Largest `min_count`: the times of that many hits are kept per group.
+pub const MAX_MIN_COUNT: u64 = 10_000;
+
+/// Settings of an `absence` correlation (its `timespan_ms` is the shortest
+/// silence reported).
+#[derive(Debug, Clone, PartialEq)]
+pub struct Absence {
+    pub history_ms: i64,
+    pub min_count: u64,
+    pub gap_factor: Option<f64>,
+    pub learning_ms: i64,
+}
+
+impl Absence {
+    /// How far back a replay must start: the longest silence plus what a
+    /// group's watch depends on before its last hit.
+    pub(crate) fn replay_ms(&self, timespan_ms: i64) -> i64 {
+        let lookback = if self.min_count > 1 || self.gap_factor.is_some() {
+            self.history_ms.max(self.learning_ms)
+        } else {
+            self.learning_ms
+        };
+        let silence = if self.gap_factor.is_some() {
+            self.history_ms
+        } else {
+            timespan_ms
+        };
+        lookback.saturating_add(silence)
+    }
+}
+
+/// `timespan`, `history`, `min_count`, `gap_factor` and `learning`.
+pub(crate) fn parse(c: &Node) -> Result<(i64, Absence), At> {
+    for key in ["condition", "field", "gap", "factor"] {
+        if let Some(n) = c.get(key) {
+            return Err(at(
+                n.pos,
+                format!(
+                    "`{key}` is not used by absence (use timespan, history, min_count, \
+                     gap_factor, learning)"
+                ),
+            ));
+        }
+    }
+    let timespan_ms =
+        duration(c, "timespan")?.ok_or_else(|| at(c.pos, "absence has no `timespan`"))?;
+    let history_ms = duration(c, "history")?.unwrap_or(timespan_ms);
+    if history_ms < timespan_ms
+        && let Some(n) = c.get("history")
+    {
+        return Err(at(n.pos, "`history` must not be shorter than `timespan`"));
+    }
+    let min_count = match c.get("min_count") {
+        None => 1,
+        Some(n) => n
+            .as_str()
+            .and_then(|s| s.parse::<u64>().ok())
+            .filter(|v| (1..=MAX_MIN_COUNT).contains(v))
+            .ok_or_else(|| {
+                at(
+                    n.pos,
+                    format!("min_count must be an integer from 1 to {MAX_MIN_COUNT}"),
+                )
+            })?,
+    };
+    let gap_factor = match c.get("gap_factor") {
+        None => None,
+        Some(n) => Some(
+            n.as_str()
+                .and_then(|s| s.parse::<f64>().ok())
+                .filter(|v| v.is_finite() && *v >= 1.0 && *v <= 1000.0)
+                .ok_or_else(|| at(n.pos, "gap_factor must be a number from 1 to 1000"))?,
+        ),
+    };
+    let learning_ms = duration(c, "learning")?.unwrap_or(0);
+    if learning_ms > history_ms
+        && let Some(n) = c.get("learning")
+    {
+        return Err(at(n.pos, "`learning` must not exceed `history`"));
+    }
+    Ok((
+        timespan_ms,
+        Absence {
+            history_ms,
+            min_count,
+            gap_factor,
+            learning_ms,
+        },
+    ))
+}
+
+#[derive(Debug)]
+struct Watch {
+    first: i64,
+    last: i64,
+    last_event: Option<u64>,
+    /// Times of the last `min_count` hits, oldest first.
+    recent: VecDeque<i64>,
+    /// (end, length) of gaps within history, lengths strictly decreasing:
+    /// the front is the longest.
+    gaps: VecDeque<(i64, i64)>,
+    /// Reported silent, not heard since.
+    silent: bool,
+    /// Whether `deadline` is the silence deadline (else the time to forget).
+    armed: bool,
+    deadline: i64,
+    /// The scheduled timer: at or before `deadline` (moved lazily, when it
+    /// fires early, so most hits touch no timer).
+    timer: TimerId,
+    seq: u64,
+}
+
+/// The absence state of one rule.
+#[derive(Debug, Default)]
+pub(crate) struct State {
+    groups: HashMap<GroupKey, Watch>,
+    /// (last hit, seq) -> group: eviction order.
+    idle: BTreeMap<(i64, u64), GroupKey>,
+    seq: u64,
+}
+
+impl State {
+    pub(crate) fn len(&self) -> usize {
+        self.groups.len()
+    }
+
+    /// Applies a hit at `t` (hits come in event-time order).
+    #[allow(clippy::too_many_arguments)]
+    pub(crate) fn hit(
+        &mut self,
+        corr: &CorrelationRule,
+        ci: usize,
+        key: GroupKey,
+        t: i64,
+        event: Option<u64>,
+        (max_groups, max_gaps): (usize, usize),
+        timers: &mut Timers,
+        stats: &mut EngineStats,
+    ) {
+        let Some(rule) = &corr.absence else { return };
+        if !self.groups.contains_key(&key)
+            && self.groups.len() >= max_groups
+            && let Some((_, k)) = self.idle.pop_first()
+        {
+            if let Some(w) = self.groups.remove(&k) {
+                timers.cancel(w.timer);
+            }
+            stats.evicted_groups += 1;
+        }
+        self.seq += 1;
+        let seq = self.seq;
+        let w = match self.groups.get_mut(&key) {
+            Some(w) => {
+                let k = self
+                    .idle
+                    .remove(&(w.last, w.seq))
+                    .unwrap_or_else(|| key.clone());
+                self.idle.insert((t, seq), k);
+                if !w.silent && rule.gap_factor.is_some() {
+                    push_gap(&mut w.gaps, t, t - w.last, max_gaps, stats);
+                }
+                w
+            }
+            None => {
+                self.idle.insert((t, seq), key.clone());
+                self.groups.entry(key.clone()).or_insert(Watch {
+                    first: t,
+                    last: t,
+                    last_event: None,
+                    recent: VecDeque::new(),
+                    gaps: VecDeque::new(),
+                    silent: false,
+                    armed: false,
+                    deadline: i64::MIN,
+                    timer: (i64::MIN, 0, 0),
+                    seq,
+                })
+            }
+        };
+        w.last = t;
+        w.last_event = event;
+        w.seq = seq;
+        w.silent = false;
+        // Bounded by MAX_MIN_COUNT at load.
+        let keep = usize::try_from(rule.min_count).unwrap_or(usize::MAX);
+        w.recent.push_back(t);
+        while w.recent.len() > keep {
+            w.recent.pop_front();
+        }
+        while w
+            .gaps
+            .front()
+            .is_some_and(|&(end, _)| end < t - rule.history_ms)
+        {
+            w.gaps.pop_front();
+        }
+        let threshold = threshold(rule, corr.timespan_ms, w);
+        w.armed = w.recent.len() >= keep
+            && w.recent.front().is_some_and(|&r| r >= t - rule.history_ms)
+            && t - w.first >= rule.learning_ms;
+        w.deadline = if w.armed {
+            t + threshold
+        } else {
+            t + rule.history_ms.max(threshold)
+        };
+        if w.timer.0 > w.deadline || w.timer.0 == i64::MIN {
+            timers.cancel(w.timer);
+            w.timer = timers.schedule(w.deadline, ci, key);
+        }
+    }
+
+    /// A timer of this rule fired: the silence alert, or forgetting.
+    pub(crate) fn fire(
+        &mut self,
+        corr: &CorrelationRule,
+        id: TimerId,
+        key: &GroupKey,
+        timers: &mut Timers,
+    ) -> Option<Fired> {
+        let rule = corr.absence.as_ref()?;
+        let w = self.groups.get_mut(key)?;
+        if w.timer != id {
+            return None; // stale (never left behind, but cheap to check)
+        }
+        if w.deadline > id.0 {
+            // Hits came since it was set: wait for the current deadline.
+            w.timer = timers.schedule(w.deadline, id.1, key.clone());
+            return None;
+        }
+        if !w.armed {
+            let w = self.groups.remove(key)?;
+            self.idle.remove(&(w.last, w.seq));
+            return None;
+        }
+        let fired = Fired {
+            first: w.last,
+            last: id.0,
+            count: 0,
+            events: w.last_event.into_iter().collect(),
+        };
+        w.armed = false;
+        w.silent = true;
+        let forget = w.last + rule.history_ms;
+        if forget > id.0 {
+            w.deadline = forget;
+            w.timer = timers.schedule(forget, id.1, key.clone());
+        } else if let Some(w) = self.groups.remove(key) {
+            self.idle.remove(&(w.last, w.seq));
+        }
+        Some(fired)
+    }
+}
+
+/// The silence a watched group must exceed.
+fn threshold(rule: &Absence, timespan_ms: i64, w: &Watch) -> i64 {
+    let Some(f) = rule.gap_factor else {
+        return timespan_ms;
+    };
+    let longest = w.gaps.front().map_or(0, |&(_, len)| len);
+    // Lengths are below 2^53 ms, so the float product is exact enough.
+    #[allow(clippy::cast_precision_loss, clippy::cast_possible_truncation)]
+    let scaled = (longest as f64 * f).ceil().min(i64::MAX as f64) as i64;
+    scaled.clamp(timespan_ms, rule.history_ms)
+}
+
+/// Adds a gap to the sliding maximum: shorter or equal gaps before it can
+/// never be the longest again.
+fn push_gap(
+    gaps: &mut VecDeque<(i64, i64)>,
+    end: i64,
+    len: i64,
+    cap: usize,
+    stats: &mut EngineStats,
+) {
+    while gaps.back().is_some_and(|&(_, l)| l <= len) {
+        gaps.pop_back();
+    }
+    gaps.push_back((end, len));
+    if gaps.len() > cap.max(1) {
+        gaps.pop_front();
+        stats.dropped_hits += 1;
+    }
+}

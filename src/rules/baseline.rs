@@ -1,0 +1,310 @@
+//! `baseline` (a sealtrail extension): a group's count in a window far above
+//! its own trailing median.
+//!
+//! ```yaml
+//! correlation:
+//!   type: baseline
+//!   rules: [phi_access]
+//!   group-by: [actor.user]
+//!   timespan: 1d     # the window; windows are aligned to the unix epoch (UTC days for 1d)
+//!   history: 14      # previous windows the median is taken over (or a duration: 14d)
+//!   factor: 3        # fire when count > factor x median
+//!   min_count: 200   # optional (default 1): and count >= min_count
+//! ```
+//!
+//! Per group: the open window's index, count, first and last hit and first
+//! events, and the counts of up to `history` previous windows (a window
+//! without hits counts 0). When the watermark passes the end of a window
+//! with hits, the window is judged: with a full history (the group was seen
+//! `history` windows before), it fires when `count >= min_count` and
+//! `count > factor x median` (the mean of the two middle values for an even
+//! history). A group idle for `history` windows is forgotten, and learns
+//! again when it comes back. Groups per rule are capped
+//! (`max_groups_per_rule`, the idle longest evicted).
+
+use std::collections::{BTreeMap, HashMap, VecDeque};
+
+use super::detection::{At, at};
+use super::engine::{EngineStats, Fired, GroupKey, MAX_ALERT_EVENTS};
+use super::load::{CorrelationRule, MAX_TIMESPAN_MS, duration, parse_timespan};
+use super::timers::{TimerId, Timers};
+use super::yaml::Node;
+
+/// Most previous windows kept per group.
+pub const MAX_HISTORY_WINDOWS: u64 = 1_000;
+
+/// Settings of a `baseline` correlation (its `timespan_ms` is the window).
+#[derive(Debug, Clone, PartialEq)]
+pub struct Baseline {
+    /// Previous windows the median is taken over.
+    pub windows: u64,
+    pub factor: f64,
+    pub min_count: u64,
+}
+
+impl Baseline {
+    /// The history's windows plus the open one.
+    pub(crate) fn replay_ms(&self, timespan_ms: i64) -> i64 {
+        i64::try_from(self.windows + 1)
+            .unwrap_or(i64::MAX)
+            .saturating_mul(timespan_ms)
+    }
+}
+
+/// `timespan`, `history`, `factor` and `min_count`.
+pub(crate) fn parse(c: &Node) -> Result<(i64, Baseline), At> {
+    for key in ["condition", "field", "gap", "gap_factor", "learning"] {
+        if let Some(n) = c.get(key) {
+            return Err(at(
+                n.pos,
+                format!(
+                    "`{key}` is not used by baseline (use timespan, history, factor, min_count)"
+                ),
+            ));
+        }
+    }
+    let timespan_ms =
+        duration(c, "timespan")?.ok_or_else(|| at(c.pos, "baseline has no `timespan`"))?;
+    let h = c
+        .get("history")
+        .ok_or_else(|| at(c.pos, "baseline has no `history`"))?;
+    let text = h.as_str().unwrap_or_default();
+    let windows = if let Ok(n) = text.parse::<u64>() {
+        n
+    } else {
+        let ms = parse_timespan(text).ok_or_else(|| {
+            at(
+                h.pos,
+                format!(
+                    "invalid history `{text}`: a number of windows, or a duration (s, m, h, d) \
+                     that is a multiple of the timespan"
+                ),
+            )
+        })?;
+        if ms % timespan_ms != 0 {
+            return Err(at(
+                h.pos,
+                format!("history `{text}` is not a multiple of the timespan"),
+            ));
+        }
+        // Both positive, so the quotient is too.
+        u64::try_from(ms / timespan_ms).unwrap_or(0)
+    };
+    let span_windows = u64::try_from(MAX_TIMESPAN_MS / timespan_ms).unwrap_or(0);
+    if windows == 0 || windows > MAX_HISTORY_WINDOWS || windows > span_windows {
+        return Err(at(
+            h.pos,
+            format!("history must be 1 to {MAX_HISTORY_WINDOWS} windows and at most 31d in all"),
+        ));
+    }
+    let f = c
+        .get("factor")
+        .ok_or_else(|| at(c.pos, "baseline has no `factor`"))?;
+    let factor = f
+        .as_str()
+        .and_then(|s| s.parse::<f64>().ok())
+        .filter(|v| v.is_finite() && *v >= 1.0 && *v <= 1_000_000.0)
+        .ok_or_else(|| at(f.pos, "factor must be a number from 1 to 1000000"))?;
+    let min_count = match c.get("min_count") {
+        None => 1,
+        Some(n) => n
+            .as_str()
+            .and_then(|s| s.parse::<u64>().ok())
+            .filter(|v| *v >= 1)
+            .ok_or_else(|| at(n.pos, "min_count must be a positive integer"))?,
+    };
+    Ok((
+        timespan_ms,
+        Baseline {
+            windows,
+            factor,
+            min_count,
+        },
+    ))
+}
+
+#[derive(Debug)]
+struct Series {
+    /// Index of the newest window with hits (`time.div_euclid(timespan)`).
+    window: i64,
+    /// Whether `window` is still open (not judged yet).
+    open: bool,
+    count: u64,
+    first: i64,
+    last: i64,
+    events: Vec<u64>,
+    /// Counts of the windows before `window` (or up to it, once judged),
+    /// oldest first, at most `windows`.
+    past: VecDeque<u64>,
+    /// The window's end, or (judged) the time to forget the group.
+    timer: TimerId,
+    seq: u64,
+}
+
+/// The baseline state of one rule.
+#[derive(Debug, Default)]
+pub(crate) struct State {
+    groups: HashMap<GroupKey, Series>,
+    /// (last hit, seq) -> group: eviction order.
+    idle: BTreeMap<(i64, u64), GroupKey>,
+    seq: u64,
+}
+
+impl State {
+    pub(crate) fn len(&self) -> usize {
+        self.groups.len()
+    }
+
+    /// Applies a hit at `t` carrying `events` (hits come in event-time
+    /// order, and a window's timer fires before any later hit).
+    #[allow(clippy::too_many_arguments)]
+    pub(crate) fn hit(
+        &mut self,
+        corr: &CorrelationRule,
+        ci: usize,
+        key: GroupKey,
+        t: i64,
+        events: &[u64],
+        max_groups: usize,
+        timers: &mut Timers,
+        stats: &mut EngineStats,
+    ) {
+        let Some(rule) = &corr.baseline else { return };
+        let span = corr.timespan_ms;
+        let k = t.div_euclid(span);
+        if !self.groups.contains_key(&key)
+            && self.groups.len() >= max_groups
+            && let Some((_, old)) = self.idle.pop_first()
+        {
+            if let Some(s) = self.groups.remove(&old) {
+                timers.cancel(s.timer);
+            }
+            stats.evicted_groups += 1;
+        }
+        self.seq += 1;
+        let seq = self.seq;
+        let s = match self.groups.get_mut(&key) {
+            Some(s) => {
+                let old = self
+                    .idle
+                    .remove(&(s.last, s.seq))
+                    .unwrap_or_else(|| key.clone());
+                self.idle.insert((t, seq), old);
+                s
+            }
+            None => {
+                self.idle.insert((t, seq), key.clone());
+                self.groups.entry(key.clone()).or_insert(Series {
+                    window: k,
+                    open: false,
+                    count: 0,
+                    first: t,
+                    last: t,
+                    events: Vec::new(),
+                    past: VecDeque::new(),
+                    timer: (0, 0, 0),
+                    seq,
+                })
+            }
+        };
+        s.seq = seq;
+        s.last = t;
+        if !(s.open && k <= s.window) {
+            if s.open {
+                // Its window ended without its timer (not expected: timers
+                // fire before later hits); judged as no alert.
+                close(s, rule.windows);
+            }
+            timers.cancel(s.timer);
+            if s.count > 0 || !s.past.is_empty() {
+                // Empty windows between the last judged one and this.
+                let empty = u64::try_from(k - s.window - 1).unwrap_or(0);
+                for _ in 0..empty.min(rule.windows) {
+                    push(&mut s.past, 0, rule.windows);
+                }
+            }
+            s.window = k;
+            s.open = true;
+            s.count = 0;
+            s.first = t;
+            s.events.clear();
+            s.timer = timers.schedule((k + 1) * span - 1, ci, key);
+        }
+        s.count += 1;
+        for &e in events {
+            if s.events.len() >= MAX_ALERT_EVENTS {
+                break;
+            }
+            s.events.push(e);
+        }
+    }
+
+    /// A timer of this rule fired: a window closes, or the group is forgotten.
+    pub(crate) fn fire(
+        &mut self,
+        corr: &CorrelationRule,
+        id: TimerId,
+        key: &GroupKey,
+        timers: &mut Timers,
+    ) -> Option<Fired> {
+        let rule = corr.baseline.as_ref()?;
+        let s = self.groups.get_mut(key)?;
+        if s.timer != id {
+            return None; // stale (never left behind, but cheap to check)
+        }
+        if !s.open {
+            // Idle for the whole history: forget it.
+            let s = self.groups.remove(key)?;
+            self.idle.remove(&(s.last, s.seq));
+            return None;
+        }
+        let full = s.past.len() as u64 >= rule.windows;
+        let median = median(&s.past);
+        #[allow(clippy::cast_precision_loss)] // counts far below 2^52
+        let over = s.count as f64 > rule.factor * median;
+        let fired = (full && over && s.count >= rule.min_count).then(|| Fired {
+            first: s.first,
+            last: s.last,
+            count: s.count,
+            events: s.events.clone(),
+        });
+        close(s, rule.windows);
+        let windows = i64::try_from(rule.windows).unwrap_or(i64::MAX);
+        let forget = (s.window + 1)
+            .saturating_add(windows)
+            .saturating_mul(corr.timespan_ms)
+            - 1;
+        s.timer = timers.schedule(forget, id.1, key.clone());
+        fired
+    }
+}
+
+/// Judges the open window into the history.
+fn close(s: &mut Series, windows: u64) {
+    push(&mut s.past, s.count, windows);
+    s.open = false;
+    s.count = 0;
+    s.events.clear();
+}
+
+fn push(past: &mut VecDeque<u64>, n: u64, windows: u64) {
+    past.push_back(n);
+    while past.len() as u64 > windows {
+        past.pop_front();
+    }
+}
+
+#[allow(clippy::cast_precision_loss)] // counts far below 2^52
+fn median(past: &VecDeque<u64>) -> f64 {
+    if past.is_empty() {
+        return 0.0;
+    }
+    let mut v: Vec<u64> = past.iter().copied().collect();
+    v.sort_unstable();
+    let mid = v.len() / 2;
+    if v.len() % 2 == 1 {
+        v[mid] as f64
+    } else {
+        (v[mid - 1] as f64 + v[mid] as f64) / 2.0
+    }
+}

@@ -1,0 +1,634 @@
+//! absence, baseline and upper-bounded (window-close) correlations.
+
+use super::*;
+
+const SEC: i64 = 1_000;
+const HOUR: i64 = 3_600_000;
+/// A whole hour (2026-11-27T14:00:00Z), so baseline windows align with it.
+const H0: i64 = T0 - T0 % HOUR;
+
+const ACTIVITY: &str = "title: Activity\nid: activity\nname: activity\ndetection:\n  s:\n    source.system|exists: true\n  condition: s\n";
+
+fn from(ms: i64, system: &str) -> Entry {
+    entry_at(
+        ms,
+        json!({"category": "integration", "action": "data_feed", "source": {"system": system}}),
+    )
+}
+
+fn absence_rule(knobs: &str) -> String {
+    format!(
+        "title: Silent\nid: silent\ncorrelation:\n  type: absence\n  rules: [activity]\n  group-by: [source.system]\n{knobs}---\n{ACTIVITY}"
+    )
+}
+
+fn engine(rules: &str, cfg: EngineConfig) -> Engine {
+    let set = RuleSet::from_yaml("x.yml", rules).unwrap_or_else(|e| panic!("{e:?}"));
+    Engine::new(Arc::new(set), cfg)
+}
+
+fn feed(engine: &mut Engine, input: &[(u64, Entry)]) -> Vec<AlertCandidate> {
+    let mut out = Vec::new();
+    for (i, e) in input {
+        engine.process(*i, e, &mut out);
+    }
+    out
+}
+
+/// (first event, group values) of each alert.
+fn silences(out: &[AlertCandidate]) -> Vec<(u64, String)> {
+    fired(out)
+}
+
+// ---------------------------------------------------------------------------
+// absence
+
+#[test]
+fn absence_fires_one_ms_past_the_timespan_not_at_it() {
+    let rules = absence_rule("  timespan: 10s\n");
+    // `lis` is last heard at T0; `ehr` keeps the watermark moving.
+    let mut e = engine(&rules, no_lateness());
+    let out = feed(
+        &mut e,
+        &[(0, from(T0, "lis")), (1, from(T0 + 10 * SEC, "ehr"))],
+    );
+    assert!(out.is_empty(), "exactly the timespan is not a silence yet");
+    let out = feed(&mut e, &[(2, from(T0 + 10 * SEC + 1, "ehr"))]);
+    assert_eq!(silences(&out), vec![(0, "lis".into())]);
+    let a = &out[0];
+    assert_eq!(a.rule_id, "silent");
+    assert_eq!(a.count, 0);
+    assert_eq!(a.first_time.unix_ms(), T0);
+    assert_eq!(a.last_time.unix_ms(), T0 + 10 * SEC);
+    // One alert per silence, however long it lasts.
+    let out = feed(&mut e, &[(3, from(T0 + 60 * SEC, "ehr"))]);
+    assert!(silences(&out).iter().all(|(_, g)| g != "lis"), "{out:?}");
+
+    // A hit exactly at the timespan ends the silence in time.
+    let mut e = engine(&rules, no_lateness());
+    let out = feed(
+        &mut e,
+        &[
+            (0, from(T0, "lis")),
+            (1, from(T0 + 10 * SEC, "lis")),
+            (2, from(T0 + 20 * SEC, "ehr")),
+        ],
+    );
+    assert!(out.is_empty(), "{out:?}");
+    let out = feed(&mut e, &[(3, from(T0 + 20 * SEC + 1, "ehr"))]);
+    assert_eq!(silences(&out), vec![(1, "lis".into())]);
+}
+
+#[test]
+fn absence_re_arms_when_the_group_sends_again() {
+    let rules = absence_rule("  timespan: 10s\n");
+    let mut e = engine(&rules, no_lateness());
+    let mut out = feed(
+        &mut e,
+        &[
+            (0, from(T0, "lis")),
+            (1, from(T0 + 30 * SEC, "lis")),
+            (2, from(T0 + 31 * SEC, "lis")),
+        ],
+    );
+    // The returning hit closes the first silence: it fires before it.
+    assert_eq!(silences(&out), vec![(0, "lis".into())]);
+    out.clear();
+    e.advance(T0 + 41 * SEC + 1, &mut out);
+    assert_eq!(silences(&out), vec![(2, "lis".into())]);
+}
+
+#[test]
+fn absence_fires_on_a_quiet_stream_through_advance() {
+    let rules = absence_rule("  timespan: 1h\n");
+    let cfg = EngineConfig {
+        allowed_lateness_ms: 2 * SEC,
+        ..EngineConfig::default()
+    };
+    let mut e = engine(&rules, cfg);
+    let mut out = feed(&mut e, &[(5, from(T0, "lis"))]);
+    // The watermark lags processing time by the lateness.
+    e.advance(T0 + HOUR + 2 * SEC, &mut out);
+    assert!(out.is_empty());
+    e.advance(T0 + HOUR + 2 * SEC + 1, &mut out);
+    assert_eq!(silences(&out), vec![(5, "lis".into())]);
+    assert_eq!(e.stats().groups, 0, "forgotten once reported");
+    assert_eq!(e.stats().timers, 0);
+}
+
+#[test]
+fn absence_out_of_order_within_lateness_matches_sorted() {
+    let rules = absence_rule("  timespan: 10s\n");
+    let cfg = EngineConfig {
+        allowed_lateness_ms: 5 * SEC,
+        ..EngineConfig::default()
+    };
+    let sorted = [
+        (0, from(T0, "lis")),
+        (1, from(T0 + 9 * SEC, "lis")),
+        (2, from(T0 + 12 * SEC, "ehr")),
+        (3, from(T0 + 25 * SEC, "ehr")),
+    ];
+    // The 9 s event arrives after the 12 s one (3 s late, within 5 s): it
+    // still ends the first silence in time, so only the one after it fires.
+    let shuffled = [
+        sorted[0].clone(),
+        sorted[2].clone(),
+        sorted[1].clone(),
+        sorted[3].clone(),
+    ];
+    let mut a = engine(&rules, cfg.clone());
+    let mut b = engine(&rules, cfg);
+    let (oa, ob) = (feed(&mut a, &sorted), feed(&mut b, &shuffled));
+    assert_eq!(silences(&oa), vec![(1, "lis".into())]);
+    assert_eq!(oa, ob);
+    assert_eq!(b.stats().late_hits, 0);
+}
+
+#[test]
+fn absence_min_count_history_and_learning_decide_who_is_watched() {
+    // Two hits within 1 m are needed.
+    let rules = absence_rule("  timespan: 10s\n  history: 1m\n  min_count: 2\n");
+    let mut e = engine(&rules, no_lateness());
+    let out = feed(
+        &mut e,
+        &[
+            (0, from(T0, "once")),
+            (1, from(T0, "twice")),
+            (2, from(T0 + 5 * SEC, "twice")),
+            (3, from(T0 + 2 * 60 * SEC, "ehr")),
+        ],
+    );
+    assert_eq!(silences(&out), vec![(2, "twice".into())]);
+    // Hits further apart than history do not add up.
+    let out = feed(
+        &mut e,
+        &[
+            (4, from(T0 + 3 * 60 * SEC, "slow")),
+            (5, from(T0 + 4 * 60 * SEC + 1, "slow")),
+            (6, from(T0 + 6 * 60 * SEC, "ehr")),
+        ],
+    );
+    assert!(out.iter().all(|a| a.group["source.system"] != "slow"));
+
+    // learning: the first hit must be 1 m older than the last.
+    let rules = absence_rule("  timespan: 10s\n  history: 2m\n  learning: 1m\n");
+    let mut e = engine(&rules, no_lateness());
+    let mut input: Vec<(u64, Entry)> = (0..7)
+        .map(|i| (i, from(T0 + i as i64 * 10 * SEC, "new")))
+        .collect();
+    input.push((7, from(T0 + 59 * SEC, "young")));
+    input.push((8, from(T0 + 5 * 60 * SEC, "ehr")));
+    input.insert(0, (9, from(T0 - SEC, "young")));
+    let out = feed(&mut e, &input);
+    assert_eq!(silences(&out), vec![(6, "new".into())]);
+}
+
+#[test]
+fn absence_gap_factor_scales_with_the_groups_longest_gap() {
+    // Threshold: 3 x the longest gap within 1 h, at least 10 s, at most 1 h.
+    let rules = absence_rule("  timespan: 10s\n  history: 1h\n  gap_factor: 3\n");
+    let mut e = engine(&rules, no_lateness());
+    // A gap of 5 s (threshold 15 s), then one of 14 s: threshold 42 s.
+    let out = feed(
+        &mut e,
+        &[
+            (0, from(T0, "lis")),
+            (1, from(T0 + 5 * SEC, "lis")),
+            (2, from(T0 + 19 * SEC, "lis")),
+            (3, from(T0 + 61 * SEC, "ehr")),
+        ],
+    );
+    assert!(out.is_empty(), "exactly 3 x 14 s: {out:?}");
+    let out = feed(&mut e, &[(4, from(T0 + 61 * SEC + 1, "ehr"))]);
+    assert_eq!(silences(&out), vec![(2, "lis".into())]);
+    // The reported gap is not learnt as normal: still 42 s, not 3 x 81 s.
+    let mut out = feed(&mut e, &[(5, from(T0 + 100 * SEC, "lis"))]);
+    e.advance(T0 + 142 * SEC, &mut out);
+    let lis = |out: &[AlertCandidate]| -> Vec<(u64, String)> {
+        silences(out)
+            .into_iter()
+            .filter(|(_, g)| g == "lis")
+            .collect()
+    };
+    assert!(lis(&out).is_empty(), "{out:?}");
+    e.advance(T0 + 142 * SEC + 1, &mut out);
+    assert_eq!(lis(&out), vec![(5, "lis".into())]);
+    // Gaps older than history no longer count: capped at history anyway.
+    let rules = absence_rule("  timespan: 10s\n  history: 1m\n  gap_factor: 100\n");
+    let mut e = engine(&rules, no_lateness());
+    let mut out = feed(&mut e, &[(0, from(T0, "a")), (1, from(T0 + SEC, "a"))]);
+    e.advance(T0 + SEC + 60 * SEC + 1, &mut out);
+    assert_eq!(silences(&out), vec![(1, "a".into())]);
+}
+
+#[test]
+fn absence_restart_in_the_middle_of_a_silence_alerts_exactly_once() {
+    let rules = absence_rule("  timespan: 1h\n  history: 2h\n  min_count: 2\n");
+    let set = Arc::new(RuleSet::from_yaml("x.yml", &rules).unwrap());
+    let replay_ms = set.max_timespan_ms();
+    assert_eq!(replay_ms, 3 * HOUR, "history, then the silence");
+    let input: Vec<(u64, Entry)> = vec![
+        (0, from(T0 - 90 * 60 * SEC, "lis")),
+        (1, from(T0 - 30 * 60 * SEC, "lis")),
+        (2, from(T0, "ehr")),
+    ];
+    let whole = {
+        let mut e = Engine::new(Arc::clone(&set), no_lateness());
+        let mut out = feed(&mut e, &input);
+        e.advance(T0 + 31 * 60 * SEC, &mut out);
+        out
+    };
+    assert_eq!(silences(&whole), vec![(1, "lis".into())]);
+    // Restart at T0 (before the deadline at T0 + 30 min): the new engine
+    // replays the window (alerts dropped) and then runs live.
+    let mut e = Engine::new(Arc::clone(&set), no_lateness());
+    for (i, ev) in &input {
+        if ev.event.time.unix_ms() >= T0 - replay_ms {
+            e.replay(*i, ev);
+        }
+    }
+    let mut live = Vec::new();
+    e.advance(T0 + 31 * 60 * SEC, &mut live);
+    assert_eq!(live, whole, "no missed alert");
+    // Restart after the alert: the replay fires it (dropped) and the live
+    // run does not repeat it.
+    let mut e = Engine::new(Arc::clone(&set), no_lateness());
+    let mut later = input.clone();
+    later.push((3, from(T0 + 40 * 60 * SEC, "ehr")));
+    for (i, ev) in &later {
+        e.replay(*i, ev);
+    }
+    let mut live = Vec::new();
+    // Before ehr's own silence (T0 + 100 min).
+    e.advance(T0 + 90 * 60 * SEC, &mut live);
+    assert!(live.is_empty(), "no duplicate: {live:?}");
+}
+
+#[test]
+fn absence_state_is_bounded() {
+    let rules = absence_rule("  timespan: 10s\n  history: 1m\n");
+    let cfg = EngineConfig {
+        allowed_lateness_ms: 0,
+        max_groups_per_rule: 2,
+        ..EngineConfig::default()
+    };
+    let mut e = engine(&rules, cfg);
+    let mut out = feed(
+        &mut e,
+        &[
+            (0, from(T0, "a")),
+            (1, from(T0 + SEC, "b")),
+            (2, from(T0 + 2 * SEC, "c")),
+        ],
+    );
+    assert_eq!(e.stats().evicted_groups, 1);
+    // Only a's watch was evicted (the activity rule groups nothing else).
+    e.advance(T0 + 13 * SEC, &mut out);
+    assert_eq!(silences(&out), vec![(1, "b".into()), (2, "c".into())]);
+    // Reported groups are forgotten after history; nothing is left.
+    e.advance(T0 + 2 * 60 * SEC, &mut out);
+    assert_eq!(e.stats().groups, 0);
+    assert_eq!(e.stats().timers, 0);
+}
+
+#[test]
+fn absence_load_errors() {
+    let base = "title: t\nid: t\ncorrelation:\n  type: absence\n  rules: [activity]\n  group-by: [source.system]\n";
+    for (body, needle, line) in [
+        ("  history: 1h\n", "no `timespan`", 4),
+        ("  timespan: 40d\n", "invalid timespan `40d`", 7),
+        ("  timespan: 1h\n  history: 30m\n", "not be shorter", 8),
+        ("  timespan: 1h\n  min_count: 0\n", "min_count must be", 8),
+        ("  timespan: 1h\n  gap_factor: x\n", "gap_factor must be", 8),
+        (
+            "  timespan: 1h\n  gap_factor: 0.5\n",
+            "gap_factor must be",
+            8,
+        ),
+        (
+            "  timespan: 1h\n  learning: 2h\n",
+            "must not exceed `history`",
+            8,
+        ),
+        (
+            "  timespan: 1h\n  condition: {gte: 1}\n",
+            "not used by absence",
+            8,
+        ),
+        ("  timespan: 1h\n  factor: 3\n", "not used by absence", 8),
+    ] {
+        let e = load_err(&format!("{base}{body}---\n{ACTIVITY}"));
+        assert!(e.reason.contains(needle), "{body}: {e}");
+        assert_eq!(e.line, Some(line), "{body}: {e}");
+        assert!(e.to_string().starts_with("bad.yml:"), "{e}");
+    }
+    let e = load_err(&count_rule("1m", "{gte: 2}\n  gap_factor: 2"));
+    assert!(e.reason.contains("only for absence"), "{e}");
+}
+
+// ---------------------------------------------------------------------------
+// baseline
+
+fn baseline_rule(knobs: &str) -> String {
+    format!(
+        "title: Volume\nid: volume\ncorrelation:\n  type: baseline\n  rules: [activity]\n  group-by: [source.system]\n  timespan: 10s\n{knobs}---\n{ACTIVITY}"
+    )
+}
+
+/// `counts[w]` hits of `system` in window `w` (10 s windows from H0), one
+/// per 100 ms from the window's start; indices from `first`.
+fn windows(system: &str, counts: &[u64], first: u64) -> Vec<(u64, Entry)> {
+    let mut out = Vec::new();
+    for (w, &n) in counts.iter().enumerate() {
+        for k in 0..n {
+            let t = H0 + w as i64 * 10 * SEC + k as i64 * 100;
+            out.push((first + out.len() as u64, from(t, system)));
+        }
+    }
+    out
+}
+
+#[test]
+fn baseline_fires_when_the_window_closes_above_factor_times_median() {
+    let rules = baseline_rule("  history: 3\n  factor: 2\n  min_count: 3\n");
+    let mut e = engine(&rules, no_lateness());
+    // History 2, 1, 2 (median 2); then 5 > 2 x 2.
+    let input = windows("pm", &[2, 1, 2, 5], 0);
+    let mut out = feed(&mut e, &input);
+    assert!(out.is_empty());
+    // The window [H0 + 30 s, H0 + 40 s - 1 ms] closes at H0 + 40 s.
+    e.advance(H0 + 40 * SEC - 1, &mut out);
+    assert!(out.is_empty());
+    e.advance(H0 + 40 * SEC, &mut out);
+    assert_eq!(out.len(), 1, "{out:?}");
+    let a = &out[0];
+    assert_eq!(a.count, 5);
+    assert_eq!(a.event_indices, vec![5, 6, 7, 8, 9]);
+    assert_eq!(a.first_time.unix_ms(), H0 + 30 * SEC);
+    assert_eq!(a.group["source.system"], "pm");
+}
+
+#[test]
+fn baseline_needs_a_full_history_strictly_more_and_min_count() {
+    let rules = baseline_rule("  history: 3\n  factor: 2\n  min_count: 3\n");
+    for (counts, fires) in [
+        // Only two windows of history.
+        (&[2, 2, 9][..], false),
+        // 4 is not more than 2 x 2.
+        (&[2, 2, 2, 4][..], false),
+        (&[2, 2, 2, 5][..], true),
+        // An empty window counts 0: median of 0, 0, 1 is 0; 2 < min_count.
+        (&[1, 0, 0, 2][..], false),
+        (&[1, 0, 0, 3][..], true),
+    ] {
+        let mut e = engine(&rules, no_lateness());
+        let mut out = feed(&mut e, &windows("pm", counts, 0));
+        e.advance(H0 + 100 * SEC, &mut out);
+        assert_eq!(out.len(), usize::from(fires), "{counts:?}: {out:?}");
+    }
+}
+
+#[test]
+fn baseline_closes_windows_on_later_hits_and_out_of_order_within_lateness() {
+    let rules = baseline_rule("  history: 2\n  factor: 1\n");
+    let cfg = EngineConfig {
+        allowed_lateness_ms: 3 * SEC,
+        ..EngineConfig::default()
+    };
+    let sorted = windows("pm", &[1, 1, 3, 1], 0);
+    let mut shuffled = sorted.clone();
+    // The last hit of window 2 (H0 + 20.2 s) arrives after window 3's
+    // (H0 + 30 s): 9.8 s late is beyond the lateness, so counted late.
+    // A hit 1 s late is within it.
+    shuffled.swap(4, 5);
+    let mut a = engine(&rules, cfg.clone());
+    let mut b = engine(&rules, cfg);
+    let mut oa = feed(&mut a, &sorted);
+    let mut ob = feed(&mut b, &shuffled);
+    a.advance(H0 + 45 * SEC, &mut oa);
+    b.advance(H0 + 45 * SEC, &mut ob);
+    assert_eq!(oa.len(), 1);
+    assert_eq!(oa[0].count, 3);
+    assert_eq!(ob.len(), 1);
+    assert_eq!(ob[0].count, 2, "the late hit is not applied");
+    assert_eq!(b.stats().late_hits, 1);
+    let near: Vec<(u64, Entry)> = vec![
+        sorted[0].clone(),
+        sorted[1].clone(),
+        sorted[3].clone(),
+        sorted[2].clone(),
+        sorted[4].clone(),
+        sorted[5].clone(),
+    ];
+    let mut c = engine(&rules, a.config().clone());
+    let mut oc = feed(&mut c, &near);
+    c.advance(H0 + 45 * SEC, &mut oc);
+    assert_eq!(oc, oa);
+    assert_eq!(c.stats().late_hits, 0);
+}
+
+#[test]
+fn baseline_restart_in_the_middle_of_a_window_alerts_exactly_once() {
+    let rules = baseline_rule("  history: 3\n  factor: 2\n");
+    let set = Arc::new(RuleSet::from_yaml("x.yml", &rules).unwrap());
+    assert_eq!(set.max_timespan_ms(), 40 * SEC);
+    let input = windows("pm", &[2, 2, 2, 6], 0);
+    let end = H0 + 50 * SEC;
+    let whole = {
+        let mut e = Engine::new(Arc::clone(&set), no_lateness());
+        let mut out = feed(&mut e, &input);
+        e.advance(end, &mut out);
+        out
+    };
+    assert_eq!(whole.len(), 1);
+    // Restart in window 3 after its third hit: replay from now - 40 s.
+    let now = input[8].1.event.time.unix_ms();
+    let mut e = Engine::new(Arc::clone(&set), no_lateness());
+    for (i, ev) in &input[..9] {
+        if ev.event.time.unix_ms() >= now - set.max_timespan_ms() {
+            e.replay(*i, ev);
+        }
+    }
+    let mut live = feed(&mut e, &input[9..]);
+    e.advance(end, &mut live);
+    assert_eq!(live, whole, "no missed alert");
+    // Restart after the window closed: replay fires it, live does not.
+    let mut e = Engine::new(Arc::clone(&set), no_lateness());
+    for (i, ev) in &input {
+        e.replay(*i, ev);
+    }
+    e.replay(99, &from(end, "other"));
+    let mut live = Vec::new();
+    e.advance(end + 60 * SEC, &mut live);
+    assert!(live.is_empty(), "{live:?}");
+}
+
+#[test]
+fn baseline_state_is_bounded() {
+    let rules = baseline_rule("  history: 2\n  factor: 2\n");
+    let cfg = EngineConfig {
+        allowed_lateness_ms: 0,
+        max_groups_per_rule: 2,
+        ..EngineConfig::default()
+    };
+    let mut e = engine(&rules, cfg);
+    let mut out = feed(
+        &mut e,
+        &[
+            (0, from(H0, "a")),
+            (1, from(H0 + 1, "b")),
+            (2, from(H0 + 2, "c")),
+        ],
+    );
+    assert_eq!(e.stats().evicted_groups, 1);
+    assert_eq!(e.stats().groups, 2);
+    // Idle for the whole history (2 windows after the first): forgotten.
+    e.advance(H0 + 30 * SEC - 1, &mut out);
+    assert_eq!(e.stats().groups, 2);
+    e.advance(H0 + 30 * SEC, &mut out);
+    assert_eq!(e.stats().groups, 0);
+    assert_eq!(e.stats().timers, 0);
+    assert!(out.is_empty());
+}
+
+#[test]
+fn baseline_load_errors() {
+    let base = "title: t\nid: t\ncorrelation:\n  type: baseline\n  rules: [activity]\n  group-by: [source.system]\n";
+    for (body, needle, line) in [
+        ("  history: 3\n  factor: 2\n", "no `timespan`", 4),
+        ("  timespan: 1h\n  factor: 2\n", "no `history`", 4),
+        ("  timespan: 1h\n  history: 3\n", "no `factor`", 4),
+        (
+            "  timespan: 1h\n  history: 90m\n  factor: 2\n",
+            "not a multiple",
+            8,
+        ),
+        (
+            "  timespan: 1h\n  history: 0\n  factor: 2\n",
+            "history must be",
+            8,
+        ),
+        (
+            "  timespan: 1d\n  history: 32\n  factor: 2\n",
+            "at most 31d",
+            8,
+        ),
+        (
+            "  timespan: 1h\n  history: 3x\n  factor: 2\n",
+            "invalid history",
+            8,
+        ),
+        (
+            "  timespan: 1h\n  history: 3\n  factor: 0.5\n",
+            "factor must be",
+            9,
+        ),
+        (
+            "  timespan: 1h\n  history: 3\n  factor: 2\n  min_count: -1\n",
+            "min_count must be",
+            10,
+        ),
+        (
+            "  timespan: 1h\n  history: 3\n  factor: 2\n  gap_factor: 2\n",
+            "not used by baseline",
+            10,
+        ),
+    ] {
+        let e = load_err(&format!("{base}{body}---\n{ACTIVITY}"));
+        assert!(e.reason.contains(needle), "{body}: {e}");
+        assert_eq!(e.line, Some(line), "{body}: {e}");
+    }
+    // A duration history is a number of windows.
+    let set = RuleSet::from_yaml(
+        "ok.yml",
+        &format!("{base}  timespan: 1h\n  history: 1d\n  factor: 3\n---\n{ACTIVITY}"),
+    )
+    .unwrap();
+    assert_eq!(set.max_timespan_ms(), 25 * HOUR);
+}
+
+// ---------------------------------------------------------------------------
+// Upper-bounded conditions (lt, lte, eq): judged when the window closes.
+
+#[test]
+fn lt_only_correlation_waits_for_the_window_to_close() {
+    // Fewer than 3 failures of a user within 10 s of the first one.
+    let rules = count_rule("10s", "{lt: 3}");
+    let mut e = engine(&rules, no_lateness());
+    let out = feed(
+        &mut e,
+        &[
+            (0, login(T0, "few", false)),
+            (1, login(T0 + SEC, "few", false)),
+            (2, login(T0 + SEC, "many", false)),
+            (3, login(T0 + 2 * SEC, "many", false)),
+            (4, login(T0 + 3 * SEC, "many", false)),
+        ],
+    );
+    assert!(out.is_empty(), "the first hit no longer fires: {out:?}");
+    let mut out = Vec::new();
+    // Window of `few`: [T0, T0 + 10 s]; closed one ms later.
+    e.advance(T0 + 10 * SEC, &mut out);
+    assert!(out.is_empty());
+    e.advance(T0 + 10 * SEC + 1, &mut out);
+    assert_eq!(out.len(), 1, "{out:?}");
+    assert_eq!(out[0].group["actor.user"], "few");
+    assert_eq!(out[0].count, 2);
+    assert_eq!(out[0].event_indices, vec![0, 1]);
+    // `many` passed the bound: it never fires, and keeps no hits.
+    e.advance(T0 + 60 * SEC, &mut out);
+    assert_eq!(out.len(), 1);
+    assert_eq!(e.stats().groups, 0);
+    assert_eq!(e.stats().timers, 0);
+}
+
+#[test]
+fn upper_bounded_window_is_judged_before_a_later_hit_of_the_group() {
+    let rules = count_rule("10s", "{lte: 2}");
+    let cfg = EngineConfig {
+        allowed_lateness_ms: 2 * SEC,
+        ..EngineConfig::default()
+    };
+    let sorted = [
+        (0, login(T0, "a", false)),
+        (1, login(T0 + 10 * SEC, "a", false)),
+        (2, login(T0 + 10 * SEC + 1, "a", false)),
+        (3, login(T0 + 30 * SEC, "b", false)),
+    ];
+    // Within the lateness, arrival order does not matter.
+    let shuffled = [
+        sorted[0].clone(),
+        sorted[2].clone(),
+        sorted[1].clone(),
+        sorted[3].clone(),
+    ];
+    let mut a = engine(&rules, cfg.clone());
+    let mut b = engine(&rules, cfg);
+    let oa = feed(&mut a, &sorted);
+    assert_eq!(oa, feed(&mut b, &shuffled));
+    // [T0, T0 + 10 s] holds 0 and 1; the hit 1 ms later opens a new window.
+    let got: Vec<(Vec<u64>, u64)> = oa
+        .iter()
+        .map(|x| (x.event_indices.clone(), x.count))
+        .collect();
+    assert_eq!(got, vec![(vec![0, 1], 2), (vec![2], 1)]);
+}
+
+#[test]
+fn upper_bounded_restart_in_the_middle_of_a_window() {
+    let rules = count_rule("10m", "{lt: 3}");
+    let set = Arc::new(RuleSet::from_yaml("c.yml", &rules).unwrap());
+    let input = [
+        (0, login(T0, "a", false)),
+        (1, login(T0 + 60 * SEC, "a", false)),
+    ];
+    let mut e = Engine::new(Arc::clone(&set), no_lateness());
+    for (i, ev) in &input {
+        e.replay(*i, ev);
+    }
+    let mut out = Vec::new();
+    e.advance(T0 + 10 * 60 * SEC + 1, &mut out);
+    assert_eq!(out.len(), 1);
+    assert_eq!(out[0].event_indices, vec![0, 1]);
+}
