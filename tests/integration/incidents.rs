@@ -424,6 +424,14 @@ fn a_sigkill_between_the_alert_and_the_escalation_still_escalates_on_time() {
         .as_str()
         .unwrap()
         .to_owned();
+    // Killed once the delivery is recorded (searchable means durable). A
+    // kill between the SMTP server's acceptance and that record would send
+    // the first email again after the restart: delivery is at least once.
+    wait_for("the first delivery in the ledger", &server, || {
+        kinds(&updates(&c, &server.http), &id)
+            .contains(&"notified".to_owned())
+            .then_some(())
+    });
     server.kill();
 
     let server = Server::start(dir.path(), &cfg);
