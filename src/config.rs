@@ -9,6 +9,7 @@ use crate::ledger::log::SealPolicy;
 use crate::pipeline::AppenderConfig;
 use crate::pipeline::silence::SilenceConfig;
 use crate::response::notify::{NotifyError, SmtpConfig};
+use crate::response::{OncallConfig, ResponseConfig};
 use crate::sources::http::HttpLimits;
 use crate::sources::syslog::{RawSyslog, SyslogConfig};
 use crate::transforms::mask::MaskConfig;
@@ -51,6 +52,8 @@ pub struct RawConfig {
     pub masking: MaskConfig,
     pub rules: RulesConfig,
     pub smtp: SmtpConfig,
+    pub oncall: OncallConfig,
+    pub response: ResponseConfig,
 }
 
 /// `[lookups]`: the practice's directories joined to events.
@@ -85,6 +88,8 @@ impl Default for RawConfig {
             masking: MaskConfig::default(),
             rules: RulesConfig::default(),
             smtp: SmtpConfig::default(),
+            oncall: OncallConfig::default(),
+            response: ResponseConfig::default(),
         }
     }
 }
@@ -195,6 +200,9 @@ pub struct Config {
     pub rules: RulesConfig,
     /// `[smtp]`: validated (and `ca_file` readable); build a `Mailer` from it.
     pub smtp: SmtpConfig,
+    pub oncall: OncallConfig,
+    /// An empty `public_url` is filled in by `serve` from the bound address.
+    pub response: ResponseConfig,
 }
 
 impl Config {
@@ -289,6 +297,13 @@ impl Config {
                 reason: other.to_string(),
             },
         })?;
+        if let Err((key, reason)) = raw.oncall.validate() {
+            return Err(invalid(key, &reason));
+        }
+        let mut response = raw.response;
+        if let Err((key, reason)) = response.validate() {
+            return Err(invalid(key, &reason));
+        }
         let syslog = raw.syslog.validate().map_err(|e| ConfigError::Invalid {
             path: path.to_owned(),
             key: e.key,
@@ -315,6 +330,8 @@ impl Config {
             masking: raw.masking,
             rules: raw.rules,
             smtp: raw.smtp,
+            oncall: raw.oncall,
+            response,
         })
     }
 }
@@ -374,6 +391,38 @@ mod tests {
         ));
         assert!(matches!(
             parse("[rules]\nsuppression = \"soon\""),
+            Err(ConfigError::Parse { .. })
+        ));
+    }
+
+    #[test]
+    fn oncall_levels_and_response_parse_and_validate() {
+        let c = parse(
+            "[http]\nlisten = \"127.0.0.1:9000\"\n[response]\ngroup_wait = \"200ms\"\n\
+             [[oncall.levels]]\nname = \"primary\"\nemails = [\"a@x.org\"]\nack_timeout = \"2s\"\n\
+             [[oncall.levels]]\nname = \"secondary\"\nwebhook = \"http://127.0.0.1:1/h\"\nwebhook_secret = \"k\"\n",
+        )
+        .unwrap();
+        assert_eq!(c.oncall.levels.len(), 2);
+        assert_eq!(c.oncall.levels[0].ack_timeout, Duration::from_secs(2));
+        assert_eq!(c.oncall.levels[1].ack_timeout, Duration::from_secs(900));
+        assert_eq!(c.response.group_wait, Duration::from_millis(200));
+        assert_eq!(c.response.public_url, "");
+        let e = parse("[[oncall.levels]]\nname = \"a\"\n[[oncall.levels]]\nname = \"a\"\n")
+            .unwrap_err();
+        assert!(
+            e.to_string()
+                .contains("oncall.levels.name: duplicate level"),
+            "{e}"
+        );
+        let e = parse("[[oncall.levels]]\nname = \"a\"\nemails = [\"nobody\"]\n").unwrap_err();
+        assert!(e.to_string().contains("is not an email address"), "{e}");
+        assert!(matches!(
+            parse("[response]\ngroup_interval = \"0s\"\n"),
+            Err(ConfigError::Invalid { .. })
+        ));
+        assert!(matches!(
+            parse("[[oncall.levels]]\nname = \"a\"\npager = 1\n"),
             Err(ConfigError::Parse { .. })
         ));
     }

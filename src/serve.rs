@@ -17,6 +17,7 @@ use crate::pipeline::appender::Observer;
 use crate::pipeline::dedupe::DedupeWindow;
 use crate::pipeline::silence::{SilenceConfig, SilenceModel, silent_event};
 use crate::pipeline::{self, Appender, IngestBatch, Item, Metrics, Pipeline, Transform};
+use crate::response::{Responder, ResponseContext, ResponseSettings};
 use crate::sources::http::HttpSource;
 use crate::transforms::enrich::{Enricher, LoadReport, enrich};
 use crate::transforms::mask::{Masker, load_or_create_key};
@@ -257,6 +258,7 @@ pub async fn run_until(
         .cloned()
         .context("ledger writer status")?;
     let reloading = search.clone();
+    let durable_status = durable.clone();
     let indexer_thread = std::thread::Builder::new()
         .name("indexer".into())
         .spawn(move || {
@@ -287,6 +289,32 @@ pub async fn run_until(
             tracing::debug!(error = %e, "could not set TCP_NODELAY");
         }
     });
+    // Response follows the alerts in the ledger; ack links point at the
+    // address actually bound unless `[response] public_url` says otherwise.
+    let responder = if config.response.enabled {
+        let mut response = config.response.clone();
+        response.fill_public_url(http_addr);
+        Some(
+            Responder::start(
+                ResponseSettings {
+                    response,
+                    oncall: config.oncall.clone(),
+                    smtp: config.smtp.clone(),
+                },
+                ResponseContext {
+                    data_dir: config.data_dir.clone(),
+                    rules_dir: config.rules.dir.clone(),
+                    reload: Duration::from_secs(config.rules.reload_seconds),
+                    writer: durable_status.clone(),
+                    pipeline: pipeline.clone(),
+                },
+            )
+            .await
+            .context("starting incident response")?,
+        )
+    } else {
+        None
+    };
     let syslog = crate::sources::syslog::start(&config.syslog, pipeline.clone(), shutdown.clone())
         .await
         .context("starting the syslog listeners")?;
@@ -302,6 +330,7 @@ pub async fn run_until(
             key_file: config.key_file.clone(),
             pipeline: pipeline.clone(),
         }),
+        response: responder.as_ref().map(Responder::handle),
     });
     let http_shutdown = shutdown.clone();
     let http = tokio::spawn(async move {
@@ -324,6 +353,10 @@ pub async fn run_until(
     syslog.wait().await;
     // Stop accepting and let in-flight requests finish (they hold pipeline handles).
     http.await?.context("http server")?;
+    // Response appends its last decisions before the pipeline closes.
+    if let Some(r) = responder {
+        r.stop().await;
+    }
     drop(pipeline);
     // A last indexing round covers everything acknowledged.
     drop(stop_indexer);

@@ -2,7 +2,9 @@
 //! `app()` is separate from serving so tests can drive the router directly.
 
 pub mod alerts;
+pub mod incidents;
 pub mod query;
+pub mod silences;
 
 use crate::pipeline::Metrics;
 use crate::sources::http::{HttpSource, post_events, post_fhir};
@@ -19,6 +21,8 @@ pub struct AppState {
     pub metrics: Arc<Metrics>,
     /// Search, proofs and reports; absent where only ingestion is served.
     pub query: Option<query::QueryState>,
+    /// Incidents and silences; absent when response is off.
+    pub response: Option<crate::response::ResponseHandle>,
 }
 
 pub fn app(state: AppState) -> Router {
@@ -46,6 +50,22 @@ pub fn app(state: AppState) -> Router {
                 .route("/v1/export", post(query::post_export))
                 .route("/v1/alerts", get(alerts::get_alerts))
                 .with_state(q),
+        );
+    }
+    if let Some(r) = state.response {
+        router = router.merge(
+            Router::new()
+                .route("/v1/incidents", get(incidents::list))
+                .route("/v1/incidents/{id}", get(incidents::get_one))
+                .route(
+                    "/v1/incidents/{id}/ack",
+                    get(incidents::link_ack).post(incidents::ack),
+                )
+                .route("/v1/incidents/{id}/resolve", post(incidents::resolve))
+                .route("/v1/incidents/{id}/note", post(incidents::note))
+                .route("/v1/silences", get(silences::list).post(silences::create))
+                .route("/v1/silences/{id}", axum::routing::delete(silences::delete))
+                .with_state(r),
         );
     }
     router
@@ -87,6 +107,7 @@ mod tests {
             },
             metrics,
             query: None,
+            response: None,
         })
         .layer(MockConnectInfo(std::net::SocketAddr::from((
             [127, 0, 0, 1],

@@ -267,7 +267,7 @@ impl Detector {
 
 /// The rule files' names, sizes and modification times: a change in any
 /// means reload.
-type Fingerprint = Vec<(PathBuf, u64, Option<SystemTime>)>;
+pub(crate) type Fingerprint = Vec<(PathBuf, u64, Option<SystemTime>)>;
 
 enum Loaded {
     Missing,
@@ -286,7 +286,7 @@ fn load(dir: &Path) -> Loaded {
 }
 
 /// `None` when `dir` does not exist. Bounded like the loader (depth, files).
-fn fingerprint(dir: &Path) -> Option<Fingerprint> {
+pub(crate) fn fingerprint(dir: &Path) -> Option<Fingerprint> {
     if !dir.is_dir() {
         return None;
     }
@@ -304,6 +304,10 @@ fn fingerprint(dir: &Path) -> Option<Fingerprint> {
             let path = e.path();
             let Ok(meta) = e.metadata() else { continue };
             if meta.is_dir() {
+                // Playbooks are the response engine's (it watches them).
+                if depth == 0 && e.file_name() == crate::rules::PLAYBOOKS_DIR {
+                    continue;
+                }
                 if depth < 16 {
                     stack.push((path, depth + 1));
                 }

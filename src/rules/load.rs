@@ -21,6 +21,9 @@ pub const MAX_RULE_FILE_BYTES: u64 = 1 << 20;
 pub const MAX_RULE_FILES: usize = 10_000;
 /// Deepest directory nesting walked.
 const MAX_DIR_DEPTH: usize = 8;
+/// Folder of response playbooks inside the rules folder, skipped by the
+/// rule loader (`crate::response::playbook` reads it).
+pub const PLAYBOOKS_DIR: &str = "playbooks";
 /// Longest correlation timespan (31 days), which bounds how long state lives.
 pub const MAX_TIMESPAN_MS: i64 = 31 * 86_400_000;
 
@@ -34,6 +37,10 @@ pub struct RuleMeta {
     pub description: Option<String>,
     pub level: Level,
     pub tags: Vec<String>,
+    /// sealtrail extension: the response playbook this rule's alerts start
+    /// (`playbook: NAME`, a file in `playbooks/`); `None` means the
+    /// playbook that matches the alert's severity.
+    pub playbook: Option<String>,
     /// The file and line of the document.
     pub file: PathBuf,
     pub line: usize,
@@ -291,6 +298,10 @@ fn collect_files(dir: &Path, depth: usize, out: &mut Vec<PathBuf>) -> Result<(),
             .file_type()
             .map_err(|e| LoadError::file(&path, e.to_string()))?;
         if ft.is_dir() {
+            // Response playbooks live beside the rules but are not rules.
+            if depth == 0 && entry.file_name() == PLAYBOOKS_DIR {
+                continue;
+            }
             collect_files(&path, depth + 1, out)?;
         } else if matches!(
             path.extension().and_then(|e| e.to_str()),
@@ -659,6 +670,7 @@ fn meta(file: &Path, doc: &Node) -> Result<RuleMeta, At> {
         description: str_of(doc, "description")?.map(str::to_owned),
         level,
         tags,
+        playbook: str_of(doc, "playbook")?.map(str::to_owned),
         file: file.to_owned(),
         line: doc.pos.line,
         standalone: true,

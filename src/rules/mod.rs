@@ -46,7 +46,7 @@ mod load;
 mod relation;
 mod timers;
 pub mod view;
-mod yaml;
+pub(crate) mod yaml;
 
 #[cfg(test)]
 mod tests;
@@ -56,8 +56,8 @@ use std::path::{Path, PathBuf};
 pub use dedup::Deduplicator;
 pub use engine::{AlertCandidate, Engine, EngineConfig, EngineStats, MAX_ALERT_EVENTS};
 pub use load::{
-    CorrelationType, MAX_RULE_FILE_BYTES, MAX_RULE_FILES, MAX_TIMESPAN_MS, RuleMeta, RuleSet,
-    parse_timespan,
+    CorrelationType, MAX_RULE_FILE_BYTES, MAX_RULE_FILES, MAX_TIMESPAN_MS, PLAYBOOKS_DIR, RuleMeta,
+    RuleSet, parse_timespan,
 };
 pub use view::EntryView;
 
@@ -115,7 +115,7 @@ fn position(line: Option<usize>, column: Option<usize>) -> String {
 }
 
 impl LoadError {
-    fn at(file: &Path, pos: yaml::Pos, reason: String) -> LoadError {
+    pub(crate) fn at(file: &Path, pos: yaml::Pos, reason: String) -> LoadError {
         LoadError {
             file: file.to_owned(),
             line: Some(pos.line),
@@ -124,7 +124,7 @@ impl LoadError {
         }
     }
 
-    fn file(file: &Path, reason: impl Into<String>) -> LoadError {
+    pub(crate) fn file(file: &Path, reason: impl Into<String>) -> LoadError {
         LoadError {
             file: file.to_owned(),
             line: None,

@@ -6,6 +6,7 @@ mod compress;
 mod crash;
 mod r#gen;
 mod http;
+mod incidents;
 mod ledger;
 mod rules_cli;
 mod search;

@@ -1,0 +1,270 @@
+//! Incidents: `GET /v1/incidents`, `GET /v1/incidents/{id}`,
+//! `POST /v1/incidents/{id}/ack|resolve|note` and the one-click
+//! acknowledgement link `GET /v1/incidents/{id}/ack?token=...`. Every change
+//! is a `system/incident_update` event, durable before the reply.
+
+use axum::Json;
+use axum::extract::{Path, Query, State};
+use axum::http::{HeaderMap, StatusCode, header};
+use axum::response::{Html, IntoResponse, Response};
+use serde::Deserialize;
+use serde_json::{Value, json};
+
+use crate::api::query::parse_time;
+use crate::response::engine::MAX_TEXT;
+use crate::response::state::Lifecycle;
+use crate::response::{ApiError, Command, ResponseHandle};
+
+/// Most incidents one page may hold.
+pub const MAX_INCIDENTS_PAGE: usize = 1000;
+
+pub(crate) fn error(status: u16, message: impl Into<String>) -> Response {
+    let status = StatusCode::from_u16(status).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
+    (status, Json(json!({"error": message.into()}))).into_response()
+}
+
+pub(crate) fn reply(r: Result<Value, ApiError>, created: bool) -> Response {
+    match r {
+        Ok(v) if created => (StatusCode::CREATED, Json(v)).into_response(),
+        Ok(v) => Json(v).into_response(),
+        Err(e) => error(e.status, e.message),
+    }
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ListParams {
+    /// open | acknowledged | resolved
+    state: Option<String>,
+    /// Opened at or after / before (RFC 3339).
+    from: Option<String>,
+    to: Option<String>,
+    limit: Option<usize>,
+    /// From the previous page's `cursor`.
+    cursor: Option<String>,
+}
+
+fn parse_cursor(c: &str) -> Option<(i64, String)> {
+    let (ms, id) = c.split_once('.')?;
+    Some((ms.parse().ok()?, id.to_owned()))
+}
+
+pub async fn list(State(h): State<ResponseHandle>, Query(p): Query<ListParams>) -> Response {
+    let state = match p.state.as_deref().filter(|s| !s.is_empty()) {
+        None => None,
+        Some(s) => match Lifecycle::parse(s) {
+            Some(l) => Some(l),
+            None => {
+                return error(400, "`state` must be open, acknowledged or resolved");
+            }
+        },
+    };
+    let (from, to) = match (parse_time("from", &p.from), parse_time("to", &p.to)) {
+        (Ok(f), Ok(t)) => (f.map(|t| t.unix_ms()), t.map(|t| t.unix_ms())),
+        (Err(r), _) | (_, Err(r)) => return r.into_response(),
+    };
+    let limit = p.limit.unwrap_or(100);
+    if limit == 0 || limit > MAX_INCIDENTS_PAGE {
+        return error(
+            400,
+            format!("`limit` must be between 1 and {MAX_INCIDENTS_PAGE}"),
+        );
+    }
+    let cursor = match p.cursor.as_deref().filter(|c| !c.is_empty()) {
+        None => None,
+        Some(c) => match parse_cursor(c) {
+            Some(c) => Some(c),
+            None => return error(400, "`cursor` is not one this API returned"),
+        },
+    };
+    let shared = h.shared();
+    let book = shared.book();
+    let mut out = Vec::new();
+    let mut next = None;
+    for inc in book.list(cursor.as_ref()) {
+        if state.is_some_and(|s| inc.state != s)
+            || from.is_some_and(|f| inc.opened_at < f)
+            || to.is_some_and(|t| inc.opened_at > t)
+        {
+            continue;
+        }
+        if out.len() == limit {
+            break;
+        }
+        out.push(inc.view(&shared.oncall, false));
+        next = Some(format!("{}.{}", inc.opened_at, inc.id));
+    }
+    if out.len() < limit {
+        next = None;
+    }
+    Json(json!({"incidents": out, "cursor": next})).into_response()
+}
+
+pub async fn get_one(State(h): State<ResponseHandle>, Path(id): Path<String>) -> Response {
+    let shared = h.shared();
+    let book = shared.book();
+    match book.incidents.get(&id) {
+        Some(i) => Json(i.view(&shared.oncall, true)).into_response(),
+        None => error(404, format!("no incident {id}")),
+    }
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ActionBody {
+    /// Who acts (recorded as `actor.user`).
+    by: Option<String>,
+    note: Option<String>,
+    assignee: Option<String>,
+}
+
+/// A trimmed text field; the error is the 400 message.
+fn text(field: &str, v: Option<String>, required: bool) -> Result<Option<String>, String> {
+    match v.map(|s| s.trim().to_owned()).filter(|s| !s.is_empty()) {
+        None if required => Err(format!("`{field}` is required")),
+        Some(s) if s.chars().count() > MAX_TEXT => {
+            Err(format!("`{field}` is longer than {MAX_TEXT} characters"))
+        }
+        v => Ok(v),
+    }
+}
+
+fn body(b: Option<Json<ActionBody>>) -> ActionBody {
+    b.map(|Json(b)| b).unwrap_or_default()
+}
+
+pub async fn ack(
+    State(h): State<ResponseHandle>,
+    Path(id): Path<String>,
+    b: Option<Json<ActionBody>>,
+) -> Response {
+    let b = body(b);
+    let (by, note, assignee) = match (
+        text("by", b.by, true),
+        text("note", b.note, false),
+        text("assignee", b.assignee, false),
+    ) {
+        (Ok(Some(by)), Ok(n), Ok(a)) => (by, n, a),
+        (Err(r), _, _) | (_, Err(r), _) | (_, _, Err(r)) => return error(400, r),
+        (Ok(None), _, _) => return error(400, "`by` is required"),
+    };
+    reply(
+        h.call(Command::Ack {
+            id,
+            by,
+            note,
+            assignee,
+        })
+        .await,
+        false,
+    )
+}
+
+pub async fn resolve(
+    State(h): State<ResponseHandle>,
+    Path(id): Path<String>,
+    b: Option<Json<ActionBody>>,
+) -> Response {
+    let b = body(b);
+    if b.assignee.is_some() {
+        return error(400, "`assignee` is not taken when resolving; use /note");
+    }
+    let (by, note) = match (text("by", b.by, true), text("note", b.note, false)) {
+        (Ok(Some(by)), Ok(n)) => (by, n),
+        (Err(r), _) | (_, Err(r)) => return error(400, r),
+        (Ok(None), _) => return error(400, "`by` is required"),
+    };
+    reply(h.call(Command::Resolve { id, by, note }).await, false)
+}
+
+pub async fn note(
+    State(h): State<ResponseHandle>,
+    Path(id): Path<String>,
+    b: Option<Json<ActionBody>>,
+) -> Response {
+    let b = body(b);
+    let (by, note, assignee) = match (
+        text("by", b.by, true),
+        text("note", b.note, false),
+        text("assignee", b.assignee, false),
+    ) {
+        (Ok(Some(by)), Ok(n), Ok(a)) => (by, n, a),
+        (Err(r), _, _) | (_, Err(r), _) | (_, _, Err(r)) => return error(400, r),
+        (Ok(None), _, _) => return error(400, "`by` is required"),
+    };
+    if note.is_none() && assignee.is_none() {
+        return error(400, "give a `note`, an `assignee` or both");
+    }
+    reply(
+        h.call(Command::Note {
+            id,
+            by,
+            note: note.unwrap_or_default(),
+            assignee,
+        })
+        .await,
+        false,
+    )
+}
+
+#[derive(Debug, Default, Deserialize)]
+pub struct LinkParams {
+    token: Option<String>,
+}
+
+/// The one-click link. Answers HTML to a browser, JSON when asked for it.
+pub async fn link_ack(
+    State(h): State<ResponseHandle>,
+    Path(id): Path<String>,
+    Query(p): Query<LinkParams>,
+    headers: HeaderMap,
+) -> Response {
+    let wants_json = headers
+        .get(header::ACCEPT)
+        .and_then(|v| v.to_str().ok())
+        .is_some_and(|a| a.contains("application/json") && !a.contains("text/html"));
+    let r = match p.token.filter(|t| !t.is_empty()) {
+        None => Err(ApiError {
+            status: 400,
+            message: "the acknowledgement link has no token".into(),
+        }),
+        Some(token) => {
+            h.call(Command::LinkAck {
+                id: id.clone(),
+                token,
+            })
+            .await
+        }
+    };
+    if wants_json {
+        return reply(r, false);
+    }
+    let (status, title, text) = match &r {
+        Ok(v) => (
+            200,
+            "Incident acknowledged",
+            format!(
+                "Incident {} ({}) is acknowledged. Escalation has stopped.",
+                esc(&id),
+                esc(v["title"].as_str().unwrap_or_default())
+            ),
+        ),
+        Err(e) => (e.status, "Not acknowledged", esc(&e.message)),
+    };
+    let status = StatusCode::from_u16(status).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
+    (
+        status,
+        Html(format!(
+            "<!doctype html><html><head><meta charset=\"utf-8\"><title>{title}</title></head>\
+             <body><h1>{title}</h1><p>{text}</p></body></html>"
+        )),
+    )
+        .into_response()
+}
+
+fn esc(s: &str) -> String {
+    s.replace('&', "&amp;")
+        .replace('<', "&lt;")
+        .replace('>', "&gt;")
+        .replace('"', "&quot;")
+}

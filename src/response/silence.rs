@@ -1,0 +1,164 @@
+//! Silences: matchers plus a time range. A silenced alert is still recorded
+//! (its `system/alert` event exists, and the incident records it with the
+//! silence's id) but starts no notification.
+
+use regex::Regex;
+
+use super::record::{Matcher, SilenceRecord};
+use crate::detect::alert::Alert;
+
+/// Most silences active or pending at once.
+pub const MAX_SILENCES: usize = 1000;
+/// Most matchers in one silence.
+pub const MAX_MATCHERS: usize = 16;
+/// Longest regex source accepted.
+const MAX_REGEX_CHARS: usize = 1024;
+
+#[derive(Clone, Debug)]
+enum Test {
+    Equals(String),
+    Regex(Regex),
+}
+
+#[derive(Clone, Debug)]
+pub struct Silence {
+    pub record: SilenceRecord,
+    tests: Vec<(String, Test)>,
+}
+
+impl Silence {
+    /// Compiles a silence; the error names the matcher at fault.
+    pub fn new(record: SilenceRecord) -> Result<Silence, String> {
+        if record.matchers.is_empty() {
+            return Err("a silence needs at least one matcher".into());
+        }
+        if record.matchers.len() > MAX_MATCHERS {
+            return Err(format!("at most {MAX_MATCHERS} matchers"));
+        }
+        if record.ends_at <= record.starts_at {
+            return Err("`ends_at` must be after `starts_at`".into());
+        }
+        let mut tests = Vec::new();
+        for (i, m) in record.matchers.iter().enumerate() {
+            let field = m.field.strip_prefix("group.").unwrap_or(&m.field);
+            if field.is_empty() || field.len() > 128 {
+                return Err(format!(
+                    "matcher {}: `field` must be 1-128 characters",
+                    i + 1
+                ));
+            }
+            let test = match (&m.value, &m.regex) {
+                (Some(v), None) => Test::Equals(v.clone()),
+                (None, Some(r)) => {
+                    if r.chars().count() > MAX_REGEX_CHARS {
+                        return Err(format!("matcher {}: regex too long", i + 1));
+                    }
+                    let re = regex::RegexBuilder::new(&format!("^(?:{r})$"))
+                        .size_limit(1 << 20)
+                        .build()
+                        .map_err(|e| format!("matcher {}: invalid regex: {e}", i + 1))?;
+                    Test::Regex(re)
+                }
+                _ => {
+                    return Err(format!(
+                        "matcher {}: needs exactly one of `value` and `regex`",
+                        i + 1
+                    ));
+                }
+            };
+            tests.push((field.to_owned(), test));
+        }
+        Ok(Silence { record, tests })
+    }
+
+    pub fn id(&self) -> &str {
+        &self.record.id
+    }
+
+    pub fn active_at(&self, now_ms: i64) -> bool {
+        self.record.starts_at.unix_ms() <= now_ms && now_ms < self.record.ends_at.unix_ms()
+    }
+
+    /// Whether every matcher holds for `alert` (started by `playbook`).
+    pub fn matches(&self, alert: &Alert, playbook: &str) -> bool {
+        self.tests.iter().all(|(field, test)| {
+            let value = match field.as_str() {
+                "rule_id" | "rule" => Some(alert.rule_id.as_str()),
+                "severity" => Some(alert.severity.as_str()),
+                "title" => Some(alert.title.as_str()),
+                "playbook" => Some(playbook),
+                other => alert.group.get(other).map(String::as_str),
+            };
+            match (value, test) {
+                (None, _) => false,
+                (Some(v), Test::Equals(want)) => v == want,
+                (Some(v), Test::Regex(re)) => re.is_match(v),
+            }
+        })
+    }
+}
+
+/// Builds the matchers a request names; shared by the API and tests.
+pub fn matcher(field: &str, value: Option<&str>, regex: Option<&str>) -> Matcher {
+    Matcher {
+        field: field.to_owned(),
+        value: value.map(str::to_owned),
+        regex: regex.map(str::to_owned),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::event::Timestamp;
+
+    fn alert(user: &str) -> Alert {
+        Alert {
+            id: "alert-1".into(),
+            rule_id: "brute-force".into(),
+            title: "T".into(),
+            severity: "high".into(),
+            group: [("actor.user".to_owned(), user.to_owned())].into(),
+            first_time: Timestamp::from_unix_ms(0).unwrap(),
+            last_time: Timestamp::from_unix_ms(0).unwrap(),
+            count: 1,
+            event_indices: vec![1],
+        }
+    }
+
+    fn silence(matchers: Vec<Matcher>) -> Result<Silence, String> {
+        Silence::new(SilenceRecord {
+            id: "s1".into(),
+            matchers,
+            starts_at: Timestamp::from_unix_ms(1000).unwrap(),
+            ends_at: Timestamp::from_unix_ms(2000).unwrap(),
+            created_by: "ann".into(),
+            comment: None,
+        })
+    }
+
+    #[test]
+    fn matchers_are_anded_and_regexes_match_whole_values() {
+        let s = silence(vec![
+            matcher("rule_id", Some("brute-force"), None),
+            matcher("group.actor.user", None, Some("u00[0-9]+")),
+        ])
+        .unwrap();
+        assert!(s.matches(&alert("u0042"), "page"));
+        assert!(!s.matches(&alert("xu0042"), "page"), "anchored");
+        assert!(!s.matches(&alert("u0042x"), "page"), "anchored");
+        let s2 = silence(vec![matcher("patient.id", Some("x"), None)]).unwrap();
+        assert!(
+            !s2.matches(&alert("u1"), "page"),
+            "a missing field never matches"
+        );
+        assert!(s.active_at(1000) && s.active_at(1999) && !s.active_at(2000) && !s.active_at(999));
+        assert!(silence(vec![]).is_err());
+        assert!(
+            silence(vec![matcher("rule_id", None, Some("("))])
+                .unwrap_err()
+                .contains("invalid regex")
+        );
+        assert!(silence(vec![matcher("rule_id", Some("a"), Some("b"))]).is_err());
+    }
+}

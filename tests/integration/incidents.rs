@@ -1,0 +1,735 @@
+//! Incident response in a real `sealtrail serve` against a real SMTP server
+//! process: alert -> incident -> one email with a working ack link ->
+//! escalation to level 2 -> acknowledgement stops it; bursts grouped; a
+//! SIGKILL between the alert and the escalation; silences; invalid, expired
+//! and reused links.
+//!
+//! The SMTP server (`tests/support/smtp_sink.py`, aiosmtpd, installed by
+//! `.ci/run`) is named by `[smtp]` in the config; mail goes through the real
+//! lettre mailer.
+
+use crate::util::*;
+#[path = "../support/smtp.rs"]
+mod smtp_support;
+use reqwest::blocking::Client;
+use serde_json::{Value, json};
+use std::path::{Path, PathBuf};
+use std::time::{Duration, Instant};
+
+const RULES: &str = r#"title: Break-glass access
+id: break-glass
+level: high
+playbook: page
+detection:
+  sel:
+    reason: break_glass
+  condition: sel
+---
+title: Failed login
+id: failed-login
+level: low
+detection:
+  sel:
+    category: auth
+    action: login
+    outcome: failure
+  condition: sel
+---
+title: Repeated failed logins
+id: brute-force
+level: high
+playbook: page
+correlation:
+  type: event_count
+  rules:
+    - failed-login
+  group-by:
+    - actor.user
+  timespan: 10m
+  condition:
+    gte: 5
+"#;
+
+const PLAYBOOK: &str = r#"name: page
+steps:
+  - open_incident
+  - email:
+      level: current
+      subject: "[{{severity}}] {{title}} {{incident}} {{round}}"
+  - wait_ack
+  - escalate
+"#;
+
+/// The aiosmtpd server process (`tests/support/smtp.rs`).
+struct Smtp {
+    sink: smtp_support::Sink,
+    port: u16,
+}
+
+impl Smtp {
+    fn start(_dir: &Path) -> Smtp {
+        let sink = smtp_support::Sink::start(&[]);
+        Smtp {
+            port: sink.port,
+            sink,
+        }
+    }
+
+    /// Messages received so far, in order: (recipients, subject, body).
+    fn messages(&self) -> Vec<(Vec<String>, String, String)> {
+        (1..=self.sink.received())
+            .map(|n| {
+                let v = self.sink.message(n);
+                let to = v["rcpt_tos"]
+                    .as_array()
+                    .unwrap()
+                    .iter()
+                    .map(|r| r.as_str().unwrap().to_owned())
+                    .collect();
+                (
+                    to,
+                    v["subject"].as_str().unwrap().to_owned(),
+                    v["body"].as_str().unwrap().replace("\r\n", "\n"),
+                )
+            })
+            .collect()
+    }
+}
+
+fn rules_dir(dir: &Path) -> PathBuf {
+    let rules = dir.join("rules");
+    std::fs::create_dir_all(rules.join("playbooks")).unwrap();
+    std::fs::write(rules.join("pack.yml"), RULES).unwrap();
+    std::fs::write(rules.join("playbooks/page.yml"), PLAYBOOK).unwrap();
+    rules
+}
+
+/// Two on-call levels with short timeouts.
+fn config(dir: &Path, k: &Keys, smtp: &Smtp, response: &str) -> String {
+    let rules = rules_dir(dir);
+    serve_config(
+        &dir.join("data"),
+        k,
+        &format!(
+            "[rules]\ndir = {:?}\nreload_seconds = 1\nallowed_lateness = \"200ms\"\nsuppression = \"1h\"\n\
+             [smtp]\nhost = \"127.0.0.1\"\nport = {}\nstarttls = \"never\"\nfrom = \"siem@clinic.example\"\n\
+             retries = 1\nretry_backoff = \"100ms\"\n\
+             [response]\n{response}\n\
+             [[oncall.levels]]\nname = \"primary\"\nemails = [\"primary@clinic.example\"]\nack_timeout = \"2s\"\n\
+             [[oncall.levels]]\nname = \"secondary\"\nemails = [\"secondary@clinic.example\"]\nack_timeout = \"2s\"\n",
+            rules.to_str().unwrap(),
+            smtp.port,
+        ),
+    )
+}
+
+fn event(id: &str, user: &str, extra: Value) -> Value {
+    let mut e = json!({
+        "id": id,
+        "time": sealtrail::event::Timestamp::now().to_string(),
+        "category": "auth", "action": "login", "outcome": "failure",
+        "actor": {"user": user, "ip": "10.0.0.9"},
+        "source": {"system": "ehr"},
+    });
+    if let (Some(o), Some(x)) = (e.as_object_mut(), extra.as_object()) {
+        o.extend(x.clone());
+    }
+    e
+}
+
+fn failed_logins(c: &Client, url: &str, user: &str, n: usize) {
+    let events: Vec<Value> = (0..n)
+        .map(|i| event(&format!("{user}-fail-{i}"), user, json!({})))
+        .collect();
+    let r = c
+        .post(format!("{url}/v1/events"))
+        .json(&events)
+        .send()
+        .unwrap();
+    assert_eq!(r.status().as_u16(), 200);
+}
+
+fn wait_for<T>(what: &str, server: &Server, mut ok: impl FnMut() -> Option<T>) -> T {
+    let deadline = Instant::now() + Duration::from_secs(30);
+    loop {
+        if let Some(v) = ok() {
+            return v;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "timed out waiting for {what}; log:\n{}",
+            server.log_text()
+        );
+        std::thread::sleep(Duration::from_millis(25)); // polling a condition
+    }
+}
+
+fn incidents(c: &Client, url: &str) -> Vec<Value> {
+    let r = c.get(format!("{url}/v1/incidents")).send().unwrap();
+    assert_eq!(r.status().as_u16(), 200);
+    r.json::<Value>().unwrap()["incidents"]
+        .as_array()
+        .unwrap()
+        .clone()
+}
+
+fn wait_mail(smtp: &Smtp, server: &Server, n: usize) -> Vec<(Vec<String>, String, String)> {
+    wait_for(&format!("{n} emails"), server, || {
+        let m = smtp.messages();
+        (m.len() >= n).then_some(m)
+    })
+}
+
+fn ack_link(body: &str) -> String {
+    body.lines()
+        .find_map(|l| l.split("one click): ").nth(1))
+        .expect("an ack link in the body")
+        .trim()
+        .to_owned()
+}
+
+/// Recorded response events (`system/incident_update`), via search.
+fn updates(c: &Client, url: &str) -> Vec<Value> {
+    let r = c
+        .get(format!("{url}/v1/search"))
+        .query(&[("q", "action:incident_update"), ("limit", "1000")])
+        .send()
+        .unwrap();
+    assert_eq!(r.status().as_u16(), 200);
+    let mut hits: Vec<Value> = r.json::<Value>().unwrap()["hits"]
+        .as_array()
+        .unwrap()
+        .clone();
+    hits.reverse(); // oldest first
+    hits.into_iter()
+        .map(|h| h["event"]["attrs"].clone())
+        .collect()
+}
+
+fn kinds(updates: &[Value], incident: &str) -> Vec<String> {
+    updates
+        .iter()
+        .filter(|u| u["incident"] == incident)
+        .map(|u| u["kind"].as_str().unwrap().to_owned())
+        .collect()
+}
+
+fn post_json(c: &Client, url: &str, body: Value) -> (u16, Value) {
+    let r = c.post(url).json(&body).send().unwrap();
+    let status = r.status().as_u16();
+    (status, r.json().unwrap_or(Value::Null))
+}
+
+/// Absence of a notification can only be seen by waiting past the moment
+/// it would have been sent; `until` is that moment plus a margin.
+fn nothing_more_until(smtp: &Smtp, n: usize, until: Instant) {
+    while Instant::now() < until {
+        assert_eq!(
+            smtp.messages().len(),
+            n,
+            "an unexpected email: {:?}",
+            smtp.messages().last()
+        );
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    assert_eq!(smtp.messages().len(), n);
+}
+
+fn verify_ok(dir: &Path, k: &Keys) {
+    let out = std::process::Command::new(bin())
+        .args(["verify", "--json", "--data"])
+        .arg(dir.join("data"))
+        .arg("--vkey")
+        .arg(&k.vkey)
+        .output()
+        .unwrap();
+    let v: Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(v["ok"], true, "{v}");
+}
+
+#[test]
+fn brute_force_alert_emails_escalates_to_level_two_and_an_ack_stops_it() {
+    let dir = tempfile::tempdir().unwrap();
+    let k = keys(&dir.path().join("keys"));
+    let smtp = Smtp::start(dir.path());
+    let server = Server::start(
+        dir.path(),
+        &config(
+            dir.path(),
+            &k,
+            &smtp,
+            "group_wait = \"300ms\"\ngroup_interval = \"1s\"",
+        ),
+    );
+    let c = Client::new();
+    let url = server.http.clone();
+    failed_logins(&c, &url, "u0042", 6);
+
+    // One email to level 1 with the alert's details and a working link.
+    let mail = wait_mail(&smtp, &server, 1);
+    let (to, subject, body) = &mail[0];
+    assert_eq!(to, &vec!["primary@clinic.example".to_owned()]);
+    let inc = incidents(&c, &url);
+    assert_eq!(inc.len(), 1, "{inc:?}");
+    let id = inc[0]["id"].as_str().unwrap().to_owned();
+    assert_eq!(
+        subject,
+        &format!("[high] Repeated failed logins {id} first")
+    );
+    assert!(body.contains("Group:     actor.user=u0042"), "{body}");
+    assert!(body.contains("Rule:      brute-force"), "{body}");
+    let first_link = ack_link(body);
+    assert!(
+        first_link.starts_with(&format!("{url}/v1/incidents/{id}/ack?token=")),
+        "{first_link}"
+    );
+    assert_eq!(inc[0]["state"], "open");
+    assert_eq!(inc[0]["level"], "primary");
+
+    // Nobody acknowledges: level 2 gets the escalation after ack_timeout.
+    let mail = wait_mail(&smtp, &server, 2);
+    assert_eq!(mail[1].0, vec!["secondary@clinic.example".to_owned()]);
+    assert!(mail[1].1.ends_with("escalation"), "{}", mail[1].1);
+    let one = c
+        .get(format!("{url}/v1/incidents/{id}"))
+        .send()
+        .unwrap()
+        .json::<Value>()
+        .unwrap();
+    assert_eq!(one["level"], "secondary");
+    assert_eq!(one["escalations"], 1);
+
+    // Acknowledged through the API: no further notification.
+    let (status, v) = post_json(
+        &c,
+        &format!("{url}/v1/incidents/{id}/ack"),
+        json!({"by": "ann", "note": "looking into it", "assignee": "ann"}),
+    );
+    assert_eq!(status, 200, "{v}");
+    assert_eq!(v["state"], "acknowledged");
+    assert_eq!(v["acknowledged_by"], "ann");
+    assert_eq!(v["notes"][0]["note"], "looking into it");
+    // Secondary's ack_timeout (2 s) plus a margin passes without an email.
+    nothing_more_until(&smtp, 2, Instant::now() + Duration::from_millis(3000));
+
+    // The level-1 link now finds the incident acknowledged.
+    let r = c
+        .get(&first_link)
+        .header("Accept", "application/json")
+        .send()
+        .unwrap();
+    assert_eq!(r.status().as_u16(), 409);
+    assert!(
+        r.json::<Value>().unwrap()["error"]
+            .as_str()
+            .unwrap()
+            .contains("already acknowledged by ann")
+    );
+
+    // The whole story is in the ledger.
+    let recorded = wait_for("the response record in search", &server, || {
+        let u = updates(&c, &url);
+        kinds(&u, &id)
+            .contains(&"ack_token_used".to_owned())
+            .then_some(u)
+    });
+    let k_ = kinds(&recorded, &id);
+    for want in [
+        "opened",
+        "notified",
+        "escalated",
+        "acknowledged",
+        "ack_token_used",
+    ] {
+        assert!(k_.contains(&want.to_owned()), "{want} missing from {k_:?}");
+    }
+    let notified: Vec<&Value> = recorded
+        .iter()
+        .filter(|u| u["incident"] == id && u["kind"] == "notified")
+        .collect();
+    assert_eq!(notified.len(), 2, "{notified:?}");
+    assert_eq!(notified[0]["outcome"], "delivered");
+    assert_eq!(notified[0]["level"], "primary");
+    assert_eq!(notified[1]["level"], "secondary");
+    assert_eq!(notified[1]["round_kind"], "escalation");
+    assert_eq!(server.terminate(), Some(0));
+    verify_ok(dir.path(), &k);
+}
+
+#[test]
+fn a_burst_of_one_hundred_alerts_is_one_incident_and_one_email() {
+    let dir = tempfile::tempdir().unwrap();
+    let k = keys(&dir.path().join("keys"));
+    let smtp = Smtp::start(dir.path());
+    let server = Server::start(
+        dir.path(),
+        &config(
+            dir.path(),
+            &k,
+            &smtp,
+            "group_wait = \"1s\"\ngroup_interval = \"1h\"",
+        ),
+    );
+    let c = Client::new();
+    let url = server.http.clone();
+    // 100 break-glass accesses: 100 alerts of a rule without a group.
+    let events: Vec<Value> = (0..100)
+        .map(|i| {
+            event(
+                &format!("bg-{i}"),
+                "u7",
+                json!({"category": "access", "action": "view", "outcome": "success",
+                       "reason": "break_glass", "patient": {"id": format!("MRN-{i}")}}),
+            )
+        })
+        .collect();
+    let r = c
+        .post(format!("{url}/v1/events"))
+        .json(&events)
+        .send()
+        .unwrap();
+    assert_eq!(r.status().as_u16(), 200);
+    let inc = wait_for("100 alerts in one incident", &server, || {
+        let i = incidents(&c, &url);
+        (i.len() == 1 && i[0]["alerts"] == 100).then(|| i[0].clone())
+    });
+    let mail = wait_mail(&smtp, &server, 1);
+    assert!(mail[0].2.contains("Alerts:    100"), "{}", mail[0].2);
+    // group_interval is 1 h: no update, and no second incident.
+    nothing_more_until(&smtp, 1, Instant::now() + Duration::from_millis(1500));
+    let id = inc["id"].as_str().unwrap();
+    let one = c
+        .get(format!("{url}/v1/incidents/{id}"))
+        .send()
+        .unwrap()
+        .json::<Value>()
+        .unwrap();
+    assert_eq!(one["notifications"]["rounds"], 1, "{one}");
+    assert_eq!(incidents(&c, &url).len(), 1);
+}
+
+#[test]
+fn a_sigkill_between_the_alert_and_the_escalation_still_escalates_on_time() {
+    let dir = tempfile::tempdir().unwrap();
+    let k = keys(&dir.path().join("keys"));
+    let smtp = Smtp::start(dir.path());
+    let cfg = config(dir.path(), &k, &smtp, "group_wait = \"100ms\"")
+        .replace("ack_timeout = \"2s\"", "ack_timeout = \"4s\"");
+    let server = Server::start(dir.path(), &cfg);
+    let c = Client::new();
+    failed_logins(&c, &server.http, "u0099", 5);
+    wait_mail(&smtp, &server, 1);
+    let first_at = Instant::now();
+    let id = incidents(&c, &server.http)[0]["id"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    // Killed once the delivery is recorded (searchable means durable). A
+    // kill between the SMTP server's acceptance and that record would send
+    // the first email again after the restart: delivery is at least once.
+    wait_for("the first delivery in the ledger", &server, || {
+        kinds(&updates(&c, &server.http), &id)
+            .contains(&"notified".to_owned())
+            .then_some(())
+    });
+    server.kill();
+
+    let server = Server::start(dir.path(), &cfg);
+    let mail = wait_mail(&smtp, &server, 2);
+    let waited = first_at.elapsed();
+    assert_eq!(mail[1].0, vec!["secondary@clinic.example".to_owned()]);
+    // On time: not before the 4 s timeout, and not a whole timeout late.
+    assert!(
+        waited >= Duration::from_millis(3500),
+        "escalated early: {waited:?}"
+    );
+    assert!(
+        waited < Duration::from_secs(8),
+        "escalated late: {waited:?}"
+    );
+    let inc = incidents(&c, &server.http);
+    assert_eq!(
+        inc.len(),
+        1,
+        "the replayed alert opened no second incident: {inc:?}"
+    );
+    assert_eq!(inc[0]["id"], id);
+    assert_eq!(inc[0]["level"], "secondary");
+    // The first email was not sent again.
+    assert_eq!(smtp.messages().len(), 2);
+    assert_eq!(server.terminate(), Some(0));
+    verify_ok(dir.path(), &k);
+}
+
+#[test]
+fn a_silenced_alert_is_recorded_but_nobody_is_emailed() {
+    let dir = tempfile::tempdir().unwrap();
+    let k = keys(&dir.path().join("keys"));
+    let smtp = Smtp::start(dir.path());
+    let server = Server::start(
+        dir.path(),
+        &config(dir.path(), &k, &smtp, "group_wait = \"200ms\""),
+    );
+    let c = Client::new();
+    let url = server.http.clone();
+    let (status, s) = post_json(
+        &c,
+        &format!("{url}/v1/silences"),
+        json!({"matchers": [{"field": "rule_id", "value": "brute-force"},
+                            {"field": "actor.user", "regex": "svc-.*"}],
+               "duration": "1h", "created_by": "ann", "comment": "load test"}),
+    );
+    assert_eq!(status, 201, "{s}");
+    let sid = s["id"].as_str().unwrap().to_owned();
+    let (status, e) = post_json(
+        &c,
+        &format!("{url}/v1/silences"),
+        json!({"matchers": [{"field": "rule_id", "regex": "("}], "duration": "1h", "created_by": "ann"}),
+    );
+    assert_eq!(status, 400);
+    assert!(
+        e["error"].as_str().unwrap().contains("invalid regex"),
+        "{e}"
+    );
+
+    failed_logins(&c, &url, "svc-batch", 5);
+    let inc = wait_for("the silenced incident", &server, || {
+        let i = incidents(&c, &url);
+        (i.len() == 1).then(|| i[0].clone())
+    });
+    assert_eq!(inc["silenced_alerts"], 1);
+    // The alert itself is recorded (and searchable within about a second).
+    let alerts = wait_for("the silenced alert in /v1/alerts", &server, || {
+        let a = c
+            .get(format!("{url}/v1/alerts"))
+            .send()
+            .unwrap()
+            .json::<Value>()
+            .unwrap();
+        (a["alerts"].as_array().unwrap().len() == 1).then_some(a)
+    });
+    assert_eq!(alerts["alerts"][0]["group"]["actor.user"], "svc-batch");
+    // Past group_wait: no email for the silenced group ...
+    nothing_more_until(&smtp, 0, Instant::now() + Duration::from_millis(1000));
+    // ... while another account still pages.
+    failed_logins(&c, &url, "u0007", 5);
+    let mail = wait_mail(&smtp, &server, 1);
+    assert!(mail[0].2.contains("actor.user=u0007"));
+
+    let listed = c
+        .get(format!("{url}/v1/silences"))
+        .send()
+        .unwrap()
+        .json::<Value>()
+        .unwrap();
+    assert_eq!(listed["silences"][0]["id"], sid.as_str());
+    assert_eq!(listed["silences"][0]["active"], true);
+    let r = c
+        .delete(format!("{url}/v1/silences/{sid}"))
+        .query(&[("by", "ann")])
+        .send()
+        .unwrap();
+    assert_eq!(r.status().as_u16(), 200);
+    let r = c
+        .delete(format!("{url}/v1/silences/{sid}"))
+        .query(&[("by", "ann")])
+        .send()
+        .unwrap();
+    assert_eq!(r.status().as_u16(), 404);
+    let listed = c
+        .get(format!("{url}/v1/silences"))
+        .send()
+        .unwrap()
+        .json::<Value>()
+        .unwrap();
+    assert_eq!(listed["silences"].as_array().unwrap().len(), 0);
+}
+
+#[test]
+fn ack_links_refuse_invalid_expired_and_reused_tokens_and_resolved_incidents_refuse_acks() {
+    let dir = tempfile::tempdir().unwrap();
+    let k = keys(&dir.path().join("keys"));
+    let smtp = Smtp::start(dir.path());
+    let server = Server::start(
+        dir.path(),
+        &config(
+            dir.path(),
+            &k,
+            &smtp,
+            "group_wait = \"100ms\"\ntoken_ttl = \"2s\"",
+        )
+        .replace("ack_timeout = \"2s\"", "ack_timeout = \"1h\""),
+    );
+    let c = Client::new();
+    let url = server.http.clone();
+    failed_logins(&c, &url, "u1", 5);
+    failed_logins(&c, &url, "u2", 5);
+    let mail = wait_mail(&smtp, &server, 2);
+    let link_of = |user: &str| {
+        mail.iter()
+            .find(|m| m.2.contains(&format!("actor.user={user}")))
+            .map(|m| ack_link(&m.2))
+            .unwrap()
+    };
+    let (l1, l2) = (link_of("u1"), link_of("u2"));
+    let id1 = l1
+        .split("/v1/incidents/")
+        .nth(1)
+        .unwrap()
+        .split('/')
+        .next()
+        .unwrap()
+        .to_owned();
+    let id2 = l2
+        .split("/v1/incidents/")
+        .nth(1)
+        .unwrap()
+        .split('/')
+        .next()
+        .unwrap()
+        .to_owned();
+
+    // Garbage and a token of another incident.
+    let r = c
+        .get(format!("{url}/v1/incidents/{id1}/ack?token=not-a-token"))
+        .send()
+        .unwrap();
+    assert_eq!(r.status().as_u16(), 403);
+    assert!(r.text().unwrap().contains("malformed"));
+    let token2 = l2.split("token=").nth(1).unwrap();
+    let r = c
+        .get(format!("{url}/v1/incidents/{id1}/ack?token={token2}"))
+        .header("Accept", "application/json")
+        .send()
+        .unwrap();
+    assert_eq!(r.status().as_u16(), 403);
+    assert!(
+        r.json::<Value>().unwrap()["error"]
+            .as_str()
+            .unwrap()
+            .contains("another incident")
+    );
+
+    // One click acknowledges; the second click is refused.
+    let r = c.get(&l1).send().unwrap();
+    assert_eq!(r.status().as_u16(), 200);
+    assert!(r.text().unwrap().contains("Incident acknowledged"));
+    let one = c
+        .get(format!("{url}/v1/incidents/{id1}"))
+        .send()
+        .unwrap()
+        .json::<Value>()
+        .unwrap();
+    assert_eq!(one["state"], "acknowledged");
+    assert_eq!(one["acknowledged_by"], "link:primary");
+    let r = c
+        .get(&l1)
+        .header("Accept", "application/json")
+        .send()
+        .unwrap();
+    assert_eq!(r.status().as_u16(), 409);
+    assert!(
+        r.json::<Value>().unwrap()["error"]
+            .as_str()
+            .unwrap()
+            .contains("already used")
+    );
+
+    // Expired (token_ttl is 2 s): the token says until when, in unix seconds.
+    let payload = token2.split('.').next().unwrap();
+    use base64::Engine;
+    let payload = base64::engine::general_purpose::URL_SAFE_NO_PAD
+        .decode(payload)
+        .unwrap();
+    let expires: i64 = String::from_utf8(payload)
+        .unwrap()
+        .split('.')
+        .nth(2)
+        .unwrap()
+        .parse()
+        .unwrap();
+    wait_for("the second link's expiry", &server, || {
+        (sealtrail::event::Timestamp::now().unix_ms() / 1000 >= expires).then_some(())
+    });
+    let r = c
+        .get(&l2)
+        .header("Accept", "application/json")
+        .send()
+        .unwrap();
+    assert_eq!(r.status().as_u16(), 410);
+    assert_eq!(
+        c.get(format!("{url}/v1/incidents/{id2}"))
+            .send()
+            .unwrap()
+            .json::<Value>()
+            .unwrap()["state"],
+        "open"
+    );
+
+    // Resolved incidents cannot be acknowledged; unknown ones are 404.
+    let (s, v) = post_json(
+        &c,
+        &format!("{url}/v1/incidents/{id2}/resolve"),
+        json!({"by": "bob", "note": "false positive"}),
+    );
+    assert_eq!(s, 200, "{v}");
+    assert_eq!(v["state"], "resolved");
+    let (s, v) = post_json(
+        &c,
+        &format!("{url}/v1/incidents/{id2}/ack"),
+        json!({"by": "bob"}),
+    );
+    assert_eq!(s, 409);
+    assert!(v["error"].as_str().unwrap().contains("resolved"), "{v}");
+    let (s, _) = post_json(
+        &c,
+        &format!("{url}/v1/incidents/{id2}/resolve"),
+        json!({"by": "bob"}),
+    );
+    assert_eq!(s, 409);
+    let (s, _) = post_json(
+        &c,
+        &format!("{url}/v1/incidents/inc-nope/ack"),
+        json!({"by": "bob"}),
+    );
+    assert_eq!(s, 404);
+    let (s, v) = post_json(&c, &format!("{url}/v1/incidents/{id2}/ack"), json!({}));
+    assert_eq!((s, v["error"].as_str().unwrap()), (400, "`by` is required"));
+    let (s, v) = post_json(
+        &c,
+        &format!("{url}/v1/incidents/{id2}/note"),
+        json!({"by": "bob", "note": "closed with IT"}),
+    );
+    assert_eq!(s, 200, "{v}");
+    let r = c
+        .get(format!("{url}/v1/incidents"))
+        .query(&[("state", "resolved")])
+        .send()
+        .unwrap();
+    let listed = r.json::<Value>().unwrap();
+    assert_eq!(listed["incidents"].as_array().unwrap().len(), 1);
+    assert_eq!(listed["incidents"][0]["id"], id2.as_str());
+    let r = c
+        .get(format!("{url}/v1/incidents"))
+        .query(&[("state", "nope")])
+        .send()
+        .unwrap();
+    assert_eq!(r.status().as_u16(), 400);
+
+    // Every refusal is recorded.
+    let recorded = wait_for("token uses in search", &server, || {
+        let u = updates(&c, &url);
+        let uses: Vec<Value> = u
+            .into_iter()
+            .filter(|u| u["kind"] == "ack_token_used")
+            .collect();
+        (uses.len() >= 5).then_some(uses)
+    });
+    let reasons: Vec<&str> = recorded
+        .iter()
+        .map(|u| u["reason"].as_str().unwrap_or("accepted"))
+        .collect();
+    for want in ["malformed", "wrong_incident", "accepted", "used", "expired"] {
+        assert!(reasons.contains(&want), "{want} missing from {reasons:?}");
+    }
+}
