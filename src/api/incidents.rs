@@ -133,20 +133,25 @@ fn body(b: Option<Json<ActionBody>>) -> ActionBody {
     b.map(|Json(b)| b).unwrap_or_default()
 }
 
+/// `by` (required), `note` and `assignee` of an action, trimmed and
+/// checked; the error is the 400 message.
+fn fields(b: ActionBody) -> Result<(String, Option<String>, Option<String>), String> {
+    let by = text("by", b.by, true)?.ok_or_else(|| "`by` is required".to_owned())?;
+    Ok((
+        by,
+        text("note", b.note, false)?,
+        text("assignee", b.assignee, false)?,
+    ))
+}
+
 pub async fn ack(
     State(h): State<ResponseHandle>,
     Path(id): Path<String>,
     b: Option<Json<ActionBody>>,
 ) -> Response {
-    let b = body(b);
-    let (by, note, assignee) = match (
-        text("by", b.by, true),
-        text("note", b.note, false),
-        text("assignee", b.assignee, false),
-    ) {
-        (Ok(Some(by)), Ok(n), Ok(a)) => (by, n, a),
-        (Err(r), _, _) | (_, Err(r), _) | (_, _, Err(r)) => return error(400, r),
-        (Ok(None), _, _) => return error(400, "`by` is required"),
+    let (by, note, assignee) = match fields(body(b)) {
+        Ok(f) => f,
+        Err(r) => return error(400, r),
     };
     reply(
         h.call(Command::Ack {
@@ -169,10 +174,9 @@ pub async fn resolve(
     if b.assignee.is_some() {
         return error(400, "`assignee` is not taken when resolving; use /note");
     }
-    let (by, note) = match (text("by", b.by, true), text("note", b.note, false)) {
-        (Ok(Some(by)), Ok(n)) => (by, n),
-        (Err(r), _) | (_, Err(r)) => return error(400, r),
-        (Ok(None), _) => return error(400, "`by` is required"),
+    let (by, note, _) = match fields(b) {
+        Ok(f) => f,
+        Err(r) => return error(400, r),
     };
     reply(h.call(Command::Resolve { id, by, note }).await, false)
 }
@@ -182,15 +186,9 @@ pub async fn note(
     Path(id): Path<String>,
     b: Option<Json<ActionBody>>,
 ) -> Response {
-    let b = body(b);
-    let (by, note, assignee) = match (
-        text("by", b.by, true),
-        text("note", b.note, false),
-        text("assignee", b.assignee, false),
-    ) {
-        (Ok(Some(by)), Ok(n), Ok(a)) => (by, n, a),
-        (Err(r), _, _) | (_, Err(r), _) | (_, _, Err(r)) => return error(400, r),
-        (Ok(None), _, _) => return error(400, "`by` is required"),
+    let (by, note, assignee) = match fields(body(b)) {
+        Ok(f) => f,
+        Err(r) => return error(400, r),
     };
     if note.is_none() && assignee.is_none() {
         return error(400, "give a `note`, an `assignee` or both");
