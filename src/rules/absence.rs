@@ -29,10 +29,11 @@
 //! back. Groups per rule are capped (`max_groups_per_rule`, the idle longest
 //! evicted); gaps kept per group by `max_hits_per_group`.
 
-use std::collections::{BTreeMap, HashMap, VecDeque};
+use std::collections::VecDeque;
 
 use super::detection::{At, at};
 use super::engine::{EngineStats, Fired, GroupKey};
+use super::groups::Groups;
 use super::load::{CorrelationRule, duration};
 use super::timers::{TimerId, Timers};
 use super::yaml::Node;
@@ -146,16 +147,12 @@ struct Watch {
     /// The scheduled timer: at or before `deadline` (moved lazily, when it
     /// fires early, so most hits touch no timer).
     timer: TimerId,
-    seq: u64,
 }
 
 /// The absence state of one rule.
 #[derive(Debug, Default)]
 pub(crate) struct State {
-    groups: HashMap<GroupKey, Watch>,
-    /// (last hit, seq) -> group: eviction order.
-    idle: BTreeMap<(i64, u64), GroupKey>,
-    seq: u64,
+    groups: Groups<Watch>,
 }
 
 impl State {
@@ -177,48 +174,27 @@ impl State {
         stats: &mut EngineStats,
     ) {
         let Some(rule) = &corr.absence else { return };
-        if !self.groups.contains_key(&key)
-            && self.groups.len() >= max_groups
-            && let Some((_, k)) = self.idle.pop_first()
-        {
-            if let Some(w) = self.groups.remove(&k) {
-                timers.cancel(w.timer);
-            }
+        let touched = self.groups.hit(&key, t, max_groups, || Watch {
+            first: t,
+            last: t,
+            last_event: None,
+            recent: VecDeque::new(),
+            gaps: VecDeque::new(),
+            silent: false,
+            armed: false,
+            deadline: i64::MIN,
+            timer: (i64::MIN, 0, 0),
+        });
+        if let Some(w) = touched.evicted {
+            timers.cancel(w.timer);
             stats.evicted_groups += 1;
         }
-        self.seq += 1;
-        let seq = self.seq;
-        let w = match self.groups.get_mut(&key) {
-            Some(w) => {
-                let k = self
-                    .idle
-                    .remove(&(w.last, w.seq))
-                    .unwrap_or_else(|| key.clone());
-                self.idle.insert((t, seq), k);
-                if !w.silent && rule.gap_factor.is_some() {
-                    push_gap(&mut w.gaps, t, t - w.last, max_gaps, stats);
-                }
-                w
-            }
-            None => {
-                self.idle.insert((t, seq), key.clone());
-                self.groups.entry(key.clone()).or_insert(Watch {
-                    first: t,
-                    last: t,
-                    last_event: None,
-                    recent: VecDeque::new(),
-                    gaps: VecDeque::new(),
-                    silent: false,
-                    armed: false,
-                    deadline: i64::MIN,
-                    timer: (i64::MIN, 0, 0),
-                    seq,
-                })
-            }
-        };
+        let w = touched.value;
+        if touched.previous.is_some() && !w.silent && rule.gap_factor.is_some() {
+            push_gap(&mut w.gaps, t, t - w.last, max_gaps, stats);
+        }
         w.last = t;
         w.last_event = event;
-        w.seq = seq;
         w.silent = false;
         // Bounded by MAX_MIN_COUNT at load.
         let keep = usize::try_from(rule.min_count).unwrap_or(usize::MAX);
@@ -267,8 +243,7 @@ impl State {
             return None;
         }
         if !w.armed {
-            let w = self.groups.remove(key)?;
-            self.idle.remove(&(w.last, w.seq));
+            self.groups.remove(key);
             return None;
         }
         let fired = Fired {
@@ -283,8 +258,8 @@ impl State {
         if forget > id.0 {
             w.deadline = forget;
             w.timer = timers.schedule(forget, id.1, key.clone());
-        } else if let Some(w) = self.groups.remove(key) {
-            self.idle.remove(&(w.last, w.seq));
+        } else {
+            self.groups.remove(key);
         }
         Some(fired)
     }

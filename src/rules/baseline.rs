@@ -22,10 +22,11 @@
 //! again when it comes back. Groups per rule are capped
 //! (`max_groups_per_rule`, the idle longest evicted).
 
-use std::collections::{BTreeMap, HashMap, VecDeque};
+use std::collections::VecDeque;
 
 use super::detection::{At, at};
 use super::engine::{EngineStats, Fired, GroupKey, MAX_ALERT_EVENTS};
+use super::groups::Groups;
 use super::load::{CorrelationRule, MAX_TIMESPAN_MS, duration, parse_timespan};
 use super::timers::{TimerId, Timers};
 use super::yaml::Node;
@@ -138,16 +139,12 @@ struct Series {
     past: VecDeque<u64>,
     /// The window's end, or (judged) the time to forget the group.
     timer: TimerId,
-    seq: u64,
 }
 
 /// The baseline state of one rule.
 #[derive(Debug, Default)]
 pub(crate) struct State {
-    groups: HashMap<GroupKey, Series>,
-    /// (last hit, seq) -> group: eviction order.
-    idle: BTreeMap<(i64, u64), GroupKey>,
-    seq: u64,
+    groups: Groups<Series>,
 }
 
 impl State {
@@ -172,42 +169,21 @@ impl State {
         let Some(rule) = &corr.baseline else { return };
         let span = corr.timespan_ms;
         let k = t.div_euclid(span);
-        if !self.groups.contains_key(&key)
-            && self.groups.len() >= max_groups
-            && let Some((_, old)) = self.idle.pop_first()
-        {
-            if let Some(s) = self.groups.remove(&old) {
-                timers.cancel(s.timer);
-            }
+        let touched = self.groups.hit(&key, t, max_groups, || Series {
+            window: k,
+            open: false,
+            count: 0,
+            first: t,
+            last: t,
+            events: Vec::new(),
+            past: VecDeque::new(),
+            timer: (0, 0, 0),
+        });
+        if let Some(s) = touched.evicted {
+            timers.cancel(s.timer);
             stats.evicted_groups += 1;
         }
-        self.seq += 1;
-        let seq = self.seq;
-        let s = match self.groups.get_mut(&key) {
-            Some(s) => {
-                let old = self
-                    .idle
-                    .remove(&(s.last, s.seq))
-                    .unwrap_or_else(|| key.clone());
-                self.idle.insert((t, seq), old);
-                s
-            }
-            None => {
-                self.idle.insert((t, seq), key.clone());
-                self.groups.entry(key.clone()).or_insert(Series {
-                    window: k,
-                    open: false,
-                    count: 0,
-                    first: t,
-                    last: t,
-                    events: Vec::new(),
-                    past: VecDeque::new(),
-                    timer: (0, 0, 0),
-                    seq,
-                })
-            }
-        };
-        s.seq = seq;
+        let s = touched.value;
         s.last = t;
         if !(s.open && k <= s.window) {
             if s.open {
@@ -254,8 +230,7 @@ impl State {
         }
         if !s.open {
             // Idle for the whole history: forget it.
-            let s = self.groups.remove(key)?;
-            self.idle.remove(&(s.last, s.seq));
+            self.groups.remove(key);
             return None;
         }
         let full = s.past.len() as u64 >= rule.windows;

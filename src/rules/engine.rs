@@ -49,16 +49,12 @@
 //! [`Engine::process`].
 
 use std::cmp::Reverse;
-use std::collections::hash_map::Entry as Slot;
-use std::collections::{BTreeMap, BinaryHeap, HashMap, VecDeque};
-
-/// Hash maps of per-event state: foldhash (randomly seeded per map) instead
-/// of SipHash, which was a fifth of the engine's time; keys are bounded per
-/// rule (`max_groups_per_rule`, `max_hits_per_group`).
-type Map<K, V> = HashMap<K, V, foldhash::fast::RandomState>;
+use std::collections::{BTreeMap, BinaryHeap, VecDeque};
 use std::sync::Arc;
 
 use super::Level;
+use super::groups::Groups;
+pub(crate) use super::groups::{GroupKey, Map};
 use super::load::{CorrelationRule, CorrelationType, FirstSeen, GroupSource, RuleMeta, RuleSet};
 use super::relation::{JoinHit, JoinState};
 use super::timers::{TimerId, Timers};
@@ -135,9 +131,6 @@ pub struct EngineStats {
     pub timers: usize,
 }
 
-/// Shared: the reorder buffer, the group map, its idle index and the eager
-/// look-ahead hold the same key.
-pub(crate) type GroupKey = Arc<[Option<Box<str>>]>;
 /// A counted (value_count) or remembered (first_seen) value, shared by the
 /// reorder buffer, the look-ahead, the window and the value map.
 pub(crate) type Value = Arc<str>;
@@ -198,7 +191,6 @@ struct Group {
     /// first_seen: time of the group's first hit (learning).
     first: i64,
     last: i64,
-    seq: u64,
     hits: VecDeque<Hit>,
     /// value_count: distinct value -> hits carrying it.
     values: Map<Value, u32>,
@@ -213,10 +205,8 @@ struct Group {
 
 #[derive(Debug, Default)]
 struct CorrState {
-    groups: Map<GroupKey, Group>,
-    /// (last hit time, seq) -> group, oldest first: expiry and eviction order.
-    idle: BTreeMap<(i64, u64), GroupKey>,
-    seq: u64,
+    /// Groups by newest hit: expiry and eviction order.
+    groups: Groups<Group>,
     /// relation and state rules.
     join: JoinState,
     absence: absence::State,
@@ -569,45 +559,28 @@ impl Engine {
         }
         let st = &mut self.state[ci];
         expire(st, t - corr.timespan_ms, &mut self.timers, &mut self.stats);
-        // The cap first: the lookup is only needed when it is reached.
-        if st.groups.len() >= self.cfg.max_groups_per_rule
-            && !st.groups.contains_key(&key)
-            && let Some((_, k)) = st.idle.pop_first()
-        {
-            if let Some(id) = st.groups.remove(&k).and_then(|g| g.timer) {
+        let touched = st
+            .groups
+            .hit(&key, t, self.cfg.max_groups_per_rule, Group::default);
+        if let Some(evicted) = touched.evicted {
+            if let Some(id) = evicted.timer {
                 self.timers.cancel(id);
             }
             self.stats.evicted_groups += 1;
         }
-        st.seq += 1;
-        let seq = st.seq;
-        // One lookup (the key is shared, cloning it is a count).
-        let group = match st.groups.entry(key.clone()) {
-            Slot::Occupied(o) => {
-                let g = o.into_mut();
-                // Move the idle-order entry (and its key) to the new time.
-                let k = st
-                    .idle
-                    .remove(&(g.last, g.seq))
-                    .unwrap_or_else(|| key.clone());
-                st.idle.insert((t, seq), k);
-                g
-            }
-            Slot::Vacant(v) => {
-                st.idle.insert((t, seq), key.clone());
-                let g = v.insert(Group::default());
-                g.first = t;
-                g.last = t;
+        let group = touched.value;
+        let previous = match touched.previous {
+            Some(p) => p,
+            None => {
+                group.first = t;
                 if deferred {
                     // The window is [first hit, first hit + timespan].
-                    g.timer = Some(self.timers.schedule(t + corr.timespan_ms, ci, key.clone()));
+                    group.timer = Some(self.timers.schedule(t + corr.timespan_ms, ci, key.clone()));
                 }
-                g
+                t
             }
         };
-        let previous = group.last;
-        group.last = t;
-        group.seq = seq;
+        group.last = group.last.max(t);
         if let Some(fs) = &corr.first_seen {
             let fired = first_seen(
                 fs,
@@ -660,7 +633,6 @@ impl Engine {
         };
         let (first, events) = window_events(group, t);
         // Fired: the window starts afresh.
-        st.idle.remove(&(group.last, group.seq));
         st.groups.remove(&key);
         let a = alert(&corr.meta, group_map(corr, &key), first, t, count, events);
         self.emit(ci, &key, a, first, t, out);
@@ -808,7 +780,6 @@ fn close_window(
         return None; // a stale timer of an earlier window
     }
     let g = st.groups.remove(key)?;
-    st.idle.remove(&(g.last, g.seq));
     if g.spoiled {
         return None;
     }
@@ -837,16 +808,11 @@ fn pop_front(group: &mut Group) {
 /// Removes groups whose newest hit is older than `before` (a group whose
 /// window is still open keeps its deadline, which fires first).
 fn expire(st: &mut CorrState, before: i64, timers: &mut Timers, stats: &mut EngineStats) {
-    while let Some((&(last, seq), _)) = st.idle.first_key_value() {
-        if last >= before {
-            break;
+    while let Some((_, g)) = st.groups.pop_idle_before(before) {
+        if let Some(id) = g.timer {
+            timers.cancel(id);
         }
-        if let Some(k) = st.idle.remove(&(last, seq)) {
-            if let Some(id) = st.groups.remove(&k).and_then(|g| g.timer) {
-                timers.cancel(id);
-            }
-            stats.expired_groups += 1;
-        }
+        stats.expired_groups += 1;
     }
 }
 

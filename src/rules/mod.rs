@@ -42,6 +42,7 @@ mod dedup;
 mod detection;
 mod engine;
 pub mod field;
+mod groups;
 mod load;
 mod relation;
 mod timers;

@@ -31,10 +31,10 @@
 //! starts after the ledger's beginning ([`super::Engine::set_partial_history`]),
 //! does not fire: its relations may be in the part not replayed.
 
-use std::collections::{BTreeMap, BTreeSet, HashMap};
+use std::collections::{BTreeMap, BTreeSet};
 
 use super::detection::{At, at};
-use super::engine::{EngineConfig, EngineStats, GroupKey};
+use super::engine::{EngineConfig, EngineStats, GroupKey, Map};
 use super::field::Field;
 use super::load::{CorrelationType, parse_timespan};
 use super::yaml::{Node, Pos};
@@ -226,7 +226,7 @@ struct Slot {
 /// Per-correlation state of a join.
 #[derive(Debug, Default)]
 pub(super) struct JoinState {
-    slots: HashMap<GroupKey, Slot>,
+    slots: Map<GroupKey, Slot>,
     /// (expires, seq) -> key, soonest first: expiry and eviction order.
     order: BTreeMap<(i64, u64), GroupKey>,
     seq: u64,
