@@ -48,8 +48,7 @@
 //! [`Engine::replay`] (alerts dropped), then continue with
 //! [`Engine::process`].
 
-use std::cmp::Reverse;
-use std::collections::{BTreeMap, BinaryHeap, VecDeque};
+use std::collections::{BTreeMap, VecDeque};
 use std::sync::Arc;
 
 use super::Level;
@@ -63,6 +62,9 @@ use super::{absence, baseline};
 use crate::event::{Entry, Timestamp};
 
 mod eager;
+mod reorder;
+
+use reorder::{Pending, Reorder};
 
 /// Most event indices kept in one alert.
 pub const MAX_ALERT_EVENTS: usize = 100;
@@ -139,30 +141,6 @@ pub(crate) type Value = Arc<str>;
 type HitKey = (i64, u64, usize, usize);
 
 #[derive(Debug)]
-struct Pending {
-    key: HitKey,
-    group: GroupKey,
-    value: Option<Value>,
-}
-
-impl PartialEq for Pending {
-    fn eq(&self, o: &Self) -> bool {
-        self.key == o.key
-    }
-}
-impl Eq for Pending {}
-impl PartialOrd for Pending {
-    fn partial_cmp(&self, o: &Self) -> Option<std::cmp::Ordering> {
-        Some(self.cmp(o))
-    }
-}
-impl Ord for Pending {
-    fn cmp(&self, o: &Self) -> std::cmp::Ordering {
-        self.key.cmp(&o.key)
-    }
-}
-
-#[derive(Debug)]
 enum Events {
     One(u64),
     Many(Box<[u64]>),
@@ -218,7 +196,9 @@ struct CorrState {
 pub struct Engine {
     rules: Arc<RuleSet>,
     cfg: EngineConfig,
-    pending: BinaryHeap<Reverse<Pending>>,
+    pending: Reorder,
+    /// The current entry's hits, sorted before they join `pending`.
+    entry_hits: Vec<Pending>,
     newest: Option<i64>,
     applied: Option<HitKey>,
     state: Vec<CorrState>,
@@ -241,7 +221,8 @@ impl Engine {
             eager: eager::Eager::new(&rules.correlations),
             rules,
             cfg,
-            pending: BinaryHeap::new(),
+            pending: Reorder::default(),
+            entry_hits: Vec::new(),
             newest: None,
             applied: None,
             touched: Vec::new(),
@@ -345,8 +326,13 @@ impl Engine {
                     self.eager.wait(key, &group, value.as_ref());
                     self.touched.push((key, group.clone()));
                 }
-                self.pending.push(Reverse(Pending { key, group, value }));
+                self.entry_hits.push(Pending { key, group, value });
             }
+        }
+        // In key order, so in-order events never take the heap.
+        self.entry_hits.sort_unstable_by_key(|p| p.key);
+        for p in self.entry_hits.drain(..) {
+            self.pending.push(p);
         }
         self.newest = Some(self.newest.map_or(time, |n| n.max(time)));
         self.release(out);
@@ -380,7 +366,7 @@ impl Engine {
     /// Deadlines before a hit fire first; later ones stay: the end of the
     /// input says nothing about the time after it.
     pub fn flush(&mut self, out: &mut Vec<AlertCandidate>) {
-        while let Some(Reverse(p)) = self.pending.pop() {
+        while let Some(p) = self.pending.pop() {
             self.fire_timers(p.key.0, out);
             self.apply(p, out);
         }
@@ -422,11 +408,11 @@ impl Engine {
         let watermark = newest.saturating_sub(self.cfg.allowed_lateness_ms);
         loop {
             let over = self.pending.len() > self.cfg.max_pending;
-            match self.pending.peek() {
-                Some(Reverse(p)) if p.key.0 <= watermark || over => {}
+            match self.pending.first() {
+                Some(k) if k.0 <= watermark || over => {}
                 _ => break,
             }
-            if let Some(Reverse(p)) = self.pending.pop() {
+            if let Some(p) = self.pending.pop() {
                 if over && p.key.0 > watermark {
                     self.stats.forced_hits += 1;
                 }

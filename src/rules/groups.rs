@@ -16,9 +16,10 @@
 use std::cmp::Reverse;
 use std::collections::BinaryHeap;
 use std::collections::HashMap;
-use std::collections::hash_map::Entry as Slot;
 use std::hash::{BuildHasher, Hash, Hasher};
 use std::ops::Deref;
+
+use hashbrown::hash_map::EntryRef;
 use std::sync::{Arc, OnceLock};
 
 /// Hash maps of per-event state: foldhash (randomly seeded) instead of
@@ -49,6 +50,13 @@ impl FromIterator<Option<Box<str>>> for GroupKey {
             hash: key_hasher().hash_one(&*values),
             values,
         }
+    }
+}
+
+/// For `entry_ref`: a new group's key is a clone (a reference count).
+impl From<&GroupKey> for GroupKey {
+    fn from(k: &GroupKey) -> Self {
+        k.clone()
     }
 }
 
@@ -93,7 +101,8 @@ struct Tracked<V> {
 /// live entry whose time is the group's newest hit is the group idle longest.
 #[derive(Debug)]
 pub(crate) struct Groups<V> {
-    map: Map<GroupKey, Tracked<V>>,
+    /// hashbrown for `entry_ref` (std's `entry` takes an owned key).
+    map: hashbrown::HashMap<GroupKey, Tracked<V>, foldhash::fast::RandomState>,
     idle: BinaryHeap<Reverse<(i64, u64, IdleKey)>>,
     seq: u64,
 }
@@ -122,7 +131,7 @@ impl Ord for IdleKey {
 impl<V> Default for Groups<V> {
     fn default() -> Self {
         Groups {
-            map: Map::default(),
+            map: hashbrown::HashMap::default(),
             idle: BinaryHeap::new(),
             seq: 0,
         }
@@ -175,8 +184,9 @@ impl<V> Groups<V> {
         };
         self.seq += 1;
         let seq = self.seq;
-        match self.map.entry(key.clone()) {
-            Slot::Occupied(o) => {
+        // One lookup; the key is cloned only for a new group.
+        match self.map.entry_ref(key) {
+            EntryRef::Occupied(o) => {
                 let g = o.into_mut();
                 let previous = g.last;
                 g.last = g.last.max(t);
@@ -186,7 +196,7 @@ impl<V> Groups<V> {
                     evicted,
                 }
             }
-            Slot::Vacant(v) => {
+            EntryRef::Vacant(v) => {
                 self.idle.push(Reverse((t, seq, IdleKey(key.clone()))));
                 let g = v.insert(Tracked {
                     value: new(),
@@ -370,9 +380,7 @@ mod tests {
                             // The one that went had the oldest newest hit
                             // (ties: any of them).
                             let oldest = model.iter().map(|(_, l)| *l).min();
-                            let gone = model
-                                .iter()
-                                .position(|(k, _)| g.get(&key(k)).is_none());
+                            let gone = model.iter().position(|(k, _)| g.get(&key(k)).is_none());
                             let p = gone.unwrap_or_else(|| panic!("nothing evicted"));
                             assert_eq!(Some(model[p].1), oldest);
                             model.remove(p);
