@@ -4,11 +4,16 @@
 //!
 //! Variants, interleaved round by round so noise hits all alike:
 //! - `Mailer::send`, plain (`starttls = "never"`): a new connection per
-//!   message (what sealtrail does);
+//!   message (what sealtrail does), with `TCP_NODELAY`;
+//! - lettre's own `AsyncSmtpTransport`, plain, a new connection per message:
+//!   what `Mailer` used before it connected by itself, i.e. the same
+//!   exchange without `TCP_NODELAY` (the closing `.` waits for the
+//!   server's delayed ACK);
 //! - `Mailer::send`, STARTTLS required with a private CA (TLS handshake per
 //!   message);
-//! - one connection kept open (lettre's `AsyncSmtpConnection`), plain and
-//!   STARTTLS: what a connection pool would at best give.
+//! - one connection kept open (lettre's `AsyncSmtpConnection` over a
+//!   `TCP_NODELAY` socket), plain and STARTTLS: what a connection pool
+//!   would at best give.
 //!
 //! `SEALTRAIL_BENCH_MAILS` (default 200) messages per variant.
 //! Run: `cargo bench --bench notify` (needs python3 with aiosmtpd).
@@ -16,10 +21,12 @@
 #[path = "../tests/support/smtp.rs"]
 mod smtp_support;
 
+use lettre::transport::smtp::client::Tls;
 use lettre::transport::smtp::client::{
     AsyncSmtpConnection, Certificate, CertificateStore, TlsParameters,
 };
 use lettre::transport::smtp::extension::ClientId;
+use lettre::{AsyncSmtpTransport, AsyncTransport, Tokio1Executor};
 use sealtrail::response::notify::{EmailMessage, Mailer, SmtpConfig, StartTls, build_message};
 use smtp_support::{Pki, Sink};
 use std::time::{Duration, Instant};
@@ -48,17 +55,16 @@ fn message(i: usize) -> EmailMessage {
     }
 }
 
+/// A connection kept open, with `TCP_NODELAY` like `Mailer`'s.
 async fn connect(port: u16, tls: Option<&TlsParameters>) -> AsyncSmtpConnection {
     let hello = ClientId::default();
-    let mut conn = AsyncSmtpConnection::connect_tokio1(
-        ("127.0.0.1", port),
-        Some(Duration::from_secs(10)),
-        &hello,
-        None,
-        None,
-    )
-    .await
-    .expect("connect");
+    let tcp = tokio::net::TcpStream::connect(("127.0.0.1", port))
+        .await
+        .expect("connect");
+    tcp.set_nodelay(true).expect("nodelay");
+    let mut conn = AsyncSmtpConnection::connect_with_transport(Box::new(tcp), &hello)
+        .await
+        .expect("connect");
     if let Some(tls) = tls {
         conn.starttls(tls.clone(), &hello).await.expect("starttls");
     }
@@ -113,11 +119,17 @@ fn main() {
         let mut tls_conn = connect(tls.port, Some(&tls_params)).await;
         let from = "Sealtrail <alerts@clinic.test>".parse().expect("from");
 
+        let lettre_transport = AsyncSmtpTransport::<Tokio1Executor>::builder_dangerous("127.0.0.1")
+            .port(plain.port)
+            .tls(Tls::None)
+            .timeout(Some(Duration::from_secs(10)))
+            .build();
         let mut series = [
             "Mailer::send, new connection, plain",
             "Mailer::send, new connection, STARTTLS (private CA)",
             "one open connection, plain (pool best case)",
             "one open connection, STARTTLS (pool best case)",
+            "lettre AsyncSmtpTransport, new connection, plain (no TCP_NODELAY)",
         ]
         .map(|name| Series {
             name,
@@ -127,7 +139,7 @@ fn main() {
         // Five warm-up rounds, not counted.
         for round in 0..n + 5 {
             let msg = message(round);
-            let mut times = [Duration::ZERO; 4];
+            let mut times = [Duration::ZERO; 5];
             for (i, mailer) in [&plain_mailer, &tls_mailer].into_iter().enumerate() {
                 let start = Instant::now();
                 mailer.send(&msg, &mut ignore).await.expect("delivered");
@@ -141,6 +153,13 @@ fn main() {
                     .expect("delivered");
                 times[2 + i] = start.elapsed();
             }
+            let m = build_message(&from, &msg).expect("message");
+            let start = Instant::now();
+            lettre_transport
+                .send_raw(m.envelope(), &m.formatted())
+                .await
+                .expect("delivered");
+            times[4] = start.elapsed();
             if round >= 5 {
                 for (s, t) in series.iter_mut().zip(times) {
                     s.samples.push(t);
@@ -153,6 +172,6 @@ fn main() {
             s.report();
         }
     });
-    assert_eq!(plain.received(), 2 * (n + 5));
+    assert_eq!(plain.received(), 3 * (n + 5));
     assert_eq!(tls.received(), 2 * (n + 5));
 }

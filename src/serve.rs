@@ -307,6 +307,7 @@ pub async fn run_until(
                     reload: Duration::from_secs(config.rules.reload_seconds),
                     writer: durable_status.clone(),
                     pipeline: pipeline.clone(),
+                    metrics: metrics.clone(),
                 },
             )
             .await

@@ -231,6 +231,21 @@ fn implicit_tls_delivers() {
     r.unwrap();
     assert_eq!(log.outcomes(), [Outcome::Delivered]);
     assert_eq!(sink.message(1)["tls"], "implicit");
+
+    // Without the private CA the certificate is refused at once.
+    cfg.ca_file = None;
+    let (r, log) = send_mail(&cfg, &alert_mail(&["oncall@clinic.test"]));
+    assert!(matches!(r, Err(NotifyError::Rejected { .. })), "{r:?}");
+    assert_eq!(log.outcomes(), [Outcome::Failed]);
+    assert!(
+        log.attempts()[0]
+            .detail
+            .to_lowercase()
+            .contains("certificate"),
+        "{:?}",
+        log.attempts()
+    );
+    assert_eq!(sink.received(), 1);
 }
 
 #[test]

@@ -30,9 +30,12 @@ use serde::{Deserialize, Serialize};
 use serde_json::{Value, json};
 
 use super::EXIT_CHECK_FAILED;
+use crate::config::Config;
 use crate::event::{Entry, Event, Timestamp, Via};
 use crate::pipeline::silence::{SilenceConfig, SilenceModel, silent_event};
-use crate::rules::{AlertCandidate, Engine, EngineConfig, RuleMeta, RuleSet};
+use crate::response::OncallConfig;
+use crate::response::playbook::PlaybookSet;
+use crate::rules::{AlertCandidate, Engine, EngineConfig, LoadError, RuleMeta, RuleSet};
 use crate::transforms::{Lookups, enrich};
 
 /// The default rule directory.
@@ -51,10 +54,15 @@ const SILENCE_CHECK_MS: i64 = 60_000;
 
 #[derive(Subcommand, Debug)]
 pub enum RulesCommand {
-    /// Load every rule file; print each error as file:line:col: reason.
+    /// Load every rule file and every playbook in DIR/playbooks/; print each
+    /// error as file:line:col: reason.
     Check {
-        /// Rule directory (default: rules).
+        /// Rule directory (default: the configuration's `[rules] dir`, else rules).
         dir: Option<PathBuf>,
+        /// Configuration whose `[[oncall.levels]]` playbooks may name (as
+        /// `serve --config` would load them); without it no level is configured.
+        #[arg(long)]
+        config: Option<PathBuf>,
     },
     /// Run the fixtures in DIR/tests/ and compare the alerts with their expectations.
     Test {
@@ -104,7 +112,7 @@ pub struct EvalArgs {
 
 pub fn run(cmd: RulesCommand) -> Result<ExitCode> {
     match cmd {
-        RulesCommand::Check { dir } => check(&dir.unwrap_or_else(|| DEFAULT_DIR.into())),
+        RulesCommand::Check { dir, config } => check(dir, config.as_deref()),
         RulesCommand::Test { dir } => test(&dir.unwrap_or_else(|| DEFAULT_DIR.into())),
         RulesCommand::Replay(args) => replay(&args),
         RulesCommand::Eval(args) => eval(&args),
@@ -139,19 +147,58 @@ fn all_metas(set: &RuleSet) -> Vec<&RuleMeta> {
         .collect()
 }
 
-fn check(dir: &Path) -> Result<ExitCode> {
-    let set = match load(dir)? {
-        Ok(set) => set,
-        Err(code) => return Ok(code),
+/// Rules and playbooks, loaded as `serve` loads them (`PlaybookSet::load`'s
+/// steps: playbook files, rules, then the rules' `playbook:` names), with
+/// every error of each step reported.
+fn check(dir: Option<PathBuf>, config: Option<&Path>) -> Result<ExitCode> {
+    let (dir, oncall) = match config {
+        Some(path) => {
+            let c = Config::load(Some(path))?;
+            (dir.unwrap_or(c.rules.dir), c.oncall)
+        }
+        None => (
+            dir.unwrap_or_else(|| DEFAULT_DIR.into()),
+            OncallConfig::default(),
+        ),
+    };
+    ensure_dir(&dir)?;
+    let failed = |errors: Vec<LoadError>| {
+        for e in &errors {
+            println!("{e}");
+        }
+        if config.is_none() && errors.iter().any(|e| e.reason.contains("on-call level")) {
+            eprintln!("note: on-call levels come from the configuration; pass --config FILE");
+        }
+        eprintln!("{}: {} error(s)", dir.display(), errors.len());
+        Ok(ExitCode::from(EXIT_CHECK_FAILED))
+    };
+    let (set, playbooks) = match (
+        RuleSet::load_dir(&dir),
+        PlaybookSet::load_files(&dir, &oncall),
+    ) {
+        (Ok(rules), Ok(mut playbooks)) => match playbooks.link_rules(&rules) {
+            Ok(()) => (rules, playbooks),
+            Err(errors) => return failed(errors),
+        },
+        (rules, playbooks) => {
+            let mut errors = rules.err().unwrap_or_default();
+            errors.extend(playbooks.err().unwrap_or_default());
+            return failed(errors);
+        }
     };
     let detections = set.detection_rules().count();
     let correlations = set.correlation_rules().count();
     let alerting = all_metas(&set).iter().filter(|m| m.standalone).count();
     let files: BTreeSet<&Path> = all_metas(&set).iter().map(|m| m.file.as_path()).collect();
+    let named = all_metas(&set)
+        .iter()
+        .filter(|m| m.playbook.is_some())
+        .count();
     println!(
-        "ok: {} rules in {} files ({detections} detection, {correlations} correlation; {alerting} raise alerts)",
+        "ok: {} rules in {} files ({detections} detection, {correlations} correlation; {alerting} raise alerts); {} playbooks ({named} rules name one)",
         set.len(),
         files.len(),
+        playbooks.len(),
     );
     Ok(ExitCode::SUCCESS)
 }

@@ -33,6 +33,8 @@ pub struct Metrics {
     pub compactor: OnceLock<Arc<CompactorStatus>>,
     /// Detection (the rules consumer).
     pub detect: DetectMetrics,
+    /// Incident response (`src/response/`).
+    pub response: ResponseMetrics,
 }
 
 /// Metrics of the rules consumer (`src/detect/`).
@@ -105,6 +107,98 @@ fn detect_metrics(registry: &Registry) -> DetectMetrics {
         ),
         rules,
         engine,
+        latency,
+    }
+}
+
+/// Metrics of the response engine (`src/response/`), counted as the engine
+/// applies each change (live only: the replay on start counts nothing).
+pub struct ResponseMetrics {
+    /// Delivery attempts by `channel` (email, webhook) and `outcome`
+    /// (delivered, retrying, failed).
+    pub attempts: IntCounterVec,
+    pub opened: IntCounter,
+    /// By `via` (api, link).
+    pub acknowledged: IntCounterVec,
+    /// By `reason` (api, quiet).
+    pub resolved: IntCounterVec,
+    /// By `reason` (ack_timeout, ack_timeout_last_level).
+    pub escalations: IntCounterVec,
+    /// Alerts a silence kept from notifying (still recorded).
+    pub silenced: IntCounter,
+    /// Incidents not resolved (open or acknowledged).
+    pub open: IntGauge,
+    /// By `channel`: from the alert being durable in the ledger to the
+    /// server accepting the incident's first notification (includes
+    /// `group_wait` and retries).
+    pub latency: HistogramVec,
+}
+
+#[allow(clippy::panic)]
+fn response_metrics(registry: &Registry) -> ResponseMetrics {
+    let c = |name: &str, help: &str| {
+        let m = IntCounter::new(name, help).unwrap_or_else(|e| panic!("metric {name}: {e}"));
+        registry
+            .register(Box::new(m.clone()))
+            .unwrap_or_else(|e| panic!("metric {name}: {e}"));
+        m
+    };
+    let open = IntGauge::new(
+        "incidents_open",
+        "incidents not resolved (open or acknowledged)",
+    )
+    .unwrap_or_else(|e| panic!("incidents_open: {e}"));
+    let latency = HistogramVec::new(
+        HistogramOpts::new(
+            "notification_latency_seconds",
+            "from an alert being durable to the first notification of its incident being accepted (smtp 250 or http 2xx), group_wait included",
+        )
+        .buckets(vec![
+            0.01, 0.02, 0.05, 0.1, 0.2, 0.3, 0.5, 0.75, 1.0, 1.5, 2.0, 3.0, 5.0, 10.0, 30.0,
+            60.0, 120.0, 300.0, 600.0,
+        ]),
+        &["channel"],
+    )
+    .unwrap_or_else(|e| panic!("notification_latency: {e}"));
+    for m in [
+        Box::new(open.clone()) as Box<dyn prometheus::core::Collector>,
+        Box::new(latency.clone()),
+    ] {
+        registry
+            .register(m)
+            .unwrap_or_else(|e| panic!("register: {e}"));
+    }
+    ResponseMetrics {
+        attempts: counter(
+            registry,
+            "notification_attempts_total",
+            "email and webhook delivery attempts by outcome",
+            &["channel", "outcome"],
+        ),
+        opened: c("incidents_opened_total", "incidents opened"),
+        acknowledged: counter(
+            registry,
+            "incidents_acknowledged_total",
+            "incidents acknowledged (api, or link: the email's one-click link)",
+            &["via"],
+        ),
+        resolved: counter(
+            registry,
+            "incidents_resolved_total",
+            "incidents resolved (api, or quiet: resolve_after passed)",
+            &["reason"],
+        ),
+        escalations: counter(
+            registry,
+            "incident_escalations_total",
+            "unacknowledged incidents escalated to the next on-call level (or the last level re-notified)",
+            &["reason"],
+        ),
+        silenced: c(
+            "notifications_silenced_total",
+            "alerts a silence kept from notifying (the alert and the incident are still recorded)",
+        ),
+        open,
         latency,
     }
 }
@@ -239,6 +333,7 @@ impl Metrics {
             compacted_segments,
             compaction_bytes,
             detect: detect_metrics(&registry),
+            response: response_metrics(&registry),
             registry,
             writer: OnceLock::new(),
             compactor: OnceLock::new(),
@@ -310,5 +405,24 @@ mod tests {
             text.contains("sealtrail_detection_engine{stat=\"late_hits\"} 2"),
             "{text}"
         );
+        m.response
+            .attempts
+            .with_label_values(&["email", "delivered"])
+            .inc();
+        m.response.open.set(3);
+        m.response
+            .latency
+            .with_label_values(&["webhook"])
+            .observe(0.2);
+        let text = m.render();
+        for want in [
+            "sealtrail_notification_attempts_total{channel=\"email\",outcome=\"delivered\"} 1",
+            "sealtrail_incidents_open 3",
+            "sealtrail_notification_latency_seconds_count{channel=\"webhook\"} 1",
+            "sealtrail_incidents_opened_total 0",
+            "sealtrail_notifications_silenced_total 0",
+        ] {
+            assert!(text.contains(want), "{want}: {text}");
+        }
     }
 }

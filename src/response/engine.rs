@@ -40,6 +40,7 @@ use crate::detect::replay_start;
 use crate::event::{Entry, Timestamp};
 use crate::index::LedgerFollower;
 use crate::ledger::writer::WriterStatus;
+use crate::pipeline::metrics::Metrics;
 use crate::pipeline::{IngestBatch, Item, Pipeline};
 
 /// Messages waiting for the engine (alerts from the follower, API calls).
@@ -109,7 +110,8 @@ pub enum Command {
 }
 
 enum Msg {
-    Alert(Box<Alert>),
+    /// An alert and its ledger `received` time (unix ms).
+    Alert(Box<Alert>, i64),
     Api(Command, Reply),
     Playbooks(Arc<PlaybookSet>),
 }
@@ -170,6 +172,8 @@ pub struct ResponseContext {
     pub reload: Duration,
     pub writer: Arc<WriterStatus>,
     pub pipeline: Pipeline,
+    /// `/metrics`: the engine's counters are `metrics.response`.
+    pub metrics: Arc<Metrics>,
 }
 
 /// The running engine.
@@ -310,11 +314,18 @@ impl Responder {
             sends: Arc::new(Semaphore::new(settings.response.max_concurrent_sends)),
             tasks: tokio::task::JoinSet::new(),
             shutdown: shutdown.clone(),
+            metrics: ctx.metrics.clone(),
+            first_alert_at: HashMap::new(),
         };
         engine.reschedule_all();
-        for a in replayed.pending {
-            engine.handle_alert(&a);
+        for (a, received) in replayed.pending {
+            engine.handle_alert(&a, received);
         }
+        engine
+            .metrics
+            .response
+            .open
+            .set(open_gauge(&engine.shared.book()));
         let task = tokio::spawn(async move { engine.run().await });
 
         let stop_follower = Arc::new(AtomicBool::new(false));
@@ -371,7 +382,8 @@ impl Responder {
 
 struct Replayed {
     book: Book,
-    pending: Vec<Alert>,
+    /// Alerts with no `opened`/`alert_added`, and their `received` times.
+    pending: Vec<(Alert, i64)>,
     from: u64,
     end: u64,
 }
@@ -397,7 +409,7 @@ fn replay(data: &Path, end: u64, window_ms: i64) -> Result<Replayed, ResponseErr
     let mut follower = LedgerFollower::new(data, from);
     let mut buf = Vec::new();
     let mut book = Book::default();
-    let mut alerts: HashMap<String, Alert> = HashMap::new();
+    let mut alerts: HashMap<String, (Alert, i64)> = HashMap::new();
     let mut order: Vec<String> = Vec::new();
     let mut idle = 0;
     while follower.position() < end {
@@ -426,14 +438,14 @@ fn replay(data: &Path, end: u64, window_ms: i64) -> Result<Replayed, ResponseErr
         if let Some(a) = Alert::from_entry(&entry) {
             if alerts.len() < MAX_REPLAY_ALERTS {
                 order.push(a.id.clone());
-                alerts.insert(a.id.clone(), a);
+                alerts.insert(a.id.clone(), (a, entry.received.unix_ms()));
             }
             continue;
         }
         if let Some(u) = Update::from_entry(&entry) {
             let alert = match &u {
                 Update::Opened { alert, .. } | Update::AlertAdded { alert, .. } => {
-                    alerts.get(alert)
+                    alerts.get(alert).map(|(a, _)| a)
                 }
                 _ => None,
             };
@@ -477,7 +489,9 @@ fn follow_alerts(
                     };
                     if is_alert_entry(&entry)
                         && let Some(a) = Alert::from_entry(&entry)
-                        && tx.blocking_send(Msg::Alert(Box::new(a))).is_err()
+                        && tx
+                            .blocking_send(Msg::Alert(Box::new(a), entry.received.unix_ms()))
+                            .is_err()
                     {
                         tracing::debug!(index, "response engine gone; follower stops");
                         return;
@@ -600,6 +614,17 @@ struct Engine {
     sends: Arc<Semaphore>,
     tasks: tokio::task::JoinSet<()>,
     shutdown: CancellationToken,
+    metrics: Arc<Metrics>,
+    /// Incidents whose first notification is owed: the `received` time of
+    /// the alert that made it owed (notification latency). Entries go when
+    /// the first round ends or the incident is acknowledged or resolved;
+    /// at most `max_open_incidents`.
+    first_alert_at: HashMap<String, i64>,
+}
+
+/// The open-incidents gauge's value.
+fn open_gauge(book: &Book) -> i64 {
+    i64::try_from(book.open_count()).unwrap_or(i64::MAX)
 }
 
 impl Engine {
@@ -637,6 +662,10 @@ impl Engine {
                 n += 1;
             }
             self.run_due(now_ms());
+            self.metrics
+                .response
+                .open
+                .set(open_gauge(&self.shared.book()));
             self.flush().await;
         }
         // Last appends: what was decided and what rounds recorded so far.
@@ -669,11 +698,51 @@ impl Engine {
 
     fn push(&mut self, u: Update, at: i64, alert: Option<&Alert>) -> Option<String> {
         let changed = self.shared.book().apply(&u, at, alert, false);
+        self.count(&u);
         self.out.push((u, at));
         if let Some(id) = &changed {
             self.touch(id);
         }
         changed
+    }
+
+    /// Counts a live change in `/metrics`.
+    fn count(&mut self, u: &Update) {
+        let m = &self.metrics.response;
+        match u {
+            Update::Opened { silenced_by, .. } | Update::AlertAdded { silenced_by, .. } => {
+                if matches!(u, Update::Opened { .. }) {
+                    m.opened.inc();
+                }
+                if silenced_by.is_some() {
+                    m.silenced.inc();
+                }
+            }
+            Update::Notified {
+                channel, outcome, ..
+            } => m
+                .attempts
+                .with_label_values(&[channel.as_str(), outcome.as_str()])
+                .inc(),
+            Update::Acknowledged { incident, via, .. } => {
+                m.acknowledged.with_label_values(&[via.as_str()]).inc();
+                self.first_alert_at.remove(incident);
+            }
+            Update::Resolved {
+                incident, reason, ..
+            } => {
+                m.resolved.with_label_values(&[reason.as_str()]).inc();
+                self.first_alert_at.remove(incident);
+            }
+            Update::Escalated { reason, .. } => {
+                m.escalations.with_label_values(&[reason.as_str()]).inc();
+            }
+            Update::Note { .. }
+            | Update::SilenceCreated { .. }
+            | Update::SilenceDeleted { .. }
+            | Update::SilenceExpired { .. }
+            | Update::AckTokenUsed { .. } => {}
+        }
     }
 
     fn touch(&mut self, id: &str) {
@@ -715,7 +784,7 @@ impl Engine {
 
     fn on_msg(&mut self, m: Msg) {
         match m {
-            Msg::Alert(a) => self.handle_alert(&a),
+            Msg::Alert(a, received) => self.handle_alert(&a, received),
             Msg::Api(cmd, reply) => {
                 let r = self.command(cmd);
                 self.replies.push((reply, r));
@@ -727,7 +796,7 @@ impl Engine {
         }
     }
 
-    fn handle_alert(&mut self, alert: &Alert) {
+    fn handle_alert(&mut self, alert: &Alert, received: i64) {
         let now = now_ms();
         let (pb_name, handled) = {
             let book = self.shared.book();
@@ -779,6 +848,7 @@ impl Engine {
             }
             None => None,
         };
+        let silenced = silenced_by.is_some();
         let u = match existing {
             Some((incident, n)) => Update::AlertAdded {
                 incident,
@@ -803,7 +873,34 @@ impl Engine {
                 overflow,
             },
         };
-        self.push(u, now, Some(alert));
+        if let Some(id) = self.push(u, now, Some(alert))
+            && !silenced
+        {
+            self.note_first_alert(&id, &playbook, received);
+        }
+    }
+
+    /// Remembers when the alert that made an incident's first notification
+    /// owed was recorded, for the latency histogram.
+    fn note_first_alert(&mut self, id: &str, playbook: &str, received: i64) {
+        if self.first_alert_at.contains_key(id)
+            || self.first_alert_at.len() >= self.shared.config.max_open_incidents
+            || self
+                .playbooks
+                .get(playbook)
+                .is_none_or(|p| p.notify.is_empty())
+        {
+            return;
+        }
+        let owed_first = self
+            .shared
+            .book()
+            .incidents
+            .get(id)
+            .is_some_and(|i| i.rounds == 0 && matches!(i.owed, Some((RoundKind::First, _))));
+        if owed_first {
+            self.first_alert_at.insert(id.to_owned(), received);
+        }
     }
 
     fn command(&mut self, cmd: Command) -> Result<Value, ApiError> {
@@ -1044,6 +1141,20 @@ impl Engine {
 
     fn on_attempt(&mut self, a: AttemptMsg) {
         let at = now_ms();
+        if a.kind == RoundKind::First
+            && a.attempt.outcome == super::notify::Outcome::Delivered
+            && let Some(since) = self.first_alert_at.get(&a.incident)
+        {
+            let channel = match a.attempt.channel {
+                super::notify::Channel::Email => "email",
+                super::notify::Channel::Webhook => "webhook",
+            };
+            self.metrics
+                .response
+                .latency
+                .with_label_values(&[channel])
+                .observe(at.saturating_sub(*since).max(0) as f64 / 1000.0);
+        }
         self.push(
             Update::Notified {
                 incident: a.incident,
@@ -1072,6 +1183,8 @@ impl Engine {
 
     fn on_round_done(&mut self, id: &str, round: u32) {
         self.in_flight.remove(id);
+        // The first round is over: later rounds are not first notifications.
+        self.first_alert_at.remove(id);
         if let Some(inc) = self.shared.book().incidents.get_mut(id)
             && inc.progress.as_ref().is_some_and(|p| p.round == round)
         {

@@ -226,31 +226,45 @@ impl PlaybookSet {
     }
 
     /// Loads `<rules_dir>/playbooks/` and the rules' `playbook:` references.
-    /// A missing rules or playbooks folder is an empty set.
+    /// A missing rules or playbooks folder is an empty set. What `serve`
+    /// loads (start and reload) and `sealtrail rules check` reports.
     pub fn load(rules_dir: &Path, oncall: &OncallConfig) -> Result<PlaybookSet, Vec<LoadError>> {
+        let mut set = PlaybookSet::load_files(rules_dir, oncall)?;
+        if rules_dir.is_dir() {
+            let rules = RuleSet::load_dir(rules_dir)?;
+            set.link_rules(&rules)?;
+        }
+        Ok(set)
+    }
+
+    /// Loads `<rules_dir>/playbooks/` alone (no rule references resolved);
+    /// every file's errors are collected.
+    pub fn load_files(
+        rules_dir: &Path,
+        oncall: &OncallConfig,
+    ) -> Result<PlaybookSet, Vec<LoadError>> {
         let dir = rules_dir.join(PLAYBOOKS_DIR);
         let mut sources = Vec::new();
+        let mut errors = Vec::new();
         if dir.is_dir() {
             let mut files = Vec::new();
             collect(&dir, 0, &mut files).map_err(|e| vec![e])?;
             files.sort();
-            let mut errors = Vec::new();
             for f in files {
                 match read_bounded(&f) {
                     Ok(t) => sources.push((f, t)),
                     Err(e) => errors.push(e),
                 }
             }
-            if !errors.is_empty() {
-                return Err(errors);
+        }
+        match PlaybookSet::from_sources(&sources, oncall) {
+            Ok(set) if errors.is_empty() => Ok(set),
+            Ok(_) => Err(errors),
+            Err(more) => {
+                errors.extend(more);
+                Err(errors)
             }
         }
-        let mut set = PlaybookSet::from_sources(&sources, oncall)?;
-        if rules_dir.is_dir() {
-            let rules = RuleSet::load_dir(rules_dir)?;
-            set.link_rules(&rules)?;
-        }
-        Ok(set)
     }
 
     /// Compiles playbooks from (file, YAML text) pairs.
@@ -326,11 +340,23 @@ impl PlaybookSet {
                 } else {
                     errors.push(LoadError::at(
                         &m.file,
-                        Pos {
+                        m.playbook_pos.unwrap_or(Pos {
                             line: m.line,
                             col: 1,
-                        },
-                        format!("rule `{}` names unknown playbook `{p}`", m.id),
+                        }),
+                        format!(
+                            "rule `{}` names unknown playbook `{p}` (known: {})",
+                            m.id,
+                            if self.playbooks.is_empty() {
+                                "none".to_owned()
+                            } else {
+                                self.playbooks
+                                    .keys()
+                                    .cloned()
+                                    .collect::<Vec<_>>()
+                                    .join(", ")
+                            }
+                        ),
                     ));
                 }
             }
@@ -865,8 +891,9 @@ steps: [open_incident, {resolve_after: 1d}]
         .unwrap();
         let e = set.link_rules(&bad).unwrap_err();
         assert!(
-            e[0].to_string()
-                .starts_with("r.yml:1:1: rule `r1` names unknown playbook `nope`"),
+            e[0].to_string().starts_with(
+                "r.yml:3:11: rule `r1` names unknown playbook `nope` (known: page, record)"
+            ),
             "{e:?}"
         );
     }

@@ -41,6 +41,8 @@ pub struct RuleMeta {
     /// (`playbook: NAME`, a file in `playbooks/`); `None` means the
     /// playbook that matches the alert's severity.
     pub playbook: Option<String>,
+    /// Where the `playbook:` value is (for errors about the name).
+    pub playbook_pos: Option<Pos>,
     /// The file and line of the document.
     pub file: PathBuf,
     pub line: usize,
@@ -671,6 +673,7 @@ fn meta(file: &Path, doc: &Node) -> Result<RuleMeta, At> {
         level,
         tags,
         playbook: str_of(doc, "playbook")?.map(str::to_owned),
+        playbook_pos: doc.get("playbook").map(|n| n.pos),
         file: file.to_owned(),
         line: doc.pos.line,
         standalone: true,

@@ -235,6 +235,42 @@ fn nothing_more_until(smtp: &Smtp, n: usize, until: Instant) {
     assert_eq!(smtp.messages().len(), n);
 }
 
+/// The value of one series of `/metrics` (name with its labels, exactly as
+/// rendered), or `None` when it is not there.
+fn metric(text: &str, series: &str) -> Option<f64> {
+    text.lines()
+        .find_map(|l| l.strip_prefix(series)?.strip_prefix(' '))
+        .and_then(|v| v.trim().parse().ok())
+}
+
+/// Waits until every `(series, value)` holds in `/metrics`; returns the text.
+fn wait_metrics(c: &Client, server: &Server, want: &[(&str, f64)]) -> String {
+    let mut last = String::new();
+    let deadline = Instant::now() + Duration::from_secs(30);
+    loop {
+        last = c
+            .get(format!("{}/metrics", server.http))
+            .send()
+            .unwrap()
+            .text()
+            .unwrap_or(last);
+        if want.iter().all(|(s, v)| metric(&last, s) == Some(*v)) {
+            return last;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "metrics never reached {want:?}:\n{}",
+            last.lines()
+                .filter(|l| want
+                    .iter()
+                    .any(|(s, _)| l.starts_with(s.split('{').next().unwrap_or(s))))
+                .collect::<Vec<_>>()
+                .join("\n")
+        );
+        std::thread::sleep(Duration::from_millis(25)); // polling a condition
+    }
+}
+
 fn verify_ok(dir: &Path, k: &Keys) {
     let out = std::process::Command::new(bin())
         .args(["verify", "--json", "--data"])
@@ -352,6 +388,37 @@ fn brute_force_alert_emails_escalates_to_level_two_and_an_ack_stops_it() {
     assert_eq!(notified[0]["level"], "primary");
     assert_eq!(notified[1]["level"], "secondary");
     assert_eq!(notified[1]["round_kind"], "escalation");
+
+    // `/metrics` counted each step; the latency histogram holds the first
+    // email only (escalations wait ack_timeout on purpose), group_wait included.
+    let text = wait_metrics(
+        &c,
+        &server,
+        &[
+            ("sealtrail_incidents_opened_total", 1.0),
+            (
+                "sealtrail_notification_attempts_total{channel=\"email\",outcome=\"delivered\"}",
+                2.0,
+            ),
+            (
+                "sealtrail_incident_escalations_total{reason=\"ack_timeout\"}",
+                1.0,
+            ),
+            ("sealtrail_incidents_acknowledged_total{via=\"api\"}", 1.0),
+            ("sealtrail_incidents_open", 1.0),
+            ("sealtrail_notifications_silenced_total", 0.0),
+            (
+                "sealtrail_notification_latency_seconds_count{channel=\"email\"}",
+                1.0,
+            ),
+        ],
+    );
+    let latency = metric(
+        &text,
+        "sealtrail_notification_latency_seconds_sum{channel=\"email\"}",
+    )
+    .unwrap();
+    assert!((0.3..10.0).contains(&latency), "{latency}");
     assert_eq!(server.terminate(), Some(0));
     verify_ok(dir.path(), &k);
 }
@@ -515,6 +582,22 @@ fn a_silenced_alert_is_recorded_but_nobody_is_emailed() {
     failed_logins(&c, &url, "u0007", 5);
     let mail = wait_mail(&smtp, &server, 1);
     assert!(mail[0].2.contains("actor.user=u0007"));
+    wait_metrics(
+        &c,
+        &server,
+        &[
+            ("sealtrail_incidents_opened_total", 2.0),
+            ("sealtrail_notifications_silenced_total", 1.0),
+            (
+                "sealtrail_notification_attempts_total{channel=\"email\",outcome=\"delivered\"}",
+                1.0,
+            ),
+            (
+                "sealtrail_notification_latency_seconds_count{channel=\"email\"}",
+                1.0,
+            ),
+        ],
+    );
 
     let listed = c
         .get(format!("{url}/v1/silences"))
@@ -732,4 +815,14 @@ fn ack_links_refuse_invalid_expired_and_reused_tokens_and_resolved_incidents_ref
     for want in ["malformed", "wrong_incident", "accepted", "used", "expired"] {
         assert!(reasons.contains(&want), "{want} missing from {reasons:?}");
     }
+    wait_metrics(
+        &c,
+        &server,
+        &[
+            ("sealtrail_incidents_opened_total", 2.0),
+            ("sealtrail_incidents_acknowledged_total{via=\"link\"}", 1.0),
+            ("sealtrail_incidents_resolved_total{reason=\"api\"}", 1.0),
+            ("sealtrail_incidents_open", 1.0),
+        ],
+    );
 }

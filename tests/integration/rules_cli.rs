@@ -68,6 +68,104 @@ fn rules_check_reports_file_line_and_column_of_a_broken_rule() {
 }
 
 #[test]
+fn rules_check_validates_playbooks_and_the_rules_playbook_names() {
+    let o = run(&["rules", "check", s(&pack())]);
+    assert!(
+        out(&o).contains("; 4 playbooks (17 rules name one)"),
+        "{}",
+        out(&o)
+    );
+
+    let dir = tempfile::tempdir().unwrap();
+    let rules = dir.path().join("rules");
+    copy_dir(&pack(), &rules);
+    let books = rules.join("playbooks");
+    // A YAML syntax error, a step naming a level no configuration has, and
+    // an unknown template placeholder, each in its own file.
+    std::fs::write(
+        books.join("broken-yaml.yml"),
+        "name: broken\nsteps: [open_incident\n",
+    )
+    .unwrap();
+    std::fs::write(
+        books.join("night.yml"),
+        "name: night\nsteps:\n  - open_incident\n  - email:\n      level: night-shift\n",
+    )
+    .unwrap();
+    std::fs::write(
+        books.join("typo.yml"),
+        "name: typo\nsteps:\n  - open_incident\n  - email: {to: [a@clinic.test], subject: \"{{titel}}\"}\n",
+    )
+    .unwrap();
+    let o = run(&["rules", "check", s(&rules)]);
+    let text = out(&o);
+    assert_eq!(o.status.code(), Some(1), "{o:?}");
+    assert!(text.contains("playbooks/broken-yaml.yml:3:"), "{text}");
+    assert!(
+        text.contains("playbooks/night.yml:5:14: unknown on-call level `night-shift`"),
+        "{text}"
+    );
+    assert!(
+        text.contains("playbooks/typo.yml:4:43: `subject`: unknown placeholder `{{titel}}`"),
+        "{text}"
+    );
+    let err = String::from_utf8_lossy(&o.stderr);
+    assert!(err.contains("3 error(s)"), "{err}");
+    assert!(err.contains("pass --config"), "{err}");
+
+    // With the configuration that defines the level, only the other two remain.
+    let cfg = dir.path().join("sealtrail.toml");
+    std::fs::write(
+        &cfg,
+        format!(
+            "[rules]\ndir = {:?}\n[[oncall.levels]]\nname = \"night-shift\"\nemails = [\"n@clinic.test\"]\n",
+            s(&rules)
+        ),
+    )
+    .unwrap();
+    let o = run(&["rules", "check", "--config", s(&cfg)]);
+    let text = out(&o);
+    assert_eq!(o.status.code(), Some(1), "{o:?}");
+    assert!(!text.contains("night.yml"), "{text}");
+    assert!(String::from_utf8_lossy(&o.stderr).contains("2 error(s)"));
+
+    // Fixed playbooks, but a rule that names a playbook that does not exist.
+    std::fs::remove_file(books.join("broken-yaml.yml")).unwrap();
+    std::fs::remove_file(books.join("typo.yml")).unwrap();
+    let f = rules.join("failed_login_burst.yml");
+    let rule = std::fs::read_to_string(&f).unwrap();
+    let renamed = rule.replacen("playbook: brute-force-page", "playbook: brute-force", 1);
+    assert_ne!(rule, renamed);
+    std::fs::write(&f, renamed).unwrap();
+    let o = run(&["rules", "check", "--config", s(&cfg)]);
+    let text = out(&o);
+    assert_eq!(o.status.code(), Some(1), "{o:?}");
+    let unknown = format!(
+        "failed_login_burst.yml:8:11: rule `{BURST_RULE}` names unknown playbook `brute-force`"
+    );
+    assert!(text.contains(&unknown), "{text}");
+
+    // `serve` refuses to start on the same error, with the same text.
+    let k = keys(&dir.path().join("keys"));
+    let serve_cfg = dir.path().join("serve.toml");
+    std::fs::write(
+        &serve_cfg,
+        format!(
+            "data_dir = {:?}\n[rules]\ndir = {:?}\n[ledger]\nkey_file = {:?}\n[http]\nlisten = \"127.0.0.1:0\"\n\
+             [[oncall.levels]]\nname = \"night-shift\"\nemails = [\"n@clinic.test\"]\n",
+            s(&dir.path().join("data")),
+            s(&rules),
+            s(&k.key)
+        ),
+    )
+    .unwrap();
+    let o = run(&["serve", "--config", s(&serve_cfg)]);
+    let err = String::from_utf8_lossy(&o.stderr);
+    assert_eq!(o.status.code(), Some(2), "{err}");
+    assert!(err.contains(&unknown), "{err}");
+}
+
+#[test]
 fn rules_test_passes_on_the_shipped_pack_and_fails_on_an_altered_expectation() {
     let o = run(&["rules", "test", s(&pack())]);
     let text = out(&o);

@@ -6,20 +6,40 @@
 //! in milliseconds (BENCHMARKS.md "Response"), while a pooled connection
 //! can go stale between alerts or be left mid-transaction by a timed-out
 //! attempt; a fresh connection per attempt has neither problem.
+//!
+//! The TCP connection is ours, not lettre's transport's: lettre writes the
+//! message and the closing `.` in two writes, and on a socket without
+//! `TCP_NODELAY` the second waits for the server's delayed ACK (~40 ms on
+//! Linux). `AsyncSmtpTransport` connects its own socket and offers no way
+//! to set the option, so [`Mailer`] connects (with `TCP_NODELAY`), wraps
+//! implicit TLS itself, and runs the protocol with lettre's
+//! `AsyncSmtpConnection` (EHLO, STARTTLS, AUTH, MAIL/RCPT/DATA, QUIT).
 
 use super::{Attempt, Channel, EmailMessage, NotifyError, RetryPolicy, Verdict, fail_early, run};
 use crate::pipeline::silence::duration_text;
+use lettre::Message;
 use lettre::message::Mailbox;
 use lettre::message::header::{ContentType, MIME_VERSION_1_0};
 use lettre::transport::smtp::Error as SmtpError;
 use lettre::transport::smtp::authentication::{Credentials, Mechanism};
-use lettre::transport::smtp::client::{Certificate, CertificateStore, Tls, TlsParameters};
-use lettre::{AsyncSmtpTransport, AsyncTransport, Message, Tokio1Executor};
+use lettre::transport::smtp::client::{
+    AsyncSmtpConnection, AsyncTokioStream, Certificate, CertificateStore, TlsParameters,
+};
+use lettre::transport::smtp::extension::ClientId;
+use lettre::transport::smtp::response::Response;
 use serde::Deserialize;
 use std::fmt;
-use std::net::IpAddr;
+use std::io;
+use std::net::{IpAddr, SocketAddr};
 use std::path::PathBuf;
+use std::pin::Pin;
+use std::sync::Arc;
+use std::task::{Context, Poll};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
+use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
+use tokio::net::TcpStream;
+use tokio_rustls::TlsConnector;
+use tokio_rustls::rustls::pki_types::ServerName;
 
 /// Longest subject line kept, in characters.
 const MAX_SUBJECT_CHARS: usize = 250;
@@ -184,6 +204,38 @@ impl SmtpConfig {
         }
     }
 
+    /// rustls settings for implicit TLS, trusting what lettre's
+    /// `TlsParameters` trust for STARTTLS: `ca_file`, else the webpki
+    /// (Mozilla) roots.
+    fn implicit_tls(&self) -> Result<(TlsConnector, ServerName<'static>), NotifyError> {
+        let mut roots = rustls::RootCertStore::empty();
+        match &self.ca_file {
+            Some(ca) => {
+                for cert in crate::tls::load_certs(ca)? {
+                    roots
+                        .add(cert)
+                        .map_err(|e| invalid("ca_file", e.to_string()))?;
+                }
+            }
+            None => roots.extend(webpki_roots::TLS_SERVER_ROOTS.iter().cloned()),
+        }
+        let config = rustls::ClientConfig::builder_with_provider(Arc::new(
+            rustls::crypto::ring::default_provider(),
+        ))
+        .with_safe_default_protocol_versions()
+        .map_err(|e| invalid("starttls", e.to_string()))?
+        .with_root_certificates(roots)
+        .with_no_client_auth();
+        let name = ServerName::try_from(
+            self.host
+                .trim_start_matches('[')
+                .trim_end_matches(']')
+                .to_owned(),
+        )
+        .map_err(|e| invalid("host", format!("not a TLS server name: {e}")))?;
+        Ok((TlsConnector::from(Arc::new(config)), name))
+    }
+
     fn tls_parameters(&self) -> Result<TlsParameters, NotifyError> {
         let mut builder = TlsParameters::builder(self.host.clone());
         if let Some(ca) = &self.ca_file {
@@ -265,10 +317,29 @@ fn message_id(from: &Mailbox) -> String {
     )
 }
 
+/// How a connection is secured.
+#[derive(Clone)]
+enum Security {
+    Plain,
+    /// STARTTLS when offered (`required: false`) or always.
+    StartTls {
+        params: TlsParameters,
+        required: bool,
+    },
+    Implicit {
+        connector: TlsConnector,
+        name: ServerName<'static>,
+    },
+}
+
 /// Sends email through the `[smtp]` server; cheap to clone.
 #[derive(Clone)]
 pub struct Mailer {
-    transport: AsyncSmtpTransport<Tokio1Executor>,
+    host: String,
+    port: u16,
+    security: Security,
+    credentials: Option<Credentials>,
+    hello: ClientId,
     from: Mailbox,
     policy: RetryPolicy,
     /// Scrubbed from every detail, in case a server echoes it.
@@ -289,27 +360,37 @@ impl Mailer {
     /// at start-up or from a blocking context. Nothing is connected yet.
     pub fn new(cfg: &SmtpConfig) -> Result<Mailer, NotifyError> {
         cfg.validate()?;
-        let tls = match cfg.starttls {
-            StartTls::Never => Tls::None,
-            StartTls::Opportunistic => Tls::Opportunistic(cfg.tls_parameters()?),
-            StartTls::Required => Tls::Required(cfg.tls_parameters()?),
-            StartTls::Tls => Tls::Wrapper(cfg.tls_parameters()?),
+        let security = match cfg.starttls {
+            StartTls::Never => Security::Plain,
+            StartTls::Opportunistic => Security::StartTls {
+                params: cfg.tls_parameters()?,
+                required: false,
+            },
+            StartTls::Required => Security::StartTls {
+                params: cfg.tls_parameters()?,
+                required: true,
+            },
+            StartTls::Tls => {
+                let (connector, name) = cfg.implicit_tls()?;
+                Security::Implicit { connector, name }
+            }
         };
-        let mut builder = AsyncSmtpTransport::<Tokio1Executor>::builder_dangerous(&cfg.host)
-            .port(cfg.port)
-            .tls(tls)
-            .timeout(Some(cfg.timeout));
-        if !cfg.username.is_empty() {
-            builder = builder
-                .credentials(Credentials::new(cfg.username.clone(), cfg.password.clone()))
-                .authentication(vec![Mechanism::Plain, Mechanism::Login]);
-        }
         let from = cfg
             .from
             .parse::<Mailbox>()
             .map_err(|e| invalid("from", e.to_string()))?;
         Ok(Mailer {
-            transport: builder.build(),
+            host: cfg
+                .host
+                .trim_start_matches('[')
+                .trim_end_matches(']')
+                .to_owned(),
+            port: cfg.port,
+            security,
+            credentials: (!cfg.username.is_empty())
+                .then(|| Credentials::new(cfg.username.clone(), cfg.password.clone())),
+            // The machine's host name, as lettre's transport says by default.
+            hello: ClientId::default(),
             from,
             policy: cfg.retry_policy(),
             password: cfg.password.clone(),
@@ -337,15 +418,140 @@ impl Mailer {
         let envelope = message.envelope().clone();
         let raw = message.formatted();
         run(&self.policy, Channel::Email, &target, record, || async {
-            match self.transport.send_raw(&envelope, &raw).await {
+            match self.transact(&envelope, &raw).await {
                 Ok(reply) => {
                     let text: Vec<&str> = reply.message().collect();
                     Verdict::Delivered(format!("{} {}", reply.code(), text.join(" ")))
                 }
-                Err(e) => classify(&e, &self.password),
+                Err(Failure::Smtp(e)) => classify(&e, &self.password),
+                Err(Failure::Io(e)) => classify_io(&e),
             }
         })
         .await
+    }
+
+    /// One attempt: connect, secure, authenticate, send, QUIT.
+    async fn transact(
+        &self,
+        envelope: &lettre::address::Envelope,
+        raw: &[u8],
+    ) -> Result<Response, Failure> {
+        let tcp = connect_tcp(&self.host, self.port)
+            .await
+            .map_err(Failure::Io)?;
+        let stream: Box<dyn AsyncTokioStream> = match &self.security {
+            Security::Implicit { connector, name } => Box::new(ImplicitTls(
+                connector
+                    .connect(name.clone(), tcp)
+                    .await
+                    .map_err(Failure::Io)?,
+            )),
+            Security::Plain | Security::StartTls { .. } => Box::new(tcp),
+        };
+        let mut conn = AsyncSmtpConnection::connect_with_transport(stream, &self.hello).await?;
+        if let Security::StartTls { params, required } = &self.security
+            && (*required || conn.can_starttls())
+        {
+            // Errors with "STARTTLS is not supported" when required and not offered.
+            conn.starttls(params.clone(), &self.hello).await?;
+        }
+        if let Some(c) = &self.credentials {
+            conn.auth(&[Mechanism::Plain, Mechanism::Login], c).await?;
+        }
+        let reply = conn.send(envelope, raw).await?;
+        // QUIT and close, as lettre's transport does after each message.
+        conn.abort().await;
+        Ok(reply)
+    }
+}
+
+/// Why an attempt failed: the SMTP exchange, or our own connect or TLS.
+enum Failure {
+    Smtp(SmtpError),
+    Io(io::Error),
+}
+
+impl From<SmtpError> for Failure {
+    fn from(e: SmtpError) -> Self {
+        Failure::Smtp(e)
+    }
+}
+
+/// Connects to the first address of `host` that answers, with
+/// `TCP_NODELAY` set (see the module docs). The caller's timeout bounds it.
+pub(crate) async fn connect_tcp(host: &str, port: u16) -> io::Result<TcpStream> {
+    let mut last = None;
+    for addr in tokio::net::lookup_host((host, port)).await? {
+        match TcpStream::connect(addr).await {
+            Ok(tcp) => {
+                tcp.set_nodelay(true)?;
+                return Ok(tcp);
+            }
+            Err(e) => last = Some(e),
+        }
+    }
+    Err(last.unwrap_or_else(|| {
+        io::Error::new(
+            io::ErrorKind::NotFound,
+            format!("{host} resolves to no address"),
+        )
+    }))
+}
+
+/// An implicit-TLS connection handed to lettre as a plain stream (lettre
+/// only needs bytes in and out; it never upgrades this one).
+#[derive(Debug)]
+struct ImplicitTls(tokio_rustls::client::TlsStream<TcpStream>);
+
+impl AsyncRead for ImplicitTls {
+    fn poll_read(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        buf: &mut ReadBuf<'_>,
+    ) -> Poll<io::Result<()>> {
+        Pin::new(&mut self.0).poll_read(cx, buf)
+    }
+}
+
+impl AsyncWrite for ImplicitTls {
+    fn poll_write(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        buf: &[u8],
+    ) -> Poll<io::Result<usize>> {
+        Pin::new(&mut self.0).poll_write(cx, buf)
+    }
+
+    fn poll_flush(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        Pin::new(&mut self.0).poll_flush(cx)
+    }
+
+    fn poll_shutdown(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        Pin::new(&mut self.0).poll_shutdown(cx)
+    }
+}
+
+impl AsyncTokioStream for ImplicitTls {
+    fn peer_addr(&self) -> io::Result<SocketAddr> {
+        self.0.get_ref().0.peer_addr()
+    }
+}
+
+/// Our own connect and TLS handshake: a refused certificate (a rustls
+/// error inside) is permanent; refused, reset, unresolvable and timed-out
+/// connections are retried.
+fn classify_io(e: &io::Error) -> Verdict {
+    let detail = format!("connection error: {e}");
+    let tls = e
+        .get_ref()
+        .is_some_and(|inner| inner.downcast_ref::<rustls::Error>().is_some());
+    if tls {
+        Verdict::Permanent(detail)
+    } else {
+        Verdict::Transient {
+            detail,
+            retry_after: None,
+        }
     }
 }
 
@@ -465,6 +671,21 @@ mod tests {
         parse("host = \"::1\"\nusername = \"u\"\nstarttls = \"never\"")
             .validate()
             .unwrap();
+    }
+
+    /// The reason the mailer connects by itself: without TCP_NODELAY the
+    /// message's closing `.` waits ~40 ms for the server's delayed ACK.
+    #[tokio::test]
+    async fn connections_are_made_with_tcp_nodelay() {
+        let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        let port = listener.local_addr().unwrap().port();
+        let tcp = connect_tcp("127.0.0.1", port).await.unwrap();
+        assert!(tcp.nodelay().unwrap());
+        let tcp = connect_tcp("localhost", port).await.unwrap();
+        assert!(tcp.nodelay().unwrap());
+        drop(listener);
+        let e = connect_tcp("127.0.0.1", port).await.unwrap_err();
+        assert!(matches!(classify_io(&e), Verdict::Transient { .. }), "{e}");
     }
 
     #[test]
