@@ -1,9 +1,17 @@
 //! Incidents: `GET /v1/incidents`, `GET /v1/incidents/{id}`,
 //! `POST /v1/incidents/{id}/ack|resolve|note` and the one-click
-//! acknowledgement link `GET /v1/incidents/{id}/ack?token=...`. Every change
+//! acknowledgement link `/v1/incidents/{id}/ack?token=...`. Every change
 //! is a `system/incident_update` event, durable before the reply.
+//!
+//! The link acknowledges only on `POST`: mail security gateways (Safe
+//! Links, URL Defense, ...) fetch every link in a message with `GET`
+//! before a person sees it, and an acknowledgement on `GET` would stop the
+//! escalation of every incident unseen. `GET` answers a page whose form
+//! posts back to the same address, submitted by the page itself, so a
+//! person's click still acknowledges at once (a button when scripts are off).
 
 use axum::Json;
+use axum::body::Bytes;
 use axum::extract::{Path, Query, State};
 use axum::http::{HeaderMap, StatusCode, header};
 use axum::response::{Html, IntoResponse, Response};
@@ -133,6 +141,22 @@ fn body(b: Option<Json<ActionBody>>) -> ActionBody {
     b.map(|Json(b)| b).unwrap_or_default()
 }
 
+/// The JSON body of `POST .../ack` (read by hand: the same route takes the
+/// link's form post, whose body is not JSON). Empty means no fields.
+fn ack_body(headers: &HeaderMap, b: &[u8]) -> Result<ActionBody, (u16, String)> {
+    if b.iter().all(u8::is_ascii_whitespace) {
+        return Ok(ActionBody::default());
+    }
+    let json = headers
+        .get(header::CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .is_some_and(|v| v.trim_start().starts_with("application/json"));
+    if !json {
+        return Err((415, "the body must be application/json".into()));
+    }
+    serde_json::from_slice(b).map_err(|e| (400, format!("invalid JSON body: {e}")))
+}
+
 /// `by` (required), `note` and `assignee` of an action, trimmed and
 /// checked; the error is the 400 message.
 fn fields(b: ActionBody) -> Result<(String, Option<String>, Option<String>), String> {
@@ -144,12 +168,23 @@ fn fields(b: ActionBody) -> Result<(String, Option<String>, Option<String>), Str
     ))
 }
 
+/// `POST .../ack`: the API (JSON body), or the link's form post (`token`
+/// in the query).
 pub async fn ack(
     State(h): State<ResponseHandle>,
     Path(id): Path<String>,
-    b: Option<Json<ActionBody>>,
+    Query(p): Query<LinkParams>,
+    headers: HeaderMap,
+    b: Bytes,
 ) -> Response {
-    let (by, note, assignee) = match fields(body(b)) {
+    if let Some(token) = p.token {
+        return link_ack(h, id, token, &headers).await;
+    }
+    let b = match ack_body(&headers, &b) {
+        Ok(b) => b,
+        Err((status, message)) => return error(status, message),
+    };
+    let (by, note, assignee) = match fields(b) {
         Ok(f) => f,
         Err(r) => return error(400, r),
     };
@@ -210,31 +245,79 @@ pub struct LinkParams {
     token: Option<String>,
 }
 
-/// The one-click link. Answers HTML to a browser, JSON when asked for it.
-pub async fn link_ack(
-    State(h): State<ResponseHandle>,
+fn wants_json(headers: &HeaderMap) -> bool {
+    headers
+        .get(header::ACCEPT)
+        .and_then(|v| v.to_str().ok())
+        .is_some_and(|a| a.contains("application/json") && !a.contains("text/html"))
+}
+
+/// `GET` of the link: changes nothing (see the module docs). A browser gets
+/// a page that posts the link back by itself; JSON clients are told to POST.
+pub async fn link_page(
     Path(id): Path<String>,
     Query(p): Query<LinkParams>,
     headers: HeaderMap,
 ) -> Response {
-    let wants_json = headers
-        .get(header::ACCEPT)
-        .and_then(|v| v.to_str().ok())
-        .is_some_and(|a| a.contains("application/json") && !a.contains("text/html"));
-    let r = match p.token.filter(|t| !t.is_empty()) {
-        None => Err(ApiError {
+    if p.token.as_deref().is_none_or(str::is_empty) {
+        return page(
+            400,
+            "Not acknowledged",
+            "the acknowledgement link has no token",
+        );
+    }
+    if wants_json(&headers) {
+        return error(
+            405,
+            "the acknowledgement link acknowledges on POST to the same address",
+        );
+    }
+    let id = esc(&id);
+    // The empty action posts to this same address, token included.
+    let body = format!(
+        "<!doctype html><html><head><meta charset=\"utf-8\">\
+         <meta name=\"robots\" content=\"noindex\">\
+         <title>Acknowledge incident {id}</title></head><body>\
+         <h1>Acknowledge incident {id}</h1>\
+         <form method=\"post\"><button type=\"submit\">Acknowledge</button></form>\
+         <script>document.forms[0].submit()</script></body></html>"
+    );
+    (
+        StatusCode::OK,
+        [(header::CACHE_CONTROL, "no-store")],
+        Html(body),
+    )
+        .into_response()
+}
+
+fn page(status: u16, title: &str, text: &str) -> Response {
+    let status = StatusCode::from_u16(status).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
+    (
+        status,
+        [(header::CACHE_CONTROL, "no-store")],
+        Html(format!(
+            "<!doctype html><html><head><meta charset=\"utf-8\"><title>{title}</title></head>\
+             <body><h1>{title}</h1><p>{text}</p></body></html>"
+        )),
+    )
+        .into_response()
+}
+
+/// The link's `POST`. Answers HTML to a browser, JSON when asked for it.
+async fn link_ack(h: ResponseHandle, id: String, token: String, headers: &HeaderMap) -> Response {
+    let r = if token.is_empty() {
+        Err(ApiError {
             status: 400,
             message: "the acknowledgement link has no token".into(),
-        }),
-        Some(token) => {
-            h.call(Command::LinkAck {
-                id: id.clone(),
-                token,
-            })
-            .await
-        }
+        })
+    } else {
+        h.call(Command::LinkAck {
+            id: id.clone(),
+            token,
+        })
+        .await
     };
-    if wants_json {
+    if wants_json(headers) {
         return reply(r, false);
     }
     let (status, title, text) = match &r {
@@ -249,15 +332,7 @@ pub async fn link_ack(
         ),
         Err(e) => (e.status, "Not acknowledged", esc(&e.message)),
     };
-    let status = StatusCode::from_u16(status).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
-    (
-        status,
-        Html(format!(
-            "<!doctype html><html><head><meta charset=\"utf-8\"><title>{title}</title></head>\
-             <body><h1>{title}</h1><p>{text}</p></body></html>"
-        )),
-    )
-        .into_response()
+    page(status, title, &text)
 }
 
 fn esc(s: &str) -> String {

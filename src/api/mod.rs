@@ -59,7 +59,7 @@ pub fn app(state: AppState) -> Router {
                 .route("/v1/incidents/{id}", get(incidents::get_one))
                 .route(
                     "/v1/incidents/{id}/ack",
-                    get(incidents::link_ack).post(incidents::ack),
+                    get(incidents::link_page).post(incidents::ack),
                 )
                 .route("/v1/incidents/{id}/resolve", post(incidents::resolve))
                 .route("/v1/incidents/{id}/note", post(incidents::note))

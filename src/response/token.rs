@@ -1,4 +1,4 @@
-//! Acknowledgement links: `GET {public_url}/v1/incidents/{id}/ack?token=T`.
+//! Acknowledgement links: `{public_url}/v1/incidents/{id}/ack?token=T` (a `GET` shows a page that posts it back; the `POST` acknowledges).
 //!
 //! `T` = base64url(`incident.level.expires.nonce`) `.` base64url(HMAC-SHA-256
 //! of those bytes), keyed by `DATA/state/ack-link.key` (32 random bytes,

@@ -43,6 +43,9 @@
 //! state in [`super::relation`]; their members' hits take the same reorder
 //! buffer, and the rule's `timespan_ms` is its replay span.
 //!
+//! Group state lives in [`super::groups::Groups`] (one lookup per hit, a
+//! lazily refreshed idle order); the reorder buffer is `reorder.rs`.
+//!
 //! Rebuilding after a restart or reload: replay the ledger from
 //! `now - (RuleSet::max_timespan_ms + allowed_lateness_ms)` with
 //! [`Engine::replay`] (alerts dropped), then continue with

@@ -180,6 +180,30 @@ fn wait_mail(smtp: &Smtp, server: &Server, n: usize) -> Vec<(Vec<String>, String
     })
 }
 
+/// The DOM headless Chromium shows after opening `url` and running its
+/// scripts (up to 10 s of page time).
+fn open_in_browser(url: &str) -> String {
+    let profile = tempfile::tempdir().unwrap();
+    let out = std::process::Command::new("chromium")
+        .args([
+            "--headless",
+            "--no-sandbox",
+            "--disable-gpu",
+            "--no-first-run",
+            "--virtual-time-budget=10000",
+        ])
+        .arg(format!("--user-data-dir={}", profile.path().display()))
+        .args(["--dump-dom", url])
+        .output()
+        .unwrap_or_else(|e| panic!("chromium (installed by .ci/run) did not start: {e}"));
+    assert!(
+        out.status.success(),
+        "chromium: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    String::from_utf8(out.stdout).unwrap()
+}
+
 fn ack_link(body: &str) -> String {
     body.lines()
         .find_map(|l| l.split("one click): ").nth(1))
@@ -350,7 +374,7 @@ fn brute_force_alert_emails_escalates_to_level_two_and_an_ack_stops_it() {
 
     // The level-1 link now finds the incident acknowledged.
     let r = c
-        .get(&first_link)
+        .post(&first_link)
         .header("Accept", "application/json")
         .send()
         .unwrap();
@@ -672,16 +696,37 @@ fn ack_links_refuse_invalid_expired_and_reused_tokens_and_resolved_incidents_ref
         .unwrap()
         .to_owned();
 
+    // A GET of the link (what a mail gateway's link scanner does) changes
+    // nothing: it is a page whose form posts the link back.
+    let r = c.get(&l1).send().unwrap();
+    assert_eq!(r.status().as_u16(), 200);
+    let page = r.text().unwrap();
+    assert!(page.contains("<form method=\"post\">"), "{page}");
+    assert!(page.contains("document.forms[0].submit()"), "{page}");
+    let r = c
+        .get(&l1)
+        .header("Accept", "application/json")
+        .send()
+        .unwrap();
+    assert_eq!(r.status().as_u16(), 405);
+    let one = c
+        .get(format!("{url}/v1/incidents/{id1}"))
+        .send()
+        .unwrap()
+        .json::<Value>()
+        .unwrap();
+    assert_eq!(one["state"], "open");
+
     // Garbage and a token of another incident.
     let r = c
-        .get(format!("{url}/v1/incidents/{id1}/ack?token=not-a-token"))
+        .post(format!("{url}/v1/incidents/{id1}/ack?token=not-a-token"))
         .send()
         .unwrap();
     assert_eq!(r.status().as_u16(), 403);
     assert!(r.text().unwrap().contains("malformed"));
     let token2 = l2.split("token=").nth(1).unwrap();
     let r = c
-        .get(format!("{url}/v1/incidents/{id1}/ack?token={token2}"))
+        .post(format!("{url}/v1/incidents/{id1}/ack?token={token2}"))
         .header("Accept", "application/json")
         .send()
         .unwrap();
@@ -693,10 +738,11 @@ fn ack_links_refuse_invalid_expired_and_reused_tokens_and_resolved_incidents_ref
             .contains("another incident")
     );
 
-    // One click acknowledges; the second click is refused.
-    let r = c.get(&l1).send().unwrap();
-    assert_eq!(r.status().as_u16(), 200);
-    assert!(r.text().unwrap().contains("Incident acknowledged"));
+    // One click in a real browser (headless Chromium, which `.ci/run`
+    // installs) acknowledges: the page posts the link back by itself. The
+    // second use is refused.
+    let dom = open_in_browser(&l1);
+    assert!(dom.contains("Incident acknowledged"), "{dom}");
     let one = c
         .get(format!("{url}/v1/incidents/{id1}"))
         .send()
@@ -706,7 +752,7 @@ fn ack_links_refuse_invalid_expired_and_reused_tokens_and_resolved_incidents_ref
     assert_eq!(one["state"], "acknowledged");
     assert_eq!(one["acknowledged_by"], "link:primary");
     let r = c
-        .get(&l1)
+        .post(&l1)
         .header("Accept", "application/json")
         .send()
         .unwrap();
@@ -735,7 +781,7 @@ fn ack_links_refuse_invalid_expired_and_reused_tokens_and_resolved_incidents_ref
         (sealtrail::event::Timestamp::now().unix_ms() / 1000 >= expires).then_some(())
     });
     let r = c
-        .get(&l2)
+        .post(&l2)
         .header("Accept", "application/json")
         .send()
         .unwrap();
@@ -778,6 +824,19 @@ fn ack_links_refuse_invalid_expired_and_reused_tokens_and_resolved_incidents_ref
     assert_eq!(s, 404);
     let (s, v) = post_json(&c, &format!("{url}/v1/incidents/{id2}/ack"), json!({}));
     assert_eq!((s, v["error"].as_str().unwrap()), (400, "`by` is required"));
+    // Without a token the body must be JSON.
+    for (ctype, body, status) in [
+        ("application/x-www-form-urlencoded", "by=bob", 415),
+        ("application/json", "{\"by\":", 400),
+    ] {
+        let r = c
+            .post(format!("{url}/v1/incidents/{id2}/ack"))
+            .header("Content-Type", ctype)
+            .body(body)
+            .send()
+            .unwrap();
+        assert_eq!(r.status().as_u16(), status, "{ctype}");
+    }
     let (s, v) = post_json(
         &c,
         &format!("{url}/v1/incidents/{id2}/note"),
