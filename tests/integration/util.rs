@@ -203,8 +203,8 @@ pub fn serve_config(data: &Path, k: &Keys, extra: &str) -> String {
     )
 }
 
-/// Every stored entry (sealed and open segments), in order, as JSON.
-pub fn stored_entries(data: &Path) -> Vec<serde_json::Value> {
+/// Every stored entry's bytes (sealed segments, then the open one), in order.
+pub fn stored_payloads(data: &Path) -> Vec<Vec<u8>> {
     let dir = data.join("ledger/segments");
     let mut files: Vec<_> = std::fs::read_dir(&dir)
         .unwrap()
@@ -215,10 +215,18 @@ pub fn stored_entries(data: &Path) -> Vec<serde_json::Value> {
     for f in files {
         let mut r = sealtrail::ledger::segment::FrameReader::open(&f).unwrap();
         while let Some(frame) = r.next_frame().unwrap() {
-            out.push(serde_json::from_slice(&frame.payload).unwrap());
+            out.push(frame.payload);
         }
     }
     out
+}
+
+/// Every stored entry (sealed and open segments), in order, as JSON.
+pub fn stored_entries(data: &Path) -> Vec<serde_json::Value> {
+    stored_payloads(data)
+        .iter()
+        .map(|p| serde_json::from_slice(p).unwrap())
+        .collect()
 }
 
 /// The rule pack the detection and response tests share: a detection
