@@ -11,35 +11,23 @@
 #   bash bench/alert-latency.sh [SECONDS=30] [RATE=2000] [LATENESS=2s]
 #
 # LATENESS defaults to the service's default (`[rules] allowed_lateness`).
+# SEALTRAIL_BIN: a binary already built (otherwise the release one is built).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 seconds=${1:-30}
 rate=${2:-2000}
 lateness=${3:-2s}
-cargo build --release --locked --quiet
-bin=${CARGO_TARGET_DIR:-$PWD/target}/release/sealtrail
-work=$(mktemp -d /tmp/sealtrail-alerts.XXXXXX)
-trap 'kill "$pid" 2>/dev/null || true; wait "$pid" 2>/dev/null || true; rm -rf "$work"' EXIT
-"$bin" keygen --out "$work/keys" --name bench.example/log >/dev/null
-port=$((20000 + RANDOM % 20000))
-cat >"$work/config.toml" <<EOF
-data_dir = "$work/data"
-[ledger]
-key_file = "$work/keys/signing.key"
-[http]
-listen = "127.0.0.1:$port"
-[syslog]
-listen = "127.0.0.1:$((port + 1))"
+source bench/lib/serve.sh
+bench_setup alerts
+{
+    serve_base_config
+    cat <<EOF
 [rules]
 dir = "$PWD/rules"
 allowed_lateness = "$lateness"
 EOF
-"$bin" serve --config "$work/config.toml" >"$work/serve.log" 2>&1 &
-pid=$!
-for _ in $(seq 1 200); do
-    curl -sf "http://127.0.0.1:$port/healthz" >/dev/null && break
-    sleep 0.1
-done
+} >"$work/config.toml"
+serve_start
 python3 - "$port" "$seconds" "$rate" <<'PY'
 import json, sys, time, urllib.request, datetime, re
 port, seconds, rate = int(sys.argv[1]), int(sys.argv[2]), int(sys.argv[3])

@@ -17,14 +17,8 @@ seconds=${1:-60}
 storm=${2:-10000}
 users=${3:-1000}
 # SEALTRAIL_BIN: an already built release binary (skips the build).
-if [ -z "${SEALTRAIL_BIN:-}" ]; then
-    cargo build --release --locked --quiet
-fi
-bin=${SEALTRAIL_BIN:-${CARGO_TARGET_DIR:-$PWD/target}/release/sealtrail}
-work=$(mktemp -d /tmp/sealtrail-storm.XXXXXX)
-pid= smtp_pid=
-trap 'exec 3>&-; kill $pid $smtp_pid 2>/dev/null || true; wait $pid $smtp_pid 2>/dev/null || true; rm -rf "$work"' EXIT
-"$bin" keygen --out "$work/keys" --name bench.example/log >/dev/null
+source bench/lib/serve.sh
+bench_setup storm
 mkdir -p "$work/rules/playbooks" "$work/mail"
 cat >"$work/rules/storm.yml" <<'EOF2'
 title: Break-glass access
@@ -70,15 +64,12 @@ mkfifo "$work/smtp.in"
 exec 3<>"$work/smtp.in"
 python3 tests/support/smtp_sink.py --dir "$work/mail" <"$work/smtp.in" >"$work/smtp.out" &
 smtp_pid=$!
+bench_track "$smtp_pid"
 for _ in $(seq 1 100); do grep -q PORT "$work/smtp.out" 2>/dev/null && break; sleep 0.05; done
 smtp_port=$(awk '{print $2}' "$work/smtp.out")
-port=$((20000 + RANDOM % 20000))
-cat >"$work/config.toml" <<EOF2
-data_dir = "$work/data"
-[ledger]
-key_file = "$work/keys/signing.key"
-[http]
-listen = "127.0.0.1:$port"
+{
+    serve_base_config
+    cat <<EOF2
 [rules]
 dir = "$work/rules"
 allowed_lateness = "200ms"
@@ -95,12 +86,8 @@ name = "primary"
 emails = ["oncall@clinic.example"]
 ack_timeout = "1h"
 EOF2
-"$bin" serve --config "$work/config.toml" >"$work/serve.log" 2>&1 &
-pid=$!
-for _ in $(seq 1 200); do
-    curl -sf "http://127.0.0.1:$port/healthz" >/dev/null && break
-    sleep 0.1
-done
+} >"$work/config.toml"
+serve_start
 python3 - "$port" "$seconds" "$storm" "$users" "$pid" "$work/mail" "${RESPONSE:-true}" <<'PY'
 import datetime, glob, json, os, sys, time, urllib.parse, urllib.request
 port, seconds, storm, users, pid, mail = int(sys.argv[1]), int(sys.argv[2]), int(sys.argv[3]), int(sys.argv[4]), sys.argv[5], sys.argv[6]

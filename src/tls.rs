@@ -5,11 +5,11 @@
 //! The crypto provider is always passed explicitly (ring), never taken from a
 //! process-wide default, so this works whatever else in the process installed.
 
+use crate::ledger::keys::write_new_file;
 use rustls::ServerConfig;
 use rustls::crypto::CryptoProvider;
 use rustls::pki_types::{CertificateDer, PrivateKeyDer};
-use std::fs::OpenOptions;
-use std::io::{BufReader, Write};
+use std::io::BufReader;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use thiserror::Error;
@@ -97,24 +97,12 @@ pub fn write_self_signed(dir: &Path, hosts: &[String]) -> Result<CertFiles, TlsE
 }
 
 fn create_new(path: &Path, data: &[u8], mode: u32) -> Result<(), TlsError> {
-    let mut opts = OpenOptions::new();
-    opts.write(true).create_new(true);
-    #[cfg(unix)]
-    {
-        use std::os::unix::fs::OpenOptionsExt;
-        // Set at creation, so the key is never readable by others.
-        opts.mode(mode);
-    }
-    #[cfg(not(unix))]
-    let _ = mode;
-    let mut f = opts.open(path).map_err(|e| match e.kind() {
+    write_new_file(path, data, mode).map_err(|e| match e.kind() {
         std::io::ErrorKind::AlreadyExists => TlsError::AlreadyExists {
             path: path.to_owned(),
         },
         _ => io_err(path)(e),
-    })?;
-    f.write_all(data).map_err(io_err(path))?;
-    f.sync_all().map_err(io_err(path))
+    })
 }
 
 fn open_bounded(path: &Path) -> Result<BufReader<std::fs::File>, TlsError> {

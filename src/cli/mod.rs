@@ -48,7 +48,8 @@ pub enum Command {
         #[arg(long, default_value = "localhost/sealtrail")]
         name: String,
     },
-    /// Append NDJSON events (a file or - for stdin) to the ledger.
+    /// Append NDJSON events (a file or - for stdin) to the ledger; with
+    /// rules, imported events are run through them like served ones.
     Import(ImportArgs),
     /// Verify a data directory, or an evidence bundle, offline with the log's public key.
     Verify {
@@ -146,8 +147,9 @@ pub enum ReportCommand {
     },
 }
 
+/// The configuration file and the overrides `serve` and `import` share.
 #[derive(Args, Debug)]
-pub struct ServeArgs {
+pub struct ConfigArgs {
     /// Configuration file (TOML); every key has a default.
     #[arg(long)]
     config: Option<PathBuf>,
@@ -157,18 +159,44 @@ pub struct ServeArgs {
     /// Signing key (overrides `ledger.key_file`).
     #[arg(long)]
     key: Option<PathBuf>,
+    /// Lookup tables folder: staff.csv, patients.csv (overrides `lookups.dir`).
+    #[arg(long)]
+    lookups: Option<PathBuf>,
+    /// Detection rules folder (overrides `rules.dir`).
+    #[arg(long)]
+    rules: Option<PathBuf>,
+}
+
+impl ConfigArgs {
+    /// The configuration file (or the defaults) with the overrides applied.
+    fn load(self) -> Result<Config> {
+        let mut config = Config::load(self.config.as_deref())?;
+        if let Some(d) = self.data {
+            config.data_dir = d;
+        }
+        if let Some(k) = self.key {
+            config.key_file = k;
+        }
+        if let Some(l) = self.lookups {
+            config.lookups.dir = l;
+        }
+        if let Some(r) = self.rules {
+            config.rules.dir = r;
+        }
+        Ok(config)
+    }
+}
+
+#[derive(Args, Debug)]
+pub struct ServeArgs {
+    #[command(flatten)]
+    config: ConfigArgs,
     /// HTTP listen address (overrides `http.listen`).
     #[arg(long)]
     listen: Option<std::net::SocketAddr>,
     /// Syslog UDP and TCP listen address (overrides `syslog.listen`).
     #[arg(long)]
     syslog: Option<std::net::SocketAddr>,
-    /// Lookup tables folder (overrides `lookups.dir`).
-    #[arg(long)]
-    lookups: Option<PathBuf>,
-    /// Detection rules folder (overrides `rules.dir`).
-    #[arg(long)]
-    rules: Option<PathBuf>,
 }
 
 #[derive(Args, Debug)]
@@ -200,20 +228,8 @@ pub struct GenArgs {
 
 #[derive(Args, Debug)]
 pub struct ImportArgs {
-    #[arg(long)]
-    data: Option<PathBuf>,
-    #[arg(long)]
-    key: Option<PathBuf>,
-    /// Configuration file (ledger, lookups, masking, ingest sections).
-    #[arg(long)]
-    config: Option<PathBuf>,
-    /// Lookup tables folder (staff.csv, patients.csv) for enrichment.
-    #[arg(long)]
-    lookups: Option<PathBuf>,
-    /// Detection rules folder (overrides `rules.dir`); imported events are
-    /// run through the rules like served ones.
-    #[arg(long)]
-    rules: Option<PathBuf>,
+    #[command(flatten)]
+    config: ConfigArgs,
     /// Print one JSON line per durable batch: {"lines": n, "last_index": i}.
     #[arg(long)]
     progress: bool,
@@ -358,24 +374,12 @@ fn generate(args: GenArgs) -> Result<ExitCode> {
 }
 
 fn serve(args: ServeArgs) -> Result<ExitCode> {
-    let mut config = Config::load(args.config.as_deref())?;
-    if let Some(d) = args.data {
-        config.data_dir = d;
-    }
-    if let Some(k) = args.key {
-        config.key_file = k;
-    }
+    let mut config = args.config.load()?;
     if let Some(l) = args.listen {
         config.http.listen = l;
     }
-    if let Some(l) = args.lookups {
-        config.lookups.dir = l;
-    }
     if let Some(s) = args.syslog {
         config.syslog.listen = Some(s);
-    }
-    if let Some(r) = args.rules {
-        config.rules.dir = r;
     }
     init_logging();
     let runtime = tokio::runtime::Builder::new_multi_thread()
@@ -423,19 +427,7 @@ fn cert(out: &Path, hosts: &[String]) -> Result<ExitCode> {
 }
 
 fn import(args: ImportArgs) -> Result<ExitCode> {
-    let mut config = Config::load(args.config.as_deref())?;
-    if let Some(d) = args.data {
-        config.data_dir = d;
-    }
-    if let Some(k) = args.key {
-        config.key_file = k;
-    }
-    if let Some(l) = args.lookups {
-        config.lookups.dir = l;
-    }
-    if let Some(r) = args.rules {
-        config.rules.dir = r;
-    }
+    let config = args.config.load()?;
     let peer = if args.input == Path::new("-") {
         "stdin".to_owned()
     } else {

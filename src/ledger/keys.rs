@@ -287,8 +287,10 @@ fn io_err(path: &Path) -> impl FnOnce(std::io::Error) -> KeyError + '_ {
     }
 }
 
-/// Create `path` (which must not exist) with `mode` on Unix, and write `data`.
-fn create_new(path: &Path, data: &[u8], mode: u32) -> Result<(), KeyError> {
+/// Creates `path`, which must not exist (else an `AlreadyExists` error),
+/// with `mode` on Unix, writes `data` and syncs it. Every key file sealtrail
+/// writes (signing, TLS, masking) is made here.
+pub(crate) fn write_new_file(path: &Path, data: &[u8], mode: u32) -> std::io::Result<()> {
     let mut opts = OpenOptions::new();
     opts.write(true).create_new(true);
     #[cfg(unix)]
@@ -300,14 +302,18 @@ fn create_new(path: &Path, data: &[u8], mode: u32) -> Result<(), KeyError> {
     }
     #[cfg(not(unix))]
     let _ = mode;
-    let mut f = opts.open(path).map_err(|e| match e.kind() {
+    let mut f = opts.open(path)?;
+    f.write_all(data)?;
+    f.sync_all()
+}
+
+fn create_new(path: &Path, data: &[u8], mode: u32) -> Result<(), KeyError> {
+    write_new_file(path, data, mode).map_err(|e| match e.kind() {
         std::io::ErrorKind::AlreadyExists => KeyError::AlreadyExists {
             path: path.to_owned(),
         },
         _ => io_err(path)(e),
-    })?;
-    f.write_all(data).map_err(io_err(path))?;
-    f.sync_all().map_err(io_err(path))
+    })
 }
 
 /// Generate a key named `name` and write `signing.key` (PKCS#8 PEM, mode

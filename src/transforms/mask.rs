@@ -40,7 +40,7 @@
 
 use std::borrow::Cow;
 use std::collections::BTreeMap;
-use std::io::{Read, Write};
+use std::io::Read;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
@@ -744,22 +744,12 @@ pub fn load_or_create_key(path: &Path) -> Result<Vec<u8>, MaskError> {
     }
     let mut key = vec![0u8; MASK_KEY_BYTES];
     rand_core::RngCore::fill_bytes(&mut rand_core::OsRng, &mut key);
-    let mut opts = std::fs::OpenOptions::new();
-    opts.write(true).create_new(true);
-    #[cfg(unix)]
-    {
-        use std::os::unix::fs::OpenOptionsExt;
-        // Set at creation so the key is never readable by others.
-        opts.mode(0o600);
-    }
-    let mut file = match opts.open(path) {
-        Ok(f) => f,
+    match crate::ledger::keys::write_new_file(path, &key, 0o600) {
+        Ok(()) => {}
         // Another process created it first: use theirs.
         Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => return read_key(path),
         Err(e) => return Err(io(e)),
-    };
-    file.write_all(&key).map_err(io)?;
-    file.sync_all().map_err(io)?;
+    }
     #[cfg(unix)]
     if let Some(parent) = path.parent().filter(|p| !p.as_os_str().is_empty()) {
         std::fs::File::open(parent)

@@ -5,87 +5,26 @@
 use crate::util::*;
 use reqwest::blocking::Client;
 use serde_json::{Value, json};
-use std::path::Path;
-use std::time::{Duration, Instant};
+use std::path::{Path, PathBuf};
 
-const RULES: &str = r#"title: Break-glass access
-id: break-glass
-level: high
-detection:
-  sel:
-    reason: break_glass
-  condition: sel
----
-title: Failed login
-id: failed-login
-level: low
-detection:
-  sel:
-    category: auth
-    action: login
-    outcome: failure
-  condition: sel
----
-title: Repeated failed logins
-id: brute-force
-level: high
-correlation:
-  type: event_count
-  rules:
-    - failed-login
-  group-by:
-    - actor.user
-  timespan: 10m
-  condition:
-    gte: 5
-"#;
-
-fn rules_dir(dir: &Path) -> std::path::PathBuf {
-    let rules = dir.join("rules");
-    std::fs::create_dir_all(&rules).unwrap();
-    std::fs::write(rules.join("pack.yml"), RULES).unwrap();
-    rules
+fn rules_dir(dir: &Path) -> PathBuf {
+    rules_folder(&dir.join("rules"), DETECTION_RULES)
 }
 
 fn config(dir: &Path, k: &Keys, rules: &Path) -> String {
-    serve_config(
-        &dir.join("data"),
-        k,
-        &format!(
-            "[rules]\ndir = {:?}\nreload_seconds = 1\nallowed_lateness = \"500ms\"\nsuppression = \"1h\"\n",
-            rules.to_str().unwrap()
-        ),
-    )
-}
-
-/// An event at the current time (so idle time moves the watermark as it would
-/// for a live source).
-fn event(id: &str, category: &str, action: &str, outcome: &str, user: &str, extra: Value) -> Value {
-    let mut e = json!({
-        "id": id,
-        "time": sealtrail::event::Timestamp::now().to_string(),
-        "category": category, "action": action, "outcome": outcome,
-        "actor": {"user": user, "ip": "10.0.0.9"},
-        "source": {"system": "ehr"},
-    });
-    if let (Some(o), Some(x)) = (e.as_object_mut(), extra.as_object()) {
-        o.extend(x.clone());
-    }
-    e
+    detection_config(dir, k, rules, "500ms", "")
 }
 
 fn failed_login(id: &str, user: &str) -> Value {
-    event(id, "auth", "login", "failure", user, json!({}))
+    live_event(id, user, json!({}))
 }
 
 fn break_glass(id: &str, user: &str) -> Value {
-    event(
+    live_event(
         id,
-        "access",
-        "view",
-        "success",
         user,
-        json!({"reason": "break_glass", "patient": {"id": "MRN-1"}}),
+        json!({"category": "access", "action": "view", "outcome": "success",
+               "reason": "break_glass", "patient": {"id": "MRN-1"}}),
     )
 }
 
@@ -93,50 +32,26 @@ fn break_glass(id: &str, user: &str) -> Value {
 fn post(c: &Client, url: &str, events: &[Value]) -> Vec<u64> {
     events
         .iter()
-        .map(|e| {
-            let r = c.post(format!("{url}/v1/events")).json(e).send().unwrap();
-            assert_eq!(r.status().as_u16(), 200);
-            r.json::<Value>().unwrap()["first_index"].as_u64().unwrap()
-        })
+        .map(|e| post_events(c, url, e)["first_index"].as_u64().unwrap())
         .collect()
 }
 
 fn alerts(c: &Client, url: &str, rule: Option<&str>) -> Vec<Value> {
-    let mut req = c.get(format!("{url}/v1/alerts"));
-    if let Some(r) = rule {
-        req = req.query(&[("rule", r)]);
-    }
-    let r = req.send().unwrap();
-    assert_eq!(r.status().as_u16(), 200);
-    r.json::<Value>().unwrap()["alerts"]
+    let query = rule.map(|r| format!("?rule={r}")).unwrap_or_default();
+    get_json(c, &format!("{url}/v1/alerts{query}"))["alerts"]
         .as_array()
         .unwrap()
         .clone()
 }
 
-/// Waits until `ok` holds, polling.
-fn wait_for<T>(what: &str, server: &Server, mut ok: impl FnMut() -> Option<T>) -> T {
-    let deadline = Instant::now() + Duration::from_secs(30);
-    loop {
-        if let Some(v) = ok() {
-            return v;
-        }
-        assert!(
-            Instant::now() < deadline,
-            "timed out waiting for {what}; log:\n{}",
-            server.log_text()
-        );
-        std::thread::sleep(Duration::from_millis(50)); // polling a condition
-    }
-}
-
 fn wait_alerts(c: &Client, server: &Server, rule: &str, n: usize) -> Vec<Value> {
-    wait_for(&format!("{n} {rule} alerts"), server, || {
+    server.wait_for(&format!("{n} {rule} alerts"), || {
         let a = alerts(c, &server.http, Some(rule));
         (a.len() == n).then_some(a)
     })
 }
 
+/// One series of `/metrics`, 0 when it is not there.
 fn metric(c: &Client, url: &str, name: &str) -> f64 {
     let text = c
         .get(format!("{url}/metrics"))
@@ -144,15 +59,11 @@ fn metric(c: &Client, url: &str, name: &str) -> f64 {
         .unwrap()
         .text()
         .unwrap();
-    text.lines()
-        .find_map(|l| l.strip_prefix(name)?.strip_prefix(' ')?.parse().ok())
-        .unwrap_or(0.0)
+    metric_value(&text, name).unwrap_or(0.0)
 }
 
 fn get_event(c: &Client, url: &str, i: u64) -> Value {
-    let r = c.get(format!("{url}/v1/events/{i}")).send().unwrap();
-    assert_eq!(r.status().as_u16(), 200, "event {i}");
-    r.json().unwrap()
+    get_json(c, &format!("{url}/v1/events/{i}"))
 }
 
 fn indices(alert: &Value) -> Vec<u64> {
@@ -162,18 +73,6 @@ fn indices(alert: &Value) -> Vec<u64> {
         .iter()
         .map(|v| v.as_u64().unwrap())
         .collect()
-}
-
-fn verify_ok(dir: &Path, k: &Keys) {
-    let out = std::process::Command::new(bin())
-        .args(["verify", "--json", "--data"])
-        .arg(dir.join("data"))
-        .arg("--vkey")
-        .arg(&k.vkey)
-        .output()
-        .unwrap();
-    let v: Value = serde_json::from_slice(&out.stdout).unwrap();
-    assert_eq!(v["ok"], true, "{v}");
 }
 
 #[test]
@@ -229,7 +128,7 @@ fn detections_and_correlations_become_ledger_alerts_once() {
         .map(|i| failed_login(&format!("fl2-{i}"), "u1"))
         .collect();
     post(&c, &url, &again);
-    wait_for("a suppressed alert", &server, || {
+    server.wait_for("a suppressed alert", || {
         (metric(&c, &url, "sealtrail_alerts_suppressed_total") >= 1.0).then_some(())
     });
     // A second break-glass access is its own alert (detections are not
@@ -244,13 +143,9 @@ fn detections_and_correlations_become_ledger_alerts_once() {
     assert!(all[0]["index"].as_u64() > all[1]["index"].as_u64());
     assert_eq!(metric(&c, &url, "sealtrail_alerts_total"), 3.0);
     assert!(metric(&c, &url, "sealtrail_detection_events_total") >= 17.0);
-    assert!(
-        c.get(format!("{url}/metrics"))
-            .send()
-            .unwrap()
-            .text()
-            .unwrap()
-            .contains("sealtrail_alert_latency_seconds_count 3")
+    assert_eq!(
+        metric(&c, &url, "sealtrail_alert_latency_seconds_count"),
+        3.0
     );
 
     // Ingest-to-alert latency (received of the completing event to the
@@ -262,7 +157,7 @@ fn detections_and_correlations_become_ledger_alerts_once() {
     );
 
     assert_eq!(server.terminate(), Some(0));
-    verify_ok(dir.path(), &k);
+    verify_ok(&dir.path().join("data"), &k);
 }
 
 #[test]
@@ -288,9 +183,7 @@ fn an_invalid_rule_set_stops_the_start_with_file_and_line() {
     assert!(stderr.contains("actor.usr"), "{stderr}");
 
     // `--rules` overrides the config's folder.
-    let good = dir.path().join("good");
-    std::fs::create_dir_all(&good).unwrap();
-    std::fs::write(good.join("pack.yml"), RULES).unwrap();
+    let good = rules_folder(&dir.path().join("good"), DETECTION_RULES);
     std::fs::write(&cfg, config(dir.path(), &k, &good)).unwrap();
     let out = std::process::Command::new(bin())
         .args(["serve", "--config"])
@@ -318,7 +211,7 @@ fn a_broken_reload_keeps_the_running_rules() {
         "title: Broken\nid: broken\ndetection:\n  sel:\n    action|nope: x\n  condition: sel\n",
     )
     .unwrap();
-    wait_for("the rejected reload", &server, || {
+    server.wait_for("the rejected reload", || {
         (metric(&c, &url, "sealtrail_rule_load_errors_total") >= 1.0).then_some(())
     });
     let log = server.log_text();
@@ -336,19 +229,16 @@ fn a_broken_reload_keeps_the_running_rules() {
         "title: Export\nid: export\nlevel: medium\ndetection:\n  sel:\n    action: export\n  condition: sel\n",
     )
     .unwrap();
-    wait_for("the reload", &server, || {
+    server.wait_for("the reload", || {
         (metric(&c, &url, "sealtrail_detection_rules") == 4.0).then_some(())
     });
     post(
         &c,
         &url,
-        &[event(
+        &[live_event(
             "ex-1",
-            "access",
-            "export",
-            "success",
             "u3",
-            json!({}),
+            json!({"category": "access", "action": "export", "outcome": "success"}),
         )],
     );
     wait_alerts(&c, &server, "export", 1);
@@ -395,7 +285,7 @@ fn a_sigkill_mid_window_still_alerts_once_after_restart() {
     let a = alerts(&c, &server.http, Some("brute-force"));
     assert_eq!(a.len(), 1, "{a:?}");
     assert_eq!(server.terminate(), Some(0));
-    verify_ok(dir.path(), &k);
+    verify_ok(&dir.path().join("data"), &k);
 }
 
 #[test]

@@ -7,7 +7,6 @@ use crate::util::*;
 use rand::{Rng, SeedableRng};
 use rand_chacha::ChaCha8Rng;
 use sealtrail::ledger::log::Ledger;
-use sealtrail::ledger::segment::FrameReader;
 use sealtrail::ledger::verify::verify_data_dir;
 use std::io::{BufRead, BufReader, Write};
 use std::path::Path;
@@ -19,20 +18,10 @@ const TRIALS: u64 = 60;
 
 /// Every stored event id, in ledger order (sealed segments, then the open one).
 fn stored_ids(data: &Path) -> Vec<String> {
-    let dir = data.join("ledger/segments");
-    let mut files: Vec<_> = std::fs::read_dir(&dir)
-        .unwrap()
-        .map(|e| e.unwrap().path())
-        .collect();
-    files.sort();
-    let mut ids = Vec::new();
-    for f in files {
-        let mut r = FrameReader::open(&f).unwrap();
-        while let Some(frame) = r.next_frame().unwrap() {
-            ids.push(sealtrail::event::entry_event_id(&frame.payload).unwrap());
-        }
-    }
-    ids
+    stored_payloads(data)
+        .iter()
+        .map(|p| sealtrail::event::entry_event_id(p).unwrap())
+        .collect()
 }
 
 #[test]

@@ -13,42 +13,7 @@ use crate::util::*;
 mod smtp_support;
 use reqwest::blocking::Client;
 use serde_json::{Value, json};
-use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
-
-const RULES: &str = r#"title: Break-glass access
-id: break-glass
-level: high
-playbook: page
-detection:
-  sel:
-    reason: break_glass
-  condition: sel
----
-title: Failed login
-id: failed-login
-level: low
-detection:
-  sel:
-    category: auth
-    action: login
-    outcome: failure
-  condition: sel
----
-title: Repeated failed logins
-id: brute-force
-level: high
-playbook: page
-correlation:
-  type: event_count
-  rules:
-    - failed-login
-  group-by:
-    - actor.user
-  timespan: 10m
-  condition:
-    gte: 5
-"#;
 
 const PLAYBOOK: &str = r#"name: page
 steps:
@@ -60,23 +25,31 @@ steps:
   - escalate
 "#;
 
+/// The shared detection pack with the `page` playbook on its two
+/// high-severity rules (break-glass and brute-force).
+fn paging_rules() -> String {
+    let pack = DETECTION_RULES.replace("level: high\n", "level: high\nplaybook: page\n");
+    assert_eq!(pack.matches("playbook: page").count(), 2, "{pack}");
+    pack
+}
+
 /// The aiosmtpd server process (`tests/support/smtp.rs`).
 struct Smtp {
     sink: smtp_support::Sink,
-    port: u16,
 }
 
+/// An email as received: (recipients, subject, body).
+type Mail = (Vec<String>, String, String);
+
 impl Smtp {
-    fn start(_dir: &Path) -> Smtp {
-        let sink = smtp_support::Sink::start(&[]);
+    fn start() -> Smtp {
         Smtp {
-            port: sink.port,
-            sink,
+            sink: smtp_support::Sink::start(&[]),
         }
     }
 
-    /// Messages received so far, in order: (recipients, subject, body).
-    fn messages(&self) -> Vec<(Vec<String>, String, String)> {
+    /// Messages received so far, in order.
+    fn messages(&self) -> Vec<Mail> {
         (1..=self.sink.received())
             .map(|n| {
                 let v = self.sink.message(n);
@@ -94,90 +67,103 @@ impl Smtp {
             })
             .collect()
     }
-}
 
-fn rules_dir(dir: &Path) -> PathBuf {
-    let rules = dir.join("rules");
-    std::fs::create_dir_all(rules.join("playbooks")).unwrap();
-    std::fs::write(rules.join("pack.yml"), RULES).unwrap();
-    std::fs::write(rules.join("playbooks/page.yml"), PLAYBOOK).unwrap();
-    rules
-}
-
-/// Two on-call levels with short timeouts.
-fn config(dir: &Path, k: &Keys, smtp: &Smtp, response: &str) -> String {
-    let rules = rules_dir(dir);
-    serve_config(
-        &dir.join("data"),
-        k,
-        &format!(
-            "[rules]\ndir = {:?}\nreload_seconds = 1\nallowed_lateness = \"200ms\"\nsuppression = \"1h\"\n\
-             [smtp]\nhost = \"127.0.0.1\"\nport = {}\nstarttls = \"never\"\nfrom = \"siem@clinic.example\"\n\
-             retries = 1\nretry_backoff = \"100ms\"\n\
-             [response]\n{response}\n\
-             [[oncall.levels]]\nname = \"primary\"\nemails = [\"primary@clinic.example\"]\nack_timeout = \"2s\"\n\
-             [[oncall.levels]]\nname = \"secondary\"\nemails = [\"secondary@clinic.example\"]\nack_timeout = \"2s\"\n",
-            rules.to_str().unwrap(),
-            smtp.port,
-        ),
-    )
-}
-
-fn event(id: &str, user: &str, extra: Value) -> Value {
-    let mut e = json!({
-        "id": id,
-        "time": sealtrail::event::Timestamp::now().to_string(),
-        "category": "auth", "action": "login", "outcome": "failure",
-        "actor": {"user": user, "ip": "10.0.0.9"},
-        "source": {"system": "ehr"},
-    });
-    if let (Some(o), Some(x)) = (e.as_object_mut(), extra.as_object()) {
-        o.extend(x.clone());
+    /// Waits for at least `n` messages; returns all so far.
+    fn wait(&self, server: &Server, n: usize) -> Vec<Mail> {
+        server.wait_for(&format!("{n} emails"), || {
+            let m = self.messages();
+            (m.len() >= n).then_some(m)
+        })
     }
-    e
+
+    /// Absence of a notification can only be seen by waiting past the moment
+    /// it would have been sent; `until` is that moment plus a margin.
+    fn nothing_more_until(&self, n: usize, until: Instant) {
+        while Instant::now() < until {
+            assert_eq!(
+                self.messages().len(),
+                n,
+                "an unexpected email: {:?}",
+                self.messages().last()
+            );
+            std::thread::sleep(Duration::from_millis(50));
+        }
+        assert_eq!(self.messages().len(), n);
+    }
+}
+
+/// A test's temp dir, signing keys and SMTP server.
+struct Fixture {
+    dir: tempfile::TempDir,
+    k: Keys,
+    smtp: Smtp,
+}
+
+impl Fixture {
+    fn new() -> Fixture {
+        let dir = tempfile::tempdir().unwrap();
+        let k = keys(&dir.path().join("keys"));
+        Fixture {
+            dir,
+            k,
+            smtp: Smtp::start(),
+        }
+    }
+
+    /// Two on-call levels with short timeouts; `response` is the body of the
+    /// `[response]` section.
+    fn config(&self, response: &str) -> String {
+        let dir = self.dir.path();
+        let rules = rules_folder(&dir.join("rules"), &paging_rules());
+        std::fs::create_dir_all(rules.join("playbooks")).unwrap();
+        std::fs::write(rules.join("playbooks/page.yml"), PLAYBOOK).unwrap();
+        detection_config(
+            dir,
+            &self.k,
+            &rules,
+            "200ms",
+            &format!(
+                "[smtp]\nhost = \"127.0.0.1\"\nport = {}\nstarttls = \"never\"\nfrom = \"siem@clinic.example\"\n\
+                 retries = 1\nretry_backoff = \"100ms\"\n\
+                 [response]\n{response}\n\
+                 [[oncall.levels]]\nname = \"primary\"\nemails = [\"primary@clinic.example\"]\nack_timeout = \"2s\"\n\
+                 [[oncall.levels]]\nname = \"secondary\"\nemails = [\"secondary@clinic.example\"]\nack_timeout = \"2s\"\n",
+                self.smtp.sink.port,
+            ),
+        )
+    }
+
+    fn serve(&self, config: &str) -> Server {
+        Server::start(self.dir.path(), config)
+    }
+
+    fn verify_ok(&self) {
+        verify_ok(&self.dir.path().join("data"), &self.k);
+    }
 }
 
 fn failed_logins(c: &Client, url: &str, user: &str, n: usize) {
     let events: Vec<Value> = (0..n)
-        .map(|i| event(&format!("{user}-fail-{i}"), user, json!({})))
+        .map(|i| live_event(&format!("{user}-fail-{i}"), user, json!({})))
         .collect();
-    let r = c
-        .post(format!("{url}/v1/events"))
-        .json(&events)
-        .send()
-        .unwrap();
-    assert_eq!(r.status().as_u16(), 200);
-}
-
-fn wait_for<T>(what: &str, server: &Server, mut ok: impl FnMut() -> Option<T>) -> T {
-    let deadline = Instant::now() + Duration::from_secs(30);
-    loop {
-        if let Some(v) = ok() {
-            return v;
-        }
-        assert!(
-            Instant::now() < deadline,
-            "timed out waiting for {what}; log:\n{}",
-            server.log_text()
-        );
-        std::thread::sleep(Duration::from_millis(25)); // polling a condition
-    }
+    post_events(c, url, &json!(events));
 }
 
 fn incidents(c: &Client, url: &str) -> Vec<Value> {
-    let r = c.get(format!("{url}/v1/incidents")).send().unwrap();
-    assert_eq!(r.status().as_u16(), 200);
-    r.json::<Value>().unwrap()["incidents"]
+    get_json(c, &format!("{url}/v1/incidents"))["incidents"]
         .as_array()
         .unwrap()
         .clone()
 }
 
-fn wait_mail(smtp: &Smtp, server: &Server, n: usize) -> Vec<(Vec<String>, String, String)> {
-    wait_for(&format!("{n} emails"), server, || {
-        let m = smtp.messages();
-        (m.len() >= n).then_some(m)
-    })
+fn incident(c: &Client, url: &str, id: &str) -> Value {
+    get_json(c, &format!("{url}/v1/incidents/{id}"))
+}
+
+/// `POST /v1/incidents/{id}/{action}` (ack, resolve, note) with `body`:
+/// the status and the answer.
+fn act(c: &Client, url: &str, id: &str, action: &str, body: &Value) -> (u16, Value) {
+    post_json(c, &format!("{url}/v1/incidents/{id}/{action}"), body)
 }
 
 /// The DOM headless Chromium shows after opening `url` and running its
@@ -212,18 +198,36 @@ fn ack_link(body: &str) -> String {
         .to_owned()
 }
 
-/// Recorded response events (`system/incident_update`), via search.
-fn updates(c: &Client, url: &str) -> Vec<Value> {
+/// The incident id in an ack link.
+fn incident_of(link: &str) -> String {
+    link.split("/v1/incidents/")
+        .nth(1)
+        .unwrap()
+        .split('/')
+        .next()
+        .unwrap()
+        .to_owned()
+}
+
+/// Follows an ack link as a client that asks for JSON (a POST): the status
+/// and the answer.
+fn post_link(c: &Client, link: &str) -> (u16, Value) {
     let r = c
-        .get(format!("{url}/v1/search"))
-        .query(&[("q", "action:incident_update"), ("limit", "1000")])
+        .post(link)
+        .header("Accept", "application/json")
         .send()
         .unwrap();
-    assert_eq!(r.status().as_u16(), 200);
-    let mut hits: Vec<Value> = r.json::<Value>().unwrap()["hits"]
-        .as_array()
-        .unwrap()
-        .clone();
+    let status = r.status().as_u16();
+    (status, r.json().unwrap_or(Value::Null))
+}
+
+/// Recorded response events (`system/incident_update`), via search.
+fn updates(c: &Client, url: &str) -> Vec<Value> {
+    let v = get_json(
+        c,
+        &format!("{url}/v1/search?q=action:incident_update&limit=1000"),
+    );
+    let mut hits = v["hits"].as_array().unwrap().clone();
     hits.reverse(); // oldest first
     hits.into_iter()
         .map(|h| h["event"]["attrs"].clone())
@@ -238,35 +242,6 @@ fn kinds(updates: &[Value], incident: &str) -> Vec<String> {
         .collect()
 }
 
-fn post_json(c: &Client, url: &str, body: Value) -> (u16, Value) {
-    let r = c.post(url).json(&body).send().unwrap();
-    let status = r.status().as_u16();
-    (status, r.json().unwrap_or(Value::Null))
-}
-
-/// Absence of a notification can only be seen by waiting past the moment
-/// it would have been sent; `until` is that moment plus a margin.
-fn nothing_more_until(smtp: &Smtp, n: usize, until: Instant) {
-    while Instant::now() < until {
-        assert_eq!(
-            smtp.messages().len(),
-            n,
-            "an unexpected email: {:?}",
-            smtp.messages().last()
-        );
-        std::thread::sleep(Duration::from_millis(50));
-    }
-    assert_eq!(smtp.messages().len(), n);
-}
-
-/// The value of one series of `/metrics` (name with its labels, exactly as
-/// rendered), or `None` when it is not there.
-fn metric(text: &str, series: &str) -> Option<f64> {
-    text.lines()
-        .find_map(|l| l.strip_prefix(series)?.strip_prefix(' '))
-        .and_then(|v| v.trim().parse().ok())
-}
-
 /// Waits until every `(series, value)` holds in `/metrics`; returns the text.
 fn wait_metrics(c: &Client, server: &Server, want: &[(&str, f64)]) -> String {
     let mut last = String::new();
@@ -278,7 +253,7 @@ fn wait_metrics(c: &Client, server: &Server, want: &[(&str, f64)]) -> String {
             .unwrap()
             .text()
             .unwrap_or(last);
-        if want.iter().all(|(s, v)| metric(&last, s) == Some(*v)) {
+        if want.iter().all(|(s, v)| metric_value(&last, s) == Some(*v)) {
             return last;
         }
         assert!(
@@ -295,38 +270,16 @@ fn wait_metrics(c: &Client, server: &Server, want: &[(&str, f64)]) -> String {
     }
 }
 
-fn verify_ok(dir: &Path, k: &Keys) {
-    let out = std::process::Command::new(bin())
-        .args(["verify", "--json", "--data"])
-        .arg(dir.join("data"))
-        .arg("--vkey")
-        .arg(&k.vkey)
-        .output()
-        .unwrap();
-    let v: Value = serde_json::from_slice(&out.stdout).unwrap();
-    assert_eq!(v["ok"], true, "{v}");
-}
-
 #[test]
 fn brute_force_alert_emails_escalates_to_level_two_and_an_ack_stops_it() {
-    let dir = tempfile::tempdir().unwrap();
-    let k = keys(&dir.path().join("keys"));
-    let smtp = Smtp::start(dir.path());
-    let server = Server::start(
-        dir.path(),
-        &config(
-            dir.path(),
-            &k,
-            &smtp,
-            "group_wait = \"300ms\"\ngroup_interval = \"1s\"",
-        ),
-    );
+    let f = Fixture::new();
+    let server = f.serve(&f.config("group_wait = \"300ms\"\ngroup_interval = \"1s\""));
     let c = Client::new();
     let url = server.http.clone();
     failed_logins(&c, &url, "u0042", 6);
 
     // One email to level 1 with the alert's details and a working link.
-    let mail = wait_mail(&smtp, &server, 1);
+    let mail = f.smtp.wait(&server, 1);
     let (to, subject, body) = &mail[0];
     assert_eq!(to, &vec!["primary@clinic.example".to_owned()]);
     let inc = incidents(&c, &url);
@@ -347,47 +300,42 @@ fn brute_force_alert_emails_escalates_to_level_two_and_an_ack_stops_it() {
     assert_eq!(inc[0]["level"], "primary");
 
     // Nobody acknowledges: level 2 gets the escalation after ack_timeout.
-    let mail = wait_mail(&smtp, &server, 2);
+    let mail = f.smtp.wait(&server, 2);
     assert_eq!(mail[1].0, vec!["secondary@clinic.example".to_owned()]);
     assert!(mail[1].1.ends_with("escalation"), "{}", mail[1].1);
-    let one = c
-        .get(format!("{url}/v1/incidents/{id}"))
-        .send()
-        .unwrap()
-        .json::<Value>()
-        .unwrap();
+    let one = incident(&c, &url, &id);
     assert_eq!(one["level"], "secondary");
     assert_eq!(one["escalations"], 1);
 
     // Acknowledged through the API: no further notification.
-    let (status, v) = post_json(
+    let (status, v) = act(
         &c,
-        &format!("{url}/v1/incidents/{id}/ack"),
-        json!({"by": "ann", "note": "looking into it", "assignee": "ann"}),
+        &url,
+        &id,
+        "ack",
+        &json!({"by": "ann", "note": "looking into it", "assignee": "ann"}),
     );
     assert_eq!(status, 200, "{v}");
     assert_eq!(v["state"], "acknowledged");
     assert_eq!(v["acknowledged_by"], "ann");
     assert_eq!(v["notes"][0]["note"], "looking into it");
     // Secondary's ack_timeout (2 s) plus a margin passes without an email.
-    nothing_more_until(&smtp, 2, Instant::now() + Duration::from_millis(3000));
+    f.smtp
+        .nothing_more_until(2, Instant::now() + Duration::from_millis(3000));
 
     // The level-1 link now finds the incident acknowledged.
-    let r = c
-        .post(&first_link)
-        .header("Accept", "application/json")
-        .send()
-        .unwrap();
-    assert_eq!(r.status().as_u16(), 409);
+    let (status, v) = post_link(&c, &first_link);
+    assert_eq!(status, 409);
     assert!(
-        r.json::<Value>().unwrap()["error"]
+        v["error"]
             .as_str()
             .unwrap()
-            .contains("already acknowledged by ann")
+            .contains("already acknowledged by ann"),
+        "{v}"
     );
 
     // The whole story is in the ledger.
-    let recorded = wait_for("the response record in search", &server, || {
+    let recorded = server.wait_for("the response record in search", || {
         let u = updates(&c, &url);
         kinds(&u, &id)
             .contains(&"ack_token_used".to_owned())
@@ -437,36 +385,26 @@ fn brute_force_alert_emails_escalates_to_level_two_and_an_ack_stops_it() {
             ),
         ],
     );
-    let latency = metric(
+    let latency = metric_value(
         &text,
         "sealtrail_notification_latency_seconds_sum{channel=\"email\"}",
     )
     .unwrap();
     assert!((0.3..10.0).contains(&latency), "{latency}");
     assert_eq!(server.terminate(), Some(0));
-    verify_ok(dir.path(), &k);
+    f.verify_ok();
 }
 
 #[test]
 fn a_burst_of_one_hundred_alerts_is_one_incident_and_one_email() {
-    let dir = tempfile::tempdir().unwrap();
-    let k = keys(&dir.path().join("keys"));
-    let smtp = Smtp::start(dir.path());
-    let server = Server::start(
-        dir.path(),
-        &config(
-            dir.path(),
-            &k,
-            &smtp,
-            "group_wait = \"1s\"\ngroup_interval = \"1h\"",
-        ),
-    );
+    let f = Fixture::new();
+    let server = f.serve(&f.config("group_wait = \"1s\"\ngroup_interval = \"1h\""));
     let c = Client::new();
     let url = server.http.clone();
     // 100 break-glass accesses: 100 alerts of a rule without a group.
     let events: Vec<Value> = (0..100)
         .map(|i| {
-            event(
+            live_event(
                 &format!("bg-{i}"),
                 "u7",
                 json!({"category": "access", "action": "view", "outcome": "success",
@@ -474,42 +412,32 @@ fn a_burst_of_one_hundred_alerts_is_one_incident_and_one_email() {
             )
         })
         .collect();
-    let r = c
-        .post(format!("{url}/v1/events"))
-        .json(&events)
-        .send()
-        .unwrap();
-    assert_eq!(r.status().as_u16(), 200);
-    let inc = wait_for("100 alerts in one incident", &server, || {
+    post_events(&c, &url, &json!(events));
+    let inc = server.wait_for("100 alerts in one incident", || {
         let i = incidents(&c, &url);
         (i.len() == 1 && i[0]["alerts"] == 100).then(|| i[0].clone())
     });
-    let mail = wait_mail(&smtp, &server, 1);
+    let mail = f.smtp.wait(&server, 1);
     assert!(mail[0].2.contains("Alerts:    100"), "{}", mail[0].2);
     // group_interval is 1 h: no update, and no second incident.
-    nothing_more_until(&smtp, 1, Instant::now() + Duration::from_millis(1500));
+    f.smtp
+        .nothing_more_until(1, Instant::now() + Duration::from_millis(1500));
     let id = inc["id"].as_str().unwrap();
-    let one = c
-        .get(format!("{url}/v1/incidents/{id}"))
-        .send()
-        .unwrap()
-        .json::<Value>()
-        .unwrap();
+    let one = incident(&c, &url, id);
     assert_eq!(one["notifications"]["rounds"], 1, "{one}");
     assert_eq!(incidents(&c, &url).len(), 1);
 }
 
 #[test]
 fn a_sigkill_between_the_alert_and_the_escalation_still_escalates_on_time() {
-    let dir = tempfile::tempdir().unwrap();
-    let k = keys(&dir.path().join("keys"));
-    let smtp = Smtp::start(dir.path());
-    let cfg = config(dir.path(), &k, &smtp, "group_wait = \"100ms\"")
+    let f = Fixture::new();
+    let cfg = f
+        .config("group_wait = \"100ms\"")
         .replace("ack_timeout = \"2s\"", "ack_timeout = \"4s\"");
-    let server = Server::start(dir.path(), &cfg);
+    let server = f.serve(&cfg);
     let c = Client::new();
     failed_logins(&c, &server.http, "u0099", 5);
-    wait_mail(&smtp, &server, 1);
+    f.smtp.wait(&server, 1);
     let first_at = Instant::now();
     let id = incidents(&c, &server.http)[0]["id"]
         .as_str()
@@ -518,15 +446,15 @@ fn a_sigkill_between_the_alert_and_the_escalation_still_escalates_on_time() {
     // Killed once the delivery is recorded (searchable means durable). A
     // kill between the SMTP server's acceptance and that record would send
     // the first email again after the restart: delivery is at least once.
-    wait_for("the first delivery in the ledger", &server, || {
+    server.wait_for("the first delivery in the ledger", || {
         kinds(&updates(&c, &server.http), &id)
             .contains(&"notified".to_owned())
             .then_some(())
     });
     server.kill();
 
-    let server = Server::start(dir.path(), &cfg);
-    let mail = wait_mail(&smtp, &server, 2);
+    let server = f.serve(&cfg);
+    let mail = f.smtp.wait(&server, 2);
     let waited = first_at.elapsed();
     assert_eq!(mail[1].0, vec!["secondary@clinic.example".to_owned()]);
     // On time: not before the 4 s timeout, and not a whole timeout late.
@@ -547,26 +475,21 @@ fn a_sigkill_between_the_alert_and_the_escalation_still_escalates_on_time() {
     assert_eq!(inc[0]["id"], id);
     assert_eq!(inc[0]["level"], "secondary");
     // The first email was not sent again.
-    assert_eq!(smtp.messages().len(), 2);
+    assert_eq!(f.smtp.messages().len(), 2);
     assert_eq!(server.terminate(), Some(0));
-    verify_ok(dir.path(), &k);
+    f.verify_ok();
 }
 
 #[test]
 fn a_silenced_alert_is_recorded_but_nobody_is_emailed() {
-    let dir = tempfile::tempdir().unwrap();
-    let k = keys(&dir.path().join("keys"));
-    let smtp = Smtp::start(dir.path());
-    let server = Server::start(
-        dir.path(),
-        &config(dir.path(), &k, &smtp, "group_wait = \"200ms\""),
-    );
+    let f = Fixture::new();
+    let server = f.serve(&f.config("group_wait = \"200ms\""));
     let c = Client::new();
     let url = server.http.clone();
     let (status, s) = post_json(
         &c,
         &format!("{url}/v1/silences"),
-        json!({"matchers": [{"field": "rule_id", "value": "brute-force"},
+        &json!({"matchers": [{"field": "rule_id", "value": "brute-force"},
                             {"field": "actor.user", "regex": "svc-.*"}],
                "duration": "1h", "created_by": "ann", "comment": "load test"}),
     );
@@ -575,7 +498,7 @@ fn a_silenced_alert_is_recorded_but_nobody_is_emailed() {
     let (status, e) = post_json(
         &c,
         &format!("{url}/v1/silences"),
-        json!({"matchers": [{"field": "rule_id", "regex": "("}], "duration": "1h", "created_by": "ann"}),
+        &json!({"matchers": [{"field": "rule_id", "regex": "("}], "duration": "1h", "created_by": "ann"}),
     );
     assert_eq!(status, 400);
     assert!(
@@ -584,27 +507,23 @@ fn a_silenced_alert_is_recorded_but_nobody_is_emailed() {
     );
 
     failed_logins(&c, &url, "svc-batch", 5);
-    let inc = wait_for("the silenced incident", &server, || {
+    let inc = server.wait_for("the silenced incident", || {
         let i = incidents(&c, &url);
         (i.len() == 1).then(|| i[0].clone())
     });
     assert_eq!(inc["silenced_alerts"], 1);
     // The alert itself is recorded (and searchable within about a second).
-    let alerts = wait_for("the silenced alert in /v1/alerts", &server, || {
-        let a = c
-            .get(format!("{url}/v1/alerts"))
-            .send()
-            .unwrap()
-            .json::<Value>()
-            .unwrap();
+    let alerts = server.wait_for("the silenced alert in /v1/alerts", || {
+        let a = get_json(&c, &format!("{url}/v1/alerts"));
         (a["alerts"].as_array().unwrap().len() == 1).then_some(a)
     });
     assert_eq!(alerts["alerts"][0]["group"]["actor.user"], "svc-batch");
     // Past group_wait: no email for the silenced group ...
-    nothing_more_until(&smtp, 0, Instant::now() + Duration::from_millis(1000));
+    f.smtp
+        .nothing_more_until(0, Instant::now() + Duration::from_millis(1000));
     // ... while another account still pages.
     failed_logins(&c, &url, "u0007", 5);
-    let mail = wait_mail(&smtp, &server, 1);
+    let mail = f.smtp.wait(&server, 1);
     assert!(mail[0].2.contains("actor.user=u0007"));
     wait_metrics(
         &c,
@@ -623,55 +542,36 @@ fn a_silenced_alert_is_recorded_but_nobody_is_emailed() {
         ],
     );
 
-    let listed = c
-        .get(format!("{url}/v1/silences"))
-        .send()
-        .unwrap()
-        .json::<Value>()
-        .unwrap();
+    let listed = get_json(&c, &format!("{url}/v1/silences"));
     assert_eq!(listed["silences"][0]["id"], sid.as_str());
     assert_eq!(listed["silences"][0]["active"], true);
-    let r = c
-        .delete(format!("{url}/v1/silences/{sid}"))
-        .query(&[("by", "ann")])
-        .send()
-        .unwrap();
-    assert_eq!(r.status().as_u16(), 200);
-    let r = c
-        .delete(format!("{url}/v1/silences/{sid}"))
-        .query(&[("by", "ann")])
-        .send()
-        .unwrap();
-    assert_eq!(r.status().as_u16(), 404);
-    let listed = c
-        .get(format!("{url}/v1/silences"))
-        .send()
-        .unwrap()
-        .json::<Value>()
-        .unwrap();
+    // Deleted once; a second delete finds nothing.
+    for status in [200, 404] {
+        let r = c
+            .delete(format!("{url}/v1/silences/{sid}?by=ann"))
+            .send()
+            .unwrap();
+        assert_eq!(r.status().as_u16(), status);
+    }
+    let listed = get_json(&c, &format!("{url}/v1/silences"));
     assert_eq!(listed["silences"].as_array().unwrap().len(), 0);
 }
 
 #[test]
 fn ack_links_refuse_invalid_expired_and_reused_tokens_and_resolved_incidents_refuse_acks() {
-    let dir = tempfile::tempdir().unwrap();
-    let k = keys(&dir.path().join("keys"));
-    let smtp = Smtp::start(dir.path());
-    let server = Server::start(
-        dir.path(),
-        &config(
-            dir.path(),
-            &k,
-            &smtp,
-            "group_wait = \"100ms\"\ntoken_ttl = \"2s\"",
-        )
-        .replace("ack_timeout = \"2s\"", "ack_timeout = \"1h\""),
+    let f = Fixture::new();
+    let server = f.serve(
+        // token_ttl leaves room for Chromium's start on a loaded machine:
+        // the checks below must use both links before they expire (with
+        // 2 s, a busy full-suite run saw 410 for the reused link).
+        &f.config("group_wait = \"100ms\"\ntoken_ttl = \"8s\"")
+            .replace("ack_timeout = \"2s\"", "ack_timeout = \"1h\""),
     );
     let c = Client::new();
     let url = server.http.clone();
     failed_logins(&c, &url, "u1", 5);
     failed_logins(&c, &url, "u2", 5);
-    let mail = wait_mail(&smtp, &server, 2);
+    let mail = f.smtp.wait(&server, 2);
     let link_of = |user: &str| {
         mail.iter()
             .find(|m| m.2.contains(&format!("actor.user={user}")))
@@ -679,22 +579,7 @@ fn ack_links_refuse_invalid_expired_and_reused_tokens_and_resolved_incidents_ref
             .unwrap()
     };
     let (l1, l2) = (link_of("u1"), link_of("u2"));
-    let id1 = l1
-        .split("/v1/incidents/")
-        .nth(1)
-        .unwrap()
-        .split('/')
-        .next()
-        .unwrap()
-        .to_owned();
-    let id2 = l2
-        .split("/v1/incidents/")
-        .nth(1)
-        .unwrap()
-        .split('/')
-        .next()
-        .unwrap()
-        .to_owned();
+    let (id1, id2) = (incident_of(&l1), incident_of(&l2));
 
     // A GET of the link (what a mail gateway's link scanner does) changes
     // nothing: it is a page whose form posts the link back.
@@ -709,12 +594,7 @@ fn ack_links_refuse_invalid_expired_and_reused_tokens_and_resolved_incidents_ref
         .send()
         .unwrap();
     assert_eq!(r.status().as_u16(), 405);
-    let one = c
-        .get(format!("{url}/v1/incidents/{id1}"))
-        .send()
-        .unwrap()
-        .json::<Value>()
-        .unwrap();
+    let one = incident(&c, &url, &id1);
     assert_eq!(one["state"], "open");
 
     // Garbage and a token of another incident.
@@ -725,17 +605,11 @@ fn ack_links_refuse_invalid_expired_and_reused_tokens_and_resolved_incidents_ref
     assert_eq!(r.status().as_u16(), 403);
     assert!(r.text().unwrap().contains("malformed"));
     let token2 = l2.split("token=").nth(1).unwrap();
-    let r = c
-        .post(format!("{url}/v1/incidents/{id1}/ack?token={token2}"))
-        .header("Accept", "application/json")
-        .send()
-        .unwrap();
-    assert_eq!(r.status().as_u16(), 403);
+    let (status, v) = post_link(&c, &format!("{url}/v1/incidents/{id1}/ack?token={token2}"));
+    assert_eq!(status, 403);
     assert!(
-        r.json::<Value>().unwrap()["error"]
-            .as_str()
-            .unwrap()
-            .contains("another incident")
+        v["error"].as_str().unwrap().contains("another incident"),
+        "{v}"
     );
 
     // One click in a real browser (headless Chromium, which `.ci/run`
@@ -743,28 +617,14 @@ fn ack_links_refuse_invalid_expired_and_reused_tokens_and_resolved_incidents_ref
     // second use is refused.
     let dom = open_in_browser(&l1);
     assert!(dom.contains("Incident acknowledged"), "{dom}");
-    let one = c
-        .get(format!("{url}/v1/incidents/{id1}"))
-        .send()
-        .unwrap()
-        .json::<Value>()
-        .unwrap();
+    let one = incident(&c, &url, &id1);
     assert_eq!(one["state"], "acknowledged");
     assert_eq!(one["acknowledged_by"], "link:primary");
-    let r = c
-        .post(&l1)
-        .header("Accept", "application/json")
-        .send()
-        .unwrap();
-    assert_eq!(r.status().as_u16(), 409);
-    assert!(
-        r.json::<Value>().unwrap()["error"]
-            .as_str()
-            .unwrap()
-            .contains("already used")
-    );
+    let (status, v) = post_link(&c, &l1);
+    assert_eq!(status, 409);
+    assert!(v["error"].as_str().unwrap().contains("already used"), "{v}");
 
-    // Expired (token_ttl is 2 s): the token says until when, in unix seconds.
+    // Expired (token_ttl is 8 s): the token says until when, in unix seconds.
     let payload = token2.split('.').next().unwrap();
     use base64::Engine;
     let payload = base64::engine::general_purpose::URL_SAFE_NO_PAD
@@ -777,52 +637,30 @@ fn ack_links_refuse_invalid_expired_and_reused_tokens_and_resolved_incidents_ref
         .unwrap()
         .parse()
         .unwrap();
-    wait_for("the second link's expiry", &server, || {
+    server.wait_for("the second link's expiry", || {
         (sealtrail::event::Timestamp::now().unix_ms() / 1000 >= expires).then_some(())
     });
-    let r = c
-        .post(&l2)
-        .header("Accept", "application/json")
-        .send()
-        .unwrap();
-    assert_eq!(r.status().as_u16(), 410);
-    assert_eq!(
-        c.get(format!("{url}/v1/incidents/{id2}"))
-            .send()
-            .unwrap()
-            .json::<Value>()
-            .unwrap()["state"],
-        "open"
-    );
+    assert_eq!(post_link(&c, &l2).0, 410);
+    assert_eq!(incident(&c, &url, &id2)["state"], "open");
 
     // Resolved incidents cannot be acknowledged; unknown ones are 404.
-    let (s, v) = post_json(
+    let (s, v) = act(
         &c,
-        &format!("{url}/v1/incidents/{id2}/resolve"),
-        json!({"by": "bob", "note": "false positive"}),
+        &url,
+        &id2,
+        "resolve",
+        &json!({"by": "bob", "note": "false positive"}),
     );
     assert_eq!(s, 200, "{v}");
     assert_eq!(v["state"], "resolved");
-    let (s, v) = post_json(
-        &c,
-        &format!("{url}/v1/incidents/{id2}/ack"),
-        json!({"by": "bob"}),
-    );
+    let (s, v) = act(&c, &url, &id2, "ack", &json!({"by": "bob"}));
     assert_eq!(s, 409);
     assert!(v["error"].as_str().unwrap().contains("resolved"), "{v}");
-    let (s, _) = post_json(
-        &c,
-        &format!("{url}/v1/incidents/{id2}/resolve"),
-        json!({"by": "bob"}),
-    );
+    let (s, _) = act(&c, &url, &id2, "resolve", &json!({"by": "bob"}));
     assert_eq!(s, 409);
-    let (s, _) = post_json(
-        &c,
-        &format!("{url}/v1/incidents/inc-nope/ack"),
-        json!({"by": "bob"}),
-    );
+    let (s, _) = act(&c, &url, "inc-nope", "ack", &json!({"by": "bob"}));
     assert_eq!(s, 404);
-    let (s, v) = post_json(&c, &format!("{url}/v1/incidents/{id2}/ack"), json!({}));
+    let (s, v) = act(&c, &url, &id2, "ack", &json!({}));
     assert_eq!((s, v["error"].as_str().unwrap()), (400, "`by` is required"));
     // Without a token the body must be JSON.
     for (ctype, body, status) in [
@@ -837,29 +675,25 @@ fn ack_links_refuse_invalid_expired_and_reused_tokens_and_resolved_incidents_ref
             .unwrap();
         assert_eq!(r.status().as_u16(), status, "{ctype}");
     }
-    let (s, v) = post_json(
+    let (s, v) = act(
         &c,
-        &format!("{url}/v1/incidents/{id2}/note"),
-        json!({"by": "bob", "note": "closed with IT"}),
+        &url,
+        &id2,
+        "note",
+        &json!({"by": "bob", "note": "closed with IT"}),
     );
     assert_eq!(s, 200, "{v}");
-    let r = c
-        .get(format!("{url}/v1/incidents"))
-        .query(&[("state", "resolved")])
-        .send()
-        .unwrap();
-    let listed = r.json::<Value>().unwrap();
+    let listed = get_json(&c, &format!("{url}/v1/incidents?state=resolved"));
     assert_eq!(listed["incidents"].as_array().unwrap().len(), 1);
     assert_eq!(listed["incidents"][0]["id"], id2.as_str());
     let r = c
-        .get(format!("{url}/v1/incidents"))
-        .query(&[("state", "nope")])
+        .get(format!("{url}/v1/incidents?state=nope"))
         .send()
         .unwrap();
     assert_eq!(r.status().as_u16(), 400);
 
     // Every refusal is recorded.
-    let recorded = wait_for("token uses in search", &server, || {
+    let recorded = server.wait_for("token uses in search", || {
         let u = updates(&c, &url);
         let uses: Vec<Value> = u
             .into_iter()

@@ -203,8 +203,8 @@ pub fn serve_config(data: &Path, k: &Keys, extra: &str) -> String {
     )
 }
 
-/// Every stored entry (sealed and open segments), in order, as JSON.
-pub fn stored_entries(data: &Path) -> Vec<serde_json::Value> {
+/// Every stored entry's bytes (sealed segments, then the open one), in order.
+pub fn stored_payloads(data: &Path) -> Vec<Vec<u8>> {
     let dir = data.join("ledger/segments");
     let mut files: Vec<_> = std::fs::read_dir(&dir)
         .unwrap()
@@ -215,8 +215,162 @@ pub fn stored_entries(data: &Path) -> Vec<serde_json::Value> {
     for f in files {
         let mut r = sealtrail::ledger::segment::FrameReader::open(&f).unwrap();
         while let Some(frame) = r.next_frame().unwrap() {
-            out.push(serde_json::from_slice(&frame.payload).unwrap());
+            out.push(frame.payload);
         }
     }
     out
+}
+
+/// Every stored entry (sealed and open segments), in order, as JSON.
+pub fn stored_entries(data: &Path) -> Vec<serde_json::Value> {
+    stored_payloads(data)
+        .iter()
+        .map(|p| serde_json::from_slice(p).unwrap())
+        .collect()
+}
+
+/// The rule pack the detection and response tests share: a detection
+/// without a group, and a brute-force correlation over failed logins.
+pub const DETECTION_RULES: &str = r#"title: Break-glass access
+id: break-glass
+level: high
+detection:
+  sel:
+    reason: break_glass
+  condition: sel
+---
+title: Failed login
+id: failed-login
+level: low
+detection:
+  sel:
+    category: auth
+    action: login
+    outcome: failure
+  condition: sel
+---
+title: Repeated failed logins
+id: brute-force
+level: high
+correlation:
+  type: event_count
+  rules:
+    - failed-login
+  group-by:
+    - actor.user
+  timespan: 10m
+  condition:
+    gte: 5
+"#;
+
+/// Writes `pack` as `folder/pack.yml` (creating the folder); returns `folder`.
+pub fn rules_folder(folder: &Path, pack: &str) -> PathBuf {
+    std::fs::create_dir_all(folder).unwrap();
+    std::fs::write(folder.join("pack.yml"), pack).unwrap();
+    folder.to_path_buf()
+}
+
+/// `serve_config` over `dir/data` with the rules in `rules` (reloaded every
+/// second, a group's alerts suppressed for an hour) and further `sections`.
+pub fn detection_config(
+    dir: &Path,
+    k: &Keys,
+    rules: &Path,
+    lateness: &str,
+    sections: &str,
+) -> String {
+    serve_config(
+        &dir.join("data"),
+        k,
+        &format!(
+            "[rules]\ndir = {:?}\nreload_seconds = 1\nallowed_lateness = {lateness:?}\nsuppression = \"1h\"\n{sections}",
+            rules.to_str().unwrap()
+        ),
+    )
+}
+
+/// An event at the current time (so idle time moves the watermark as it
+/// would for a live source): a failed login of `user`, with `fields` added
+/// or replacing the defaults.
+pub fn live_event(id: &str, user: &str, fields: serde_json::Value) -> serde_json::Value {
+    let mut e = serde_json::json!({
+        "id": id,
+        "time": sealtrail::event::Timestamp::now().to_string(),
+        "category": "auth", "action": "login", "outcome": "failure",
+        "actor": {"user": user, "ip": "10.0.0.9"},
+        "source": {"system": "ehr"},
+    });
+    if let (Some(o), Some(x)) = (e.as_object_mut(), fields.as_object()) {
+        o.extend(x.clone());
+    }
+    e
+}
+
+impl Server {
+    /// Polls `ok` until it gives a value; fails after 30 s with the log.
+    pub fn wait_for<T>(&self, what: &str, mut ok: impl FnMut() -> Option<T>) -> T {
+        let deadline = std::time::Instant::now() + Duration::from_secs(30);
+        loop {
+            if let Some(v) = ok() {
+                return v;
+            }
+            assert!(
+                std::time::Instant::now() < deadline,
+                "timed out waiting for {what}; log:\n{}",
+                self.log_text()
+            );
+            std::thread::sleep(Duration::from_millis(25)); // polling a condition
+        }
+    }
+}
+
+/// `GET url`, which must answer 200; the JSON body.
+pub fn get_json(c: &reqwest::blocking::Client, url: &str) -> serde_json::Value {
+    let r = c.get(url).send().unwrap();
+    assert_eq!(r.status().as_u16(), 200, "GET {url}");
+    r.json().unwrap()
+}
+
+/// `POST url` with a JSON body: the status and the JSON answer (null if none).
+pub fn post_json(
+    c: &reqwest::blocking::Client,
+    url: &str,
+    body: &serde_json::Value,
+) -> (u16, serde_json::Value) {
+    let r = c.post(url).json(body).send().unwrap();
+    let status = r.status().as_u16();
+    (status, r.json().unwrap_or(serde_json::Value::Null))
+}
+
+/// Posts `body` (one event or an array) to `/v1/events`, which must answer
+/// 200; the JSON answer.
+pub fn post_events(
+    c: &reqwest::blocking::Client,
+    url: &str,
+    body: &serde_json::Value,
+) -> serde_json::Value {
+    let (status, v) = post_json(c, &format!("{url}/v1/events"), body);
+    assert_eq!(status, 200, "{v}");
+    v
+}
+
+/// The value of one series in `/metrics` text (name with its labels, exactly
+/// as rendered), or `None` when it is not there.
+pub fn metric_value(text: &str, series: &str) -> Option<f64> {
+    text.lines()
+        .find_map(|l| l.strip_prefix(series)?.strip_prefix(' '))
+        .and_then(|v| v.trim().parse().ok())
+}
+
+/// `sealtrail verify --json` finds the ledger in `data` intact.
+pub fn verify_ok(data: &Path, k: &Keys) {
+    let out = std::process::Command::new(bin())
+        .args(["verify", "--json", "--data"])
+        .arg(data)
+        .arg("--vkey")
+        .arg(&k.vkey)
+        .output()
+        .unwrap();
+    let v: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(v["ok"], true, "{v}");
 }
