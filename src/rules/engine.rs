@@ -202,13 +202,6 @@ pub struct Engine {
     pending: Reorder,
     /// The current entry's hits, sorted before they join `pending`.
     entry_hits: Vec<Pending>,
-    /// Per correlation and member: its slot in `entry_keys` (members with
-    /// the same group-by fields share one).
-    key_slots: Vec<Vec<usize>>,
-    /// The current entry's group keys by slot, made once per entry: the
-    /// same `actor.user` key feeds several correlations, which then also
-    /// compare it by pointer.
-    entry_keys: Vec<Option<GroupKey>>,
     newest: Option<i64>,
     applied: Option<HitKey>,
     state: Vec<CorrState>,
@@ -227,12 +220,8 @@ impl Engine {
         let state = (0..rules.correlations.len())
             .map(|_| CorrState::default())
             .collect();
-        let key_slots = key_slots(&rules);
-        let slots = key_slots.iter().flatten().max().map_or(0, |m| m + 1);
         Engine {
             eager: eager::Eager::new(&rules.correlations),
-            key_slots,
-            entry_keys: vec![None; slots],
             rules,
             cfg,
             pending: Reorder::default(),
@@ -323,21 +312,14 @@ impl Engine {
                     self.stats.late_hits += 1;
                     continue;
                 }
-                let slot = &mut self.entry_keys[self.key_slots[ci][mi]];
-                let group: GroupKey = match slot {
-                    Some(k) => k.clone(),
-                    None => {
-                        let k: GroupKey = corr.members[mi]
-                            .group
-                            .iter()
-                            .map(|g| match g {
-                                GroupSource::Field(f) => f.get(entry).map(|v| v.text().into()),
-                                GroupSource::Inner(_) => None,
-                            })
-                            .collect();
-                        slot.insert(k).clone()
-                    }
-                };
+                let group = corr.members[mi]
+                    .group
+                    .iter()
+                    .map(|g| match g {
+                        GroupSource::Field(f) => f.get(entry).map(|v| v.text().into()),
+                        GroupSource::Inner(_) => None,
+                    })
+                    .collect();
                 let value = corr
                     .value_field
                     .as_ref()
@@ -350,7 +332,6 @@ impl Engine {
                 self.entry_hits.push(Pending { key, group, value });
             }
         }
-        self.entry_keys.fill(None);
         // In key order, so in-order events never take the heap.
         self.entry_hits.sort_unstable_by_key(|p| p.key);
         for p in self.entry_hits.drain(..) {
@@ -682,29 +663,6 @@ impl Engine {
             out.push(a);
         }
     }
-}
-
-/// Slots of the members' group keys: one per distinct group-by list.
-fn key_slots(rules: &RuleSet) -> Vec<Vec<usize>> {
-    let mut distinct: Vec<&[GroupSource]> = Vec::new();
-    rules
-        .correlations
-        .iter()
-        .map(|c| {
-            c.members
-                .iter()
-                .map(
-                    |m| match distinct.iter().position(|d| *d == m.group.as_slice()) {
-                        Some(i) => i,
-                        None => {
-                            distinct.push(&m.group);
-                            distinct.len() - 1
-                        }
-                    },
-                )
-                .collect()
-        })
-        .collect()
 }
 
 /// The alert's group: group-by field -> value (absent values left out).
