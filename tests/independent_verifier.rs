@@ -153,8 +153,9 @@ fn copy_dir(from: &Path, to: &Path) {
     }
 }
 
-#[test]
-fn python_verifier_agrees_with_cli_built_ledger_and_detects_tampering() {
+/// Python present, a temp dir with a fresh key: (dir, data dir, signing
+/// key, verifier key).
+fn fixture() -> (tempfile::TempDir, PathBuf, PathBuf, PathBuf) {
     require_python();
     let tmp = tempfile::tempdir().unwrap();
     let keys = tmp.path().join("keys");
@@ -166,8 +167,13 @@ fn python_verifier_agrees_with_cli_built_ledger_and_detects_tampering() {
         OsStr::new("--name"),
         OsStr::new("clinic.example/log"),
     ]);
-    let key = keys.join("signing.key");
-    let vkey = keys.join("signing.vkey");
+    let (key, vkey) = (keys.join("signing.key"), keys.join("signing.vkey"));
+    (tmp, data, key, vkey)
+}
+
+#[test]
+fn python_verifier_agrees_with_cli_built_ledger_and_detects_tampering() {
+    let (tmp, data, key, vkey) = fixture();
     // 300 events in segments of 50, then 200 in one segment of four blocks
     // (the last one short), so the block index is exercised too.
     import(tmp.path(), &data, &key, 0..300, 50);
@@ -269,19 +275,7 @@ fn python_verifier_agrees_with_cli_built_ledger_and_detects_tampering() {
 
 #[test]
 fn python_verifier_reads_compacted_segments_and_their_dictionaries() {
-    require_python();
-    let tmp = tempfile::tempdir().unwrap();
-    let keys = tmp.path().join("keys");
-    let data = tmp.path().join("data");
-    sealtrail(&[
-        OsStr::new("keygen"),
-        OsStr::new("--out"),
-        keys.as_os_str(),
-        OsStr::new("--name"),
-        OsStr::new("clinic.example/log"),
-    ]);
-    let key = keys.join("signing.key");
-    let vkey = keys.join("signing.vkey");
+    let (tmp, data, key, vkey) = fixture();
     // Enough events for the compactor to train a dictionary (4,096).
     import(tmp.path(), &data, &key, 0..5000, 1000);
     for n in 0..5 {
