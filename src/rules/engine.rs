@@ -394,16 +394,22 @@ impl Engine {
             _ => close_window(corr, st, id, &key),
         };
         if let Some(f) = fired {
-            let a = alert(
-                &corr.meta,
-                group_map(corr, &key),
-                f.first,
-                f.last,
-                f.count,
-                f.events,
-            );
-            self.emit(ci, &key, a, f.first, f.last, out);
+            self.emit_fired(ci, &key, f, out);
         }
+    }
+
+    /// Reports a firing of correlation `ci` for `key` as its alert.
+    fn emit_fired(&mut self, ci: usize, key: &GroupKey, f: Fired, out: &mut Vec<AlertCandidate>) {
+        let corr = &self.rules.correlations[ci];
+        let a = alert(
+            &corr.meta,
+            group_map(corr, key),
+            f.first,
+            f.last,
+            f.count,
+            f.events,
+        );
+        self.emit(ci, key, a, f.first, f.last, out);
     }
 
     fn release(&mut self, out: &mut Vec<AlertCandidate>) {
@@ -467,24 +473,19 @@ impl Engine {
             let jh = JoinHit {
                 time: t,
                 member: hit.member,
-                index: match &hit.events {
-                    Events::One(i) => *i,
-                    Events::Many(v) => v.first().copied().unwrap_or_default(),
-                },
+                index: hit.events.as_slice().first().copied().unwrap_or_default(),
                 value: hit.value.as_deref(),
             };
             let since = self.partial.flatten();
             let st = &mut self.state[ci].join;
             if let Some(f) = st.apply(join, &key, &jh, since, &self.cfg, &mut self.stats) {
-                let a = alert(
-                    &corr.meta,
-                    group_map(corr, &key),
-                    f.first_ms,
-                    t,
-                    f.count,
-                    f.events,
-                );
-                self.emit(ci, &key, a, f.first_ms, t, out);
+                let f = Fired {
+                    first: f.first_ms,
+                    last: t,
+                    count: f.count,
+                    events: f.events,
+                };
+                self.emit_fired(ci, &key, f, out);
             }
             return;
         }
@@ -493,10 +494,7 @@ impl Engine {
             return;
         }
         let st = &mut self.state[ci];
-        let last_event = match &hit.events {
-            Events::One(i) => Some(*i),
-            Events::Many(v) => v.last().copied(),
-        };
+        let last_event = hit.events.as_slice().last().copied();
         match corr.kind {
             CorrelationType::Absence => {
                 let cap = (self.cfg.max_groups_per_rule, self.cfg.max_hits_per_group);
@@ -506,10 +504,7 @@ impl Engine {
                 return;
             }
             CorrelationType::Baseline => {
-                let first_event = match &hit.events {
-                    Events::One(i) => std::slice::from_ref(i),
-                    Events::Many(v) => v,
-                };
+                let first_event = hit.events.as_slice();
                 let max_groups = self.cfg.max_groups_per_rule;
                 let timers = &mut self.timers;
                 st.baseline.hit(
@@ -535,15 +530,7 @@ impl Engine {
             // Its window closed (normally fired by its timer first).
             self.timers.cancel(id);
             if let Some(f) = close_window(corr, st, id, &key) {
-                let a = alert(
-                    &corr.meta,
-                    group_map(corr, &key),
-                    f.first,
-                    f.last,
-                    f.count,
-                    f.events,
-                );
-                self.emit(ci, &key, a, f.first, f.last, out);
+                self.emit_fired(ci, &key, f, out);
             }
         }
         let st = &mut self.state[ci];
@@ -585,10 +572,13 @@ impl Engine {
                 if let (Some(f), Some(v)) = (fs.field.as_ref(), hit.value.as_ref()) {
                     group_map.insert(f.clone(), v.to_string());
                 }
-                let events = match &hit.events {
-                    Events::One(i) => vec![*i],
-                    Events::Many(v) => v.iter().take(MAX_ALERT_EVENTS).copied().collect(),
-                };
+                let events = hit
+                    .events
+                    .as_slice()
+                    .iter()
+                    .take(MAX_ALERT_EVENTS)
+                    .copied()
+                    .collect();
                 let a = alert(&corr.meta, group_map, hit.first_time, t, 1, events);
                 self.emit(ci, &key, a, hit.first_time, t, out);
             }
@@ -741,11 +731,7 @@ fn window_events(group: &Group, t: i64) -> (i64, Vec<u64>) {
     let first = group.hits.iter().map(|h| h.first_time).min().unwrap_or(t);
     let mut events = Vec::new();
     'outer: for h in &group.hits {
-        let slice: &[u64] = match &h.events {
-            Events::One(i) => std::slice::from_ref(i),
-            Events::Many(v) => v,
-        };
-        for &i in slice {
+        for &i in h.events.as_slice() {
             if events.len() >= MAX_ALERT_EVENTS {
                 break 'outer;
             }

@@ -1008,8 +1008,9 @@ fn parse_correlation<'a>(
     })
 }
 
-/// A first_seen duration: like a timespan (at most 31d, as it bounds how
-/// long state lives and how far a rebuild replays).
+/// A duration of an extension (first_seen, absence, relation, state): like
+/// a timespan (at most 31d, as it bounds how long state lives and how far a
+/// rebuild replays).
 pub(crate) fn duration(c: &Node, key: &str) -> Result<Option<i64>, At> {
     let Some(n) = c.get(key) else {
         return Ok(None);

@@ -36,7 +36,7 @@ use std::collections::{BTreeMap, BTreeSet};
 use super::detection::{At, at};
 use super::engine::{EngineConfig, EngineStats, GroupKey, Map};
 use super::field::Field;
-use super::load::{CorrelationType, parse_timespan};
+use super::load::{CorrelationType, duration};
 use super::yaml::{Node, Pos};
 use crate::event::Timestamp;
 
@@ -175,25 +175,6 @@ pub(super) fn parse<'a>(
         },
         time_field,
     })
-}
-
-/// A join duration: like a timespan (`s`, `m`, `h`, `d`, at most 31d).
-fn duration(c: &Node, key: &str) -> Result<Option<i64>, At> {
-    let Some(n) = c.get(key) else {
-        return Ok(None);
-    };
-    n.as_str()
-        .and_then(parse_timespan)
-        .map(Some)
-        .ok_or_else(|| {
-            at(
-                n.pos,
-                format!(
-                    "invalid {key} `{}`: a positive number and s, m, h or d, at most 31d",
-                    n.as_str().unwrap_or_default()
-                ),
-            )
-        })
 }
 
 /// One applied hit of a join member.
