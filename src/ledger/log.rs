@@ -27,6 +27,10 @@ use std::ops::Range;
 use std::os::unix::fs::{FileExt, OpenOptionsExt};
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
+
+/// How long opening waits for the data directory's lock before reporting it
+/// in use.
+const LOCK_WAIT: Duration = Duration::from_secs(2);
 use thiserror::Error;
 
 /// Length of a segment header without its origin.
@@ -339,12 +343,22 @@ impl Ledger {
             .mode(0o600)
             .open(&paths.lock)
             .map_err(|e| LedgerError::io(&paths.lock, e))?;
-        match lock.try_lock() {
-            Ok(()) => {}
-            Err(fs::TryLockError::WouldBlock) => {
-                return Err(LedgerError::Locked(data_dir.to_owned()));
+        // The lock may be held a moment longer than its writer: a previous
+        // process still exiting (a restart), or, within one process, a child
+        // forked just as the lock was released (it shares the lock until it
+        // execs). Wait briefly before calling the directory in use.
+        let waited = Instant::now();
+        loop {
+            match lock.try_lock() {
+                Ok(()) => break,
+                Err(fs::TryLockError::WouldBlock) if waited.elapsed() < LOCK_WAIT => {
+                    std::thread::sleep(Duration::from_millis(20));
+                }
+                Err(fs::TryLockError::WouldBlock) => {
+                    return Err(LedgerError::Locked(data_dir.to_owned()));
+                }
+                Err(fs::TryLockError::Error(e)) => return Err(LedgerError::io(&paths.lock, e)),
             }
-            Err(fs::TryLockError::Error(e)) => return Err(LedgerError::io(&paths.lock, e)),
         }
 
         let mut recovery = Recovery::default();
