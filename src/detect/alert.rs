@@ -34,6 +34,11 @@ pub struct Alert {
     /// Ledger indices of the events, oldest first; at most
     /// [`MAX_ATTRS_ITEMS`] (an event's `attrs` arrays are limited to that).
     pub event_indices: Vec<u64>,
+    /// Fired by events that arrived behind the detector's clock (a source
+    /// that delivered late): raised when they arrived, not when they
+    /// happened.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub late: bool,
 }
 
 /// Deterministic id: the same rule, group and first event give the same id,
@@ -76,6 +81,7 @@ impl Alert {
             last_time: c.last_time,
             count: c.count,
             event_indices,
+            late: c.late,
         }
     }
 
@@ -146,6 +152,7 @@ pub fn as_candidate(a: &Alert) -> AlertCandidate {
         last_time: a.last_time,
         count: a.count,
         event_indices: a.event_indices.clone(),
+        late: a.late,
     }
 }
 
@@ -164,6 +171,7 @@ mod tests {
             last_time: Timestamp::parse("2026-11-27T10:01:00Z").unwrap(),
             count: 5,
             event_indices: (first..first + 100).collect(),
+            late: false,
         }
     }
 

@@ -12,9 +12,14 @@
 //! - One dedicated thread (blocking reads; it reaches the async pipeline
 //!   through the runtime handle). It skips the service's own alert events,
 //!   so alerts never feed back into detection.
-//! - When no event arrives, the engine's watermark is moved on a timer (event
-//!   time of the newest event plus the wall time since it arrived), so
-//!   correlation alerts are not held back by the lateness buffer.
+//! - Event time is per source (`rules/engine/sources.rs`): the engine's
+//!   clock is the slowest active source's, the service's own entries are
+//!   no source. When no event arrives, arrival time is moved on a timer
+//!   (the newest `received` plus the wall time since), so quiet sources
+//!   move on and idle ones stop holding the clock back, and correlation
+//!   alerts are not held back by the lateness buffer. Late hits dropped
+//!   past `late_retention` are reported as a `system/detection_late_dropped`
+//!   warning event per rule and source.
 //! - On start it rebuilds state from the ledger's recent window (the
 //!   segments whose newest event time is inside `replay_window`): alerts
 //!   found there seed the suppression window and the set of known alert ids,
@@ -27,6 +32,9 @@
 
 pub mod alert;
 
+/// `action` of the warning event for late hits not applied.
+pub const LATE_DROPPED_ACTION: &str = "detection_late_dropped";
+
 use std::collections::{HashSet, VecDeque};
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
@@ -38,7 +46,7 @@ use std::time::{Duration, Instant, SystemTime};
 use serde::{Deserialize, Deserializer};
 use thiserror::Error;
 
-use crate::event::{Entry, Timestamp};
+use crate::event::{Category, Entry, Event, Outcome, Timestamp};
 use crate::index::{FollowError, LedgerFollower};
 use crate::ledger::log::{LedgerPaths, list_segments};
 use crate::ledger::segment::{self, Footer};
@@ -60,10 +68,22 @@ pub struct RulesConfig {
     pub dir: PathBuf,
     /// How often the folder is checked for changes, in seconds.
     pub reload_seconds: u64,
-    /// How far behind the newest event (event time) an event may arrive and
-    /// still be correlated in order; correlation alerts wait this long.
+    /// How far behind its source's newest event (event time) an event may
+    /// arrive and still be correlated in order; correlation alerts wait
+    /// this long.
     #[serde(with = "duration_text")]
     pub allowed_lateness: Duration,
+    /// A source (`source.system`) with nothing new for this long stops
+    /// holding the detector's clock back (event time is per source: the
+    /// clock is the slowest active source's).
+    #[serde(with = "duration_text")]
+    pub source_idle: Duration,
+    /// Hits that arrive later than the clock are still applied to their
+    /// correlation state while it is this recent (their alerts are marked
+    /// `late`); older ones are dropped, counted per rule and source and
+    /// reported as a `system/detection_late_dropped` event.
+    #[serde(with = "duration_text")]
+    pub late_retention: Duration,
     /// One alert per rule and group key (correlation rules) within this much
     /// event time; later firings are dropped and counted
     /// (`sealtrail_alerts_suppressed_total`). Detection rules' alerts (no
@@ -83,6 +103,8 @@ impl Default for RulesConfig {
             dir: PathBuf::from("rules"),
             reload_seconds: 5,
             allowed_lateness: Duration::from_secs(2),
+            source_idle: Duration::from_secs(300),
+            late_retention: Duration::from_secs(3600),
             suppression: Duration::from_secs(3600),
             replay_window: None,
         }
@@ -101,6 +123,14 @@ impl RulesConfig {
         if self.allowed_lateness > Duration::from_secs(3600) {
             return Err(("rules.allowed_lateness", "must be at most 1h"));
         }
+        if self.source_idle < Duration::from_secs(1)
+            || self.source_idle > Duration::from_secs(86_400)
+        {
+            return Err(("rules.source_idle", "must be between 1s and 24h"));
+        }
+        if self.late_retention > Duration::from_secs(7 * 86_400) {
+            return Err(("rules.late_retention", "must be at most 7d"));
+        }
         if self.suppression > Duration::from_secs(30 * 86_400) {
             return Err(("rules.suppression", "must be at most 30d"));
         }
@@ -116,6 +146,8 @@ impl RulesConfig {
     fn engine(&self) -> EngineConfig {
         EngineConfig {
             allowed_lateness_ms: ms(self.allowed_lateness),
+            source_idle_ms: ms(self.source_idle),
+            late_retention_ms: ms(self.late_retention),
             ..EngineConfig::default()
         }
     }
@@ -455,11 +487,13 @@ impl Consumer {
             if read == 0
                 && let Some((t, at)) = self.newest
             {
-                // Idle: event time moves on with the wall clock.
+                // Idle: arrival (the `received` clock) moves on with the
+                // wall clock; quiet sources with it, idle ones drop out.
                 let now = t.saturating_add(ms(at.elapsed()));
                 self.engine.advance(now, &mut self.candidates);
             }
             self.emit();
+            self.report_late_drops();
             self.publish_stats();
             if stopping {
                 return Ok(());
@@ -494,17 +528,16 @@ impl Consumer {
         self.ctx.metrics.detect.evaluated.inc();
         self.engine
             .process_view(index, &entry, &mut self.candidates);
-        let (received, time) = (entry.received.unix_ms(), entry.time_ms);
-        self.note(index, received, time);
+        self.note(index, entry.received.unix_ms());
     }
 
-    fn note(&mut self, index: u64, received_ms: i64, time_ms: i64) {
+    fn note(&mut self, index: u64, received_ms: i64) {
         self.recent.push_back((index, received_ms));
         if self.recent.len() > RECENT_RECEIVED {
             self.recent.pop_front();
         }
-        if self.newest.is_none_or(|(n, _)| time_ms >= n) {
-            self.newest = Some((time_ms, Instant::now()));
+        if self.newest.is_none_or(|(n, _)| received_ms >= n) {
+            self.newest = Some((received_ms, Instant::now()));
         }
     }
 
@@ -549,7 +582,7 @@ impl Consumer {
                 continue;
             }
             self.engine.process(index, &entry, &mut self.candidates);
-            self.note(index, entry.received.unix_ms(), entry.event.time.unix_ms());
+            self.note(index, entry.received.unix_ms());
         }
         for s in stored.iter().filter(|s| !s.group.is_empty()) {
             self.dedup.admit(s);
@@ -678,11 +711,61 @@ impl Consumer {
         self.recent.get(pos).map(|r| r.1)
     }
 
+    /// Late hits too old to apply are never dropped silently: one `system`
+    /// warning event per rule and source since the last report.
+    fn report_late_drops(&mut self) {
+        let drops = self.engine.take_late_drops();
+        if drops.is_empty() {
+            return;
+        }
+        let now = Timestamp::now();
+        let retention = ms(self.config.late_retention);
+        let items = drops
+            .into_iter()
+            .map(|((rule, source), count)| {
+                tracing::warn!(%rule, %source, count, "late events not applied to detection state");
+                let mut e = Event::new(now, Category::System, LATE_DROPPED_ACTION, Outcome::Failure);
+                e.source = Some(crate::event::Source {
+                    system: alert::SERVICE_VIA.to_owned(),
+                    host: None,
+                });
+                e.message = Some(format!(
+                    "{count} late hits of rule {rule} from source {source} were more than {retention} ms behind the detector's clock and were not applied"
+                ));
+                e.attrs = serde_json::json!({
+                    "severity": "warning",
+                    "rule": rule,
+                    "source": source,
+                    "count": count,
+                    "late_retention_ms": retention,
+                })
+                .as_object()
+                .cloned();
+                Item::Event(e)
+            })
+            .collect();
+        let batch = IngestBatch {
+            via: service_via(),
+            items,
+        };
+        let pipeline = self.ctx.pipeline.clone();
+        if let Err(e) = self
+            .ctx
+            .runtime
+            .block_on(async move { pipeline.submit(batch).await })
+        {
+            tracing::error!(error = %e, "could not record dropped late hits");
+        }
+    }
+
     fn publish_stats(&self) {
         let s = self.engine.stats();
         let g = &self.ctx.metrics.detect.engine;
         for (name, v) in [
             ("late_hits", s.late_hits),
+            ("late_applied", s.late_applied),
+            ("late_dropped", s.late_dropped),
+            ("sources", s.sources as u64),
             ("evicted_groups", s.evicted_groups),
             ("forced_hits", s.forced_hits),
             ("dropped_hits", s.dropped_hits),

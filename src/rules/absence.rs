@@ -190,6 +190,11 @@ impl State {
             stats.evicted_groups += 1;
         }
         let w = touched.value;
+        if touched.previous.is_some() && t < w.last {
+            // A late hit: a later one of the group is already applied, so
+            // it changes neither the group's last hit nor its deadline.
+            return;
+        }
         if touched.previous.is_some() && !w.silent && rule.gap_factor.is_some() {
             push_gap(&mut w.gaps, t, t - w.last, max_gaps, stats);
         }

@@ -184,7 +184,12 @@ impl State {
             stats.evicted_groups += 1;
         }
         let s = touched.value;
-        s.last = t;
+        if touched.previous.is_some() && (k < s.window || (k == s.window && !s.open)) {
+            // A late hit of a window already judged: not counted again.
+            stats.late_dropped += 1;
+            return;
+        }
+        s.last = s.last.max(t);
         if !(s.open && k <= s.window) {
             if s.open {
                 // Its window ended without its timer (not expected: timers

@@ -2,13 +2,23 @@
 //!
 //! Detection rules are evaluated on each entry as it arrives. A match of a
 //! rule that feeds correlations becomes a *hit* that waits in a reorder
-//! buffer until the watermark (the newest event time seen, minus the allowed
-//! lateness) passes it; hits are then applied to correlation state in
-//! (event time, ledger index) order, so the same events give the same alerts
-//! whatever their arrival order within the lateness. A hit behind the
-//! watermark (or behind a hit already applied) is too late: it is counted in
-//! [`EngineStats::late_hits`] and not applied; standalone detection alerts
-//! are never late.
+//! buffer until the engine's clock (watermark) passes it; hits are then
+//! applied to correlation state in (event time, ledger index) order, so the
+//! same events give the same alerts whatever their arrival order within the
+//! lateness.
+//!
+//! Event time is per source (`engine/sources.rs`): the clock is the event
+//! time of the slowest active source (`source.system`, else the listener
+//! kind) minus the allowed lateness; a source idle for `source_idle_ms`
+//! stops holding it back, and the service's own entries (alerts, incident
+//! updates, silence reports, self-audit) are no source. A hit behind the
+//! clock (or behind a hit already applied) is *late*: it waits for its own
+//! source's watermark (so a late source is still applied in its own order)
+//! and is then applied straight to the state it belongs to (an out-of-order
+//! hit takes its place in its group's window), its alerts marked
+//! [`AlertCandidate::late`]. Late hits more than `late_retention_ms` behind
+//! the clock are dropped and counted per rule and source
+//! ([`Engine::take_late_drops`]). Standalone detection alerts are never late.
 //!
 //! Correlation state is per rule and group-by key: the hits inside the
 //! timespan (a sliding window ending at the newest hit, both ends
@@ -66,8 +76,10 @@ use crate::event::{Entry, Timestamp};
 
 mod eager;
 mod reorder;
+mod sources;
 
 use reorder::{Pending, Reorder};
+use sources::Sources;
 
 /// Most event indices kept in one alert.
 pub const MAX_ALERT_EVENTS: usize = 100;
@@ -78,6 +90,14 @@ pub struct EngineConfig {
     /// How far (ms of event time) an event may arrive behind the newest one
     /// and still be correlated in order. Correlation alerts wait this long.
     pub allowed_lateness_ms: i64,
+    /// A source with no entry for this long (arrival time) no longer holds
+    /// the engine's clock back (`engine/sources.rs`).
+    pub source_idle_ms: i64,
+    /// How far (ms of event time) behind the clock a late hit is still
+    /// applied to the correlation state it belongs to (state is kept this
+    /// much longer for it); older ones are dropped and counted per rule and
+    /// source.
+    pub late_retention_ms: i64,
     pub max_groups_per_rule: usize,
     pub max_hits_per_group: usize,
     pub max_pending: usize,
@@ -87,6 +107,8 @@ impl Default for EngineConfig {
     fn default() -> Self {
         EngineConfig {
             allowed_lateness_ms: 2_000,
+            source_idle_ms: 5 * 60_000,
+            late_retention_ms: 60 * 60_000,
             max_groups_per_rule: 100_000,
             max_hits_per_group: 10_000,
             max_pending: 100_000,
@@ -110,6 +132,9 @@ pub struct AlertCandidate {
     /// Ledger indices of the events, oldest first, at most
     /// [`MAX_ALERT_EVENTS`].
     pub event_indices: Vec<u64>,
+    /// Fired by a hit that arrived behind the engine's clock (applied late
+    /// to the state it belongs to).
+    pub late: bool,
 }
 
 /// Counters for metrics and tests.
@@ -117,8 +142,16 @@ pub struct AlertCandidate {
 pub struct EngineStats {
     pub events: u64,
     pub detections: u64,
-    /// Hits older than the last applied hit, not applied.
+    /// Hits that arrived behind the engine's clock (or behind a hit
+    /// already applied): `late_applied + late_dropped`.
     pub late_hits: u64,
+    /// Late hits applied to the state they belong to.
+    pub late_applied: u64,
+    /// Late hits older than `late_retention_ms` behind the clock: not
+    /// applied, counted per rule and source ([`Engine::take_late_drops`]).
+    pub late_dropped: u64,
+    /// Sources whose event time is tracked.
+    pub sources: usize,
     /// Hits applied before the watermark because the buffer was full.
     pub forced_hits: u64,
     pub evicted_groups: u64,
@@ -202,8 +235,19 @@ pub struct Engine {
     pending: Reorder,
     /// The current entry's hits, sorted before they join `pending`.
     entry_hits: Vec<Pending>,
-    newest: Option<i64>,
+    /// Per-source event time (`engine/sources.rs`).
+    sources: Sources,
+    /// The engine's clock (watermark): the event time of the slowest active
+    /// source minus the allowed lateness; never moves back.
+    clock: Option<i64>,
     applied: Option<HitKey>,
+    /// Late hits per source, waiting for their own source's watermark (so
+    /// a late source's events are still applied in their own order).
+    late: hashbrown::HashMap<Box<str>, Reorder>,
+    /// Late hits of the service's own entries (no source), applied at once.
+    late_now: Vec<Pending>,
+    /// Late hits not applied, by (rule id, source); bounded.
+    late_drops: BTreeMap<(String, String), u64>,
     state: Vec<CorrState>,
     timers: Timers,
     stats: EngineStats,
@@ -226,8 +270,12 @@ impl Engine {
             cfg,
             pending: Reorder::default(),
             entry_hits: Vec::new(),
-            newest: None,
+            sources: Sources::default(),
+            clock: None,
             applied: None,
+            late: hashbrown::HashMap::new(),
+            late_now: Vec::new(),
+            late_drops: BTreeMap::new(),
             touched: Vec::new(),
             state,
             timers: Timers::default(),
@@ -254,14 +302,26 @@ impl Engine {
 
     pub fn stats(&self) -> EngineStats {
         let mut s = self.stats.clone();
-        s.pending = self.pending.len();
+        s.pending = self.pending.len() + self.late.values().map(Reorder::len).sum::<usize>();
         s.groups = self
             .state
             .iter()
             .map(|c| c.groups.len() + c.absence.len() + c.baseline.len() + c.join.len())
             .sum();
         s.timers = self.timers.len();
+        s.sources = self.sources.len();
         s
+    }
+
+    /// Late hits dropped since the last call, per (rule id, source), for
+    /// the service to report as a `system` warning event.
+    pub fn take_late_drops(&mut self) -> BTreeMap<(String, String), u64> {
+        std::mem::take(&mut self.late_drops)
+    }
+
+    /// The engine's clock (watermark), once an entry was seen.
+    pub fn watermark(&self) -> Option<i64> {
+        self.clock
     }
 
     /// Evaluates one entry (its ledger `index`), appending alerts to `out`:
@@ -284,11 +344,19 @@ impl Engine {
         if let Some(first @ None) = &mut self.partial {
             *first = Some(time);
         }
-        // Too late: behind the watermark, or behind a hit already applied
-        // (after a forced release). Such hits are counted, not applied.
-        let behind = self
-            .newest
-            .is_some_and(|n| time < n.saturating_sub(self.cfg.allowed_lateness_ms));
+        let source = source_of(entry);
+        self.sources.arrive(entry.received.unix_ms());
+        if let Some(name) = source {
+            self.sources.observe(name, time);
+        }
+        self.tick();
+        // Late: behind the clock, or behind a hit already applied (after a
+        // forced release). Applied at once to the state they belong to
+        // while it is retained; older ones are dropped and counted.
+        let behind = self.clock.is_some_and(|c| time < c);
+        let too_old = self
+            .clock
+            .is_some_and(|c| time < c.saturating_sub(self.cfg.late_retention_ms));
         let rules = Arc::clone(&self.rules);
         for (di, rule) in rules.detections.iter().enumerate() {
             if !rule.detection.matches(entry) {
@@ -308,8 +376,13 @@ impl Engine {
             for &(ci, mi) in &rules.detection_feeds[di] {
                 let corr = &rules.correlations[ci];
                 let key = (time, index, ci, mi);
-                if behind || self.applied.is_some_and(|a| key < a) {
+                let late = behind || self.applied.is_some_and(|a| key < a);
+                // A source with late hits waiting keeps its own order: its
+                // next hits wait behind them.
+                let queued = late || source.is_some_and(|n| self.late.contains_key(n));
+                if late && too_old {
                     self.stats.late_hits += 1;
+                    self.drop_late(&corr.meta.id, source);
                     continue;
                 }
                 let group = corr.members[mi]
@@ -325,6 +398,25 @@ impl Engine {
                     .as_ref()
                     .and_then(|f| f.get(entry))
                     .map(|v| v.text().into());
+                if queued {
+                    if late {
+                        self.stats.late_hits += 1;
+                    }
+                    let p = Pending { key, group, value };
+                    match source {
+                        Some(name) => match self.late.get_mut(name) {
+                            Some(r) => r.push(p),
+                            None => {
+                                let mut r = Reorder::default();
+                                r.push(p);
+                                self.late.insert(name.into(), r);
+                            }
+                        },
+                        // The service's own entries have no source to wait for.
+                        None => self.late_now.push(p),
+                    }
+                    continue;
+                }
                 if self.eager.watches(ci) {
                     self.eager.wait(key, &group, value.as_ref());
                     self.touched.push((key, group.clone()));
@@ -337,10 +429,115 @@ impl Engine {
         for p in self.entry_hits.drain(..) {
             self.pending.push(p);
         }
-        self.newest = Some(self.newest.map_or(time, |n| n.max(time)));
         self.release(out);
+        if !self.late_now.is_empty() {
+            for p in std::mem::take(&mut self.late_now) {
+                self.apply_late(p, out);
+            }
+        }
+        if let Some(name) = source
+            && self.late.contains_key(name)
+        {
+            self.release_late(name, out);
+        }
         if !self.touched.is_empty() {
             self.look_ahead(out);
+        }
+    }
+
+    /// Moves the clock to the slowest active source's event time minus the
+    /// allowed lateness (never back).
+    fn tick(&mut self) {
+        let Some(t) = self.sources.event_time(self.cfg.source_idle_ms) else {
+            return;
+        };
+        let c = t.saturating_sub(self.cfg.allowed_lateness_ms);
+        self.clock = Some(self.clock.map_or(c, |x| x.max(c)));
+    }
+
+    /// Counts a late hit too old to apply, per rule and source.
+    fn drop_late(&mut self, rule_id: &str, source: Option<&str>) {
+        self.stats.late_dropped += 1;
+        let source = source.unwrap_or("sealtrail");
+        let key = (rule_id.to_owned(), source.to_owned());
+        let key =
+            if self.late_drops.len() >= MAX_LATE_DROP_KEYS && !self.late_drops.contains_key(&key) {
+                ("(other rules)".to_owned(), "(other sources)".to_owned())
+            } else {
+                key
+            };
+        *self.late_drops.entry(key).or_insert(0) += 1;
+    }
+
+    /// Applies source `name`'s late hits that its own watermark passed, in
+    /// their order.
+    fn release_late(&mut self, name: &str, out: &mut Vec<AlertCandidate>) {
+        let wm = self
+            .sources
+            .event_time_of(name)
+            .map(|t| t.saturating_sub(self.cfg.allowed_lateness_ms));
+        loop {
+            let Some(r) = self.late.get_mut(name) else {
+                return;
+            };
+            let ready = match r.first() {
+                Some(k) => r.len() > self.cfg.max_pending || wm.is_none_or(|w| k.0 <= w),
+                None => false,
+            };
+            if !ready {
+                if r.len() == 0 {
+                    self.late.remove(name);
+                }
+                return;
+            }
+            if let Some(p) = r.pop() {
+                self.apply_late(p, out);
+            }
+        }
+    }
+
+    /// Applies the first late hit of source `name`.
+    fn pop_late(&mut self, name: &str, out: &mut Vec<AlertCandidate>) {
+        let Some(r) = self.late.get_mut(name) else {
+            return;
+        };
+        let p = r.pop();
+        if r.len() == 0 {
+            self.late.remove(name);
+        }
+        if let Some(p) = p {
+            self.apply_late(p, out);
+        }
+    }
+
+    /// [`Engine::release_late`] of every source.
+    fn release_all_late(&mut self, out: &mut Vec<AlertCandidate>) {
+        if self.late.is_empty() {
+            return;
+        }
+        let mut names: Vec<Box<str>> = self.late.keys().cloned().collect();
+        names.sort();
+        for n in names {
+            self.release_late(&n, out);
+        }
+    }
+
+    /// Applies a late hit straight to its correlation's state; what it
+    /// fires is marked late.
+    fn apply_late(&mut self, p: Pending, out: &mut Vec<AlertCandidate>) {
+        self.stats.late_applied += 1;
+        let start = out.len();
+        let (time, index, ci, mi) = p.key;
+        let hit = Hit {
+            time,
+            first_time: time,
+            member: mi,
+            events: Events::One(index),
+            value: p.value,
+        };
+        self.apply_hit(ci, p.group, hit, out);
+        for a in out.iter_mut().skip(start) {
+            a.late = true;
         }
     }
 
@@ -356,12 +553,16 @@ impl Engine {
         self.process_view(index, entry, &mut sink);
     }
 
-    /// Moves the watermark as if an event at `now_ms` had been seen (the
-    /// service calls this on a timer so alerts are not held back while no
-    /// events arrive), applying and expiring what it passes.
+    /// Moves the arrival clock to `now_ms` (the SIEM's time now, on the
+    /// clock of the entries' `received`; the service calls this on a timer
+    /// so alerts are not held back while no events arrive): quiet sources
+    /// move on with it, idle ones stop holding the clock back, and what the
+    /// new watermark passes is applied and expired.
     pub fn advance(&mut self, now_ms: i64, out: &mut Vec<AlertCandidate>) {
-        self.newest = Some(self.newest.map_or(now_ms, |n| n.max(now_ms)));
+        self.sources.arrive(now_ms);
+        self.tick();
         self.release(out);
+        self.release_all_late(out);
         self.expire_all();
     }
 
@@ -369,9 +570,24 @@ impl Engine {
     /// Deadlines before a hit fire first; later ones stay: the end of the
     /// input says nothing about the time after it.
     pub fn flush(&mut self, out: &mut Vec<AlertCandidate>) {
-        while let Some(p) = self.pending.pop() {
-            self.fire_timers(p.key.0, out);
-            self.apply(p, out);
+        // On-time and late hits merged in key order.
+        loop {
+            let late = self
+                .late
+                .iter()
+                .filter_map(|(n, r)| r.first().map(|k| (k, n.clone())))
+                .min();
+            match (self.pending.first(), late) {
+                (Some(k), Some((l, name))) if l < k => self.pop_late(&name, out),
+                (None, Some((_, name))) => self.pop_late(&name, out),
+                (Some(_), _) => {
+                    if let Some(p) = self.pending.pop() {
+                        self.fire_timers(p.key.0, out);
+                        self.apply(p, out);
+                    }
+                }
+                (None, None) => break,
+            }
         }
         self.eager.passed(None);
     }
@@ -413,8 +629,7 @@ impl Engine {
     }
 
     fn release(&mut self, out: &mut Vec<AlertCandidate>) {
-        let Some(newest) = self.newest else { return };
-        let watermark = newest.saturating_sub(self.cfg.allowed_lateness_ms);
+        let Some(watermark) = self.clock else { return };
         loop {
             let over = self.pending.len() > self.cfg.max_pending;
             match self.pending.first() {
@@ -436,9 +651,10 @@ impl Engine {
     }
 
     /// Expires groups that no hit at or after the watermark can extend.
+    /// State is kept `late_retention_ms` longer for late hits.
     fn expire_all(&mut self) {
-        let Some(newest) = self.newest else { return };
-        let now = newest.saturating_sub(self.cfg.allowed_lateness_ms);
+        let Some(clock) = self.clock else { return };
+        let now = clock.saturating_sub(self.cfg.late_retention_ms);
         for ci in 0..self.state.len() {
             let span = self.rules.correlations[ci].timespan_ms;
             expire(
@@ -534,7 +750,9 @@ impl Engine {
             }
         }
         let st = &mut self.state[ci];
-        expire(st, t - corr.timespan_ms, &mut self.timers, &mut self.stats);
+        // Kept `late_retention_ms` longer for late hits of the group.
+        let before = t - corr.timespan_ms - self.cfg.late_retention_ms;
+        expire(st, before, &mut self.timers, &mut self.stats);
         let touched = st
             .groups
             .hit(&key, t, self.cfg.max_groups_per_rule, Group::default);
@@ -595,6 +813,25 @@ impl Engine {
                 group.spoiled = true;
                 group.hits.clear();
                 group.values.clear();
+            }
+            return;
+        }
+        if group.hits.back().is_some_and(|b| t < b.time) {
+            // Out of order for this group (a late hit): into its place in
+            // time, then the first window through it that holds fires.
+            let fired = insert_late(
+                corr,
+                group,
+                hit,
+                self.cfg.max_hits_per_group,
+                &mut self.stats,
+            );
+            let empty = group.hits.is_empty();
+            if let Some(f) = fired {
+                if empty {
+                    st.groups.remove(&key);
+                }
+                self.emit_fired(ci, &key, f, out);
             }
             return;
         }
@@ -713,6 +950,96 @@ pub(crate) struct Fired {
     pub last: i64,
     pub count: u64,
     pub events: Vec<u64>,
+}
+
+/// Inserts an out-of-order hit in time order and checks the windows that
+/// end at it or after it, earliest first: the first whose condition holds
+/// fires, and its hits and every earlier one are consumed (as the in-order
+/// evaluation clears a group when it fires).
+fn insert_late(
+    corr: &CorrelationRule,
+    group: &mut Group,
+    hit: Hit,
+    cap: usize,
+    stats: &mut EngineStats,
+) -> Option<Fired> {
+    let t = hit.time;
+    if let Some(v) = &hit.value {
+        *group.values.entry(v.clone()).or_insert(0) += 1;
+    }
+    let pos = group.hits.partition_point(|h| h.time <= t);
+    group.hits.insert(pos, hit);
+    if group.hits.len() > cap {
+        pop_front(group);
+        stats.dropped_hits += 1;
+    }
+    let from = group.hits.partition_point(|h| h.time < t);
+    for end in from..group.hits.len() {
+        let te = group.hits[end].time;
+        let lo = group
+            .hits
+            .partition_point(|h| h.time < te - corr.timespan_ms);
+        let window: Vec<&Hit> = group.hits.range(lo..=end).collect();
+        let (measured, reported) = measured_hits(corr, &window);
+        if !corr.condition.holds(measured) {
+            continue;
+        }
+        let first = window.iter().map(|h| h.first_time).min().unwrap_or(te);
+        let events = window
+            .iter()
+            .flat_map(|h| h.events.as_slice())
+            .take(MAX_ALERT_EVENTS)
+            .copied()
+            .collect();
+        for _ in 0..=end {
+            pop_front(group);
+        }
+        return Some(Fired {
+            first,
+            last: te,
+            count: reported,
+            events,
+        });
+    }
+    None
+}
+
+/// [`measured`] over some of a group's hits (a window around a late hit).
+fn measured_hits(corr: &CorrelationRule, hits: &[&Hit]) -> (u64, u64) {
+    let n = hits.len() as u64;
+    match corr.kind {
+        CorrelationType::EventCount => (n, n),
+        CorrelationType::ValueCount => {
+            let mut values: Vec<&Value> = hits.iter().filter_map(|h| h.value.as_ref()).collect();
+            values.sort_unstable();
+            values.dedup();
+            (values.len() as u64, values.len() as u64)
+        }
+        CorrelationType::Temporal => {
+            let mut seen = vec![false; corr.members.len()];
+            for h in hits {
+                seen[h.member] = true;
+            }
+            (seen.iter().filter(|s| **s).count() as u64, n)
+        }
+        CorrelationType::TemporalOrdered => {
+            let mut k = 0;
+            for h in hits {
+                if h.member == k {
+                    k += 1;
+                    if k == corr.members.len() {
+                        break;
+                    }
+                }
+            }
+            (k as u64, n)
+        }
+        CorrelationType::FirstSeen
+        | CorrelationType::Absence
+        | CorrelationType::Baseline
+        | CorrelationType::Relation
+        | CorrelationType::State => (0, 0),
+    }
 }
 
 fn add_hit(group: &mut Group, hit: Hit, cap: usize, stats: &mut EngineStats) {
@@ -867,5 +1194,22 @@ fn alert(
         last_time: ts(last_ms),
         count,
         event_indices,
+        late: false,
     }
 }
+
+/// The source whose event time an entry belongs to: `source.system`, else
+/// the listener kind. `None` for the service's own entries (alerts,
+/// incident updates, silence reports, self-audit), whose times are the
+/// SIEM's wall clock, not a source's.
+fn source_of<'a>(e: &'a EntryView<'_>) -> Option<&'a str> {
+    let own = *e.via.kind == *"sealtrail"
+        || (e.event.category == crate::event::Category::System && e.event.source.is_none());
+    if own {
+        return None;
+    }
+    Some(e.event.source.as_ref().map_or(&*e.via.kind, |s| &*s.system))
+}
+
+/// Most (rule, source) pairs of dropped late hits kept between reports.
+const MAX_LATE_DROP_KEYS: usize = 1_024;

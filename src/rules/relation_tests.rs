@@ -97,7 +97,7 @@ fn entry_at(ms: i64, mut ev: Value) -> Entry {
     obj.insert("time".into(), json!(ts(ms)));
     obj.entry("outcome").or_insert(json!("success"));
     Entry {
-        received: Timestamp::from_unix_ms(ms + 50).unwrap(),
+        received: Timestamp::from_unix_ms(ms).unwrap(),
         via: Via {
             kind: "http".into(),
             peer: None,
@@ -390,6 +390,7 @@ fn keys_and_relations_per_key_are_bounded() {
         allowed_lateness_ms: 0,
         max_groups_per_rule: 2,
         max_hits_per_group: 2,
+        late_retention_ms: 0,
         ..EngineConfig::default()
     };
     let at = |d: i64| Some(ts(T0 + d * DAY));

@@ -19,7 +19,7 @@ fn entry_at(ms: i64, mut ev: Value) -> Entry {
     obj.entry("outcome").or_insert(json!("success"));
     let event = Event::from_json(ev.to_string().as_bytes()).unwrap();
     Entry {
-        received: Timestamp::from_unix_ms(ms + 50).unwrap(),
+        received: Timestamp::from_unix_ms(ms).unwrap(),
         via: Via {
             kind: "http".into(),
             peer: Some("10.0.0.9".into()),
@@ -650,9 +650,12 @@ fn run(rules: &str, cfg: EngineConfig, input: &[(u64, Entry)]) -> (Vec<AlertCand
     (out, engine)
 }
 
+/// No lateness and no late application: a hit behind the clock is dropped
+/// (and counted), state expires as soon as the clock passes it.
 fn no_lateness() -> EngineConfig {
     EngineConfig {
         allowed_lateness_ms: 0,
+        late_retention_ms: 0,
         ..EngineConfig::default()
     }
 }
@@ -743,9 +746,27 @@ fn out_of_order_within_lateness_matches_sorted_and_beyond_is_counted() {
         sorted[3].clone(),
         sorted[0].clone(),
     ];
-    let (c, eng) = run(&rules, cfg, &late);
+    // Applied late, to the state it belongs to: the same alert, marked late.
+    let (c, eng) = run(&rules, cfg.clone(), &late);
+    assert_eq!(c.len(), 1, "{c:?}");
+    assert!(c[0].late);
+    assert_eq!(c[0].event_indices, a[0].event_indices);
+    assert_eq!(c[0].first_time, a[0].first_time);
+    let s = eng.stats();
+    assert_eq!((s.late_hits, s.late_applied, s.late_dropped), (1, 1, 0));
+    // Beyond the retention: dropped, counted per rule and source.
+    let cfg = EngineConfig {
+        late_retention_ms: 20_000,
+        ..cfg
+    };
+    let (c, mut eng) = run(&rules, cfg, &late);
     assert!(c.is_empty(), "{c:?}");
-    assert_eq!(eng.stats().late_hits, 1);
+    let s = eng.stats();
+    assert_eq!((s.late_hits, s.late_applied, s.late_dropped), (1, 0, 1));
+    let drops = eng.take_late_drops();
+    assert_eq!(drops.values().sum::<u64>(), 1);
+    assert!(drops.keys().all(|(rule, _)| rule == "brute"), "{drops:?}");
+    assert!(eng.take_late_drops().is_empty());
 }
 
 #[test]
@@ -1219,6 +1240,7 @@ fn deduplicator_suppresses_within_the_window() {
         last_time: Timestamp::from_unix_ms(ms).unwrap(),
         count: 1,
         event_indices: vec![],
+        late: false,
     };
     let mut d = Deduplicator::new(60_000, 2);
     assert!(d.admit(&a(T0, "u1")));
@@ -1528,3 +1550,63 @@ fn first_seen_load_errors() {
 }
 
 mod extensions;
+
+fn failed_from(ms: i64, user: &str, system: &str, arrival: i64) -> Entry {
+    let mut e = entry_at(
+        ms,
+        json!({"category": "auth", "action": "login", "outcome": "failure",
+               "actor": {"user": user}, "source": {"system": system}}),
+    );
+    e.received = Timestamp::from_unix_ms(arrival).unwrap();
+    e
+}
+
+#[test]
+fn a_source_three_minutes_late_still_raises_its_bursts() {
+    // The identity provider streams in real time; a relay delivers a burst
+    // of 15 failed logins for u1 three minutes after they happened, and a
+    // second burst for u2 that happened 30 s after the first.
+    let rules = count_rule("10m", "{gte: 8}");
+    let set = Arc::new(RuleSet::from_yaml("c.yml", &rules).unwrap());
+    let mut engine = Engine::new(set, EngineConfig::default());
+    let mut out = Vec::new();
+    let mut i = 0u64;
+    let live = |engine: &mut Engine, t: i64, out: &mut Vec<AlertCandidate>, i: &mut u64| {
+        engine.process(*i, &failed_from(t, "someone", "idp", t), out);
+        *i += 1;
+    };
+    for s in 0..200 {
+        live(&mut engine, T0 + s * 1_000, &mut out, &mut i);
+    }
+    // Service entries (an alert event) carry the wall clock and no source.
+    let mut own = entry_at(
+        T0 + 3_600_000,
+        json!({"category": "system", "action": "alert"}),
+    );
+    own.via.kind = "sealtrail".into();
+    engine.process(i, &own, &mut out);
+    i += 1;
+    let burst_at = T0 + 200_000 - 180_000;
+    let mut bursts = Vec::new();
+    for (user, start) in [("u1", burst_at), ("u2", burst_at + 30_000)] {
+        for k in 0..15 {
+            let t = start + k * 1_000;
+            engine.process(i, &failed_from(t, user, "relay", t + 180_000), &mut out);
+            bursts.push(i);
+            i += 1;
+            live(&mut engine, t + 180_000, &mut out, &mut i);
+        }
+    }
+    engine.advance(T0 + 300_000, &mut out);
+    let users: Vec<&str> = out
+        .iter()
+        .filter_map(|a| a.group.get("actor.user").map(String::as_str))
+        .filter(|u| *u != "someone")
+        .collect();
+    assert_eq!(users, ["u1", "u2"], "{out:?}");
+    for a in out.iter().filter(|a| a.group["actor.user"] != "someone") {
+        assert_eq!(a.count, 8);
+        assert!(a.event_indices.iter().all(|e| bursts.contains(e)));
+    }
+    assert_eq!(engine.stats().late_dropped, 0);
+}

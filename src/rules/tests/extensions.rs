@@ -139,8 +139,12 @@ fn absence_out_of_order_within_lateness_matches_sorted() {
     ];
     let mut a = engine(&rules, cfg.clone());
     let mut b = engine(&rules, cfg);
-    let (oa, ob) = (feed(&mut a, &sorted), feed(&mut b, &shuffled));
-    assert_eq!(silences(&oa), vec![(1, "lis".into())]);
+    let (mut oa, mut ob) = (feed(&mut a, &sorted), feed(&mut b, &shuffled));
+    // lis delivered 3 s late, so the clock waits 3 s longer for it.
+    a.advance(T0 + 33 * SEC, &mut oa);
+    b.advance(T0 + 33 * SEC, &mut ob);
+    // ehr was silent from 12 s to 25 s, longer than 10 s, too.
+    assert_eq!(silences(&oa), vec![(1, "lis".into()), (2, "ehr".into())]);
     assert_eq!(oa, ob);
     assert_eq!(b.stats().late_hits, 0);
 }
@@ -399,8 +403,9 @@ fn baseline_closes_windows_on_later_hits_and_out_of_order_within_lateness() {
     let sorted = windows("pm", &[1, 1, 3, 1], 0);
     let mut shuffled = sorted.clone();
     // The last hit of window 2 (H0 + 20.2 s) arrives after window 3's
-    // (H0 + 30 s): 9.8 s late is beyond the lateness, so counted late.
-    // A hit 1 s late is within it.
+    // (H0 + 30 s): 9.8 s late is beyond the lateness, so counted late, but
+    // window 2 is still open (the clock is at 27 s): it is applied to it.
+    // A hit 1 s late is within the lateness.
     shuffled.swap(4, 5);
     let mut a = engine(&rules, cfg.clone());
     let mut b = engine(&rules, cfg);
@@ -410,9 +415,16 @@ fn baseline_closes_windows_on_later_hits_and_out_of_order_within_lateness() {
     b.advance(H0 + 45 * SEC, &mut ob);
     assert_eq!(oa.len(), 1);
     assert_eq!(oa[0].count, 3);
-    assert_eq!(ob.len(), 1);
-    assert_eq!(ob[0].count, 2, "the late hit is not applied");
-    assert_eq!(b.stats().late_hits, 1);
+    assert_eq!(ob, oa, "the late hit is applied to its open window");
+    assert_eq!((b.stats().late_hits, b.stats().late_applied), (1, 1));
+    // Once its window was judged, a late hit is dropped and counted.
+    let mut d = engine(&rules, a.config().clone());
+    let first: Vec<(u64, Entry)> = [0, 1, 2, 3, 5].iter().map(|&i| sorted[i].clone()).collect();
+    let mut od = feed(&mut d, &first);
+    d.advance(H0 + 45 * SEC, &mut od);
+    let before = d.stats().late_dropped;
+    feed(&mut d, &sorted[4..5]);
+    assert_eq!(d.stats().late_dropped, before + 1);
     let near: Vec<(u64, Entry)> = vec![
         sorted[0].clone(),
         sorted[1].clone(),
