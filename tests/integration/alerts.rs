@@ -336,3 +336,85 @@ fn import_runs_the_rules_and_appends_alerts_before_it_ends() {
         1
     );
 }
+
+#[test]
+fn a_source_three_minutes_late_alerts_while_another_streams_live() {
+    let dir = tempfile::tempdir().unwrap();
+    let k = keys(dir.path());
+    let rules = rules_dir(dir.path());
+    let server = Server::start(dir.path(), &config(dir.path(), &k, &rules));
+    let c = Client::new();
+    let url = server.http.clone();
+    let now = || sealtrail::event::Timestamp::now().unix_ms();
+    let at = |ms: i64| {
+        sealtrail::event::Timestamp::from_unix_ms(ms)
+            .unwrap()
+            .to_string()
+    };
+    // A live source: the EHR's logins as they happen (successes, no alert).
+    let live = |i: usize| {
+        live_event(
+            &format!("live-{i}"),
+            &format!("staff-{}", i % 7),
+            json!({"outcome": "success"}),
+        )
+    };
+    for i in 0..20 {
+        post(&c, &url, &[live(i)]);
+    }
+    // A relay delivers two bursts three minutes after they happened: 15
+    // failed logins of late-1, and of late-2 30 s later.
+    let start = now() - 180_000;
+    let mut sent = 20;
+    for (user, offset) in [("late-1", 0), ("late-2", 30_000)] {
+        let burst: Vec<Value> = (0..15)
+            .map(|k| {
+                json!({
+                    "id": format!("{user}-{k}"), "time": at(start + offset + k * 1_000),
+                    "category": "auth", "action": "login", "outcome": "failure",
+                    "actor": {"user": user, "ip": "10.0.0.9"},
+                    "source": {"system": "relay"},
+                })
+            })
+            .collect();
+        let (status, _) = post_json(&c, &format!("{url}/v1/events"), &Value::Array(burst));
+        assert_eq!(status, 200);
+        // The live source keeps streaming in between.
+        for _ in 0..5 {
+            post(&c, &url, &[live(sent)]);
+            sent += 1;
+        }
+    }
+    let a = wait_alerts(&c, &server, "brute-force", 2);
+    let mut users: Vec<&str> = a
+        .iter()
+        .map(|x| x["group"]["actor.user"].as_str().unwrap())
+        .collect();
+    users.sort_unstable();
+    assert_eq!(users, ["late-1", "late-2"]);
+    for x in &a {
+        // Raised on arrival, named as late; its events are the burst's.
+        assert_eq!(x["late"], true, "{x}");
+        let user = x["group"]["actor.user"].as_str().unwrap();
+        for i in indices(x) {
+            assert_eq!(get_event(&c, &url, i)["event"]["actor"]["user"], user);
+        }
+    }
+    assert_eq!(
+        metric(
+            &c,
+            &url,
+            "sealtrail_detection_engine{stat=\"late_dropped\"}"
+        ),
+        0.0
+    );
+    assert!(
+        metric(
+            &c,
+            &url,
+            "sealtrail_detection_engine{stat=\"late_applied\"}"
+        ) >= 10.0
+    );
+    assert_eq!(server.terminate(), Some(0));
+    verify_ok(&dir.path().join("data"), &k);
+}
