@@ -11,6 +11,8 @@
 //!   min_count: 24     # optional (default 1): hits within history before the silence
 //!   gap_factor: 5     # optional: the silence must also exceed 5 x the group's longest gap within history
 //!   learning: 1d      # optional: the group's first hit must be this much older than its last
+//!   gap_by: hour      # optional, with gap_factor: compare with the longest gaps that began at
+//!                     # the same hour of the day (+-1 h, weekdays and weekends apart, UTC)
 //! ```
 //!
 //! Per group: the time and event of its last hit, the times of its last
@@ -28,6 +30,15 @@
 //! threshold, when longer) is forgotten, so it learns again when it comes
 //! back. Groups per rule are capped (`max_groups_per_rule`, the idle longest
 //! evicted); gaps kept per group by `max_hits_per_group`.
+//!
+//! With `gap_by: hour` the longest gaps are kept per *slot* (hour of the UTC
+//! day, weekdays and weekends apart: 48 slots), by the hour the gap began,
+//! and a silence is judged against the longest gap that began in its own
+//! slot or the two beside it. A business-hours feed's nights and weekends
+//! are long normal gaps, but they begin in the evening: a feed that stops
+//! at 09:00 on a weekday is compared with its 09:00 gaps (minutes), not
+//! with its weekend (days). A slot never seen falls back to the longest gap
+//! overall, so a source active at a new hour is not reported at once.
 
 use std::collections::VecDeque;
 
@@ -49,6 +60,20 @@ pub struct Absence {
     pub min_count: u64,
     pub gap_factor: Option<f64>,
     pub learning_ms: i64,
+    /// `gap_by: hour`: longest gaps per hour-of-day slot.
+    pub by_hour: bool,
+}
+
+/// Slots of `gap_by: hour`: 24 hours of weekdays, then 24 of weekends.
+const SLOTS: usize = 48;
+
+/// The slot of unix time `ms` (UTC): hour of the day, weekends after weekdays.
+fn slot(ms: i64) -> usize {
+    let day = ms.div_euclid(86_400_000);
+    // 1970-01-01 was a Thursday: day 2 is a Saturday.
+    let weekend = matches!(day.rem_euclid(7), 2 | 3);
+    let hour = usize::try_from(ms.rem_euclid(86_400_000) / 3_600_000).unwrap_or(0);
+    hour + if weekend { 24 } else { 0 }
 }
 
 impl Absence {
@@ -112,6 +137,16 @@ pub(crate) fn parse(c: &Node) -> Result<(i64, Absence), At> {
                 .ok_or_else(|| at(n.pos, "gap_factor must be a number from 1 to 1000"))?,
         ),
     };
+    let by_hour = match c.get("gap_by") {
+        None => false,
+        Some(n) if n.as_str() == Some("hour") => {
+            if gap_factor.is_none() {
+                return Err(at(n.pos, "`gap_by` needs `gap_factor`"));
+            }
+            true
+        }
+        Some(n) => return Err(at(n.pos, "gap_by must be `hour`")),
+    };
     let learning_ms = duration(c, "learning")?.unwrap_or(0);
     if learning_ms > history_ms
         && let Some(n) = c.get("learning")
@@ -125,6 +160,7 @@ pub(crate) fn parse(c: &Node) -> Result<(i64, Absence), At> {
             min_count,
             gap_factor,
             learning_ms,
+            by_hour,
         },
     ))
 }
@@ -139,6 +175,9 @@ struct Watch {
     /// (end, length) of gaps within history, lengths strictly decreasing:
     /// the front is the longest.
     gaps: VecDeque<(i64, i64)>,
+    /// `gap_by: hour`: the same per slot of the gap's start (empty
+    /// otherwise).
+    slot_gaps: Vec<VecDeque<(i64, i64)>>,
     /// Reported silent, not heard since.
     silent: bool,
     /// Whether `deadline` is the silence deadline (else the time to forget).
@@ -180,6 +219,11 @@ impl State {
             last_event: None,
             recent: VecDeque::new(),
             gaps: VecDeque::new(),
+            slot_gaps: if rule.by_hour {
+                vec![VecDeque::new(); SLOTS]
+            } else {
+                Vec::new()
+            },
             silent: false,
             armed: false,
             deadline: i64::MIN,
@@ -197,6 +241,9 @@ impl State {
         }
         if touched.previous.is_some() && !w.silent && rule.gap_factor.is_some() {
             push_gap(&mut w.gaps, t, t - w.last, max_gaps, stats);
+            if let Some(q) = w.slot_gaps.get_mut(slot(w.last)) {
+                push_gap(q, t, t - w.last, max_gaps, stats);
+            }
         }
         w.last = t;
         w.last_event = event;
@@ -213,6 +260,11 @@ impl State {
             .is_some_and(|&(end, _)| end < t - rule.history_ms)
         {
             w.gaps.pop_front();
+        }
+        for q in &mut w.slot_gaps {
+            while q.front().is_some_and(|&(end, _)| end < t - rule.history_ms) {
+                q.pop_front();
+            }
         }
         let threshold = threshold(rule, corr.timespan_ms, w);
         w.armed = w.recent.len() >= keep
@@ -275,7 +327,20 @@ fn threshold(rule: &Absence, timespan_ms: i64, w: &Watch) -> i64 {
     let Some(f) = rule.gap_factor else {
         return timespan_ms;
     };
-    let longest = w.gaps.front().map_or(0, |&(_, len)| len);
+    let overall = w.gaps.front().map_or(0, |&(_, len)| len);
+    // The silence begins at the last hit: its slot and the two beside it
+    // (the same day class), when any gap began there.
+    let longest = if w.slot_gaps.is_empty() {
+        overall
+    } else {
+        let s = slot(w.last);
+        let (base, hour) = (s - s % 24, s % 24);
+        [(hour + 23) % 24, hour, (hour + 1) % 24]
+            .iter()
+            .filter_map(|h| w.slot_gaps.get(base + h)?.front().map(|&(_, len)| len))
+            .max()
+            .unwrap_or(overall)
+    };
     // Lengths are below 2^53 ms, so the float product is exact enough.
     #[allow(clippy::cast_precision_loss, clippy::cast_possible_truncation)]
     let scaled = (longest as f64 * f).ceil().min(i64::MAX as f64) as i64;

@@ -54,7 +54,14 @@ impl Baseline {
 
 /// `timespan`, `history`, `factor` and `min_count`.
 pub(crate) fn parse(c: &Node) -> Result<(i64, Baseline), At> {
-    for key in ["condition", "field", "gap", "gap_factor", "learning"] {
+    for key in [
+        "condition",
+        "field",
+        "gap",
+        "gap_factor",
+        "gap_by",
+        "learning",
+    ] {
         if let Some(n) = c.get(key) {
             return Err(at(
                 n.pos,

@@ -760,6 +760,7 @@ fn parse_correlation<'a>(
                 "gap",
                 "min_count",
                 "gap_factor",
+                "gap_by",
                 "factor",
             ]
             .contains(&key)
@@ -904,6 +905,7 @@ fn parse_correlation<'a>(
         ("gap", "first_seen"),
         ("min_count", "absence and baseline"),
         ("gap_factor", "absence"),
+        ("gap_by", "absence"),
         ("factor", "baseline"),
     ] {
         if let Some(n) = c.get(key) {

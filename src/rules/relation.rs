@@ -116,6 +116,7 @@ pub(super) fn parse<'a>(
         "gap",
         "min_count",
         "gap_factor",
+        "gap_by",
         "factor",
     ]
     .iter()

@@ -644,3 +644,59 @@ fn upper_bounded_restart_in_the_middle_of_a_window() {
     assert_eq!(out.len(), 1);
     assert_eq!(out[0].event_indices, vec![0, 1]);
 }
+
+#[test]
+fn absence_gap_by_hour_reports_a_business_hours_feed_stopping_in_the_morning() {
+    // A billing feed sends every 5 minutes from 08:00 to 17:00 on weekdays:
+    // its nights (15 h) and weekends (63 h) are normal gaps, but they begin
+    // at 17:00. A stop at 09:00 is judged against 09:00's gaps (5 min).
+    let knobs = "  timespan: 1h\n  history: 14d\n  gap_factor: 5\n  learning: 1d\n";
+    let by_hour = absence_rule(&format!("{knobs}  gap_by: hour\n"));
+    let overall = absence_rule(knobs);
+    const DAY: i64 = 86_400_000;
+    // Monday 2026-11-02 00:00 UTC.
+    let monday = 1_793_577_600_000;
+    let mut input = Vec::new();
+    let mut i = 0u64;
+    for d in 0..16 {
+        let day = monday + d * DAY;
+        let weekend = matches!(d % 7, 5 | 6);
+        // The outage: the second Wednesday from 09:00 to 12:30.
+        let outage = d == 9;
+        if weekend {
+            continue;
+        }
+        let mut t = day + 8 * 3_600_000;
+        while t <= day + 17 * 3_600_000 {
+            let h = (t - day) / 60_000;
+            if !(outage && (9 * 60..12 * 60 + 30).contains(&h)) {
+                input.push((i, from(t, "billing")));
+                i += 1;
+            }
+            t += 5 * 60_000;
+        }
+    }
+    let run = |rules: &str| {
+        let mut e = engine(rules, no_lateness());
+        let mut out = feed(&mut e, &input);
+        e.flush(&mut out);
+        out.iter()
+            .map(|a| (a.first_time.unix_ms() - monday) / 60_000)
+            .collect::<Vec<_>>()
+    };
+    // Reported once, an hour into the outage (09:00 + 1 h threshold).
+    assert_eq!(run(&by_hour), vec![9 * 24 * 60 + 9 * 60 - 5]);
+    // Judged against its longest gap overall (the weekend), it is not.
+    assert!(run(&overall).is_empty());
+    // gap_by needs gap_factor and takes only `hour`.
+    for (knob, why) in [
+        ("  timespan: 1h\n  gap_by: hour\n", "needs `gap_factor`"),
+        (
+            "  timespan: 1h\n  gap_factor: 5\n  gap_by: day\n",
+            "must be `hour`",
+        ),
+    ] {
+        let err = RuleSet::from_yaml("x.yml", &absence_rule(knob)).unwrap_err();
+        assert!(format!("{err:?}").contains(why), "{err:?}");
+    }
+}
