@@ -94,9 +94,17 @@ pub struct ReplayArgs {
 
 #[derive(Args, Debug)]
 pub struct EvalArgs {
-    /// events.ndjson written by `sealtrail gen`.
+    /// events.ndjson written by `sealtrail gen` (run through the rules).
+    #[arg(long, required_unless_present = "data", conflicts_with = "data")]
+    events: Option<PathBuf>,
+    /// Instead: a data directory that `sealtrail serve` or `import` wrote
+    /// from gen's events (matched to the labels by event id).
     #[arg(long)]
-    events: PathBuf,
+    data: Option<PathBuf>,
+    /// With --data: score the alerts the service appended to the ledger
+    /// (`ledger`), or replay the ledger through the rules (`replay`).
+    #[arg(long, value_enum, default_value = "replay", requires = "data")]
+    alerts: AlertsFrom,
     /// labels.ndjson written by `sealtrail gen`.
     #[arg(long)]
     labels: PathBuf,
@@ -108,6 +116,13 @@ pub struct EvalArgs {
     rules: Option<PathBuf>,
     #[arg(long)]
     json: bool,
+}
+
+/// Where `rules eval --data` takes its alerts from.
+#[derive(clap::ValueEnum, Clone, Copy, Debug, PartialEq, Eq)]
+pub enum AlertsFrom {
+    Ledger,
+    Replay,
 }
 
 pub fn run(cmd: RulesCommand) -> Result<ExitCode> {
@@ -537,44 +552,30 @@ struct LabelSpan {
     last: i64,
 }
 
-fn eval(args: &EvalArgs) -> Result<ExitCode> {
-    let dir = args.rules.clone().unwrap_or_else(|| DEFAULT_DIR.into());
-    let set = match load(&dir)? {
-        Ok(set) => Arc::new(set),
-        Err(code) => return Ok(code),
-    };
-    // rule id -> family, and which families are marked as gaps.
-    let mut family_of: HashMap<String, String> = HashMap::new();
-    let mut scores: BTreeMap<String, FamilyScore> = BTreeMap::new();
-    for m in all_metas(&set) {
-        let gap = m.tags.iter().any(|t| t.starts_with(GAP_TAG));
-        for t in &m.tags {
-            if let Some(f) = t.strip_prefix(FAMILY_TAG) {
-                family_of.insert(m.id.clone(), f.to_owned());
-                let s = scores.entry(f.to_owned()).or_default();
-                s.gap |= gap;
-                s.rules.push(m.id.clone());
-            }
-        }
-    }
-    for f in crate::r#gen::Family::ALL {
-        scores.entry(f.id().to_owned()).or_default();
-    }
-    let lookups_dir = args.lookups.clone().unwrap_or_else(|| {
-        args.events
-            .parent()
-            .map_or_else(|| PathBuf::from("."), Path::to_path_buf)
-    });
-    let lookups = load_lookups(&lookups_dir)?;
+/// What an evaluation run produced, before it is scored.
+struct EvalRun {
+    alerts: Vec<AlertCandidate>,
+    /// gen event id -> index (line number, or ledger index).
+    ids: HashMap<String, u64>,
+    events: u64,
+    synthesized: usize,
+    first_ms: i64,
+    last_ms: i64,
+}
 
-    let file = std::fs::File::open(&args.events)
-        .with_context(|| format!("opening {}", args.events.display()))?;
+/// gen's events file through a fresh engine (and the silence monitor), in
+/// file order (gen writes delivery order).
+fn eval_events(events: &Path, set: &Arc<RuleSet>, lookups: &Lookups) -> Result<EvalRun> {
+    let (mut first_ms, mut last_ms) = (i64::MAX, i64::MIN);
+
+    let file =
+        std::fs::File::open(events).with_context(|| format!("opening {}", events.display()))?;
     let via = Via {
         kind: "import".into(),
-        peer: Some(args.events.display().to_string()),
+        peer: Some(events.display().to_string()),
         principal: None,
     };
-    let mut engine = Engine::new(Arc::clone(&set), EngineConfig::default());
+    let mut engine = Engine::new(Arc::clone(set), EngineConfig::default());
     let mut silence = SilenceModel::new(SilenceConfig::default())
         .map_err(|e| anyhow::anyhow!("silence monitor: {e}"))?;
     let mut next_check: Option<i64> = None;
@@ -588,7 +589,7 @@ fn eval(args: &EvalArgs) -> Result<ExitCode> {
         line.clear();
         if reader
             .read_line(&mut line)
-            .with_context(|| format!("reading {}", args.events.display()))?
+            .with_context(|| format!("reading {}", events.display()))?
             == 0
         {
             break;
@@ -597,8 +598,10 @@ fn eval(args: &EvalArgs) -> Result<ExitCode> {
             continue;
         }
         let event = Event::from_json(line.trim_end().as_bytes())
-            .with_context(|| format!("{} line {}", args.events.display(), n + 1))?;
+            .with_context(|| format!("{} line {}", events.display(), n + 1))?;
         let t = event.time.unix_ms();
+        first_ms = first_ms.min(t);
+        last_ms = last_ms.max(t);
         // The service's silence monitor, run on event time.
         if next_check.is_none_or(|c| t >= c) {
             for s in silence.check(t, Some(t)) {
@@ -625,11 +628,116 @@ fn eval(args: &EvalArgs) -> Result<ExitCode> {
         if let Some(id) = &event.id {
             ids.insert(id.clone(), n);
         }
-        engine.process(n, &entry_of(event, Some(&lookups), &via), &mut alerts);
+        engine.process(n, &entry_of(event, Some(lookups), &via), &mut alerts);
         n += 1;
     }
     engine.flush(&mut alerts);
+    Ok(EvalRun {
+        alerts,
+        ids,
+        events: n,
+        synthesized: synthetic.len(),
+        first_ms,
+        last_ms,
+    })
+}
 
+/// A data directory written by `serve` or `import`: the alerts the service
+/// appended (`ledger`), or the client events replayed through the rules
+/// (`replay`: what `rules replay` over the whole ledger gives).
+fn eval_ledger(data: &Path, set: &Arc<RuleSet>, from: AlertsFrom) -> Result<EvalRun> {
+    if !data.is_dir() {
+        bail!("{}: no data directory", data.display());
+    }
+    let end = crate::index::ledger_end(data).context("reading the ledger")?;
+    let mut follower = crate::index::LedgerFollower::new(data, 0);
+    let mut engine = Engine::new(Arc::clone(set), EngineConfig::default());
+    let (mut alerts, mut buf) = (Vec::new(), Vec::new());
+    let mut ids = HashMap::new();
+    let (mut events, mut first_ms, mut last_ms) = (0u64, i64::MAX, i64::MIN);
+    while let Some(index) = follower
+        .next_entry(end, &mut buf)
+        .context("reading the ledger")?
+    {
+        let entry = Entry::from_ledger_bytes(&buf)
+            .with_context(|| format!("ledger entry {index} does not parse"))?;
+        if let Some(a) = crate::detect::alert::Alert::from_entry(&entry) {
+            if from == AlertsFrom::Ledger {
+                alerts.push(crate::detect::alert::as_candidate(&a));
+            }
+            continue;
+        }
+        if entry.via.kind != crate::detect::alert::SERVICE_VIA {
+            events += 1;
+            let t = entry.event.time.unix_ms();
+            first_ms = first_ms.min(t);
+            last_ms = last_ms.max(t);
+            if let Some(id) = &entry.event.id {
+                ids.insert(id.clone(), index);
+            }
+        }
+        if from == AlertsFrom::Replay {
+            engine.process(index, &entry, &mut alerts);
+        }
+    }
+    if let Some(why) = follower.stalled() {
+        eprintln!("warning: stopped early: {why}");
+    }
+    engine.flush(&mut alerts);
+    Ok(EvalRun {
+        alerts,
+        ids,
+        events,
+        synthesized: 0,
+        first_ms,
+        last_ms,
+    })
+}
+
+fn eval(args: &EvalArgs) -> Result<ExitCode> {
+    let dir = args.rules.clone().unwrap_or_else(|| DEFAULT_DIR.into());
+    let set = match load(&dir)? {
+        Ok(set) => Arc::new(set),
+        Err(code) => return Ok(code),
+    };
+    // rule id -> family, and which families are marked as gaps.
+    let mut family_of: HashMap<String, String> = HashMap::new();
+    let mut scores: BTreeMap<String, FamilyScore> = BTreeMap::new();
+    for m in all_metas(&set) {
+        let gap = m.tags.iter().any(|t| t.starts_with(GAP_TAG));
+        for t in &m.tags {
+            if let Some(f) = t.strip_prefix(FAMILY_TAG) {
+                family_of.insert(m.id.clone(), f.to_owned());
+                let s = scores.entry(f.to_owned()).or_default();
+                s.gap |= gap;
+                s.rules.push(m.id.clone());
+            }
+        }
+    }
+    for f in crate::r#gen::Family::ALL {
+        scores.entry(f.id().to_owned()).or_default();
+    }
+    let lookups_dir = args.lookups.clone().unwrap_or_else(|| {
+        args.events
+            .as_deref()
+            .or(args.data.as_deref())
+            .and_then(Path::parent)
+            .map_or_else(|| PathBuf::from("."), Path::to_path_buf)
+    });
+    let lookups = load_lookups(&lookups_dir)?;
+    let run = match (&args.events, &args.data) {
+        (Some(events), _) => eval_events(events, &set, &lookups)?,
+        (None, Some(data)) => eval_ledger(data, &set, args.alerts)?,
+        (None, None) => bail!("give --events or --data"),
+    };
+    let EvalRun {
+        alerts,
+        ids,
+        events: n,
+        synthesized,
+        first_ms,
+        last_ms,
+    } = run;
     let labels_text = read_limited(&args.labels)?;
     let mut labels = Vec::new();
     for (i, l) in labels_text.lines().enumerate() {
@@ -699,10 +807,32 @@ fn eval(args: &EvalArgs) -> Result<ExitCode> {
         s.precision = (s.alerts > 0).then(|| s.true_positives as f64 / s.alerts as f64);
         s.recall = (s.labeled > 0).then(|| s.detected as f64 / s.labeled as f64);
     }
+    // Alerts per day of event time, and false ones (on no labeled incident,
+    // untagged rules included) per day per 60 staff: the benign noise a
+    // practice's reviewer sees.
+    #[allow(clippy::cast_precision_loss)] // counts and days far below 2^52
+    let (days, per_day, false_per_day_60) = {
+        let days = if last_ms > first_ms {
+            ((last_ms - first_ms) as f64 / 86_400_000.0).max(1.0)
+        } else {
+            1.0
+        };
+        let false_alerts: usize =
+            scores.values().map(|s| s.false_positives).sum::<usize>() + untagged;
+        let staff = lookups.staff_len().max(1) as f64;
+        (
+            days,
+            alerts.len() as f64 / days,
+            false_alerts as f64 / days * 60.0 / staff,
+        )
+    };
     if args.json {
         let out = json!({
             "events": n,
-            "synthesized_events": synthetic.len(),
+            "days": days,
+            "alerts_per_day": per_day,
+            "false_alerts_per_day_per_60_staff": false_per_day_60,
+            "synthesized_events": synthesized,
             "labels": labels.len(),
             "alerts": alerts.len(),
             "untagged_alerts": untagged,
@@ -737,9 +867,12 @@ fn eval(args: &EvalArgs) -> Result<ExitCode> {
         }
         println!(
             "{n} events ({} synthesized source_silent), {} labels, {} alerts ({untagged} from rules without a family tag)",
-            synthetic.len(),
+            synthesized,
             labels.len(),
             alerts.len()
+        );
+        println!(
+            "{days:.1} days: {per_day:.1} alerts a day, {false_per_day_60:.2} false alerts a day per 60 staff"
         );
     }
     Ok(ExitCode::SUCCESS)

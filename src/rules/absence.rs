@@ -66,6 +66,9 @@ pub struct Absence {
 
 /// Slots of `gap_by: hour`: 24 hours of weekdays, then 24 of weekends.
 const SLOTS: usize = 48;
+/// A slot and its neighbours are trusted once gaps began there on this many
+/// distinct days within history; before, the longest gap overall is used.
+const SLOT_MIN_DAYS: usize = 3;
 
 /// The slot of unix time `ms` (UTC): hour of the day, weekends after weekdays.
 fn slot(ms: i64) -> usize {
@@ -178,6 +181,9 @@ struct Watch {
     /// `gap_by: hour`: the same per slot of the gap's start (empty
     /// otherwise).
     slot_gaps: Vec<VecDeque<(i64, i64)>>,
+    /// `gap_by: hour`: per slot, the distinct days (unix day numbers,
+    /// ascending, within history) on which a gap began there.
+    slot_days: Vec<VecDeque<i64>>,
     /// Reported silent, not heard since.
     silent: bool,
     /// Whether `deadline` is the silence deadline (else the time to forget).
@@ -224,6 +230,11 @@ impl State {
             } else {
                 Vec::new()
             },
+            slot_days: if rule.by_hour {
+                vec![VecDeque::new(); SLOTS]
+            } else {
+                Vec::new()
+            },
             silent: false,
             armed: false,
             deadline: i64::MIN,
@@ -243,6 +254,12 @@ impl State {
             push_gap(&mut w.gaps, t, t - w.last, max_gaps, stats);
             if let Some(q) = w.slot_gaps.get_mut(slot(w.last)) {
                 push_gap(q, t, t - w.last, max_gaps, stats);
+            }
+            if let Some(d) = w.slot_days.get_mut(slot(w.last)) {
+                let day = w.last.div_euclid(86_400_000);
+                if d.back() != Some(&day) {
+                    d.push_back(day);
+                }
             }
         }
         w.last = t;
@@ -264,6 +281,12 @@ impl State {
         for q in &mut w.slot_gaps {
             while q.front().is_some_and(|&(end, _)| end < t - rule.history_ms) {
                 q.pop_front();
+            }
+        }
+        let oldest_day = (t - rule.history_ms).div_euclid(86_400_000);
+        for d in &mut w.slot_days {
+            while d.front().is_some_and(|&day| day < oldest_day) {
+                d.pop_front();
             }
         }
         let threshold = threshold(rule, corr.timespan_ms, w);
@@ -335,11 +358,23 @@ fn threshold(rule: &Absence, timespan_ms: i64, w: &Watch) -> i64 {
     } else {
         let s = slot(w.last);
         let (base, hour) = (s - s % 24, s % 24);
-        [(hour + 23) % 24, hour, (hour + 1) % 24]
+        let trio = [base + (hour + 23) % 24, s, base + (hour + 1) % 24];
+        let mut days: Vec<i64> = trio
             .iter()
-            .filter_map(|h| w.slot_gaps.get(base + h)?.front().map(|&(_, len)| len))
-            .max()
-            .unwrap_or(overall)
+            .filter_map(|&i| w.slot_days.get(i))
+            .flatten()
+            .copied()
+            .collect();
+        days.sort_unstable();
+        days.dedup();
+        if days.len() < SLOT_MIN_DAYS {
+            overall
+        } else {
+            trio.iter()
+                .filter_map(|&i| w.slot_gaps.get(i)?.front().map(|&(_, len)| len))
+                .max()
+                .unwrap_or(overall)
+        }
     };
     // Lengths are below 2^53 ms, so the float product is exact enough.
     #[allow(clippy::cast_precision_loss, clippy::cast_possible_truncation)]
