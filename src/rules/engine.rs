@@ -244,8 +244,8 @@ pub struct Engine {
     /// Late hits per source, waiting for their own source's watermark (so
     /// a late source's events are still applied in their own order).
     late: hashbrown::HashMap<Box<str>, Reorder>,
-    /// Late hits of the service's own entries (no source), applied at once.
-    late_now: Vec<Pending>,
+    /// Hits of the service's own entries (no source), applied at once.
+    own_hits: Vec<Pending>,
     /// Late hits not applied, by (rule id, source); bounded.
     late_drops: BTreeMap<(String, String), u64>,
     state: Vec<CorrState>,
@@ -274,7 +274,7 @@ impl Engine {
             clock: None,
             applied: None,
             late: hashbrown::HashMap::new(),
-            late_now: Vec::new(),
+            own_hits: Vec::new(),
             late_drops: BTreeMap::new(),
             touched: Vec::new(),
             state,
@@ -379,8 +379,13 @@ impl Engine {
                 let late = behind || self.applied.is_some_and(|a| key < a);
                 // A source with late hits waiting keeps its own order: its
                 // next hits wait behind them.
-                let queued = late || source.is_some_and(|n| self.late.contains_key(n));
-                if late && too_old {
+                // The service's own entries carry the SIEM's clock, not a
+                // source's event time: their hits are applied at once,
+                // outside the event-time order (they would otherwise fire
+                // every deadline up to the wall clock).
+                let own = source.is_none();
+                let queued = own || late || source.is_some_and(|n| self.late.contains_key(n));
+                if late && too_old && !own {
                     self.stats.late_hits += 1;
                     self.drop_late(&corr.meta.id, source);
                     continue;
@@ -399,7 +404,7 @@ impl Engine {
                     .and_then(|f| f.get(entry))
                     .map(|v| v.text().into());
                 if queued {
-                    if late {
+                    if late && !own {
                         self.stats.late_hits += 1;
                     }
                     let p = Pending { key, group, value };
@@ -412,8 +417,7 @@ impl Engine {
                                 self.late.insert(name.into(), r);
                             }
                         },
-                        // The service's own entries have no source to wait for.
-                        None => self.late_now.push(p),
+                        None => self.own_hits.push(p),
                     }
                     continue;
                 }
@@ -430,9 +434,17 @@ impl Engine {
             self.pending.push(p);
         }
         self.release(out);
-        if !self.late_now.is_empty() {
-            for p in std::mem::take(&mut self.late_now) {
-                self.apply_late(p, out);
+        if !self.own_hits.is_empty() {
+            for p in std::mem::take(&mut self.own_hits) {
+                let (time, index, ci, mi) = p.key;
+                let hit = Hit {
+                    time,
+                    first_time: time,
+                    member: mi,
+                    events: Events::One(index),
+                    value: p.value,
+                };
+                self.apply_hit(ci, p.group, hit, out);
             }
         }
         if let Some(name) = source
