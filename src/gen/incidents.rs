@@ -29,6 +29,8 @@ pub(crate) struct Plan {
     pub login_after_failures: Vec<(usize, u32)>,
     /// Lab system outages `[from, to)`.
     pub silences: Vec<(i64, i64)>,
+    /// Billing clearinghouse outages `[from, to)`: 3-4.5 h on weekday mornings.
+    pub billing_silences: Vec<(i64, i64)>,
 }
 
 fn per_days(days: u32, every: u32) -> u32 {
@@ -79,6 +81,22 @@ pub(crate) fn plan(g: &mut Gen) -> Plan {
                 let from = g.clock.day_start(d) + 9 * HOUR_MS + g.rng.gen_range(0..180) * MIN_MS;
                 let to = from + g.rng.gen_range(4 * 60..8 * 60) * MIN_MS;
                 plan.silences.push((from, to));
+                break;
+            }
+        }
+    }
+    for _ in 0..per_days(g.days, 10) {
+        for _ in 0..50 {
+            let d = g.rng.gen_range(0..g.days);
+            let taken = |p: &Plan| {
+                p.billing_silences
+                    .iter()
+                    .any(|&(f, _)| f.div_euclid(super::clock::DAY_MS) == (g.clock.day_start(d)).div_euclid(super::clock::DAY_MS))
+            };
+            if g.clock.weekday(d) < 5 && d >= 2 && !taken(&plan) {
+                let from = g.clock.day_start(d) + g.rng.gen_range(7 * 60 + 30..10 * 60) * MIN_MS;
+                let to = from + g.rng.gen_range(3 * 60..4 * 60 + 30) * MIN_MS;
+                plan.billing_silences.push((from, to));
                 break;
             }
         }

@@ -137,7 +137,37 @@ pub(crate) struct Gen {
     pub labels: Vec<Label>,
     /// Sessions of each (user, day): `[login, end)` and the session id.
     pub sessions: Vec<Vec<Vec<Session>>>,
+    /// Every visit: the huddles read them.
+    pub day_visits: Vec<DayVisit>,
+    /// Every submitted claim: billing's queues read them.
+    pub claims: Vec<ClaimRec>,
+    /// Every morning huddle (incidents hide a chart in one).
+    pub huddles: Vec<Huddle>,
     counter: u64,
+}
+
+#[derive(Debug, Clone)]
+pub(crate) struct DayVisit {
+    pub day: u32,
+    pub department: &'static str,
+    pub patient: usize,
+    /// When the appointment's booking event happened.
+    pub booked_at: i64,
+}
+
+#[derive(Debug, Clone)]
+pub(crate) struct ClaimRec {
+    pub day: u32,
+    pub patient: usize,
+    pub id: String,
+}
+
+#[derive(Debug, Clone)]
+pub(crate) struct Huddle {
+    pub nurse: usize,
+    pub day: u32,
+    pub from: i64,
+    pub to: i64,
 }
 
 #[derive(Debug, Clone)]
@@ -329,6 +359,9 @@ pub fn generate(config: &GenConfig) -> Result<Output, GenError> {
         drafts: Vec::new(),
         labels: Vec::new(),
         sessions: Vec::new(),
+        day_visits: Vec::new(),
+        claims: Vec::new(),
+        huddles: Vec::new(),
         counter: 0,
     };
     let plan = incidents::plan(&mut g);
