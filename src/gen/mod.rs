@@ -57,6 +57,7 @@
 //! belongs to an employee on a security hold (no termination date).
 
 mod clock;
+mod facts;
 mod incidents;
 pub mod labels;
 mod output;

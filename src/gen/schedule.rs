@@ -1372,6 +1372,46 @@ fn lifecycle(g: &mut Gen) {
             handover(g, u, d, &user);
         }
     }
+    // Long leaves: disabled when they start inside the run, re-enabled by IT
+    // a few days before the return.
+    for (u, from, back) in g.practice.plan.long_leave.clone() {
+        let user = g.practice.staff[u].user.clone();
+        if from > 0
+            && let Some((a, d)) = admin_on_duty(g, from)
+        {
+            let at = g.clock.day_start(d) + 10 * HOUR_MS;
+            let f = attrs([("change_ticket", ticket(g)), ("why", json!("leave"))]);
+            admin(
+                g,
+                a,
+                d,
+                at,
+                "user_disable",
+                Some(user.clone()),
+                f,
+                "Disabled account during leave",
+            );
+        }
+        if let Some((a, d)) = admin_on_duty(g, back.saturating_sub(3).max(from + 1))
+            && d < back
+        {
+            let at = g.clock.day_start(d) + 15 * HOUR_MS;
+            let f = attrs([
+                ("change_ticket", ticket(g)),
+                ("why", json!("return from leave")),
+            ]);
+            admin(
+                g,
+                a,
+                d,
+                at,
+                "user_enable",
+                Some(user),
+                f,
+                "Re-enabled account after leave",
+            );
+        }
+    }
     if let Some((u, first)) = g.practice.plan.leave {
         let user = g.practice.staff[u].user.clone();
         if let Some((a, d)) = admin_on_duty(g, first) {
