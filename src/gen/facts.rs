@@ -71,7 +71,10 @@ impl Facts {
                 continue;
             };
             let s = s.unix_ms();
-            let mut names: Vec<&str> = attr("clinician").and_then(Value::as_str).into_iter().collect();
+            let mut names: Vec<&str> = attr("clinician")
+                .and_then(Value::as_str)
+                .into_iter()
+                .collect();
             if let Some(team) = attr("care_team").and_then(Value::as_array) {
                 names.extend(team.iter().filter_map(Value::as_str));
             }
@@ -94,9 +97,8 @@ impl Facts {
                 .any(|&t| t <= to && t >= from - REPEAT_DAYS * DAY_MS)
         });
         let named = self.named.get(&(u, p)).is_some_and(|ts| {
-            ts.iter().any(|&s| {
-                s <= to + TREATMENT_DAYS * DAY_MS && s >= from - TREATMENT_DAYS * DAY_MS
-            })
+            ts.iter()
+                .any(|&s| s <= to + TREATMENT_DAYS * DAY_MS && s >= from - TREATMENT_DAYS * DAY_MS)
         });
         let dept = g.practice.staff[u].department;
         let same_day = (from.div_euclid(DAY_MS)..=to.div_euclid(DAY_MS))

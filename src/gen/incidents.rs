@@ -14,12 +14,12 @@ use rand::seq::SliceRandom;
 use serde_json::json;
 
 use super::clock::{HOUR_MS, MIN_MS, SEC_MS};
+use super::facts::Facts;
 use super::labels::{
     AFTER_HOURS_FROM, Family, LOCKOUT_AFTER_FAILURES, NEW_IP_LEARNING_DAYS, hour_of,
 };
 use super::practice::{PatientKind, Role};
 use super::schedule::{admin, admin_on_duty, export, login, ticket};
-use super::facts::Facts;
 use super::{Gen, Session, attrs, event, source};
 use crate::event::{Category, Outcome};
 
@@ -90,9 +90,10 @@ pub(crate) fn plan(g: &mut Gen) -> Plan {
         for _ in 0..50 {
             let d = g.rng.gen_range(0..g.days);
             let taken = |p: &Plan| {
-                p.billing_silences
-                    .iter()
-                    .any(|&(f, _)| f.div_euclid(super::clock::DAY_MS) == (g.clock.day_start(d)).div_euclid(super::clock::DAY_MS))
+                p.billing_silences.iter().any(|&(f, _)| {
+                    f.div_euclid(super::clock::DAY_MS)
+                        == (g.clock.day_start(d)).div_euclid(super::clock::DAY_MS)
+                })
             };
             if g.clock.weekday(d) < 5 && d >= 2 && !taken(&plan) {
                 let from = g.clock.day_start(d) + g.rng.gen_range(7 * 60 + 30..10 * 60) * MIN_MS;
@@ -337,7 +338,16 @@ fn snoop_view(
         return None;
     }
     let i = (0..8).find_map(|k| {
-        g.access(u, d, t + k * 10 * MIN_MS, "view", Some(p), kind, "ehr", "Viewed chart")
+        g.access(
+            u,
+            d,
+            t + k * 10 * MIN_MS,
+            "view",
+            Some(p),
+            kind,
+            "ehr",
+            "Viewed chart",
+        )
     })?;
     facts.touch(u, p, g.drafts[i].t);
     Some(i)
@@ -395,7 +405,11 @@ fn snoop_any(
         let Some(&(u, p, day)) = candidates.get(g.rng.gen_range(0..candidates.len().max(1))) else {
             return false;
         };
-        if g.practice.reserved.contains(&u) || g.practice.own(u, p) {
+        // Night staff would also be after hours: snoops are by day workers.
+        if g.practice.reserved.contains(&u)
+            || g.practice.own(u, p)
+            || g.practice.staff[u].role == Role::NightNurse
+        {
             continue;
         }
         let d = day.unwrap_or_else(|| g.rng.gen_range(0..g.days));
@@ -561,15 +575,11 @@ fn vip_no_treatment(g: &mut Gen, facts: &mut Facts, k: usize) {
 
 /// A random plain patient `u` has no explained access to during `[from, to]`
 /// and does not share a surname with.
-fn plain_for(g: &mut Gen, facts: &Facts, u: usize, from: i64, to: i64) -> usize {
-    let mut p = plain(g);
-    for _ in 0..200 {
-        if g.practice.benign(u, p) && facts.unexplained(g, u, p, from, to) {
-            break;
-        }
-        p = plain(g);
-    }
-    p
+fn plain_for(g: &mut Gen, facts: &Facts, u: usize, from: i64, to: i64) -> Option<usize> {
+    (0..400).find_map(|_| {
+        let p = plain(g);
+        (g.practice.benign(u, p) && facts.unexplained(g, u, p, from, to)).then_some(p)
+    })
 }
 
 /// Even: a front desk, billing or assistant user pulls up 35-49 charts in
@@ -597,8 +607,10 @@ fn patient_volume(g: &mut Gen, facts: &mut Facts, k: usize) {
     };
     while seen.len() < want && tries < 200 {
         tries += 1;
-        let p = plain_for(g, facts, u, t, t + HOUR_MS);
-        if seen.contains(&p) || !facts.unexplained(g, u, p, t, t + HOUR_MS) {
+        let Some(p) = plain_for(g, facts, u, t, t + HOUR_MS) else {
+            continue;
+        };
+        if seen.contains(&p) {
             continue;
         }
         if let Some(i) = g.access(u, d, t, "view", Some(p), kind, system, msg) {
@@ -613,7 +625,10 @@ fn patient_volume(g: &mut Gen, facts: &mut Facts, k: usize) {
         Family::PatientVolume,
         ids,
         vec![("actor.user", un)],
-        format!("{} distinct patients in under an hour, none explained", seen.len()),
+        format!(
+            "{} distinct patients in under an hour, none explained",
+            seen.len()
+        ),
     );
 }
 
@@ -649,7 +664,6 @@ fn large_export(g: &mut Gen, in_hours: bool) {
     }
 }
 
-
 /// Even: a day-shift user back at a workstation at night. Odd: a physician
 /// from home over the VPN at night opening patients who are not theirs
 /// (it looks like evening charting).
@@ -674,8 +688,9 @@ fn after_hours_access(g: &mut Gen, facts: &mut Facts, k: usize) {
     let mut ids = Vec::new();
     let mut t = from + 2 * MIN_MS;
     for _ in 0..g.rng.gen_range(2..5) {
-        let p = plain_for(g, facts, u, t, t + 10 * MIN_MS);
-        ids.extend(snoop_view(g, facts, u, d, t, p, "problem_list"));
+        if let Some(p) = plain_for(g, facts, u, t, t + 10 * MIN_MS) {
+            ids.extend(snoop_view(g, facts, u, d, t, p, "problem_list"));
+        }
         t += g.rng.gen_range(2..6) * MIN_MS;
     }
     let un = user(g, u);
@@ -703,8 +718,9 @@ fn already_dormant(g: &mut Gen, facts: &mut Facts) {
         let mut ids = vec![li];
         let mut t = from + 2 * MIN_MS;
         for _ in 0..g.rng.gen_range(1..4) {
-            let p = plain_for(g, facts, u, t, t + 10 * MIN_MS);
-            ids.extend(snoop_view(g, facts, u, d, t, p, "demographics"));
+            if let Some(p) = plain_for(g, facts, u, t, t + 10 * MIN_MS) {
+                ids.extend(snoop_view(g, facts, u, d, t, p, "demographics"));
+            }
             t += g.rng.gen_range(2..5) * MIN_MS;
         }
         ids.push(lo);
@@ -722,7 +738,9 @@ fn break_glass(g: &mut Gen, facts: &Facts) {
         return;
     };
     let t = in_shift(g, u, d, 60 * MIN_MS);
-    let p = plain_for(g, facts, u, t, t + 90 * MIN_MS);
+    let Some(p) = plain_for(g, facts, u, t, t + 90 * MIN_MS) else {
+        return;
+    };
     let Some(bg) = (0..8).find_map(|k| {
         g.access(
             u,
@@ -842,7 +860,9 @@ fn new_ip(g: &mut Gen, facts: &Facts) {
     let to = from + g.rng.gen_range(10..30) * MIN_MS;
     let (li, lo) = own_session(g, u, d, from, to, &ip);
     let mut ids = vec![li];
-    let p = plain_for(g, facts, u, from, to);
+    let Some(p) = plain_for(g, facts, u, from, to) else {
+        return;
+    };
     // Views in the new session (the normal one may run at the same time).
     let sid = g.sessions[u][d as usize]
         .last()
@@ -903,7 +923,9 @@ fn disabled_account_login(g: &mut Gen, facts: &Facts) {
     let from = g.clock.day_start(back) + g.rng.gen_range(10 * 60..15 * 60) * MIN_MS;
     let ip = g.practice.staff[u].ip.clone();
     let (li, lo) = own_session(g, u, back, from, from + 15 * MIN_MS, &ip);
-    let p = plain_for(g, facts, u, from, from + 15 * MIN_MS);
+    let Some(p) = plain_for(g, facts, u, from, from + 15 * MIN_MS) else {
+        return;
+    };
     let mut ids = vec![dis, li];
     ids.extend(views(g, u, back, from + 3 * MIN_MS, p, 1, None));
     ids.push(lo);

@@ -40,7 +40,13 @@ pub(crate) fn finish(g: Gen, config: &GenConfig) -> Result<Output, GenError> {
     let at: Vec<i64> = g
         .drafts
         .iter()
-        .map(|d| delivered(config.seed, d.t, d.event.source.as_ref().map(|s| s.system.as_str())))
+        .map(|d| {
+            delivered(
+                config.seed,
+                d.t,
+                d.event.source.as_ref().map(|s| s.system.as_str()),
+            )
+        })
         .collect();
     order.sort_by_key(|&i| (at[i], g.drafts[i].t, i));
     let mut position = vec![usize::MAX; g.drafts.len()];

@@ -285,19 +285,63 @@ fn last_name(k: usize) -> String {
 const NAME_POOL: usize = NAME_HEADS.len() * NAME_TAILS.len();
 
 /// Common surnames, most common first: staff and patients draw from them
-/// with a Zipf-like skew (about a quarter of people carry one), so many
+/// with a Zipf-like skew (about two in five people carry one), so many
 /// patients share a clinician's surname with no family link.
 const COMMON: [&str; 50] = [
-    "Smith", "Johnson", "Williams", "Brown", "Jones", "Garcia", "Miller", "Davis", "Rodriguez",
-    "Martinez", "Hernandez", "Lopez", "Gonzalez", "Wilson", "Anderson", "Thomas", "Taylor",
-    "Moore", "Jackson", "Martin", "Lee", "Perez", "Thompson", "White", "Harris", "Sanchez",
-    "Clark", "Ramirez", "Lewis", "Robinson", "Walker", "Young", "Allen", "King", "Wright", "Scott",
-    "Torres", "Nguyen", "Hill", "Flores", "Green", "Adams", "Nelson", "Baker", "Hall", "Rivera",
-    "Campbell", "Mitchell", "Carter", "Roberts",
+    "Smith",
+    "Johnson",
+    "Williams",
+    "Brown",
+    "Jones",
+    "Garcia",
+    "Miller",
+    "Davis",
+    "Rodriguez",
+    "Martinez",
+    "Hernandez",
+    "Lopez",
+    "Gonzalez",
+    "Wilson",
+    "Anderson",
+    "Thomas",
+    "Taylor",
+    "Moore",
+    "Jackson",
+    "Martin",
+    "Lee",
+    "Perez",
+    "Thompson",
+    "White",
+    "Harris",
+    "Sanchez",
+    "Clark",
+    "Ramirez",
+    "Lewis",
+    "Robinson",
+    "Walker",
+    "Young",
+    "Allen",
+    "King",
+    "Wright",
+    "Scott",
+    "Torres",
+    "Nguyen",
+    "Hill",
+    "Flores",
+    "Green",
+    "Adams",
+    "Nelson",
+    "Baker",
+    "Hall",
+    "Rivera",
+    "Campbell",
+    "Mitchell",
+    "Carter",
+    "Roberts",
 ];
 /// Weight of the r-th common surname is `COMMON_WEIGHT / (r + 2)`; each
 /// synthetic (rare) surname weighs `RARE_WEIGHT`.
-const COMMON_WEIGHT: u32 = 200;
+const COMMON_WEIGHT: u32 = 400;
 const RARE_WEIGHT: u32 = 4;
 
 /// Samples surnames: cumulative weights over `COMMON` then the rare pool.
@@ -524,8 +568,10 @@ impl Practice {
             let from = workday_after(rng.gen_range(2..5));
             let back = workday_after(from + rng.gen_range(21..25));
             if back + 2 < days
-                && let Some(u) =
-                    self.reserve(rng, &[Nurse, FrontDesk, Billing, MedicalAssistant, Pharmacist])
+                && let Some(u) = self.reserve(
+                    rng,
+                    &[Nurse, FrontDesk, Billing, MedicalAssistant, Pharmacist],
+                )
             {
                 self.staff[u].absent.push((from, back));
                 self.plan.long_leave.push((u, from, back));

@@ -269,7 +269,11 @@ fn denial_batch(g: &mut Gen, d: u32) {
 /// its phone (a new carrier address each time) at `[from, to)`, stored as
 /// a session of shift day `d`.
 fn remote_session(g: &mut Gen, u: usize, d: u32, from: i64, to: i64, phone: bool) -> bool {
-    let ip = match (phone, g.practice.staff[u].mobile, &g.practice.staff[u].vpn_ip) {
+    let ip = match (
+        phone,
+        g.practice.staff[u].mobile,
+        &g.practice.staff[u].vpn_ip,
+    ) {
         (true, Some((a, b)), _) => format!(
             "{a}.{b}.{}.{}",
             g.rng.gen_range(0..256),
@@ -372,7 +376,8 @@ fn on_call_night(g: &mut Gen, d: u32, physicians: &[usize]) {
             if tod > 22 * HOUR_MS + 30 * MIN_MS {
                 t += 24 * HOUR_MS - tod + 30 * MIN_MS;
             }
-            let clinician = oncall.map_or_else(|| nurse_user.clone(), |o| g.practice.staff[o].user.clone());
+            let clinician =
+                oncall.map_or_else(|| nurse_user.clone(), |o| g.practice.staff[o].user.clone());
             let mut care_team = vec![nurse_user.clone()];
             if clinician != nurse_user {
                 care_team.push(clinician.clone());
