@@ -204,11 +204,11 @@ pub(crate) fn inject(g: &mut Gen, _plan: &Plan) {
         coworker_record(g, &mut facts, k);
         vip_no_treatment(g, &mut facts, k);
         patient_volume(g, &mut facts, k);
-        large_export(g, k % 2 == 0);
+        large_export(g, k.is_multiple_of(2));
         after_hours_access(g, &mut facts, k);
         break_glass(g, &facts);
-        privilege_escalation(g, k % 2 == 0);
-        audit_tampering(g, k % 2 == 0);
+        privilege_escalation(g, k.is_multiple_of(2));
+        audit_tampering(g, k.is_multiple_of(2));
         new_ip(g, &facts);
     }
     for _ in 0..per_days(g.days, 15) {

@@ -457,7 +457,7 @@ fn on_call_night(g: &mut Gen, d: u32, physicians: &[usize]) {
 /// Staff with a phone look at it before their shift now and then (always
 /// on their first working day): physicians at a recent patient's results.
 fn phone_checks(g: &mut Gen, d: u32, recent: &[Vec<(u32, usize)>]) {
-    for u in 0..g.practice.staff.len() {
+    for (u, seen) in recent.iter().enumerate() {
         let s = &g.practice.staff[u];
         if s.mobile.is_none() || !s.works(&g.clock, d) || g.practice.reserved.contains(&u) {
             continue;
@@ -474,7 +474,7 @@ fn phone_checks(g: &mut Gen, d: u32, recent: &[Vec<(u32, usize)>]) {
         if !remote_session(g, u, d, from, from + 10 * MIN_MS, true) {
             continue;
         }
-        if let Some(&(_, p)) = recent[u].iter().rev().find(|&&(v, _)| v < d) {
+        if let Some(&(_, p)) = seen.iter().rev().find(|&&(v, _)| v < d) {
             g.access(
                 u,
                 d,
