@@ -1,13 +1,18 @@
 //! Injected incidents, one or more of every [`Family`], each labeled.
 //!
-//! Incidents pick people and patients whose normal work cannot produce the
-//! same pattern (see `Practice::benign`), so every occurrence of a family's
-//! pattern in the data is labeled. How many: about one per family per ten
-//! days (at least one); `lockout_storm` one per fifteen days, `source_silent`
-//! one per thirty; `disabled_account_login` twice (a leaver from 16 days
-//! on, and an employee's account on a security hold), and
-//! `dormant_account` once when the run is long enough for a first week, 17
-//! days away and a return (27 to 30 days, by the start's weekday).
+//! Privacy incidents pick (user, patient, time) that no explanation covers
+//! (`facts::Facts`, the conservative side of labels.rs's definition), and
+//! normal work never makes an unexplained access to a VIP, a coworker or a
+//! patient with the user's surname, nor an unexplained one at night (see
+//! `Practice::benign`), so every occurrence of a family's pattern in the
+//! data is labeled. How many: about one per family per ten days (at least
+//! one); `lockout_storm` one per fifteen days, the lab system's
+//! `source_silent` one per thirty and the clearinghouse's one per ten;
+//! `disabled_account_login` twice (a leaver from 16 days on, and an
+//! employee's account on a security hold); `dormant_account` once per
+//! fifteen days for accounts unused since before the run (16+ days) and
+//! once when the run is long enough for a first week, 17 days away and a
+//! return (27 to 30 days, by the start's weekday).
 
 use rand::Rng;
 use rand::seq::SliceRandom;

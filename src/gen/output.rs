@@ -55,15 +55,23 @@ pub(crate) fn finish(g: Gen, config: &GenConfig) -> Result<Output, GenError> {
     }
     let width = order.len().to_string().len().max(7);
     let id_of = |pos: usize| format!("gen-{:x}-{pos:0width$}", config.seed);
-    let mut drafts: Vec<Option<Event>> = g.drafts.into_iter().map(|d| Some(d.event)).collect();
-    let mut events = Vec::with_capacity(order.len());
-    for (pos, &i) in order.iter().enumerate() {
-        if let Some(mut e) = drafts[i].take() {
-            e.id = Some(id_of(pos));
-            e.validate()
-                .map_err(|source| GenError::Invalid { index: pos, source })?;
-            events.push(e);
-        }
+    // Sorted in place by position (the dropped last), then truncated: one
+    // buffer of events at a time (a month of 1,000 staff is a million).
+    let kept = order.len();
+    drop(order);
+    let mut drafts: Vec<(usize, Event)> = g
+        .drafts
+        .into_iter()
+        .enumerate()
+        .map(|(i, d)| (position[i], d.event))
+        .collect();
+    drafts.sort_unstable_by_key(|(pos, _)| *pos);
+    drafts.truncate(kept);
+    let mut events: Vec<Event> = drafts.into_iter().map(|(_, e)| e).collect();
+    for (pos, e) in events.iter_mut().enumerate() {
+        e.id = Some(id_of(pos));
+        e.validate()
+            .map_err(|source| GenError::Invalid { index: pos, source })?;
     }
 
     let mut labels: Vec<(i64, i64, LabelRecord)> = Vec::new();
