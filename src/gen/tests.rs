@@ -848,6 +848,8 @@ fn every_family_on_other_seeds_and_sizes() {
     for (seed, users, patients, start) in [
         (5, 15, 200, "2026-02-07T00:00:00Z"),
         (6, 120, 4000, "2026-05-13T00:00:00Z"),
+        // The size the README's tuning seeds use.
+        (1, 60, 3000, DEFAULT_START),
         // Regression: bookings made before the run piled up on day 0 (a
         // Saturday with one front-desk worker) and looked like `patient_volume`.
         (102, 22, 400, "2026-02-07T00:00:00Z"),
