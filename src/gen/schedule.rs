@@ -659,7 +659,7 @@ fn visit(g: &mut Gen, d: u32, ph: usize, p: usize, t: i64) {
     let desk = team(g, &[Role::FrontDesk], d, t - 10 * MIN_MS, t, p);
     if let Some(fd) = pick(g, &desk) {
         let at = t - g.rng.gen_range(2..10) * MIN_MS;
-        if let Some(i) = g.access(
+        let checked_in = g.access(
             fd,
             d,
             at,
@@ -668,11 +668,13 @@ fn visit(g: &mut Gen, d: u32, ph: usize, p: usize, t: i64) {
             "appointment",
             "pm",
             "Checked in patient",
-        ) {
+        );
+        if let Some(i) = checked_in {
             g.drafts[i].event.resource = Some(appt_res.clone());
             g.drafts[i].event.attrs = attrs([("status", json!("arrived"))]);
         }
-        if g.rng.gen_bool(0.3) {
+        // Explained as a repeat of the check-in.
+        if checked_in.is_some() && g.rng.gen_bool(0.3) {
             g.access(
                 fd,
                 d,
