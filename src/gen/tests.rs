@@ -1008,3 +1008,22 @@ fn returns_from_long_leave_are_announced_and_not_labeled() {
             >= 2
     );
 }
+
+#[test]
+fn most_chart_accesses_are_explained() {
+    // Explanation-based auditing explains most legitimate accesses (over
+    // 94% in Fabbri & LeFevre's hospital log); here the unexplained rest is
+    // background work (phone calls, statements, specimens) and incidents.
+    let o = run30();
+    let ctx = Ctx::new(o);
+    let access: Vec<usize> = (0..o.events.len())
+        .filter(|&i| {
+            let e = &o.events[i];
+            e.category == Category::Access && patient(e).is_some() && human(e)
+        })
+        .collect();
+    let explained = access.iter().filter(|&&i| ctx.explained[i]).count();
+    let share = explained as f64 / access.len() as f64;
+    eprintln!("explained {explained} of {} accesses ({share:.3})", access.len());
+    assert!((0.8..0.99).contains(&share), "{share}");
+}
