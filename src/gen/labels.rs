@@ -91,6 +91,43 @@ pub fn is_after_hours(ms: i64) -> bool {
     !(AFTER_HOURS_UNTIL..AFTER_HOURS_FROM).contains(&hour_of(ms))
 }
 
+/// What explains an access (written to `summary.json`; the module doc has
+/// the same list): kind, then when it holds.
+pub const EXPLANATIONS: [(&str, &str); 8] = [
+    (
+        "scheduling",
+        "the access is itself the access/create of an appointment or encounter",
+    ),
+    (
+        "treatment.clinician",
+        "an earlier access/create of an appointment or encounter of the patient names the user in attrs.clinician, attrs.scheduled_for within 30 days of the access",
+    ),
+    (
+        "treatment.department",
+        "an earlier access/create of an appointment or encounter of the patient has attrs.department equal to the user's department (staff.csv), attrs.scheduled_for on the access's UTC day",
+    ),
+    (
+        "treatment.care_team",
+        "an earlier access to an encounter of the patient lists the user in attrs.care_team, attrs.scheduled_for on the access's UTC day",
+    ),
+    (
+        "visit_workflow",
+        "the access is to an appointment or encounter of a patient who has one scheduled on the access's UTC day",
+    ),
+    (
+        "treatment.record",
+        "the user created or updated an order, result, message, referral, prescription or note of the patient within the 30 days before",
+    ),
+    (
+        "payment.claim",
+        "a claim of the patient (integration/claim_submit or an access to a claim) within the 30 days before, and the access is to a claim or the user accessed a claim of the patient earlier that UTC day",
+    ),
+    (
+        "operations.repeat",
+        "the user had an explained access to the patient within the 30 days before",
+    ),
+];
+
 /// The `/16` network of an IPv4 address (`a.b`), by which phones on a
 /// carrier's network count as known.
 pub fn net16(ip: &str) -> &str {
@@ -181,7 +218,7 @@ impl Family {
                 "auth/account_lockout of at least {LOCKOUT_ACCOUNTS} distinct actor.user within {LOCKOUT_WINDOW_MIN} min"
             ),
             Family::SameLastName => {
-                "an unexplained access (see labels.rs: no treatment, payment or operations explanation) to a patient whose enriched patient.last_name equals actor.last_name, not the user's own record (patient.employee_user)".into()
+                "an unexplained access (no kind of explained_access holds: no treatment, payment or operations explanation) to a patient whose enriched patient.last_name equals actor.last_name, not the user's own record (patient.employee_user)".into()
             }
             Family::CoworkerRecord => {
                 "an unexplained access to a patient whose patient.employee_user is set and differs from actor.user (a coworker seen at a visit by its care team is explained)".into()

@@ -9,8 +9,9 @@
 //! - `staff.csv`, `patients.csv`: the lookup tables (`serve --lookups DIR`);
 //! - `labels.ndjson`: one line per injected incident ([`labels`] has the
 //!   format, the thresholds of every family and what "explained" means);
-//! - `summary.json`: counts per category, action and family, and the
-//!   definition of each family.
+//! - `summary.json`: counts per category, action and family, the
+//!   definition of each family, what explains an access
+//!   (`explained_access`) and how each source delivers (`delivery`).
 //!
 //! Same configuration and seed, same bytes: all randomness comes from one
 //! `ChaCha8Rng` (delivery lags from a hash of the seed), and nothing

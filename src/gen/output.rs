@@ -273,6 +273,18 @@ fn summary(
         "categories": categories,
         "actions": actions,
         "families": families,
+        "explained_access": {
+            "applies_to": "category access with patient.id by a non-svc actor.user; only events at or before the access count",
+            "kinds": super::labels::EXPLANATIONS
+                .iter()
+                .map(|(k, d)| ((*k).to_owned(), Value::String((*d).to_owned())))
+                .collect::<Map<String, Value>>(),
+        },
+        "delivery": {
+            RELAYED_SYSTEM: "through a relay, 3-5 min after the event's time",
+            BATCHED_SYSTEM: "hourly batches, a few minutes after each full hour",
+            "other": "as it happens; events.ndjson is in delivery order",
+        },
     })
 }
 

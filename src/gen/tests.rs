@@ -1024,6 +1024,9 @@ fn most_chart_accesses_are_explained() {
         .collect();
     let explained = access.iter().filter(|&&i| ctx.explained[i]).count();
     let share = explained as f64 / access.len() as f64;
-    eprintln!("explained {explained} of {} accesses ({share:.3})", access.len());
+    eprintln!(
+        "explained {explained} of {} accesses ({share:.3})",
+        access.len()
+    );
     assert!((0.8..0.99).contains(&share), "{share}");
 }
