@@ -397,6 +397,18 @@ fn snoop_at(
     true
 }
 
+/// Whether `u` opening `p` shows `family`'s pattern and no other privacy
+/// family's (one label per incident).
+fn only(g: &Gen, u: usize, p: usize, family: Family) -> bool {
+    let rec = &g.practice.patients[p];
+    let same = rec.last_name == g.practice.staff[u].last_name;
+    let coworker = matches!(rec.kind, PatientKind::Employee { .. });
+    let vip = matches!(rec.kind, PatientKind::Vip { .. });
+    same == (family == Family::SameLastName)
+        && coworker == (family == Family::CoworkerRecord)
+        && vip == (family == Family::VipNoTreatment)
+}
+
 /// Tries (user, patient, day) candidates until one is unexplained in the
 /// user's shift.
 fn snoop_any(
@@ -406,7 +418,7 @@ fn snoop_any(
     candidates: &[(usize, usize, Option<u32>)],
     note: &str,
 ) -> bool {
-    for attempt in 0..300 {
+    for _ in 0..300 {
         let Some(&(u, p, day)) = candidates.get(g.rng.gen_range(0..candidates.len().max(1))) else {
             return false;
         };
@@ -414,6 +426,7 @@ fn snoop_any(
         if g.practice.reserved.contains(&u)
             || g.practice.own(u, p)
             || g.practice.staff[u].role == Role::NightNurse
+            || !only(g, u, p, family)
         {
             continue;
         }
@@ -425,7 +438,6 @@ fn snoop_any(
         if snoop_at(g, facts, family, u, p, d, t, note) {
             return true;
         }
-        let _ = attempt;
     }
     false
 }
@@ -489,6 +501,9 @@ fn coworker_record(g: &mut Gen, facts: &mut Facts, k: usize) {
             let h = g.huddles[g.rng.gen_range(0..g.huddles.len())].clone();
             let p = g.practice.employees[g.rng.gen_range(0..g.practice.employees.len())];
             if g.practice.reserved.contains(&h.nurse) || h.to <= h.from {
+                continue;
+            }
+            if !only(g, h.nurse, p, Family::CoworkerRecord) {
                 continue;
             }
             let t = g.rng.gen_range(h.from..h.to);

@@ -22,6 +22,8 @@ pub const MAX_PATIENTS: u32 = 5_000_000;
 pub enum Role {
     Physician,
     Nurse,
+    /// A nurse on nights in urgent care: `nurse` in the directory and in
+    /// events; the variant only tells the schedule who works nights.
     NightNurse,
     MedicalAssistant,
     FrontDesk,
