@@ -339,7 +339,23 @@ fn snoop_view(
     p: usize,
     kind: &str,
 ) -> Option<usize> {
-    if !facts.unexplained(g, u, p, t, t + 90 * MIN_MS) {
+    snoop_more(g, facts, u, d, t, p, kind, true)
+}
+
+/// As [`snoop_view`]; `check: false` for the snoop's later views (the
+/// first one already touched the pair).
+#[allow(clippy::too_many_arguments)]
+fn snoop_more(
+    g: &mut Gen,
+    facts: &mut Facts,
+    u: usize,
+    d: u32,
+    t: i64,
+    p: usize,
+    kind: &str,
+    check: bool,
+) -> Option<usize> {
+    if check && !facts.unexplained(g, u, p, t, t + 90 * MIN_MS) {
         return None;
     }
     let i = (0..8).find_map(|k| {
@@ -376,7 +392,7 @@ fn snoop_at(
         .iter()
         .take(g.rng.gen_range(1..4))
     {
-        match snoop_view(g, facts, u, d, at, p, kind) {
+        match snoop_more(g, facts, u, d, at, p, kind, ids.is_empty()) {
             Some(i) => {
                 at = g.drafts[i].t + g.rng.gen_range(30..120) * SEC_MS;
                 ids.push(i);
