@@ -78,7 +78,8 @@
 //! Planned schedules give benign look-alikes: a 10-day vacation (under the
 //! 14-day dormancy threshold); a week of leave with the account disabled and
 //! re-enabled before the return; long leaves of 3-6 weeks (one begun before
-//! the run), re-enabled by IT days before the return; a leaver disabled,
+//! the run), re-enabled by IT days before the return; a new hire first seen
+//! weeks into the run (`hired` that day); a leaver disabled,
 //! re-enabled for a handover session, disabled again and never seen after;
 //! VIPs' physicians look at the chart before the visit and review results
 //! days after it.

@@ -262,6 +262,9 @@ pub struct Plan {
     /// Accounts of staff hired long ago who never work in the run; someone
     /// uses the account on the given day (the `dormant_account` incidents).
     pub already_dormant: Vec<(usize, u32)>,
+    /// A new hire (staff.csv `hired` is the first working day, mid-run):
+    /// first seen weeks into the run, like a dormant account, but new (benign).
+    pub new_hire: Option<(usize, u32)>,
 }
 
 const FIRST_NAMES: [&str; 24] = [
@@ -557,6 +560,14 @@ impl Practice {
                 let d = workday_after(rng.gen_range(14..days - 2));
                 self.plan.already_dormant.push((u, d));
             }
+        }
+        if days >= 18
+            && let Some(u) = self.reserve(rng, &[FrontDesk, Nurse, MedicalAssistant, Billing])
+        {
+            let first = workday_after(rng.gen_range(14..days - 3));
+            self.staff[u].absent.push((0, first));
+            self.staff[u].hired = date_of(clock, clock.day_start(first));
+            self.plan.new_hire = Some((u, first));
         }
         // Long leaves: one that began before the run, one inside it.
         if days >= 18

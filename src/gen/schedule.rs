@@ -1379,6 +1379,26 @@ fn lifecycle(g: &mut Gen) {
             handover(g, u, d, &user);
         }
     }
+    // The new hire's access is set up by IT the working day before.
+    if let Some((u, first)) = g.practice.plan.new_hire
+        && let Some((a, d)) = admin_on_duty(g, first.saturating_sub(3))
+        && d < first
+    {
+        let user = g.practice.staff[u].user.clone();
+        let role = g.practice.staff[u].role.as_str();
+        let at = g.clock.day_start(d) + 11 * HOUR_MS;
+        let f = attrs([("role", json!(role)), ("change_ticket", ticket(g))]);
+        admin(
+            g,
+            a,
+            d,
+            at,
+            "role_grant",
+            Some(user),
+            f,
+            "Granted a new hire's role under change ticket",
+        );
+    }
     // Long leaves: disabled when they start inside the run, re-enabled by IT
     // a few days before the return.
     for (u, from, back) in g.practice.plan.long_leave.clone() {
