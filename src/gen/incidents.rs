@@ -1,19 +1,25 @@
 //! Injected incidents, one or more of every [`Family`], each labeled.
 //!
-//! Incidents pick people and patients whose normal work cannot produce the
-//! same pattern (see `Practice::benign`), so every occurrence of a family's
-//! pattern in the data is labeled. How many: about one per family per ten
-//! days (at least one); `lockout_storm` one per fifteen days, `source_silent`
-//! one per thirty; `disabled_account_login` twice (a leaver from 16 days
-//! on, and an employee's account on a security hold), and
-//! `dormant_account` once when the run is long enough for a first week, 17
-//! days away and a return (27 to 30 days, by the start's weekday).
+//! Privacy incidents pick (user, patient, time) that no explanation covers
+//! (`facts::Facts`, the conservative side of labels.rs's definition), and
+//! normal work never makes an unexplained access to a VIP, a coworker or a
+//! patient with the user's surname, nor an unexplained one at night (see
+//! `Practice::benign`), so every occurrence of a family's pattern in the
+//! data is labeled. How many: about one per family per ten days (at least
+//! one); `lockout_storm` one per fifteen days, the lab system's
+//! `source_silent` one per thirty and the clearinghouse's one per ten;
+//! `disabled_account_login` twice (a leaver from 16 days on, and an
+//! employee's account on a security hold); `dormant_account` once per
+//! fifteen days for accounts unused since before the run (16+ days) and
+//! once when the run is long enough for a first week, 17 days away and a
+//! return (27 to 30 days, by the start's weekday).
 
 use rand::Rng;
 use rand::seq::SliceRandom;
 use serde_json::json;
 
 use super::clock::{HOUR_MS, MIN_MS, SEC_MS};
+use super::facts::Facts;
 use super::labels::{
     AFTER_HOURS_FROM, Family, LOCKOUT_AFTER_FAILURES, NEW_IP_LEARNING_DAYS, hour_of,
 };
@@ -29,6 +35,8 @@ pub(crate) struct Plan {
     pub login_after_failures: Vec<(usize, u32)>,
     /// Lab system outages `[from, to)`.
     pub silences: Vec<(i64, i64)>,
+    /// Billing clearinghouse outages `[from, to)`: 3-4.5 h on weekday mornings.
+    pub billing_silences: Vec<(i64, i64)>,
 }
 
 fn per_days(days: u32, every: u32) -> u32 {
@@ -79,6 +87,23 @@ pub(crate) fn plan(g: &mut Gen) -> Plan {
                 let from = g.clock.day_start(d) + 9 * HOUR_MS + g.rng.gen_range(0..180) * MIN_MS;
                 let to = from + g.rng.gen_range(4 * 60..8 * 60) * MIN_MS;
                 plan.silences.push((from, to));
+                break;
+            }
+        }
+    }
+    for _ in 0..per_days(g.days, 10) {
+        for _ in 0..50 {
+            let d = g.rng.gen_range(0..g.days);
+            let taken = |p: &Plan| {
+                p.billing_silences.iter().any(|&(f, _)| {
+                    f.div_euclid(super::clock::DAY_MS)
+                        == (g.clock.day_start(d)).div_euclid(super::clock::DAY_MS)
+                })
+            };
+            if g.clock.weekday(d) < 5 && d >= 2 && !taken(&plan) {
+                let from = g.clock.day_start(d) + g.rng.gen_range(7 * 60 + 30..10 * 60) * MIN_MS;
+                let to = from + g.rng.gen_range(3 * 60..4 * 60 + 30) * MIN_MS;
+                plan.billing_silences.push((from, to));
                 break;
             }
         }
@@ -174,25 +199,28 @@ pub(crate) fn own_session(
 }
 
 pub(crate) fn inject(g: &mut Gen, _plan: &Plan) {
+    let mut facts = Facts::build(g);
     let n = per_days(g.days, 10);
     for k in 0..n {
+        let k = k as usize;
         failed_login_burst(g);
         password_spray(g);
-        same_last_name(g, k as usize);
-        coworker_record(g, k as usize);
-        vip_no_treatment(g, k as usize);
-        patient_volume(g);
-        large_export(g, k % 2 == 0);
-        after_hours_access(g);
-        break_glass(g);
-        privilege_escalation(g, k % 2 == 0);
-        audit_tampering(g, k % 2 == 0);
-        new_ip(g);
+        same_last_name(g, &mut facts, k);
+        coworker_record(g, &mut facts, k);
+        vip_no_treatment(g, &mut facts, k);
+        patient_volume(g, &mut facts, k);
+        large_export(g, k.is_multiple_of(2));
+        after_hours_access(g, &mut facts, k);
+        break_glass(g, &facts);
+        privilege_escalation(g, k.is_multiple_of(2));
+        audit_tampering(g, k.is_multiple_of(2));
+        new_ip(g, &facts);
     }
     for _ in 0..per_days(g.days, 15) {
         lockout_storm(g);
     }
-    disabled_account_login(g);
+    already_dormant(g, &mut facts);
+    disabled_account_login(g, &facts);
     security_hold_login(g);
 }
 
@@ -300,29 +328,80 @@ fn lockout_storm(g: &mut Gen) {
 }
 
 /// Picks among `candidates` (user, patient) one whose user works some day.
-fn snoop(g: &mut Gen, candidates: &[(usize, usize)], k: usize) -> Option<(usize, usize, u32)> {
-    if candidates.is_empty() {
-        return None;
-    }
-    for attempt in 0..200 {
-        let (u, p) = candidates[(k + attempt) % candidates.len()];
-        if g.practice.reserved.contains(&u) {
-            continue;
-        }
-        let d = g.rng.gen_range(0..g.days);
-        if g.practice.staff[u].works(&g.clock, d) && g.clock.weekday(d) < 5 {
-            return Some((u, p, d));
-        }
-    }
-    None
+/// A view of `p` by `u` at `t` in its session (or a little later, past a
+/// session gap) if the pair is still unexplained then; recorded in `facts`.
+fn snoop_view(
+    g: &mut Gen,
+    facts: &mut Facts,
+    u: usize,
+    d: u32,
+    t: i64,
+    p: usize,
+    kind: &str,
+) -> Option<usize> {
+    snoop_more(g, facts, u, d, t, p, kind, true)
 }
 
-fn snoop_label(g: &mut Gen, family: Family, u: usize, p: usize, d: u32, note: &str) {
-    let t = in_shift(g, u, d, 60 * MIN_MS);
-    let n = g.rng.gen_range(1..3);
-    let ids = views(g, u, d, t, p, n, None);
+/// As [`snoop_view`]; `check: false` for the snoop's later views (the
+/// first one already touched the pair).
+#[allow(clippy::too_many_arguments)]
+fn snoop_more(
+    g: &mut Gen,
+    facts: &mut Facts,
+    u: usize,
+    d: u32,
+    t: i64,
+    p: usize,
+    kind: &str,
+    check: bool,
+) -> Option<usize> {
+    if check && !facts.unexplained(g, u, p, t, t + 90 * MIN_MS) {
+        return None;
+    }
+    let i = (0..8).find_map(|k| {
+        g.access(
+            u,
+            d,
+            t + k * 10 * MIN_MS,
+            "view",
+            Some(p),
+            kind,
+            "ehr",
+            "Viewed chart",
+        )
+    })?;
+    facts.touch(u, p, g.drafts[i].t);
+    Some(i)
+}
+
+/// One to three chart views of `p` by `u` around `t`, labeled as `family`.
+#[allow(clippy::too_many_arguments)]
+fn snoop_at(
+    g: &mut Gen,
+    facts: &mut Facts,
+    family: Family,
+    u: usize,
+    p: usize,
+    d: u32,
+    t: i64,
+    note: &str,
+) -> bool {
+    let mut ids = Vec::new();
+    let mut at = t;
+    for kind in ["demographics", "problem_list", "medication_list"]
+        .iter()
+        .take(g.rng.gen_range(1..4))
+    {
+        match snoop_more(g, facts, u, d, at, p, kind, ids.is_empty()) {
+            Some(i) => {
+                at = g.drafts[i].t + g.rng.gen_range(30..120) * SEC_MS;
+                ids.push(i);
+            }
+            None => break,
+        }
+    }
     if ids.is_empty() {
-        return;
+        return false;
     }
     let (un, pn) = (user(g, u), patient_id(g, p));
     g.label(
@@ -331,96 +410,224 @@ fn snoop_label(g: &mut Gen, family: Family, u: usize, p: usize, d: u32, note: &s
         vec![("actor.user", un), ("patient.id", pn)],
         note.to_owned(),
     );
+    true
 }
 
-fn same_last_name(g: &mut Gen, k: usize) {
-    let c: Vec<(usize, usize)> = g
+/// Whether `u` opening `p` shows `family`'s pattern and no other privacy
+/// family's (one label per incident).
+fn only(g: &Gen, u: usize, p: usize, family: Family) -> bool {
+    let rec = &g.practice.patients[p];
+    let same = rec.last_name == g.practice.staff[u].last_name;
+    let coworker = matches!(rec.kind, PatientKind::Employee { .. });
+    let vip = matches!(rec.kind, PatientKind::Vip { .. });
+    same == (family == Family::SameLastName)
+        && coworker == (family == Family::CoworkerRecord)
+        && vip == (family == Family::VipNoTreatment)
+}
+
+/// Tries (user, patient, day) candidates until one is unexplained in the
+/// user's shift.
+fn snoop_any(
+    g: &mut Gen,
+    facts: &mut Facts,
+    family: Family,
+    candidates: &[(usize, usize, Option<u32>)],
+    note: &str,
+) -> bool {
+    for _ in 0..300 {
+        let Some(&(u, p, day)) = candidates.get(g.rng.gen_range(0..candidates.len().max(1))) else {
+            return false;
+        };
+        // Night staff would also be after hours: snoops are by day workers.
+        if g.practice.reserved.contains(&u)
+            || g.practice.own(u, p)
+            || g.practice.staff[u].role == Role::NightNurse
+            || !only(g, u, p, family)
+        {
+            continue;
+        }
+        let d = day.unwrap_or_else(|| g.rng.gen_range(0..g.days));
+        if !g.practice.staff[u].works(&g.clock, d) || g.clock.weekday(d) >= 5 {
+            continue;
+        }
+        let t = in_shift(g, u, d, 60 * MIN_MS);
+        if snoop_at(g, facts, family, u, p, d, t, note) {
+            return true;
+        }
+    }
+    false
+}
+
+const CLINICAL_ROLES: [Role; 3] = [Role::Physician, Role::Nurse, Role::MedicalAssistant];
+
+/// Even k: a relative (same surname and address) opened outside any visit.
+/// Odd k: a patient with the user's (common) surname opened on a day the
+/// patient has a visit in another department.
+fn same_last_name(g: &mut Gen, facts: &mut Facts, k: usize) {
+    if k % 2 == 1 {
+        let mut by_name: std::collections::BTreeMap<&str, Vec<usize>> = Default::default();
+        for (u, s) in g.practice.staff.iter().enumerate() {
+            if CLINICAL_ROLES.contains(&s.role) {
+                by_name.entry(s.last_name.as_str()).or_default().push(u);
+            }
+        }
+        let mut c: Vec<(usize, usize, Option<u32>)> = Vec::new();
+        for v in &g.day_visits {
+            let pl = g.practice.patients[v.patient].last_name.as_str();
+            for &u in by_name.get(pl).map_or(&[][..], Vec::as_slice) {
+                if g.practice.staff[u].department != v.department {
+                    c.push((u, v.patient, Some(v.day)));
+                }
+            }
+        }
+        if snoop_any(
+            g,
+            facts,
+            Family::SameLastName,
+            &c,
+            "user opened the chart of a patient with the same surname, seen that day by another department",
+        ) {
+            return;
+        }
+    }
+    let c: Vec<(usize, usize, Option<u32>)> = g
         .practice
         .relatives
         .iter()
         .filter_map(|&p| match g.practice.patients[p].kind {
-            PatientKind::Relative { staff } => Some((staff, p)),
+            PatientKind::Relative { staff } => Some((staff, p, None)),
             _ => None,
         })
         .collect();
-    if let Some((u, p, d)) = snoop(g, &c, k) {
-        snoop_label(
-            g,
-            Family::SameLastName,
-            u,
-            p,
-            d,
-            "user opened the chart of a patient with the same last name",
-        );
-    }
+    snoop_any(
+        g,
+        facts,
+        Family::SameLastName,
+        &c,
+        "user opened the chart of a relative (same surname and address) outside any visit",
+    );
 }
 
-fn coworker_record(g: &mut Gen, k: usize) {
+/// Even k: a coworker's chart opened on the coworker's visit day by
+/// someone not on the visit's team. Odd k: a coworker with no visit that
+/// day slipped into a nurse's morning huddle.
+fn coworker_record(g: &mut Gen, facts: &mut Facts, k: usize) {
+    if k % 2 == 1 && !g.huddles.is_empty() && !g.practice.employees.is_empty() {
+        for _ in 0..100 {
+            let h = g.huddles[g.rng.gen_range(0..g.huddles.len())].clone();
+            let p = g.practice.employees[g.rng.gen_range(0..g.practice.employees.len())];
+            if g.practice.reserved.contains(&h.nurse) || h.to <= h.from {
+                continue;
+            }
+            if !only(g, h.nurse, p, Family::CoworkerRecord) {
+                continue;
+            }
+            let t = g.rng.gen_range(h.from..h.to);
+            if let Some(i) = snoop_view(g, facts, h.nurse, h.day, t, p, "problem_list") {
+                let (un, pn) = (user(g, h.nurse), patient_id(g, p));
+                g.label(
+                    Family::CoworkerRecord,
+                    vec![i],
+                    vec![("actor.user", un), ("patient.id", pn)],
+                    "a coworker with no visit that day opened during the morning huddle".into(),
+                );
+                return;
+            }
+        }
+    }
     let n = g.practice.staff.len();
-    let mut c = Vec::new();
-    for &p in &g.practice.employees {
-        if let PatientKind::Employee { staff } = g.practice.patients[p].kind {
+    let mut c: Vec<(usize, usize, Option<u32>)> = Vec::new();
+    for v in &g.day_visits {
+        if let PatientKind::Employee { staff } = g.practice.patients[v.patient].kind {
             for u in 0..n {
-                if u != staff && DAY_ROLES.contains(&g.practice.staff[u].role) {
-                    c.push((u, p));
+                let s = &g.practice.staff[u];
+                if u != staff && DAY_ROLES.contains(&s.role) && s.department != v.department {
+                    c.push((u, v.patient, Some(v.day)));
                 }
             }
         }
     }
-    c.shuffle(&mut g.rng);
-    if let Some((u, p, d)) = snoop(g, &c, k) {
-        snoop_label(
-            g,
-            Family::CoworkerRecord,
-            u,
-            p,
-            d,
-            "user opened a coworker's chart",
-        );
+    if snoop_any(
+        g,
+        facts,
+        Family::CoworkerRecord,
+        &c,
+        "user outside the visit's team opened a coworker's chart on the coworker's visit day",
+    ) {
+        return;
     }
-}
-
-/// Every second one (k odd) by a physician who is not the VIP's: the hard
-/// case for a rule that only looks at roles.
-fn vip_no_treatment(g: &mut Gen, k: usize) {
-    let roles: &[Role] = if k % 2 == 1 {
-        &[Role::Physician]
-    } else {
-        &[
-            Role::Nurse,
-            Role::FrontDesk,
-            Role::Billing,
-            Role::MedicalAssistant,
-        ]
-    };
-    let n = g.practice.staff.len();
     let mut c = Vec::new();
-    for &p in &g.practice.vips {
+    for &p in &g.practice.employees {
         for u in 0..n {
-            if roles.contains(&g.practice.staff[u].role) && !g.practice.benign(u, p) {
-                c.push((u, p));
+            if DAY_ROLES.contains(&g.practice.staff[u].role) {
+                c.push((u, p, None));
             }
         }
     }
-    c.shuffle(&mut g.rng);
-    if let Some((u, p, d)) = snoop(g, &c, k) {
-        snoop_label(
-            g,
-            Family::VipNoTreatment,
-            u,
-            p,
-            d,
-            "VIP chart opened without a treatment relationship",
-        );
-    }
+    snoop_any(
+        g,
+        facts,
+        Family::CoworkerRecord,
+        &c,
+        "user opened a coworker's chart",
+    );
 }
 
-fn patient_volume(g: &mut Gen) {
-    let Some((u, d)) = worker(
-        g,
-        &[Role::FrontDesk, Role::Billing, Role::MedicalAssistant],
-        0,
-    ) else {
+/// k % 3 == 0: a physician who is not the VIP's; 1: a biller opening the
+/// VIP's chart with no claim work; 2: a nurse of another department on the
+/// VIP's visit day.
+fn vip_no_treatment(g: &mut Gen, facts: &mut Facts, k: usize) {
+    let n = g.practice.staff.len();
+    let mut c: Vec<(usize, usize, Option<u32>)> = Vec::new();
+    let role = [Role::Physician, Role::Billing, Role::Nurse][k % 3];
+    if k % 3 == 2 {
+        for v in &g.day_visits {
+            if matches!(g.practice.patients[v.patient].kind, PatientKind::Vip { .. }) {
+                for u in 0..n {
+                    let s = &g.practice.staff[u];
+                    if s.role == role && s.department != v.department {
+                        c.push((u, v.patient, Some(v.day)));
+                    }
+                }
+            }
+        }
+    }
+    if c.is_empty() {
+        for &p in &g.practice.vips {
+            for u in 0..n {
+                if g.practice.staff[u].role == role {
+                    c.push((u, p, None));
+                }
+            }
+        }
+    }
+    let note = match k % 3 {
+        0 => "VIP chart opened by a physician who is not the VIP's",
+        1 => "VIP chart opened by a biller with no claim of the VIP worked",
+        _ => "VIP chart opened by a nurse of another department on the VIP's visit day",
+    };
+    snoop_any(g, facts, Family::VipNoTreatment, &c, note);
+}
+
+/// A random plain patient `u` has no explained access to during `[from, to]`
+/// and does not share a surname with.
+fn plain_for(g: &mut Gen, facts: &Facts, u: usize, from: i64, to: i64) -> Option<usize> {
+    (0..400).find_map(|_| {
+        let p = plain(g);
+        (g.practice.benign(u, p) && facts.unexplained(g, u, p, from, to)).then_some(p)
+    })
+}
+
+/// Even: a front desk, billing or assistant user pulls up 35-49 charts in
+/// under an hour. Odd: a biller does it with no claims behind them (it
+/// looks like a denial batch).
+fn patient_volume(g: &mut Gen, facts: &mut Facts, k: usize) {
+    let roles: &[Role] = if k % 2 == 1 {
+        &[Role::Billing]
+    } else {
+        &[Role::FrontDesk, Role::Billing, Role::MedicalAssistant]
+    };
+    let Some((u, d)) = worker(g, roles, 0) else {
         return;
     };
     let (s, _) = g.practice.staff[u].shift_ms(&g.clock, d);
@@ -429,22 +636,21 @@ fn patient_volume(g: &mut Gen) {
     let mut seen = Vec::new();
     let mut ids = Vec::new();
     let mut tries = 0;
+    let (kind, system, msg) = if k % 2 == 1 {
+        ("insurance_card", "pm", "Viewed insurance card")
+    } else {
+        ("demographics", "pm", "Viewed demographics")
+    };
     while seen.len() < want && tries < 200 {
         tries += 1;
-        let p = plain(g);
+        let Some(p) = plain_for(g, facts, u, t, t + HOUR_MS) else {
+            continue;
+        };
         if seen.contains(&p) {
             continue;
         }
-        if let Some(i) = g.access(
-            u,
-            d,
-            t,
-            "view",
-            Some(p),
-            "demographics",
-            "pm",
-            "Viewed demographics",
-        ) {
+        if let Some(i) = g.access(u, d, t, "view", Some(p), kind, system, msg) {
+            facts.touch(u, p, t);
             ids.push(i);
             seen.push(p);
         }
@@ -455,7 +661,10 @@ fn patient_volume(g: &mut Gen) {
         Family::PatientVolume,
         ids,
         vec![("actor.user", un)],
-        format!("{} distinct patients in under an hour", seen.len()),
+        format!(
+            "{} distinct patients in under an hour, none explained",
+            seen.len()
+        ),
     );
 }
 
@@ -491,39 +700,83 @@ fn large_export(g: &mut Gen, in_hours: bool) {
     }
 }
 
-fn after_hours_access(g: &mut Gen) {
-    let Some((u, d)) = worker(
-        g,
-        &[Role::Nurse, Role::FrontDesk, Role::MedicalAssistant],
-        0,
-    ) else {
+/// Even: a day-shift user back at a workstation at night. Odd: a physician
+/// from home over the VPN at night opening patients who are not theirs
+/// (it looks like evening charting).
+fn after_hours_access(g: &mut Gen, facts: &mut Facts, k: usize) {
+    let home = k % 2 == 1;
+    let roles: &[Role] = if home {
+        &[Role::Physician]
+    } else {
+        &[Role::Nurse, Role::FrontDesk, Role::MedicalAssistant]
+    };
+    let Some((u, d)) = worker(g, roles, 0) else {
         return;
     };
     let from = g.clock.day_start(d) + g.rng.gen_range(AFTER_HOURS_FROM * 60 + 30..23 * 60) * MIN_MS;
-    let ip = g.practice.staff[u].ip.clone();
+    let ip = if home {
+        g.practice.staff[u].vpn_ip.clone()
+    } else {
+        None
+    }
+    .unwrap_or_else(|| g.practice.staff[u].ip.clone());
     own_session(g, u, d, from, from + 40 * MIN_MS, &ip);
     let mut ids = Vec::new();
     let mut t = from + 2 * MIN_MS;
     for _ in 0..g.rng.gen_range(2..5) {
-        let p = plain(g);
-        ids.extend(views(g, u, d, t, p, 1, None));
+        if let Some(p) = plain_for(g, facts, u, t, t + 10 * MIN_MS) {
+            ids.extend(snoop_view(g, facts, u, d, t, p, "problem_list"));
+        }
         t += g.rng.gen_range(2..6) * MIN_MS;
     }
     let un = user(g, u);
+    let note = if home {
+        "physician opened charts of patients not theirs from home at night"
+    } else {
+        "day-shift user opened charts at night"
+    };
     g.label(
         Family::AfterHoursAccess,
         ids,
         vec![("actor.user", un)],
-        "day-shift user opened charts at night".into(),
+        note.into(),
     );
 }
 
-fn break_glass(g: &mut Gen) {
+/// Accounts unused since before the run (hired long ago, never active in
+/// it) used again: a login at the old workstation and a few charts.
+fn already_dormant(g: &mut Gen, facts: &mut Facts) {
+    for (u, d) in g.practice.plan.already_dormant.clone() {
+        let from = g.clock.day_start(d) + g.rng.gen_range(10 * 60..15 * 60) * MIN_MS;
+        let to = from + g.rng.gen_range(15..30) * MIN_MS;
+        let ip = g.practice.staff[u].ip.clone();
+        let (li, lo) = own_session(g, u, d, from, to, &ip);
+        let mut ids = vec![li];
+        let mut t = from + 2 * MIN_MS;
+        for _ in 0..g.rng.gen_range(1..4) {
+            if let Some(p) = plain_for(g, facts, u, t, t + 10 * MIN_MS) {
+                ids.extend(snoop_view(g, facts, u, d, t, p, "demographics"));
+            }
+            t += g.rng.gen_range(2..5) * MIN_MS;
+        }
+        ids.push(lo);
+        let un = user(g, u);
+        g.label(
+            Family::DormantAccount,
+            ids,
+            vec![("actor.user", un)],
+            "an account unused since before the run (hired long ago) logs in".into(),
+        );
+    }
+}
+fn break_glass(g: &mut Gen, facts: &Facts) {
     let Some((u, d)) = worker(g, &[Role::Physician, Role::Nurse], 0) else {
         return;
     };
-    let p = plain(g);
     let t = in_shift(g, u, d, 60 * MIN_MS);
+    let Some(p) = plain_for(g, facts, u, t, t + 90 * MIN_MS) else {
+        return;
+    };
     let Some(bg) = (0..8).find_map(|k| {
         g.access(
             u,
@@ -634,7 +887,7 @@ fn audit_tampering(g: &mut Gen, config: bool) {
     }
 }
 
-fn new_ip(g: &mut Gen) {
+fn new_ip(g: &mut Gen, facts: &Facts) {
     let Some((u, d)) = worker(g, &DAY_ROLES, NEW_IP_LEARNING_DAYS) else {
         return;
     };
@@ -643,7 +896,9 @@ fn new_ip(g: &mut Gen) {
     let to = from + g.rng.gen_range(10..30) * MIN_MS;
     let (li, lo) = own_session(g, u, d, from, to, &ip);
     let mut ids = vec![li];
-    let p = plain(g);
+    let Some(p) = plain_for(g, facts, u, from, to) else {
+        return;
+    };
     // Views in the new session (the normal one may run at the same time).
     let sid = g.sessions[u][d as usize]
         .last()
@@ -676,7 +931,7 @@ fn new_ip(g: &mut Gen) {
     );
 }
 
-fn disabled_account_login(g: &mut Gen) {
+fn disabled_account_login(g: &mut Gen, facts: &Facts) {
     let Some((u, t)) = g.practice.plan.leaver_login else {
         return;
     };
@@ -704,7 +959,9 @@ fn disabled_account_login(g: &mut Gen) {
     let from = g.clock.day_start(back) + g.rng.gen_range(10 * 60..15 * 60) * MIN_MS;
     let ip = g.practice.staff[u].ip.clone();
     let (li, lo) = own_session(g, u, back, from, from + 15 * MIN_MS, &ip);
-    let p = plain(g);
+    let Some(p) = plain_for(g, facts, u, from, from + 15 * MIN_MS) else {
+        return;
+    };
     let mut ids = vec![dis, li];
     ids.extend(views(g, u, back, from + 3 * MIN_MS, p, 1, None));
     ids.push(lo);

@@ -14,6 +14,34 @@
 //! times of the first and last of them (for `source_silent`: the last event
 //! before the silence and the first after it); `group` names the fields a rule
 //! groups by, with their values.
+//!
+//! # Explained accesses
+//!
+//! The privacy families count only accesses that nothing explains. An
+//! access (category `access` with a `patient.id`, by a non-`svc-` user U,
+//! at time t) is *explained* when one of these holds, using only events at
+//! or before t (the kinds of the shared explanation vocabulary):
+//!
+//! - scheduling: it is itself the `access/create` of an `appointment` or
+//!   `encounter`;
+//! - `treatment.clinician`: an `access/create` of an appointment or
+//!   encounter of the patient names U in `attrs.clinician`, with
+//!   `attrs.scheduled_for` within [`TREATMENT_DAYS`] of t;
+//! - `treatment.department`: such a create has `attrs.department` equal to
+//!   U's department (staff.csv) and `attrs.scheduled_for` on t's UTC day;
+//! - `treatment.care_team`: an access to an encounter of the patient lists U
+//!   in `attrs.care_team`, `attrs.scheduled_for` on t's UTC day;
+//! - visit workflow: the access is to an `appointment` or `encounter` of the
+//!   patient, who has one scheduled on t's UTC day;
+//! - `treatment.record`: U created or updated an `order`, `result`,
+//!   `message`, `referral`, `prescription` or `note` of the patient within
+//!   [`REPEAT_DAYS`] before t;
+//! - `payment.claim`: a claim of the patient (`integration/claim_submit` or
+//!   an access to a `claim`) within [`PAYMENT_DAYS`] before t, and the
+//!   access is to a `claim` or U accessed a claim of the patient earlier on
+//!   t's UTC day;
+//! - `operations.repeat`: U had an explained access to the patient within
+//!   [`REPEAT_DAYS`] before t.
 
 use serde::Serialize;
 
@@ -38,8 +66,14 @@ pub const VOLUME_WINDOW_MIN: i64 = 60;
 pub const LARGE_EXPORT_RECORDS: u64 = 1000;
 /// Treatment relationship: an appointment or encounter within this many days.
 pub const TREATMENT_DAYS: i64 = 30;
+/// Repeat access and clinical records explain for this many days.
+pub const REPEAT_DAYS: i64 = 30;
+/// A claim explains billing's access for this many days.
+pub const PAYMENT_DAYS: i64 = 30;
 /// No activity for at least this many days makes an account dormant.
 pub const DORMANT_DAYS: i64 = 14;
+/// A `user_enable` this recent announces a return from leave.
+pub const RETURN_ENABLE_DAYS: i64 = 7;
 /// First-seen IPs are learnt over the first days of a run.
 pub const NEW_IP_LEARNING_DAYS: u32 = 7;
 /// After-hours for chart access and exports: from 20:00 ...
@@ -57,8 +91,51 @@ pub fn is_after_hours(ms: i64) -> bool {
     !(AFTER_HOURS_UNTIL..AFTER_HOURS_FROM).contains(&hour_of(ms))
 }
 
-/// Roles that work nights (their after-hours chart access is expected).
-pub const NIGHT_ROLES: [&str; 1] = ["night_nurse"];
+/// What explains an access (written to `summary.json`; the module doc has
+/// the same list): kind, then when it holds.
+pub const EXPLANATIONS: [(&str, &str); 8] = [
+    (
+        "scheduling",
+        "the access is itself the access/create of an appointment or encounter",
+    ),
+    (
+        "treatment.clinician",
+        "an earlier access/create of an appointment or encounter of the patient names the user in attrs.clinician, attrs.scheduled_for within 30 days of the access",
+    ),
+    (
+        "treatment.department",
+        "an earlier access/create of an appointment or encounter of the patient has attrs.department equal to the user's department (staff.csv), attrs.scheduled_for on the access's UTC day",
+    ),
+    (
+        "treatment.care_team",
+        "an earlier access to an encounter of the patient lists the user in attrs.care_team, attrs.scheduled_for on the access's UTC day",
+    ),
+    (
+        "visit_workflow",
+        "the access is to an appointment or encounter of a patient who has one scheduled on the access's UTC day",
+    ),
+    (
+        "treatment.record",
+        "the user created or updated an order, result, message, referral, prescription or note of the patient within the 30 days before",
+    ),
+    (
+        "payment.claim",
+        "a claim of the patient (integration/claim_submit or an access to a claim) within the 30 days before, and the access is to a claim or the user accessed a claim of the patient earlier that UTC day",
+    ),
+    (
+        "operations.repeat",
+        "the user had an explained access to the patient within the 30 days before",
+    ),
+];
+
+/// The `/16` network of an IPv4 address (`a.b`), by which phones on a
+/// carrier's network count as known.
+pub fn net16(ip: &str) -> &str {
+    match ip.match_indices('.').nth(1) {
+        Some((i, _)) => &ip[..i],
+        None => ip,
+    }
+}
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Serialize)]
 #[serde(rename_all = "snake_case")]
@@ -141,23 +218,23 @@ impl Family {
                 "auth/account_lockout of at least {LOCKOUT_ACCOUNTS} distinct actor.user within {LOCKOUT_WINDOW_MIN} min"
             ),
             Family::SameLastName => {
-                "category access with patient.id where enriched patient.last_name equals actor.last_name".into()
+                "an unexplained access (no kind of explained_access holds: no treatment, payment or operations explanation) to a patient whose enriched patient.last_name equals actor.last_name, not the user's own record (patient.employee_user)".into()
             }
             Family::CoworkerRecord => {
-                "category access with patient.id whose patient.employee_user is set and differs from actor.user".into()
+                "an unexplained access to a patient whose patient.employee_user is set and differs from actor.user (a coworker seen at a visit by its care team is explained)".into()
             }
-            Family::VipNoTreatment => format!(
-                "category access (other than creating the appointment or encounter itself) to a patient.vip patient by a non-svc actor.user that is not attrs.clinician of any access/create appointment|encounter of that patient whose attrs.scheduled_for is within {TREATMENT_DAYS} days"
-            ),
+            Family::VipNoTreatment => {
+                "an unexplained access to a patient.vip patient by a non-svc actor.user (the clinician, department and care team of the VIP's visits, and billing working the VIP's claim, are explained)".into()
+            }
             Family::PatientVolume => format!(
-                "one non-svc actor.user touching at least {VOLUME_PATIENTS} distinct patient.id within {VOLUME_WINDOW_MIN} min"
+                "one non-svc actor.user's unexplained accesses touching at least {VOLUME_PATIENTS} distinct patient.id within {VOLUME_WINDOW_MIN} min (huddles over the day's scheduled patients and claim work queues are explained)"
             ),
             Family::LargeExport => format!(
                 "access/export with records >= {LARGE_EXPORT_RECORDS}, or any access/export by a non-svc user between 20:00 and 06:00 UTC"
             ),
-            Family::AfterHoursAccess => format!(
-                "category access with patient.id between 20:00 and 06:00 UTC by a non-svc actor.user whose actor.role is not one of {NIGHT_ROLES:?}"
-            ),
+            Family::AfterHoursAccess => {
+                "an unexplained access with patient.id between 20:00 and 06:00 UTC by a non-svc actor.user (night staff, on-call clinicians and evening charting are explained by their visits)".into()
+            }
             Family::BreakGlass => "any event with reason break_glass (access/break_glass and the views under it)".into(),
             Family::PrivilegeEscalation => {
                 "admin/role_grant without attrs.change_ticket, or with actor.user == target_user".into()
@@ -167,13 +244,13 @@ impl Family {
                 "auth/login of an actor.user that was the target_user of an admin/user_disable and not of a later admin/user_enable".into()
             }
             Family::DormantAccount => format!(
-                "the first event of an actor.user after at least {DORMANT_DAYS} days without any event of it"
+                "the first event of a staff actor.user after at least {DORMANT_DAYS} days without any event of it (the run's start counts as activity of staff hired before it), unless an admin/user_enable targeted it within the {RETURN_ENABLE_DAYS} days before (a return from leave)"
             ),
             Family::NewIp => format!(
-                "auth/login success of an actor.user from an actor.ip it has not logged in from before (learning: the first {NEW_IP_LEARNING_DAYS} days)"
+                "auth/login success of an actor.user from an actor.ip outside the practice's networks (10.0.0.0/8) whose /16 network it has not logged in from before (learning: the first {NEW_IP_LEARNING_DAYS} days; phones change address within their carrier's /16)"
             ),
             Family::SourceSilent => {
-                "a source.system that normally sends around the clock (lis, every 10 min) sends nothing for hours".into()
+                "a source.system that sends steadily sends nothing for more than 2 hours within its sending hours: lis (every 10 min, around the clock) or clearinghouse (every 5 min, 06:00-20:00 UTC on weekdays)".into()
             }
         }
     }

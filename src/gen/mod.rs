@@ -3,60 +3,114 @@
 //! The generator simulates a practice over N days and writes what its
 //! systems would send to sealtrail, plus the directories and the answers:
 //!
-//! - `events.ndjson`: events in time order, each valid ingest format v1 with
-//!   a unique `id` (`gen-<seed hex>-<n>`), so re-sending stores them once;
+//! - `events.ndjson`: events in *delivery* order (see below), each valid
+//!   ingest format v1 with its true `time` and a unique `id`
+//!   (`gen-<seed hex>-<n>`, n its line), so re-sending stores them once;
 //! - `staff.csv`, `patients.csv`: the lookup tables (`serve --lookups DIR`);
 //! - `labels.ndjson`: one line per injected incident ([`labels`] has the
-//!   format and the thresholds of every family);
-//! - `summary.json`: counts per category, action and family, and the
-//!   definition of each family.
+//!   format, the thresholds of every family and what "explained" means);
+//! - `summary.json`: counts per category, action and family, the
+//!   definition of each family, what explains an access
+//!   (`explained_access`) and how each source delivers (`delivery`).
 //!
 //! Same configuration and seed, same bytes: all randomness comes from one
-//! `ChaCha8Rng`, and nothing iterates over a hash map.
+//! `ChaCha8Rng` (delivery lags from a hash of the seed), and nothing
+//! iterates over a hash map.
 //!
 //! # The model
 //!
 //! The practice keeps UTC as its local time. Staff (`--users`) have a role
 //! and a department: physicians, nurses and medical assistants in three
-//! clinical departments, night nurses in urgent care, front desk, billing,
-//! lab, pharmacists, IT admins and a compliance officer. Each works a shift
+//! clinical departments, nurses on nights in urgent care (role `nurse`:
+//! real directories have no night role), front desk, billing, lab,
+//! pharmacists, IT admins and a compliance officer. Each works a shift
 //! (early 07:00-15:30, standard 08:00-17:00, late 10:00-19:00 or night
 //! 19:00-07:00) on fixed weekdays; some clinicians work Saturday mornings,
 //! night nurses four nights a week. Everyone has one department workstation
-//! (`10.20.<dept>.<n>`); billing, IT and compliance work from home one fixed
-//! weekday over the VPN (`10.99.x.y`, with an MFA challenge).
+//! (`10.20.<dept>.<n>`); physicians, billing, IT and compliance have a fixed
+//! VPN address (`10.99.x.y`, with an MFA push), billing, IT and compliance
+//! work from home one weekday; a third of physicians and IT admins use a
+//! phone on a mobile carrier (a new address in the carrier's /16 at every
+//! session).
+//!
+//! Surnames are drawn, for staff and patients alike, from 50 common ones
+//! with a Zipf-like skew (about two people in five) and a long tail of rare
+//! ones, so staff share surnames with each other and with many patients.
+//! Patients (`--patients`) include about 1% VIPs (each with an assigned
+//! physician), staff members who are patients, and relatives of staff (the
+//! staff member's surname and `home_zip`).
 //!
 //! A working day is a session: login (sometimes after one or two mistyped
 //! passwords), activity, then logout or `session_timeout`, sometimes a
 //! timeout and a new login in between. Physicians see 14-22 patients a
-//! weekday (fewer on Saturday); each visit is an appointment created up to
-//! two weeks ahead (front desk or the patient portal), a check-in by the
-//! front desk, an encounter and vitals by a nurse of the department, chart
-//! views and a note by the physician, sometimes an e-prescription (with the
-//! e-prescribing gateway's answer) and a lab order (the lab's result feed
-//! hours later), and a claim submitted by the claims service that evening,
-//! reviewed by billing the next working day. Night nurses open urgent-care
-//! encounters and chart at night. Service accounts (`svc-*`) run the lab
-//! feed (every 10 minutes, around the clock), FHIR reads by partner apps,
-//! claims, e-prescribing, the patient portal and nightly backups. IT admins
-//! reset passwords and grant or revoke roles under change tickets.
+//! weekday (fewer on Saturday): any patient, including VIPs (their own),
+//! coworkers and patients with their surname. Each visit is the shared
+//! explanation vocabulary's workflow: an appointment (`access/create`,
+//! `attrs.clinician`, `scheduled_for`, `department`) booked up to two weeks
+//! ahead by the front desk or the portal (bookings from before the run
+//! arrive as the portal's sync early on day 0); check-in by the front desk
+//! (`access/update` of the appointment, sometimes the insurance card);
+//! rooming by a nurse of the department (`access/create` of the encounter
+//! with `attrs.care_team`, vitals as its update); chart views, a signed
+//! `note`, sometimes a `prescription` (with the e-prescribing gateway's
+//! answer) and an `order` (the lab's `result` hours later); the claim
+//! submitted that evening (`integration/claim_submit`); billing works 40%
+//! of claims from the queue on the next working days (`access/view` of the
+//! `claim`, then the note). Every morning one nurse per department reviews
+//! the chart of each patient the department sees that day (the huddle);
+//! about one weekday in five a biller works 30-45 denied claims in an hour
+//! (`access/update` of the claim with `attrs.status: denied`, then the
+//! insurance card). Some evenings physicians finish the day's notes from
+//! home over the VPN. At night, night nurses open urgent-care encounters
+//! whose clinician is the physician on call (a rota) and whose care team is
+//! both; the physician on call opens some of them from home or a phone.
+//! Phone users glance at results before their shift. Background work
+//! (phone triage and refill `message`s, front-desk calls, statements,
+//! specimens, prescriptions) touches only unexplained-safe patients: never
+//! a VIP, a coworker or a patient with one's own surname.
 //!
-//! Patients (`--patients`) include about 1% VIPs (each seen only by an
-//! assigned physician), staff members who are patients, and relatives
-//! sharing a staff member's last name. Normal work never touches a coworker's
-//! record, a patient sharing the user's last name, or a VIP without a
-//! treatment relationship: those accesses exist only as labeled incidents.
+//! Service accounts (`svc-*`) run the lab feed (every 10 minutes, around
+//! the clock), the billing clearinghouse feed (every 5 minutes, 06:00-20:00
+//! on weekdays), FHIR reads by partner apps, claims, e-prescribing, the
+//! patient portal and nightly backups. IT admins reset passwords and grant
+//! or revoke roles under change tickets.
 //!
 //! Planned schedules give benign look-alikes: a 10-day vacation (under the
-//! 14-day dormancy threshold), a week of leave with the account disabled and
-//! re-enabled before the return, a leaver disabled, re-enabled for a
-//! handover session, disabled again and never seen after; VIPs' physicians
-//! look at the chart before the visit and review results days after it.
-//! Hard cases among the incidents: every second VIP incident is by a
-//! physician who is not the VIP's, and one disabled account that logs in
-//! belongs to an employee on a security hold (no termination date).
+//! 14-day dormancy threshold); a week of leave with the account disabled and
+//! re-enabled before the return; long leaves of 3-6 weeks (one begun before
+//! the run), re-enabled by IT days before the return; a new hire first seen
+//! weeks into the run (`hired` that day); a leaver disabled,
+//! re-enabled for a handover session, disabled again and never seen after;
+//! VIPs' physicians look at the chart before the visit and review results
+//! days after it.
+//!
+//! # Delivery
+//!
+//! `events.ndjson` is in the order events reach sealtrail, not time order:
+//! the identity provider (`source.system` `sso`) delivers through a relay
+//! 3-5 minutes late, the lab system (`lis`) in hourly batches a few minutes
+//! after each full hour, everything else as it happens. Feeding the file in
+//! order (`--send`, `import`, `rules eval`) exercises lateness; each event
+//! keeps its true `time`.
+//!
+//! # Incidents
+//!
+//! Every family of [`Family`], chosen so that no explanation covers them
+//! (see [`labels`]) and many resembling benign work: a same-surname
+//! patient opened on a day they visit another department, a relative (same
+//! surname and address) outside any visit, a coworker's chart opened by
+//! someone outside their visit's team or slipped into a morning huddle, a
+//! VIP opened by a physician who is not theirs, by a biller with no claim of
+//! theirs worked, or by a nurse of another department on their visit day,
+//! charts opened at night by a day worker or by a physician from home that
+//! are not their patients, a biller pulling up dozens of charts with no
+//! claims behind them, accounts unused since before the run used again,
+//! and billing clearinghouse outages of 3-4.5 hours on weekday mornings.
+//! One disabled account that logs in belongs to an employee on a security
+//! hold (no termination date).
 
 mod clock;
+mod facts;
 mod incidents;
 pub mod labels;
 mod output;
@@ -137,7 +191,37 @@ pub(crate) struct Gen {
     pub labels: Vec<Label>,
     /// Sessions of each (user, day): `[login, end)` and the session id.
     pub sessions: Vec<Vec<Vec<Session>>>,
+    /// Every visit: the huddles read them.
+    pub day_visits: Vec<DayVisit>,
+    /// Every submitted claim: billing's queues read them.
+    pub claims: Vec<ClaimRec>,
+    /// Every morning huddle (incidents hide a chart in one).
+    pub huddles: Vec<Huddle>,
     counter: u64,
+}
+
+#[derive(Debug, Clone)]
+pub(crate) struct DayVisit {
+    pub day: u32,
+    pub department: &'static str,
+    pub patient: usize,
+    /// When the appointment's booking event happened.
+    pub booked_at: i64,
+}
+
+#[derive(Debug, Clone)]
+pub(crate) struct ClaimRec {
+    pub day: u32,
+    pub patient: usize,
+    pub id: String,
+}
+
+#[derive(Debug, Clone)]
+pub(crate) struct Huddle {
+    pub nurse: usize,
+    pub day: u32,
+    pub from: i64,
+    pub to: i64,
 }
 
 #[derive(Debug, Clone)]
@@ -329,6 +413,9 @@ pub fn generate(config: &GenConfig) -> Result<Output, GenError> {
         drafts: Vec::new(),
         labels: Vec::new(),
         sessions: Vec::new(),
+        day_visits: Vec::new(),
+        claims: Vec::new(),
+        huddles: Vec::new(),
         counter: 0,
     };
     let plan = incidents::plan(&mut g);

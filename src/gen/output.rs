@@ -16,7 +16,8 @@ use crate::event::Event;
 /// Everything one run produces.
 #[derive(Debug, Clone)]
 pub struct Output {
-    /// In time order, each with a unique id.
+    /// In delivery order (each keeps its true `time`: relayed and batched
+    /// sources arrive minutes late), each with a unique id.
     pub events: Vec<Event>,
     /// `staff.csv` and `patients.csv`, including their header lines.
     pub staff_csv: String,
@@ -31,26 +32,46 @@ pub const LABELS_FILE: &str = "labels.ndjson";
 pub const SUMMARY_FILE: &str = "summary.json";
 
 pub(crate) fn finish(g: Gen, config: &GenConfig) -> Result<Output, GenError> {
-    // Time order; ties keep generation order, so the result is deterministic.
+    // Delivery order (see [`delivered`]); ties keep time then generation
+    // order, so the result is deterministic.
     let mut order: Vec<usize> = (0..g.drafts.len())
         .filter(|&i| !g.drafts[i].dropped)
         .collect();
-    order.sort_by_key(|&i| (g.drafts[i].t, i));
+    let at: Vec<i64> = g
+        .drafts
+        .iter()
+        .map(|d| {
+            delivered(
+                config.seed,
+                d.t,
+                d.event.source.as_ref().map(|s| s.system.as_str()),
+            )
+        })
+        .collect();
+    order.sort_by_key(|&i| (at[i], g.drafts[i].t, i));
     let mut position = vec![usize::MAX; g.drafts.len()];
     for (pos, &i) in order.iter().enumerate() {
         position[i] = pos;
     }
     let width = order.len().to_string().len().max(7);
     let id_of = |pos: usize| format!("gen-{:x}-{pos:0width$}", config.seed);
-    let mut drafts: Vec<Option<Event>> = g.drafts.into_iter().map(|d| Some(d.event)).collect();
-    let mut events = Vec::with_capacity(order.len());
-    for (pos, &i) in order.iter().enumerate() {
-        if let Some(mut e) = drafts[i].take() {
-            e.id = Some(id_of(pos));
-            e.validate()
-                .map_err(|source| GenError::Invalid { index: pos, source })?;
-            events.push(e);
-        }
+    // Sorted in place by position (the dropped last), then truncated: one
+    // buffer of events at a time (a month of 1,000 staff is a million).
+    let kept = order.len();
+    drop(order);
+    let mut drafts: Vec<(usize, Event)> = g
+        .drafts
+        .into_iter()
+        .enumerate()
+        .map(|(i, d)| (position[i], d.event))
+        .collect();
+    drafts.sort_unstable_by_key(|(pos, _)| *pos);
+    drafts.truncate(kept);
+    let mut events: Vec<Event> = drafts.into_iter().map(|(_, e)| e).collect();
+    for (pos, e) in events.iter_mut().enumerate() {
+        e.id = Some(id_of(pos));
+        e.validate()
+            .map_err(|source| GenError::Invalid { index: pos, source })?;
     }
 
     let mut labels: Vec<(i64, i64, LabelRecord)> = Vec::new();
@@ -63,10 +84,12 @@ pub(crate) fn finish(g: Gen, config: &GenConfig) -> Result<Output, GenError> {
             .collect();
         pos.sort_unstable();
         pos.dedup();
-        let (Some(&first), Some(&last)) = (pos.first(), pos.last()) else {
+        let (Some(ft), Some(lt)) = (
+            pos.iter().map(|&p| events[p].time).min(),
+            pos.iter().map(|&p| events[p].time).max(),
+        ) else {
             continue;
         };
-        let (ft, lt) = (events[first].time, events[last].time);
         labels.push((
             ft.unix_ms(),
             lt.unix_ms(),
@@ -105,6 +128,40 @@ pub(crate) fn finish(g: Gen, config: &GenConfig) -> Result<Output, GenError> {
         labels,
         summary,
     })
+}
+
+/// Sources that deliver late: the identity provider's events come through
+/// a relay that forwards them 3-5 minutes after the fact (the lag changes
+/// each minute), the lab system uploads hourly batches a few minutes after
+/// each full hour. Everything else arrives as it happens.
+pub const RELAYED_SYSTEM: &str = "sso";
+pub const BATCHED_SYSTEM: &str = "lis";
+
+/// When the event at `t` from `system` reaches sealtrail.
+pub(crate) fn delivered(seed: u64, t: i64, system: Option<&str>) -> i64 {
+    use super::clock::{HOUR_MS, MIN_MS};
+    match system {
+        Some(RELAYED_SYSTEM) => {
+            let minute = t.div_euclid(MIN_MS);
+            let lag = 3 * MIN_MS + (mix(seed, minute as u64) % (2 * MIN_MS as u64)) as i64;
+            (minute + 1) * MIN_MS + lag
+        }
+        Some(BATCHED_SYSTEM) => {
+            let hour = t.div_euclid(HOUR_MS);
+            let lag = (mix(seed ^ 0x5eed, hour as u64) % (4 * MIN_MS as u64)) as i64;
+            (hour + 1) * HOUR_MS + lag
+        }
+        _ => t,
+    }
+}
+
+/// SplitMix64 of `seed` and `x`: per-minute and per-hour lags that depend
+/// on nothing but the seed.
+fn mix(seed: u64, x: u64) -> u64 {
+    let mut z = seed ^ x.wrapping_mul(0x9e37_79b9_7f4a_7c15);
+    z = (z ^ (z >> 30)).wrapping_mul(0xbf58_476d_1ce4_e5b9);
+    z = (z ^ (z >> 27)).wrapping_mul(0x94d0_49bb_1331_11eb);
+    z ^ (z >> 31)
 }
 
 /// A CSV cell: our values never hold commas, quotes or newlines, but quote
@@ -216,6 +273,18 @@ fn summary(
         "categories": categories,
         "actions": actions,
         "families": families,
+        "explained_access": {
+            "applies_to": "category access with patient.id by a non-svc actor.user; only events at or before the access count",
+            "kinds": super::labels::EXPLANATIONS
+                .iter()
+                .map(|(k, d)| ((*k).to_owned(), Value::String((*d).to_owned())))
+                .collect::<Map<String, Value>>(),
+        },
+        "delivery": {
+            RELAYED_SYSTEM: "through a relay, 3-5 min after the event's time",
+            BATCHED_SYSTEM: "hourly batches, a few minutes after each full hour",
+            "other": "as it happens; events.ndjson is in delivery order",
+        },
     })
 }
 

@@ -1,6 +1,7 @@
 //! The practice: staff with roles, departments, shifts and workstations;
 //! service accounts; patients (a few VIPs, some staff, some relatives of
-//! staff); planned absences and leavers.
+//! staff), staff and patients sharing common surnames drawn with a skew;
+//! planned absences, long leaves, leavers and dormant accounts.
 
 use rand::Rng;
 use rand::seq::SliceRandom;
@@ -12,8 +13,8 @@ use super::clock::{Clock, DAY_MS, MIN_MS};
 /// Smallest practice that still has every role and enough distinct people
 /// for every incident family.
 pub const MIN_USERS: u32 = 15;
-/// Largest practice: staff last names are unique and drawn from a fixed pool.
-pub const MAX_USERS: u32 = 400;
+/// Largest practice (workstation addresses are numbered per department).
+pub const MAX_USERS: u32 = 1000;
 pub const MIN_PATIENTS: u32 = 200;
 pub const MAX_PATIENTS: u32 = 5_000_000;
 
@@ -21,6 +22,8 @@ pub const MAX_PATIENTS: u32 = 5_000_000;
 pub enum Role {
     Physician,
     Nurse,
+    /// A nurse on nights in urgent care: `nurse` in the directory and in
+    /// events; the variant only tells the schedule who works nights.
     NightNurse,
     MedicalAssistant,
     FrontDesk,
@@ -36,7 +39,9 @@ impl Role {
         match self {
             Role::Physician => "physician",
             Role::Nurse => "nurse",
-            Role::NightNurse => "night_nurse",
+            // Night nurses are nurses (of urgent care, on nights): real
+            // directories have no night role.
+            Role::NightNurse => "nurse",
             Role::MedicalAssistant => "medical_assistant",
             Role::FrontDesk => "front_desk",
             Role::Billing => "billing",
@@ -109,10 +114,18 @@ pub struct Staff {
     pub device: String,
     /// Work-from-home weekday over the VPN, with the user's fixed VPN address.
     pub vpn: Option<(usize, String)>,
+    /// The user's fixed VPN address from home (physicians: evening charting
+    /// and on-call nights; staff with a work-from-home day: that day).
+    pub vpn_ip: Option<String>,
+    /// The mobile carrier network (`a.b` of `a.b.x.y`) of a user who checks
+    /// charts from a phone: every such session gets a new address in it.
+    pub mobile: Option<(u8, u8)>,
     /// Days (run day indices, half-open) without any activity.
     pub absent: Vec<(u32, u32)>,
     /// First run day on which the user no longer works (leavers).
     pub gone_from: Option<u32>,
+    /// The user's own record among the patients, if any.
+    pub patient: Option<usize>,
 }
 
 impl Staff {
@@ -152,8 +165,9 @@ pub const SVC_CLAIMS: usize = 2;
 pub const SVC_ERX: usize = 3;
 pub const SVC_PORTAL: usize = 4;
 pub const SVC_BACKUP: usize = 5;
+pub const SVC_EDI: usize = 6;
 
-pub const SERVICES: [Service; 6] = [
+pub const SERVICES: [Service; 7] = [
     Service {
         user: "svc-lis",
         system: "lis",
@@ -183,6 +197,11 @@ pub const SERVICES: [Service; 6] = [
         user: "svc-backup",
         system: "ehr",
         host: "app-01",
+    },
+    Service {
+        user: "svc-clearinghouse",
+        system: "clearinghouse",
+        host: "edi-01",
     },
 ];
 
@@ -235,6 +254,17 @@ pub struct Plan {
     pub leaver: Option<(usize, u32)>,
     /// Leaves and is disabled; the account logs in days later (incident).
     pub leaver_login: Option<(usize, u32)>,
+    /// Long leaves (3-6 weeks; the first may have begun before the run):
+    /// `(user, first day away, first day back)`; disabled at the start when
+    /// it is inside the run, re-enabled by IT the working day before the
+    /// return (benign).
+    pub long_leave: Vec<(usize, u32, u32)>,
+    /// Accounts of staff hired long ago who never work in the run; someone
+    /// uses the account on the given day (the `dormant_account` incidents).
+    pub already_dormant: Vec<(usize, u32)>,
+    /// A new hire (staff.csv `hired` is the first working day, mid-run):
+    /// first seen weeks into the run, like a dormant account, but new (benign).
+    pub new_hire: Option<(usize, u32)>,
 }
 
 const FIRST_NAMES: [&str; 24] = [
@@ -258,6 +288,106 @@ fn last_name(k: usize) -> String {
 }
 
 const NAME_POOL: usize = NAME_HEADS.len() * NAME_TAILS.len();
+
+/// Common surnames, most common first: staff and patients draw from them
+/// with a Zipf-like skew (about two in five people carry one), so many
+/// patients share a clinician's surname with no family link.
+const COMMON: [&str; 50] = [
+    "Smith",
+    "Johnson",
+    "Williams",
+    "Brown",
+    "Jones",
+    "Garcia",
+    "Miller",
+    "Davis",
+    "Rodriguez",
+    "Martinez",
+    "Hernandez",
+    "Lopez",
+    "Gonzalez",
+    "Wilson",
+    "Anderson",
+    "Thomas",
+    "Taylor",
+    "Moore",
+    "Jackson",
+    "Martin",
+    "Lee",
+    "Perez",
+    "Thompson",
+    "White",
+    "Harris",
+    "Sanchez",
+    "Clark",
+    "Ramirez",
+    "Lewis",
+    "Robinson",
+    "Walker",
+    "Young",
+    "Allen",
+    "King",
+    "Wright",
+    "Scott",
+    "Torres",
+    "Nguyen",
+    "Hill",
+    "Flores",
+    "Green",
+    "Adams",
+    "Nelson",
+    "Baker",
+    "Hall",
+    "Rivera",
+    "Campbell",
+    "Mitchell",
+    "Carter",
+    "Roberts",
+];
+/// Weight of the r-th common surname is `COMMON_WEIGHT / (r + 2)`; each
+/// synthetic (rare) surname weighs `RARE_WEIGHT`.
+const COMMON_WEIGHT: u32 = 400;
+const RARE_WEIGHT: u32 = 4;
+
+/// Samples surnames: cumulative weights over `COMMON` then the rare pool.
+pub(crate) struct Surnames {
+    cumulative: Vec<u32>,
+    rare_order: Vec<usize>,
+}
+
+impl Surnames {
+    fn new(rng: &mut ChaCha8Rng) -> Surnames {
+        let mut rare_order: Vec<usize> = (0..NAME_POOL).collect();
+        rare_order.shuffle(rng);
+        let mut cumulative = Vec::with_capacity(COMMON.len() + NAME_POOL);
+        let mut total = 0u32;
+        for r in 0..COMMON.len() as u32 {
+            total += COMMON_WEIGHT / (r + 2);
+            cumulative.push(total);
+        }
+        for _ in 0..NAME_POOL {
+            total += RARE_WEIGHT;
+            cumulative.push(total);
+        }
+        Surnames {
+            cumulative,
+            rare_order,
+        }
+    }
+
+    fn draw(&self, rng: &mut ChaCha8Rng) -> String {
+        let total = self.cumulative.last().copied().unwrap_or(1);
+        let x = rng.gen_range(0..total);
+        let k = self.cumulative.partition_point(|&c| c <= x);
+        match COMMON.get(k) {
+            Some(n) => (*n).to_owned(),
+            None => last_name(self.rare_order[(k - COMMON.len()) % NAME_POOL]),
+        }
+    }
+}
+
+/// Mobile carrier networks (`a.b.0.0/16`) staff phones get addresses from.
+const CARRIERS: [(u8, u8); 3] = [(172, 58), (174, 205), (107, 77)];
 
 fn zip(rng: &mut ChaCha8Rng) -> String {
     format!("{:05}", 2100 + rng.gen_range(0..60))
@@ -285,8 +415,7 @@ impl Practice {
             )));
         }
         let users = users as usize;
-        let mut names: Vec<usize> = (0..NAME_POOL).collect();
-        names.shuffle(rng);
+        let names = Surnames::new(rng);
         let staff = build_staff(rng, clock, users, &names);
         let mut practice = Practice {
             staff,
@@ -299,11 +428,11 @@ impl Practice {
             reserved: Vec::new(),
             plan: Plan::default(),
         };
-        practice.build_patients(rng, patients as usize, &names[users..]);
+        practice.build_patients(rng, patients as usize, &names);
         Ok(practice)
     }
 
-    fn build_patients(&mut self, rng: &mut ChaCha8Rng, n: usize, free_names: &[usize]) {
+    fn build_patients(&mut self, rng: &mut ChaCha8Rng, n: usize, names: &Surnames) {
         let physicians = self.of_role(Role::Physician);
         let n_vip = (n / 100).max(3);
         let n_emp = (self.staff.len() / 5).max(3);
@@ -331,16 +460,19 @@ impl Practice {
             } else {
                 PatientKind::Plain
             };
-            let last_name = match kind {
-                PatientKind::Employee { staff } | PatientKind::Relative { staff } => {
-                    self.staff[staff].last_name.clone()
-                }
-                _ => last_name(free_names[rng.gen_range(0..free_names.len())]),
+            // Staff who are patients and their relatives live at the staff
+            // member's address; everyone else anywhere.
+            let (last_name, home_zip) = match kind {
+                PatientKind::Employee { staff } | PatientKind::Relative { staff } => (
+                    self.staff[staff].last_name.clone(),
+                    self.staff[staff].home_zip.clone(),
+                ),
+                _ => (names.draw(rng), zip(rng)),
             };
             self.patients.push(PatientRec {
                 id: String::new(),
                 last_name,
-                home_zip: zip(rng),
+                home_zip,
                 kind,
             });
         }
@@ -365,6 +497,16 @@ impl Practice {
                 PatientKind::Employee { .. } => self.employees.push(i),
             }
         }
+        for (i, p) in self.patients.iter().enumerate() {
+            if let PatientKind::Employee { staff } = p.kind {
+                self.staff[staff].patient = Some(i);
+            }
+        }
+    }
+
+    /// Whether patient `p` is staff member `u` (their own record).
+    pub fn own(&self, u: usize, p: usize) -> bool {
+        self.staff[u].patient == Some(p)
     }
 
     pub fn of_role(&self, role: Role) -> Vec<usize> {
@@ -373,9 +515,10 @@ impl Practice {
             .collect()
     }
 
-    /// Whether normal (unlabeled) work may show user `u` touching patient `p`:
-    /// never a coworker's or one's own record, never a patient with one's own
-    /// last name, and a VIP only for the assigned physician.
+    /// Whether unexplained background work (phone calls, statements,
+    /// specimens) may show user `u` touching patient `p`: never a coworker's
+    /// or one's own record, never a patient with one's own last name, never
+    /// a VIP. Explained work (visits, huddles, claims) touches them all.
     pub fn benign(&self, u: usize, p: usize) -> bool {
         let patient = &self.patients[p];
         if patient.last_name == self.staff[u].last_name {
@@ -383,8 +526,7 @@ impl Practice {
         }
         match patient.kind {
             PatientKind::Plain | PatientKind::Relative { .. } => true,
-            PatientKind::Vip { physician } => physician == u,
-            PatientKind::Employee { .. } => false,
+            PatientKind::Vip { .. } | PatientKind::Employee { .. } => false,
         }
     }
 
@@ -404,6 +546,49 @@ impl Practice {
             let t = workday_after(rng.gen_range(6..days - 9));
             self.leave_on(clock, u, t);
             self.plan.leaver_login = Some((u, t));
+        }
+        // Accounts nobody has used since before the run, used again.
+        if days >= 16 {
+            for _ in 0..days / 15 {
+                let Some(u) = self.reserve(
+                    rng,
+                    &[FrontDesk, Billing, MedicalAssistant, Nurse, Lab, Pharmacist],
+                ) else {
+                    break;
+                };
+                self.staff[u].absent.push((0, days));
+                let d = workday_after(rng.gen_range(14..days - 2));
+                self.plan.already_dormant.push((u, d));
+            }
+        }
+        if days >= 18
+            && let Some(u) = self.reserve(rng, &[FrontDesk, Nurse, MedicalAssistant, Billing])
+        {
+            let first = workday_after(rng.gen_range(14..days - 3));
+            self.staff[u].absent.push((0, first));
+            self.staff[u].hired = date_of(clock, clock.day_start(first));
+            self.plan.new_hire = Some((u, first));
+        }
+        // Long leaves: one that began before the run, one inside it.
+        if days >= 18
+            && let Some(u) = self.reserve(rng, &[Nurse, FrontDesk, Billing, MedicalAssistant, Lab])
+        {
+            let back = workday_after(rng.gen_range(14..(days - 3).min(29)));
+            self.staff[u].absent.push((0, back));
+            self.plan.long_leave.push((u, 0, back));
+        }
+        if days >= 30 {
+            let from = workday_after(rng.gen_range(2..5));
+            let back = workday_after(from + rng.gen_range(21..25));
+            if back + 2 < days
+                && let Some(u) = self.reserve(
+                    rng,
+                    &[Nurse, FrontDesk, Billing, MedicalAssistant, Pharmacist],
+                )
+            {
+                self.staff[u].absent.push((from, back));
+                self.plan.long_leave.push((u, from, back));
+            }
         }
         // Away from the first working day after the first week, 17 days.
         let away = (7..10).find(|&d| clock.weekday(d) < 5).unwrap_or(7);
@@ -481,7 +666,7 @@ impl Practice {
     }
 }
 
-fn build_staff(rng: &mut ChaCha8Rng, clock: &Clock, users: usize, names: &[usize]) -> Vec<Staff> {
+fn build_staff(rng: &mut ChaCha8Rng, clock: &Clock, users: usize, names: &Surnames) -> Vec<Staff> {
     let mut counts: Vec<u32> = ROLE_MIX
         .iter()
         .map(|&(_, per_mille, min)| ((users as u32 * per_mille + 500) / 1000).max(min))
@@ -564,18 +749,21 @@ fn build_staff(rng: &mut ChaCha8Rng, clock: &Clock, users: usize, names: &[usize
                 Role::Compliance => Some(1),
                 _ => None,
             }
-            .map(|wd| {
+            .map(|wd| (wd, ()));
+            // Physicians chart from home in the evening and on call.
+            let vpn_ip = (vpn.is_some() || role == Role::Physician).then(|| {
                 vpn_hosts += 1;
-                (
-                    wd,
-                    format!("10.99.{}.{}", vpn_hosts / 200, 10 + vpn_hosts % 200),
-                )
+                format!("10.99.{}.{}", vpn_hosts / 200, 10 + vpn_hosts % 200)
             });
+            let vpn = vpn.and_then(|(wd, ())| Some((wd, vpn_ip.clone()?)));
+            // A third of physicians and IT admins use their phones.
+            let mobile = (matches!(role, Role::Physician | Role::ItAdmin) && k % 3 == 1)
+                .then(|| CARRIERS[rng.gen_range(0..CARRIERS.len())]);
             let hired_days = rng.gen_range(60..4000);
             staff.push(Staff {
                 user: format!("u{:04}", n + 1),
                 first_name: FIRST_NAMES[rng.gen_range(0..FIRST_NAMES.len())],
-                last_name: last_name(names[n]),
+                last_name: names.draw(rng),
                 role,
                 department,
                 home_zip: zip(rng),
@@ -586,8 +774,11 @@ fn build_staff(rng: &mut ChaCha8Rng, clock: &Clock, users: usize, names: &[usize
                 ip: format!("10.20.{}.{}", 10 + dept_no, host),
                 device: format!("ws-{}-{:02}", department.replace('_', "-"), host - 10),
                 vpn,
+                vpn_ip,
+                mobile,
                 absent: Vec::new(),
                 gone_from: None,
+                patient: None,
             });
         }
     }
