@@ -337,10 +337,17 @@ impl Practice {
                 }
                 _ => last_name(free_names[rng.gen_range(0..free_names.len())]),
             };
+            // Drawn for every patient, so the rest of the world is unchanged;
+            // a relative lives with the staff member (same_last_name needs it).
+            let drawn = zip(rng);
+            let home_zip = match kind {
+                PatientKind::Relative { staff } => self.staff[staff].home_zip.clone(),
+                _ => drawn,
+            };
             self.patients.push(PatientRec {
                 id: String::new(),
                 last_name,
-                home_zip: zip(rng),
+                home_zip,
                 kind,
             });
         }
