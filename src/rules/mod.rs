@@ -41,6 +41,7 @@ mod baseline;
 mod dedup;
 mod detection;
 mod engine;
+mod fieldcmp;
 pub mod field;
 mod groups;
 mod load;
