@@ -495,7 +495,7 @@ fn after_hours_access(g: &mut Gen) {
     let Some((u, d)) = worker(
         g,
         &[Role::Nurse, Role::FrontDesk, Role::MedicalAssistant],
-        0,
+        super::labels::HABIT_LEARNING_DAYS,
     ) else {
         return;
     };

@@ -61,7 +61,7 @@ use super::load::{CorrelationRule, CorrelationType, FirstSeen, GroupSource, Rule
 use super::relation::{JoinHit, JoinState};
 use super::timers::{TimerId, Timers};
 use super::view::EntryView;
-use super::{absence, baseline};
+use super::{absence, baseline, habit};
 use crate::event::{Entry, Timestamp};
 
 mod eager;
@@ -192,6 +192,7 @@ struct CorrState {
     join: JoinState,
     absence: absence::State,
     baseline: baseline::State,
+    habit: habit::State,
 }
 
 /// The rule engine: detection, reorder buffer and correlation state.
@@ -258,7 +259,9 @@ impl Engine {
         s.groups = self
             .state
             .iter()
-            .map(|c| c.groups.len() + c.absence.len() + c.baseline.len() + c.join.len())
+            .map(|c| {
+                c.groups.len() + c.absence.len() + c.baseline.len() + c.join.len() + c.habit.len()
+            })
             .sum();
         s.timers = self.timers.len();
         s
@@ -448,6 +451,7 @@ impl Engine {
                 &mut self.stats,
             );
             self.state[ci].join.expire(now, &mut self.stats);
+            self.state[ci].habit.expire(now - span, &mut self.stats);
         }
     }
 
@@ -485,6 +489,15 @@ impl Engine {
                     count: f.count,
                     events: f.events,
                 };
+                self.emit_fired(ci, &key, f, out);
+            }
+            return;
+        }
+        if let Some(h) = &corr.habit {
+            let index = hit.events.as_slice().first().copied().unwrap_or_default();
+            let max = self.cfg.max_groups_per_rule;
+            let st = &mut self.state[ci].habit;
+            if let Some(f) = st.apply(h, &key, t, hit.member, index, max, &mut self.stats) {
                 self.emit_fired(ci, &key, f, out);
             }
             return;
@@ -800,6 +813,7 @@ fn measure(corr: &CorrelationRule, group: &Group) -> Option<u64> {
             | CorrelationType::Baseline
             | CorrelationType::Relation
             | CorrelationType::State
+            | CorrelationType::Habit
     ) {
         return None;
     }
@@ -828,7 +842,8 @@ fn measured(corr: &CorrelationRule, group: &Group) -> (u64, u64) {
         | CorrelationType::Absence
         | CorrelationType::Baseline
         | CorrelationType::Relation
-        | CorrelationType::State => (0, 0),
+        | CorrelationType::State
+        | CorrelationType::Habit => (0, 0),
         CorrelationType::TemporalOrdered => {
             // Longest prefix of the member list found in order (greedy
             // earliest match is optimal for a fixed sequence).

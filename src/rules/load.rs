@@ -11,6 +11,7 @@ use super::absence::Absence;
 use super::baseline::Baseline;
 use super::detection::{At, Detection, at, compile};
 use super::field::Field;
+use super::habit::Habit;
 use super::relation::{self, Join};
 use super::yaml::{Node, NodeKind, Pos, parse_documents};
 use super::{Level, LoadError};
@@ -71,6 +72,9 @@ pub enum CorrelationType {
     /// sealtrail extension: a group's count in a window far above its own
     /// trailing median (`baseline.rs`).
     Baseline,
+    /// sealtrail extension: a checked event at an hour its group does not
+    /// work, learnt per group (`habit.rs`).
+    Habit,
 }
 
 impl CorrelationType {
@@ -85,6 +89,7 @@ impl CorrelationType {
             CorrelationType::State => "state",
             CorrelationType::Absence => "absence",
             CorrelationType::Baseline => "baseline",
+            CorrelationType::Habit => "habit",
         }
     }
 }
@@ -172,6 +177,8 @@ pub struct CorrelationRule {
     pub absence: Option<Absence>,
     /// `baseline` only.
     pub baseline: Option<Baseline>,
+    /// `habit` only.
+    pub habit: Option<Habit>,
 }
 
 impl CorrelationRule {
@@ -351,6 +358,7 @@ struct RawCorrelation<'a> {
     join: Option<Join>,
     absence: Option<Absence>,
     baseline: Option<Baseline>,
+    habit: Option<Habit>,
     generate: bool,
 }
 
@@ -537,7 +545,7 @@ fn resolve(
                 "first_seen over another correlation is not supported",
             ));
         }
-        if let (Source::Correlation(_), Some(_)) = (source, &c.join) {
+        if let (Source::Correlation(_), true) = (source, c.join.is_some() || c.habit.is_some()) {
             return Err(at(
                 r.pos,
                 format!(
@@ -595,6 +603,7 @@ fn resolve(
         join: c.join.clone(),
         absence: c.absence.clone(),
         baseline: c.baseline.clone(),
+        habit: c.habit.clone(),
     })
 }
 
@@ -764,6 +773,7 @@ fn parse_correlation<'a>(
             ]
             .contains(&key)
                 && !relation::JOIN_KEYS.contains(&key)
+                && !super::habit::HABIT_KEYS.contains(&key)
             {
                 return Err(at(k.pos, format!("unknown correlation attribute `{key}`")));
             }
@@ -782,11 +792,12 @@ fn parse_correlation<'a>(
         Some("state") => CorrelationType::State,
         Some("absence") => CorrelationType::Absence,
         Some("baseline") => CorrelationType::Baseline,
+        Some("habit") => CorrelationType::Habit,
         _ => {
             return Err(at(
                 ty.pos,
                 "correlation type must be event_count, value_count, temporal, temporal_ordered, \
-                 first_seen, relation, state, absence or baseline",
+                 first_seen, relation, state, absence, baseline or habit",
             ));
         }
     };
@@ -837,6 +848,31 @@ fn parse_correlation<'a>(
             }
         }
     }
+    if kind != CorrelationType::Habit {
+        for key in super::habit::HABIT_KEYS {
+            if let Some(n) = c.get(key) {
+                return Err(at(n.pos, format!("`{key}` is only for habit")));
+            }
+        }
+    } else {
+        let spec = super::habit::parse(c, rules, &list)?;
+        return Ok(RawCorrelation {
+            meta,
+            kind,
+            rules: spec.rules,
+            group_by,
+            aliases,
+            timespan_ms: spec.history_ms,
+            condition: CountCondition::default(),
+            value_field: None,
+            first_seen: None,
+            join: None,
+            absence: None,
+            baseline: None,
+            habit: Some(spec.habit),
+            generate,
+        });
+    }
     if kind == CorrelationType::FirstSeen {
         let (timespan_ms, value_field, first_seen) = parse_first_seen(c)?;
         return Ok(RawCorrelation {
@@ -852,6 +888,7 @@ fn parse_correlation<'a>(
             join: None,
             absence: None,
             baseline: None,
+            habit: None,
             generate,
         });
     }
@@ -870,6 +907,7 @@ fn parse_correlation<'a>(
             join: Some(spec.join),
             absence: None,
             baseline: None,
+            habit: None,
             generate,
         });
     }
@@ -894,6 +932,7 @@ fn parse_correlation<'a>(
             join: None,
             absence,
             baseline,
+            habit: None,
             generate,
         });
     }
@@ -1004,6 +1043,7 @@ fn parse_correlation<'a>(
         join: None,
         absence: None,
         baseline: None,
+        habit: None,
         generate,
     })
 }

@@ -44,6 +44,7 @@ mod engine;
 mod fieldcmp;
 pub mod field;
 mod groups;
+mod habit;
 mod load;
 mod relation;
 mod timers;
