@@ -526,6 +526,7 @@ impl Engine {
                     key,
                     t,
                     first_event,
+                    hit.value.as_ref(),
                     max_groups,
                     timers,
                     &mut self.stats,

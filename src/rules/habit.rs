@@ -101,7 +101,15 @@ pub(super) fn parse<'a>(
     checked: Vec<&'a Node>,
     list: super::relation::ListReader<'a, '_>,
 ) -> Result<HabitSpec<'a>, At> {
-    for key in ["timespan", "condition", "field", "gap", "gap_factor", "factor"] {
+    for key in [
+        "timespan",
+        "condition",
+        "field",
+        "gap",
+        "gap_factor",
+        "factor",
+        "peers",
+    ] {
         if let Some(n) = c.get(key) {
             return Err(at(
                 n.pos,

@@ -770,6 +770,7 @@ fn parse_correlation<'a>(
                 "min_count",
                 "gap_factor",
                 "factor",
+                "peers",
             ]
             .contains(&key)
                 && !relation::JOIN_KEYS.contains(&key)
@@ -912,12 +913,13 @@ fn parse_correlation<'a>(
         });
     }
     if matches!(kind, CorrelationType::Absence | CorrelationType::Baseline) {
-        let (timespan_ms, absence, baseline) = if kind == CorrelationType::Absence {
+        let (timespan_ms, absence, baseline, value_field) = if kind == CorrelationType::Absence
+        {
             let (ts, a) = super::absence::parse(c)?;
-            (ts, Some(a), None)
+            (ts, Some(a), None, None)
         } else {
-            let (ts, b) = super::baseline::parse(c)?;
-            (ts, None, Some(b))
+            let (ts, b, peers) = super::baseline::parse(c)?;
+            (ts, None, Some(b), peers)
         };
         return Ok(RawCorrelation {
             meta,
@@ -927,7 +929,7 @@ fn parse_correlation<'a>(
             aliases,
             timespan_ms,
             condition: CountCondition::default(),
-            value_field: None,
+            value_field,
             first_seen: None,
             join: None,
             absence,
@@ -944,6 +946,7 @@ fn parse_correlation<'a>(
         ("min_count", "absence and baseline"),
         ("gap_factor", "absence"),
         ("factor", "baseline"),
+        ("peers", "baseline"),
     ] {
         if let Some(n) = c.get(key) {
             return Err(at(n.pos, format!("`{key}` is only for {types}")));
@@ -1074,7 +1077,14 @@ type FirstSeenParts = (i64, Option<(Field, Pos)>, FirstSeen);
 
 /// `history`, `field`, `learning` and `gap` of a first_seen correlation.
 fn parse_first_seen(c: &Node) -> Result<FirstSeenParts, At> {
-    for key in ["timespan", "condition", "min_count", "gap_factor", "factor"] {
+    for key in [
+        "timespan",
+        "condition",
+        "min_count",
+        "gap_factor",
+        "factor",
+        "peers",
+    ] {
         if let Some(n) = c.get(key) {
             return Err(at(
                 n.pos,

@@ -117,6 +117,7 @@ pub(super) fn parse<'a>(
         "min_count",
         "gap_factor",
         "factor",
+        "peers",
     ]
     .iter()
     .chain(foreign)
