@@ -61,7 +61,7 @@ use super::load::{CorrelationRule, CorrelationType, FirstSeen, GroupSource, Rule
 use super::relation::{JoinHit, JoinState};
 use super::timers::{TimerId, Timers};
 use super::view::EntryView;
-use super::{absence, baseline, habit};
+use super::{absence, baseline, dormant, habit};
 use crate::event::{Entry, Timestamp};
 
 mod eager;
@@ -193,6 +193,7 @@ struct CorrState {
     absence: absence::State,
     baseline: baseline::State,
     habit: habit::State,
+    dormant: dormant::State,
 }
 
 /// The rule engine: detection, reorder buffer and correlation state.
@@ -260,7 +261,7 @@ impl Engine {
             .state
             .iter()
             .map(|c| {
-                c.groups.len() + c.absence.len() + c.baseline.len() + c.join.len() + c.habit.len()
+                c.groups.len() + c.absence.len() + c.baseline.len() + c.join.len() + c.habit.len() + c.dormant.len()
             })
             .sum();
         s.timers = self.timers.len();
@@ -452,6 +453,7 @@ impl Engine {
             );
             self.state[ci].join.expire(now, &mut self.stats);
             self.state[ci].habit.expire(now - span, &mut self.stats);
+            self.state[ci].dormant.expire(now - span, &mut self.stats);
         }
     }
 
@@ -498,6 +500,20 @@ impl Engine {
             let max = self.cfg.max_groups_per_rule;
             let st = &mut self.state[ci].habit;
             if let Some(f) = st.apply(h, &key, t, hit.member, index, max, &mut self.stats) {
+                self.emit_fired(ci, &key, f, out);
+            }
+            return;
+        }
+        if let Some(d) = &corr.dormant {
+            let dh = dormant::DormantHit {
+                time: t,
+                member: hit.member,
+                index: hit.events.as_slice().first().copied().unwrap_or_default(),
+                since: hit.value.as_deref(),
+            };
+            let max = self.cfg.max_groups_per_rule;
+            let st = &mut self.state[ci].dormant;
+            if let Some(f) = st.apply(d, &key, &dh, max, &mut self.stats) {
                 self.emit_fired(ci, &key, f, out);
             }
             return;
@@ -815,6 +831,7 @@ fn measure(corr: &CorrelationRule, group: &Group) -> Option<u64> {
             | CorrelationType::Relation
             | CorrelationType::State
             | CorrelationType::Habit
+            | CorrelationType::Dormant
     ) {
         return None;
     }
@@ -844,7 +861,8 @@ fn measured(corr: &CorrelationRule, group: &Group) -> (u64, u64) {
         | CorrelationType::Baseline
         | CorrelationType::Relation
         | CorrelationType::State
-        | CorrelationType::Habit => (0, 0),
+        | CorrelationType::Habit
+        | CorrelationType::Dormant => (0, 0),
         CorrelationType::TemporalOrdered => {
             // Longest prefix of the member list found in order (greedy
             // earliest match is optimal for a fixed sequence).

@@ -11,6 +11,7 @@ use super::absence::Absence;
 use super::baseline::Baseline;
 use super::detection::{At, Detection, at, compile};
 use super::field::Field;
+use super::dormant::Dormant;
 use super::habit::Habit;
 use super::relation::{self, Join};
 use super::yaml::{Node, NodeKind, Pos, parse_documents};
@@ -75,6 +76,9 @@ pub enum CorrelationType {
     /// sealtrail extension: a checked event at an hour its group does not
     /// work, learnt per group (`habit.rs`).
     Habit,
+    /// sealtrail extension: an account active again after a long silence,
+    /// or first seen long after its hire date (`dormant.rs`).
+    Dormant,
 }
 
 impl CorrelationType {
@@ -90,6 +94,7 @@ impl CorrelationType {
             CorrelationType::Absence => "absence",
             CorrelationType::Baseline => "baseline",
             CorrelationType::Habit => "habit",
+            CorrelationType::Dormant => "dormant",
         }
     }
 }
@@ -179,6 +184,8 @@ pub struct CorrelationRule {
     pub baseline: Option<Baseline>,
     /// `habit` only.
     pub habit: Option<Habit>,
+    /// `dormant` only.
+    pub dormant: Option<Dormant>,
 }
 
 impl CorrelationRule {
@@ -359,6 +366,7 @@ struct RawCorrelation<'a> {
     absence: Option<Absence>,
     baseline: Option<Baseline>,
     habit: Option<Habit>,
+    dormant: Option<Dormant>,
     generate: bool,
 }
 
@@ -545,7 +553,10 @@ fn resolve(
                 "first_seen over another correlation is not supported",
             ));
         }
-        if let (Source::Correlation(_), true) = (source, c.join.is_some() || c.habit.is_some()) {
+        if let (Source::Correlation(_), true) = (
+            source,
+            c.join.is_some() || c.habit.is_some() || c.dormant.is_some(),
+        ) {
             return Err(at(
                 r.pos,
                 format!(
@@ -604,6 +615,7 @@ fn resolve(
         absence: c.absence.clone(),
         baseline: c.baseline.clone(),
         habit: c.habit.clone(),
+        dormant: c.dormant.clone(),
     })
 }
 
@@ -775,6 +787,7 @@ fn parse_correlation<'a>(
             .contains(&key)
                 && !relation::JOIN_KEYS.contains(&key)
                 && !super::habit::HABIT_KEYS.contains(&key)
+                && !super::dormant::DORMANT_KEYS.contains(&key)
             {
                 return Err(at(k.pos, format!("unknown correlation attribute `{key}`")));
             }
@@ -794,11 +807,12 @@ fn parse_correlation<'a>(
         Some("absence") => CorrelationType::Absence,
         Some("baseline") => CorrelationType::Baseline,
         Some("habit") => CorrelationType::Habit,
+        Some("dormant") => CorrelationType::Dormant,
         _ => {
             return Err(at(
                 ty.pos,
                 "correlation type must be event_count, value_count, temporal, temporal_ordered, \
-                 first_seen, relation, state, absence, baseline or habit",
+                 first_seen, relation, state, absence, baseline, habit or dormant",
             ));
         }
     };
@@ -871,6 +885,33 @@ fn parse_correlation<'a>(
             absence: None,
             baseline: None,
             habit: Some(spec.habit),
+            dormant: None,
+            generate,
+        });
+    }
+    if kind != CorrelationType::Dormant {
+        for key in super::dormant::DORMANT_KEYS {
+            if let Some(n) = c.get(key) {
+                return Err(at(n.pos, format!("`{key}` is only for dormant")));
+            }
+        }
+    } else {
+        let spec = super::dormant::parse(c, rules, &list)?;
+        return Ok(RawCorrelation {
+            meta,
+            kind,
+            rules: spec.rules,
+            group_by,
+            aliases,
+            timespan_ms: spec.history_ms,
+            condition: CountCondition::default(),
+            value_field: spec.since,
+            first_seen: None,
+            join: None,
+            absence: None,
+            baseline: None,
+            habit: None,
+            dormant: Some(spec.dormant),
             generate,
         });
     }
@@ -890,6 +931,7 @@ fn parse_correlation<'a>(
             absence: None,
             baseline: None,
             habit: None,
+            dormant: None,
             generate,
         });
     }
@@ -909,6 +951,7 @@ fn parse_correlation<'a>(
             absence: None,
             baseline: None,
             habit: None,
+            dormant: None,
             generate,
         });
     }
@@ -935,6 +978,7 @@ fn parse_correlation<'a>(
             absence,
             baseline,
             habit: None,
+            dormant: None,
             generate,
         });
     }
@@ -1047,6 +1091,7 @@ fn parse_correlation<'a>(
         absence: None,
         baseline: None,
         habit: None,
+        dormant: None,
         generate,
     })
 }

@@ -40,6 +40,7 @@ mod absence;
 mod baseline;
 mod dedup;
 mod detection;
+mod dormant;
 mod engine;
 mod fieldcmp;
 pub mod field;
