@@ -74,9 +74,12 @@ impl Baseline {
     }
 }
 
+/// The `peers` field and where it is written.
+type PeersField = Option<(Field, Pos)>;
+
 /// `timespan`, `history`, `factor`, `min_count` and `peers` (the peers
 /// field is the correlation's value field).
-pub(crate) fn parse(c: &Node) -> Result<(i64, Baseline, Option<(Field, Pos)>), At> {
+pub(crate) fn parse(c: &Node) -> Result<(i64, Baseline, PeersField), At> {
     for key in ["condition", "field", "gap", "gap_factor", "learning"] {
         if let Some(n) = c.get(key) {
             return Err(at(
@@ -143,8 +146,8 @@ pub(crate) fn parse(c: &Node) -> Result<(i64, Baseline, Option<(Field, Pos)>), A
             let name = n
                 .as_str()
                 .ok_or_else(|| at(n.pos, "`peers` must be a field name"))?;
-            let f = Field::parse(name)
-                .ok_or_else(|| at(n.pos, format!("unknown field `{name}`")))?;
+            let f =
+                Field::parse(name).ok_or_else(|| at(n.pos, format!("unknown field `{name}`")))?;
             Some((name.to_owned(), (f, n.pos)))
         }
     };
@@ -291,7 +294,9 @@ impl State {
         let full = s.past.len() as u64 >= rule.windows;
         let own = full.then(|| median(&s.past));
         let peer = match &s.peer {
-            Some(p) if rule.peers.is_some() => peer_median(&self.peers, p, key, s.window, rule.windows),
+            Some(p) if rule.peers.is_some() => {
+                peer_median(&self.peers, p, key, s.window, rule.windows)
+            }
             _ => None,
         };
         // The larger of the two; a group without its own history is judged

@@ -560,7 +560,10 @@ fn compile_item(key: &Node, value: &Node) -> Result<Item, At> {
         ));
     }
     if fieldref && time.is_some() {
-        return Err(at(key.pos, "fieldref does not combine with a time modifier"));
+        return Err(at(
+            key.pos,
+            "fieldref does not combine with a time modifier",
+        ));
     }
     if time.is_some() && !matches!(kind, None | Some("gt" | "gte" | "lt" | "lte")) {
         return Err(at(

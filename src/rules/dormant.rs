@@ -130,7 +130,10 @@ pub(super) fn parse<'a>(
     for (i, r) in rules.iter().enumerate() {
         let n = r.as_str().unwrap_or_default();
         if rules[..i].iter().any(|o| o.as_str() == Some(n)) {
-            return Err(at(r.pos, format!("rule `{n}` is listed twice in this dormant")));
+            return Err(at(
+                r.pos,
+                format!("rule `{n}` is listed twice in this dormant"),
+            ));
         }
     }
     let (since_name, since_field) = since.map_or((None, None), |(n, f)| (Some(n), Some(f)));

@@ -261,7 +261,12 @@ impl Engine {
             .state
             .iter()
             .map(|c| {
-                c.groups.len() + c.absence.len() + c.baseline.len() + c.join.len() + c.habit.len() + c.dormant.len()
+                c.groups.len()
+                    + c.absence.len()
+                    + c.baseline.len()
+                    + c.join.len()
+                    + c.habit.len()
+                    + c.dormant.len()
             })
             .sum();
         s.timers = self.timers.len();

@@ -256,9 +256,7 @@ fn known<'a>(k: Known, entry: &'a EntryView<'_>) -> Option<FieldValue<'a>> {
             .and_then(|a| s(&a.department))
             .or_else(|| staff(en_actor(), |i| &i.department)),
         Known::ActorIp => actor.and_then(|a| s(&a.ip)),
-        Known::ActorIpPrefix => actor
-            .and_then(|a| a.ip.as_deref())
-            .and_then(ip_prefix),
+        Known::ActorIpPrefix => actor.and_then(|a| a.ip.as_deref()).and_then(ip_prefix),
         Known::ActorNetwork => en.and_then(|x| s(&x.network)),
         Known::ActorSession => actor.and_then(|a| s(&a.session)),
         Known::ActorDevice => actor.and_then(|a| s(&a.device)),

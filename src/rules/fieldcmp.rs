@@ -71,9 +71,8 @@ pub(crate) fn date_ms(s: &str) -> Option<i64> {
     };
     let (y, m, d) = (num(0..4)?, num(5..7)?, num(8..10)?);
     let month = time::Month::try_from(u8::try_from(m).ok()?).ok()?;
-    let date =
-        time::Date::from_calendar_date(i32::try_from(y).ok()?, month, u8::try_from(d).ok()?)
-            .ok()?;
+    let date = time::Date::from_calendar_date(i32::try_from(y).ok()?, month, u8::try_from(d).ok()?)
+        .ok()?;
     Some(i64::from(date.to_julian_day() - 2_440_588) * DAY_MS)
 }
 
@@ -108,8 +107,16 @@ mod tests {
     #[test]
     fn numbers_and_junk() {
         assert!(holds(CmpOp::Gt, &FieldValue::Int(5), &FieldValue::Str("4")));
-        assert!(!holds(CmpOp::Gt, &FieldValue::Int(3), &FieldValue::Str("4")));
-        assert!(!holds(CmpOp::Gt, &t("2026-03-02T00:00:00Z"), &FieldValue::Str("x")));
+        assert!(!holds(
+            CmpOp::Gt,
+            &FieldValue::Int(3),
+            &FieldValue::Str("4")
+        ));
+        assert!(!holds(
+            CmpOp::Gt,
+            &t("2026-03-02T00:00:00Z"),
+            &FieldValue::Str("x")
+        ));
         assert!(holds(
             CmpOp::Lt,
             &FieldValue::Str("2026-01-01T00:00:00Z"),

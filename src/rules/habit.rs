@@ -139,7 +139,12 @@ pub(super) fn parse<'a>(
             .as_str()
             .and_then(|s| s.parse::<u32>().ok())
             .filter(|v| *v >= 1 && i64::from(*v) <= history_days)
-            .ok_or_else(|| at(n.pos, "min_days must be a whole number from 1 to the history's days"))?,
+            .ok_or_else(|| {
+                at(
+                    n.pos,
+                    "min_days must be a whole number from 1 to the history's days",
+                )
+            })?,
     };
     let tolerance_hours = match c.get("tolerance") {
         None => 1,
@@ -168,7 +173,10 @@ pub(super) fn parse<'a>(
     for (i, r) in rules.iter().enumerate() {
         let n = r.as_str().unwrap_or_default();
         if rules[..i].iter().any(|o| o.as_str() == Some(n)) {
-            return Err(at(r.pos, format!("rule `{n}` is listed twice in this habit")));
+            return Err(at(
+                r.pos,
+                format!("rule `{n}` is listed twice in this habit"),
+            ));
         }
     }
     Ok(HabitSpec {
@@ -273,6 +281,7 @@ impl State {
 
     /// Applies one hit (in event-time order) of member `member`; a firing
     /// for a checked hit at an hour the group does not work.
+    #[allow(clippy::too_many_arguments)] // the engine's hit, unpacked
     pub(crate) fn apply(
         &mut self,
         h: &Habit,
@@ -395,7 +404,10 @@ mod tests {
         learn(&mut s, &h, "u", at(8, 2, 0));
         assert!(check(&mut s, &h, "u", at(9, 2, 0)), "one day is not enough");
         learn(&mut s, &h, "u", at(9, 2, 30));
-        assert!(!check(&mut s, &h, "u", at(10, 2, 0)), "two days make it worked");
+        assert!(
+            !check(&mut s, &h, "u", at(10, 2, 0)),
+            "two days make it worked"
+        );
         // 28 days after the first of the two, only one remains.
         assert!(!check(&mut s, &h, "u", at(36, 2, 0)));
         assert!(check(&mut s, &h, "u", at(37, 2, 0)));

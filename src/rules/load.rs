@@ -10,8 +10,8 @@ use std::path::{Path, PathBuf};
 use super::absence::Absence;
 use super::baseline::Baseline;
 use super::detection::{At, Detection, at, compile};
-use super::field::Field;
 use super::dormant::Dormant;
+use super::field::Field;
 use super::habit::Habit;
 use super::relation::{self, Join};
 use super::yaml::{Node, NodeKind, Pos, parse_documents};
@@ -956,8 +956,7 @@ fn parse_correlation<'a>(
         });
     }
     if matches!(kind, CorrelationType::Absence | CorrelationType::Baseline) {
-        let (timespan_ms, absence, baseline, value_field) = if kind == CorrelationType::Absence
-        {
+        let (timespan_ms, absence, baseline, value_field) = if kind == CorrelationType::Absence {
             let (ts, a) = super::absence::parse(c)?;
             (ts, Some(a), None, None)
         } else {

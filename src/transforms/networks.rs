@@ -153,7 +153,10 @@ mod tests {
         assert_eq!(n.len(), 1);
         assert_eq!(r.skipped_rows, 5);
         let msgs: Vec<String> = r.notes.iter().map(ToString::to_string).collect();
-        assert!(msgs[0].ends_with(":3: cidr: host bits are set (write the network address)"), "{msgs:?}");
+        assert!(
+            msgs[0].ends_with(":3: cidr: host bits are set (write the network address)"),
+            "{msgs:?}"
+        );
         assert!(msgs[1].contains("more than 32"), "{msgs:?}");
         assert!(msgs[2].contains("not an ip address"), "{msgs:?}");
         assert!(msgs[3].contains("name: must not be empty"), "{msgs:?}");
@@ -169,6 +172,9 @@ mod tests {
         let p = dir.path().join("networks.csv");
         std::fs::write(&p, "cidr,label\n10.0.0.0/8,lan\n").unwrap();
         let e = load(&p, &mut r).unwrap_err().to_string();
-        assert!(e.contains("networks.csv: header: unknown column `label`"), "{e}");
+        assert!(
+            e.contains("networks.csv: header: unknown column `label`"),
+            "{e}"
+        );
     }
 }
