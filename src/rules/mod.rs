@@ -53,6 +53,8 @@ pub mod view;
 pub(crate) mod yaml;
 
 #[cfg(test)]
+mod baselines_tests;
+#[cfg(test)]
 mod tests;
 
 use std::path::{Path, PathBuf};

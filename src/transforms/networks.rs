@@ -164,6 +164,37 @@ mod tests {
     }
 
     #[test]
+    fn enrich_names_the_network_and_a_reload_sees_the_file() {
+        use crate::event::Event;
+        use crate::transforms::{Enricher, enrich};
+        let dir = tempfile::tempdir().unwrap();
+        let ev = |ip: &str| {
+            Event::from_json(
+                format!(
+                    r#"{{"time":"2026-03-02T10:00:00Z","category":"auth","action":"login","outcome":"success","actor":{{"user":"nobody","ip":"{ip}"}}}}"#
+                )
+                .as_bytes(),
+            )
+            .unwrap()
+        };
+        let (enricher, report) = Enricher::load(dir.path()).unwrap();
+        assert_eq!(report.network_rows, 0);
+        assert!(enrich(&enricher.snapshot(), &ev("10.99.1.2")).is_none());
+        std::fs::write(
+            dir.path().join("networks.csv"),
+            "cidr,name\n10.99.0.0/16,vpn\n",
+        )
+        .unwrap();
+        let report = enricher.reload_if_changed().unwrap().unwrap();
+        assert_eq!(report.network_rows, 1);
+        let l = enricher.snapshot();
+        let e = enrich(&l, &ev("10.99.1.2")).unwrap();
+        assert_eq!(e.network.as_deref(), Some("vpn"));
+        assert!(e.actor.is_none() && e.validate().is_ok());
+        assert!(enrich(&l, &ev("10.98.1.2")).is_none());
+    }
+
+    #[test]
     fn missing_is_empty_and_a_bad_header_is_an_error() {
         let dir = tempfile::tempdir().unwrap();
         let mut r = LoadReport::default();
