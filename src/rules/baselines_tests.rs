@@ -100,7 +100,7 @@ fn extension_load_errors() {
     assert!(e.contains("listed twice"), "{e}");
     let e = habit("  learn: [c]\n  history: 28d\n  tolerance: 13h\n");
     assert!(
-        e.contains("bad.yml:9:14: tolerance must be whole hours"),
+        e.contains("bad.yml:9:14: tolerance must be 0 to 12h in steps of 15m"),
         "{e}"
     );
     let e = habit("  learn: [c]\n  history: 28d\n  min_days: 29\n");

@@ -10,13 +10,17 @@
 //!   history: 28d          # the days the profile looks back on (at most 31d)
 //!   learning: 7d          # optional (default 0, at most history): silent until the user's first activity is this old
 //!   min_days: 1           # optional (default 2): an hour is worked when active in it on this many earlier days
-//!   tolerance: 1h         # optional (default 1h): hours within this of a worked hour count as worked (0 to 12h)
+//!   session_gap: 2h       # optional (default 1h, 0 to 12h): learnt hits this close mark the time between them worked
+//!   tolerance: 30m        # optional (default 1h): times within this of a worked quarter-hour count as worked (0 to 12h, in 15m steps)
 //!   profile: hour_of_day  # optional (default hour_of_week): buckets by hour of the day, or of the week
 //! ```
 //!
-//! Per group a profile of buckets (24 hours of the day, or 168 hours of the
-//! week, UTC), each a 32-bit set of the days (day number mod 32) on which
-//! the group had a `learn` hit in that hour. A `rules` (checked) hit at
+//! Per group a profile of quarter-hour buckets (96 of the day, or 672 of
+//! the week, UTC), each a 32-bit set of the days (day number mod 32) on
+//! which the group had a `learn` hit in that quarter-hour, or between two
+//! `learn` hits at most `session_gap` apart (a night shift's sparse events
+//! mark the whole shift). (Whole-hour buckets made a 20:40 access "within
+//! an hour" of a shift's 19:05.) A `rules` (checked) hit at
 //! time `t` on day `D` is judged against the days `D - history .. D - 1`:
 //! the hour is worked when the buckets within `tolerance` of `t`'s bucket
 //! have hits on at least `min_days` distinct such days. The day of the
@@ -33,8 +37,8 @@
 //!
 //! Bounds: groups per rule (`max_groups_per_rule`, the idle longest
 //! evicted, `evicted_groups`); a group with no `learn` hit for `history`
-//! is forgotten (`expired_groups`) and learns again. A profile is 24 or 168
-//! `u32`s plus 16 bytes ([`Profile::bytes`]).
+//! is forgotten (`expired_groups`) and learns again. A profile is 96 or 672
+//! `u32`s plus 40 bytes ([`Profile::bytes`]): 424 or 2,728 bytes.
 
 use super::detection::{At, at};
 use super::engine::{EngineStats, Fired, GroupKey};
@@ -44,11 +48,14 @@ use super::yaml::Node;
 
 const DAY_MS: i64 = 86_400_000;
 const HOUR_MS: i64 = 3_600_000;
+/// A bucket's width: a quarter of an hour.
+const SLOT_MS: i64 = 900_000;
 /// Days a bucket's bit set holds (history is at most 31 days, plus today).
 const RING_DAYS: i64 = 32;
 
 /// Keys of a correlation map that only `habit` uses.
-pub(super) const HABIT_KEYS: [&str; 4] = ["learn", "min_days", "tolerance", "profile"];
+pub(super) const HABIT_KEYS: [&str; 5] =
+    ["learn", "min_days", "tolerance", "profile", "session_gap"];
 
 /// The bucketing of a profile.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -60,16 +67,16 @@ pub enum ProfileKind {
 impl ProfileKind {
     fn buckets(self) -> usize {
         match self {
-            ProfileKind::HourOfDay => 24,
-            ProfileKind::HourOfWeek => 168,
+            ProfileKind::HourOfDay => 96,
+            ProfileKind::HourOfWeek => 672,
         }
     }
 
     /// The bucket of event time `t` (unix ms, UTC; the epoch was a
     /// Thursday, so weekday 0 here is Thursday: only the cycle matters).
     fn bucket(self, t: i64) -> usize {
-        let hours = t.div_euclid(HOUR_MS);
-        usize::try_from(hours.rem_euclid(self.buckets() as i64)).unwrap_or(0)
+        let slots = t.div_euclid(SLOT_MS);
+        usize::try_from(slots.rem_euclid(self.buckets() as i64)).unwrap_or(0)
     }
 }
 
@@ -79,7 +86,11 @@ pub struct Habit {
     pub history_days: i64,
     pub learning_ms: i64,
     pub min_days: u32,
-    pub tolerance_hours: usize,
+    /// Learnt hits at most this far apart mark the time between them as
+    /// worked too (a shift's quiet stretches).
+    pub session_gap_ms: i64,
+    /// Quarter-hours either side that count as the same time.
+    pub tolerance_slots: usize,
     pub profile: ProfileKind,
     /// Per member (same order as the correlation's members): whether its
     /// hits are learnt (`learn`) rather than checked (`rules`).
@@ -146,15 +157,29 @@ pub(super) fn parse<'a>(
                 )
             })?,
     };
-    let tolerance_hours = match c.get("tolerance") {
-        None => 1,
+    let session_gap_ms = match c.get("session_gap") {
+        Some(n) if n.as_str() == Some("0") => 0,
+        None => HOUR_MS,
+        Some(n) => {
+            let ms = duration(c, "session_gap")?.unwrap_or(0);
+            if ms > 12 * HOUR_MS {
+                return Err(at(n.pos, "session_gap must be 0 to 12h"));
+            }
+            ms
+        }
+    };
+    let tolerance_slots = match c.get("tolerance") {
+        None => usize::try_from(HOUR_MS / SLOT_MS).unwrap_or(4),
         Some(n) if n.as_str() == Some("0") => 0,
         Some(n) => {
             let ms = duration(c, "tolerance")?.unwrap_or(0);
-            if ms % HOUR_MS != 0 || ms > 12 * HOUR_MS {
-                return Err(at(n.pos, "tolerance must be whole hours from 0 to 12h"));
+            if ms % SLOT_MS != 0 || ms > 12 * HOUR_MS {
+                return Err(at(
+                    n.pos,
+                    "tolerance must be 0 to 12h in steps of 15m (e.g. 30m, 1h)",
+                ));
             }
-            usize::try_from(ms / HOUR_MS).unwrap_or(0)
+            usize::try_from(ms / SLOT_MS).unwrap_or(0)
         }
     };
     let profile = match c.get("profile") {
@@ -186,7 +211,8 @@ pub(super) fn parse<'a>(
             history_days,
             learning_ms,
             min_days,
-            tolerance_hours,
+            session_gap_ms,
+            tolerance_slots,
             profile,
             learns,
         },
@@ -198,6 +224,8 @@ pub(super) fn parse<'a>(
 pub(crate) struct Profile {
     /// Time of the group's first learnt hit.
     first: i64,
+    /// Time of its newest learnt hit.
+    last: i64,
     /// The newest day number the ring holds.
     day: i64,
     /// Per bucket, bit `day mod 32` set when the group was active in it.
@@ -208,6 +236,7 @@ impl Profile {
     fn new(kind: ProfileKind, t: i64) -> Profile {
         Profile {
             first: t,
+            last: t,
             day: t.div_euclid(DAY_MS),
             buckets: vec![0; kind.buckets()].into_boxed_slice(),
         }
@@ -238,12 +267,24 @@ impl Profile {
         self.day = d;
     }
 
-    fn learn(&mut self, kind: ProfileKind, t: i64) {
-        let d = t.div_euclid(DAY_MS);
-        self.advance(d);
-        if self.day - d < RING_DAYS {
-            self.buckets[kind.bucket(t)] |= 1 << d.rem_euclid(RING_DAYS);
+    /// Marks `t`'s quarter-hour worked, and the ones since the previous
+    /// learnt hit when that is at most `gap` before (the same session).
+    fn learn(&mut self, kind: ProfileKind, t: i64, gap: i64) {
+        self.advance(t.div_euclid(DAY_MS));
+        let from = if t >= self.last && t - self.last <= gap {
+            self.last
+        } else {
+            t
+        };
+        let mut at = from.div_euclid(SLOT_MS) * SLOT_MS;
+        while at <= t {
+            let d = at.div_euclid(DAY_MS);
+            if self.day - d < RING_DAYS {
+                self.buckets[kind.bucket(at)] |= 1 << d.rem_euclid(RING_DAYS);
+            }
+            at += SLOT_MS;
         }
+        self.last = self.last.max(t);
     }
 
     /// Distinct earlier days within history active within tolerance of `t`.
@@ -260,8 +301,9 @@ impl Profile {
         let n = self.buckets.len();
         let b = h.profile.bucket(t);
         let mut seen = 0u32;
-        for off in 0..=2 * h.tolerance_hours {
-            let i = (b + n + off - h.tolerance_hours.min(n)) % n;
+        let tol = h.tolerance_slots.min(n / 2);
+        for off in 0..=2 * tol {
+            let i = (b + n + off - tol) % n;
             seen |= self.buckets[i];
         }
         (seen & days).count_ones()
@@ -311,7 +353,7 @@ impl State {
                 *touched.value = Profile::new(h.profile, t);
                 stats.expired_groups += 1;
             }
-            touched.value.learn(h.profile, t);
+            touched.value.learn(h.profile, t, h.session_gap_ms);
             return None;
         }
         let p = self.groups.get_mut(key)?;
@@ -343,7 +385,8 @@ mod tests {
             history_days: 28,
             learning_ms: 7 * DAY_MS,
             min_days,
-            tolerance_hours: tol,
+            session_gap_ms: 0,
+            tolerance_slots: tol * 4,
             profile,
             learns: vec![true, false],
         }
@@ -386,8 +429,10 @@ mod tests {
         learn(&mut s, &h, "day", at(14, 21, 0));
         assert!(check(&mut s, &h, "day", at(14, 21, 2)));
         assert!(!check(&mut s, &h, "day", at(14, 10, 0)));
-        // Tolerance: 17:30 is within an hour of 16:xx.
-        assert!(!check(&mut s, &h, "day", at(14, 17, 30)));
+        // Tolerance (quarter-hours): 17:00 is within an hour of 16:05,
+        // 17:20 is not.
+        assert!(!check(&mut s, &h, "day", at(14, 17, 0)));
+        assert!(check(&mut s, &h, "day", at(14, 17, 20)));
         assert!(check(&mut s, &h, "day", at(14, 19, 30)));
         assert!(!check(&mut s, &h, "night", at(15, 22, 0)));
         // Never seen: still learning.
@@ -403,7 +448,7 @@ mod tests {
         assert!(!check(&mut s, &h, "u", at(3, 2, 0)));
         learn(&mut s, &h, "u", at(8, 2, 0));
         assert!(check(&mut s, &h, "u", at(9, 2, 0)), "one day is not enough");
-        learn(&mut s, &h, "u", at(9, 2, 30));
+        learn(&mut s, &h, "u", at(9, 2, 10));
         assert!(
             !check(&mut s, &h, "u", at(10, 2, 0)),
             "two days make it worked"
@@ -448,9 +493,30 @@ mod tests {
         assert_eq!(s.len(), 0);
         assert_eq!(st.expired_groups, 4);
         let p = Profile::new(ProfileKind::HourOfWeek, 0);
-        assert_eq!(p.bytes(), 16 + 16 + 168 * 4);
+        assert_eq!(p.bytes(), 40 + 672 * 4);
         let p = Profile::new(ProfileKind::HourOfDay, 0);
-        assert_eq!(p.bytes(), 16 + 16 + 24 * 4);
+        assert_eq!(p.bytes(), 40 + 96 * 4);
+    }
+
+    #[test]
+    fn a_session_marks_the_time_between_its_events() {
+        let mut h = habit(ProfileKind::HourOfDay, 2, 0);
+        h.session_gap_ms = 2 * HOUR_MS;
+        let mut s = State::default();
+        for d in 0..10 {
+            learn(&mut s, &h, "u", at(d, 19, 0));
+            learn(&mut s, &h, "u", at(d, 20, 50));
+            learn(&mut s, &h, "u", at(d, 23, 50));
+        }
+        assert!(
+            !check(&mut s, &h, "u", at(10, 19, 40)),
+            "between 19:00 and 20:50"
+        );
+        assert!(
+            check(&mut s, &h, "u", at(10, 22, 0)),
+            "a 3-hour gap is no session"
+        );
+        assert!(!check(&mut s, &h, "u", at(10, 23, 50)));
     }
 
     #[test]
