@@ -213,6 +213,7 @@ fn generate(n: usize) -> Vec<Entry> {
             }),
             target_user: None,
             patient: patient_info,
+            network: None,
         };
         out.push(Entry {
             received: Timestamp::from_unix_ms(t + 5 + (nth as i64 * 7919) % 1000).expect("time"),

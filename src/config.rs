@@ -60,7 +60,8 @@ pub struct RawConfig {
 #[derive(Clone, Debug, Deserialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct LookupsConfig {
-    /// Folder with `staff.csv` and `patients.csv` (missing files are empty tables).
+    /// Folder with `staff.csv`, `patients.csv` and the optional
+    /// `networks.csv` (missing files are empty tables).
     pub dir: PathBuf,
     /// How often the files are checked for changes, in seconds.
     pub reload_seconds: u64,

@@ -515,6 +515,7 @@ fn log_lookups(report: &LoadReport) {
     tracing::info!(
         staff = report.staff_rows,
         patients = report.patient_rows,
+        networks = report.network_rows,
         skipped = report.skipped_rows,
         "lookups loaded"
     );

@@ -36,6 +36,13 @@ pub struct Enriched {
         deserialize_with = "strict::opt_object"
     )]
     pub patient: Option<PatientInfo>,
+    /// `networks.csv`: the name of the known network holding `actor.ip`.
+    #[serde(
+        default,
+        skip_serializing_if = "Option::is_none",
+        deserialize_with = "strict::present"
+    )]
+    pub network: Option<String>,
 }
 
 /// One `staff.csv` row, without the user id (the event has it). Empty cells
@@ -118,7 +125,10 @@ pub struct PatientInfo {
 impl Enriched {
     /// Whether no part is set (such a value is not stored).
     pub fn is_empty(&self) -> bool {
-        self.actor.is_none() && self.target_user.is_none() && self.patient.is_none()
+        self.actor.is_none()
+            && self.target_user.is_none()
+            && self.patient.is_none()
+            && self.network.is_none()
     }
 
     /// Checks the rules a stored `enriched` follows; paths are relative to it.
@@ -126,7 +136,7 @@ impl Enriched {
         if self.is_empty() {
             return Err(EventError::invalid(
                 "",
-                "must name at least one of actor, target_user, patient",
+                "must name at least one of actor, target_user, patient, network",
             ));
         }
         if let Some(s) = &self.actor {
@@ -138,7 +148,7 @@ impl Enriched {
         if let Some(p) = &self.patient {
             p.validate("patient")?;
         }
-        Ok(())
+        check_text("network", &self.network)
     }
 }
 
@@ -287,6 +297,7 @@ mod tests {
                 vip: false,
                 employee_user: long(),
             }),
+            network: long(),
         };
         e.validate().unwrap();
         let member = format!(",\"enriched\":{}", serde_json::to_string(&e).unwrap());

@@ -458,6 +458,7 @@ fn enriched_follows_the_event_and_round_trips() {
             vip: true,
             employee_user: Some("u0042".into()),
         }),
+        network: None,
     });
     let text = String::from_utf8(entry.canonical_bytes()).unwrap();
     assert!(
@@ -785,11 +786,17 @@ fn enriched() -> impl Strategy<Value = Enriched> {
             vip,
             employee_user,
         });
-    (opt(staff_info()), opt(staff_info()), opt(patient))
-        .prop_map(|(actor, target_user, patient)| Enriched {
+    (
+        opt(staff_info()),
+        opt(staff_info()),
+        opt(patient),
+        opt(directory_str()),
+    )
+        .prop_map(|(actor, target_user, patient, network)| Enriched {
             actor,
             target_user,
             patient,
+            network,
         })
         .prop_filter("stored enrichment is never empty", |e| !e.is_empty())
 }

@@ -702,7 +702,7 @@ fn large_export(g: &mut Gen, in_hours: bool) {
 
 /// Even: a day-shift user back at a workstation at night. Odd: a physician
 /// from home over the VPN at night opening patients who are not theirs
-/// (it looks like evening charting).
+/// (it looks like evening charting). Both after the habit learning days.
 fn after_hours_access(g: &mut Gen, facts: &mut Facts, k: usize) {
     let home = k % 2 == 1;
     let roles: &[Role] = if home {
@@ -710,7 +710,7 @@ fn after_hours_access(g: &mut Gen, facts: &mut Facts, k: usize) {
     } else {
         &[Role::Nurse, Role::FrontDesk, Role::MedicalAssistant]
     };
-    let Some((u, d)) = worker(g, roles, 0) else {
+    let Some((u, d)) = worker(g, roles, super::labels::HABIT_LEARNING_DAYS) else {
         return;
     };
     let from = g.clock.day_start(d) + g.rng.gen_range(AFTER_HOURS_FROM * 60 + 30..23 * 60) * MIN_MS;

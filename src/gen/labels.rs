@@ -76,6 +76,9 @@ pub const DORMANT_DAYS: i64 = 14;
 pub const RETURN_ENABLE_DAYS: i64 = 7;
 /// First-seen IPs are learnt over the first days of a run.
 pub const NEW_IP_LEARNING_DAYS: u32 = 7;
+/// Working hours are learnt per user over the first days of a run
+/// (`after_hours_access.yml`, habit `learning`).
+pub const HABIT_LEARNING_DAYS: u32 = 7;
 /// After-hours for chart access and exports: from 20:00 ...
 pub const AFTER_HOURS_FROM: i64 = 20;
 /// ... to 06:00 (UTC, the practice's local time).

@@ -99,7 +99,7 @@ impl Absence {
 
 /// `timespan`, `history`, `min_count`, `gap_factor` and `learning`.
 pub(crate) fn parse(c: &Node) -> Result<(i64, Absence), At> {
-    for key in ["condition", "field", "gap", "factor"] {
+    for key in ["condition", "field", "gap", "factor", "peers"] {
         if let Some(n) = c.get(key) {
             return Err(at(
                 n.pos,

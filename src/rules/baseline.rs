@@ -10,7 +10,18 @@
 //!   history: 14      # previous windows the median is taken over (or a duration: 14d)
 //!   factor: 3        # fire when count > factor x median
 //!   min_count: 200   # optional (default 1): and count >= min_count
+//!   peers: actor.department  # optional: also judge against the group's peers
 //! ```
+//!
+//! With `peers`, each hit names its group's peer value (the field's value,
+//! e.g. the user's department), and every closed window with hits is kept
+//! as a sample of that peer value (at most [`MAX_PEER_SAMPLES`] per value,
+//! within the history). A window is then judged against `factor x` the
+//! larger of the group's own median and the *peer median*: the median of
+//! the other groups' samples of that peer value in the previous `history`
+//! windows (windows with hits only: what a peer does on a working day). A group without a full history is judged by
+//! the peer median alone, so a new user is judged from their first day;
+//! without peer samples it is still learning, as without `peers`.
 //!
 //! Per group: the open window's index, count, first and last hit and first
 //! events, and the counts of up to `history` previous windows (a window
@@ -24,6 +35,10 @@
 
 use std::collections::VecDeque;
 
+use super::engine::{Map, Value};
+use super::field::Field;
+use super::yaml::Pos;
+
 use super::detection::{At, at};
 use super::engine::{EngineStats, Fired, GroupKey, MAX_ALERT_EVENTS};
 use super::groups::Groups;
@@ -33,6 +48,11 @@ use super::yaml::Node;
 
 /// Most previous windows kept per group.
 pub const MAX_HISTORY_WINDOWS: u64 = 1_000;
+/// Most windows kept per peer value (`peers`); the oldest are dropped.
+pub const MAX_PEER_SAMPLES: usize = 5_000;
+/// Most peer values kept per rule: values without a sample in the history
+/// are dropped first; past that, a new value is not sampled.
+pub const MAX_PEER_VALUES: usize = 10_000;
 
 /// Settings of a `baseline` correlation (its `timespan_ms` is the window).
 #[derive(Debug, Clone, PartialEq)]
@@ -41,6 +61,8 @@ pub struct Baseline {
     pub windows: u64,
     pub factor: f64,
     pub min_count: u64,
+    /// `peers`: the field naming the group's peers, as written.
+    pub peers: Option<String>,
 }
 
 impl Baseline {
@@ -52,8 +74,12 @@ impl Baseline {
     }
 }
 
-/// `timespan`, `history`, `factor` and `min_count`.
-pub(crate) fn parse(c: &Node) -> Result<(i64, Baseline), At> {
+/// The `peers` field and where it is written.
+type PeersField = Option<(Field, Pos)>;
+
+/// `timespan`, `history`, `factor`, `min_count` and `peers` (the peers
+/// field is the correlation's value field).
+pub(crate) fn parse(c: &Node) -> Result<(i64, Baseline, PeersField), At> {
     for key in [
         "condition",
         "field",
@@ -121,13 +147,27 @@ pub(crate) fn parse(c: &Node) -> Result<(i64, Baseline), At> {
             .filter(|v| *v >= 1)
             .ok_or_else(|| at(n.pos, "min_count must be a positive integer"))?,
     };
+    let peers = match c.get("peers") {
+        None => None,
+        Some(n) => {
+            let name = n
+                .as_str()
+                .ok_or_else(|| at(n.pos, "`peers` must be a field name"))?;
+            let f =
+                Field::parse(name).ok_or_else(|| at(n.pos, format!("unknown field `{name}`")))?;
+            Some((name.to_owned(), (f, n.pos)))
+        }
+    };
+    let (peers, peer_field) = peers.map_or((None, None), |(n, f)| (Some(n), Some(f)));
     Ok((
         timespan_ms,
         Baseline {
             windows,
             factor,
             min_count,
+            peers,
         },
+        peer_field,
     ))
 }
 
@@ -146,12 +186,23 @@ struct Series {
     past: VecDeque<u64>,
     /// The window's end, or (judged) the time to forget the group.
     timer: TimerId,
+    /// `peers`: the group's peer value (its latest hit's).
+    peer: Option<Value>,
+}
+
+/// The closed windows of one peer value.
+#[derive(Debug, Default)]
+struct PeerSamples {
+    /// (window index, count, group), oldest first.
+    samples: VecDeque<(i64, u64, GroupKey)>,
 }
 
 /// The baseline state of one rule.
 #[derive(Debug, Default)]
 pub(crate) struct State {
     groups: Groups<Series>,
+    /// `peers`: samples per peer value (at most `max_groups` values).
+    peers: Map<Value, PeerSamples>,
 }
 
 impl State {
@@ -169,6 +220,7 @@ impl State {
         key: GroupKey,
         t: i64,
         events: &[u64],
+        peer: Option<&Value>,
         max_groups: usize,
         timers: &mut Timers,
         stats: &mut EngineStats,
@@ -185,6 +237,7 @@ impl State {
             events: Vec::new(),
             past: VecDeque::new(),
             timer: (0, 0, 0),
+            peer: None,
         });
         if let Some(s) = touched.evicted {
             timers.cancel(s.timer);
@@ -197,6 +250,11 @@ impl State {
             return;
         }
         s.last = s.last.max(t);
+        if let Some(p) = peer
+            && s.peer.as_ref() != Some(p)
+        {
+            s.peer = Some(p.clone());
+        }
         if !(s.open && k <= s.window) {
             if s.open {
                 // Its window ended without its timer (not expected: timers
@@ -246,10 +304,28 @@ impl State {
             return None;
         }
         let full = s.past.len() as u64 >= rule.windows;
-        let median = median(&s.past);
+        let own = full.then(|| median(&s.past));
+        let peer = match &s.peer {
+            Some(p) if rule.peers.is_some() => {
+                peer_median(&self.peers, p, key, s.window, rule.windows)
+            }
+            _ => None,
+        };
+        // The larger of the two; a group without its own history is judged
+        // by its peers alone, and learns while there are none.
+        let threshold = match (own, peer) {
+            (Some(a), Some(b)) => Some(a.max(b)),
+            (a, b) => a.or(b),
+        };
         #[allow(clippy::cast_precision_loss)] // counts far below 2^52
-        let over = s.count as f64 > rule.factor * median;
-        let fired = (full && over && s.count >= rule.min_count).then(|| Fired {
+        let over = threshold.is_some_and(|m| s.count as f64 > rule.factor * m);
+        if rule.peers.is_some()
+            && let Some(p) = &s.peer
+        {
+            let sample = (s.window, s.count, key.clone());
+            add_peer_sample(&mut self.peers, p, sample, rule.windows);
+        }
+        let fired = (over && s.count >= rule.min_count).then(|| Fired {
             first: s.first,
             last: s.last,
             count: s.count,
@@ -264,6 +340,50 @@ impl State {
         s.timer = timers.schedule(forget, id.1, key.clone());
         fired
     }
+}
+
+/// The median of the windows in `[window - windows, window)` of the other
+/// groups of peer value `p`, `None` without any.
+fn peer_median(
+    peers: &Map<Value, PeerSamples>,
+    p: &Value,
+    key: &GroupKey,
+    window: i64,
+    windows: u64,
+) -> Option<f64> {
+    let ps = peers.get(p)?;
+    let from = window.saturating_sub(i64::try_from(windows).unwrap_or(i64::MAX));
+    let v: VecDeque<u64> = ps
+        .samples
+        .iter()
+        .filter(|(w, _, k)| *w >= from && *w < window && k != key)
+        .map(|(_, c, _)| *c)
+        .collect();
+    (!v.is_empty()).then(|| median(&v))
+}
+
+/// Keeps a closed window's count as a sample of its peer value.
+fn add_peer_sample(
+    peers: &mut Map<Value, PeerSamples>,
+    p: &Value,
+    sample: (i64, u64, GroupKey),
+    windows: u64,
+) {
+    let window = sample.0;
+    let from = window.saturating_sub(i64::try_from(windows).unwrap_or(i64::MAX));
+    if !peers.contains_key(p) && peers.len() >= MAX_PEER_VALUES {
+        peers.retain(|_, ps| ps.samples.back().is_some_and(|(w, _, _)| *w >= from));
+        if peers.len() >= MAX_PEER_VALUES {
+            return;
+        }
+    }
+    let ps = peers.entry(p.clone()).or_default();
+    while ps.samples.front().is_some_and(|(w, _, _)| *w < from)
+        || ps.samples.len() >= MAX_PEER_SAMPLES
+    {
+        ps.samples.pop_front();
+    }
+    ps.samples.push_back(sample);
 }
 
 /// Judges the open window into the history.

@@ -137,6 +137,9 @@ enum Pattern {
     Cmp(CmpOp, f64),
     /// Compare with another field of the same event.
     FieldRef(StrOp, Field, bool),
+    /// `gt/gte/lt/lte` with `fieldref`: order against another field
+    /// (numbers, timestamps, dates; `fieldcmp.rs`).
+    FieldCmp(CmpOp, Field),
 }
 
 /// One `field|modifiers: value(s)` entry of a selection.
@@ -227,7 +230,7 @@ impl Item {
             || self
                 .patterns
                 .iter()
-                .any(|p| matches!(p, Pattern::FieldRef(..)))
+                .any(|p| matches!(p, Pattern::FieldRef(..) | Pattern::FieldCmp(..)))
         {
             return ALL_CATEGORIES;
         }
@@ -302,6 +305,9 @@ impl Pattern {
                 _ => false,
             },
             Pattern::Cmp(op, n) => v.number().is_some_and(|x| op.holds(x, *n)),
+            Pattern::FieldCmp(op, other) => entry
+                .and_then(|e| other.get(e))
+                .is_some_and(|o| super::fieldcmp::holds(*op, &v, &o)),
             Pattern::FieldRef(op, other, cased) => {
                 let Some(o) = entry.and_then(|e| other.get(e)) else {
                     return false;
@@ -542,10 +548,21 @@ fn compile_item(key: &Node, value: &Node) -> Result<Item, At> {
             }
         }
     }
-    if fieldref && !matches!(kind, None | Some("contains" | "startswith" | "endswith")) {
+    if fieldref
+        && !matches!(
+            kind,
+            None | Some("contains" | "startswith" | "endswith" | "gt" | "gte" | "lt" | "lte")
+        )
+    {
         return Err(at(
             key.pos,
-            "fieldref combines only with contains, startswith or endswith",
+            "fieldref combines only with contains, startswith, endswith, gt, gte, lt or lte",
+        ));
+    }
+    if fieldref && time.is_some() {
+        return Err(at(
+            key.pos,
+            "fieldref does not combine with a time modifier",
         ));
     }
     if time.is_some() && !matches!(kind, None | Some("gt" | "gte" | "lt" | "lte")) {
@@ -597,6 +614,16 @@ fn compile_value(
     if fieldref {
         let other = Field::parse(text)
             .ok_or_else(|| at(v.pos, format!("fieldref names unknown field `{text}`")))?;
+        let cmp = match kind {
+            Some("gt") => Some(CmpOp::Gt),
+            Some("gte") => Some(CmpOp::Gte),
+            Some("lt") => Some(CmpOp::Lt),
+            Some("lte") => Some(CmpOp::Lte),
+            _ => None,
+        };
+        if let Some(c) = cmp {
+            return Ok(Pattern::FieldCmp(c, other));
+        }
         return Ok(Pattern::FieldRef(op, other, cased));
     }
     let number = || -> Result<f64, At> {

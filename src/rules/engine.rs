@@ -71,7 +71,7 @@ use super::load::{CorrelationRule, CorrelationType, FirstSeen, GroupSource, Rule
 use super::relation::{JoinHit, JoinState};
 use super::timers::{TimerId, Timers};
 use super::view::EntryView;
-use super::{absence, baseline};
+use super::{absence, baseline, dormant, habit};
 use crate::event::{Entry, Timestamp};
 
 mod eager;
@@ -225,6 +225,8 @@ struct CorrState {
     join: JoinState,
     absence: absence::State,
     baseline: baseline::State,
+    habit: habit::State,
+    dormant: dormant::State,
 }
 
 /// The rule engine: detection, reorder buffer and correlation state.
@@ -306,7 +308,14 @@ impl Engine {
         s.groups = self
             .state
             .iter()
-            .map(|c| c.groups.len() + c.absence.len() + c.baseline.len() + c.join.len())
+            .map(|c| {
+                c.groups.len()
+                    + c.absence.len()
+                    + c.baseline.len()
+                    + c.join.len()
+                    + c.habit.len()
+                    + c.dormant.len()
+            })
             .sum();
         s.timers = self.timers.len();
         s.sources = self.sources.len();
@@ -676,6 +685,8 @@ impl Engine {
                 &mut self.stats,
             );
             self.state[ci].join.expire(now, &mut self.stats);
+            self.state[ci].habit.expire(now - span, &mut self.stats);
+            self.state[ci].dormant.expire(now - span, &mut self.stats);
         }
     }
 
@@ -717,6 +728,29 @@ impl Engine {
             }
             return;
         }
+        if let Some(h) = &corr.habit {
+            let index = hit.events.as_slice().first().copied().unwrap_or_default();
+            let max = self.cfg.max_groups_per_rule;
+            let st = &mut self.state[ci].habit;
+            if let Some(f) = st.apply(h, &key, t, hit.member, index, max, &mut self.stats) {
+                self.emit_fired(ci, &key, f, out);
+            }
+            return;
+        }
+        if let Some(d) = &corr.dormant {
+            let dh = dormant::DormantHit {
+                time: t,
+                member: hit.member,
+                index: hit.events.as_slice().first().copied().unwrap_or_default(),
+                since: hit.value.as_deref(),
+            };
+            let max = self.cfg.max_groups_per_rule;
+            let st = &mut self.state[ci].dormant;
+            if let Some(f) = st.apply(d, &key, &dh, max, &mut self.stats) {
+                self.emit_fired(ci, &key, f, out);
+            }
+            return;
+        }
         if corr.first_seen.is_some() && corr.value_field.is_some() && hit.value.is_none() {
             // first_seen of a field the event lacks: nothing to remember.
             return;
@@ -741,6 +775,7 @@ impl Engine {
                     key,
                     t,
                     first_event,
+                    hit.value.as_ref(),
                     max_groups,
                     timers,
                     &mut self.stats,
@@ -1050,7 +1085,9 @@ fn measured_hits(corr: &CorrelationRule, hits: &[&Hit]) -> (u64, u64) {
         | CorrelationType::Absence
         | CorrelationType::Baseline
         | CorrelationType::Relation
-        | CorrelationType::State => (0, 0),
+        | CorrelationType::State
+        | CorrelationType::Habit
+        | CorrelationType::Dormant => (0, 0),
     }
 }
 
@@ -1139,6 +1176,8 @@ fn measure(corr: &CorrelationRule, group: &Group) -> Option<u64> {
             | CorrelationType::Baseline
             | CorrelationType::Relation
             | CorrelationType::State
+            | CorrelationType::Habit
+            | CorrelationType::Dormant
     ) {
         return None;
     }
@@ -1167,7 +1206,9 @@ fn measured(corr: &CorrelationRule, group: &Group) -> (u64, u64) {
         | CorrelationType::Absence
         | CorrelationType::Baseline
         | CorrelationType::Relation
-        | CorrelationType::State => (0, 0),
+        | CorrelationType::State
+        | CorrelationType::Habit
+        | CorrelationType::Dormant => (0, 0),
         CorrelationType::TemporalOrdered => {
             // Longest prefix of the member list found in order (greedy
             // earliest match is optimal for a fixed sequence).

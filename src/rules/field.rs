@@ -28,6 +28,11 @@ pub enum Known {
     ActorRole,
     ActorDepartment,
     ActorIp,
+    /// The network of `actor.ip` a mobile address stays in: its /24 (v4,
+    /// v4-mapped v6 included) or /48 (v6), computed when read.
+    ActorIpPrefix,
+    /// `networks.csv`: the name of the known network holding `actor.ip`.
+    ActorNetwork,
     ActorSession,
     ActorDevice,
     ActorMfa,
@@ -63,7 +68,7 @@ pub enum Known {
 }
 
 /// Every fixed field name a rule may use (besides `attrs.*`).
-pub const KNOWN_FIELDS: [(&str, Known); 41] = [
+pub const KNOWN_FIELDS: [(&str, Known); 43] = [
     ("id", Known::Id),
     ("time", Known::Time),
     ("category", Known::Category),
@@ -73,6 +78,8 @@ pub const KNOWN_FIELDS: [(&str, Known); 41] = [
     ("actor.role", Known::ActorRole),
     ("actor.department", Known::ActorDepartment),
     ("actor.ip", Known::ActorIp),
+    ("actor.ip_prefix", Known::ActorIpPrefix),
+    ("actor.network", Known::ActorNetwork),
     ("actor.session", Known::ActorSession),
     ("actor.device", Known::ActorDevice),
     ("actor.mfa", Known::ActorMfa),
@@ -162,6 +169,9 @@ pub enum FieldValue<'a> {
     Time(Timestamp),
     /// An `attrs` array or object: array elements are matched one by one.
     Json(&'a Value),
+    /// A network computed from an address (`actor.ip_prefix`): the masked
+    /// address and prefix length, written `203.0.113.0/24`.
+    Net(std::net::IpAddr, u8),
 }
 
 impl<'a> FieldValue<'a> {
@@ -188,6 +198,7 @@ impl<'a> FieldValue<'a> {
             FieldValue::Bool(b) => Cow::Borrowed(if *b { "true" } else { "false" }),
             FieldValue::Time(t) => Cow::Owned(t.to_string()),
             FieldValue::Json(v) => Cow::Owned(v.to_string()),
+            FieldValue::Net(a, len) => Cow::Owned(format!("{a}/{len}")),
         }
     }
 
@@ -245,6 +256,8 @@ fn known<'a>(k: Known, entry: &'a EntryView<'_>) -> Option<FieldValue<'a>> {
             .and_then(|a| s(&a.department))
             .or_else(|| staff(en_actor(), |i| &i.department)),
         Known::ActorIp => actor.and_then(|a| s(&a.ip)),
+        Known::ActorIpPrefix => actor.and_then(|a| a.ip.as_deref()).and_then(ip_prefix),
+        Known::ActorNetwork => en.and_then(|x| s(&x.network)),
         Known::ActorSession => actor.and_then(|a| s(&a.session)),
         Known::ActorDevice => actor.and_then(|a| s(&a.device)),
         Known::ActorMfa => actor.and_then(|a| a.mfa).map(FieldValue::Bool),
@@ -278,4 +291,23 @@ fn known<'a>(k: Known, entry: &'a EntryView<'_>) -> Option<FieldValue<'a>> {
         Known::ViaPeer => s(&entry.via.peer),
         Known::ViaPrincipal => s(&entry.via.principal),
     }
+}
+
+/// The /24 (v4) or /48 (v6) network of an address: where a phone's address
+/// moves within its carrier's pool, while another place is another prefix.
+fn ip_prefix<'a>(ip: &str) -> Option<FieldValue<'a>> {
+    use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
+    let a: IpAddr = ip.trim().parse().ok()?;
+    let v4 = match a {
+        IpAddr::V4(v4) => Some(v4),
+        IpAddr::V6(v6) => v6.to_ipv4_mapped(),
+    };
+    Some(match (v4, a) {
+        (Some(v4), _) => FieldValue::Net(IpAddr::V4(Ipv4Addr::from(u32::from(v4) & !0xff)), 24),
+        (None, IpAddr::V6(v6)) => {
+            let bits = u128::from(v6) & !((1u128 << 80) - 1);
+            FieldValue::Net(IpAddr::V6(Ipv6Addr::from(bits)), 48)
+        }
+        (None, IpAddr::V4(_)) => return None,
+    })
 }

@@ -10,7 +10,9 @@ use std::path::{Path, PathBuf};
 use super::absence::Absence;
 use super::baseline::Baseline;
 use super::detection::{At, Detection, at, compile};
+use super::dormant::Dormant;
 use super::field::Field;
+use super::habit::Habit;
 use super::relation::{self, Join};
 use super::yaml::{Node, NodeKind, Pos, parse_documents};
 use super::{Level, LoadError};
@@ -71,6 +73,12 @@ pub enum CorrelationType {
     /// sealtrail extension: a group's count in a window far above its own
     /// trailing median (`baseline.rs`).
     Baseline,
+    /// sealtrail extension: a checked event at an hour its group does not
+    /// work, learnt per group (`habit.rs`).
+    Habit,
+    /// sealtrail extension: an account active again after a long silence,
+    /// or first seen long after its hire date (`dormant.rs`).
+    Dormant,
 }
 
 impl CorrelationType {
@@ -85,6 +93,8 @@ impl CorrelationType {
             CorrelationType::State => "state",
             CorrelationType::Absence => "absence",
             CorrelationType::Baseline => "baseline",
+            CorrelationType::Habit => "habit",
+            CorrelationType::Dormant => "dormant",
         }
     }
 }
@@ -172,6 +182,10 @@ pub struct CorrelationRule {
     pub absence: Option<Absence>,
     /// `baseline` only.
     pub baseline: Option<Baseline>,
+    /// `habit` only.
+    pub habit: Option<Habit>,
+    /// `dormant` only.
+    pub dormant: Option<Dormant>,
 }
 
 impl CorrelationRule {
@@ -351,6 +365,8 @@ struct RawCorrelation<'a> {
     join: Option<Join>,
     absence: Option<Absence>,
     baseline: Option<Baseline>,
+    habit: Option<Habit>,
+    dormant: Option<Dormant>,
     generate: bool,
 }
 
@@ -537,7 +553,10 @@ fn resolve(
                 "first_seen over another correlation is not supported",
             ));
         }
-        if let (Source::Correlation(_), Some(_)) = (source, &c.join) {
+        if let (Source::Correlation(_), true) = (
+            source,
+            c.join.is_some() || c.habit.is_some() || c.dormant.is_some(),
+        ) {
             return Err(at(
                 r.pos,
                 format!(
@@ -595,6 +614,8 @@ fn resolve(
         join: c.join.clone(),
         absence: c.absence.clone(),
         baseline: c.baseline.clone(),
+        habit: c.habit.clone(),
+        dormant: c.dormant.clone(),
     })
 }
 
@@ -762,9 +783,12 @@ fn parse_correlation<'a>(
                 "gap_factor",
                 "gap_by",
                 "factor",
+                "peers",
             ]
             .contains(&key)
                 && !relation::JOIN_KEYS.contains(&key)
+                && !super::habit::HABIT_KEYS.contains(&key)
+                && !super::dormant::DORMANT_KEYS.contains(&key)
             {
                 return Err(at(k.pos, format!("unknown correlation attribute `{key}`")));
             }
@@ -783,11 +807,13 @@ fn parse_correlation<'a>(
         Some("state") => CorrelationType::State,
         Some("absence") => CorrelationType::Absence,
         Some("baseline") => CorrelationType::Baseline,
+        Some("habit") => CorrelationType::Habit,
+        Some("dormant") => CorrelationType::Dormant,
         _ => {
             return Err(at(
                 ty.pos,
                 "correlation type must be event_count, value_count, temporal, temporal_ordered, \
-                 first_seen, relation, state, absence or baseline",
+                 first_seen, relation, state, absence, baseline, habit or dormant",
             ));
         }
     };
@@ -838,6 +864,58 @@ fn parse_correlation<'a>(
             }
         }
     }
+    if kind != CorrelationType::Habit {
+        for key in super::habit::HABIT_KEYS {
+            if let Some(n) = c.get(key) {
+                return Err(at(n.pos, format!("`{key}` is only for habit")));
+            }
+        }
+    } else {
+        let spec = super::habit::parse(c, rules, &list)?;
+        return Ok(RawCorrelation {
+            meta,
+            kind,
+            rules: spec.rules,
+            group_by,
+            aliases,
+            timespan_ms: spec.history_ms,
+            condition: CountCondition::default(),
+            value_field: None,
+            first_seen: None,
+            join: None,
+            absence: None,
+            baseline: None,
+            habit: Some(spec.habit),
+            dormant: None,
+            generate,
+        });
+    }
+    if kind != CorrelationType::Dormant {
+        for key in super::dormant::DORMANT_KEYS {
+            if let Some(n) = c.get(key) {
+                return Err(at(n.pos, format!("`{key}` is only for dormant")));
+            }
+        }
+    } else {
+        let spec = super::dormant::parse(c, rules, &list)?;
+        return Ok(RawCorrelation {
+            meta,
+            kind,
+            rules: spec.rules,
+            group_by,
+            aliases,
+            timespan_ms: spec.history_ms,
+            condition: CountCondition::default(),
+            value_field: spec.since,
+            first_seen: None,
+            join: None,
+            absence: None,
+            baseline: None,
+            habit: None,
+            dormant: Some(spec.dormant),
+            generate,
+        });
+    }
     if kind == CorrelationType::FirstSeen {
         let (timespan_ms, value_field, first_seen) = parse_first_seen(c)?;
         return Ok(RawCorrelation {
@@ -853,6 +931,8 @@ fn parse_correlation<'a>(
             join: None,
             absence: None,
             baseline: None,
+            habit: None,
+            dormant: None,
             generate,
         });
     }
@@ -871,16 +951,18 @@ fn parse_correlation<'a>(
             join: Some(spec.join),
             absence: None,
             baseline: None,
+            habit: None,
+            dormant: None,
             generate,
         });
     }
     if matches!(kind, CorrelationType::Absence | CorrelationType::Baseline) {
-        let (timespan_ms, absence, baseline) = if kind == CorrelationType::Absence {
+        let (timespan_ms, absence, baseline, value_field) = if kind == CorrelationType::Absence {
             let (ts, a) = super::absence::parse(c)?;
-            (ts, Some(a), None)
+            (ts, Some(a), None, None)
         } else {
-            let (ts, b) = super::baseline::parse(c)?;
-            (ts, None, Some(b))
+            let (ts, b, peers) = super::baseline::parse(c)?;
+            (ts, None, Some(b), peers)
         };
         return Ok(RawCorrelation {
             meta,
@@ -890,11 +972,13 @@ fn parse_correlation<'a>(
             aliases,
             timespan_ms,
             condition: CountCondition::default(),
-            value_field: None,
+            value_field,
             first_seen: None,
             join: None,
             absence,
             baseline,
+            habit: None,
+            dormant: None,
             generate,
         });
     }
@@ -907,6 +991,7 @@ fn parse_correlation<'a>(
         ("gap_factor", "absence"),
         ("gap_by", "absence"),
         ("factor", "baseline"),
+        ("peers", "baseline"),
     ] {
         if let Some(n) = c.get(key) {
             return Err(at(n.pos, format!("`{key}` is only for {types}")));
@@ -1006,6 +1091,8 @@ fn parse_correlation<'a>(
         join: None,
         absence: None,
         baseline: None,
+        habit: None,
+        dormant: None,
         generate,
     })
 }
@@ -1036,7 +1123,14 @@ type FirstSeenParts = (i64, Option<(Field, Pos)>, FirstSeen);
 
 /// `history`, `field`, `learning` and `gap` of a first_seen correlation.
 fn parse_first_seen(c: &Node) -> Result<FirstSeenParts, At> {
-    for key in ["timespan", "condition", "min_count", "gap_factor", "factor"] {
+    for key in [
+        "timespan",
+        "condition",
+        "min_count",
+        "gap_factor",
+        "factor",
+        "peers",
+    ] {
         if let Some(n) = c.get(key) {
             return Err(at(
                 n.pos,

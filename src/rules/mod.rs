@@ -40,15 +40,20 @@ mod absence;
 mod baseline;
 mod dedup;
 mod detection;
+mod dormant;
 mod engine;
 pub mod field;
+mod fieldcmp;
 mod groups;
+mod habit;
 mod load;
 mod relation;
 mod timers;
 pub mod view;
 pub(crate) mod yaml;
 
+#[cfg(test)]
+mod baselines_tests;
 #[cfg(test)]
 mod tests;
 

@@ -118,6 +118,7 @@ pub(super) fn parse<'a>(
         "gap_factor",
         "gap_by",
         "factor",
+        "peers",
     ]
     .iter()
     .chain(foreign)

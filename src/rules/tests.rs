@@ -243,6 +243,7 @@ fn enriched_fields_merge_with_event_precedence() {
             vip: true,
             ..PatientInfo::default()
         }),
+        network: None,
     });
     for (d, want) in [
         ("actor.role: nurse", true),
@@ -383,6 +384,7 @@ fn view_from_stored_bytes_reads_what_the_parsed_entry_has() {
             vip: true,
             employee_user: Some("u9".into()),
         }),
+        network: Some("staff wifi".into()),
     });
     let bytes = e.canonical_bytes();
     let stored = EntryView::from_ledger_bytes(&bytes).unwrap();

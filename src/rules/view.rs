@@ -153,6 +153,8 @@ pub struct EnrichedView<'a> {
     pub target_user: Option<StaffView<'a>>,
     #[serde(borrow, default)]
     pub patient: Option<PatientInfoView<'a>>,
+    #[serde(borrow, default)]
+    pub network: Text<'a>,
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -307,6 +309,7 @@ impl<'a> EntryView<'a> {
                 actor: x.actor.as_ref().map(staff),
                 target_user: x.target_user.as_ref().map(staff),
                 patient: x.patient.as_ref().map(patient_info),
+                network: t(&x.network),
             }),
             time_ms: ev.time.unix_ms(),
         }

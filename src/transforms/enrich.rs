@@ -4,6 +4,11 @@
 //!
 //! - `staff.csv`: `user,name,last_name,role,department,home_zip,hired,terminated`
 //! - `patients.csv`: `patient,last_name,home_zip,vip,employee_user`
+//! - `networks.csv` (optional): `cidr,name`, the practice's known networks
+//!   (staff Wi-Fi, VPN pool, office LAN). An event whose `actor.ip` lies in
+//!   one gets its name as `enriched.network` (`actor.network` in rules; the
+//!   longest prefix wins). At most [`MAX_NETWORKS`] rows; a missing file is
+//!   no known network, without a note.
 //!
 //! Columns may come in any order; all must be present and no others. Cells
 //! are trimmed; an empty cell is "unknown". Dates are `YYYY-MM-DD`; `vip` is
@@ -46,6 +51,9 @@ pub const MAX_NOTES_PER_FILE: usize = 100;
 
 pub const STAFF_FILE: &str = "staff.csv";
 pub const PATIENTS_FILE: &str = "patients.csv";
+pub const NETWORKS_FILE: &str = "networks.csv";
+/// Most rows of `networks.csv` (every event with an address is looked up).
+pub const MAX_NETWORKS: usize = 10_000;
 
 const STAFF_COLUMNS: [&str; 8] = [
     "user",
@@ -100,6 +108,8 @@ impl fmt::Display for LoadNote {
 pub struct LoadReport {
     pub staff_rows: usize,
     pub patient_rows: usize,
+    /// Known networks loaded from `networks.csv`.
+    pub network_rows: usize,
     /// Rows skipped because they were malformed, over both files.
     pub skipped_rows: usize,
     /// Missing files and skipped rows, at most [`MAX_NOTES_PER_FILE`] rows
@@ -112,6 +122,7 @@ pub struct LoadReport {
 pub struct Lookups {
     staff: HashMap<String, StaffInfo>,
     patients: HashMap<String, PatientInfo>,
+    networks: super::networks::Networks,
 }
 
 impl Lookups {
@@ -130,9 +141,23 @@ impl Lookups {
             &mut report,
             patient_row,
         )?;
+        let networks = super::networks::load(&dir.join(NETWORKS_FILE), &mut report)?;
         report.staff_rows = staff.len();
         report.patient_rows = patients.len();
-        Ok((Lookups { staff, patients }, report))
+        report.network_rows = networks.len();
+        Ok((
+            Lookups {
+                staff,
+                patients,
+                networks,
+            },
+            report,
+        ))
+    }
+
+    /// The name of the known network (`networks.csv`) holding `ip`.
+    pub fn network(&self, ip: &str) -> Option<&str> {
+        self.networks.find(ip)
     }
 
     /// The `staff.csv` row of `user` (trimmed, case-sensitive).
@@ -173,10 +198,17 @@ pub fn enrich(lookups: &Lookups, event: &Event) -> Option<Enriched> {
         .as_ref()
         .and_then(|p| lookups.patient(&p.id))
         .cloned();
+    let network = event
+        .actor
+        .as_ref()
+        .and_then(|a| a.ip.as_deref())
+        .and_then(|ip| lookups.network(ip))
+        .map(str::to_owned);
     let enriched = Enriched {
         actor,
         target_user,
         patient,
+        network,
     };
     (!enriched.is_empty()).then_some(enriched)
 }
@@ -184,7 +216,7 @@ pub fn enrich(lookups: &Lookups, event: &Event) -> Option<Enriched> {
 /// Size and modification time of each file, `None` when missing: a reload
 /// happens when this changes.
 #[derive(Debug, Clone, PartialEq, Eq)]
-struct Fingerprint([Option<(u64, Option<SystemTime>)>; 2]);
+struct Fingerprint([Option<(u64, Option<SystemTime>)>; 3]);
 
 impl Fingerprint {
     fn of(dir: &Path) -> Fingerprint {
@@ -193,7 +225,7 @@ impl Fingerprint {
                 .ok()
                 .map(|m| (m.len(), m.modified().ok()))
         };
-        Fingerprint([stat(STAFF_FILE), stat(PATIENTS_FILE)])
+        Fingerprint([stat(STAFF_FILE), stat(PATIENTS_FILE), stat(NETWORKS_FILE)])
     }
 }
 
@@ -249,28 +281,28 @@ impl Enricher {
 }
 
 /// A parsed row: its id and value, or why it is skipped.
-type RowResult<T> = Result<(String, T), String>;
+pub(super) type RowResult<T> = Result<(String, T), String>;
 
 /// The cells of one row by column name (header order resolved).
-struct Row<'a> {
+pub(super) struct Row<'a> {
     record: &'a csv::StringRecord,
     index: &'a [usize],
 }
 
 impl Row<'_> {
     /// Column `i` of the expected column list, trimmed; empty is `None`.
-    fn get(&self, i: usize) -> Option<&str> {
+    pub(super) fn get(&self, i: usize) -> Option<&str> {
         let cell = self.record.get(self.index[i])?.trim();
         (!cell.is_empty()).then_some(cell)
     }
 
-    fn text(&self, i: usize) -> Option<String> {
+    pub(super) fn text(&self, i: usize) -> Option<String> {
         self.get(i).map(str::to_owned)
     }
 }
 
 /// The reason of a field check, for a row note (`column: reason`).
-fn field_reason(e: EventError) -> String {
+pub(super) fn field_reason(e: EventError) -> String {
     match e {
         EventError::Invalid { path, reason } => format!("{path}: {reason}"),
         other => other.to_string(),
@@ -328,11 +360,22 @@ pub fn parse_vip(s: &str) -> Option<bool> {
     }
 }
 
-fn read_table<T>(
+pub(super) fn read_table<T>(
     path: &Path,
     columns: &[&str],
     report: &mut LoadReport,
     parse: fn(&Row<'_>) -> RowResult<T>,
+) -> Result<HashMap<String, T>, EnrichError> {
+    read_table_max(path, columns, report, parse, MAX_LOOKUP_ROWS)
+}
+
+/// [`read_table`] with at most `max_rows` data rows.
+pub(super) fn read_table_max<T>(
+    path: &Path,
+    columns: &[&str],
+    report: &mut LoadReport,
+    parse: fn(&Row<'_>) -> RowResult<T>,
+    max_rows: usize,
 ) -> Result<HashMap<String, T>, EnrichError> {
     let io = |source| EnrichError::Io {
         path: path.to_owned(),
@@ -402,10 +445,10 @@ fn read_table<T>(
             }
         }
         rows += 1;
-        if rows > MAX_LOOKUP_ROWS {
+        if rows > max_rows {
             return Err(EnrichError::TooManyRows {
                 path: path.to_owned(),
-                max: MAX_LOOKUP_ROWS,
+                max: max_rows,
             });
         }
         let line = record.position().map_or(0, csv::Position::line);

@@ -47,6 +47,7 @@
 
 pub mod enrich;
 pub mod mask;
+mod networks;
 
 #[cfg(test)]
 mod tests;

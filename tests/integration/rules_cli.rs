@@ -71,7 +71,7 @@ fn rules_check_reports_file_line_and_column_of_a_broken_rule() {
 fn rules_check_validates_playbooks_and_the_rules_playbook_names() {
     let o = run(&["rules", "check", s(&pack())]);
     assert!(
-        out(&o).contains("; 4 playbooks (17 rules name one)"),
+        out(&o).contains("; 4 playbooks (18 rules name one)"),
         "{}",
         out(&o)
     );

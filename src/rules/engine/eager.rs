@@ -98,6 +98,8 @@ pub(super) fn is_eager(c: &CorrelationRule) -> bool {
         && c.join.is_none()
         && c.absence.is_none()
         && c.baseline.is_none()
+        && c.habit.is_none()
+        && c.dormant.is_none()
         && c.meta.standalone
         && (cond.gt.is_some() || cond.gte.is_some())
         && cond.lt.is_none()
