@@ -233,6 +233,9 @@ struct Expected {
     /// Positions (0-based) of the alert's events in the case, when given.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     events: Option<Vec<u64>>,
+    /// The explanations the alert tried and did not find, when given.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    explanations_tried: Option<Vec<String>>,
 }
 
 fn read_limited(path: &Path) -> Result<String> {
@@ -298,6 +301,7 @@ fn run_case(
             group: a.group.clone(),
             count: a.count,
             events: Some(a.event_indices.clone()),
+            explanations_tried: Some(a.explanations_tried.clone()),
         })
         .collect();
     got.sort();
@@ -315,6 +319,9 @@ fn run_case(
                 && w.events
                     .as_ref()
                     .is_none_or(|e| Some(e) == g.events.as_ref())
+                && w.explanations_tried
+                    .as_ref()
+                    .is_none_or(|e| Some(e) == g.explanations_tried.as_ref())
         });
         match pos {
             Some(i) => {
@@ -429,13 +436,19 @@ fn alert_json(a: &AlertCandidate) -> Value {
         "last_time": a.last_time.to_string(),
         "count": a.count,
         "event_indices": a.event_indices,
+        "explanations_tried": a.explanations_tried,
     })
 }
 
 fn alert_line(a: &AlertCandidate) -> String {
     let group: Vec<String> = a.group.iter().map(|(k, v)| format!("{k}={v}")).collect();
+    let tried = if a.explanations_tried.is_empty() {
+        String::new()
+    } else {
+        format!(" unexplained({})", a.explanations_tried.join(","))
+    };
     format!(
-        "{} {:<13} {} [{}] count={} events={:?} {}",
+        "{} {:<13} {} [{}] count={} events={:?}{tried} {}",
         a.first_time,
         a.level.as_str(),
         a.title,
@@ -699,8 +712,9 @@ fn eval(args: &EvalArgs) -> Result<ExitCode> {
         s.precision = (s.alerts > 0).then(|| s.true_positives as f64 / s.alerts as f64);
         s.recall = (s.labeled > 0).then(|| s.detected as f64 / s.labeled as f64);
     }
+    let explained = engine.explain_stats();
     if args.json {
-        let out = json!({
+        let mut out = json!({
             "events": n,
             "synthesized_events": synthetic.len(),
             "labels": labels.len(),
@@ -708,6 +722,14 @@ fn eval(args: &EvalArgs) -> Result<ExitCode> {
             "untagged_alerts": untagged,
             "families": scores.values().collect::<Vec<_>>(),
         });
+        if let (Some(x), Some(o)) = (&explained, out.as_object_mut()) {
+            o.insert("access_events".into(), json!(x.access_events));
+            o.insert("explained_accesses".into(), json!(x.explained_accesses));
+            o.insert(
+                "explained_by_kind".into(),
+                json!(x.kinds().collect::<BTreeMap<_, _>>()),
+            );
+        }
         println!("{out}");
     } else {
         let pct = |x: Option<f64>| x.map_or_else(|| "-".to_owned(), |v| format!("{v:.2}"));
@@ -741,6 +763,18 @@ fn eval(args: &EvalArgs) -> Result<ExitCode> {
             labels.len(),
             alerts.len()
         );
+        if let Some(x) = &explained {
+            #[allow(clippy::cast_precision_loss)] // counts far below 2^52
+            let share = x.explained_accesses as f64 / x.access_events.max(1) as f64;
+            let kinds: Vec<String> = x.kinds().map(|(k, n)| format!("{k}={n}")).collect();
+            println!(
+                "{} patient accesses, {} explained ({:.1}%): {}",
+                x.access_events,
+                x.explained_accesses,
+                100.0 * share,
+                kinds.join(" ")
+            );
+        }
     }
     Ok(ExitCode::SUCCESS)
 }

@@ -34,6 +34,10 @@ pub struct Alert {
     /// Ledger indices of the events, oldest first; at most
     /// [`MAX_ATTRS_ITEMS`] (an event's `attrs` arrays are limited to that).
     pub event_indices: Vec<u64>,
+    /// Rules with `explain`: the explanations tried and not found
+    /// (`treatment.clinician`, ...); absent for other rules.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub explanations_tried: Vec<String>,
 }
 
 /// Deterministic id: the same rule, group and first event give the same id,
@@ -76,6 +80,7 @@ impl Alert {
             last_time: c.last_time,
             count: c.count,
             event_indices,
+            explanations_tried: c.explanations_tried,
         }
     }
 
@@ -146,6 +151,7 @@ pub fn as_candidate(a: &Alert) -> AlertCandidate {
         last_time: a.last_time,
         count: a.count,
         event_indices: a.event_indices.clone(),
+        explanations_tried: a.explanations_tried.clone(),
     }
 }
 
@@ -164,6 +170,7 @@ mod tests {
             last_time: Timestamp::parse("2026-11-27T10:01:00Z").unwrap(),
             count: 5,
             event_indices: (first..first + 100).collect(),
+            explanations_tried: vec!["treatment.clinician".into(), "payment.claim".into()],
         }
     }
 

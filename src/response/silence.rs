@@ -123,6 +123,7 @@ mod tests {
             last_time: Timestamp::from_unix_ms(0).unwrap(),
             count: 1,
             event_indices: vec![1],
+            explanations_tried: Vec::new(),
         }
     }
 

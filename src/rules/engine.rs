@@ -55,6 +55,7 @@ use std::collections::{BTreeMap, VecDeque};
 use std::sync::Arc;
 
 use super::Level;
+use super::explain::{ExplainConfig, ExplainStats, Explainer};
 use super::groups::Groups;
 pub(crate) use super::groups::{GroupKey, Map};
 use super::load::{CorrelationRule, CorrelationType, FirstSeen, GroupSource, RuleMeta, RuleSet};
@@ -65,6 +66,7 @@ use super::{absence, baseline};
 use crate::event::{Entry, Timestamp};
 
 mod eager;
+mod explained;
 mod reorder;
 
 use reorder::{Pending, Reorder};
@@ -110,6 +112,9 @@ pub struct AlertCandidate {
     /// Ledger indices of the events, oldest first, at most
     /// [`MAX_ALERT_EVENTS`].
     pub event_indices: Vec<u64>,
+    /// Rules with `explain` (and correlations they feed): the explanation
+    /// kinds tried and not found (`treatment.clinician`, ...); else empty.
+    pub explanations_tried: Vec<String>,
 }
 
 /// Counters for metrics and tests.
@@ -213,6 +218,8 @@ pub struct Engine {
     touched: Vec<(HitKey, GroupKey)>,
     /// Set by [`Engine::set_partial_history`]: the first event time seen.
     partial: Option<Option<i64>>,
+    /// Explanations, when a rule has `explain` (`explained.rs`).
+    explain: Option<Explainer<explained::Deferred>>,
 }
 
 impl Engine {
@@ -220,7 +227,12 @@ impl Engine {
         let state = (0..rules.correlations.len())
             .map(|_| CorrState::default())
             .collect();
+        let explain = Explainer::new(
+            rules.detections.iter().filter_map(|d| d.explain.as_ref()),
+            ExplainConfig::default(),
+        );
         Engine {
+            explain,
             eager: eager::Eager::new(&rules.correlations),
             rules,
             cfg,
@@ -264,6 +276,11 @@ impl Engine {
         s
     }
 
+    /// The explanations' counters, when a rule has `explain`.
+    pub fn explain_stats(&self) -> Option<ExplainStats> {
+        self.explain.as_ref().map(Explainer::stats)
+    }
+
     /// Evaluates one entry (its ledger `index`), appending alerts to `out`:
     /// standalone detection alerts at once, correlation alerts once the
     /// watermark passes the hits that complete them.
@@ -289,13 +306,19 @@ impl Engine {
         let behind = self
             .newest
             .is_some_and(|n| time < n.saturating_sub(self.cfg.allowed_lateness_ms));
+        if let Some(x) = &mut self.explain {
+            x.observe(entry, time);
+        }
         let rules = Arc::clone(&self.rules);
         for (di, rule) in rules.detections.iter().enumerate() {
             if !rule.detection.matches(entry) {
                 continue;
             }
             self.stats.detections += 1;
-            if rule.meta.standalone {
+            // With `explain`: alert and hits wait for the verdict.
+            let deferred = rule.explain.is_some() && self.explain.is_some();
+            let start = self.entry_hits.len();
+            if rule.meta.standalone && !deferred {
                 out.push(alert(
                     &rule.meta,
                     BTreeMap::new(),
@@ -330,6 +353,9 @@ impl Engine {
                     self.touched.push((key, group.clone()));
                 }
                 self.entry_hits.push(Pending { key, group, value });
+            }
+            if deferred {
+                self.defer(di, index, entry, start, out);
             }
         }
         // In key order, so in-order events never take the heap.
@@ -373,13 +399,23 @@ impl Engine {
             self.fire_timers(p.key.0, out);
             self.apply(p, out);
         }
+        // The input is complete: no fact can still come.
+        while self.judge_due(None, out) {}
         self.eager.passed(None);
     }
 
     /// Fires every deadline before `t`, earliest first.
+    /// Explanation verdicts due before `t` take their place in that order.
     fn fire_timers(&mut self, t: i64, out: &mut Vec<AlertCandidate>) {
-        while let Some((id, key)) = self.timers.pop_before(t) {
-            self.fire(id, key, out);
+        loop {
+            let verdict = self.explain.as_ref().and_then(Explainer::next_deadline);
+            let verdict = verdict.filter(|&d| d < t);
+            while let Some((id, key)) = self.timers.pop_before(verdict.unwrap_or(t)) {
+                self.fire(id, key, out);
+            }
+            if verdict.is_none() || !self.judge_due(Some(t), out) {
+                break;
+            }
         }
     }
 
@@ -650,6 +686,10 @@ impl Engine {
             self.apply_hit(cj, gk, chained, out);
         }
         if corr.meta.standalone && !self.eager.claim(ci, key, &a.event_indices) {
+            let mut a = a;
+            if corr.explain_fed {
+                a.explanations_tried = explained::tried(&rules, ci);
+            }
             out.push(a);
         }
     }
@@ -867,5 +907,6 @@ fn alert(
         last_time: ts(last_ms),
         count,
         event_indices,
+        explanations_tried: Vec::new(),
     }
 }

@@ -10,6 +10,7 @@ use std::path::{Path, PathBuf};
 use super::absence::Absence;
 use super::baseline::Baseline;
 use super::detection::{At, Detection, at, compile};
+use super::explain::{self, Explain};
 use super::field::Field;
 use super::relation::{self, Join};
 use super::yaml::{Node, NodeKind, Pos, parse_documents};
@@ -151,6 +152,9 @@ pub struct Member {
 pub struct DetectionRule {
     pub meta: RuleMeta,
     pub detection: Detection,
+    /// sealtrail extension: matches only when no listed explanation holds
+    /// (`super::explain`).
+    pub explain: Option<Explain>,
 }
 
 #[derive(Debug, Clone)]
@@ -172,6 +176,9 @@ pub struct CorrelationRule {
     pub absence: Option<Absence>,
     /// `baseline` only.
     pub baseline: Option<Baseline>,
+    /// Fed by a detection rule with `explain`: its hits come when the
+    /// verdict is made (never eager).
+    pub explain_fed: bool,
 }
 
 impl CorrelationRule {
@@ -280,9 +287,15 @@ impl RuleSet {
     /// and baseline rules it is the span their state depends on (history
     /// plus silence, or every window of the history plus the current one).
     pub fn max_timespan_ms(&self) -> i64 {
+        let explained = self
+            .detections
+            .iter()
+            .filter_map(|d| d.explain.as_ref())
+            .map(|e| e.window_ms + e.grace_ms);
         self.correlations
             .iter()
             .map(CorrelationRule::replay_ms)
+            .chain(explained)
             .max()
             .unwrap_or(0)
     }
@@ -455,6 +468,9 @@ fn build(docs: &[(PathBuf, Node)], check_refs: bool) -> Result<RuleSet, Vec<Load
             Err(e) => errors.push(LoadError::at(file, e.pos, e.reason)),
         }
     }
+    if errors.is_empty() {
+        errors.extend(explain_feeds(&mut set));
+    }
     if errors.is_empty()
         && let Some(ci) = find_cycle(&set)
     {
@@ -478,6 +494,40 @@ fn build(docs: &[(PathBuf, Node)], check_refs: bool) -> Result<RuleSet, Vec<Load
         c.meta.standalone = !referenced_corrs[i] || generated_corrs[i];
     }
     Ok(set)
+}
+
+/// Marks correlations fed by `explain` rules; such a correlation must take
+/// its detection members all with `explain` and the same `grace`, as their
+/// hits come in verdict order (event time + grace).
+fn explain_feeds(set: &mut RuleSet) -> Vec<LoadError> {
+    let mut errors = Vec::new();
+    for c in &mut set.correlations {
+        let graces: Vec<Option<i64>> = c
+            .members
+            .iter()
+            .filter_map(|m| match m.source {
+                Source::Detection(d) => Some(set.detections[d].explain.as_ref().map(|e| e.grace_ms)),
+                Source::Correlation(_) => None,
+            })
+            .collect();
+        c.explain_fed = graces.iter().any(Option::is_some);
+        let mixed = c.members.iter().any(|m| matches!(m.source, Source::Correlation(_)));
+        if c.explain_fed && (mixed || graces.iter().any(|g| *g != graces[0])) {
+            errors.push(LoadError::at(
+                &c.meta.file,
+                Pos {
+                    line: c.meta.line,
+                    col: 1,
+                },
+                format!(
+                    "correlation `{}` mixes rules with and without `explain` (or with another \
+                     grace): all its members must be detection rules with the same explain grace",
+                    c.meta.id
+                ),
+            ));
+        }
+    }
+    errors
 }
 
 /// A correlation that reaches itself through its members.
@@ -595,6 +645,7 @@ fn resolve(
         join: c.join.clone(),
         absence: c.absence.clone(),
         baseline: c.baseline.clone(),
+        explain_fed: false,
     })
 }
 
@@ -691,6 +742,12 @@ fn parse_doc<'a>(file: &Path, doc: &'a Node) -> Result<Option<Raw<'a>>, At> {
         return Err(at(doc.pos, "sigma filter rules are not supported"));
     }
     if let Some(c) = doc.get("correlation") {
+        if let Some(e) = doc.get("explain") {
+            return Err(at(
+                e.pos,
+                "`explain` is for detection rules (a correlation counts its members' unexplained matches)",
+            ));
+        }
         return parse_correlation(file, doc, c).map(|c| Some(Raw::Correlation(Box::new(c))));
     }
     let Some(det) = doc.get("detection") else {
@@ -707,9 +764,11 @@ fn parse_doc<'a>(file: &Path, doc: &'a Node) -> Result<Option<Raw<'a>>, At> {
     }
     let meta = meta(file, doc)?;
     let detection: Detection = compile(det)?;
+    let explain = doc.get("explain").map(explain::parse).transpose()?;
     Ok(Some(Raw::Detection(Box::new(DetectionRule {
         meta,
         detection,
+        explain,
     }))))
 }
 

@@ -1219,6 +1219,7 @@ fn deduplicator_suppresses_within_the_window() {
         last_time: Timestamp::from_unix_ms(ms).unwrap(),
         count: 1,
         event_indices: vec![],
+        explanations_tried: Vec::new(),
     };
     let mut d = Deduplicator::new(60_000, 2);
     assert!(d.admit(&a(T0, "u1")));

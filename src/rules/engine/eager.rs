@@ -98,6 +98,7 @@ pub(super) fn is_eager(c: &CorrelationRule) -> bool {
         && c.join.is_none()
         && c.absence.is_none()
         && c.baseline.is_none()
+        && !c.explain_fed
         && c.meta.standalone
         && (cond.gt.is_some() || cond.gte.is_some())
         && cond.lt.is_none()
