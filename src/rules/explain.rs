@@ -10,9 +10,9 @@
 //! - `treatment.department`: the patient has a visit scheduled within
 //!   `visit_day` of the access whose department (`attrs.department`, else
 //!   the clinician's directory department) is the user's department.
-//! - `treatment.care_team`: the user acted on the patient's appointment or
-//!   encounter (check-in, rooming, vitals) or is listed in an encounter's
-//!   `attrs.care_team`, within `visit_day` before the access.
+//! - `treatment.care_team`: the user acted on (created or updated: check-in,
+//!   rooming, vitals) the patient's appointment or encounter, or is listed
+//!   in one's `attrs.care_team`, within `visit_day` before the access.
 //! - `treatment.record`: the user created or updated an order, result,
 //!   message, referral, prescription or note of the patient within `window`.
 //! - `payment.claim`: the user acted on a claim of the patient (resource
@@ -609,7 +609,11 @@ impl<T> Explainer<T> {
                 };
                 self.add_visit(patient, v);
             }
-            if access && let Some(u) = user {
+            // Acting on the visit (check-in, rooming, vitals), not viewing.
+            if access
+                && matches!(action, "create" | "update")
+                && let Some(u) = user
+            {
                 self.add_fact(u, patient, CARE, t);
             }
             if let Some(FieldValue::Json(serde_json::Value::Array(team))) = f.care_team.get(e) {

@@ -4,7 +4,9 @@
 //! timers and hits in that order, see [`Engine::fire_timers`]). An
 //! unexplained match then alerts (when the rule alerts on its own) and
 //! feeds the correlations it feeds, with its own event time; an explained
-//! one does neither.
+//! one does neither. Its alert's group is `{actor.user, patient.id}` (the
+//! verdict is about that pair), so the service's suppression window makes
+//! it one alert per user and patient.
 
 use std::collections::BTreeMap;
 use std::sync::Arc;
@@ -12,14 +14,32 @@ use std::sync::Arc;
 use super::reorder::Pending;
 use super::{AlertCandidate, Engine, Events, Hit, alert};
 use crate::rules::explain::{Judged, Verdict};
+use crate::rules::field::{Field, Known};
 use crate::rules::load::{RuleSet, Source};
 use crate::rules::view::EntryView;
 
-/// What a waiting match carries: its event and the hits it would add.
+/// What a waiting match carries: its event, the alert's group and the
+/// hits it would add.
 #[derive(Debug)]
 pub(crate) struct Deferred {
     index: u64,
+    group: BTreeMap<String, String>,
     hits: Vec<Pending>,
+}
+
+/// An explain rule's alert is about one user and patient: its group.
+fn group_of(entry: &EntryView<'_>) -> BTreeMap<String, String> {
+    [
+        ("actor.user", Known::ActorUser),
+        ("patient.id", Known::PatientId),
+    ]
+    .into_iter()
+    .filter_map(|(n, k)| {
+        Field::Known(k)
+            .get(entry)
+            .map(|v| (n.to_owned(), v.text().into_owned()))
+    })
+    .collect()
 }
 
 /// The explanation kinds a correlation's `explain` members try.
@@ -57,7 +77,8 @@ impl Engine {
         };
         let hits: Vec<Pending> = self.entry_hits.drain(start..).collect();
         let time = entry.time_ms;
-        match x.check(entry, time, ex, di, Deferred { index, hits }) {
+        let group = group_of(entry);
+        match x.check(entry, time, ex, di, Deferred { index, group, hits }) {
             Ok(()) => {
                 while self.explain.as_ref().is_some_and(|x| x.over_capacity()) {
                     if let Some(x) = self.explain.as_mut() {
@@ -70,7 +91,7 @@ impl Engine {
                 // No user or patient: nothing can explain it.
                 self.entry_hits.extend(d.hits);
                 if rule.meta.standalone {
-                    let mut a = alert(&rule.meta, BTreeMap::new(), time, time, 1, vec![index]);
+                    let mut a = alert(&rule.meta, d.group, time, time, 1, vec![index]);
                     a.explanations_tried = ex.tried();
                     out.push(a);
                 }
@@ -114,9 +135,9 @@ impl Engine {
         {
             return;
         }
-        let Deferred { index, hits } = v.payload;
+        let Deferred { index, group, hits } = v.payload;
         if rule.meta.standalone {
-            let mut a = alert(&rule.meta, BTreeMap::new(), v.time, v.time, 1, vec![index]);
+            let mut a = alert(&rule.meta, group, v.time, v.time, 1, vec![index]);
             a.explanations_tried = ex.tried();
             out.push(a);
         }
