@@ -125,7 +125,6 @@ impl Explain {
     pub fn tried(&self) -> Vec<String> {
         self.kinds.iter().map(|k| k.id().to_owned()).collect()
     }
-
 }
 
 /// Parses a rule's `explain` map.
@@ -142,7 +141,9 @@ pub(super) fn parse(n: &Node) -> Result<Explain, At> {
             ));
         }
     }
-    let with = n.get("with").ok_or_else(|| at(n.pos, "explain has no `with`"))?;
+    let with = n
+        .get("with")
+        .ok_or_else(|| at(n.pos, "explain has no `with`"))?;
     let items: Vec<&Node> = match &with.kind {
         NodeKind::Seq(items) if !items.is_empty() => items.iter().collect(),
         NodeKind::Seq(_) => return Err(at(with.pos, "`with` is empty")),
@@ -558,9 +559,9 @@ impl<T> Explainer<T> {
     }
 
     fn pair(&mut self, user: u64, patient: u64) -> &mut PairFacts {
-        let (p, evicted) = self
-            .pairs
-            .touch((user, patient), self.cfg.max_pairs, PairFacts::default);
+        let (p, evicted) =
+            self.pairs
+                .touch((user, patient), self.cfg.max_pairs, PairFacts::default);
         self.stats.evicted_pairs += u64::from(evicted);
         p
     }
@@ -647,7 +648,9 @@ impl<T> Explainer<T> {
 
     fn add_visit(&mut self, patient: u64, v: Visit) {
         let cap = self.cfg.max_visits.max(1);
-        let (visits, evicted) = self.patients.touch(patient, self.cfg.max_patients, Vec::new);
+        let (visits, evicted) = self
+            .patients
+            .touch(patient, self.cfg.max_patients, Vec::new);
         self.stats.evicted_patients += u64::from(evicted);
         if visits.contains(&v) {
             return;
@@ -741,7 +744,14 @@ impl<T> Explainer<T> {
             let (mut any, mut primary) = (false, false);
             for (i, k) in Kind::ALL.iter().enumerate() {
                 if self.kinds.contains(k)
-                    && self.holds(*k, self.general, job.time, job.user, job.patient, job.department)
+                    && self.holds(
+                        *k,
+                        self.general,
+                        job.time,
+                        job.user,
+                        job.patient,
+                        job.department,
+                    )
                 {
                     self.stats.by_kind[i] += 1;
                     any = true;
@@ -757,7 +767,14 @@ impl<T> Explainer<T> {
         self.stats.rule_checks += 1;
         let explained = explain_of(rule).is_some_and(|ex| {
             ex.kinds.iter().any(|k| {
-                self.holds(*k, Params::of(ex), job.time, job.user, job.patient, job.department)
+                self.holds(
+                    *k,
+                    Params::of(ex),
+                    job.time,
+                    job.user,
+                    job.patient,
+                    job.department,
+                )
             })
         });
         self.stats.unexplained += u64::from(!explained);

@@ -506,12 +506,17 @@ fn explain_feeds(set: &mut RuleSet) -> Vec<LoadError> {
             .members
             .iter()
             .filter_map(|m| match m.source {
-                Source::Detection(d) => Some(set.detections[d].explain.as_ref().map(|e| e.grace_ms)),
+                Source::Detection(d) => {
+                    Some(set.detections[d].explain.as_ref().map(|e| e.grace_ms))
+                }
                 Source::Correlation(_) => None,
             })
             .collect();
         c.explain_fed = graces.iter().any(Option::is_some);
-        let mixed = c.members.iter().any(|m| matches!(m.source, Source::Correlation(_)));
+        let mixed = c
+            .members
+            .iter()
+            .any(|m| matches!(m.source, Source::Correlation(_)));
         if c.explain_fed && (mixed || graces.iter().any(|g| *g != graces[0])) {
             errors.push(LoadError::at(
                 &c.meta.file,

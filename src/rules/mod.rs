@@ -59,8 +59,8 @@ mod tests;
 use std::path::{Path, PathBuf};
 
 pub use dedup::Deduplicator;
-pub use explain::{ExplainConfig, ExplainStats, Kind as ExplanationKind};
 pub use engine::{AlertCandidate, Engine, EngineConfig, EngineStats, MAX_ALERT_EVENTS};
+pub use explain::{ExplainConfig, ExplainStats, Kind as ExplanationKind};
 pub use load::{
     CorrelationType, MAX_RULE_FILE_BYTES, MAX_RULE_FILES, MAX_TIMESPAN_MS, PLAYBOOKS_DIR, RuleMeta,
     RuleSet, parse_timespan,
