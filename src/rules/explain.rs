@@ -238,6 +238,10 @@ pub struct ExplainStats {
     /// Verdicts made before the watermark because too many waited.
     pub forced: u64,
     pub pending: usize,
+    /// Keys held now: patients with visits, (user, patient) pairs, users.
+    pub patients: usize,
+    pub pairs: usize,
+    pub users: usize,
 }
 
 impl ExplainStats {
@@ -550,6 +554,9 @@ impl<T> Explainer<T> {
     pub fn stats(&self) -> ExplainStats {
         let mut s = self.stats.clone();
         s.pending = self.queue.len();
+        s.patients = self.patients.len();
+        s.pairs = self.pairs.len();
+        s.users = self.users.len();
         s
     }
 
