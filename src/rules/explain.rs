@@ -746,20 +746,18 @@ impl<T> Explainer<T> {
         job: Job<T>,
         explain_of: impl Fn(usize) -> Option<&'r Explain>,
     ) -> Judged<T> {
+        let about = About {
+            t: job.time,
+            user: job.user,
+            dept: job.department,
+            visits: self.patients.get(&job.patient).map(Vec::as_slice),
+            facts: self.pairs.get(&(job.user, job.patient)),
+        };
         let Some((rule, payload)) = job.rule else {
             self.stats.access_events += 1;
             let (mut any, mut primary) = (false, false);
             for (i, k) in Kind::ALL.iter().enumerate() {
-                if self.kinds.contains(k)
-                    && self.holds(
-                        *k,
-                        self.general,
-                        job.time,
-                        job.user,
-                        job.patient,
-                        job.department,
-                    )
-                {
+                if self.kinds.contains(k) && self.holds(*k, self.general, &about) {
                     self.stats.by_kind[i] += 1;
                     any = true;
                     primary |= *k != Kind::Repeat;
@@ -771,19 +769,12 @@ impl<T> Explainer<T> {
             }
             return Judged::Own;
         };
-        self.stats.rule_checks += 1;
         let explained = explain_of(rule).is_some_and(|ex| {
-            ex.kinds.iter().any(|k| {
-                self.holds(
-                    *k,
-                    Params::of(ex),
-                    job.time,
-                    job.user,
-                    job.patient,
-                    job.department,
-                )
-            })
+            ex.kinds
+                .iter()
+                .any(|k| self.holds(*k, Params::of(ex), &about))
         });
+        self.stats.rule_checks += 1;
         self.stats.unexplained += u64::from(!explained);
         Judged::Rule(Verdict {
             time: job.time,
@@ -793,34 +784,32 @@ impl<T> Explainer<T> {
         })
     }
 
-    /// Whether kind `k` explains `user`'s access to `patient` at `t`.
-    fn holds(&self, k: Kind, p: Params, t: i64, user: u64, patient: u64, dept: u64) -> bool {
+    /// Whether kind `k` explains the access `a`.
+    fn holds(&self, k: Kind, p: Params, a: &About<'_>) -> bool {
+        let t = a.t;
         let latest = t.saturating_add(p.grace_ms);
+        let visits = a.visits.unwrap_or_default();
         match k {
-            Kind::Clinician => self.patients.get(&patient).is_some_and(|vs| {
-                vs.iter().any(|v| {
-                    v.clinician == user
-                        && v.booked <= latest
-                        && (v.scheduled - t).abs() <= p.window_ms
-                })
+            Kind::Clinician => visits.iter().any(|v| {
+                v.clinician == a.user
+                    && v.booked <= latest
+                    && (v.scheduled - t).abs() <= p.window_ms
             }),
             Kind::Department => {
-                dept != 0
-                    && self.patients.get(&patient).is_some_and(|vs| {
-                        vs.iter().any(|v| {
-                            let d = if v.department != 0 {
-                                v.department
-                            } else {
-                                self.users.get(&v.clinician).copied().unwrap_or(0)
-                            };
-                            d == dept
-                                && v.booked <= latest
-                                && (v.scheduled - t).abs() <= p.visit_day_ms
-                        })
+                a.dept != 0
+                    && visits.iter().any(|v| {
+                        v.booked <= latest
+                            && (v.scheduled - t).abs() <= p.visit_day_ms
+                            && a.dept
+                                == if v.department != 0 {
+                                    v.department
+                                } else {
+                                    self.users.get(&v.clinician).copied().unwrap_or(0)
+                                }
                     })
             }
             Kind::CareTeam | Kind::Record | Kind::Claim | Kind::Repeat => {
-                let Some(facts) = self.pairs.get(&(user, patient)) else {
+                let Some(facts) = a.facts else {
                     return false;
                 };
                 match k {
@@ -833,6 +822,15 @@ impl<T> Explainer<T> {
             }
         }
     }
+}
+
+/// The access being judged and what is known of its patient and pair.
+struct About<'a> {
+    t: i64,
+    user: u64,
+    dept: u64,
+    visits: Option<&'a [Visit]>,
+    facts: Option<&'a PairFacts>,
 }
 
 #[cfg(test)]

@@ -77,7 +77,12 @@ impl Engine {
         };
         let hits: Vec<Pending> = self.entry_hits.drain(start..).collect();
         let time = entry.time_ms;
-        let group = group_of(entry);
+        // Only an alert needs the group (a feeding rule's hits carry theirs).
+        let group = if rule.meta.standalone {
+            group_of(entry)
+        } else {
+            BTreeMap::new()
+        };
         match x.check(entry, time, ex, di, Deferred { index, group, hits }) {
             Ok(()) => {
                 while self.explain.as_ref().is_some_and(|x| x.over_capacity()) {
