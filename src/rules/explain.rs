@@ -34,10 +34,10 @@
 //! (facts closer than the shortest window merge into one span, which gives
 //! the same verdicts as keeping every time). Each map has a cap and evicts
 //! the least recently used key, counted in [`ExplainStats`].
-//! Sizes (measured by `memory_per_key` in the tests, x86-64): a patient
-//! about 130 bytes with two visits, a pair about 200 bytes; 100,000 patients
-//! and the default 200,000 pairs (1,000 staff, a few relationships per
-//! patient) take about 55 MB.
+//! Sizes (`memory_per_key` in the tests, x86-64, map slots at 7/8 load
+//! and the LRU queue): a patient about 160 bytes with two visits, a pair
+//! about 220 bytes; 100,000 patients and the default cap of 200,000 pairs
+//! (1,000 staff, a few relationships per patient) take about 60 MB.
 
 use std::collections::{BTreeMap, VecDeque};
 use std::hash::{BuildHasher, Hash};
@@ -662,6 +662,8 @@ impl<T> Explainer<T> {
         if visits.contains(&v) {
             return;
         }
+        // Exactly: most patients have one or two visits in a window.
+        visits.reserve_exact(1);
         visits.push(v);
         if visits.len() > cap {
             // The earliest scheduled is the one least likely to matter.
