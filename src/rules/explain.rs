@@ -39,7 +39,8 @@
 //! about 220 bytes; 100,000 patients and the default cap of 200,000 pairs
 //! (1,000 staff, a few relationships per patient) take about 60 MB.
 
-use std::collections::{BTreeMap, VecDeque};
+use std::cmp::Reverse;
+use std::collections::{BinaryHeap, VecDeque};
 use std::hash::{BuildHasher, Hash};
 use std::sync::OnceLock;
 
@@ -389,6 +390,82 @@ impl PairFacts {
     }
 }
 
+/// Accesses waiting for their verdict, by (deadline, arrival): a sorted run
+/// for the usual in-order arrivals (O(1)) and a heap for the others, as the
+/// engine's reorder buffer does.
+struct Queue<T> {
+    run: VecDeque<Queued<T>>,
+    late: BinaryHeap<Reverse<Queued<T>>>,
+}
+
+impl<T> Default for Queue<T> {
+    fn default() -> Self {
+        Queue {
+            run: VecDeque::new(),
+            late: BinaryHeap::new(),
+        }
+    }
+}
+
+struct Queued<T> {
+    key: (i64, u64),
+    job: Job<T>,
+}
+
+impl<T> PartialEq for Queued<T> {
+    fn eq(&self, o: &Self) -> bool {
+        self.key == o.key
+    }
+}
+impl<T> Eq for Queued<T> {}
+impl<T> PartialOrd for Queued<T> {
+    fn partial_cmp(&self, o: &Self) -> Option<std::cmp::Ordering> {
+        Some(self.cmp(o))
+    }
+}
+impl<T> Ord for Queued<T> {
+    fn cmp(&self, o: &Self) -> std::cmp::Ordering {
+        self.key.cmp(&o.key)
+    }
+}
+
+impl<T> Queue<T> {
+    fn len(&self) -> usize {
+        self.run.len() + self.late.len()
+    }
+
+    fn push(&mut self, key: (i64, u64), job: Job<T>) {
+        let q = Queued { key, job };
+        match self.run.back() {
+            Some(b) if key < b.key => self.late.push(Reverse(q)),
+            _ => self.run.push_back(q),
+        }
+    }
+
+    fn first(&self) -> Option<(i64, u64)> {
+        match (self.run.front(), self.late.peek()) {
+            (Some(r), Some(Reverse(l))) => Some(r.key.min(l.key)),
+            (Some(r), None) => Some(r.key),
+            (None, Some(Reverse(l))) => Some(l.key),
+            (None, None) => None,
+        }
+    }
+
+    fn pop(&mut self) -> Option<Job<T>> {
+        let from_late = match (self.run.front(), self.late.peek()) {
+            (Some(r), Some(Reverse(l))) => l.key < r.key,
+            (None, Some(_)) => true,
+            _ => false,
+        };
+        let q = if from_late {
+            self.late.pop().map(|Reverse(q)| q)
+        } else {
+            self.run.pop_front()
+        };
+        q.map(|q| q.job)
+    }
+}
+
 /// The distances of one verdict.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 struct Params {
@@ -502,7 +579,7 @@ pub(crate) struct Explainer<T> {
     users: Lru<u64, u64>,
     patients: Lru<u64, Vec<Visit>>,
     pairs: Lru<(u64, u64), PairFacts>,
-    queue: BTreeMap<(i64, u64), Job<T>>,
+    queue: Queue<T>,
     seq: u64,
     stats: ExplainStats,
 }
@@ -545,7 +622,7 @@ impl<T> Explainer<T> {
             users: Lru::default(),
             patients: Lru::default(),
             pairs: Lru::default(),
-            queue: BTreeMap::new(),
+            queue: Queue::default(),
             seq: 0,
             stats: ExplainStats::default(),
         })
@@ -562,7 +639,7 @@ impl<T> Explainer<T> {
 
     /// The earliest verdict deadline waiting.
     pub fn next_deadline(&self) -> Option<i64> {
-        self.queue.first_key_value().map(|(k, _)| k.0)
+        self.queue.first().map(|k| k.0)
     }
 
     fn pair(&mut self, user: u64, patient: u64) -> &mut PairFacts {
@@ -681,7 +758,7 @@ impl<T> Explainer<T> {
 
     fn push(&mut self, deadline: i64, job: Job<T>) {
         self.seq += 1;
-        self.queue.insert((deadline, self.seq), job);
+        self.queue.push((deadline, self.seq), job);
     }
 
     /// Queues a rule's verdict of access `e` (event time `t`); the rule
@@ -721,13 +798,13 @@ impl<T> Explainer<T> {
         before: Option<i64>,
         explain_of: impl Fn(usize) -> Option<&'r Explain>,
     ) -> Judged<T> {
-        let Some((&(deadline, seq), _)) = self.queue.first_key_value() else {
+        let Some((deadline, _)) = self.queue.first() else {
             return Judged::Nothing;
         };
         if before.is_some_and(|b| deadline >= b) {
             return Judged::Nothing;
         }
-        match self.queue.remove(&(deadline, seq)) {
+        match self.queue.pop() {
             Some(job) => self.judge(job, explain_of),
             None => Judged::Nothing,
         }
