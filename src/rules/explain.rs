@@ -201,7 +201,8 @@ pub struct ExplainConfig {
     pub max_patients: usize,
     pub max_pairs: usize,
     pub max_users: usize,
-    /// Visits kept per patient (the earliest scheduled dropped first).
+    /// Visits kept per patient (the one scheduled farthest from the
+    /// newest booking dropped first).
     pub max_visits: usize,
     /// Accesses waiting for their verdict (the earliest judged early).
     pub max_pending: usize,
@@ -213,7 +214,7 @@ impl Default for ExplainConfig {
             max_patients: 100_000,
             max_pairs: 200_000,
             max_users: 10_000,
-            max_visits: 8,
+            max_visits: 16,
             max_pending: 200_000,
         }
     }
@@ -692,7 +693,7 @@ impl<T> Explainer<T> {
                     clinician: key(c),
                     department: str_of(&f.visit_department, e).map_or(0, key),
                 };
-                self.add_visit(patient, v);
+                self.add_visit(patient, v, t);
             }
             // Acting on the visit (check-in, rooming, vitals), not viewing.
             if access
@@ -730,24 +731,35 @@ impl<T> Explainer<T> {
         }
     }
 
-    fn add_visit(&mut self, patient: u64, v: Visit) {
+    /// Adds visit `v` of `patient`, seen at event time `now`.
+    fn add_visit(&mut self, patient: u64, v: Visit, now: i64) {
         let cap = self.cfg.max_visits.max(1);
         let (visits, evicted) = self
             .patients
             .touch(patient, self.cfg.max_patients, Vec::new);
         self.stats.evicted_patients += u64::from(evicted);
-        if visits.contains(&v) {
+        // The same visit again (its appointment, then its encounter): the
+        // earliest booking counts, and a department once given.
+        if let Some(w) = visits
+            .iter_mut()
+            .find(|w| w.scheduled == v.scheduled && w.clinician == v.clinician)
+        {
+            w.booked = w.booked.min(v.booked);
+            if w.department == 0 {
+                w.department = v.department;
+            }
             return;
         }
         // Exactly: most patients have one or two visits in a window.
         visits.reserve_exact(1);
         visits.push(v);
         if visits.len() > cap {
-            // The earliest scheduled is the one least likely to matter.
+            // The visit farthest from now is the one least likely to matter
+            // (a full list of future bookings keeps today's).
             if let Some(i) = visits
                 .iter()
                 .enumerate()
-                .min_by_key(|(_, v)| (v.scheduled, v.booked))
+                .max_by_key(|(_, v)| ((v.scheduled - now).abs(), v.booked))
                 .map(|(i, _)| i)
             {
                 visits.swap_remove(i);

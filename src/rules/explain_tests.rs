@@ -478,14 +478,28 @@ fn pairs_patients_and_users_are_bounded_least_recently_used_first() {
     );
     assert!(x.pairs.get(&k("u1", "p2")).is_some());
     assert!(x.pairs.get(&k("u1", "p3")).is_none());
-    // Visits per patient: the earliest scheduled is dropped.
+    // Visits per patient: the one scheduled farthest from now is dropped;
+    // a visit's encounter after its appointment is the same visit.
     let before = x.stats().dropped_facts;
     for d in [3, 1, 2] {
         observe(&mut x, T0, booking("u1", "p1", T0 + d * DAY, None));
     }
     assert_eq!(x.stats().dropped_facts, before + 1);
     let visits = x.patients.get(&key("p1")).unwrap();
-    assert!(visits.iter().all(|v| v.scheduled != T0 + DAY));
+    assert!(visits.iter().all(|v| v.scheduled != T0 + 3 * DAY));
+    let enc = act(
+        "u2",
+        "p1",
+        "create",
+        "encounter",
+        json!({"clinician": "u1", "scheduled_for": ts(T0 + DAY), "department": "c"}),
+    );
+    observe(&mut x, T0 + DAY, enc);
+    let visits = x.patients.get(&key("p1")).unwrap();
+    assert_eq!(visits.len(), 2);
+    let v = visits.iter().find(|v| v.scheduled == T0 + DAY).unwrap();
+    assert_eq!((v.booked, v.department), (T0, key("c")));
+    assert_eq!(x.stats().dropped_facts, before + 1);
     for p in ["p5", "p6"] {
         observe(&mut x, T0, booking("u1", p, T0, None));
     }
