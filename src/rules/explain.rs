@@ -504,7 +504,8 @@ pub(crate) struct Job<T> {
     department: u64,
     /// `None`: the explainer's own verdict (statistics, repeat facts);
     /// otherwise the rule's and what it carries (`explain` of the rule).
-    pub rule: Option<(usize, T)>,
+    /// Boxed: most jobs are the explainer's own, and stay small.
+    pub rule: Option<Box<(usize, T)>>,
 }
 
 /// The outcome of a rule's job.
@@ -796,7 +797,7 @@ impl<T> Explainer<T> {
             user: key(user),
             patient: key(patient),
             department: str_of(&f.department, e).map_or(0, key),
-            rule: Some((rule, payload)),
+            rule: Some(Box::new((rule, payload))),
         };
         self.push(t + ex.grace_ms, job);
         Ok(())
@@ -844,7 +845,7 @@ impl<T> Explainer<T> {
             visits: self.patients.get(&job.patient).map(Vec::as_slice),
             facts: self.pairs.get(&(job.user, job.patient)),
         };
-        let Some((rule, payload)) = job.rule else {
+        let Some((rule, payload)) = job.rule.map(|b| *b) else {
             self.stats.access_events += 1;
             let (mut any, mut primary) = (false, false);
             for (i, k) in Kind::ALL.iter().enumerate() {

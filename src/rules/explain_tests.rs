@@ -647,3 +647,9 @@ fn a_partial_replay_keeps_explain_rules_blind_for_their_window() {
     assert_eq!(out.len(), 1);
     assert_eq!(out[0].event_indices, vec![2]);
 }
+
+#[test]
+fn a_waiting_access_is_small() {
+    // The explainer's own verdicts wait for every patient access.
+    assert!(std::mem::size_of::<Queued<()>>() <= 56);
+}
