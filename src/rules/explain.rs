@@ -18,7 +18,10 @@
 //! - `payment.claim`: the user acted on a claim of the patient (resource
 //!   type `claim`, or action `claim_submit`) within `window`.
 //! - `operations.repeat`: the user's earlier access to the patient within
-//!   `window` was explained by one of the other kinds.
+//!   `window` was explained by one of the other kinds (every patient access
+//!   is judged by the explainer itself with the rules' longest window,
+//!   grace and visit day and the union of their kinds: that verdict also
+//!   gives the share of accesses explained).
 //!
 //! A fact counts for an access at `t` when its event time is at most
 //! `t + grace`: facts are stored with their times as they arrive, whatever
