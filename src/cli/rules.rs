@@ -248,6 +248,9 @@ struct Expected {
     /// Positions (0-based) of the alert's events in the case, when given.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     events: Option<Vec<u64>>,
+    /// The explanations the alert tried and did not find, when given.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    explanations_tried: Option<Vec<String>>,
 }
 
 fn read_limited(path: &Path) -> Result<String> {
@@ -313,6 +316,7 @@ fn run_case(
             group: a.group.clone(),
             count: a.count,
             events: Some(a.event_indices.clone()),
+            explanations_tried: Some(a.explanations_tried.clone()),
         })
         .collect();
     got.sort();
@@ -330,6 +334,9 @@ fn run_case(
                 && w.events
                     .as_ref()
                     .is_none_or(|e| Some(e) == g.events.as_ref())
+                && w.explanations_tried
+                    .as_ref()
+                    .is_none_or(|e| Some(e) == g.explanations_tried.as_ref())
         });
         match pos {
             Some(i) => {
@@ -444,13 +451,19 @@ fn alert_json(a: &AlertCandidate) -> Value {
         "last_time": a.last_time.to_string(),
         "count": a.count,
         "event_indices": a.event_indices,
+        "explanations_tried": a.explanations_tried,
     })
 }
 
 fn alert_line(a: &AlertCandidate) -> String {
     let group: Vec<String> = a.group.iter().map(|(k, v)| format!("{k}={v}")).collect();
+    let tried = if a.explanations_tried.is_empty() {
+        String::new()
+    } else {
+        format!(" unexplained({})", a.explanations_tried.join(","))
+    };
     format!(
-        "{} {:<13} {} [{}] count={} events={:?} {}",
+        "{} {:<13} {} [{}] count={} events={:?}{tried} {}",
         a.first_time,
         a.level.as_str(),
         a.title,
@@ -561,6 +574,8 @@ struct EvalRun {
     synthesized: usize,
     first_ms: i64,
     last_ms: i64,
+    /// The explanations' counters, when the rules ran (and one has `explain`).
+    explained: Option<crate::rules::ExplainStats>,
 }
 
 /// gen's events file through a fresh engine (and the silence monitor), in
@@ -639,6 +654,7 @@ fn eval_events(events: &Path, set: &Arc<RuleSet>, lookups: &Lookups) -> Result<E
         synthesized: synthetic.len(),
         first_ms,
         last_ms,
+        explained: engine.explain_stats(),
     })
 }
 
@@ -691,6 +707,9 @@ fn eval_ledger(data: &Path, set: &Arc<RuleSet>, from: AlertsFrom) -> Result<Eval
         synthesized: 0,
         first_ms,
         last_ms,
+        explained: (from == AlertsFrom::Replay)
+            .then(|| engine.explain_stats())
+            .flatten(),
     })
 }
 
@@ -737,6 +756,7 @@ fn eval(args: &EvalArgs) -> Result<ExitCode> {
         synthesized,
         first_ms,
         last_ms,
+        explained,
     } = run;
     let labels_text = read_limited(&args.labels)?;
     let mut labels = Vec::new();
@@ -827,7 +847,7 @@ fn eval(args: &EvalArgs) -> Result<ExitCode> {
         )
     };
     if args.json {
-        let out = json!({
+        let mut out = json!({
             "events": n,
             "days": days,
             "alerts_per_day": per_day,
@@ -838,6 +858,14 @@ fn eval(args: &EvalArgs) -> Result<ExitCode> {
             "untagged_alerts": untagged,
             "families": scores.values().collect::<Vec<_>>(),
         });
+        if let (Some(x), Some(o)) = (&explained, out.as_object_mut()) {
+            o.insert("access_events".into(), json!(x.access_events));
+            o.insert("explained_accesses".into(), json!(x.explained_accesses));
+            o.insert(
+                "explained_by_kind".into(),
+                json!(x.kinds().collect::<BTreeMap<_, _>>()),
+            );
+        }
         println!("{out}");
     } else {
         let pct = |x: Option<f64>| x.map_or_else(|| "-".to_owned(), |v| format!("{v:.2}"));
@@ -874,6 +902,18 @@ fn eval(args: &EvalArgs) -> Result<ExitCode> {
         println!(
             "{days:.1} days: {per_day:.1} alerts a day, {false_per_day_60:.2} false alerts a day per 60 staff"
         );
+        if let Some(x) = &explained {
+            #[allow(clippy::cast_precision_loss)] // counts far below 2^52
+            let share = x.explained_accesses as f64 / x.access_events.max(1) as f64;
+            let kinds: Vec<String> = x.kinds().map(|(k, n)| format!("{k}={n}")).collect();
+            println!(
+                "{} patient accesses, {} explained ({:.1}%): {}",
+                x.access_events,
+                x.explained_accesses,
+                100.0 * share,
+                kinds.join(" ")
+            );
+        }
     }
     Ok(ExitCode::SUCCESS)
 }

@@ -39,6 +39,10 @@ pub struct Alert {
     /// happened.
     #[serde(default, skip_serializing_if = "std::ops::Not::not")]
     pub late: bool,
+    /// Rules with `explain`: the explanations tried and not found
+    /// (`treatment.clinician`, ...); absent for other rules.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub explanations_tried: Vec<String>,
 }
 
 /// Deterministic id: the same rule, group and first event give the same id,
@@ -82,6 +86,7 @@ impl Alert {
             count: c.count,
             event_indices,
             late: c.late,
+            explanations_tried: c.explanations_tried,
         }
     }
 
@@ -153,6 +158,7 @@ pub fn as_candidate(a: &Alert) -> AlertCandidate {
         count: a.count,
         event_indices: a.event_indices.clone(),
         late: a.late,
+        explanations_tried: a.explanations_tried.clone(),
     }
 }
 
@@ -172,6 +178,7 @@ mod tests {
             count: 5,
             event_indices: (first..first + 100).collect(),
             late: false,
+            explanations_tried: vec!["treatment.clinician".into(), "payment.claim".into()],
         }
     }
 

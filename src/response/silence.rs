@@ -124,6 +124,7 @@ mod tests {
             count: 1,
             event_indices: vec![1],
             late: false,
+            explanations_tried: Vec::new(),
         }
     }
 

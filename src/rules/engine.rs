@@ -65,6 +65,7 @@ use std::collections::{BTreeMap, VecDeque};
 use std::sync::Arc;
 
 use super::Level;
+use super::explain::{ExplainConfig, ExplainStats, Explainer};
 use super::groups::Groups;
 pub(crate) use super::groups::{GroupKey, Map};
 use super::load::{CorrelationRule, CorrelationType, FirstSeen, GroupSource, RuleMeta, RuleSet};
@@ -75,6 +76,7 @@ use super::{absence, baseline, dormant, habit};
 use crate::event::{Entry, Timestamp};
 
 mod eager;
+mod explained;
 mod reorder;
 mod sources;
 
@@ -135,6 +137,9 @@ pub struct AlertCandidate {
     /// Fired by a hit that arrived behind the engine's clock (applied late
     /// to the state it belongs to).
     pub late: bool,
+    /// Rules with `explain` (and correlations they feed): the explanation
+    /// kinds tried and not found (`treatment.clinician`, ...); else empty.
+    pub explanations_tried: Vec<String>,
 }
 
 /// Counters for metrics and tests.
@@ -259,6 +264,8 @@ pub struct Engine {
     touched: Vec<(HitKey, GroupKey)>,
     /// Set by [`Engine::set_partial_history`]: the first event time seen.
     partial: Option<Option<i64>>,
+    /// Explanations, when a rule has `explain` (`explained.rs`).
+    explain: Option<Explainer<explained::Deferred>>,
 }
 
 impl Engine {
@@ -266,7 +273,12 @@ impl Engine {
         let state = (0..rules.correlations.len())
             .map(|_| CorrState::default())
             .collect();
+        let explain = Explainer::new(
+            rules.detections.iter().filter_map(|d| d.explain.as_ref()),
+            ExplainConfig::default(),
+        );
         Engine {
+            explain,
             eager: eager::Eager::new(&rules.correlations),
             rules,
             cfg,
@@ -333,6 +345,11 @@ impl Engine {
         self.clock
     }
 
+    /// The explanations' counters, when a rule has `explain`.
+    pub fn explain_stats(&self) -> Option<ExplainStats> {
+        self.explain.as_ref().map(Explainer::stats)
+    }
+
     /// Evaluates one entry (its ledger `index`), appending alerts to `out`:
     /// standalone detection alerts at once, correlation alerts once the
     /// watermark passes the hits that complete them.
@@ -366,13 +383,19 @@ impl Engine {
         let too_old = self
             .clock
             .is_some_and(|c| time < c.saturating_sub(self.cfg.late_retention_ms));
+        if let Some(x) = &mut self.explain {
+            x.observe(entry, time);
+        }
         let rules = Arc::clone(&self.rules);
         for (di, rule) in rules.detections.iter().enumerate() {
             if !rule.detection.matches(entry) {
                 continue;
             }
             self.stats.detections += 1;
-            if rule.meta.standalone {
+            // With `explain`: alert and hits wait for the verdict.
+            let deferred = rule.explain.is_some() && self.explain.is_some();
+            let start = self.entry_hits.len();
+            if rule.meta.standalone && !deferred {
                 out.push(alert(
                     &rule.meta,
                     BTreeMap::new(),
@@ -393,7 +416,10 @@ impl Engine {
                 // outside the event-time order (they would otherwise fire
                 // every deadline up to the wall clock).
                 let own = source.is_none();
-                let queued = own || late || source.is_some_and(|n| self.late.contains_key(n));
+                // A rule with `explain` holds its hits for the verdict, which
+                // applies them straight to their state (late or not).
+                let queued =
+                    !deferred && (own || late || source.is_some_and(|n| self.late.contains_key(n)));
                 if late && too_old && !own {
                     self.stats.late_hits += 1;
                     self.drop_late(&corr.meta.id, source);
@@ -435,6 +461,9 @@ impl Engine {
                     self.touched.push((key, group.clone()));
                 }
                 self.entry_hits.push(Pending { key, group, value });
+            }
+            if deferred {
+                self.defer(di, index, entry, start, out);
             }
         }
         // In key order, so in-order events never take the heap.
@@ -610,13 +639,23 @@ impl Engine {
                 (None, None) => break,
             }
         }
+        // The input is complete: no fact can still come.
+        while self.judge_due(None, out) {}
         self.eager.passed(None);
     }
 
     /// Fires every deadline before `t`, earliest first.
+    /// Explanation verdicts due before `t` take their place in that order.
     fn fire_timers(&mut self, t: i64, out: &mut Vec<AlertCandidate>) {
-        while let Some((id, key)) = self.timers.pop_before(t) {
-            self.fire(id, key, out);
+        loop {
+            let verdict = self.explain.as_ref().and_then(Explainer::next_deadline);
+            let verdict = verdict.filter(|&d| d < t);
+            while let Some((id, key)) = self.timers.pop_before(verdict.unwrap_or(t)) {
+                self.fire(id, key, out);
+            }
+            if verdict.is_none() || !self.judge_due(Some(t), out) {
+                break;
+            }
         }
     }
 
@@ -934,6 +973,10 @@ impl Engine {
             self.apply_hit(cj, gk, chained, out);
         }
         if corr.meta.standalone && !self.eager.claim(ci, key, &a.event_indices) {
+            let mut a = a;
+            if corr.explain_fed {
+                a.explanations_tried = explained::tried(&rules, ci);
+            }
             out.push(a);
         }
     }
@@ -1248,6 +1291,7 @@ fn alert(
         count,
         event_indices,
         late: false,
+        explanations_tried: Vec::new(),
     }
 }
 

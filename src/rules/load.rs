@@ -11,6 +11,7 @@ use super::absence::Absence;
 use super::baseline::Baseline;
 use super::detection::{At, Detection, at, compile};
 use super::dormant::Dormant;
+use super::explain::{self, Explain};
 use super::field::Field;
 use super::habit::Habit;
 use super::relation::{self, Join};
@@ -161,6 +162,9 @@ pub struct Member {
 pub struct DetectionRule {
     pub meta: RuleMeta,
     pub detection: Detection,
+    /// sealtrail extension: matches only when no listed explanation holds
+    /// (`super::explain`).
+    pub explain: Option<Explain>,
 }
 
 #[derive(Debug, Clone)]
@@ -186,6 +190,9 @@ pub struct CorrelationRule {
     pub habit: Option<Habit>,
     /// `dormant` only.
     pub dormant: Option<Dormant>,
+    /// Fed by a detection rule with `explain`: its hits come when the
+    /// verdict is made (never eager).
+    pub explain_fed: bool,
 }
 
 impl CorrelationRule {
@@ -294,9 +301,15 @@ impl RuleSet {
     /// and baseline rules it is the span their state depends on (history
     /// plus silence, or every window of the history plus the current one).
     pub fn max_timespan_ms(&self) -> i64 {
+        let explained = self
+            .detections
+            .iter()
+            .filter_map(|d| d.explain.as_ref())
+            .map(|e| e.window_ms + e.grace_ms);
         self.correlations
             .iter()
             .map(CorrelationRule::replay_ms)
+            .chain(explained)
             .max()
             .unwrap_or(0)
     }
@@ -471,6 +484,9 @@ fn build(docs: &[(PathBuf, Node)], check_refs: bool) -> Result<RuleSet, Vec<Load
             Err(e) => errors.push(LoadError::at(file, e.pos, e.reason)),
         }
     }
+    if errors.is_empty() {
+        errors.extend(explain_feeds(&mut set));
+    }
     if errors.is_empty()
         && let Some(ci) = find_cycle(&set)
     {
@@ -494,6 +510,46 @@ fn build(docs: &[(PathBuf, Node)], check_refs: bool) -> Result<RuleSet, Vec<Load
         c.meta.standalone = !referenced_corrs[i] || generated_corrs[i];
     }
     Ok(set)
+}
+
+/// Marks correlations fed by `explain` rules (never eager: their hits come
+/// at the verdict, event time + grace, and take their place in time in
+/// their group's window, `engine::insert_late`); such a correlation may mix
+/// members with and without `explain`, but not take another correlation.
+fn explain_feeds(set: &mut RuleSet) -> Vec<LoadError> {
+    let mut errors = Vec::new();
+    for c in &mut set.correlations {
+        let graces: Vec<Option<i64>> = c
+            .members
+            .iter()
+            .filter_map(|m| match m.source {
+                Source::Detection(d) => {
+                    Some(set.detections[d].explain.as_ref().map(|e| e.grace_ms))
+                }
+                Source::Correlation(_) => None,
+            })
+            .collect();
+        c.explain_fed = graces.iter().any(Option::is_some);
+        let mixed = c
+            .members
+            .iter()
+            .any(|m| matches!(m.source, Source::Correlation(_)));
+        if c.explain_fed && mixed {
+            errors.push(LoadError::at(
+                &c.meta.file,
+                Pos {
+                    line: c.meta.line,
+                    col: 1,
+                },
+                format!(
+                    "correlation `{}` is fed by a rule with `explain`: its members must be \
+                     detection rules, not correlations",
+                    c.meta.id
+                ),
+            ));
+        }
+    }
+    errors
 }
 
 /// A correlation that reaches itself through its members.
@@ -616,6 +672,7 @@ fn resolve(
         baseline: c.baseline.clone(),
         habit: c.habit.clone(),
         dormant: c.dormant.clone(),
+        explain_fed: false,
     })
 }
 
@@ -712,6 +769,12 @@ fn parse_doc<'a>(file: &Path, doc: &'a Node) -> Result<Option<Raw<'a>>, At> {
         return Err(at(doc.pos, "sigma filter rules are not supported"));
     }
     if let Some(c) = doc.get("correlation") {
+        if let Some(e) = doc.get("explain") {
+            return Err(at(
+                e.pos,
+                "`explain` is for detection rules (a correlation counts its members' unexplained matches)",
+            ));
+        }
         return parse_correlation(file, doc, c).map(|c| Some(Raw::Correlation(Box::new(c))));
     }
     let Some(det) = doc.get("detection") else {
@@ -728,9 +791,11 @@ fn parse_doc<'a>(file: &Path, doc: &'a Node) -> Result<Option<Raw<'a>>, At> {
     }
     let meta = meta(file, doc)?;
     let detection: Detection = compile(det)?;
+    let explain = doc.get("explain").map(explain::parse).transpose()?;
     Ok(Some(Raw::Detection(Box::new(DetectionRule {
         meta,
         detection,
+        explain,
     }))))
 }
 

@@ -16,6 +16,9 @@
 //! - `relation`: the `relation` and `state` extensions (state joins: a
 //!   treatment relationship, a disabled account), hooked into loading and
 //!   the engine.
+//! - `explain`: explanations (treatment, payment and operations
+//!   relationships kept from the stream) and the `explain` attribute of a
+//!   detection rule that consults them before it matches.
 //! - [`Deduplicator`]: a suppression window by rule and group.
 //!
 //! ```
@@ -42,6 +45,7 @@ mod dedup;
 mod detection;
 mod dormant;
 mod engine;
+mod explain;
 pub mod field;
 mod fieldcmp;
 mod groups;
@@ -61,6 +65,7 @@ use std::path::{Path, PathBuf};
 
 pub use dedup::Deduplicator;
 pub use engine::{AlertCandidate, Engine, EngineConfig, EngineStats, MAX_ALERT_EVENTS};
+pub use explain::{ExplainConfig, ExplainStats, Kind as ExplanationKind};
 pub use load::{
     CorrelationType, MAX_RULE_FILE_BYTES, MAX_RULE_FILES, MAX_TIMESPAN_MS, PLAYBOOKS_DIR, RuleMeta,
     RuleSet, parse_timespan,

@@ -1243,6 +1243,7 @@ fn deduplicator_suppresses_within_the_window() {
         count: 1,
         event_indices: vec![],
         late: false,
+        explanations_tried: Vec::new(),
     };
     let mut d = Deduplicator::new(60_000, 2);
     assert!(d.admit(&a(T0, "u1")));

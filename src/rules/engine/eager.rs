@@ -100,6 +100,7 @@ pub(super) fn is_eager(c: &CorrelationRule) -> bool {
         && c.baseline.is_none()
         && c.habit.is_none()
         && c.dormant.is_none()
+        && !c.explain_fed
         && c.meta.standalone
         && (cond.gt.is_some() || cond.gte.is_some())
         && cond.lt.is_none()
