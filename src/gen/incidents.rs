@@ -767,9 +767,10 @@ fn unworked_nights(g: &mut Gen, u: usize, d: u32) -> Vec<i64> {
         let from = day + q * 15 * MIN_MS + g.rng.gen_range(0..10) * MIN_MS;
         let to = from + session;
         let busy = [d, d + 1].iter().any(|&x| {
-            g.sessions[u]
-                .get(x as usize)
-                .is_some_and(|ss| ss.iter().any(|s| s.from < to + margin && from < s.to + margin))
+            g.sessions[u].get(x as usize).is_some_and(|ss| {
+                ss.iter()
+                    .any(|s| s.from < to + margin && from < s.to + margin)
+            })
         });
         if to < last_day
             && from - first >= i64::from(HABIT_LEARNING_DAYS) * DAY_MS

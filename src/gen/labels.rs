@@ -42,6 +42,19 @@
 //!   t's UTC day;
 //! - `operations.repeat`: U had an explained access to the patient within
 //!   [`REPEAT_DAYS`] before t.
+//!
+//! # Per-user baselines (issue #12)
+//!
+//! `same_last_name` needs the shared surname corroborated by the address
+//! (the patient's and the user's `home_zip`). `after_hours_access` needs a
+//! night access at a time of day outside U's own working hours: on fewer
+//! than [`HABIT_MIN_DAYS`] of the [`HABIT_DAYS`] days before t's UTC day
+//! did a successful event of U fall within [`HABIT_TOLERANCE_MIN`] of
+//! that time of day, or two successive ones at most [`HABIT_SESSION_GAP_H`]
+//! apart span it, and U's first successful event is
+//! [`HABIT_LEARNING_DAYS`] old (the `habit` correlation of
+//! `after_hours_access.yml`, read in continuous time rather than its
+//! quarter-hour buckets; incidents keep a margin so both agree).
 
 use serde::Serialize;
 

@@ -1017,7 +1017,10 @@ fn hard_cases_for_the_join_rules_are_in_the_data() {
     assert!(
         of("same_last_name").any(|l| {
             let p = l.group["patient.id"].as_str().unwrap().to_owned();
-            let day = Timestamp::parse(&l.first_time).unwrap().unix_ms().div_euclid(DAY_MS);
+            let day = Timestamp::parse(&l.first_time)
+                .unwrap()
+                .unix_ms()
+                .div_euclid(DAY_MS);
             ctx.visit_day.contains(&(p, day))
         }),
         "no same_last_name on the relative's visit day"
