@@ -5,7 +5,8 @@
 //! normal work never makes an unexplained access to a VIP, a coworker or a
 //! patient with the user's surname, nor an unexplained one at night (see
 //! `Practice::benign`), so every occurrence of a family's pattern in the
-//! data is labeled. How many: about one per family per ten days (at least
+//! data is labeled (after-hours incidents are placed at hours the user
+//! does not work, by a margin: labels.rs learns working hours per user). How many: about one per family per ten days (at least
 //! one); `lockout_storm` one per fifteen days, the lab system's
 //! `source_silent` one per thirty and the clearinghouse's one per ten;
 //! `disabled_account_login` twice (a leaver from 16 days on, and an
@@ -18,10 +19,11 @@ use rand::Rng;
 use rand::seq::SliceRandom;
 use serde_json::json;
 
-use super::clock::{HOUR_MS, MIN_MS, SEC_MS};
+use super::clock::{DAY_MS, HOUR_MS, MIN_MS, SEC_MS};
 use super::facts::Facts;
 use super::labels::{
-    AFTER_HOURS_FROM, Family, LOCKOUT_AFTER_FAILURES, NEW_IP_LEARNING_DAYS, hour_of,
+    AFTER_HOURS_FROM, Family, HABIT_DAYS, HABIT_LEARNING_DAYS, HABIT_SESSION_GAP_H,
+    LOCKOUT_AFTER_FAILURES, NEW_IP_LEARNING_DAYS, hour_of,
 };
 use super::practice::{PatientKind, Role};
 use super::schedule::{admin, admin_on_duty, export, login, ticket};
@@ -417,7 +419,8 @@ fn snoop_at(
 /// family's (one label per incident).
 fn only(g: &Gen, u: usize, p: usize, family: Family) -> bool {
     let rec = &g.practice.patients[p];
-    let same = rec.last_name == g.practice.staff[u].last_name;
+    let staff = &g.practice.staff[u];
+    let same = rec.last_name == staff.last_name && rec.home_zip == staff.home_zip;
     let coworker = matches!(rec.kind, PatientKind::Employee { .. });
     let vip = matches!(rec.kind, PatientKind::Vip { .. });
     same == (family == Family::SameLastName)
@@ -458,34 +461,31 @@ fn snoop_any(
     false
 }
 
-const CLINICAL_ROLES: [Role; 3] = [Role::Physician, Role::Nurse, Role::MedicalAssistant];
-
 /// Even k: a relative (same surname and address) opened outside any visit.
-/// Odd k: a patient with the user's (common) surname opened on a day the
-/// patient has a visit in another department.
+/// Odd k: a relative opened on a day they visit another department (the
+/// visit explains that department's staff, not the user's). A patient who
+/// only shares the user's (common) surname, at another ZIP, is not this
+/// family (labels.rs: the surname is corroborated by the address).
 fn same_last_name(g: &mut Gen, facts: &mut Facts, k: usize) {
     if k % 2 == 1 {
-        let mut by_name: std::collections::BTreeMap<&str, Vec<usize>> = Default::default();
-        for (u, s) in g.practice.staff.iter().enumerate() {
-            if CLINICAL_ROLES.contains(&s.role) {
-                by_name.entry(s.last_name.as_str()).or_default().push(u);
-            }
-        }
-        let mut c: Vec<(usize, usize, Option<u32>)> = Vec::new();
-        for v in &g.day_visits {
-            let pl = g.practice.patients[v.patient].last_name.as_str();
-            for &u in by_name.get(pl).map_or(&[][..], Vec::as_slice) {
-                if g.practice.staff[u].department != v.department {
-                    c.push((u, v.patient, Some(v.day)));
+        let c: Vec<(usize, usize, Option<u32>)> = g
+            .day_visits
+            .iter()
+            .filter_map(|v| match g.practice.patients[v.patient].kind {
+                PatientKind::Relative { staff }
+                    if g.practice.staff[staff].department != v.department =>
+                {
+                    Some((staff, v.patient, Some(v.day)))
                 }
-            }
-        }
+                _ => None,
+            })
+            .collect();
         if snoop_any(
             g,
             facts,
             Family::SameLastName,
             &c,
-            "user opened the chart of a patient with the same surname, seen that day by another department",
+            "user opened the chart of a relative (same surname and address) seen that day by another department",
         ) {
             return;
         }
@@ -700,9 +700,95 @@ fn large_export(g: &mut Gen, in_hours: bool) {
     }
 }
 
+/// Times of `u`'s successful events so far (the working-hours profile of
+/// labels.rs's `after_hours_access`), sorted.
+fn activity(g: &Gen, u: usize) -> Vec<i64> {
+    let name = g.practice.staff[u].user.as_str();
+    let mut out: Vec<i64> = g
+        .drafts
+        .iter()
+        .filter(|d| {
+            !d.dropped
+                && d.event.outcome == Outcome::Success
+                && d.event
+                    .actor
+                    .as_ref()
+                    .is_some_and(|a| a.user.as_deref() == Some(name))
+        })
+        .map(|d| d.t)
+        .collect();
+    out.sort_unstable();
+    out
+}
+
+/// An after-hours incident keeps this far from the user's working hours
+/// (the habit's 30 min tolerance plus its quarter-hour buckets, and room
+/// for work injected later).
+const HABIT_MARGIN_MIN: i64 = 90;
+
+/// On how many of the [`HABIT_DAYS`] days before `at` (and earlier on
+/// `at`'s own day) `times` come within `margin` of `at`'s time of day, or
+/// two successive ones at most the session gap apart span it: the
+/// conservative side of labels.rs's working hours (that counts earlier
+/// days only, and needs [`HABIT_MIN_DAYS`] of them).
+fn worked_days(times: &[i64], at: i64, margin: i64) -> usize {
+    (0..=HABIT_DAYS)
+        .filter(|&k| {
+            let x = at - k * DAY_MS;
+            let i = times.partition_point(|&y| y < x);
+            let prev = i.checked_sub(1).map(|j| times[j]);
+            let next = times.get(i).copied();
+            prev.is_some_and(|p| x - p <= margin)
+                || next.is_some_and(|n| n - x <= margin)
+                || matches!((prev, next), (Some(p), Some(n)) if n - p <= HABIT_SESSION_GAP_H * HOUR_MS)
+        })
+        .count()
+}
+
+/// Length of an after-hours incident's session.
+const NIGHT_SESSION_MIN: i64 = 40;
+
+/// Starts of a night session of `u` after working day `d` that lie outside
+/// `u`'s working hours (issue #12: hours are learnt per user, so a
+/// physician's evening charting and on-call nights are theirs), in time
+/// order: 20:00-23:00 or 00:00-05:00 (a session never crosses midnight nor
+/// 06:00), once `u` has worked for the learning days.
+fn unworked_nights(g: &mut Gen, u: usize, d: u32) -> Vec<i64> {
+    let times = activity(g, u);
+    let Some(&first) = times.first() else {
+        return Vec::new();
+    };
+    let day = g.clock.day_start(d);
+    let last_day = g.clock.day_start(g.days);
+    let margin = HABIT_MARGIN_MIN * MIN_MS;
+    let session = NIGHT_SESSION_MIN * MIN_MS;
+    let mut out = Vec::new();
+    for q in (AFTER_HOURS_FROM * 4..23 * 4 + 1).chain(24 * 4..29 * 4 + 1) {
+        let from = day + q * 15 * MIN_MS + g.rng.gen_range(0..10) * MIN_MS;
+        let to = from + session;
+        let busy = [d, d + 1].iter().any(|&x| {
+            g.sessions[u].get(x as usize).is_some_and(|ss| {
+                ss.iter()
+                    .any(|s| s.from < to + margin && from < s.to + margin)
+            })
+        });
+        if to < last_day
+            && from - first >= i64::from(HABIT_LEARNING_DAYS) * DAY_MS
+            && !busy
+            && worked_days(&times, from, margin) == 0
+            && worked_days(&times, to, margin) == 0
+        {
+            out.push(from);
+        }
+    }
+    out
+}
+
 /// Even: a day-shift user back at a workstation at night. Odd: a physician
-/// from home over the VPN at night opening patients who are not theirs
-/// (it looks like evening charting). Both after the habit learning days.
+/// from home over the VPN at night opening patients who are not theirs,
+/// just past their own evening hours (it looks like evening charting).
+/// Both at hours the user does not work (labels.rs: working hours are
+/// learnt per user), after the habit learning days.
 fn after_hours_access(g: &mut Gen, facts: &mut Facts, k: usize) {
     let home = k % 2 == 1;
     let roles: &[Role] = if home {
@@ -710,17 +796,34 @@ fn after_hours_access(g: &mut Gen, facts: &mut Facts, k: usize) {
     } else {
         &[Role::Nurse, Role::FrontDesk, Role::MedicalAssistant]
     };
-    let Some((u, d)) = worker(g, roles, super::labels::HABIT_LEARNING_DAYS) else {
+    let mut pick = None;
+    for _ in 0..100 {
+        let Some((u, d)) = worker(g, roles, HABIT_LEARNING_DAYS) else {
+            return;
+        };
+        let free = unworked_nights(g, u, d);
+        if free.is_empty() {
+            continue;
+        }
+        // The physician's: the first free hours after their evening.
+        let i = if home {
+            g.rng.gen_range(0..free.len().min(2))
+        } else {
+            g.rng.gen_range(0..free.len())
+        };
+        pick = Some((u, d, free[i]));
+        break;
+    }
+    let Some((u, d, from)) = pick else {
         return;
     };
-    let from = g.clock.day_start(d) + g.rng.gen_range(AFTER_HOURS_FROM * 60 + 30..23 * 60) * MIN_MS;
     let ip = if home {
         g.practice.staff[u].vpn_ip.clone()
     } else {
         None
     }
     .unwrap_or_else(|| g.practice.staff[u].ip.clone());
-    own_session(g, u, d, from, from + 40 * MIN_MS, &ip);
+    own_session(g, u, d, from, from + NIGHT_SESSION_MIN * MIN_MS, &ip);
     let mut ids = Vec::new();
     let mut t = from + 2 * MIN_MS;
     for _ in 0..g.rng.gen_range(2..5) {
@@ -731,9 +834,9 @@ fn after_hours_access(g: &mut Gen, facts: &mut Facts, k: usize) {
     }
     let un = user(g, u);
     let note = if home {
-        "physician opened charts of patients not theirs from home at night"
+        "physician opened charts of patients not theirs from home at night, past their own evening hours"
     } else {
-        "day-shift user opened charts at night"
+        "day-shift user opened charts at night, at hours they do not work"
     };
     g.label(
         Family::AfterHoursAccess,

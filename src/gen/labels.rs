@@ -42,6 +42,19 @@
 //!   t's UTC day;
 //! - `operations.repeat`: U had an explained access to the patient within
 //!   [`REPEAT_DAYS`] before t.
+//!
+//! # Per-user baselines (issue #12)
+//!
+//! `same_last_name` needs the shared surname corroborated by the address
+//! (the patient's and the user's `home_zip`). `after_hours_access` needs a
+//! night access at a time of day outside U's own working hours: on fewer
+//! than [`HABIT_MIN_DAYS`] of the [`HABIT_DAYS`] days before t's UTC day
+//! did a successful event of U fall within [`HABIT_TOLERANCE_MIN`] of
+//! that time of day, or two successive ones at most [`HABIT_SESSION_GAP_H`]
+//! apart span it, and U's first successful event is
+//! [`HABIT_LEARNING_DAYS`] old (the `habit` correlation of
+//! `after_hours_access.yml`, read in continuous time rather than its
+//! quarter-hour buckets; incidents keep a margin so both agree).
 
 use serde::Serialize;
 
@@ -79,6 +92,17 @@ pub const NEW_IP_LEARNING_DAYS: u32 = 7;
 /// Working hours are learnt per user over the first days of a run
 /// (`after_hours_access.yml`, habit `learning`).
 pub const HABIT_LEARNING_DAYS: u32 = 7;
+/// Working hours look back on this many days before the access's UTC day
+/// (`after_hours_access.yml`, habit `history`) ...
+pub const HABIT_DAYS: i64 = 28;
+/// ... and a time of day is the user's when worked on this many of them
+/// (`min_days`) ...
+pub const HABIT_MIN_DAYS: usize = 2;
+/// ... a day counting when a successful event of the user falls within this
+/// many minutes of that time of day (`tolerance`) ...
+pub const HABIT_TOLERANCE_MIN: i64 = 30;
+/// ... or two of them at most this many hours apart span it (`session_gap`).
+pub const HABIT_SESSION_GAP_H: i64 = 8;
 /// After-hours for chart access and exports: from 20:00 ...
 pub const AFTER_HOURS_FROM: i64 = 20;
 /// ... to 06:00 (UTC, the practice's local time).
@@ -221,7 +245,7 @@ impl Family {
                 "auth/account_lockout of at least {LOCKOUT_ACCOUNTS} distinct actor.user within {LOCKOUT_WINDOW_MIN} min"
             ),
             Family::SameLastName => {
-                "an unexplained access (no kind of explained_access holds: no treatment, payment or operations explanation) to a patient whose enriched patient.last_name equals actor.last_name, not the user's own record (patient.employee_user)".into()
+                "an unexplained access (no kind of explained_access holds: no treatment, payment or operations explanation) to a patient whose enriched patient.last_name equals actor.last_name and whose patient.home_zip equals actor.home_zip (the surname corroborated by the address: patients.csv and staff.csv home_zip; the lookups have no family link), not the user's own record (patient.employee_user); a shared surname at another ZIP is not this family".into()
             }
             Family::CoworkerRecord => {
                 "an unexplained access to a patient whose patient.employee_user is set and differs from actor.user (a coworker seen at a visit by its care team is explained)".into()
@@ -235,9 +259,9 @@ impl Family {
             Family::LargeExport => format!(
                 "access/export with records >= {LARGE_EXPORT_RECORDS}, or any access/export by a non-svc user between 20:00 and 06:00 UTC"
             ),
-            Family::AfterHoursAccess => {
-                "an unexplained access with patient.id between 20:00 and 06:00 UTC by a non-svc actor.user (night staff, on-call clinicians and evening charting are explained by their visits)".into()
-            }
+            Family::AfterHoursAccess => format!(
+                "an unexplained access with patient.id between 20:00 and 06:00 UTC by a non-svc actor.user at a time of day outside the user's own working hours: on fewer than {HABIT_MIN_DAYS} of the {HABIT_DAYS} days before the access's UTC day does a successful event of the user (outcome success) fall within {HABIT_TOLERANCE_MIN} min of that time of day, or do two successive ones at most {HABIT_SESSION_GAP_H} h apart span it; judged once the user's first successful event is {HABIT_LEARNING_DAYS} days old (night staff, on-call clinicians and evening charting are explained by their visits, and their hours are their own)"
+            ),
             Family::BreakGlass => "any event with reason break_glass (access/break_glass and the views under it)".into(),
             Family::PrivilegeEscalation => {
                 "admin/role_grant without attrs.change_ticket, or with actor.user == target_user".into()

@@ -193,8 +193,16 @@ struct Ctx<'a> {
     staff: HashMap<String, (String, String, String, String)>,
     /// patient -> (last name, vip, employee user)
     patients: HashMap<String, (String, bool, String)>,
+    /// user or patient -> home ZIP (staff.csv, patients.csv)
+    staff_zip: HashMap<String, String>,
+    patient_zip: HashMap<String, String>,
+    /// user -> times of their successful events (time order): the
+    /// working hours of `after_hours_access`
+    worked: HashMap<String, Vec<i64>>,
     /// (clinician, patient) -> scheduled times
     treatment: HashMap<(String, String), Vec<i64>>,
+    /// (patient, UTC day number) of every scheduled visit
+    visit_day: BTreeSet<(String, i64)>,
     /// Whether each event is an explained access (labels.rs), by an
     /// independent sequential reading of the whole stream.
     explained: Vec<bool>,
@@ -231,8 +239,11 @@ fn attr<'a>(e: &'a Event, k: &str) -> Option<&'a Value> {
 impl<'a> Ctx<'a> {
     fn new(o: &'a Output) -> Ctx<'a> {
         let mut staff = HashMap::new();
+        let mut staff_zip = HashMap::new();
+        let mut patient_zip = HashMap::new();
         for l in o.staff_csv.lines().skip(1) {
             let c: Vec<&str> = l.split(',').collect();
+            staff_zip.insert(c[0].to_owned(), c[5].to_owned());
             staff.insert(
                 c[0].to_owned(),
                 (
@@ -246,6 +257,7 @@ impl<'a> Ctx<'a> {
         let mut patients = HashMap::new();
         for l in o.patients_csv.lines().skip(1) {
             let c: Vec<&str> = l.split(',').collect();
+            patient_zip.insert(c[0].to_owned(), c[2].to_owned());
             patients.insert(
                 c[0].to_owned(),
                 (c[1].to_owned(), c[3] == "true", c[4].to_owned()),
@@ -254,6 +266,13 @@ impl<'a> Ctx<'a> {
         let t: Vec<i64> = o.events.iter().map(|e| e.time.unix_ms()).collect();
         let mut order: Vec<usize> = (0..o.events.len()).collect();
         order.sort_by_key(|&i| (t[i], i));
+        let mut worked: HashMap<String, Vec<i64>> = HashMap::new();
+        for &i in &order {
+            let e = &o.events[i];
+            if human(e) && e.outcome == Outcome::Success {
+                worked.entry(user(e).to_owned()).or_default().push(t[i]);
+            }
+        }
         let day = |x: i64| x.div_euclid(DAY_MS);
         let mut treatment: HashMap<(String, String), Vec<i64>> = HashMap::new();
         let mut dept_day: BTreeSet<(String, String, i64)> = BTreeSet::new();
@@ -349,10 +368,40 @@ impl<'a> Ctx<'a> {
             t,
             staff,
             patients,
+            staff_zip,
+            patient_zip,
+            worked,
             treatment,
+            visit_day,
             explained,
             start: Timestamp::parse(DEFAULT_START).unwrap().unix_ms(),
         }
+    }
+
+    /// Whether time `t` is outside `u`'s working hours (labels.rs): on
+    /// fewer than HABIT_MIN_DAYS of the HABIT_DAYS days before, a
+    /// successful event of `u` falls within the tolerance of that time of
+    /// day or two successive ones within the session gap span it; and
+    /// `u`'s first successful event is the learning days old.
+    fn outside_hours(&self, u: &str, t: i64) -> bool {
+        let Some(times) = self.worked.get(u) else {
+            return false;
+        };
+        if t - times[0] < i64::from(HABIT_LEARNING_DAYS) * DAY_MS {
+            return false;
+        }
+        let tol = HABIT_TOLERANCE_MIN * MIN_MS;
+        let gap = HABIT_SESSION_GAP_H * 60 * MIN_MS;
+        let days = (1..=HABIT_DAYS)
+            .filter(|k| {
+                let x = t - k * DAY_MS;
+                times.iter().any(|&y| (y - x).abs() <= tol)
+                    || times
+                        .windows(2)
+                        .any(|w| w[0] <= x && x <= w[1] && w[1] - w[0] <= gap)
+            })
+            .count();
+        days < HABIT_MIN_DAYS
     }
 
     /// Sliding windows over `sel` grouped by `key`: groups of events within
@@ -469,6 +518,8 @@ impl<'a> Ctx<'a> {
                 unexplained(e)
                     && self.staff.get(user(e)).map(|s| &s.0)
                         == patient(e).and_then(|p| self.patients.get(p)).map(|p| &p.0)
+                    && self.staff_zip.get(user(e))
+                        == patient(e).and_then(|p| self.patient_zip.get(p))
                     && patient(e)
                         .and_then(|p| self.patients.get(p))
                         .map(|p| p.2.as_str())
@@ -498,9 +549,11 @@ impl<'a> Ctx<'a> {
                     && (e.records.unwrap_or(0) >= LARGE_EXPORT_RECORDS
                         || (human(e) && is_after_hours(e.time.unix_ms())))
             }),
-            Family::AfterHoursAccess => {
-                each(&|e| unexplained(e) && is_after_hours(e.time.unix_ms()))
-            }
+            Family::AfterHoursAccess => each(&|e| {
+                unexplained(e)
+                    && is_after_hours(e.time.unix_ms())
+                    && self.outside_hours(user(e), e.time.unix_ms())
+            }),
             Family::BreakGlass => {
                 each(&|e| e.reason.as_deref() == Some("break_glass") || e.action == "break_glass")
             }
@@ -944,6 +997,34 @@ fn hard_cases_for_the_join_rules_are_in_the_data() {
                 })
     });
     assert!(off_visit.count() >= 1, "no VIP review away from the visit");
+    // After hours at an hour past the user's own evening or night work:
+    // the user worked nights (evening charting, on call) on 2+ earlier days.
+    let nights = |l: &LabelRecord| {
+        let u = label_user(l);
+        let first = Timestamp::parse(&l.first_time).unwrap().unix_ms();
+        let days: BTreeSet<i64> = ctx.worked[&u]
+            .iter()
+            .filter(|&&t| t < first - first.rem_euclid(DAY_MS) && is_after_hours(t))
+            .map(|t| t.div_euclid(DAY_MS))
+            .collect();
+        days.len() >= 2
+    };
+    assert!(
+        of("after_hours_access").any(nights),
+        "no after-hours incident by a user who works some nights"
+    );
+    // A relative (same surname and ZIP) opened on a day they have a visit.
+    assert!(
+        of("same_last_name").any(|l| {
+            let p = l.group["patient.id"].as_str().unwrap().to_owned();
+            let day = Timestamp::parse(&l.first_time)
+                .unwrap()
+                .unix_ms()
+                .div_euclid(DAY_MS);
+            ctx.visit_day.contains(&(p, day))
+        }),
+        "no same_last_name on the relative's visit day"
+    );
 }
 
 #[test]
