@@ -13,9 +13,14 @@
 //! event time is assumed to move on with arrival (`arrival + lag`): a quiet
 //! source in real time does not hold the clock back, while a relay that
 //! delivers three minutes late holds it three minutes back for as long as it
-//! is active. A source with no arrival for `idle_ms` is idle and not counted
-//! (a backfill that ended must not hold the clock a month back). With no
-//! active source the clock is arrival itself.
+//! is active. A source is idle, and not counted, when nothing of it arrived
+//! for `idle_ms` of arrival time (a backfill that ended must not hold the
+//! clock a month back), or while the other sources moved event time on by
+//! more than `idle_ms` (the *frontier*, the newest event time of any source,
+//! capped at arrival): an import or a catch-up delivers days of events in
+//! seconds, and a source that sends a few events a day must not hold every
+//! other source's hits back until its next one. With no active source the
+//! clock is arrival itself.
 //!
 //! Per entry the cost is one map lookup and one ordered-set update; the
 //! minimum is the first active entry of the set (idle ones met on the way
@@ -38,6 +43,8 @@ struct Source {
     lag: i64,
     /// Arrival of the source's last entry (idleness).
     seen: i64,
+    /// The frontier when its last entry arrived (idleness in event time).
+    seen_frontier: i64,
 }
 
 #[derive(Debug, Default)]
@@ -49,6 +56,8 @@ pub(super) struct Sources {
     /// (lag, slot) of every source that may be active, smallest lag first.
     lags: BTreeSet<(i64, usize)>,
     arrival: Option<i64>,
+    /// Newest event time of any source, each capped at its arrival.
+    frontier: i64,
 }
 
 impl Sources {
@@ -62,10 +71,13 @@ impl Sources {
     /// [`Sources::arrive`]).
     pub fn observe(&mut self, name: &str, time: i64) {
         let arrival = self.arrival.unwrap_or(time);
+        self.frontier = self.frontier.max(time.min(arrival));
+        let frontier = self.frontier;
         if let Some(&slot) = self.by_name.get(name)
             && let Some(Some(s)) = self.slots.get_mut(slot)
         {
             s.seen = arrival;
+            s.seen_frontier = frontier;
             // An event older than the source's newest leaves its lag: the
             // source is where it was, moving on with arrival since then.
             if time >= s.newest {
@@ -88,6 +100,7 @@ impl Sources {
             newest: time,
             lag: time - arrival,
             seen: arrival,
+            seen_frontier: frontier,
         };
         let slot = match self.free.pop() {
             Some(i) => i,
@@ -104,8 +117,8 @@ impl Sources {
     }
 
     /// Event time now: arrival plus the smallest lag of an active source
-    /// (a source is active while its last entry arrived at most `idle_ms`
-    /// ago), or arrival when none is.
+    /// (one whose last entry arrived at most `idle_ms` ago, in arrival time
+    /// and in the frontier's event time), or arrival when none is.
     pub fn event_time(&mut self, idle_ms: i64) -> Option<i64> {
         let arrival = self.arrival?;
         while let Some(&(lag, slot)) = self.lags.first() {
@@ -113,7 +126,9 @@ impl Sources {
                 .slots
                 .get(slot)
                 .and_then(Option::as_ref)
-                .is_some_and(|s| arrival - s.seen <= idle_ms);
+                .is_some_and(|s| {
+                    arrival - s.seen <= idle_ms && self.frontier - s.seen_frontier <= idle_ms
+                });
             if active {
                 return Some(arrival.saturating_add(lag.min(0)));
             }
@@ -174,6 +189,7 @@ mod tests {
     fn a_late_source_holds_the_clock_back_while_active() {
         let mut s = Sources::default();
         s.arrive(200_000);
+        s.observe("ehr", 200_000);
         s.observe("relay", 20_000); // three minutes late
         s.arrive(200_500);
         s.observe("ehr", 200_500);
@@ -192,6 +208,24 @@ mod tests {
         // Back with its next event.
         s.observe("relay", 30_000);
         assert!(s.event_time(IDLE).is_some_and(|t| t < 40_000));
+    }
+
+    #[test]
+    fn a_sparse_source_does_not_hold_an_import_back() {
+        // An import delivers two days of events in two seconds: the
+        // console sends one event, the EHR streams on.
+        let mut s = Sources::default();
+        let day = 86_400_000;
+        // Received months after the events happened.
+        let now = 300 * day;
+        s.arrive(now);
+        s.observe("console", 10);
+        for k in 0..2_000 {
+            s.arrive(now + k);
+            s.observe("ehr", 10 + k * day / 1_000);
+        }
+        let t = s.event_time(IDLE).unwrap();
+        assert!(t > day, "{t}");
     }
 
     #[test]
