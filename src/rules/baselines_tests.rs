@@ -1,5 +1,5 @@
 //! Per-user baselines through loading and the engine: `habit`, `dormant`,
-//! baseline `peers`, `gt/gte/lt/lte` with `fieldref`, `actor.ip_prefix`
+//! baseline `peers`, `gt/gte/lt/lte` with `fieldref`, `actor.ip_prefix`, `actor.ip_block`
 //! and `actor.network`. Their state is unit-tested in their modules.
 
 use std::sync::Arc;
@@ -186,17 +186,28 @@ fn fieldref_orders_an_event_time_after_a_directory_date() {
 #[test]
 fn ip_prefix_and_network_fields() {
     let prefix = field::Field::parse("actor.ip_prefix").unwrap();
+    let block = field::Field::parse("actor.ip_block").unwrap();
     let network = field::Field::parse("actor.network").unwrap();
-    for (ip, want) in [
-        ("203.0.113.77", "203.0.113.0/24"),
-        ("::ffff:198.51.100.7", "198.51.100.0/24"),
-        ("2001:db8:1:2::5", "2001:db8:1::/48"),
+    for (ip, want, want_block) in [
+        ("203.0.113.77", "203.0.113.0/24", "203.0.0.0/16"),
+        ("::ffff:198.51.100.7", "198.51.100.0/24", "198.51.0.0/16"),
+        ("2001:db8:1:2::5", "2001:db8:1::/48", "2001:db8::/32"),
+        ("2001:db9:ffff:2::5", "2001:db9:ffff::/48", "2001:db9::/32"),
     ] {
         let e = entry(T0, json!({"actor": {"user": "u", "ip": ip}}));
         let v = EntryView::from_entry(&e);
         assert_eq!(prefix.get(&v).unwrap().text(), want);
+        assert_eq!(block.get(&v).unwrap().text(), want_block);
         assert!(network.get(&v).is_none());
     }
+    // Two phone sessions on one carrier: other /24s, one /16.
+    let phone = |ip: &str| entry(T0, json!({"actor": {"user": "u", "ip": ip}}));
+    let (a, b) = (phone("172.58.3.9"), phone("172.58.201.77"));
+    let (va, vb) = (EntryView::from_entry(&a), EntryView::from_entry(&b));
+    assert_ne!(prefix.get(&va).unwrap().text(), prefix.get(&vb).unwrap().text());
+    assert_eq!(block.get(&va).unwrap().text(), block.get(&vb).unwrap().text());
+    let none = entry(T0, json!({"actor": {"user": "u", "ip": "not-an-address"}}));
+    assert!(block.get(&EntryView::from_entry(&none)).is_none());
     let mut e = entry(T0, json!({"actor": {"user": "u", "ip": "10.99.0.4"}}));
     e.enriched = Some(Enriched {
         network: Some("vpn".into()),
