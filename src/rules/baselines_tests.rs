@@ -204,8 +204,14 @@ fn ip_prefix_and_network_fields() {
     let phone = |ip: &str| entry(T0, json!({"actor": {"user": "u", "ip": ip}}));
     let (a, b) = (phone("172.58.3.9"), phone("172.58.201.77"));
     let (va, vb) = (EntryView::from_entry(&a), EntryView::from_entry(&b));
-    assert_ne!(prefix.get(&va).unwrap().text(), prefix.get(&vb).unwrap().text());
-    assert_eq!(block.get(&va).unwrap().text(), block.get(&vb).unwrap().text());
+    assert_ne!(
+        prefix.get(&va).unwrap().text(),
+        prefix.get(&vb).unwrap().text()
+    );
+    assert_eq!(
+        block.get(&va).unwrap().text(),
+        block.get(&vb).unwrap().text()
+    );
     let mut e = entry(T0, json!({"actor": {"user": "u", "ip": "10.99.0.4"}}));
     e.enriched = Some(Enriched {
         network: Some("vpn".into()),
@@ -235,7 +241,9 @@ fn first_seen_observe_starts_learning_and_never_fires() {
         ],
     );
     assert_eq!(
-        out.iter().map(|a| a.event_indices.clone()).collect::<Vec<_>>(),
+        out.iter()
+            .map(|a| a.event_indices.clone())
+            .collect::<Vec<_>>(),
         vec![vec![1]],
         "{out:?}"
     );
