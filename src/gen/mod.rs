@@ -7,6 +7,8 @@
 //!   ingest format v1 with its true `time` and a unique `id`
 //!   (`gen-<seed hex>-<n>`, n its line), so re-sending stores them once;
 //! - `staff.csv`, `patients.csv`: the lookup tables (`serve --lookups DIR`);
+//! - `networks.csv`: the practice's own networks (office LAN, VPN pool),
+//!   as its IT would configure them (known networks, `actor.network`);
 //! - `labels.ndjson`: one line per injected incident ([`labels`] has the
 //!   format, the thresholds of every family and what "explained" means);
 //! - `summary.json`: counts per category, action and family, the

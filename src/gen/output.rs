@@ -22,6 +22,8 @@ pub struct Output {
     /// `staff.csv` and `patients.csv`, including their header lines.
     pub staff_csv: String,
     pub patients_csv: String,
+    /// `networks.csv`: the practice's LAN and VPN ranges (known networks).
+    pub networks_csv: String,
     /// In order of `first_time`.
     pub labels: Vec<LabelRecord>,
     pub summary: Value,
@@ -120,11 +122,13 @@ pub(crate) fn finish(g: Gen, config: &GenConfig) -> Result<Output, GenError> {
 
     let staff_csv = staff_csv(&g.practice);
     let patients_csv = patients_csv(&g.practice);
+    let networks_csv = networks_csv();
     let summary = summary(&events, &labels, config, &g.clock);
     Ok(Output {
         events,
         staff_csv,
         patients_csv,
+        networks_csv,
         labels,
         summary,
     })
@@ -204,6 +208,16 @@ fn staff_csv(p: &super::practice::Practice) -> String {
         ];
         out.push_str(&row.map(cell).join(","));
         out.push('\n');
+    }
+    out
+}
+
+/// `networks.csv` (`cidr,name`): what a deployment configures as the
+/// practice's own networks.
+fn networks_csv() -> String {
+    let mut out = String::from("cidr,name\n");
+    for (cidr, name) in super::practice::NETWORKS {
+        out.push_str(&format!("{cidr},{name}\n"));
     }
     out
 }
@@ -288,8 +302,8 @@ fn summary(
     })
 }
 
-/// Writes `events.ndjson`, `staff.csv`, `patients.csv`, `labels.ndjson` and
-/// `summary.json` into `dir` (created if missing).
+/// Writes `events.ndjson`, `staff.csv`, `patients.csv`, `networks.csv`,
+/// `labels.ndjson` and `summary.json` into `dir` (created if missing).
 pub fn write_dir(out: &Output, dir: &Path) -> Result<(), GenError> {
     let io = |path: &Path| {
         let path = path.to_path_buf();
@@ -322,6 +336,10 @@ pub fn write_dir(out: &Output, dir: &Path) -> Result<(), GenError> {
         (
             crate::transforms::enrich::PATIENTS_FILE,
             out.patients_csv.as_str(),
+        ),
+        (
+            crate::transforms::enrich::NETWORKS_FILE,
+            out.networks_csv.as_str(),
         ),
         (LABELS_FILE, labels.as_str()),
         (SUMMARY_FILE, summary.as_str()),

@@ -386,6 +386,12 @@ impl Surnames {
     }
 }
 
+/// The practice's own networks, as its IT would list them in
+/// `networks.csv` (`cidr,name`): the department workstations' LAN
+/// (`10.20.<dept>.<n>`) and the VPN pool (`10.99.x.y`). Phones on mobile
+/// carriers and everything else are outside.
+pub const NETWORKS: [(&str, &str); 2] = [("10.20.0.0/16", "office lan"), ("10.99.0.0/16", "vpn")];
+
 /// Mobile carrier networks (`a.b.0.0/16`) staff phones get addresses from.
 const CARRIERS: [(u8, u8); 3] = [(172, 58), (174, 205), (107, 77)];
 

@@ -34,6 +34,7 @@ fn bytes(o: &Output) -> Vec<u8> {
     }
     out.extend(o.staff_csv.as_bytes());
     out.extend(o.patients_csv.as_bytes());
+    out.extend(o.networks_csv.as_bytes());
     for l in &o.labels {
         out.extend(serde_json::to_vec(l).unwrap());
     }
@@ -152,7 +153,34 @@ fn csv_headers_and_rows() {
     let (_, report) = crate::transforms::enrich::Lookups::load(dir.path()).unwrap();
     assert_eq!(report.staff_rows, 40 + practice::SERVICES.len());
     assert_eq!(report.patient_rows, 1500);
+    assert_eq!(report.network_rows, practice::NETWORKS.len());
     assert_eq!(report.skipped_rows, 0, "{:?}", report.notes);
+}
+
+/// networks.csv lists the practice's own networks: every workstation and
+/// VPN address of the run is inside one, no phone, incident or other
+/// outside address is.
+#[test]
+fn networks_csv_holds_the_practice_networks_only() {
+    let o = run30();
+    assert_eq!(o.networks_csv.lines().next(), Some("cidr,name"));
+    let dir = tempfile::tempdir().unwrap();
+    write_dir(o, dir.path()).unwrap();
+    let (lookups, _) = crate::transforms::enrich::Lookups::load(dir.path()).unwrap();
+    let (mut inside, mut outside) = (0, 0);
+    for e in &o.events {
+        let Some(ip) = e.actor.as_ref().and_then(|a| a.ip.as_deref()) else {
+            continue;
+        };
+        let known = lookups.network(ip).is_some();
+        assert_eq!(known, ip.starts_with("10."), "{ip}");
+        if known {
+            inside += 1;
+        } else {
+            outside += 1;
+        }
+    }
+    assert!(inside > 1000 && outside > 10, "{inside} {outside}");
 }
 
 #[test]

@@ -1,5 +1,5 @@
 //! Per-user baselines through loading and the engine: `habit`, `dormant`,
-//! baseline `peers`, `gt/gte/lt/lte` with `fieldref`, `actor.ip_prefix`
+//! baseline `peers`, `gt/gte/lt/lte` with `fieldref`, `actor.ip_prefix`, `actor.ip_block`
 //! and `actor.network`. Their state is unit-tested in their modules.
 
 use std::sync::Arc;
@@ -186,17 +186,32 @@ fn fieldref_orders_an_event_time_after_a_directory_date() {
 #[test]
 fn ip_prefix_and_network_fields() {
     let prefix = field::Field::parse("actor.ip_prefix").unwrap();
+    let block = field::Field::parse("actor.ip_block").unwrap();
     let network = field::Field::parse("actor.network").unwrap();
-    for (ip, want) in [
-        ("203.0.113.77", "203.0.113.0/24"),
-        ("::ffff:198.51.100.7", "198.51.100.0/24"),
-        ("2001:db8:1:2::5", "2001:db8:1::/48"),
+    for (ip, want, want_block) in [
+        ("203.0.113.77", "203.0.113.0/24", "203.0.0.0/16"),
+        ("::ffff:198.51.100.7", "198.51.100.0/24", "198.51.0.0/16"),
+        ("2001:db8:1:2::5", "2001:db8:1::/48", "2001:db8::/32"),
+        ("2001:db9:ffff:2::5", "2001:db9:ffff::/48", "2001:db9::/32"),
     ] {
         let e = entry(T0, json!({"actor": {"user": "u", "ip": ip}}));
         let v = EntryView::from_entry(&e);
         assert_eq!(prefix.get(&v).unwrap().text(), want);
+        assert_eq!(block.get(&v).unwrap().text(), want_block);
         assert!(network.get(&v).is_none());
     }
+    // Two phone sessions on one carrier: other /24s, one /16.
+    let phone = |ip: &str| entry(T0, json!({"actor": {"user": "u", "ip": ip}}));
+    let (a, b) = (phone("172.58.3.9"), phone("172.58.201.77"));
+    let (va, vb) = (EntryView::from_entry(&a), EntryView::from_entry(&b));
+    assert_ne!(
+        prefix.get(&va).unwrap().text(),
+        prefix.get(&vb).unwrap().text()
+    );
+    assert_eq!(
+        block.get(&va).unwrap().text(),
+        block.get(&vb).unwrap().text()
+    );
     let mut e = entry(T0, json!({"actor": {"user": "u", "ip": "10.99.0.4"}}));
     e.enriched = Some(Enriched {
         network: Some("vpn".into()),
@@ -206,4 +221,37 @@ fn ip_prefix_and_network_fields() {
     let stored = EntryView::from_ledger_bytes(&bytes).unwrap();
     assert_eq!(network.get(&stored).unwrap().text(), "vpn");
     assert_eq!(prefix.get(&stored).unwrap().text(), "10.99.0.0/24");
+}
+
+/// first_seen `observe`: the observed rule's hits start the learning period
+/// and remember values, but never fire.
+const OBSERVE: &str = "title: n\nid: n\ncorrelation:\n  type: first_seen\n  rules: [outside]\n  observe: [inside]\n  group-by: [actor.user]\n  field: actor.ip_block\n  history: 30d\n  learning: 7d\n---\ntitle: o\nname: outside\ndetection:\n  s:\n    actor.ip|startswith: '185.'\n  condition: s\n---\ntitle: i\nname: inside\ndetection:\n  s:\n    actor.ip|startswith: '10.'\n  condition: s\n";
+
+#[test]
+fn first_seen_observe_starts_learning_and_never_fires() {
+    let at = |ms, ip: &str| entry(ms, json!({"actor": {"user": "u", "ip": ip}}));
+    // Office only for 8 days, then outside: learnt, so it fires. The
+    // observed office login of another /16 on day 9 never fires.
+    let out = run(
+        OBSERVE,
+        &[
+            at(T0, "10.20.1.5"),
+            at(T0 + 8 * DAY, "185.3.1.9"),
+            at(T0 + 9 * DAY, "10.99.0.4"),
+        ],
+    );
+    assert_eq!(
+        out.iter()
+            .map(|a| a.event_indices.clone())
+            .collect::<Vec<_>>(),
+        vec![vec![1]],
+        "{out:?}"
+    );
+    // Without the office logins the outside login is the group's first.
+    let out = run(OBSERVE, &[at(T0 + 8 * DAY, "185.3.1.9")]);
+    assert!(out.is_empty(), "{out:?}");
+    let e = load_err(&OBSERVE.replace("observe: [inside]", "observe: [outside]"));
+    assert!(e.contains("listed twice in this first_seen"), "{e}");
+    let e = load_err(&HABIT.replace("  learn: [act]\n", "  learn: [act]\n  observe: [act]\n"));
+    assert!(e.contains("`observe` is only for first_seen"), "{e}");
 }

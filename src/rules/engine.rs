@@ -37,7 +37,9 @@
 //! without clearing the group, on a hit whose value was not seen within
 //! `history` (both ends inclusive) once the group's first hit is at least
 //! `learning` old; without `field` (dormant mode) on a hit whose group's
-//! previous hit is at least `gap` old. Its `timespan_ms` is `history`: a
+//! previous hit is at least `gap` old. Hits of its `observe` members are
+//! applied the same way (they start the learning period and remember their
+//! values) but never fire. Its `timespan_ms` is `history`: a
 //! group with no hit for that long is expired like any other.
 //!
 //! `absence` and `baseline` (sealtrail extensions, `absence.rs` and
@@ -1007,7 +1009,10 @@ fn first_seen(
     let learnt = t - group.first >= fs.learning_ms;
     let Some(v) = &hit.value else {
         // Dormant mode: the group must have had an earlier hit.
-        return learnt && previous < t && fs.gap_ms.is_some_and(|gap| t - previous >= gap);
+        return learnt
+            && hit.member < fs.checked
+            && previous < t
+            && fs.gap_ms.is_some_and(|gap| t - previous >= gap);
     };
     let known = group
         .seen
@@ -1031,7 +1036,7 @@ fn first_seen(
             None => break,
         }
     }
-    !known && learnt
+    !known && learnt && hit.member < fs.checked
 }
 
 /// The engine-side result of a firing extension or closing window.

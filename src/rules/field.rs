@@ -31,6 +31,9 @@ pub enum Known {
     /// The network of `actor.ip` a mobile address stays in: its /24 (v4,
     /// v4-mapped v6 included) or /48 (v6), computed when read.
     ActorIpPrefix,
+    /// The wider block of `actor.ip` a carrier or ISP hands addresses out
+    /// from: its /16 (v4, v4-mapped v6 included) or /32 (v6).
+    ActorIpBlock,
     /// `networks.csv`: the name of the known network holding `actor.ip`.
     ActorNetwork,
     ActorSession,
@@ -68,7 +71,7 @@ pub enum Known {
 }
 
 /// Every fixed field name a rule may use (besides `attrs.*`).
-pub const KNOWN_FIELDS: [(&str, Known); 43] = [
+pub const KNOWN_FIELDS: [(&str, Known); 44] = [
     ("id", Known::Id),
     ("time", Known::Time),
     ("category", Known::Category),
@@ -79,6 +82,7 @@ pub const KNOWN_FIELDS: [(&str, Known); 43] = [
     ("actor.department", Known::ActorDepartment),
     ("actor.ip", Known::ActorIp),
     ("actor.ip_prefix", Known::ActorIpPrefix),
+    ("actor.ip_block", Known::ActorIpBlock),
     ("actor.network", Known::ActorNetwork),
     ("actor.session", Known::ActorSession),
     ("actor.device", Known::ActorDevice),
@@ -256,7 +260,12 @@ fn known<'a>(k: Known, entry: &'a EntryView<'_>) -> Option<FieldValue<'a>> {
             .and_then(|a| s(&a.department))
             .or_else(|| staff(en_actor(), |i| &i.department)),
         Known::ActorIp => actor.and_then(|a| s(&a.ip)),
-        Known::ActorIpPrefix => actor.and_then(|a| a.ip.as_deref()).and_then(ip_prefix),
+        Known::ActorIpPrefix => actor
+            .and_then(|a| a.ip.as_deref())
+            .and_then(|ip| ip_prefix(ip, 24, 48)),
+        Known::ActorIpBlock => actor
+            .and_then(|a| a.ip.as_deref())
+            .and_then(|ip| ip_prefix(ip, 16, 32)),
         Known::ActorNetwork => en.and_then(|x| s(&x.network)),
         Known::ActorSession => actor.and_then(|a| s(&a.session)),
         Known::ActorDevice => actor.and_then(|a| s(&a.device)),
@@ -293,9 +302,11 @@ fn known<'a>(k: Known, entry: &'a EntryView<'_>) -> Option<FieldValue<'a>> {
     }
 }
 
-/// The /24 (v4) or /48 (v6) network of an address: where a phone's address
-/// moves within its carrier's pool, while another place is another prefix.
-fn ip_prefix<'a>(ip: &str) -> Option<FieldValue<'a>> {
+/// The network of an address: its first `v4` bits (IPv4 or v4-mapped) or
+/// `v6` bits (IPv6), e.g. /24 and /48 (`actor.ip_prefix`: where a phone's
+/// address mostly moves within its carrier's gateway) or /16 and /32
+/// (`actor.ip_block`: the block a carrier or ISP hands addresses out from).
+fn ip_prefix<'a>(ip: &str, v4_bits: u8, v6_bits: u8) -> Option<FieldValue<'a>> {
     use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
     let a: IpAddr = ip.trim().parse().ok()?;
     let v4 = match a {
@@ -303,10 +314,13 @@ fn ip_prefix<'a>(ip: &str) -> Option<FieldValue<'a>> {
         IpAddr::V6(v6) => v6.to_ipv4_mapped(),
     };
     Some(match (v4, a) {
-        (Some(v4), _) => FieldValue::Net(IpAddr::V4(Ipv4Addr::from(u32::from(v4) & !0xff)), 24),
+        (Some(v4), _) => {
+            let mask = u32::MAX.checked_shl(32 - u32::from(v4_bits)).unwrap_or(0);
+            FieldValue::Net(IpAddr::V4(Ipv4Addr::from(u32::from(v4) & mask)), v4_bits)
+        }
         (None, IpAddr::V6(v6)) => {
-            let bits = u128::from(v6) & !((1u128 << 80) - 1);
-            FieldValue::Net(IpAddr::V6(Ipv6Addr::from(bits)), 48)
+            let mask = u128::MAX.checked_shl(128 - u32::from(v6_bits)).unwrap_or(0);
+            FieldValue::Net(IpAddr::V6(Ipv6Addr::from(u128::from(v6) & mask)), v6_bits)
         }
         (None, IpAddr::V4(_)) => return None,
     })

@@ -218,6 +218,10 @@ pub struct FirstSeen {
     /// Dormant mode (no `field`): alert when the group's previous hit is at
     /// least this old.
     pub gap_ms: Option<i64>,
+    /// Members before this index are checked (`rules`); the rest
+    /// (`observe`) only start the group's learning period and remember
+    /// their values, they never alert.
+    pub checked: usize,
 }
 
 /// A compiled, validated set of rules.
@@ -843,6 +847,7 @@ fn parse_correlation<'a>(
                 "field",
                 "history",
                 "learning",
+                "observe",
                 "gap",
                 "min_count",
                 "gap_factor",
@@ -908,6 +913,11 @@ fn parse_correlation<'a>(
         }
     };
     let rules = list("rules", true)?;
+    if kind != CorrelationType::FirstSeen
+        && let Some(n) = c.get("observe")
+    {
+        return Err(at(n.pos, "`observe` is only for first_seen"));
+    }
     let group_by = list("group-by", false)?;
     let generate = match c.get("generate").or_else(|| doc.get("generate")) {
         None => false,
@@ -982,7 +992,19 @@ fn parse_correlation<'a>(
         });
     }
     if kind == CorrelationType::FirstSeen {
-        let (timespan_ms, value_field, first_seen) = parse_first_seen(c)?;
+        let (timespan_ms, value_field, mut first_seen) = parse_first_seen(c)?;
+        let mut rules = rules;
+        first_seen.checked = rules.len();
+        for r in list("observe", false)? {
+            let n = r.as_str().unwrap_or_default();
+            if rules.iter().any(|o| o.as_str() == Some(n)) {
+                return Err(at(
+                    r.pos,
+                    format!("rule `{n}` is listed twice in this first_seen"),
+                ));
+            }
+            rules.push(r);
+        }
         return Ok(RawCorrelation {
             meta,
             kind,
@@ -1250,6 +1272,7 @@ fn parse_first_seen(c: &Node) -> Result<FirstSeenParts, At> {
             field: c.get("field").and_then(Node::as_str).map(str::to_owned),
             learning_ms,
             gap_ms,
+            checked: usize::MAX,
         },
     ))
 }

@@ -8,10 +8,11 @@ use std::path::Path;
 use std::process::{Command, Output};
 use std::time::{Duration, Instant};
 
-const FILES: [&str; 5] = [
+const FILES: [&str; 6] = [
     "events.ndjson",
     "staff.csv",
     "patients.csv",
+    "networks.csv",
     "labels.ndjson",
     "summary.json",
 ];
