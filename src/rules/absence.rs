@@ -70,6 +70,24 @@ const SLOTS: usize = 48;
 /// distinct days within history; before, the longest gap overall is used.
 const SLOT_MIN_DAYS: usize = 3;
 
+/// How long (event time of the group's hits) a delivery delay is
+/// remembered: a source that delivers in hourly batches shows its longest
+/// delay every hour, and a one-off backfill stops pushing the deadline out
+/// a day later.
+pub const DELAY_WINDOW_MS: i64 = 86_400_000;
+
+const HOUR_MS: i64 = 3_600_000;
+
+/// A hit as absence sees it.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct AbsenceHit {
+    /// Event time.
+    pub time: i64,
+    pub event: Option<u64>,
+    /// Arrival minus event time of its entry (>= 0).
+    pub delay: i64,
+}
+
 /// The slot of unix time `ms` (UTC): hour of the day, weekends after weekdays.
 fn slot(ms: i64) -> usize {
     let day = ms.div_euclid(86_400_000);
@@ -184,6 +202,11 @@ struct Watch {
     /// `gap_by: hour`: per slot, the distinct days (unix day numbers,
     /// ascending, within history) on which a gap began there.
     slot_days: Vec<VecDeque<i64>>,
+    /// (time, delay) of hits within [`DELAY_WINDOW_MS`] of the last, delays
+    /// strictly decreasing: the front is the longest delivery delay.
+    delays: VecDeque<(i64, i64)>,
+    /// The silence threshold set at the last hit.
+    threshold: i64,
     /// Reported silent, not heard since.
     silent: bool,
     /// Whether `deadline` is the silence deadline (else the time to forget).
@@ -205,26 +228,28 @@ impl State {
         self.groups.len()
     }
 
-    /// Applies a hit at `t` (hits come in event-time order).
+    /// Applies a hit (hits come in event-time order, late ones aside).
     #[allow(clippy::too_many_arguments)]
     pub(crate) fn hit(
         &mut self,
         corr: &CorrelationRule,
         ci: usize,
         key: GroupKey,
-        t: i64,
-        event: Option<u64>,
+        h: &AbsenceHit,
         (max_groups, max_gaps): (usize, usize),
         timers: &mut Timers,
         stats: &mut EngineStats,
     ) {
         let Some(rule) = &corr.absence else { return };
+        let (t, event) = (h.time, h.event);
         let touched = self.groups.hit(&key, t, max_groups, || Watch {
             first: t,
             last: t,
             last_event: None,
             recent: VecDeque::new(),
             gaps: VecDeque::new(),
+            delays: VecDeque::new(),
+            threshold: 0,
             slot_gaps: if rule.by_hour {
                 vec![VecDeque::new(); SLOTS]
             } else {
@@ -245,9 +270,21 @@ impl State {
             stats.evicted_groups += 1;
         }
         let w = touched.value;
+        // Its delivery delay counts even when the hit is late (a batch's
+        // oldest events are the latest delivered), as of the group's last.
+        push_delay(
+            &mut w.delays,
+            t.max(w.last),
+            h.delay.clamp(0, rule.history_ms),
+        );
         if touched.previous.is_some() && t < w.last {
             // A late hit: a later one of the group is already applied, so
-            // it changes neither the group's last hit nor its deadline.
+            // it changes neither the group's last hit nor its silence
+            // threshold; only the wait for what its source delivers late.
+            if w.armed {
+                let d = w.last.saturating_add(w.threshold).saturating_add(delay(w));
+                w.deadline = w.deadline.max(d);
+            }
             return;
         }
         if touched.previous.is_some() && !w.silent && rule.gap_factor.is_some() {
@@ -290,14 +327,19 @@ impl State {
             }
         }
         let threshold = threshold(rule, corr.timespan_ms, w);
+        w.threshold = threshold;
         w.armed = w.recent.len() >= keep
             && w.recent.front().is_some_and(|&r| r >= t - rule.history_ms)
             && t - w.first >= rule.learning_ms;
+        // A source that delivers late (a relay, hourly batches) is judged
+        // against its own delivery: the hit that ends a silence in time
+        // may arrive that much after the watermark passed its event time.
         w.deadline = if w.armed {
             t + threshold
         } else {
             t + rule.history_ms.max(threshold)
-        };
+        }
+        .saturating_add(delay(w));
         if w.timer.0 > w.deadline || w.timer.0 == i64::MIN {
             timers.cancel(w.timer);
             w.timer = timers.schedule(w.deadline, ci, key);
@@ -324,6 +366,15 @@ impl State {
         }
         if !w.armed {
             self.groups.remove(key);
+            return None;
+        }
+        if rule.by_hour
+            && let Some(resume) = usual_after(w, id.0, corr.timespan_ms)
+        {
+            // Not an hour it sends at (a business-hours feed's weekend):
+            // the silence counts from the next hour it usually sends at.
+            w.deadline = resume.saturating_add(corr.timespan_ms);
+            w.timer = timers.schedule(w.deadline, id.1, key.clone());
             return None;
         }
         let fired = Fired {
@@ -380,6 +431,46 @@ fn threshold(rule: &Absence, timespan_ms: i64, w: &Watch) -> i64 {
     #[allow(clippy::cast_precision_loss, clippy::cast_possible_truncation)]
     let scaled = (longest as f64 * f).ceil().min(i64::MAX as f64) as i64;
     scaled.clamp(timespan_ms, rule.history_ms)
+}
+
+/// The longest delivery delay of the group's recent hits.
+fn delay(w: &Watch) -> i64 {
+    w.delays.front().map_or(0, |&(_, d)| d)
+}
+
+/// Adds a delay at `time` (not before the previous one's) to the sliding
+/// maximum over [`DELAY_WINDOW_MS`].
+fn push_delay(delays: &mut VecDeque<(i64, i64)>, time: i64, d: i64) {
+    while delays.back().is_some_and(|&(_, x)| x <= d) {
+        delays.pop_back();
+    }
+    delays.push_back((time, d));
+    while delays
+        .front()
+        .is_some_and(|&(at, _)| at < time - DELAY_WINDOW_MS)
+    {
+        delays.pop_front();
+    }
+}
+
+/// `gap_by: hour`: whether a silence judged at `at` falls outside the
+/// group's sending hours. A slot is *usual* when the group sent in it on
+/// some day within history. When no slot the span `[at - span, at]`
+/// touches is usual, the start of the next usual slot (within a week);
+/// else `None` (judge now).
+fn usual_after(w: &Watch, at: i64, span: i64) -> Option<i64> {
+    let usual = |ms: i64| w.slot_days.get(slot(ms)).is_some_and(|d| !d.is_empty());
+    let mut h = (at - span.max(0)).div_euclid(HOUR_MS) * HOUR_MS;
+    while h <= at {
+        if usual(h) {
+            return None;
+        }
+        h += HOUR_MS;
+    }
+    // `h` is the first hour start after `at`.
+    (0..(SLOTS as i64 / 2) * 7)
+        .map(|k| h + k * HOUR_MS)
+        .find(|&s| usual(s))
 }
 
 /// Adds a gap to the sliding maximum: shorter or equal gaps before it can
