@@ -368,14 +368,15 @@ impl State {
             self.groups.remove(key);
             return None;
         }
-        if rule.by_hour
-            && let Some(resume) = usual_after(w, id.0, corr.timespan_ms)
-        {
-            // Not an hour it sends at (a business-hours feed's weekend):
-            // the silence counts from the next hour it usually sends at.
-            w.deadline = resume.saturating_add(corr.timespan_ms);
-            w.timer = timers.schedule(w.deadline, id.1, key.clone());
-            return None;
+        if rule.by_hour {
+            // The silence counts only in the hours the group usually sends
+            // in (a business-hours feed's weekend is no silence).
+            let d = usual_deadline(w, w.last, w.threshold).saturating_add(delay(w));
+            if d > id.0 {
+                w.deadline = d;
+                w.timer = timers.schedule(d, id.1, key.clone());
+                return None;
+            }
         }
         let fired = Fired {
             first: w.last,
@@ -453,24 +454,48 @@ fn push_delay(delays: &mut VecDeque<(i64, i64)>, time: i64, d: i64) {
     }
 }
 
-/// `gap_by: hour`: whether a silence judged at `at` falls outside the
-/// group's sending hours. A slot is *usual* when the group sent in it on
-/// some day within history. When no slot the span `[at - span, at]`
-/// touches is usual, the start of the next usual slot (within a week);
-/// else `None` (judge now).
-fn usual_after(w: &Watch, at: i64, span: i64) -> Option<i64> {
-    let usual = |ms: i64| w.slot_days.get(slot(ms)).is_some_and(|d| !d.is_empty());
-    let mut h = (at - span.max(0)).div_euclid(HOUR_MS) * HOUR_MS;
-    while h <= at {
-        if usual(h) {
-            return None;
+/// `gap_by: hour`: the slots the group usually sends in: those in which it
+/// sent on at least half of the days of their day class (weekdays,
+/// weekends) on which it sent at all, within history.
+fn usual_slots(w: &Watch) -> [bool; SLOTS] {
+    let mut usual = [false; SLOTS];
+    for base in [0, 24] {
+        let Some(class) = w.slot_days.get(base..base + 24) else {
+            continue;
+        };
+        let mut days: Vec<i64> = class.iter().flatten().copied().collect();
+        days.sort_unstable();
+        days.dedup();
+        for (k, d) in class.iter().enumerate() {
+            usual[base + k] = !d.is_empty() && 2 * d.len() >= days.len();
         }
-        h += HOUR_MS;
     }
-    // `h` is the first hour start after `at`.
-    (0..(SLOTS as i64 / 2) * 7)
-        .map(|k| h + k * HOUR_MS)
-        .find(|&s| usual(s))
+    usual
+}
+
+/// `gap_by: hour`: when a silence that began at `start` has lasted `need`
+/// counting only the hours the group usually sends in ([`usual_slots`]):
+/// a business-hours feed's nights and weekends, and a human-driven
+/// source's quiet hours, do not count. At most a week later; `start +
+/// need` when the group has no usual slot.
+fn usual_deadline(w: &Watch, start: i64, need: i64) -> i64 {
+    let usual = usual_slots(w);
+    if !usual.contains(&true) {
+        return start.saturating_add(need);
+    }
+    let (mut at, mut left) = (start, need.max(0));
+    let cap = start.saturating_add(7 * 24 * HOUR_MS);
+    while at < cap {
+        let end = (at.div_euclid(HOUR_MS) + 1) * HOUR_MS;
+        if usual[slot(at)] {
+            if end - at >= left {
+                return at + left;
+            }
+            left -= end - at;
+        }
+        at = end;
+    }
+    cap
 }
 
 /// Adds a gap to the sliding maximum: shorter or equal gaps before it can
