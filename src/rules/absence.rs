@@ -84,7 +84,8 @@ pub(crate) struct AbsenceHit {
     /// Event time.
     pub time: i64,
     pub event: Option<u64>,
-    /// Arrival minus event time of its entry (>= 0).
+    /// Arrival minus event time of its entry beyond the engine's allowed
+    /// lateness (>= 0).
     pub delay: i64,
 }
 

@@ -203,7 +203,8 @@ struct Hit {
     member: usize,
     events: Events,
     value: Option<Value>,
-    /// Arrival minus event time of the hit's entry (0 for chained hits).
+    /// Arrival minus event time of the hit's entry beyond the allowed
+    /// lateness (0 for chained hits).
     delay: i64,
 }
 
@@ -378,12 +379,14 @@ impl Engine {
             self.sources.observe(name, time);
         }
         self.tick();
-        // How late its source delivered this entry (arrival is the newest
-        // `received`, so a batch's old events have a large delay).
-        let delay = self
-            .sources
-            .arrival()
-            .map_or(0, |a| a.saturating_sub(time).max(0));
+        // How late its source delivered this entry beyond the allowed
+        // lateness (arrival is the newest `received`, so a batch's old
+        // events have a large delay; within the lateness the watermark
+        // already waits for it).
+        let lateness = self.cfg.allowed_lateness_ms;
+        let delay = self.sources.arrival().map_or(0, |a| {
+            a.saturating_sub(time).saturating_sub(lateness).max(0)
+        });
         // Late: behind the clock, or behind a hit already applied (after a
         // forced release). Applied at once to the state they belong to
         // while it is retained; older ones are dropped and counted.

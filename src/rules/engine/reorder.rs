@@ -18,8 +18,9 @@ pub(super) struct Pending {
     pub key: HitKey,
     pub group: GroupKey,
     pub value: Option<Value>,
-    /// Arrival minus event time when the entry was processed (>= 0): how
-    /// late its source delivered it (`absence` waits that much longer).
+    /// Arrival minus event time when the entry was processed, beyond the
+    /// allowed lateness (>= 0): how late its source delivered it
+    /// (`absence` waits that much longer).
     pub delay: i64,
 }
 
