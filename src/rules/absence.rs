@@ -38,7 +38,20 @@
 //! are long normal gaps, but they begin in the evening: a feed that stops
 //! at 09:00 on a weekday is compared with its 09:00 gaps (minutes), not
 //! with its weekend (days). A slot never seen falls back to the longest gap
-//! overall, so a source active at a new hour is not reported at once.
+//! overall, so a source active at a new hour is not reported at once. The
+//! silence then counts only in the group's *usual* hours (slots in which it
+//! sent on at least half of the days of their class on which it sent at
+//! all, within history): checked when the timer fires, which moves the
+//! deadline on when the silence ran through hours the group does not send
+//! in (its weekend, a person-driven source's evening).
+//!
+//! *Delivery delay*: each hit carries how late its entry arrived (arrival
+//! minus event time beyond the engine's allowed lateness). Per group the
+//! longest delay of its hits within [`DELAY_WINDOW_MS`] is added to the
+//! deadline, so a source that delivers in hourly batches (quiet in arrival
+//! time between batches, while the engine's clock follows the active
+//! sources) is judged against its own delivery: reported an hour later,
+//! never falsely.
 
 use std::collections::VecDeque;
 
