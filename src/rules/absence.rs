@@ -125,7 +125,15 @@ impl Absence {
         } else {
             timespan_ms
         };
-        lookback.saturating_add(silence)
+        lookback
+            .saturating_add(silence)
+            .saturating_add(self.max_delay_ms())
+    }
+
+    /// The longest delivery delay that pushes a deadline out: a day, or
+    /// `history` when shorter (a backfill is not a delivery pattern).
+    fn max_delay_ms(&self) -> i64 {
+        self.history_ms.min(DELAY_WINDOW_MS)
     }
 }
 
@@ -289,7 +297,7 @@ impl State {
         push_delay(
             &mut w.delays,
             t.max(w.last),
-            h.delay.clamp(0, rule.history_ms),
+            h.delay.clamp(0, rule.max_delay_ms()),
         );
         if touched.previous.is_some() && t < w.last {
             // A late hit: a later one of the group is already applied, so
@@ -385,7 +393,8 @@ impl State {
         if rule.by_hour {
             // The silence counts only in the hours the group usually sends
             // in (a business-hours feed's weekend is no silence).
-            let d = usual_deadline(w, w.last, w.threshold).saturating_add(delay(w));
+            let cap = w.threshold.max(rule.history_ms);
+            let d = usual_deadline(w, w.last, w.threshold, cap).saturating_add(delay(w));
             if d > id.0 {
                 w.deadline = d;
                 w.timer = timers.schedule(d, id.1, key.clone());
@@ -490,15 +499,16 @@ fn usual_slots(w: &Watch) -> [bool; SLOTS] {
 /// `gap_by: hour`: when a silence that began at `start` has lasted `need`
 /// counting only the hours the group usually sends in ([`usual_slots`]):
 /// a business-hours feed's nights and weekends, and a human-driven
-/// source's quiet hours, do not count. At most a week later; `start +
-/// need` when the group has no usual slot.
-fn usual_deadline(w: &Watch, start: i64, need: i64) -> i64 {
+/// source's quiet hours, do not count. At most `cap` after `start` (what
+/// the replay window covers); `start + need` when the group has no usual
+/// slot.
+fn usual_deadline(w: &Watch, start: i64, need: i64, cap: i64) -> i64 {
     let usual = usual_slots(w);
     if !usual.contains(&true) {
         return start.saturating_add(need);
     }
     let (mut at, mut left) = (start, need.max(0));
-    let cap = start.saturating_add(7 * 24 * HOUR_MS);
+    let cap = start.saturating_add(cap.max(need));
     while at < cap {
         let end = (at.div_euclid(HOUR_MS) + 1) * HOUR_MS;
         if usual[slot(at)] {
