@@ -38,7 +38,20 @@
 //! are long normal gaps, but they begin in the evening: a feed that stops
 //! at 09:00 on a weekday is compared with its 09:00 gaps (minutes), not
 //! with its weekend (days). A slot never seen falls back to the longest gap
-//! overall, so a source active at a new hour is not reported at once.
+//! overall, so a source active at a new hour is not reported at once. The
+//! silence then counts only in the group's *usual* hours (slots in which it
+//! sent on at least half of the days of their class on which it sent at
+//! all, within history): checked when the timer fires, which moves the
+//! deadline on when the silence ran through hours the group does not send
+//! in (its weekend, a person-driven source's evening).
+//!
+//! *Delivery delay*: each hit carries how late its entry arrived (arrival
+//! minus event time beyond the engine's allowed lateness). Per group the
+//! longest delay of its hits within [`DELAY_WINDOW_MS`] is added to the
+//! deadline, so a source that delivers in hourly batches (quiet in arrival
+//! time between batches, while the engine's clock follows the active
+//! sources) is judged against its own delivery: reported an hour later,
+//! never falsely.
 
 use std::collections::VecDeque;
 
@@ -70,6 +83,25 @@ const SLOTS: usize = 48;
 /// distinct days within history; before, the longest gap overall is used.
 const SLOT_MIN_DAYS: usize = 3;
 
+/// How long (event time of the group's hits) a delivery delay is
+/// remembered: a source that delivers in hourly batches shows its longest
+/// delay every hour, and a one-off backfill stops pushing the deadline out
+/// a day later.
+pub const DELAY_WINDOW_MS: i64 = 86_400_000;
+
+const HOUR_MS: i64 = 3_600_000;
+
+/// A hit as absence sees it.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct AbsenceHit {
+    /// Event time.
+    pub time: i64,
+    pub event: Option<u64>,
+    /// Arrival minus event time of its entry beyond the engine's allowed
+    /// lateness (>= 0).
+    pub delay: i64,
+}
+
 /// The slot of unix time `ms` (UTC): hour of the day, weekends after weekdays.
 fn slot(ms: i64) -> usize {
     let day = ms.div_euclid(86_400_000);
@@ -93,7 +125,15 @@ impl Absence {
         } else {
             timespan_ms
         };
-        lookback.saturating_add(silence)
+        lookback
+            .saturating_add(silence)
+            .saturating_add(self.max_delay_ms())
+    }
+
+    /// The longest delivery delay that pushes a deadline out: a day, or
+    /// `history` when shorter (a backfill is not a delivery pattern).
+    fn max_delay_ms(&self) -> i64 {
+        self.history_ms.min(DELAY_WINDOW_MS)
     }
 }
 
@@ -184,6 +224,11 @@ struct Watch {
     /// `gap_by: hour`: per slot, the distinct days (unix day numbers,
     /// ascending, within history) on which a gap began there.
     slot_days: Vec<VecDeque<i64>>,
+    /// (time, delay) of hits within [`DELAY_WINDOW_MS`] of the last, delays
+    /// strictly decreasing: the front is the longest delivery delay.
+    delays: VecDeque<(i64, i64)>,
+    /// The silence threshold set at the last hit.
+    threshold: i64,
     /// Reported silent, not heard since.
     silent: bool,
     /// Whether `deadline` is the silence deadline (else the time to forget).
@@ -205,26 +250,28 @@ impl State {
         self.groups.len()
     }
 
-    /// Applies a hit at `t` (hits come in event-time order).
+    /// Applies a hit (hits come in event-time order, late ones aside).
     #[allow(clippy::too_many_arguments)]
     pub(crate) fn hit(
         &mut self,
         corr: &CorrelationRule,
         ci: usize,
         key: GroupKey,
-        t: i64,
-        event: Option<u64>,
+        h: &AbsenceHit,
         (max_groups, max_gaps): (usize, usize),
         timers: &mut Timers,
         stats: &mut EngineStats,
     ) {
         let Some(rule) = &corr.absence else { return };
+        let (t, event) = (h.time, h.event);
         let touched = self.groups.hit(&key, t, max_groups, || Watch {
             first: t,
             last: t,
             last_event: None,
             recent: VecDeque::new(),
             gaps: VecDeque::new(),
+            delays: VecDeque::new(),
+            threshold: 0,
             slot_gaps: if rule.by_hour {
                 vec![VecDeque::new(); SLOTS]
             } else {
@@ -245,9 +292,21 @@ impl State {
             stats.evicted_groups += 1;
         }
         let w = touched.value;
+        // Its delivery delay counts even when the hit is late (a batch's
+        // oldest events are the latest delivered), as of the group's last.
+        push_delay(
+            &mut w.delays,
+            t.max(w.last),
+            h.delay.clamp(0, rule.max_delay_ms()),
+        );
         if touched.previous.is_some() && t < w.last {
             // A late hit: a later one of the group is already applied, so
-            // it changes neither the group's last hit nor its deadline.
+            // it changes neither the group's last hit nor its silence
+            // threshold; only the wait for what its source delivers late.
+            if w.armed {
+                let d = w.last.saturating_add(w.threshold).saturating_add(delay(w));
+                w.deadline = w.deadline.max(d);
+            }
             return;
         }
         if touched.previous.is_some() && !w.silent && rule.gap_factor.is_some() {
@@ -290,14 +349,19 @@ impl State {
             }
         }
         let threshold = threshold(rule, corr.timespan_ms, w);
+        w.threshold = threshold;
         w.armed = w.recent.len() >= keep
             && w.recent.front().is_some_and(|&r| r >= t - rule.history_ms)
             && t - w.first >= rule.learning_ms;
+        // A source that delivers late (a relay, hourly batches) is judged
+        // against its own delivery: the hit that ends a silence in time
+        // may arrive that much after the watermark passed its event time.
         w.deadline = if w.armed {
             t + threshold
         } else {
             t + rule.history_ms.max(threshold)
-        };
+        }
+        .saturating_add(delay(w));
         if w.timer.0 > w.deadline || w.timer.0 == i64::MIN {
             timers.cancel(w.timer);
             w.timer = timers.schedule(w.deadline, ci, key);
@@ -325,6 +389,17 @@ impl State {
         if !w.armed {
             self.groups.remove(key);
             return None;
+        }
+        if rule.by_hour {
+            // The silence counts only in the hours the group usually sends
+            // in (a business-hours feed's weekend is no silence).
+            let cap = w.threshold.max(rule.history_ms);
+            let d = usual_deadline(w, w.last, w.threshold, cap).saturating_add(delay(w));
+            if d > id.0 {
+                w.deadline = d;
+                w.timer = timers.schedule(d, id.1, key.clone());
+                return None;
+            }
         }
         let fired = Fired {
             first: w.last,
@@ -380,6 +455,71 @@ fn threshold(rule: &Absence, timespan_ms: i64, w: &Watch) -> i64 {
     #[allow(clippy::cast_precision_loss, clippy::cast_possible_truncation)]
     let scaled = (longest as f64 * f).ceil().min(i64::MAX as f64) as i64;
     scaled.clamp(timespan_ms, rule.history_ms)
+}
+
+/// The longest delivery delay of the group's recent hits.
+fn delay(w: &Watch) -> i64 {
+    w.delays.front().map_or(0, |&(_, d)| d)
+}
+
+/// Adds a delay at `time` (not before the previous one's) to the sliding
+/// maximum over [`DELAY_WINDOW_MS`].
+fn push_delay(delays: &mut VecDeque<(i64, i64)>, time: i64, d: i64) {
+    while delays.back().is_some_and(|&(_, x)| x <= d) {
+        delays.pop_back();
+    }
+    delays.push_back((time, d));
+    while delays
+        .front()
+        .is_some_and(|&(at, _)| at < time - DELAY_WINDOW_MS)
+    {
+        delays.pop_front();
+    }
+}
+
+/// `gap_by: hour`: the slots the group usually sends in: those in which it
+/// sent on at least half of the days of their day class (weekdays,
+/// weekends) on which it sent at all, within history.
+fn usual_slots(w: &Watch) -> [bool; SLOTS] {
+    let mut usual = [false; SLOTS];
+    for base in [0, 24] {
+        let Some(class) = w.slot_days.get(base..base + 24) else {
+            continue;
+        };
+        let mut days: Vec<i64> = class.iter().flatten().copied().collect();
+        days.sort_unstable();
+        days.dedup();
+        for (k, d) in class.iter().enumerate() {
+            usual[base + k] = !d.is_empty() && 2 * d.len() >= days.len();
+        }
+    }
+    usual
+}
+
+/// `gap_by: hour`: when a silence that began at `start` has lasted `need`
+/// counting only the hours the group usually sends in ([`usual_slots`]):
+/// a business-hours feed's nights and weekends, and a human-driven
+/// source's quiet hours, do not count. At most `cap` after `start` (what
+/// the replay window covers); `start + need` when the group has no usual
+/// slot.
+fn usual_deadline(w: &Watch, start: i64, need: i64, cap: i64) -> i64 {
+    let usual = usual_slots(w);
+    if !usual.contains(&true) {
+        return start.saturating_add(need);
+    }
+    let (mut at, mut left) = (start, need.max(0));
+    let cap = start.saturating_add(cap.max(need));
+    while at < cap {
+        let end = (at.div_euclid(HOUR_MS) + 1) * HOUR_MS;
+        if usual[slot(at)] {
+            if end - at >= left {
+                return at + left;
+            }
+            left -= end - at;
+        }
+        at = end;
+    }
+    cap
 }
 
 /// Adds a gap to the sliding maximum: shorter or equal gaps before it can

@@ -205,6 +205,9 @@ struct Hit {
     member: usize,
     events: Events,
     value: Option<Value>,
+    /// Arrival minus event time of the hit's entry beyond the allowed
+    /// lateness (0 for chained hits).
+    delay: i64,
 }
 
 #[derive(Debug, Default)]
@@ -378,6 +381,14 @@ impl Engine {
             self.sources.observe(name, time);
         }
         self.tick();
+        // How late its source delivered this entry beyond the allowed
+        // lateness (arrival is the newest `received`, so a batch's old
+        // events have a large delay; within the lateness the watermark
+        // already waits for it).
+        let lateness = self.cfg.allowed_lateness_ms;
+        let delay = self.sources.arrival().map_or(0, |a| {
+            a.saturating_sub(time).saturating_sub(lateness).max(0)
+        });
         // Late: behind the clock, or behind a hit already applied (after a
         // forced release). Applied at once to the state they belong to
         // while it is retained; older ones are dropped and counted.
@@ -444,7 +455,12 @@ impl Engine {
                     if late && !own {
                         self.stats.late_hits += 1;
                     }
-                    let p = Pending { key, group, value };
+                    let p = Pending {
+                        key,
+                        group,
+                        value,
+                        delay,
+                    };
                     match source {
                         Some(name) => match self.late.get_mut(name) {
                             Some(r) => r.push(p),
@@ -462,7 +478,12 @@ impl Engine {
                     self.eager.wait(key, &group, value.as_ref());
                     self.touched.push((key, group.clone()));
                 }
-                self.entry_hits.push(Pending { key, group, value });
+                self.entry_hits.push(Pending {
+                    key,
+                    group,
+                    value,
+                    delay,
+                });
             }
             if deferred {
                 self.defer(di, index, entry, start, out);
@@ -483,15 +504,16 @@ impl Engine {
                     member: mi,
                     events: Events::One(index),
                     value: p.value,
+                    delay: p.delay,
                 };
                 self.apply_hit(ci, p.group, hit, out);
             }
         }
-        if let Some(name) = source
-            && self.late.contains_key(name)
-        {
-            self.release_late(name, out);
-        }
+        // Every source's late hits that its own watermark passed, not only
+        // this entry's: a quiet source's watermark moves on with arrival,
+        // so the rest of an hourly batch must not wait for the next batch
+        // (an absence deadline would pass it meanwhile).
+        self.release_all_late(out);
         if !self.touched.is_empty() {
             self.look_ahead(out);
         }
@@ -586,6 +608,7 @@ impl Engine {
             member: mi,
             events: Events::One(index),
             value: p.value,
+            delay: p.delay,
         };
         self.apply_hit(ci, p.group, hit, out);
         for a in out.iter_mut().skip(start) {
@@ -741,6 +764,7 @@ impl Engine {
             member: mi,
             events: Events::One(index),
             value: p.value,
+            delay: p.delay,
         };
         self.apply_hit(ci, p.group, hit, out);
     }
@@ -802,8 +826,13 @@ impl Engine {
             CorrelationType::Absence => {
                 let cap = (self.cfg.max_groups_per_rule, self.cfg.max_hits_per_group);
                 let timers = &mut self.timers;
+                let h = absence::AbsenceHit {
+                    time: t,
+                    event: last_event,
+                    delay: hit.delay,
+                };
                 st.absence
-                    .hit(corr, ci, key, t, last_event, cap, timers, &mut self.stats);
+                    .hit(corr, ci, key, &h, cap, timers, &mut self.stats);
                 return;
             }
             CorrelationType::Baseline => {
@@ -971,6 +1000,7 @@ impl Engine {
                 member: mj,
                 events: Events::Many(a.event_indices.clone().into_boxed_slice()),
                 value: None,
+                delay: 0,
             };
             self.apply_hit(cj, gk, chained, out);
         }

@@ -154,6 +154,7 @@ impl Engine {
                 member: mi,
                 events: Events::One(index),
                 value: p.value,
+                delay: p.delay,
             };
             self.apply_hit(ci, p.group, hit, out);
         }

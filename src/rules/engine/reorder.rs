@@ -18,6 +18,10 @@ pub(super) struct Pending {
     pub key: HitKey,
     pub group: GroupKey,
     pub value: Option<Value>,
+    /// Arrival minus event time when the entry was processed, beyond the
+    /// allowed lateness (>= 0): how late its source delivered it
+    /// (`absence` waits that much longer).
+    pub delay: i64,
 }
 
 impl PartialEq for Pending {
@@ -92,6 +96,7 @@ mod tests {
             key,
             group: [None].into_iter().collect(),
             value: None,
+            delay: 0,
         }
     }
 

@@ -138,6 +138,11 @@ impl Sources {
         Some(arrival)
     }
 
+    /// Arrival now: the newest `received` seen (or advanced to).
+    pub fn arrival(&self) -> Option<i64> {
+        self.arrival
+    }
+
     /// Source `name`'s own event time now (`arrival + lag`), when known.
     pub fn event_time_of(&self, name: &str) -> Option<i64> {
         let arrival = self.arrival?;

@@ -231,7 +231,11 @@ fn absence_restart_in_the_middle_of_a_silence_alerts_exactly_once() {
     let rules = absence_rule("  timespan: 1h\n  history: 2h\n  min_count: 2\n");
     let set = Arc::new(RuleSet::from_yaml("x.yml", &rules).unwrap());
     let replay_ms = set.max_timespan_ms();
-    assert_eq!(replay_ms, 3 * HOUR, "history, then the silence");
+    assert_eq!(
+        replay_ms,
+        5 * HOUR,
+        "history, the silence, then the delivery delay it may wait for (at most history)"
+    );
     let input: Vec<(u64, Entry)> = vec![
         (0, from(T0 - 90 * 60 * SEC, "lis")),
         (1, from(T0 - 30 * 60 * SEC, "lis")),
@@ -699,4 +703,106 @@ fn absence_gap_by_hour_reports_a_business_hours_feed_stopping_in_the_morning() {
         let err = RuleSet::from_yaml("x.yml", &absence_rule(knob)).unwrap_err();
         assert!(format!("{err:?}").contains(why), "{err:?}");
     }
+}
+
+/// Arrival-ordered entries: `ehr` in real time every minute, `lab` every 10
+/// minutes delivered in hourly batches 3 minutes after each full hour,
+/// nothing of `lab` for `outage` (hours from `h0`), for `hours` hours.
+fn batch_feed(h0: i64, hours: i64, outage: std::ops::Range<i64>) -> Vec<(u64, Entry)> {
+    let mut raw: Vec<(i64, i64, &str)> = Vec::new();
+    for m in 0..hours * 60 {
+        let t = h0 + m * 60_000;
+        raw.push((t, t, "ehr"));
+        if m % 10 == 0 && !outage.contains(&(m / 60)) {
+            let t = t + 30 * SEC;
+            raw.push((h0 + (m / 60 + 1) * HOUR + 3 * 60_000, t, "lab"));
+        }
+    }
+    raw.sort_unstable();
+    raw.into_iter()
+        .enumerate()
+        .map(|(i, (received, t, system))| {
+            let mut e = from(t, system);
+            e.received = Timestamp::from_unix_ms(received).unwrap();
+            (i as u64, e)
+        })
+        .collect()
+}
+
+#[test]
+fn absence_waits_for_a_batch_sources_own_delivery_delay() {
+    // The clock follows the real-time source while `lab` is idle between
+    // its batches, so a deadline of last hit + 1 h passes before the batch
+    // that fills the gap arrives: every hour would be a silence. Judged
+    // against its own delivery delay (up to 63 min here), it is not.
+    let rules = absence_rule("  timespan: 1h\n");
+    let cfg = EngineConfig {
+        // The batch's oldest events are 63 min behind the clock.
+        late_retention_ms: 2 * HOUR,
+        ..EngineConfig::default()
+    };
+    let input = batch_feed(H0, 48, 0..0);
+    let mut e = engine(&rules, cfg.clone());
+    let out = feed(&mut e, &input);
+    assert!(silences(&out).is_empty(), "{:?}", silences(&out));
+
+    // An outage of 4 h is reported once, an hour later than a real-time
+    // source would be, naming the last event before it.
+    let input = batch_feed(H0, 48, 30..34);
+    let last_lab = input
+        .iter()
+        .filter(|(_, en)| {
+            en.event.source.as_ref().is_some_and(|s| s.system == "lab")
+                && en.event.time.unix_ms() < H0 + 30 * HOUR
+        })
+        .max_by_key(|(_, en)| en.event.time.unix_ms())
+        .map(|(i, en)| (*i, en.event.time.unix_ms()))
+        .unwrap();
+    let mut e = engine(&rules, cfg);
+    let out = feed(&mut e, &input);
+    assert_eq!(silences(&out), vec![(last_lab.0, "lab".into())]);
+    let waited = out[0].last_time.unix_ms() - last_lab.1;
+    assert!(
+        (HOUR + 50 * 60_000..3 * HOUR).contains(&waited),
+        "reported {waited} ms after its last event"
+    );
+}
+
+#[test]
+fn absence_gap_by_hour_does_not_report_a_business_hours_feeds_weekends() {
+    // 06:00-20:00 on weekdays, every 5 minutes: the night gap (10 h) times
+    // 5 is shorter than the weekend (58 h), which must still not be a
+    // silence (it falls outside the hours the feed sends in), nor become
+    // one by being reported once and then never learnt.
+    let rules = absence_rule(
+        "  timespan: 1h\n  history: 7d\n  gap_factor: 5\n  learning: 1d\n  gap_by: hour\n",
+    );
+    const DAY: i64 = 86_400_000;
+    // Monday 2026-11-02 00:00 UTC.
+    let monday = 1_793_577_600_000;
+    let mut input = Vec::new();
+    let mut i = 0u64;
+    for d in 0..26 {
+        if matches!(d % 7, 5 | 6) {
+            continue;
+        }
+        let day = monday + d * DAY;
+        let mut t = day + 6 * HOUR;
+        while t < day + 20 * HOUR {
+            // The outage: the third Tuesday from 09:00 to 12:30.
+            let outage = d == 15 && (day + 9 * HOUR..day + 12 * HOUR + 30 * 60_000).contains(&t);
+            if !outage {
+                input.push((i, from(t, "billing")));
+                i += 1;
+            }
+            t += 5 * 60_000;
+        }
+    }
+    let mut e = engine(&rules, no_lateness());
+    let out = feed(&mut e, &input);
+    let at: Vec<i64> = out
+        .iter()
+        .map(|a| (a.first_time.unix_ms() - monday) / 60_000)
+        .collect();
+    assert_eq!(at, vec![15 * 24 * 60 + 9 * 60 - 5]);
 }
