@@ -656,6 +656,11 @@ fn patient_volume(g: &mut Gen, facts: &mut Facts, k: usize) {
         }
         t += g.rng.gen_range(40..70) * SEC_MS;
     }
+    if seen.len() < super::labels::VOLUME_PATIENTS {
+        // A small practice ran out of patients nothing explains for this
+        // user: the accesses stay (below the threshold, no incident).
+        return;
+    }
     let un = user(g, u);
     g.label(
         Family::PatientVolume,

@@ -382,12 +382,13 @@ impl Engine {
         }
         self.tick();
         // How late its source delivered this entry beyond the allowed
-        // lateness (arrival is the newest `received`, so a batch's old
-        // events have a large delay; within the lateness the watermark
-        // already waits for it).
+        // lateness: behind the stream's frontier (the newest event time of
+        // any source), so a batch's old events have a large delay while a
+        // backfill, whose arrival is months after its events, has none;
+        // within the lateness the watermark already waits for it.
         let lateness = self.cfg.allowed_lateness_ms;
-        let delay = self.sources.arrival().map_or(0, |a| {
-            a.saturating_sub(time).saturating_sub(lateness).max(0)
+        let delay = self.sources.frontier().map_or(0, |f| {
+            f.saturating_sub(time).saturating_sub(lateness).max(0)
         });
         // Late: behind the clock, or behind a hit already applied (after a
         // forced release). Applied at once to the state they belong to

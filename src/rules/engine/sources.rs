@@ -138,9 +138,11 @@ impl Sources {
         Some(arrival)
     }
 
-    /// Arrival now: the newest `received` seen (or advanced to).
-    pub fn arrival(&self) -> Option<i64> {
-        self.arrival
+    /// The newest event time of any source (each capped at its arrival):
+    /// how far the stream has got in event time. An entry this much older
+    /// was delivered late, whether the stream is live or a backfill.
+    pub fn frontier(&self) -> Option<i64> {
+        self.arrival.map(|_| self.frontier)
     }
 
     /// Source `name`'s own event time now (`arrival + lag`), when known.
