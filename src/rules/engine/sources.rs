@@ -149,7 +149,15 @@ impl Sources {
     pub fn event_time_of(&self, name: &str) -> Option<i64> {
         let arrival = self.arrival?;
         let s = self.slots.get(*self.by_name.get(name)?)?.as_ref()?;
-        Some(arrival.saturating_add(s.lag.min(0)))
+        // Moving on with arrival, or with the stream's event time when that
+        // moved more: an import delivers hours of events in seconds, and a
+        // batch's tail must not wait for the source's next batch (the
+        // absence deadline of its earlier events would pass meanwhile).
+        let by_arrival = arrival.saturating_add(s.lag.min(0));
+        let by_frontier = s
+            .newest
+            .saturating_add((self.frontier - s.seen_frontier).max(0));
+        Some(by_arrival.max(by_frontier.min(arrival)))
     }
 
     pub fn len(&self) -> usize {
@@ -215,6 +223,22 @@ mod tests {
         // Back with its next event.
         s.observe("relay", 30_000);
         assert!(s.event_time(IDLE).is_some_and(|t| t < 40_000));
+    }
+
+    #[test]
+    fn a_quiet_sources_own_time_moves_on_with_the_stream_in_an_import() {
+        // Received months later, all within a second: the lab's batch
+        // ends at 10:20, the EHR streams on for an hour of event time.
+        let mut s = Sources::default();
+        let now = 300 * 86_400_000;
+        s.arrive(now);
+        s.observe("lis", 10_000);
+        assert_eq!(s.event_time_of("lis"), Some(10_000));
+        for k in 0..100 {
+            s.arrive(now + k);
+            s.observe("ehr", 10_000 + k * 36_000);
+        }
+        assert!(s.event_time_of("lis").unwrap() >= 10_000 + 99 * 36_000);
     }
 
     #[test]
