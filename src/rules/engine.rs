@@ -498,16 +498,7 @@ impl Engine {
         self.release(out);
         if !self.own_hits.is_empty() {
             for p in std::mem::take(&mut self.own_hits) {
-                let (time, index, ci, mi) = p.key;
-                let hit = Hit {
-                    time,
-                    first_time: time,
-                    member: mi,
-                    events: Events::One(index),
-                    value: p.value,
-                    delay: p.delay,
-                };
-                self.apply_hit(ci, p.group, hit, out);
+                self.apply_pending(p, out);
             }
         }
         // Every source's late hits that its own watermark passed, not only
@@ -602,16 +593,7 @@ impl Engine {
     fn apply_late(&mut self, p: Pending, out: &mut Vec<AlertCandidate>) {
         self.stats.late_applied += 1;
         let start = out.len();
-        let (time, index, ci, mi) = p.key;
-        let hit = Hit {
-            time,
-            first_time: time,
-            member: mi,
-            events: Events::One(index),
-            value: p.value,
-            delay: p.delay,
-        };
-        self.apply_hit(ci, p.group, hit, out);
+        self.apply_pending(p, out);
         for a in out.iter_mut().skip(start) {
             a.late = true;
         }
@@ -758,6 +740,12 @@ impl Engine {
     fn apply(&mut self, p: Pending, out: &mut Vec<AlertCandidate>) {
         self.applied = Some(p.key);
         self.eager.applied(p.key, &p.group);
+        self.apply_pending(p, out);
+    }
+
+    /// Applies a detection rule's hit to the correlation it feeds (no
+    /// ordering bookkeeping: [`Engine::apply`] does that for on-time hits).
+    fn apply_pending(&mut self, p: Pending, out: &mut Vec<AlertCandidate>) {
         let (time, index, ci, mi) = p.key;
         let hit = Hit {
             time,

@@ -12,7 +12,7 @@ use std::collections::BTreeMap;
 use std::sync::Arc;
 
 use super::reorder::Pending;
-use super::{AlertCandidate, Engine, Events, Hit, alert};
+use super::{AlertCandidate, Engine, alert};
 use crate::rules::explain::{Judged, Verdict};
 use crate::rules::field::{Field, Known};
 use crate::rules::load::{RuleSet, Source};
@@ -147,16 +147,7 @@ impl Engine {
             out.push(a);
         }
         for p in hits {
-            let (time, index, ci, mi) = p.key;
-            let hit = Hit {
-                time,
-                first_time: time,
-                member: mi,
-                events: Events::One(index),
-                value: p.value,
-                delay: p.delay,
-            };
-            self.apply_hit(ci, p.group, hit, out);
+            self.apply_pending(p, out);
         }
     }
 }
