@@ -696,3 +696,51 @@ fn time_windows_with_late_events_match_brute_force() {
         Err(QueryError::Invalid(_))
     ));
 }
+
+#[test]
+fn hostile_queries_are_refused_before_they_reach_the_grammar() {
+    // Each of these overflowed the search thread's stack (600 NOTs, 1,000
+    // nested parentheses) or took seconds and hundreds of MB to plan (a
+    // 20 MB body, 300,000 ORed terms). They are client errors now, and the
+    // process is still here to answer the next query.
+    let (_f, _ledger, _indexer, search) = indexed(50);
+    let nested = format!("{}action:view{}", "(".repeat(1_000), ")".repeat(1_000));
+    let nots = format!("{}action:view", "NOT ".repeat(600));
+    let signs = format!("{}action:view", "-".repeat(600));
+    let huge = "a".repeat(20 << 20);
+    // Short enough to pass the length check: 600 terms and 599 ORs.
+    let ors = vec!["x"; 600].join(" OR ");
+    for (q, why) in [
+        (nested.as_str(), "nested deeper than"),
+        (nots.as_str(), "too many NOT"),
+        (signs.as_str(), "too many - or +"),
+        (huge.as_str(), "longer than"),
+        (ors.as_str(), "terms and operators"),
+    ] {
+        match search.search(&req(q, 10)) {
+            Err(e @ QueryError::Invalid(_)) => {
+                assert!(e.is_client_error());
+                assert!(e.to_string().contains(why), "{e}");
+            }
+            other => panic!("{}: {other:?}", &q[..40.min(q.len())]),
+        }
+    }
+    // What people write still works: nesting, NOT, quotes with parentheses.
+    let q = r#"(action:view OR action:export) AND NOT (actor.user:u0001 OR message:"a (b")"#;
+    assert!(search.search(&req(q, 10)).is_ok());
+    assert_eq!(
+        indices(&search, "NOT NOT action:view").len(),
+        indices(&search, "action:view").len()
+    );
+    // Aggregations per request are bounded.
+    let mut r = req("*", 0);
+    r.aggs = (0..17)
+        .map(|_| AggRequest::Terms {
+            field: "action".into(),
+            size: 5,
+        })
+        .collect();
+    assert!(matches!(search.search(&r), Err(QueryError::Invalid(_))));
+    r.aggs.truncate(16);
+    assert!(search.search(&r).is_ok());
+}

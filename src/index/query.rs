@@ -58,6 +58,17 @@ const PARALLEL_LOAD_MIN: usize = 1024;
 const MAX_LOAD_THREADS: usize = 4;
 /// Memory the aggregations of one query may use.
 const AGG_MEMORY: u64 = 64 << 20;
+/// Most aggregations one request may ask for.
+pub const MAX_AGGS: usize = 16;
+/// Longest query text, in bytes.
+pub const MAX_QUERY_BYTES: usize = 16 * 1024;
+/// Deepest nesting of parentheses in a query. The query grammar recurses
+/// per level and per `NOT`: a thousand of either overflowed the search
+/// thread's stack and killed the process.
+pub const MAX_QUERY_NESTING: usize = 32;
+/// Most terms and operators in a query (300,000 `OR`ed terms took 2.9 s
+/// and 650 MB to plan).
+pub const MAX_QUERY_TOKENS: usize = 1024;
 
 #[derive(Debug, Error)]
 pub enum QueryError {
@@ -423,6 +434,7 @@ impl SearchIndex {
         req: &SearchRequest,
     ) -> Result<(Box<dyn Query>, Option<TimeWindow>), QueryError> {
         let text = req.q.trim();
+        check_shape(text)?;
         let match_all = text.is_empty() || text == "*";
         let user: Box<dyn Query> = if text.is_empty() || text == "*" {
             Box::new(AllQuery)
@@ -546,6 +558,11 @@ impl SearchIndex {
     fn build_aggs(&self, req: &SearchRequest) -> Result<Option<Aggregations>, QueryError> {
         if req.aggs.is_empty() {
             return Ok(None);
+        }
+        if req.aggs.len() > MAX_AGGS {
+            return Err(QueryError::Invalid(format!(
+                "at most {MAX_AGGS} aggregations per request"
+            )));
         }
         let mut spec = serde_json::Map::new();
         for (i, agg) in req.aggs.iter().enumerate() {
@@ -703,6 +720,83 @@ fn check_fields(ast: &UserInputAst, fields: &Fields) -> Result<(), QueryError> {
         }),
         None => Ok(()),
     }
+}
+
+/// Refuses queries whose size or nesting the grammar cannot take safely:
+/// longer than [`MAX_QUERY_BYTES`], parentheses deeper than
+/// [`MAX_QUERY_NESTING`], more than [`MAX_QUERY_TOKENS`] terms and
+/// operators, or runs of `NOT` (the grammar recurses on each). Quoted
+/// phrases are skipped (a `(` inside quotes is text).
+fn check_shape(text: &str) -> Result<(), QueryError> {
+    if text.len() > MAX_QUERY_BYTES {
+        return Err(QueryError::Invalid(format!(
+            "the query is longer than {MAX_QUERY_BYTES} bytes"
+        )));
+    }
+    let (mut depth, mut tokens, mut nots) = (0usize, 0usize, 0usize);
+    let mut quoted = false;
+    let mut escaped = false;
+    let mut word = String::new();
+    let end_word = |word: &mut String, tokens: &mut usize, nots: &mut usize| {
+        if word.is_empty() {
+            return Ok(());
+        }
+        *tokens += 1;
+        // NOT NOT x, or -NOT x: each unary operator is a level of the grammar.
+        let signs = word.len() - word.trim_start_matches(['-', '+']).len();
+        if signs > 4 {
+            return Err(QueryError::Invalid(
+                "too many - or + in a row (at most 4)".into(),
+            ));
+        }
+        let unary = word == "NOT" || signs == word.len();
+        *nots = if unary { *nots + 1 } else { 0 };
+        word.clear();
+        if *nots > 4 {
+            return Err(QueryError::Invalid(
+                "too many NOT in a row (at most 4)".into(),
+            ));
+        }
+        if *tokens > MAX_QUERY_TOKENS {
+            return Err(QueryError::Invalid(format!(
+                "the query has more than {MAX_QUERY_TOKENS} terms and operators"
+            )));
+        }
+        Ok(())
+    };
+    for c in text.chars() {
+        if quoted {
+            match (escaped, c) {
+                (false, '\\') => escaped = true,
+                (false, '"') => quoted = false,
+                _ => escaped = false,
+            }
+            continue;
+        }
+        match c {
+            '"' => {
+                end_word(&mut word, &mut tokens, &mut nots)?;
+                quoted = true;
+                tokens += 1;
+            }
+            '(' => {
+                end_word(&mut word, &mut tokens, &mut nots)?;
+                depth += 1;
+                if depth > MAX_QUERY_NESTING {
+                    return Err(QueryError::Invalid(format!(
+                        "parentheses nested deeper than {MAX_QUERY_NESTING}"
+                    )));
+                }
+            }
+            ')' => {
+                end_word(&mut word, &mut tokens, &mut nots)?;
+                depth = depth.saturating_sub(1);
+            }
+            c if c.is_whitespace() => end_word(&mut word, &mut tokens, &mut nots)?,
+            c => word.push(c),
+        }
+    }
+    end_word(&mut word, &mut tokens, &mut nots)
 }
 
 /// Gives every clause made only of exclusions (`NOT b`, or the `(-b)` that
