@@ -60,14 +60,17 @@ pub async fn get_alerts(
         return BadRequest(format!("`limit` must be between 1 and {MAX_ALERTS_PAGE}"))
             .into_response();
     }
-    audit(
-        &state,
+    if let Err(r) = audit(
+        &state.pipeline,
         &peer,
         "siem_search",
         json!({"alerts": true, "rule": p.rule, "from": p.from, "to": p.to, "limit": limit, "cursor": p.cursor}),
         "alerts list".to_owned(),
     )
-    .await;
+    .await
+    {
+        return r;
+    }
     let req = SearchRequest {
         q: alerts_query(p.rule.as_deref().filter(|r| !r.is_empty())),
         from,

@@ -64,15 +64,17 @@ pub(crate) fn parse_time(field: &str, v: &Option<String>) -> Result<Option<Times
     }
 }
 
-/// Records who asked what of the SIEM. Best effort: a full pipeline must not
-/// turn an analyst's read into an error, but it is logged.
+/// Records who asked what of the SIEM, before it is answered. A read of
+/// patient data that cannot be recorded is not answered: the error is a
+/// 503 with `Retry-After` (HIPAA audit controls: every access to ePHI,
+/// the SIEM's own included, leaves a record).
 pub(crate) async fn audit(
-    state: &QueryState,
+    pipeline: &Pipeline,
     peer: &SocketAddr,
     action: &str,
     attrs: Value,
     message: String,
-) {
+) -> Result<(), Response> {
     let mut event = Event::new(Timestamp::now(), Category::System, action, Outcome::Success);
     event.actor = Some(Actor {
         ip: Some(peer.ip().to_string()),
@@ -88,8 +90,19 @@ pub(crate) async fn audit(
         },
         items: vec![Item::Event(event)],
     };
-    if let Err(e) = state.pipeline.submit(batch).await {
-        tracing::error!(error = %e, action, "could not record a SIEM audit event");
+    match pipeline.submit(batch).await {
+        Ok(_) => Ok(()),
+        Err(e) => {
+            tracing::error!(error = %e, action, "could not record a SIEM audit event; the request is refused");
+            Err((
+                StatusCode::SERVICE_UNAVAILABLE,
+                [(axum::http::header::RETRY_AFTER, "1")],
+                Json(json!({"error": format!(
+                    "this request could not be recorded in the audit log ({e}), so it was not answered; retry shortly"
+                )})),
+            )
+                .into_response())
+        }
     }
 }
 
@@ -150,15 +163,18 @@ async fn run_search(state: QueryState, peer: SocketAddr, params: SearchParams) -
         Ok(r) => r,
         Err(r) => return r.into_response(),
     };
-    audit(
-        &state,
+    if let Err(r) = audit(
+        &state.pipeline,
         &peer,
         "siem_search",
         json!({"q": params.q, "from": params.from, "to": params.to, "limit": req.limit, "cursor": params.cursor,
                "aggs": params.aggs.len()}),
         format!("search: {}", params.q),
     )
-    .await;
+    .await
+    {
+        return r;
+    }
     let index = state.index.clone();
     match tokio::task::spawn_blocking(move || index.search(&req)).await {
         Ok(Ok(resp)) => Json(resp).into_response(),
@@ -323,14 +339,17 @@ pub async fn get_patient_access(
     if !matches!(format.as_str(), "json" | "csv" | "html") {
         return error(StatusCode::BAD_REQUEST, "format must be json, csv or html");
     }
-    audit(
-        &state,
+    if let Err(r) = audit(
+        &state.pipeline,
         &peer,
         "siem_search",
         json!({"report": "patient-access", "patient": p.patient, "from": p.from, "to": p.to, "format": format}),
         format!("patient-access report for {}", p.patient),
     )
-    .await;
+    .await
+    {
+        return r;
+    }
     let index = state.index.clone();
     let patient = p.patient.clone();
     let built = tokio::task::spawn_blocking(move || {
@@ -398,14 +417,17 @@ pub async fn post_export(
         (Ok(f), Ok(t)) => (f, t),
         (Err(r), _) | (_, Err(r)) => return r.into_response(),
     };
-    audit(
-        &state,
+    if let Err(r) = audit(
+        &state.pipeline,
         &peer,
         "siem_export",
         json!({"q": body.q, "from": body.from, "to": body.to}),
         format!("evidence bundle export: {}", body.q),
     )
-    .await;
+    .await
+    {
+        return r;
+    }
     let index = state.index.clone();
     let req = SearchRequest {
         q: body.q.clone(),
@@ -493,5 +515,27 @@ pub async fn post_export(
                 );
             }
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[tokio::test]
+    async fn a_read_that_cannot_be_recorded_is_not_answered() {
+        let pipeline = crate::pipeline::closed_pipeline();
+        let peer = SocketAddr::from(([127, 0, 0, 1], 9));
+        let refused = audit(
+            &pipeline,
+            &peer,
+            "siem_search",
+            json!({"q": "*"}),
+            "search".into(),
+        )
+        .await
+        .expect_err("no audit record, no answer");
+        assert_eq!(refused.status(), StatusCode::SERVICE_UNAVAILABLE);
+        assert_eq!(refused.headers()[axum::http::header::RETRY_AFTER], "1");
     }
 }

@@ -287,6 +287,20 @@ pub fn build(
     }
 }
 
+/// A pipeline whose appender is gone (a failed or stopped service): every
+/// submit answers `Closed`. For tests of what must not happen without a
+/// durable record.
+#[cfg(test)]
+pub(crate) fn closed_pipeline() -> Pipeline {
+    let (tx, rx) = mpsc::channel(1);
+    drop(rx);
+    Pipeline {
+        tx,
+        transforms: Arc::new(Vec::new()),
+        metrics: Metrics::new(),
+    }
+}
+
 /// A pipeline over a ledger that never answers, already full: for tests of
 /// how sources push back. Returns the appender to keep alive.
 #[cfg(test)]
