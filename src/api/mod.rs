@@ -25,6 +25,11 @@ pub struct AppState {
     pub response: Option<crate::response::ResponseHandle>,
 }
 
+/// Largest body of a search, export, incident or silence request (the
+/// query itself is at most `index::query::MAX_QUERY_BYTES`); larger ones
+/// are refused with 413 before they are read. Ingest has its own limits.
+pub const MAX_REQUEST_BODY: usize = 64 * 1024;
+
 pub fn app(state: AppState) -> Router {
     let ingest = Router::new()
         .route("/v1/events", post(post_events))
@@ -49,7 +54,8 @@ pub fn app(state: AppState) -> Router {
                 .route("/v1/reports/patient-access", get(query::get_patient_access))
                 .route("/v1/export", post(query::post_export))
                 .route("/v1/alerts", get(alerts::get_alerts))
-                .with_state(q),
+                .with_state(q)
+                .layer(axum::extract::DefaultBodyLimit::max(MAX_REQUEST_BODY)),
         );
     }
     if let Some(r) = state.response {
@@ -65,7 +71,8 @@ pub fn app(state: AppState) -> Router {
                 .route("/v1/incidents/{id}/note", post(incidents::note))
                 .route("/v1/silences", get(silences::list).post(silences::create))
                 .route("/v1/silences/{id}", axum::routing::delete(silences::delete))
-                .with_state(r),
+                .with_state(r)
+                .layer(axum::extract::DefaultBodyLimit::max(MAX_REQUEST_BODY)),
         );
     }
     router

@@ -204,7 +204,7 @@ pub async fn post_search(
 ) -> Response {
     match body {
         Ok(Json(params)) => run_search(state, peer, params).await,
-        Err(e) => error(StatusCode::BAD_REQUEST, e.body_text()),
+        Err(e) => error(e.status(), e.body_text()),
     }
 }
 
@@ -411,7 +411,7 @@ pub async fn post_export(
 ) -> Response {
     let Json(body) = match body {
         Ok(b) => b,
-        Err(e) => return error(StatusCode::BAD_REQUEST, e.body_text()),
+        Err(e) => return error(e.status(), e.body_text()),
     };
     let (from, to) = match (parse_time("from", &body.from), parse_time("to", &body.to)) {
         (Ok(f), Ok(t)) => (f, t),

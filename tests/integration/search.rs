@@ -350,3 +350,35 @@ fn search_pagination_aggregations_reports_proofs_and_self_audit() {
     let after: Value = serde_json::from_slice(&out.stdout).unwrap();
     assert_eq!(before["total"], after["total"]);
 }
+
+#[test]
+fn hostile_search_requests_get_client_errors_and_the_service_lives_on() {
+    let dir = tempfile::tempdir().unwrap();
+    let k = keys(dir.path());
+    let data = dir.path().join("data");
+    let server = Server::start(dir.path(), &serve_config(&data, &k, ""));
+    let c = Client::new();
+    let url = server.http.clone();
+    post_ndjson(&c, &url, &[event_json(1)]);
+    wait_total(&c, &server, "category:access", 1);
+    // A 20 MB body is refused before it is read.
+    let huge = json!({"q": "a".repeat(20 << 20)});
+    let r = c
+        .post(format!("{url}/v1/search"))
+        .json(&huge)
+        .send()
+        .unwrap();
+    assert_eq!(r.status().as_u16(), 413);
+    // These killed the process through the query grammar's recursion.
+    for q in [
+        format!("{}action:view", "NOT ".repeat(600)),
+        format!("{}action:view{}", "(".repeat(1_000), ")".repeat(1_000)),
+    ] {
+        let (status, v) = search(&c, &url, &q, &[]);
+        assert_eq!(status, 400, "{v}");
+    }
+    let (status, v) = search(&c, &url, "category:access", &[]);
+    assert_eq!(status, 200);
+    assert_eq!(v["total"].as_u64(), Some(1));
+    assert_eq!(server.terminate(), Some(0));
+}
