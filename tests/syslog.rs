@@ -44,11 +44,17 @@ impl Service {
         } else {
             "listen = \"127.0.0.1:0\"\n"
         };
+        // No rules: these tests count the stored entries, and the shipped
+        // pack (the default `rules` folder, relative to the crate) would add
+        // its own (a fixed-time event from a new source arriving after live
+        // ones is a late hit the detector reports).
         let text = format!(
             "data_dir = {data:?}\n[ledger]\nkey_file = {key:?}\nseal_max_age_ms = 20\n\
-             [http]\nlisten = \"127.0.0.1:0\"\n[syslog]\n{listen}{syslog_toml}\n",
+             [http]\nlisten = \"127.0.0.1:0\"\n[rules]\ndir = {rules:?}\n\
+             [syslog]\n{listen}{syslog_toml}\n",
             data = dir.path().join("data"),
             key = files.signing_key,
+            rules = dir.path().join("no-rules"),
         );
         let path = dir.path().join("sealtrail.toml");
         std::fs::write(&path, text).unwrap();
