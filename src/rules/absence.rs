@@ -58,6 +58,7 @@ use std::collections::VecDeque;
 use super::detection::{At, at};
 use super::engine::{EngineStats, Fired, GroupKey};
 use super::groups::Groups;
+use super::load::refuse_keys;
 use super::load::{CorrelationRule, duration};
 use super::timers::{TimerId, Timers};
 use super::yaml::Node;
@@ -139,17 +140,12 @@ impl Absence {
 
 /// `timespan`, `history`, `min_count`, `gap_factor` and `learning`.
 pub(crate) fn parse(c: &Node) -> Result<(i64, Absence), At> {
-    for key in ["condition", "field", "gap", "factor", "peers"] {
-        if let Some(n) = c.get(key) {
-            return Err(at(
-                n.pos,
-                format!(
-                    "`{key}` is not used by absence (use timespan, history, min_count, \
-                     gap_factor, learning)"
-                ),
-            ));
-        }
-    }
+    refuse_keys(c, ["condition", "field", "gap", "factor", "peers"], |key| {
+        format!(
+            "`{key}` is not used by absence (use timespan, history, min_count, gap_factor, \
+             learning)"
+        )
+    })?;
     let timespan_ms =
         duration(c, "timespan")?.ok_or_else(|| at(c.pos, "absence has no `timespan`"))?;
     let history_ms = duration(c, "history")?.unwrap_or(timespan_ms);

@@ -37,6 +37,7 @@ use std::collections::VecDeque;
 
 use super::engine::{Map, Value};
 use super::field::Field;
+use super::load::refuse_keys;
 use super::yaml::Pos;
 
 use super::detection::{At, at};
@@ -80,23 +81,17 @@ type PeersField = Option<(Field, Pos)>;
 /// `timespan`, `history`, `factor`, `min_count` and `peers` (the peers
 /// field is the correlation's value field).
 pub(crate) fn parse(c: &Node) -> Result<(i64, Baseline, PeersField), At> {
-    for key in [
+    let unused = [
         "condition",
         "field",
         "gap",
         "gap_factor",
         "gap_by",
         "learning",
-    ] {
-        if let Some(n) = c.get(key) {
-            return Err(at(
-                n.pos,
-                format!(
-                    "`{key}` is not used by baseline (use timespan, history, factor, min_count)"
-                ),
-            ));
-        }
-    }
+    ];
+    refuse_keys(c, unused, |key| {
+        format!("`{key}` is not used by baseline (use timespan, history, factor, min_count)")
+    })?;
     let timespan_ms =
         duration(c, "timespan")?.ok_or_else(|| at(c.pos, "baseline has no `timespan`"))?;
     let h = c

@@ -42,6 +42,7 @@ use super::field::Field;
 use super::fieldcmp::date_ms;
 use super::groups::Groups;
 use super::load::duration;
+use super::load::refuse_keys;
 use super::yaml::{Node, Pos};
 use crate::event::Timestamp;
 
@@ -82,7 +83,7 @@ pub(super) fn parse<'a>(
     activity: Vec<&'a Node>,
     list: super::relation::ListReader<'a, '_>,
 ) -> Result<DormantSpec<'a>, At> {
-    for key in [
+    let unused = [
         "timespan",
         "condition",
         "field",
@@ -91,14 +92,10 @@ pub(super) fn parse<'a>(
         "gap_factor",
         "factor",
         "peers",
-    ] {
-        if let Some(n) = c.get(key) {
-            return Err(at(
-                n.pos,
-                format!("`{key}` is not used by dormant (use history, gap, since, corroborate)"),
-            ));
-        }
-    }
+    ];
+    refuse_keys(c, unused, |key| {
+        format!("`{key}` is not used by dormant (use history, gap, since, corroborate)")
+    })?;
     let history_ms =
         duration(c, "history")?.ok_or_else(|| at(c.pos, "dormant has no `history`"))?;
     let gap_ms = duration(c, "gap")?.ok_or_else(|| at(c.pos, "dormant has no `gap`"))?;

@@ -44,6 +44,7 @@ use super::detection::{At, at};
 use super::engine::{EngineStats, Fired, GroupKey};
 use super::groups::Groups;
 use super::load::duration;
+use super::load::refuse_keys;
 use super::yaml::Node;
 
 const DAY_MS: i64 = 86_400_000;
@@ -112,7 +113,7 @@ pub(super) fn parse<'a>(
     checked: Vec<&'a Node>,
     list: super::relation::ListReader<'a, '_>,
 ) -> Result<HabitSpec<'a>, At> {
-    for key in [
+    let unused = [
         "timespan",
         "condition",
         "field",
@@ -120,17 +121,13 @@ pub(super) fn parse<'a>(
         "gap_factor",
         "factor",
         "peers",
-    ] {
-        if let Some(n) = c.get(key) {
-            return Err(at(
-                n.pos,
-                format!(
-                    "`{key}` is not used by habit (use learn, history, learning, min_days, \
-                     tolerance, profile)"
-                ),
-            ));
-        }
-    }
+    ];
+    refuse_keys(c, unused, |key| {
+        format!(
+            "`{key}` is not used by habit (use learn, history, learning, min_days, tolerance, \
+             profile)"
+        )
+    })?;
     let history_ms = duration(c, "history")?.ok_or_else(|| at(c.pos, "habit has no `history`"))?;
     if history_ms % DAY_MS != 0
         && let Some(n) = c.get("history")

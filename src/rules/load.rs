@@ -556,6 +556,22 @@ fn explain_feeds(set: &mut RuleSet) -> Vec<LoadError> {
     errors
 }
 
+/// The first of `keys` present in map `c` is an error at its position,
+/// worded by `why` (an attribute another correlation type uses).
+pub(super) fn refuse_keys<'k>(
+    c: &Node,
+    keys: impl IntoIterator<Item = &'k str>,
+    why: impl Fn(&str) -> String,
+) -> Result<(), At> {
+    match keys
+        .into_iter()
+        .find_map(|key| c.get(key).map(|n| (key, n)))
+    {
+        Some((key, n)) => Err(at(n.pos, why(key))),
+        None => Ok(()),
+    }
+}
+
 /// A correlation that reaches itself through its members.
 fn find_cycle(set: &RuleSet) -> Option<usize> {
     let n = set.correlations.len();
@@ -933,18 +949,14 @@ fn parse_correlation<'a>(
     }
     let join = matches!(kind, CorrelationType::Relation | CorrelationType::State);
     if !join {
-        for key in relation::JOIN_KEYS {
-            if let Some(n) = c.get(key) {
-                return Err(at(n.pos, format!("`{key}` is only for relation and state")));
-            }
-        }
+        refuse_keys(c, relation::JOIN_KEYS, |key| {
+            format!("`{key}` is only for relation and state")
+        })?;
     }
     if kind != CorrelationType::Habit {
-        for key in super::habit::HABIT_KEYS {
-            if let Some(n) = c.get(key) {
-                return Err(at(n.pos, format!("`{key}` is only for habit")));
-            }
-        }
+        refuse_keys(c, super::habit::HABIT_KEYS, |key| {
+            format!("`{key}` is only for habit")
+        })?;
     } else {
         let spec = super::habit::parse(c, rules, &list)?;
         return Ok(RawCorrelation {
@@ -966,11 +978,9 @@ fn parse_correlation<'a>(
         });
     }
     if kind != CorrelationType::Dormant {
-        for key in super::dormant::DORMANT_KEYS {
-            if let Some(n) = c.get(key) {
-                return Err(at(n.pos, format!("`{key}` is only for dormant")));
-            }
-        }
+        refuse_keys(c, super::dormant::DORMANT_KEYS, |key| {
+            format!("`{key}` is only for dormant")
+        })?;
     } else {
         let spec = super::dormant::parse(c, rules, &list)?;
         return Ok(RawCorrelation {
@@ -1210,21 +1220,17 @@ type FirstSeenParts = (i64, Option<(Field, Pos)>, FirstSeen);
 
 /// `history`, `field`, `learning` and `gap` of a first_seen correlation.
 fn parse_first_seen(c: &Node) -> Result<FirstSeenParts, At> {
-    for key in [
+    let unused = [
         "timespan",
         "condition",
         "min_count",
         "gap_factor",
         "factor",
         "peers",
-    ] {
-        if let Some(n) = c.get(key) {
-            return Err(at(
-                n.pos,
-                format!("`{key}` is not used by first_seen (use history, learning, gap)"),
-            ));
-        }
-    }
+    ];
+    refuse_keys(c, unused, |key| {
+        format!("`{key}` is not used by first_seen (use history, learning, gap)")
+    })?;
     let history_ms =
         duration(c, "history")?.ok_or_else(|| at(c.pos, "first_seen has no `history`"))?;
     let learning_ms = duration(c, "learning")?.unwrap_or(0);

@@ -36,6 +36,7 @@ use std::collections::{BTreeMap, BTreeSet};
 use super::detection::{At, at};
 use super::engine::{EngineConfig, EngineStats, GroupKey, Map};
 use super::field::Field;
+use super::load::refuse_keys;
 use super::load::{CorrelationType, duration};
 use super::yaml::{Node, Pos};
 use crate::event::Timestamp;
@@ -108,7 +109,7 @@ pub(super) fn parse<'a>(
     } else {
         ("state", &["relation", "time", "window", "lead"])
     };
-    for key in [
+    let unused = [
         "timespan",
         "condition",
         "field",
@@ -119,14 +120,10 @@ pub(super) fn parse<'a>(
         "gap_by",
         "factor",
         "peers",
-    ]
-    .iter()
-    .chain(foreign)
-    {
-        if let Some(n) = c.get(key) {
-            return Err(at(n.pos, format!("`{key}` is not used by {name}")));
-        }
-    }
+    ];
+    refuse_keys(c, unused.iter().chain(foreign).copied(), |key| {
+        format!("`{key}` is not used by {name}")
+    })?;
     let mut rules = Vec::new();
     let mut roles = Vec::new();
     let mut add = |nodes: Vec<&'a Node>, role: Role| {
