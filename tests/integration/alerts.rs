@@ -418,3 +418,50 @@ fn a_source_three_minutes_late_alerts_while_another_streams_live() {
     assert_eq!(server.terminate(), Some(0));
     verify_ok(&dir.path().join("data"), &k);
 }
+
+#[test]
+fn late_hits_beyond_the_retention_are_reported_as_a_warning_event() {
+    let dir = tempfile::tempdir().unwrap();
+    let k = keys(dir.path());
+    let rules = rules_dir(dir.path());
+    let server = Server::start(dir.path(), &config(dir.path(), &k, &rules));
+    let c = Client::new();
+    let url = server.http.clone();
+    // A live source sets the clock to now.
+    post(&c, &url, &[failed_login("live-1", "u1")]);
+    // A new source delivers a failed login from two hours ago: more than the
+    // late retention (1 h) behind the clock, so it is not correlated, and
+    // that is said, per rule and source.
+    let old = sealtrail::event::Timestamp::from_unix_ms(
+        sealtrail::event::Timestamp::now().unix_ms() - 2 * 3_600_000,
+    )
+    .unwrap()
+    .to_string();
+    let (status, _) = post_json(
+        &c,
+        &format!("{url}/v1/events"),
+        &json!({"id": "old-1", "time": old, "category": "auth", "action": "login",
+                "outcome": "failure", "actor": {"user": "u2"}, "source": {"system": "uploader"}}),
+    );
+    assert_eq!(status, 200);
+    let warning = server.wait_for("a detection_late_dropped event", || {
+        let r = get_json(
+            &c,
+            &format!("{url}/v1/search?q=action:detection_late_dropped&limit=10"),
+        );
+        r["hits"].as_array().and_then(|h| h.first().cloned())
+    });
+    let attrs = &warning["event"]["attrs"];
+    assert_eq!(attrs["source"], "uploader", "{warning}");
+    assert_eq!(attrs["rule"], "brute-force", "{warning}");
+    assert_eq!(attrs["count"], 1, "{warning}");
+    assert_eq!(warning["event"]["category"], "system");
+    assert!(
+        metric(
+            &c,
+            &url,
+            "sealtrail_detection_engine{stat=\"late_dropped\"}"
+        ) >= 1.0
+    );
+    assert_eq!(server.terminate(), Some(0));
+}
