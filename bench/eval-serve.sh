@@ -40,7 +40,7 @@ echo "seed $seed: sending $events events at $rate/s" >&2
 # Detection has read every event once its counter stops short of nothing:
 # it counts every entry it evaluates (the events plus the service's own).
 for _ in $(seq 1 1200); do
-    seen=$(curl -sf "http://127.0.0.1:$port/metrics" |
+    seen=$(curl -sf -H "Authorization: Bearer $SEALTRAIL_TOKEN" "http://127.0.0.1:$port/metrics" |
         awk '/^sealtrail_detection_events_total /{print int($2)}')
     [ "${seen:-0}" -ge "$events" ] && break
     sleep 0.5

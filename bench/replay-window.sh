@@ -39,5 +39,5 @@ for _ in $(seq 1 600); do
     sleep 0.1
 done
 grep "detection state rebuilt" "$work/serve.log"
-curl -sf "http://127.0.0.1:$port/metrics" | grep -E 'sealtrail_detection_engine\{stat="(groups|expired_groups|unjoined_hits)"' || true
+curl -sf -H "Authorization: Bearer $SEALTRAIL_TOKEN" "http://127.0.0.1:$port/metrics" | grep -E 'sealtrail_detection_engine\{stat="(groups|expired_groups|unjoined_hits)"' || true
 echo "peak RSS of serve (KiB): $(grep VmHWM /proc/$pid/status | awk '{print $2}')"

@@ -48,6 +48,7 @@ fn event(i: u64) -> String {
 struct Conn {
     stream: TcpStream,
     buf: Vec<u8>,
+    bearer: String,
 }
 
 impl Conn {
@@ -57,13 +58,15 @@ impl Conn {
         Conn {
             stream,
             buf: Vec::with_capacity(4096),
+            bearer: serve::bearer(),
         }
     }
 
     /// POSTs one body and returns the status code once the response is read.
     fn post(&mut self, host: &str, body: &[u8]) -> u16 {
         let head = format!(
-            "POST /v1/events HTTP/1.1\r\nHost: {host}\r\nContent-Type: application/x-ndjson\r\nContent-Length: {}\r\n\r\n",
+            "POST /v1/events HTTP/1.1\r\nHost: {host}\r\nAuthorization: {}\r\nContent-Type: application/x-ndjson\r\nContent-Length: {}\r\n\r\n",
+            self.bearer,
             body.len()
         );
         self.stream.write_all(head.as_bytes()).expect("write");
@@ -363,7 +366,11 @@ fn accepted(http: &str, source: &str) -> u64 {
         return 0;
     };
     let _ = s.write_all(
-        format!("GET /metrics HTTP/1.1\r\nHost: {http}\r\nConnection: close\r\n\r\n").as_bytes(),
+        format!(
+            "GET /metrics HTTP/1.1\r\nHost: {http}\r\nAuthorization: {}\r\nConnection: close\r\n\r\n",
+            serve::bearer()
+        )
+        .as_bytes(),
     );
     let mut text = String::new();
     let _ = s.read_to_string(&mut text);

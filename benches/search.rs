@@ -1145,7 +1145,17 @@ mod nrt {
         std::fs::create_dir_all(dir).expect("dir");
         let bin = PathBuf::from(env!("CARGO_BIN_EXE_sealtrail"));
         let server = serve::start(&bin, dir);
-        let http = reqwest::blocking::Client::new();
+        let http = reqwest::blocking::Client::builder()
+            .default_headers(
+                [(
+                    reqwest::header::AUTHORIZATION,
+                    serve::bearer().parse().expect("header"),
+                )]
+                .into_iter()
+                .collect(),
+            )
+            .build()
+            .expect("client");
         if let Err(e) = search_total(&http, &server.addr, "*") {
             println!(
                 "ingest-to-searchable: skipped: this `sealtrail serve` does not answer GET /v1/search ({e}); it needs the indexer running inside serve"
@@ -1159,7 +1169,17 @@ mod nrt {
         let (tx, rx) = mpsc::channel::<(String, Instant)>();
         let addr = server.addr.clone();
         let poller = std::thread::spawn(move || {
-            let http = reqwest::blocking::Client::new();
+            let http = reqwest::blocking::Client::builder()
+                .default_headers(
+                    [(
+                        reqwest::header::AUTHORIZATION,
+                        serve::bearer().parse().expect("header"),
+                    )]
+                    .into_iter()
+                    .collect(),
+                )
+                .build()
+                .expect("client");
             let mut pending: VecDeque<(String, Instant)> = VecDeque::new();
             let mut delays = Vec::new();
             let mut open = true;

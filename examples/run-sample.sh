@@ -18,6 +18,12 @@ url="http://$listen"
 mkdir -p "$work"
 [ -f "$work/keys/signing.key" ] || "$bin" keygen --out "$work/keys" --name clinic.example/sealtrail
 
+echo "== access: every route but /healthz needs a token (shown once, stored as a hash)"
+# One sender token (ingest) and one analyst token: least privilege.
+sender=$("$bin" token create --data "$work/data" --role ingest --name "sample-feed-$$")
+analyst=$("$bin" token create --data "$work/data" --role analyst,responder --name "sample-analyst-$$")
+"$bin" token list --data "$work/data" | tail -n 2
+
 echo "== a synthetic practice: 3 days, 20 staff, labeled incidents (sealtrail gen)"
 "$bin" gen --days 3 --users 20 --patients 300 --seed 7 --out "$work/practice" >/dev/null
 wc -l < "$work/practice/events.ndjson" | xargs echo "events:"
@@ -34,25 +40,25 @@ for _ in $(seq 1 200); do
 done
 
 echo "== send it over HTTP at 5,000 events/s (acknowledged only once durable)"
-"$bin" gen --days 3 --users 20 --patients 300 --seed 7 --out "$work/practice" \
-    --send "$url" --rate 5000 >/dev/null
+SEALTRAIL_TOKEN=$sender "$bin" gen --days 3 --users 20 --patients 300 --seed 7 \
+    --out "$work/practice" --send "$url" --rate 5000 >/dev/null
 
 echo "== the hand-written sample day (one line is invalid on purpose: rejected with its line, still recorded)"
-curl -s -H 'content-type: application/x-ndjson' --data-binary @examples/events.ndjson "$url/v1/events"
+curl -s -H "Authorization: Bearer $sender" -H 'content-type: application/x-ndjson' --data-binary @examples/events.ndjson "$url/v1/events"
 echo
 
 echo "== search: failed logins, newest first"
 for _ in $(seq 1 50); do
-    total=$(curl -sG "$url/v1/search" --data-urlencode 'q=action:login AND outcome:failure' -d limit=0 |
+    total=$(curl -sG -H "Authorization: Bearer $analyst" "$url/v1/search" --data-urlencode 'q=action:login AND outcome:failure' -d limit=0 |
         python3 -c 'import json,sys; print(json.load(sys.stdin)["total"])')
     [ "$total" -gt 0 ] && break
     sleep 0.2
 done
-"$bin" search --url "$url" 'action:login AND outcome:failure' --limit 5
+SEALTRAIL_TOKEN=$analyst "$bin" search --url "$url" 'action:login AND outcome:failure' --limit 5
 
 echo "== alerts raised by the rule pack (first 5)"
 sleep 3 # correlations wait out the allowed lateness before they fire
-curl -s "$url/v1/alerts?limit=5" | python3 -c '
+curl -s -H "Authorization: Bearer $analyst" "$url/v1/alerts?limit=5" | python3 -c '
 import json, sys
 for a in json.load(sys.stdin)["alerts"]:
     print("%8s  %s  %s  x%s" % (a["severity"], a["title"], a["group"], a["count"]))'

@@ -108,6 +108,10 @@ pub struct RawHttp {
     pub max_line_bytes: usize,
     /// Most events in one request.
     pub max_events: usize,
+    /// Requests a minute each principal may make on routes other than ingest.
+    pub requests_per_minute: u32,
+    /// Ingest requests a second each principal may make.
+    pub ingest_requests_per_second: u32,
 }
 
 impl Default for RawHttp {
@@ -119,6 +123,9 @@ impl Default for RawHttp {
             max_decoded_bytes: limits.max_decoded_bytes,
             max_line_bytes: limits.max_line_bytes,
             max_events: limits.max_events,
+            requests_per_minute: crate::auth::gate::RateLimits::default().requests_per_minute,
+            ingest_requests_per_second: crate::auth::gate::RateLimits::default()
+                .ingest_requests_per_second,
         }
     }
 }
@@ -157,6 +164,8 @@ impl IngestConfig {
 pub struct HttpConfig {
     pub listen: SocketAddr,
     pub limits: HttpLimits,
+    /// Request rates per principal.
+    pub rate: crate::auth::gate::RateLimits,
 }
 
 #[derive(Debug, Deserialize)]
@@ -322,6 +331,10 @@ impl Config {
                     max_decoded_bytes: h.max_decoded_bytes,
                     max_line_bytes: h.max_line_bytes,
                     max_events: h.max_events,
+                },
+                rate: crate::auth::gate::RateLimits {
+                    requests_per_minute: h.requests_per_minute,
+                    ingest_requests_per_second: h.ingest_requests_per_second,
                 },
             },
             ingest: raw.ingest,

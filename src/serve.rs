@@ -319,7 +319,44 @@ pub async fn run_until(
     let syslog = crate::sources::syslog::start(&config.syslog, pipeline.clone(), shutdown.clone())
         .await
         .context("starting the syslog listeners")?;
+    // Who may call what. The CLI changes tokens while the service runs:
+    // the store is re-read when it changes, and each change is recorded.
+    let tokens = {
+        let data = config.data_dir.clone();
+        Arc::new(
+            tokio::task::spawn_blocking(move || crate::auth::tokens::Tokens::open(&data))
+                .await?
+                .context("reading the API token store")?,
+        )
+    };
+    if tokens.is_empty() {
+        tracing::warn!(
+            "no API tokens yet: every request but /healthz and /readyz is refused; create one with `sealtrail token create --data DIR --role ROLE`"
+        );
+    }
+    crate::auth::changes::record_new(&config.data_dir, &pipeline)
+        .await
+        .context("recording access changes made while the service was stopped")?;
+    let auth_tasks = [
+        tokio::spawn(crate::auth::gate::watch_tokens(
+            tokens.clone(),
+            Duration::from_secs(1),
+            shutdown.clone(),
+        )),
+        tokio::spawn(crate::auth::changes::watch(
+            config.data_dir.clone(),
+            pipeline.clone(),
+            Duration::from_secs(1),
+            shutdown.clone(),
+        )),
+    ];
+    let auth = Arc::new(crate::auth::gate::AuthState::new(
+        tokens,
+        pipeline.clone(),
+        config.http.rate,
+    ));
     let app = api::app(AppState {
+        auth,
         ingest: HttpSource {
             pipeline: pipeline.clone(),
             limits: Arc::new(config.http.limits.clone()),
@@ -354,6 +391,11 @@ pub async fn run_until(
     syslog.wait().await;
     // Stop accepting and let in-flight requests finish (they hold pipeline handles).
     http.await?.context("http server")?;
+    for task in auth_tasks {
+        if let Err(e) = task.await {
+            tracing::warn!(error = %e, "an access-control task ended abnormally");
+        }
+    }
     // Response appends its last decisions before the pipeline closes.
     if let Some(r) = responder {
         r.stop().await;

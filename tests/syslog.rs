@@ -23,6 +23,8 @@ struct Service {
     token: CancellationToken,
     task: Option<tokio::task::JoinHandle<anyhow::Result<()>>>,
     bound: Bound,
+    /// A `metrics` token for `/metrics`.
+    scraper: String,
 }
 
 impl Service {
@@ -58,6 +60,15 @@ impl Service {
         );
         let path = dir.path().join("sealtrail.toml");
         std::fs::write(&path, text).unwrap();
+        // A scraper's token: /metrics is not open.
+        let scraper = sealtrail::auth::tokens::create(
+            &dir.path().join("data"),
+            Some("scraper"),
+            sealtrail::auth::RoleSet::of(&[sealtrail::auth::Role::Metrics]),
+            None,
+        )
+        .unwrap()
+        .secret;
         let config = Config::load(Some(&path)).unwrap();
         let rt = tokio::runtime::Builder::new_multi_thread()
             .worker_threads(2)
@@ -81,6 +92,7 @@ impl Service {
             dir,
             rt,
             token,
+            scraper,
             task: Some(task),
             bound,
         }
@@ -91,7 +103,10 @@ impl Service {
     }
 
     fn metric_sum(&self, prefix: &str) -> u64 {
-        let text = reqwest::blocking::get(format!("http://{}/metrics", self.bound.http))
+        let text = reqwest::blocking::Client::new()
+            .get(format!("http://{}/metrics", self.bound.http))
+            .bearer_auth(&self.scraper)
+            .send()
             .unwrap()
             .text()
             .unwrap();
@@ -128,6 +143,7 @@ impl Service {
     }
 }
 
+/// The stored entries, without the record of the scraper token's creation.
 fn entries(data: &Path) -> Vec<Value> {
     let mut files: Vec<PathBuf> = std::fs::read_dir(data.join("ledger/segments"))
         .unwrap()
@@ -138,7 +154,13 @@ fn entries(data: &Path) -> Vec<Value> {
     for f in files {
         let mut r = FrameReader::open(&f).unwrap();
         while let Some(frame) = r.next_frame().unwrap() {
-            out.push(serde_json::from_slice(&frame.payload).unwrap());
+            let v: Value = serde_json::from_slice(&frame.payload).unwrap();
+            let token_record = v["event"]["id"]
+                .as_str()
+                .is_some_and(|id| id.starts_with("auth-change-"));
+            if !token_record {
+                out.push(v);
+            }
         }
     }
     out

@@ -20,6 +20,11 @@ bench_setup() {
     bench_pids=()
     trap bench_cleanup EXIT
     "$bin" keygen --out "$work/keys" --name bench.example/log >/dev/null
+    # Every route but /healthz needs a token: one for the whole bench
+    # (sending, searching, scraping), read by `gen --send` and curl.
+    SEALTRAIL_TOKEN=$("$bin" token create --data "$work/data" --name bench \
+        --role ingest,analyst,responder,auditor,metrics)
+    export SEALTRAIL_TOKEN
     # HTTP on $port, syslog on $port + 1 (a fixed default port would collide
     # with other runs on the machine).
     port=$((20000 + RANDOM % 20000))

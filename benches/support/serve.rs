@@ -6,6 +6,15 @@ use std::path::Path;
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
+/// The token of the server started last (the benches run one at a time).
+static TOKEN: std::sync::Mutex<String> = std::sync::Mutex::new(String::new());
+
+/// `Authorization` header value for the server started last.
+#[allow(dead_code)] // not every bench sends its own HTTP requests
+pub fn bearer() -> String {
+    format!("Bearer {}", TOKEN.lock().expect("token lock"))
+}
+
 pub struct Server {
     pub child: Child,
     /// The HTTP address the server reported it listens on.
@@ -23,6 +32,15 @@ pub fn start(bin: &Path, dir: &Path) -> Server {
         .status()
         .expect("keygen");
     assert!(status.success());
+    let out = Command::new(bin)
+        .args(["token", "create", "--data"])
+        .arg(dir.join("data"))
+        .args(["--name", "bench", "--role", "ingest,analyst,metrics"])
+        .output()
+        .expect("token create");
+    assert!(out.status.success(), "token create failed");
+    let token = String::from_utf8_lossy(&out.stdout).trim().to_owned();
+    *TOKEN.lock().expect("token lock") = token;
     let cfg = dir.join("bench.toml");
     std::fs::write(
         &cfg,

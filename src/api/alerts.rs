@@ -3,10 +3,11 @@
 //! and every alert links to its proof by its ledger `index`).
 
 use crate::api::query::{BadRequest, QueryState, audit, error, parse_time, query_error};
+use crate::auth::Principal;
 use crate::detect::alert::{ALERT_ACTION, Alert, SERVICE_VIA};
 use crate::index::SearchRequest;
 use axum::Json;
-use axum::extract::{ConnectInfo, Query, State};
+use axum::extract::{ConnectInfo, Extension, Query, State};
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
 use serde::{Deserialize, Serialize};
@@ -49,6 +50,7 @@ pub fn alerts_query(rule: Option<&str>) -> String {
 pub async fn get_alerts(
     State(state): State<QueryState>,
     ConnectInfo(peer): ConnectInfo<SocketAddr>,
+    Extension(principal): Extension<Principal>,
     Query(p): Query<AlertParams>,
 ) -> Response {
     let (from, to) = match (parse_time("from", &p.from), parse_time("to", &p.to)) {
@@ -63,6 +65,7 @@ pub async fn get_alerts(
     if let Err(r) = audit(
         &state.pipeline,
         &peer,
+        &principal,
         "siem_search",
         json!({"alerts": true, "rule": p.rule, "from": p.from, "to": p.to, "limit": limit, "cursor": p.cursor}),
         "alerts list".to_owned(),

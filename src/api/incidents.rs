@@ -10,9 +10,10 @@
 //! posts back to the same address, submitted by the page itself, so a
 //! person's click still acknowledges at once (a button when scripts are off).
 
+use crate::auth::Principal;
 use axum::Json;
 use axum::body::Bytes;
-use axum::extract::{Path, Query, State};
+use axum::extract::{Extension, Path, Query, State};
 use axum::http::{HeaderMap, StatusCode, header};
 use axum::response::{Html, IntoResponse, Response};
 use serde::Deserialize;
@@ -120,7 +121,7 @@ pub async fn get_one(State(h): State<ResponseHandle>, Path(id): Path<String>) ->
 #[derive(Debug, Default, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct ActionBody {
-    /// Who acts (recorded as `actor.user`).
+    /// Refused when given: who acts is the authenticated principal.
     by: Option<String>,
     note: Option<String>,
     assignee: Option<String>,
@@ -157,10 +158,19 @@ fn ack_body(headers: &HeaderMap, b: &[u8]) -> Result<ActionBody, (u16, String)> 
     serde_json::from_slice(b).map_err(|e| (400, format!("invalid JSON body: {e}")))
 }
 
-/// `by` (required), `note` and `assignee` of an action, trimmed and
-/// checked; the error is the 400 message.
-fn fields(b: ActionBody) -> Result<(String, Option<String>, Option<String>), String> {
-    let by = text("by", b.by, true)?.ok_or_else(|| "`by` is required".to_owned())?;
+/// Who acts (the principal), `note` and `assignee` of an action, trimmed
+/// and checked; the error is the 400 message.
+fn fields(
+    b: ActionBody,
+    principal: &Principal,
+) -> Result<(String, Option<String>, Option<String>), String> {
+    if b.by.is_some() {
+        return Err(format!(
+            "`by` is not taken: the action is recorded as made by {}, the signed-in principal",
+            principal.qualified_name()
+        ));
+    }
+    let by = principal.qualified_name();
     Ok((
         by,
         text("note", b.note, false)?,
@@ -174,17 +184,22 @@ pub async fn ack(
     State(h): State<ResponseHandle>,
     Path(id): Path<String>,
     Query(p): Query<LinkParams>,
+    principal: Option<Extension<Principal>>,
     headers: HeaderMap,
     b: Bytes,
 ) -> Response {
     if let Some(token) = p.token {
         return link_ack(h, id, token, &headers).await;
     }
+    // The gate lets a request without credentials through only with a link token.
+    let Some(Extension(principal)) = principal else {
+        return error(401, "authentication required");
+    };
     let b = match ack_body(&headers, &b) {
         Ok(b) => b,
         Err((status, message)) => return error(status, message),
     };
-    let (by, note, assignee) = match fields(b) {
+    let (by, note, assignee) = match fields(b, &principal) {
         Ok(f) => f,
         Err(r) => return error(400, r),
     };
@@ -203,13 +218,14 @@ pub async fn ack(
 pub async fn resolve(
     State(h): State<ResponseHandle>,
     Path(id): Path<String>,
+    Extension(principal): Extension<Principal>,
     b: Option<Json<ActionBody>>,
 ) -> Response {
     let b = body(b);
     if b.assignee.is_some() {
         return error(400, "`assignee` is not taken when resolving; use /note");
     }
-    let (by, note, _) = match fields(b) {
+    let (by, note, _) = match fields(b, &principal) {
         Ok(f) => f,
         Err(r) => return error(400, r),
     };
@@ -219,9 +235,10 @@ pub async fn resolve(
 pub async fn note(
     State(h): State<ResponseHandle>,
     Path(id): Path<String>,
+    Extension(principal): Extension<Principal>,
     b: Option<Json<ActionBody>>,
 ) -> Response {
-    let (by, note, assignee) = match fields(body(b)) {
+    let (by, note, assignee) = match fields(body(b), &principal) {
         Ok(f) => f,
         Err(r) => return error(400, r),
     };

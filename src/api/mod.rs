@@ -3,9 +3,13 @@
 
 pub mod alerts;
 pub mod incidents;
+pub mod peer;
 pub mod query;
 pub mod silences;
 
+pub use peer::ClientCertificate;
+
+use crate::auth::gate::{AuthState, gate};
 use crate::pipeline::Metrics;
 use crate::sources::http::{HttpSource, post_events, post_fhir};
 use axum::Router;
@@ -23,6 +27,8 @@ pub struct AppState {
     pub query: Option<query::QueryState>,
     /// Incidents and silences; absent when response is off.
     pub response: Option<crate::response::ResponseHandle>,
+    /// Who may call what: every route passes `auth::gate`.
+    pub auth: Arc<AuthState>,
 }
 
 /// Largest body of a search, export, incident or silence request (the
@@ -40,7 +46,7 @@ pub fn app(state: AppState) -> Router {
         .route("/healthz", get(healthz))
         .with_state(state.clone())
         .merge(ingest);
-    if let Some(q) = state.query {
+    if let Some(q) = state.query.clone() {
         router = router.merge(
             Router::new()
                 .route(
@@ -58,7 +64,7 @@ pub fn app(state: AppState) -> Router {
                 .layer(axum::extract::DefaultBodyLimit::max(MAX_REQUEST_BODY)),
         );
     }
-    if let Some(r) = state.response {
+    if let Some(r) = state.response.clone() {
         router = router.merge(
             Router::new()
                 .route("/v1/incidents", get(incidents::list))
@@ -76,6 +82,9 @@ pub fn app(state: AppState) -> Router {
         );
     }
     router
+        // Deny by default: every matched route passes the gate, which
+        // refuses routes missing from `auth::gate::ROUTES`.
+        .route_layer(axum::middleware::from_fn_with_state(state.auth, gate))
         // Bodies are read with our own limit so oversize input can be recorded;
         // axum's default 2 MiB cap would refuse it first.
         .layer(axum::extract::DefaultBodyLimit::disable())
@@ -103,11 +112,33 @@ mod tests {
     use axum::http::Request;
     use tower::ServiceExt;
 
+    use crate::auth::tokens::{self, Tokens};
+    use crate::auth::{Role, RoleSet};
+
+    fn auth_for(pipeline: &crate::pipeline::Pipeline, data: &std::path::Path) -> Arc<AuthState> {
+        let tokens = Arc::new(Tokens::open(data).unwrap());
+        Arc::new(AuthState::new(
+            tokens,
+            pipeline.clone(),
+            crate::auth::gate::RateLimits::default(),
+        ))
+    }
+
     #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
     async fn a_full_pipeline_answers_503_with_retry_after() {
+        let dir = tempfile::tempdir().unwrap();
+        let token = tokens::create(
+            dir.path(),
+            Some("sender"),
+            RoleSet::of(&[Role::Ingest]),
+            None,
+        )
+        .unwrap()
+        .secret;
         let (pipeline, _appender, _requests) = crate::pipeline::stalled_pipeline().await;
         let metrics = pipeline.metrics().clone();
         let app = app(AppState {
+            auth: auth_for(&pipeline, dir.path()),
             ingest: HttpSource {
                 pipeline,
                 limits: Arc::new(crate::sources::http::HttpLimits::default()),
@@ -122,10 +153,46 @@ mod tests {
         ))));
         let body = r#"{"time":"2026-11-27T14:03:11Z","category":"auth","action":"login","outcome":"success"}"#;
         let response = app
-            .oneshot(Request::post("/v1/events").body(Body::from(body)).unwrap())
+            .oneshot(
+                Request::post("/v1/events")
+                    .header("authorization", format!("Bearer {token}"))
+                    .header("content-type", "application/json")
+                    .body(Body::from(body))
+                    .unwrap(),
+            )
             .await
             .unwrap();
         assert_eq!(response.status(), StatusCode::SERVICE_UNAVAILABLE);
         assert_eq!(response.headers()[header::RETRY_AFTER], "1");
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn a_route_missing_from_the_table_is_refused_whoever_asks() {
+        let dir = tempfile::tempdir().unwrap();
+        let all = RoleSet::of(&Role::ALL);
+        let token = tokens::create(dir.path(), Some("everything"), all, None)
+            .unwrap()
+            .secret;
+        let (pipeline, _appender, _requests) = crate::pipeline::stalled_pipeline().await;
+        let auth = auth_for(&pipeline, dir.path());
+        // A route someone adds without declaring who may call it.
+        let router = Router::new()
+            .route("/v1/undeclared", get(|| async { "secret" }))
+            .route("/healthz", get(healthz))
+            .route_layer(axum::middleware::from_fn_with_state(auth, gate))
+            .layer(MockConnectInfo(std::net::SocketAddr::from((
+                [127, 0, 0, 1],
+                9,
+            ))));
+        let req = |path: &str| {
+            Request::get(path)
+                .header("authorization", format!("Bearer {token}"))
+                .body(Body::empty())
+                .unwrap()
+        };
+        let r = router.clone().oneshot(req("/v1/undeclared")).await.unwrap();
+        assert_eq!(r.status(), StatusCode::FORBIDDEN);
+        let r = router.oneshot(req("/healthz")).await.unwrap();
+        assert_eq!(r.status(), StatusCode::OK);
     }
 }

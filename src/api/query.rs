@@ -4,15 +4,17 @@
 //! (`system/siem_search`, `system/siem_export`): who asked and what they
 //! asked, never the results.
 
-use crate::event::{Actor, Category, Event, Outcome, Timestamp, Via};
+use crate::auth::Principal;
+use crate::auth::record::{AuditRecord, record};
+use crate::event::{Category, Outcome, Timestamp};
 use crate::index::{AggRequest, Hit, QueryError, SearchIndex, SearchRequest};
 use crate::ledger::bundle::{BundleError, BundleQuery, build_bundle};
 use crate::ledger::proof::{LedgerReader, ProofBuildError};
+use crate::pipeline::Pipeline;
 use crate::pipeline::silence::parse_duration;
-use crate::pipeline::{IngestBatch, Item, Pipeline};
 use crate::report::patient_access;
 use axum::Json;
-use axum::extract::{ConnectInfo, Path, Query, State};
+use axum::extract::{ConnectInfo, Extension, Path, Query, State};
 use axum::http::{HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use serde::Deserialize;
@@ -71,27 +73,21 @@ pub(crate) fn parse_time(field: &str, v: &Option<String>) -> Result<Option<Times
 pub(crate) async fn audit(
     pipeline: &Pipeline,
     peer: &SocketAddr,
-    action: &str,
+    principal: &Principal,
+    action: &'static str,
     attrs: Value,
     message: String,
 ) -> Result<(), Response> {
-    let mut event = Event::new(Timestamp::now(), Category::System, action, Outcome::Success);
-    event.actor = Some(Actor {
-        ip: Some(peer.ip().to_string()),
-        ..Actor::default()
-    });
-    event.message = Some(message);
-    event.attrs = attrs.as_object().cloned();
-    let batch = IngestBatch {
-        via: Via {
-            kind: "api".into(),
-            peer: Some(peer.ip().to_string()),
-            principal: None,
-        },
-        items: vec![Item::Event(event)],
+    let rec = AuditRecord {
+        category: Category::System,
+        action,
+        outcome: Outcome::Success,
+        attrs,
+        message,
+        id: None,
     };
-    match pipeline.submit(batch).await {
-        Ok(_) => Ok(()),
+    match record(pipeline, Some(peer.ip()), Some(principal), rec).await {
+        Ok(()) => Ok(()),
         Err(e) => {
             tracing::error!(error = %e, action, "could not record a SIEM audit event; the request is refused");
             Err((
@@ -158,7 +154,12 @@ fn to_request(p: &SearchParams) -> Result<SearchRequest, BadRequest> {
     })
 }
 
-async fn run_search(state: QueryState, peer: SocketAddr, params: SearchParams) -> Response {
+async fn run_search(
+    state: QueryState,
+    peer: SocketAddr,
+    principal: Principal,
+    params: SearchParams,
+) -> Response {
     let req = match to_request(&params) {
         Ok(r) => r,
         Err(r) => return r.into_response(),
@@ -166,6 +167,7 @@ async fn run_search(state: QueryState, peer: SocketAddr, params: SearchParams) -
     if let Err(r) = audit(
         &state.pipeline,
         &peer,
+        &principal,
         "siem_search",
         json!({"q": params.q, "from": params.from, "to": params.to, "limit": req.limit, "cursor": params.cursor,
                "aggs": params.aggs.len()}),
@@ -189,26 +191,46 @@ async fn run_search(state: QueryState, peer: SocketAddr, params: SearchParams) -
 pub async fn get_search(
     State(state): State<QueryState>,
     ConnectInfo(peer): ConnectInfo<SocketAddr>,
+    Extension(principal): Extension<Principal>,
     Query(params): Query<SearchParams>,
 ) -> Response {
     if !params.aggs.is_empty() {
         return error(StatusCode::BAD_REQUEST, "aggregations need POST /v1/search");
     }
-    run_search(state, peer, params).await
+    run_search(state, peer, principal, params).await
 }
 
 pub async fn post_search(
     State(state): State<QueryState>,
     ConnectInfo(peer): ConnectInfo<SocketAddr>,
+    Extension(principal): Extension<Principal>,
     body: Result<Json<SearchParams>, axum::extract::rejection::JsonRejection>,
 ) -> Response {
     match body {
-        Ok(Json(params)) => run_search(state, peer, params).await,
+        Ok(Json(params)) => run_search(state, peer, principal, params).await,
         Err(e) => error(e.status(), e.body_text()),
     }
 }
 
-pub async fn get_event(State(state): State<QueryState>, Path(index): Path<u64>) -> Response {
+pub async fn get_event(
+    State(state): State<QueryState>,
+    ConnectInfo(peer): ConnectInfo<SocketAddr>,
+    Extension(principal): Extension<Principal>,
+    Path(index): Path<u64>,
+) -> Response {
+    // One event may be one patient's record: its read is recorded too.
+    if let Err(r) = audit(
+        &state.pipeline,
+        &peer,
+        &principal,
+        "siem_search",
+        json!({"event": index}),
+        format!("event {index}"),
+    )
+    .await
+    {
+        return r;
+    }
     let search = state.index.clone();
     let req = SearchRequest {
         q: format!("index:{index}"),
@@ -329,6 +351,7 @@ pub const MAX_REPORT_EVENTS: usize = 100_000;
 pub async fn get_patient_access(
     State(state): State<QueryState>,
     ConnectInfo(peer): ConnectInfo<SocketAddr>,
+    Extension(principal): Extension<Principal>,
     Query(p): Query<ReportParams>,
 ) -> Response {
     let (from, to) = match (parse_time("from", &p.from), parse_time("to", &p.to)) {
@@ -342,6 +365,7 @@ pub async fn get_patient_access(
     if let Err(r) = audit(
         &state.pipeline,
         &peer,
+        &principal,
         "siem_search",
         json!({"report": "patient-access", "patient": p.patient, "from": p.from, "to": p.to, "format": format}),
         format!("patient-access report for {}", p.patient),
@@ -407,6 +431,7 @@ pub struct ExportBody {
 pub async fn post_export(
     State(state): State<QueryState>,
     ConnectInfo(peer): ConnectInfo<SocketAddr>,
+    Extension(principal): Extension<Principal>,
     body: Result<Json<ExportBody>, axum::extract::rejection::JsonRejection>,
 ) -> Response {
     let Json(body) = match body {
@@ -420,6 +445,7 @@ pub async fn post_export(
     if let Err(r) = audit(
         &state.pipeline,
         &peer,
+        &principal,
         "siem_export",
         json!({"q": body.q, "from": body.from, "to": body.to}),
         format!("evidence bundle export: {}", body.q),
@@ -526,9 +552,16 @@ mod tests {
     async fn a_read_that_cannot_be_recorded_is_not_answered() {
         let pipeline = crate::pipeline::closed_pipeline();
         let peer = SocketAddr::from(([127, 0, 0, 1], 9));
+        let principal = Principal {
+            name: "analyst-1".into(),
+            kind: crate::auth::PrincipalKind::Token,
+            roles: crate::auth::RoleSet::of(&[crate::auth::Role::Analyst]),
+            authenticated_at_ms: 0,
+        };
         let refused = audit(
             &pipeline,
             &peer,
+            &principal,
             "siem_search",
             json!({"q": "*"}),
             "search".into(),

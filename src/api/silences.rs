@@ -2,8 +2,9 @@
 //! `DELETE /v1/silences/{id}`. Creation and deletion are
 //! `system/incident_update` events (`silence_created`, `silence_deleted`).
 
+use crate::auth::Principal;
 use axum::Json;
-use axum::extract::{Path, Query, State};
+use axum::extract::{Extension, Path, Query, State};
 use axum::response::{IntoResponse, Response};
 use serde::Deserialize;
 use serde_json::json;
@@ -24,26 +25,32 @@ pub struct CreateBody {
     /// One of `ends_at` (RFC 3339) and `duration` (`2h`).
     ends_at: Option<String>,
     duration: Option<String>,
+    /// Refused when given: the creator is the authenticated principal.
     created_by: Option<String>,
     comment: Option<String>,
 }
 
-pub async fn create(State(h): State<ResponseHandle>, body: Option<Json<CreateBody>>) -> Response {
+pub async fn create(
+    State(h): State<ResponseHandle>,
+    Extension(principal): Extension<Principal>,
+    body: Option<Json<CreateBody>>,
+) -> Response {
     let Some(Json(b)) = body else {
         return error(
             400,
-            "send a JSON body: {\"matchers\": [{\"field\": \"rule_id\", \"value\": \"...\"}], \"duration\": \"2h\", \"created_by\": \"...\"}",
+            "send a JSON body: {\"matchers\": [{\"field\": \"rule_id\", \"value\": \"...\"}], \"duration\": \"2h\"}",
         );
     };
-    let by = match b
-        .created_by
-        .map(|s| s.trim().to_owned())
-        .filter(|s| !s.is_empty())
-    {
-        Some(by) if by.chars().count() <= 256 => by,
-        Some(_) => return error(400, "`created_by` is longer than 256 characters"),
-        None => return error(400, "`created_by` is required"),
-    };
+    if b.created_by.is_some() {
+        return error(
+            400,
+            format!(
+                "`created_by` is not taken: the silence is recorded as created by {}, the signed-in principal",
+                principal.qualified_name()
+            ),
+        );
+    }
+    let by = principal.qualified_name();
     if b.comment
         .as_ref()
         .is_some_and(|c| c.chars().count() > MAX_TEXT)
@@ -112,22 +119,14 @@ pub async fn list(State(h): State<ResponseHandle>, Query(_p): Query<ListParams>)
 
 #[derive(Debug, Default, Deserialize)]
 #[serde(deny_unknown_fields)]
-pub struct DeleteParams {
-    by: Option<String>,
-}
+pub struct DeleteParams {}
 
 pub async fn delete(
     State(h): State<ResponseHandle>,
     Path(id): Path<String>,
-    Query(p): Query<DeleteParams>,
+    Extension(principal): Extension<Principal>,
+    Query(_p): Query<DeleteParams>,
 ) -> Response {
-    let Some(by) =
-        p.by.filter(|b| !b.trim().is_empty() && b.chars().count() <= 256)
-    else {
-        return error(
-            400,
-            "`by` (query parameter) is required: who deletes the silence",
-        );
-    };
+    let by = principal.qualified_name();
     reply(h.call(Command::DeleteSilence { id, by }).await, false)
 }

@@ -8,8 +8,11 @@
 //! from it is refused. What a principal did is recorded under its name
 //! (`via.principal`, `actor.user` of the service's own audit events).
 
-
+pub mod changes;
+pub mod gate;
 pub mod journal;
+pub mod limits;
+pub mod metrics;
 
 pub mod principal;
 pub mod record;
@@ -20,6 +23,18 @@ pub use principal::{Principal, PrincipalKind};
 pub use roles::{Role, RoleSet};
 
 use std::path::{Path, PathBuf};
+
+/// The environment variable CLI clients (`search --url`, `report --url`,
+/// `gen --url`) read their API token from: argv is visible to every user
+/// of the machine.
+pub const TOKEN_ENV: &str = "SEALTRAIL_TOKEN";
+
+pub fn token_from_env() -> Option<String> {
+    std::env::var(TOKEN_ENV)
+        .ok()
+        .map(|t| t.trim().to_owned())
+        .filter(|t| !t.is_empty())
+}
 
 /// The folder under the data directory holding tokens, users and the change
 /// journal (mode 0700; every file in it 0600).

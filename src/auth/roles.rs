@@ -42,7 +42,7 @@ impl Role {
         }
     }
 
-    fn bit(self) -> u8 {
+    const fn bit(self) -> u8 {
         1 << (self as u8)
     }
 }
@@ -74,8 +74,14 @@ pub struct RoleSet(u8);
 impl RoleSet {
     pub const EMPTY: RoleSet = RoleSet(0);
 
-    pub fn of(roles: &[Role]) -> RoleSet {
-        RoleSet(roles.iter().fold(0, |acc, r| acc | r.bit()))
+    pub const fn of(roles: &[Role]) -> RoleSet {
+        let mut bits = 0;
+        let mut i = 0;
+        while i < roles.len() {
+            bits |= roles[i].bit();
+            i += 1;
+        }
+        RoleSet(bits)
     }
 
     pub fn contains(self, role: Role) -> bool {

@@ -51,7 +51,11 @@ fn local_index(data: &Path) -> Result<SearchIndex> {
 
 fn http_get(url: &str, path_and_query: &str) -> Result<(u16, String)> {
     let full = format!("{}{}", url.trim_end_matches('/'), path_and_query);
-    let mut resp = ureq::get(&full)
+    let mut req = ureq::get(&full);
+    if let Some(token) = crate::auth::token_from_env() {
+        req = req.header("authorization", &format!("Bearer {token}"));
+    }
+    let mut resp = req
         .config()
         .http_status_as_error(false)
         .build()

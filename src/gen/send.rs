@@ -53,6 +53,9 @@ pub fn send_events(events: &[Event], opts: &SendOptions) -> Result<SendReport, G
             .timeout_global(Some(Duration::from_secs(120)))
             .build(),
     );
+    // An `ingest` token, from the environment rather than argv (which
+    // other users of the machine can read).
+    let token = crate::auth::token_from_env();
     let started = Instant::now();
     let mut report = SendReport::default();
     for chunk in events.chunks(batch) {
@@ -63,11 +66,11 @@ pub fn send_events(events: &[Event], opts: &SendOptions) -> Result<SendReport, G
         }
         let mut busy = 0;
         loop {
-            let mut resp = agent
-                .post(&endpoint)
-                .content_type("application/x-ndjson")
-                .send(&body[..])
-                .map_err(|e| fail(e.to_string()))?;
+            let mut req = agent.post(&endpoint).content_type("application/x-ndjson");
+            if let Some(token) = &token {
+                req = req.header("authorization", &format!("Bearer {token}"));
+            }
+            let mut resp = req.send(&body[..]).map_err(|e| fail(e.to_string()))?;
             let status = resp.status().as_u16();
             if status == 200 {
                 break;

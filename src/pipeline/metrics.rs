@@ -35,6 +35,8 @@ pub struct Metrics {
     pub detect: DetectMetrics,
     /// Incident response (`src/response/`).
     pub response: ResponseMetrics,
+    /// Authentication and authorization (`src/auth/`).
+    pub auth: crate::auth::metrics::AuthMetrics,
 }
 
 /// Metrics of the rules consumer (`src/detect/`).
@@ -334,6 +336,7 @@ impl Metrics {
             compaction_bytes,
             detect: detect_metrics(&registry),
             response: response_metrics(&registry),
+            auth: crate::auth::metrics::register(&registry),
             registry,
             writer: OnceLock::new(),
             compactor: OnceLock::new(),

@@ -5,11 +5,12 @@
 //! pipeline is full. Every rejected input is recorded as
 //! `system/ingest_rejected`.
 
+use crate::auth::Principal;
 use crate::event::{Event, Via};
 use crate::pipeline::{IngestBatch, Item, ItemOutcome, Pipeline, PipelineError, Receipt};
 use crate::sources::fhir::{FhirIssue, FhirItem, map_body, operation_outcome};
 use axum::body::Body;
-use axum::extract::{ConnectInfo, State};
+use axum::extract::{ConnectInfo, Extension, State};
 use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use serde_json::json;
@@ -280,13 +281,14 @@ async fn read_body(body: Body, limit: usize) -> Result<Option<Vec<u8>>, axum::Er
 pub async fn post_events(
     State(src): State<HttpSource>,
     ConnectInfo(peer): ConnectInfo<SocketAddr>,
+    principal: Option<Extension<Principal>>,
     headers: HeaderMap,
     body: Body,
 ) -> Response {
     let via = Via {
         kind: "http".into(),
         peer: Some(peer.ip().to_string()),
-        principal: None,
+        principal: principal.map(|Extension(p)| p.qualified_name()),
     };
     let header_str = |h| {
         headers
@@ -380,13 +382,14 @@ fn fhir_issue_text(issue: &FhirIssue) -> String {
 pub async fn post_fhir(
     State(src): State<HttpSource>,
     ConnectInfo(peer): ConnectInfo<SocketAddr>,
+    principal: Option<Extension<Principal>>,
     headers: HeaderMap,
     body: Body,
 ) -> Response {
     let via = Via {
         kind: "fhir".into(),
         peer: Some(peer.ip().to_string()),
-        principal: None,
+        principal: principal.map(|Extension(p)| p.qualified_name()),
     };
     let outcome = |status, code: &'static str, text: String| {
         fhir_response(

@@ -81,7 +81,7 @@ fn detections_and_correlations_become_ledger_alerts_once() {
     let k = keys(dir.path());
     let rules = rules_dir(dir.path());
     let server = Server::start(dir.path(), &config(dir.path(), &k, &rules));
-    let c = Client::new();
+    let c = server.client();
     let url = server.http.clone();
 
     // A detection rule: one alert per matching event, no group.
@@ -203,7 +203,7 @@ fn a_broken_reload_keeps_the_running_rules() {
     let k = keys(dir.path());
     let rules = rules_dir(dir.path());
     let server = Server::start(dir.path(), &config(dir.path(), &k, &rules));
-    let c = Client::new();
+    let c = server.client();
     let url = server.http.clone();
 
     std::fs::write(
@@ -250,7 +250,7 @@ fn a_sigkill_mid_window_still_alerts_once_after_restart() {
     let k = keys(dir.path());
     let rules = rules_dir(dir.path());
     let cfg = config(dir.path(), &k, &rules);
-    let c = Client::new();
+    let c = client_with(&test_token(&dir.path().join("data")));
 
     // Three of five failures, durable, then SIGKILL.
     let server = Server::start(dir.path(), &cfg);
@@ -343,7 +343,7 @@ fn a_source_three_minutes_late_alerts_while_another_streams_live() {
     let k = keys(dir.path());
     let rules = rules_dir(dir.path());
     let server = Server::start(dir.path(), &config(dir.path(), &k, &rules));
-    let c = Client::new();
+    let c = server.client();
     let url = server.http.clone();
     let now = || sealtrail::event::Timestamp::now().unix_ms();
     let at = |ms: i64| {
@@ -425,7 +425,7 @@ fn late_hits_beyond_the_retention_are_reported_as_a_warning_event() {
     let k = keys(dir.path());
     let rules = rules_dir(dir.path());
     let server = Server::start(dir.path(), &config(dir.path(), &k, &rules));
-    let c = Client::new();
+    let c = server.client();
     let url = server.http.clone();
     // A live source sets the clock to now.
     post(&c, &url, &[failed_login("live-1", "u1")]);

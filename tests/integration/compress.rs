@@ -190,7 +190,7 @@ fn serve_compacts_beside_the_writer_and_stops_cleanly() {
     let k = keys(dir.path());
     let data = dir.path().join("data");
     let server = Server::start(dir.path(), &serve_config(&data, &k, ""));
-    let client = reqwest::blocking::Client::new();
+    let client = server.client();
     for batch in 0..10u64 {
         let body: String = (batch * 500..batch * 500 + 500)
             .map(|i| event_json(i) + "\n")
@@ -236,7 +236,7 @@ fn serve_compacts_beside_the_writer_and_stops_cleanly() {
     assert_eq!(server.terminate(), Some(0));
     let r = verify(&data, &k);
     assert!(r.ok, "{r:?}");
-    assert_eq!(r.events, 5000);
+    assert_eq!(r.events, 5000 + TOKEN_RECORDS);
     for f in sealed_files(&data) {
         assert!(matches!(format_of(&f), FrameFormat::Zstd { .. }));
     }

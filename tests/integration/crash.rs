@@ -166,7 +166,7 @@ fn server_sigkill_with_retrying_client_stores_every_id_exactly_once() {
     let data = dir.path().join("data");
     let config = serve_config(&data, &k, "");
     let mut rng = ChaCha8Rng::seed_from_u64(42);
-    let client = reqwest::blocking::Client::new();
+    let client = client_with(&test_token(&data));
     let mut acked: Vec<String> = Vec::new();
     let mut pending: Option<Vec<String>> = None;
     let mut next_batch = 0u64;

@@ -164,7 +164,14 @@ fn gen_send_delivers_every_event_to_a_real_server() {
     let expected = ids(&out);
     let rate = 2000.0;
     let started = Instant::now();
-    let o = run_gen(&out, 3, 2, &["--send", &server.http, "--rate", "2000"]);
+    let o = Command::new(bin())
+        .args(["gen", "--days", "2", "--users", "20"])
+        .args(["--patients", "300", "--seed", "3", "--out"])
+        .arg(&out)
+        .args(["--send", &server.http, "--rate", "2000"])
+        .env("SEALTRAIL_TOKEN", &server.token)
+        .output()
+        .unwrap();
     let took = started.elapsed();
     assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
     let err = String::from_utf8_lossy(&o.stderr);
@@ -177,7 +184,7 @@ fn gen_send_delivers_every_event_to_a_real_server() {
     assert!(took >= floor, "{took:?} for {} events", expected.len());
 
     // Searchable by id.
-    let client = reqwest::blocking::Client::new();
+    let client = server.client();
     let probe = &expected[expected.len() / 2];
     let deadline = Instant::now() + Duration::from_secs(30);
     loop {

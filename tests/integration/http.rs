@@ -25,7 +25,7 @@ fn ndjson_gzip_zstd_arrays_bad_lines_and_retries() {
     let k = keys(dir.path());
     let data = dir.path().join("data");
     let server = Server::start(dir.path(), &serve_config(&data, &k, ""));
-    let c = Client::new();
+    let c = server.client();
     let url = server.http.clone();
 
     // Plain NDJSON with two bad lines: 400 naming them, the valid lines kept.
@@ -42,7 +42,7 @@ fn ndjson_gzip_zstd_arrays_bad_lines_and_retries() {
     );
     assert_eq!(status, 400, "{v}");
     assert_eq!(v["accepted"], 10);
-    assert_eq!(v["first_index"], 0);
+    assert_eq!(v["first_index"], TOKEN_RECORDS);
     let rejected = v["rejected"].as_array().unwrap();
     assert_eq!(rejected.len(), 2);
     assert_eq!(rejected[0]["line"], 11);
@@ -129,7 +129,7 @@ fn ndjson_gzip_zstd_arrays_bad_lines_and_retries() {
     let report = sealtrail::ledger::verify::verify_data_dir(&data, &k.verifier, None).unwrap();
     assert!(report.ok, "{report:?}");
     assert_eq!(report.unsealed_events, 0, "shutdown seals everything");
-    let entries = stored_entries(&data);
+    let entries = sent_entries(&data);
     let stored_ids: Vec<&str> = entries
         .iter()
         .filter_map(|e| e["event"]["id"].as_str())
@@ -157,7 +157,7 @@ fn oversize_bodies_and_lines_are_refused_with_413_and_recorded() {
     let mut cfg = serve_config(&data, &k, "");
     cfg.push_str("max_body_bytes = 100000\nmax_line_bytes = 2000\n");
     let server = Server::start(dir.path(), &cfg);
-    let c = Client::new();
+    let c = server.client();
     let (status, v) = post(&c, &server.http, vec![b'{'; 200_000], &[]);
     assert_eq!(status, 413, "{v}");
     let long = format!("{}\n{}\n", event_json(1), "x".repeat(5000));
@@ -165,7 +165,7 @@ fn oversize_bodies_and_lines_are_refused_with_413_and_recorded() {
     assert_eq!(status, 413, "{v}");
     assert!(v["error"].as_str().unwrap().contains("line 2"), "{v}");
     assert_eq!(server.terminate(), Some(0));
-    let entries = stored_entries(&data);
+    let entries = sent_entries(&data);
     assert_eq!(entries.len(), 2);
     assert!(
         entries
@@ -180,7 +180,7 @@ fn fhir_audit_events_and_bundles_over_http() {
     let k = keys(dir.path());
     let data = dir.path().join("data");
     let server = Server::start(dir.path(), &serve_config(&data, &k, ""));
-    let c = Client::new();
+    let c = server.client();
     let fixtures = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/data/fhir");
     let post_fhir = |body: Vec<u8>| {
         let r = c
@@ -223,7 +223,7 @@ fn fhir_audit_events_and_bundles_over_http() {
     assert_eq!(v["issue"][0]["code"], "invalid");
     assert_eq!(server.terminate(), Some(0));
 
-    let entries = stored_entries(&data);
+    let entries = sent_entries(&data);
     for want in &expected_events {
         assert!(
             entries.iter().any(|e| &e["event"] == want),
@@ -246,7 +246,7 @@ fn a_source_that_stops_while_others_continue_is_reported_silent() {
     let mut cfg = serve_config(&data, &k, "");
     cfg.push_str("[silence]\ncheck_interval = \"100ms\"\nfloor = \"10m\"\nmin_weeks = 0.5\n");
     let server = Server::start(dir.path(), &cfg);
-    let c = Client::new();
+    let c = server.client();
     // Eight days of a 24/7 lab system and EHR, every two minutes; the lab
     // stops on the last day at 10:00 while the EHR goes on until 14:00.
     let start = 1_795_000_000i64; // seconds
@@ -321,7 +321,7 @@ fn events_are_enriched_from_lookups_and_phi_is_masked_before_sealing() {
         lookups.to_str().unwrap()
     ));
     let server = Server::start(dir.path(), &cfg);
-    let c = Client::new();
+    let c = server.client();
     let event = r#"{"id":"m-1","time":"2026-11-27T14:03:11Z","category":"access","action":"view","outcome":"success","actor":{"user":"u0042"},"patient":{"id":"MRN-0012345"},"message":"called patient at 555-123-4567 about SSN 123-45-6789","attrs":{"note":"email jane.doe@example.org","dob":"1980-02-29","mrn":"MRN-0012345"}}"#;
     let (status, v) = post(&c, &server.http, event.as_bytes().to_vec(), &[]);
     assert_eq!(status, 200, "{v}");

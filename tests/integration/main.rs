@@ -1,5 +1,6 @@
 //! Integration tests for the ledger: one binary, a module per topic.
 
+mod access;
 mod alerts;
 mod cli;
 mod compress;

@@ -52,7 +52,7 @@ fn search_pagination_aggregations_reports_proofs_and_self_audit() {
     let k = keys(dir.path());
     let data = dir.path().join("data");
     let server = Server::start(dir.path(), &serve_config(&data, &k, ""));
-    let c = Client::new();
+    let c = server.client();
     let url = server.http.clone();
 
     // 1,000 events: user u{i%97}, patient MRN-{i%5003}, ip 10.20.1.{i%250}.
@@ -82,7 +82,8 @@ fn search_pagination_aggregations_reports_proofs_and_self_audit() {
         .iter()
         .map(|h| h["index"].as_u64().unwrap())
         .collect();
-    assert_eq!(got, vec![7], "{v}");
+    // Event 7 sits one index later: index 0 records the test token's creation.
+    assert_eq!(got, vec![7 + TOKEN_RECORDS], "{v}");
     // AND NOT means what an analyst expects.
     let (_, v) = search(
         &c,
@@ -120,10 +121,11 @@ fn search_pagination_aggregations_reports_proofs_and_self_audit() {
     );
     let unique: HashSet<_> = seen.iter().collect();
     assert_eq!(unique.len(), seen.len(), "no repeats");
+    // Down to index 1: index 0 records the test token's creation.
     assert_eq!(
         seen.len() as u64,
-        expected_first_page_top + 1,
-        "no gaps down to index 0"
+        expected_first_page_top + 1 - TOKEN_RECORDS,
+        "no gaps down to the first event"
     );
 
     // Counts by field and a date histogram (once the late events are searchable).
@@ -171,7 +173,7 @@ fn search_pagination_aggregations_reports_proofs_and_self_audit() {
 
     // One event and its proof, which verifies offline.
     let ev: Value = c
-        .get(format!("{url}/v1/events/7"))
+        .get(format!("{url}/v1/events/{}", 7 + TOKEN_RECORDS))
         .send()
         .unwrap()
         .json()
@@ -179,7 +181,10 @@ fn search_pagination_aggregations_reports_proofs_and_self_audit() {
     assert_eq!(ev["event"]["id"], "evt-00000007");
     let deadline = Instant::now() + Duration::from_secs(10);
     let proof = loop {
-        let r = c.get(format!("{url}/v1/events/7/proof")).send().unwrap();
+        let r = c
+            .get(format!("{url}/v1/events/{}/proof", 7 + TOKEN_RECORDS))
+            .send()
+            .unwrap();
         if r.status().as_u16() == 200 {
             break r.text().unwrap();
         }
@@ -203,7 +208,10 @@ fn search_pagination_aggregations_reports_proofs_and_self_audit() {
 
     // Patient-access report in three formats.
     let patient = "MRN-0000011";
-    let want: Vec<u64> = (0..extra).filter(|i| i % 5003 == 11).collect();
+    let want: Vec<u64> = (0..extra)
+        .filter(|i| i % 5003 == 11)
+        .map(|i| i + TOKEN_RECORDS)
+        .collect();
     let r: Value = c
         .get(format!("{url}/v1/reports/patient-access"))
         .query(&[("patient", patient), ("format", "json")])
@@ -241,6 +249,7 @@ fn search_pagination_aggregations_reports_proofs_and_self_audit() {
     // The CLI against the running service.
     let out = std::process::Command::new(bin())
         .args(["search", "--url", &url, "--json", "actor.user:u0005"])
+        .env("SEALTRAIL_TOKEN", &server.token)
         .output()
         .unwrap();
     assert!(out.status.success(), "{out:?}");
@@ -308,6 +317,13 @@ fn search_pagination_aggregations_reports_proofs_and_self_audit() {
             .iter()
             .all(|e| e["event"]["actor"]["ip"] == "127.0.0.1")
     );
+    // Recorded under the token that asked.
+    assert!(
+        audits
+            .iter()
+            .all(|e| e["event"]["actor"]["user"] == "token:test-all"
+                && e["via"]["principal"] == "token:test-all")
+    );
     let stored = stored_entries(&data);
     let actions: std::collections::BTreeSet<&str> = stored
         .iter()
@@ -357,7 +373,7 @@ fn hostile_search_requests_get_client_errors_and_the_service_lives_on() {
     let k = keys(dir.path());
     let data = dir.path().join("data");
     let server = Server::start(dir.path(), &serve_config(&data, &k, ""));
-    let c = Client::new();
+    let c = server.client();
     let url = server.http.clone();
     post_ndjson(&c, &url, &[event_json(1)]);
     wait_total(&c, &server, "category:access", 1);

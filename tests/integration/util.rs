@@ -99,6 +99,63 @@ pub struct Server {
     pub child: std::process::Child,
     pub http: String,
     pub log: PathBuf,
+    /// An API token holding every role (created with `sealtrail token
+    /// create` in the data directory before the first start).
+    pub token: String,
+}
+
+/// The roles of the tests' all-powerful token.
+pub const ALL_ROLES: &str = "ingest,analyst,responder,auditor,admin,metrics";
+
+/// Creates a token with `roles` in `data` through the CLI; returns it.
+pub fn create_token(data: &Path, name: &str, roles: &str) -> String {
+    let out = std::process::Command::new(bin())
+        .args(["token", "create", "--data"])
+        .arg(data)
+        .args(["--role", roles, "--name", name])
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "token create: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    String::from_utf8(out.stdout).unwrap().trim().to_owned()
+}
+
+/// The all-roles test token of `data`, created on first use and kept
+/// beside the store (restarts of the same data directory reuse it).
+pub fn test_token(data: &Path) -> String {
+    let path = data.join("auth").join("test-token");
+    if let Ok(t) = std::fs::read_to_string(&path) {
+        return t;
+    }
+    let token = create_token(data, "test-all", ALL_ROLES);
+    std::fs::write(&path, &token).unwrap();
+    token
+}
+
+/// A blocking HTTP client that sends `token` with every request.
+pub fn client_with(token: &str) -> reqwest::blocking::Client {
+    let mut headers = reqwest::header::HeaderMap::new();
+    headers.insert(
+        reqwest::header::AUTHORIZATION,
+        format!("Bearer {token}").parse().unwrap(),
+    );
+    reqwest::blocking::Client::builder()
+        .default_headers(headers)
+        .build()
+        .unwrap()
+}
+
+/// The `data_dir` a serve config names.
+fn config_data_dir(config: &str) -> PathBuf {
+    let value: toml::Value = toml::from_str(config).unwrap();
+    PathBuf::from(
+        value["data_dir"]
+            .as_str()
+            .expect("serve config without data_dir"),
+    )
 }
 
 impl Server {
@@ -107,6 +164,7 @@ impl Server {
     pub fn start(dir: &Path, config: &str) -> Server {
         let cfg = dir.join("serve.toml");
         std::fs::write(&cfg, config).unwrap();
+        let token = test_token(&config_data_dir(config));
         let log = dir.join(format!(
             "serve-{}.log",
             std::time::SystemTime::now()
@@ -138,6 +196,7 @@ impl Server {
                     child,
                     http: format!("http://{addr}"),
                     log,
+                    token,
                 };
             }
             if let Ok(Some(status)) = child.try_wait() {
@@ -149,6 +208,11 @@ impl Server {
             );
             std::thread::sleep(Duration::from_millis(20)); // polling a condition
         }
+    }
+
+    /// A client sending the all-roles token.
+    pub fn client(&self) -> reqwest::blocking::Client {
+        client_with(&self.token)
     }
 
     /// The server's log so far (for failure messages).
@@ -201,6 +265,22 @@ pub fn serve_config(data: &Path, k: &Keys, extra: &str) -> String {
         data.to_str().unwrap(),
         k.key.to_str().unwrap()
     )
+}
+
+/// Entries a `Server` data directory starts with: index 0 records the
+/// creation of the test token (every token change is a ledger event).
+pub const TOKEN_RECORDS: u64 = 1;
+
+/// Stored entries without the records of token changes (`auth-change-N`).
+pub fn sent_entries(data: &Path) -> Vec<serde_json::Value> {
+    stored_entries(data)
+        .into_iter()
+        .filter(|e| {
+            !e["event"]["id"]
+                .as_str()
+                .is_some_and(|id| id.starts_with("auth-change-"))
+        })
+        .collect()
 }
 
 /// Every stored entry's bytes (sealed segments, then the open one), in order.
