@@ -108,6 +108,24 @@ pub struct RawHttp {
     pub max_line_bytes: usize,
     /// Most events in one request.
     pub max_events: usize,
+    /// PEM certificate chain and key: both set turn on HTTPS.
+    pub tls_cert: Option<PathBuf>,
+    pub tls_key: Option<PathBuf>,
+    /// PEM CA: client certificates it signed are verified and passed on
+    /// (mutual TLS; clients without one still connect).
+    pub client_ca: Option<PathBuf>,
+    /// Most connections open at once; more are closed on accept.
+    pub max_connections: usize,
+    /// Most connections open at once from one address.
+    pub max_connections_per_ip: usize,
+    /// Request headers must arrive within this (`"10s"`).
+    pub header_read_timeout: String,
+    /// A request body must arrive within this of the request's start.
+    pub body_timeout: String,
+    /// A connection with no traffic for this long is closed.
+    pub idle_timeout: String,
+    /// A TLS handshake must finish within this.
+    pub tls_handshake_timeout: String,
 }
 
 impl Default for RawHttp {
@@ -119,6 +137,15 @@ impl Default for RawHttp {
             max_decoded_bytes: limits.max_decoded_bytes,
             max_line_bytes: limits.max_line_bytes,
             max_events: limits.max_events,
+            tls_cert: None,
+            tls_key: None,
+            client_ca: None,
+            max_connections: 1024,
+            max_connections_per_ip: 64,
+            header_read_timeout: "10s".into(),
+            body_timeout: "60s".into(),
+            idle_timeout: "60s".into(),
+            tls_handshake_timeout: "10s".into(),
         }
     }
 }
@@ -157,6 +184,8 @@ impl IngestConfig {
 pub struct HttpConfig {
     pub listen: SocketAddr,
     pub limits: HttpLimits,
+    /// TLS, timeouts and connection caps (`src/net/http.rs`).
+    pub server: crate::net::http::ServerSettings,
 }
 
 #[derive(Debug, Deserialize)]
@@ -257,6 +286,19 @@ impl Config {
         if h.max_events == 0 {
             return Err(invalid("http.max_events", "must be at least 1"));
         }
+        let server = crate::net::http::RawServer {
+            tls_cert: &h.tls_cert,
+            tls_key: &h.tls_key,
+            client_ca: &h.client_ca,
+            max_connections: h.max_connections,
+            max_connections_per_ip: h.max_connections_per_ip,
+            header_read_timeout: &h.header_read_timeout,
+            body_timeout: &h.body_timeout,
+            idle_timeout: &h.idle_timeout,
+            tls_handshake_timeout: &h.tls_handshake_timeout,
+        }
+        .validate()
+        .map_err(|(key, reason)| invalid(key, &reason))?;
         raw.silence.validate().map_err(|e| ConfigError::Invalid {
             path: path.to_owned(),
             key: "silence",
@@ -323,6 +365,7 @@ impl Config {
                     max_line_bytes: h.max_line_bytes,
                     max_events: h.max_events,
                 },
+                server,
             },
             ingest: raw.ingest,
             silence: raw.silence,

@@ -35,6 +35,8 @@ pub struct Metrics {
     pub detect: DetectMetrics,
     /// Incident response (`src/response/`).
     pub response: ResponseMetrics,
+    /// HTTP and syslog connection limits (`src/net/`).
+    pub listeners: crate::net::ListenerMetrics,
 }
 
 /// Metrics of the rules consumer (`src/detect/`).
@@ -334,6 +336,7 @@ impl Metrics {
             compaction_bytes,
             detect: detect_metrics(&registry),
             response: response_metrics(&registry),
+            listeners: crate::net::ListenerMetrics::register(&registry),
             registry,
             writer: OnceLock::new(),
             compactor: OnceLock::new(),

@@ -167,7 +167,7 @@ impl RawSyslog {
 }
 
 /// `"250ms"`, `"30s"`, `"5m"`, `"1h"`.
-fn parse_duration(s: &str) -> Option<Duration> {
+pub(crate) fn parse_duration(s: &str) -> Option<Duration> {
     let s = s.trim();
     let split = s.find(|c: char| !c.is_ascii_digit())?;
     let n: u64 = s[..split].parse().ok()?;
