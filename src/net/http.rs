@@ -437,3 +437,113 @@ impl Body for DeadlineBody {
         self.inner.size_hint()
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use axum::Extension;
+    use axum::routing::get;
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+
+    fn issue(
+        issuer: &rcgen::Issuer<'_, rcgen::KeyPair>,
+        cn: &str,
+        client: bool,
+    ) -> (rcgen::Certificate, rcgen::KeyPair) {
+        let key = rcgen::KeyPair::generate().unwrap();
+        let mut p = rcgen::CertificateParams::new(vec!["localhost".to_owned()]).unwrap();
+        p.distinguished_name = rcgen::DistinguishedName::new();
+        p.distinguished_name.push(rcgen::DnType::CommonName, cn);
+        p.extended_key_usages = vec![if client {
+            rcgen::ExtendedKeyUsagePurpose::ClientAuth
+        } else {
+            rcgen::ExtendedKeyUsagePurpose::ServerAuth
+        }];
+        (p.signed_by(&key, issuer).unwrap(), key)
+    }
+
+    async fn who(
+        cert: Option<Extension<ClientCertificate>>,
+        ConnectInfo(peer): ConnectInfo<SocketAddr>,
+    ) -> String {
+        format!(
+            "{} from {}",
+            cert.map_or("nobody".into(), |c| c.0.subject),
+            peer.ip()
+        )
+    }
+
+    /// A request over mutual TLS reaches the handler with the certificate's
+    /// subject and the peer address; one without a certificate too.
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn the_client_certificate_subject_reaches_the_handler() {
+        let dir = tempfile::tempdir().unwrap();
+        let ca_key = rcgen::KeyPair::generate().unwrap();
+        let mut ca = rcgen::CertificateParams::new(Vec::<String>::new()).unwrap();
+        ca.is_ca = rcgen::IsCa::Ca(rcgen::BasicConstraints::Unconstrained);
+        let ca_cert = ca.self_signed(&ca_key).unwrap();
+        let issuer = rcgen::Issuer::new(ca, ca_key);
+        let (server_cert, server_key) = issue(&issuer, "sealtrail", false);
+        let (client_cert, client_key) = issue(&issuer, "ehr-relay-01", true);
+        let path = |n: &str| dir.path().join(n);
+        std::fs::write(path("ca.pem"), ca_cert.pem()).unwrap();
+        std::fs::write(path("cert.pem"), server_cert.pem()).unwrap();
+        std::fs::write(path("key.pem"), server_key.serialize_pem()).unwrap();
+        let settings = ServerSettings {
+            tls: Some(TlsFiles {
+                cert: path("cert.pem"),
+                key: path("key.pem"),
+                client: ClientAuth::Optional(path("ca.pem")),
+            }),
+            ..ServerSettings::default()
+        };
+        let tls = load_tls(&settings).unwrap();
+        let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let addr = listener.local_addr().unwrap();
+        let shutdown = CancellationToken::new();
+        let server = tokio::spawn(serve(
+            listener,
+            Router::new().route("/who", get(who)),
+            settings,
+            tls,
+            crate::pipeline::Metrics::new(),
+            shutdown.clone(),
+        ));
+
+        let mut roots = rustls::RootCertStore::empty();
+        roots.add(ca_cert.der().clone()).unwrap();
+        let builder = rustls::ClientConfig::builder_with_provider(crate::tls::provider())
+            .with_safe_default_protocol_versions()
+            .unwrap()
+            .with_root_certificates(roots);
+        let with_cert = builder
+            .clone()
+            .with_client_auth_cert(
+                vec![client_cert.der().clone()],
+                rustls::pki_types::PrivateKeyDer::Pkcs8(client_key.serialize_der().into()),
+            )
+            .unwrap();
+        let without = builder.with_no_client_auth();
+        for (config, want) in [
+            (with_cert, "ehr-relay-01 from 127.0.0.1"),
+            (without, "nobody from 127.0.0.1"),
+        ] {
+            let connector = tokio_rustls::TlsConnector::from(Arc::new(config));
+            let tcp = tokio::net::TcpStream::connect(addr).await.unwrap();
+            let name = rustls::pki_types::ServerName::try_from("localhost").unwrap();
+            let mut s = connector.connect(name, tcp).await.unwrap();
+            s.write_all(b"GET /who HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n")
+                .await
+                .unwrap();
+            let mut text = String::new();
+            let _ = s.read_to_string(&mut text).await;
+            assert!(text.ends_with(want), "{text}");
+            assert!(
+                text.contains("strict-transport-security: max-age=31536000"),
+                "{text}"
+            );
+        }
+        shutdown.cancel();
+        server.await.unwrap();
+    }
+}
