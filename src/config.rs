@@ -492,6 +492,52 @@ mod tests {
     }
 
     #[test]
+    fn http_listener_settings_parse_and_validate() {
+        let d = parse("").unwrap().http.server;
+        assert!(d.tls.is_none());
+        assert_eq!((d.max_connections, d.max_connections_per_ip), (1024, 64));
+        assert_eq!(d.header_read_timeout, Duration::from_secs(10));
+        assert_eq!(d.body_timeout, Duration::from_secs(60));
+        assert_eq!(d.idle_timeout, Duration::from_secs(60));
+        assert_eq!(d.tls_handshake_timeout, Duration::from_secs(10));
+        let c = parse(
+            "[http]\ntls_cert = \"c.pem\"\ntls_key = \"k.pem\"\nclient_ca = \"ca.pem\"\n\
+             max_connections_per_ip = 4\nbody_timeout = \"2s\"\n",
+        )
+        .unwrap()
+        .http
+        .server;
+        let tls = c.tls.unwrap();
+        assert_eq!(
+            tls.client,
+            crate::tls::ClientAuth::Optional(PathBuf::from("ca.pem"))
+        );
+        assert_eq!(c.max_connections_per_ip, 4);
+        assert_eq!(c.body_timeout, Duration::from_secs(2));
+        assert!(
+            parse("[http]\ntls_cert = \"\"\ntls_key = \"\"\n")
+                .unwrap()
+                .http
+                .server
+                .tls
+                .is_none()
+        );
+        for (bad, key) in [
+            ("tls_cert = \"c.pem\"", "http.tls_cert"),
+            ("client_ca = \"ca.pem\"", "http.client_ca"),
+            ("max_connections = 0", "http.max_connections"),
+            ("max_connections_per_ip = 0", "http.max_connections_per_ip"),
+            ("header_read_timeout = \"10\"", "http.header_read_timeout"),
+            ("idle_timeout = \"2h\"", "http.idle_timeout"),
+        ] {
+            match parse(&format!("[http]\n{bad}\n")) {
+                Err(ConfigError::Invalid { key: k, .. }) => assert_eq!(k, key, "{bad}"),
+                other => panic!("{bad}: {other:?}"),
+            }
+        }
+    }
+
+    #[test]
     fn overrides_apply() {
         let c = parse("data_dir = \"/x\"\n[ledger]\nseal_max_events = 5\nseal_max_age_ms = 20\n")
             .unwrap();

@@ -87,16 +87,20 @@ pub struct RawServer<'a> {
 impl RawServer<'_> {
     /// Checks the values; the error names the key.
     pub fn validate(&self) -> Result<ServerSettings, (&'static str, String)> {
-        let tls = match (self.tls_cert, self.tls_key) {
+        // An empty path is the same as none (`tls_cert = ""`).
+        let set = |p: &Option<PathBuf>| p.clone().filter(|p| !p.as_os_str().is_empty());
+        let (client_ca, tls_cert, tls_key) =
+            (set(self.client_ca), set(self.tls_cert), set(self.tls_key));
+        let tls = match (tls_cert, tls_key) {
             (Some(cert), Some(key)) => Some(TlsFiles {
-                cert: cert.clone(),
-                key: key.clone(),
-                client: match self.client_ca {
-                    Some(ca) => ClientAuth::Optional(ca.clone()),
+                cert,
+                key,
+                client: match client_ca {
+                    Some(ca) => ClientAuth::Optional(ca),
                     None => ClientAuth::None,
                 },
             }),
-            (None, None) if self.client_ca.is_some() => {
+            (None, None) if client_ca.is_some() => {
                 return Err(("http.client_ca", "needs tls_cert and tls_key".into()));
             }
             (None, None) => None,

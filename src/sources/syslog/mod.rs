@@ -120,6 +120,13 @@ pub struct SyslogConfigError {
 const MIN_MESSAGE_BYTES: usize = 480;
 
 impl RawSyslog {
+    /// `tls_client_ca`, an empty path counting as none.
+    fn client_ca(&self) -> Option<PathBuf> {
+        self.tls_client_ca
+            .clone()
+            .filter(|p| !p.as_os_str().is_empty())
+    }
+
     pub fn validate(&self) -> Result<SyslogConfig, SyslogConfigError> {
         let err = |key, reason: String| SyslogConfigError { key, reason };
         let addr = |key, s: &str| -> Result<Option<SocketAddr>, SyslogConfigError> {
@@ -141,7 +148,7 @@ impl RawSyslog {
                     listen,
                     cert: cert.clone(),
                     key: key.clone(),
-                    client_ca: self.tls_client_ca.clone(),
+                    client_ca: self.client_ca(),
                 }),
                 _ => {
                     return Err(err(
@@ -164,7 +171,7 @@ impl RawSyslog {
                 "must be between 1 and 65536".into(),
             ));
         }
-        if self.tls_client_ca.is_some() && tls.is_none() {
+        if self.client_ca().is_some() && tls.is_none() {
             return Err(err(
                 "syslog.tls_client_ca",
                 "needs tls_listen, tls_cert and tls_key".into(),
