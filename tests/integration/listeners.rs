@@ -305,11 +305,31 @@ fn a_replaced_certificate_is_served_to_new_connections_without_restart() {
     let dir = tempfile::tempdir().unwrap();
     let k = keys(dir.path());
     let p = pki(dir.path());
-    let server = Server::start(
-        dir.path(),
-        &https_config(&dir.path().join("data"), &k, &p, ""),
+    // The HTTPS and the syslog TLS listener share the files.
+    let config = https_config(&dir.path().join("data"), &k, &p, "").replacen(
+        "[syslog]\n",
+        &format!(
+            "[syslog]\ntls_listen = \"127.0.0.1:0\"\ntls_cert = {:?}\ntls_key = {:?}\n",
+            p.cert.to_str().unwrap(),
+            p.key.to_str().unwrap()
+        ),
+        1,
     );
+    let server = Server::start(dir.path(), &config);
     let url = https_url(&server);
+    let syslog = syslog_addr(&server, "syslog_tls").to_string();
+    let syslog_subject = || {
+        let (_, out) = s_client(&syslog, &["-CAfile", p.ca_file.to_str().unwrap()]);
+        out.lines()
+            .find(|l| l.starts_with("subject="))
+            .map(str::to_owned)
+            .unwrap_or_default()
+    };
+    assert!(
+        syslog_subject().ends_with("sealtrail"),
+        "{}",
+        syslog_subject()
+    );
     let c = tls_client(&p.ca.cert_pem, None);
     assert_eq!(peer_cert(&c, &url), Some(p.server_der.clone()));
 
@@ -329,6 +349,11 @@ fn a_replaced_certificate_is_served_to_new_connections_without_restart() {
     std::fs::write(&p.cert, cert).unwrap();
     server.wait_for("the renewed certificate", || {
         (peer_cert(&c, &url).as_ref() == Some(&der)).then_some(())
+    });
+    server.wait_for("the renewed certificate on syslog", || {
+        syslog_subject()
+            .ends_with("sealtrail-renewed")
+            .then_some(())
     });
     assert!(server.log_text().contains("tls certificate reloaded"));
 }
