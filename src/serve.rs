@@ -292,6 +292,10 @@ pub async fn run_until(
     // address actually bound unless `[response] public_url` says otherwise.
     let responder = if config.response.enabled {
         let mut response = config.response.clone();
+        if http_tls.is_some() && response.public_url.is_empty() {
+            // The port speaks only TLS: links must say so.
+            response.public_url = format!("https://{http_addr}");
+        }
         response.fill_public_url(http_addr);
         Some(
             Responder::start(
