@@ -10,9 +10,9 @@
 //!   to handlers as [`ClientCertificate`], and HSTS on every response;
 //! - request headers within `header_read_timeout`, a body within
 //!   `body_timeout` of the request's start (else the body read fails and
-//!   the connection closes), a connection with no traffic either way for
-//!   `idle_timeout` is closed (gracefully, then at once after
-//!   `body_timeout` more);
+//!   the connection closes), a connection with no traffic either way and
+//!   no handler running for `idle_timeout` is closed (gracefully, then at
+//!   once after `body_timeout` more);
 //! - handlers get `ConnectInfo<SocketAddr>` as with `axum::serve`;
 //! - on shutdown: stop accepting, let requests in flight finish, return.
 
@@ -34,7 +34,7 @@ use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::pin::Pin;
 use std::sync::Arc;
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 use std::task::{Context, Poll};
 use std::time::{Duration, Instant};
 use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
@@ -277,14 +277,19 @@ async fn serve_connection<I>(
     });
     let app = ctx.app.clone();
     let body_timeout = ctx.settings.body_timeout;
+    // Requests being handled: a slow export is not an idle connection.
+    let busy = Arc::new(AtomicUsize::new(0));
+    let busy_in = busy.clone();
     let service = hyper::service::service_fn(move |mut req: Request<Incoming>| {
         let app = app.clone();
+        let handling = Handling::new(&busy_in);
         req.extensions_mut().insert(ConnectInfo(peer));
         if let Some(c) = &cert {
             req.extensions_mut().insert(c.clone());
         }
         let req = req.map(|b| axum::body::Body::new(DeadlineBody::new(b, body_timeout)));
         async move {
+            let _handling = handling;
             let mut res = tower::ServiceExt::oneshot(app, req).await?;
             if https {
                 res.headers_mut().insert(
@@ -324,7 +329,7 @@ async fn serve_connection<I>(
             }
             _ = tick.tick() => {
                 let quiet = base.elapsed().saturating_sub(Duration::from_millis(last.load(Ordering::Relaxed)));
-                if close_by.is_none() && quiet >= idle {
+                if close_by.is_none() && quiet >= idle && busy.load(Ordering::Relaxed) == 0 {
                     conn.as_mut().graceful_shutdown();
                     close_by = Some(Instant::now() + body_timeout);
                 }
@@ -334,6 +339,22 @@ async fn serve_connection<I>(
                 }
             }
         }
+    }
+}
+
+/// Counts a request while its handler runs.
+struct Handling(Arc<AtomicUsize>);
+
+impl Handling {
+    fn new(count: &Arc<AtomicUsize>) -> Handling {
+        count.fetch_add(1, Ordering::Relaxed);
+        Handling(count.clone())
+    }
+}
+
+impl Drop for Handling {
+    fn drop(&mut self) {
+        self.0.fetch_sub(1, Ordering::Relaxed);
     }
 }
 
@@ -547,6 +568,46 @@ mod tests {
                 "{text}"
             );
         }
+        shutdown.cancel();
+        server.await.unwrap();
+    }
+
+    /// A handler that works longer than the idle timeout is not cut; the
+    /// connection is closed once idle after its answer.
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn a_slow_handler_is_not_idle_but_a_quiet_connection_is() {
+        let settings = ServerSettings {
+            idle_timeout: Duration::from_millis(200),
+            // Without the running-handler check the idle close would cut
+            // the request at 200 + 300 ms.
+            body_timeout: Duration::from_millis(300),
+            ..ServerSettings::default()
+        };
+        let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let addr = listener.local_addr().unwrap();
+        let shutdown = CancellationToken::new();
+        let slow = || async {
+            tokio::time::sleep(Duration::from_millis(800)).await;
+            "done"
+        };
+        let server = tokio::spawn(serve(
+            listener,
+            Router::new().route("/slow", get(slow)),
+            settings,
+            None,
+            crate::pipeline::Metrics::new(),
+            shutdown.clone(),
+        ));
+        let mut s = tokio::net::TcpStream::connect(addr).await.unwrap();
+        s.write_all(b"GET /slow HTTP/1.1\r\nHost: x\r\n\r\n")
+            .await
+            .unwrap();
+        let started = std::time::Instant::now();
+        let mut text = String::new();
+        // Keep-alive: the read ends when the server closes the idle connection.
+        let _ = tokio::time::timeout(Duration::from_secs(10), s.read_to_string(&mut text)).await;
+        assert!(text.ends_with("done"), "{text}");
+        assert!(started.elapsed() < Duration::from_secs(5));
         shutdown.cancel();
         server.await.unwrap();
     }
