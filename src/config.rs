@@ -112,6 +112,24 @@ pub struct RawHttp {
     pub requests_per_minute: u32,
     /// Ingest requests a second each principal may make.
     pub ingest_requests_per_second: u32,
+    /// PEM certificate chain and key: both set turn on HTTPS.
+    pub tls_cert: Option<PathBuf>,
+    pub tls_key: Option<PathBuf>,
+    /// PEM CA: client certificates it signed are verified and passed on
+    /// (mutual TLS; clients without one still connect).
+    pub client_ca: Option<PathBuf>,
+    /// Most connections open at once; more are closed on accept.
+    pub max_connections: usize,
+    /// Most connections open at once from one address.
+    pub max_connections_per_ip: usize,
+    /// Request headers must arrive within this (`"10s"`).
+    pub header_read_timeout: String,
+    /// A request body must arrive within this of the request's start.
+    pub body_timeout: String,
+    /// A connection with no traffic for this long is closed.
+    pub idle_timeout: String,
+    /// A TLS handshake must finish within this.
+    pub tls_handshake_timeout: String,
 }
 
 impl Default for RawHttp {
@@ -126,6 +144,15 @@ impl Default for RawHttp {
             requests_per_minute: crate::auth::gate::RateLimits::default().requests_per_minute,
             ingest_requests_per_second: crate::auth::gate::RateLimits::default()
                 .ingest_requests_per_second,
+            tls_cert: None,
+            tls_key: None,
+            client_ca: None,
+            max_connections: 1024,
+            max_connections_per_ip: 64,
+            header_read_timeout: "10s".into(),
+            body_timeout: "60s".into(),
+            idle_timeout: "60s".into(),
+            tls_handshake_timeout: "10s".into(),
         }
     }
 }
@@ -166,6 +193,8 @@ pub struct HttpConfig {
     pub limits: HttpLimits,
     /// Request rates per principal.
     pub rate: crate::auth::gate::RateLimits,
+    /// TLS, timeouts and connection caps (`src/net/http.rs`).
+    pub server: crate::net::http::ServerSettings,
 }
 
 #[derive(Debug, Deserialize)]
@@ -266,6 +295,19 @@ impl Config {
         if h.max_events == 0 {
             return Err(invalid("http.max_events", "must be at least 1"));
         }
+        let server = crate::net::http::RawServer {
+            tls_cert: &h.tls_cert,
+            tls_key: &h.tls_key,
+            client_ca: &h.client_ca,
+            max_connections: h.max_connections,
+            max_connections_per_ip: h.max_connections_per_ip,
+            header_read_timeout: &h.header_read_timeout,
+            body_timeout: &h.body_timeout,
+            idle_timeout: &h.idle_timeout,
+            tls_handshake_timeout: &h.tls_handshake_timeout,
+        }
+        .validate()
+        .map_err(|(key, reason)| invalid(key, &reason))?;
         raw.silence.validate().map_err(|e| ConfigError::Invalid {
             path: path.to_owned(),
             key: "silence",
@@ -336,6 +378,7 @@ impl Config {
                     requests_per_minute: h.requests_per_minute,
                     ingest_requests_per_second: h.ingest_requests_per_second,
                 },
+                server,
             },
             ingest: raw.ingest,
             silence: raw.silence,
@@ -459,6 +502,52 @@ mod tests {
             parse("[smtp]\nstarttls = \"maybe\""),
             Err(ConfigError::Parse { .. })
         ));
+    }
+
+    #[test]
+    fn http_listener_settings_parse_and_validate() {
+        let d = parse("").unwrap().http.server;
+        assert!(d.tls.is_none());
+        assert_eq!((d.max_connections, d.max_connections_per_ip), (1024, 64));
+        assert_eq!(d.header_read_timeout, Duration::from_secs(10));
+        assert_eq!(d.body_timeout, Duration::from_secs(60));
+        assert_eq!(d.idle_timeout, Duration::from_secs(60));
+        assert_eq!(d.tls_handshake_timeout, Duration::from_secs(10));
+        let c = parse(
+            "[http]\ntls_cert = \"c.pem\"\ntls_key = \"k.pem\"\nclient_ca = \"ca.pem\"\n\
+             max_connections_per_ip = 4\nbody_timeout = \"2s\"\n",
+        )
+        .unwrap()
+        .http
+        .server;
+        let tls = c.tls.unwrap();
+        assert_eq!(
+            tls.client,
+            crate::tls::ClientAuth::Optional(PathBuf::from("ca.pem"))
+        );
+        assert_eq!(c.max_connections_per_ip, 4);
+        assert_eq!(c.body_timeout, Duration::from_secs(2));
+        assert!(
+            parse("[http]\ntls_cert = \"\"\ntls_key = \"\"\n")
+                .unwrap()
+                .http
+                .server
+                .tls
+                .is_none()
+        );
+        for (bad, key) in [
+            ("tls_cert = \"c.pem\"", "http.tls_cert"),
+            ("client_ca = \"ca.pem\"", "http.client_ca"),
+            ("max_connections = 0", "http.max_connections"),
+            ("max_connections_per_ip = 0", "http.max_connections_per_ip"),
+            ("header_read_timeout = \"10\"", "http.header_read_timeout"),
+            ("idle_timeout = \"2h\"", "http.idle_timeout"),
+        ] {
+            match parse(&format!("[http]\n{bad}\n")) {
+                Err(ConfigError::Invalid { key: k, .. }) => assert_eq!(k, key, "{bad}"),
+                other => panic!("{bad}: {other:?}"),
+            }
+        }
     }
 
     #[test]

@@ -20,6 +20,7 @@ pub mod event;
 pub mod r#gen;
 pub mod index;
 pub mod ledger;
+pub mod net;
 pub mod pipeline;
 pub mod report;
 pub mod response;

@@ -278,21 +278,24 @@ pub async fn run_until(
         })
         .context("starting the indexer")?;
 
+    let http_tls = {
+        let settings = config.http.server.clone();
+        tokio::task::spawn_blocking(move || crate::net::http::load_tls(&settings))
+            .await?
+            .context("loading the https certificate")?
+    };
     let listener = tokio::net::TcpListener::bind(config.http.listen)
         .await
         .with_context(|| format!("listening on {}", config.http.listen))?;
     let http_addr = listener.local_addr()?;
-    // Acknowledgements are small writes that must leave at once: without
-    // TCP_NODELAY, Nagle plus the client's delayed ACK adds ~40 ms to each.
-    let listener = axum::serve::ListenerExt::tap_io(listener, |tcp| {
-        if let Err(e) = tcp.set_nodelay(true) {
-            tracing::debug!(error = %e, "could not set TCP_NODELAY");
-        }
-    });
     // Response follows the alerts in the ledger; ack links point at the
     // address actually bound unless `[response] public_url` says otherwise.
     let responder = if config.response.enabled {
         let mut response = config.response.clone();
+        if http_tls.is_some() && response.public_url.is_empty() {
+            // The port speaks only TLS: links must say so.
+            response.public_url = format!("https://{http_addr}");
+        }
         response.fill_public_url(http_addr);
         Some(
             Responder::start(
@@ -371,14 +374,17 @@ pub async fn run_until(
         response: responder.as_ref().map(Responder::handle),
     });
     let http_shutdown = shutdown.clone();
-    let http = tokio::spawn(async move {
-        axum::serve(
-            listener,
-            app.into_make_service_with_connect_info::<SocketAddr>(),
-        )
-        .with_graceful_shutdown(async move { http_shutdown.cancelled().await })
-        .await
-    });
+    if http_tls.is_some() {
+        tracing::info!(client_ca = ?config.http.server.tls.as_ref().map(|t| &t.client), "http api serves https only");
+    }
+    let http = tokio::spawn(crate::net::http::serve(
+        listener,
+        app,
+        config.http.server.clone(),
+        http_tls,
+        metrics.clone(),
+        http_shutdown,
+    ));
     ready(Bound {
         http: http_addr,
         syslog_udp: syslog.udp,
@@ -390,7 +396,7 @@ pub async fn run_until(
     // Syslog listeners stop accepting; connections store what they read.
     syslog.wait().await;
     // Stop accepting and let in-flight requests finish (they hold pipeline handles).
-    http.await?.context("http server")?;
+    http.await.context("http server")?;
     for task in auth_tasks {
         if let Err(e) = task.await {
             tracing::warn!(error = %e, "an access-control task ended abnormally");

@@ -40,6 +40,10 @@ pub enum TlsError {
     NoKey { path: PathBuf },
     #[error("tls configuration: {0}")]
     Rustls(#[from] rustls::Error),
+    #[error("{path} holds no usable ca certificate")]
+    NoCa { path: PathBuf },
+    #[error("client certificate verifier: {0}")]
+    Verifier(#[from] rustls::server::VerifierBuilderError),
 }
 
 fn io_err(path: &Path) -> impl FnOnce(std::io::Error) -> TlsError + '_ {
@@ -52,6 +56,76 @@ fn io_err(path: &Path) -> impl FnOnce(std::io::Error) -> TlsError + '_ {
 /// The crypto provider sealtrail uses for TLS.
 pub fn provider() -> Arc<CryptoProvider> {
     Arc::new(rustls::crypto::ring::default_provider())
+}
+
+/// The server-side provider: ring's suites restricted to AEAD with
+/// (EC)DHE key exchange (TLS 1.3 suites, TLS 1.2 ECDHE-AES-GCM/ChaCha20).
+/// rustls has no CBC or RSA-key-exchange suites; the filter keeps it so.
+pub fn modern_provider() -> Arc<CryptoProvider> {
+    let mut p = rustls::crypto::ring::default_provider();
+    p.cipher_suites.retain(|s| match s {
+        rustls::SupportedCipherSuite::Tls13(_) => true,
+        rustls::SupportedCipherSuite::Tls12(t) => {
+            t.kx == rustls::crypto::KeyExchangeAlgorithm::ECDHE
+        }
+    });
+    Arc::new(p)
+}
+
+/// Whether and how a TLS server asks for client certificates.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum ClientAuth {
+    None,
+    /// Verified against this CA when presented; clients without one connect too.
+    Optional(PathBuf),
+    /// Required and verified against this CA.
+    Required(PathBuf),
+}
+
+/// Every certificate of a PEM CA file as trust anchors.
+pub fn load_roots(path: &Path) -> Result<rustls::RootCertStore, TlsError> {
+    let mut roots = rustls::RootCertStore::empty();
+    let (added, _) = roots.add_parsable_certificates(load_certs(path)?);
+    if added == 0 {
+        return Err(TlsError::NoCa {
+            path: path.to_owned(),
+        });
+    }
+    Ok(roots)
+}
+
+/// A server configuration for the listeners: TLS 1.2 and 1.3 (1.3 chosen
+/// whenever the client offers it), [`modern_provider`] suites, `alpn`, and
+/// client certificates as `client` says. Reads files: call it from a
+/// blocking context.
+pub fn listener_config(
+    cert: &Path,
+    key: &Path,
+    client: &ClientAuth,
+    alpn: &[&[u8]],
+) -> Result<Arc<ServerConfig>, TlsError> {
+    let certs = load_certs(cert)?;
+    let key = load_key(key)?;
+    let provider = modern_provider();
+    let builder = ServerConfig::builder_with_provider(provider.clone())
+        .with_protocol_versions(&[&rustls::version::TLS13, &rustls::version::TLS12])?;
+    let builder = match client {
+        ClientAuth::None => builder.with_no_client_auth(),
+        ClientAuth::Optional(ca) | ClientAuth::Required(ca) => {
+            let roots = Arc::new(load_roots(ca)?);
+            let verifier =
+                rustls::server::WebPkiClientVerifier::builder_with_provider(roots, provider);
+            let verifier = if matches!(client, ClientAuth::Optional(_)) {
+                verifier.allow_unauthenticated().build()?
+            } else {
+                verifier.build()?
+            };
+            builder.with_client_cert_verifier(verifier)
+        }
+    };
+    let mut config = builder.with_single_cert(certs, key)?;
+    config.alpn_protocols = alpn.iter().map(|p| p.to_vec()).collect();
+    Ok(Arc::new(config))
 }
 
 /// A certificate and its private key, both PEM.

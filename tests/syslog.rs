@@ -539,10 +539,43 @@ fn idle_connections_are_closed_and_their_partial_line_is_kept() {
 }
 
 #[test]
-fn connections_over_the_limit_are_closed() {
+fn at_the_connection_limit_the_longest_idle_connection_makes_room() {
     let svc = Service::start("max_connections = 2\n");
     let addr = svc.bound.syslog_tcp.unwrap();
-    // Two connections, each known to be served once its message is stored.
+    // Two connections, each known to be served once its message is stored;
+    // the first is then the one idle longest.
+    let mut held = Vec::new();
+    for i in 0..2 {
+        let mut s = tcp(addr);
+        s.write_all(format!("<13>1 - h app - - - held {i}\n").as_bytes())
+            .unwrap();
+        svc.wait_stored(i + 1);
+        held.push(s);
+    }
+    let mut third = tcp(addr);
+    third.write_all(b"<13>1 - h app - - - third\n").unwrap();
+    svc.wait_stored(3);
+    let second = held.pop().unwrap();
+    expect_closed(held.pop().unwrap());
+    // The other two are still served.
+    for (mut s, m) in [(second, "second again"), (third, "third again")] {
+        s.write_all(format!("<13>1 - h app - - - {m}\n").as_bytes())
+            .unwrap();
+    }
+    svc.wait_stored(5);
+    assert_eq!(
+        svc.metric_sum("sealtrail_syslog_connections_evicted_total"),
+        1
+    );
+    let (entries, _dir) = svc.stop();
+    assert_eq!(entries.len(), 5);
+    by_message(&entries, "second again");
+}
+
+#[test]
+fn connections_over_the_per_address_limit_are_closed() {
+    let svc = Service::start("max_connections_per_ip = 2\n");
+    let addr = svc.bound.syslog_tcp.unwrap();
     let mut held = Vec::new();
     for i in 0..2 {
         let mut s = tcp(addr);
@@ -552,6 +585,10 @@ fn connections_over_the_limit_are_closed() {
         held.push(s);
     }
     expect_closed(tcp(addr));
+    assert_eq!(
+        svc.metric_sum("sealtrail_syslog_connections_refused_total{reason=\"per_ip\"}"),
+        1
+    );
     // Once one closes, its slot is free again.
     drop(held.pop());
     svc.wait_for("a free connection slot", |_| {
@@ -566,6 +603,24 @@ fn connections_over_the_limit_are_closed() {
     });
     let (entries, _dir) = svc.stop();
     assert_eq!(entries.len(), 2);
+}
+
+#[test]
+fn a_connection_that_never_sends_is_closed_sooner_than_a_quiet_sender() {
+    let svc = Service::start("first_byte_timeout = \"300ms\"\nidle_timeout = \"1h\"\n");
+    let addr = svc.bound.syslog_tcp.unwrap();
+    let mut talker = tcp(addr);
+    talker.write_all(b"<13>1 - h app - - - hello\n").unwrap();
+    svc.wait_stored(1);
+    let started = Instant::now();
+    expect_closed(tcp(addr));
+    assert!(started.elapsed() < Duration::from_secs(10));
+    // The sender that spoke is still served.
+    talker
+        .write_all(b"<13>1 - h app - - - still here\n")
+        .unwrap();
+    svc.wait_stored(2);
+    svc.stop();
 }
 
 #[test]

@@ -2,6 +2,7 @@
 //! `app()` is separate from serving so tests can drive the router directly.
 
 pub mod alerts;
+pub mod headers;
 pub mod incidents;
 pub mod peer;
 pub mod query;
@@ -77,6 +78,7 @@ pub fn app(state: AppState) -> Router {
                 .route("/v1/incidents/{id}/note", post(incidents::note))
                 .route("/v1/silences", get(silences::list).post(silences::create))
                 .route("/v1/silences/{id}", axum::routing::delete(silences::delete))
+                .route("/assets/ack.js", get(incidents::ack_js))
                 .with_state(r)
                 .layer(axum::extract::DefaultBodyLimit::max(MAX_REQUEST_BODY)),
         );
@@ -88,6 +90,7 @@ pub fn app(state: AppState) -> Router {
         // Bodies are read with our own limit so oversize input can be recorded;
         // axum's default 2 MiB cap would refuse it first.
         .layer(axum::extract::DefaultBodyLimit::disable())
+        .layer(axum::middleware::map_response(headers::security_headers))
 }
 
 async fn metrics(State(state): State<AppState>) -> impl IntoResponse {

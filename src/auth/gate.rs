@@ -66,6 +66,8 @@ const SCRAPERS: RoleSet = RoleSet::of(&[Role::Metrics, Role::Admin]);
 pub const ROUTES: &[(&str, &str, Access)] = &[
     ("GET", "/healthz", Access::Public),
     ("GET", "/readyz", Access::Public),
+    // The acknowledgement page's script (the page itself is a capability link).
+    ("GET", "/assets/ack.js", Access::Public),
     ("GET", "/metrics", Access::Roles(SCRAPERS)),
     ("POST", "/v1/events", Access::Roles(INGEST)),
     ("POST", "/fhir/AuditEvent", Access::Roles(INGEST)),

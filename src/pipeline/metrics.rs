@@ -37,6 +37,8 @@ pub struct Metrics {
     pub response: ResponseMetrics,
     /// Authentication and authorization (`src/auth/`).
     pub auth: crate::auth::metrics::AuthMetrics,
+    /// HTTP and syslog connection limits (`src/net/`).
+    pub listeners: crate::net::ListenerMetrics,
 }
 
 /// Metrics of the rules consumer (`src/detect/`).
@@ -337,6 +339,7 @@ impl Metrics {
             detect: detect_metrics(&registry),
             response: response_metrics(&registry),
             auth: crate::auth::metrics::register(&registry),
+            listeners: crate::net::ListenerMetrics::register(&registry),
             registry,
             writer: OnceLock::new(),
             compactor: OnceLock::new(),

@@ -33,6 +33,7 @@ fn matrix() -> Vec<Row> {
     vec![
         ("GET", "/healthz", "/healthz", None, None),
         ("GET", "/readyz", "/readyz", None, None),
+        ("GET", "/assets/ack.js", "/assets/ack.js", None, None),
         (
             "GET",
             "/metrics",

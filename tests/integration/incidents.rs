@@ -585,7 +585,21 @@ fn ack_links_refuse_invalid_expired_and_reused_tokens_and_resolved_incidents_ref
     assert_eq!(r.status().as_u16(), 200);
     let page = r.text().unwrap();
     assert!(page.contains("<form method=\"post\">"), "{page}");
-    assert!(page.contains("document.forms[0].submit()"), "{page}");
+    // The script is a file (the content security policy allows no inline script).
+    assert!(
+        page.contains("<script src=\"/assets/ack.js\"></script>"),
+        "{page}"
+    );
+    assert!(!page.contains("<script>"), "{page}");
+    let r = c.get(format!("{url}/assets/ack.js")).send().unwrap();
+    assert_eq!(r.status().as_u16(), 200);
+    assert!(
+        r.headers()["content-type"]
+            .to_str()
+            .unwrap()
+            .starts_with("text/javascript")
+    );
+    assert!(r.text().unwrap().contains("document.forms[0].submit()"));
     let r = c
         .get(&l1)
         .header("Accept", "application/json")

@@ -9,6 +9,7 @@ mod r#gen;
 mod http;
 mod incidents;
 mod ledger;
+mod listeners;
 mod rules_cli;
 mod search;
 mod tamper;

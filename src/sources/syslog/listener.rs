@@ -7,12 +7,19 @@
 //!   receive loop waits, and the kernel's socket buffer absorbs (or drops)
 //!   what comes meanwhile, as UDP does.
 //! - TCP and TLS: one task per connection, at most `max_connections` in all
-//!   (more are closed at once). Framing is detected per connection (see
+//!   and `max_connections_per_ip` per address. Over the per-address cap a
+//!   new connection is closed at once; at the total cap the connection idle
+//!   longest is closed to make room, so idle connections cannot lock out a
+//!   sender. Refusals and evictions are counted in metrics and logged at
+//!   most once a minute. With `tls_client_ca`, TLS senders must present a
+//!   certificate that CA signed; its subject is the events'
+//!   `via.principal` (`cert:<subject>`). Framing is detected per connection (see
 //!   [`super::framing`]). Each read's frames (plus any more bytes already
 //!   waiting, up to [`BATCH_BYTES`]) are submitted and acknowledged by the
 //!   ledger before the socket is read again: a full pipeline stops the
 //!   reading, and TCP flow control slows the sender. A connection that sends
-//!   nothing for `idle_timeout` is closed, as is one whose octet counting is
+//!   nothing for `idle_timeout` is closed (`first_byte_timeout` before its
+//!   first byte, or its TLS handshake), as is one whose octet counting is
 //!   broken (an oversize frame is recorded and skipped instead).
 //! - Shutdown: when the token is cancelled, listeners stop accepting and
 //!   connections stop waiting for data; what has already arrived (up to
@@ -23,8 +30,11 @@ use super::SyslogConfig;
 use super::framing::Decoder;
 use super::mapping;
 use crate::event::Via;
+use crate::net::RateLog;
+use crate::net::limit::{ConnTable, Slot};
+use crate::net::reload::{ReloadingTls, TlsFiles};
 use crate::pipeline::{IngestBatch, Item, Pipeline};
-use crate::tls::TlsError;
+use crate::tls::{ClientAuth, TlsError};
 use std::collections::HashMap;
 use std::net::{IpAddr, SocketAddr};
 use std::sync::Arc;
@@ -35,7 +45,6 @@ use tokio::io::{AsyncRead, AsyncReadExt};
 use tokio::net::{TcpListener, TcpStream, UdpSocket};
 use tokio::sync::Semaphore;
 use tokio::time::Instant;
-use tokio_rustls::TlsAcceptor;
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 
@@ -91,7 +100,10 @@ struct Ctx {
     tracker: TaskTracker,
     max_message_bytes: usize,
     idle_timeout: Duration,
-    connections: Arc<Semaphore>,
+    first_byte_timeout: Duration,
+    table: Arc<ConnTable>,
+    refusals: RateLog,
+    evictions: RateLog,
 }
 
 /// Binds every configured listener, then starts their tasks. Nothing runs
@@ -114,14 +126,21 @@ pub async fn start(
     };
     let mut tls = None;
     if let Some(t) = &config.tls {
-        let (cert, key) = (t.cert.clone(), t.key.clone());
-        let server = tokio::task::spawn_blocking(move || crate::tls::server_config(&cert, &key))
+        let files = TlsFiles {
+            cert: t.cert.clone(),
+            key: t.key.clone(),
+            client: match &t.client_ca {
+                Some(ca) => ClientAuth::Required(ca.clone()),
+                None => ClientAuth::None,
+            },
+        };
+        let server = tokio::task::spawn_blocking(move || ReloadingTls::load(files, &[]))
             .await
             .map_err(|e| SyslogError::Join(e.to_string()))??;
         let listener = TcpListener::bind(t.listen)
             .await
             .map_err(bind_err(t.listen, "tls"))?;
-        tls = Some((listener, TlsAcceptor::from(server)));
+        tls = Some((listener, server));
     }
 
     let tracker = TaskTracker::new();
@@ -131,7 +150,10 @@ pub async fn start(
         tracker: tracker.clone(),
         max_message_bytes: config.max_message_bytes,
         idle_timeout: config.idle_timeout,
-        connections: Arc::new(Semaphore::new(config.max_connections)),
+        first_byte_timeout: config.first_byte_timeout,
+        table: ConnTable::new(config.max_connections, config.max_connections_per_ip),
+        refusals: RateLog::new("syslog connections refused over the per-address cap"),
+        evictions: RateLog::new("idle syslog connections closed at the connection cap"),
     });
     let mut out = SyslogListeners {
         udp: None,
@@ -146,9 +168,10 @@ pub async fn start(
         tracker.spawn(run_udp(udp, ctx.clone()));
         tracker.spawn(accept_loop(tcp, None, ctx.clone()));
     }
-    if let Some((listener, acceptor)) = tls {
+    if let Some((listener, server)) = tls {
         out.tls = local(listener.local_addr());
-        tracker.spawn(accept_loop(listener, Some(acceptor), ctx.clone()));
+        tracker.spawn(server.clone().watch("syslog_tls", ctx.shutdown.clone()));
+        tracker.spawn(accept_loop(listener, Some(server), ctx.clone()));
     }
     tracing::info!(udp = ?out.udp, tcp = ?out.tcp, tls = ?out.tls, "syslog listening");
     Ok(out)
@@ -182,11 +205,11 @@ async fn bind_pair(addr: SocketAddr) -> Result<(UdpSocket, TcpListener), SyslogE
     }
 }
 
-fn via(kind: &str, peer: IpAddr) -> Via {
+fn via(kind: &str, peer: IpAddr, principal: Option<&str>) -> Via {
     Via {
         kind: kind.to_owned(),
         peer: Some(peer.to_canonical().to_string()),
-        principal: None,
+        principal: principal.map(str::to_owned),
     }
 }
 
@@ -274,7 +297,7 @@ async fn run_udp(socket: UdpSocket, ctx: Arc<Ctx>) {
             let ctx2 = ctx.clone();
             ctx.tracker.spawn(async move {
                 let batch = IngestBatch {
-                    via: via("syslog_udp", ip),
+                    via: via("syslog_udp", ip, None),
                     items,
                 };
                 submit(&ctx2, batch).await;
@@ -284,7 +307,7 @@ async fn run_udp(socket: UdpSocket, ctx: Arc<Ctx>) {
     }
 }
 
-async fn accept_loop(listener: TcpListener, tls: Option<TlsAcceptor>, ctx: Arc<Ctx>) {
+async fn accept_loop(listener: TcpListener, tls: Option<Arc<ReloadingTls>>, ctx: Arc<Ctx>) {
     let kind = if tls.is_some() {
         "syslog_tls"
     } else {
@@ -305,45 +328,79 @@ async fn accept_loop(listener: TcpListener, tls: Option<TlsAcceptor>, ctx: Arc<C
                 continue;
             }
         };
-        let Ok(permit) = ctx.connections.clone().try_acquire_owned() else {
-            tracing::warn!(%peer, transport = kind, "syslog connection limit reached; closing the new connection");
-            drop(stream);
-            continue;
+        let listeners = &ctx.pipeline.metrics().listeners;
+        let slot = match ctx.table.admit(peer.ip(), true) {
+            Ok(a) => {
+                if a.evicted {
+                    listeners.syslog_evicted.inc();
+                    ctx.evictions.note("evicted_idle");
+                }
+                a.slot
+            }
+            Err(reason) => {
+                listeners
+                    .syslog_refused
+                    .with_label_values(&[reason.label()])
+                    .inc();
+                ctx.refusals.note(reason.label());
+                drop(stream);
+                continue;
+            }
         };
         let ctx2 = ctx.clone();
-        let tls = tls.clone();
+        let acceptor = tls
+            .as_ref()
+            .map(|t| tokio_rustls::TlsAcceptor::from(t.current()));
         ctx.tracker.spawn(async move {
-            match tls {
-                None => read_connection(stream, kind, peer, &ctx2).await,
+            match acceptor {
+                None => read_connection(stream, kind, peer, None, &slot, &ctx2).await,
                 Some(acceptor) => {
-                    if let Some(s) = handshake(acceptor, stream, peer, &ctx2).await {
-                        read_connection(s, kind, peer, &ctx2).await;
+                    if let Some((s, principal)) =
+                        handshake(acceptor, stream, peer, &slot, &ctx2).await
+                    {
+                        read_connection(s, kind, peer, principal.as_deref(), &slot, &ctx2).await;
                     }
                 }
             }
-            drop(permit);
+            drop(slot);
         });
     }
 }
 
+/// The TLS stream and, when the client presented a verified certificate,
+/// the principal it names (`cert:<subject>`).
 async fn handshake(
-    acceptor: TlsAcceptor,
+    acceptor: tokio_rustls::TlsAcceptor,
     stream: TcpStream,
     peer: SocketAddr,
+    slot: &Slot,
     ctx: &Ctx,
-) -> Option<tokio_rustls::server::TlsStream<TcpStream>> {
+) -> Option<(tokio_rustls::server::TlsStream<TcpStream>, Option<String>)> {
+    let limit = ctx.first_byte_timeout.min(ctx.idle_timeout);
     let r = tokio::select! {
         _ = ctx.shutdown.cancelled() => return None,
-        r = tokio::time::timeout(ctx.idle_timeout, acceptor.accept(stream)) => r,
+        _ = slot.cancel.cancelled() => return None,
+        r = tokio::time::timeout(limit, acceptor.accept(stream)) => r,
     };
     match r {
-        Ok(Ok(s)) => Some(s),
+        Ok(Ok(s)) => {
+            let principal = s
+                .get_ref()
+                .1
+                .peer_certificates()
+                .and_then(|c| c.first())
+                .and_then(|c| crate::api::ClientCertificate::from_der(c.as_ref()))
+                .map(|c| format!("cert:{}", c.subject));
+            slot.touch();
+            Some((s, principal))
+        }
+        // Debug only: failed handshakes from scanners must not fill the log.
         Ok(Err(e)) => {
-            tracing::info!(%peer, error = %e, "syslog tls handshake failed");
+            tracing::debug!(%peer, error = %e, "syslog tls handshake failed");
             None
         }
         Err(_) => {
-            tracing::info!(%peer, "syslog tls handshake timed out");
+            tracing::debug!(%peer, "syslog tls handshake timed out");
             None
         }
     }
@@ -355,6 +412,8 @@ enum End {
     Eof,
     Idle,
     Shutdown,
+    /// Closed to make room at the connection cap.
+    Evicted,
     Error(std::io::Error),
 }
 
@@ -362,8 +421,11 @@ async fn read_connection<S: AsyncRead + Unpin>(
     mut stream: S,
     kind: &'static str,
     peer: SocketAddr,
+    principal: Option<&str>,
+    slot: &Slot,
     ctx: &Ctx,
 ) {
+    let mut heard = false;
     let mut decoder = Decoder::new(ctx.max_message_bytes);
     let mut buf = vec![0u8; READ_BUF];
     let mut frames = Vec::new();
@@ -377,10 +439,13 @@ async fn read_connection<S: AsyncRead + Unpin>(
         let mut end = tokio::select! {
             biased;
             _ = ctx.shutdown.cancelled() => Some(End::Shutdown),
-            r = tokio::time::timeout(ctx.idle_timeout, stream.read(&mut buf)) => match r {
+            _ = slot.cancel.cancelled() => Some(End::Evicted),
+            r = tokio::time::timeout(if heard { ctx.idle_timeout } else { ctx.first_byte_timeout.min(ctx.idle_timeout) }, stream.read(&mut buf)) => match r {
                 Err(_) => Some(End::Idle),
                 Ok(Ok(0)) => Some(End::Eof),
                 Ok(Ok(n)) => {
+                    heard = true;
+                    slot.touch();
                     bytes.inc_by(n as u64);
                     decoder.feed(&buf[..n], &mut frames);
                     None
@@ -416,7 +481,7 @@ async fn read_connection<S: AsyncRead + Unpin>(
             .collect();
         if !items.is_empty() {
             let batch = IngestBatch {
-                via: via(kind, peer.ip()),
+                via: via(kind, peer.ip(), principal),
                 items,
             };
             if !submit(ctx, batch).await {
@@ -429,9 +494,9 @@ async fn read_connection<S: AsyncRead + Unpin>(
         }
         match end {
             None => {}
-            Some(End::Eof | End::Shutdown) => return,
+            Some(End::Eof | End::Shutdown | End::Evicted) => return,
             Some(End::Idle) => {
-                tracing::info!(%peer, transport = kind, "closing an idle syslog connection");
+                tracing::debug!(%peer, transport = kind, "closing an idle syslog connection");
                 return;
             }
             Some(End::Error(e)) => {

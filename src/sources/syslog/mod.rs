@@ -35,11 +35,19 @@ pub struct RawSyslog {
     pub tls_cert: Option<PathBuf>,
     /// PEM private key for `tls_listen`.
     pub tls_key: Option<PathBuf>,
+    /// PEM CA: when set, TLS senders must present a certificate it signed,
+    /// whose subject becomes the events' `via.principal` (`cert:<subject>`).
+    pub tls_client_ca: Option<PathBuf>,
     /// Largest message (one datagram or frame) in bytes; larger ones are
     /// recorded as rejected and skipped.
     pub max_message_bytes: usize,
-    /// Most TCP and TLS connections at once; more are closed on accept.
+    /// Most TCP and TLS connections at once; at the cap, the connection
+    /// idle longest is closed to make room for a new one.
     pub max_connections: usize,
+    /// Most TCP and TLS connections from one address; more are closed on accept.
+    pub max_connections_per_ip: usize,
+    /// A connection that sends nothing at all for this long is closed.
+    pub first_byte_timeout: String,
     /// A connection that sends nothing for this long is closed (`"300ms"`,
     /// `"30s"`, `"5m"`, `"1h"`).
     pub idle_timeout: String,
@@ -53,8 +61,11 @@ impl Default for RawSyslog {
             tls_listen: String::new(),
             tls_cert: None,
             tls_key: None,
+            tls_client_ca: None,
             max_message_bytes: d.max_message_bytes,
             max_connections: d.max_connections,
+            max_connections_per_ip: d.max_connections_per_ip,
+            first_byte_timeout: format!("{}s", d.first_byte_timeout.as_secs()),
             idle_timeout: format!("{}s", d.idle_timeout.as_secs()),
         }
     }
@@ -68,7 +79,10 @@ pub struct SyslogConfig {
     pub tls: Option<TlsListen>,
     pub max_message_bytes: usize,
     pub max_connections: usize,
+    pub max_connections_per_ip: usize,
     pub idle_timeout: Duration,
+    /// Idle limit before a connection's first byte (TLS: before the handshake ends).
+    pub first_byte_timeout: Duration,
 }
 
 #[derive(Clone, Debug)]
@@ -76,6 +90,8 @@ pub struct TlsListen {
     pub listen: SocketAddr,
     pub cert: PathBuf,
     pub key: PathBuf,
+    /// Client certificates required and verified against this CA.
+    pub client_ca: Option<PathBuf>,
 }
 
 impl Default for SyslogConfig {
@@ -85,7 +101,9 @@ impl Default for SyslogConfig {
             tls: None,
             max_message_bytes: 64 * 1024,
             max_connections: 1024,
+            max_connections_per_ip: 64,
             idle_timeout: Duration::from_secs(300),
+            first_byte_timeout: Duration::from_secs(30),
         }
     }
 }
@@ -102,6 +120,13 @@ pub struct SyslogConfigError {
 const MIN_MESSAGE_BYTES: usize = 480;
 
 impl RawSyslog {
+    /// `tls_client_ca`, an empty path counting as none.
+    fn client_ca(&self) -> Option<PathBuf> {
+        self.tls_client_ca
+            .clone()
+            .filter(|p| !p.as_os_str().is_empty())
+    }
+
     pub fn validate(&self) -> Result<SyslogConfig, SyslogConfigError> {
         let err = |key, reason: String| SyslogConfigError { key, reason };
         let addr = |key, s: &str| -> Result<Option<SocketAddr>, SyslogConfigError> {
@@ -123,6 +148,7 @@ impl RawSyslog {
                     listen,
                     cert: cert.clone(),
                     key: key.clone(),
+                    client_ca: self.client_ca(),
                 }),
                 _ => {
                     return Err(err(
@@ -145,6 +171,29 @@ impl RawSyslog {
                 "must be between 1 and 65536".into(),
             ));
         }
+        if self.client_ca().is_some() && tls.is_none() {
+            return Err(err(
+                "syslog.tls_client_ca",
+                "needs tls_listen, tls_cert and tls_key".into(),
+            ));
+        }
+        if self.max_connections_per_ip == 0 {
+            return Err(err(
+                "syslog.max_connections_per_ip",
+                "must be at least 1".into(),
+            ));
+        }
+        let first_byte_timeout = parse_duration(&self.first_byte_timeout)
+            .filter(|d| (Duration::from_millis(100)..=Duration::from_secs(86_400)).contains(d))
+            .ok_or_else(|| {
+                err(
+                    "syslog.first_byte_timeout",
+                    format!(
+                        "{:?} is not a duration between 100ms and 24h (such as \"30s\")",
+                        self.first_byte_timeout
+                    ),
+                )
+            })?;
         let idle_timeout = parse_duration(&self.idle_timeout)
             .filter(|d| (Duration::from_millis(100)..=Duration::from_secs(86_400)).contains(d))
             .ok_or_else(|| {
@@ -161,13 +210,15 @@ impl RawSyslog {
             tls,
             max_message_bytes: self.max_message_bytes,
             max_connections: self.max_connections,
+            max_connections_per_ip: self.max_connections_per_ip,
             idle_timeout,
+            first_byte_timeout,
         })
     }
 }
 
 /// `"250ms"`, `"30s"`, `"5m"`, `"1h"`.
-fn parse_duration(s: &str) -> Option<Duration> {
+pub(crate) fn parse_duration(s: &str) -> Option<Duration> {
     let s = s.trim();
     let split = s.find(|c: char| !c.is_ascii_digit())?;
     let n: u64 = s[..split].parse().ok()?;
@@ -195,6 +246,8 @@ mod tests {
         assert!(c.tls.is_none());
         assert_eq!(c.max_message_bytes, 65_536);
         assert_eq!(c.idle_timeout, Duration::from_secs(300));
+        assert_eq!(c.first_byte_timeout, Duration::from_secs(30));
+        assert_eq!(c.max_connections_per_ip, 64);
     }
 
     #[test]
@@ -214,6 +267,9 @@ mod tests {
             "idle_timeout = \"5\"",
             "idle_timeout = \"1ms\"",
             "idle_timeout = \"2d\"",
+            "tls_client_ca = \"ca.pem\"",
+            "max_connections_per_ip = 0",
+            "first_byte_timeout = \"0s\"",
         ] {
             assert!(raw(bad).validate().is_err(), "{bad}");
         }
