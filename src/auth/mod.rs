@@ -8,9 +8,10 @@
 //! from it is refused. What a principal did is recorded under its name
 //! (`via.principal`, `actor.user` of the service's own audit events).
 
-
+pub mod config;
 pub mod journal;
 
+pub mod people;
 pub mod principal;
 pub mod record;
 pub mod roles;
