@@ -319,6 +319,10 @@ pub async fn run_until(
     let syslog = crate::sources::syslog::start(&config.syslog, pipeline.clone(), shutdown.clone())
         .await
         .context("starting the syslog listeners")?;
+    let people =
+        crate::auth::people::People::start(&config.data_dir, config.auth.clone(), shutdown.clone())
+            .await
+            .context("loading the user store (auth/users.json)")?;
     let app = api::app(AppState {
         ingest: HttpSource {
             pipeline: pipeline.clone(),
@@ -332,6 +336,7 @@ pub async fn run_until(
             pipeline: pipeline.clone(),
         }),
         response: responder.as_ref().map(Responder::handle),
+        people: Some(people),
     });
     let http_shutdown = shutdown.clone();
     let http = tokio::spawn(async move {

@@ -4,6 +4,7 @@
 pub mod alerts;
 pub mod incidents;
 pub mod query;
+pub mod session;
 pub mod silences;
 
 use crate::pipeline::Metrics;
@@ -23,6 +24,8 @@ pub struct AppState {
     pub query: Option<query::QueryState>,
     /// Incidents and silences; absent when response is off.
     pub response: Option<crate::response::ResponseHandle>,
+    /// Console sign-in (`/v1/session`); absent where people cannot sign in.
+    pub people: Option<Arc<crate::auth::people::People>>,
 }
 
 /// Largest body of a search, export, incident or silence request (the
@@ -75,6 +78,9 @@ pub fn app(state: AppState) -> Router {
                 .layer(axum::extract::DefaultBodyLimit::max(MAX_REQUEST_BODY)),
         );
     }
+    if let Some(p) = state.people {
+        router = router.merge(session::routes(p, state.ingest.pipeline.clone()));
+    }
     router
         // Bodies are read with our own limit so oversize input can be recorded;
         // axum's default 2 MiB cap would refuse it first.
@@ -115,6 +121,7 @@ mod tests {
             metrics,
             query: None,
             response: None,
+            people: None,
         })
         .layer(MockConnectInfo(std::net::SocketAddr::from((
             [127, 0, 0, 1],

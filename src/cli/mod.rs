@@ -14,6 +14,7 @@ use anyhow::{Context, Result, bail};
 
 mod rules;
 mod search;
+mod users;
 use clap::{Args, Parser, Subcommand};
 use std::io::{BufReader, Write};
 use std::path::{Path, PathBuf};
@@ -117,6 +118,9 @@ pub enum Command {
     /// Detection rules: check, test with fixtures, replay over the ledger, evaluate against gen labels.
     #[command(subcommand)]
     Rules(rules::RulesCommand),
+    /// People who sign in to the console: add, list, disable, enable, reset.
+    #[command(subcommand)]
+    User(users::UserCommand),
     /// Write a self-signed certificate and key (DIR/cert.pem, DIR/key.pem, 0600) for tests and demos.
     Cert {
         #[arg(long)]
@@ -333,6 +337,7 @@ fn dispatch(command: Command) -> Result<ExitCode> {
         Command::Cert { out, host } => cert(&out, &host),
         Command::Gen(args) => generate(args),
         Command::Rules(cmd) => rules::run(cmd),
+        Command::User(cmd) => users::run(cmd),
     }
 }
 

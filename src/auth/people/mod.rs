@@ -294,6 +294,41 @@ impl People {
         }
     }
 
+    /// Opens the store off the runtime and re-reads it every second until
+    /// `shutdown` (`sealtrail user ...` works while the service runs).
+    pub async fn start(
+        data: &Path,
+        config: AuthConfig,
+        shutdown: tokio_util::sync::CancellationToken,
+    ) -> Result<std::sync::Arc<People>, StoreError> {
+        let data = data.to_path_buf();
+        let people = tokio::task::spawn_blocking(move || People::open(&data, config))
+            .await
+            .map_err(|e| StoreError::Invalid(format!("loading the user store: {e}")))??;
+        let people = std::sync::Arc::new(people);
+        let reloading = people.clone();
+        tokio::spawn(async move {
+            let mut tick = tokio::time::interval(std::time::Duration::from_secs(1));
+            tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+            loop {
+                tokio::select! {
+                    _ = shutdown.cancelled() => break,
+                    _ = tick.tick() => {}
+                }
+                let p = reloading.clone();
+                match tokio::task::spawn_blocking(move || p.reload()).await {
+                    Ok(Ok(true)) => tracing::info!("user store reloaded"),
+                    Ok(Ok(false)) => {}
+                    Ok(Err(e)) => {
+                        tracing::warn!(error = %e, "the user store could not be re-read; the users loaded before stay in use")
+                    }
+                    Err(e) => tracing::warn!(error = %e, "user store reload task failed"),
+                }
+            }
+        });
+        Ok(people)
+    }
+
     /// The idle timeout in whole seconds (told to the console).
     pub fn idle_timeout_s(&self) -> u64 {
         self.config.session_idle.as_secs()

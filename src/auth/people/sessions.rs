@@ -144,6 +144,7 @@ impl Sessions {
         self.by_hash.remove(&key).map(|s| s.user)
     }
 
+    #[cfg(test)]
     pub fn len(&self) -> usize {
         self.by_hash.len()
     }
