@@ -8,6 +8,7 @@ mod r#gen;
 mod http;
 mod incidents;
 mod ledger;
+mod people;
 mod rules_cli;
 mod search;
 mod tamper;
