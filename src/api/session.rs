@@ -445,3 +445,85 @@ async fn reauth(
     }))
     .into_response()
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::auth::config::AuthConfig;
+    use crate::auth::people::{totp, users};
+    use crate::auth::{Role, RoleSet};
+    use axum::body::Body;
+    use axum::extract::connect_info::MockConnectInfo;
+    use axum::http::Request;
+    use tower::ServiceExt;
+
+    const PASS: &str = "a long passphrase";
+
+    fn app_over(data: &std::path::Path) -> Router {
+        let people = Arc::new(People::open(data, AuthConfig::default()).unwrap());
+        routes(people, crate::pipeline::closed_pipeline())
+            .layer(MockConnectInfo(SocketAddr::from(([127, 0, 0, 1], 9))))
+    }
+
+    fn post_json(body: String, content_type: &str) -> Request<Body> {
+        Request::post("/v1/session")
+            .header(header::CONTENT_TYPE, content_type)
+            .body(Body::from(body))
+            .unwrap()
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn a_sign_in_the_ledger_cannot_hold_is_refused_with_503() {
+        let dir = tempfile::tempdir().unwrap();
+        let e = users::add(dir.path(), "alice", RoleSet::of(&[Role::Admin]), PASS).unwrap();
+        let app = app_over(dir.path());
+        let code = totp::code(&e.totp_secret, now_ms() / 1000).unwrap();
+        for password in [PASS, "wrong passphrase"] {
+            let body = json!({"user": "alice", "password": password, "totp": code}).to_string();
+            let r = app
+                .clone()
+                .oneshot(post_json(body, "application/json"))
+                .await
+                .unwrap();
+            assert_eq!(r.status(), StatusCode::SERVICE_UNAVAILABLE, "{password}");
+            assert!(r.headers().get(header::SET_COOKIE).is_none());
+        }
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn bodies_must_be_small_json() {
+        let dir = tempfile::tempdir().unwrap();
+        let app = app_over(dir.path());
+        let body = json!({"user": "a", "password": "b", "totp": "1"}).to_string();
+        let r = app
+            .clone()
+            .oneshot(post_json(body, "text/plain"))
+            .await
+            .unwrap();
+        assert_eq!(r.status(), StatusCode::UNSUPPORTED_MEDIA_TYPE);
+        let big = format!(
+            r#"{{"user":"a","password":"{}","totp":"1"}}"#,
+            "x".repeat(super::super::MAX_REQUEST_BODY)
+        );
+        let r = app
+            .clone()
+            .oneshot(post_json(big, "application/json"))
+            .await
+            .unwrap();
+        assert_eq!(r.status(), StatusCode::PAYLOAD_TOO_LARGE);
+        let r = app
+            .clone()
+            .oneshot(post_json(
+                r#"{"user":"a","password":"b","totp":"1","x":1}"#.into(),
+                "application/json",
+            ))
+            .await
+            .unwrap();
+        assert_eq!(r.status(), StatusCode::BAD_REQUEST);
+        let r = app
+            .oneshot(Request::get("/v1/session").body(Body::empty()).unwrap())
+            .await
+            .unwrap();
+        assert_eq!(r.status(), StatusCode::UNAUTHORIZED);
+    }
+}
