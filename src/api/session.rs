@@ -107,7 +107,10 @@ fn cleared_cookie() -> HeaderValue {
 }
 
 /// The body as `T`, if it is JSON (content type included).
-fn parse<T: for<'de> Deserialize<'de>>(headers: &HeaderMap, body: &[u8]) -> Result<T, Response> {
+fn parse<T: for<'de> Deserialize<'de>>(
+    headers: &HeaderMap,
+    body: &[u8],
+) -> Result<T, (StatusCode, &'static str)> {
     let json = headers
         .get(header::CONTENT_TYPE)
         .and_then(|v| v.to_str().ok())
@@ -117,13 +120,13 @@ fn parse<T: for<'de> Deserialize<'de>>(headers: &HeaderMap, body: &[u8]) -> Resu
                 .is_some_and(|m| m.trim().eq_ignore_ascii_case("application/json"))
         });
     if !json {
-        return Err(error(
+        return Err((
             StatusCode::UNSUPPORTED_MEDIA_TYPE,
             "the body must be application/json",
         ));
     }
     serde_json::from_slice(body).map_err(|_| {
-        error(
+        (
             StatusCode::BAD_REQUEST,
             "expected a JSON object with the sign-in fields",
         )
@@ -291,7 +294,7 @@ async fn sign_in(
 ) -> Response {
     let req: SignIn = match parse(&headers, &body) {
         Ok(r) => r,
-        Err(r) => return r,
+        Err((status, message)) => return error(status, message),
     };
     let peer = peer.ip();
     let verdict = match check(&state, req.user, req.password, req.totp, peer).await {
@@ -403,7 +406,7 @@ async fn reauth(
     };
     let req: Reauth = match parse(&headers, &body) {
         Ok(r) => r,
-        Err(r) => return r,
+        Err((status, message)) => return error(status, message),
     };
     let verdict = match check(&state, principal.name.clone(), req.password, req.totp, peer).await {
         Ok(v) => v,
