@@ -289,6 +289,22 @@ fn people_sign_in_with_password_and_totp_over_a_running_service() {
     );
     assert_eq!(get_session(&c, &url, &bob_cookie).status().as_u16(), 401);
 
+    // Disabling a person while the service runs ends their session.
+    let carol = add_user(&data, "carol", "responder");
+    let r = sign_in(&c, &url, "carol", PASS, &code(&carol, 0));
+    assert_eq!(r.status().as_u16(), 200);
+    let carol_cookie = session_cookie(&r);
+    assert_eq!(get_session(&c, &url, &carol_cookie).status().as_u16(), 200);
+    assert!(
+        user_cmd(&data, &["disable", "carol"], None)
+            .status
+            .success()
+    );
+    server.wait_for("carol's session to end", || {
+        (get_session(&c, &url, &carol_cookie).status().as_u16() == 401).then_some(())
+    });
+    refused(sign_in(&c, &url, "carol", PASS, &code(&carol, 30)));
+
     // alice's session was last used at `last_use`: idle for 2 s, it ends.
     // (An idle timeout can only be observed by not using the session.)
     let idle_until = last_use + Duration::from_millis(2300);
@@ -346,6 +362,12 @@ fn people_sign_in_with_password_and_totp_over_a_running_service() {
         ("login", Some("user:bob"), "success", None),
         ("mfa_challenge", Some("user:bob"), "success", None),
         ("logout", Some("user:bob"), "success", None),
+        (
+            "login",
+            Some("user:carol"),
+            "failure",
+            Some("account_disabled"),
+        ),
     ] {
         assert!(
             find(action, user, outcome, reason),
