@@ -119,9 +119,7 @@ pub fn create(
     expires_in: Option<Duration>,
 ) -> Result<Created, StoreError> {
     if roles.is_empty() {
-        return Err(StoreError::Invalid(
-            "a token needs at least one role".into(),
-        ));
+        return Err(StoreError::Invalid("a token needs at least one role".into()));
     }
     let mut raw = [0u8; 32];
     OsRng.fill_bytes(&mut raw);
@@ -373,10 +371,7 @@ mod tests {
         let c = create(data, Some("ci-sender"), RoleSet::of(&[Role::Ingest]), None).unwrap();
         assert!(c.secret.starts_with("st_") && c.secret.len() == 46);
         let stored = std::fs::read_to_string(tokens_path(data)).unwrap();
-        assert!(
-            !stored.contains(&c.secret),
-            "the secret itself is never stored"
-        );
+        assert!(!stored.contains(&c.secret), "the secret itself is never stored");
         assert!(stored.contains(&c.record.hash));
 
         let tokens = Tokens::open(data).unwrap();
