@@ -4,6 +4,7 @@
 //! Sections arrive with the components that use them; the key names are the
 //! contract in DESIGN.md.
 
+use crate::auth::config::AuthConfig;
 use crate::detect::RulesConfig;
 use crate::ledger::log::SealPolicy;
 use crate::pipeline::AppenderConfig;
@@ -54,6 +55,7 @@ pub struct RawConfig {
     pub smtp: SmtpConfig,
     pub oncall: OncallConfig,
     pub response: ResponseConfig,
+    pub auth: AuthConfig,
 }
 
 /// `[lookups]`: the practice's directories joined to events.
@@ -91,6 +93,7 @@ impl Default for RawConfig {
             smtp: SmtpConfig::default(),
             oncall: OncallConfig::default(),
             response: ResponseConfig::default(),
+            auth: AuthConfig::default(),
         }
     }
 }
@@ -242,6 +245,8 @@ pub struct Config {
     pub oncall: OncallConfig,
     /// An empty `public_url` is filled in by `serve` from the bound address.
     pub response: ResponseConfig,
+    /// `[auth]`: console sessions and sign-in lockout.
+    pub auth: AuthConfig,
 }
 
 impl Config {
@@ -356,6 +361,9 @@ impl Config {
         if let Err((key, reason)) = response.validate() {
             return Err(invalid(key, &reason));
         }
+        if let Err((key, reason)) = raw.auth.validate() {
+            return Err(invalid(key, reason));
+        }
         let syslog = raw.syslog.validate().map_err(|e| ConfigError::Invalid {
             path: path.to_owned(),
             key: e.key,
@@ -377,6 +385,7 @@ impl Config {
                 rate: crate::auth::gate::RateLimits {
                     requests_per_minute: h.requests_per_minute,
                     ingest_requests_per_second: h.ingest_requests_per_second,
+                    reauth_within: raw.auth.reauth_within,
                 },
                 server,
             },
@@ -389,6 +398,7 @@ impl Config {
             smtp: raw.smtp,
             oncall: raw.oncall,
             response,
+            auth: raw.auth,
         })
     }
 }
@@ -548,6 +558,32 @@ mod tests {
                 other => panic!("{bad}: {other:?}"),
             }
         }
+    }
+
+    #[test]
+    fn auth_section_parses_durations_and_is_validated() {
+        let c = parse("").unwrap();
+        assert_eq!(c.auth.session_idle, Duration::from_secs(900));
+        assert_eq!(c.auth.session_max, Duration::from_secs(12 * 3600));
+        assert_eq!(c.auth.lockout_failures, 5);
+        let c = parse(
+            "[auth]\nsession_idle = \"2s\"\nsession_max = \"1h\"\nlockout_duration = \"5m\"\n",
+        )
+        .unwrap();
+        assert_eq!(c.auth.session_idle, Duration::from_secs(2));
+        assert_eq!(c.auth.lockout_duration, Duration::from_secs(300));
+        match parse("[auth]\nsession_idle = \"2h\"\nsession_max = \"1h\"\n") {
+            Err(ConfigError::Invalid { key, .. }) => assert_eq!(key, "auth.session_max"),
+            other => panic!("{other:?}"),
+        }
+        assert!(matches!(
+            parse("[auth]\nsession_idle = \"0s\"\n"),
+            Err(ConfigError::Invalid { .. })
+        ));
+        assert!(matches!(
+            parse("[auth]\nidle = \"1m\"\n"),
+            Err(ConfigError::Parse { .. })
+        ));
     }
 
     #[test]

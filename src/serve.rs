@@ -353,8 +353,13 @@ pub async fn run_until(
             shutdown.clone(),
         )),
     ];
+    let people =
+        crate::auth::people::People::start(&config.data_dir, config.auth.clone(), shutdown.clone())
+            .await
+            .context("loading the user store (auth/users.json)")?;
     let auth = Arc::new(crate::auth::gate::AuthState::new(
         tokens,
+        Some(people.clone()),
         pipeline.clone(),
         config.http.rate,
     ));
@@ -372,6 +377,7 @@ pub async fn run_until(
             pipeline: pipeline.clone(),
         }),
         response: responder.as_ref().map(Responder::handle),
+        people: Some(people),
     });
     let http_shutdown = shutdown.clone();
     if http_tls.is_some() {

@@ -6,6 +6,7 @@ pub mod headers;
 pub mod incidents;
 pub mod peer;
 pub mod query;
+pub mod session;
 pub mod silences;
 
 pub use peer::ClientCertificate;
@@ -30,6 +31,8 @@ pub struct AppState {
     pub response: Option<crate::response::ResponseHandle>,
     /// Who may call what: every route passes `auth::gate`.
     pub auth: Arc<AuthState>,
+    /// Console sign-in (`/v1/session`); absent where people cannot sign in.
+    pub people: Option<Arc<crate::auth::people::People>>,
 }
 
 /// Largest body of a search, export, incident or silence request (the
@@ -83,6 +86,9 @@ pub fn app(state: AppState) -> Router {
                 .layer(axum::extract::DefaultBodyLimit::max(MAX_REQUEST_BODY)),
         );
     }
+    if let Some(p) = state.people {
+        router = router.merge(session::routes(p, state.ingest.pipeline.clone()));
+    }
     router
         // Deny by default: every matched route passes the gate, which
         // refuses routes missing from `auth::gate::ROUTES`.
@@ -122,6 +128,7 @@ mod tests {
         let tokens = Arc::new(Tokens::open(data).unwrap());
         Arc::new(AuthState::new(
             tokens,
+            None,
             pipeline.clone(),
             crate::auth::gate::RateLimits::default(),
         ))
@@ -149,6 +156,7 @@ mod tests {
             metrics,
             query: None,
             response: None,
+            people: None,
         })
         .layer(MockConnectInfo(std::net::SocketAddr::from((
             [127, 0, 0, 1],

@@ -21,6 +21,7 @@
 //! counted and reported with the next record).
 
 use super::limits::{FailureRecord, FailureThrottle, RateLimiter};
+use super::people::{People, SessionLookup};
 use super::record::{AuditRecord, record};
 use super::tokens::{TokenCheck, Tokens};
 use super::{Principal, PrincipalKind, Role, RoleSet};
@@ -44,8 +45,8 @@ pub enum Access {
     Public,
     /// Principals holding one of these roles.
     Roles(RoleSet),
-    /// As `Roles`, and a person must have re-authenticated within
-    /// [`FRESH_AUTH`] (exports of patient data).
+    /// As `Roles`, and a person must have signed in or re-authenticated
+    /// within `[auth] reauth_within` (exports of patient data).
     Fresh(RoleSet),
     /// As `Roles`, or anyone holding the route's capability link (an
     /// incident's acknowledgement link carries its own `token`, checked by
@@ -69,6 +70,11 @@ pub const ROUTES: &[(&str, &str, Access)] = &[
     // The acknowledgement page's script (the page itself is a capability link).
     ("GET", "/assets/ack.js", Access::Public),
     ("GET", "/metrics", Access::Roles(SCRAPERS)),
+    // Sign-in for people: open, each handler checks what it needs.
+    ("POST", "/v1/session", Access::Public),
+    ("GET", "/v1/session", Access::Public),
+    ("DELETE", "/v1/session", Access::Public),
+    ("POST", "/v1/session/reauth", Access::Public),
     ("POST", "/v1/events", Access::Roles(INGEST)),
     ("POST", "/fhir/AuditEvent", Access::Roles(INGEST)),
     ("GET", "/v1/search", Access::Roles(ANALYST)),
@@ -103,9 +109,6 @@ pub const ROUTES: &[(&str, &str, Access)] = &[
     ("DELETE", "/v1/silences/{id}", Access::Roles(RESPONDER)),
 ];
 
-/// How recent a person's sign-in or re-authentication must be for a
-/// `Fresh` route.
-pub const FRESH_AUTH: Duration = Duration::from_secs(5 * 60);
 pub const FAILURE_RECORDS_PER_MINUTE: u32 = 10;
 /// Audit records of refusals written at once; more are counted, not queued.
 const MAX_RECORDS_IN_FLIGHT: usize = 64;
@@ -124,6 +127,8 @@ pub struct RateLimits {
     pub requests_per_minute: u32,
     /// Ingest requests a second per principal (each may carry many events).
     pub ingest_requests_per_second: u32,
+    /// How recent a person's authentication must be for a `Fresh` route.
+    pub reauth_within: Duration,
 }
 
 impl Default for RateLimits {
@@ -131,25 +136,36 @@ impl Default for RateLimits {
         RateLimits {
             requests_per_minute: 1200,
             ingest_requests_per_second: 2000,
+            reauth_within: Duration::from_secs(5 * 60),
         }
     }
 }
 
 pub struct AuthState {
     pub tokens: Arc<Tokens>,
+    /// Signed-in people (session cookies); absent where nobody signs in.
+    people: Option<Arc<People>>,
     pipeline: Pipeline,
     api_rate: RateLimiter<String>,
     ingest_rate: RateLimiter<String>,
+    reauth_within_ms: i64,
     failures: FailureThrottle<(Option<IpAddr>, &'static str)>,
     in_flight: Arc<tokio::sync::Semaphore>,
 }
 
 impl AuthState {
-    pub fn new(tokens: Arc<Tokens>, pipeline: Pipeline, limits: RateLimits) -> AuthState {
+    pub fn new(
+        tokens: Arc<Tokens>,
+        people: Option<Arc<People>>,
+        pipeline: Pipeline,
+        limits: RateLimits,
+    ) -> AuthState {
         let per_minute = f64::from(limits.requests_per_minute.max(1));
         let ingest = f64::from(limits.ingest_requests_per_second.max(1));
         AuthState {
+            reauth_within_ms: i64::try_from(limits.reauth_within.as_millis()).unwrap_or(i64::MAX),
             tokens,
+            people,
             pipeline,
             api_rate: RateLimiter::new(per_minute / 60.0, (per_minute / 4.0).max(10.0)),
             ingest_rate: RateLimiter::new(ingest, ingest * 2.0),
@@ -215,6 +231,49 @@ impl AuthState {
                 id: None,
             },
         );
+    }
+}
+
+impl AuthState {
+    fn session_timed_out(&self, peer: Option<IpAddr>, user: String) {
+        let who = Principal {
+            name: user,
+            kind: PrincipalKind::User,
+            roles: RoleSet::EMPTY,
+            authenticated_at_ms: 0,
+        };
+        self.record_later(
+            peer,
+            Some(who.clone()),
+            AuditRecord {
+                category: Category::Auth,
+                action: "session_timeout",
+                outcome: Outcome::Success,
+                attrs: json!({}),
+                message: format!("the session of {} timed out", who.qualified_name()),
+                id: None,
+            },
+        );
+    }
+}
+
+/// A cookie-authenticated change must come from the console's own origin:
+/// SameSite=Strict keeps the cookie off cross-site requests in current
+/// browsers, and this refuses what an older one might still send.
+fn same_origin(method: &Method, headers: &HeaderMap) -> bool {
+    if matches!(*method, Method::GET | Method::HEAD) {
+        return true;
+    }
+    let header = |name: &str| headers.get(name).and_then(|v| v.to_str().ok());
+    if header("sec-fetch-site").is_some_and(|s| s != "same-origin" && s != "none") {
+        return false;
+    }
+    match (header("origin"), header("host")) {
+        (None, _) => true,
+        (Some(origin), Some(host)) => origin
+            .split_once("://")
+            .is_some_and(|(_, authority)| authority.eq_ignore_ascii_case(host)),
+        (Some(_), None) => false,
     }
 }
 
@@ -330,18 +389,47 @@ pub async fn gate(State(auth): State<Arc<AuthState>>, mut req: Request, next: Ne
             );
             return unauthorized();
         }
-        Credentials::None => match req.extensions().get::<ClientCertificate>() {
-            Some(cert) => Principal {
-                name: cert.subject.clone(),
-                kind: PrincipalKind::Certificate,
-                roles: INGEST,
-                authenticated_at_ms: now_ms,
-            },
-            None => {
-                auth.refuse(peer, None, "login", "no_credentials", &method, &path);
-                return unauthorized();
+        Credentials::None => {
+            let session = auth.people.as_ref().map_or(SessionLookup::NoCookie, |p| {
+                p.principal(req.headers(), now_ms)
+            });
+            match session {
+                SessionLookup::Valid(p) => {
+                    if !same_origin(&method, req.headers()) {
+                        auth.refuse(
+                            peer,
+                            Some(p),
+                            "access_denied",
+                            "cross_origin",
+                            &method,
+                            &path,
+                        );
+                        return status(StatusCode::FORBIDDEN, "forbidden");
+                    }
+                    p
+                }
+                SessionLookup::Expired { user } => {
+                    auth.session_timed_out(peer, user);
+                    return unauthorized();
+                }
+                SessionLookup::Invalid => {
+                    auth.refuse(peer, None, "login", "invalid_session", &method, &path);
+                    return unauthorized();
+                }
+                SessionLookup::NoCookie => match req.extensions().get::<ClientCertificate>() {
+                    Some(cert) => Principal {
+                        name: cert.subject.clone(),
+                        kind: PrincipalKind::Certificate,
+                        roles: INGEST,
+                        authenticated_at_ms: now_ms,
+                    },
+                    None => {
+                        auth.refuse(peer, None, "login", "no_credentials", &method, &path);
+                        return unauthorized();
+                    }
+                },
             }
-        },
+        }
     };
     if !principal.roles.intersects(allowed) {
         auth.refuse(
@@ -356,7 +444,7 @@ pub async fn gate(State(auth): State<Arc<AuthState>>, mut req: Request, next: Ne
     }
     if matches!(access, Access::Fresh(_))
         && principal.kind == PrincipalKind::User
-        && now_ms.saturating_sub(principal.authenticated_at_ms) > FRESH_AUTH.as_millis() as i64
+        && now_ms.saturating_sub(principal.authenticated_at_ms) > auth.reauth_within_ms
     {
         return status(
             StatusCode::UNAUTHORIZED,
@@ -432,6 +520,35 @@ mod tests {
         assert!(!has_link_token(Some("token=")));
         assert!(!has_link_token(Some("xtoken=abc")));
         assert!(!has_link_token(None));
+    }
+
+    #[test]
+    fn cookie_changes_must_come_from_the_same_origin() {
+        let h = |pairs: &[(&'static str, &'static str)]| {
+            let mut m = HeaderMap::new();
+            for (k, v) in pairs {
+                m.insert(*k, HeaderValue::from_static(v));
+            }
+            m
+        };
+        let host = ("host", "siem.clinic.example:8443");
+        assert!(same_origin(
+            &Method::GET,
+            &h(&[("origin", "https://evil.example")])
+        ));
+        assert!(same_origin(&Method::POST, &h(&[host])));
+        assert!(same_origin(
+            &Method::POST,
+            &h(&[host, ("origin", "https://siem.clinic.example:8443")])
+        ));
+        assert!(!same_origin(
+            &Method::POST,
+            &h(&[host, ("origin", "https://evil.example")])
+        ));
+        assert!(!same_origin(
+            &Method::DELETE,
+            &h(&[host, ("sec-fetch-site", "cross-site")])
+        ));
     }
 
     #[test]

@@ -9,11 +9,13 @@
 //! (`via.principal`, `actor.user` of the service's own audit events).
 
 pub mod changes;
+pub mod config;
 pub mod gate;
 pub mod journal;
 pub mod limits;
 pub mod metrics;
 
+pub mod people;
 pub mod principal;
 pub mod record;
 pub mod roles;

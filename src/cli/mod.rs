@@ -15,6 +15,7 @@ use anyhow::{Context, Result, bail};
 mod rules;
 mod search;
 mod tokens;
+mod users;
 use clap::{Args, Parser, Subcommand};
 use std::io::{BufReader, Write};
 use std::path::{Path, PathBuf};
@@ -121,6 +122,9 @@ pub enum Command {
     /// API tokens: create (printed once), list, revoke; also while `serve` runs.
     #[command(subcommand)]
     Token(tokens::TokenCommand),
+    /// People who sign in to the console: add, list, disable, enable, reset.
+    #[command(subcommand)]
+    User(users::UserCommand),
     /// Write a self-signed certificate and key (DIR/cert.pem, DIR/key.pem, 0600) for tests and demos.
     Cert {
         #[arg(long)]
@@ -338,6 +342,7 @@ fn dispatch(command: Command) -> Result<ExitCode> {
         Command::Gen(args) => generate(args),
         Command::Rules(cmd) => rules::run(cmd),
         Command::Token(cmd) => tokens::run(cmd),
+        Command::User(cmd) => users::run(cmd),
     }
 }
 

@@ -10,6 +10,7 @@ mod http;
 mod incidents;
 mod ledger;
 mod listeners;
+mod people;
 mod rules_cli;
 mod search;
 mod tamper;
