@@ -12,6 +12,7 @@ use crate::ledger::verify::{VerifyReport, verify_data_dir};
 use crate::sources::import::{self, Progress};
 use anyhow::{Context, Result, bail};
 
+mod key;
 mod rules;
 mod search;
 use clap::{Args, Parser, Subcommand};
@@ -65,6 +66,10 @@ pub enum Command {
         since: Option<PathBuf>,
         #[arg(long)]
         json: bool,
+        /// Key-encryption key: decrypt and rehash encrypted entries too
+        /// (without it their payloads are reported as not checked).
+        #[arg(long, conflicts_with = "bundle")]
+        kek: Option<PathBuf>,
     },
     /// Print the latest signed checkpoint note.
     Checkpoint {
@@ -117,6 +122,9 @@ pub enum Command {
     /// Detection rules: check, test with fixtures, replay over the ledger, evaluate against gen labels.
     #[command(subcommand)]
     Rules(rules::RulesCommand),
+    /// Encryption at rest: generate or rotate the key-encryption key.
+    #[command(subcommand)]
+    Key(key::KeyCommand),
     /// Write a self-signed certificate and key (DIR/cert.pem, DIR/key.pem, 0600) for tests and demos.
     Cert {
         #[arg(long)]
@@ -281,9 +289,16 @@ fn dispatch(command: Command) -> Result<ExitCode> {
             vkey,
             since,
             json,
+            kek,
         } => match (data, bundle) {
             (_, Some(bundle)) => verify_bundle_file(&bundle, &vkey, json),
-            (Some(data), None) => verify(&data, &vkey, since.as_deref(), json),
+            (Some(data), None) => {
+                if let Some(kek) = kek {
+                    let kek = crate::ledger::atrest::Kek::load_file(&kek)?;
+                    crate::ledger::atrest::register(&data, kek)?;
+                }
+                verify(&data, &vkey, since.as_deref(), json)
+            }
             (None, None) => bail!("give --data DIR or --bundle FILE"),
         },
         Command::Checkpoint { data } => {
@@ -333,6 +348,7 @@ fn dispatch(command: Command) -> Result<ExitCode> {
         Command::Cert { out, host } => cert(&out, &host),
         Command::Gen(args) => generate(args),
         Command::Rules(cmd) => rules::run(cmd),
+        Command::Key(cmd) => key::run(cmd),
     }
 }
 
