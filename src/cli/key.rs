@@ -53,6 +53,17 @@ pub fn run(cmd: KeyCommand) -> Result<ExitCode> {
     }
 }
 
+/// Registers the KEK in `SEALTRAIL_KEK`, if set, for readers of `data`
+/// (`search --data`, `reindex`, `proof`, reports).
+pub fn env_kek(data: Option<&Path>) -> Result<()> {
+    if let (Some(data), Some(kek)) = (data, Kek::from_env()?)
+        && data.is_dir()
+    {
+        atrest::register(data, kek)?;
+    }
+    Ok(())
+}
+
 /// Takes the data directory's lock: no writer may run (it would wrap new
 /// segments' keys with the old KEK meanwhile).
 fn lock(data: &Path) -> Result<File> {

@@ -315,14 +315,17 @@ fn dispatch(command: Command) -> Result<ExitCode> {
             limit,
             json,
             query,
-        } => search::search(search::SearchCmd {
-            url: url.as_deref(),
-            data: data.as_deref(),
-            query: &query,
-            since: since.as_deref(),
-            limit,
-            json,
-        }),
+        } => {
+            key::env_kek(data.as_deref())?;
+            search::search(search::SearchCmd {
+                url: url.as_deref(),
+                data: data.as_deref(),
+                query: &query,
+                since: since.as_deref(),
+                limit,
+                json,
+            })
+        }
         Command::Report(ReportCommand::PatientAccess {
             patient,
             from,
@@ -330,15 +333,21 @@ fn dispatch(command: Command) -> Result<ExitCode> {
             format,
             url,
             data,
-        }) => search::patient_access_report(search::ReportCmd {
-            url: url.as_deref(),
-            data: data.as_deref(),
-            patient: &patient,
-            from: from.as_deref(),
-            to: to.as_deref(),
-            format: &format,
-        }),
-        Command::Reindex { data } => search::reindex_cmd(&data),
+        }) => {
+            key::env_kek(data.as_deref())?;
+            search::patient_access_report(search::ReportCmd {
+                url: url.as_deref(),
+                data: data.as_deref(),
+                patient: &patient,
+                from: from.as_deref(),
+                to: to.as_deref(),
+                format: &format,
+            })
+        }
+        Command::Reindex { data } => {
+            key::env_kek(Some(&data))?;
+            search::reindex_cmd(&data)
+        }
         Command::VerifyProof {
             vkey,
             since,
@@ -619,6 +628,7 @@ fn print_report(r: &VerifyReport) {
 }
 
 fn proof(args: ProofArgs) -> Result<ExitCode> {
+    key::env_kek(Some(&args.data))?;
     let reader = LedgerReader::open(&args.data).context("opening the ledger")?;
     let text = if let Some(old) = args.which.consistency_from {
         serde_json::to_string_pretty(&reader.consistency_proof(old)?)?

@@ -552,6 +552,7 @@ impl Ledger {
             keys,
         )?;
         ledger.ensure_checkpoint(&mut recovery)?;
+        ledger.switch_format()?;
         Ok((ledger, recovery))
     }
 
@@ -599,6 +600,32 @@ impl Ledger {
     }
 
     /// Makes sure the checkpoint file covers every sealed segment.
+    /// Encryption was turned on (or off) since the open segment was
+    /// created: no new entry goes into it. An empty one is recreated in the
+    /// new format, one with entries is sealed now (the next is created in
+    /// the new format).
+    fn switch_format(&mut self) -> Result<(), LedgerError> {
+        let encrypted = matches!(
+            self.open.header.format,
+            segment::FrameFormat::Encrypted { .. }
+        );
+        if encrypted == self.keys.is_some() {
+            return Ok(());
+        }
+        if self.open.count() > 0 {
+            self.seal()?;
+            return Ok(());
+        }
+        let header = SegmentHeader {
+            format: new_format(self.keys.is_some(), self.open.header.number),
+            ..self.open.header.clone()
+        };
+        let path = self.open.path.clone();
+        fs::remove_file(&path).map_err(|e| LedgerError::io(&path, e))?;
+        self.open = OpenSegment::create(path, header, self.keys.as_deref())?;
+        sync_dir(&self.paths.segments)
+    }
+
     fn ensure_checkpoint(&mut self, recovery: &mut Recovery) -> Result<(), LedgerError> {
         let size = self.tree.size();
         let existing = match fs::read_to_string(&self.paths.checkpoint) {

@@ -1,6 +1,7 @@
 //! Integration tests for the ledger: one binary, a module per topic.
 
 mod alerts;
+mod atrest;
 mod cli;
 mod compress;
 mod crash;
