@@ -967,7 +967,11 @@ mod tests {
 
     #[test]
     fn header_round_trips_and_detects_any_flipped_byte() {
-        for format in [FrameFormat::Plain, FrameFormat::Zstd { dict: [9; 32] }] {
+        for format in [
+            FrameFormat::Plain,
+            FrameFormat::Zstd { dict: [9; 32] },
+            FrameFormat::Encrypted { number: 3 },
+        ] {
             let h = SegmentHeader {
                 origin: "o.example/log".into(),
                 number: 3,
@@ -976,7 +980,12 @@ mod tests {
                 format,
             };
             let bytes = h.to_bytes();
-            let want_len = 64 + h.origin.len() + if format == FrameFormat::Plain { 0 } else { 32 };
+            let dict_len = if matches!(format, FrameFormat::Zstd { .. }) {
+                32
+            } else {
+                0
+            };
+            let want_len = 64 + h.origin.len() + dict_len;
             assert_eq!(bytes.len(), want_len);
             assert_eq!(u16::from_be_bytes([bytes[8], bytes[9]]), format.version());
             let path = Path::new("x");

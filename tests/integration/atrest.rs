@@ -163,6 +163,40 @@ fn encrypted_ledger_serves_searches_and_verifies_with_and_without_the_kek() {
     assert_eq!(v["payloads_unchecked"], 0, "{v}");
     assert_eq!(v["warnings"], json!([]), "{v}");
 
+    // Proofs are built from decrypted entries (KEK from the environment)
+    // and check offline with the vkey alone.
+    let out = Command::new(bin())
+        .args(["proof", "--index", "3", "--data"])
+        .arg(&data)
+        .env(
+            "SEALTRAIL_KEK",
+            std::fs::read_to_string(&kek).unwrap().trim(),
+        )
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{out:?}");
+    let proof: Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert!(
+        proof["entry"].as_str().unwrap().contains("evt-00000003"),
+        "{proof}"
+    );
+    let proof_file = tmp.path().join("proof.json");
+    std::fs::write(&proof_file, &out.stdout).unwrap();
+    let out = Command::new(bin())
+        .args(["verify-proof", "--vkey"])
+        .arg(&k.vkey)
+        .arg(&proof_file)
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{out:?}");
+    let out = Command::new(bin())
+        .args(["proof", "--index", "3", "--data"])
+        .arg(&data)
+        .env_remove("SEALTRAIL_KEK")
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(2), "no KEK, no proof: {out:?}");
+
     // A ciphertext byte changed (CRC fixed): the leaf hashes still chain,
     // but with the KEK the entry fails and is named.
     tamper_ciphertext(&data);
