@@ -406,6 +406,23 @@ fn old_format_data_directory_verifies_and_keeps_growing_encrypted() {
     post_events(&c, &server.http, &json!(events));
     // Old (plain) and new (encrypted) events are both searchable.
     wait_hits(&c, &server, "id:old-1 OR id:evt-00000101", 2);
+    // No rotation while the service runs (it would wrap new segments' keys
+    // with the old KEK meanwhile).
+    let kek2 = tmp.path().join("kek2");
+    gen_kek(&kek2);
+    let out = run(
+        &["key", "rotate-kek"],
+        &[
+            ("--config", &tmp.path().join("serve.toml")),
+            ("--kek", &kek),
+            ("--new-kek", &kek2),
+        ],
+    );
+    assert_eq!(out.status.code(), Some(2), "{out:?}");
+    assert!(
+        String::from_utf8_lossy(&out.stderr).contains("stop the service"),
+        "{out:?}"
+    );
     assert_eq!(server.terminate(), Some(0));
     let (code, v) = verify(&data, &k, Some(&kek));
     assert_eq!(code, 0, "{v}");
