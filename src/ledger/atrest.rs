@@ -125,15 +125,16 @@ impl Kek {
         Kek::from_key(key)
     }
 
-    /// Parses a KEK: exactly 32 raw bytes, or base64 (standard, padded) of
-    /// 32 bytes with surrounding whitespace allowed.
+    /// Parses a KEK: exactly 32 bytes are the key itself (base64 of 32
+    /// bytes is 44 characters, so the two never meet); otherwise base64
+    /// (standard, padded) of 32 bytes with surrounding whitespace allowed.
     pub fn parse(bytes: &[u8], what: &str) -> Result<Kek, AtRestError> {
         let bad = |reason: &str| AtRestError::KekFormat {
             what: what.to_owned(),
             reason: reason.to_owned(),
         };
         let mut key = Zeroizing::new([0u8; 32]);
-        if bytes.len() == 32 && std::str::from_utf8(bytes).map_or(true, |s| s.trim().len() != 32) {
+        if bytes.len() == 32 {
             key.copy_from_slice(bytes);
             return Ok(Kek::from_key(key));
         }

@@ -329,7 +329,7 @@ def load_kek(path):
     """32 raw bytes, or base64 of 32 bytes (surrounding whitespace allowed)."""
     with open(path, "rb") as f:
         raw = f.read(1025)
-    if len(raw) == 32 and len(raw.strip()) != 32:
+    if len(raw) == 32:
         return raw
     key = base64.b64decode(raw.strip(), validate=True)
     if len(key) != 32:
