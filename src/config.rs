@@ -212,6 +212,10 @@ pub struct RawLedger {
     /// Compact sealed segments (per-entry zstd with a shared dictionary,
     /// segment format 2) in the background; hashes and proofs are unchanged.
     pub compress: bool,
+    /// Key-encryption key (32 raw bytes or base64 of them; outside the data
+    /// directory). Set: new segments' payloads are encrypted at rest
+    /// (`SEALTRAIL_KEK` in the environment does the same).
+    pub encryption_key_file: PathBuf,
 }
 
 impl Default for RawLedger {
@@ -221,6 +225,7 @@ impl Default for RawLedger {
             seal_max_events: 16_384,
             seal_max_age_ms: 1000,
             compress: true,
+            encryption_key_file: PathBuf::new(),
         }
     }
 }
@@ -233,6 +238,8 @@ pub struct Config {
     pub seal: SealPolicy,
     /// Compact sealed segments in the background (`[ledger] compress`).
     pub compress: bool,
+    /// `[ledger] encryption_key_file`; empty: not set.
+    pub encryption_key_file: PathBuf,
     pub http: HttpConfig,
     pub ingest: IngestConfig,
     pub silence: SilenceConfig,
@@ -373,6 +380,7 @@ impl Config {
             data_dir: raw.data_dir,
             key_file: raw.ledger.key_file,
             compress: raw.ledger.compress,
+            encryption_key_file: raw.ledger.encryption_key_file,
             seal,
             http: HttpConfig {
                 listen: h.listen,

@@ -83,6 +83,8 @@ impl Core {
         let signer = keys::load_signer(&config.key_file)
             .with_context(|| format!("loading the signing key {}", config.key_file.display()))?;
         let data = config.data_dir.clone();
+        crate::ledger::atrest_config::enable(&config.encryption_key_file, &data)
+            .context("loading the key-encryption key")?;
         let (ledger, recovery) = tokio::task::spawn_blocking({
             let data = data.clone();
             let seal = config.seal.clone();

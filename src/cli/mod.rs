@@ -12,6 +12,7 @@ use crate::ledger::verify::{VerifyReport, verify_data_dir};
 use crate::sources::import::{self, Progress};
 use anyhow::{Context, Result, bail};
 
+mod key;
 mod rules;
 mod search;
 mod tokens;
@@ -67,6 +68,10 @@ pub enum Command {
         since: Option<PathBuf>,
         #[arg(long)]
         json: bool,
+        /// Key-encryption key: decrypt and rehash encrypted entries too
+        /// (without it their payloads are reported as not checked).
+        #[arg(long, conflicts_with = "bundle")]
+        kek: Option<PathBuf>,
     },
     /// Print the latest signed checkpoint note.
     Checkpoint {
@@ -125,6 +130,9 @@ pub enum Command {
     /// People who sign in to the console: add, list, disable, enable, reset.
     #[command(subcommand)]
     User(users::UserCommand),
+    /// Encryption at rest: generate or rotate the key-encryption key.
+    #[command(subcommand)]
+    Key(key::KeyCommand),
     /// Write a self-signed certificate and key (DIR/cert.pem, DIR/key.pem, 0600) for tests and demos.
     Cert {
         #[arg(long)]
@@ -289,9 +297,16 @@ fn dispatch(command: Command) -> Result<ExitCode> {
             vkey,
             since,
             json,
+            kek,
         } => match (data, bundle) {
             (_, Some(bundle)) => verify_bundle_file(&bundle, &vkey, json),
-            (Some(data), None) => verify(&data, &vkey, since.as_deref(), json),
+            (Some(data), None) => {
+                if let Some(kek) = kek {
+                    let kek = crate::ledger::atrest::Kek::load_file(&kek)?;
+                    crate::ledger::atrest::register(&data, kek)?;
+                }
+                verify(&data, &vkey, since.as_deref(), json)
+            }
             (None, None) => bail!("give --data DIR or --bundle FILE"),
         },
         Command::Checkpoint { data } => {
@@ -308,14 +323,17 @@ fn dispatch(command: Command) -> Result<ExitCode> {
             limit,
             json,
             query,
-        } => search::search(search::SearchCmd {
-            url: url.as_deref(),
-            data: data.as_deref(),
-            query: &query,
-            since: since.as_deref(),
-            limit,
-            json,
-        }),
+        } => {
+            key::env_kek(data.as_deref())?;
+            search::search(search::SearchCmd {
+                url: url.as_deref(),
+                data: data.as_deref(),
+                query: &query,
+                since: since.as_deref(),
+                limit,
+                json,
+            })
+        }
         Command::Report(ReportCommand::PatientAccess {
             patient,
             from,
@@ -323,15 +341,21 @@ fn dispatch(command: Command) -> Result<ExitCode> {
             format,
             url,
             data,
-        }) => search::patient_access_report(search::ReportCmd {
-            url: url.as_deref(),
-            data: data.as_deref(),
-            patient: &patient,
-            from: from.as_deref(),
-            to: to.as_deref(),
-            format: &format,
-        }),
-        Command::Reindex { data } => search::reindex_cmd(&data),
+        }) => {
+            key::env_kek(data.as_deref())?;
+            search::patient_access_report(search::ReportCmd {
+                url: url.as_deref(),
+                data: data.as_deref(),
+                patient: &patient,
+                from: from.as_deref(),
+                to: to.as_deref(),
+                format: &format,
+            })
+        }
+        Command::Reindex { data } => {
+            key::env_kek(Some(&data))?;
+            search::reindex_cmd(&data)
+        }
         Command::VerifyProof {
             vkey,
             since,
@@ -343,6 +367,7 @@ fn dispatch(command: Command) -> Result<ExitCode> {
         Command::Rules(cmd) => rules::run(cmd),
         Command::Token(cmd) => tokens::run(cmd),
         Command::User(cmd) => users::run(cmd),
+        Command::Key(cmd) => key::run(cmd),
     }
 }
 
@@ -613,6 +638,7 @@ fn print_report(r: &VerifyReport) {
 }
 
 fn proof(args: ProofArgs) -> Result<ExitCode> {
+    key::env_kek(Some(&args.data))?;
     let reader = LedgerReader::open(&args.data).context("opening the ledger")?;
     let text = if let Some(old) = args.which.consistency_from {
         serde_json::to_string_pretty(&reader.consistency_proof(old)?)?

@@ -492,6 +492,7 @@ fn replay(args: &ReplayArgs) -> Result<ExitCode> {
     if !args.data.is_dir() {
         bail!("{}: no data directory", args.data.display());
     }
+    super::key::env_kek(Some(&args.data))?;
     let end = crate::index::ledger_end(&args.data).context("reading the ledger")?;
     let mut follower = crate::index::LedgerFollower::new(&args.data, 0);
     let mut engine = Engine::new(set, EngineConfig::default());
@@ -665,6 +666,7 @@ fn eval_ledger(data: &Path, set: &Arc<RuleSet>, from: AlertsFrom) -> Result<Eval
     if !data.is_dir() {
         bail!("{}: no data directory", data.display());
     }
+    super::key::env_kek(Some(data))?;
     let end = crate::index::ledger_end(data).context("reading the ledger")?;
     let mut follower = crate::index::LedgerFollower::new(data, 0);
     let mut engine = Engine::new(Arc::clone(set), EngineConfig::default());

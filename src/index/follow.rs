@@ -26,7 +26,7 @@ use thiserror::Error;
 use crate::ledger::dicts::DictStore;
 use crate::ledger::log::{LedgerError, LedgerPaths, list_segments};
 use crate::ledger::segment::{
-    self, BLOCK_SHIFT, FRAME_HEADER_LEN, Footer, FrameCodec, MAX_ENTRY_LEN, SEAL_MARKER,
+    self, BLOCK_SHIFT, FRAME_HEADER_LEN, Footer, FrameCodec, MAX_FRAME_LEN, SEAL_MARKER,
     SegmentError, SegmentHeader,
 };
 
@@ -352,7 +352,7 @@ fn probe(
     if len == SEAL_MARKER {
         return Ok(Found::Sealed);
     }
-    if len == 0 || len > MAX_ENTRY_LEN {
+    if len == 0 || len > MAX_FRAME_LEN {
         return Ok(Found::Incomplete(Some(format!(
             "{}: frame length {len} at offset {pos} is out of range",
             path.display()

@@ -36,6 +36,8 @@ pub enum DictError {
     TooLarge { path: PathBuf, len: u64 },
     #[error("dictionary {path} is empty")]
     Empty { path: PathBuf },
+    #[error(transparent)]
+    Key(#[from] super::atrest::AtRestError),
     #[error("{path}: {source}")]
     Io {
         path: PathBuf,
@@ -61,6 +63,9 @@ pub fn dict_hash(bytes: &[u8]) -> Hash {
 /// The dictionaries of one data directory, with a cache of prepared decoders.
 pub struct DictStore {
     dir: PathBuf,
+    /// The data directory's KEK and data keys, when one was registered in
+    /// this process (`atrest::register`): decrypts version 3 segments.
+    keys: Option<Arc<super::atrest::Keyring>>,
     cache: Mutex<HashMap<Hash, Arc<DecoderDictionary<'static>>>>,
 }
 
@@ -68,6 +73,7 @@ impl DictStore {
     /// The store in `dir` (`DATA/ledger/dicts`).
     pub fn new(dir: &Path) -> DictStore {
         DictStore {
+            keys: dir.parent().and_then(super::atrest::keyring_for_ledger_dir),
             dir: dir.to_owned(),
             cache: Mutex::new(HashMap::new()),
         }
@@ -151,6 +157,10 @@ impl DictStore {
             FrameFormat::Plain => Ok(FrameCodec::Plain),
             FrameFormat::Zstd { dict } if dict == [0; 32] => Ok(FrameCodec::Zstd(None)),
             FrameFormat::Zstd { dict } => Ok(FrameCodec::Zstd(Some(self.decoder(&dict)?))),
+            FrameFormat::Encrypted { number } => match &self.keys {
+                Some(keys) => Ok(FrameCodec::Sealed(Some(keys.cipher(number)?))),
+                None => Err(super::atrest::AtRestError::NoKek { number }.into()),
+            },
         }
     }
 

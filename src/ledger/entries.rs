@@ -28,7 +28,7 @@ use thiserror::Error;
 use super::dicts::DictStore;
 use super::log::{LedgerError, LedgerPaths, list_segments};
 use super::segment::{
-    BLOCK_SHIFT, FRAME_HEADER_LEN, Footer, FrameCodec, MAX_ENTRY_LEN, MAX_SEGMENT_EVENTS,
+    BLOCK_SHIFT, FRAME_HEADER_LEN, Footer, FrameCodec, MAX_FRAME_LEN, MAX_SEGMENT_EVENTS,
     SEAL_MARKER, SegmentError, SegmentHeader,
 };
 use super::tree_store::{SegmentIndex, TreeStoreError};
@@ -401,7 +401,7 @@ impl EntryReader {
         }
         let mapped = match codec {
             FrameCodec::Zstd(_) => self.map(&path, meta.len()),
-            FrameCodec::Plain => None,
+            FrameCodec::Plain | FrameCodec::Sealed(_) => None,
         };
         Ok(Sealed {
             mapped,
@@ -524,7 +524,7 @@ impl Open {
             if len == SEAL_MARKER {
                 return Ok(false);
             }
-            if len == 0 || len > MAX_ENTRY_LEN {
+            if len == 0 || len > MAX_FRAME_LEN {
                 return Err(EntryReadError::Frame {
                     path: self.path.clone(),
                     offset: self.walk_pos,
@@ -571,7 +571,7 @@ fn read_frame_exact(
     };
     let span = to
         .checked_sub(from)
-        .filter(|&n| n > FRAME_HEADER_LEN && n <= FRAME_HEADER_LEN + u64::from(MAX_ENTRY_LEN))
+        .filter(|&n| n > FRAME_HEADER_LEN && n <= FRAME_HEADER_LEN + u64::from(MAX_FRAME_LEN))
         .ok_or_else(|| frame_err(format!("frame index gives a span of {from}..{to}")))?
         as usize;
     let mut small = [0u8; SMALL_FRAME];
@@ -606,7 +606,7 @@ fn decode_frame(
         ));
     }
     let (head, stored) = frame.split_at(FRAME_HEADER_LEN as usize);
-    if stored.len() > MAX_ENTRY_LEN as usize {
+    if stored.len() > MAX_FRAME_LEN as usize {
         return Err(frame_err(
             "frame index gives a span longer than a frame".into(),
         ));
@@ -687,7 +687,7 @@ fn read_block_entries(
         };
         let len = u32::from_be_bytes([head[0], head[1], head[2], head[3]]);
         let crc = u32::from_be_bytes([head[4], head[5], head[6], head[7]]);
-        if len == 0 || len > MAX_ENTRY_LEN {
+        if len == 0 || len > MAX_FRAME_LEN {
             return Err(frame_err(pos, format!("frame length {len} out of range")));
         }
         let body = pos + FRAME_HEADER_LEN;

@@ -12,6 +12,7 @@
 //! DATA/ledger/checkpoint             latest signed checkpoint (C2SP signed note)
 //! ```
 
+use super::atrest::{Keyring, SegmentCipher};
 use super::hash::Hash;
 use super::keys::NoteSigner;
 use super::note::{self, Checkpoint, NoteError};
@@ -26,6 +27,7 @@ use std::io::{self, Write};
 use std::ops::Range;
 use std::os::unix::fs::{FileExt, OpenOptionsExt};
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 /// How long opening waits for the data directory's lock before reporting it
@@ -60,6 +62,8 @@ pub enum LedgerError {
     EntryTooLarge(usize),
     #[error("entry is empty")]
     EmptyEntry,
+    #[error(transparent)]
+    Key(#[from] super::atrest::AtRestError),
     #[error("invalid ledger option: {0}")]
     Options(String),
     #[error("ledger writer stopped after an earlier failure; restart to recover")]
@@ -263,10 +267,25 @@ struct OpenSegment {
     oldest: Option<Instant>,
     /// Bytes written since the last fsync.
     dirty: bool,
+    /// Encrypts frames as they are written (version 3 segments).
+    cipher: Option<Arc<SegmentCipher>>,
 }
 
 impl OpenSegment {
-    fn create(path: PathBuf, header: SegmentHeader) -> Result<Self, LedgerError> {
+    /// Creates the segment file; for an encrypted segment its data key is
+    /// made durable first, so a header never names a key that is not there.
+    fn create(
+        path: PathBuf,
+        header: SegmentHeader,
+        keys: Option<&Keyring>,
+    ) -> Result<Self, LedgerError> {
+        let cipher = match (header.format, keys) {
+            (segment::FrameFormat::Encrypted { number }, Some(k)) => Some(k.create(number)?),
+            (segment::FrameFormat::Encrypted { number }, None) => {
+                return Err(super::atrest::AtRestError::NoKek { number }.into());
+            }
+            _ => None,
+        };
         let mut file = OpenOptions::new()
             .read(true)
             .write(true)
@@ -288,6 +307,7 @@ impl OpenSegment {
             max_time_ms: i64::MIN,
             oldest: None,
             dirty: false,
+            cipher,
         })
     }
 
@@ -315,7 +335,12 @@ pub struct Ledger {
     checkpoint: String,
     /// Reused frame buffer, so appends do not allocate per batch.
     buf: Vec<u8>,
+    /// Ciphertext of one entry, reused.
+    sealed_buf: Vec<u8>,
     stats: LedgerStats,
+    /// Set when a KEK is registered for this data directory: new segments
+    /// are encrypted (version 3).
+    keys: Option<Arc<Keyring>>,
 }
 
 impl Ledger {
@@ -363,6 +388,11 @@ impl Ledger {
 
         let mut recovery = Recovery::default();
         remove_compaction_leftovers(&paths)?;
+        let keys = super::atrest::keyring_for_ledger_dir(&paths.ledger);
+        if let Some(k) = &keys {
+            // A wrong KEK, or a rotation left half done, stops the start here.
+            k.check_all()?;
+        }
         let (sealed, open_files) = list_segments(&paths.segments)?;
         for (i, n) in sealed.iter().enumerate() {
             if *n != i as u64 {
@@ -419,19 +449,32 @@ impl Ledger {
         if let Some(n) = open_files.first() {
             let path = paths.segment(*n, false);
             let header_len = HEADER_FIXED_LEN + origin.len() as u64;
-            ledger_open = recover_open_segment(&path, header_len, &mut recovery)?;
+            ledger_open = recover_open_segment(&path, header_len, &mut recovery, keys.as_deref())?;
         }
 
-        let next_header = |last: &Option<SegmentRecord>| SegmentHeader {
-            origin: origin.clone(),
-            number: last.as_ref().map_or(0, |r| r.number + 1),
-            first_index: last.as_ref().map_or(0, |r| r.end_index()),
-            prev: last.as_ref().map_or([0; 32], |r| r.chain_hash()),
-            format: segment::FrameFormat::Plain,
+        let encrypt = keys.is_some();
+        let next_header = |last: &Option<SegmentRecord>| {
+            let number = last.as_ref().map_or(0, |r| r.number + 1);
+            SegmentHeader {
+                origin: origin.clone(),
+                number,
+                first_index: last.as_ref().map_or(0, |r| r.end_index()),
+                prev: last.as_ref().map_or([0; 32], |r| r.chain_hash()),
+                format: new_format(encrypt, number),
+            }
+        };
+        // A recovered open segment keeps its format (one written before
+        // encryption was turned on, or off, is sealed as it is).
+        let continues = |seg: &OpenSegment, last: &Option<SegmentRecord>| {
+            seg.header
+                == SegmentHeader {
+                    format: seg.header.format,
+                    ..next_header(last)
+                }
         };
         let open = match ledger_open {
             Some(RecoveredOpen::Open(seg)) => {
-                if seg.header != next_header(&last_record) {
+                if !continues(&seg, &last_record) {
                     return Err(LedgerError::Damaged(format!(
                         "{}: header does not continue the sealed log",
                         seg.path.display()
@@ -443,7 +486,7 @@ impl Ledger {
                 // The crash hit after the footer was durable: finish that seal,
                 // but only for a segment that continues the log.
                 let rec = &footer.record;
-                if seg.header != next_header(&last_record)
+                if !continues(&seg, &last_record)
                     || rec.number != seg.header.number
                     || rec.first_index != seg.header.first_index
                     || rec.prev != seg.header.prev
@@ -474,24 +517,42 @@ impl Ledger {
                 index.sync()?;
                 let last = Some(footer.record);
                 let header = next_header(&last);
-                let seg = OpenSegment::create(paths.segment(header.number, false), header)?;
+                let seg = OpenSegment::create(
+                    paths.segment(header.number, false),
+                    header,
+                    keys.as_deref(),
+                )?;
                 sync_dir(&paths.segments)?;
                 let mut ledger =
-                    Ledger::assemble(paths, lock, signer, policy, tree, index, last, seg)?;
+                    Ledger::assemble(paths, lock, signer, policy, tree, index, last, seg, keys)?;
                 ledger.ensure_checkpoint(&mut recovery)?;
                 return Ok((ledger, recovery));
             }
             None => {
                 let header = next_header(&last_record);
-                let seg = OpenSegment::create(paths.segment(header.number, false), header)?;
+                let seg = OpenSegment::create(
+                    paths.segment(header.number, false),
+                    header,
+                    keys.as_deref(),
+                )?;
                 sync_dir(&paths.segments)?;
                 seg
             }
         };
         recovery.open_entries = open.count();
-        let mut ledger =
-            Ledger::assemble(paths, lock, signer, policy, tree, index, last_record, open)?;
+        let mut ledger = Ledger::assemble(
+            paths,
+            lock,
+            signer,
+            policy,
+            tree,
+            index,
+            last_record,
+            open,
+            keys,
+        )?;
         ledger.ensure_checkpoint(&mut recovery)?;
+        ledger.switch_format()?;
         Ok((ledger, recovery))
     }
 
@@ -505,6 +566,7 @@ impl Ledger {
         index: SegmentIndex,
         last_record: Option<SegmentRecord>,
         mut open: OpenSegment,
+        keys: Option<Arc<Keyring>>,
     ) -> Result<Self, LedgerError> {
         if open.header.origin != signer.name() {
             return Err(LedgerError::OriginMismatch {
@@ -531,11 +593,39 @@ impl Ledger {
             open,
             checkpoint: String::new(),
             buf: Vec::with_capacity(1 << 20),
+            sealed_buf: Vec::new(),
             stats: LedgerStats::default(),
+            keys,
         })
     }
 
     /// Makes sure the checkpoint file covers every sealed segment.
+    /// Encryption was turned on (or off) since the open segment was
+    /// created: no new entry goes into it. An empty one is recreated in the
+    /// new format, one with entries is sealed now (the next is created in
+    /// the new format).
+    fn switch_format(&mut self) -> Result<(), LedgerError> {
+        let encrypted = matches!(
+            self.open.header.format,
+            segment::FrameFormat::Encrypted { .. }
+        );
+        if encrypted == self.keys.is_some() {
+            return Ok(());
+        }
+        if self.open.count() > 0 {
+            self.seal()?;
+            return Ok(());
+        }
+        let header = SegmentHeader {
+            format: new_format(self.keys.is_some(), self.open.header.number),
+            ..self.open.header.clone()
+        };
+        let path = self.open.path.clone();
+        fs::remove_file(&path).map_err(|e| LedgerError::io(&path, e))?;
+        self.open = OpenSegment::create(path, header, self.keys.as_deref())?;
+        sync_dir(&self.paths.segments)
+    }
+
     fn ensure_checkpoint(&mut self, recovery: &mut Recovery) -> Result<(), LedgerError> {
         let size = self.tree.size();
         let existing = match fs::read_to_string(&self.paths.checkpoint) {
@@ -659,8 +749,16 @@ impl Ledger {
         let base = self.open.len;
         for e in entries {
             self.open.offsets.push(base + self.buf.len() as u64);
-            segment::encode_frame(&e.bytes, &mut self.buf);
-            self.open.leaves.push(super::hash::leaf_hash(&e.bytes));
+            let leaf = super::hash::leaf_hash(&e.bytes);
+            match &self.open.cipher {
+                Some(cipher) => {
+                    self.sealed_buf.clear();
+                    cipher.seal_frame(&e.bytes, &leaf, &mut self.sealed_buf)?;
+                    segment::encode_frame(&self.sealed_buf, &mut self.buf);
+                }
+                None => segment::encode_frame(&e.bytes, &mut self.buf),
+            }
+            self.open.leaves.push(leaf);
             self.open.note_time(e.time_ms);
         }
         self.open
@@ -769,10 +867,13 @@ impl Ledger {
             number: header.number + 1,
             first_index: footer.record.end_index(),
             prev: footer.record.chain_hash(),
-            format: segment::FrameFormat::Plain,
+            format: new_format(self.keys.is_some(), header.number + 1),
         };
         let path = self.paths.segment(next.number, false);
-        self.open = self.stats.durable(|| OpenSegment::create(path, next))?;
+        let keys = self.keys.as_deref();
+        self.open = self
+            .stats
+            .durable(|| OpenSegment::create(path, next, keys))?;
         self.stats.durable(|| sync_dir(&self.paths.segments))?;
         self.stats.seals += 1;
         let took = started.elapsed();
@@ -799,6 +900,15 @@ impl Ledger {
     }
 }
 
+/// Format of a new segment: encrypted when a KEK is registered.
+fn new_format(encrypt: bool, number: u64) -> segment::FrameFormat {
+    if encrypt {
+        segment::FrameFormat::Encrypted { number }
+    } else {
+        segment::FrameFormat::Plain
+    }
+}
+
 enum RecoveredOpen {
     Open(OpenSegment),
     Sealed(OpenSegment, Box<Footer>),
@@ -811,6 +921,7 @@ fn recover_open_segment(
     path: &Path,
     header_len: u64,
     recovery: &mut Recovery,
+    keys: Option<&Keyring>,
 ) -> Result<Option<RecoveredOpen>, LedgerError> {
     let len = fs::metadata(path)
         .map_err(|e| LedgerError::io(path, e))?
@@ -851,6 +962,10 @@ fn recover_open_segment(
     }
     let end = reader.position();
     let header = reader.header.clone();
+    let cipher = match (header.format, keys) {
+        (segment::FrameFormat::Encrypted { number }, Some(k)) => Some(k.cipher(number)?),
+        _ => None,
+    };
     let tail = reader.into_tail();
     let file = OpenOptions::new()
         .read(true)
@@ -868,6 +983,7 @@ fn recover_open_segment(
         max_time_ms,
         oldest: None,
         dirty: false,
+        cipher,
     };
     match tail {
         Some(Tail::Open) | None => Ok(Some(RecoveredOpen::Open(seg))),
@@ -925,14 +1041,16 @@ fn valid_frame_follows(path: &Path, offset: u64) -> Result<bool, LedgerError> {
     let Some((damaged_len, _)) = read_u32s(offset) else {
         return Ok(false);
     };
-    if damaged_len == 0 || damaged_len > MAX_ENTRY_LEN {
+    if damaged_len == 0 || damaged_len > segment::MAX_FRAME_LEN {
         return Ok(false);
     }
     let next = offset + FRAME_HEADER_LEN + damaged_len as u64;
     let Some((next_len, next_crc)) = read_u32s(next) else {
         return Ok(false);
     };
-    if next_len == 0 || next_len > MAX_ENTRY_LEN || next + FRAME_HEADER_LEN + next_len as u64 > len
+    if next_len == 0
+        || next_len > segment::MAX_FRAME_LEN
+        || next + FRAME_HEADER_LEN + next_len as u64 > len
     {
         return Ok(false);
     }

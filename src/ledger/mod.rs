@@ -10,6 +10,8 @@
 //! `compactor` rewrite sealed segments into the compressed format (v2) with
 //! shared zstd dictionaries from `dicts`.
 
+pub mod atrest;
+pub mod atrest_config;
 pub mod bundle;
 pub mod compact;
 pub mod compactor;

@@ -21,6 +21,7 @@
 //! are over the uncompressed entries in both versions: compression is storage
 //! only. `FrameCodec` turns stored payloads back into entries.
 
+use super::atrest::{self, SegmentCipher};
 use super::dicts::{DictError, DictStore};
 use super::hash::{Hash, Rfc6962, leaf_hash};
 use super::record::{ByteReader, MAX_ORIGIN_LEN, RecordError, SegmentRecord};
@@ -39,8 +40,14 @@ pub const TRAILER_MAGIC: &[u8; 8] = b"SEALEND\0";
 pub const SEGMENT_VERSION: u16 = 1;
 /// Format of compacted sealed segments: payloads are zstd frames.
 pub const SEGMENT_VERSION_COMPRESSED: u16 = 2;
+/// Format of encrypted segments (open and sealed): payloads are
+/// `leaf hash || nonce || AES-256-GCM(entry)` (LEDGER.md §4.9).
+pub const SEGMENT_VERSION_ENCRYPTED: u16 = 3;
 /// Largest entry the ledger stores. Lengths read from disk above it are corrupt.
 pub const MAX_ENTRY_LEN: u32 = 1 << 20;
+/// Largest stored frame payload of any version (an encrypted frame of a
+/// maximal entry).
+pub const MAX_FRAME_LEN: u32 = MAX_ENTRY_LEN + atrest::FRAME_OVERHEAD;
 /// Length value that introduces the footer instead of an entry frame.
 pub const SEAL_MARKER: u32 = u32::MAX;
 /// Set in the footer's block-shift byte when a frame index follows the block
@@ -128,6 +135,9 @@ pub enum FrameFormat {
     /// Version 2: each payload is one zstd frame of the entry, compressed
     /// with the dictionary whose SHA-256 is `dict` (all zeros: none).
     Zstd { dict: Hash },
+    /// Version 3: each payload is an encrypted entry; `number` repeats the
+    /// header's segment number (it selects the data key).
+    Encrypted { number: u64 },
 }
 
 impl FrameFormat {
@@ -135,6 +145,7 @@ impl FrameFormat {
         match self {
             FrameFormat::Plain => SEGMENT_VERSION,
             FrameFormat::Zstd { .. } => SEGMENT_VERSION_COMPRESSED,
+            FrameFormat::Encrypted { .. } => SEGMENT_VERSION_ENCRYPTED,
         }
     }
 }
@@ -182,7 +193,7 @@ impl SegmentHeader {
         }
         let version = u16::from_be_bytes([fixed[8], fixed[9]]);
         let dict_len = match version {
-            SEGMENT_VERSION => 0,
+            SEGMENT_VERSION | SEGMENT_VERSION_ENCRYPTED => 0,
             SEGMENT_VERSION_COMPRESSED => 32,
             _ => {
                 return Err(SegmentError::Version {
@@ -231,8 +242,9 @@ impl SegmentHeader {
         let number = r.u64().map_err(header_err)?;
         let first_index = r.u64().map_err(header_err)?;
         let prev = r.hash().map_err(header_err)?;
-        let format = match dict_len {
-            0 => FrameFormat::Plain,
+        let format = match version {
+            SEGMENT_VERSION => FrameFormat::Plain,
+            SEGMENT_VERSION_ENCRYPTED => FrameFormat::Encrypted { number },
             _ => FrameFormat::Zstd {
                 dict: r.hash().map_err(header_err)?,
             },
@@ -292,6 +304,9 @@ pub enum FrameCodec {
     Plain,
     /// Version 2: the payload is one zstd frame, with this dictionary if any.
     Zstd(Option<Arc<DecoderDictionary<'static>>>),
+    /// Version 3: the payload is an encrypted entry; `None` when no KEK was
+    /// given (only the stored leaf hashes can be read: `verify`).
+    Sealed(Option<Arc<SegmentCipher>>),
 }
 
 impl std::fmt::Debug for FrameCodec {
@@ -299,11 +314,20 @@ impl std::fmt::Debug for FrameCodec {
         match self {
             FrameCodec::Plain => f.write_str("Plain"),
             FrameCodec::Zstd(d) => write!(f, "Zstd(dict: {})", d.is_some()),
+            FrameCodec::Sealed(c) => write!(f, "Sealed(key: {})", c.is_some()),
         }
     }
 }
 
 impl FrameCodec {
+    /// Largest stored payload a frame of this codec may have.
+    pub fn max_stored_len(&self) -> u32 {
+        match self {
+            FrameCodec::Sealed(_) => MAX_FRAME_LEN,
+            _ => MAX_ENTRY_LEN,
+        }
+    }
+
     /// Decodes `stored` into `out` (replacing its contents). The result is
     /// bounded: an entry of 0 or more than `MAX_ENTRY_LEN` bytes, trailing
     /// bytes after the zstd frame, or anything zstd refuses is an error, so
@@ -316,6 +340,21 @@ impl FrameCodec {
                 return Ok(());
             }
             FrameCodec::Zstd(dict) => dict,
+            FrameCodec::Sealed(Some(cipher)) => {
+                cipher.open_frame(stored, out).map_err(CodecError)?;
+                if out.is_empty() || out.len() > MAX_ENTRY_LEN as usize {
+                    return Err(CodecError(format!(
+                        "encrypted entry of {} bytes is out of range",
+                        out.len()
+                    )));
+                }
+                return Ok(());
+            }
+            FrameCodec::Sealed(None) => {
+                return Err(CodecError(
+                    "the entry is encrypted at rest and no key-encryption key was given".into(),
+                ));
+            }
         };
         let max = MAX_ENTRY_LEN as usize;
         // Frames written by the compactor declare their size: decode into
@@ -652,6 +691,8 @@ pub struct FrameReader {
     codec: FrameCodec,
     /// Stored payload of a compressed frame, before decoding.
     stored: Vec<u8>,
+    /// Leaf hash stored in the last encrypted frame read.
+    leaf: Option<Hash>,
     pos: u64,
     len: u64,
     tail: Option<Tail>,
@@ -667,6 +708,17 @@ impl FrameReader {
     /// Opens a segment, resolving dictionaries through `dicts` (whose cache
     /// is then shared between segments).
     pub fn open_with(path: &Path, dicts: &DictStore) -> Result<Self, SegmentError> {
+        Self::open_opts(path, dicts, false)
+    }
+
+    /// Like `open_with`; with `structure_only`, an encrypted segment opens
+    /// even without its key: frames then yield no entry bytes, only their
+    /// stored leaf hashes (`leaf()`), for `verify` without the KEK.
+    pub fn open_opts(
+        path: &Path,
+        dicts: &DictStore,
+        structure_only: bool,
+    ) -> Result<Self, SegmentError> {
         let file = File::open(path).map_err(|e| SegmentError::io(path, e))?;
         let len = file
             .metadata()
@@ -674,18 +726,22 @@ impl FrameReader {
             .len();
         let mut reader = BufReader::with_capacity(1 << 20, file);
         let (header, header_len) = SegmentHeader::read(path, &mut reader)?;
-        let codec = dicts
-            .codec(header.format)
-            .map_err(|source| SegmentError::Dict {
+        let codec = match dicts.codec(header.format) {
+            Err(DictError::Key(atrest::AtRestError::NoKek { .. })) if structure_only => {
+                FrameCodec::Sealed(None)
+            }
+            r => r.map_err(|source| SegmentError::Dict {
                 path: path.to_owned(),
                 source,
-            })?;
+            })?,
+        };
         Ok(FrameReader {
             path: path.to_owned(),
             reader,
             header,
             codec,
             stored: Vec::new(),
+            leaf: None,
             pos: header_len,
             len,
             tail: None,
@@ -735,7 +791,7 @@ impl FrameReader {
         if len == SEAL_MARKER {
             return self.read_footer(head);
         }
-        if len == 0 || len > MAX_ENTRY_LEN {
+        if len == 0 || len > self.codec.max_stored_len() {
             return self.torn(format!("frame length {len} out of range"));
         }
         if (len as u64) > remaining - FRAME_HEADER_LEN {
@@ -757,7 +813,17 @@ impl FrameReader {
         if crc32c::crc32c(buf) != crc {
             return self.torn("frame checksum mismatch".into());
         }
-        if compressed && let Err(e) = self.codec.decode_into(&self.stored, payload) {
+        if let FrameCodec::Sealed(cipher) = &self.codec {
+            self.leaf = atrest::stored_leaf(&self.stored);
+            if self.leaf.is_none() {
+                return self.torn(format!("encrypted frame of {len} bytes is too short"));
+            }
+            if cipher.is_none() {
+                payload.clear();
+            } else if let Err(e) = self.codec.decode_into(&self.stored, payload) {
+                return self.torn(e.to_string());
+            }
+        } else if compressed && let Err(e) = self.codec.decode_into(&self.stored, payload) {
             return self.torn(e.to_string());
         }
         let offset = self.pos;
@@ -809,6 +875,17 @@ impl FrameReader {
     pub fn codec(&self) -> &FrameCodec {
         &self.codec
     }
+
+    /// The leaf hash of the last frame read: stored in encrypted frames,
+    /// `None` for other versions (hash the entry).
+    pub fn leaf(&self) -> Option<Hash> {
+        self.leaf
+    }
+
+    /// Whether frames yield their entry bytes (false: encrypted, no key).
+    pub fn has_entries(&self) -> bool {
+        !matches!(self.codec, FrameCodec::Sealed(None))
+    }
 }
 
 /// Reads (and decodes with `codec`) the entries of one block of a sealed
@@ -833,7 +910,7 @@ pub fn read_block(
             .map_err(|e| SegmentError::io(path, e))?;
         let len = u32::from_be_bytes([head[0], head[1], head[2], head[3]]);
         let crc = u32::from_be_bytes([head[4], head[5], head[6], head[7]]);
-        if len == 0 || len > MAX_ENTRY_LEN {
+        if len == 0 || len > codec.max_stored_len() {
             return Err(SegmentError::Frame {
                 path: path.to_owned(),
                 offset,
@@ -890,7 +967,11 @@ mod tests {
 
     #[test]
     fn header_round_trips_and_detects_any_flipped_byte() {
-        for format in [FrameFormat::Plain, FrameFormat::Zstd { dict: [9; 32] }] {
+        for format in [
+            FrameFormat::Plain,
+            FrameFormat::Zstd { dict: [9; 32] },
+            FrameFormat::Encrypted { number: 3 },
+        ] {
             let h = SegmentHeader {
                 origin: "o.example/log".into(),
                 number: 3,
@@ -899,7 +980,12 @@ mod tests {
                 format,
             };
             let bytes = h.to_bytes();
-            let want_len = 64 + h.origin.len() + if format == FrameFormat::Plain { 0 } else { 32 };
+            let dict_len = if matches!(format, FrameFormat::Zstd { .. }) {
+                32
+            } else {
+                0
+            };
+            let want_len = 64 + h.origin.len() + dict_len;
             assert_eq!(bytes.len(), want_len);
             assert_eq!(u16::from_be_bytes([bytes[8], bytes[9]]), format.version());
             let path = Path::new("x");
@@ -916,7 +1002,7 @@ mod tests {
                 assert!(SegmentHeader::read(path, &mut &bytes[..cut]).is_err());
             }
         }
-        // Version 3 is refused even with a valid CRC.
+        // Version 4 is refused even with a valid CRC.
         let mut b = SegmentHeader {
             origin: "o".into(),
             number: 0,
@@ -925,13 +1011,13 @@ mod tests {
             format: FrameFormat::Plain,
         }
         .to_bytes();
-        b[9] = 3;
+        b[9] = 4;
         let end = b.len() - 4;
         let crc = crc32c::crc32c(&b[..end]);
         b[end..].copy_from_slice(&crc.to_be_bytes());
         assert!(matches!(
             SegmentHeader::read(Path::new("x"), &mut &b[..]),
-            Err(SegmentError::Version { version: 3, .. })
+            Err(SegmentError::Version { version: 4, .. })
         ));
     }
 

@@ -6,10 +6,17 @@
                                                 the signed checkpoint
     verify_ledger.py --proof FILE --vkey FILE   check an inclusion or a
                                                 consistency proof offline
+    verify_ledger.py --data DIR --vkey FILE --kek FILE
+                                                also decrypt and rehash the
+                                                entries of encrypted (version 3)
+                                                segments (§4.9); without --kek
+                                                their stored leaf hashes are
+                                                checked, their payloads are not
 
 Prints one JSON object and exits 0 when everything verifies, 1 when not, 2 on
 usage errors. Standard library only, plus `cryptography` for Ed25519 and
-`zstandard` for compacted (version 2) segments. Section numbers (§) refer to
+`zstandard` for compacted (version 2) segments, `cryptography`'s AESGCM for
+encrypted (version 3) segments. Section numbers (§) refer to
 docs/LEDGER.md.
 """
 
@@ -28,11 +35,15 @@ import sys
 import zstandard
 from cryptography.exceptions import InvalidSignature
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
+from cryptography.hazmat.primitives.ciphers.aead import AESGCM
 
 # --- constants (§4, §5, §10) -------------------------------------------------
 SEGMENT_MAGIC = b"SEALSEG\x00"
 TRAILER_MAGIC = b"SEALEND\x00"
-SEGMENT_VERSIONS = (1, 2)  # 1: payload = entry; 2: payload = zstd frame of the entry (§4.8)
+SEGMENT_VERSIONS = (1, 2, 3)  # 1: entry; 2: zstd frame of the entry (§4.8); 3: encrypted entry (§4.9)
+KEY_MAGIC = b"SEALKEY\x00"
+FRAME_AAD_TAG = b"SEALFRM\x00"
+FRAME_OVERHEAD = 32 + 12 + 16  # leaf hash, nonce, GCM tag (§4.9)
 MAX_DICT_LEN = 256 * 1024
 RECORD_VERSION = 1
 SEAL_MARKER = 0xFFFFFFFF
@@ -313,7 +324,64 @@ def decode_payload(payload, decompressor, pos):
 
 
 # --- one sealed segment (§4) ---------------------------------------------------
-def check_segment(path, number, dicts_dir=None, dict_cache=None):
+# --- encryption at rest (§4.9) ---------------------------------------------------
+def load_kek(path):
+    """32 raw bytes, or base64 of 32 bytes (surrounding whitespace allowed)."""
+    with open(path, "rb") as f:
+        raw = f.read(1025)
+    if len(raw) == 32:
+        return raw
+    key = base64.b64decode(raw.strip(), validate=True)
+    if len(key) != 32:
+        raise ValueError("KEK is not 32 bytes")
+    return key
+
+
+def kek_id(kek):
+    return hashlib.sha256(b"sealtrail kek id v1\n" + kek).digest()[:8]
+
+
+def segment_cipher(keys_dir, number, kek):
+    """Unwraps the data key of segment `number` from ledger/keys/N.key."""
+    path = os.path.join(keys_dir, f"{number:012d}.key")
+    try:
+        with open(path, "rb") as f:
+            rec = f.read(93)
+    except FileNotFoundError:
+        raise Invalid("key", f"segment {number}: key record {path} is missing") from None
+    if len(rec) != 92 or rec[:8] != KEY_MAGIC or crc32c(rec[:88]) != struct.unpack_from(">I", rec, 88)[0]:
+        raise Invalid("key", f"segment {number}: malformed key record")
+    version, reserved, rec_number = struct.unpack_from(">HHQ", rec, 8)
+    if version != 1 or reserved != 0 or rec_number != number:
+        raise Invalid("key", f"segment {number}: key record is for another segment or version")
+    if rec[20:28] != kek_id(kek):
+        raise Invalid("key", f"segment {number}: data key is wrapped with another KEK (id {rec[20:28].hex()})")
+    try:
+        dek = AESGCM(kek).decrypt(rec[28:40], rec[40:88], rec[:28])
+    except Exception:  # cryptography raises InvalidTag
+        raise Invalid("key", f"segment {number}: data key does not unwrap") from None
+    return AESGCM(dek)
+
+
+def open_frame(stored, number, cipher, pos):
+    """A version 3 payload: leaf || nonce || AES-256-GCM(entry) with AAD
+    "SEALFRM\0" || number || leaf. Returns (leaf, entry or None)."""
+    if len(stored) < FRAME_OVERHEAD + 1:
+        raise Invalid("entry_corrupt", f"encrypted frame at offset {pos} is too short")
+    leaf = stored[:32]
+    if cipher is None:
+        return leaf, None
+    aad = FRAME_AAD_TAG + struct.pack(">Q", number) + leaf
+    try:
+        entry = cipher.decrypt(stored[32:44], stored[44:], aad)
+    except Exception:
+        raise Invalid("entry_corrupt", f"entry at offset {pos} does not authenticate") from None
+    if not 1 <= len(entry) <= MAX_ENTRY_LEN or leaf_hash(entry) != leaf:
+        raise Invalid("entry_altered", f"entry at offset {pos} does not hash to its stored leaf")
+    return leaf, entry
+
+
+def check_segment(path, number, dicts_dir=None, dict_cache=None, keys_dir=None, kek=None, unchecked=None):
     """Parses and checks one sealed segment file; returns (record bytes, record)."""
     with open(path, "rb") as f:
         data = f.read()
@@ -342,6 +410,8 @@ def check_segment(path, number, dicts_dir=None, dict_cache=None):
             decompressor = load_dictionary(dicts_dir, dict_hash, dict_cache if dict_cache is not None else {})
     if h_number != number:
         raise Invalid("misplaced", f"file of segment {number} holds segment {h_number}")
+    encrypted = version == 3
+    cipher = segment_cipher(keys_dir, number, kek) if encrypted and kek is not None else None
 
     # Trailer and footer (§4.4, §4.5): the trailer points at the seal marker.
     if len(data) < hlen + 16 or data[-8:] != TRAILER_MAGIC:
@@ -377,18 +447,26 @@ def check_segment(path, number, dicts_dir=None, dict_cache=None):
         if pos + 8 > footer_at:
             raise Invalid("entry_corrupt", f"stray bytes at offset {pos}")
         length, crc = struct.unpack_from(">II", data, pos)
-        if not 1 <= length <= MAX_ENTRY_LEN or pos + 8 + length > footer_at:
+        max_len = MAX_ENTRY_LEN + (FRAME_OVERHEAD if encrypted else 0)
+        if not 1 <= length <= max_len or pos + 8 + length > footer_at:
             raise Invalid("entry_corrupt", f"frame length {length} at offset {pos} out of range")
         payload = data[pos + 8 : pos + 8 + length]
         if crc32c(payload) != crc:
             raise Invalid("entry_corrupt", f"frame checksum mismatch at offset {pos}")
         if decompressor is not None:
             payload = decode_payload(payload, decompressor, pos)
-        try:
-            times.append(entry_time_ms(payload))
-        except (ValueError, KeyError, TypeError) as e:
-            raise Invalid("entry", f"entry at offset {pos} has no readable time: {e}") from e
-        leaves.append(leaf_hash(payload))
+        if encrypted:
+            leaf, payload = open_frame(payload, number, cipher, pos)
+        else:
+            leaf = leaf_hash(payload)
+        if payload is None:
+            unchecked[0] += 1  # no KEK: the stored leaf is all there is
+        else:
+            try:
+                times.append(entry_time_ms(payload))
+            except (ValueError, KeyError, TypeError) as e:
+                raise Invalid("entry", f"entry at offset {pos} has no readable time: {e}") from e
+        leaves.append(leaf)
         offsets.append(pos)
         pos += 8 + length
 
@@ -397,7 +475,7 @@ def check_segment(path, number, dicts_dir=None, dict_cache=None):
         raise Invalid("record", "segment record disagrees with the segment header")
     if rec["count"] != len(leaves):
         raise Invalid("record", f"record counts {rec['count']} events, file holds {len(leaves)}")
-    if (rec["min_time_ms"], rec["max_time_ms"]) != (min(times), max(times)):
+    if times and (rec["min_time_ms"], rec["max_time_ms"]) != (min(times), max(times)):
         raise Invalid("record", "first/last event times do not match the entries")
     for b in range(nblocks):
         if mth(leaves[b * BLOCK : (b + 1) * BLOCK]) != block_roots[b]:
@@ -414,8 +492,8 @@ def check_segment(path, number, dicts_dir=None, dict_cache=None):
 
 
 # --- the whole data directory (§2, §9) -----------------------------------------
-def verify_data_dir(data_dir, vkey):
-    errors, segments, events = [], 0, 0
+def verify_data_dir(data_dir, vkey, kek=None):
+    errors, segments, events, unchecked = [], 0, 0, [0]
 
     def error(kind, detail, segment=None):
         errors.append({"segment": segment, "kind": kind, "detail": detail})
@@ -441,7 +519,9 @@ def verify_data_dir(data_dir, vkey):
             broken = True
             break  # the chain cannot continue past a gap
         try:
-            record_bytes, rec = check_segment(os.path.join(seg_dir, name), number, dicts_dir, dict_cache)
+            record_bytes, rec = check_segment(
+                os.path.join(seg_dir, name), number, dicts_dir, dict_cache, os.path.join(ledger, "keys"), kek, unchecked
+            )
             if rec["origin"] != vkey[0]:
                 raise Invalid("origin", f"segment belongs to log {rec['origin']!r}")
             want_first = prev["first_index"] + prev["count"] if prev else 0
@@ -469,7 +549,7 @@ def verify_data_dir(data_dir, vkey):
             error("truncated", f"checkpoint covers {size} segments, {len(log_leaves)} verified")
         elif mth(log_leaves[:size]) != root:
             error("checkpoint_mismatch", f"first {size} segment records do not hash to the signed root")
-    return {"ok": not errors, "segments": segments, "events": events, "errors": errors}
+    return {"ok": not errors, "segments": segments, "events": events, "payloads_unchecked": unchecked[0], "errors": errors}
 
 
 # --- proofs (§7) ---------------------------------------------------------------
@@ -546,13 +626,19 @@ def main():
     what = ap.add_mutually_exclusive_group(required=True)
     what.add_argument("--data")
     what.add_argument("--proof")
+    ap.add_argument("--kek", help="key-encryption key file: check encrypted entries too (§4.9)")
     args = ap.parse_args()
     try:
         vkey = load_vkey(args.vkey)
     except (Invalid, OSError, ValueError) as e:
         print(json.dumps({"ok": False, "errors": [{"kind": "vkey", "detail": str(e)}]}))
         return 2
-    report = verify_proof_file(args.proof, vkey) if args.proof else verify_data_dir(args.data, vkey)
+    try:
+        kek = load_kek(args.kek) if args.kek else None
+    except (OSError, ValueError) as e:
+        print(json.dumps({"ok": False, "errors": [{"kind": "kek", "detail": str(e)}]}))
+        return 2
+    report = verify_proof_file(args.proof, vkey) if args.proof else verify_data_dir(args.data, vkey, kek)
     print(json.dumps(report))
     return 0 if report["ok"] else 1
 

@@ -46,7 +46,7 @@ fn format_of(path: &Path) -> FrameFormat {
 fn dict_of(data: &Path, n: u64) -> Hash {
     match format_of(&segment_path(data, n)) {
         FrameFormat::Zstd { dict } => dict,
-        FrameFormat::Plain => panic!("segment {n} is not compacted"),
+        other => panic!("segment {n} is not compacted: {other:?}"),
     }
 }
 

@@ -2,6 +2,7 @@
 
 mod access;
 mod alerts;
+mod atrest;
 mod cli;
 mod compress;
 mod crash;
