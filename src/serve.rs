@@ -138,6 +138,7 @@ impl Core {
         .context("starting the ledger writer")?;
         let metrics = Metrics::new();
         let _ = metrics.writer.set(writer.status());
+        let _ = metrics.health.set(writer.health());
         let silence = Arc::new(Mutex::new(load_silence(&data, &config.silence)?));
         let observer: Observer = {
             let silence = silence.clone();
@@ -198,6 +199,12 @@ impl Core {
         })
     }
 
+    /// Shutdown has begun: a ledger that cannot write stops retrying after a
+    /// grace period, so draining cannot hang on a full disk.
+    pub fn begin_stop(&self) {
+        self.writer.begin_stop();
+    }
+
     /// Waits for the background tasks (cancel their token first), drains the
     /// pipeline and seals the ledger. Every other pipeline handle must be gone.
     pub async fn stop(self) -> Result<()> {
@@ -221,7 +228,11 @@ impl Core {
             sealed
         })
         .await?
-        .context("sealing the ledger on shutdown")?;
+        .context(
+            "sealing the ledger on shutdown: it could not write, so batches not yet \
+             acknowledged were refused; everything acknowledged is durable and is sealed \
+             at the next start",
+        )?;
         Ok(())
     }
 }
@@ -350,6 +361,7 @@ pub async fn run_until(
     });
 
     shutdown.cancelled().await;
+    core.begin_stop();
     // Syslog listeners stop accepting; connections store what they read.
     syslog.wait().await;
     // Stop accepting and let in-flight requests finish (they hold pipeline handles).

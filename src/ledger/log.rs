@@ -301,6 +301,15 @@ impl OpenSegment {
     }
 }
 
+/// What a closed `Ledger` keeps for `Ledger::reopen`: above all the
+/// directory lock, so no other process can take the directory meanwhile.
+pub struct LedgerParts {
+    data: PathBuf,
+    lock: File,
+    signer: NoteSigner,
+    policy: SealPolicy,
+}
+
 /// The single writer of a data directory's ledger.
 pub struct Ledger {
     paths: LedgerPaths,
@@ -360,9 +369,89 @@ impl Ledger {
                 Err(fs::TryLockError::Error(e)) => return Err(LedgerError::io(&paths.lock, e)),
             }
         }
+        let parts = LedgerParts {
+            data: data_dir.to_owned(),
+            lock,
+            signer,
+            policy,
+        };
+        Self::open_locked(parts, None).map_err(|(e, _)| e)
+    }
+
+    /// Opens again, with the lock still held, after a failed write:
+    /// everything past `durable` (the next index after the last successful
+    /// fsync) was never acknowledged and is cut, and a `.open` segment's
+    /// footer is cut rather than trusted (its fsync may have failed), so the
+    /// caller can write the unacknowledged batches again from memory. On
+    /// failure the parts come back for the next attempt.
+    pub fn reopen(
+        parts: LedgerParts,
+        durable: u64,
+    ) -> Result<(Self, Recovery), (LedgerError, LedgerParts)> {
+        Self::open_locked(parts, Some(durable))
+    }
+
+    /// Gives up the open files (all but the lock) for a later `reopen`.
+    pub fn into_parts(self) -> LedgerParts {
+        LedgerParts {
+            data: self.paths.data,
+            lock: self._lock,
+            signer: self.signer,
+            policy: self.policy,
+        }
+    }
+
+    fn open_locked(
+        parts: LedgerParts,
+        durable: Option<u64>,
+    ) -> Result<(Self, Recovery), (LedgerError, LedgerParts)> {
+        let found = match Self::recover_files(&parts, durable) {
+            Ok(f) => f,
+            Err(e) => return Err((e, parts)),
+        };
+        let (tree, index, last_record, open, mut recovery) = found;
+        let LedgerParts {
+            data,
+            lock,
+            signer,
+            policy,
+        } = parts;
+        let paths = LedgerPaths::new(&data);
+        let assembled = Ledger::assemble(paths, lock, signer, policy, tree, index, last_record, open);
+        let mut ledger = match assembled {
+            Ok(l) => l,
+            Err((e, parts)) => return Err((e, parts)),
+        };
+        if let Err(e) = ledger.ensure_checkpoint(&mut recovery) {
+            return Err((e, ledger.into_parts()));
+        }
+        Ok((ledger, recovery))
+    }
+
+    /// Reads the data directory back into the writer's state, repairing
+    /// what a crash (or, with `durable`, a failed write) left behind.
+    #[allow(clippy::type_complexity)]
+    fn recover_files(
+        parts: &LedgerParts,
+        durable: Option<u64>,
+    ) -> Result<
+        (
+            TreeStore,
+            SegmentIndex,
+            Option<SegmentRecord>,
+            OpenSegment,
+            Recovery,
+        ),
+        LedgerError,
+    > {
+        let paths = LedgerPaths::new(&parts.data);
+        let origin = parts.signer.name().to_owned();
 
         let mut recovery = Recovery::default();
-        remove_compaction_leftovers(&paths)?;
+        // On a reopen the compactor may be writing its `.compact` file now.
+        if durable.is_none() {
+            remove_compaction_leftovers(&paths)?;
+        }
         let (sealed, open_files) = list_segments(&paths.segments)?;
         for (i, n) in sealed.iter().enumerate() {
             if *n != i as u64 {
@@ -419,7 +508,7 @@ impl Ledger {
         if let Some(n) = open_files.first() {
             let path = paths.segment(*n, false);
             let header_len = HEADER_FIXED_LEN + origin.len() as u64;
-            ledger_open = recover_open_segment(&path, header_len, &mut recovery)?;
+            ledger_open = recover_open_segment(&path, header_len, durable, &mut recovery)?;
         }
 
         let next_header = |last: &Option<SegmentRecord>| SegmentHeader {
@@ -476,10 +565,7 @@ impl Ledger {
                 let header = next_header(&last);
                 let seg = OpenSegment::create(paths.segment(header.number, false), header)?;
                 sync_dir(&paths.segments)?;
-                let mut ledger =
-                    Ledger::assemble(paths, lock, signer, policy, tree, index, last, seg)?;
-                ledger.ensure_checkpoint(&mut recovery)?;
-                return Ok((ledger, recovery));
+                return Ok((tree, index, last, seg, recovery));
             }
             None => {
                 let header = next_header(&last_record);
@@ -489,10 +575,7 @@ impl Ledger {
             }
         };
         recovery.open_entries = open.count();
-        let mut ledger =
-            Ledger::assemble(paths, lock, signer, policy, tree, index, last_record, open)?;
-        ledger.ensure_checkpoint(&mut recovery)?;
-        Ok((ledger, recovery))
+        Ok((tree, index, last_record, open, recovery))
     }
 
     #[allow(clippy::too_many_arguments)]
@@ -505,12 +588,21 @@ impl Ledger {
         index: SegmentIndex,
         last_record: Option<SegmentRecord>,
         mut open: OpenSegment,
-    ) -> Result<Self, LedgerError> {
+    ) -> Result<Self, (LedgerError, LedgerParts)> {
         if open.header.origin != signer.name() {
-            return Err(LedgerError::OriginMismatch {
+            let e = LedgerError::OriginMismatch {
                 ledger: open.header.origin.clone(),
                 key: signer.name().to_owned(),
-            });
+            };
+            return Err((
+                e,
+                LedgerParts {
+                    data: paths.data,
+                    lock,
+                    signer,
+                    policy,
+                },
+            ));
         }
         if open.count() > 0 {
             // Entries that survived a restart are sealed at the first chance.
@@ -807,9 +899,16 @@ enum RecoveredOpen {
 /// Rebuilds the in-memory state of the open segment from its file, cutting a
 /// torn tail. Refuses to cut when valid frames follow the damage, since that is
 /// corruption of acknowledged data rather than an interrupted write.
+///
+/// With `durable` (a reopen after a failed write), frames from that global
+/// index on and any footer are cut: they were never acknowledged, and a
+/// failed fsync may have left them readable from the page cache but not on
+/// disk. An open segment left without frames is recreated, since its own
+/// header's fsync may be the one that failed.
 fn recover_open_segment(
     path: &Path,
     header_len: u64,
+    durable: Option<u64>,
     recovery: &mut Recovery,
 ) -> Result<Option<RecoveredOpen>, LedgerError> {
     let len = fs::metadata(path)
@@ -832,11 +931,17 @@ fn recover_open_segment(
         }
         Err(e) => return Err(e.into()),
     };
+    let keep = durable.map(|d| d.saturating_sub(reader.header.first_index));
     let mut leaves = Vec::new();
     let mut offsets = Vec::new();
     let mut min_time_ms = i64::MAX;
     let mut max_time_ms = i64::MIN;
+    let mut cut_at = None;
     while let Some(frame) = reader.next_frame()? {
+        if keep == Some(leaves.len() as u64) {
+            cut_at = Some(frame.offset);
+            break;
+        }
         leaves.push(super::hash::leaf_hash(&frame.payload));
         offsets.push(frame.offset);
         let t = crate::event::entry_time_ms(&frame.payload).ok_or_else(|| {
@@ -849,9 +954,46 @@ fn recover_open_segment(
         min_time_ms = min_time_ms.min(t);
         max_time_ms = max_time_ms.max(t);
     }
-    let end = reader.position();
+    let end = cut_at.unwrap_or_else(|| reader.position());
     let header = reader.header.clone();
     let tail = reader.into_tail();
+    if let Some(keep) = keep {
+        if keep > leaves.len() as u64 {
+            return Err(LedgerError::Damaged(format!(
+                "{}: holds {} entries, but {keep} were made durable",
+                path.display(),
+                leaves.len()
+            )));
+        }
+        recovery.torn_bytes_cut = len - end;
+        if recovery.torn_bytes_cut > 0 {
+            recovery.torn_reason = Some("unacknowledged writes of a failed group commit".into());
+        }
+        if leaves.is_empty() {
+            fs::remove_file(path).map_err(|e| LedgerError::io(path, e))?;
+            return Ok(None);
+        }
+        let file = OpenOptions::new()
+            .read(true)
+            .write(true)
+            .open(path)
+            .map_err(|e| LedgerError::io(path, e))?;
+        file.set_len(end)
+            .and_then(|_| file.sync_all())
+            .map_err(|e| LedgerError::io(path, e))?;
+        return Ok(Some(RecoveredOpen::Open(OpenSegment {
+            header,
+            path: path.to_owned(),
+            file,
+            len: end,
+            leaves,
+            offsets,
+            min_time_ms,
+            max_time_ms,
+            oldest: None,
+            dirty: false,
+        })));
+    }
     let file = OpenOptions::new()
         .read(true)
         .write(true)

@@ -4,15 +4,29 @@
 //!
 //! Answers go through a callback so that any caller can wait its own way: the
 //! CLI blocks on a std channel, the async pipeline completes a oneshot.
+//!
+//! A failed write or fsync (disk full, out of file handles, I/O error) does
+//! not stop the writer: nobody in the group is answered, the ledger is
+//! reopened with everything past the last successful fsync cut (a failed
+//! fsync may have dropped dirty pages, so nothing after it is trusted), and
+//! the group is written again from memory, with backoff, until it works.
+//! Meanwhile the writer reads no new requests, so the bounded queues behind
+//! it fill and the sources push back (HTTP 503, TCP stops reading); `health`
+//! tells readiness, metrics and sources why.
 
-use super::log::{Ledger, LedgerEntry, LedgerError};
-use std::ops::Range;
+use super::health::{Backoff, LedgerHealth, Outage};
+use super::log::{Ledger, LedgerEntry, LedgerError, LedgerParts};
+use super::segment::MAX_ENTRY_LEN;
 use std::sync::Arc;
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::mpsc::{self, Receiver, RecvTimeoutError, SyncSender};
 use std::thread::{self, JoinHandle};
-use std::time::{Instant, SystemTime, UNIX_EPOCH};
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 use thiserror::Error;
+
+/// How long a stopping writer keeps retrying a failed write before it
+/// gives the waiting batches up (they were never acknowledged).
+const STOP_GRACE: Duration = Duration::from_secs(5);
 
 /// Most entries written before one fsync, so a flood cannot delay the first
 /// acknowledgements indefinitely.
@@ -139,6 +153,8 @@ pub struct LedgerWriter {
     handle: LedgerHandle,
     thread: JoinHandle<Result<(), LedgerError>>,
     status: Arc<WriterStatus>,
+    health: Arc<LedgerHealth>,
+    stopping: Arc<AtomicBool>,
 }
 
 impl LedgerWriter {
@@ -158,15 +174,41 @@ impl LedgerWriter {
         let (tx, rx) = mpsc::sync_channel(queue.max(1));
         let status = Arc::new(WriterStatus::default());
         status.publish(&ledger);
-        let published = status.clone();
+        let health = Arc::new(LedgerHealth::default());
+        let stopping = Arc::new(AtomicBool::new(false));
+        let writer = Writer {
+            durable: ledger.next_index(),
+            sealed: ledger.sealed_segments(),
+            ledger: Some(ledger),
+            parts: None,
+            status: status.clone(),
+            health: health.clone(),
+            stopping: stopping.clone(),
+            on_seal,
+            outage: Outage::new("ledger write"),
+        };
         let thread = thread::Builder::new()
             .name("ledger-writer".into())
-            .spawn(move || run(ledger, rx, &published, on_seal))?;
+            .spawn(move || writer.run(rx))?;
         Ok(LedgerWriter {
             handle: LedgerHandle { tx },
             thread,
             status,
+            health,
+            stopping,
         })
+    }
+
+    /// Whether the ledger can write now, and why not.
+    pub fn health(&self) -> Arc<LedgerHealth> {
+        self.health.clone()
+    }
+
+    /// Tells the writer the service is stopping: a write failing now is
+    /// retried for a short grace period only, then the waiting batches are
+    /// answered with the error, so shutdown cannot hang on a full disk.
+    pub fn begin_stop(&self) {
+        self.stopping.store(true, Ordering::Release);
     }
 
     pub fn status(&self) -> Arc<WriterStatus> {
@@ -180,6 +222,7 @@ impl LedgerWriter {
     /// Stops accepting, drains what is queued, seals and joins the thread.
     /// Other handles must be dropped first, or this waits for them.
     pub fn shutdown(self) -> Result<(), LedgerError> {
+        self.begin_stop();
         drop(self.handle);
         match self.thread.join() {
             Ok(r) => r,
@@ -188,112 +231,234 @@ impl LedgerWriter {
     }
 }
 
-fn run(
-    mut ledger: Ledger,
-    rx: Receiver<Request>,
-    status: &WriterStatus,
+
+/// A batch waiting for its fsync: where it goes, and whom to tell.
+struct Pending {
+    first: u64,
+    entries: Vec<LedgerEntry>,
+    reply: Reply,
+}
+
+/// Seal requests waiting for the group's commit.
+type SealReply = Box<dyn FnOnce(Result<(), AppendError>) + Send>;
+
+struct Writer {
+    /// `None` while a failed ledger waits to be reopened from `parts`.
+    ledger: Option<Ledger>,
+    parts: Option<LedgerParts>,
+    /// Next index after the last successful fsync: everything before it is
+    /// durable and may be acknowledged; nothing after it is trusted.
+    durable: u64,
+    sealed: u64,
+    status: Arc<WriterStatus>,
+    health: Arc<LedgerHealth>,
+    stopping: Arc<AtomicBool>,
     on_seal: Option<SealHook>,
-) -> Result<(), LedgerError> {
-    // Batches written since the last fsync, waiting for it to be acknowledged.
-    let mut group: Vec<(Reply, Range<u64>)> = Vec::new();
-    let mut sealed = ledger.sealed_segments();
-    let mut published = |ledger: &Ledger| {
-        status.publish(ledger);
-        if ledger.sealed_segments() != sealed {
-            sealed = ledger.sealed_segments();
-            if let Some(hook) = &on_seal {
+    outage: Outage,
+}
+
+impl Writer {
+    fn run(mut self, rx: Receiver<Request>) -> Result<(), LedgerError> {
+        loop {
+            let deadline = self.ledger.as_ref().and_then(Ledger::seal_deadline);
+            let first = match deadline {
+                Some(deadline) => {
+                    match rx.recv_timeout(deadline.saturating_duration_since(Instant::now())) {
+                        Ok(r) => r,
+                        Err(RecvTimeoutError::Timeout) => {
+                            if let Err(e) = self.until_done(|l| l.seal_if_due(Instant::now())) {
+                                return fail_group(rx, Vec::new(), Vec::new(), e);
+                            }
+                            continue;
+                        }
+                        Err(RecvTimeoutError::Disconnected) => break,
+                    }
+                }
+                None => match rx.recv() {
+                    Ok(r) => r,
+                    Err(_) => break,
+                },
+            };
+            // Gather everything already waiting into one group commit.
+            let mut group: Vec<Pending> = Vec::new();
+            let mut seals: Vec<SealReply> = Vec::new();
+            let mut next = self.durable;
+            let mut written = 0usize;
+            let mut pending = Some(first);
+            while let Some(request) = pending.take() {
+                match request {
+                    Request::Append { entries, reply } => match check(&entries) {
+                        Ok(()) => {
+                            written += entries.len();
+                            group.push(Pending {
+                                first: next,
+                                entries,
+                                reply,
+                            });
+                            next = group.last().map_or(next, |p| p.first + p.entries.len() as u64);
+                        }
+                        Err(e) => reply(Err(AppendError::Failed(Arc::new(e)))),
+                    },
+                    Request::Seal { reply } => seals.push(reply),
+                }
+                if written < MAX_GROUP_ENTRIES {
+                    pending = rx.try_recv().ok();
+                }
+            }
+            let seal_now = !seals.is_empty();
+            let committed = self.until_done(|l| {
+                for p in &group {
+                    let at = l.next_index();
+                    let end = p.first + p.entries.len() as u64;
+                    if at >= end {
+                        continue; // durable before a failure cut what followed
+                    }
+                    if at < p.first {
+                        return Err(LedgerError::Damaged(format!(
+                            "the ledger is at index {at} but the next batch starts at {}",
+                            p.first
+                        )));
+                    }
+                    // Bounded by `end - p.first` = the batch length.
+                    let skip = (at - p.first) as usize;
+                    l.write(&p.entries[skip..])?;
+                }
+                l.sync()?;
+                if seal_now {
+                    l.seal()?;
+                }
+                l.seal_if_due(Instant::now())
+            });
+            if let Err(e) = committed {
+                return fail_group(rx, group, seals, e);
+            }
+            for p in group {
+                (p.reply)(Ok(Appended {
+                    first_index: p.first,
+                    count: p.entries.len() as u64,
+                }));
+            }
+            for reply in seals {
+                reply(Ok(()));
+            }
+        }
+        // The clean stop: seal what is open (retried like any write).
+        self.until_done(|l| {
+            l.sync()?;
+            l.seal().map(|_| ())
+        })?;
+        Ok(())
+    }
+
+    /// Runs `op` (which must leave everything it wrote durable) until it
+    /// succeeds. After a failure the ledger is reopened at the last durable
+    /// index and `op` runs again from there. Gives up only when stopping.
+    fn until_done<T>(
+        &mut self,
+        mut op: impl FnMut(&mut Ledger) -> Result<T, LedgerError>,
+    ) -> Result<T, LedgerError> {
+        let mut backoff = Backoff::default();
+        let mut stop_deadline: Option<Instant> = None;
+        loop {
+            let last = match self.ledger.as_mut() {
+                Some(l) => match op(l) {
+                    Ok(v) => {
+                        self.durable = l.next_index();
+                        self.publish();
+                        if self.outage.is_failing() {
+                            self.outage.succeeded();
+                            self.health.recovered();
+                        }
+                        return Ok(v);
+                    }
+                    Err(e) => e,
+                },
+                None => match self.reopen() {
+                    Ok(()) => continue,
+                    Err(e) => e,
+                },
+            };
+            self.outage.failed(&last);
+            self.health.failed(&last);
+            if let Some(l) = self.ledger.take() {
+                // Closes the files (freeing handles); the lock stays held.
+                self.parts = Some(l.into_parts());
+            }
+            if self.stopping.load(Ordering::Acquire) {
+                let deadline = *stop_deadline.get_or_insert_with(|| Instant::now() + STOP_GRACE);
+                if Instant::now() >= deadline {
+                    tracing::error!(error = %last, "stopping while the ledger cannot write: \
+                        batches not yet acknowledged are given up; everything acknowledged is durable");
+                    return Err(last);
+                }
+            }
+            thread::sleep(backoff.next_delay());
+        }
+    }
+
+    /// Reopens the failed ledger at the last durable index.
+    fn reopen(&mut self) -> Result<(), LedgerError> {
+        let Some(parts) = self.parts.take() else {
+            return Err(LedgerError::Poisoned);
+        };
+        match Ledger::reopen(parts, self.durable) {
+            Ok((ledger, recovery)) => {
+                tracing::debug!(?recovery, "ledger reopened after a failed write");
+                // A seal whose footer was fsynced before the failure made
+                // its entries durable; the rest of the group is written again.
+                self.durable = ledger.next_index();
+                self.ledger = Some(ledger);
+                Ok(())
+            }
+            Err((e, parts)) => {
+                self.parts = Some(parts);
+                Err(e)
+            }
+        }
+    }
+
+    fn publish(&mut self) {
+        let Some(ledger) = self.ledger.as_ref() else {
+            return;
+        };
+        self.status.publish(ledger);
+        if ledger.sealed_segments() != self.sealed {
+            self.sealed = ledger.sealed_segments();
+            if let Some(hook) = &self.on_seal {
                 hook();
             }
         }
-    };
-    loop {
-        let first = match ledger.seal_deadline() {
-            Some(deadline) => {
-                match rx.recv_timeout(deadline.saturating_duration_since(Instant::now())) {
-                    Ok(r) => r,
-                    Err(RecvTimeoutError::Timeout) => {
-                        if let Err(e) = ledger.seal_if_due(Instant::now()) {
-                            return fail_group(rx, Vec::new(), e);
-                        }
-                        published(&ledger);
-                        continue;
-                    }
-                    Err(RecvTimeoutError::Disconnected) => break,
-                }
-            }
-            None => match rx.recv() {
-                Ok(r) => r,
-                Err(_) => break,
-            },
-        };
-        // Gather everything already waiting into one group commit.
-        let mut pending = Some(first);
-        let mut written = 0usize;
-        let mut failure = None;
-        while let Some(request) = pending.take() {
-            match request {
-                Request::Append { entries, reply } => {
-                    written += entries.len();
-                    match ledger.write(&entries) {
-                        Ok(range) => group.push((reply, range)),
-                        Err(e) => {
-                            group.push((reply, 0..0));
-                            failure = Some(e);
-                            break;
-                        }
-                    }
-                }
-                Request::Seal { reply } => {
-                    // Entries written before the seal must be durable first.
-                    match ledger.sync().and_then(|_| ledger.seal()) {
-                        Ok(_) => reply(Ok(())),
-                        Err(e) => {
-                            let e = Arc::new(e);
-                            reply(Err(AppendError::Failed(e.clone())));
-                            failure = Some(LedgerError::Poisoned);
-                            break;
-                        }
-                    }
-                }
-            }
-            if written < MAX_GROUP_ENTRIES {
-                pending = rx.try_recv().ok();
-            }
-        }
-        // A failed write leaves the file in an unknown state: nobody in the
-        // group is acknowledged and the writer stops; restart recovery cuts the
-        // unacknowledged tail.
-        let outcome = match failure {
-            Some(e) => Err(e),
-            None => ledger.sync(),
-        };
-        if let Err(e) = outcome {
-            return fail_group(rx, std::mem::take(&mut group), e);
-        }
-        for (reply, range) in group.drain(..) {
-            reply(Ok(Appended {
-                first_index: range.start,
-                count: range.end - range.start,
-            }));
-        }
-        if let Err(e) = ledger.seal_if_due(Instant::now()) {
-            return fail_group(rx, Vec::new(), e);
-        }
-        published(&ledger);
     }
-    ledger.close()
 }
 
-/// After a write or fsync failure nothing more can be trusted to be durable
-/// (fsync errors are not retryable on Linux): answer everyone with the error,
-/// keep answering until every handle is gone, and report the failure.
+/// Entries the ledger refuses whatever the disk does: answered at once
+/// rather than retried.
+fn check(entries: &[LedgerEntry]) -> Result<(), LedgerError> {
+    for e in entries {
+        if e.bytes.is_empty() {
+            return Err(LedgerError::EmptyEntry);
+        }
+        if e.bytes.len() > MAX_ENTRY_LEN as usize {
+            return Err(LedgerError::EntryTooLarge(e.bytes.len()));
+        }
+    }
+    Ok(())
+}
+
+/// The writer gave up (stopping while the ledger cannot write): answer
+/// everyone with the error, keep answering until every handle is gone, and
+/// report the failure. Nothing answered here was acknowledged.
 fn fail_group(
     rx: Receiver<Request>,
-    group: Vec<(Reply, Range<u64>)>,
+    group: Vec<Pending>,
+    seals: Vec<SealReply>,
     e: LedgerError,
 ) -> Result<(), LedgerError> {
     let err = Arc::new(e);
-    for (reply, _) in group {
+    for p in group {
+        (p.reply)(Err(AppendError::Failed(err.clone())));
+    }
+    for reply in seals {
         reply(Err(AppendError::Failed(err.clone())));
     }
     drain_with_error(rx, &err);
