@@ -33,6 +33,34 @@ use std::time::{Duration, Instant};
 const LOCK_WAIT: Duration = Duration::from_secs(2);
 use thiserror::Error;
 
+/// Failures injected by tests at named points of a data directory's writes
+/// (`write` leaves half a batch on disk, `sync` and `seal` fail before
+/// their fsync, `reopen` fails like running out of file handles).
+#[cfg(test)]
+pub(crate) mod faults {
+    use std::io;
+    use std::path::{Path, PathBuf};
+    use std::sync::Mutex;
+
+    static FAULTS: Mutex<Vec<(PathBuf, &'static str, u32, i32)>> = Mutex::new(Vec::new());
+
+    /// The next `times` passes through `point` in `data` fail with OS error `errno`.
+    pub(crate) fn inject(data: &Path, point: &'static str, times: u32, errno: i32) {
+        if let Ok(mut f) = FAULTS.lock() {
+            f.push((data.to_owned(), point, times, errno));
+        }
+    }
+
+    pub(super) fn hit(data: &Path, point: &str) -> Option<io::Error> {
+        let mut f = FAULTS.lock().ok()?;
+        let slot = f
+            .iter_mut()
+            .find(|(d, p, n, _)| d == data && *p == point && *n > 0)?;
+        slot.2 -= 1;
+        Some(io::Error::from_raw_os_error(slot.3))
+    }
+}
+
 /// Length of a segment header without its origin.
 const HEADER_FIXED_LEN: u64 = 64;
 
@@ -417,7 +445,8 @@ impl Ledger {
             policy,
         } = parts;
         let paths = LedgerPaths::new(&data);
-        let assembled = Ledger::assemble(paths, lock, signer, policy, tree, index, last_record, open);
+        let assembled =
+            Ledger::assemble(paths, lock, signer, policy, tree, index, last_record, open);
         let mut ledger = match assembled {
             Ok(l) => l,
             Err((e, parts)) => return Err((e, parts)),
@@ -446,6 +475,10 @@ impl Ledger {
     > {
         let paths = LedgerPaths::new(&parts.data);
         let origin = parts.signer.name().to_owned();
+        #[cfg(test)]
+        if let Some(e) = faults::hit(&paths.data, "reopen") {
+            return Err(LedgerError::io(&paths.segments, e));
+        }
 
         let mut recovery = Recovery::default();
         // On a reopen the compactor may be writing its `.compact` file now.
@@ -755,6 +788,13 @@ impl Ledger {
             self.open.leaves.push(super::hash::leaf_hash(&e.bytes));
             self.open.note_time(e.time_ms);
         }
+        #[cfg(test)]
+        if let Some(e) = faults::hit(&self.paths.data, "write") {
+            // A torn write: half the batch reached the file.
+            let half = &self.buf[..self.buf.len() / 2];
+            let _ = self.open.file.write_all_at(half, base);
+            return Err(LedgerError::io(&self.open.path, e));
+        }
         self.open
             .file
             .write_all_at(&self.buf, base)
@@ -770,6 +810,10 @@ impl Ledger {
     /// Makes everything written so far durable (one fdatasync: group commit).
     pub fn sync(&mut self) -> Result<(), LedgerError> {
         if self.open.dirty {
+            #[cfg(test)]
+            if let Some(e) = faults::hit(&self.paths.data, "sync") {
+                return Err(LedgerError::io(&self.open.path, e));
+            }
             let open = &self.open;
             self.stats.durable(|| {
                 open.file
@@ -834,6 +878,10 @@ impl Ledger {
             .file
             .write_all_at(&bytes, self.open.len)
             .map_err(|e| LedgerError::io(&self.open.path, e))?;
+        #[cfg(test)]
+        if let Some(e) = faults::hit(&self.paths.data, "seal") {
+            return Err(LedgerError::io(&self.open.path, e));
+        }
         let open = &self.open;
         self.stats.durable(|| {
             open.file
