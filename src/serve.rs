@@ -15,6 +15,7 @@ use crate::ledger::log::Ledger;
 use crate::ledger::writer::LedgerWriter;
 use crate::pipeline::appender::Observer;
 use crate::pipeline::dedupe::DedupeWindow;
+use crate::pipeline::fd_reserve::{self, BudgetedListener, FdBudget};
 use crate::pipeline::silence::{SilenceConfig, SilenceModel, silent_event};
 use crate::pipeline::{self, Appender, IngestBatch, Item, Metrics, Pipeline, Transform};
 use crate::response::{Responder, ResponseContext, ResponseSettings};
@@ -30,6 +31,10 @@ use tokio_util::sync::CancellationToken;
 
 /// Runs the service until SIGTERM or SIGINT.
 pub async fn run(config: Config) -> Result<()> {
+    match fd_reserve::raise_nofile_limit() {
+        Ok(limit) => tracing::info!(limit, "open file limit"),
+        Err(e) => tracing::warn!(error = %e, "could not raise the open file limit"),
+    }
     let shutdown = CancellationToken::new();
     let signals = shutdown.clone();
     tokio::spawn(async move {
@@ -293,10 +298,19 @@ pub async fn run_until(
         .await
         .with_context(|| format!("listening on {}", config.http.listen))?;
     let http_addr = listener.local_addr()?;
+    // Connections share a file-handle budget that leaves a reserve for the
+    // ledger and the index (set now that their files are open).
+    let budget = FdBudget::for_process(fd_reserve::DEFAULT_RESERVE);
+    tracing::info!(
+        connections = budget.total(),
+        "file handle budget for connections"
+    );
+    fd_reserve::install(budget);
+    let listener = BudgetedListener::new(listener);
     // Acknowledgements are small writes that must leave at once: without
     // TCP_NODELAY, Nagle plus the client's delayed ACK adds ~40 ms to each.
-    let listener = axum::serve::ListenerExt::tap_io(listener, |tcp| {
-        if let Err(e) = tcp.set_nodelay(true) {
+    let listener = axum::serve::ListenerExt::tap_io(listener, |io| {
+        if let Err(e) = io.stream.set_nodelay(true) {
             tracing::debug!(error = %e, "could not set TCP_NODELAY");
         }
     });

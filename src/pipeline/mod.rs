@@ -13,6 +13,7 @@
 
 pub mod appender;
 pub mod dedupe;
+pub mod fd_reserve;
 pub mod metrics;
 pub mod silence;
 

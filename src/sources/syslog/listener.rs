@@ -23,6 +23,7 @@ use super::SyslogConfig;
 use super::framing::Decoder;
 use super::mapping;
 use crate::event::Via;
+use crate::pipeline::fd_reserve;
 use crate::pipeline::{IngestBatch, Item, Pipeline};
 use crate::tls::TlsError;
 use std::collections::HashMap;
@@ -267,6 +268,16 @@ async fn run_udp(socket: UdpSocket, ctx: Arc<Ctx>) {
             }
         }
         for (ip, items) in batches {
+            // UDP cannot push back: while the ledger cannot write, datagrams
+            // are dropped and counted rather than queued without acknowledgement.
+            if ctx.pipeline.unwritable_reason().is_some() {
+                ctx.pipeline
+                    .metrics()
+                    .dropped
+                    .with_label_values(&["syslog_udp"])
+                    .inc_by(items.len() as u64);
+                continue;
+            }
             // Closed only if dropped, which it is not while this task runs.
             let Ok(permit) = in_flight.clone().acquire_owned().await else {
                 break;
@@ -310,6 +321,12 @@ async fn accept_loop(listener: TcpListener, tls: Option<TlsAcceptor>, ctx: Arc<C
             drop(stream);
             continue;
         };
+        // File handles are kept in reserve for the ledger (fd_reserve).
+        let Some(fd_permit) = fd_reserve::acquire() else {
+            tracing::debug!(%peer, transport = kind, "syslog connection refused: file handles are kept for the ledger");
+            drop(stream);
+            continue;
+        };
         let ctx2 = ctx.clone();
         let tls = tls.clone();
         ctx.tracker.spawn(async move {
@@ -321,6 +338,7 @@ async fn accept_loop(listener: TcpListener, tls: Option<TlsAcceptor>, ctx: Arc<C
                     }
                 }
             }
+            drop(fd_permit);
             drop(permit);
         });
     }
