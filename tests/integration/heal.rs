@@ -227,3 +227,136 @@ fn a_full_disk_answers_503_and_heals_when_space_is_freed() {
     assert_exactly_once(&data, &acked);
     verify(&data, &k.vkey);
 }
+
+/// `sealtrail serve` under `prlimit --nofile=N:N`, with the syslog TCP address.
+fn start_with_nofile(dir: &Path, config: &str, nofile: u32) -> (Server, String) {
+    let cfg = dir.join("serve.toml");
+    std::fs::write(&cfg, config).unwrap();
+    let log = dir.join("serve-nofile.log");
+    let child = Command::new("prlimit")
+        .arg(format!("--nofile={nofile}:{nofile}"))
+        .arg("--")
+        .arg(bin())
+        .args(["serve", "--config"])
+        .arg(&cfg)
+        .env("RUST_LOG", "info")
+        .stdout(std::process::Stdio::null())
+        .stderr(std::fs::File::create(&log).unwrap())
+        .spawn()
+        .expect("prlimit (util-linux) runs the server");
+    let mut server = Server {
+        child,
+        http: String::new(),
+        log,
+    };
+    let deadline = Instant::now() + Duration::from_secs(60);
+    loop {
+        let text = server.log_text();
+        if let Some(line) = text.lines().find(|l| l.contains("sealtrail is serving")) {
+            let field = |name: &str| {
+                line.split(name)
+                    .nth(1)
+                    .unwrap()
+                    .split([' ', ')'])
+                    .next()
+                    .unwrap()
+                    .to_owned()
+            };
+            server.http = format!("http://{}", field("http="));
+            return (server, field("syslog_tcp=Some("));
+        }
+        if let Ok(Some(status)) = server.child.try_wait() {
+            panic!("server exited with {status}: {text}");
+        }
+        assert!(Instant::now() < deadline, "server did not start: {text}");
+        std::thread::sleep(Duration::from_millis(20)); // polling a condition
+    }
+}
+
+fn search_total(c: &Client, url: &str, q: &str) -> Option<u64> {
+    let r = c
+        .get(format!("{url}/v1/search"))
+        .query(&[("q", q), ("limit", "0")])
+        .send()
+        .ok()?;
+    let v: serde_json::Value = r.json().ok()?;
+    v["total"].as_u64()
+}
+
+/// With 256 file handles, far more idle connections than that (HTTP and
+/// syslog TCP) are refused at the door instead of taking the ledger's
+/// handles: an open connection keeps storing throughout, the ledger never
+/// fails; once they close, new connections store again without a restart
+/// and the indexer still indexes.
+#[test]
+fn idle_connections_cannot_take_the_ledgers_file_handles() {
+    let tmp = tempfile::tempdir().unwrap();
+    let k = keys(&tmp.path().join("keys"));
+    let data = tmp.path().join("data");
+    let (server, syslog) = start_with_nofile(tmp.path(), &serve_config(&data, &k, ""), 256);
+    let url = server.http.clone();
+    // One client connected before the flood keeps its connection (pooled).
+    let kept = Client::new();
+    let mut acked = Vec::new();
+    let mut store = |c: &Client, id: String, i: u64| -> Option<u16> {
+        let status = post(c, &url, event(&id, i)).map(|r| r.status().as_u16());
+        if status == Some(200) {
+            acked.push(id);
+        }
+        status
+    };
+    assert_eq!(store(&kept, "fd-00000".into(), 0), Some(200));
+
+    let http_addr = url.trim_start_matches("http://").to_owned();
+    let mut idle = Vec::new();
+    for addr in [&http_addr, &syslog] {
+        for _ in 0..300 {
+            if let Ok(s) = std::net::TcpStream::connect(addr) {
+                idle.push(s);
+            }
+        }
+    }
+    // The server has taken (or refused) the flood: a new connection is
+    // refused (closed unanswered) while the budget is spent.
+    let fresh = Client::builder().pool_max_idle_per_host(0).build().unwrap();
+    wait_for("new connections to be refused", &server, || {
+        post(&fresh, &url, event("fd-probe", 1)).is_none()
+    });
+    // Seals (a new segment file every 50 ms), checkpoints and index commits
+    // go on meanwhile from the reserve: the kept connection stores.
+    for i in 1..=20 {
+        assert_eq!(
+            store(&kept, format!("fd-{i:05}"), i),
+            Some(200),
+            "log:\n{}",
+            server.log_text()
+        );
+        std::thread::sleep(Duration::from_millis(20)); // spread over seals
+    }
+    let (_, metrics) = get(&kept, &url, "/metrics");
+    assert_eq!(metric(&metrics, "sealtrail_ledger_writable"), 1.0);
+    assert_eq!(
+        metric(
+            &metrics,
+            "sealtrail_ledger_write_errors_total{kind=\"emfile\"}"
+        ),
+        0.0,
+        "the ledger never ran out of handles:\n{metrics}"
+    );
+
+    drop(idle);
+    wait_for("new connections to store again", &server, || {
+        store(&fresh, "fd-after".into(), 999) == Some(200)
+    });
+    let r = post(&fresh, &url, event("fd-marker", 1000)).unwrap();
+    assert_eq!(r.status(), 200);
+    acked.push("fd-marker".into());
+    wait_for("the indexer to index a new event", &server, || {
+        // (not the message: each search is audited with its query text)
+        search_total(&fresh, &url, "id:\"fd-marker\"") == Some(1)
+    });
+
+    assert_eq!(server.terminate(), Some(0));
+    assert_exactly_once(&data, &acked);
+    verify(&data, &k.vkey);
+}
