@@ -90,7 +90,12 @@ pub(crate) async fn audit(
         },
         items: vec![Item::Event(event)],
     };
-    match pipeline.submit(batch).await {
+    // A ledger that cannot write would hold the request until it heals.
+    let stored = match pipeline.unwritable_reason() {
+        Some(reason) => Err(crate::pipeline::PipelineError::Unavailable(reason)),
+        None => pipeline.submit(batch).await,
+    };
+    match stored {
         Ok(_) => Ok(()),
         Err(e) => {
             tracing::error!(error = %e, action, "could not record a SIEM audit event; the request is refused");

@@ -338,6 +338,9 @@ pub struct LedgerParts {
     policy: SealPolicy,
 }
 
+/// A failed (re)open: the error, and the parts for the next attempt.
+pub type ReopenFailed = Box<(LedgerError, LedgerParts)>;
+
 /// The single writer of a data directory's ledger.
 pub struct Ledger {
     paths: LedgerPaths,
@@ -403,7 +406,7 @@ impl Ledger {
             signer,
             policy,
         };
-        Self::open_locked(parts, None).map_err(|(e, _)| e)
+        Self::open_locked(parts, None).map_err(|failed| failed.0)
     }
 
     /// Opens again, with the lock still held, after a failed write:
@@ -412,10 +415,7 @@ impl Ledger {
     /// footer is cut rather than trusted (its fsync may have failed), so the
     /// caller can write the unacknowledged batches again from memory. On
     /// failure the parts come back for the next attempt.
-    pub fn reopen(
-        parts: LedgerParts,
-        durable: u64,
-    ) -> Result<(Self, Recovery), (LedgerError, LedgerParts)> {
+    pub fn reopen(parts: LedgerParts, durable: u64) -> Result<(Self, Recovery), ReopenFailed> {
         Self::open_locked(parts, Some(durable))
     }
 
@@ -432,10 +432,10 @@ impl Ledger {
     fn open_locked(
         parts: LedgerParts,
         durable: Option<u64>,
-    ) -> Result<(Self, Recovery), (LedgerError, LedgerParts)> {
+    ) -> Result<(Self, Recovery), ReopenFailed> {
         let found = match Self::recover_files(&parts, durable) {
             Ok(f) => f,
-            Err(e) => return Err((e, parts)),
+            Err(e) => return Err(Box::new((e, parts))),
         };
         let (tree, index, last_record, open, mut recovery) = found;
         let LedgerParts {
@@ -445,14 +445,10 @@ impl Ledger {
             policy,
         } = parts;
         let paths = LedgerPaths::new(&data);
-        let assembled =
-            Ledger::assemble(paths, lock, signer, policy, tree, index, last_record, open);
-        let mut ledger = match assembled {
-            Ok(l) => l,
-            Err((e, parts)) => return Err((e, parts)),
-        };
+        let mut ledger =
+            Ledger::assemble(paths, lock, signer, policy, tree, index, last_record, open)?;
         if let Err(e) = ledger.ensure_checkpoint(&mut recovery) {
-            return Err((e, ledger.into_parts()));
+            return Err(Box::new((e, ledger.into_parts())));
         }
         Ok((ledger, recovery))
     }
@@ -621,13 +617,13 @@ impl Ledger {
         index: SegmentIndex,
         last_record: Option<SegmentRecord>,
         mut open: OpenSegment,
-    ) -> Result<Self, (LedgerError, LedgerParts)> {
+    ) -> Result<Self, ReopenFailed> {
         if open.header.origin != signer.name() {
             let e = LedgerError::OriginMismatch {
                 ledger: open.header.origin.clone(),
                 key: signer.name().to_owned(),
             };
-            return Err((
+            return Err(Box::new((
                 e,
                 LedgerParts {
                     data: paths.data,
@@ -635,7 +631,7 @@ impl Ledger {
                     signer,
                     policy,
                 },
-            ));
+            )));
         }
         if open.count() > 0 {
             // Entries that survived a restart are sealed at the first chance.

@@ -416,7 +416,8 @@ impl Writer {
                 self.ledger = Some(ledger);
                 Ok(())
             }
-            Err((e, parts)) => {
+            Err(failed) => {
+                let (e, parts) = *failed;
                 self.parts = Some(parts);
                 Err(e)
             }

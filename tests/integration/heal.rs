@@ -182,6 +182,8 @@ fn a_full_disk_answers_503_and_heals_when_space_is_freed() {
         "not ready: ledger cannot write (No space left on device)\n"
     );
     assert_eq!(get(&c, &url, "/healthz").0, 503);
+    // A search cannot be audited now, so it is refused rather than answered.
+    assert_eq!(get(&c, &url, "/v1/search?q=*").0, 503);
     let (_, metrics) = get(&c, &url, "/metrics");
     assert_eq!(metric(&metrics, "sealtrail_ledger_writable"), 0.0);
     assert!(
