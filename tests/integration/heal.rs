@@ -362,3 +362,55 @@ fn idle_connections_cannot_take_the_ledgers_file_handles() {
     assert_exactly_once(&data, &acked);
     verify(&data, &k.vkey);
 }
+
+/// Stopping while the disk is full does not hang: the service says the
+/// ledger could not write, exits non-zero, and a restart (with space) has
+/// everything that was acknowledged, once.
+#[test]
+fn stopping_while_the_disk_is_full_exits_non_zero_and_keeps_what_was_acknowledged() {
+    let tmp = tempfile::tempdir().unwrap();
+    let k = keys(&tmp.path().join("keys"));
+    let mount = Tmpfs::mount(&tmp.path().join("mnt"), "20m");
+    let data = mount.0.join("data");
+    let config = serve_config(&data, &k, "");
+    let server = Server::start(tmp.path(), &config);
+    let url = server.http.clone();
+    let c = Client::new();
+    let mut acked = Vec::new();
+    for i in 0..10 {
+        let id = format!("stop-{i:04}");
+        assert_eq!(post(&c, &url, event(&id, i)).unwrap().status(), 200);
+        acked.push(id);
+    }
+    let filler = mount.0.join("filler");
+    fill(&filler);
+    let deadline = Instant::now() + Duration::from_secs(60);
+    for i in 10.. {
+        let id = format!("stop-{i:04}");
+        match post(&c, &url, event(&id, i)).map(|r| r.status().as_u16()) {
+            Some(200) => acked.push(id),
+            Some(503) => break,
+            _ => {}
+        }
+        assert!(Instant::now() < deadline, "never refused on a full disk");
+    }
+    let stopped = Instant::now();
+    let log = server.log.clone();
+    let code = server.terminate();
+    assert_ne!(code, Some(0), "a ledger that cannot write is reported");
+    assert!(
+        stopped.elapsed() < Duration::from_secs(30),
+        "shutdown did not hang"
+    );
+    let text = std::fs::read_to_string(&log).unwrap();
+    assert!(
+        text.contains("everything acknowledged is durable"),
+        "the stop says what happened:\n{text}"
+    );
+
+    std::fs::remove_file(&filler).unwrap();
+    let server = Server::start(tmp.path(), &config);
+    assert_eq!(server.terminate(), Some(0));
+    assert_exactly_once(&data, &acked);
+    verify(&data, &k.vkey);
+}
