@@ -462,7 +462,12 @@ impl Consumer {
                 Err(RecvTimeoutError::Timeout) => false,
             };
             if !stopping && Instant::now() >= self.next_reload {
-                self.reload_if_changed()?;
+                if let Err(e) = self.reload_if_changed() {
+                    // Out of handles or a read failing: keep the running
+                    // rules and try the reload again next time.
+                    tracing::error!(error = %e, "rule reload failed; the previous rules stay active");
+                    self.fingerprint = None;
+                }
                 self.next_reload = Instant::now() + Duration::from_secs(self.config.reload_seconds);
             }
             let limit = self.durable();

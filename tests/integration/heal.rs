@@ -224,6 +224,13 @@ fn a_full_disk_answers_503_and_heals_when_space_is_freed() {
     }
     let (_, metrics) = get(&c, &url, "/metrics");
     assert_eq!(metric(&metrics, "sealtrail_ledger_writable"), 1.0);
+    // The indexer (its commits failed on the full disk too) indexes again.
+    let newest = acked.last().unwrap().clone();
+    wait_for(
+        "the indexer to index after the disk was freed",
+        &server,
+        || search_total(&c, &url, &format!("id:\"{newest}\"")) == Some(1),
+    );
 
     assert_eq!(server.terminate(), Some(0));
     assert_exactly_once(&data, &acked);
