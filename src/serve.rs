@@ -15,6 +15,7 @@ use crate::ledger::log::Ledger;
 use crate::ledger::writer::LedgerWriter;
 use crate::pipeline::appender::Observer;
 use crate::pipeline::dedupe::DedupeWindow;
+use crate::pipeline::fd_reserve::{self, FdBudget};
 use crate::pipeline::silence::{SilenceConfig, SilenceModel, silent_event};
 use crate::pipeline::{self, Appender, IngestBatch, Item, Metrics, Pipeline, Transform};
 use crate::response::{Responder, ResponseContext, ResponseSettings};
@@ -30,6 +31,10 @@ use tokio_util::sync::CancellationToken;
 
 /// Runs the service until SIGTERM or SIGINT.
 pub async fn run(config: Config) -> Result<()> {
+    match fd_reserve::raise_nofile_limit() {
+        Ok(limit) => tracing::info!(limit, "open file limit"),
+        Err(e) => tracing::warn!(error = %e, "could not raise the open file limit"),
+    }
     let shutdown = CancellationToken::new();
     let signals = shutdown.clone();
     tokio::spawn(async move {
@@ -140,6 +145,7 @@ impl Core {
         .context("starting the ledger writer")?;
         let metrics = Metrics::new();
         let _ = metrics.writer.set(writer.status());
+        let _ = metrics.health.set(writer.health());
         let silence = Arc::new(Mutex::new(load_silence(&data, &config.silence)?));
         let observer: Observer = {
             let silence = silence.clone();
@@ -200,6 +206,12 @@ impl Core {
         })
     }
 
+    /// Shutdown has begun: a ledger that cannot write stops retrying after a
+    /// grace period, so draining cannot hang on a full disk.
+    pub fn begin_stop(&self) {
+        self.writer.begin_stop();
+    }
+
     /// Waits for the background tasks (cancel their token first), drains the
     /// pipeline and seals the ledger. Every other pipeline handle must be gone.
     pub async fn stop(self) -> Result<()> {
@@ -223,7 +235,11 @@ impl Core {
             sealed
         })
         .await?
-        .context("sealing the ledger on shutdown")?;
+        .context(
+            "sealing the ledger on shutdown: it could not write, so batches not yet \
+             acknowledged were refused; everything acknowledged is durable and is sealed \
+             at the next start",
+        )?;
         Ok(())
     }
 }
@@ -290,6 +306,14 @@ pub async fn run_until(
         .await
         .with_context(|| format!("listening on {}", config.http.listen))?;
     let http_addr = listener.local_addr()?;
+    // Connections share a file-handle budget that leaves a reserve for the
+    // ledger and the index (set now that their files are open).
+    let budget = FdBudget::for_process(fd_reserve::DEFAULT_RESERVE);
+    tracing::info!(
+        connections = budget.total(),
+        "file handle budget for connections"
+    );
+    fd_reserve::install(budget);
     // Response follows the alerts in the ledger; ack links point at the
     // address actually bound unless `[response] public_url` says otherwise.
     let responder = if config.response.enabled {
@@ -401,6 +425,7 @@ pub async fn run_until(
     });
 
     shutdown.cancelled().await;
+    core.begin_stop();
     // Syslog listeners stop accepting; connections store what they read.
     syslog.wait().await;
     // Stop accepting and let in-flight requests finish (they hold pipeline handles).

@@ -48,6 +48,7 @@ pub fn app(state: AppState) -> Router {
     let mut router = Router::new()
         .route("/metrics", get(metrics))
         .route("/healthz", get(healthz))
+        .route("/readyz", get(readyz))
         .with_state(state.clone())
         .merge(ingest);
     if let Some(q) = state.query.clone() {
@@ -109,8 +110,33 @@ async fn metrics(State(state): State<AppState>) -> impl IntoResponse {
     )
 }
 
-async fn healthz() -> impl IntoResponse {
-    (StatusCode::OK, "ok\n")
+/// Liveness, and readiness too while the ledger cannot write: a probe that
+/// restarts the service then loses nothing (restart recovery is the same
+/// path the writer heals by) and an operator sees why at once.
+async fn healthz(State(state): State<AppState>) -> impl IntoResponse {
+    match ledger_unwritable(&state) {
+        Some(reason) => not_ready(&reason),
+        None => (StatusCode::OK, "ok\n".to_owned()),
+    }
+}
+
+/// Readiness: not ready while the ledger cannot write (DESIGN.md).
+async fn readyz(State(state): State<AppState>) -> impl IntoResponse {
+    match ledger_unwritable(&state) {
+        Some(reason) => not_ready(&reason),
+        None => (StatusCode::OK, "ready\n".to_owned()),
+    }
+}
+
+fn ledger_unwritable(state: &AppState) -> Option<String> {
+    state.ingest.pipeline.unwritable_reason()
+}
+
+fn not_ready(reason: &str) -> (StatusCode, String) {
+    (
+        StatusCode::SERVICE_UNAVAILABLE,
+        format!("not ready: ledger cannot write ({reason})\n"),
+    )
 }
 
 #[cfg(test)]
@@ -189,7 +215,7 @@ mod tests {
         // A route someone adds without declaring who may call it.
         let router = Router::new()
             .route("/v1/undeclared", get(|| async { "secret" }))
-            .route("/healthz", get(healthz))
+            .route("/healthz", get(|| async { "ok" }))
             .route_layer(axum::middleware::from_fn_with_state(auth, gate))
             .layer(MockConnectInfo(std::net::SocketAddr::from((
                 [127, 0, 0, 1],

@@ -28,6 +28,11 @@ pub async fn record(
     principal: Option<&Principal>,
     record: AuditRecord,
 ) -> Result<(), PipelineError> {
+    // A ledger that cannot write would hold the caller until it heals:
+    // refuse at once (the caller answers 503).
+    if let Some(reason) = pipeline.unwritable_reason() {
+        return Err(PipelineError::Unavailable(reason));
+    }
     let mut event = Event::new(
         Timestamp::now(),
         record.category,

@@ -408,6 +408,8 @@ struct Consumer {
     dedup: Deduplicator,
     known: KnownIds,
     follower: LedgerFollower,
+    /// Logs a lasting read failure once, not per retry.
+    read_outage: crate::ledger::health::Outage,
     buf: Vec<u8>,
     candidates: Vec<AlertCandidate>,
     /// (ledger index, received ms) of recent entries, ascending.
@@ -431,6 +433,7 @@ impl Consumer {
         let engine = Engine::new(Arc::new(rules), config.engine());
         let follower = LedgerFollower::new(&ctx.data_dir, 0);
         Consumer {
+            read_outage: crate::ledger::health::Outage::new("detection reading the ledger"),
             dedup: Deduplicator::new(ms(config.suppression), MAX_DEDUP_KEYS),
             next_reload: Instant::now() + Duration::from_secs(config.reload_seconds),
             config,
@@ -459,7 +462,12 @@ impl Consumer {
                 Err(RecvTimeoutError::Timeout) => false,
             };
             if !stopping && Instant::now() >= self.next_reload {
-                self.reload_if_changed()?;
+                if let Err(e) = self.reload_if_changed() {
+                    // Out of handles or a read failing: keep the running
+                    // rules and try the reload again next time.
+                    tracing::error!(error = %e, "rule reload failed; the previous rules stay active");
+                    self.fingerprint = None;
+                }
                 self.next_reload = Instant::now() + Duration::from_secs(self.config.reload_seconds);
             }
             let limit = self.durable();
@@ -476,13 +484,17 @@ impl Consumer {
                     Err(e) => {
                         // Retried from the same index after a pause (a
                         // segment being compacted or sealed underneath).
-                        tracing::error!(at = self.follower.position(), error = %e, "detection could not read the ledger; retrying");
+                        // Logged once, then once a minute (not per retry).
+                        self.read_outage.failed(&e);
                         let at = self.follower.position();
                         self.follower = LedgerFollower::new(&self.ctx.data_dir, at);
                         failed = true;
                         break;
                     }
                 }
+            }
+            if !failed {
+                self.read_outage.succeeded();
             }
             if read == 0
                 && let Some((t, at)) = self.newest

@@ -9,6 +9,7 @@
 //! of its ledger (a ledger restored from an older backup, or one that lost an
 //! unsynced tail) is noticed on open and rolled back.
 
+use crate::ledger::health::{Backoff, Outage};
 use std::fs;
 use std::io;
 use std::ops::Bound;
@@ -408,6 +409,9 @@ pub fn run_indexer(
     options: &IndexerOptions,
     committed: impl Fn(),
 ) -> Result<Indexer, IndexError> {
+    let (index_dir, data_dir) = (indexer.dir.clone(), indexer.data_dir.clone());
+    let mut outage = Outage::new("search indexing");
+    let mut backoff = Backoff::default();
     let mut wait = Duration::ZERO;
     loop {
         let stopping = match stop.recv_timeout(wait) {
@@ -421,8 +425,43 @@ pub fn run_indexer(
         } else {
             options.max_per_round
         };
-        let added = indexer.catch_up_bounded(limit, max)?;
-        indexer.commit()?;
+        let round = indexer
+            .catch_up_bounded(limit, max)
+            .and_then(|added| indexer.commit().map(|()| added));
+        let added = match round {
+            Ok(added) => {
+                outage.succeeded();
+                backoff.reset();
+                added
+            }
+            Err(e) => {
+                // A full disk or no file handles: the writer may be unusable
+                // after a failed commit, so the index is reopened from its
+                // last commit (cursor and all) and the round runs again.
+                outage.failed(&e);
+                if stopping {
+                    return Err(e);
+                }
+                drop(indexer);
+                indexer = loop {
+                    std::thread::sleep(backoff.next_delay());
+                    match Indexer::open(&index_dir, &data_dir) {
+                        Ok(i) => break i,
+                        Err(e) => {
+                            outage.failed(&e);
+                            if matches!(
+                                stop.try_recv(),
+                                Ok(()) | Err(std::sync::mpsc::TryRecvError::Disconnected)
+                            ) {
+                                return Err(e);
+                            }
+                        }
+                    }
+                };
+                wait = Duration::ZERO;
+                continue;
+            }
+        };
         if added > 0 {
             committed();
         }

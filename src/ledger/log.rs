@@ -35,6 +35,34 @@ use std::time::{Duration, Instant};
 const LOCK_WAIT: Duration = Duration::from_secs(2);
 use thiserror::Error;
 
+/// Failures injected by tests at named points of a data directory's writes
+/// (`write` leaves half a batch on disk, `sync` and `seal` fail before
+/// their fsync, `reopen` fails like running out of file handles).
+#[cfg(test)]
+pub(crate) mod faults {
+    use std::io;
+    use std::path::{Path, PathBuf};
+    use std::sync::Mutex;
+
+    static FAULTS: Mutex<Vec<(PathBuf, &'static str, u32, i32)>> = Mutex::new(Vec::new());
+
+    /// The next `times` passes through `point` in `data` fail with OS error `errno`.
+    pub(crate) fn inject(data: &Path, point: &'static str, times: u32, errno: i32) {
+        if let Ok(mut f) = FAULTS.lock() {
+            f.push((data.to_owned(), point, times, errno));
+        }
+    }
+
+    pub(super) fn hit(data: &Path, point: &str) -> Option<io::Error> {
+        let mut f = FAULTS.lock().ok()?;
+        let slot = f
+            .iter_mut()
+            .find(|(d, p, n, _)| d == data && *p == point && *n > 0)?;
+        slot.2 -= 1;
+        Some(io::Error::from_raw_os_error(slot.3))
+    }
+}
+
 /// Length of a segment header without its origin.
 const HEADER_FIXED_LEN: u64 = 64;
 
@@ -321,6 +349,18 @@ impl OpenSegment {
     }
 }
 
+/// What a closed `Ledger` keeps for `Ledger::reopen`: above all the
+/// directory lock, so no other process can take the directory meanwhile.
+pub struct LedgerParts {
+    data: PathBuf,
+    lock: File,
+    signer: NoteSigner,
+    policy: SealPolicy,
+}
+
+/// A failed (re)open: the error, and the parts for the next attempt.
+pub type ReopenFailed = Box<(LedgerError, LedgerParts)>;
+
 /// The single writer of a data directory's ledger.
 pub struct Ledger {
     paths: LedgerPaths,
@@ -385,9 +425,101 @@ impl Ledger {
                 Err(fs::TryLockError::Error(e)) => return Err(LedgerError::io(&paths.lock, e)),
             }
         }
+        let parts = LedgerParts {
+            data: data_dir.to_owned(),
+            lock,
+            signer,
+            policy,
+        };
+        Self::open_locked(parts, None).map_err(|failed| failed.0)
+    }
+
+    /// Opens again, with the lock still held, after a failed write:
+    /// everything past `durable` (the next index after the last successful
+    /// fsync) was never acknowledged and is cut, and a `.open` segment's
+    /// footer is cut rather than trusted (its fsync may have failed), so the
+    /// caller can write the unacknowledged batches again from memory. On
+    /// failure the parts come back for the next attempt.
+    pub fn reopen(parts: LedgerParts, durable: u64) -> Result<(Self, Recovery), ReopenFailed> {
+        Self::open_locked(parts, Some(durable))
+    }
+
+    /// Gives up the open files (all but the lock) for a later `reopen`.
+    pub fn into_parts(self) -> LedgerParts {
+        LedgerParts {
+            data: self.paths.data,
+            lock: self._lock,
+            signer: self.signer,
+            policy: self.policy,
+        }
+    }
+
+    fn open_locked(
+        parts: LedgerParts,
+        durable: Option<u64>,
+    ) -> Result<(Self, Recovery), ReopenFailed> {
+        let found = match Self::recover_files(&parts, durable) {
+            Ok(f) => f,
+            Err(e) => return Err(Box::new((e, parts))),
+        };
+        let (tree, index, last_record, open, mut recovery, keys) = found;
+        let LedgerParts {
+            data,
+            lock,
+            signer,
+            policy,
+        } = parts;
+        let paths = LedgerPaths::new(&data);
+        let mut ledger = Ledger::assemble(
+            paths,
+            lock,
+            signer,
+            policy,
+            tree,
+            index,
+            last_record,
+            open,
+            keys,
+        )?;
+        if let Err(e) = ledger.ensure_checkpoint(&mut recovery) {
+            return Err(Box::new((e, ledger.into_parts())));
+        }
+        // Encryption turned on or off since the open segment was made.
+        if let Err(e) = ledger.switch_format() {
+            return Err(Box::new((e, ledger.into_parts())));
+        }
+        Ok((ledger, recovery))
+    }
+
+    /// Reads the data directory back into the writer's state, repairing
+    /// what a crash (or, with `durable`, a failed write) left behind.
+    #[allow(clippy::type_complexity)]
+    fn recover_files(
+        parts: &LedgerParts,
+        durable: Option<u64>,
+    ) -> Result<
+        (
+            TreeStore,
+            SegmentIndex,
+            Option<SegmentRecord>,
+            OpenSegment,
+            Recovery,
+            Option<Arc<Keyring>>,
+        ),
+        LedgerError,
+    > {
+        let paths = LedgerPaths::new(&parts.data);
+        let origin = parts.signer.name().to_owned();
+        #[cfg(test)]
+        if let Some(e) = faults::hit(&paths.data, "reopen") {
+            return Err(LedgerError::io(&paths.segments, e));
+        }
 
         let mut recovery = Recovery::default();
-        remove_compaction_leftovers(&paths)?;
+        // On a reopen the compactor may be writing its `.compact` file now.
+        if durable.is_none() {
+            remove_compaction_leftovers(&paths)?;
+        }
         let keys = super::atrest::keyring_for_ledger_dir(&paths.ledger);
         if let Some(k) = &keys {
             // A wrong KEK, or a rotation left half done, stops the start here.
@@ -449,7 +581,8 @@ impl Ledger {
         if let Some(n) = open_files.first() {
             let path = paths.segment(*n, false);
             let header_len = HEADER_FIXED_LEN + origin.len() as u64;
-            ledger_open = recover_open_segment(&path, header_len, &mut recovery, keys.as_deref())?;
+            ledger_open =
+                recover_open_segment(&path, header_len, durable, &mut recovery, keys.as_deref())?;
         }
 
         let encrypt = keys.is_some();
@@ -523,10 +656,7 @@ impl Ledger {
                     keys.as_deref(),
                 )?;
                 sync_dir(&paths.segments)?;
-                let mut ledger =
-                    Ledger::assemble(paths, lock, signer, policy, tree, index, last, seg, keys)?;
-                ledger.ensure_checkpoint(&mut recovery)?;
-                return Ok((ledger, recovery));
+                return Ok((tree, index, last, seg, recovery, keys));
             }
             None => {
                 let header = next_header(&last_record);
@@ -540,20 +670,7 @@ impl Ledger {
             }
         };
         recovery.open_entries = open.count();
-        let mut ledger = Ledger::assemble(
-            paths,
-            lock,
-            signer,
-            policy,
-            tree,
-            index,
-            last_record,
-            open,
-            keys,
-        )?;
-        ledger.ensure_checkpoint(&mut recovery)?;
-        ledger.switch_format()?;
-        Ok((ledger, recovery))
+        Ok((tree, index, last_record, open, recovery, keys))
     }
 
     #[allow(clippy::too_many_arguments)]
@@ -567,12 +684,21 @@ impl Ledger {
         last_record: Option<SegmentRecord>,
         mut open: OpenSegment,
         keys: Option<Arc<Keyring>>,
-    ) -> Result<Self, LedgerError> {
+    ) -> Result<Self, ReopenFailed> {
         if open.header.origin != signer.name() {
-            return Err(LedgerError::OriginMismatch {
+            let e = LedgerError::OriginMismatch {
                 ledger: open.header.origin.clone(),
                 key: signer.name().to_owned(),
-            });
+            };
+            return Err(Box::new((
+                e,
+                LedgerParts {
+                    data: paths.data,
+                    lock,
+                    signer,
+                    policy,
+                },
+            )));
         }
         if open.count() > 0 {
             // Entries that survived a restart are sealed at the first chance.
@@ -761,6 +887,13 @@ impl Ledger {
             self.open.leaves.push(leaf);
             self.open.note_time(e.time_ms);
         }
+        #[cfg(test)]
+        if let Some(e) = faults::hit(&self.paths.data, "write") {
+            // A torn write: half the batch reached the file.
+            let half = &self.buf[..self.buf.len() / 2];
+            let _ = self.open.file.write_all_at(half, base);
+            return Err(LedgerError::io(&self.open.path, e));
+        }
         self.open
             .file
             .write_all_at(&self.buf, base)
@@ -776,6 +909,10 @@ impl Ledger {
     /// Makes everything written so far durable (one fdatasync: group commit).
     pub fn sync(&mut self) -> Result<(), LedgerError> {
         if self.open.dirty {
+            #[cfg(test)]
+            if let Some(e) = faults::hit(&self.paths.data, "sync") {
+                return Err(LedgerError::io(&self.open.path, e));
+            }
             let open = &self.open;
             self.stats.durable(|| {
                 open.file
@@ -840,6 +977,10 @@ impl Ledger {
             .file
             .write_all_at(&bytes, self.open.len)
             .map_err(|e| LedgerError::io(&self.open.path, e))?;
+        #[cfg(test)]
+        if let Some(e) = faults::hit(&self.paths.data, "seal") {
+            return Err(LedgerError::io(&self.open.path, e));
+        }
         let open = &self.open;
         self.stats.durable(|| {
             open.file
@@ -917,9 +1058,16 @@ enum RecoveredOpen {
 /// Rebuilds the in-memory state of the open segment from its file, cutting a
 /// torn tail. Refuses to cut when valid frames follow the damage, since that is
 /// corruption of acknowledged data rather than an interrupted write.
+///
+/// With `durable` (a reopen after a failed write), frames from that global
+/// index on and any footer are cut: they were never acknowledged, and a
+/// failed fsync may have left them readable from the page cache but not on
+/// disk. An open segment left without frames is recreated, since its own
+/// header's fsync may be the one that failed.
 fn recover_open_segment(
     path: &Path,
     header_len: u64,
+    durable: Option<u64>,
     recovery: &mut Recovery,
     keys: Option<&Keyring>,
 ) -> Result<Option<RecoveredOpen>, LedgerError> {
@@ -943,11 +1091,17 @@ fn recover_open_segment(
         }
         Err(e) => return Err(e.into()),
     };
+    let keep = durable.map(|d| d.saturating_sub(reader.header.first_index));
     let mut leaves = Vec::new();
     let mut offsets = Vec::new();
     let mut min_time_ms = i64::MAX;
     let mut max_time_ms = i64::MIN;
+    let mut cut_at = None;
     while let Some(frame) = reader.next_frame()? {
+        if keep == Some(leaves.len() as u64) {
+            cut_at = Some(frame.offset);
+            break;
+        }
         leaves.push(super::hash::leaf_hash(&frame.payload));
         offsets.push(frame.offset);
         let t = crate::event::entry_time_ms(&frame.payload).ok_or_else(|| {
@@ -960,13 +1114,51 @@ fn recover_open_segment(
         min_time_ms = min_time_ms.min(t);
         max_time_ms = max_time_ms.max(t);
     }
-    let end = reader.position();
+    let end = cut_at.unwrap_or_else(|| reader.position());
     let header = reader.header.clone();
     let cipher = match (header.format, keys) {
         (segment::FrameFormat::Encrypted { number }, Some(k)) => Some(k.cipher(number)?),
         _ => None,
     };
     let tail = reader.into_tail();
+    if let Some(keep) = keep {
+        if keep > leaves.len() as u64 {
+            return Err(LedgerError::Damaged(format!(
+                "{}: holds {} entries, but {keep} were made durable",
+                path.display(),
+                leaves.len()
+            )));
+        }
+        recovery.torn_bytes_cut = len - end;
+        if recovery.torn_bytes_cut > 0 {
+            recovery.torn_reason = Some("unacknowledged writes of a failed group commit".into());
+        }
+        if leaves.is_empty() {
+            fs::remove_file(path).map_err(|e| LedgerError::io(path, e))?;
+            return Ok(None);
+        }
+        let file = OpenOptions::new()
+            .read(true)
+            .write(true)
+            .open(path)
+            .map_err(|e| LedgerError::io(path, e))?;
+        file.set_len(end)
+            .and_then(|_| file.sync_all())
+            .map_err(|e| LedgerError::io(path, e))?;
+        return Ok(Some(RecoveredOpen::Open(OpenSegment {
+            header,
+            path: path.to_owned(),
+            file,
+            len: end,
+            leaves,
+            offsets,
+            min_time_ms,
+            max_time_ms,
+            oldest: None,
+            dirty: false,
+            cipher,
+        })));
+    }
     let file = OpenOptions::new()
         .read(true)
         .write(true)

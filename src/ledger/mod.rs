@@ -19,6 +19,7 @@ pub mod dicts;
 pub mod entries;
 pub mod frontier;
 pub mod hash;
+pub mod health;
 pub mod keys;
 pub mod log;
 pub mod merkle;

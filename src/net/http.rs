@@ -21,6 +21,7 @@ use super::limit::ConnTable;
 use super::reload::{ReloadingTls, TlsFiles};
 use super::{RateLog, limit::Slot};
 use crate::api::ClientCertificate;
+use crate::pipeline::fd_reserve;
 use crate::tls::ClientAuth;
 use axum::Router;
 use axum::body::Bytes;
@@ -205,12 +206,26 @@ pub async fn serve(
                 continue;
             }
         };
+        // File handles are kept in reserve for the ledger (fd_reserve).
+        let Some(fd_permit) = fd_reserve::acquire() else {
+            listener_metrics(&ctx.metrics)
+                .http_refused
+                .with_label_values(&["fd_reserve"])
+                .inc();
+            refusals.note("fd_reserve");
+            drop(stream);
+            continue;
+        };
         // Acknowledgements are small writes that must leave at once: without
         // TCP_NODELAY, Nagle plus the client's delayed ACK adds ~40 ms to each.
         if let Err(e) = stream.set_nodelay(true) {
             tracing::debug!(error = %e, "could not set TCP_NODELAY");
         }
-        tracker.spawn(connection(stream, peer, slot, ctx.clone()));
+        let ctx = ctx.clone();
+        tracker.spawn(async move {
+            connection(stream, peer, slot, ctx).await;
+            drop(fd_permit);
+        });
     }
     drop(listener);
     tracker.close();

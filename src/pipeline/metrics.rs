@@ -1,6 +1,7 @@
 //! Prometheus metrics of the ingest pipeline, rendered at `/metrics`.
 
 use crate::ledger::compactor::CompactorStatus;
+use crate::ledger::health::{ERROR_KINDS, LedgerHealth};
 use crate::ledger::writer::WriterStatus;
 use prometheus::{
     Encoder, HistogramOpts, HistogramVec, IntCounter, IntCounterVec, IntGauge, IntGaugeVec, Opts,
@@ -31,6 +32,15 @@ pub struct Metrics {
     pub writer: OnceLock<Arc<WriterStatus>>,
     /// The compactor's totals, read at render time (absent when off).
     pub compactor: OnceLock<Arc<CompactorStatus>>,
+    /// Whether the ledger can write, read by sources and at render time.
+    pub health: OnceLock<Arc<LedgerHealth>>,
+    /// `ledger_write_errors_total{kind}`, from `health` at render time.
+    pub ledger_write_errors: IntCounterVec,
+    /// `ledger_writable`: 1, or 0 while writes fail and are retried.
+    pub ledger_writable: IntGauge,
+    /// Events a source dropped because the ledger could not write
+    /// (`dropped_total{source}`: UDP syslog cannot push back).
+    pub dropped: IntCounterVec,
     /// Detection (the rules consumer).
     pub detect: DetectMetrics,
     /// Incident response (`src/response/`).
@@ -261,6 +271,12 @@ impl Metrics {
             "sealed segments compressed by the compactor since start",
         )
         .unwrap_or_else(|e| panic!("compacted_segments: {e}"));
+        let ledger_writable = IntGauge::new(
+            "ledger_writable",
+            "1 while the ledger can write, 0 while a failed write is being retried",
+        )
+        .unwrap_or_else(|e| panic!("ledger_writable: {e}"));
+        ledger_writable.set(1);
         let compaction_bytes = IntGaugeVec::new(
             Opts::new(
                 "compaction_file_bytes",
@@ -279,12 +295,32 @@ impl Metrics {
             Box::new(silent_sources.clone()),
             Box::new(compacted_segments.clone()),
             Box::new(compaction_bytes.clone()),
+            Box::new(ledger_writable.clone()),
         ] {
             registry
                 .register(c)
                 .unwrap_or_else(|e| panic!("register: {e}"));
         }
+        let ledger_write_errors = counter(
+            &registry,
+            "ledger_write_errors_total",
+            "failed ledger writes (each retried), by kind: enospc, emfile, eio, other",
+            &["kind"],
+        );
+        for kind in ERROR_KINDS {
+            ledger_write_errors.with_label_values(&[kind]);
+        }
+        let dropped = counter(
+            &registry,
+            "dropped_total",
+            "events dropped because the ledger could not write (UDP syslog)",
+            &["source"],
+        );
         Arc::new(Metrics {
+            health: OnceLock::new(),
+            ledger_write_errors,
+            ledger_writable,
+            dropped,
             received: counter(
                 &registry,
                 "events_received_total",
@@ -365,6 +401,14 @@ impl Metrics {
             self.seal_lag.set(lag as f64 / 1000.0);
             self.fsync_seconds
                 .set(w.fsync_nanos.load(Ordering::Relaxed) as f64 / 1e9);
+        }
+        if let Some(h) = self.health.get() {
+            self.ledger_writable.set(i64::from(h.writable()));
+            for (kind, n) in ERROR_KINDS.iter().zip(h.errors()) {
+                let c = self.ledger_write_errors.with_label_values(&[kind]);
+                // The health counts are the truth; the counter catches up.
+                c.inc_by(n.saturating_sub(c.get()));
+            }
         }
         if let Some(c) = self.compactor.get() {
             self.compacted_segments

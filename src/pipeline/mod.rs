@@ -13,6 +13,7 @@
 
 pub mod appender;
 pub mod dedupe;
+pub mod fd_reserve;
 pub mod metrics;
 pub mod silence;
 
@@ -92,6 +93,10 @@ pub enum PipelineError {
     Closed,
     #[error("the ledger failed: {0}")]
     Ledger(String),
+    /// The ledger cannot write now (disk full, out of file handles, I/O
+    /// errors) and retries: try again later.
+    #[error("the ledger cannot write ({0}); retry later")]
+    Unavailable(String),
 }
 
 /// A transform applied to every entry before it is sealed (enrichment,
@@ -128,6 +133,15 @@ impl Pipeline {
         &self.metrics
     }
 
+    /// Why the ledger cannot write now, if it cannot.
+    pub fn unwritable_reason(&self) -> Option<String> {
+        let h = self.metrics.health.get()?;
+        if h.writable() {
+            return None;
+        }
+        Some(h.reason().unwrap_or_else(|| "write failed".into()))
+    }
+
     /// Submits a batch, waiting for room in the queue (backpressure for
     /// sources that can pause, such as a TCP reader).
     pub async fn submit(&self, batch: IngestBatch) -> Result<Receipt, PipelineError> {
@@ -137,6 +151,15 @@ impl Pipeline {
 
     /// Submits a batch only if the queue has room now; `Busy` otherwise.
     pub async fn try_submit(&self, batch: IngestBatch) -> Result<Receipt, PipelineError> {
+        // A failing ledger acknowledges nothing until it heals: say so now
+        // rather than let the request wait in a queue that does not move.
+        if let Some(reason) = self.unwritable_reason() {
+            self.metrics
+                .busy
+                .with_label_values(&[&batch.via.kind])
+                .inc();
+            return Err(PipelineError::Unavailable(reason));
+        }
         let permit = match self.tx.try_reserve() {
             Ok(p) => p,
             Err(mpsc::error::TrySendError::Full(())) => {

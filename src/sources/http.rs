@@ -236,11 +236,18 @@ pub fn pipeline_error(e: PipelineError) -> Response {
             StatusCode::SERVICE_UNAVAILABLE,
             json!({"error": "the service is shutting down"}),
         ),
-        PipelineError::Ledger(_) => json_response(
-            StatusCode::INTERNAL_SERVER_ERROR,
-            // Details go to the log, not to the client.
-            json!({"error": "events could not be stored; nothing from this request was acknowledged"}),
-        ),
+        // The writer retries failed writes: both are temporary, so 503 with
+        // Retry-After tells the client to send the same request again.
+        PipelineError::Unavailable(_) | PipelineError::Ledger(_) => {
+            let mut r = json_response(
+                StatusCode::SERVICE_UNAVAILABLE,
+                // Details go to the log and /readyz, not to the client.
+                json!({"error": "events could not be stored now; nothing from this request was acknowledged; retry after the indicated delay"}),
+            );
+            r.headers_mut()
+                .insert(header::RETRY_AFTER, HeaderValue::from_static("5"));
+            r
+        }
     }
 }
 

@@ -7,6 +7,7 @@ mod cli;
 mod compress;
 mod crash;
 mod r#gen;
+mod heal;
 mod http;
 mod incidents;
 mod ledger;

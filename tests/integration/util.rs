@@ -149,7 +149,7 @@ pub fn client_with(token: &str) -> reqwest::blocking::Client {
 }
 
 /// The `data_dir` a serve config names.
-fn config_data_dir(config: &str) -> PathBuf {
+pub fn config_data_dir(config: &str) -> PathBuf {
     let value: toml::Value = toml::from_str(config).unwrap();
     PathBuf::from(
         value["data_dir"]

@@ -33,6 +33,7 @@ use crate::event::Via;
 use crate::net::RateLog;
 use crate::net::limit::{ConnTable, Slot};
 use crate::net::reload::{ReloadingTls, TlsFiles};
+use crate::pipeline::fd_reserve;
 use crate::pipeline::{IngestBatch, Item, Pipeline};
 use crate::tls::{ClientAuth, TlsError};
 use std::collections::HashMap;
@@ -290,6 +291,16 @@ async fn run_udp(socket: UdpSocket, ctx: Arc<Ctx>) {
             }
         }
         for (ip, items) in batches {
+            // UDP cannot push back: while the ledger cannot write, datagrams
+            // are dropped and counted rather than queued without acknowledgement.
+            if ctx.pipeline.unwritable_reason().is_some() {
+                ctx.pipeline
+                    .metrics()
+                    .dropped
+                    .with_label_values(&["syslog_udp"])
+                    .inc_by(items.len() as u64);
+                continue;
+            }
             // Closed only if dropped, which it is not while this task runs.
             let Ok(permit) = in_flight.clone().acquire_owned().await else {
                 break;
@@ -347,6 +358,12 @@ async fn accept_loop(listener: TcpListener, tls: Option<Arc<ReloadingTls>>, ctx:
                 continue;
             }
         };
+        // File handles are kept in reserve for the ledger (fd_reserve).
+        let Some(fd_permit) = fd_reserve::acquire() else {
+            tracing::debug!(%peer, transport = kind, "syslog connection refused: file handles are kept for the ledger");
+            drop(stream);
+            continue;
+        };
         let ctx2 = ctx.clone();
         let acceptor = tls
             .as_ref()
@@ -362,6 +379,7 @@ async fn accept_loop(listener: TcpListener, tls: Option<Arc<ReloadingTls>>, ctx:
                     }
                 }
             }
+            drop(fd_permit);
             drop(slot);
         });
     }
