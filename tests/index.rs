@@ -710,12 +710,18 @@ fn hostile_queries_are_refused_before_they_reach_the_grammar() {
     let huge = "a".repeat(20 << 20);
     // Short enough to pass the length check: 600 terms and 599 ORs.
     let ors = vec!["x"; 600].join(" OR ");
+    // Each wildcard or regex walks a term dictionary, uninterruptibly.
+    let patterns = (0..40)
+        .map(|i| format!("actor.user:/u{i}.*/ OR message:*{i}*"))
+        .collect::<Vec<_>>()
+        .join(" OR ");
     for (q, why) in [
         (nested.as_str(), "nested deeper than"),
         (nots.as_str(), "too many NOT"),
         (signs.as_str(), "too many - or +"),
         (huge.as_str(), "longer than"),
         (ors.as_str(), "terms and operators"),
+        (patterns.as_str(), "wildcard or regex terms"),
     ] {
         match search.search(&req(q, 10)) {
             Err(e @ QueryError::Invalid(_)) => {

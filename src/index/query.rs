@@ -69,6 +69,9 @@ pub const MAX_QUERY_NESTING: usize = 32;
 /// Most terms and operators in a query (300,000 `OR`ed terms took 2.9 s
 /// and 650 MB to plan).
 pub const MAX_QUERY_TOKENS: usize = 1024;
+/// Most wildcard and regex terms in one query: each walks a term
+/// dictionary, which the deadline cannot interrupt.
+pub const MAX_QUERY_PATTERNS: usize = 16;
 
 #[derive(Debug, Error)]
 pub enum QueryError {
@@ -734,14 +737,25 @@ fn check_shape(text: &str) -> Result<(), QueryError> {
         )));
     }
     let (mut depth, mut tokens, mut nots) = (0usize, 0usize, 0usize);
+    let mut patterns = 0usize;
     let mut quoted = false;
     let mut escaped = false;
     let mut word = String::new();
-    let end_word = |word: &mut String, tokens: &mut usize, nots: &mut usize| {
+    let mut end_word = |word: &mut String, tokens: &mut usize, nots: &mut usize| {
         if word.is_empty() {
             return Ok(());
         }
         *tokens += 1;
+        // `field:/regex/`, `svc-*`, `u00?1`: each expands over a dictionary.
+        let value = word.rsplit_once(':').map_or(word.as_str(), |(_, v)| v);
+        if value.starts_with('/') || value.contains(['*', '?']) {
+            patterns += 1;
+            if patterns > MAX_QUERY_PATTERNS {
+                return Err(QueryError::Invalid(format!(
+                    "the query has more than {MAX_QUERY_PATTERNS} wildcard or regex terms"
+                )));
+            }
+        }
         // NOT NOT x, or -NOT x: each unary operator is a level of the grammar.
         let signs = word.len() - word.trim_start_matches(['-', '+']).len();
         if signs > 4 {
