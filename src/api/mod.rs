@@ -122,7 +122,12 @@ mod tests {
         ))));
         let body = r#"{"time":"2026-11-27T14:03:11Z","category":"auth","action":"login","outcome":"success"}"#;
         let response = app
-            .oneshot(Request::post("/v1/events").body(Body::from(body)).unwrap())
+            .oneshot(
+                Request::post("/v1/events")
+                    .header(header::CONTENT_TYPE, "application/json")
+                    .body(Body::from(body))
+                    .unwrap(),
+            )
             .await
             .unwrap();
         assert_eq!(response.status(), StatusCode::SERVICE_UNAVAILABLE);

@@ -7,6 +7,7 @@ mod crash;
 mod r#gen;
 mod http;
 mod incidents;
+mod inputs;
 mod ledger;
 mod rules_cli;
 mod search;
