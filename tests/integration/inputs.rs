@@ -135,3 +135,183 @@ fn clients_cannot_send_service_actions() {
         "the service's own audit record is missing"
     );
 }
+
+/// Marked values the service's own log must never show.
+const CANARIES: [&str; 9] = [
+    "MRN-CANARY-7731",
+    "Zzcanary Patient",
+    "canary-msg-5512",
+    "canary-attr-9901",
+    "canary-rej-3307",
+    "canary-syslog-6620",
+    "canary-415-2208",
+    "zzcanary-user-4410",
+    "canary-query-8814",
+];
+
+/// Views of one patient grouped by `patient.id`, and a playbook that opens
+/// an incident: the alert and incident paths run with PHI in the group.
+const PATIENT_RULES: &str = r#"title: Chart view
+id: chart-view
+level: low
+detection:
+  sel:
+    category: access
+    action: view
+  condition: sel
+---
+title: Many views of one chart
+id: chart-views
+level: high
+playbook: open
+correlation:
+  type: event_count
+  rules:
+    - chart-view
+  group-by:
+    - patient.id
+  timespan: 10m
+  condition:
+    gte: 3
+"#;
+
+/// Issue #13: "no PHI in the service's own logs". Events, rejections, a
+/// refused body, syslog text, a search, a report and a silence all carry
+/// marked values; an alert and an incident grouped by the patient fire; the
+/// process runs at `RUST_LOG=debug` (every crate) and none of the marks
+/// appears in its stderr or stdout.
+#[test]
+fn the_service_log_carries_no_phi_even_at_debug() {
+    let dir = tempfile::tempdir().unwrap();
+    let k = keys(&dir.path().join("keys"));
+    let rules = rules_folder(&dir.path().join("rules"), PATIENT_RULES);
+    std::fs::create_dir_all(rules.join("playbooks")).unwrap();
+    std::fs::write(
+        rules.join("playbooks/open.yml"),
+        "name: open\nsteps:\n  - open_incident\n",
+    )
+    .unwrap();
+    let cfg = detection_config(dir.path(), &k, &rules, "200ms", "");
+    let server = Server::start_logging(dir.path(), &cfg, "debug");
+    let c = Client::new();
+    let url = server.http.clone();
+    let now = sealtrail::event::Timestamp::now().to_string();
+    let view = |i: usize| {
+        serde_json::json!({
+            "id": format!("canary-{i}"), "time": now, "category": "access", "action": "view",
+            "outcome": "success",
+            "actor": {"user": "zzcanary-user-4410", "ip": "10.0.0.9"},
+            "patient": {"id": "MRN-CANARY-7731"},
+            "resource": {"type": "chart", "id": "enc-1"},
+            "source": {"system": "ehr"},
+            "message": "canary-msg-5512 viewed Zzcanary Patient",
+            "attrs": {"note": "canary-attr-9901", "name": "Zzcanary Patient"}
+        })
+        .to_string()
+    };
+    let mut body: String = (0..4).map(|i| view(i) + "\n").collect();
+    body.push_str("{\"time\":\"not a time\",\"canary\":\"canary-rej-3307\"}\n");
+    body.push_str("canary-rej-3307 is not json\n");
+    let (status, v) = post_raw(
+        &c,
+        &format!("{url}/v1/events"),
+        &body,
+        Some("application/x-ndjson"),
+    );
+    assert_eq!(status, 400, "{v}");
+    assert_eq!(v["accepted"], 4, "{v}");
+    let (status, _) = post_raw(
+        &c,
+        &format!("{url}/v1/events"),
+        "canary-415-2208 MRN-CANARY-7731",
+        Some("text/plain"),
+    );
+    assert_eq!(status, 415);
+
+    // Syslog: plain text and a JSON event, over UDP.
+    let log = server.log_text();
+    let udp = log
+        .split("syslog_udp=Some(")
+        .nth(1)
+        .and_then(|s| s.split(')').next())
+        .expect("syslog udp address in the log")
+        .to_owned();
+    let sock = std::net::UdpSocket::bind("127.0.0.1:0").unwrap();
+    let now5424 = sealtrail::event::Timestamp::now().to_string();
+    sock.send_to(
+        format!("<14>1 {now5424} app-01 ehr - - - canary-syslog-6620 for MRN-CANARY-7731")
+            .as_bytes(),
+        &udp,
+    )
+    .unwrap();
+    sock.send_to(
+        format!("<14>1 {now5424} app-01 ehr - - - {}", view(9)).as_bytes(),
+        &udp,
+    )
+    .unwrap();
+
+    // The alert grouped by the patient, and its incident.
+    server.wait_for("the alert", || {
+        let v = get_json(&c, &format!("{url}/v1/alerts"));
+        (v["alerts"].as_array()?.iter())
+            .any(|a| a["rule_id"] == "chart-views")
+            .then_some(())
+    });
+    server.wait_for("the incident", || {
+        let v = get_json(&c, &format!("{url}/v1/incidents"));
+        (!v["incidents"].as_array()?.is_empty()).then_some(())
+    });
+    server.wait_for("the syslog events", || {
+        let v = get_json(&c, &format!("{url}/v1/search?q=source.system:ehr&limit=0"));
+        (v["total"].as_u64()? >= 6).then_some(())
+    });
+
+    // Searches, a bad query, a report and a silence naming the patient.
+    let _ = c
+        .get(format!("{url}/v1/search?q=patient.id:MRN-CANARY-7731"))
+        .send()
+        .unwrap();
+    let _ = c
+        .get(format!("{url}/v1/search?q=message:(canary-query-8814"))
+        .send()
+        .unwrap();
+    let _ = c
+        .get(format!(
+            "{url}/v1/reports/patient-access?patient=MRN-CANARY-7731&format=csv"
+        ))
+        .send()
+        .unwrap();
+    let (status, v) = post_json(
+        &c,
+        &format!("{url}/v1/silences"),
+        &serde_json::json!({
+            "matchers": [{"field": "patient.id", "value": "MRN-CANARY-7731"},
+                         {"field": "title", "regex": "canary-query-8814("}],
+            "duration": "1h", "created_by": "zzcanary-user-4410",
+        }),
+    );
+    assert!(
+        status == 400 || status == 201 || status == 200,
+        "{status} {v}"
+    );
+
+    let log_path = server.log.clone();
+    assert_eq!(server.terminate(), Some(0));
+    let stderr = std::fs::read_to_string(&log_path).unwrap();
+    let stdout = std::fs::read_to_string(log_path.with_extension("out")).unwrap();
+    // The paths ran and logged (so the check below can fail).
+    assert!(
+        stderr.contains("alert: Many views of one chart"),
+        "{stderr}"
+    );
+    assert!(stderr.contains("DEBUG"), "not at debug level");
+    for canary in CANARIES {
+        for (name, text) in [("stderr", &stderr), ("stdout", &stdout)] {
+            let lines: Vec<&str> = text.lines().filter(|l| l.contains(canary)).collect();
+            assert!(
+                lines.is_empty(),
+                "{canary} in the service's {name}:\n{lines:#?}"
+            );
+        }
+    }
+}
