@@ -315,3 +315,63 @@ fn the_service_log_carries_no_phi_even_at_debug() {
         }
     }
 }
+
+/// Probe finding: `ends_at: 9999-12-31` muted a rule for good. A silence
+/// lasts at most 30 days and starts within 30 days of now; others are 400
+/// and nothing is recorded for them.
+#[test]
+fn silences_far_in_the_future_or_past_are_refused() {
+    let dir = tempfile::tempdir().unwrap();
+    let k = keys(&dir.path().join("keys"));
+    let rules = rules_folder(&dir.path().join("rules"), DETECTION_RULES);
+    let cfg = detection_config(dir.path(), &k, &rules, "200ms", "");
+    let server = Server::start(dir.path(), &cfg);
+    let c = Client::new();
+    let url = format!("{}/v1/silences", server.http);
+    let m = serde_json::json!([{"field": "rule_id", "value": "brute-force"}]);
+    let day_ms = 86_400_000i64;
+    let at = |offset_ms: i64| {
+        sealtrail::event::Timestamp::from_unix_ms(
+            sealtrail::event::Timestamp::now().unix_ms() + offset_ms,
+        )
+        .unwrap()
+        .to_string()
+    };
+    for (body, why) in [
+        (
+            serde_json::json!({"matchers": m, "ends_at": "9999-12-31T00:00:00Z", "created_by": "ann"}),
+            "at most 30 days",
+        ),
+        (
+            serde_json::json!({"matchers": m, "duration": "3650d", "created_by": "ann"}),
+            "at most 30 days",
+        ),
+        (
+            serde_json::json!({"matchers": m, "starts_at": at(40 * day_ms), "duration": "1h", "created_by": "ann"}),
+            "future",
+        ),
+        (
+            serde_json::json!({"matchers": m, "starts_at": "2000-01-01T00:00:00Z", "ends_at": at(3_600_000), "created_by": "ann"}),
+            "",
+        ),
+        (
+            serde_json::json!({"matchers": m, "ends_at": "1999-01-01T00:00:00Z", "created_by": "ann"}),
+            "past",
+        ),
+    ] {
+        let (status, v) = post_json(&c, &url, &body);
+        assert_eq!(status, 400, "{body}: {v}");
+        assert!(v["error"].as_str().unwrap().contains(why), "{body}: {v}");
+    }
+    for body in [
+        serde_json::json!({"matchers": m, "duration": "2h", "created_by": "ann"}),
+        serde_json::json!({"matchers": m, "duration": "30d", "created_by": "ann"}),
+        serde_json::json!({"matchers": m, "ends_at": at(29 * day_ms), "created_by": "ann"}),
+    ] {
+        let (status, v) = post_json(&c, &url, &body);
+        assert_eq!(status, 201, "{body}: {v}");
+    }
+    let listed = get_json(&c, &url);
+    assert_eq!(listed["silences"].as_array().unwrap().len(), 3, "{listed}");
+    assert_eq!(server.terminate(), Some(0));
+}
