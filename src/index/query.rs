@@ -426,6 +426,17 @@ impl SearchIndex {
         Ok(hits)
     }
 
+    /// The query front end alone (shape, grammar, fields, query tree), for
+    /// the fuzz target: nothing is searched.
+    #[doc(hidden)]
+    pub fn parse_only(&self, q: &str) -> Result<(), QueryError> {
+        let req = SearchRequest {
+            q: q.to_owned(),
+            ..SearchRequest::default()
+        };
+        self.build_query(&req).map(|_| ())
+    }
+
     /// The user's query, restricted to the time range.
     /// The query to run, and the time window to check per matching document
     /// when the query itself is selective (see `TimeWindow`).

@@ -70,6 +70,8 @@ impl Refusal {
 pub fn decode_body(encoding: Option<&str>, body: &[u8], max: usize) -> Result<Vec<u8>, Refusal> {
     let encoding = encoding.map(|e| e.trim().to_ascii_lowercase());
     let mut out = Vec::new();
+    // Both decoders read through `take(max + 1)`; the length is checked below.
+    #[allow(clippy::disallowed_methods)]
     let result = match encoding.as_deref() {
         None | Some("") | Some("identity") => return Ok(body.to_vec()),
         Some("gzip") | Some("x-gzip") => flate2::read::MultiGzDecoder::new(body)

@@ -982,6 +982,7 @@ fn read_key(path: &Path) -> Result<Vec<u8>, MaskError> {
     };
     let file = std::fs::File::open(path).map_err(io)?;
     let mut key = Vec::new();
+    #[allow(clippy::disallowed_methods)] // bounded by `take`
     file.take(MAX_KEY_FILE_BYTES + 1)
         .read_to_end(&mut key)
         .map_err(io)?;

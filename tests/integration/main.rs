@@ -1,4 +1,10 @@
 //! Integration tests for the ledger: one binary, a module per topic.
+#![allow(
+    clippy::unwrap_used,
+    clippy::expect_used,
+    clippy::panic,
+    clippy::disallowed_methods
+)] // test code
 
 mod alerts;
 mod cli;
