@@ -60,6 +60,15 @@ fn query_inputs() {
     run("query", |d| {
         let _ = sealtrail::fuzzing::query(d);
     });
+    // `attrs.cl\x08\0…:u- -action:view`: a NUL in a JSON field path made
+    // tantivy assert while building the term; now a client error.
+    let nul = inputs("query")
+        .into_iter()
+        .find(|(n, _)| n.ends_with("nul-in-json-path"))
+        .unwrap();
+    let err = sealtrail::fuzzing::query(&nul.1).unwrap_err();
+    assert!(err.is_client_error(), "{err}");
+    assert!(err.to_string().contains("control character"), "{err}");
 }
 
 #[test]

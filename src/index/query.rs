@@ -744,6 +744,18 @@ fn check_shape(text: &str) -> Result<(), QueryError> {
             "the query is longer than {MAX_QUERY_BYTES} bytes"
         )));
     }
+    // A NUL or other control character inside a field path is tantivy's
+    // own JSON path separator: it tripped an assertion in its term
+    // building (found by the `query` fuzz target). No query needs one.
+    if let Some(c) = text
+        .chars()
+        .find(|c| c.is_control() && !matches!(c, '\t' | '\n' | '\r'))
+    {
+        return Err(QueryError::Invalid(format!(
+            "the query holds a control character ({:?})",
+            c
+        )));
+    }
     let (mut depth, mut tokens, mut nots) = (0usize, 0usize, 0usize);
     let mut quoted = false;
     let mut escaped = false;
