@@ -91,7 +91,8 @@ fn bundle_inputs() {
 #[test]
 fn seed_corpora_run_clean() {
     let seeds = Path::new(env!("CARGO_MANIFEST_DIR")).join("fuzz/seeds");
-    let targets: [(&str, fn(&[u8])); 7] = [
+    type Target = (&'static str, fn(&[u8]));
+    let targets: [Target; 7] = [
         ("syslog", sealtrail::fuzzing::syslog),
         ("fhir", sealtrail::fuzzing::fhir),
         ("ndjson", sealtrail::fuzzing::ndjson),
