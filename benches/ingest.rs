@@ -6,6 +6,12 @@
 //! SEALTRAIL_BENCH_CONNECTIONS, default 8). The server is the release
 //! `sealtrail serve` binary in its own process, so its CPU and memory are
 //! measured apart from this load generator.
+#![allow(
+    clippy::unwrap_used,
+    clippy::expect_used,
+    clippy::panic,
+    clippy::disallowed_methods
+)] // test code
 
 use std::io::{Read, Write};
 use std::net::{TcpListener, TcpStream};

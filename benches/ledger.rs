@@ -17,6 +17,12 @@
 //! SEALTRAIL_BENCH_PROOF_EVENTS, default 10M; SEALTRAIL_BENCH_COMPACT_EVENTS,
 //! default 500k; SEALTRAIL_BENCH_DIR, default
 //! ./target/bench-data).
+#![allow(
+    clippy::unwrap_used,
+    clippy::expect_used,
+    clippy::panic,
+    clippy::disallowed_methods
+)] // test code
 
 use rand::{Rng, SeedableRng};
 use rand_chacha::ChaCha8Rng;

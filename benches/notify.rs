@@ -17,6 +17,12 @@
 //!
 //! `SEALTRAIL_BENCH_MAILS` (default 200) messages per variant.
 //! Run: `cargo bench --bench notify` (needs python3 with aiosmtpd).
+#![allow(
+    clippy::unwrap_used,
+    clippy::expect_used,
+    clippy::panic,
+    clippy::disallowed_methods
+)] // test code
 
 #[path = "../tests/support/smtp.rs"]
 mod smtp_support;

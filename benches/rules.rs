@@ -12,6 +12,12 @@
 //! (stage 3's view path only, for profiling). Without `--bench` (as under `cargo test --all-targets`) a
 //! smoke run of 50,000 events (and 10,000 groups) checks that the benchmark
 //! still works.
+#![allow(
+    clippy::unwrap_used,
+    clippy::expect_used,
+    clippy::panic,
+    clippy::disallowed_methods
+)] // test code
 
 use std::collections::BTreeMap;
 use std::sync::Arc;

@@ -16,6 +16,12 @@
 //! SEALTRAIL_BENCH_NRT_SECONDS (default 20). Without `--bench` (as under
 //! `cargo test --all-targets`) a smoke run of 50,000 events checks that the
 //! benchmark still works; it skips PostgreSQL when SEALTRAIL_PG is unset.
+#![allow(
+    clippy::unwrap_used,
+    clippy::expect_used,
+    clippy::panic,
+    clippy::disallowed_methods
+)] // test code
 
 use rand::distributions::{Distribution, WeightedIndex};
 use rand::{Rng, SeedableRng};

@@ -256,15 +256,21 @@ pub struct Config {
     pub auth: AuthConfig,
 }
 
+/// Largest configuration file read.
+const MAX_CONFIG_BYTES: u64 = 1 << 20;
+
 impl Config {
     /// Loads `path`, or the embedded defaults when `None`.
     pub fn load(path: Option<&Path>) -> Result<Config, ConfigError> {
         let (raw, shown) = match path {
             Some(p) => {
-                let text = std::fs::read_to_string(p).map_err(|source| ConfigError::Read {
-                    path: p.to_owned(),
-                    source,
-                })?;
+                let text =
+                    crate::bounded::read_to_string(p, MAX_CONFIG_BYTES).map_err(|source| {
+                        ConfigError::Read {
+                            path: p.to_owned(),
+                            source,
+                        }
+                    })?;
                 let raw: RawConfig = toml::from_str(&text).map_err(|e| ConfigError::Parse {
                     path: p.to_owned(),
                     message: e.to_string().trim_end().to_owned(),

@@ -10,13 +10,18 @@
 //! engine, appends alerts) -> `api`. `gen` makes synthetic input; `cli`,
 //! `config` and `serve` are the edges.
 #![forbid(unsafe_code)]
+// Unit tests may read whole fixture files (clippy.toml bans it elsewhere).
+#![cfg_attr(test, allow(clippy::disallowed_methods))]
 
 pub mod api;
 pub mod auth;
+pub mod bounded;
 pub mod cli;
 pub mod config;
 pub mod detect;
 pub mod event;
+#[doc(hidden)]
+pub mod fuzzing;
 pub mod r#gen;
 pub mod index;
 pub mod ledger;

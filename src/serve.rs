@@ -484,11 +484,15 @@ fn silence_state_path(data: &Path) -> PathBuf {
     data.join("state").join("silence.json")
 }
 
+/// Largest learned silence model read back (it grows with the sources).
+const MAX_SILENCE_STATE_BYTES: u64 = 256 << 20;
+
 /// The learned silence model is derived state: a missing or unreadable file
 /// means learning starts over, never that the service refuses to start.
 fn load_silence(data: &Path, config: &SilenceConfig) -> Result<SilenceModel> {
     let path = silence_state_path(data);
-    if let Ok(text) = std::fs::read_to_string(&path) {
+    // Derived state the service wrote; a file past the bound is ignored too.
+    if let Ok(text) = crate::bounded::read_to_string(&path, MAX_SILENCE_STATE_BYTES) {
         match serde_json::from_str::<SilenceModel>(&text) {
             Ok(mut model) => {
                 model.set_config(config.clone())?;

@@ -1,5 +1,11 @@
 //! Evidence bundles (docs/LEDGER.md §11): built from a real ledger, verified
 //! offline with only the vkey, and every kind of tampering caught.
+#![allow(
+    clippy::unwrap_used,
+    clippy::expect_used,
+    clippy::panic,
+    clippy::disallowed_methods
+)] // test code
 
 #[path = "integration/util.rs"]
 #[allow(dead_code)]

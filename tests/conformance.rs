@@ -2,6 +2,12 @@
 //! `$SEALTRAIL_MERKLE_VECTORS` or `../shared/testdata/merkle`. The test fails,
 //! never skips, when the vectors are missing: a verifier that was never run
 //! against them is not verified.
+#![allow(
+    clippy::unwrap_used,
+    clippy::expect_used,
+    clippy::panic,
+    clippy::disallowed_methods
+)] // test code
 
 use std::path::{Path, PathBuf};
 

@@ -1,5 +1,11 @@
 //! The JSON Schema and the Rust decoder must agree on every document:
 //! each case goes through both and both verdicts must match the expected one.
+#![allow(
+    clippy::unwrap_used,
+    clippy::expect_used,
+    clippy::panic,
+    clippy::disallowed_methods
+)] // test code
 
 use std::path::{Path, PathBuf};
 

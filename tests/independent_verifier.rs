@@ -5,6 +5,12 @@
 //!
 //! They need `python3` with the `cryptography` and `zstandard` modules (`.ci/run` installs them)
 //! and FAIL, never skip, when it is missing.
+#![allow(
+    clippy::unwrap_used,
+    clippy::expect_used,
+    clippy::panic,
+    clippy::disallowed_methods
+)] // test code
 
 use serde_json::Value;
 use std::ffi::OsStr;

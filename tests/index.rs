@@ -1,4 +1,10 @@
 //! The search index against a real ledger whose answers are known.
+#![allow(
+    clippy::unwrap_used,
+    clippy::expect_used,
+    clippy::panic,
+    clippy::disallowed_methods
+)] // test code
 
 use std::collections::BTreeMap;
 use std::path::Path;

@@ -2,6 +2,12 @@
 //! server process (Python aiosmtpd, `tests/support/smtp_sink.py`) and an
 //! axum HTTP receiver that checks signatures. Needs `python3` with
 //! `aiosmtpd` (`.ci/run` installs it).
+#![allow(
+    clippy::unwrap_used,
+    clippy::expect_used,
+    clippy::panic,
+    clippy::disallowed_methods
+)] // test code
 
 use sealtrail::response::notify::{
     Attempt, Channel, EmailMessage, Mailer, NotifyError, Outcome, RetryPolicy, SIGNATURE_HEADER,

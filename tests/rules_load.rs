@@ -1,5 +1,11 @@
 //! Rule loading from a directory: multi-document files, nested folders,
 //! all-or-nothing errors with file, line and column.
+#![allow(
+    clippy::unwrap_used,
+    clippy::expect_used,
+    clippy::panic,
+    clippy::disallowed_methods
+)] // test code
 
 use std::fs;
 use std::path::Path;

@@ -5,6 +5,12 @@
 //! for the in-order alert it shares events with (engine/eager.rs). And
 //! sources that each deliver late (event time is per source) give the
 //! alerts of time order.
+#![allow(
+    clippy::unwrap_used,
+    clippy::expect_used,
+    clippy::panic,
+    clippy::disallowed_methods
+)] // test code
 
 use std::sync::Arc;
 

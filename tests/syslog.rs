@@ -1,6 +1,12 @@
 //! Syslog ingestion end to end: the real service on ephemeral ports, fed by
 //! util-linux `logger`, raw sockets and a TLS client; stored entries read
 //! back from the ledger after a clean stop.
+#![allow(
+    clippy::unwrap_used,
+    clippy::expect_used,
+    clippy::panic,
+    clippy::disallowed_methods
+)] // test code
 
 use sealtrail::config::Config;
 use sealtrail::ledger::segment::FrameReader;

@@ -193,7 +193,7 @@ mod tests {
             .oneshot(
                 Request::post("/v1/events")
                     .header("authorization", format!("Bearer {token}"))
-                    .header("content-type", "application/json")
+                    .header(header::CONTENT_TYPE, "application/json")
                     .body(Body::from(body))
                     .unwrap(),
             )

@@ -14,6 +14,7 @@ use crate::event::Timestamp;
 use crate::pipeline::silence::parse_duration;
 use crate::response::engine::{MAX_TEXT, silence_view};
 use crate::response::record::Matcher;
+use crate::response::silence::MAX_SILENCE_DURATION;
 use crate::response::{Command, ResponseHandle};
 
 #[derive(Debug, Deserialize)]
@@ -73,6 +74,9 @@ pub async fn create(
             let Some(d) = parse_duration(d).filter(|d| !d.is_zero()) else {
                 return error(400, format!("`duration`: {d:?} is not like 30m, 2h or 1d"));
             };
+            if d > MAX_SILENCE_DURATION {
+                return error(400, "`duration`: a silence lasts at most 30 days");
+            }
             let base = starts_at.unwrap_or_else(Timestamp::now).unix_ms();
             match i64::try_from(d.as_millis())
                 .ok()

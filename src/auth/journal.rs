@@ -80,6 +80,7 @@ pub fn read_bounded(path: &Path) -> Result<Option<Vec<u8>>, StoreError> {
         Err(e) => return Err(io(path)(e)),
     };
     let mut bytes = Vec::new();
+    #[allow(clippy::disallowed_methods)] // bounded by `take`
     file.take(MAX_AUTH_FILE_BYTES + 1)
         .read_to_end(&mut bytes)
         .map_err(io(path))?;

@@ -534,6 +534,7 @@ fn read_bounded(path: &Path) -> Result<String> {
     if len > MAX_PROOF_FILE {
         bail!("{} is larger than {MAX_PROOF_FILE} bytes", path.display());
     }
+    #[allow(clippy::disallowed_methods)] // size checked just above
     std::fs::read_to_string(path).with_context(|| format!("reading {}", path.display()))
 }
 

@@ -263,6 +263,7 @@ fn read_limited(path: &Path) -> Result<String> {
             path.display()
         );
     }
+    #[allow(clippy::disallowed_methods)] // size checked just above
     std::fs::read_to_string(path).with_context(|| format!("reading {}", path.display()))
 }
 

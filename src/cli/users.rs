@@ -104,6 +104,7 @@ fn print_enrolment(what: &str, e: &Enrolment) {
 fn read_password(from_stdin: bool) -> Result<String> {
     let password = if from_stdin {
         let mut bytes = Vec::new();
+        #[allow(clippy::disallowed_methods)] // bounded by `take`
         std::io::stdin()
             .take(MAX_PASSWORD_BYTES as u64 + 2)
             .read_to_end(&mut bytes)

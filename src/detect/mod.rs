@@ -674,7 +674,8 @@ impl Consumer {
             // break-glass access) is its own case, so they are not suppressed.
             if !alert.group.is_empty() && !self.dedup.admit(&as_candidate(&alert)) {
                 self.ctx.metrics.detect.suppressed.inc();
-                tracing::debug!(rule = %alert.rule_id, group = ?alert.group, "alert suppressed");
+                // The group's values are PHI (patient ids, users): never logged.
+                tracing::debug!(rule = %alert.rule_id, alert = %alert.id, "alert suppressed");
                 continue;
             }
             self.known.insert(alert.id.clone());
@@ -701,8 +702,10 @@ impl Consumer {
                 let done = now_ms();
                 self.ctx.metrics.detect.alerts.inc_by(alerts.len() as u64);
                 for ((a, last), outcome) in alerts.iter().zip(&receipt.outcomes) {
+                    // Ids and the rule's own title only: the group's values
+                    // (patient ids, users) are PHI and stay in the ledger.
                     tracing::warn!(alert = %a.id, rule = %a.rule_id, severity = %a.severity,
-                        group = ?a.group, count = a.count, ?outcome, "alert: {}", a.title);
+                        count = a.count, ?outcome, "alert: {}", a.title);
                     if let Some(received) = last.and_then(|i| self.received_of(i)) {
                         self.ctx
                             .metrics

@@ -12,6 +12,7 @@ mod entry;
 mod error;
 pub mod limits;
 mod model;
+pub mod reserved;
 mod scan;
 mod strict;
 mod timestamp;

@@ -155,6 +155,7 @@ impl Kek {
     pub fn load_file(path: &Path) -> Result<Kek, AtRestError> {
         let file = File::open(path).map_err(io_err(path))?;
         let mut bytes = Zeroizing::new(Vec::new());
+        #[allow(clippy::disallowed_methods)] // bounded by `take`
         file.take(MAX_KEK_FILE + 1)
             .read_to_end(&mut bytes)
             .map_err(io_err(path))?;
@@ -280,6 +281,7 @@ impl KeyRecord {
     pub fn read(path: &Path) -> Result<KeyRecord, AtRestError> {
         let file = File::open(path).map_err(io_err(path))?;
         let mut bytes = Vec::with_capacity(KEY_RECORD_LEN);
+        #[allow(clippy::disallowed_methods)] // bounded by `take`
         file.take(KEY_RECORD_LEN as u64 + 1)
             .read_to_end(&mut bytes)
             .map_err(io_err(path))?;

@@ -1116,6 +1116,7 @@ fn read_member(
     size: u64,
 ) -> Result<Vec<u8>, BundleError> {
     let mut buf = Vec::new();
+    #[allow(clippy::disallowed_methods)] // bounded by `take(size)`, checked by the caller
     entry
         .take(size)
         .read_to_end(&mut buf)

@@ -115,6 +115,7 @@ impl DictStore {
         }
         let mut bytes = Vec::with_capacity(len as usize);
         // `take` bounds the read even if the file grows after the check.
+        #[allow(clippy::disallowed_methods)] // bounded by `take`
         file.take(MAX_DICT_LEN + 1)
             .read_to_end(&mut bytes)
             .map_err(|e| DictError::io(&path, e))?;

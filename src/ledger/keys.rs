@@ -349,6 +349,7 @@ fn read_bounded(path: &Path) -> Result<Zeroizing<String>, KeyError> {
     let f = File::open(path).map_err(io_err(path))?;
     let mut buf = Zeroizing::new(Vec::new());
     // Read one byte past the limit to tell "exactly at" from "over".
+    #[allow(clippy::disallowed_methods)] // bounded by `take`
     f.take(MAX_KEY_FILE_LEN + 1)
         .read_to_end(&mut buf)
         .map_err(io_err(path))?;

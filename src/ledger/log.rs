@@ -754,11 +754,13 @@ impl Ledger {
 
     fn ensure_checkpoint(&mut self, recovery: &mut Recovery) -> Result<(), LedgerError> {
         let size = self.tree.size();
-        let existing = match fs::read_to_string(&self.paths.checkpoint) {
-            Ok(text) => Some(text),
-            Err(e) if e.kind() == io::ErrorKind::NotFound => None,
-            Err(e) => return Err(LedgerError::io(&self.paths.checkpoint, e)),
-        };
+        let existing =
+            match crate::bounded::read_to_string(&self.paths.checkpoint, note::MAX_NOTE_LEN as u64)
+            {
+                Ok(text) => Some(text),
+                Err(e) if e.kind() == io::ErrorKind::NotFound => None,
+                Err(e) => return Err(LedgerError::io(&self.paths.checkpoint, e)),
+            };
         if let Some(text) = existing {
             let verified = note::open_checkpoint(&text, &self.signer.verifier())?;
             let cp = verified.checkpoint();

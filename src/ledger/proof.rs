@@ -188,18 +188,19 @@ pub struct LedgerReader {
 impl LedgerReader {
     pub fn open(data_dir: &Path) -> Result<Self, ProofBuildError> {
         let paths = LedgerPaths::new(data_dir);
-        let checkpoint_text = match std::fs::read_to_string(&paths.checkpoint) {
-            Ok(t) => t,
-            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
-                return Err(ProofBuildError::NoCheckpoint);
-            }
-            Err(source) => {
-                return Err(ProofBuildError::Io {
-                    path: paths.checkpoint.clone(),
-                    source,
-                });
-            }
-        };
+        let checkpoint_text =
+            match crate::bounded::read_to_string(&paths.checkpoint, note::MAX_NOTE_LEN as u64) {
+                Ok(t) => t,
+                Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
+                    return Err(ProofBuildError::NoCheckpoint);
+                }
+                Err(source) => {
+                    return Err(ProofBuildError::Io {
+                        path: paths.checkpoint.clone(),
+                        source,
+                    });
+                }
+            };
         let checkpoint = note::parse_unverified_checkpoint(&checkpoint_text)?;
         let tree = TreeStore::open_read_only(&paths.tree)?;
         let index = SegmentIndex::open_read_only(&paths.index)?;

@@ -388,33 +388,34 @@ pub fn verify_data_dir(
 
     // The checkpoint is read first, so segments sealed while we run are simply
     // reported as not yet covered.
-    let checkpoint = match std::fs::read_to_string(&paths.checkpoint) {
-        Ok(text) => match note::open_checkpoint(&text, verifier) {
-            Ok(v) => Some(v.checkpoint().clone()),
-            Err(e) => {
-                report.issue(None, None, "checkpoint_signature", e.to_string());
+    let checkpoint =
+        match crate::bounded::read_to_string(&paths.checkpoint, note::MAX_NOTE_LEN as u64) {
+            Ok(text) => match note::open_checkpoint(&text, verifier) {
+                Ok(v) => Some(v.checkpoint().clone()),
+                Err(e) => {
+                    report.issue(None, None, "checkpoint_signature", e.to_string());
+                    None
+                }
+            },
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
+                report.issue(
+                    None,
+                    None,
+                    "no_checkpoint",
+                    "the ledger has no signed checkpoint".into(),
+                );
                 None
             }
-        },
-        Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
-            report.issue(
-                None,
-                None,
-                "no_checkpoint",
-                "the ledger has no signed checkpoint".into(),
-            );
-            None
-        }
-        Err(e) => {
-            report.issue(
-                None,
-                None,
-                "io",
-                format!("{}: {e}", paths.checkpoint.display()),
-            );
-            None
-        }
-    };
+            Err(e) => {
+                report.issue(
+                    None,
+                    None,
+                    "io",
+                    format!("{}: {e}", paths.checkpoint.display()),
+                );
+                None
+            }
+        };
     let old = match since.map(|text| note::open_checkpoint(text, verifier)) {
         Some(Ok(v)) => Some(v.checkpoint().clone()),
         Some(Err(e)) => {

@@ -217,6 +217,9 @@ fn response_metrics(registry: &Registry) -> ResponseMetrics {
     }
 }
 
+// Metric names and labels are literals checked by a unit test: a bad one is
+// a programming error found before release.
+#[allow(clippy::panic)]
 fn counter(registry: &Registry, name: &str, help: &str, labels: &[&str]) -> IntCounterVec {
     let c = IntCounterVec::new(Opts::new(name, help), labels)
         // Names and labels are literals checked by the unit test below.

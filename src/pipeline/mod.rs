@@ -17,6 +17,7 @@ pub mod fd_reserve;
 pub mod metrics;
 pub mod silence;
 
+use crate::event::reserved::is_service_via;
 use crate::event::{Entry, Event, Timestamp, Via, is_known_action, limits::MAX_ENTRY_BYTES};
 use crate::ledger::log::LedgerEntry;
 use std::sync::Arc;
@@ -220,6 +221,7 @@ fn prepare(
 ) -> Vec<Prepared> {
     let received = Timestamp::now();
     let via = batch.via;
+    let from_service = is_service_via(&via.kind);
     metrics
         .received
         .with_label_values(&[&via.kind])
@@ -229,6 +231,15 @@ fn prepare(
         .into_iter()
         .map(|item| {
             let (event, rejected) = match item {
+                // Sources refuse service-only actions themselves; this is the
+                // backstop for any path that did not.
+                Item::Event(event) if !from_service => match event.check_not_service_action() {
+                    Ok(()) => (event, false),
+                    Err(e) => {
+                        let raw = serde_json::to_vec(&event).unwrap_or_default();
+                        (Event::ingest_rejected(&raw, &e.to_string(), received), true)
+                    }
+                },
                 Item::Event(event) => (event, false),
                 Item::Rejected { raw, reason } => {
                     (Event::ingest_rejected(&raw, &reason, received), true)
@@ -396,6 +407,45 @@ mod tests {
     /// With the ledger stalled, queues fill up: `try_submit` answers `Busy`
     /// (HTTP turns that into 503) while `submit` waits (TCP stops reading);
     /// once the ledger answers, every waiting batch is acknowledged in order.
+    #[test]
+    fn service_actions_from_a_source_become_rejections_and_the_services_own_pass() {
+        let alert = crate::event::Event::new(
+            Timestamp::parse("2026-11-27T14:03:11Z").unwrap(),
+            crate::event::Category::System,
+            "alert",
+            crate::event::Outcome::Success,
+        );
+        let prepared = |kind: &str| {
+            let batch = IngestBatch {
+                via: Via {
+                    kind: kind.into(),
+                    peer: None,
+                    principal: None,
+                },
+                items: vec![Item::Event(alert.clone())],
+            };
+            let p = prepare(batch, &[], &Metrics::new()).pop().unwrap();
+            let entry: serde_json::Value = serde_json::from_slice(&p.entry.bytes).unwrap();
+            (p.rejected, entry)
+        };
+        for kind in ["http", "syslog_tcp", "import", "fhir"] {
+            let (rejected, entry) = prepared(kind);
+            assert!(rejected, "{kind}");
+            assert_eq!(entry["event"]["action"], "ingest_rejected");
+            assert!(
+                entry["event"]["message"]
+                    .as_str()
+                    .unwrap()
+                    .contains("`system/alert` is written by sealtrail itself")
+            );
+        }
+        for kind in ["sealtrail", "api"] {
+            let (rejected, entry) = prepared(kind);
+            assert!(!rejected, "{kind}");
+            assert_eq!(entry["event"]["action"], "alert");
+        }
+    }
+
     #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
     async fn a_stalled_ledger_pushes_back_to_the_sources() {
         let (handle, requests) = LedgerHandle::unserviced(1);

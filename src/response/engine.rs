@@ -32,7 +32,7 @@ use super::notify::{
 };
 use super::playbook::{NotifyStep, Playbook, PlaybookSet, Recipient, Var};
 use super::record::{IncidentKey, Matcher, RoundKind, SERVICE_ACTOR, SilenceRecord, Update};
-use super::silence::{MAX_SILENCES, Silence};
+use super::silence::{MAX_SILENCES, Silence, check_window};
 use super::state::{Book, Due, Incident, Lifecycle, incident_id};
 use super::token::{TokenError, TokenKey};
 use crate::detect::alert::{Alert, is_alert_entry, service_via};
@@ -979,9 +979,8 @@ impl Engine {
                     created_by: by,
                     comment,
                 };
-                if ends_at.unix_ms() <= now {
-                    return Err(api_err(400, "`ends_at` is in the past"));
-                }
+                check_window(starts_at.unix_ms(), ends_at.unix_ms(), now)
+                    .map_err(|e| api_err(400, e))?;
                 let s = Silence::new(record.clone()).map_err(|e| api_err(400, e))?;
                 if self.shared.book().silences.len() >= MAX_SILENCES {
                     return Err(api_err(

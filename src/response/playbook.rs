@@ -399,6 +399,7 @@ fn read_bounded(path: &Path) -> Result<String, LoadError> {
     use std::io::Read;
     let f = std::fs::File::open(path).map_err(|e| LoadError::file(path, e.to_string()))?;
     let mut buf = Vec::new();
+    #[allow(clippy::disallowed_methods)] // bounded by `take`
     f.take(MAX_PLAYBOOK_BYTES + 1)
         .read_to_end(&mut buf)
         .map_err(|e| LoadError::file(path, e.to_string()))?;

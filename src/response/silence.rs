@@ -11,6 +11,41 @@ use crate::detect::alert::Alert;
 pub const MAX_SILENCES: usize = 1000;
 /// Most matchers in one silence.
 pub const MAX_MATCHERS: usize = 16;
+/// Longest a silence may last, and how far from now its start and end may
+/// be: without it, `ends_at: 9999-12-31` mutes a rule for good.
+pub const MAX_SILENCE_DURATION: std::time::Duration = std::time::Duration::from_secs(30 * 86_400);
+/// Words for [`MAX_SILENCE_DURATION`] in errors.
+const MAX_SILENCE_TEXT: &str = "30 days";
+
+/// Checks a new silence's window against [`MAX_SILENCE_DURATION`] at
+/// `now_ms`: it ends in the future, at most that far from now and from its
+/// start, and starts no further than that from now in either direction.
+pub fn check_window(starts_ms: i64, ends_ms: i64, now_ms: i64) -> Result<(), String> {
+    let max = i64::try_from(MAX_SILENCE_DURATION.as_millis()).unwrap_or(i64::MAX);
+    if ends_ms <= now_ms {
+        return Err("`ends_at` is in the past".into());
+    }
+    if ends_ms <= starts_ms {
+        return Err("`ends_at` must be after `starts_at`".into());
+    }
+    if starts_ms.saturating_sub(now_ms) > max {
+        return Err(format!(
+            "`starts_at` is more than {MAX_SILENCE_TEXT} in the future"
+        ));
+    }
+    if now_ms.saturating_sub(starts_ms) > max {
+        return Err(format!(
+            "`starts_at` is more than {MAX_SILENCE_TEXT} in the past"
+        ));
+    }
+    if ends_ms.saturating_sub(now_ms) > max || ends_ms.saturating_sub(starts_ms) > max {
+        return Err(format!(
+            "a silence lasts at most {MAX_SILENCE_TEXT}: `ends_at` is further away"
+        ));
+    }
+    Ok(())
+}
+
 /// Longest regex source accepted.
 const MAX_REGEX_CHARS: usize = 1024;
 
@@ -111,6 +146,38 @@ pub fn matcher(field: &str, value: Option<&str>, regex: Option<&str>) -> Matcher
 mod tests {
     use super::*;
     use crate::event::Timestamp;
+
+    #[test]
+    fn silence_windows_are_capped_in_length_and_distance() {
+        let now = Timestamp::parse("2026-12-07T12:00:00Z").unwrap().unix_ms();
+        let day = 86_400_000;
+        let far = Timestamp::parse("9999-12-31T00:00:00Z").unwrap().unix_ms();
+        assert!(check_window(now, now + 2 * 3_600_000, now).is_ok());
+        assert!(check_window(now, now + 30 * day, now).is_ok());
+        assert!(check_window(now - day, now + 29 * day, now).is_ok());
+        let err = check_window(now, far, now).unwrap_err();
+        assert!(err.contains("at most 30 days"), "{err}");
+        assert!(check_window(now, now + 30 * day + 1, now).is_err());
+        // Started long ago, or starting far ahead.
+        assert!(
+            check_window(now - 31 * day, now + day, now)
+                .unwrap_err()
+                .contains("past")
+        );
+        assert!(
+            check_window(now + 31 * day, now + 32 * day, now)
+                .unwrap_err()
+                .contains("future")
+        );
+        // 29 days ahead, lasting 30: ends 59 days from now.
+        assert!(check_window(now + 29 * day, now + 59 * day, now).is_err());
+        assert!(
+            check_window(now - 2 * day, now - day, now)
+                .unwrap_err()
+                .contains("past")
+        );
+        assert!(check_window(i64::MIN, i64::MAX, now).is_err());
+    }
 
     fn alert(user: &str) -> Alert {
         Alert {

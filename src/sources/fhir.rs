@@ -660,7 +660,7 @@ fn map_audit_event(
         attrs: Some(attrs),
     };
     event
-        .validate()
+        .validate_from_client()
         .map_err(|e| validation_issue(&cx, &origins, e))?;
     Ok(event)
 }

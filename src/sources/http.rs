@@ -71,6 +71,8 @@ impl Refusal {
 pub fn decode_body(encoding: Option<&str>, body: &[u8], max: usize) -> Result<Vec<u8>, Refusal> {
     let encoding = encoding.map(|e| e.trim().to_ascii_lowercase());
     let mut out = Vec::new();
+    // Both decoders read through `take(max + 1)`; the length is checked below.
+    #[allow(clippy::disallowed_methods)]
     let result = match encoding.as_deref() {
         None | Some("") | Some("identity") => return Ok(body.to_vec()),
         Some("gzip") | Some("x-gzip") => flate2::read::MultiGzDecoder::new(body)
@@ -106,6 +108,60 @@ pub fn decode_body(encoding: Option<&str>, body: &[u8], max: usize) -> Result<Ve
     }
 }
 
+/// The media type of a `Content-Type` value: before any `;`, trimmed, lowercase.
+fn media_type(content_type: &str) -> String {
+    content_type
+        .split(';')
+        .next()
+        .unwrap_or("")
+        .trim()
+        .to_ascii_lowercase()
+}
+
+/// Whether `POST /v1/events` takes this `Content-Type`: JSON, NDJSON or a
+/// `+json` type. A browser sends a cross-site form without a CORS preflight
+/// only as `text/plain`, `application/x-www-form-urlencoded` or
+/// `multipart/form-data`; refusing those (and a missing type) closes that path.
+pub fn events_content_type_ok(content_type: Option<&str>) -> bool {
+    let Some(ct) = content_type else {
+        return false;
+    };
+    let mt = media_type(ct);
+    matches!(
+        mt.as_str(),
+        "application/json"
+            | "application/x-ndjson"
+            | "application/ndjson"
+            | "application/jsonl"
+            | "application/x-jsonlines"
+            | "application/json-seq"
+    ) || (mt.starts_with("application/") && mt.ends_with("+json"))
+}
+
+/// Whether `POST /fhir/AuditEvent` takes this `Content-Type`
+/// (`application/json+fhir` is the pre-R4 name of the same type).
+pub fn fhir_content_type_ok(content_type: Option<&str>) -> bool {
+    content_type.is_some_and(|ct| {
+        matches!(
+            media_type(ct).as_str(),
+            "application/fhir+json" | "application/json" | "application/json+fhir"
+        )
+    })
+}
+
+/// The 415 refusal of a body sent with another (or no) content type.
+fn unsupported_type(content_type: Option<&str>, accepted: &str, body: &[u8]) -> Refusal {
+    let sent = match content_type {
+        Some(ct) => format!("content-type {:?} is not accepted", media_type(ct)),
+        None => "a content-type header is required".to_owned(),
+    };
+    Refusal::new(
+        StatusCode::UNSUPPORTED_MEDIA_TYPE,
+        format!("{sent}; send {accepted}"),
+        body,
+    )
+}
+
 /// One parsed unit with its 1-based line (or array position).
 #[derive(Debug)]
 pub struct Parsed {
@@ -115,7 +171,7 @@ pub struct Parsed {
 }
 
 fn parse_one(line: u64, raw: &[u8]) -> Parsed {
-    match Event::from_json(raw).and_then(|e| e.validate().map(|_| e)) {
+    match Event::from_json(raw).and_then(|e| e.validate_from_client().map(|_| e)) {
         Ok(event) => Parsed {
             line,
             item: Item::Event(event),
@@ -327,6 +383,14 @@ pub async fn post_events(
         .inc_by(body.len() as u64);
     let encoding = header_str(header::CONTENT_ENCODING);
     let content_type = header_str(header::CONTENT_TYPE);
+    if !events_content_type_ok(content_type.as_deref()) {
+        let r = unsupported_type(
+            content_type.as_deref(),
+            "application/json or application/x-ndjson",
+            &body,
+        );
+        return refuse(&src, via, r).await;
+    }
     let limits = src.limits.clone();
     // Decompressing and parsing a large body is CPU work: off the async workers.
     let parsed = tokio::task::spawn_blocking(move || {
@@ -434,6 +498,15 @@ pub async fn post_fhir(
         .received_bytes
         .with_label_values(&["fhir"])
         .inc_by(body.len() as u64);
+    let content_type = headers
+        .get(header::CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok());
+    if !fhir_content_type_ok(content_type) {
+        let r = unsupported_type(content_type, "application/fhir+json", &body);
+        let (status, error) = (r.status, r.error.clone());
+        let _ = refuse(&src, via, r).await;
+        return outcome(status, "not-supported", error);
+    }
     let encoding = headers
         .get(header::CONTENT_ENCODING)
         .and_then(|v| v.to_str().ok())
@@ -557,6 +630,39 @@ mod tests {
         assert_eq!(r.status, StatusCode::BAD_REQUEST);
         let r = decode_body(Some("br"), &gz, 1 << 20).unwrap_err();
         assert_eq!(r.status, StatusCode::UNSUPPORTED_MEDIA_TYPE);
+    }
+
+    #[test]
+    fn only_json_content_types_are_taken() {
+        for ok in [
+            "application/json",
+            "Application/JSON; charset=utf-8",
+            "application/x-ndjson",
+            "application/ndjson",
+            "application/fhir+json",
+            "application/vnd.example+json ; q=1",
+        ] {
+            assert!(events_content_type_ok(Some(ok)), "{ok}");
+        }
+        for bad in [
+            "text/plain",
+            "text/plain; charset=utf-8",
+            "application/x-www-form-urlencoded",
+            "multipart/form-data; boundary=x",
+            "text/json",
+            "application/xml",
+            "",
+        ] {
+            assert!(!events_content_type_ok(Some(bad)), "{bad}");
+        }
+        assert!(!events_content_type_ok(None));
+        assert!(fhir_content_type_ok(Some(
+            "application/fhir+json; fhirVersion=4.0"
+        )));
+        assert!(fhir_content_type_ok(Some("application/json")));
+        assert!(!fhir_content_type_ok(Some("text/plain")));
+        assert!(!fhir_content_type_ok(Some("application/x-ndjson")));
+        assert!(!fhir_content_type_ok(None));
     }
 
     const GOOD: &str =

@@ -99,7 +99,7 @@ fn read_bounded_line(input: &mut impl BufRead) -> io::Result<Option<Line>> {
 
 /// Turns one line into a pipeline item, with the rejection reason if any.
 pub fn line_to_item(line: &[u8], line_no: u64) -> (Item, Option<String>) {
-    match Event::from_json(line).and_then(|event| event.validate().map(|_| event)) {
+    match Event::from_json(line).and_then(|event| event.validate_from_client().map(|_| event)) {
         Ok(event) => (Item::Event(event), None),
         Err(e) => {
             let reason = e.to_string();

@@ -2,25 +2,36 @@
 //! is sealed.
 //!
 //! Only `message` and the strings inside `attrs` (at any depth; keys are left
-//! alone) are free text; the structured fields (`actor`, `patient.id`, ...)
-//! are identifiers the rules and the enrichment need and are kept.
+//! alone) are free text. The structured identifier fields (`patient.id`,
+//! `actor.user`, `actor.session`, `actor.device`, `target_user`,
+//! `resource.id`) are what rules group by and reports join on, so they are
+//! kept, except a whole value shaped like an SSN (`123-45-6789`) or a card
+//! number (the `card` test below): that becomes the same `[ssn:…]` /
+//! `[card:…]` token the free text gets. The token is deterministic, so joins
+//! and groupings still work; a report on such a patient is asked for by the
+//! token (`Masker::token_for`). Enrichment runs before masking and joins on
+//! the value as sent.
 //!
 //! Each match becomes a token `[name:HASH]`: `name` is the pattern's name,
 //! `HASH` the first 16 hex digits of HMAC-SHA-256(key, name || 0x00 ||
 //! normalized value). Equal values give equal tokens under one key, so
 //! analysts can still join on them, but nobody without the key can confirm
 //! a guess. Normalization: digits only for `ssn` and `card`; digits without
-//! the leading country code 1 for `phone`; lowercase for `email` and `dob`;
-//! custom patterns choose (`normalize = "none" | "digits" | "lowercase"`).
+//! the leading country code 1 for `phone`; lowercase for `email`; the ISO
+//! date for `dob`, so every spelling of one birth date gives one token
+//! (numeric dates are read month first, as in the US, unless the first
+//! number cannot be a month; two-digit years 00-29 are 20xx, 30-99 19xx);
+//! custom patterns choose (`normalize = "none" | "digits" | "lowercase" |
+//! "phone" | "date"`).
 //!
 //! Built-in patterns (all on by default, `[masking] builtins = [...]`):
 //!
 //! | name | matches |
 //! | --- | --- |
 //! | `ssn` | `123-45-6789`; 9 digits (`123456789`, `123 45 6789`) only after a label such as `SSN`, `social security number` |
-//! | `card` | 13-19 digits, plain or in groups split by spaces or dashes, that pass the Luhn check (so MRNs and order numbers stay) |
+//! | `card` | 13-19 digits, contiguous or grouped 4-4-4-4(-3) or 4-6-5/4-6-4 with one kind of separator (space or dash), starting with a card network's prefix (4, 51-55, 2221-2720, 34/37, 300-305/36/38/39, 35, 6011/644-649/65, 62) and passing the Luhn check (so MRNs, order numbers and millisecond timestamps stay) |
 //! | `email` | `name@example.org` |
-//! | `phone` | North American numbers: `(555) 123-4567`, `555-123-4567`, `555.123.4567`, `+1 555 123 4567`, `1-555-123-4567`, `+15551234567` |
+//! | `phone` | North American numbers: `(555) 123-4567`, `555-123-4567`, `555.123.4567`, `+1 555 123 4567`, `1-555-123-4567`, `+15551234567`, and a bare `5551234567` (ten digits, the first 2-9) |
 //! | `dob` | a date after a birth-date label: `DOB: 1980-02-29`, `date of birth 02/29/1980`, `born Feb 29, 1980`; plain dates are kept |
 //!
 //! Inside `attrs`, a string under a key that names the thing (`dob`,
@@ -62,6 +73,8 @@ const MAX_KEY_FILE_BYTES: u64 = 4096;
 pub const MAX_PATTERN_NAME_CHARS: usize = 32;
 /// Ends a masked string that had to be cut to fit.
 pub const TRUNCATED_MARKER: &str = "[truncated]";
+/// Most masking passes over one string (see `Masker::mask_text`).
+const MAX_MASK_PASSES: usize = 4;
 /// Hex digits of the HMAC in a token.
 const HASH_HEX_DIGITS: usize = 16;
 
@@ -156,6 +169,9 @@ pub enum Normalize {
     Lowercase,
     /// Digits, without a leading North American country code `1`.
     Phone,
+    /// The ISO date (`1980-03-07`) when the value reads as a date, else
+    /// lowercase.
+    Date,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -212,7 +228,7 @@ impl Builtin {
                 r"{B}[A-Za-z0-9._%+-]+@[A-Za-z0-9-]+(?:\.[A-Za-z0-9-]+)*\.[A-Za-z]{{2,}}{B}"
             ),
             Builtin::Phone => format!(
-                r"\+1[0-9]{{10}}{B}|(?:\+1[ .-]?|{B}1[ .-])?(?:\([0-9]{{3}}\)[ .-]?|{B}[0-9]{{3}}[ .-])[0-9]{{3}}[ .-][0-9]{{4}}{B}"
+                r"\+1[0-9]{{10}}{B}|{B}[2-9][0-9]{{9}}{B}|(?:\+1[ .-]?|{B}1[ .-])?(?:\([0-9]{{3}}\)[ .-]?|{B}[0-9]{{3}}[ .-])[0-9]{{3}}[ .-][0-9]{{4}}{B}"
             ),
             Builtin::Dob => format!(
                 r"{B}(?i:dob|d\.o\.b|date[ _-]?of[ _-]?birth|birth[ _-]?date|birthday|born(?:[ \t]+on)?){B}\.?{SEP}(?P<v>{}){B}",
@@ -225,13 +241,14 @@ impl Builtin {
         match self {
             Builtin::Ssn | Builtin::Card => Normalize::Digits,
             Builtin::Phone => Normalize::Phone,
-            Builtin::Email | Builtin::Dob => Normalize::Lowercase,
+            Builtin::Email => Normalize::Lowercase,
+            Builtin::Dob => Normalize::Date,
         }
     }
 
     fn check(self) -> Check {
         match self {
-            Builtin::Card => Check::Luhn,
+            Builtin::Card => Check::Card,
             _ => Check::None,
         }
     }
@@ -272,8 +289,8 @@ impl Builtin {
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 enum Check {
     None,
-    /// 13-19 digits with a valid Luhn check digit.
-    Luhn,
+    /// A plausible payment card: [`plausible_card`].
+    Card,
 }
 
 #[derive(Debug)]
@@ -418,7 +435,57 @@ impl Masker {
         if let Some(attrs) = &mut event.attrs {
             self.mask_map(attrs, &mut budget, &mut stats);
         }
+        self.mask_identifiers(event, &mut stats);
         stats
+    }
+
+    /// Replaces a structured identifier that is a whole SSN (`123-45-6789`)
+    /// or card number by its token; every other identifier stays as sent.
+    /// A token (22-23 characters) always fits an identifier's limit.
+    fn mask_identifiers(&self, event: &mut Event, stats: &mut MaskStats) {
+        let ssn = self.patterns.iter().position(|p| &*p.name == "ssn");
+        let card = self.patterns.iter().position(|p| &*p.name == "card");
+        if ssn.is_none() && card.is_none() {
+            return;
+        }
+        let mut fields: Vec<&mut String> = Vec::new();
+        if let Some(p) = &mut event.patient {
+            fields.push(&mut p.id);
+        }
+        if let Some(a) = &mut event.actor {
+            fields.extend(
+                [&mut a.user, &mut a.session, &mut a.device]
+                    .into_iter()
+                    .flatten(),
+            );
+        }
+        if let Some(r) = &mut event.resource {
+            fields.extend(r.id.as_mut());
+        }
+        fields.extend(event.target_user.as_mut());
+        for field in fields {
+            let value = field.trim();
+            let pattern = if ssn.is_some() && is_dashed_ssn(value) {
+                ssn
+            } else if card.is_some()
+                && value.len() <= 23
+                && value
+                    .bytes()
+                    .all(|b| b.is_ascii_digit() || b == b' ' || b == b'-')
+                && plausible_card(value)
+            {
+                card
+            } else {
+                None
+            };
+            if let Some(pattern) = pattern.and_then(|i| self.patterns.get(i)) {
+                let mut out = String::with_capacity(token_len(pattern));
+                self.push_token(&mut out, pattern, value);
+                count(stats, pattern);
+                stats.fields_changed += 1;
+                *field = out;
+            }
+        }
     }
 
     /// `s` with every match replaced by its token; borrowed when nothing
@@ -492,8 +559,23 @@ impl Masker {
         stats.fields_truncated += usize::from(truncated);
     }
 
-    /// The masked text, or `None` when nothing matched.
+    /// The masked text, or `None` when nothing matched. Passes repeat (at
+    /// most [`MAX_MASK_PASSES`]) until nothing more matches: a match that
+    /// lost to an overlapping one (`(555) 123-4567-jo@example.org`) can
+    /// leave a remainder that matches alone, and masking must be idempotent.
     fn mask_text(&self, s: &str, key: Option<&str>, stats: &mut MaskStats) -> Option<String> {
+        let mut masked = self.mask_pass(s, key, stats)?;
+        for _ in 1..MAX_MASK_PASSES {
+            match self.mask_pass(&masked, None, stats) {
+                Some(again) => masked = again,
+                None => break,
+            }
+        }
+        Some(masked)
+    }
+
+    /// One pass of [`Masker::mask_text`].
+    fn mask_pass(&self, s: &str, key: Option<&str>, stats: &mut MaskStats) -> Option<String> {
         if let Some(key) = key
             && let Some(k) = self.keyed.iter().find(|k| {
                 k.keys.iter().any(|name| key.eq_ignore_ascii_case(name))
@@ -611,7 +693,7 @@ impl Pattern {
     fn accepts(&self, value: &str) -> bool {
         match self.check {
             Check::None => true,
-            Check::Luhn => luhn(value),
+            Check::Card => plausible_card(value),
         }
     }
 }
@@ -659,6 +741,10 @@ impl Normalize {
                     mac.update(&[b]);
                 }
             }
+            Normalize::Date => match iso_date(value) {
+                Some((y, m, d)) => mac.update(format!("{y:04}-{m:02}-{d:02}").as_bytes()),
+                None => Normalize::Lowercase.feed(value, mac),
+            },
             Normalize::Lowercase => {
                 let mut buf = [0u8; 4];
                 for c in value.chars().flat_map(char::to_lowercase) {
@@ -666,6 +752,136 @@ impl Normalize {
                 }
             }
         }
+    }
+}
+
+/// Reads a date as the `dob` pattern spells it: `1980-03-07`, `03/07/1980`,
+/// `3-7-80`, `7.3.1980` (month first unless the first number is over 12),
+/// `March 7, 1980`, `Mar 7th 1980`, `7 Mar 1980`. `None` unless it names a
+/// real calendar day.
+pub fn iso_date(value: &str) -> Option<(u16, u8, u8)> {
+    let words: Vec<&str> = value
+        .split(|c: char| c.is_ascii_whitespace() || c == ',' || c == '/' || c == '-' || c == '.')
+        .filter(|w| !w.is_empty())
+        .collect();
+    let [a, b, c] = words[..] else {
+        return None;
+    };
+    let num = |w: &str| -> Option<u32> {
+        let digits = w.trim_end_matches(|c: char| c.is_ascii_alphabetic());
+        (!digits.is_empty() && digits.len() <= 4 && digits.bytes().all(|b| b.is_ascii_digit()))
+            .then(|| digits.parse().ok())
+            .flatten()
+    };
+    let year = |w: &str| -> Option<u32> {
+        let y = num(w)?;
+        match w.len() {
+            4 => Some(y),
+            2 if y < 30 => Some(2000 + y),
+            2 => Some(1900 + y),
+            _ => None,
+        }
+    };
+    let (y, m, d) = if let (Some(month), Some(day)) = (month_of(a), num(b)) {
+        (year(c)?, month, day)
+    } else if let (Some(day), Some(month)) = (num(a), month_of(b)) {
+        (year(c)?, month, day)
+    } else if a.len() == 4 {
+        (num(a)?, num(b)?, num(c)?)
+    } else {
+        let (first, second) = (num(a)?, num(b)?);
+        let (m, d) = if first > 12 {
+            (second, first)
+        } else {
+            (first, second)
+        };
+        (year(c)?, m, d)
+    };
+    let leap = (y % 4 == 0 && y % 100 != 0) || y % 400 == 0;
+    let days = match m {
+        1 | 3 | 5 | 7 | 8 | 10 | 12 => 31,
+        4 | 6 | 9 | 11 => 30,
+        2 if leap => 29,
+        2 => 28,
+        _ => return None,
+    };
+    ((1..=days).contains(&d) && (1..=9999).contains(&y))
+        .then(|| {
+            Some((
+                u16::try_from(y).ok()?,
+                u8::try_from(m).ok()?,
+                u8::try_from(d).ok()?,
+            ))
+        })
+        .flatten()
+}
+
+/// 1-12 for an English month name or its abbreviation (`mar`, `March`, `Sept.`).
+fn month_of(word: &str) -> Option<u32> {
+    const NAMES: [&str; 12] = [
+        "jan", "feb", "mar", "apr", "may", "jun", "jul", "aug", "sep", "oct", "nov", "dec",
+    ];
+    let w = word.trim_end_matches('.').to_ascii_lowercase();
+    let head = w.get(..3)?;
+    let i = NAMES.iter().position(|n| *n == head)?;
+    u32::try_from(i + 1).ok()
+}
+
+/// `123-45-6789`, the whole value.
+fn is_dashed_ssn(value: &str) -> bool {
+    let b = value.as_bytes();
+    b.len() == 11
+        && b.iter().enumerate().all(|(i, c)| match i {
+            3 | 6 => *c == b'-',
+            _ => c.is_ascii_digit(),
+        })
+}
+
+/// Whether `value` looks like a payment card number: 13-19 digits,
+/// contiguous or grouped as cards are printed (4-4-4-4, 4-4-4-4-3, 4-6-5,
+/// 4-6-4) with one kind of separator, a card network's prefix, and a valid
+/// Luhn check digit. Ids, order numbers and millisecond timestamps
+/// (`1733580000000`) that happen to pass Luhn are not cards.
+pub fn plausible_card(value: &str) -> bool {
+    let digits: String = value.chars().filter(char::is_ascii_digit).collect();
+    let groups: Vec<usize> = value.split([' ', '-']).map(str::len).collect();
+    let one_separator = !(value.contains(' ') && value.contains('-'));
+    let shape_ok = match groups[..] {
+        [_] => true,
+        [4, 4, 4, last] => (1..=4).contains(&last),
+        [4, 4, 4, 4, last] => (1..=3).contains(&last),
+        [4, 6, 4] | [4, 6, 5] => true,
+        _ => false,
+    };
+    one_separator && shape_ok && known_iin(&digits) && luhn(&digits)
+}
+
+/// Whether `digits` start like a card of a major network.
+fn known_iin(digits: &str) -> bool {
+    let prefix = |n: usize| digits.get(..n).and_then(|p| p.parse::<u32>().ok());
+    let len = digits.len();
+    let (Some(p1), Some(p2), Some(p3), Some(p4)) = (prefix(1), prefix(2), prefix(3), prefix(4))
+    else {
+        return false;
+    };
+    match () {
+        // Visa
+        _ if p1 == 4 => matches!(len, 13 | 16 | 19),
+        // Mastercard
+        _ if (51..=55).contains(&p2) || (2221..=2720).contains(&p4) => len == 16,
+        // American Express
+        _ if p2 == 34 || p2 == 37 => len == 15,
+        // Diners Club
+        _ if (300..=305).contains(&p3) || p2 == 36 || p2 == 38 || p2 == 39 => {
+            (14..=19).contains(&len)
+        }
+        // JCB
+        _ if (3528..=3589).contains(&p4) => (16..=19).contains(&len),
+        // Discover
+        _ if p4 == 6011 || (644..=649).contains(&p3) || p2 == 65 => (16..=19).contains(&len),
+        // UnionPay
+        _ if p2 == 62 => (16..=19).contains(&len),
+        _ => false,
     }
 }
 
@@ -766,6 +982,7 @@ fn read_key(path: &Path) -> Result<Vec<u8>, MaskError> {
     };
     let file = std::fs::File::open(path).map_err(io)?;
     let mut key = Vec::new();
+    #[allow(clippy::disallowed_methods)] // bounded by `take`
     file.take(MAX_KEY_FILE_BYTES + 1)
         .read_to_end(&mut key)
         .map_err(io)?;

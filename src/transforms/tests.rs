@@ -410,8 +410,209 @@ fn phone() {
     }
     keeps(&m, "from 10.20.1.17 port 5514");
     keeps(&m, "at 2026-11-27T14:03:11.123Z");
-    keeps(&m, "id 5551234567");
     keeps(&m, "v 1555-123-4567");
+}
+
+/// Probe finding: a bare ten-digit number is a phone number too, with the
+/// same token as its formatted spellings.
+#[test]
+fn bare_ten_digit_phones_are_masked_with_the_same_token() {
+    let m = masker();
+    let t = token(&m, "phone", "5551234567");
+    for form in [
+        "5551234567",
+        "(555) 123-4567",
+        "555.123.4567",
+        "+1 555 123 4567",
+    ] {
+        masks(&m, &format!("cb {form}."), &format!("cb {t}."));
+    }
+    masks(&m, "id 5551234567", &format!("id {t}"));
+    // Not phones: a leading 0 or 1 (area codes start 2-9, so epoch seconds
+    // stay), nine or eleven digits, digits glued to letters.
+    keeps(&m, "at 1733580000");
+    keeps(&m, "npi 1234567893");
+    keeps(&m, "n 0551234567");
+    keeps(&m, "n 555123456");
+    keeps(&m, "n 55512345678");
+    keeps(&m, "x5551234567y");
+}
+
+/// Probe finding: one birth date in any spelling gives one token.
+#[test]
+fn dates_of_birth_in_any_format_give_the_same_token() {
+    let m = masker();
+    let t = token(&m, "dob", "1980-03-07");
+    for (input, label) in [
+        ("DOB: 1980-03-07", "DOB: "),
+        ("dob 03/07/1980", "dob "),
+        ("Date of birth: 7 Mar 1980", "Date of birth: "),
+        ("born March 7, 1980", "born "),
+        ("born on Mar. 7th 1980", "born on "),
+        ("DOB 3-7-80", "DOB "),
+        ("birthdate 1980-3-7", "birthdate "),
+    ] {
+        masks(&m, input, &format!("{label}{t}"));
+    }
+    // attrs keyed by the label: the same token.
+    let mut e = event(json!({"attrs": {"birthDate": "March 7, 1980", "dob": "03/07/1980"}}));
+    m.mask_event(&mut e);
+    let attrs = e.attrs.unwrap();
+    assert_eq!(attrs["birthDate"], json!(t));
+    assert_eq!(attrs["dob"], json!(t));
+    // Month first unless it cannot be a month.
+    assert_eq!(mask::iso_date("25/12/1980"), Some((1980, 12, 25)));
+    assert_eq!(mask::iso_date("12/25/1980"), Some((1980, 12, 25)));
+    assert_eq!(mask::iso_date("02/29/1981"), None);
+    assert_eq!(mask::iso_date("01/02/29"), Some((2029, 1, 2)));
+    assert_eq!(mask::iso_date("01/02/30"), Some((1930, 1, 2)));
+    // Another date is another token; a non-date still gets one.
+    assert_ne!(token(&m, "dob", "1980-03-08"), t);
+    masks(
+        &m,
+        "DOB 13/13/1980",
+        &format!("DOB {}", token(&m, "dob", "13/13/1980")),
+    );
+}
+
+/// Probe finding: Luhn-valid digit runs that are not cards are kept.
+#[test]
+fn luhn_valid_non_cards_are_kept() {
+    let m = masker();
+    // Luhn-valid, but no card network starts with 1 (a millisecond
+    // timestamp), 9 or 0, and a Visa is not 14 digits.
+    for s in [
+        "1733580000003",
+        "9999999999999995",
+        "0000000000000000",
+        "41111111111114",
+    ] {
+        assert!(luhn(s), "{s}");
+        keeps(&m, &format!("id {s} done"));
+    }
+    // A valid card grouped oddly or with mixed separators is an id.
+    assert!(luhn("4111111111111111"));
+    keeps(&m, "ref 41-1111-1111-111111");
+    keeps(&m, "ref 4111 1111-1111 1111");
+    // Real shapes of each network are still masked.
+    for card in [
+        "4111111111111111",
+        "4111 1111 1111 1111",
+        "5555555555554444",
+        "2223003122003222",
+        "378282246310005",
+        "3782 822463 10005",
+        "6011111111111117",
+        "3530111333300000",
+        "30569309025904",
+        "6200000000000005",
+    ] {
+        let t = token(&m, "card", card);
+        masks(&m, &format!("paid {card} ok"), &format!("paid {t} ok"));
+    }
+}
+
+/// Probe finding: an SSN or card number sent as an identifier
+/// (`patient.id`, `actor.user`, ...) is stored as the free text's token, so
+/// groupings and joins on it still hold; other identifiers stay as sent.
+#[test]
+fn ssn_and_card_shaped_identifiers_become_tokens() {
+    let m = masker();
+    let ssn = token(&m, "ssn", "123-45-6789");
+    let card = token(&m, "card", "4111111111111111");
+    let mut e = event(json!({
+        "actor": {"user": "123-45-6789", "session": "4111111111111111", "device": "ws-12",
+                  "ip": "10.0.0.1"},
+        "patient": {"id": " 123-45-6789"},
+        "resource": {"type": "chart", "id": "4111 1111 1111 1111"},
+        "target_user": "u0042",
+        "message": "patient 123-45-6789",
+    }));
+    let stats = m.mask_event(&mut e);
+    assert_eq!(e.patient.as_ref().unwrap().id, ssn);
+    let actor = e.actor.as_ref().unwrap();
+    assert_eq!(actor.user.as_deref(), Some(ssn.as_str()));
+    assert_eq!(actor.session.as_deref(), Some(card.as_str()));
+    assert_eq!(actor.device.as_deref(), Some("ws-12"));
+    assert_eq!(
+        e.resource.as_ref().unwrap().id.as_deref(),
+        Some(card.as_str())
+    );
+    assert_eq!(e.target_user.as_deref(), Some("u0042"));
+    assert_eq!(
+        e.message.as_deref(),
+        Some(format!("patient {ssn}").as_str())
+    );
+    assert_eq!(stats.fields_changed, 5);
+    // MRNs, 9-digit ids and the like stay.
+    for id in [
+        "MRN-0012345",
+        "123456789",
+        "1234-56-789",
+        "enc-4111111111111111",
+    ] {
+        let mut e = event(json!({"patient": {"id": id}}));
+        m.mask_event(&mut e);
+        assert_eq!(e.patient.unwrap().id, id);
+    }
+    // Without the ssn and card built-ins, identifiers are untouched.
+    let none = Masker::new(
+        &MaskConfig {
+            builtins: vec!["email".into()],
+            ..MaskConfig::default()
+        },
+        &KEY,
+    )
+    .unwrap();
+    let mut e = event(json!({"patient": {"id": "123-45-6789"}}));
+    none.mask_event(&mut e);
+    assert_eq!(e.patient.unwrap().id, "123-45-6789");
+    round_trips(event(json!({"patient": {"id": ssn}})));
+}
+
+proptest::proptest! {
+    /// Masking is deterministic (same input, same output, from any masker
+    /// with the key) and idempotent (a masked text masks to itself).
+    #[test]
+    fn masking_is_deterministic_and_idempotent(
+        parts in proptest::collection::vec(
+            proptest::prop_oneof![
+                proptest::strategy::Just("123-45-6789".to_owned()),
+                proptest::strategy::Just("4111 1111 1111 1111".to_owned()),
+                proptest::strategy::Just("5551234567".to_owned()),
+                proptest::strategy::Just("(555) 123-4567".to_owned()),
+                proptest::strategy::Just("DOB: 1980-03-07".to_owned()),
+                proptest::strategy::Just("born March 7, 1980".to_owned()),
+                proptest::strategy::Just("jo@example.org".to_owned()),
+                proptest::strategy::Just("SSN 123456789".to_owned()),
+                "[0-9]{1,20}",
+                "[ -~]{0,24}",
+            ],
+            0..8,
+        ),
+        seps in proptest::collection::vec("[ ,;:/-]{1,2}", 8),
+    ) {
+        let mut s = String::new();
+        for (i, p) in parts.iter().enumerate() {
+            s.push_str(p);
+            s.push_str(&seps[i % seps.len()]);
+        }
+        let m = masker();
+        let once = m.mask_str(&s).into_owned();
+        proptest::prop_assert_eq!(&once, &masker().mask_str(&s).into_owned());
+        proptest::prop_assert_eq!(&once, &m.mask_str(&once).into_owned());
+        let mut e = event(json!({"patient": {"id": parts.first().cloned().unwrap_or_default().trim().chars().take(64).collect::<String>() + "x"}, "message": s}));
+        let mut again = e.clone();
+        m.mask_event(&mut e);
+        m.mask_event(&mut again);
+        proptest::prop_assert_eq!(&e, &again);
+        let twice = {
+            let mut t = e.clone();
+            m.mask_event(&mut t);
+            t
+        };
+        proptest::prop_assert_eq!(&e, &twice);
+    }
 }
 
 #[test]

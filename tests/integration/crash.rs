@@ -193,7 +193,12 @@ fn server_sigkill_with_retrying_client_stores_every_id_exactly_once() {
                         event_json(i as u64).replacen(&format!("evt-{i:08}"), id, 1) + "\n"
                     })
                     .collect();
-                match c.post(format!("{url}/v1/events")).body(body).send() {
+                match c
+                    .post(format!("{url}/v1/events"))
+                    .header("content-type", "application/x-ndjson")
+                    .body(body)
+                    .send()
+                {
                     Ok(r) if r.status().is_success() => done.extend(ids),
                     Ok(r) if r.status().as_u16() == 503 => carry = Some(ids),
                     Ok(r) => panic!("unexpected status {}", r.status()),
@@ -229,6 +234,7 @@ fn server_sigkill_with_retrying_client_stores_every_id_exactly_once() {
                     .collect();
                 let r = client
                     .post(format!("{}/v1/events", server.http))
+                    .header("content-type", "application/x-ndjson")
                     .body(body)
                     .send()
                     .unwrap();

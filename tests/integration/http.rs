@@ -7,6 +7,13 @@ use std::io::Write;
 
 fn post(client: &Client, url: &str, body: Vec<u8>, headers: &[(&str, &str)]) -> (u16, Value) {
     let mut req = client.post(format!("{url}/v1/events")).body(body);
+    // NDJSON unless the test names its own content type.
+    if !headers
+        .iter()
+        .any(|(k, _)| k.eq_ignore_ascii_case("content-type"))
+    {
+        req = req.header("content-type", "application/x-ndjson");
+    }
     for (k, v) in headers {
         req = req.header(*k, *v);
     }

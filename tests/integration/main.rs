@@ -1,4 +1,10 @@
 //! Integration tests for the ledger: one binary, a module per topic.
+#![allow(
+    clippy::unwrap_used,
+    clippy::expect_used,
+    clippy::panic,
+    clippy::disallowed_methods
+)] // test code
 
 mod access;
 mod alerts;
@@ -10,6 +16,7 @@ mod r#gen;
 mod heal;
 mod http;
 mod incidents;
+mod inputs;
 mod ledger;
 mod listeners;
 mod people;

@@ -11,6 +11,7 @@ fn post_ndjson(c: &Client, url: &str, events: &[String]) {
     let body: String = events.iter().map(|e| e.clone() + "\n").collect();
     let r = c
         .post(format!("{url}/v1/events"))
+        .header("content-type", "application/x-ndjson")
         .body(body)
         .send()
         .unwrap();

@@ -162,6 +162,12 @@ impl Server {
     /// Starts `sealtrail serve` with `config` (TOML text) and waits until it serves.
     #[allow(clippy::zombie_processes)] // `Drop` kills and waits
     pub fn start(dir: &Path, config: &str) -> Server {
+        Server::start_logging(dir, config, "info")
+    }
+
+    /// [`Server::start`] with `RUST_LOG=level`; stdout goes to the log too.
+    #[allow(clippy::zombie_processes)] // `Drop` kills and waits
+    pub fn start_logging(dir: &Path, config: &str, level: &str) -> Server {
         let cfg = dir.join("serve.toml");
         std::fs::write(&cfg, config).unwrap();
         let token = test_token(&config_data_dir(config));
@@ -175,8 +181,8 @@ impl Server {
         let mut child = std::process::Command::new(bin())
             .args(["serve", "--config"])
             .arg(&cfg)
-            .env("RUST_LOG", "info")
-            .stdout(std::process::Stdio::null())
+            .env("RUST_LOG", level)
+            .stdout(std::fs::File::create(log.with_extension("out")).unwrap())
             .stderr(std::fs::File::create(&log).unwrap())
             .spawn()
             .unwrap();

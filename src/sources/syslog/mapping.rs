@@ -61,7 +61,7 @@ pub fn message_to_item(bytes: &[u8], now: OffsetDateTime) -> Option<Item> {
             // A valid frame is UTF-8 (the parser checked).
             let raw = String::from_utf8_lossy(bytes);
             let event = to_event(&msg, raw.trim_end_matches(['\n', '\r', '\0']));
-            match event.validate() {
+            match event.validate_from_client() {
                 Ok(()) => Item::Event(event),
                 // Every field above is bounded, so this is not expected; the
                 // input is still recorded.
