@@ -1131,6 +1131,21 @@ mod nrt {
     use std::collections::VecDeque;
     use std::sync::mpsc;
 
+    /// A client sending the bench server's token.
+    fn authed_client() -> reqwest::blocking::Client {
+        reqwest::blocking::Client::builder()
+            .default_headers(
+                [(
+                    reqwest::header::AUTHORIZATION,
+                    serve::bearer().parse().expect("header"),
+                )]
+                .into_iter()
+                .collect(),
+            )
+            .build()
+            .expect("client")
+    }
+
     /// `total` of `GET /v1/search?q=...`, or the status when it is not 200.
     fn search_total(http: &reqwest::blocking::Client, addr: &str, q: &str) -> Result<u64, String> {
         let resp = http
@@ -1151,17 +1166,7 @@ mod nrt {
         std::fs::create_dir_all(dir).expect("dir");
         let bin = PathBuf::from(env!("CARGO_BIN_EXE_sealtrail"));
         let server = serve::start(&bin, dir);
-        let http = reqwest::blocking::Client::builder()
-            .default_headers(
-                [(
-                    reqwest::header::AUTHORIZATION,
-                    serve::bearer().parse().expect("header"),
-                )]
-                .into_iter()
-                .collect(),
-            )
-            .build()
-            .expect("client");
+        let http = authed_client();
         if let Err(e) = search_total(&http, &server.addr, "*") {
             println!(
                 "ingest-to-searchable: skipped: this `sealtrail serve` does not answer GET /v1/search ({e}); it needs the indexer running inside serve"
@@ -1175,17 +1180,7 @@ mod nrt {
         let (tx, rx) = mpsc::channel::<(String, Instant)>();
         let addr = server.addr.clone();
         let poller = std::thread::spawn(move || {
-            let http = reqwest::blocking::Client::builder()
-                .default_headers(
-                    [(
-                        reqwest::header::AUTHORIZATION,
-                        serve::bearer().parse().expect("header"),
-                    )]
-                    .into_iter()
-                    .collect(),
-                )
-                .build()
-                .expect("client");
+            let http = authed_client();
             let mut pending: VecDeque<(String, Instant)> = VecDeque::new();
             let mut delays = Vec::new();
             let mut open = true;

@@ -1139,27 +1139,6 @@ fn recover_open_segment(
             fs::remove_file(path).map_err(|e| LedgerError::io(path, e))?;
             return Ok(None);
         }
-        let file = OpenOptions::new()
-            .read(true)
-            .write(true)
-            .open(path)
-            .map_err(|e| LedgerError::io(path, e))?;
-        file.set_len(end)
-            .and_then(|_| file.sync_all())
-            .map_err(|e| LedgerError::io(path, e))?;
-        return Ok(Some(RecoveredOpen::Open(OpenSegment {
-            header,
-            path: path.to_owned(),
-            file,
-            len: end,
-            leaves,
-            offsets,
-            min_time_ms,
-            max_time_ms,
-            oldest: None,
-            dirty: false,
-            cipher,
-        })));
     }
     let file = OpenOptions::new()
         .read(true)
@@ -1179,6 +1158,15 @@ fn recover_open_segment(
         dirty: false,
         cipher,
     };
+    if keep.is_some() {
+        // After a failed write: nothing past the durable end is trusted,
+        // not even a footer.
+        seg.file
+            .set_len(end)
+            .and_then(|_| seg.file.sync_all())
+            .map_err(|e| LedgerError::io(path, e))?;
+        return Ok(Some(RecoveredOpen::Open(seg)));
+    }
     match tail {
         Some(Tail::Open) | None => Ok(Some(RecoveredOpen::Open(seg))),
         Some(Tail::Sealed(footer)) => {
