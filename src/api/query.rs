@@ -289,7 +289,25 @@ async fn with_reader<T: Send + 'static>(
     }
 }
 
-pub async fn get_proof(State(state): State<QueryState>, Path(index): Path<u64>) -> Response {
+pub async fn get_proof(
+    State(state): State<QueryState>,
+    ConnectInfo(peer): ConnectInfo<SocketAddr>,
+    Extension(principal): Extension<Principal>,
+    Path(index): Path<u64>,
+) -> Response {
+    // A proof carries the entry itself: its read is recorded like one.
+    if let Err(r) = audit(
+        &state.pipeline,
+        &peer,
+        &principal,
+        "siem_search",
+        json!({"proof": index}),
+        format!("proof of event {index}"),
+    )
+    .await
+    {
+        return r;
+    }
     match with_reader(state.data_dir.clone(), move |r| r.inclusion_proof(index)).await {
         Ok(p) => Json(p).into_response(),
         Err(r) => r,

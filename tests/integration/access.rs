@@ -476,6 +476,18 @@ fn the_acting_principal_is_recorded_not_a_request_field() {
         (!hits.is_empty()).then_some(hits)
     });
     assert_eq!(audit[0]["via"]["principal"], "token:dana");
+    // Reading one event, or its proof (which carries the entry), is
+    // recorded too.
+    let r = analyst
+        .get(format!("{url}/v1/events/{index}"))
+        .send()
+        .unwrap();
+    assert_eq!(r.status().as_u16(), 200);
+    let r = analyst
+        .get(format!("{url}/v1/events/{index}/proof"))
+        .send()
+        .unwrap();
+    assert!([200, 409].contains(&r.status().as_u16()), "{}", r.status());
 
     // Who acts is never taken from the body.
     let (status, body) = post_json(
@@ -498,6 +510,14 @@ fn the_acting_principal_is_recorded_not_a_request_field() {
     );
     assert_eq!(status, 400, "{body}");
     assert_eq!(server.terminate(), Some(0));
+    let reads: Vec<_> = stored_entries(&data)
+        .into_iter()
+        .filter(|e| {
+            e["event"]["action"] == "siem_search" && e["event"]["actor"]["user"] == "token:dana"
+        })
+        .collect();
+    assert!(reads.iter().any(|e| e["event"]["attrs"]["event"] == index));
+    assert!(reads.iter().any(|e| e["event"]["attrs"]["proof"] == index));
     verify_ok(&data, &k);
 }
 
