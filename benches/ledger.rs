@@ -8,15 +8,19 @@
 //! - `verify` throughput over the resulting data directory,
 //! - inclusion proof generation latency on a log of PROOF_EVENTS events,
 //! - resident memory while the log grows,
+//! - encryption at rest (segment format 3, AES-256-GCM per entry): append +
+//!   seal with and without a KEK, alternately in ATREST_ROUNDS rounds of
+//!   EVENTS events each, medians and the ratio, bytes/event, verify,
 //! - compaction (segment format 2): bytes/event on disk before and after,
 //!   compaction throughput on one core, and the cost of decoding one entry,
 //!   on COMPACT_EVENTS generated events shaped like the search bench's
-//!   (users with roles and addresses, patients, resources, messages).
+//!   (users with roles and addresses, patients, resources, messages); the
+//!   same entries encrypted (format 3, which is not compacted) for size.
 //!
 //! Run: `cargo bench --bench ledger` (env: SEALTRAIL_BENCH_EVENTS, default 2M;
 //! SEALTRAIL_BENCH_PROOF_EVENTS, default 10M; SEALTRAIL_BENCH_COMPACT_EVENTS,
-//! default 500k; SEALTRAIL_BENCH_DIR, default
-//! ./target/bench-data).
+//! default 500k; SEALTRAIL_BENCH_ATREST_ROUNDS, default 3, 0 skips it;
+//! SEALTRAIL_BENCH_DIR, default ./target/bench-data).
 #![allow(
     clippy::unwrap_used,
     clippy::expect_used,
@@ -27,6 +31,7 @@
 use rand::{Rng, SeedableRng};
 use rand_chacha::ChaCha8Rng;
 use sealtrail::event::{Entry, Event, Timestamp, Via};
+use sealtrail::ledger::atrest::{self, Kek};
 use sealtrail::ledger::compactor::{Compaction, CompactorOptions};
 use sealtrail::ledger::keys::NoteSigner;
 use sealtrail::ledger::log::LedgerPaths;
@@ -151,6 +156,83 @@ fn append(
     }
 }
 
+/// Append + seal (durable) into fresh data directories with and without a
+/// KEK, alternating which goes first, `rounds` times; medians and ratios.
+fn at_rest(
+    root: &Path,
+    signer: &dyn Fn() -> NoteSigner,
+    pool: &[LedgerEntry],
+    events: u64,
+    rounds: u64,
+) {
+    // [plain, encrypted]: durable events/s, events/s excluding fsync waits.
+    let mut durable = [Vec::new(), Vec::new()];
+    let mut cpu = [Vec::new(), Vec::new()];
+    let mut bytes_per_event = [0.0; 2];
+    let mut last = [root.join("atrest-plain"), root.join("atrest-encrypted")];
+    for round in 0..rounds {
+        let order = if round % 2 == 0 { [0, 1] } else { [1, 0] };
+        for k in order {
+            let data = root.join(format!("atrest-{k}-{round}"));
+            let _ = std::fs::remove_dir_all(&data);
+            std::fs::create_dir_all(&data).expect("dir");
+            if k == 1 {
+                atrest::register(&data, Kek::generate()).expect("register KEK");
+            }
+            let r = append(&data, signer(), pool, events, |_| {});
+            durable[k].push(events as f64 / r.wall.as_secs_f64());
+            cpu[k].push(events as f64 / r.wall.saturating_sub(r.fsync).as_secs_f64());
+            bytes_per_event[k] = dir_bytes(&data.join("ledger/segments")) as f64 / events as f64;
+            std::fs::remove_dir_all(&last[k]).ok();
+            last[k] = data;
+        }
+    }
+    let runs = |v: &[f64]| {
+        v.iter()
+            .map(|r| format!("{r:.0}"))
+            .collect::<Vec<_>>()
+            .join(", ")
+    };
+    println!(
+        "at rest, append+seal durable runs (events/s, in order): plaintext {}; encrypted {}",
+        runs(&durable[0]),
+        runs(&durable[1])
+    );
+    let (d0, d1) = (median(&mut durable[0]), median(&mut durable[1]));
+    let (c0, c1) = (median(&mut cpu[0]), median(&mut cpu[1]));
+    println!(
+        "at rest, append+seal durable ({rounds} rounds of {events} events, alternating, medians): plaintext {d0:.0} events/s, encrypted {d1:.0} events/s ({:.2}x)",
+        d1 / d0
+    );
+    println!(
+        "at rest, append+seal excluding fsync waits: plaintext {c0:.0} events/s, encrypted {c1:.0} events/s ({:.2}x)",
+        c1 / c0
+    );
+    println!(
+        "at rest, segment files: plaintext {:.0} bytes/event, encrypted {:.0} bytes/event (uncompacted)",
+        bytes_per_event[0], bytes_per_event[1]
+    );
+    // Verify both (page cache warm), alternately, median of 3 each.
+    let verifier = signer().verifier();
+    let mut verify = [Vec::new(), Vec::new()];
+    for _ in 0..3 {
+        for k in [0, 1] {
+            let start = Instant::now();
+            let report = verify_data_dir(&last[k], &verifier, None).expect("verify runs");
+            assert!(report.ok && report.events == events, "{:?}", report.errors);
+            verify[k].push(events as f64 / start.elapsed().as_secs_f64());
+        }
+    }
+    let (v0, v1) = (median(&mut verify[0]), median(&mut verify[1]));
+    println!(
+        "at rest, verify (2 threads): plaintext {v0:.0} events/s, encrypted {v1:.0} events/s ({:.2}x)",
+        v1 / v0
+    );
+    for dir in &last {
+        std::fs::remove_dir_all(dir).ok();
+    }
+}
+
 fn median(v: &mut [f64]) -> f64 {
     v.sort_by(|a, b| a.total_cmp(b));
     v[v.len() / 2]
@@ -254,6 +336,16 @@ fn main() {
         v_eps / sha_eps
     );
     std::fs::remove_dir_all(&data).ok();
+
+    // 3b. Encryption at rest: the same appends with and without a KEK.
+    let rounds = if smoke {
+        1
+    } else {
+        env_u64("SEALTRAIL_BENCH_ATREST_ROUNDS", 3)
+    };
+    if rounds > 0 {
+        at_rest(root, &same_signer, &pool, events, rounds);
+    }
 
     // 4. Proof generation at PROOF_EVENTS, with memory sampled as the log grows.
     let data = root.join("proofs");
@@ -465,8 +557,26 @@ fn compaction(root: &Path, signer: &dyn Fn() -> NoteSigner, n: u64) {
         }
         ledger.close().expect("close");
     }
+    // The same entries encrypted (segment format 3): not compacted.
+    let encrypted = root.join("compact-encrypted");
+    {
+        std::fs::create_dir_all(&encrypted).expect("dir");
+        atrest::register(&encrypted, Kek::generate()).expect("register KEK");
+        let (mut ledger, _) =
+            Ledger::open(&encrypted, signer(), SealPolicy::default()).expect("open ledger");
+        for chunk in entries.chunks(BATCH) {
+            ledger.append(chunk).expect("append");
+        }
+        ledger.close().expect("close");
+    }
     drop(entries);
     let before = dir_bytes(&plain.join("ledger/segments"));
+    println!(
+        "encrypted (format 3, not compacted), same {n} generated events: {:.0} bytes/event on disk (segment files; + {} bytes of wrapped data keys)",
+        dir_bytes(&encrypted.join("ledger/segments")) as f64 / n as f64,
+        dir_bytes(&atrest::keys_dir(&encrypted))
+    );
+    std::fs::remove_dir_all(&encrypted).ok();
     let mut rates = Vec::new();
     let mut after = 0;
     let mut dict_bytes = 0;
