@@ -18,7 +18,7 @@ use aes_gcm::aead::{Aead, KeyInit, Payload};
 use aes_gcm::{Aes256Gcm, Key, Nonce};
 use base64::Engine;
 use base64::engine::general_purpose::STANDARD as B64;
-use rand_core::{OsRng, RngCore, SeedableRng};
+use rand_core::{OsRng, RngCore};
 use sha2::{Digest, Sha256};
 use std::collections::HashMap;
 use std::fs::{self, File, OpenOptions};
@@ -327,11 +327,6 @@ impl KeyRecord {
 pub struct SegmentCipher {
     number: u64,
     aead: Aes256Gcm,
-    /// Nonces: ChaCha20 seeded from the OS when the cipher is made, so a
-    /// frame costs no system call (one `getrandom` per frame halved the
-    /// appender's rate). A reopened segment gets a new seed, so a frame
-    /// rewritten after a crash still gets a fresh random nonce.
-    nonces: std::sync::Mutex<rand_chacha::ChaCha20Rng>,
 }
 
 impl std::fmt::Debug for SegmentCipher {
@@ -358,21 +353,16 @@ pub fn stored_leaf(stored: &[u8]) -> Option<Hash> {
 
 impl SegmentCipher {
     fn new(number: u64, dek: &[u8; 32]) -> SegmentCipher {
-        let mut seed = [0u8; 32];
-        OsRng.fill_bytes(&mut seed);
-        let nonces = std::sync::Mutex::new(rand_chacha::ChaCha20Rng::from_seed(seed));
-        seed.zeroize();
         SegmentCipher {
             number,
             aead: Aes256Gcm::new(Key::<Aes256Gcm>::from_slice(dek)),
-            nonces,
         }
     }
 
     /// Appends the stored payload of `entry` (whose leaf hash is `leaf`) to
     /// `out`: `leaf || nonce || ciphertext || tag`. The nonce is 96 random
-    /// bits for every frame, from a CSPRNG seeded by the OS (see LEDGER.md
-    /// §4.9 for why not a counter).
+    /// bits from the OS for every frame (see LEDGER.md §4.9 for why not a
+    /// counter).
     pub fn seal_frame(
         &self,
         entry: &[u8],
@@ -380,10 +370,7 @@ impl SegmentCipher {
         out: &mut Vec<u8>,
     ) -> Result<(), AtRestError> {
         let mut nonce = [0u8; NONCE_LEN];
-        match self.nonces.lock() {
-            Ok(mut rng) => rng.fill_bytes(&mut nonce),
-            Err(poisoned) => poisoned.into_inner().fill_bytes(&mut nonce),
-        }
+        OsRng.fill_bytes(&mut nonce);
         let ct = self
             .aead
             .encrypt(
