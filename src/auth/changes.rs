@@ -84,10 +84,21 @@ pub async fn watch(
     let mut tick = tokio::time::interval(every);
     tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     let mut failing = false;
+    let journal = journal::journal_path(&super::auth_dir(&data));
+    // The journal only grows: it is read again only when its length or
+    // modification time moved (or the last attempt failed).
+    let mut seen = None;
     loop {
         tokio::select! {
             _ = shutdown.cancelled() => return,
             _ = tick.tick() => {}
+        }
+        let stamp = tokio::fs::metadata(&journal)
+            .await
+            .ok()
+            .map(|m| (m.len(), m.modified().ok()));
+        if stamp.is_some() && stamp == seen && !failing {
+            continue;
         }
         match record_new(&data, &pipeline).await {
             Ok(n) => {
@@ -95,6 +106,7 @@ pub async fn watch(
                     tracing::info!(changes = n, "access changes recorded in the ledger");
                 }
                 failing = false;
+                seen = stamp;
             }
             Err(e) if !failing => {
                 tracing::error!(error = %e, "access changes could not be recorded yet; retrying");

@@ -13,7 +13,7 @@
 
 use serde::{Deserialize, Serialize};
 use std::fs::{File, OpenOptions};
-use std::io::{Read, Write};
+use std::io::Write;
 use std::os::unix::fs::{OpenOptionsExt, PermissionsExt};
 use std::path::{Path, PathBuf};
 
@@ -79,17 +79,13 @@ pub fn read_bounded(path: &Path) -> Result<Option<Vec<u8>>, StoreError> {
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(None),
         Err(e) => return Err(io(path)(e)),
     };
-    let mut bytes = Vec::new();
-    #[allow(clippy::disallowed_methods)] // bounded by `take`
-    file.take(MAX_AUTH_FILE_BYTES + 1)
-        .read_to_end(&mut bytes)
-        .map_err(io(path))?;
-    if bytes.len() as u64 > MAX_AUTH_FILE_BYTES {
-        return Err(StoreError::TooLarge {
+    match crate::bounded::read_bounded(file, MAX_AUTH_FILE_BYTES) {
+        Ok(bytes) => Ok(Some(bytes)),
+        Err(e) if e.kind() == std::io::ErrorKind::InvalidData => Err(StoreError::TooLarge {
             path: path.to_path_buf(),
-        });
+        }),
+        Err(e) => Err(io(path)(e)),
     }
-    Ok(Some(bytes))
 }
 
 /// Replaces `path` with `bytes` atomically (temporary file, fsync, rename,
