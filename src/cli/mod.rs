@@ -602,7 +602,16 @@ fn verify_bundle_file(file: &Path, vkey: &Path, json: bool) -> Result<ExitCode> 
 fn print_report(r: &VerifyReport) {
     let verdict = if r.ok { "OK" } else { "FAILED" };
     println!("ledger verification: {verdict}");
-    println!("  segments: {}   events: {}", r.segments, r.events);
+    println!(
+        "  segments: {}   events verified: {}",
+        r.segments, r.events
+    );
+    for u in r.unverified.iter().filter(|u| u.reason == "uncovered") {
+        println!(
+            "  not verified: events {}..{} (segments {}..{}) are not covered by a signed checkpoint",
+            u.first_index, u.end_index, u.first_segment, u.end_segment
+        );
+    }
     if let (Some(a), Some(b)) = (&r.first_time, &r.last_time) {
         println!("  event times: {a} .. {b}");
     }

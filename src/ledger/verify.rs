@@ -50,12 +50,32 @@ pub struct CheckpointSummary {
     pub root: String,
 }
 
+/// Events `first_index..end_index` (segments `first_segment..end_segment`)
+/// that no genuine signed checkpoint covers.
+#[derive(Clone, Debug, Serialize, PartialEq, Eq)]
+pub struct UnverifiedRange {
+    pub first_segment: u64,
+    pub end_segment: u64,
+    pub first_index: u64,
+    pub end_index: u64,
+    /// `uncovered` (sealed, no signature covers it) or `unsealed` (the open
+    /// segment: durable, not yet provable).
+    pub reason: &'static str,
+}
+
+/// Sealed segments a crash can leave without a covering checkpoint: the
+/// writer renames the sealed file (seal step 2) before it signs the new
+/// checkpoint (step 4), and re-signs at its next start, so at most the last
+/// segment. More than this is not a crash: it is a tail nobody signed.
+pub const CRASH_WINDOW_SEGMENTS: u64 = 1;
+
 #[derive(Clone, Debug, Serialize, PartialEq, Eq)]
 pub struct VerifyReport {
     pub ok: bool,
     /// Sealed segments found.
     pub segments: u64,
-    /// Events in sealed segments.
+    /// Events verified: in sealed segments covered by the genuine signed
+    /// checkpoint (never events no signature covers).
     pub events: u64,
     pub first_time: Option<String>,
     pub last_time: Option<String>,
@@ -64,8 +84,12 @@ pub struct VerifyReport {
     pub since: Option<CheckpointSummary>,
     /// Events written but not sealed yet (open segment): durable, not yet provable.
     pub unsealed_events: u64,
-    /// Sealed segments newer than the checkpoint (a crash before re-signing).
+    /// Sealed segments newer than the checkpoint (a crash before re-signing,
+    /// or a tail appended without the key): their events are not counted.
     pub uncovered_segments: u64,
+    /// Ranges of events that are not verified: sealed but not covered by a
+    /// genuine signed checkpoint, or not sealed yet.
+    pub unverified: Vec<UnverifiedRange>,
     pub errors: Vec<Issue>,
     /// Issues beyond the first MAX_ISSUES that were counted but not listed.
     pub errors_omitted: u64,
@@ -95,6 +119,14 @@ impl VerifyReport {
             self.errors_omitted += 1;
         }
     }
+}
+
+/// The log as of one segment: its tree root and the events and times so far.
+struct Prefix {
+    root: Hash,
+    end_index: u64,
+    min_t: i64,
+    max_t: i64,
 }
 
 /// The result of checking one segment file on its own.
@@ -380,6 +412,7 @@ pub fn verify_data_dir(
         since: None,
         unsealed_events: 0,
         uncovered_segments: 0,
+        unverified: Vec::new(),
         errors: Vec::new(),
         errors_omitted: 0,
         warnings: Vec::new(),
@@ -436,17 +469,23 @@ pub fn verify_data_dir(
     // Each dictionary is read and hash-checked once per run.
     let dicts = DictStore::new(&paths.dicts);
     let mut frontier = Frontier::new();
-    let mut root_at_checkpoint: Option<Hash> = checkpoint
-        .as_ref()
-        .filter(|c| c.size == 0)
-        .map(|_| frontier.root());
-    let mut root_at_since: Option<Hash> = old
-        .as_ref()
-        .filter(|c| c.size == 0)
-        .map(|_| frontier.root());
+    // The log tree after each segment, so any checkpoint's size can be
+    // compared afterwards (56 bytes per segment).
+    let mut prefix = vec![Prefix {
+        root: frontier.root(),
+        end_index: 0,
+        min_t: i64::MAX,
+        max_t: i64::MIN,
+    }];
     let mut prev: Option<SegmentRecord> = None;
     let mut chain_known = true;
     let (mut min_t, mut max_t) = (i64::MAX, i64::MIN);
+    let root_at = |prefix: &[Prefix], size: u64| {
+        usize::try_from(size)
+            .ok()
+            .and_then(|i| prefix.get(i))
+            .map(|p| p.root)
+    };
     let mut present = sealed.iter().peekable();
 
     let mut start = 0u64;
@@ -540,24 +579,40 @@ pub fn verify_data_dir(
                 );
             }
             frontier.push(leaf);
-            if checkpoint
-                .as_ref()
-                .is_some_and(|c| c.size == frontier.size())
-            {
-                root_at_checkpoint = Some(frontier.root());
-            }
-            if old.as_ref().is_some_and(|c| c.size == frontier.size()) {
-                root_at_since = Some(frontier.root());
-            }
-            report.segments += 1;
-            report.events += record.count;
             min_t = min_t.min(record.min_time_ms);
             max_t = max_t.max(record.max_time_ms);
+            prefix.push(Prefix {
+                root: frontier.root(),
+                end_index: record.end_index(),
+                min_t,
+                max_t,
+            });
+            report.segments += 1;
             prev = Some(record);
         }
         start = end;
     }
 
+    // A service sealing while this ran may have signed a newer checkpoint:
+    // read it again before calling a long uncovered tail unsigned.
+    let mut checkpoint = checkpoint;
+    if checkpoint
+        .as_ref()
+        .is_some_and(|c| highest.saturating_sub(c.size) > CRASH_WINDOW_SEGMENTS)
+        && let Ok(text) =
+            crate::bounded::read_to_string(&paths.checkpoint, note::MAX_NOTE_LEN as u64)
+        && let Ok(newer) = note::open_checkpoint(&text, verifier)
+        && checkpoint
+            .as_ref()
+            .is_some_and(|c| newer.checkpoint().size > c.size)
+        && root_at(&prefix, newer.checkpoint().size) == Some(newer.checkpoint().root)
+    {
+        checkpoint = Some(newer.checkpoint().clone());
+    }
+    let root_at_checkpoint = checkpoint.as_ref().and_then(|c| root_at(&prefix, c.size));
+    let root_at_since = old.as_ref().and_then(|c| root_at(&prefix, c.size));
+    // Segments a genuine signed checkpoint covers: only their events count.
+    let mut covered = 0u64;
     if let Some(cp) = &checkpoint {
         report.checkpoint = Some(CheckpointSummary {
             size: cp.size,
@@ -584,13 +639,43 @@ pub fn verify_data_dir(
                 ),
             );
         }
-        report.uncovered_segments = highest.saturating_sub(cp.size);
-        if report.uncovered_segments > 0 {
-            report.warnings.push(format!(
-                "{} sealed segment(s) are newer than the checkpoint and not yet covered by a signature",
-                report.uncovered_segments
-            ));
+        if cp.size <= highest && root_at_checkpoint == Some(cp.root) {
+            covered = cp.size;
         }
+    }
+    let verified_size = usize::try_from(covered).unwrap_or(usize::MAX).min(prefix.len() - 1);
+    // `prefix` starts with the empty log and `verified_size < prefix.len()`.
+    let (verified, last) = (&prefix[verified_size], &prefix[prefix.len() - 1]);
+    report.events = verified.end_index;
+    (min_t, max_t) = (verified.min_t, verified.max_t);
+    report.uncovered_segments = highest.saturating_sub(covered);
+    if report.uncovered_segments > 0 {
+        report.unverified.push(UnverifiedRange {
+            first_segment: covered,
+            end_segment: highest,
+            first_index: verified.end_index,
+            end_index: last.end_index.max(verified.end_index),
+            reason: "uncovered",
+        });
+    }
+    if checkpoint.as_ref().is_some_and(|c| c.size <= highest)
+        && report.uncovered_segments > CRASH_WINDOW_SEGMENTS
+    {
+        report.issue(
+            Some(covered),
+            None,
+            "unsigned_tail",
+            format!(
+                "segments {covered}..{highest} are not covered by the signed checkpoint; a crash between sealing \
+                 and signing leaves at most {CRASH_WINDOW_SEGMENTS}, so they were appended without the signing key"
+            ),
+        );
+    } else if report.uncovered_segments > 0 && checkpoint.is_some() {
+        report.warnings.push(format!(
+            "{} sealed segment(s) are newer than the checkpoint and not yet covered by a signature; \
+             their events are not counted as verified",
+            report.uncovered_segments
+        ));
     }
     if let Some(old) = &old {
         report.since = Some(CheckpointSummary {
@@ -629,6 +714,16 @@ pub fn verify_data_dir(
                 while let Ok(Some(_)) = reader.next_frame() {
                     report.unsealed_events += 1;
                 }
+                if report.unsealed_events > 0 {
+                    let first_index = reader.header.first_index;
+                    report.unverified.push(UnverifiedRange {
+                        first_segment: *n,
+                        end_segment: *n + 1,
+                        first_index,
+                        end_index: first_index.saturating_add(report.unsealed_events),
+                        reason: "unsealed",
+                    });
+                }
                 if let Some(Tail::Torn { offset, reason }) = reader.tail() {
                     report.warnings.push(format!(
                         "open segment {n} ends in an unacknowledged torn write at offset {offset} ({reason}); \
@@ -648,7 +743,7 @@ pub fn verify_data_dir(
             report.payloads_unchecked
         ));
     }
-    if report.segments > 0 {
+    if report.events > 0 {
         report.first_time = format_ms(min_t);
         report.last_time = format_ms(max_t);
     }

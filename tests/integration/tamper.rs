@@ -289,3 +289,76 @@ proptest! {
         prop_assert!(!r.ok, "corruption at {}:{} went unnoticed", path.display(), at);
     }
 }
+
+/// Appends `n` events to `data` with a key of the attacker's own: the
+/// genuine checkpoint is moved aside so the writer opens, then put back.
+fn append_forged_tail(data: &Path, n: u64, per: u64) {
+    let genuine = std::fs::read(data.join("ledger/checkpoint")).unwrap();
+    std::fs::remove_file(data.join("ledger/checkpoint")).unwrap();
+    let own = NoteSigner::generate(ORIGIN).unwrap();
+    let (mut ledger, _) = Ledger::open(data, own, policy(per)).unwrap();
+    let first = ledger.next_index();
+    let entries: Vec<_> = (first..first + n).map(entry).collect();
+    for chunk in entries.chunks(7) {
+        ledger.append(chunk).unwrap();
+    }
+    ledger.close().unwrap();
+    std::fs::write(data.join("ledger/checkpoint"), genuine).unwrap();
+}
+
+#[test]
+fn a_forged_tail_behind_the_genuine_checkpoint_fails_and_is_not_counted() {
+    let (_d, k, data) = fresh(300, 100);
+    append_forged_tail(&data, 250, 100);
+    let r = verify(&data, &k);
+    assert!(!r.ok, "{r:?}");
+    assert_eq!(kinds(&r), vec!["unsigned_tail"], "{r:?}");
+    // Only the 300 events the genuine signature covers are verified.
+    assert_eq!(r.events, 300);
+    assert_eq!(r.uncovered_segments, 3);
+    let tail = &r.unverified[0];
+    assert_eq!(
+        (tail.first_segment, tail.end_segment, tail.first_index, tail.end_index),
+        (3, 6, 300, 550)
+    );
+    assert_eq!(tail.reason, "uncovered");
+
+    // The CLI: exit 1, and --json lists the unverified range.
+    let out = std::process::Command::new(bin())
+        .args(["verify", "--json", "--data"])
+        .arg(&data)
+        .arg("--vkey")
+        .arg(&k.vkey)
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(1));
+    let json: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(json["ok"], false);
+    assert_eq!(json["events"], 300);
+    assert_eq!(json["unverified"][0]["first_index"], 300);
+    assert_eq!(json["unverified"][0]["end_index"], 550);
+}
+
+#[test]
+fn one_segment_sealed_before_a_crash_could_sign_is_a_warning_not_counted() {
+    let (_d, k, data) = fresh(300, 100);
+    // One segment past the checkpoint: what a crash between seal and sign leaves.
+    append_forged_tail(&data, 100, 100);
+    let r = verify(&data, &k);
+    assert!(r.ok, "{r:?}");
+    assert_eq!(r.events, 300);
+    assert_eq!(r.uncovered_segments, 1);
+    assert_eq!(r.unverified.len(), 1);
+    assert!(r.warnings.iter().any(|w| w.contains("not counted")), "{r:?}");
+}
+
+#[test]
+fn a_forged_tail_is_found_with_since_too() {
+    let (_d, k, data) = fresh(300, 100);
+    let older = std::fs::read_to_string(data.join("ledger/checkpoint")).unwrap();
+    append_forged_tail(&data, 250, 100);
+    let r = verify_data_dir(&data, &k.verifier, Some(&older)).unwrap();
+    assert!(!r.ok);
+    assert!(kinds(&r).contains(&"unsigned_tail"), "{r:?}");
+    assert_eq!(r.events, 300);
+}
