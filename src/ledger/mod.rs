@@ -15,6 +15,7 @@ pub mod atrest_config;
 pub mod bundle;
 pub mod compact;
 pub mod compactor;
+pub mod cosignature;
 pub mod dicts;
 pub mod entries;
 pub mod frontier;
