@@ -17,6 +17,7 @@ mod rules;
 mod search;
 mod tokens;
 mod users;
+mod witness;
 use clap::{Args, Parser, Subcommand};
 use std::io::{BufReader, Write};
 use std::path::{Path, PathBuf};
@@ -133,6 +134,9 @@ pub enum Command {
     /// Encryption at rest: generate or rotate the key-encryption key.
     #[command(subcommand)]
     Key(key::KeyCommand),
+    /// Witness cosigning (C2SP tlog-witness): keygen, serve.
+    #[command(subcommand)]
+    Witness(witness::WitnessCommand),
     /// Write a self-signed certificate and key (DIR/cert.pem, DIR/key.pem, 0600) for tests and demos.
     Cert {
         #[arg(long)]
@@ -368,6 +372,7 @@ fn dispatch(command: Command) -> Result<ExitCode> {
         Command::Token(cmd) => tokens::run(cmd),
         Command::User(cmd) => users::run(cmd),
         Command::Key(cmd) => key::run(cmd),
+        Command::Witness(cmd) => witness::run(cmd),
     }
 }
 
