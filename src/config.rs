@@ -56,6 +56,9 @@ pub struct RawConfig {
     pub oncall: OncallConfig,
     pub response: ResponseConfig,
     pub auth: AuthConfig,
+    /// `[[witness]]`: every new checkpoint is submitted to each.
+    #[serde(rename = "witness")]
+    pub witnesses: Vec<crate::witness::submit::WitnessConfig>,
 }
 
 /// `[lookups]`: the practice's directories joined to events.
@@ -94,6 +97,7 @@ impl Default for RawConfig {
             oncall: OncallConfig::default(),
             response: ResponseConfig::default(),
             auth: AuthConfig::default(),
+            witnesses: Vec::new(),
         }
     }
 }
@@ -254,6 +258,8 @@ pub struct Config {
     pub response: ResponseConfig,
     /// `[auth]`: console sessions and sign-in lockout.
     pub auth: AuthConfig,
+    /// `[[witness]]`, validated (the vkey files are read by `serve`).
+    pub witnesses: Vec<crate::witness::submit::WitnessConfig>,
 }
 
 /// Largest configuration file read.
@@ -377,6 +383,13 @@ impl Config {
         if let Err((key, reason)) = raw.auth.validate() {
             return Err(invalid(key, reason));
         }
+        if raw.witnesses.len() > crate::witness::submit::MAX_WITNESSES {
+            return Err(invalid("witness", "at most 16 [[witness]] entries"));
+        }
+        for w in &raw.witnesses {
+            w.validate()
+                .map_err(|(key, reason)| invalid(key, &reason))?;
+        }
         let syslog = raw.syslog.validate().map_err(|e| ConfigError::Invalid {
             path: path.to_owned(),
             key: e.key,
@@ -413,6 +426,7 @@ impl Config {
             oncall: raw.oncall,
             response,
             auth: raw.auth,
+            witnesses: raw.witnesses,
         })
     }
 }

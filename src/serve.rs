@@ -417,6 +417,15 @@ pub async fn run_until(
         metrics.clone(),
         http_shutdown,
     ));
+    // Each [[witness]] gets every new checkpoint from a task of its own.
+    let witness_tasks = crate::witness::submit::start(
+        &config.data_dir,
+        &config.witnesses,
+        metrics.clone(),
+        shutdown.clone(),
+    )
+    .await
+    .context("starting witness submission")?;
     ready(Bound {
         http: http_addr,
         syslog_udp: syslog.udp,
@@ -433,6 +442,11 @@ pub async fn run_until(
     for task in auth_tasks {
         if let Err(e) = task.await {
             tracing::warn!(error = %e, "an access-control task ended abnormally");
+        }
+    }
+    for task in witness_tasks {
+        if let Err(e) = task.await {
+            tracing::warn!(error = %e, "a witness submission task ended abnormally");
         }
     }
     // Response appends its last decisions before the pipeline closes.
