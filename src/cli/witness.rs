@@ -1,7 +1,7 @@
 //! `sealtrail witness keygen|serve`: a C2SP tlog-witness cosigner.
 
 use crate::ledger::keys;
-use crate::witness::keys::{load_witness_signer, write_witness_key};
+use crate::witness::keys::{load_witness_signer, load_witness_verifier, write_witness_key};
 use crate::witness::server::{Witness, app};
 use anyhow::{Context, Result};
 use clap::Subcommand;
@@ -98,4 +98,29 @@ fn serve(
         anyhow::Ok(())
     })?;
     Ok(ExitCode::SUCCESS)
+}
+
+/// The `verify --witness-vkey/--witness-quorum` policy (None without keys).
+pub fn policy(
+    vkeys: &[PathBuf],
+    quorum: Option<usize>,
+) -> Result<Option<crate::ledger::witnessed::WitnessPolicy>> {
+    if vkeys.is_empty() {
+        return Ok(None);
+    }
+    let witnesses = vkeys
+        .iter()
+        .map(|p| load_witness_verifier(p).with_context(|| format!("loading {}", p.display())))
+        .collect::<Result<Vec<_>>>()?;
+    let quorum = quorum.unwrap_or(witnesses.len());
+    if quorum == 0 || quorum > witnesses.len() {
+        anyhow::bail!(
+            "--witness-quorum {quorum} must be between 1 and the {} witness key(s) given",
+            witnesses.len()
+        );
+    }
+    Ok(Some(crate::ledger::witnessed::WitnessPolicy {
+        witnesses,
+        quorum,
+    }))
 }

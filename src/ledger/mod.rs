@@ -30,4 +30,5 @@ pub mod record;
 pub mod segment;
 pub mod tree_store;
 pub mod verify;
+pub mod witnessed;
 pub mod writer;

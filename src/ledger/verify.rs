@@ -74,6 +74,9 @@ pub struct VerifyReport {
     /// their stored leaf hashes were checked against the block roots, but
     /// not the payloads against the leaf hashes (nor their event times).
     pub payloads_unchecked: u64,
+    /// With witness keys: the cosigned checkpoint the log extends.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub witnessed: Option<super::witnessed::WitnessedSummary>,
 }
 
 impl VerifyReport {
@@ -363,6 +366,17 @@ pub fn verify_data_dir(
     verifier: &NoteVerifier,
     since: Option<&str>,
 ) -> Result<VerifyReport, VerifyError> {
+    verify_data_dir_witnessed(data_dir, verifier, since, None)
+}
+
+/// [`verify_data_dir`], also requiring a checkpoint cosigned by a quorum of
+/// `witness` that the log extends (`ledger/checkpoint.witnessed`).
+pub fn verify_data_dir_witnessed(
+    data_dir: &Path,
+    verifier: &NoteVerifier,
+    since: Option<&str>,
+    witness: Option<&super::witnessed::WitnessPolicy>,
+) -> Result<VerifyReport, VerifyError> {
     let paths = LedgerPaths::new(data_dir);
     if !paths.ledger.is_dir() {
         return Err(VerifyError::NotADataDir(data_dir.to_owned()));
@@ -384,6 +398,7 @@ pub fn verify_data_dir(
         errors_omitted: 0,
         warnings: Vec::new(),
         payloads_unchecked: 0,
+        witnessed: None,
     };
 
     // The checkpoint is read first, so segments sealed while we run are simply
@@ -444,6 +459,12 @@ pub fn verify_data_dir(
         .as_ref()
         .filter(|c| c.size == 0)
         .map(|_| frontier.root());
+    let witnessed = witness.map(|w| super::witnessed::load(&paths.ledger, verifier, w));
+    let witnessed_size = witnessed
+        .as_ref()
+        .and_then(|w| w.as_ref().ok())
+        .map(|w| w.size());
+    let mut root_at_witnessed = (witnessed_size == Some(0)).then(|| frontier.root());
     let mut prev: Option<SegmentRecord> = None;
     let mut chain_known = true;
     let (mut min_t, mut max_t) = (i64::MAX, i64::MIN);
@@ -549,6 +570,9 @@ pub fn verify_data_dir(
             if old.as_ref().is_some_and(|c| c.size == frontier.size()) {
                 root_at_since = Some(frontier.root());
             }
+            if witnessed_size == Some(frontier.size()) {
+                root_at_witnessed = Some(frontier.root());
+            }
             report.segments += 1;
             report.events += record.count;
             min_t = min_t.min(record.min_time_ms);
@@ -621,6 +645,13 @@ pub fn verify_data_dir(
         }
     }
 
+    if let Some(w) = witnessed {
+        let (summary, issue) = super::witnessed::finish(w, root_at_witnessed, highest);
+        report.witnessed = summary;
+        if let Some((kind, detail)) = issue {
+            report.issue(None, None, kind, detail);
+        }
+    }
     // The open segment: durable but not yet sealed, so only its framing is checked.
     if let Some(n) = open.first() {
         let path = paths.segment(*n, false);

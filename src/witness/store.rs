@@ -9,8 +9,7 @@ use crate::ledger::note;
 use std::path::{Path, PathBuf};
 use std::sync::Mutex;
 
-/// Name of the file under `DATA/ledger/`.
-pub const WITNESSED_FILE: &str = "checkpoint.witnessed";
+pub use crate::ledger::witnessed::WITNESSED_FILE;
 /// Recent checkpoints whose cosignatures are kept in memory.
 const RECENT: usize = 8;
 
