@@ -382,7 +382,7 @@ async fn run_one(s: Submitter) {
             }
             Outcome::Failed(outcome, detail) => {
                 count(outcome);
-                if failures == 0 || failures % 16 == 0 {
+                if failures.is_multiple_of(16) {
                     tracing::warn!(witness = %name, outcome, %detail, "witness submission failed; retrying");
                 }
                 failures = failures.saturating_add(1);
