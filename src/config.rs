@@ -59,6 +59,8 @@ pub struct RawConfig {
     /// `[[witness]]`: every new checkpoint is submitted to each.
     #[serde(rename = "witness")]
     pub witnesses: Vec<crate::witness::submit::WitnessConfig>,
+    /// `[publish]`: the latest checkpoint sent out on a schedule.
+    pub publish: crate::witness::publish::PublishConfig,
 }
 
 /// `[lookups]`: the practice's directories joined to events.
@@ -98,6 +100,7 @@ impl Default for RawConfig {
             response: ResponseConfig::default(),
             auth: AuthConfig::default(),
             witnesses: Vec::new(),
+            publish: Default::default(),
         }
     }
 }
@@ -260,6 +263,8 @@ pub struct Config {
     pub auth: AuthConfig,
     /// `[[witness]]`, validated (the vkey files are read by `serve`).
     pub witnesses: Vec<crate::witness::submit::WitnessConfig>,
+    /// `[publish]`, validated (`every` empty: off).
+    pub publish: crate::witness::publish::PublishConfig,
 }
 
 /// Largest configuration file read.
@@ -390,6 +395,9 @@ impl Config {
             w.validate()
                 .map_err(|(key, reason)| invalid(key, &reason))?;
         }
+        raw.publish
+            .validate()
+            .map_err(|(key, reason)| invalid(key, &reason))?;
         let syslog = raw.syslog.validate().map_err(|e| ConfigError::Invalid {
             path: path.to_owned(),
             key: e.key,
@@ -427,6 +435,7 @@ impl Config {
             response,
             auth: raw.auth,
             witnesses: raw.witnesses,
+            publish: raw.publish,
         })
     }
 }

@@ -426,6 +426,14 @@ pub async fn run_until(
     )
     .await
     .context("starting witness submission")?;
+    let publisher = crate::witness::publish::start(
+        &config.data_dir,
+        &config.publish,
+        &config.smtp,
+        pipeline.clone(),
+        shutdown.clone(),
+    )
+    .context("starting checkpoint publishing")?;
     ready(Bound {
         http: http_addr,
         syslog_udp: syslog.udp,
@@ -443,6 +451,11 @@ pub async fn run_until(
         if let Err(e) = task.await {
             tracing::warn!(error = %e, "an access-control task ended abnormally");
         }
+    }
+    if let Some(task) = publisher
+        && let Err(e) = task.await
+    {
+        tracing::warn!(error = %e, "the checkpoint publisher ended abnormally");
     }
     for task in witness_tasks {
         if let Err(e) = task.await {

@@ -7,6 +7,7 @@
 //! kept with it in `DATA/ledger/checkpoint.witnessed` (`store`).
 
 pub mod keys;
+pub mod publish;
 pub mod server;
 pub mod state;
 pub mod store;

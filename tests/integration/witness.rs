@@ -489,3 +489,86 @@ fn serve_catches_up_when_the_witness_comes_back_and_after_its_own_restart() {
     let (code, v) = verify(&data, &k, &["--witness-vkey", wvkey.to_str().unwrap()]);
     assert_eq!(code, 0, "{v}");
 }
+
+#[path = "../support/smtp.rs"]
+mod smtp_support;
+
+/// A webhook receiver: answers 200 to every POST and passes on the bodies.
+fn webhook_catcher() -> (String, std::sync::mpsc::Receiver<serde_json::Value>) {
+    use std::io::{BufRead, BufReader, Read, Write};
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let url = format!("http://{}/hook", listener.local_addr().unwrap());
+    let (tx, rx) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        for stream in listener.incoming() {
+            let Ok(mut stream) = stream else { return };
+            let mut reader = BufReader::new(stream.try_clone().unwrap());
+            let mut len = 0usize;
+            loop {
+                let mut line = String::new();
+                if reader.read_line(&mut line).unwrap_or(0) == 0 || line == "\r\n" {
+                    break;
+                }
+                if let Some(v) = line.to_ascii_lowercase().strip_prefix("content-length:") {
+                    len = v.trim().parse().unwrap();
+                }
+            }
+            let mut body = vec![0u8; len];
+            reader.read_exact(&mut body).unwrap();
+            let _ = stream
+                .write_all(b"HTTP/1.1 200 OK\r\ncontent-length: 0\r\nconnection: close\r\n\r\n");
+            if tx.send(serde_json::from_slice(&body).unwrap()).is_err() {
+                return;
+            }
+        }
+    });
+    (url, rx)
+}
+
+#[test]
+fn publish_sends_the_checkpoint_by_email_and_webhook_and_records_it() {
+    let dir = tempfile::tempdir().unwrap();
+    let k = keys(&dir.path().join("keys"));
+    let sink = smtp_support::Sink::start(&[]);
+    let (hook, bodies) = webhook_catcher();
+    let data = dir.path().join("data");
+    let extra = format!(
+        "[smtp]\nhost = \"127.0.0.1\"\nport = {}\nstarttls = \"never\"\nfrom = \"siem@clinic.example\"\n\
+         [publish]\nevery = \"1s\"\nemails = [\"auditor@clinic.example\"]\nwebhook = {hook:?}\n",
+        sink.port
+    );
+    let server = Server::start(dir.path(), &serve_config(&data, &k, &extra));
+    post_some(&server, 0, 5);
+    // The webhook carries the signed checkpoint, which verifies with the log key.
+    let body = bodies.recv_timeout(Duration::from_secs(30)).unwrap();
+    assert_eq!(body["kind"], "sealtrail_checkpoint");
+    let checkpoint = body["checkpoint"].as_str().unwrap();
+    let cp = note::open_checkpoint(checkpoint, &k.verifier).unwrap();
+    assert_eq!(body["size"], cp.checkpoint().size);
+    assert!(body["witnessed"].is_null());
+    // The email names the log and carries the root.
+    let mail = server.wait_for("a published email", || {
+        (sink.received() >= 1).then(|| sink.message(1))
+    });
+    assert_eq!(mail["rcpt_tos"], json!(["auditor@clinic.example"]));
+    let subject = mail["subject"].as_str().unwrap();
+    assert!(
+        subject.starts_with(&format!("sealtrail checkpoint {}", util::ORIGIN)),
+        "{subject}"
+    );
+    let size: u64 = subject.rsplit(' ').next().unwrap().parse().unwrap();
+    let text = mail["body"].as_str().unwrap();
+    let published = LedgerReader::open(&data).unwrap();
+    assert!(size <= published.checkpoint().size);
+    assert!(text.contains("segments, root "), "{text}");
+    // Each publication is a ledger event.
+    let recorded = server.wait_for("the publication in the ledger", || {
+        util::stored_entries(&data).into_iter().find(|e| {
+            e["event"]["action"] == "checkpoint" && e["event"]["attrs"]["kind"] == "published"
+        })
+    });
+    let attrs = &recorded["event"]["attrs"];
+    assert_eq!(attrs["failed"], json!([]), "{recorded}");
+    assert_eq!(recorded["event"]["outcome"], "success");
+    assert_eq!(server.terminate(), Some(0));
+}
