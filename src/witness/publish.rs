@@ -241,3 +241,31 @@ impl Publisher {
             .map_err(|e| format!("recording the publication: {e}"))
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn parse(text: &str) -> PublishConfig {
+        toml::from_str(text).unwrap()
+    }
+
+    #[test]
+    fn validation() {
+        assert_eq!(parse("").validate(), Ok(None));
+        assert_eq!(
+            parse("every = \"24h\"\nemails = [\"a@b.example\"]").validate(),
+            Ok(Some(Duration::from_secs(86_400)))
+        );
+        for (text, key) in [
+            ("emails = [\"a@b.example\"]", "publish.every"),
+            ("every = \"1h\"", "publish"),
+            ("every = \"500ms\"\nwebhook = \"http://x\"", "publish.every"),
+            ("every = \"soon\"\nwebhook = \"http://x\"", "publish.every"),
+            ("every = \"1h\"\nwebhook = \"ftp://x\"", "publish.webhook"),
+        ] {
+            assert_eq!(parse(text).validate().unwrap_err().0, key, "{text}");
+        }
+        assert!(toml::from_str::<PublishConfig>("evry = \"1h\"").is_err());
+    }
+}

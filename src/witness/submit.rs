@@ -391,3 +391,56 @@ async fn run_one(s: Submitter) {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn parse(text: &str) -> WitnessConfig {
+        toml::from_str(text).unwrap()
+    }
+
+    #[test]
+    fn validation() {
+        let ok = parse("url = \"https://w.example\"\nvkey_file = \"w.vkey\"");
+        assert_eq!(ok.validate(), Ok(Duration::from_secs(10)));
+        for (text, key) in [
+            ("url = \"w.example\"\nvkey_file = \"w.vkey\"", "witness.url"),
+            ("url = \"http://w\"\nvkey_file = \"\"", "witness.vkey_file"),
+            ("url = \"http://w\"\nvkey_file = \"v\"\ntimeout = \"1h\"", "witness.timeout"),
+        ] {
+            assert_eq!(parse(text).validate().unwrap_err().0, key, "{text}");
+        }
+        assert!(toml::from_str::<WitnessConfig>("url = \"http://w\"").is_err());
+    }
+
+    #[test]
+    fn request_from_a_ledger() {
+        let dir = tempfile::tempdir().unwrap();
+        let signer = crate::ledger::keys::NoteSigner::generate("log.example/a").unwrap();
+        let policy = crate::ledger::log::SealPolicy {
+            max_events: 2,
+            max_age: Duration::from_secs(3600),
+        };
+        let (mut ledger, _) = crate::ledger::log::Ledger::open(dir.path(), signer, policy).unwrap();
+        for i in 0..7u8 {
+            let entry = crate::ledger::log::LedgerEntry {
+                time_ms: 1_700_000_000_000,
+                bytes: format!("{{\"n\":{i}}}").into_bytes(),
+            };
+            ledger.append(&[entry]).unwrap();
+        }
+        ledger.close().unwrap();
+        let (size, note_text, body) = build_request(dir.path(), 0).unwrap();
+        assert!(size >= 3);
+        assert_eq!(body, format!("old 0\n\n{note_text}"));
+        let (_, _, body) = build_request(dir.path(), 1).unwrap();
+        let parsed = super::super::server::parse_request(body.as_bytes()).unwrap();
+        assert_eq!(parsed.old, 1);
+        assert!(!parsed.proof.is_empty());
+        assert_eq!(parsed.note, note_text);
+        let (_, _, body) = build_request(dir.path(), size).unwrap();
+        assert!(super::super::server::parse_request(body.as_bytes()).unwrap().proof.is_empty());
+        assert!(build_request(dir.path(), size + 1).is_err());
+    }
+}
