@@ -62,9 +62,8 @@ impl PublishConfig {
         if self.emails.len() > MAX_EMAILS {
             return Err(("publish.emails", format!("at most {MAX_EMAILS} addresses")));
         }
-        if !self.webhook.is_empty()
-            && !(self.webhook.starts_with("http://") || self.webhook.starts_with("https://"))
-        {
+        let http = ["http://", "https://"];
+        if !self.webhook.is_empty() && !http.iter().any(|p| self.webhook.starts_with(p)) {
             return Err(("publish.webhook", "must be an http(s) URL".into()));
         }
         Ok(Some(every))

@@ -407,7 +407,10 @@ mod tests {
         for (text, key) in [
             ("url = \"w.example\"\nvkey_file = \"w.vkey\"", "witness.url"),
             ("url = \"http://w\"\nvkey_file = \"\"", "witness.vkey_file"),
-            ("url = \"http://w\"\nvkey_file = \"v\"\ntimeout = \"1h\"", "witness.timeout"),
+            (
+                "url = \"http://w\"\nvkey_file = \"v\"\ntimeout = \"1h\"",
+                "witness.timeout",
+            ),
         ] {
             assert_eq!(parse(text).validate().unwrap_err().0, key, "{text}");
         }
@@ -440,7 +443,12 @@ mod tests {
         assert!(!parsed.proof.is_empty());
         assert_eq!(parsed.note, note_text);
         let (_, _, body) = build_request(dir.path(), size).unwrap();
-        assert!(super::super::server::parse_request(body.as_bytes()).unwrap().proof.is_empty());
+        assert!(
+            super::super::server::parse_request(body.as_bytes())
+                .unwrap()
+                .proof
+                .is_empty()
+        );
         assert!(build_request(dir.path(), size + 1).is_err());
     }
 }

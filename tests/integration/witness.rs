@@ -490,8 +490,7 @@ fn serve_catches_up_when_the_witness_comes_back_and_after_its_own_restart() {
     assert_eq!(code, 0, "{v}");
 }
 
-#[path = "../support/smtp.rs"]
-mod smtp_support;
+use crate::incidents::smtp_support;
 
 /// A webhook receiver: answers 200 to every POST and passes on the bodies.
 fn webhook_catcher() -> (String, std::sync::mpsc::Receiver<serde_json::Value>) {
