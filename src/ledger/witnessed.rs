@@ -105,3 +105,48 @@ pub fn finish(
     }
     (Some(w.summary), None)
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn loaded(size: u64, root: Hash) -> Loaded {
+        Ok(WitnessedSummaryAndRoot {
+            summary: WitnessedSummary {
+                size,
+                root: B64.encode(root),
+                cosigners: vec!["w.example/a".into()],
+            },
+            root,
+        })
+    }
+
+    #[test]
+    fn finish_requires_the_log_to_extend_the_cosigned_checkpoint() {
+        let root = [3u8; 32];
+        let (s, issue) = finish(loaded(4, root), Some(root), 6);
+        assert_eq!(s.unwrap().size, 4);
+        assert!(issue.is_none());
+        let (_, issue) = finish(loaded(4, root), Some([4u8; 32]), 6);
+        assert_eq!(issue.unwrap().0, "witness_mismatch");
+        let (_, issue) = finish(loaded(4, root), None, 6);
+        assert_eq!(issue.unwrap().0, "witness_mismatch");
+        let (_, issue) = finish(loaded(7, root), None, 6);
+        assert_eq!(issue.unwrap().0, "witness_mismatch");
+        let (s, issue) = finish(Err(("witness_quorum", "x".into())), Some(root), 6);
+        assert!(s.is_none());
+        assert_eq!(issue.unwrap().0, "witness_quorum");
+    }
+
+    #[test]
+    fn load_reports_a_missing_file_as_no_quorum() {
+        let dir = tempfile::tempdir().unwrap();
+        let log = crate::ledger::keys::NoteSigner::generate("log.example/a").unwrap();
+        let policy = WitnessPolicy {
+            witnesses: vec![],
+            quorum: 0,
+        };
+        let err = load(dir.path(), &log.verifier(), &policy).unwrap_err();
+        assert_eq!(err.0, "witness_quorum");
+    }
+}
