@@ -33,6 +33,11 @@ pub enum WitnessCommand {
         log_vkey: Vec<PathBuf>,
         #[arg(long)]
         listen: std::net::SocketAddr,
+        /// Serve HTTPS with this certificate chain (PEM; reloaded when it changes).
+        #[arg(long, requires = "tls_key")]
+        tls_cert: Option<PathBuf>,
+        #[arg(long, requires = "tls_cert")]
+        tls_key: Option<PathBuf>,
     },
 }
 
@@ -49,7 +54,19 @@ pub fn run(cmd: WitnessCommand) -> Result<ExitCode> {
             state,
             log_vkey,
             listen,
-        } => serve(&key, &state, &log_vkey, listen),
+            tls_cert,
+            tls_key,
+        } => {
+            let mut settings = crate::net::http::ServerSettings::default();
+            if let (Some(cert), Some(key)) = (tls_cert, tls_key) {
+                settings.tls = Some(crate::net::reload::TlsFiles {
+                    cert,
+                    key,
+                    client: crate::tls::ClientAuth::None,
+                });
+            }
+            serve(&key, &state, &log_vkey, listen, settings)
+        }
     }
 }
 
@@ -58,6 +75,7 @@ fn serve(
     state: &Path,
     log_vkeys: &[PathBuf],
     listen: std::net::SocketAddr,
+    settings: crate::net::http::ServerSettings,
 ) -> Result<ExitCode> {
     super::init_logging();
     let signer = load_witness_signer(key).context("loading the witness key")?;
@@ -67,6 +85,7 @@ fn serve(
         .collect::<Result<Vec<_>>>()?;
     std::fs::create_dir_all(state).with_context(|| format!("creating {}", state.display()))?;
     let name = signer.name().to_owned();
+    let tls = crate::net::http::load_tls(&settings).context("loading the https certificate")?;
     let witness =
         Arc::new(Witness::open(signer, state, logs).context("loading the witness state")?);
     let runtime = tokio::runtime::Builder::new_multi_thread()
@@ -89,8 +108,8 @@ fn serve(
         crate::net::http::serve(
             listener,
             app(witness),
-            crate::net::http::ServerSettings::default(),
-            None,
+            settings,
+            tls,
             crate::pipeline::Metrics::new(),
             shutdown,
         )

@@ -40,6 +40,9 @@ pub struct WitnessConfig {
     /// Per request, such as "10s".
     #[serde(default = "default_timeout")]
     pub timeout: String,
+    /// PEM CA certificates trusted for an https `url` (instead of the web PKI roots).
+    #[serde(default)]
+    pub ca_file: Option<PathBuf>,
 }
 
 fn default_timeout() -> String {
@@ -119,6 +122,7 @@ struct Target {
     url: String,
     verifier: WitnessVerifier,
     timeout: Duration,
+    ca_file: Option<PathBuf>,
 }
 
 /// Starts one submission task per witness; they end when `shutdown` is
@@ -144,6 +148,7 @@ pub async fn start(
             url: format!("{}/add-checkpoint", w.url.trim_end_matches('/')),
             verifier,
             timeout,
+            ca_file: w.ca_file.clone().filter(|p| !p.as_os_str().is_empty()),
         });
     }
     let verifiers: Vec<WitnessVerifier> = targets.iter().map(|t| t.verifier.clone()).collect();
@@ -158,14 +163,23 @@ pub async fn start(
     );
     let mut tasks = Vec::new();
     for target in targets {
-        let client = reqwest::Client::builder()
+        let setup = |detail: String| SubmitError::Setup {
+            url: target.url.clone(),
+            detail,
+        };
+        let mut builder = reqwest::Client::builder()
             .timeout(target.timeout)
-            .redirect(reqwest::redirect::Policy::none())
-            .build()
-            .map_err(|e| SubmitError::Setup {
-                url: target.url.clone(),
-                detail: e.to_string(),
-            })?;
+            .redirect(reqwest::redirect::Policy::none());
+        if let Some(ca) = &target.ca_file {
+            builder = builder.tls_built_in_root_certs(false);
+            let certs = crate::tls::load_certs(ca).map_err(|e| setup(e.to_string()))?;
+            for der in certs {
+                let cert = reqwest::Certificate::from_der(&der)
+                    .map_err(|e| setup(format!("ca_file: {e}")))?;
+                builder = builder.add_root_certificate(cert);
+            }
+        }
+        let client = builder.build().map_err(|e| setup(e.to_string()))?;
         tasks.push(tokio::spawn(run_one(Submitter {
             target,
             client,

@@ -37,8 +37,12 @@ struct WitnessProc {
 }
 
 impl WitnessProc {
-    #[allow(clippy::zombie_processes)] // `Drop` kills and waits
     fn start(dir: &Path, log_vkey: &Path, listen: &str) -> WitnessProc {
+        WitnessProc::start_with(dir, log_vkey, listen, &[])
+    }
+
+    #[allow(clippy::zombie_processes)] // `Drop` kills and waits
+    fn start_with(dir: &Path, log_vkey: &Path, listen: &str, args: &[&str]) -> WitnessProc {
         let log = dir.join(format!(
             "witness-{}.log",
             std::time::SystemTime::now()
@@ -54,6 +58,7 @@ impl WitnessProc {
             .arg("--log-vkey")
             .arg(log_vkey)
             .args(["--listen", listen])
+            .args(args)
             .stderr(std::fs::File::create(&log).unwrap())
             .spawn()
             .unwrap();
@@ -570,4 +575,50 @@ fn publish_sends_the_checkpoint_by_email_and_webhook_and_records_it() {
     assert_eq!(attrs["failed"], json!([]), "{recorded}");
     assert_eq!(recorded["event"]["outcome"], "success");
     assert_eq!(server.terminate(), Some(0));
+}
+
+#[test]
+fn witness_over_https_with_a_private_ca() {
+    let dir = tempfile::tempdir().unwrap();
+    let k = keys(&dir.path().join("keys"));
+    let wdir = dir.path().join("w");
+    let wvkey = witness_keygen(&wdir, "auditor.example/w");
+    let certs = dir.path().join("certs");
+    let out = std::process::Command::new(bin())
+        .args(["cert", "--out"])
+        .arg(&certs)
+        .args(["--host", "127.0.0.1"])
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let (cert, key) = (certs.join("cert.pem"), certs.join("key.pem"));
+    let witness = WitnessProc::start_with(
+        &wdir,
+        &k.vkey,
+        "127.0.0.1:0",
+        &[
+            "--tls-cert",
+            cert.to_str().unwrap(),
+            "--tls-key",
+            key.to_str().unwrap(),
+        ],
+    );
+    let url = format!("https://{}", witness.addr());
+    let data = dir.path().join("data");
+    let section = format!(
+        "{}ca_file = {:?}\n",
+        witness_section(&url, &wvkey),
+        cert.to_str().unwrap()
+    );
+    let server = Server::start(dir.path(), &serve_config(&data, &k, &section));
+    post_some(&server, 0, 3);
+    let size = latest_size(&server, &data, 0);
+    wait_witnessed(&server, &data, size);
+    assert_eq!(server.terminate(), Some(0));
+    let (code, v) = verify(&data, &k, &["--witness-vkey", wvkey.to_str().unwrap()]);
+    assert_eq!(code, 0, "{v}");
 }
