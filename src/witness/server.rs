@@ -144,8 +144,11 @@ impl Witness {
         state_dir: &Path,
         logs: Vec<NoteVerifier>,
     ) -> Result<Self, StateError> {
+        if logs.len() > MAX_LOGS {
+            return Err(StateError::TooManyLogs { max: MAX_LOGS });
+        }
         let mut map = HashMap::new();
-        for verifier in logs.into_iter().take(MAX_LOGS) {
+        for verifier in logs {
             let state = LogState::load(state_dir, &verifier)?;
             map.insert(
                 verifier.name().to_owned(),

@@ -18,6 +18,8 @@ pub enum StateError {
     Corrupt { path: PathBuf, source: NoteError },
     #[error("{path}: could not be replaced: {detail}")]
     Write { path: PathBuf, detail: String },
+    #[error("more than {max} logs")]
+    TooManyLogs { max: usize },
 }
 
 /// The latest size and root cosigned for one log (size 0, empty root when

@@ -432,6 +432,32 @@ mod tests {
     }
 
     #[test]
+    fn config_sections() {
+        use crate::config::{Config, ConfigError, RawConfig};
+        let load = |text: &str| {
+            let raw: RawConfig = toml::from_str(text).unwrap();
+            Config::validate(raw, std::path::Path::new("t.toml"))
+        };
+        let c = load(
+            "[[witness]]\nurl = \"https://a\"\nvkey_file = \"a.vkey\"\n\
+             [[witness]]\nurl = \"https://b\"\nvkey_file = \"b.vkey\"\ntimeout = \"1s\"\n\
+             [publish]\nevery = \"24h\"\nwebhook = \"https://h\"\n",
+        )
+        .unwrap();
+        assert_eq!(c.witnesses.len(), 2);
+        assert_eq!(c.publish.every, "24h");
+        match load("[[witness]]\nurl = \"a\"\nvkey_file = \"a.vkey\"\n") {
+            Err(ConfigError::Invalid { key, .. }) => assert_eq!(key, "witness.url"),
+            other => panic!("{other:?}"),
+        }
+        match load("[publish]\nemails = [\"a@b.example\"]\n") {
+            Err(ConfigError::Invalid { key, .. }) => assert_eq!(key, "publish.every"),
+            other => panic!("{other:?}"),
+        }
+        assert!(load("").unwrap().witnesses.is_empty());
+    }
+
+    #[test]
     fn request_from_a_ledger() {
         let dir = tempfile::tempdir().unwrap();
         let signer = crate::ledger::keys::NoteSigner::generate("log.example/a").unwrap();
