@@ -56,6 +56,11 @@ pub struct RawConfig {
     pub oncall: OncallConfig,
     pub response: ResponseConfig,
     pub auth: AuthConfig,
+    /// `[[witness]]`: every new checkpoint is submitted to each.
+    #[serde(rename = "witness")]
+    pub witnesses: Vec<crate::witness::submit::WitnessConfig>,
+    /// `[publish]`: the latest checkpoint sent out on a schedule.
+    pub publish: crate::witness::publish::PublishConfig,
 }
 
 /// `[lookups]`: the practice's directories joined to events.
@@ -94,6 +99,8 @@ impl Default for RawConfig {
             oncall: OncallConfig::default(),
             response: ResponseConfig::default(),
             auth: AuthConfig::default(),
+            witnesses: Vec::new(),
+            publish: Default::default(),
         }
     }
 }
@@ -254,6 +261,10 @@ pub struct Config {
     pub response: ResponseConfig,
     /// `[auth]`: console sessions and sign-in lockout.
     pub auth: AuthConfig,
+    /// `[[witness]]`, validated (the vkey files are read by `serve`).
+    pub witnesses: Vec<crate::witness::submit::WitnessConfig>,
+    /// `[publish]`, validated (`every` empty: off).
+    pub publish: crate::witness::publish::PublishConfig,
 }
 
 /// Largest configuration file read.
@@ -377,6 +388,16 @@ impl Config {
         if let Err((key, reason)) = raw.auth.validate() {
             return Err(invalid(key, reason));
         }
+        if raw.witnesses.len() > crate::witness::submit::MAX_WITNESSES {
+            return Err(invalid("witness", "at most 16 [[witness]] entries"));
+        }
+        for w in &raw.witnesses {
+            w.validate()
+                .map_err(|(key, reason)| invalid(key, &reason))?;
+        }
+        raw.publish
+            .validate()
+            .map_err(|(key, reason)| invalid(key, &reason))?;
         let syslog = raw.syslog.validate().map_err(|e| ConfigError::Invalid {
             path: path.to_owned(),
             key: e.key,
@@ -413,6 +434,8 @@ impl Config {
             oncall: raw.oncall,
             response,
             auth: raw.auth,
+            witnesses: raw.witnesses,
+            publish: raw.publish,
         })
     }
 }

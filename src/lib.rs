@@ -34,3 +34,4 @@ pub mod serve;
 pub mod sources;
 pub mod tls;
 pub mod transforms;
+pub mod witness;

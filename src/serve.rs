@@ -417,6 +417,23 @@ pub async fn run_until(
         metrics.clone(),
         http_shutdown,
     ));
+    // Each [[witness]] gets every new checkpoint from a task of its own.
+    let witness_tasks = crate::witness::submit::start(
+        &config.data_dir,
+        &config.witnesses,
+        metrics.clone(),
+        shutdown.clone(),
+    )
+    .await
+    .context("starting witness submission")?;
+    let publisher = crate::witness::publish::start(
+        &config.data_dir,
+        &config.publish,
+        &config.smtp,
+        pipeline.clone(),
+        shutdown.clone(),
+    )
+    .context("starting checkpoint publishing")?;
     ready(Bound {
         http: http_addr,
         syslog_udp: syslog.udp,
@@ -433,6 +450,16 @@ pub async fn run_until(
     for task in auth_tasks {
         if let Err(e) = task.await {
             tracing::warn!(error = %e, "an access-control task ended abnormally");
+        }
+    }
+    if let Some(task) = publisher
+        && let Err(e) = task.await
+    {
+        tracing::warn!(error = %e, "the checkpoint publisher ended abnormally");
+    }
+    for task in witness_tasks {
+        if let Err(e) = task.await {
+            tracing::warn!(error = %e, "a witness submission task ended abnormally");
         }
     }
     // Response appends its last decisions before the pipeline closes.
@@ -456,7 +483,7 @@ pub async fn run_until(
     Ok(())
 }
 
-async fn wait_for_signal() {
+pub(crate) async fn wait_for_signal() {
     use tokio::signal::unix::{SignalKind, signal};
     match (
         signal(SignalKind::terminate()),

@@ -314,7 +314,42 @@ pub async fn get_proof(
     }
 }
 
-pub async fn get_checkpoint(State(state): State<QueryState>) -> Response {
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct CheckpointParams {
+    /// `witnessed=1`: the checkpoint with its witnesses' cosignatures.
+    witnessed: Option<u8>,
+}
+
+pub async fn get_checkpoint(
+    State(state): State<QueryState>,
+    Query(p): Query<CheckpointParams>,
+) -> Response {
+    if p.witnessed == Some(1) {
+        let path = crate::ledger::log::LedgerPaths::new(&state.data_dir)
+            .ledger
+            .join(crate::witness::store::WITNESSED_FILE);
+        let max = crate::ledger::note::MAX_NOTE_LEN as u64;
+        return match tokio::task::spawn_blocking(move || crate::bounded::read_to_string(&path, max))
+            .await
+        {
+            Ok(Ok(text)) => {
+                ([(header::CONTENT_TYPE, "text/plain; charset=utf-8")], text).into_response()
+            }
+            Ok(Err(e)) if e.kind() == std::io::ErrorKind::NotFound => error(
+                StatusCode::NOT_FOUND,
+                "no witness has cosigned a checkpoint yet",
+            ),
+            Ok(Err(e)) => error(
+                StatusCode::INTERNAL_SERVER_ERROR,
+                format!("witnessed checkpoint: {e}"),
+            ),
+            Err(e) => error(
+                StatusCode::INTERNAL_SERVER_ERROR,
+                format!("task failed: {e}"),
+            ),
+        };
+    }
     match with_reader(state.data_dir.clone(), |r| {
         Ok(r.checkpoint_text().to_owned())
     })

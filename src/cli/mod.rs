@@ -8,7 +8,7 @@ use crate::ledger::keys::{self, NoteVerifier};
 use crate::ledger::proof::{
     self, CONSISTENCY_FORMAT, ConsistencyProof, INCLUSION_FORMAT, InclusionProof, LedgerReader,
 };
-use crate::ledger::verify::{VerifyReport, verify_data_dir};
+use crate::ledger::verify::VerifyReport;
 use crate::sources::import::{self, Progress};
 use anyhow::{Context, Result, bail};
 
@@ -17,6 +17,7 @@ mod rules;
 mod search;
 mod tokens;
 mod users;
+mod witness;
 use clap::{Args, Parser, Subcommand};
 use std::io::{BufReader, Write};
 use std::path::{Path, PathBuf};
@@ -72,6 +73,13 @@ pub enum Command {
         /// (without it their payloads are reported as not checked).
         #[arg(long, conflicts_with = "bundle")]
         kek: Option<PathBuf>,
+        /// A trusted witness's vkey (repeatable): require the stored
+        /// cosigned checkpoint (ledger/checkpoint.witnessed) to carry its cosignature.
+        #[arg(long, conflicts_with = "bundle")]
+        witness_vkey: Vec<PathBuf>,
+        /// How many of the --witness-vkey witnesses must have cosigned (default: all).
+        #[arg(long, requires = "witness_vkey")]
+        witness_quorum: Option<usize>,
     },
     /// Print the latest signed checkpoint note.
     Checkpoint {
@@ -133,6 +141,9 @@ pub enum Command {
     /// Encryption at rest: generate or rotate the key-encryption key.
     #[command(subcommand)]
     Key(key::KeyCommand),
+    /// Witness cosigning (C2SP tlog-witness): keygen, serve.
+    #[command(subcommand)]
+    Witness(witness::WitnessCommand),
     /// Write a self-signed certificate and key (DIR/cert.pem, DIR/key.pem, 0600) for tests and demos.
     Cert {
         #[arg(long)]
@@ -298,6 +309,8 @@ fn dispatch(command: Command) -> Result<ExitCode> {
             since,
             json,
             kek,
+            witness_vkey,
+            witness_quorum,
         } => match (data, bundle) {
             (_, Some(bundle)) => verify_bundle_file(&bundle, &vkey, json),
             (Some(data), None) => {
@@ -305,7 +318,8 @@ fn dispatch(command: Command) -> Result<ExitCode> {
                     let kek = crate::ledger::atrest::Kek::load_file(&kek)?;
                     crate::ledger::atrest::register(&data, kek)?;
                 }
-                verify(&data, &vkey, since.as_deref(), json)
+                let witness = witness::policy(&witness_vkey, witness_quorum)?;
+                verify(&data, &vkey, since.as_deref(), witness.as_ref(), json)
             }
             (None, None) => bail!("give --data DIR or --bundle FILE"),
         },
@@ -368,6 +382,7 @@ fn dispatch(command: Command) -> Result<ExitCode> {
         Command::Token(cmd) => tokens::run(cmd),
         Command::User(cmd) => users::run(cmd),
         Command::Key(cmd) => key::run(cmd),
+        Command::Witness(cmd) => witness::run(cmd),
     }
 }
 
@@ -542,10 +557,21 @@ fn load_verifier(vkey: &Path) -> Result<NoteVerifier> {
     keys::load_verifier(vkey).context("loading the verifier key")
 }
 
-fn verify(data: &Path, vkey: &Path, since: Option<&Path>, json: bool) -> Result<ExitCode> {
+fn verify(
+    data: &Path,
+    vkey: &Path,
+    since: Option<&Path>,
+    witness: Option<&crate::ledger::witnessed::WitnessPolicy>,
+    json: bool,
+) -> Result<ExitCode> {
     let verifier = load_verifier(vkey)?;
     let since_text = since.map(read_bounded).transpose()?;
-    let report = verify_data_dir(data, &verifier, since_text.as_deref())?;
+    let report = crate::ledger::verify::verify_data_dir_witnessed(
+        data,
+        &verifier,
+        since_text.as_deref(),
+        witness,
+    )?;
     if json {
         println!("{}", serde_json::to_string(&report)?);
     } else {
@@ -623,6 +649,14 @@ fn print_report(r: &VerifyReport) {
             "  consistent with older checkpoint of {} segments: {}",
             cp.size,
             if r.ok { "yes" } else { "see errors" }
+        );
+    }
+    if let Some(w) = &r.witnessed {
+        println!(
+            "  witnessed: {} segments, root {}, cosigned by {}",
+            w.size,
+            w.root,
+            w.cosigners.join(", ")
         );
     }
     if r.unsealed_events > 0 {

@@ -98,6 +98,9 @@ pub struct VerifyReport {
     /// their stored leaf hashes were checked against the block roots, but
     /// not the payloads against the leaf hashes (nor their event times).
     pub payloads_unchecked: u64,
+    /// With witness keys: the cosigned checkpoint the log extends.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub witnessed: Option<super::witnessed::WitnessedSummary>,
 }
 
 impl VerifyReport {
@@ -395,6 +398,17 @@ pub fn verify_data_dir(
     verifier: &NoteVerifier,
     since: Option<&str>,
 ) -> Result<VerifyReport, VerifyError> {
+    verify_data_dir_witnessed(data_dir, verifier, since, None)
+}
+
+/// [`verify_data_dir`], also requiring a checkpoint cosigned by a quorum of
+/// `witness` that the log extends (`ledger/checkpoint.witnessed`).
+pub fn verify_data_dir_witnessed(
+    data_dir: &Path,
+    verifier: &NoteVerifier,
+    since: Option<&str>,
+    witness: Option<&super::witnessed::WitnessPolicy>,
+) -> Result<VerifyReport, VerifyError> {
     let paths = LedgerPaths::new(data_dir);
     if !paths.ledger.is_dir() {
         return Err(VerifyError::NotADataDir(data_dir.to_owned()));
@@ -417,6 +431,7 @@ pub fn verify_data_dir(
         errors_omitted: 0,
         warnings: Vec::new(),
         payloads_unchecked: 0,
+        witnessed: None,
     };
 
     // The checkpoint is read first, so segments sealed while we run are simply
@@ -477,6 +492,7 @@ pub fn verify_data_dir(
         min_t: i64::MAX,
         max_t: i64::MIN,
     }];
+    let witnessed = witness.map(|w| super::witnessed::load(&paths.ledger, verifier, w));
     let mut prev: Option<SegmentRecord> = None;
     let mut chain_known = true;
     let (mut min_t, mut max_t) = (i64::MAX, i64::MIN);
@@ -706,6 +722,14 @@ pub fn verify_data_dir(
         }
     }
 
+    if let Some(w) = witnessed {
+        let root_at_witnessed = w.as_ref().ok().and_then(|w| root_at(&prefix, w.size()));
+        let (summary, issue) = super::witnessed::finish(w, root_at_witnessed, highest);
+        report.witnessed = summary;
+        if let Some((kind, detail)) = issue {
+            report.issue(None, None, kind, detail);
+        }
+    }
     // The open segment: durable but not yet sealed, so only its framing is checked.
     if let Some(n) = open.first() {
         let path = paths.segment(*n, false);

@@ -49,6 +49,8 @@ pub struct Metrics {
     pub auth: crate::auth::metrics::AuthMetrics,
     /// HTTP and syslog connection limits (`src/net/`).
     pub listeners: crate::net::ListenerMetrics,
+    /// Witness submissions (`src/witness/submit.rs`).
+    pub witness: crate::witness::submit::WitnessMetrics,
 }
 
 /// Metrics of the rules consumer (`src/detect/`).
@@ -379,6 +381,7 @@ impl Metrics {
             response: response_metrics(&registry),
             auth: crate::auth::metrics::register(&registry),
             listeners: crate::net::ListenerMetrics::register(&registry),
+            witness: crate::witness::submit::register(&registry),
             registry,
             writer: OnceLock::new(),
             compactor: OnceLock::new(),

@@ -10,7 +10,7 @@
 
 use crate::util::*;
 #[path = "../support/smtp.rs"]
-mod smtp_support;
+pub(crate) mod smtp_support;
 use reqwest::blocking::Client;
 use serde_json::{Value, json};
 use std::time::{Duration, Instant};

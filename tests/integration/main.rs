@@ -24,3 +24,4 @@ mod rules_cli;
 mod search;
 mod tamper;
 mod util;
+mod witness;
