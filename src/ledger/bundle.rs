@@ -1006,7 +1006,9 @@ impl<'v> Checker<'v> {
 
     /// Checks one line of events.ndjson; returns the index it claims.
     fn check_event(&mut self, line_no: u64, body: &[u8]) -> Option<u64> {
-        let proof: InclusionProof = match serde_json::from_slice(body) {
+        // One JSON rule (LEDGER.md §12) before the canonical-form check, so
+        // the reason names a duplicate member or bad UTF-8 as such.
+        let proof: InclusionProof = match super::strict_json::from_slice(body) {
             Ok(p) => p,
             Err(e) => {
                 self.push(BundleError::EventLine {

@@ -14,7 +14,7 @@ use super::log::{LedgerPaths, list_segments};
 use super::note;
 use super::record::SegmentRecord;
 use super::segment::{
-    BLOCK_SHIFT, FrameReader, MAX_SEGMENT_EVENTS, SegmentError, SegmentHeader, Tail,
+    BLOCK_SHIFT, Footer, FrameReader, MAX_SEGMENT_EVENTS, SegmentError, SegmentHeader, Tail,
 };
 use super::tree_store::TreeStore;
 use base64::Engine;
@@ -197,6 +197,15 @@ fn check_segment(path: &Path, number: u64, dicts: &DictStore) -> SegmentCheck {
                     block_roots.push(root_of_leaves(&block_leaves, &mut scratch));
                     block_leaves.clear();
                 }
+                // One JSON rule (LEDGER.md §12): a duplicate `time` would let
+                // two readers see two different events under one hash.
+                if readable && let Err(e) = super::strict_json::check(&payload) {
+                    issue(
+                        Some(header.first_index + count),
+                        "entry",
+                        format!("entry at offset {offset} {e}"),
+                    );
+                }
                 match readable.then(|| crate::event::entry_time_ms(&payload)) {
                     None => {}
                     Some(Some(t)) => {
@@ -229,6 +238,14 @@ fn check_segment(path: &Path, number: u64, dicts: &DictStore) -> SegmentCheck {
                 "entry_corrupt",
                 format!("bytes at offset {offset} are not a valid entry or footer: {reason}"),
             );
+            // The footer is found from the end (§4.5) and may be intact: its
+            // record keeps the log tree computable, so one damaged frame is
+            // not also reported as a checkpoint mismatch.
+            out.record = std::fs::File::open(path)
+                .ok()
+                .and_then(|mut f| Footer::read(path, &mut f).ok())
+                .map(|f| f.record)
+                .filter(|r| r.number == header.number && r.first_index == header.first_index);
             out.header = Some(header);
             return out;
         }
