@@ -450,6 +450,13 @@ pub fn verify_data_dir(
     let (sealed, open) = list_segments(&paths.segments)?;
     let highest = sealed.last().map_or(0, |n| n + 1);
     let stored_tree = TreeStore::open_read_only(&paths.tree).ok();
+    // A derived file, so not an error; but say that one check did not run.
+    if stored_tree.is_none() && paths.tree.exists() {
+        report.warnings.push(
+            "tree/level-00 is malformed: record_rewritten was not checked (the writer rebuilds it)"
+                .into(),
+        );
+    }
     // Each dictionary is read and hash-checked once per run.
     let dicts = DictStore::new(&paths.dicts);
     let mut frontier = Frontier::new();
@@ -639,6 +646,12 @@ pub fn verify_data_dir(
     }
 
     // The open segment: durable but not yet sealed, so only its framing is checked.
+    // The writer refuses a directory with any other `.open` file (§8.3).
+    if open.len() > 1 || open.first().is_some_and(|&n| n != highest) {
+        report.warnings.push(format!(
+            "unexpected open segment(s) {open:?} after {highest} sealed segments: the writer refuses to open this directory"
+        ));
+    }
     if let Some(n) = open.first() {
         let path = paths.segment(*n, false);
         match FrameReader::open_opts(&path, &dicts, true) {

@@ -261,3 +261,34 @@ fn human_output_never_echoes_control_characters() {
     assert!(o.status.success(), "{o:?}");
     assert_no_controls(&o);
 }
+
+#[test]
+fn a_bundle_accepts_zero_padding_but_not_data_after_the_archive() {
+    let dir = tempfile::tempdir().unwrap();
+    let k = keys(dir.path());
+    let data = dir.path().join("data");
+    build_ledger(&data, &k, 30, 10);
+    let reader = LedgerReader::open(&data).unwrap();
+    let query = BundleQuery {
+        q: "*".into(),
+        from: None,
+        to: None,
+        requested_by: None,
+        created: "2026-11-28T09:00:00Z".into(),
+    };
+    let mut good = Vec::new();
+    bundle::build_bundle(&reader, &k.signer(), &query, &[3], &mut good).unwrap();
+    assert!(bundle::check_bundle(good.as_slice(), &k.verifier).ok());
+    // GNU tar pads to 10 KiB records.
+    let mut padded = good.clone();
+    padded.extend_from_slice(&[0u8; 10240]);
+    assert!(bundle::check_bundle(padded.as_slice(), &k.verifier).ok());
+    for extra in [&b"hidden"[..], &[0u8; 70 << 10]] {
+        let mut bad = good.clone();
+        bad.extend_from_slice(extra);
+        let r = bundle::check_bundle(bad.as_slice(), &k.verifier);
+        assert!(!r.ok());
+        let kinds: Vec<_> = r.errors.iter().map(|e| e.kind()).collect();
+        assert_eq!(kinds, ["trailing_data"]);
+    }
+}
