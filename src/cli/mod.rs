@@ -705,9 +705,12 @@ fn verify_proof(vkey: &Path, since: Option<&Path>, json: bool, file: &Path) -> R
             }
             Ok(ExitCode::SUCCESS)
         }
-        Err(e) => {
+        Err((kind, e)) => {
             if json {
-                println!("{}", serde_json::json!({"ok": false, "error": e}));
+                println!(
+                    "{}",
+                    serde_json::json!({"ok": false, "error": e, "errors": [{"kind": kind, "detail": e}]})
+                );
             } else {
                 say!("proof INVALID: {e}");
             }
@@ -717,32 +720,34 @@ fn verify_proof(vkey: &Path, since: Option<&Path>, json: bool, file: &Path) -> R
 }
 
 /// Parses (LEDGER.md §12: one JSON rule) and checks a proof file's bytes.
+/// The error carries a kind: `json` (the rule of §12), `format` (not a
+/// proof of a known format and shape) or `proof` (a check failed).
 fn check_proof_bytes(
     bytes: &[u8],
     verifier: &NoteVerifier,
     old: Option<&str>,
-) -> std::result::Result<serde_json::Value, String> {
+) -> std::result::Result<serde_json::Value, (&'static str, String)> {
     let value: serde_json::Value =
-        strict_json::from_slice(bytes).map_err(|e| format!("the proof file {e}"))?;
+        strict_json::from_slice(bytes).map_err(|e| ("json", format!("the proof file {e}")))?;
     let format = value.get("format").and_then(|f| f.as_str()).unwrap_or("");
     match format {
         INCLUSION_FORMAT => {
             let p: InclusionProof = serde_json::from_value(value)
-                .map_err(|e| format!("malformed inclusion proof: {e}"))?;
+                .map_err(|e| ("format", format!("malformed inclusion proof: {e}")))?;
             proof::verify_inclusion_proof(&p, verifier)
                 .map(|v| {
                     serde_json::json!({"ok": true, "kind": "inclusion", "index": v.index(),
                         "checkpoint_size": v.checkpoint().size})
                 })
-                .map_err(|e| e.to_string())
+                .map_err(|e| ("proof", e.to_string()))
         }
         CONSISTENCY_FORMAT => {
             let p: ConsistencyProof = serde_json::from_value(value)
-                .map_err(|e| format!("malformed consistency proof: {e}"))?;
+                .map_err(|e| ("format", format!("malformed consistency proof: {e}")))?;
             proof::verify_consistency_proof(&p, verifier, old)
                 .map(|v| serde_json::json!({"ok": true, "kind": "consistency", "old_size": v.old_size, "new_size": v.new_size}))
-                .map_err(|e| e.to_string())
+                .map_err(|e| ("proof", e.to_string()))
         }
-        other => Err(format!("unknown proof format {other:?}")),
+        other => Err(("format", format!("unknown proof format {other:?}"))),
     }
 }

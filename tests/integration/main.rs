@@ -25,3 +25,4 @@ mod rules_cli;
 mod search;
 mod tamper;
 mod util;
+mod vectors;
