@@ -252,6 +252,52 @@ def parse_record(b):
     }
 
 
+# --- one parsing rule for JSON (§12) ------------------------------------------
+class StrictJsonError(ValueError):
+    pass
+
+
+def _no_duplicates(pairs):
+    names = [k for k, _ in pairs]
+    if len(set(names)) != len(names):
+        dup = next(k for k in names if names.count(k) > 1)
+        raise StrictJsonError(f"repeats the member {dup!r}")
+    return dict(pairs)
+
+
+def _no_constant(name):
+    raise StrictJsonError(f"{name} is not JSON")
+
+
+def _check_strings(v):
+    """Lone surrogates (from \\ud800 escapes) are not Unicode strings (§12 rule 2)."""
+    if isinstance(v, str):
+        v.encode("utf-8")
+    elif isinstance(v, dict):
+        for k, x in v.items():
+            _check_strings(k)
+            _check_strings(x)
+    elif isinstance(v, list):
+        for x in v:
+            _check_strings(x)
+
+
+def strict_loads(data):
+    """JSON by §12: no BOM, UTF-8, no duplicate members, nothing after the value."""
+    if data.startswith(b"\xef\xbb\xbf"):
+        raise StrictJsonError("starts with a byte-order mark")
+    try:
+        text = data.decode("utf-8")
+        # json.loads refuses a second value ("Extra data") but allows JSON whitespace.
+        v = json.loads(text, object_pairs_hook=_no_duplicates, parse_constant=_no_constant)
+        _check_strings(v)
+    except StrictJsonError:
+        raise
+    except (UnicodeError, ValueError) as e:
+        raise StrictJsonError(str(e)) from e
+    return v
+
+
 # --- event time (§3.3) ---------------------------------------------------------
 RFC3339 = re.compile(
     r"(\d{4})-(\d{2})-(\d{2})[Tt](\d{2}):(\d{2}):(\d{2})(?:\.(\d+))?([Zz]|[+-]\d{2}:\d{2})"
@@ -269,7 +315,7 @@ def days_from_civil(y, m, d):
 
 def entry_time_ms(payload):
     """`event.time` of an entry in Unix milliseconds (sub-millisecond truncated)."""
-    time = json.loads(payload.decode("utf-8"))["event"]["time"]
+    time = strict_loads(payload)["event"]["time"]
     m = RFC3339.fullmatch(time) if isinstance(time, str) else None
     if not m:
         raise ValueError(f"event time {time!r} is not RFC 3339")
@@ -568,10 +614,17 @@ def exact_fields(obj, names, what):
         raise Invalid("format", f"{what} must have exactly the members {sorted(names)}")
 
 
+def uints(*values):
+    """Sizes and indices are JSON integers: `3.0` and `true` are not (§7)."""
+    if any(type(v) is not int or v < 0 for v in values):
+        raise Invalid("format", "indices and sizes must be non-negative JSON integers")
+
+
 def verify_inclusion_proof(p, vkey):
     exact_fields(p, ["format", "index", "entry", "segment", "log", "checkpoint"], "proof")
     exact_fields(p["segment"], ["record", "leaf_index", "path"], "segment")
     exact_fields(p["log"], ["leaf_index", "tree_size", "path"], "log")
+    uints(p["index"], p["segment"]["leaf_index"], p["log"]["leaf_index"], p["log"]["tree_size"])
     origin, size, root = open_checkpoint(p["checkpoint"], vkey)
     record_bytes = b64decode(p["segment"]["record"], "segment.record")
     rec = parse_record(record_bytes)
@@ -598,6 +651,7 @@ def verify_inclusion_proof(p, vkey):
 
 def verify_consistency_proof(p, vkey):
     exact_fields(p, ["format", "old_size", "old_root", "new_size", "new_root", "path", "checkpoint"], "proof")
+    uints(p["old_size"], p["new_size"])
     _, size, root = open_checkpoint(p["checkpoint"], vkey)
     if p["new_size"] != size or b64decode(p["new_root"], "new_root") != root:
         raise Invalid("proof", "new_size / new_root disagree with the checkpoint")
@@ -607,8 +661,12 @@ def verify_consistency_proof(p, vkey):
 
 
 def verify_proof_file(path, vkey):
-    with open(path, encoding="utf-8") as f:
-        p = json.load(f)
+    with open(path, "rb") as f:
+        data = f.read()
+    try:
+        p = strict_loads(data)
+    except StrictJsonError as e:
+        return {"ok": False, "errors": [{"kind": "json", "detail": f"the proof file {e}"}]}
     try:
         kind = {INCLUSION_FORMAT: verify_inclusion_proof, CONSISTENCY_FORMAT: verify_consistency_proof}
         if p.get("format") not in kind:
