@@ -909,17 +909,15 @@ impl<'v> Checker<'v> {
         // One rule for trailing data (LEDGER.md §12, §11.1): after the first
         // end-of-archive block only zero padding may follow, so no bytes
         // ride along in a bundle unchecked.
-        let mut rest = Vec::new();
-        archive
-            .into_inner()
-            .take(MAX_TAR_PADDING + 1)
-            .read_to_end(&mut rest)
-            .map_err(BundleError::Archive)?;
-        if rest.len() as u64 > MAX_TAR_PADDING {
-            return Err(BundleError::TrailingData {
-                reason: format!("more than {MAX_TAR_PADDING} bytes"),
-            });
-        }
+        let rest = match crate::bounded::read_bounded(archive.into_inner(), MAX_TAR_PADDING) {
+            Ok(rest) => rest,
+            Err(e) if e.kind() == std::io::ErrorKind::InvalidData => {
+                return Err(BundleError::TrailingData {
+                    reason: format!("more than {MAX_TAR_PADDING} bytes"),
+                });
+            }
+            Err(e) => return Err(BundleError::Archive(e)),
+        };
         if let Some(at) = rest.iter().position(|&b| b != 0) {
             return Err(BundleError::TrailingData {
                 reason: format!("a non-zero byte {at} bytes after the end-of-archive block"),
