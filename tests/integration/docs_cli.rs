@@ -292,3 +292,30 @@ fn a_bundle_accepts_zero_padding_but_not_data_after_the_archive() {
         assert_eq!(kinds, ["trailing_data"]);
     }
 }
+
+#[test]
+fn verify_warns_about_a_stray_open_segment_and_a_damaged_log_tree() {
+    let dir = tempfile::tempdir().unwrap();
+    let k = keys(dir.path());
+    let data = dir.path().join("data");
+    build_ledger(&data, &k, 30, 10);
+    let warnings = |data: &Path| {
+        let o = run(&["verify", "--data", s(data), "--vkey", s(&k.vkey), "--json"]);
+        assert!(o.status.success(), "{o:?}");
+        let v: serde_json::Value = serde_json::from_slice(&o.stdout).unwrap();
+        v["warnings"].to_string()
+    };
+    assert_eq!(warnings(&data), "[]");
+    let segments = data.join("ledger/segments");
+    std::fs::copy(segment_path(&data, 2), segments.join("000000000009.open")).unwrap();
+    let w = warnings(&data);
+    assert!(w.contains("unexpected open segment(s) [3, 9]"), "{w}");
+    std::fs::remove_file(segments.join("000000000009.open")).unwrap();
+    // A level-00 shorter than its header reads as empty.
+    std::fs::write(data.join("ledger/tree/level-00"), b"short").unwrap();
+    let w = warnings(&data);
+    assert!(w.contains("holds 0 of 3 segment records"), "{w}");
+    std::fs::write(data.join("ledger/tree/level-00"), [0u8; 64]).unwrap();
+    let w = warnings(&data);
+    assert!(w.contains("tree/level-00 is malformed"), "{w}");
+}
