@@ -282,6 +282,10 @@ impl LedgerReader {
     fn unsealed_or_missing(&self, index: u64, sealed_end: u64) -> ProofBuildError {
         let open = self.paths.segment(self.index.len(), false);
         if !open.exists() {
+            // Sealed since this reader opened (a live writer): retry.
+            if self.paths.segment(self.index.len(), true).exists() {
+                return ProofBuildError::NotSealed(index);
+            }
             return ProofBuildError::NoSuchEvent {
                 index,
                 end: sealed_end,

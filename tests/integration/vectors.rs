@@ -82,6 +82,8 @@ const VECTORS: &[Vector] = &[
     v("proof-bad-utf8", Kind::Proof, false, &["json"], "a 0xFF byte inside the entry string", proof_bad_utf8),
     v("proof-bom", Kind::Proof, false, &["json"], "starts with a byte-order mark", proof_bom),
     v("proof-float-index", Kind::Proof, false, &["format"], "`index` written as 3.0", proof_float),
+    v("proof-consistency-clean", Kind::Proof, true, &[], "consistency proof from 1 segment to 3", proof_consistency),
+    v("proof-consistency-wrong-old-root", Kind::Proof, false, &["proof"], "consistency proof whose old_root is another tree's", proof_consistency_wrong_root),
     v("proof-unknown-member", Kind::Proof, false, &["format"], "an extra member `note`", proof_unknown_member),
     v("bundle-clean", Kind::Bundle, true, &[], "events 1 and 3", bundle_clean),
     v("bundle-control-chars-in-member-name", Kind::Bundle, false, &["unexpected_member"], "a member named with terminal escape sequences", bundle_control_name),
@@ -424,6 +426,24 @@ fn proof_bom(b: &Base, out: &Path) {
 
 fn proof_float(b: &Base, out: &Path) {
     write(out, edited_proof(b, "\"index\": 3,", "\"index\": 3.0,"));
+}
+
+fn consistency(b: &Base) -> serde_json::Value {
+    let reader = LedgerReader::open(&b.data).unwrap();
+    serde_json::to_value(reader.consistency_proof(1).unwrap()).unwrap()
+}
+
+fn proof_consistency(b: &Base, out: &Path) {
+    write(
+        out,
+        serde_json::to_string_pretty(&consistency(b)).unwrap() + "\n",
+    );
+}
+
+fn proof_consistency_wrong_root(b: &Base, out: &Path) {
+    let mut p = consistency(b);
+    p["old_root"] = B64.encode([0x5a; 32]).into();
+    write(out, serde_json::to_string_pretty(&p).unwrap() + "\n");
 }
 
 fn proof_unknown_member(b: &Base, out: &Path) {
