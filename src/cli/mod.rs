@@ -661,7 +661,7 @@ fn proof(args: ProofArgs) -> Result<ExitCode> {
         };
         serde_json::to_string_pretty(&reader.inclusion_proof(index)?)?
     };
-    println!("{text}");
+    println!("{}", term::json_safe(&text));
     Ok(ExitCode::SUCCESS)
 }
 

@@ -30,6 +30,28 @@ pub(crate) fn clean_lines(s: &str) -> String {
     s.split('\n').map(clean).collect::<Vec<_>>().join("\n")
 }
 
+/// JSON text with the characters [`clean`] escapes, where JSON does not
+/// escape them itself (DEL, C1, bidi overrides), written as `\uXXXX`: the
+/// same JSON value, safe on a terminal. Such characters can only be inside
+/// strings, where the escape means the same character.
+pub(crate) fn json_safe(json: &str) -> Cow<'_, str> {
+    // JSON whitespace stays: outside strings it is layout, inside strings
+    // serde_json has escaped it already.
+    let unsafe_char = |c: char| needs_escape(c) && !matches!(c, '\n' | '\r' | '\t');
+    if !json.chars().any(unsafe_char) {
+        return Cow::Borrowed(json);
+    }
+    let mut out = String::with_capacity(json.len() + 16);
+    for c in json.chars() {
+        if unsafe_char(c) {
+            out.push_str(&format!("\\u{:04x}", u32::from(c)));
+        } else {
+            out.push(c);
+        }
+    }
+    Cow::Owned(out)
+}
+
 fn needs_escape(c: char) -> bool {
     c.is_control() || matches!(c, '\u{202a}'..='\u{202e}' | '\u{2066}'..='\u{2069}')
 }
@@ -49,5 +71,16 @@ mod tests {
         // A literal `\u{1b}` in the input cannot pass for an escape.
         assert_eq!(clean("\\u{1b}"), "\\\\u{1b}");
         assert_eq!(clean_lines("a\u{7}\nb\n"), "a\\u{7}\nb\n");
+    }
+
+    #[test]
+    fn json_safe_keeps_the_value() {
+        let v = serde_json::json!({"e": "a\u{1b}\u{7f}\u{9b}\u{202e}b\n"});
+        let text = serde_json::to_string_pretty(&v).unwrap();
+        let safe = json_safe(&text);
+        assert!(!safe.chars().any(|c| c.is_control() && c != '\n'), "{safe}");
+        let back: serde_json::Value = serde_json::from_str(&safe).unwrap();
+        assert_eq!(back, v);
+        assert!(matches!(json_safe("{\"a\": 1}"), Cow::Borrowed(_)));
     }
 }

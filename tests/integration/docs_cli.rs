@@ -319,3 +319,28 @@ fn verify_warns_about_a_stray_open_segment_and_a_damaged_log_tree() {
     let w = warnings(&data);
     assert!(w.contains("tree/level-00 is malformed"), "{w}");
 }
+
+#[test]
+fn proof_output_escapes_c1_and_bidi_characters_and_still_verifies() {
+    let dir = tempfile::tempdir().unwrap();
+    let k = keys(dir.path());
+    let data = dir.path().join("data");
+    let mut hostile = entry(1);
+    let text = String::from_utf8(hostile.bytes).unwrap();
+    // JSON escapes C0 itself; DEL, C1 (CSI) and bidi overrides it leaves raw.
+    hostile.bytes = text
+        .replacen("Viewed", "\u{9b}2J\u{7f}\u{202e}Viewed", 1)
+        .into_bytes();
+    let (mut ledger, _) = Ledger::open(&data, k.signer(), policy(2)).unwrap();
+    ledger.append(&[entry(0), hostile]).unwrap();
+    ledger.close().unwrap();
+    let o = run(&["proof", "--data", s(&data), "--index", "1"]);
+    assert!(o.status.success(), "{o:?}");
+    assert_no_controls(&o);
+    assert!(!String::from_utf8_lossy(&o.stdout).contains('\u{202e}'));
+    let file = dir.path().join("p.json");
+    std::fs::write(&file, &o.stdout).unwrap();
+    let o = run(&["verify-proof", "--vkey", s(&k.vkey), s(&file)]);
+    assert!(o.status.success(), "{o:?}");
+    assert_no_controls(&o);
+}
