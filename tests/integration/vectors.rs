@@ -86,6 +86,7 @@ const VECTORS: &[Vector] = &[
     v("proof-consistency-wrong-old-root", Kind::Proof, false, &["proof"], "consistency proof whose old_root is another tree's", proof_consistency_wrong_root),
     v("proof-unknown-member", Kind::Proof, false, &["format"], "an extra member `note`", proof_unknown_member),
     v("bundle-clean", Kind::Bundle, true, &[], "events 1 and 3", bundle_clean),
+    v("bundle-query-with-control-chars", Kind::Bundle, true, &[], "genuine; the signed query holds ESC, DEL, a C1 CSI and a bidi override (§11.2 escapes)", bundle_hostile_query),
     v("bundle-control-chars-in-member-name", Kind::Bundle, false, &["unexpected_member"], "a member named with terminal escape sequences", bundle_control_name),
     v("bundle-trailing-data", Kind::Bundle, false, &["trailing_data"], "bytes after the end-of-archive blocks", bundle_trailing),
     v("bundle-tampered-event", Kind::Bundle, false, &["event_proof", "event_digest"], "one character of event 3 changed", bundle_tampered),
@@ -482,6 +483,20 @@ fn pack(members: Members) -> Vec<u8> {
 
 fn bundle_clean(b: &Base, out: &Path) {
     write(out, &b.bundle);
+}
+
+fn bundle_hostile_query(b: &Base, out: &Path) {
+    let reader = LedgerReader::open(&b.data).unwrap();
+    let query = BundleQuery {
+        q: "x\u{1b}[2J\u{7f}\u{9b}31m\u{202e}y".into(),
+        from: None,
+        to: Some("2027-01-01T00:00:00+01:00".into()),
+        requested_by: Some("\"po\" \\ \t".into()),
+        created: "2026-12-01T00:00:00Z".into(),
+    };
+    let mut bytes = Vec::new();
+    bundle::build_bundle(&reader, &signer(&SEED), &query, &[PROVEN], &mut bytes).unwrap();
+    write(out, bytes);
 }
 
 fn bundle_control_name(b: &Base, out: &Path) {
