@@ -6,6 +6,7 @@
                                                 the signed checkpoint
     verify_ledger.py --proof FILE --vkey FILE   check an inclusion or a
                                                 consistency proof offline
+    verify_ledger.py --bundle FILE --vkey FILE  check an evidence bundle (§11)
     verify_ledger.py --data DIR --vkey FILE --kek FILE
                                                 also decrypt and rehash the
                                                 entries of encrypted (version 3)
@@ -14,7 +15,7 @@
                                                 checked, their payloads are not
 
 Prints one JSON object and exits 0 when everything verifies, 1 when not, 2 on
-usage errors. Standard library only, plus `cryptography` for Ed25519 and
+usage errors. JSON is parsed by the one rule of §12. Standard library only, plus `cryptography` for Ed25519 and
 `zstandard` for compacted (version 2) segments, `cryptography`'s AESGCM for
 encrypted (version 3) segments. Section numbers (§) refer to
 docs/LEDGER.md.
