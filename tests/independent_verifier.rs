@@ -483,3 +483,47 @@ fn python_verifier_reads_encrypted_segments_with_and_without_the_kek() {
     let (code, report) = python_verify("--data", &leaf, &vkey);
     assert_fails_with(code, &report, "entry_altered");
 }
+
+/// docs/vectors/ (LEDGER.md §12, issue #14): the independent verifier gives
+/// every vector the verdict sealtrail gives. It stops at the first error, so
+/// only for bundles (same kinds in both) is its kind checked too.
+#[test]
+fn python_verifier_agrees_on_every_conformance_vector() {
+    require_python();
+    let root = repo().join("docs/vectors");
+    let manifest: Value =
+        serde_json::from_slice(&fs::read(root.join("vectors.json")).unwrap()).unwrap();
+    let mut checked = 0;
+    let mut wrong = Vec::new();
+    for v in manifest["vectors"].as_array().unwrap() {
+        let mode = match v["kind"].as_str().unwrap() {
+            "dir" => "--data",
+            "proof" => "--proof",
+            "bundle" => "--bundle",
+            other => panic!("unknown vector kind {other}"),
+        };
+        let (code, report) = python_verify(
+            mode,
+            &root.join(v["path"].as_str().unwrap()),
+            &root.join(v["vkey"].as_str().unwrap()),
+        );
+        let want = v["ok"].as_bool().unwrap();
+        let errors = report["errors"].as_array().map_or(0, Vec::len);
+        let kind_ok = want
+            || v["kind"] != "bundle"
+            || v["errors"]
+                .as_array()
+                .unwrap()
+                .contains(&report["errors"][0]["kind"]);
+        if report["ok"] != want
+            || code != if want { 0 } else { 1 }
+            || (errors == 0) != want
+            || !kind_ok
+        {
+            wrong.push(format!("{}: python says {report}", v["name"]));
+        }
+        checked += 1;
+    }
+    assert!(checked >= 20, "only {checked} vectors");
+    assert!(wrong.is_empty(), "{}", wrong.join("\n"));
+}

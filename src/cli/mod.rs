@@ -8,13 +8,23 @@ use crate::ledger::keys::{self, NoteVerifier};
 use crate::ledger::proof::{
     self, CONSISTENCY_FORMAT, ConsistencyProof, INCLUSION_FORMAT, InclusionProof, LedgerReader,
 };
+use crate::ledger::strict_json;
 use crate::ledger::verify::VerifyReport;
 use crate::sources::import::{self, Progress};
 use anyhow::{Context, Result, bail};
 
+/// `println!` for human output built from untrusted text: control
+/// characters are escaped (`term::clean`).
+macro_rules! say {
+    ($($arg:tt)*) => {
+        println!("{}", $crate::cli::term::clean(&format!($($arg)*)))
+    };
+}
+
 mod key;
 mod rules;
 mod search;
+mod term;
 mod tokens;
 mod users;
 mod witness;
@@ -292,7 +302,7 @@ pub fn run() -> ExitCode {
     match dispatch(cli.command) {
         Ok(code) => code,
         Err(e) => {
-            eprintln!("error: {e:#}");
+            eprintln!("error: {}", term::clean(&format!("{e:#}")));
             ExitCode::from(EXIT_ERROR)
         }
     }
@@ -325,7 +335,7 @@ fn dispatch(command: Command) -> Result<ExitCode> {
         },
         Command::Checkpoint { data } => {
             let reader = LedgerReader::open(&data).context("reading the checkpoint")?;
-            print!("{}", reader.checkpoint_text());
+            print!("{}", term::clean_lines(reader.checkpoint_text()));
             Ok(ExitCode::SUCCESS)
         }
         Command::Proof(args) => proof(args),
@@ -594,28 +604,28 @@ fn verify_bundle_file(file: &Path, vkey: &Path, json: bool) -> Result<ExitCode> 
         println!("{}", report.to_json());
     } else {
         let verdict = if report.ok() { "OK" } else { "FAILED" };
-        println!("evidence bundle verification: {verdict}");
+        say!("evidence bundle verification: {verdict}");
         if let Some(q) = &report.query {
-            println!("  query: {}", serde_json::to_string(q)?);
+            say!("  query: {}", serde_json::to_string(q)?);
         }
         if let Some(cp) = &report.checkpoint {
-            println!(
+            say!(
                 "  checkpoint: {} segments, root {}",
                 cp.size,
                 B64.encode(cp.root)
             );
         }
-        println!("  events proven: {}", report.events);
+        say!("  events proven: {}", report.events);
         for e in &report.errors {
             let member = e.member().unwrap_or("archive");
             let index = e
                 .index()
                 .map(|i| format!(", event {i}"))
                 .unwrap_or_default();
-            println!("  error [{}] {member}{index}: {e}", e.kind());
+            say!("  error [{}] {member}{index}: {e}", e.kind());
         }
         if report.errors_omitted > 0 {
-            println!("  ... and {} more errors", report.errors_omitted);
+            say!("  ... and {} more errors", report.errors_omitted);
         }
     }
     Ok(if report.ok() {
@@ -627,32 +637,32 @@ fn verify_bundle_file(file: &Path, vkey: &Path, json: bool) -> Result<ExitCode> 
 
 fn print_report(r: &VerifyReport) {
     let verdict = if r.ok { "OK" } else { "FAILED" };
-    println!("ledger verification: {verdict}");
-    println!(
+    say!("ledger verification: {verdict}");
+    say!(
         "  segments: {}   events verified: {}",
         r.segments, r.events
     );
     for u in r.unverified.iter().filter(|u| u.reason == "uncovered") {
-        println!(
+        say!(
             "  not verified: events {}..{} (segments {}..{}) are not covered by a signed checkpoint",
             u.first_index, u.end_index, u.first_segment, u.end_segment
         );
     }
     if let (Some(a), Some(b)) = (&r.first_time, &r.last_time) {
-        println!("  event times: {a} .. {b}");
+        say!("  event times: {a} .. {b}");
     }
     if let Some(cp) = &r.checkpoint {
-        println!("  checkpoint: {} segments, root {}", cp.size, cp.root);
+        say!("  checkpoint: {} segments, root {}", cp.size, cp.root);
     }
     if let Some(cp) = &r.since {
-        println!(
+        say!(
             "  consistent with older checkpoint of {} segments: {}",
             cp.size,
             if r.ok { "yes" } else { "see errors" }
         );
     }
     if let Some(w) = &r.witnessed {
-        println!(
+        say!(
             "  witnessed: {} segments, root {}, cosigned by {}",
             w.size,
             w.root,
@@ -660,13 +670,13 @@ fn print_report(r: &VerifyReport) {
         );
     }
     if r.unsealed_events > 0 {
-        println!(
+        say!(
             "  unsealed events (durable, sealed within a second of activity): {}",
             r.unsealed_events
         );
     }
     for w in &r.warnings {
-        println!("  warning: {w}");
+        say!("  warning: {w}");
     }
     for e in &r.errors {
         let segment = e
@@ -674,10 +684,10 @@ fn print_report(r: &VerifyReport) {
             .map(|s| format!("segment {s}"))
             .unwrap_or_else(|| "log".into());
         let index = e.index.map(|i| format!(", event {i}")).unwrap_or_default();
-        println!("  error [{}] {segment}{index}: {}", e.kind, e.detail);
+        say!("  error [{}] {segment}{index}: {}", e.kind, e.detail);
     }
     if r.errors_omitted > 0 {
-        println!("  ... and {} more errors", r.errors_omitted);
+        say!("  ... and {} more errors", r.errors_omitted);
     }
 }
 
@@ -694,7 +704,7 @@ fn proof(args: ProofArgs) -> Result<ExitCode> {
         };
         serde_json::to_string_pretty(&reader.inclusion_proof(index)?)?
     };
-    println!("{text}");
+    println!("{}", term::json_safe(&text));
     Ok(ExitCode::SUCCESS)
 }
 
@@ -721,52 +731,66 @@ fn find_by_id(reader: &LedgerReader, id: &str) -> Result<u64> {
 }
 
 fn verify_proof(vkey: &Path, since: Option<&Path>, json: bool, file: &Path) -> Result<ExitCode> {
+    // Exit 2 only for what is not the proof's fault: the key or the files
+    // cannot be read. Anything wrong inside the proof is INVALID (exit 1).
     let verifier = load_verifier(vkey)?;
-    let text = read_bounded(file)?;
-    let value: serde_json::Value =
-        serde_json::from_str(&text).with_context(|| format!("{} is not JSON", file.display()))?;
-    let format = value
-        .get("format")
-        .and_then(|f| f.as_str())
-        .unwrap_or_default()
-        .to_owned();
-    let outcome: std::result::Result<serde_json::Value, String> = match format.as_str() {
-        INCLUSION_FORMAT => {
-            let p: InclusionProof =
-                serde_json::from_value(value).context("malformed inclusion proof")?;
-            proof::verify_inclusion_proof(&p, &verifier)
-                .map(|v| {
-                    serde_json::json!({"ok": true, "kind": "inclusion", "index": v.index(),
-                        "checkpoint_size": v.checkpoint().size})
-                })
-                .map_err(|e| e.to_string())
-        }
-        CONSISTENCY_FORMAT => {
-            let p: ConsistencyProof =
-                serde_json::from_value(value).context("malformed consistency proof")?;
-            let old = since.map(read_bounded).transpose()?;
-            proof::verify_consistency_proof(&p, &verifier, old.as_deref())
-                .map(|v| serde_json::json!({"ok": true, "kind": "consistency", "old_size": v.old_size, "new_size": v.new_size}))
-                .map_err(|e| e.to_string())
-        }
-        other => bail!("unknown proof format {other:?}"),
-    };
+    let bytes = std::fs::File::open(file)
+        .and_then(|f| crate::bounded::read_bounded(f, MAX_PROOF_FILE))
+        .with_context(|| format!("reading {}", file.display()))?;
+    let old = since.map(read_bounded).transpose()?;
+    let outcome = check_proof_bytes(&bytes, &verifier, old.as_deref());
     match outcome {
         Ok(v) => {
             if json {
                 println!("{v}");
             } else {
-                println!("proof OK: {}", v);
+                say!("proof OK: {v}");
             }
             Ok(ExitCode::SUCCESS)
         }
-        Err(e) => {
+        Err((kind, e)) => {
             if json {
-                println!("{}", serde_json::json!({"ok": false, "error": e}));
+                println!(
+                    "{}",
+                    serde_json::json!({"ok": false, "error": e, "errors": [{"kind": kind, "detail": e}]})
+                );
             } else {
-                println!("proof INVALID: {e}");
+                say!("proof INVALID: {e}");
             }
             Ok(ExitCode::from(EXIT_CHECK_FAILED))
         }
+    }
+}
+
+/// Parses (LEDGER.md §12: one JSON rule) and checks a proof file's bytes.
+/// The error carries a kind: `json` (the rule of §12), `format` (not a
+/// proof of a known format and shape) or `proof` (a check failed).
+fn check_proof_bytes(
+    bytes: &[u8],
+    verifier: &NoteVerifier,
+    old: Option<&str>,
+) -> std::result::Result<serde_json::Value, (&'static str, String)> {
+    let value: serde_json::Value =
+        strict_json::from_slice(bytes).map_err(|e| ("json", format!("the proof file {e}")))?;
+    let format = value.get("format").and_then(|f| f.as_str()).unwrap_or("");
+    match format {
+        INCLUSION_FORMAT => {
+            let p: InclusionProof = serde_json::from_value(value)
+                .map_err(|e| ("format", format!("malformed inclusion proof: {e}")))?;
+            proof::verify_inclusion_proof(&p, verifier)
+                .map(|v| {
+                    serde_json::json!({"ok": true, "kind": "inclusion", "index": v.index(),
+                        "checkpoint_size": v.checkpoint().size})
+                })
+                .map_err(|e| ("proof", e.to_string()))
+        }
+        CONSISTENCY_FORMAT => {
+            let p: ConsistencyProof = serde_json::from_value(value)
+                .map_err(|e| ("format", format!("malformed consistency proof: {e}")))?;
+            proof::verify_consistency_proof(&p, verifier, old)
+                .map(|v| serde_json::json!({"ok": true, "kind": "consistency", "old_size": v.old_size, "new_size": v.new_size}))
+                .map_err(|e| ("proof", e.to_string()))
+        }
+        other => Err(("format", format!("unknown proof format {other:?}"))),
     }
 }

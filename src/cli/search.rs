@@ -135,7 +135,7 @@ pub fn search(cmd: SearchCmd<'_>) -> Result<ExitCode> {
     );
     for h in &hits {
         let e = &h["event"];
-        let s = |v: &Value| v.as_str().unwrap_or("-").to_owned();
+        let s = |v: &Value| super::term::clean(v.as_str().unwrap_or("-")).into_owned();
         println!(
             "#{:<10} {}  {}/{} {}  user={} patient={} ip={}  {}",
             h["index"],

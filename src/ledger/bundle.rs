@@ -51,6 +51,10 @@ pub const MAX_QUERY_LEN: usize = 4096;
 pub const MAX_REQUESTED_BY_LEN: usize = 256;
 pub const MAX_TIME_LEN: usize = 64;
 
+/// Zero padding accepted after the end-of-archive block (tar writers pad
+/// archives to records of up to 10 KiB).
+pub const MAX_TAR_PADDING: u64 = 64 << 10;
+
 /// Most problems listed in a report; the rest are counted.
 pub const MAX_ISSUES: usize = 1000;
 
@@ -112,6 +116,8 @@ pub enum BundleError {
     },
     #[error("member {name} is cut short: the archive ends {missing} bytes early")]
     Truncated { name: &'static str, missing: u64 },
+    #[error("data after the end of the archive: {reason}")]
+    TrailingData { reason: String },
     #[error(
         "signing.vkey is not the key being verified with: bundle has {found:?}, expected {expected:?}"
     )]
@@ -178,6 +184,7 @@ impl BundleError {
             MemberOrder { .. } => "member_order",
             MemberTooLarge { .. } => "member_too_large",
             Truncated { .. } => "truncated",
+            TrailingData { .. } => "trailing_data",
             Vkey { .. } => "vkey",
             Checkpoint(_) => "checkpoint_signature",
             ManifestSignature(_) => "manifest_signature",
@@ -899,6 +906,23 @@ impl<'v> Checker<'v> {
                 self.check_member(name, bytes);
             }
         }
+        // One rule for trailing data (LEDGER.md §12, §11.1): after the first
+        // end-of-archive block only zero padding may follow, so no bytes
+        // ride along in a bundle unchecked.
+        let rest = match crate::bounded::read_bounded(archive.into_inner(), MAX_TAR_PADDING) {
+            Ok(rest) => rest,
+            Err(e) if e.kind() == std::io::ErrorKind::InvalidData => {
+                return Err(BundleError::TrailingData {
+                    reason: format!("more than {MAX_TAR_PADDING} bytes"),
+                });
+            }
+            Err(e) => return Err(BundleError::Archive(e)),
+        };
+        if let Some(at) = rest.iter().position(|&b| b != 0) {
+            return Err(BundleError::TrailingData {
+                reason: format!("a non-zero byte {at} bytes after the end-of-archive block"),
+            });
+        }
         Ok(())
     }
 
@@ -1006,7 +1030,9 @@ impl<'v> Checker<'v> {
 
     /// Checks one line of events.ndjson; returns the index it claims.
     fn check_event(&mut self, line_no: u64, body: &[u8]) -> Option<u64> {
-        let proof: InclusionProof = match serde_json::from_slice(body) {
+        // One JSON rule (LEDGER.md §12) before the canonical-form check, so
+        // the reason names a duplicate member or bad UTF-8 as such.
+        let proof: InclusionProof = match super::strict_json::from_slice(body) {
             Ok(p) => p,
             Err(e) => {
                 self.push(BundleError::EventLine {

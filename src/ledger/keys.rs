@@ -14,7 +14,7 @@ use base64::engine::general_purpose::STANDARD;
 use ed25519_dalek::pkcs8::spki::EncodePublicKey;
 use ed25519_dalek::pkcs8::spki::der::pem::LineEnding;
 use ed25519_dalek::pkcs8::spki::der::zeroize::Zeroizing;
-use ed25519_dalek::pkcs8::{DecodePrivateKey, EncodePrivateKey};
+use ed25519_dalek::pkcs8::{DecodePrivateKey, EncodePrivateKey, KeypairBytes};
 use ed25519_dalek::{Signer, SigningKey, VerifyingKey};
 use rand_core::OsRng;
 
@@ -154,9 +154,15 @@ impl NoteSigner {
         })
     }
 
+    /// PKCS#8 v1 (RFC 8410 form, seed only): OpenSSL 3.0 and pyca/cryptography
+    /// refuse the v2 form (RFC 5958, with the public key) that ed25519-dalek
+    /// writes by default. [`Self::from_pkcs8_pem`] reads both.
     pub fn to_pkcs8_pem(&self) -> Result<Zeroizing<String>, KeyError> {
-        self.key
-            .to_pkcs8_pem(LineEnding::LF)
+        let v1 = KeypairBytes {
+            secret_key: self.key.to_bytes(),
+            public_key: None,
+        };
+        v1.to_pkcs8_pem(LineEnding::LF)
             .map_err(|_| KeyError::PemEncode)
     }
 
@@ -517,6 +523,24 @@ mod tests {
                 .unwrap_or_else(|| panic!("{line:?} accepted"));
             assert!(want(&err), "{line:?}: {err}");
         }
+    }
+
+    #[test]
+    fn pem_is_pkcs8_v1_and_v2_still_reads() {
+        let s = NoteSigner::from_seed("n", &[7u8; 32]).unwrap();
+        let pem = s.to_pkcs8_pem().unwrap();
+        let b64: String = pem.lines().filter(|l| !l.starts_with("-----")).collect();
+        let der = STANDARD.decode(b64).unwrap();
+        // RFC 8410 §7: version 0, OID 1.3.101.112, OCTET STRING(OCTET STRING(seed)).
+        let mut want = hex::decode("302e020100300506032b657004220420").unwrap();
+        want.extend_from_slice(&[7u8; 32]);
+        assert_eq!(der, want);
+        assert!(pem.starts_with("-----BEGIN PRIVATE KEY-----\n"));
+        // A v2 key (RFC 5958, with the public key) as earlier versions wrote it.
+        let v2 = s.key.to_pkcs8_pem(LineEnding::LF).unwrap();
+        assert_ne!(v2.as_str(), pem.as_str());
+        let back = NoteSigner::from_pkcs8_pem("n", &v2).unwrap();
+        assert_eq!(back.verifier(), s.verifier());
     }
 
     #[test]

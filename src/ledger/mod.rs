@@ -28,6 +28,7 @@ pub mod note;
 pub mod proof;
 pub mod record;
 pub mod segment;
+pub mod strict_json;
 pub mod tree_store;
 pub mod verify;
 pub mod witnessed;

@@ -13,7 +13,9 @@ use super::log::LedgerPaths;
 use super::merkle::{self, ProofError};
 use super::note::{self, Checkpoint, NoteError};
 use super::record::{RecordError, SegmentRecord};
-use super::segment::{self, BLOCK_SHIFT, Footer, FrameCodec, SegmentError, SegmentHeader};
+use super::segment::{
+    self, BLOCK_SHIFT, Footer, FrameCodec, FrameReader, SegmentError, SegmentHeader,
+};
 use super::tree_store::{SegmentIndex, TreeStore, TreeStoreError};
 use base64::Engine;
 use base64::engine::general_purpose::STANDARD as B64;
@@ -275,6 +277,39 @@ impl LedgerReader {
         Ok(entry)
     }
 
+    /// Past the last sealed segment, an event is either in the open segment
+    /// (not sealed yet) or does not exist at all.
+    fn unsealed_or_missing(&self, index: u64, sealed_end: u64) -> ProofBuildError {
+        let open = self.paths.segment(self.index.len(), false);
+        if !open.exists() {
+            // Sealed since this reader opened (a live writer): retry.
+            if self.paths.segment(self.index.len(), true).exists() {
+                return ProofBuildError::NotSealed(index);
+            }
+            return ProofBuildError::NoSuchEvent {
+                index,
+                end: sealed_end,
+            };
+        }
+        let Ok(mut frames) = FrameReader::open_with(&open, &self.dicts) else {
+            return ProofBuildError::NotSealed(index);
+        };
+        let mut end = frames.header.first_index;
+        loop {
+            match frames.next_frame() {
+                Ok(Some(_)) => end += 1,
+                Ok(None) => break,
+                // Unreadable here (e.g. encrypted): do not claim it is missing.
+                Err(_) => return ProofBuildError::NotSealed(index),
+            }
+        }
+        if index < end {
+            ProofBuildError::NotSealed(index)
+        } else {
+            ProofBuildError::NoSuchEvent { index, end }
+        }
+    }
+
     /// Finds an event: (segment footer, entry bytes, block entries, position in block, segment number).
     #[allow(clippy::type_complexity)]
     fn locate(
@@ -288,7 +323,7 @@ impl LedgerReader {
         let (mut file, footer) = self.footer(number)?;
         if index >= footer.record.end_index() {
             return Err(if number + 1 >= self.index.len() {
-                ProofBuildError::NotSealed(index)
+                self.unsealed_or_missing(index, footer.record.end_index())
             } else {
                 ProofBuildError::Inconsistent(format!(
                     "segment index places event {index} in segment {number}"

@@ -6,6 +6,7 @@
                                                 the signed checkpoint
     verify_ledger.py --proof FILE --vkey FILE   check an inclusion or a
                                                 consistency proof offline
+    verify_ledger.py --bundle FILE --vkey FILE  check an evidence bundle (§11)
     verify_ledger.py --data DIR --vkey FILE --kek FILE
                                                 also decrypt and rehash the
                                                 entries of encrypted (version 3)
@@ -14,7 +15,7 @@
                                                 checked, their payloads are not
 
 Prints one JSON object and exits 0 when everything verifies, 1 when not, 2 on
-usage errors. Standard library only, plus `cryptography` for Ed25519 and
+usage errors. JSON is parsed by the one rule of §12. Standard library only, plus `cryptography` for Ed25519 and
 `zstandard` for compacted (version 2) segments, `cryptography`'s AESGCM for
 encrypted (version 3) segments. Section numbers (§) refer to
 docs/LEDGER.md.
@@ -192,32 +193,39 @@ def load_vkey(path):
     return name, bytes.fromhex(id_hex), Ed25519PublicKey.from_public_bytes(raw[1:])
 
 
-def open_checkpoint(note, vkey):
-    """Verifies a signed checkpoint note; returns (origin, size, root) (§6.1, §6.2)."""
+def open_note(note, vkey, kind="checkpoint_signature"):
+    """The signed text of a note with a valid signature by vkey (§6.2)."""
     name, kid, public_key = vkey
     if any(c != "\n" and unicodedata.category(c) == "Cc" for c in note):
-        raise Invalid("checkpoint_signature", "note holds a control character")
+        raise Invalid(kind, "note holds a control character")
     split = note.rfind("\n\n")
     if split < 0 or not note.endswith("\n"):
-        raise Invalid("checkpoint_signature", "not a signed note")
+        raise Invalid(kind, "not a signed note")
     text, sig_lines = note[: split + 1], note[split + 2 : -1].split("\n")
     ours = 0
     for line in sig_lines:
         m = re.fullmatch("\u2014 (\\S+) (\\S+)", line)
         if not m:
-            raise Invalid("checkpoint_signature", f"bad signature line {line!r}")
+            raise Invalid(kind, f"bad signature line {line!r}")
         blob = b64decode(m.group(2), "signature")
         if m.group(1) != name or blob[:4] != kid:
             continue  # another key's signature (a witness, say): ignored
         if len(blob) != 68:
-            raise Invalid("checkpoint_signature", "our signature is not key id (4) + Ed25519 (64)")
+            raise Invalid(kind, "our signature is not key id (4) + Ed25519 (64)")
         try:
             public_key.verify(blob[4:], text.encode())
         except InvalidSignature as e:
-            raise Invalid("checkpoint_signature", "signature does not verify") from e
+            raise Invalid(kind, "signature does not verify") from e
         ours += 1
     if ours == 0:
-        raise Invalid("checkpoint_signature", f"no signature by {name}")
+        raise Invalid(kind, f"no signature by {name}")
+    return text
+
+
+def open_checkpoint(note, vkey):
+    """Verifies a signed checkpoint note; returns (origin, size, root) (§6.1, §6.2)."""
+    name = vkey[0]
+    text = open_note(note, vkey)
     lines = text[:-1].split("\n")
     if len(lines) < 3 or "" in lines or not re.fullmatch(r"0|[1-9][0-9]{0,19}", lines[1]) or int(lines[1]) >= 2**64:
         raise Invalid("checkpoint_signature", "malformed checkpoint body")
@@ -252,6 +260,52 @@ def parse_record(b):
     }
 
 
+# --- one parsing rule for JSON (§12) ------------------------------------------
+class StrictJsonError(ValueError):
+    pass
+
+
+def _no_duplicates(pairs):
+    names = [k for k, _ in pairs]
+    if len(set(names)) != len(names):
+        dup = next(k for k in names if names.count(k) > 1)
+        raise StrictJsonError(f"repeats the member {dup!r}")
+    return dict(pairs)
+
+
+def _no_constant(name):
+    raise StrictJsonError(f"{name} is not JSON")
+
+
+def _check_strings(v):
+    """Lone surrogates (from \\ud800 escapes) are not Unicode strings (§12 rule 2)."""
+    if isinstance(v, str):
+        v.encode("utf-8")
+    elif isinstance(v, dict):
+        for k, x in v.items():
+            _check_strings(k)
+            _check_strings(x)
+    elif isinstance(v, list):
+        for x in v:
+            _check_strings(x)
+
+
+def strict_loads(data):
+    """JSON by §12: no BOM, UTF-8, no duplicate members, nothing after the value."""
+    if data.startswith(b"\xef\xbb\xbf"):
+        raise StrictJsonError("starts with a byte-order mark")
+    try:
+        text = data.decode("utf-8")
+        # json.loads refuses a second value ("Extra data") but allows JSON whitespace.
+        v = json.loads(text, object_pairs_hook=_no_duplicates, parse_constant=_no_constant)
+        _check_strings(v)
+    except StrictJsonError:
+        raise
+    except (UnicodeError, ValueError) as e:
+        raise StrictJsonError(str(e)) from e
+    return v
+
+
 # --- event time (§3.3) ---------------------------------------------------------
 RFC3339 = re.compile(
     r"(\d{4})-(\d{2})-(\d{2})[Tt](\d{2}):(\d{2}):(\d{2})(?:\.(\d+))?([Zz]|[+-]\d{2}:\d{2})"
@@ -269,7 +323,7 @@ def days_from_civil(y, m, d):
 
 def entry_time_ms(payload):
     """`event.time` of an entry in Unix milliseconds (sub-millisecond truncated)."""
-    time = json.loads(payload.decode("utf-8"))["event"]["time"]
+    time = strict_loads(payload)["event"]["time"]
     m = RFC3339.fullmatch(time) if isinstance(time, str) else None
     if not m:
         raise ValueError(f"event time {time!r} is not RFC 3339")
@@ -568,10 +622,17 @@ def exact_fields(obj, names, what):
         raise Invalid("format", f"{what} must have exactly the members {sorted(names)}")
 
 
+def uints(*values):
+    """Sizes and indices are JSON integers: `3.0` and `true` are not (§7)."""
+    if any(type(v) is not int or v < 0 for v in values):
+        raise Invalid("format", "indices and sizes must be non-negative JSON integers")
+
+
 def verify_inclusion_proof(p, vkey):
     exact_fields(p, ["format", "index", "entry", "segment", "log", "checkpoint"], "proof")
     exact_fields(p["segment"], ["record", "leaf_index", "path"], "segment")
     exact_fields(p["log"], ["leaf_index", "tree_size", "path"], "log")
+    uints(p["index"], p["segment"]["leaf_index"], p["log"]["leaf_index"], p["log"]["tree_size"])
     origin, size, root = open_checkpoint(p["checkpoint"], vkey)
     record_bytes = b64decode(p["segment"]["record"], "segment.record")
     rec = parse_record(record_bytes)
@@ -598,6 +659,7 @@ def verify_inclusion_proof(p, vkey):
 
 def verify_consistency_proof(p, vkey):
     exact_fields(p, ["format", "old_size", "old_root", "new_size", "new_root", "path", "checkpoint"], "proof")
+    uints(p["old_size"], p["new_size"])
     _, size, root = open_checkpoint(p["checkpoint"], vkey)
     if p["new_size"] != size or b64decode(p["new_root"], "new_root") != root:
         raise Invalid("proof", "new_size / new_root disagree with the checkpoint")
@@ -607,8 +669,12 @@ def verify_consistency_proof(p, vkey):
 
 
 def verify_proof_file(path, vkey):
-    with open(path, encoding="utf-8") as f:
-        p = json.load(f)
+    with open(path, "rb") as f:
+        data = f.read()
+    try:
+        p = strict_loads(data)
+    except StrictJsonError as e:
+        return {"ok": False, "errors": [{"kind": "json", "detail": f"the proof file {e}"}]}
     try:
         kind = {INCLUSION_FORMAT: verify_inclusion_proof, CONSISTENCY_FORMAT: verify_consistency_proof}
         if p.get("format") not in kind:
@@ -620,12 +686,187 @@ def verify_proof_file(path, vkey):
         return {"ok": False, "errors": [{"kind": "format", "detail": f"malformed proof: {e!r}"}]}
 
 
+# --- evidence bundles (§11) ----------------------------------------------------
+BUNDLE_MEMBERS = {  # name: largest size accepted (§11.1)
+    "README.txt": 64 << 10,
+    "signing.vkey": 1 << 10,
+    "checkpoint": 1 << 20,
+    "manifest": 64 << 10,
+    "events.ndjson": 1 << 30,
+}
+MAX_TAR_PADDING = 64 << 10
+MANIFEST_KEYS = ["origin", "query", "from", "to", "requested-by", "created",
+                 "checkpoint-size", "checkpoint-root", "events", "events-sha256"]
+
+
+def tar_number(field, what):
+    digits = field.rstrip(b"\0 ").lstrip(b" ")
+    if not re.fullmatch(rb"[0-7]*", digits):
+        raise Invalid("archive", f"{what} is not an octal number")
+    return int(digits or b"0", 8)
+
+
+def read_tar(data):
+    """Members (name, bytes) of a ustar archive, strictly (§11.1)."""
+    members, pos = [], 0
+    while pos < len(data):
+        if pos + 512 > len(data):
+            raise Invalid("truncated", "the archive ends inside a header")
+        h = data[pos : pos + 512]
+        if h == bytes(512):
+            rest = data[pos + 512 :]
+            if len(rest) > MAX_TAR_PADDING or any(rest):
+                raise Invalid("trailing_data", "data after the end-of-archive block")
+            break
+        if tar_number(h[148:156], "checksum") != sum(h[:148]) + 8 * 32 + sum(h[156:]):
+            raise Invalid("archive", "bad header checksum")
+        name = h[:100].split(b"\0", 1)[0]
+        if h[257:262] == b"ustar" and h[345] != 0:
+            name = h[345:500].split(b"\0", 1)[0] + b"/" + name
+        name = name.decode("utf-8", "replace")
+        if name not in BUNDLE_MEMBERS:
+            raise Invalid("unexpected_member", f"member {name!r} is not part of a bundle")
+        if any(n == name for n, _ in members):
+            raise Invalid("duplicate_member", name)
+        if members and members[-1][0] == "events.ndjson":
+            raise Invalid("member_order", f"{name} after events.ndjson")
+        if h[156:157] not in (b"0", b"\0"):
+            raise Invalid("member_type", f"{name} is not a regular file")
+        size = tar_number(h[124:136], "size")
+        if size > BUNDLE_MEMBERS[name]:
+            raise Invalid("member_too_large", name)
+        if pos + 512 + size > len(data):
+            raise Invalid("truncated", f"{name} is cut short")
+        members.append((name, data[pos + 512 : pos + 512 + size]))
+        pos += 512 + (size + 511) // 512 * 512
+    missing = [n for n in BUNDLE_MEMBERS if n not in dict(members)]
+    if missing:
+        raise Invalid("missing_member", ", ".join(missing))
+    return dict(members)
+
+
+def manifest_string(s):
+    """A STRING of §11.2: JSON escapes, plus \\u00xx for U+007F..U+009F."""
+    out = json.dumps(s, ensure_ascii=False)
+    return "".join(f"\\u{ord(c):04x}" if 0x7F <= ord(c) <= 0x9F else c for c in out)
+
+
+def parse_manifest(text):
+    lines = text.split("\n")
+    if len(lines) != 12 or lines[-1] != "" or lines[0] != "sealtrail evidence bundle v1":
+        raise Invalid("manifest_format", "not 11 lines of a v1 manifest")
+    values = {}
+    for key, line in zip(MANIFEST_KEYS, lines[1:11]):
+        if not line.startswith(key + " "):
+            raise Invalid("manifest_format", f"want `{key} <value>`")
+        values[key] = line[len(key) + 1 :]
+    m = {"origin": values["origin"]}
+    try:
+        for key in ("query", "from", "to", "requested-by", "created"):
+            v = values[key]
+            m[key] = None if v == "null" and key not in ("query", "created") else strict_loads(v.encode())
+            if m[key] is not None and not isinstance(m[key], str):
+                raise Invalid("manifest_format", f"{key} is not a string")
+    except StrictJsonError as e:
+        raise Invalid("manifest_format", str(e)) from e
+    for key in ("checkpoint-size", "events"):
+        if not re.fullmatch(r"0|[1-9][0-9]{0,19}", values[key]):
+            raise Invalid("manifest_format", f"{key} is not a decimal")
+        m[key] = int(values[key])
+    m["checkpoint-root"] = b64decode(values["checkpoint-root"], "checkpoint-root")
+    if not re.fullmatch(r"[0-9a-f]{64}", values["events-sha256"]):
+        raise Invalid("manifest_format", "events-sha256 is not 64 lower-case hex digits")
+    m["events-sha256"] = bytes.fromhex(values["events-sha256"])
+    canonical = ["sealtrail evidence bundle v1", "origin " + m["origin"]] + [
+        f"{k} " + ("null" if m[k] is None else manifest_string(m[k])) for k in ("query", "from", "to", "requested-by", "created")
+    ] + [
+        f"checkpoint-size {m['checkpoint-size']}",
+        "checkpoint-root " + base64.b64encode(m["checkpoint-root"]).decode(),
+        f"events {m['events']}",
+        "events-sha256 " + m["events-sha256"].hex(),
+    ]
+    if "\n".join(canonical) + "\n" != text:
+        raise Invalid("manifest_format", "not in canonical form")
+    limits = {"query": 4096, "requested-by": 256, "from": 64, "to": 64, "created": 64}
+    for key, limit in limits.items():
+        v = m[key]
+        if v is None:
+            continue
+        if len(v.encode()) > limit:
+            raise Invalid("manifest_format", f"{key} is longer than {limit} bytes")
+        if key in ("from", "to", "created") and not RFC3339.fullmatch(v):
+            raise Invalid("manifest_format", f"{key} is not an RFC 3339 time")
+    return m
+
+
+def canonical_proof_line(p):
+    ordered = {
+        "format": p["format"], "index": p["index"], "entry": p["entry"],
+        "segment": {k: p["segment"][k] for k in ("record", "leaf_index", "path")},
+        "log": {k: p["log"][k] for k in ("leaf_index", "tree_size", "path")},
+        "checkpoint": p["checkpoint"],
+    }
+    return json.dumps(ordered, ensure_ascii=False, separators=(",", ":")).encode()
+
+
+def verify_bundle_file(path, vkey, vkey_path):
+    with open(path, "rb") as f:
+        data = f.read()
+    try:
+        members = read_tar(data)
+        with open(vkey_path, "rb") as f:
+            if members["signing.vkey"] != f.read().rstrip(b"\n") + b"\n":
+                raise Invalid("vkey", "signing.vkey is not the key verified with")
+        checkpoint = members["checkpoint"].decode("utf-8")
+        origin, size, root = open_checkpoint(checkpoint, vkey)
+        m = parse_manifest(open_note(members["manifest"].decode("utf-8"), vkey, "manifest_signature"))
+        if m["origin"] != vkey[0]:
+            raise Invalid("manifest_origin", m["origin"])
+        if (m["checkpoint-size"], m["checkpoint-root"]) != (size, root):
+            raise Invalid("checkpoint_mismatch", "manifest names another checkpoint")
+        digest, previous, count = hashlib.sha256(), None, 0
+        events = members["events.ndjson"]
+        if events and not events.endswith(b"\n"):
+            raise Invalid("event_line", "does not end with a newline")
+        for line in events.split(b"\n")[:-1]:
+            count += 1
+            try:
+                p = strict_loads(line)
+                exact_fields(p, ["format", "index", "entry", "segment", "log", "checkpoint"], "proof")
+                if canonical_proof_line(p) != line:
+                    raise Invalid("event_line", f"line {count} is not canonical")
+            except (StrictJsonError, KeyError, TypeError) as e:
+                raise Invalid("event_line", f"line {count}: {e}") from e
+            if p["checkpoint"] != checkpoint:
+                raise Invalid("event_checkpoint", f"line {count}")
+            try:
+                verify_inclusion_proof(p, vkey)
+            except Invalid as e:
+                raise Invalid("event_proof", f"line {count}: {e.detail}") from e
+            if previous is not None and p["index"] <= previous:
+                raise Invalid("event_order", f"line {count}")
+            previous = p["index"]
+            digest.update(struct.pack(">Q", p["index"]) + leaf_hash(p["entry"].encode("utf-8")))
+        if count > 100_000:
+            raise Invalid("too_many_events", str(count))
+        if count != m["events"]:
+            raise Invalid("event_count", f"{count} lines, manifest says {m['events']}")
+        if digest.digest() != m["events-sha256"]:
+            raise Invalid("event_digest", "events do not match events-sha256")
+    except Invalid as e:
+        return {"ok": False, "errors": [{"kind": e.kind, "detail": e.detail}]}
+    except UnicodeError as e:
+        return {"ok": False, "errors": [{"kind": "format", "detail": str(e)}]}
+    return {"ok": True, "events": count, "checkpoint_size": size}
+
+
 def main():
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--vkey", required=True)
     what = ap.add_mutually_exclusive_group(required=True)
     what.add_argument("--data")
     what.add_argument("--proof")
+    what.add_argument("--bundle")
     ap.add_argument("--kek", help="key-encryption key file: check encrypted entries too (§4.9)")
     args = ap.parse_args()
     try:
@@ -638,7 +879,12 @@ def main():
     except (OSError, ValueError) as e:
         print(json.dumps({"ok": False, "errors": [{"kind": "kek", "detail": str(e)}]}))
         return 2
-    report = verify_proof_file(args.proof, vkey) if args.proof else verify_data_dir(args.data, vkey, kek)
+    if args.bundle:
+        report = verify_bundle_file(args.bundle, vkey, args.vkey)
+    elif args.proof:
+        report = verify_proof_file(args.proof, vkey)
+    else:
+        report = verify_data_dir(args.data, vkey, kek)
     print(json.dumps(report))
     return 0 if report["ok"] else 1
 

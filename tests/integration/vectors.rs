@@ -1,0 +1,682 @@
+//! Conformance vectors (`docs/vectors/`, issue #14 item 5): small ledgers,
+//! proofs and bundles, clean and altered, each with the verdict and error
+//! kinds `sealtrail` must give. `regenerate_conformance_vectors` (ignored)
+//! writes them from fixed keys and fixed events, byte for byte the same on
+//! every run; the other tests check the CLI against them and that they are
+//! still what the generator makes. Adding a vector is one line in
+//! [`VECTORS`] (plus a function when no existing one fits).
+
+use crate::util::*;
+use base64::Engine;
+use base64::engine::general_purpose::STANDARD as B64;
+use sealtrail::ledger::bundle::{self, BundleQuery};
+use sealtrail::ledger::compact::{Dictionary, compact_segment};
+use sealtrail::ledger::dicts::DictStore;
+use sealtrail::ledger::keys::NoteSigner;
+use sealtrail::ledger::log::{Ledger, LedgerEntry, LedgerPaths};
+use sealtrail::ledger::proof::LedgerReader;
+use sealtrail::ledger::segment::FrameReader;
+use std::collections::BTreeSet;
+use std::path::{Path, PathBuf};
+use std::process::Command;
+
+const NAME: &str = "vectors.example/log";
+/// Fixed Ed25519 seeds: the log's key and a stranger's key with the same name.
+const SEED: [u8; 32] = [0x11; 32];
+const OTHER_SEED: [u8; 32] = [0x22; 32];
+const EVENTS: u64 = 5;
+const PER_SEGMENT: u64 = 2;
+/// The event the proofs and the altered entries are about.
+const PROVEN: u64 = 3;
+
+#[derive(Clone, Copy, PartialEq, Eq, Debug)]
+enum Kind {
+    Dir,
+    Proof,
+    Bundle,
+}
+
+impl Kind {
+    fn name(self) -> &'static str {
+        match self {
+            Kind::Dir => "dir",
+            Kind::Proof => "proof",
+            Kind::Bundle => "bundle",
+        }
+    }
+}
+
+struct Vector {
+    name: &'static str,
+    kind: Kind,
+    ok: bool,
+    /// Error kinds `sealtrail` reports, as a set.
+    kinds: &'static [&'static str],
+    what: &'static str,
+    make: fn(&Base, &Path),
+}
+
+/// One line per vector.
+#[rustfmt::skip]
+const VECTORS: &[Vector] = &[
+    v("dir-clean", Kind::Dir, true, &[], "5 events in 3 segments", dir_clean),
+    v("dir-compacted-clean", Kind::Dir, true, &[], "segments compacted (version 2, dictionary, frame index 0x86)", dir_compacted),
+    v("dir-entry-bit-flip", Kind::Dir, false, &["entry_corrupt"], "one bit of event 1 flipped (frame CRC fails)", dir_bit_flip),
+    v("dir-deleted-segment", Kind::Dir, false, &["missing_segment", "checkpoint_mismatch"], "segment 1 deleted", dir_deleted_segment),
+    v("dir-swapped-segments", Kind::Dir, false, &["misplaced", "sequence", "chain", "checkpoint_mismatch"], "segment files 0 and 1 swapped", dir_swapped),
+    v("dir-truncated-resigned-other-key", Kind::Dir, false, &["checkpoint_signature"], "last segment removed, checkpoint re-signed by another key of the same name", dir_truncated_resigned),
+    v("dir-checkpoint-other-key", Kind::Dir, false, &["checkpoint_signature"], "checkpoint of the same segments signed by another key", dir_checkpoint_other_key),
+    v("dir-corrupt-footer", Kind::Dir, false, &["entry_corrupt", "checkpoint_mismatch"], "one bit of segment 0's block root flipped (footer CRC fails, so its record is unreadable)", dir_corrupt_footer),
+    v("dir-edited-frame-index", Kind::Dir, false, &["index"], "compacted: a frame index value edited, footer CRC fixed", dir_edited_frame_index),
+    v("dir-edited-dictionary", Kind::Dir, false, &["dictionary", "checkpoint_mismatch"], "compacted: one byte of the dictionary changed (segment 0 unreadable)", dir_edited_dictionary),
+    v("dir-entry-duplicate-member", Kind::Dir, false, &["entry"], "event 3 has two `action` members (view, delete); sealed and signed", dir_entry_duplicate),
+    v("dir-entry-bad-utf8", Kind::Dir, false, &["entry"], "event 3 holds a 0xFF byte; sealed and signed", dir_entry_bad_utf8),
+    v("dir-entry-bom", Kind::Dir, false, &["entry"], "event 3 starts with a byte-order mark; sealed and signed", dir_entry_bom),
+    v("dir-entry-trailing-data", Kind::Dir, false, &["entry"], "event 3 is followed by ` {}`; sealed and signed", dir_entry_trailing),
+    v("dir-entry-year-1969", Kind::Dir, false, &["entry", "record"], "event 3's time is 1969-12-31T23:59:59Z; sealed and signed (the record's time range then disagrees too)", dir_entry_1969),
+    v("proof-clean", Kind::Proof, true, &[], "inclusion proof of event 3", proof_clean),
+    v("proof-tampered-entry", Kind::Proof, false, &["proof"], "one character of the proven entry changed", proof_tampered),
+    v("proof-other-key", Kind::Proof, false, &["proof"], "a valid proof from a log signed by another key", proof_other_key),
+    v("proof-duplicate-member", Kind::Proof, false, &["json"], "`index` twice (3, then 4)", proof_duplicate),
+    v("proof-trailing-data", Kind::Proof, false, &["json"], "a second JSON value after the proof", proof_trailing),
+    v("proof-bad-utf8", Kind::Proof, false, &["json"], "a 0xFF byte inside the entry string", proof_bad_utf8),
+    v("proof-bom", Kind::Proof, false, &["json"], "starts with a byte-order mark", proof_bom),
+    v("proof-float-index", Kind::Proof, false, &["format"], "`index` written as 3.0", proof_float),
+    v("proof-consistency-clean", Kind::Proof, true, &[], "consistency proof from 1 segment to 3", proof_consistency),
+    v("proof-consistency-wrong-old-root", Kind::Proof, false, &["proof"], "consistency proof whose old_root is another tree's", proof_consistency_wrong_root),
+    v("proof-unknown-member", Kind::Proof, false, &["format"], "an extra member `note`", proof_unknown_member),
+    v("bundle-clean", Kind::Bundle, true, &[], "events 1 and 3", bundle_clean),
+    v("bundle-query-with-control-chars", Kind::Bundle, true, &[], "genuine; the signed query holds ESC, DEL, a C1 CSI and a bidi override (§11.2 escapes)", bundle_hostile_query),
+    v("bundle-control-chars-in-member-name", Kind::Bundle, false, &["unexpected_member"], "a member named with terminal escape sequences", bundle_control_name),
+    v("bundle-trailing-data", Kind::Bundle, false, &["trailing_data"], "bytes after the end-of-archive blocks", bundle_trailing),
+    v("bundle-tampered-event", Kind::Bundle, false, &["event_proof", "event_digest"], "one character of event 3 changed", bundle_tampered),
+];
+
+const fn v(
+    name: &'static str,
+    kind: Kind,
+    ok: bool,
+    kinds: &'static [&'static str],
+    what: &'static str,
+    make: fn(&Base, &Path),
+) -> Vector {
+    Vector {
+        name,
+        kind,
+        ok,
+        kinds,
+        what,
+        make,
+    }
+}
+
+// ---------------------------------------------------------------------------
+// Fixed inputs
+
+/// A PKCS#8 v1 PEM of a fixed seed (RFC 8410 §7).
+fn pem(seed: &[u8; 32]) -> String {
+    let mut der = hex::decode("302e020100300506032b657004220420").unwrap();
+    der.extend_from_slice(seed);
+    format!(
+        "-----BEGIN PRIVATE KEY-----\n{}\n-----END PRIVATE KEY-----\n",
+        B64.encode(der)
+    )
+}
+
+fn signer(seed: &[u8; 32]) -> NoteSigner {
+    NoteSigner::from_pkcs8_pem(NAME, &pem(seed)).unwrap()
+}
+
+fn write_ledger(data: &Path, seed: &[u8; 32], entries: Vec<LedgerEntry>) {
+    let (mut ledger, _) = Ledger::open(data, signer(seed), policy(PER_SEGMENT)).unwrap();
+    ledger.append(&entries).unwrap();
+    ledger.close().unwrap();
+}
+
+fn entries() -> Vec<LedgerEntry> {
+    (0..EVENTS).map(entry).collect()
+}
+
+/// The clean ledger, built once per generation, and what is derived from it.
+struct Base {
+    _tmp: tempfile::TempDir,
+    data: PathBuf,
+    compacted: PathBuf,
+    other: PathBuf,
+    proof: String,
+    bundle: Vec<u8>,
+}
+
+fn base() -> Base {
+    let tmp = tempfile::tempdir().unwrap();
+    let data = tmp.path().join("clean");
+    write_ledger(&data, &SEED, entries());
+    let other = tmp.path().join("other");
+    write_ledger(&other, &OTHER_SEED, entries());
+    let compacted = tmp.path().join("compacted");
+    write_ledger(&compacted, &SEED, entries());
+    // A raw-content dictionary (zstd accepts any bytes): a fixed entry.
+    let dict = Dictionary::from_bytes(entry(100).bytes);
+    let paths = LedgerPaths::new(&compacted);
+    let dicts = DictStore::new(&paths.dicts);
+    for n in 0..EVENTS.div_ceil(PER_SEGMENT) {
+        let seg = paths.segment(n, true);
+        compact_segment(&seg, &paths.compacting(n), &dict, &dicts).unwrap();
+    }
+    let reader = LedgerReader::open(&data).unwrap();
+    let proof =
+        serde_json::to_string_pretty(&reader.inclusion_proof(PROVEN).unwrap()).unwrap() + "\n";
+    let mut bundle = Vec::new();
+    let query = BundleQuery {
+        q: "actor.department:cardiology".into(),
+        from: Some("2026-11-01T00:00:00Z".into()),
+        to: None,
+        requested_by: Some("auditor".into()),
+        created: "2026-12-01T00:00:00Z".into(),
+    };
+    bundle::build_bundle(&reader, &signer(&SEED), &query, &[1, PROVEN], &mut bundle).unwrap();
+    Base {
+        _tmp: tmp,
+        data,
+        compacted,
+        other,
+        proof,
+        bundle,
+    }
+}
+
+/// Copies what a verifier reads: segments, dictionaries, checkpoint.
+fn copy_ledger(from: &Path, to: &Path) {
+    for sub in ["segments", "dicts"] {
+        let dir = from.join("ledger").join(sub);
+        let Ok(list) = std::fs::read_dir(&dir) else {
+            continue;
+        };
+        let target = to.join("ledger").join(sub);
+        std::fs::create_dir_all(&target).unwrap();
+        for e in list {
+            let e = e.unwrap();
+            let name = e.file_name();
+            let name = name.to_str().unwrap();
+            if name.ends_with(".seg") || name.ends_with(".zdict") {
+                std::fs::copy(e.path(), target.join(name)).unwrap();
+            }
+        }
+    }
+    std::fs::copy(from.join("ledger/checkpoint"), to.join("ledger/checkpoint")).unwrap();
+}
+
+fn seg(dir: &Path, n: u64) -> PathBuf {
+    dir.join("ledger/segments").join(format!("{n:012}.seg"))
+}
+
+fn flip(path: &Path, offset: usize) {
+    let mut bytes = std::fs::read(path).unwrap();
+    bytes[offset] ^= 1;
+    std::fs::write(path, bytes).unwrap();
+}
+
+fn frame_offset(path: &Path, i: usize) -> usize {
+    let mut r = FrameReader::open(path).unwrap();
+    let mut off = 0;
+    for _ in 0..=i {
+        off = r.next_frame().unwrap().unwrap().offset;
+    }
+    off as usize
+}
+
+/// Footer position `F` and record length `R` of a sealed segment (§4.3, §4.4).
+fn footer_at(bytes: &[u8]) -> (usize, usize) {
+    let t = bytes.len() - 16;
+    let f = u64::from_be_bytes(bytes[t..t + 8].try_into().unwrap()) as usize;
+    let r = u16::from_be_bytes(bytes[f + 4..f + 6].try_into().unwrap()) as usize;
+    (f, r)
+}
+
+/// Recomputes the footer CRC after an edit, so only the edit is detected.
+fn fix_footer_crc(bytes: &mut [u8]) {
+    let (f, _) = footer_at(bytes);
+    let end = bytes.len() - 20;
+    let crc = crc32c::crc32c(&bytes[f..end]);
+    bytes[end..end + 4].copy_from_slice(&crc.to_be_bytes());
+}
+
+// ---------------------------------------------------------------------------
+// Data directories
+
+fn dir_clean(b: &Base, out: &Path) {
+    copy_ledger(&b.data, out);
+}
+
+fn dir_compacted(b: &Base, out: &Path) {
+    copy_ledger(&b.compacted, out);
+}
+
+fn dir_bit_flip(b: &Base, out: &Path) {
+    copy_ledger(&b.data, out);
+    let path = seg(out, 0);
+    flip(&path, frame_offset(&path, 1) + 8 + 40);
+}
+
+fn dir_deleted_segment(b: &Base, out: &Path) {
+    copy_ledger(&b.data, out);
+    std::fs::remove_file(seg(out, 1)).unwrap();
+}
+
+fn dir_swapped(b: &Base, out: &Path) {
+    copy_ledger(&b.data, out);
+    let tmp = out.join("ledger/segments/swap");
+    std::fs::rename(seg(out, 0), &tmp).unwrap();
+    std::fs::rename(seg(out, 1), seg(out, 0)).unwrap();
+    std::fs::rename(&tmp, seg(out, 1)).unwrap();
+}
+
+fn dir_truncated_resigned(_b: &Base, out: &Path) {
+    let tmp = tempfile::tempdir().unwrap();
+    let data = tmp.path().join("d");
+    // The first two segments, byte for byte those of the clean log, signed
+    // by someone else's key of the same name.
+    write_ledger(&data, &OTHER_SEED, (0..4).map(entry).collect());
+    copy_ledger(&data, out);
+}
+
+fn dir_checkpoint_other_key(b: &Base, out: &Path) {
+    copy_ledger(&b.data, out);
+    std::fs::copy(
+        b.other.join("ledger/checkpoint"),
+        out.join("ledger/checkpoint"),
+    )
+    .unwrap();
+}
+
+fn dir_corrupt_footer(b: &Base, out: &Path) {
+    copy_ledger(&b.data, out);
+    let path = seg(out, 0);
+    let bytes = std::fs::read(&path).unwrap();
+    let (f, r) = footer_at(&bytes);
+    // First byte of block root 0: F + 11 + R + 8·B, B = 1.
+    flip(&path, f + 11 + r + 8);
+}
+
+fn dir_edited_frame_index(b: &Base, out: &Path) {
+    copy_ledger(&b.compacted, out);
+    let path = seg(out, 0);
+    let mut bytes = std::fs::read(&path).unwrap();
+    let (f, r) = footer_at(&bytes);
+    assert_eq!(
+        bytes[f + 6 + r],
+        0x86,
+        "compacted footers carry a frame index"
+    );
+    // Entry 1's offset in block 0 (B = 1): F + 11 + R + 40 + 4.
+    let at = f + 11 + r + 40 + 4;
+    let v = u32::from_be_bytes(bytes[at..at + 4].try_into().unwrap()) + 1;
+    bytes[at..at + 4].copy_from_slice(&v.to_be_bytes());
+    fix_footer_crc(&mut bytes);
+    std::fs::write(&path, bytes).unwrap();
+}
+
+fn dir_edited_dictionary(b: &Base, out: &Path) {
+    copy_ledger(&b.compacted, out);
+    let dicts = out.join("ledger/dicts");
+    let file = std::fs::read_dir(&dicts)
+        .unwrap()
+        .next()
+        .unwrap()
+        .unwrap()
+        .path();
+    flip(&file, 10);
+}
+
+/// A ledger whose event 3 has `bytes`, sealed and signed as if genuine.
+fn with_entry(out: &Path, edit: impl Fn(&str) -> Vec<u8>) {
+    let tmp = tempfile::tempdir().unwrap();
+    let data = tmp.path().join("d");
+    let mut all = entries();
+    let text = String::from_utf8(all[PROVEN as usize].bytes.clone()).unwrap();
+    let edited = edit(&text);
+    assert_ne!(edited, text.as_bytes(), "the edit did not apply");
+    all[PROVEN as usize].bytes = edited;
+    write_ledger(&data, &SEED, all);
+    copy_ledger(&data, out);
+}
+
+fn dir_entry_duplicate(_b: &Base, out: &Path) {
+    with_entry(out, |t| {
+        t.replacen(
+            "\"action\":\"view\"",
+            "\"action\":\"view\",\"action\":\"delete\"",
+            1,
+        )
+        .into_bytes()
+    });
+}
+
+fn dir_entry_bad_utf8(_b: &Base, out: &Path) {
+    with_entry(out, |t| {
+        let mut bytes = t.as_bytes().to_vec();
+        let at = t.find("cardiology").unwrap();
+        bytes[at] = 0xff;
+        bytes
+    });
+}
+
+fn dir_entry_bom(_b: &Base, out: &Path) {
+    with_entry(out, |t| format!("\u{feff}{t}").into_bytes());
+}
+
+fn dir_entry_trailing(_b: &Base, out: &Path) {
+    with_entry(out, |t| format!("{t} {{}}").into_bytes());
+}
+
+fn dir_entry_1969(_b: &Base, out: &Path) {
+    with_entry(out, |t| {
+        let start = t.find("\"time\":\"").unwrap() + 8;
+        let end = start + t[start..].find('"').unwrap();
+        format!("{}1969-12-31T23:59:59Z{}", &t[..start], &t[end..]).into_bytes()
+    });
+}
+
+// ---------------------------------------------------------------------------
+// Proofs
+
+fn write(out: &Path, bytes: impl AsRef<[u8]>) {
+    std::fs::write(out, bytes).unwrap();
+}
+
+fn edited_proof(b: &Base, from: &str, to: &str) -> String {
+    let p = b.proof.replacen(from, to, 1);
+    assert_ne!(p, b.proof, "the edit did not apply");
+    p
+}
+
+fn proof_clean(b: &Base, out: &Path) {
+    write(out, &b.proof);
+}
+
+fn proof_tampered(b: &Base, out: &Path) {
+    write(out, edited_proof(b, "cardiology", "cardiologx"));
+}
+
+fn proof_other_key(b: &Base, out: &Path) {
+    let reader = LedgerReader::open(&b.other).unwrap();
+    let p = reader.inclusion_proof(PROVEN).unwrap();
+    write(out, serde_json::to_string_pretty(&p).unwrap() + "\n");
+}
+
+fn proof_duplicate(b: &Base, out: &Path) {
+    write(
+        out,
+        edited_proof(b, "\"index\": 3,", "\"index\": 3,\n  \"index\": 4,"),
+    );
+}
+
+fn proof_trailing(b: &Base, out: &Path) {
+    write(out, format!("{}{{}}\n", b.proof));
+}
+
+fn proof_bad_utf8(b: &Base, out: &Path) {
+    let mut bytes = b.proof.clone().into_bytes();
+    bytes[b.proof.find("cardiology").unwrap()] = 0xff;
+    write(out, bytes);
+}
+
+fn proof_bom(b: &Base, out: &Path) {
+    write(out, format!("\u{feff}{}", b.proof));
+}
+
+fn proof_float(b: &Base, out: &Path) {
+    write(out, edited_proof(b, "\"index\": 3,", "\"index\": 3.0,"));
+}
+
+fn consistency(b: &Base) -> serde_json::Value {
+    let reader = LedgerReader::open(&b.data).unwrap();
+    serde_json::to_value(reader.consistency_proof(1).unwrap()).unwrap()
+}
+
+fn proof_consistency(b: &Base, out: &Path) {
+    write(
+        out,
+        serde_json::to_string_pretty(&consistency(b)).unwrap() + "\n",
+    );
+}
+
+fn proof_consistency_wrong_root(b: &Base, out: &Path) {
+    let mut p = consistency(b);
+    p["old_root"] = B64.encode([0x5a; 32]).into();
+    write(out, serde_json::to_string_pretty(&p).unwrap() + "\n");
+}
+
+fn proof_unknown_member(b: &Base, out: &Path) {
+    write(
+        out,
+        edited_proof(b, "\"index\": 3,", "\"index\": 3,\n  \"note\": \"x\","),
+    );
+}
+
+// ---------------------------------------------------------------------------
+// Bundles
+
+type Members = Vec<(tar::Header, Vec<u8>)>;
+
+fn members(bytes: &[u8]) -> Members {
+    let mut archive = tar::Archive::new(bytes);
+    archive
+        .entries()
+        .unwrap()
+        .map(|e| {
+            let mut e = e.unwrap();
+            let mut body = Vec::new();
+            std::io::Read::read_to_end(&mut e, &mut body).unwrap();
+            (e.header().clone(), body)
+        })
+        .collect()
+}
+
+fn pack(members: Members) -> Vec<u8> {
+    let mut b = tar::Builder::new(Vec::new());
+    for (h, body) in members {
+        b.append(&h, body.as_slice()).unwrap();
+    }
+    b.into_inner().unwrap()
+}
+
+fn bundle_clean(b: &Base, out: &Path) {
+    write(out, &b.bundle);
+}
+
+fn bundle_hostile_query(b: &Base, out: &Path) {
+    let reader = LedgerReader::open(&b.data).unwrap();
+    let query = BundleQuery {
+        q: "x\u{1b}[2J\u{7f}\u{9b}31m\u{202e}y".into(),
+        from: None,
+        to: Some("2027-01-01T00:00:00+01:00".into()),
+        requested_by: Some("\"po\" \\ \t".into()),
+        created: "2026-12-01T00:00:00Z".into(),
+    };
+    let mut bytes = Vec::new();
+    bundle::build_bundle(&reader, &signer(&SEED), &query, &[PROVEN], &mut bytes).unwrap();
+    write(out, bytes);
+}
+
+fn bundle_control_name(b: &Base, out: &Path) {
+    let mut m = members(&b.bundle);
+    m[0].0.set_path("\u{1b}]0;pwned\u{7}\u{1b}[2J.txt").unwrap();
+    m[0].0.set_cksum();
+    write(out, pack(m));
+}
+
+fn bundle_trailing(b: &Base, out: &Path) {
+    let mut bytes = b.bundle.clone();
+    bytes.extend_from_slice(b"unchecked bytes after the archive\n");
+    write(out, bytes);
+}
+
+fn bundle_tampered(b: &Base, out: &Path) {
+    let mut m = members(&b.bundle);
+    let events = m.last_mut().unwrap();
+    let text = String::from_utf8(events.1.clone()).unwrap();
+    let mut lines: Vec<&str> = text.lines().collect();
+    let edited = lines[1].replacen("cardiology", "cardiologx", 1);
+    assert_ne!(edited, lines[1]);
+    lines[1] = &edited;
+    events.1 = (lines.join("\n") + "\n").into_bytes();
+    events.0.set_size(events.1.len() as u64);
+    events.0.set_cksum();
+    write(out, pack(m));
+}
+
+// ---------------------------------------------------------------------------
+// Generation, manifest and checks
+
+fn vectors_dir() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("docs/vectors")
+}
+
+fn file_of(v: &Vector) -> String {
+    match v.kind {
+        Kind::Dir => v.name.to_owned(),
+        Kind::Proof => format!("{}.json", v.name),
+        Kind::Bundle => format!("{}.tar", v.name),
+    }
+}
+
+/// Writes every vector, the keys and `vectors.json` under `root`.
+fn generate(root: &Path) {
+    let b = base();
+    std::fs::create_dir_all(root.join("keys")).unwrap();
+    for (seed, file) in [(&SEED, "signing.vkey"), (&OTHER_SEED, "other.vkey")] {
+        write(
+            &root.join("keys").join(file),
+            signer(seed).verifier().to_vkey() + "\n",
+        );
+    }
+    let mut list = Vec::new();
+    for v in VECTORS {
+        let out = root.join(file_of(v));
+        (v.make)(&b, &out);
+        list.push(serde_json::json!({
+            "name": v.name,
+            "kind": v.kind.name(),
+            "path": file_of(v),
+            "vkey": "keys/signing.vkey",
+            "ok": v.ok,
+            "errors": v.kinds,
+            "description": v.what,
+        }));
+    }
+    let manifest = serde_json::json!({
+        "format": "sealtrail-conformance-vectors/v1",
+        "origin": NAME,
+        "vectors": list,
+    });
+    write(
+        &root.join("vectors.json"),
+        serde_json::to_string_pretty(&manifest).unwrap() + "\n",
+    );
+}
+
+/// Every file under `dir`, relative, sorted.
+fn files(dir: &Path) -> Vec<PathBuf> {
+    let mut out = Vec::new();
+    let mut stack = vec![dir.to_owned()];
+    while let Some(d) = stack.pop() {
+        for e in std::fs::read_dir(&d).unwrap() {
+            let p = e.unwrap().path();
+            if p.is_dir() {
+                stack.push(p);
+            } else {
+                out.push(p.strip_prefix(dir).unwrap().to_owned());
+            }
+        }
+    }
+    out.sort();
+    out
+}
+
+#[test]
+#[ignore = "rewrites docs/vectors/; run after a format change"]
+fn regenerate_conformance_vectors() {
+    let root = vectors_dir();
+    let readme = std::fs::read(root.join("README.md")).ok();
+    let _ = std::fs::remove_dir_all(&root);
+    generate(&root);
+    if let Some(readme) = readme {
+        write(&root.join("README.md"), readme);
+    }
+}
+
+#[test]
+fn conformance_vectors_are_what_the_generator_writes() {
+    let tmp = tempfile::tempdir().unwrap();
+    generate(tmp.path());
+    let root = vectors_dir();
+    let mut stored = files(&root);
+    stored.retain(|p| p != Path::new("README.md"));
+    assert_eq!(
+        files(tmp.path()),
+        stored,
+        "docs/vectors/ is stale: cargo test --test integration regenerate_conformance_vectors -- --ignored"
+    );
+    for f in &stored {
+        assert!(
+            std::fs::read(tmp.path().join(f)).unwrap() == std::fs::read(root.join(f)).unwrap(),
+            "{} differs from what the generator writes (not byte-stable, or stale)",
+            f.display()
+        );
+    }
+}
+
+/// The verdict and error kinds `sealtrail` gives for one vector.
+fn sealtrail_verdict(root: &Path, v: &serde_json::Value) -> (bool, BTreeSet<String>) {
+    let path = root.join(v["path"].as_str().unwrap());
+    let vkey = root.join(v["vkey"].as_str().unwrap());
+    let mut cmd = Command::new(bin());
+    match v["kind"].as_str().unwrap() {
+        "dir" => cmd.args(["verify", "--data"]),
+        "proof" => cmd.args(["verify-proof", "--json", "--vkey"]),
+        "bundle" => cmd.args(["verify", "--bundle"]),
+        other => panic!("unknown vector kind {other}"),
+    };
+    match v["kind"].as_str().unwrap() {
+        "proof" => cmd.arg(&vkey).arg(&path),
+        _ => cmd.arg(&path).arg("--vkey").arg(&vkey).arg("--json"),
+    };
+    let o = cmd.output().unwrap();
+    let report: serde_json::Value = serde_json::from_slice(&o.stdout)
+        .unwrap_or_else(|e| panic!("{}: not JSON ({e}): {o:?}", v["name"]));
+    let ok = report["ok"].as_bool().unwrap();
+    assert_eq!(o.status.code(), Some(if ok { 0 } else { 1 }), "{o:?}");
+    let kinds = report["errors"]
+        .as_array()
+        .map(|a| {
+            a.iter()
+                .map(|e| e["kind"].as_str().unwrap().to_owned())
+                .collect()
+        })
+        .unwrap_or_default();
+    (ok, kinds)
+}
+
+#[test]
+fn sealtrail_gives_every_conformance_vector_its_verdict_and_error_kinds() {
+    let root = vectors_dir();
+    let manifest: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(root.join("vectors.json")).unwrap()).unwrap();
+    let list = manifest["vectors"].as_array().unwrap();
+    assert_eq!(list.len(), VECTORS.len());
+    let mut wrong = Vec::new();
+    for v in list {
+        let (ok, kinds) = sealtrail_verdict(&root, v);
+        let want: BTreeSet<String> = v["errors"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|k| k.as_str().unwrap().to_owned())
+            .collect();
+        if ok != v["ok"].as_bool().unwrap() || kinds != want {
+            wrong.push(format!("{}: got ok={ok} {kinds:?}, want {v}", v["name"]));
+        }
+    }
+    assert!(wrong.is_empty(), "{}", wrong.join("\n"));
+}
