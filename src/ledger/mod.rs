@@ -20,6 +20,7 @@ pub mod entries;
 pub mod frontier;
 pub mod hash;
 pub mod health;
+pub mod key_history;
 pub mod keys;
 pub mod log;
 pub mod merkle;
