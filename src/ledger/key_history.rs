@@ -98,6 +98,27 @@ pub enum KeyHistoryError {
     Checkpoint(#[source] NoteError),
     #[error("transition entry {index}: {reason}")]
     Entry { index: u64, reason: String },
+    #[error(
+        "signing key {given} is not the log's current key {current} (see {KEY_HISTORY_FILE}): \
+         point [ledger] key_file at the current key"
+    )]
+    NotCurrentKey { given: String, current: String },
+}
+
+impl KeyHistoryError {
+    /// The `kind` of the verify report's issue for this error.
+    pub fn kind(&self) -> &'static str {
+        match self {
+            KeyHistoryError::RetiredKey { .. } => "retired_key",
+            KeyHistoryError::BeforeTrust { .. } => "before_trusted_key",
+            KeyHistoryError::Checkpoint(_) => "checkpoint_signature",
+            KeyHistoryError::UnknownKey { .. } => "unknown_key",
+            KeyHistoryError::ForgedTransition { .. } => "forged_transition",
+            KeyHistoryError::Entry { .. } => "key_transition_entry",
+            KeyHistoryError::Handoff { .. } => "key_transition",
+            _ => "key_history",
+        }
+    }
 }
 
 /// One stored transition: the signed note, the old key's checkpoint of size
@@ -348,6 +369,11 @@ impl KeyChain {
         Ok(chain)
     }
 
+    /// Whether `key` is one of the history's keys.
+    pub fn contains(&self, key: &NoteVerifier) -> bool {
+        self.keys.contains(key)
+    }
+
     /// The key that signs checkpoints now.
     pub fn current(&self) -> &NoteVerifier {
         self.keys.last().unwrap_or(&self.anchor_key)
@@ -462,6 +488,32 @@ pub fn check_entry_segment(h: &Handoff, record: &SegmentRecord) -> Result<(), Ke
         )));
     }
     Ok(())
+}
+
+/// The writer's view: its own history followed from its first key, whose
+/// current key must be `signer` (else `NotCurrentKey`, naming both ids).
+pub fn writer_chain(ledger_dir: &Path, signer: &NoteVerifier) -> Result<KeyChain, KeyHistoryError> {
+    let history = load_history(ledger_dir)?;
+    let first = match history.transitions.first() {
+        None => return Ok(KeyChain::single(signer)),
+        Some(rec) => open_transition(0, &rec.note)?.old,
+    };
+    let chain = KeyChain::follow(&first, &history)?;
+    if chain.current() != signer {
+        return Err(KeyHistoryError::NotCurrentKey {
+            given: hex::encode(signer.key_id()),
+            current: hex::encode(chain.current().key_id()),
+        });
+    }
+    Ok(chain)
+}
+
+/// The verifier's view: the history in `ledger_dir` followed from `anchor`.
+pub fn verifier_chain(
+    ledger_dir: &Path,
+    anchor: &NoteVerifier,
+) -> Result<KeyChain, KeyHistoryError> {
+    KeyChain::follow(anchor, &load_history(ledger_dir)?)
 }
 
 /// Path of the history file in the ledger folder `DATA/ledger/`.

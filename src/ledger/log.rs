@@ -96,6 +96,8 @@ pub enum LedgerError {
     Options(String),
     #[error("ledger writer stopped after an earlier failure; restart to recover")]
     Poisoned,
+    #[error("key history: {0}")]
+    KeyHistory(#[from] super::key_history::KeyHistoryError),
 }
 
 impl LedgerError {
@@ -761,9 +763,10 @@ impl Ledger {
                 Err(e) if e.kind() == io::ErrorKind::NotFound => None,
                 Err(e) => return Err(LedgerError::io(&self.paths.checkpoint, e)),
             };
+        // After a key rotation the checkpoint may still be the old key's.
+        let keys = super::key_history::writer_chain(&self.paths.ledger, &self.signer.verifier())?;
         if let Some(text) = existing {
-            let verified = note::open_checkpoint(&text, &self.signer.verifier())?;
-            let cp = verified.checkpoint();
+            let cp = &keys.open_checkpoint(&text)?;
             if cp.size > size {
                 return Err(LedgerError::Damaged(format!(
                     "the checkpoint covers {} segments but only {size} exist",

@@ -27,6 +27,7 @@ pub mod merkle;
 pub mod note;
 pub mod proof;
 pub mod record;
+pub mod rotate;
 pub mod segment;
 pub mod tree_store;
 pub mod verify;

@@ -9,6 +9,7 @@
 use super::dicts::{DictError, DictStore};
 use super::frontier::Frontier;
 use super::hash::{Hash, leaf_hash, root_of_leaves};
+use super::key_history::{self, Handoff, KeyChain};
 use super::keys::NoteVerifier;
 use super::log::{LedgerPaths, list_segments};
 use super::note;
@@ -356,6 +357,26 @@ fn format_ms(ms: i64) -> Option<String> {
         .map(|t| t.to_string())
 }
 
+/// A key transition in the history must match the log: the old key's last
+/// checkpoint is the log at its size, and its last segment is the entry.
+fn check_handoff(report: &mut VerifyReport, h: &Handoff, record: &SegmentRecord, root: Hash) {
+    let segment = Some(record.number);
+    if root != h.root {
+        report.issue(
+            segment,
+            Some(h.transition.index),
+            "key_transition",
+            format!(
+                "the first {} segments do not match the retired key's last checkpoint",
+                h.transition.size
+            ),
+        );
+    }
+    if let Err(e) = key_history::check_entry_segment(h, record) {
+        report.issue(segment, Some(h.transition.index), e.kind(), e.to_string());
+    }
+}
+
 /// Verifies the ledger in `data_dir` against `verifier`. `since` is the text of
 /// an older signed checkpoint the log must still extend.
 pub fn verify_data_dir(
@@ -386,14 +407,19 @@ pub fn verify_data_dir(
         payloads_unchecked: 0,
     };
 
+    // Signing keys: `verifier` and the rotations the key history follows from it.
+    let keys = key_history::verifier_chain(&paths.ledger, verifier).unwrap_or_else(|e| {
+        report.issue(None, None, e.kind(), e.to_string());
+        KeyChain::single(verifier)
+    });
     // The checkpoint is read first, so segments sealed while we run are simply
     // reported as not yet covered.
     let checkpoint =
         match crate::bounded::read_to_string(&paths.checkpoint, note::MAX_NOTE_LEN as u64) {
-            Ok(text) => match note::open_checkpoint(&text, verifier) {
-                Ok(v) => Some(v.checkpoint().clone()),
+            Ok(text) => match keys.open_checkpoint(&text) {
+                Ok(cp) => Some(cp),
                 Err(e) => {
-                    report.issue(None, None, "checkpoint_signature", e.to_string());
+                    report.issue(None, None, e.kind(), e.to_string());
                     None
                 }
             },
@@ -416,15 +442,14 @@ pub fn verify_data_dir(
                 None
             }
         };
-    let old = match since.map(|text| note::open_checkpoint(text, verifier)) {
-        Some(Ok(v)) => Some(v.checkpoint().clone()),
+    let old = match since.map(|text| keys.open_checkpoint(text)) {
+        Some(Ok(cp)) => Some(cp),
         Some(Err(e)) => {
-            report.issue(
-                None,
-                None,
-                "since_signature",
-                format!("older checkpoint: {e}"),
-            );
+            let kind = match e.kind() {
+                "checkpoint_signature" => "since_signature",
+                kind => kind,
+            };
+            report.issue(None, None, kind, format!("older checkpoint: {e}"));
             None
         }
         None => None,
@@ -549,6 +574,11 @@ pub fn verify_data_dir(
             if old.as_ref().is_some_and(|c| c.size == frontier.size()) {
                 root_at_since = Some(frontier.root());
             }
+            for h in keys.handoffs() {
+                if h.transition.size == frontier.size() {
+                    check_handoff(&mut report, h, &record, frontier.root());
+                }
+            }
             report.segments += 1;
             report.events += record.count;
             min_t = min_t.min(record.min_time_ms);
@@ -591,6 +621,21 @@ pub fn verify_data_dir(
                 report.uncovered_segments
             ));
         }
+    }
+    for h in keys
+        .handoffs()
+        .iter()
+        .filter(|h| h.transition.size > highest)
+    {
+        report.issue(
+            None,
+            Some(h.transition.index),
+            "key_transition",
+            format!(
+                "the key history rotates at size {} but the log has {highest} segments",
+                h.transition.size
+            ),
+        );
     }
     if let Some(old) = &old {
         report.since = Some(CheckpointSummary {

@@ -1,0 +1,231 @@
+use super::*;
+use crate::ledger::key_history::{KeyHistory, load_history, write_history};
+use crate::ledger::log::LedgerPaths;
+use crate::ledger::note::{self, Checkpoint};
+use crate::ledger::tree_store::TreeStore;
+use crate::ledger::verify::{VerifyReport, verify_data_dir};
+
+const ORIGIN: &str = "rotate.example/log";
+
+fn key(seed: u8) -> NoteSigner {
+    NoteSigner::from_seed(ORIGIN, &[seed; 32]).unwrap()
+}
+
+/// Appends `n` events in segments of two, with `signer`, and closes.
+fn write(data: &Path, signer: NoteSigner, n: u64) {
+    let (mut ledger, _) = Ledger::open(data, signer, SealPolicy::default()).unwrap();
+    for i in 0..n {
+        let mut e = Event::new(
+            Timestamp::now(),
+            Category::Admin,
+            "config_change",
+            Outcome::Success,
+        );
+        e.message = Some(format!("event {i}"));
+        let entry = Entry {
+            received: Timestamp::now(),
+            via: Via {
+                kind: "cli".into(),
+                peer: None,
+                principal: None,
+            },
+            event: e,
+            enriched: None,
+        };
+        ledger
+            .append(&[LedgerEntry {
+                bytes: entry.canonical_bytes(),
+                time_ms: entry.event.time.unix_ms(),
+            }])
+            .unwrap();
+        if i % 2 == 1 {
+            ledger.seal().unwrap();
+        }
+    }
+    ledger.close().unwrap();
+}
+
+fn kinds(r: &VerifyReport) -> Vec<&'static str> {
+    r.errors.iter().map(|i| i.kind).collect()
+}
+
+/// 5 events under k1, rotation to k2, 4 events under k2.
+fn rotated() -> (tempfile::TempDir, Rotation) {
+    let dir = tempfile::tempdir().unwrap();
+    write(dir.path(), key(1), 5);
+    let rotation = rotate_signing_key(dir.path(), key(1), &key(2), SealPolicy::default()).unwrap();
+    write(dir.path(), key(2), 4);
+    (dir, rotation)
+}
+
+#[test]
+fn a_rotated_log_verifies_from_the_first_and_from_the_new_key() {
+    let (dir, rotation) = rotated();
+    // 5 events in 3 segments, then the transition alone in segment 3.
+    assert_eq!((rotation.size, rotation.index), (4, 5));
+    for anchor in [key(1), key(2)] {
+        let r = verify_data_dir(dir.path(), &anchor.verifier(), None).unwrap();
+        assert!(r.ok, "{:?}", r.errors);
+        assert_eq!(r.events, 10, "every event, the transition too");
+        assert_eq!(r.segments, 6);
+        assert_eq!(r.uncovered_segments, 0);
+    }
+    let r = verify_data_dir(dir.path(), &key(3).verifier(), None).unwrap();
+    assert!(!r.ok);
+    assert!(kinds(&r).contains(&"unknown_key"), "{:?}", r.errors);
+}
+
+#[test]
+fn an_old_checkpoint_given_with_since_is_checked_with_the_old_key() {
+    let dir = tempfile::tempdir().unwrap();
+    write(dir.path(), key(1), 4);
+    let before = std::fs::read_to_string(LedgerPaths::new(dir.path()).checkpoint).unwrap();
+    rotate_signing_key(dir.path(), key(1), &key(2), SealPolicy::default()).unwrap();
+    write(dir.path(), key(2), 2);
+    let r = verify_data_dir(dir.path(), &key(1).verifier(), Some(&before)).unwrap();
+    assert!(r.ok, "{:?}", r.errors);
+    assert_eq!(r.since.unwrap().size, 2);
+    // Trust starting at the new key cannot vouch for the old checkpoint.
+    let r = verify_data_dir(dir.path(), &key(2).verifier(), Some(&before)).unwrap();
+    assert!(kinds(&r).contains(&"before_trusted_key"), "{:?}", r.errors);
+}
+
+#[test]
+fn the_writer_refuses_the_retired_key() {
+    let (dir, rotation) = rotated();
+    let Err(e) = Ledger::open(dir.path(), key(1), SealPolicy::default()) else {
+        panic!("the old key opened the ledger");
+    };
+    let msg = e.to_string();
+    assert!(msg.contains(&rotation.old_key_id), "{msg}");
+    assert!(msg.contains(&rotation.new_key_id), "{msg}");
+    // Nor may the old key rotate again.
+    let err = rotate_signing_key(dir.path(), key(1), &key(3), SealPolicy::default()).unwrap_err();
+    assert!(matches!(err, RotateError::Open(_)), "{err}");
+}
+
+#[test]
+fn rotation_refuses_another_origin_and_reused_keys() {
+    let (dir, _) = rotated();
+    let other = NoteSigner::from_seed("other.example/log", &[3; 32]).unwrap();
+    let err = rotate_signing_key(dir.path(), key(2), &other, SealPolicy::default()).unwrap_err();
+    assert!(matches!(err, RotateError::Origin { .. }), "{err}");
+    let err = rotate_signing_key(dir.path(), key(2), &key(1), SealPolicy::default()).unwrap_err();
+    assert!(matches!(err, RotateError::KeyReused(_)), "{err}");
+    let err = rotate_signing_key(dir.path(), key(2), &key(2), SealPolicy::default()).unwrap_err();
+    assert!(matches!(err, RotateError::KeyReused(_)), "{err}");
+    // A second rotation is followed too.
+    rotate_signing_key(dir.path(), key(2), &key(3), SealPolicy::default()).unwrap();
+    write(dir.path(), key(3), 2);
+    let r = verify_data_dir(dir.path(), &key(1).verifier(), None).unwrap();
+    assert!(r.ok, "{:?}", r.errors);
+    assert_eq!(r.events, 13);
+}
+
+#[test]
+fn a_removed_history_fails_verification() {
+    let (dir, _) = rotated();
+    std::fs::remove_file(LedgerPaths::new(dir.path()).ledger.join("key-history.json")).unwrap();
+    let r = verify_data_dir(dir.path(), &key(1).verifier(), None).unwrap();
+    assert!(!r.ok);
+    assert!(
+        kinds(&r).contains(&"checkpoint_signature"),
+        "{:?}",
+        r.errors
+    );
+    assert!(Ledger::open(dir.path(), key(1), SealPolicy::default()).is_err());
+}
+
+fn sign_checkpoint(data: &Path, size: u64, by: &NoteSigner) -> String {
+    let tree = TreeStore::open_read_only(&LedgerPaths::new(data).tree).unwrap();
+    let cp = Checkpoint {
+        origin: ORIGIN.into(),
+        size,
+        root: tree.root(size).unwrap(),
+        extensions: Vec::new(),
+    };
+    note::sign_checkpoint(&cp, by).unwrap()
+}
+
+#[test]
+fn a_checkpoint_by_the_retired_key_after_the_rotation_fails() {
+    let (dir, _) = rotated();
+    let paths = LedgerPaths::new(dir.path());
+    std::fs::write(&paths.checkpoint, sign_checkpoint(dir.path(), 6, &key(1))).unwrap();
+    let r = verify_data_dir(dir.path(), &key(1).verifier(), None).unwrap();
+    assert_eq!(kinds(&r), ["retired_key"], "{:?}", r.errors);
+}
+
+#[test]
+fn a_forged_transition_fails() {
+    let (dir, _) = rotated();
+    let ledger = LedgerPaths::new(dir.path()).ledger;
+    let mut h = load_history(&ledger).unwrap();
+    // The attacker signs "k2 -> attacker" with their own key only.
+    let attacker = key(9);
+    let t = Transition {
+        origin: ORIGIN.into(),
+        size: 6,
+        index: 9,
+        old: key(2).verifier(),
+        new: attacker.verifier(),
+    };
+    let note = t.sign(&attacker, &attacker).unwrap();
+    h.transitions.push(TransitionRecord {
+        checkpoint: sign_checkpoint(dir.path(), 6, &attacker),
+        entry: String::new(),
+        note,
+    });
+    write_history(&ledger, &h).unwrap();
+    let r = verify_data_dir(dir.path(), &key(1).verifier(), None).unwrap();
+    assert!(kinds(&r).contains(&"forged_transition"), "{:?}", r.errors);
+}
+
+#[test]
+fn a_moved_transition_fails() {
+    // Even re-signed by both keys, a transition must sit where it was logged.
+    let (dir, rotation) = rotated();
+    let ledger = LedgerPaths::new(dir.path()).ledger;
+    let h = load_history(&ledger).unwrap();
+    let t = Transition {
+        origin: ORIGIN.into(),
+        size: rotation.size + 1,
+        index: rotation.index + 1,
+        old: key(1).verifier(),
+        new: key(2).verifier(),
+    };
+    let note = t.sign(&key(1), &key(2)).unwrap();
+    let entry = h.transitions[0].entry.replace(
+        &serde_json::to_string(&h.transitions[0].note).unwrap(),
+        &serde_json::to_string(&note).unwrap(),
+    );
+    let moved = KeyHistory {
+        transitions: vec![TransitionRecord {
+            checkpoint: sign_checkpoint(dir.path(), t.size, &key(1)),
+            entry,
+            note,
+        }],
+    };
+    write_history(&ledger, &moved).unwrap();
+    let r = verify_data_dir(dir.path(), &key(1).verifier(), None).unwrap();
+    assert!(!r.ok);
+    assert!(
+        kinds(&r).contains(&"key_transition_entry"),
+        "{:?}",
+        r.errors
+    );
+}
+
+#[test]
+fn a_rewritten_history_before_the_rotation_fails() {
+    // The old key's last checkpoint pins the log up to the handover.
+    let (dir, _) = rotated();
+    let ledger = LedgerPaths::new(dir.path()).ledger;
+    let mut h = load_history(&ledger).unwrap();
+    let mut cp = note::parse_unverified_checkpoint(&h.transitions[0].checkpoint).unwrap();
+    cp.root = [7; 32];
+    h.transitions[0].checkpoint = note::sign_checkpoint(&cp, &key(1)).unwrap();
+    write_history(&ledger, &h).unwrap();
+    let r = verify_data_dir(dir.path(), &key(1).verifier(), None).unwrap();
+    assert_eq!(kinds(&r), ["key_transition"], "{:?}", r.errors);
+}
