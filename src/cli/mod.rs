@@ -130,7 +130,7 @@ pub enum Command {
     /// People who sign in to the console: add, list, disable, enable, reset.
     #[command(subcommand)]
     User(users::UserCommand),
-    /// Encryption at rest: generate or rotate the key-encryption key.
+    /// Keys: the key-encryption key of encryption at rest, and signing-key rotation.
     #[command(subcommand)]
     Key(key::KeyCommand),
     /// Write a self-signed certificate and key (DIR/cert.pem, DIR/key.pem, 0600) for tests and demos.

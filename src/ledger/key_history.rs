@@ -417,6 +417,12 @@ impl KeyChain {
     /// Verifies a checkpoint note with the key current at its size; a
     /// checkpoint signed by a retired key gets its own error.
     pub fn open_checkpoint(&self, text: &str) -> Result<Checkpoint, KeyHistoryError> {
+        if self.ends.is_empty() {
+            // Never rotated: exactly the single-key check.
+            return note::open_checkpoint(text, &self.anchor_key)
+                .map(|v| v.into_checkpoint())
+                .map_err(KeyHistoryError::Checkpoint);
+        }
         let size = note::parse_unverified_checkpoint(text)
             .map_err(KeyHistoryError::Checkpoint)?
             .size;
@@ -493,12 +499,17 @@ pub fn check_entry_segment(h: &Handoff, record: &SegmentRecord) -> Result<(), Ke
 /// The writer's view: its own history followed from its first key, whose
 /// current key must be `signer` (else `NotCurrentKey`, naming both ids).
 pub fn writer_chain(ledger_dir: &Path, signer: &NoteVerifier) -> Result<KeyChain, KeyHistoryError> {
-    let history = load_history(ledger_dir)?;
+    own_chain(&load_history(ledger_dir)?, signer)
+}
+
+/// `history` followed from its own first key; its current key must be
+/// `signer` (the writer's, or a bundle builder's).
+pub fn own_chain(history: &KeyHistory, signer: &NoteVerifier) -> Result<KeyChain, KeyHistoryError> {
     let first = match history.transitions.first() {
         None => return Ok(KeyChain::single(signer)),
         Some(rec) => open_transition(0, &rec.note)?.old,
     };
-    let chain = KeyChain::follow(&first, &history)?;
+    let chain = KeyChain::follow(&first, history)?;
     if chain.current() != signer {
         return Err(KeyHistoryError::NotCurrentKey {
             given: hex::encode(signer.key_id()),
