@@ -134,13 +134,9 @@ fn rotate_signing(config: ConfigArgs, new_key: &Path) -> Result<ExitCode> {
     // New segments are written as the service would write them.
     crate::ledger::atrest_config::enable(&config.encryption_key_file, &config.data_dir)
         .context("loading the key-encryption key")?;
-    let done = crate::ledger::rotate::rotate_signing_key(
-        &config.data_dir,
-        old,
-        &new,
-        config.seal.clone(),
-    )
-    .context("rotating the signing key")?;
+    let done =
+        crate::ledger::rotate::rotate_signing_key(&config.data_dir, old, &new, config.seal.clone())
+            .context("rotating the signing key")?;
     println!("{}", serde_json::to_string(&done)?);
     eprintln!(
         "signing key rotated: point [ledger] key_file at {} before starting the service; \

@@ -699,7 +699,8 @@ pub fn build_bundle(
     let mut builder = tar::Builder::new(out);
     let history_json = match history.transitions.is_empty() {
         true => Vec::new(),
-        false => serde_json::to_vec(&history).map_err(|e| BundleError::Write(std::io::Error::other(e)))?,
+        false => serde_json::to_vec(&history)
+            .map_err(|e| BundleError::Write(std::io::Error::other(e)))?,
     };
     let members: [(&str, &[u8]); 6] = [
         (README_MEMBER, readme.as_bytes()),

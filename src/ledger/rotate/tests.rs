@@ -229,3 +229,68 @@ fn a_rewritten_history_before_the_rotation_fails() {
     let r = verify_data_dir(dir.path(), &key(1).verifier(), None).unwrap();
     assert_eq!(kinds(&r), ["key_transition"], "{:?}", r.errors);
 }
+
+#[test]
+fn proofs_across_the_rotation_verify_from_the_first_key() {
+    use crate::ledger::proof::{LedgerReader, verify_consistency_proof, verify_inclusion_proof};
+    let (dir, rotation) = rotated();
+    let reader = LedgerReader::open(dir.path()).unwrap();
+    for index in [0, rotation.index, 9] {
+        let proof = reader.inclusion_proof(index).unwrap();
+        assert!(proof.key_history.is_some());
+        for anchor in [key(1), key(2)] {
+            let v = verify_inclusion_proof(&proof, &anchor.verifier()).unwrap();
+            assert_eq!(v.index(), index);
+        }
+        assert!(verify_inclusion_proof(&proof, &key(3).verifier()).is_err());
+        // Without the transitions the first key cannot reach the new one.
+        let bare = crate::ledger::proof::InclusionProof {
+            key_history: None,
+            ..proof.clone()
+        };
+        assert!(verify_inclusion_proof(&bare, &key(1).verifier()).is_err());
+        // A transition edited in the proof is caught.
+        let mut edited = proof.clone();
+        if let Some(h) = edited.key_history.as_mut() {
+            h[0].note = h[0].note.replacen("\n4\n", "\n5\n", 1);
+        }
+        assert!(verify_inclusion_proof(&edited, &key(1).verifier()).is_err());
+    }
+    // Consistency from the old key's last checkpoint to the new key's.
+    let old = load_history(&LedgerPaths::new(dir.path()).ledger)
+        .unwrap()
+        .transitions[0]
+        .checkpoint
+        .clone();
+    let proof = reader.consistency_proof(rotation.size).unwrap();
+    let v = verify_consistency_proof(&proof, &key(1).verifier(), Some(&old)).unwrap();
+    assert_eq!((v.old_size, v.new_size), (4, 6));
+}
+
+#[test]
+fn a_bundle_spanning_the_rotation_verifies_from_the_first_key() {
+    use crate::ledger::bundle::{BundleQuery, build_bundle, check_bundle};
+    use crate::ledger::proof::LedgerReader;
+    let (dir, _) = rotated();
+    let reader = LedgerReader::open(dir.path()).unwrap();
+    let query = BundleQuery {
+        q: "*".into(),
+        from: None,
+        to: None,
+        requested_by: None,
+        created: "2026-12-07T19:00:00Z".into(),
+    };
+    let mut out = Vec::new();
+    build_bundle(&reader, &key(2), &query, &[1, 5, 8], &mut out).unwrap();
+    for anchor in [key(1), key(2)] {
+        let report = check_bundle(out.as_slice(), &anchor.verifier());
+        assert!(report.errors.is_empty(), "{:?}", report.errors);
+        assert_eq!(report.events, 3);
+        assert!(report.verified.is_some());
+    }
+    let report = check_bundle(out.as_slice(), &key(3).verifier());
+    assert!(report.verified.is_none());
+    // The retired key may not build bundles any more.
+    let mut out = Vec::new();
+    assert!(build_bundle(&reader, &key(1), &query, &[1], &mut out).is_err());
+}
