@@ -315,6 +315,12 @@ impl KeyChain {
                         reason: "origin changes".into(),
                     });
                 }
+                if parsed.iter().any(|p: &Transition| p.old == t.new) {
+                    return Err(KeyHistoryError::Chain {
+                        n,
+                        reason: format!("key {} was used before", hex::encode(t.new.key_id())),
+                    });
+                }
                 if t.size <= prev.size || t.index <= prev.index {
                     return Err(KeyHistoryError::Chain {
                         n,
@@ -446,6 +452,28 @@ impl KeyChain {
     }
 }
 
+/// The parts of an entry (§3.1) the transition check reads. Derived structs
+/// refuse a duplicate of any of these members (serde_json's `Value` would
+/// take the last), so the check cannot read another value than the event
+/// parser.
+#[derive(Deserialize)]
+struct EntryView {
+    event: EventView,
+}
+
+#[derive(Deserialize)]
+struct EventView {
+    category: String,
+    action: String,
+    attrs: Option<AttrsView>,
+}
+
+#[derive(Deserialize)]
+struct AttrsView {
+    // Named as ENTRY_ATTR.
+    key_transition: Option<String>,
+}
+
 /// The entry must be an `admin/key_rotation` event whose `key_transition`
 /// attribute is exactly the transition note.
 fn check_entry_bytes(t: &Transition, note: &str, entry: &[u8]) -> Result<(), KeyHistoryError> {
@@ -453,17 +481,13 @@ fn check_entry_bytes(t: &Transition, note: &str, entry: &[u8]) -> Result<(), Key
         index: t.index,
         reason: reason.to_owned(),
     };
-    let value: serde_json::Value = serde_json::from_slice(entry).map_err(|_| bad("not JSON"))?;
-    let event = value.get("event").ok_or(bad("no event"))?;
-    let is = |k: &str, v: &str| event.get(k).and_then(|x| x.as_str()) == Some(v);
-    if !is("category", "admin") || !is("action", "key_rotation") {
+    let view: EntryView = serde_json::from_slice(entry).map_err(|_| bad("not an entry"))?;
+    let event = view.event;
+    if event.category != "admin" || event.action != "key_rotation" {
         return Err(bad("not an admin/key_rotation event"));
     }
-    let logged = event
-        .get("attrs")
-        .and_then(|a| a.get(ENTRY_ATTR))
-        .and_then(|n| n.as_str());
-    if logged != Some(note) {
+    let logged = event.attrs.and_then(|a| a.key_transition);
+    if logged.as_deref() != Some(note) {
         return Err(bad("does not carry this transition note"));
     }
     Ok(())

@@ -236,6 +236,12 @@ fn the_entry_must_carry_the_note() {
     let mut wrong_action = h.clone();
     wrong_action.transitions[0].entry = h.transitions[0].entry.replace("key_rotation", "login");
     cases.push(wrong_action);
+    let mut duplicate = h.clone();
+    let note_json = serde_json::to_string(&h.transitions[0].note).unwrap();
+    duplicate.transitions[0].entry = format!(
+        r#"{{"event":{{"category":"admin","action":"key_rotation","attrs":{{"key_transition":"x","key_transition":{note_json}}}}}}}"#
+    );
+    cases.push(duplicate);
     let mut not_json = h;
     not_json.transitions[0].entry = "{".into();
     cases.push(not_json);
@@ -369,4 +375,12 @@ fn the_entry_segment_holds_the_entry_alone_at_its_index() {
             Err(KeyHistoryError::Entry { index: 10, .. })
         ));
     }
+}
+
+#[test]
+fn a_key_may_not_come_back() {
+    let (k, mut h) = two_rotations();
+    h.transitions.push(record(&k[2], &k[0], 9, 50));
+    let err = KeyChain::follow(&k[0].verifier(), &h).unwrap_err();
+    assert!(matches!(err, KeyHistoryError::Chain { n: 2, .. }), "{err}");
 }
