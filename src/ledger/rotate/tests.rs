@@ -294,3 +294,21 @@ fn a_bundle_spanning_the_rotation_verifies_from_the_first_key() {
     let mut out = Vec::new();
     assert!(build_bundle(&reader, &key(1), &query, &[1], &mut out).is_err());
 }
+
+#[test]
+fn only_the_current_key_may_rotate() {
+    let dir = tempfile::tempdir().unwrap();
+    write(dir.path(), key(1), 3);
+    // A stranger's key with the log's name cannot hand the log over.
+    let err = rotate_signing_key(dir.path(), key(7), &key(2), SealPolicy::default()).unwrap_err();
+    assert!(matches!(err, RotateError::Open(_)), "{err}");
+    assert!(
+        load_history(&LedgerPaths::new(dir.path()).ledger)
+            .unwrap()
+            .transitions
+            .is_empty()
+    );
+    let r = verify_data_dir(dir.path(), &key(1).verifier(), None).unwrap();
+    assert!(r.ok, "{:?}", r.errors);
+    assert_eq!(r.events, 3, "nothing was logged");
+}
