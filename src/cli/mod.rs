@@ -616,6 +616,12 @@ fn print_report(r: &VerifyReport) {
             if r.ok { "yes" } else { "see errors" }
         );
     }
+    for t in &r.key_transitions {
+        println!(
+            "  signing key {} -> {} after {} segments (event {})",
+            t.old_key_id, t.new_key_id, t.size, t.index
+        );
+    }
     if r.unsealed_events > 0 {
         println!(
             "  unsealed events (durable, sealed within a second of activity): {}",

@@ -75,6 +75,20 @@ pub struct VerifyReport {
     /// their stored leaf hashes were checked against the block roots, but
     /// not the payloads against the leaf hashes (nor their event times).
     pub payloads_unchecked: u64,
+    /// Signing-key transitions followed from the given key (LEDGER.md §12).
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub key_transitions: Vec<KeyTransitionSummary>,
+}
+
+/// One trusted key transition, as `verify` reports it.
+#[derive(Clone, Debug, Serialize, PartialEq, Eq)]
+pub struct KeyTransitionSummary {
+    /// Checkpoints of this size and smaller are the old key's.
+    pub size: u64,
+    /// The logged transition event.
+    pub index: u64,
+    pub old_key_id: String,
+    pub new_key_id: String,
 }
 
 impl VerifyReport {
@@ -405,6 +419,7 @@ pub fn verify_data_dir(
         errors_omitted: 0,
         warnings: Vec::new(),
         payloads_unchecked: 0,
+        key_transitions: Vec::new(),
     };
 
     // Signing keys: `verifier` and the rotations the key history follows from it.
@@ -412,6 +427,16 @@ pub fn verify_data_dir(
         report.issue(None, None, e.kind(), e.to_string());
         KeyChain::single(verifier)
     });
+    report.key_transitions = keys
+        .handoffs()
+        .iter()
+        .map(|h| KeyTransitionSummary {
+            size: h.transition.size,
+            index: h.transition.index,
+            old_key_id: hex::encode(h.transition.old.key_id()),
+            new_key_id: hex::encode(h.transition.new.key_id()),
+        })
+        .collect();
     // The checkpoint is read first, so segments sealed while we run are simply
     // reported as not yet covered.
     let checkpoint =

@@ -70,6 +70,12 @@ fn a_rotated_log_verifies_from_the_first_and_from_the_new_key() {
         assert_eq!(r.segments, 6);
         assert_eq!(r.uncovered_segments, 0);
     }
+    let r = verify_data_dir(dir.path(), &key(1).verifier(), None).unwrap();
+    assert_eq!(r.key_transitions.len(), 1);
+    assert_eq!(r.key_transitions[0].size, 4);
+    assert_eq!(r.key_transitions[0].new_key_id, rotation.new_key_id);
+    let r = verify_data_dir(dir.path(), &key(2).verifier(), None).unwrap();
+    assert!(r.key_transitions.is_empty(), "trust starts after it");
     let r = verify_data_dir(dir.path(), &key(3).verifier(), None).unwrap();
     assert!(!r.ok);
     assert!(kinds(&r).contains(&"unknown_key"), "{:?}", r.errors);
