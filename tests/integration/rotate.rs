@@ -209,6 +209,13 @@ fn a_key_rotated_in_the_middle_of_a_log_verifies_from_the_first_key() {
         );
         assert_eq!(v["unsealed_events"].as_u64(), Some(0));
     }
+    let (_, v) = verify_dir(&data, &k1.vkey);
+    assert_eq!(
+        v["key_transitions"][0]["index"].as_u64(),
+        Some(transition_index),
+        "{v}"
+    );
+    assert_eq!(v["key_transitions"][0]["new_key_id"], new_id.as_str());
     assert!(stored >= TOKEN_RECORDS + 5 + 1 + 5, "{stored}");
 
     // Proofs of an event before and after the rotation, from the first key.
