@@ -318,3 +318,28 @@ fn only_the_current_key_may_rotate() {
     assert!(r.ok, "{:?}", r.errors);
     assert_eq!(r.events, 3, "nothing was logged");
 }
+
+#[test]
+fn a_crash_before_the_history_is_written_leaves_the_old_key_current() {
+    // The state of a crash between the seal and the history rename: the
+    // transition is logged and sealed under the old key, no history names it.
+    let dir = tempfile::tempdir().unwrap();
+    write(dir.path(), key(1), 3);
+    let first = rotate_signing_key(dir.path(), key(1), &key(2), SealPolicy::default()).unwrap();
+    std::fs::remove_file(LedgerPaths::new(dir.path()).ledger.join("key-history.json")).unwrap();
+    let r = verify_data_dir(dir.path(), &key(1).verifier(), None).unwrap();
+    assert!(
+        r.ok,
+        "an unnamed transition entry is only an event: {:?}",
+        r.errors
+    );
+    assert!(r.key_transitions.is_empty());
+    // Rotating again works, and only the second transition counts.
+    let second = rotate_signing_key(dir.path(), key(1), &key(2), SealPolicy::default()).unwrap();
+    assert_eq!(second.index, first.index + 1);
+    write(dir.path(), key(2), 2);
+    let r = verify_data_dir(dir.path(), &key(1).verifier(), None).unwrap();
+    assert!(r.ok, "{:?}", r.errors);
+    assert_eq!(r.key_transitions.len(), 1);
+    assert_eq!(r.key_transitions[0].index, second.index);
+}
