@@ -251,6 +251,8 @@ pub struct Handoff {
     pub transition: Transition,
     /// Root of the old key's checkpoint of size `transition.size`.
     pub root: Hash,
+    /// That checkpoint's signed note.
+    pub checkpoint: String,
     /// The logged entry's canonical bytes.
     pub entry: Vec<u8>,
 }
@@ -368,6 +370,7 @@ impl KeyChain {
             chain.handoffs.push(Handoff {
                 transition: t,
                 root: cp.root,
+                checkpoint: rec.checkpoint.clone(),
                 entry: rec.entry.clone().into_bytes(),
             });
         }

@@ -788,6 +788,18 @@ impl Ledger {
                 return Ok(());
             }
         }
+        // Right after a key rotation the checkpoint of this size is the
+        // retired key's, kept in the history: put it back, never re-sign it.
+        if let Some(h) = keys.handoffs().last().filter(|h| h.transition.size == size) {
+            if h.root != self.tree.root(size)? {
+                return Err(LedgerError::Damaged(
+                    "the log does not match the retired key's last checkpoint".into(),
+                ));
+            }
+            super::rotate::restore_checkpoint(&self.paths, &h.checkpoint)?;
+            self.checkpoint = h.checkpoint.clone();
+            return Ok(());
+        }
         recovery.resigned_checkpoint = size > 0;
         self.write_checkpoint()
     }

@@ -8,6 +8,7 @@
 //! stays current; a crash after sealing leaves a logged transition that no
 //! history names, which verification ignores, and rotating again is safe.
 
+use std::io::Write;
 use std::path::Path;
 
 use serde::Serialize;
@@ -15,7 +16,7 @@ use thiserror::Error;
 
 use super::key_history::{self, ENTRY_ATTR, KeyHistoryError, Transition, TransitionRecord};
 use super::keys::{KeyError, NoteSigner};
-use super::log::{Ledger, LedgerEntry, LedgerError, SealPolicy};
+use super::log::{Ledger, LedgerEntry, LedgerError, LedgerPaths, SealPolicy, sync_dir};
 use super::note::NoteError;
 use crate::event::{Category, Entry, Event, Outcome, Source, Timestamp, Via};
 
@@ -128,6 +129,21 @@ pub fn rotate_signing_key(
         size: transition.size,
         index: transition.index,
     })
+}
+
+/// Writes `text` (the retired key's last checkpoint) as the checkpoint file,
+/// atomically, when the writer finds it missing right after a rotation.
+pub(crate) fn restore_checkpoint(paths: &LedgerPaths, text: &str) -> Result<(), LedgerError> {
+    let tmp = paths.ledger.join("checkpoint.tmp");
+    let io = |p: &Path| {
+        let p = p.to_owned();
+        move |source| LedgerError::Io { path: p, source }
+    };
+    let mut f = std::fs::File::create(&tmp).map_err(io(&tmp))?;
+    f.write_all(text.as_bytes()).map_err(io(&tmp))?;
+    f.sync_all().map_err(io(&tmp))?;
+    std::fs::rename(&tmp, &paths.checkpoint).map_err(io(&paths.checkpoint))?;
+    sync_dir(&paths.ledger)
 }
 
 /// The `admin/key_rotation` event that logs the transition.

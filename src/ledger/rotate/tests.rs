@@ -343,3 +343,21 @@ fn a_crash_before_the_history_is_written_leaves_the_old_key_current() {
     assert_eq!(r.key_transitions.len(), 1);
     assert_eq!(r.key_transitions[0].index, second.index);
 }
+
+#[test]
+fn a_lost_checkpoint_right_after_a_rotation_is_the_old_keys_again() {
+    let dir = tempfile::tempdir().unwrap();
+    write(dir.path(), key(1), 3);
+    rotate_signing_key(dir.path(), key(1), &key(2), SealPolicy::default()).unwrap();
+    let paths = LedgerPaths::new(dir.path());
+    let before = std::fs::read_to_string(&paths.checkpoint).unwrap();
+    std::fs::remove_file(&paths.checkpoint).unwrap();
+    // The new key must not sign the size that belongs to the old one.
+    let (ledger, _) = Ledger::open(dir.path(), key(2), SealPolicy::default()).unwrap();
+    assert_eq!(ledger.checkpoint(), before);
+    ledger.close().unwrap();
+    assert_eq!(std::fs::read_to_string(&paths.checkpoint).unwrap(), before);
+    write(dir.path(), key(2), 2);
+    let r = verify_data_dir(dir.path(), &key(1).verifier(), None).unwrap();
+    assert!(r.ok, "{:?}", r.errors);
+}
