@@ -361,3 +361,96 @@ fn a_lost_checkpoint_right_after_a_rotation_is_the_old_keys_again() {
     let r = verify_data_dir(dir.path(), &key(1).verifier(), None).unwrap();
     assert!(r.ok, "{:?}", r.errors);
 }
+
+/// The members of a tar archive, in order.
+fn members(tar_bytes: &[u8]) -> Vec<(String, Vec<u8>)> {
+    use std::io::Read;
+    let mut archive = tar::Archive::new(tar_bytes);
+    archive
+        .entries()
+        .unwrap()
+        .map(|e| {
+            let mut e = e.unwrap();
+            let name = e.path().unwrap().to_str().unwrap().to_owned();
+            let mut data = Vec::new();
+            e.read_to_end(&mut data).unwrap();
+            (name, data)
+        })
+        .collect()
+}
+
+fn pack(members: &[(String, Vec<u8>)]) -> Vec<u8> {
+    let mut b = tar::Builder::new(Vec::new());
+    for (name, data) in members {
+        let mut h = tar::Header::new_ustar();
+        h.set_path(name).unwrap();
+        h.set_size(data.len() as u64);
+        h.set_mode(0o644);
+        h.set_entry_type(tar::EntryType::Regular);
+        h.set_cksum();
+        b.append(&h, data.as_slice()).unwrap();
+    }
+    b.into_inner().unwrap()
+}
+
+#[test]
+fn a_bundle_without_or_with_a_misplaced_key_history_fails() {
+    use crate::ledger::bundle::{BundleQuery, KEY_HISTORY_MEMBER, build_bundle, check_bundle};
+    use crate::ledger::proof::LedgerReader;
+    let (dir, _) = rotated();
+    let reader = LedgerReader::open(dir.path()).unwrap();
+    let query = BundleQuery {
+        q: "*".into(),
+        from: None,
+        to: None,
+        requested_by: None,
+        created: "2026-12-07T19:00:00Z".into(),
+    };
+    let mut out = Vec::new();
+    build_bundle(&reader, &key(2), &query, &[1, 8], &mut out).unwrap();
+    let all = members(&out);
+    let names: Vec<&str> = all.iter().map(|(n, _)| n.as_str()).collect();
+    assert_eq!(names[1], KEY_HISTORY_MEMBER, "{names:?}");
+    // The proofs inside do not repeat the history.
+    let events = &all.last().unwrap().1;
+    assert!(!String::from_utf8_lossy(events).contains("key_history"));
+    assert!(
+        pack(&all) != out
+            || check_bundle(pack(&all).as_slice(), &key(1).verifier())
+                .verified
+                .is_some()
+    );
+
+    let kinds = |bytes: Vec<u8>| -> Vec<&'static str> {
+        check_bundle(bytes.as_slice(), &key(1).verifier())
+            .errors
+            .iter()
+            .map(|e| e.kind())
+            .collect()
+    };
+    // Repacked as is: still fine.
+    assert!(kinds(pack(&all)).is_empty());
+    // Removed: the first key cannot reach the new key's signatures.
+    let without: Vec<_> = all
+        .iter()
+        .filter(|(n, _)| n != KEY_HISTORY_MEMBER)
+        .cloned()
+        .collect();
+    let k = kinds(pack(&without));
+    assert!(
+        k.contains(&"vkey") && k.contains(&"manifest_signature"),
+        "{k:?}"
+    );
+    // After signing.vkey: refused.
+    let mut late = without.clone();
+    late.insert(2, all[1].clone());
+    assert!(kinds(pack(&late)).contains(&"member_order"));
+    // Edited: a transition that no longer verifies.
+    let mut edited = all.clone();
+    edited[1].1 = String::from_utf8(edited[1].1.clone())
+        .unwrap()
+        .replacen("\\n4\\n", "\\n5\\n", 1)
+        .into_bytes();
+    let k = kinds(pack(&edited));
+    assert!(k.contains(&"forged_transition"), "{k:?}");
+}
