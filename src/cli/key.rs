@@ -1,4 +1,5 @@
-//! `sealtrail key`: the key-encryption key of encryption at rest.
+//! `sealtrail key`: the key-encryption key of encryption at rest, and
+//! rotation of the ledger's signing key.
 
 use super::ConfigArgs;
 use crate::event::{Category, Event, Outcome, Timestamp, Via};
@@ -34,6 +35,18 @@ pub enum KeyCommand {
         #[arg(long)]
         new_kek: PathBuf,
     },
+    /// Rotate the ledger's signing key from --key to --new-key: the old key
+    /// signs a key transition, logged as an admin/key_rotation event and
+    /// kept in DATA/ledger/key-history.json; later checkpoints are signed by
+    /// the new key. Stop the service first, then point [ledger] key_file at
+    /// the new key.
+    Rotate {
+        #[command(flatten)]
+        config: ConfigArgs,
+        /// The new signing key (`keygen` with the same --name).
+        #[arg(long)]
+        new_key: PathBuf,
+    },
 }
 
 pub fn run(cmd: KeyCommand) -> Result<ExitCode> {
@@ -50,6 +63,7 @@ pub fn run(cmd: KeyCommand) -> Result<ExitCode> {
             kek,
             new_kek,
         } => rotate(config, &kek, &new_kek),
+        KeyCommand::Rotate { config, new_key } => rotate_signing(config, &new_key),
     }
 }
 
@@ -107,6 +121,28 @@ fn rotate(config: ConfigArgs, kek: &Path, new_kek: &Path) -> Result<ExitCode> {
     record(&config, &done).context(
         "the data keys were re-wrapped, but recording the admin/key_rotation event failed",
     )?;
+    Ok(ExitCode::SUCCESS)
+}
+
+fn rotate_signing(config: ConfigArgs, new_key: &Path) -> Result<ExitCode> {
+    use crate::ledger::keys::load_signer;
+    let config = config.load()?;
+    let old = load_signer(&config.key_file)
+        .with_context(|| format!("loading the signing key {}", config.key_file.display()))?;
+    let new = load_signer(new_key)
+        .with_context(|| format!("loading the new signing key {}", new_key.display()))?;
+    // New segments are written as the service would write them.
+    crate::ledger::atrest_config::enable(&config.encryption_key_file, &config.data_dir)
+        .context("loading the key-encryption key")?;
+    let done =
+        crate::ledger::rotate::rotate_signing_key(&config.data_dir, old, &new, config.seal.clone())
+            .context("rotating the signing key")?;
+    println!("{}", serde_json::to_string(&done)?);
+    eprintln!(
+        "signing key rotated: point [ledger] key_file at {} before starting the service; \
+         verifiers keep using the first key's vkey",
+        new_key.display()
+    );
     Ok(ExitCode::SUCCESS)
 }
 

@@ -148,7 +148,7 @@ pub enum Command {
     /// People who sign in to the console: add, list, disable, enable, reset.
     #[command(subcommand)]
     User(users::UserCommand),
-    /// Encryption at rest: generate or rotate the key-encryption key.
+    /// Keys: the key-encryption key of encryption at rest, and signing-key rotation.
     #[command(subcommand)]
     Key(key::KeyCommand),
     /// Witness cosigning (C2SP tlog-witness): keygen, serve.
@@ -667,6 +667,12 @@ fn print_report(r: &VerifyReport) {
             w.size,
             w.root,
             w.cosigners.join(", ")
+        );
+    }
+    for t in &r.key_transitions {
+        say!(
+            "  signing key {} -> {} after {} segments (event {})",
+            t.old_key_id, t.new_key_id, t.size, t.index
         );
     }
     if r.unsealed_events > 0 {

@@ -10,6 +10,7 @@
 //! byte of either is detected.
 
 use super::hash::{Hash, leaf_hash};
+use super::key_history::{self, KeyChain, KeyHistory, KeyHistoryError};
 use super::keys::{NoteSigner, NoteVerifier};
 use super::note::{self, Checkpoint, NoteError};
 use super::proof::{self, InclusionProof, LedgerReader, ProofBuildError, ProofCheckError};
@@ -33,6 +34,9 @@ pub const VKEY_MEMBER: &str = "signing.vkey";
 pub const CHECKPOINT_MEMBER: &str = "checkpoint";
 pub const MANIFEST_MEMBER: &str = "manifest";
 pub const EVENTS_MEMBER: &str = "events.ndjson";
+/// Optional: the log's key transitions, present when its signing key was
+/// rotated (docs/LEDGER.md, "Key history"); must precede `signing.vkey`.
+pub const KEY_HISTORY_MEMBER: &str = "key-history.json";
 
 /// Largest `README.txt` accepted.
 pub const MAX_README: u64 = 64 << 10;
@@ -60,14 +64,16 @@ pub const MAX_ISSUES: usize = 1000;
 
 /// The members of a bundle in the order sealtrail writes them, with the
 /// largest size accepted for each. `events.ndjson` must come last.
-const MEMBERS: [(&str, u64); 5] = [
+const MEMBERS: [(&str, u64); 6] = [
     (README_MEMBER, MAX_README),
+    (KEY_HISTORY_MEMBER, key_history::MAX_KEY_HISTORY_LEN),
     (VKEY_MEMBER, MAX_VKEY),
     (CHECKPOINT_MEMBER, note::MAX_NOTE_LEN as u64),
     (MANIFEST_MEMBER, MAX_MANIFEST),
     (EVENTS_MEMBER, MAX_EVENTS_FILE),
 ];
-const EVENTS_SLOT: usize = 4;
+const EVENTS_SLOT: usize = 5;
+const KEY_HISTORY_SLOT: usize = 1;
 
 /// Everything that can go wrong building or checking a bundle. When checking,
 /// each problem names the member and, for events, the global index.
@@ -161,6 +167,10 @@ pub enum BundleError {
         "events do not match the manifest's events-sha256: an event was added, removed or replaced"
     )]
     EventDigest,
+    #[error("key history: {0}")]
+    KeyHistory(#[source] KeyHistoryError),
+    #[error("member {KEY_HISTORY_MEMBER} must come before signing.vkey, checkpoint and manifest")]
+    KeyHistoryOrder,
 }
 
 impl BundleError {
@@ -198,6 +208,8 @@ impl BundleError {
             DuplicateEvent { .. } => "duplicate_event",
             EventCount { .. } => "event_count",
             EventDigest => "event_digest",
+            KeyHistory(e) => e.kind(),
+            KeyHistoryOrder => "member_order",
         }
     }
 
@@ -212,6 +224,7 @@ impl BundleError {
             | MemberTooLarge { name, .. }
             | Truncated { name, .. } => Some(name),
             Vkey { .. } => Some(VKEY_MEMBER),
+            KeyHistory(_) | KeyHistoryOrder => Some(KEY_HISTORY_MEMBER),
             Checkpoint(_) => Some(CHECKPOINT_MEMBER),
             ManifestSignature(_) | ManifestFormat { .. } | ManifestOrigin { .. } => {
                 Some(MANIFEST_MEMBER)
@@ -621,10 +634,18 @@ pub fn build_bundle(
 ) -> Result<BundleSummary, BundleError> {
     query.validate()?;
     let verifier = signer.verifier();
-    // Never hand out a bundle whose checkpoint the auditor's key rejects.
-    let checkpoint = note::open_checkpoint(reader.checkpoint_text(), &verifier)
-        .map_err(BundleError::Checkpoint)?
-        .into_checkpoint();
+    // Never hand out a bundle whose checkpoint the auditor's key rejects
+    // (after a key rotation: the key current at the checkpoint's size).
+    let history = KeyHistory {
+        transitions: reader.key_history().to_vec(),
+    };
+    let keys = key_history::own_chain(&history, &verifier).map_err(BundleError::KeyHistory)?;
+    let checkpoint = keys
+        .open_checkpoint(reader.checkpoint_text())
+        .map_err(|e| match e {
+            KeyHistoryError::Checkpoint(n) => BundleError::Checkpoint(n),
+            e => BundleError::KeyHistory(e),
+        })?;
     if checkpoint.origin != signer.name() {
         return Err(BundleError::KeyName {
             key: signer.name().to_owned(),
@@ -648,10 +669,12 @@ pub fn build_bundle(
     let mut events = Vec::new();
     let mut pairs = Vec::with_capacity(sorted.len());
     for &index in &sorted {
-        let proof = reader.inclusion_proof(index).map_err(|e| match e {
+        let mut proof = reader.inclusion_proof(index).map_err(|e| match e {
             ProofBuildError::NotSealed(i) => BundleError::NotSealed(i),
             source => BundleError::BuildProof { index, source },
         })?;
+        // The bundle carries the key history once, not per event.
+        proof.key_history = None;
         pairs.push((index, leaf_hash(proof.entry.as_bytes())));
         serde_json::to_writer(&mut events, &proof)
             .map_err(|e| BundleError::Write(std::io::Error::other(e)))?;
@@ -681,14 +704,23 @@ pub fn build_bundle(
         .unix_timestamp()
         .clamp(0, 0o7777_7777_7777) as u64;
     let mut builder = tar::Builder::new(out);
-    let members: [(&str, &[u8]); 5] = [
+    let history_json = match history.transitions.is_empty() {
+        true => Vec::new(),
+        false => serde_json::to_vec(&history)
+            .map_err(|e| BundleError::Write(std::io::Error::other(e)))?,
+    };
+    let members: [(&str, &[u8]); 6] = [
         (README_MEMBER, readme.as_bytes()),
+        (KEY_HISTORY_MEMBER, &history_json),
         (VKEY_MEMBER, vkey.as_bytes()),
         (CHECKPOINT_MEMBER, reader.checkpoint_text().as_bytes()),
         (MANIFEST_MEMBER, manifest_note.as_bytes()),
         (EVENTS_MEMBER, &events),
     ];
     for ((name, data), (_, max)) in members.iter().zip(MEMBERS) {
+        if *name == KEY_HISTORY_MEMBER && data.is_empty() {
+            continue; // the key was never rotated
+        }
         if data.len() as u64 > max {
             return Err(BundleError::MemberTooLarge {
                 name,
@@ -827,7 +859,9 @@ pub fn check_bundle(input: impl Read, verifier: &NoteVerifier) -> BundleReport {
 
 struct Checker<'v> {
     verifier: &'v NoteVerifier,
-    seen: [bool; 5],
+    /// `verifier` and the transitions of the key-history member.
+    keys: KeyChain,
+    seen: [bool; 6],
     fatal: bool,
     checkpoint_text: Option<String>,
     checkpoint: Option<Checkpoint>,
@@ -843,7 +877,8 @@ impl<'v> Checker<'v> {
     fn new(verifier: &'v NoteVerifier) -> Self {
         Checker {
             verifier,
-            seen: [false; 5],
+            keys: KeyChain::single(verifier),
+            seen: [false; 6],
             fatal: false,
             checkpoint_text: None,
             checkpoint: None,
@@ -890,6 +925,9 @@ impl<'v> Checker<'v> {
             if self.seen[EVENTS_SLOT] {
                 return Err(BundleError::MemberOrder { name });
             }
+            if slot == KEY_HISTORY_SLOT && self.seen[KEY_HISTORY_SLOT + 1..].contains(&true) {
+                return Err(BundleError::KeyHistoryOrder);
+            }
             self.seen[slot] = true;
             if entry.header().entry_type() != tar::EntryType::Regular {
                 return Err(BundleError::MemberType { name });
@@ -928,20 +966,37 @@ impl<'v> Checker<'v> {
 
     fn check_member(&mut self, name: &'static str, bytes: Vec<u8>) {
         match name {
+            KEY_HISTORY_MEMBER => {
+                let followed = key_history::parse_history(&bytes)
+                    .and_then(|h| KeyChain::follow(self.verifier, &h));
+                match followed {
+                    Ok(keys) => self.keys = keys,
+                    Err(e) => self.push(BundleError::KeyHistory(e)),
+                }
+            }
             VKEY_MEMBER => {
-                let expected = format!("{}\n", self.verifier.to_vkey());
+                // The bundle's signer: the key current after the transitions.
+                let expected = format!("{}\n", self.keys.current().to_vkey());
                 if bytes != expected.as_bytes() {
                     let found: String = String::from_utf8_lossy(&bytes).chars().take(400).collect();
                     self.push(BundleError::Vkey {
                         found: found.trim_end().to_owned(),
-                        expected: self.verifier.to_vkey(),
+                        expected: self.keys.current().to_vkey(),
                     });
                 }
             }
             CHECKPOINT_MEMBER => {
-                match note::open_checkpoint_bytes(&bytes, self.verifier) {
-                    Ok(v) => self.checkpoint = Some(v.into_checkpoint()),
-                    Err(e) => self.push(BundleError::Checkpoint(e)),
+                let opened = std::str::from_utf8(&bytes)
+                    .map_err(|_| BundleError::Checkpoint(NoteError::NotUtf8))
+                    .and_then(|text| {
+                        self.keys.open_checkpoint(text).map_err(|e| match e {
+                            KeyHistoryError::Checkpoint(n) => BundleError::Checkpoint(n),
+                            e => BundleError::KeyHistory(e),
+                        })
+                    });
+                match opened {
+                    Ok(cp) => self.checkpoint = Some(cp),
+                    Err(e) => self.push(e),
                 }
                 // Kept even when invalid, to compare the proofs' copies with.
                 self.checkpoint_text = String::from_utf8(bytes).ok();
@@ -951,7 +1006,7 @@ impl<'v> Checker<'v> {
                     Ok(t) => t,
                     Err(_) => return self.push(BundleError::ManifestSignature(NoteError::NotUtf8)),
                 };
-                let body = match note::open_note(&text, self.verifier) {
+                let body = match note::open_note(&text, self.keys.current()) {
                     Ok(body) => body,
                     Err(e) => return self.push(BundleError::ManifestSignature(e)),
                 };
@@ -1061,7 +1116,7 @@ impl<'v> Checker<'v> {
         {
             self.push(BundleError::EventCheckpoint { index });
         }
-        match proof::verify_inclusion_proof(&proof, self.verifier) {
+        match proof::verify_inclusion_with_keys(&proof, &self.keys) {
             Ok(v) => self.entries.push(BundleEntry {
                 index,
                 leaf_hash: leaf_hash(v.entry()),
@@ -1075,7 +1130,7 @@ impl<'v> Checker<'v> {
     fn finish(mut self) -> BundleReport {
         if !self.fatal {
             for (slot, (name, _)) in MEMBERS.iter().enumerate() {
-                if !self.seen[slot] {
+                if !self.seen[slot] && slot != KEY_HISTORY_SLOT {
                     self.push(BundleError::MissingMember { name });
                 }
             }

@@ -96,6 +96,8 @@ pub enum LedgerError {
     Options(String),
     #[error("ledger writer stopped after an earlier failure; restart to recover")]
     Poisoned,
+    #[error("key history: {0}")]
+    KeyHistory(#[from] super::key_history::KeyHistoryError),
 }
 
 impl LedgerError {
@@ -761,9 +763,13 @@ impl Ledger {
                 Err(e) if e.kind() == io::ErrorKind::NotFound => None,
                 Err(e) => return Err(LedgerError::io(&self.paths.checkpoint, e)),
             };
+        // After a key rotation the checkpoint may still be the old key's.
+        let keys = super::key_history::writer_chain(&self.paths.ledger, &self.signer.verifier())?;
         if let Some(text) = existing {
-            let verified = note::open_checkpoint(&text, &self.signer.verifier())?;
-            let cp = verified.checkpoint();
+            let cp = &keys.open_checkpoint(&text).map_err(|e| match e {
+                super::key_history::KeyHistoryError::Checkpoint(n) => LedgerError::Note(n),
+                e => e.into(),
+            })?;
             if cp.size > size {
                 return Err(LedgerError::Damaged(format!(
                     "the checkpoint covers {} segments but only {size} exist",
@@ -781,6 +787,18 @@ impl Ledger {
                 self.checkpoint = text;
                 return Ok(());
             }
+        }
+        // Right after a key rotation the checkpoint of this size is the
+        // retired key's, kept in the history: put it back, never re-sign it.
+        if let Some(h) = keys.handoffs().last().filter(|h| h.transition.size == size) {
+            if h.root != self.tree.root(size)? {
+                return Err(LedgerError::Damaged(
+                    "the log does not match the retired key's last checkpoint".into(),
+                ));
+            }
+            super::rotate::restore_checkpoint(&self.paths, &h.checkpoint)?;
+            self.checkpoint = h.checkpoint.clone();
+            return Ok(());
         }
         recovery.resigned_checkpoint = size > 0;
         self.write_checkpoint()

@@ -8,6 +8,7 @@
 
 use super::dicts::DictStore;
 use super::hash::{Hash, Rfc6962, leaf_hash};
+use super::key_history::{self, KeyChain, KeyHistory, KeyHistoryError, TransitionRecord};
 use super::keys::NoteVerifier;
 use super::log::LedgerPaths;
 use super::merkle::{self, ProofError};
@@ -55,6 +56,8 @@ pub enum ProofBuildError {
     Note(#[from] NoteError),
     #[error("stored data is inconsistent: {0}")]
     Inconsistent(String),
+    #[error(transparent)]
+    KeyHistory(#[from] KeyHistoryError),
 }
 
 #[derive(Debug, Error)]
@@ -98,6 +101,8 @@ pub enum ProofCheckError {
     Mismatch(&'static str),
     #[error("old checkpoint is for log {old:?}, new for {new:?}")]
     OldOrigin { old: String, new: String },
+    #[error(transparent)]
+    KeyHistory(#[from] KeyHistoryError),
 }
 
 #[derive(Clone, Debug, Serialize, Deserialize, PartialEq, Eq)]
@@ -132,6 +137,11 @@ pub struct InclusionProof {
     pub log: LogStep,
     /// The signed checkpoint note the proof ends at.
     pub checkpoint: String,
+    /// The log's key transitions (docs/LEDGER.md, "Key history"), so a
+    /// verifier holding the first key reaches the checkpoint's; absent when
+    /// the key never changed.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub key_history: Option<Vec<TransitionRecord>>,
 }
 
 /// Shows that the log of `old_size` segments with `old_root` is a prefix of
@@ -146,6 +156,9 @@ pub struct ConsistencyProof {
     pub new_root: String,
     pub path: Vec<String>,
     pub checkpoint: String,
+    /// As in [`InclusionProof`].
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub key_history: Option<Vec<TransitionRecord>>,
 }
 
 /// Marker returned by a successful inclusion check; only this module makes one.
@@ -185,6 +198,8 @@ pub struct LedgerReader {
     checkpoint: Checkpoint,
     /// Dictionaries of compacted segments, loaded once per reader.
     dicts: DictStore,
+    /// Key transitions, carried by the proofs built here.
+    key_history: Vec<TransitionRecord>,
 }
 
 impl LedgerReader {
@@ -213,7 +228,9 @@ impl LedgerReader {
                 tree.size().min(index.len())
             )));
         }
+        let key_history = key_history::load_history(&paths.ledger)?.transitions;
         Ok(LedgerReader {
+            key_history,
             dicts: DictStore::new(&paths.dicts),
             paths,
             tree,
@@ -233,6 +250,15 @@ impl LedgerReader {
 
     pub fn paths(&self) -> &LedgerPaths {
         &self.paths
+    }
+
+    /// The log's key transitions (empty if the key never changed).
+    pub fn key_history(&self) -> &[TransitionRecord] {
+        &self.key_history
+    }
+
+    fn carried_history(&self) -> Option<Vec<TransitionRecord>> {
+        (!self.key_history.is_empty()).then(|| self.key_history.clone())
     }
 
     /// How the frames of the segment open in `file` are stored (its header).
@@ -384,6 +410,7 @@ impl LedgerReader {
                 path: log_path.iter().map(|h| B64.encode(h)).collect(),
             },
             checkpoint: self.checkpoint_text.clone(),
+            key_history: self.carried_history(),
         })
     }
 
@@ -408,6 +435,7 @@ impl LedgerReader {
             new_root: B64.encode(self.checkpoint.root),
             path: path.iter().map(|h| B64.encode(h)).collect(),
             checkpoint: self.checkpoint_text.clone(),
+            key_history: self.carried_history(),
         })
     }
 }
@@ -436,16 +464,56 @@ fn decode_path(path: &[String], field: &'static str) -> Result<Vec<Hash>, ProofC
     path.iter().map(|h| decode_hash(h, field)).collect()
 }
 
-/// Checks an inclusion proof offline against the log's public key.
+/// The signing keys a proof is checked with: `verifier` (the first key, or
+/// any later one) and the transitions the proof carries.
+fn proof_chain(
+    carried: Option<&[TransitionRecord]>,
+    verifier: &NoteVerifier,
+) -> Result<KeyChain, KeyHistoryError> {
+    match carried {
+        None | Some([]) => Ok(KeyChain::single(verifier)),
+        Some(t) => KeyChain::follow(
+            verifier,
+            &KeyHistory {
+                transitions: t.to_vec(),
+            },
+        ),
+    }
+}
+
+/// Opens a checkpoint with the key current at its size; a plain signature
+/// failure keeps the error it had before key rotation existed.
+fn open_with(
+    chain: &KeyChain,
+    text: &str,
+    bad_note: fn(NoteError) -> ProofCheckError,
+) -> Result<Checkpoint, ProofCheckError> {
+    chain.open_checkpoint(text).map_err(|e| match e {
+        KeyHistoryError::Checkpoint(n) => bad_note(n),
+        e => ProofCheckError::KeyHistory(e),
+    })
+}
+
+/// Checks an inclusion proof offline against the log's public key (the
+/// first key, or a later one, with the transitions the proof carries).
 pub fn verify_inclusion_proof(
     proof: &InclusionProof,
     verifier: &NoteVerifier,
 ) -> Result<VerifiedInclusion, ProofCheckError> {
+    let chain = proof_chain(proof.key_history.as_deref(), verifier)?;
+    verify_inclusion_with_keys(proof, &chain)
+}
+
+/// As [`verify_inclusion_proof`] with an already verified key history (an
+/// evidence bundle's); the proof's own `key_history` is not used.
+pub fn verify_inclusion_with_keys(
+    proof: &InclusionProof,
+    keys: &KeyChain,
+) -> Result<VerifiedInclusion, ProofCheckError> {
     if proof.format != INCLUSION_FORMAT {
         return Err(ProofCheckError::Format(INCLUSION_FORMAT));
     }
-    let verified = note::open_checkpoint(&proof.checkpoint, verifier)?;
-    let cp = verified.checkpoint().clone();
+    let cp = open_with(keys, &proof.checkpoint, ProofCheckError::Checkpoint)?;
     let record_bytes = B64
         .decode(&proof.segment.record)
         .map_err(|_| ProofCheckError::Record(RecordError::Truncated))?;
@@ -521,13 +589,11 @@ pub fn verify_consistency_proof(
     if proof.format != CONSISTENCY_FORMAT {
         return Err(ProofCheckError::Format(CONSISTENCY_FORMAT));
     }
-    let new = note::open_checkpoint(&proof.checkpoint, verifier)?;
-    let new = new.checkpoint().clone();
+    let keys = proof_chain(proof.key_history.as_deref(), verifier)?;
+    let new = open_with(&keys, &proof.checkpoint, ProofCheckError::Checkpoint)?;
     let (old_size, old_root) = match old_checkpoint {
         Some(text) => {
-            let old =
-                note::open_checkpoint(text, verifier).map_err(ProofCheckError::OldCheckpoint)?;
-            let old = old.checkpoint().clone();
+            let old = open_with(&keys, text, ProofCheckError::OldCheckpoint)?;
             if old.origin != new.origin {
                 return Err(ProofCheckError::OldOrigin {
                     old: old.origin,

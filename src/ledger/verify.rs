@@ -9,6 +9,7 @@
 use super::dicts::{DictError, DictStore};
 use super::frontier::Frontier;
 use super::hash::{Hash, leaf_hash, root_of_leaves};
+use super::key_history::{self, Handoff, KeyChain};
 use super::keys::NoteVerifier;
 use super::log::{LedgerPaths, list_segments};
 use super::note;
@@ -101,6 +102,20 @@ pub struct VerifyReport {
     /// With witness keys: the cosigned checkpoint the log extends.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub witnessed: Option<super::witnessed::WitnessedSummary>,
+    /// Signing-key transitions followed from the given key (LEDGER.md §14).
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub key_transitions: Vec<KeyTransitionSummary>,
+}
+
+/// One trusted key transition, as `verify` reports it.
+#[derive(Clone, Debug, Serialize, PartialEq, Eq)]
+pub struct KeyTransitionSummary {
+    /// Checkpoints of this size and smaller are the old key's.
+    pub size: u64,
+    /// The logged transition event.
+    pub index: u64,
+    pub old_key_id: String,
+    pub new_key_id: String,
 }
 
 impl VerifyReport {
@@ -408,6 +423,26 @@ fn format_ms(ms: i64) -> Option<String> {
         .map(|t| t.to_string())
 }
 
+/// A key transition in the history must match the log: the old key's last
+/// checkpoint is the log at its size, and its last segment is the entry.
+fn check_handoff(report: &mut VerifyReport, h: &Handoff, record: &SegmentRecord, root: Hash) {
+    let segment = Some(record.number);
+    if root != h.root {
+        report.issue(
+            segment,
+            Some(h.transition.index),
+            "key_transition",
+            format!(
+                "the first {} segments do not match the retired key's last checkpoint",
+                h.transition.size
+            ),
+        );
+    }
+    if let Err(e) = key_history::check_entry_segment(h, record) {
+        report.issue(segment, Some(h.transition.index), e.kind(), e.to_string());
+    }
+}
+
 /// Verifies the ledger in `data_dir` against `verifier`. `since` is the text of
 /// an older signed checkpoint the log must still extend.
 pub fn verify_data_dir(
@@ -449,16 +484,32 @@ pub fn verify_data_dir_witnessed(
         warnings: Vec::new(),
         payloads_unchecked: 0,
         witnessed: None,
+        key_transitions: Vec::new(),
     };
 
+    // Signing keys: `verifier` and the rotations the key history follows from it.
+    let keys = key_history::verifier_chain(&paths.ledger, verifier).unwrap_or_else(|e| {
+        report.issue(None, None, e.kind(), e.to_string());
+        KeyChain::single(verifier)
+    });
+    report.key_transitions = keys
+        .handoffs()
+        .iter()
+        .map(|h| KeyTransitionSummary {
+            size: h.transition.size,
+            index: h.transition.index,
+            old_key_id: hex::encode(h.transition.old.key_id()),
+            new_key_id: hex::encode(h.transition.new.key_id()),
+        })
+        .collect();
     // The checkpoint is read first, so segments sealed while we run are simply
     // reported as not yet covered.
     let checkpoint =
         match crate::bounded::read_to_string(&paths.checkpoint, note::MAX_NOTE_LEN as u64) {
-            Ok(text) => match note::open_checkpoint(&text, verifier) {
-                Ok(v) => Some(v.checkpoint().clone()),
+            Ok(text) => match keys.open_checkpoint(&text) {
+                Ok(cp) => Some(cp),
                 Err(e) => {
-                    report.issue(None, None, "checkpoint_signature", e.to_string());
+                    report.issue(None, None, e.kind(), e.to_string());
                     None
                 }
             },
@@ -481,15 +532,14 @@ pub fn verify_data_dir_witnessed(
                 None
             }
         };
-    let old = match since.map(|text| note::open_checkpoint(text, verifier)) {
-        Some(Ok(v)) => Some(v.checkpoint().clone()),
+    let old = match since.map(|text| keys.open_checkpoint(text)) {
+        Some(Ok(cp)) => Some(cp),
         Some(Err(e)) => {
-            report.issue(
-                None,
-                None,
-                "since_signature",
-                format!("older checkpoint: {e}"),
-            );
+            let kind = match e.kind() {
+                "checkpoint_signature" => "since_signature",
+                kind => kind,
+            };
+            report.issue(None, None, kind, format!("older checkpoint: {e}"));
             None
         }
         None => None,
@@ -521,7 +571,17 @@ pub fn verify_data_dir_witnessed(
         min_t: i64::MAX,
         max_t: i64::MIN,
     }];
-    let witnessed = witness.map(|w| super::witnessed::load(&paths.ledger, verifier, w));
+    // The cosigned checkpoint is the log key's of its size (after a rotation
+    // it may be the old key's or the new one's).
+    let witnessed_key = crate::bounded::read_to_string(
+        &paths.ledger.join(super::witnessed::WITNESSED_FILE),
+        note::MAX_NOTE_LEN as u64,
+    )
+    .ok()
+    .and_then(|text| note::parse_unverified_checkpoint(&text).ok())
+    .and_then(|cp| keys.key_for(cp.size).ok())
+    .unwrap_or(keys.current());
+    let witnessed = witness.map(|w| super::witnessed::load(&paths.ledger, witnessed_key, w));
     let mut prev: Option<SegmentRecord> = None;
     let mut chain_known = true;
     let (mut min_t, mut max_t) = (i64::MAX, i64::MIN);
@@ -624,6 +684,11 @@ pub fn verify_data_dir_witnessed(
                 );
             }
             frontier.push(leaf);
+            for h in keys.handoffs() {
+                if h.transition.size == frontier.size() {
+                    check_handoff(&mut report, h, &record, frontier.root());
+                }
+            }
             min_t = min_t.min(record.min_time_ms);
             max_t = max_t.max(record.max_time_ms);
             prefix.push(Prefix {
@@ -646,13 +711,11 @@ pub fn verify_data_dir_witnessed(
         .is_some_and(|c| highest.saturating_sub(c.size) > CRASH_WINDOW_SEGMENTS)
         && let Ok(text) =
             crate::bounded::read_to_string(&paths.checkpoint, note::MAX_NOTE_LEN as u64)
-        && let Ok(newer) = note::open_checkpoint(&text, verifier)
-        && checkpoint
-            .as_ref()
-            .is_some_and(|c| newer.checkpoint().size > c.size)
-        && root_at(&prefix, newer.checkpoint().size) == Some(newer.checkpoint().root)
+        && let Ok(newer) = keys.open_checkpoint(&text)
+        && checkpoint.as_ref().is_some_and(|c| newer.size > c.size)
+        && root_at(&prefix, newer.size) == Some(newer.root)
     {
-        checkpoint = Some(newer.checkpoint().clone());
+        checkpoint = Some(newer);
     }
     let root_at_checkpoint = checkpoint.as_ref().and_then(|c| root_at(&prefix, c.size));
     let root_at_since = old.as_ref().and_then(|c| root_at(&prefix, c.size));
@@ -721,6 +784,21 @@ pub fn verify_data_dir_witnessed(
              their events are not counted as verified",
             report.uncovered_segments
         ));
+    }
+    for h in keys
+        .handoffs()
+        .iter()
+        .filter(|h| h.transition.size > highest)
+    {
+        report.issue(
+            None,
+            Some(h.transition.index),
+            "key_transition",
+            format!(
+                "the key history rotates at size {} but the log has {highest} segments",
+                h.transition.size
+            ),
+        );
     }
     if let Some(old) = &old {
         report.since = Some(CheckpointSummary {

@@ -21,6 +21,7 @@ mod inputs;
 mod ledger;
 mod listeners;
 mod people;
+mod rotate;
 mod rules_cli;
 mod search;
 mod tamper;
