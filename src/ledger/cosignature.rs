@@ -477,6 +477,22 @@ mod tests {
         assert!(note::open_checkpoint(&note, &log().verifier()).is_ok());
     }
 
+    /// Computed independently from the text of tlog-cosignature with Python
+    /// and pyca/cryptography (seed 0x01 x 32): same key, same message, so
+    /// Ed25519's deterministic signature must give the same line.
+    #[test]
+    fn known_answer_from_an_independent_implementation() {
+        let a = witness("w.example/a", 1);
+        let vkey = "w.example/a+733b0f1e+BIqI4910CfGV/VLbLTy6XXLKZwm/HZQSG/N0iAG0D29c";
+        assert_eq!(a.verifier().to_vkey(), vkey);
+        let line = "\u{2014} w.example/a czsPHgAAAABlU/EA1uHrVRS0sD/rQ+lft9OGPVnZJmkaiyP9q3iLo0\
+                    ZRUsmhrpqTR8VB5mZeVXd1XFKGbexe1+iWPZQZfEY0zrUnAg==\n";
+        assert_eq!(a.cosign(&body(5), T).unwrap(), line);
+        let v = WitnessVerifier::from_vkey(vkey).unwrap();
+        let got = cosigners(&format!("{}{line}", signed(5)), &[v]).unwrap();
+        assert_eq!(got[0].timestamp, T);
+    }
+
     #[test]
     fn cosignature_layout() {
         let a = witness("w.example/a", 1);

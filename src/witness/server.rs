@@ -449,6 +449,38 @@ mod tests {
         ));
     }
 
+    /// Two submissions from the same old size at once: exactly one is
+    /// cosigned, the other gets a 409, and the state is the winner's.
+    #[test]
+    fn racing_submissions_cannot_roll_back() {
+        for _ in 0..10 {
+            let f = fixture();
+            let l = leaves(1, 9);
+            f.witness
+                .add_checkpoint(&request(0, &l[..3], &f.log), 1)
+                .unwrap();
+            let (small, big) = (request(3, &l[..5], &f.log), request(3, &l, &f.log));
+            let barrier = std::sync::Barrier::new(2);
+            let (a, b) = std::thread::scope(|s| {
+                let a = s.spawn(|| {
+                    barrier.wait();
+                    f.witness.add_checkpoint(&small, 2)
+                });
+                let b = s.spawn(|| {
+                    barrier.wait();
+                    f.witness.add_checkpoint(&big, 2)
+                });
+                (a.join().unwrap(), b.join().unwrap())
+            });
+            let latest = f.witness.latest(ORIGIN).unwrap().size;
+            match (a, b) {
+                (Ok(_), Err(AddError::Conflict { latest: 5, .. })) => assert_eq!(latest, 5),
+                (Err(AddError::Conflict { latest: 9, .. }), Ok(_)) => assert_eq!(latest, 9),
+                other => panic!("{other:?}"),
+            }
+        }
+    }
+
     #[test]
     fn malformed_requests() {
         for body in [

@@ -267,30 +267,10 @@ impl Submitter {
         };
         match status {
             200 => {
-                // Keep only this witness's lines, and only if they verify.
-                let note_text = format!("{checkpoint}{text}");
-                match cosignature::cosigners(
-                    &note_text,
-                    std::slice::from_ref(&self.target.verifier),
-                ) {
-                    Ok(c) if !c.is_empty() => {}
-                    Ok(_) => {
-                        return Outcome::Failed(
-                            "bad_cosignature",
-                            "no cosignature by its key".into(),
-                        );
-                    }
-                    Err(e) => return Outcome::Failed("bad_cosignature", e.to_string()),
-                }
-                let line = text
-                    .lines()
-                    .find(|l| {
-                        l.strip_prefix("\u{2014} ")
-                            .and_then(|r| r.split_once(' '))
-                            .is_some_and(|(n, _)| n == self.name())
-                    })
-                    .map(|l| format!("{l}\n"))
-                    .unwrap_or_default();
+                let line = match accept_answer(&checkpoint, &text, &self.target.verifier) {
+                    Ok(l) => l,
+                    Err(e) => return Outcome::Failed("bad_cosignature", e),
+                };
                 let store = self.store.clone();
                 let name = self.name().to_owned();
                 let cp = checkpoint.clone();
@@ -308,6 +288,27 @@ impl Submitter {
             s => Outcome::Failed("refused", format!("HTTP {s}: {}", text.trim_end())),
         }
     }
+}
+
+/// The witness's cosignature line out of its 200 answer. The whole answer
+/// must verify as extra lines of the note (a bad line by its key rejects
+/// it); its first line that verifies on its own is kept.
+fn accept_answer(
+    checkpoint: &str,
+    answer: &str,
+    witness: &WitnessVerifier,
+) -> Result<String, String> {
+    let verifier = std::slice::from_ref(witness);
+    cosignature::cosigners(&format!("{checkpoint}{answer}"), verifier)
+        .map_err(|e| e.to_string())?;
+    answer
+        .lines()
+        .map(|l| format!("{l}\n"))
+        .find(|l| {
+            cosignature::cosigners(&format!("{checkpoint}{l}"), verifier)
+                .is_ok_and(|c| !c.is_empty())
+        })
+        .ok_or_else(|| "no cosignature by its key".into())
 }
 
 async fn read_limited(mut resp: reqwest::Response) -> Result<String, String> {
@@ -429,6 +430,37 @@ mod tests {
             assert_eq!(parse(text).validate().unwrap_err().0, key, "{text}");
         }
         assert!(toml::from_str::<WitnessConfig>("url = \"http://w\"").is_err());
+    }
+
+    #[test]
+    fn answers_are_checked() {
+        use crate::ledger::cosignature::WitnessSigner;
+        let log = crate::ledger::keys::NoteSigner::generate("log.example/a").unwrap();
+        let cp = crate::ledger::note::Checkpoint {
+            origin: "log.example/a".into(),
+            size: 3,
+            root: [1; 32],
+            extensions: vec![],
+        };
+        let note_text = note::sign_checkpoint(&cp, &log).unwrap();
+        let w = WitnessSigner::generate("w.example/a").unwrap();
+        let impostor = WitnessSigner::generate("w.example/a").unwrap();
+        let good = w.cosign(&cp.to_body(), 5).unwrap();
+        let other = impostor.cosign(&cp.to_body(), 5).unwrap();
+        let v = w.verifier();
+        // Another key's line under the same name first: the valid one is kept.
+        assert_eq!(
+            accept_answer(&note_text, &format!("{other}{good}"), &v),
+            Ok(good.clone())
+        );
+        assert!(accept_answer(&note_text, &other, &v).is_err());
+        assert!(accept_answer(&note_text, "", &v).is_err());
+        assert!(accept_answer(&note_text, "garbage\n", &v).is_err());
+        // A line for another checkpoint.
+        let mut cp6 = cp.clone();
+        cp6.size = 6;
+        let stale = w.cosign(&cp6.to_body(), 5).unwrap();
+        assert!(accept_answer(&note_text, &stale, &v).is_err());
     }
 
     #[test]
