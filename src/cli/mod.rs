@@ -638,14 +638,14 @@ fn verify_bundle_file(file: &Path, vkey: &Path, json: bool) -> Result<ExitCode> 
 fn print_report(r: &VerifyReport) {
     let verdict = if r.ok { "OK" } else { "FAILED" };
     say!("ledger verification: {verdict}");
-    say!(
-        "  segments: {}   events verified: {}",
-        r.segments, r.events
-    );
+    say!("  segments: {}   events verified: {}", r.segments, r.events);
     for u in r.unverified.iter().filter(|u| u.reason == "uncovered") {
         say!(
             "  not verified: events {}..{} (segments {}..{}) are not covered by a signed checkpoint",
-            u.first_index, u.end_index, u.first_segment, u.end_segment
+            u.first_index,
+            u.end_index,
+            u.first_segment,
+            u.end_segment
         );
     }
     if let (Some(a), Some(b)) = (&r.first_time, &r.last_time) {
@@ -672,7 +672,10 @@ fn print_report(r: &VerifyReport) {
     for t in &r.key_transitions {
         say!(
             "  signing key {} -> {} after {} segments (event {})",
-            t.old_key_id, t.new_key_id, t.size, t.index
+            t.old_key_id,
+            t.new_key_id,
+            t.size,
+            t.index
         );
     }
     if r.unsealed_events > 0 {

@@ -751,7 +751,9 @@ pub fn verify_data_dir_witnessed(
             covered = cp.size;
         }
     }
-    let verified_size = usize::try_from(covered).unwrap_or(usize::MAX).min(prefix.len() - 1);
+    let verified_size = usize::try_from(covered)
+        .unwrap_or(usize::MAX)
+        .min(prefix.len() - 1);
     // `prefix` starts with the empty log and `verified_size < prefix.len()`.
     let (verified, last) = (&prefix[verified_size], &prefix[prefix.len() - 1]);
     report.events = verified.end_index;
@@ -766,7 +768,9 @@ pub fn verify_data_dir_witnessed(
             reason: "uncovered",
         });
     }
-    if checkpoint.as_ref().is_some_and(|c| c.size <= highest)
+    // Only a checkpoint that matched the log can have a tail nobody signed;
+    // a mismatch is its own failure and leaves every segment unverified.
+    if checkpoint.as_ref().is_some_and(|c| c.size == covered)
         && report.uncovered_segments > CRASH_WINDOW_SEGMENTS
     {
         report.issue(
@@ -778,7 +782,9 @@ pub fn verify_data_dir_witnessed(
                  and signing leaves at most {CRASH_WINDOW_SEGMENTS}, so they were appended without the signing key"
             ),
         );
-    } else if report.uncovered_segments > 0 && checkpoint.is_some() {
+    } else if report.uncovered_segments > 0
+        && checkpoint.as_ref().is_some_and(|c| c.size == covered)
+    {
         report.warnings.push(format!(
             "{} sealed segment(s) are newer than the checkpoint and not yet covered by a signature; \
              their events are not counted as verified",

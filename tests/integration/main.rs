@@ -26,5 +26,5 @@ mod rules_cli;
 mod search;
 mod tamper;
 mod util;
-mod witness;
 mod vectors;
+mod witness;
