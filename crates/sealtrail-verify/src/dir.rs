@@ -257,8 +257,8 @@ impl Resolver<'_> {
     }
 }
 
-/// Checks one sealed segment on its own; also returns its file size.
-fn check_segment(res: &Resolver<'_>, path: &Path, number: u64) -> (SegmentCheck, u64) {
+/// Checks one sealed segment on its own.
+fn check_segment(res: &Resolver<'_>, path: &Path, number: u64) -> SegmentCheck {
     let mut out = SegmentCheck {
         number,
         header: None,
@@ -274,11 +274,11 @@ fn check_segment(res: &Resolver<'_>, path: &Path, number: u64) -> (SegmentCheck,
             detail,
         })
     };
-    let (mut reader, file_len) = match res.open(path) {
-        Ok(r) => r,
+    let mut reader = match res.open(path) {
+        Ok((r, _)) => r,
         Err(e) => {
             issue(None, e.kind(), format!("{}: {e}", path.display()));
-            return (out, 0);
+            return out;
         }
     };
     let header = reader.header.clone();
@@ -367,7 +367,7 @@ fn check_segment(res: &Resolver<'_>, path: &Path, number: u64) -> (SegmentCheck,
                 format!("bytes at offset {offset} are not a valid entry or footer: {reason}"),
             );
             out.header = Some(header);
-            return (out, file_len);
+            return out;
         }
         _ => {
             issue(
@@ -376,7 +376,7 @@ fn check_segment(res: &Resolver<'_>, path: &Path, number: u64) -> (SegmentCheck,
                 "sealed segment file has no footer".into(),
             );
             out.header = Some(header);
-            return (out, file_len);
+            return out;
         }
     };
     let rec = &footer.record;
@@ -453,7 +453,7 @@ fn check_segment(res: &Resolver<'_>, path: &Path, number: u64) -> (SegmentCheck,
     }
     out.header = Some(header);
     out.record = Some(footer.record.clone());
-    (out, file_len)
+    out
 }
 
 /// Checks `numbers` on up to `threads` threads; results sorted by number.
@@ -462,9 +462,9 @@ fn check_window(
     dir: &Path,
     numbers: &[u64],
     threads: usize,
-) -> (Vec<SegmentCheck>, u64) {
+) -> Vec<SegmentCheck> {
     let path = |n: u64| dir.join(format!("{n:012}.seg"));
-    let mut results: Vec<(SegmentCheck, u64)> = if threads <= 1 {
+    let mut results: Vec<SegmentCheck> = if threads <= 1 {
         numbers
             .iter()
             .map(|&n| check_segment(res, &path(n), n))
@@ -489,9 +489,8 @@ fn check_window(
         });
         results.into_inner().unwrap_or_default()
     };
-    results.sort_by_key(|(c, _)| c.number);
-    let bytes = results.iter().map(|(_, b)| b).sum();
-    (results.into_iter().map(|(c, _)| c).collect(), bytes)
+    results.sort_by_key(|c| c.number);
+    results
 }
 
 /// Sealed segments as (number, file length), and open segment numbers.
@@ -665,7 +664,7 @@ pub fn verify_dir(
             .and_then(|i| prefix.get(i))
             .map(|p| p.root)
     };
-    let mut present = sealed.iter().map(|(n, _)| *n).peekable();
+    let mut present = sealed.iter().copied().peekable();
     let mut progress = Progress {
         segments_done: 0,
         segments_total: sealed.len() as u64,
@@ -677,12 +676,12 @@ pub fn verify_dir(
     while start < highest {
         let end = (start + WINDOW).min(highest);
         let mut numbers = Vec::new();
-        while let Some(n) = present.next_if(|n| *n < end) {
+        while let Some((n, len)) = present.next_if(|(n, _)| *n < end) {
             numbers.push(n);
+            progress.bytes_done += len;
         }
-        let (checks, bytes) = check_window(&res, &seg_dir, &numbers, threads);
+        let checks = check_window(&res, &seg_dir, &numbers, threads);
         progress.segments_done += numbers.len() as u64;
-        progress.bytes_done += bytes;
         if let Some(f) = opts.progress.as_mut() {
             f(progress);
         }
