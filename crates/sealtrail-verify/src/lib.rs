@@ -13,12 +13,14 @@
 //! - [`segment`]: segment files of formats 1, 2 and 3 (§4).
 //! - [`dir`]: verifying a whole data directory (§9).
 //! - [`proof`]: inclusion and consistency proof documents (§7).
+//! - [`tar`] + [`bundle`]: evidence bundles (§11).
 //! - [`verified`]: `Verified<T>`, which only these checks construct.
 //!
 //! No I/O beyond reading files, no async runtime, no unsafe code. Builds
 //! for `wasm32-unknown-unknown` without the default `native-zstd` feature.
 
 pub mod atrest;
+pub mod bundle;
 pub mod dir;
 pub mod hash;
 pub mod json;
@@ -27,6 +29,7 @@ pub mod note;
 pub mod proof;
 pub mod record;
 pub mod segment;
+pub mod tar;
 pub mod time;
 pub mod verified;
 

@@ -316,6 +316,7 @@ pub fn key_id(name: &str, alg: u8, key: &[u8; 32]) -> [u8; 4] {
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct NoteVerifier {
     name: String,
+    alg: u8,
     key_id: [u8; 4],
     key: VerifyingKey,
 }
@@ -369,6 +370,7 @@ impl NoteVerifier {
         }
         Ok(Self {
             name: name.to_owned(),
+            alg,
             key_id: want_id,
             key,
         })
@@ -376,6 +378,18 @@ impl NoteVerifier {
 
     pub fn name(&self) -> &str {
         &self.name
+    }
+
+    /// The vkey line this verifier was parsed from.
+    pub fn to_vkey(&self) -> String {
+        let mut raw = vec![self.alg];
+        raw.extend_from_slice(self.key.as_bytes());
+        format!(
+            "{}+{}+{}",
+            self.name,
+            crate::hex(&self.key_id),
+            STANDARD.encode(raw)
+        )
     }
 
     pub fn key_id(&self) -> [u8; 4] {

@@ -59,6 +59,15 @@ const END_MS: i64 = 253_402_300_800_000;
 /// leap second only as 23:59:60 UTC, read as its last nanosecond) to Unix
 /// milliseconds in 1970..=9999 (as written, and of the UTC instant).
 pub fn rfc3339_ms(s: &[u8]) -> Option<i64> {
+    let (ms, year, boundary_offset) = parse(s)?;
+    // On the first and last representable days the offset must be zero.
+    ((1970..=9999).contains(&year) && !boundary_offset && (MIN_MS..END_MS).contains(&ms))
+        .then_some(ms)
+}
+
+/// (UTC milliseconds, year as written, whether the offset is non-zero on
+/// 1970-01-01 or 9999-12-31) of an RFC 3339 date-time of any year.
+fn parse(s: &[u8]) -> Option<(i64, i64, bool)> {
     if s.len() < 20
         || s[4] != b'-'
         || s[7] != b'-'
@@ -116,23 +125,13 @@ pub fn rfc3339_ms(s: &[u8]) -> Option<i64> {
         31,
     ];
     let days_in_month = *month_days.get(usize::try_from(month - 1).ok()?)?;
-    if !(1970..=9999).contains(&year)
-        || day < 1
-        || day > days_in_month
-        || hour > 23
-        || minute > 59
-        || second > 60
-    {
+    if day < 1 || day > days_in_month || hour > 23 || minute > 59 || second > 60 {
         return None;
     }
-    // On the first and last representable days the offset must be zero.
     let boundary =
         (year == 1970 && month == 1 && day == 1) || (year == 9999 && month == 12 && day == 31);
-    if boundary && offset_min != 0 {
-        return None;
-    }
     let local = ((days_from_civil(year, month, day) * 24 + hour) * 60 + minute) * 60_000;
-    let mut ms = local + second.min(59) * 1000 - offset_min * 60_000;
+    let ms = local + second.min(59) * 1000 - offset_min * 60_000;
     if second == 60 {
         // Only 23:59:60 UTC; stored as the last nanosecond of 23:59:59.
         if ms.rem_euclid(86_400_000) != 86_399_000 {
@@ -140,8 +139,13 @@ pub fn rfc3339_ms(s: &[u8]) -> Option<i64> {
         }
         millis = 999;
     }
-    ms += millis;
-    (MIN_MS..END_MS).contains(&ms).then_some(ms)
+    Some((ms + millis, year, boundary && offset_min != 0))
+}
+
+/// Whether `s` is an RFC 3339 date-time of any four-digit year (bundle
+/// manifests' `from`, `to` and `created`).
+pub fn rfc3339_any_year(s: &[u8]) -> bool {
+    parse(s).is_some()
 }
 
 /// `YYYY-MM-DDTHH:MM:SS[.mmm]Z` (fraction without trailing zeros), or
