@@ -40,11 +40,7 @@ pub enum AtRestError {
     #[error(
         "segment {number}: its data key is wrapped with another key-encryption key (kek id {found}, given {given})"
     )]
-    WrongKek {
-        number: u64,
-        found: String,
-        given: String,
-    },
+    WrongKek { number: u64, found: String, given: String },
     #[error(
         "segment {number}: the data key does not unwrap with the key-encryption key (record altered)"
     )]
@@ -122,19 +118,13 @@ impl Kek {
         let dek = aead
             .decrypt(
                 Nonce::from_slice(&rec[28..40]),
-                Payload {
-                    msg: &rec[40..88],
-                    aad: &rec[..28],
-                },
+                Payload { msg: &rec[40..88], aad: &rec[..28] },
             )
             .map_err(|_| AtRestError::Unwrap { number })?;
         if dek.len() != 32 {
             return Err(AtRestError::Unwrap { number });
         }
-        Ok(SegmentCipher {
-            number,
-            aead: Aes256Gcm::new(Key::<Aes256Gcm>::from_slice(&dek)),
-        })
+        Ok(SegmentCipher { number, aead: Aes256Gcm::new(Key::<Aes256Gcm>::from_slice(&dek)) })
     }
 }
 
@@ -168,10 +158,7 @@ impl SegmentCipher {
             .aead
             .decrypt(
                 Nonce::from_slice(&stored[32..32 + NONCE_LEN]),
-                Payload {
-                    msg: &stored[32 + NONCE_LEN..],
-                    aad: &aad,
-                },
+                Payload { msg: &stored[32 + NONCE_LEN..], aad: &aad },
             )
             .map_err(|_| {
                 "encrypted entry does not authenticate (altered, or from another segment)"

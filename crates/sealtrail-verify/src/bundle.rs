@@ -79,11 +79,7 @@ pub enum BundleError {
     #[error("member {name} comes after events.ndjson, which must be the last member")]
     MemberOrder { name: &'static str },
     #[error("member {name} is {size} bytes, more than the {max}-byte limit")]
-    MemberTooLarge {
-        name: &'static str,
-        size: u64,
-        max: u64,
-    },
+    MemberTooLarge { name: &'static str, size: u64, max: u64 },
     #[error("member {name} is cut short: the archive ends {missing} bytes early")]
     Truncated { name: &'static str, missing: u64 },
     #[error(
@@ -101,12 +97,7 @@ pub enum BundleError {
     #[error(
         "manifest is for checkpoint size {manifest_size} root {manifest_root}, the bundle's checkpoint is size {size} root {root}"
     )]
-    CheckpointMismatch {
-        manifest_size: u64,
-        manifest_root: String,
-        size: u64,
-        root: String,
-    },
+    CheckpointMismatch { manifest_size: u64, manifest_root: String, size: u64, root: String },
     #[error("events.ndjson line {line}: {reason}")]
     EventLine { line: u64, reason: String },
     #[error("event {index}: {source}")]
@@ -263,10 +254,7 @@ fn parse_time(field: &'static str, value: &str) -> Result<(), BundleError> {
     }
     match crate::time::rfc3339_any_year(value.as_bytes()) {
         true => Ok(()),
-        false => Err(BundleError::Query {
-            field,
-            reason: "not an RFC 3339 time".into(),
-        }),
+        false => Err(BundleError::Query { field, reason: "not an RFC 3339 time".into() }),
     }
 }
 
@@ -435,11 +423,7 @@ impl Manifest {
         if lines.len() != MANIFEST_KEYS.len() + 1 {
             return Err(bad(
                 0,
-                format!(
-                    "has {} lines, want {}",
-                    lines.len(),
-                    MANIFEST_KEYS.len() + 1
-                ),
+                format!("has {} lines, want {}", lines.len(), MANIFEST_KEYS.len() + 1),
             ));
         }
         if lines[0] != MANIFEST_HEADER {
@@ -459,11 +443,7 @@ impl Manifest {
                 .map_err(|e| bad(line_of(key), format!("{key} is not a JSON string: {e}")))
         };
         let opt_string = |key: &str, v: &str| -> Result<Option<String>, BundleError> {
-            if v == "null" {
-                Ok(None)
-            } else {
-                string(key, v).map(Some)
-            }
+            if v == "null" { Ok(None) } else { string(key, v).map(Some) }
         };
         let number = |key: &str, v: &str| -> Result<u64, BundleError> {
             v.parse::<u64>()
@@ -474,18 +454,7 @@ impl Manifest {
                 .and_then(|d| Hash::try_from(d.as_slice()).ok())
                 .ok_or_else(|| bad(line_of(key), format!("{key} is not a 32-byte hash: {v:?}")))
         };
-        let [
-            origin,
-            q,
-            from,
-            to,
-            requested_by,
-            created,
-            size,
-            root,
-            events,
-            digest,
-        ] = values;
+        let [origin, q, from, to, requested_by, created, size, root, events, digest] = values;
         let manifest = Manifest {
             origin: origin.to_owned(),
             query: BundleQuery {
@@ -515,10 +484,7 @@ impl Manifest {
                 .map_or(0, |i| i + 1);
             return Err(bad(line, "not in canonical form".into()));
         }
-        manifest
-            .query
-            .validate()
-            .map_err(|e| bad(0, e.to_string()))?;
+        manifest.query.validate().map_err(|e| bad(0, e.to_string()))?;
         Ok(manifest)
     }
 }
@@ -593,14 +559,11 @@ impl<'v> Checker<'v> {
         let mut archive = TarReader::new(input);
         let archive_err = |e: TarError| BundleError::Archive(e.to_string());
         while let Some(header) = archive.next_header().map_err(archive_err)? {
-            let Some(slot) = MEMBERS
-                .iter()
-                .position(|(name, _)| name.as_bytes() == header.name.as_slice())
+            let Some(slot) =
+                MEMBERS.iter().position(|(name, _)| name.as_bytes() == header.name.as_slice())
             else {
-                let name: String = String::from_utf8_lossy(&header.name)
-                    .chars()
-                    .take(100)
-                    .collect();
+                let name: String =
+                    String::from_utf8_lossy(&header.name).chars().take(100).collect();
                 return Err(BundleError::UnexpectedMember { name });
             };
             let (name, max) = MEMBERS[slot];
@@ -698,10 +661,7 @@ impl<'v> Checker<'v> {
                 });
             }
             if line_no > MAX_BUNDLE_EVENTS {
-                return Err(BundleError::TooManyEvents {
-                    count: line_no,
-                    max: MAX_BUNDLE_EVENTS,
-                });
+                return Err(BundleError::TooManyEvents { count: line_no, max: MAX_BUNDLE_EVENTS });
             }
             let Some(body) = line.strip_suffix(b"\n") else {
                 if consumed < size {
@@ -723,10 +683,7 @@ impl<'v> Checker<'v> {
             }
         }
         if consumed < size {
-            return Err(BundleError::Truncated {
-                name: EVENTS_MEMBER,
-                missing: size - consumed,
-            });
+            return Err(BundleError::Truncated { name: EVENTS_MEMBER, missing: size - consumed });
         }
         Ok(())
     }
@@ -802,10 +759,7 @@ impl<'v> Checker<'v> {
             let found = self.pairs.len() as u64;
             let (expected, digest) = (m.events, m.events_sha256);
             if expected != found {
-                self.push(BundleError::EventCount {
-                    manifest: expected,
-                    found,
-                });
+                self.push(BundleError::EventCount { manifest: expected, found });
             }
             let mut sorted = self.pairs.clone();
             sorted.sort_unstable_by_key(|(i, _)| *i);
@@ -847,16 +801,10 @@ fn read_member(
 ) -> Result<Vec<u8>, BundleError> {
     let mut buf = Vec::new();
     #[allow(clippy::disallowed_methods)] // bounded by `take(size)`, checked by the caller
-    entry
-        .take(size)
-        .read_to_end(&mut buf)
-        .map_err(|e| BundleError::Archive(e.to_string()))?;
+    entry.take(size).read_to_end(&mut buf).map_err(|e| BundleError::Archive(e.to_string()))?;
     let got = buf.len() as u64;
     if got < size {
-        return Err(BundleError::Truncated {
-            name,
-            missing: size - got,
-        });
+        return Err(BundleError::Truncated { name, missing: size - got });
     }
     Ok(buf)
 }

@@ -112,12 +112,7 @@ impl VerifyReport {
         detail: String,
     ) {
         if self.errors.len() < MAX_ISSUES {
-            self.errors.push(Issue {
-                segment,
-                index,
-                kind,
-                detail,
-            });
+            self.errors.push(Issue { segment, index, kind, detail });
         } else {
             self.errors_omitted += 1;
         }
@@ -192,10 +187,9 @@ impl Resolver<'_> {
         let name = crate::hex(hash);
         let path = self.ledger.join("dicts").join(format!("{name}.zdict"));
         let bytes = read_bounded(&path, MAX_DICT_LEN).map_err(|e| match e.kind() {
-            std::io::ErrorKind::NotFound => format!(
-                "dictionary {name} is missing ({} does not exist)",
-                path.display()
-            ),
+            std::io::ErrorKind::NotFound => {
+                format!("dictionary {name} is missing ({} does not exist)", path.display())
+            }
             _ => format!("{}: {e}", path.display()),
         })?;
         if bytes.is_empty() {
@@ -220,9 +214,9 @@ impl Resolver<'_> {
         match header.format {
             FrameFormat::Plain => Ok(Codec::Plain),
             FrameFormat::Zstd { dict } if dict == [0; 32] => Ok(Codec::Zstd(None)),
-            FrameFormat::Zstd { dict } => Ok(Codec::Zstd(Some(
-                self.dict(&dict).map_err(SegmentError::Dictionary)?,
-            ))),
+            FrameFormat::Zstd { dict } => {
+                Ok(Codec::Zstd(Some(self.dict(&dict).map_err(SegmentError::Dictionary)?)))
+            }
             // Without the KEK only the structure and stored leaves are checked.
             FrameFormat::Encrypted => match self.kek {
                 None => Ok(Codec::Sealed(None)),
@@ -235,9 +229,7 @@ impl Resolver<'_> {
                             }
                             _ => SegmentError::Io(format!("{}: {e}", path.display())),
                         })?;
-                    Ok(Codec::Sealed(Some(Arc::new(
-                        kek.open_record(number, &rec)?,
-                    ))))
+                    Ok(Codec::Sealed(Some(Arc::new(kek.open_record(number, &rec)?))))
                 }
             },
         }
@@ -250,29 +242,16 @@ impl Resolver<'_> {
         let mut reader = BufReader::with_capacity(1 << 20, file);
         let (header, header_len) = SegmentHeader::read(&mut reader)?;
         let codec = self.codec(&header)?;
-        Ok((
-            FrameReader::new(reader, header, header_len, len, codec)?,
-            len,
-        ))
+        Ok((FrameReader::new(reader, header, header_len, len, codec)?, len))
     }
 }
 
 /// Checks one sealed segment on its own.
 fn check_segment(res: &Resolver<'_>, path: &Path, number: u64) -> SegmentCheck {
-    let mut out = SegmentCheck {
-        number,
-        header: None,
-        record: None,
-        issues: Vec::new(),
-        unchecked: 0,
-    };
+    let mut out =
+        SegmentCheck { number, header: None, record: None, issues: Vec::new(), unchecked: 0 };
     let mut issue = |index: Option<u64>, kind: &'static str, detail: String| {
-        out.issues.push(Issue {
-            segment: Some(number),
-            index,
-            kind,
-            detail,
-        })
+        out.issues.push(Issue { segment: Some(number), index, kind, detail })
     };
     let mut reader = match res.open(path) {
         Ok((r, _)) => r,
@@ -297,11 +276,7 @@ fn check_segment(res: &Resolver<'_>, path: &Path, number: u64) -> SegmentCheck {
         match reader.next_frame_into(&mut payload) {
             Ok(Some(offset)) => {
                 if count >= MAX_SEGMENT_EVENTS {
-                    issue(
-                        None,
-                        "entry",
-                        format!("more than {MAX_SEGMENT_EVENTS} entries"),
-                    );
+                    issue(None, "entry", format!("more than {MAX_SEGMENT_EVENTS} entries"));
                     break;
                 }
                 if block_leaves.is_empty() {
@@ -370,11 +345,7 @@ fn check_segment(res: &Resolver<'_>, path: &Path, number: u64) -> SegmentCheck {
             return out;
         }
         _ => {
-            issue(
-                None,
-                "not_sealed",
-                "sealed segment file has no footer".into(),
-            );
+            issue(None, "not_sealed", "sealed segment file has no footer".into());
             out.header = Some(header);
             return out;
         }
@@ -385,11 +356,7 @@ fn check_segment(res: &Resolver<'_>, path: &Path, number: u64) -> SegmentCheck {
         || rec.prev != header.prev
         || rec.origin != header.origin
     {
-        issue(
-            None,
-            "record",
-            "segment record disagrees with the segment header".into(),
-        );
+        issue(None, "record", "segment record disagrees with the segment header".into());
     }
     if rec.count != count {
         issue(
@@ -411,11 +378,7 @@ fn check_segment(res: &Resolver<'_>, path: &Path, number: u64) -> SegmentCheck {
         }
     }
     if footer.block_roots.len() != block_roots.len() {
-        issue(
-            None,
-            "index",
-            "the footer's block index does not cover the entries".into(),
-        );
+        issue(None, "index", "the footer's block index does not cover the entries".into());
     }
     // The block roots are complete aligned subtrees: the tree over them is the segment root.
     if root_of_leaves(&footer.block_roots, &mut scratch) != rec.root {
@@ -426,30 +389,15 @@ fn check_segment(res: &Resolver<'_>, path: &Path, number: u64) -> SegmentCheck {
         );
     }
     if footer.block_offsets != block_starts {
-        issue(
-            None,
-            "index",
-            "block offsets in the footer do not match the entries".into(),
-        );
+        issue(None, "index", "block offsets in the footer do not match the entries".into());
     }
     if let Some(index) = &footer.frame_offsets
-        && !index
-            .iter()
-            .map(|&o| u64::from(o))
-            .eq(frame_offsets.iter().copied())
+        && !index.iter().map(|&o| u64::from(o)).eq(frame_offsets.iter().copied())
     {
-        issue(
-            None,
-            "index",
-            "the footer's frame index does not match the entries".into(),
-        );
+        issue(None, "index", "the footer's frame index does not match the entries".into());
     }
     if count > 0 && readable && (rec.min_time_ms != min_t || rec.max_time_ms != max_t) {
-        issue(
-            None,
-            "record",
-            "record's first/last event times do not match the entries".into(),
-        );
+        issue(None, "record", "record's first/last event times do not match the entries".into());
     }
     out.header = Some(header);
     out.record = Some(footer.record.clone());
@@ -465,10 +413,7 @@ fn check_window(
 ) -> Vec<SegmentCheck> {
     let path = |n: u64| dir.join(format!("{n:012}.seg"));
     let mut results: Vec<SegmentCheck> = if threads <= 1 {
-        numbers
-            .iter()
-            .map(|&n| check_segment(res, &path(n), n))
-            .collect()
+        numbers.iter().map(|&n| check_segment(res, &path(n), n)).collect()
     } else {
         let next = std::sync::atomic::AtomicUsize::new(0);
         let results = Mutex::new(Vec::with_capacity(numbers.len()));
@@ -500,10 +445,7 @@ type Listing = (Vec<(u64, u64)>, Vec<u64>);
 /// twelve digits and `.seg` or `.open`; anything else is ignored.
 fn list_segments(dir: &Path) -> Result<Listing, DirError> {
     let (mut sealed, mut open) = (Vec::new(), Vec::new());
-    let io = |source| DirError::Io {
-        path: dir.to_owned(),
-        source,
-    };
+    let io = |source| DirError::Io { path: dir.to_owned(), source };
     let entries = match std::fs::read_dir(dir) {
         Ok(e) => e,
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok((sealed, open)),
@@ -548,10 +490,7 @@ impl StoredTree {
         let mut header = [0u8; 16];
         file.read_exact(&mut header).ok()?;
         let want = *b"SEALTRE\0\x00\x01\x00\x20\x00\x00\x00\x00";
-        (header == want).then_some(StoredTree {
-            file,
-            size: (len - 16) / 32,
-        })
+        (header == want).then_some(StoredTree { file, size: (len - 16) / 32 })
     }
 
     fn leaf(&mut self, i: u64) -> Option<Hash> {
@@ -570,10 +509,9 @@ fn read_checkpoint(
     verifier: &NoteVerifier,
 ) -> Result<Checkpoint, (&'static str, String)> {
     let bytes = read_bounded(path, note::MAX_NOTE_LEN as u64).map_err(|e| match e.kind() {
-        std::io::ErrorKind::NotFound => (
-            "no_checkpoint",
-            "the ledger has no signed checkpoint".to_owned(),
-        ),
+        std::io::ErrorKind::NotFound => {
+            ("no_checkpoint", "the ledger has no signed checkpoint".to_owned())
+        }
         _ => ("io", format!("{}: {e}", path.display())),
     })?;
     note::open_checkpoint_bytes(&bytes, verifier)
@@ -593,9 +531,7 @@ pub fn verify_dir(
         return Err(DirError::NotADataDir(data_dir.to_owned()));
     }
     let threads = match opts.threads {
-        0 => std::thread::available_parallelism()
-            .map_or(1, |n| n.get())
-            .min(4),
+        0 => std::thread::available_parallelism().map_or(1, |n| n.get()).min(4),
         n => n,
     };
     let mut report = VerifyReport {
@@ -626,12 +562,7 @@ pub fn verify_dir(
     let old = match opts.since.map(|text| note::open_checkpoint(text, verifier)) {
         Some(Ok(v)) => Some(v.into_inner()),
         Some(Err(e)) => {
-            report.issue(
-                None,
-                None,
-                "since_signature",
-                format!("older checkpoint: {e}"),
-            );
+            report.issue(None, None, "since_signature", format!("older checkpoint: {e}"));
             None
         }
         None => None,
@@ -642,27 +573,16 @@ pub fn verify_dir(
     let highest = sealed.last().map_or(0, |(n, _)| n + 1);
     let bytes_total = sealed.iter().map(|(_, l)| l).sum();
     let mut stored_tree = StoredTree::open(&ledger);
-    let res = Resolver {
-        ledger: ledger.clone(),
-        kek: opts.kek,
-        dicts: Mutex::new(HashMap::new()),
-    };
+    let res = Resolver { ledger: ledger.clone(), kek: opts.kek, dicts: Mutex::new(HashMap::new()) };
     let mut frontier = Frontier::default();
     // The log tree after each segment, so any checkpoint size can be compared.
-    let mut prefix = vec![Prefix {
-        root: frontier.root(),
-        end_index: 0,
-        min_t: i64::MAX,
-        max_t: i64::MIN,
-    }];
+    let mut prefix =
+        vec![Prefix { root: frontier.root(), end_index: 0, min_t: i64::MAX, max_t: i64::MIN }];
     let mut prev: Option<SegmentRecord> = None;
     let mut chain_known = true;
     let (mut min_t, mut max_t) = (i64::MAX, i64::MIN);
     let root_at = |prefix: &[Prefix], size: u64| {
-        usize::try_from(size)
-            .ok()
-            .and_then(|i| prefix.get(i))
-            .map(|p| p.root)
+        usize::try_from(size).ok().and_then(|i| prefix.get(i)).map(|p| p.root)
     };
     let mut present = sealed.iter().copied().peekable();
     let mut progress = Progress {
@@ -688,12 +608,7 @@ pub fn verify_dir(
         let mut checks = checks.into_iter().peekable();
         for s in start..end {
             let Some(check) = checks.next_if(|c| c.number == s) else {
-                report.issue(
-                    Some(s),
-                    None,
-                    "missing_segment",
-                    format!("segment {s} is missing"),
-                );
+                report.issue(Some(s), None, "missing_segment", format!("segment {s} is missing"));
                 chain_known = false;
                 continue;
             };
@@ -754,11 +669,7 @@ pub fn verify_dir(
             };
             chain_known = true;
             let leaf = record.leaf_hash();
-            if stored_tree
-                .as_mut()
-                .and_then(|t| t.leaf(s))
-                .is_some_and(|stored| stored != leaf)
-            {
+            if stored_tree.as_mut().and_then(|t| t.leaf(s)).is_some_and(|stored| stored != leaf) {
                 report.issue(
                     Some(s),
                     None,
@@ -795,38 +706,27 @@ pub fn verify_dir(
     let mut covered = 0u64;
     if let Some(cp) = &checkpoint {
         let root_at_checkpoint = root_at(&prefix, cp.size);
-        report.checkpoint = Some(CheckpointSummary {
-            size: cp.size,
-            root: B64.encode(cp.root),
-        });
+        report.checkpoint = Some(CheckpointSummary { size: cp.size, root: B64.encode(cp.root) });
         if cp.size > highest {
             report.issue(
                 Some(highest),
                 None,
                 "truncated",
-                format!(
-                    "the checkpoint covers {} segments but the log has {highest}",
-                    cp.size
-                ),
+                format!("the checkpoint covers {} segments but the log has {highest}", cp.size),
             );
         } else if root_at_checkpoint != Some(cp.root) {
             report.issue(
                 None,
                 None,
                 "checkpoint_mismatch",
-                format!(
-                    "the first {} segments do not hash to the signed checkpoint root",
-                    cp.size
-                ),
+                format!("the first {} segments do not hash to the signed checkpoint root", cp.size),
             );
         } else {
             covered = cp.size;
         }
     }
     // Only events of segments a genuine signed checkpoint covers count.
-    let verified_size = usize::try_from(covered)
-        .unwrap_or(usize::MAX)
-        .min(prefix.len() - 1);
+    let verified_size = usize::try_from(covered).unwrap_or(usize::MAX).min(prefix.len() - 1);
     let (verified, last) = (&prefix[verified_size], &prefix[prefix.len() - 1]);
     report.events = verified.end_index;
     (min_t, max_t) = (verified.min_t, verified.max_t);
@@ -860,10 +760,7 @@ pub fn verify_dir(
         ));
     }
     if let Some(old) = &old {
-        report.since = Some(CheckpointSummary {
-            size: old.size,
-            root: B64.encode(old.root),
-        });
+        report.since = Some(CheckpointSummary { size: old.size, root: B64.encode(old.root) });
         if old.size > highest || checkpoint.as_ref().is_some_and(|c| c.size < old.size) {
             report.issue(
                 Some(highest.min(old.size)),
@@ -880,10 +777,7 @@ pub fn verify_dir(
                 None,
                 None,
                 "rewritten",
-                format!(
-                    "the first {} segments no longer match the older checkpoint",
-                    old.size
-                ),
+                format!("the first {} segments no longer match the older checkpoint", old.size),
             );
         }
     }

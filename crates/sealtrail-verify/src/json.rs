@@ -29,9 +29,7 @@ pub fn parse_strict(bytes: &[u8]) -> Result<Value, JsonError> {
         return Err(JsonError::Bom);
     }
     let mut de = serde_json::Deserializer::from_str(text);
-    let value = Strict(0)
-        .deserialize(&mut de)
-        .map_err(|e| JsonError::Syntax(e.to_string()))?;
+    let value = Strict(0).deserialize(&mut de).map_err(|e| JsonError::Syntax(e.to_string()))?;
     // Trailing data (anything but whitespace) is refused.
     de.end().map_err(|e| JsonError::Syntax(e.to_string()))?;
     Ok(value)
@@ -121,11 +119,7 @@ mod tests {
             b"{",
             b"",
         ] {
-            assert!(
-                parse_strict(bad).is_err(),
-                "{:?}",
-                String::from_utf8_lossy(bad)
-            );
+            assert!(parse_strict(bad).is_err(), "{:?}", String::from_utf8_lossy(bad));
         }
         let deep = "[".repeat(100) + &"]".repeat(100);
         assert!(parse_strict(deep.as_bytes()).is_err());

@@ -105,18 +105,11 @@ impl ConsistencyVerified {
 }
 
 fn to_hash(bytes: &[u8], input: HashInput) -> Result<Hash, ProofError> {
-    Hash::try_from(bytes).map_err(|_| ProofError::WrongHashLength {
-        input,
-        len: bytes.len(),
-    })
+    Hash::try_from(bytes).map_err(|_| ProofError::WrongHashLength { input, len: bytes.len() })
 }
 
 fn proof_to_hashes(proof: &[impl AsRef<[u8]>]) -> Result<Vec<Hash>, ProofError> {
-    proof
-        .iter()
-        .enumerate()
-        .map(|(i, p)| to_hash(p.as_ref(), HashInput::Proof(i)))
-        .collect()
+    proof.iter().enumerate().map(|(i, p)| to_hash(p.as_ref(), HashInput::Proof(i))).collect()
 }
 
 fn check_proof_len(got: usize, want: usize) -> Result<(), ProofError> {
@@ -161,10 +154,7 @@ pub fn root_from_inclusion_proof(
     match tree_size {
         0 => return Err(ProofError::EmptyTree),
         _ if leaf_index >= tree_size => {
-            return Err(ProofError::IndexOutOfRange {
-                index: leaf_index,
-                size: tree_size,
-            });
+            return Err(ProofError::IndexOutOfRange { index: leaf_index, size: tree_size });
         }
         _ => {}
     }
@@ -214,10 +204,7 @@ pub fn verify_inclusion(
     match tree_size {
         0 => return Err(ProofError::EmptyTree),
         _ if leaf_index >= tree_size => {
-            return Err(ProofError::IndexOutOfRange {
-                index: leaf_index,
-                size: tree_size,
-            });
+            return Err(ProofError::IndexOutOfRange { index: leaf_index, size: tree_size });
         }
         _ => {}
     }
@@ -230,11 +217,7 @@ pub fn verify_inclusion(
     if computed != root {
         return Err(ProofError::RootMismatch);
     }
-    Ok(InclusionVerified {
-        leaf_index,
-        tree_size,
-        root,
-    })
+    Ok(InclusionVerified { leaf_index, tree_size, root })
 }
 
 /// Length of the consistency proof from `size1` to `size2`
@@ -244,10 +227,7 @@ pub fn verify_inclusion(
 fn consistency_proof_len(size1: u64, size2: u64) -> usize {
     let inner = bit_len((size1 - 1) ^ (size2 - 1));
     // inner can be 64, where a plain shift would overflow.
-    let border = (size1 - 1)
-        .checked_shr(inner as u32)
-        .unwrap_or(0)
-        .count_ones() as usize;
+    let border = (size1 - 1).checked_shr(inner as u32).unwrap_or(0).count_ones() as usize;
     let shift = size1.trailing_zeros() as usize;
     // shift < inner because size1 < size2 (the paths split above that subtree).
     let seed_in_proof = usize::from(!size1.is_power_of_two());

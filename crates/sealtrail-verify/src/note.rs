@@ -142,9 +142,7 @@ fn parse_root(s: &str) -> Result<Hash, NoteError> {
 
 /// Offset of the first control character other than newline, if any.
 fn control_char_offset(s: &str) -> Option<usize> {
-    s.char_indices()
-        .find(|&(_, c)| c.is_control() && c != '\n')
-        .map(|(i, _)| i)
+    s.char_indices().find(|&(_, c)| c.is_control() && c != '\n').map(|(i, _)| i)
 }
 
 /// Check the note's signature by `verifier` and return its text (the
@@ -152,10 +150,7 @@ fn control_char_offset(s: &str) -> Option<usize> {
 /// checkpoints, such as evidence-bundle manifests.
 pub fn open_note<'a>(note: &'a str, verifier: &NoteVerifier) -> Result<&'a str, NoteError> {
     if note.len() > MAX_NOTE_LEN {
-        return Err(NoteError::TooLarge {
-            len: note.len(),
-            max: MAX_NOTE_LEN,
-        });
+        return Err(NoteError::TooLarge { len: note.len(), max: MAX_NOTE_LEN });
     }
     if let Some(offset) = control_char_offset(note) {
         return Err(NoteError::ControlCharacter { offset });
@@ -176,9 +171,7 @@ pub fn open_note<'a>(note: &'a str, verifier: &NoteVerifier) -> Result<&'a str, 
     for (i, line) in sigs.split('\n').enumerate() {
         let line_no = i + 1;
         if line_no > MAX_SIGNATURES {
-            return Err(NoteError::TooManySignatures {
-                max: MAX_SIGNATURES,
-            });
+            return Err(NoteError::TooManySignatures { max: MAX_SIGNATURES });
         }
         let Some(rest) = line.strip_prefix(SIG_PREFIX) else {
             return Err(NoteError::SignatureLinePrefix { line: line_no });
@@ -189,38 +182,23 @@ pub fn open_note<'a>(note: &'a str, verifier: &NoteVerifier) -> Result<&'a str, 
         if !valid_name(name) {
             return Err(NoteError::SignatureLineName { line: line_no });
         }
-        let blob = STANDARD
-            .decode(b64)
-            .map_err(|_| NoteError::SignatureBase64 { line: line_no })?;
+        let blob =
+            STANDARD.decode(b64).map_err(|_| NoteError::SignatureBase64 { line: line_no })?;
         let Some((key_id, sig)) = blob.split_first_chunk::<4>() else {
-            return Err(NoteError::SignatureTooShort {
-                line: line_no,
-                len: blob.len(),
-            });
+            return Err(NoteError::SignatureTooShort { line: line_no, len: blob.len() });
         };
         if sig.is_empty() {
-            return Err(NoteError::SignatureTooShort {
-                line: line_no,
-                len: blob.len(),
-            });
+            return Err(NoteError::SignatureTooShort { line: line_no, len: blob.len() });
         }
         // Signatures by other keys are allowed and ignored (C2SP signed-note).
         if name != verifier.name() || *key_id != verifier.key_id() {
             continue;
         }
-        let sig = Signature::from_slice(sig).map_err(|_| NoteError::SignatureLength {
-            line: line_no,
-            len: blob.len(),
-        })?;
+        let sig = Signature::from_slice(sig)
+            .map_err(|_| NoteError::SignatureLength { line: line_no, len: blob.len() })?;
         // Strict: rejects non-canonical signatures and small-order keys.
-        if verifier
-            .verifying_key()
-            .verify_strict(text.as_bytes(), &sig)
-            .is_err()
-        {
-            return Err(NoteError::BadSignature {
-                name: name.to_owned(),
-            });
+        if verifier.verifying_key().verify_strict(text.as_bytes(), &sig).is_err() {
+            return Err(NoteError::BadSignature { name: name.to_owned() });
         }
         ours += 1;
     }
@@ -256,10 +234,7 @@ pub fn open_checkpoint_bytes(
     verifier: &NoteVerifier,
 ) -> Result<Verified<Checkpoint>, NoteError> {
     if note.len() > MAX_NOTE_LEN {
-        return Err(NoteError::TooLarge {
-            len: note.len(),
-            max: MAX_NOTE_LEN,
-        });
+        return Err(NoteError::TooLarge { len: note.len(), max: MAX_NOTE_LEN });
     }
     let note = std::str::from_utf8(note).map_err(|_| NoteError::NotUtf8)?;
     open_checkpoint(note, verifier)
@@ -294,10 +269,7 @@ pub enum KeyError {
 /// C2SP key name rules (non-empty, no Unicode whitespace, no '+'), plus no
 /// control characters, which could not survive a note line.
 pub fn valid_name(name: &str) -> bool {
-    !name.is_empty()
-        && !name
-            .chars()
-            .any(|c| c.is_whitespace() || c.is_control() || c == '+')
+    !name.is_empty() && !name.chars().any(|c| c.is_whitespace() || c.is_control() || c == '+')
 }
 
 /// `SHA-256(name || 0x0A || type || public key)[..4]`.
@@ -351,14 +323,9 @@ impl NoteVerifier {
         let Some((&alg, pk)) = raw.split_first() else {
             return Err(KeyError::VkeyLength { len: 0 });
         };
-        let pk: [u8; 32] = pk
-            .try_into()
-            .map_err(|_| KeyError::VkeyLength { len: raw.len() })?;
+        let pk: [u8; 32] = pk.try_into().map_err(|_| KeyError::VkeyLength { len: raw.len() })?;
         if alg != want_alg {
-            return Err(KeyError::VkeyAlgorithm {
-                alg,
-                want: want_alg,
-            });
+            return Err(KeyError::VkeyAlgorithm { alg, want: want_alg });
         }
         let key = VerifyingKey::from_bytes(&pk).map_err(|_| KeyError::VkeyPublicKey)?;
         let want_id = key_id(name, alg, &pk);
@@ -368,12 +335,7 @@ impl NoteVerifier {
                 want: crate::hex(&want_id),
             });
         }
-        Ok(Self {
-            name: name.to_owned(),
-            alg,
-            key_id: want_id,
-            key,
-        })
+        Ok(Self { name: name.to_owned(), alg, key_id: want_id, key })
     }
 
     pub fn name(&self) -> &str {
@@ -384,12 +346,7 @@ impl NoteVerifier {
     pub fn to_vkey(&self) -> String {
         let mut raw = vec![self.alg];
         raw.extend_from_slice(self.key.as_bytes());
-        format!(
-            "{}+{}+{}",
-            self.name,
-            crate::hex(&self.key_id),
-            STANDARD.encode(raw)
-        )
+        format!("{}+{}+{}", self.name, crate::hex(&self.key_id), STANDARD.encode(raw))
     }
 
     pub fn key_id(&self) -> [u8; 4] {
@@ -432,48 +389,32 @@ pub fn verify_cosignatures(
     let mut out: Vec<Verified<Cosignature>> = Vec::new();
     for (i, line) in sigs.split('\n').enumerate().take(MAX_SIGNATURES) {
         let line_no = i + 1;
-        let Some((name, b64)) = line
-            .strip_prefix(SIG_PREFIX)
-            .and_then(|r| r.split_once(' '))
+        let Some((name, b64)) = line.strip_prefix(SIG_PREFIX).and_then(|r| r.split_once(' '))
         else {
             return Err(NoteError::SignatureLineFields { line: line_no });
         };
         let Ok(blob) = STANDARD.decode(b64) else {
             return Err(NoteError::SignatureBase64 { line: line_no });
         };
-        let Some(w) = witnesses
-            .iter()
-            .find(|w| w.name() == name && blob.get(..4) == Some(&w.key_id()[..]))
+        let Some(w) =
+            witnesses.iter().find(|w| w.name() == name && blob.get(..4) == Some(&w.key_id()[..]))
         else {
             continue;
         };
         let (Some(time), Some(sig)) = (blob.get(4..12), blob.get(12..)) else {
-            return Err(NoteError::SignatureLength {
-                line: line_no,
-                len: blob.len(),
-            });
+            return Err(NoteError::SignatureLength { line: line_no, len: blob.len() });
         };
         let mut t = [0u8; 8];
         t.copy_from_slice(time);
         let time = u64::from_be_bytes(t);
-        let sig = Signature::from_slice(sig).map_err(|_| NoteError::SignatureLength {
-            line: line_no,
-            len: blob.len(),
-        })?;
+        let sig = Signature::from_slice(sig)
+            .map_err(|_| NoteError::SignatureLength { line: line_no, len: blob.len() })?;
         let msg = format!("cosignature/v1\ntime {time}\n{text}");
-        if w.verifying_key()
-            .verify_strict(msg.as_bytes(), &sig)
-            .is_err()
-        {
-            return Err(NoteError::BadSignature {
-                name: name.to_owned(),
-            });
+        if w.verifying_key().verify_strict(msg.as_bytes(), &sig).is_err() {
+            return Err(NoteError::BadSignature { name: name.to_owned() });
         }
         if !out.iter().any(|c| c.witness == name) {
-            out.push(Verified::new(Cosignature {
-                witness: name.to_owned(),
-                time,
-            }));
+            out.push(Verified::new(Cosignature { witness: name.to_owned(), time }));
         }
     }
     Ok(out)

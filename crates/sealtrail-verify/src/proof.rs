@@ -38,12 +38,7 @@ pub enum ProofCheckError {
     #[error("segment record belongs to log {record:?}, checkpoint to {checkpoint:?}")]
     Origin { record: String, checkpoint: String },
     #[error("event {index} is not in segment {segment} (events {first}..{end})")]
-    IndexOutsideSegment {
-        index: u64,
-        segment: u64,
-        first: u64,
-        end: u64,
-    },
+    IndexOutsideSegment { index: u64, segment: u64, first: u64, end: u64 },
     #[error("segment leaf index {got} does not match event index (want {want})")]
     LeafIndex { got: u64, want: u64 },
     #[error("log leaf index {got} does not match segment number {want}")]
@@ -118,9 +113,7 @@ pub struct ConsistencyProof {
 
 fn decode_hash(s: &str, field: &'static str) -> Result<Hash, ProofCheckError> {
     let bytes = B64.decode(s).map_err(|_| ProofCheckError::Hash { field })?;
-    bytes
-        .try_into()
-        .map_err(|_| ProofCheckError::Hash { field })
+    bytes.try_into().map_err(|_| ProofCheckError::Hash { field })
 }
 
 fn decode_path(path: &[String], field: &'static str) -> Result<Vec<Hash>, ProofCheckError> {
@@ -145,10 +138,7 @@ pub fn verify_inclusion_proof(
         .map_err(|_| ProofCheckError::Record(RecordError::Truncated))?;
     let record = SegmentRecord::from_bytes(&record_bytes)?;
     if record.origin != cp.origin {
-        return Err(ProofCheckError::Origin {
-            record: record.origin,
-            checkpoint: cp.origin,
-        });
+        return Err(ProofCheckError::Origin { record: record.origin, checkpoint: cp.origin });
     }
     if proof.index < record.first_index || proof.index >= record.end_index() {
         return Err(ProofCheckError::IndexOutsideSegment {
@@ -172,10 +162,7 @@ pub fn verify_inclusion_proof(
         });
     }
     if proof.log.tree_size != cp.size {
-        return Err(ProofCheckError::TreeSize {
-            proof: proof.log.tree_size,
-            checkpoint: cp.size,
-        });
+        return Err(ProofCheckError::TreeSize { proof: proof.log.tree_size, checkpoint: cp.size });
     }
     let entry = proof.entry.as_bytes();
     let seg_path = decode_path(&proof.segment.path, "segment.path")?;
@@ -198,11 +185,7 @@ pub fn verify_inclusion_proof(
         &cp.root,
     )
     .map_err(ProofCheckError::LogPath)?;
-    Ok(Verified::new(Inclusion {
-        index: proof.index,
-        entry: entry.to_vec(),
-        checkpoint: cp,
-    }))
+    Ok(Verified::new(Inclusion { index: proof.index, entry: entry.to_vec(), checkpoint: cp }))
 }
 
 /// Checks a consistency proof offline. With `old_checkpoint`, the old size and
@@ -223,27 +206,19 @@ pub fn verify_consistency_proof(
                 note::open_checkpoint(text, verifier).map_err(ProofCheckError::OldCheckpoint)?;
             let old = old.into_inner();
             if old.origin != new.origin {
-                return Err(ProofCheckError::OldOrigin {
-                    old: old.origin,
-                    new: new.origin,
-                });
+                return Err(ProofCheckError::OldOrigin { old: old.origin, new: new.origin });
             }
             (old.size, old.root)
         }
         None => (proof.old_size, decode_hash(&proof.old_root, "old_root")?),
     };
     if proof.new_size != new.size {
-        return Err(ProofCheckError::TreeSize {
-            proof: proof.new_size,
-            checkpoint: new.size,
-        });
+        return Err(ProofCheckError::TreeSize { proof: proof.new_size, checkpoint: new.size });
     }
     // The proof's own copies of the roots and sizes must agree with what is
     // actually checked, so a reader of the file is never shown other values.
     if decode_hash(&proof.new_root, "new_root")? != new.root {
-        return Err(ProofCheckError::Mismatch(
-            "new_root differs from the checkpoint root",
-        ));
+        return Err(ProofCheckError::Mismatch("new_root differs from the checkpoint root"));
     }
     if proof.old_size != old_size || decode_hash(&proof.old_root, "old_root")? != old_root {
         return Err(ProofCheckError::Mismatch(
@@ -253,10 +228,7 @@ pub fn verify_consistency_proof(
     let path = decode_path(&proof.path, "path")?;
     merkle::verify_consistency(old_size, new.size, &path, &old_root, &new.root)
         .map_err(ProofCheckError::Consistency)?;
-    Ok(Verified::new(Consistency {
-        old_size,
-        new_size: new.size,
-    }))
+    Ok(Verified::new(Consistency { old_size, new_size: new.size }))
 }
 
 /// An event shown to be in the signed log.
@@ -286,20 +258,18 @@ pub enum ProofDocument {
 /// unknown or missing members, integers only where integers belong.
 pub fn parse_proof(bytes: &[u8]) -> Result<ProofDocument, ProofCheckError> {
     if bytes.len() > MAX_PROOF_LEN {
-        return Err(ProofCheckError::Json(format!(
-            "more than {MAX_PROOF_LEN} bytes"
-        )));
+        return Err(ProofCheckError::Json(format!("more than {MAX_PROOF_LEN} bytes")));
     }
     let value =
         crate::json::parse_strict(bytes).map_err(|e| ProofCheckError::Json(e.to_string()))?;
     let json = |e: serde_json::Error| ProofCheckError::Json(e.to_string());
     match value.get("format").and_then(|f| f.as_str()) {
-        Some(INCLUSION_FORMAT) => Ok(ProofDocument::Inclusion(
-            InclusionProof::deserialize(value).map_err(json)?,
-        )),
-        Some(CONSISTENCY_FORMAT) => Ok(ProofDocument::Consistency(
-            ConsistencyProof::deserialize(value).map_err(json)?,
-        )),
+        Some(INCLUSION_FORMAT) => {
+            Ok(ProofDocument::Inclusion(InclusionProof::deserialize(value).map_err(json)?))
+        }
+        Some(CONSISTENCY_FORMAT) => {
+            Ok(ProofDocument::Consistency(ConsistencyProof::deserialize(value).map_err(json)?))
+        }
         _ => Err(ProofCheckError::Format("sealtrail proof")),
     }
 }

@@ -96,9 +96,7 @@ impl SegmentHeader {
         let mut all = vec![0u8; 12];
         read_exact(r, &mut all, "file is shorter than a header")?;
         if &all[..8] != SEGMENT_MAGIC {
-            return Err(SegmentError::Header(
-                "not a sealtrail segment (bad magic)".into(),
-            ));
+            return Err(SegmentError::Header("not a sealtrail segment (bad magic)".into()));
         }
         let version = u16::from_be_bytes([all[8], all[9]]);
         let dict_len = match version {
@@ -112,9 +110,7 @@ impl SegmentHeader {
         };
         let origin_len = usize::from(u16::from_be_bytes([all[10], all[11]]));
         if origin_len == 0 || origin_len > MAX_ORIGIN_LEN {
-            return Err(SegmentError::Header(format!(
-                "origin length {origin_len} out of range"
-            )));
+            return Err(SegmentError::Header(format!("origin length {origin_len} out of range")));
         }
         all.resize(12 + origin_len + 48 + dict_len + 4, 0);
         read_exact(r, &mut all[12..], "header is truncated")?;
@@ -134,17 +130,9 @@ impl SegmentHeader {
         let format = match version {
             1 => FrameFormat::Plain,
             3 => FrameFormat::Encrypted,
-            _ => FrameFormat::Zstd {
-                dict: b.hash().map_err(bad)?,
-            },
+            _ => FrameFormat::Zstd { dict: b.hash().map_err(bad)? },
         };
-        let header = SegmentHeader {
-            origin,
-            number,
-            first_index,
-            prev,
-            format,
-        };
+        let header = SegmentHeader { origin, number, first_index, prev, format };
         Ok((header, all.len() as u64))
     }
 }
@@ -198,10 +186,7 @@ impl Footer {
         let shift = r.u8().map_err(err)?;
         let indexed = shift & FRAME_INDEX_FLAG != 0;
         if shift & !FRAME_INDEX_FLAG != BLOCK_SHIFT {
-            return Err(format!(
-                "block shift {} is not {BLOCK_SHIFT}",
-                shift & !FRAME_INDEX_FLAG
-            ));
+            return Err(format!("block shift {} is not {BLOCK_SHIFT}", shift & !FRAME_INDEX_FLAG));
         }
         let block_count = u64::from(r.u32().map_err(err)?);
         if record.count > MAX_SEGMENT_EVENTS || block_count != record.count.div_ceil(64) {
@@ -211,30 +196,19 @@ impl Footer {
         if r.remaining() as u64 != block_count * 40 + index_len {
             return Err("block index length mismatch".into());
         }
-        let block_offsets = (0..block_count)
-            .map(|_| r.u64())
-            .collect::<Result<Vec<_>, _>>()
-            .map_err(err)?;
-        let block_roots = (0..block_count)
-            .map(|_| r.hash())
-            .collect::<Result<Vec<_>, _>>()
-            .map_err(err)?;
+        let block_offsets =
+            (0..block_count).map(|_| r.u64()).collect::<Result<Vec<_>, _>>().map_err(err)?;
+        let block_roots =
+            (0..block_count).map(|_| r.hash()).collect::<Result<Vec<_>, _>>().map_err(err)?;
         let frame_offsets = if indexed {
-            let offsets = (0..record.count)
-                .map(|_| r.u32())
-                .collect::<Result<Vec<_>, _>>()
-                .map_err(err)?;
+            let offsets =
+                (0..record.count).map(|_| r.u32()).collect::<Result<Vec<_>, _>>().map_err(err)?;
             check_frame_index(&offsets, block_offsets.len())?;
             Some(offsets)
         } else {
             None
         };
-        Ok(Footer {
-            record,
-            block_offsets,
-            block_roots,
-            frame_offsets,
-        })
+        Ok(Footer { record, block_offsets, block_roots, frame_offsets })
     }
 }
 
@@ -246,10 +220,7 @@ fn check_frame_index(offsets: &[u32], blocks: usize) -> Result<(), String> {
         if block.first() != Some(&0) {
             return Err(format!("frame index: block {b} does not start at offset 0"));
         }
-        if block
-            .windows(2)
-            .any(|w| u64::from(w[1]) < u64::from(w[0]) + FRAME_HEADER_LEN + 1)
-        {
+        if block.windows(2).any(|w| u64::from(w[1]) < u64::from(w[0]) + FRAME_HEADER_LEN + 1) {
             return Err(format!("frame index: offsets in block {b} do not increase"));
         }
     }
@@ -350,10 +321,7 @@ impl ZstdDecoder {
                 Ok(_) => Ok(()),
                 Err(c) => {
                     out.clear();
-                    Err(format!(
-                        "zstd frame does not decompress: {}",
-                        zstd_safe::get_error_name(c)
-                    ))
+                    Err(format!("zstd frame does not decompress: {}", zstd_safe::get_error_name(c)))
                 }
             }
         }
@@ -480,16 +448,10 @@ impl<R: Read> FrameReader<R> {
             return self.torn(format!("frame length {len} out of range"));
         }
         if u64::from(len) > remaining - FRAME_HEADER_LEN {
-            return self.torn(format!(
-                "frame of {len} bytes runs past the end of the file"
-            ));
+            return self.torn(format!("frame of {len} bytes runs past the end of the file"));
         }
         let plain = matches!(self.codec, Codec::Plain);
-        let buf = if plain {
-            &mut *payload
-        } else {
-            &mut self.stored
-        };
+        let buf = if plain { &mut *payload } else { &mut self.stored };
         buf.clear();
         buf.resize(len as usize, 0);
         self.reader.read_exact(buf).map_err(io)?;
@@ -530,10 +492,7 @@ impl<R: Read> FrameReader<R> {
     }
 
     fn torn<T>(&mut self, reason: String) -> Result<Option<T>, String> {
-        self.tail = Some(Tail::Torn {
-            offset: self.pos,
-            reason,
-        });
+        self.tail = Some(Tail::Torn { offset: self.pos, reason });
         Ok(None)
     }
 
@@ -544,15 +503,12 @@ impl<R: Read> FrameReader<R> {
         }
         let mut bytes = head.to_vec();
         bytes.resize(remaining as usize, 0);
-        self.reader
-            .read_exact(&mut bytes[8..])
-            .map_err(|e| e.to_string())?;
+        self.reader.read_exact(&mut bytes[8..]).map_err(|e| e.to_string())?;
         self.tail = Some(match Footer::from_bytes(&bytes, self.pos) {
             Ok(footer) => Tail::Sealed(Box::new(footer)),
-            Err(reason) => Tail::Torn {
-                offset: self.pos,
-                reason: format!("footer is corrupt: {reason}"),
-            },
+            Err(reason) => {
+                Tail::Torn { offset: self.pos, reason: format!("footer is corrupt: {reason}") }
+            }
         });
         Ok(None)
     }

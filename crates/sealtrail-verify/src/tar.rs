@@ -67,11 +67,7 @@ fn field(bytes: &[u8]) -> &[u8] {
 
 impl<R: Read> TarReader<R> {
     pub fn new(inner: R) -> Self {
-        TarReader {
-            inner,
-            left: 0,
-            data_left: 0,
-        }
+        TarReader { inner, left: 0, data_left: 0 }
     }
 
     /// The next member's header, or `None` at the end of the archive.
@@ -88,9 +84,7 @@ impl<R: Read> TarReader<R> {
             // End of archive: only zeros may follow.
             let mut rest = Vec::new();
             #[allow(clippy::disallowed_methods)] // bounded by `take`
-            (&mut self.inner)
-                .take(MAX_TRAILING_ZEROS + 1)
-                .read_to_end(&mut rest)?;
+            (&mut self.inner).take(MAX_TRAILING_ZEROS + 1).read_to_end(&mut rest)?;
             if rest.len() as u64 > MAX_TRAILING_ZEROS || rest.iter().any(|&b| b != 0) {
                 return Err(TarError::TrailingData);
             }
@@ -100,13 +94,7 @@ impl<R: Read> TarReader<R> {
         let sum: u64 = h
             .iter()
             .enumerate()
-            .map(|(i, &b)| {
-                if (148..156).contains(&i) {
-                    32
-                } else {
-                    u64::from(b)
-                }
-            })
+            .map(|(i, &b)| if (148..156).contains(&i) { 32 } else { u64::from(b) })
             .sum();
         if octal(&h[148..156]) != Some(sum) {
             return Err(TarError::Checksum);
@@ -121,11 +109,7 @@ impl<R: Read> TarReader<R> {
         name.extend_from_slice(field(&h[..100]));
         self.left = size.div_ceil(BLOCK) * BLOCK;
         self.data_left = size;
-        Ok(Some(Header {
-            name,
-            kind: h[156],
-            size,
-        }))
+        Ok(Some(Header { name, kind: h[156], size }))
     }
 
     /// Reads up to `max` bytes of the current member's data.
@@ -157,9 +141,7 @@ fn octal(f: &[u8]) -> Option<u64> {
     if digits.is_empty() || digits.len() > 12 {
         return None;
     }
-    digits.iter().try_fold(0u64, |acc, &b| {
-        (b'0'..=b'7')
-            .contains(&b)
-            .then(|| acc * 8 + u64::from(b - b'0'))
-    })
+    digits
+        .iter()
+        .try_fold(0u64, |acc, &b| (b'0'..=b'7').contains(&b).then(|| acc * 8 + u64::from(b - b'0')))
 }

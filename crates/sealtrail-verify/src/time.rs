@@ -28,18 +28,14 @@ fn fast_time_ms(bytes: &[u8]) -> Option<i64> {
     let end = value.iter().position(|b| *b == b'"')?;
     let s = value.get(..end)?;
     // The quick path takes only the canonical UTC form.
-    (s.last() == Some(&b'Z') && s.get(10) == Some(&b'T'))
-        .then(|| rfc3339_ms(s))
-        .flatten()
+    (s.last() == Some(&b'Z') && s.get(10) == Some(&b'T')).then(|| rfc3339_ms(s)).flatten()
 }
 
 fn digits(s: &[u8]) -> Option<i64> {
     if s.is_empty() {
         return None;
     }
-    s.iter().try_fold(0i64, |acc, b| {
-        b.is_ascii_digit().then(|| acc * 10 + i64::from(b - b'0'))
-    })
+    s.iter().try_fold(0i64, |acc, b| b.is_ascii_digit().then(|| acc * 10 + i64::from(b - b'0')))
 }
 
 /// Days from 1970-01-01 of a proleptic Gregorian date (H. Hinnant).
@@ -78,11 +74,7 @@ fn parse(s: &[u8]) -> Option<(i64, i64, bool)> {
         return None;
     }
     let (year, month, day) = (digits(&s[0..4])?, digits(&s[5..7])?, digits(&s[8..10])?);
-    let (hour, minute, second) = (
-        digits(&s[11..13])?,
-        digits(&s[14..16])?,
-        digits(&s[17..19])?,
-    );
+    let (hour, minute, second) = (digits(&s[11..13])?, digits(&s[14..16])?, digits(&s[17..19])?);
     let mut rest = &s[19..];
     let mut millis = 0;
     if let [b'.', tail @ ..] = rest {
@@ -101,29 +93,12 @@ fn parse(s: &[u8]) -> Option<(i64, i64, bool)> {
             if h > 23 || m > 59 {
                 return None;
             }
-            if *sign == b'-' {
-                -(h * 60 + m)
-            } else {
-                h * 60 + m
-            }
+            if *sign == b'-' { -(h * 60 + m) } else { h * 60 + m }
         }
         _ => return None,
     };
     let leap_year = year % 4 == 0 && (year % 100 != 0 || year % 400 == 0);
-    let month_days = [
-        31,
-        if leap_year { 29 } else { 28 },
-        31,
-        30,
-        31,
-        30,
-        31,
-        31,
-        30,
-        31,
-        30,
-        31,
-    ];
+    let month_days = [31, if leap_year { 29 } else { 28 }, 31, 30, 31, 30, 31, 31, 30, 31, 30, 31];
     let days_in_month = *month_days.get(usize::try_from(month - 1).ok()?)?;
     if day < 1 || day > days_in_month || hour > 23 || minute > 59 || second > 60 {
         return None;
@@ -165,12 +140,7 @@ pub fn format_ms(ms: i64) -> Option<String> {
     let day = doy - (153 * mp + 2) / 5 + 1;
     let month = if mp < 10 { mp + 3 } else { mp - 9 };
     let year = yoe + era * 400 + i64::from(month <= 2);
-    let (h, m, s, milli) = (
-        rem / 3_600_000,
-        rem / 60_000 % 60,
-        rem / 1000 % 60,
-        rem % 1000,
-    );
+    let (h, m, s, milli) = (rem / 3_600_000, rem / 60_000 % 60, rem / 1000 % 60, rem % 1000);
     let mut out = format!("{year:04}-{month:02}-{day:02}T{h:02}:{m:02}:{s:02}");
     if milli != 0 {
         let frac = format!("{milli:03}");
@@ -191,14 +161,8 @@ mod tests {
         let ms = entry_time_ms(e).unwrap();
         assert_eq!(format_ms(ms).unwrap(), "2026-11-27T14:03:11.5Z");
         assert_eq!(rfc3339_ms(b"1970-01-01T00:00:00Z"), Some(0));
-        assert_eq!(
-            rfc3339_ms(b"2026-11-27T15:03:11+01:00"),
-            rfc3339_ms(b"2026-11-27T14:03:11Z")
-        );
-        assert_eq!(
-            rfc3339_ms(b"2016-12-31T23:59:60Z"),
-            rfc3339_ms(b"2016-12-31T23:59:59.999Z")
-        );
+        assert_eq!(rfc3339_ms(b"2026-11-27T15:03:11+01:00"), rfc3339_ms(b"2026-11-27T14:03:11Z"));
+        assert_eq!(rfc3339_ms(b"2016-12-31T23:59:60Z"), rfc3339_ms(b"2016-12-31T23:59:59.999Z"));
         assert_eq!(
             format_ms(rfc3339_ms(b"9999-12-31T23:59:59Z").unwrap()).unwrap(),
             "9999-12-31T23:59:59Z"
