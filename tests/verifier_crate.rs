@@ -542,3 +542,24 @@ fn bundles_from_export_verify_with_the_crate_and_altered_ones_fail_alike() {
     zeros.extend_from_slice(&[0; 10240]);
     assert!(sv::bundle::check_bundle(&zeros[..], &cv).ok());
 }
+
+/// Writes a ledger for the crate's bench (`benches/verify.rs`):
+/// `SEALTRAIL_BENCH_LEDGER=DIR SEALTRAIL_BENCH_EVENTS=N cargo test --test
+/// verifier_crate make_bench_ledger -- --ignored`; with
+/// `SEALTRAIL_BENCH_COMPACT=1` the sealed segments are then compacted.
+#[test]
+#[ignore = "makes bench data on request"]
+fn make_bench_ledger() {
+    use sealtrail::ledger::compactor::{Compaction, CompactorOptions};
+    let dir = PathBuf::from(std::env::var("SEALTRAIL_BENCH_LEDGER").unwrap());
+    let n: u64 = std::env::var("SEALTRAIL_BENCH_EVENTS").map_or(100_000, |v| v.parse().unwrap());
+    let k = keys(&dir.join("keys"));
+    let data = dir.join("data");
+    append(&data, &k, 0, n, 4096, true);
+    if std::env::var("SEALTRAIL_BENCH_COMPACT").is_ok() {
+        let mut c = Compaction::new(LedgerPaths::new(&data), CompactorOptions::default());
+        c.pass(&|| false).unwrap();
+    }
+    let r = both(&data, &k, None, None);
+    assert!(r.ok && r.events == n, "{r:?}");
+}
