@@ -331,6 +331,12 @@ impl ZstdDecoder {
             let bad = |e: ruzstd::decoding::errors::FrameDecoderError| {
                 format!("zstd frame does not decompress: {e}")
             };
+            // The decoder reserves the frame's window before anything else.
+            match zstd_window(stored) {
+                Some(w) if w <= MAX_ZSTD_WINDOW => {}
+                Some(w) => return Err(format!("zstd frame asks for a {w}-byte window")),
+                None => return Err("not a zstd frame".into()),
+            }
             let mut src = stored;
             self.dec.init(&mut src).map_err(bad)?;
             let declared = self.dec.content_size();
@@ -364,6 +370,31 @@ impl ZstdDecoder {
             Ok(())
         }
     }
+}
+
+/// Largest zstd window accepted (the compactor's frames use at most 1 MiB).
+#[cfg(not(feature = "native-zstd"))]
+const MAX_ZSTD_WINDOW: u64 = 8 << 20;
+
+/// The window a zstd frame asks for (RFC 8878 §3.1.1.1): its content size
+/// when Single_Segment is set, else from the window descriptor.
+#[cfg(not(feature = "native-zstd"))]
+fn zstd_window(f: &[u8]) -> Option<u64> {
+    if f.get(..4)? != [0x28, 0xB5, 0x2F, 0xFD] {
+        return None;
+    }
+    let fhd = *f.get(4)?;
+    if fhd & 0x20 == 0 {
+        let wd = *f.get(5)?;
+        let base = 1u64 << (10 + (wd >> 3));
+        return Some(base + base / 8 * u64::from(wd & 7));
+    }
+    let dict_len = [0, 1, 2, 4][usize::from(fhd & 3)];
+    let fcs_len = [1, 2, 4, 8][usize::from(fhd >> 6)];
+    let mut v = [0u8; 8];
+    v[..fcs_len].copy_from_slice(f.get(5 + dict_len..5 + dict_len + fcs_len)?);
+    let n = u64::from_le_bytes(v);
+    Some(if fcs_len == 2 { n + 256 } else { n })
 }
 
 /// What reading a segment's frames found after the last good frame.

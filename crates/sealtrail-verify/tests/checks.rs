@@ -365,6 +365,9 @@ fn zstd_frames_decode_within_bounds() {
     let mut two = stored.clone();
     two.extend_from_slice(&stored);
     assert!(plain.decode(&two, &mut out).is_err());
+    // A frame asking for a huge window is refused before any allocation.
+    let huge = [0x28, 0xB5, 0x2F, 0xFD, 0x00, 0xF8, 0x01, 0x00, 0x00, b'a'];
+    assert!(plain.decode(&huge, &mut out).is_err());
     // Flipped bytes: refused or another entry, never a panic or > 1 MiB.
     for i in 0..stored_d.len() {
         let mut b = stored_d.clone();
