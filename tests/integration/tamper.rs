@@ -318,12 +318,7 @@ fn a_forged_tail_behind_the_genuine_checkpoint_fails_and_is_not_counted() {
     assert_eq!(r.uncovered_segments, 3);
     let tail = &r.unverified[0];
     assert_eq!(
-        (
-            tail.first_segment,
-            tail.end_segment,
-            tail.first_index,
-            tail.end_index
-        ),
+        (tail.first_segment, tail.end_segment, tail.first_index, tail.end_index),
         (3, 6, 300, 550)
     );
     assert_eq!(tail.reason, "uncovered");
@@ -354,10 +349,7 @@ fn one_segment_sealed_before_a_crash_could_sign_is_a_warning_not_counted() {
     assert_eq!(r.events, 300);
     assert_eq!(r.uncovered_segments, 1);
     assert_eq!(r.unverified.len(), 1);
-    assert!(
-        r.warnings.iter().any(|w| w.contains("not counted")),
-        "{r:?}"
-    );
+    assert!(r.warnings.iter().any(|w| w.contains("not counted")), "{r:?}");
 }
 
 #[test]
