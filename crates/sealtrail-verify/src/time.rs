@@ -16,8 +16,17 @@ pub fn entry_time_ms(bytes: &[u8]) -> Option<i64> {
     })
 }
 
+/// First occurrence of `needle` (non-empty): candidates by its first byte.
 fn find(haystack: &[u8], needle: &[u8]) -> Option<usize> {
-    haystack.windows(needle.len()).position(|w| w == needle)
+    let first = *needle.first()?;
+    let mut from = 0;
+    while let Some(p) = haystack.get(from..)?.iter().position(|&b| b == first) {
+        if haystack[from + p..].starts_with(needle) {
+            return Some(from + p);
+        }
+        from += p + 1;
+    }
+    None
 }
 
 fn fast_time_ms(bytes: &[u8]) -> Option<i64> {
