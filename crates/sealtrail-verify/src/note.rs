@@ -79,6 +79,8 @@ pub enum NoteError {
     RootLength { len: usize },
     #[error("checkpoint does not survive encoding: a field holds a newline")]
     NotCanonical,
+    #[error("the cosigned note is not the verified checkpoint")]
+    NotTheCheckpoint,
     #[error("checkpoint origin {origin:?} does not match key name {name:?}")]
     OriginMismatch { origin: String, name: String },
 }
@@ -376,7 +378,7 @@ pub struct Cosignature {
 /// `key id (4) || T (8, big-endian) || Ed25519 signature (64)`.
 pub fn verify_cosignatures(
     note: &str,
-    _checkpoint: &Verified<Checkpoint>,
+    checkpoint: &Verified<Checkpoint>,
     witnesses: &[NoteVerifier],
 ) -> Result<Vec<Verified<Cosignature>>, NoteError> {
     let Some(split) = note.rfind("\n\n") else {
@@ -385,6 +387,10 @@ pub fn verify_cosignatures(
     let (Some(text), Some(sigs)) = (note.get(..=split), note.get(split + 2..)) else {
         return Err(NoteError::NoSignatureBlock);
     };
+    // Cosignatures count only for the checkpoint the log's key signed.
+    if Checkpoint::parse_body(text)? != **checkpoint {
+        return Err(NoteError::NotTheCheckpoint);
+    }
     let sigs = sigs.strip_suffix('\n').unwrap_or(sigs);
     let mut out: Vec<Verified<Cosignature>> = Vec::new();
     for (i, line) in sigs.split('\n').enumerate().take(MAX_SIGNATURES) {

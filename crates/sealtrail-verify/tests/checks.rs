@@ -225,6 +225,11 @@ fn cosignatures_verify_and_forged_ones_fail() {
         sig_line("witness.example", 0x04, &wkey, &t.to_be_bytes(), msg.as_bytes())
     );
     assert!(note::verify_cosignatures(&moved, &cp, std::slice::from_ref(&w)).is_err());
+    // Cosignatures of one note do not count for another checkpoint.
+    let other_note =
+        format!("{other_text}\n{}", sig_line(LOG, 0x01, &key, b"", other_text.as_bytes()));
+    let other_cp = note::open_checkpoint(&other_note, &v).unwrap();
+    assert!(note::verify_cosignatures(&note, &other_cp, std::slice::from_ref(&w)).is_err());
     // No cosignature by this witness: none counted.
     let plain = format!("{text}\n{log_line}");
     assert!(note::verify_cosignatures(&plain, &cp, &[w]).unwrap().is_empty());
