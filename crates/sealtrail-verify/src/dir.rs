@@ -79,7 +79,7 @@ pub struct UnverifiedRange {
 }
 
 /// The `sealtrail verify --json` report.
-#[derive(Clone, Debug, Serialize, PartialEq, Eq)]
+#[derive(Clone, Debug, Default, Serialize, PartialEq, Eq)]
 pub struct VerifyReport {
     pub ok: bool,
     /// Sealed segments found.
@@ -534,22 +534,7 @@ pub fn verify_dir(
         0 => std::thread::available_parallelism().map_or(1, |n| n.get()).min(4),
         n => n,
     };
-    let mut report = VerifyReport {
-        ok: false,
-        segments: 0,
-        events: 0,
-        first_time: None,
-        last_time: None,
-        checkpoint: None,
-        since: None,
-        unsealed_events: 0,
-        uncovered_segments: 0,
-        unverified: Vec::new(),
-        errors: Vec::new(),
-        errors_omitted: 0,
-        warnings: Vec::new(),
-        payloads_unchecked: 0,
-    };
+    let mut report = VerifyReport::default();
     // The checkpoint is read first: segments sealed meanwhile are only "not yet covered".
     let cp_path = ledger.join("checkpoint");
     let checkpoint = match read_checkpoint(&cp_path, verifier) {

@@ -1,12 +1,13 @@
 //! RFC 9162 Merkle proof verification (LEDGER.md §2, RFC 9162 §2.1.3.2
 //! inclusion and §2.1.4.2 consistency), written out step by step after the
 //! RFC. Every way a proof can be wrong has its own [`ProofError`]; success
-//! returns a marker only this module constructs. Proof lengths are checked
-//! exactly against the tree shape before any hashing.
+//! returns a `Verified<TreeInclusion>` / `Verified<TreeConsistency>`.
+//! Proof lengths are checked exactly against the tree shape before hashing.
 
 use std::fmt;
 
 use crate::hash::{EMPTY_ROOT, Hash, node_hash};
+use crate::verified::Verified;
 
 const HASH_LEN: usize = 32;
 
@@ -66,42 +67,19 @@ pub enum ProofError {
     EmptyProof,
 }
 
-/// Proof that `leaf_hash` is leaf `leaf_index` of the tree of `tree_size`
-/// leaves with root `root`. Only [`verify_inclusion`] constructs it.
+/// Leaf `leaf_index` is in the tree of `tree_size` leaves with `root`.
 #[derive(Clone, Debug, PartialEq, Eq)]
-pub struct InclusionVerified {
-    leaf_index: u64,
-    tree_size: u64,
-    root: Hash,
+pub struct TreeInclusion {
+    pub leaf_index: u64,
+    pub tree_size: u64,
+    pub root: Hash,
 }
 
-impl InclusionVerified {
-    pub fn leaf_index(&self) -> u64 {
-        self.leaf_index
-    }
-    pub fn tree_size(&self) -> u64 {
-        self.tree_size
-    }
-    pub fn root(&self) -> &Hash {
-        &self.root
-    }
-}
-
-/// Proof that the tree of `size1` leaves is a prefix of the tree of `size2`
-/// leaves. Only [`verify_consistency`] constructs it.
+/// The tree of `size1` leaves is a prefix of the tree of `size2` leaves.
 #[derive(Clone, Debug, PartialEq, Eq)]
-pub struct ConsistencyVerified {
-    size1: u64,
-    size2: u64,
-}
-
-impl ConsistencyVerified {
-    pub fn size1(&self) -> u64 {
-        self.size1
-    }
-    pub fn size2(&self) -> u64 {
-        self.size2
-    }
+pub struct TreeConsistency {
+    pub size1: u64,
+    pub size2: u64,
 }
 
 fn to_hash(bytes: &[u8], input: HashInput) -> Result<Hash, ProofError> {
@@ -199,7 +177,7 @@ pub fn verify_inclusion(
     leaf_hash: &[u8],
     proof: &[impl AsRef<[u8]>],
     root: &[u8],
-) -> Result<InclusionVerified, ProofError> {
+) -> Result<Verified<TreeInclusion>, ProofError> {
     // Structure first, so a huge proof is rejected before it is copied.
     match tree_size {
         0 => return Err(ProofError::EmptyTree),
@@ -217,7 +195,7 @@ pub fn verify_inclusion(
     if computed != root {
         return Err(ProofError::RootMismatch);
     }
-    Ok(InclusionVerified { leaf_index, tree_size, root })
+    Ok(Verified::new(TreeInclusion { leaf_index, tree_size, root }))
 }
 
 /// Length of the consistency proof from `size1` to `size2`
@@ -246,8 +224,8 @@ pub fn verify_consistency(
     proof: &[impl AsRef<[u8]>],
     root1: &[u8],
     root2: &[u8],
-) -> Result<ConsistencyVerified, ProofError> {
-    let verified = ConsistencyVerified { size1, size2 };
+) -> Result<Verified<TreeConsistency>, ProofError> {
+    let verified = || Verified::new(TreeConsistency { size1, size2 });
     match (size1, size2, proof.len()) {
         (s1, s2, _) if s1 > s2 => {
             return Err(ProofError::Size1GreaterThanSize2 { size1, size2 });
@@ -259,14 +237,14 @@ pub fn verify_consistency(
             return if root1 != EMPTY_ROOT || root2 != EMPTY_ROOT {
                 Err(ProofError::EmptyTreeRootNotEmptyHash)
             } else {
-                Ok(verified)
+                Ok(verified())
             };
         }
         (s1, s2, _) if s1 == s2 => {
             return if root1 != root2 {
                 Err(ProofError::EqualSizesRootsDiffer)
             } else {
-                Ok(verified)
+                Ok(verified())
             };
         }
         (0, _, _) => return Err(ProofError::Size1Zero),
@@ -329,6 +307,6 @@ pub fn verify_consistency(
         }),
         (0, false, _) => Err(ProofError::Root1Mismatch),
         (0, true, false) => Err(ProofError::Root2Mismatch),
-        (0, true, true) => Ok(verified),
+        (0, true, true) => Ok(verified()),
     }
 }
