@@ -22,6 +22,7 @@ use crate::segment::{
     BLOCK_SHIFT, Codec, FrameFormat, FrameReader, MAX_DICT_LEN, MAX_SEGMENT_EVENTS, SegmentError,
     SegmentHeader, Tail,
 };
+use crate::verified::Verified;
 use base64::Engine;
 use base64::engine::general_purpose::STANDARD as B64;
 use serde::Serialize;
@@ -101,6 +102,17 @@ pub struct VerifyReport {
     /// Events of encrypted segments checked without the KEK (stored leaf
     /// hashes only, not the payloads nor their times).
     pub payloads_unchecked: u64,
+    /// The signed checkpoint that covers every counted event, when `ok`.
+    #[serde(skip)]
+    verified: Option<Verified<Checkpoint>>,
+}
+
+impl VerifyReport {
+    /// The genuine signed checkpoint the whole verified log is under: only
+    /// present when the report is `ok`, and only `verify_dir` sets it.
+    pub fn verified(&self) -> Option<&Verified<Checkpoint>> {
+        self.verified.as_ref()
+    }
 }
 
 impl VerifyReport {
@@ -808,5 +820,8 @@ pub fn verify_dir(
         report.last_time = crate::time::format_ms(max_t);
     }
     report.ok = report.errors.is_empty() && report.errors_omitted == 0;
+    if report.ok {
+        report.verified = checkpoint.map(Verified::new);
+    }
     Ok(report)
 }
