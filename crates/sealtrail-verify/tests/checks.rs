@@ -436,3 +436,34 @@ fn tar_reader_reads_members_and_refuses_what_a_bundle_cannot_hold() {
     // A header cut short is an error, not an end.
     assert!(TarReader::new(&a[..100]).next_header().is_err());
 }
+
+#[test]
+fn records_parse_strictly() {
+    let rec = SegmentRecord {
+        origin: LOG.into(),
+        number: 3,
+        first_index: 300,
+        count: 100,
+        min_time_ms: 5,
+        max_time_ms: 9,
+        root: [1; 32],
+        prev: [2; 32],
+    };
+    let b = rec.to_bytes();
+    assert_eq!(SegmentRecord::from_bytes(&b).unwrap(), rec);
+    assert_eq!(rec.end_index(), 400);
+    assert_eq!(rec.leaf_hash(), leaf_hash(&b));
+    for cut in 0..b.len() {
+        assert!(SegmentRecord::from_bytes(&b[..cut]).is_err());
+    }
+    let mut long = b.clone();
+    long.push(0);
+    assert!(SegmentRecord::from_bytes(&long).is_err());
+    let mut v2 = b.clone();
+    v2[0] = 2;
+    assert!(SegmentRecord::from_bytes(&v2).is_err());
+    let empty = SegmentRecord { count: 0, ..rec.clone() }.to_bytes();
+    assert!(SegmentRecord::from_bytes(&empty).is_err());
+    let no_origin = SegmentRecord { origin: String::new(), ..rec }.to_bytes();
+    assert!(SegmentRecord::from_bytes(&no_origin).is_err());
+}
