@@ -467,3 +467,74 @@ fn records_parse_strictly() {
     let no_origin = SegmentRecord { origin: String::new(), ..rec }.to_bytes();
     assert!(SegmentRecord::from_bytes(&no_origin).is_err());
 }
+
+#[test]
+fn key_records_and_encrypted_frames_refuse_any_alteration() {
+    use aes_gcm::aead::{Aead, KeyInit, Payload};
+    use aes_gcm::{Aes256Gcm, Key, Nonce};
+    use sealtrail_verify::atrest::{AtRestError, Kek};
+    use sha2::Digest;
+    let (kek_bytes, dek) = ([7u8; 32], [9u8; 32]);
+    let kek = Kek::parse(&kek_bytes).unwrap();
+    let b64 = format!("  {}\n", B64.encode(kek_bytes));
+    assert_eq!(Kek::parse(b64.as_bytes()).unwrap().id(), kek.id());
+    assert!(Kek::parse(b"short").is_err());
+    let id: [u8; 8] = sha2::Sha256::new()
+        .chain_update(b"sealtrail kek id v1\n")
+        .chain_update(kek_bytes)
+        .finalize()[..8]
+        .try_into()
+        .unwrap();
+    assert_eq!(kek.id(), id);
+    // A key record for segment 4, as LEDGER.md §4.9 lays it out.
+    let mut rec = b"SEALKEY\0\x00\x01\x00\x00".to_vec();
+    rec.extend_from_slice(&4u64.to_be_bytes());
+    rec.extend_from_slice(&id);
+    rec.extend_from_slice(&[3; 12]);
+    let aead = Aes256Gcm::new(Key::<Aes256Gcm>::from_slice(&kek_bytes));
+    let wrapped =
+        aead.encrypt(Nonce::from_slice(&[3; 12]), Payload { msg: &dek, aad: &rec[..28] }).unwrap();
+    rec.extend_from_slice(&wrapped);
+    let crc = crc32c::crc32c(&rec);
+    rec.extend_from_slice(&crc.to_be_bytes());
+    let cipher = kek.open_record(4, &rec).unwrap();
+    assert!(kek.open_record(5, &rec).is_err(), "the key of another segment");
+    let other = Kek::parse(&[8u8; 32]).unwrap();
+    assert!(matches!(other.open_record(4, &rec), Err(AtRestError::WrongKek { .. })));
+    for i in 0..rec.len() {
+        let mut r = rec.clone();
+        r[i] ^= 1;
+        assert!(kek.open_record(4, &r).is_err(), "byte {i}");
+    }
+    // Altered bytes whose CRC was fixed up still fail to unwrap.
+    let mut r = rec.clone();
+    r[50] ^= 1;
+    let crc = crc32c::crc32c(&r[..88]);
+    r[88..].copy_from_slice(&crc.to_be_bytes());
+    assert!(matches!(kek.open_record(4, &r), Err(AtRestError::Unwrap { .. })));
+    // A frame: leaf || nonce || AES-256-GCM(DEK, entry, "SEALFRM\0" || number || leaf).
+    let entry = b"{\"event\":{}}";
+    let leaf = leaf_hash(entry);
+    let frame_for = |number: u64| {
+        let mut aad = b"SEALFRM\0".to_vec();
+        aad.extend_from_slice(&number.to_be_bytes());
+        aad.extend_from_slice(&leaf);
+        let ct = Aes256Gcm::new(Key::<Aes256Gcm>::from_slice(&dek))
+            .encrypt(Nonce::from_slice(&[5; 12]), Payload { msg: entry, aad: &aad })
+            .unwrap();
+        let mut f = leaf.to_vec();
+        f.extend_from_slice(&[5; 12]);
+        f.extend_from_slice(&ct);
+        f
+    };
+    let frame = frame_for(4);
+    let mut out = Vec::new();
+    cipher.open_frame(&frame, &mut out).unwrap();
+    assert_eq!(out, entry);
+    assert!(cipher.open_frame(&frame_for(5), &mut out).is_err(), "a frame of another segment");
+    for i in 0..frame.len() {
+        let mut f = frame.clone();
+        f[i] ^= 1;
+        assert!(cipher.open_frame(&f, &mut out).is_err(), "byte {i}");
+    }
+}
