@@ -1,0 +1,127 @@
+//! The one strict rule for every JSON artifact this crate reads (proofs,
+//! bundle manifests' events, entries when a full parse is needed): the
+//! input is UTF-8 without a byte order mark, holds exactly one JSON value
+//! (nothing but whitespace after it), and no object has two members of the
+//! same name. `serde_json` alone keeps the last duplicate and so would let
+//! two readers see two different documents.
+
+use serde::de::{self, DeserializeSeed, Deserializer, MapAccess, SeqAccess, Visitor};
+use serde_json::{Map, Value};
+use std::fmt;
+
+/// Nesting deeper than this is refused (serde_json's own limit is 128).
+const MAX_DEPTH: usize = 64;
+
+#[derive(Debug, thiserror::Error, PartialEq, Eq)]
+pub enum JsonError {
+    #[error("not utf-8")]
+    NotUtf8,
+    #[error("starts with a byte order mark")]
+    Bom,
+    #[error("{0}")]
+    Syntax(String),
+}
+
+/// Parses `bytes` under the strict rule.
+pub fn parse_strict(bytes: &[u8]) -> Result<Value, JsonError> {
+    let text = std::str::from_utf8(bytes).map_err(|_| JsonError::NotUtf8)?;
+    if text.starts_with('\u{feff}') {
+        return Err(JsonError::Bom);
+    }
+    let mut de = serde_json::Deserializer::from_str(text);
+    let value = Strict(0).deserialize(&mut de).map_err(|e| JsonError::Syntax(e.to_string()))?;
+    // Trailing data (anything but whitespace) is refused.
+    de.end().map_err(|e| JsonError::Syntax(e.to_string()))?;
+    Ok(value)
+}
+
+/// Builds a `Value`, refusing duplicate members; the field is the depth.
+struct Strict(usize);
+
+impl<'de> DeserializeSeed<'de> for Strict {
+    type Value = Value;
+    fn deserialize<D: Deserializer<'de>>(self, d: D) -> Result<Value, D::Error> {
+        d.deserialize_any(self)
+    }
+}
+
+impl<'de> Visitor<'de> for Strict {
+    type Value = Value;
+
+    fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("a JSON value")
+    }
+    fn visit_bool<E>(self, v: bool) -> Result<Value, E> {
+        Ok(Value::Bool(v))
+    }
+    fn visit_i64<E>(self, v: i64) -> Result<Value, E> {
+        Ok(Value::from(v))
+    }
+    fn visit_u64<E>(self, v: u64) -> Result<Value, E> {
+        Ok(Value::from(v))
+    }
+    fn visit_f64<E>(self, v: f64) -> Result<Value, E> {
+        Ok(Value::from(v))
+    }
+    fn visit_str<E>(self, v: &str) -> Result<Value, E> {
+        Ok(Value::String(v.to_owned()))
+    }
+    fn visit_string<E>(self, v: String) -> Result<Value, E> {
+        Ok(Value::String(v))
+    }
+    fn visit_unit<E>(self) -> Result<Value, E> {
+        Ok(Value::Null)
+    }
+    fn visit_seq<A: SeqAccess<'de>>(self, mut seq: A) -> Result<Value, A::Error> {
+        if self.0 >= MAX_DEPTH {
+            return Err(de::Error::custom("nested too deeply"));
+        }
+        let mut out = Vec::new();
+        while let Some(v) = seq.next_element_seed(Strict(self.0 + 1))? {
+            out.push(v);
+        }
+        Ok(Value::Array(out))
+    }
+    fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<Value, A::Error> {
+        if self.0 >= MAX_DEPTH {
+            return Err(de::Error::custom("nested too deeply"));
+        }
+        let mut out = Map::new();
+        while let Some(key) = map.next_key::<String>()? {
+            if out.contains_key(&key) {
+                return Err(de::Error::custom(format!("duplicate member {key:?}")));
+            }
+            let v = map.next_value_seed(Strict(self.0 + 1))?;
+            out.insert(key, v);
+        }
+        Ok(Value::Object(out))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn one_rule_for_every_document() {
+        assert_eq!(
+            parse_strict(br#" {"a":[1,{"b":"c"}]} "#).unwrap(),
+            serde_json::json!({"a":[1,{"b":"c"}]})
+        );
+        for bad in [
+            &br#"{"a":1,"a":2}"#[..],
+            br#"{"x":{"a":1,"a":1}}"#,
+            br#"[{"a":1,"b":2,"a":3}]"#,
+            b"\xef\xbb\xbf{}",
+            b"{\"a\":\"\xff\"}",
+            b"{} {}",
+            b"{}x",
+            b"{",
+            b"",
+        ] {
+            assert!(parse_strict(bad).is_err(), "{:?}", String::from_utf8_lossy(bad));
+        }
+        let deep = "[".repeat(100) + &"]".repeat(100);
+        assert!(parse_strict(deep.as_bytes()).is_err());
+    }
+}
