@@ -9,13 +9,20 @@
 use crate::util::*;
 use base64::Engine;
 use base64::engine::general_purpose::STANDARD as B64;
+use sealtrail::event::{Category, Entry, Event, Outcome, Source, Timestamp, Via};
 use sealtrail::ledger::bundle::{self, BundleQuery};
 use sealtrail::ledger::compact::{Dictionary, compact_segment};
+use sealtrail::ledger::cosignature::WitnessSigner;
 use sealtrail::ledger::dicts::DictStore;
+use sealtrail::ledger::key_history::{
+    ENTRY_ATTR, Transition, TransitionRecord, load_history, write_history,
+};
 use sealtrail::ledger::keys::NoteSigner;
 use sealtrail::ledger::log::{Ledger, LedgerEntry, LedgerPaths};
+use sealtrail::ledger::note::{self, Checkpoint};
 use sealtrail::ledger::proof::LedgerReader;
 use sealtrail::ledger::segment::FrameReader;
+use sealtrail::ledger::tree_store::TreeStore;
 use std::collections::BTreeSet;
 use std::path::{Path, PathBuf};
 use std::process::Command;
@@ -24,6 +31,14 @@ const NAME: &str = "vectors.example/log";
 /// Fixed Ed25519 seeds: the log's key and a stranger's key with the same name.
 const SEED: [u8; 32] = [0x11; 32];
 const OTHER_SEED: [u8; 32] = [0x22; 32];
+/// The key the log is rotated to (`dir-rotated` and the vectors built on it).
+const ROTATED_SEED: [u8; 32] = [0x33; 32];
+/// Two witnesses of the same name: the one that cosigned, and a stranger.
+const WITNESS: &str = "vectors.example/witness";
+const WITNESS_SEED: [u8; 32] = [0x44; 32];
+const OTHER_WITNESS_SEED: [u8; 32] = [0x55; 32];
+/// Fixed time of the cosignatures and of the logged key transition.
+const FIXED_SECONDS: u64 = 1_764_547_200; // 2025-12-01T00:00:00Z
 const EVENTS: u64 = 5;
 const PER_SEGMENT: u64 = 2;
 /// The event the proofs and the altered entries are about.
@@ -54,6 +69,32 @@ struct Vector {
     kinds: &'static [&'static str],
     what: &'static str,
     make: fn(&Base, &Path),
+    /// The trusted log key, relative to `docs/vectors/`.
+    vkey: &'static str,
+    /// `--witness-vkey` files and `--witness-quorum` (none: not given).
+    witnesses: &'static [&'static str],
+    quorum: Option<u64>,
+    /// The verified event count a `dir` verifier must report, when given.
+    events: Option<u64>,
+}
+
+impl Vector {
+    const fn vkey(self, vkey: &'static str) -> Self {
+        Vector { vkey, ..self }
+    }
+    const fn witnessed(self, witnesses: &'static [&'static str], quorum: u64) -> Self {
+        Vector {
+            witnesses,
+            quorum: Some(quorum),
+            ..self
+        }
+    }
+    const fn events(self, n: u64) -> Self {
+        Vector {
+            events: Some(n),
+            ..self
+        }
+    }
 }
 
 /// One line per vector.
@@ -90,6 +131,17 @@ const VECTORS: &[Vector] = &[
     v("bundle-control-chars-in-member-name", Kind::Bundle, false, &["unexpected_member"], "a member named with terminal escape sequences", bundle_control_name),
     v("bundle-trailing-data", Kind::Bundle, false, &["trailing_data"], "bytes after the end-of-archive blocks", bundle_trailing),
     v("bundle-tampered-event", Kind::Bundle, false, &["event_proof", "event_digest"], "one character of event 3 changed", bundle_tampered),
+    v("dir-forged-tail", Kind::Dir, false, &["unsigned_tail"], "2 segments (events 5..9) appended with another key behind the genuine checkpoint of size 3 (§9 crash window)", dir_forged_tail).events(5),
+    v("dir-one-uncovered-segment", Kind::Dir, true, &[], "1 segment (events 5, 6) sealed beyond the checkpoint: the crash window, a warning; only 5 events verified", dir_one_uncovered).events(5),
+    v("dir-rotated", Kind::Dir, true, &[], "5 events, key rotated (transition: event 5, alone in segment 3, S = 4), 4 events by the new key; checked from the first key", dir_rotated).events(10),
+    v("dir-rotated-from-new-key", Kind::Dir, true, &[], "dir-rotated checked from the new key (trust starts at the rotation)", dir_rotated).vkey("keys/rotated.vkey").events(10),
+    v("dir-rotated-forged-transition", Kind::Dir, false, &["forged_transition", "checkpoint_signature"], "dir-rotated with a second transition (new key -> a stranger's) signed by the stranger only (the whole history is then refused, and the new key's checkpoint does not verify with the first key)", dir_rotated_forged_transition),
+    v("dir-rotated-history-removed", Kind::Dir, false, &["checkpoint_signature"], "dir-rotated without ledger/key-history.json: the new key's checkpoint is not the first key's", dir_rotated_history_removed),
+    v("proof-rotated", Kind::Proof, true, &[], "inclusion proof of event 8 (after the rotation), with `key_history`; checked from the first key", proof_rotated),
+    v("proof-rotated-without-history", Kind::Proof, false, &["proof"], "proof-rotated without its `key_history` member", proof_rotated_without_history),
+    v("bundle-rotated", Kind::Bundle, true, &[], "events 1, 5 (the transition) and 8 of dir-rotated, with `key-history.json`; checked from the first key", bundle_rotated),
+    v("dir-witnessed", Kind::Dir, true, &[], "dir-clean with ledger/checkpoint.witnessed cosigned by keys/witness.vkey (cosignature/v1)", dir_witnessed).witnessed(&["keys/witness.vkey"], 1).events(5),
+    v("dir-witnessed-other-witness", Kind::Dir, false, &["witness_quorum"], "dir-witnessed checked with another witness key of the same name", dir_witnessed).witnessed(&["keys/other-witness.vkey"], 1),
 ];
 
 const fn v(
@@ -107,6 +159,10 @@ const fn v(
         kinds,
         what,
         make,
+        vkey: "keys/signing.vkey",
+        witnesses: &[],
+        quorum: None,
+        events: None,
     }
 }
 
@@ -143,6 +199,8 @@ struct Base {
     data: PathBuf,
     compacted: PathBuf,
     other: PathBuf,
+    /// `dir-rotated` with its derived files (`tree/`), for proofs and bundles.
+    rotated: PathBuf,
     proof: String,
     bundle: Vec<u8>,
 }
@@ -175,11 +233,14 @@ fn base() -> Base {
         created: "2026-12-01T00:00:00Z".into(),
     };
     bundle::build_bundle(&reader, &signer(&SEED), &query, &[1, PROVEN], &mut bundle).unwrap();
+    let rotated = tmp.path().join("rotated");
+    write_rotated(&rotated);
     Base {
         _tmp: tmp,
         data,
         compacted,
         other,
+        rotated,
         proof,
         bundle,
     }
@@ -204,6 +265,12 @@ fn copy_ledger(from: &Path, to: &Path) {
         }
     }
     std::fs::copy(from.join("ledger/checkpoint"), to.join("ledger/checkpoint")).unwrap();
+    for optional in ["key-history.json", "checkpoint.witnessed"] {
+        let file = from.join("ledger").join(optional);
+        if file.exists() {
+            std::fs::copy(&file, to.join("ledger").join(optional)).unwrap();
+        }
+    }
 }
 
 fn seg(dir: &Path, n: u64) -> PathBuf {
@@ -377,6 +444,156 @@ fn dir_entry_1969(_b: &Base, out: &Path) {
     });
 }
 
+/// Appends `n` events signed by a stranger's key behind the genuine
+/// checkpoint, as tamper.rs `append_forged_tail` does (LEDGER.md §9).
+fn forged_tail(b: &Base, out: &Path, n: u64) {
+    let tmp = tempfile::tempdir().unwrap();
+    let data = tmp.path().join("d");
+    copy_ledger(&b.data, &data);
+    let genuine = std::fs::read(data.join("ledger/checkpoint")).unwrap();
+    std::fs::remove_file(data.join("ledger/checkpoint")).unwrap();
+    let (mut ledger, _) = Ledger::open(&data, signer(&OTHER_SEED), policy(PER_SEGMENT)).unwrap();
+    let first = ledger.next_index();
+    ledger
+        .append(&(first..first + n).map(entry).collect::<Vec<_>>())
+        .unwrap();
+    ledger.close().unwrap();
+    std::fs::write(data.join("ledger/checkpoint"), genuine).unwrap();
+    copy_ledger(&data, out);
+}
+
+fn dir_forged_tail(b: &Base, out: &Path) {
+    forged_tail(b, out, 2 * PER_SEGMENT);
+}
+
+fn dir_one_uncovered(b: &Base, out: &Path) {
+    forged_tail(b, out, PER_SEGMENT);
+}
+
+/// The `admin/key_rotation` entry `key rotate` logs, at a fixed time.
+fn rotation_entry(t: &Transition, note: &str) -> LedgerEntry {
+    let at = Timestamp::from_unix_ms(FIXED_SECONDS as i64 * 1000).unwrap();
+    let mut e = Event::new(at, Category::Admin, "key_rotation", Outcome::Success);
+    e.source = Some(Source {
+        system: "sealtrail".into(),
+        host: None,
+    });
+    e.message = Some(format!(
+        "signing key rotated from {} to {}: checkpoints after size {} are signed by the new key",
+        hex::encode(t.old.key_id()),
+        hex::encode(t.new.key_id()),
+        t.size
+    ));
+    e.attrs = serde_json::json!({
+        ENTRY_ATTR: note,
+        "old_key_id": hex::encode(t.old.key_id()),
+        "new_key_id": hex::encode(t.new.key_id()),
+        "new_vkey": t.new.to_vkey(),
+    })
+    .as_object()
+    .cloned();
+    let entry = Entry {
+        received: at,
+        via: Via {
+            kind: "cli".into(),
+            peer: None,
+            principal: None,
+        },
+        event: e,
+        enriched: None,
+    };
+    LedgerEntry {
+        time_ms: entry.event.time.unix_ms(),
+        bytes: entry.canonical_bytes(),
+    }
+}
+
+/// 5 events by the first key, the rotation as `key rotate` makes it (but
+/// at a fixed time, so the bytes are stable), 4 events by the new key.
+fn write_rotated(data: &Path) {
+    write_ledger(data, &SEED, entries());
+    let (old, new) = (signer(&SEED), signer(&ROTATED_SEED));
+    let (mut ledger, _) = Ledger::open(data, signer(&SEED), policy(PER_SEGMENT)).unwrap();
+    ledger.seal().unwrap();
+    let t = Transition {
+        origin: NAME.into(),
+        size: ledger.sealed_segments() + 1,
+        index: ledger.next_index(),
+        old: old.verifier(),
+        new: new.verifier(),
+    };
+    let note = t.sign(&old, &new).unwrap();
+    let logged = rotation_entry(&t, &note);
+    let at = ledger.append(std::slice::from_ref(&logged)).unwrap().start;
+    ledger.seal().unwrap();
+    assert_eq!((at, ledger.sealed_segments()), (t.index, t.size));
+    let ledger_dir = ledger.paths().ledger.clone();
+    let mut history = load_history(&ledger_dir).unwrap();
+    history.transitions.push(TransitionRecord {
+        note,
+        checkpoint: ledger.checkpoint().to_owned(),
+        entry: String::from_utf8(logged.bytes).unwrap(),
+    });
+    write_history(&ledger_dir, &history).unwrap();
+    ledger.close().unwrap();
+    write_ledger(
+        data,
+        &ROTATED_SEED,
+        (EVENTS..EVENTS + 4).map(entry).collect(),
+    );
+}
+
+fn dir_rotated(b: &Base, out: &Path) {
+    copy_ledger(&b.rotated, out);
+}
+
+fn dir_rotated_forged_transition(b: &Base, out: &Path) {
+    copy_ledger(&b.rotated, out);
+    let ledger = out.join("ledger");
+    let mut h = load_history(&ledger).unwrap();
+    // The stranger signs "new key -> stranger" with their own key only.
+    let stranger = signer(&OTHER_SEED);
+    let t = Transition {
+        origin: NAME.into(),
+        size: 6,
+        index: 9,
+        old: signer(&ROTATED_SEED).verifier(),
+        new: stranger.verifier(),
+    };
+    let note = t.sign(&stranger, &stranger).unwrap();
+    let tree = TreeStore::open_read_only(&LedgerPaths::new(&b.rotated).tree).unwrap();
+    let cp = Checkpoint {
+        origin: NAME.into(),
+        size: 6,
+        root: tree.root(6).unwrap(),
+        extensions: Vec::new(),
+    };
+    h.transitions.push(TransitionRecord {
+        checkpoint: note::sign_checkpoint(&cp, &stranger).unwrap(),
+        entry: String::new(),
+        note,
+    });
+    write_history(&ledger, &h).unwrap();
+}
+
+fn dir_rotated_history_removed(b: &Base, out: &Path) {
+    copy_ledger(&b.rotated, out);
+    std::fs::remove_file(out.join("ledger/key-history.json")).unwrap();
+}
+
+fn witness(seed: &[u8; 32]) -> WitnessSigner {
+    WitnessSigner::from_pkcs8_pem(WITNESS, &pem(seed)).unwrap()
+}
+
+/// dir-clean plus `ledger/checkpoint.witnessed` (LEDGER.md §13.3).
+fn dir_witnessed(b: &Base, out: &Path) {
+    copy_ledger(&b.data, out);
+    let cp = std::fs::read_to_string(out.join("ledger/checkpoint")).unwrap();
+    let body = &cp[..=cp.find("\n\n").unwrap()];
+    let line = witness(&WITNESS_SEED).cosign(body, FIXED_SECONDS).unwrap();
+    write(&out.join("ledger/checkpoint.witnessed"), cp + &line);
+}
+
 // ---------------------------------------------------------------------------
 // Proofs
 
@@ -454,6 +671,24 @@ fn proof_unknown_member(b: &Base, out: &Path) {
     );
 }
 
+fn rotated_proof(b: &Base) -> serde_json::Value {
+    let reader = LedgerReader::open(&b.rotated).unwrap();
+    let p = serde_json::to_value(reader.inclusion_proof(8).unwrap()).unwrap();
+    assert!(p.get("key_history").is_some(), "a proof across a rotation");
+    p
+}
+
+fn proof_rotated(b: &Base, out: &Path) {
+    let p = rotated_proof(b);
+    write(out, serde_json::to_string_pretty(&p).unwrap() + "\n");
+}
+
+fn proof_rotated_without_history(b: &Base, out: &Path) {
+    let mut p = rotated_proof(b);
+    p.as_object_mut().unwrap().remove("key_history");
+    write(out, serde_json::to_string_pretty(&p).unwrap() + "\n");
+}
+
 // ---------------------------------------------------------------------------
 // Bundles
 
@@ -526,6 +761,27 @@ fn bundle_tampered(b: &Base, out: &Path) {
     write(out, pack(m));
 }
 
+fn bundle_rotated(b: &Base, out: &Path) {
+    let reader = LedgerReader::open(&b.rotated).unwrap();
+    let query = BundleQuery {
+        q: "*".into(),
+        from: None,
+        to: None,
+        requested_by: Some("auditor".into()),
+        created: "2026-12-01T00:00:00Z".into(),
+    };
+    let mut bytes = Vec::new();
+    bundle::build_bundle(
+        &reader,
+        &signer(&ROTATED_SEED),
+        &query,
+        &[1, 5, 8],
+        &mut bytes,
+    )
+    .unwrap();
+    write(out, bytes);
+}
+
 // ---------------------------------------------------------------------------
 // Generation, manifest and checks
 
@@ -545,25 +801,47 @@ fn file_of(v: &Vector) -> String {
 fn generate(root: &Path) {
     let b = base();
     std::fs::create_dir_all(root.join("keys")).unwrap();
-    for (seed, file) in [(&SEED, "signing.vkey"), (&OTHER_SEED, "other.vkey")] {
+    for (seed, file) in [
+        (&SEED, "signing.vkey"),
+        (&OTHER_SEED, "other.vkey"),
+        (&ROTATED_SEED, "rotated.vkey"),
+    ] {
         write(
             &root.join("keys").join(file),
             signer(seed).verifier().to_vkey() + "\n",
+        );
+    }
+    for (seed, file) in [
+        (&WITNESS_SEED, "witness.vkey"),
+        (&OTHER_WITNESS_SEED, "other-witness.vkey"),
+    ] {
+        write(
+            &root.join("keys").join(file),
+            witness(seed).verifier().to_vkey() + "\n",
         );
     }
     let mut list = Vec::new();
     for v in VECTORS {
         let out = root.join(file_of(v));
         (v.make)(&b, &out);
-        list.push(serde_json::json!({
+        let mut entry = serde_json::json!({
             "name": v.name,
             "kind": v.kind.name(),
             "path": file_of(v),
-            "vkey": "keys/signing.vkey",
+            "vkey": v.vkey,
             "ok": v.ok,
             "errors": v.kinds,
             "description": v.what,
-        }));
+        });
+        // Optional members, present only when they apply.
+        if !v.witnesses.is_empty() {
+            entry["witness_vkeys"] = v.witnesses.into();
+            entry["quorum"] = v.quorum.into();
+        }
+        if let Some(n) = v.events {
+            entry["events"] = n.into();
+        }
+        list.push(entry);
     }
     let manifest = serde_json::json!({
         "format": "sealtrail-conformance-vectors/v1",
@@ -642,11 +920,25 @@ fn sealtrail_verdict(root: &Path, v: &serde_json::Value) -> (bool, BTreeSet<Stri
         "proof" => cmd.arg(&vkey).arg(&path),
         _ => cmd.arg(&path).arg("--vkey").arg(&vkey).arg("--json"),
     };
+    for w in v["witness_vkeys"].as_array().into_iter().flatten() {
+        cmd.arg("--witness-vkey")
+            .arg(root.join(w.as_str().unwrap()));
+    }
+    if let Some(q) = v["quorum"].as_u64() {
+        cmd.arg("--witness-quorum").arg(q.to_string());
+    }
     let o = cmd.output().unwrap();
     let report: serde_json::Value = serde_json::from_slice(&o.stdout)
         .unwrap_or_else(|e| panic!("{}: not JSON ({e}): {o:?}", v["name"]));
     let ok = report["ok"].as_bool().unwrap();
     assert_eq!(o.status.code(), Some(if ok { 0 } else { 1 }), "{o:?}");
+    if let Some(n) = v["events"].as_u64() {
+        assert_eq!(
+            report["events"], n,
+            "{}: verified events: {report}",
+            v["name"]
+        );
+    }
     let kinds = report["errors"]
         .as_array()
         .map(|a| {
