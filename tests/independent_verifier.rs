@@ -57,12 +57,23 @@ fn sealtrail<S: AsRef<OsStr>>(args: &[S]) -> String {
 
 /// Runs the Python verifier; returns its exit code and JSON report.
 fn python_verify(mode: &str, target: &Path, vkey: &Path) -> (i32, Value) {
+    python_verify_with::<&str>(mode, target, vkey, &[])
+}
+
+/// [`python_verify`] with more arguments (`--witness-vkey`, ...).
+fn python_verify_with<S: AsRef<OsStr>>(
+    mode: &str,
+    target: &Path,
+    vkey: &Path,
+    extra: &[S],
+) -> (i32, Value) {
     let out = run(Command::new("python3")
         .arg(script())
         .arg(mode)
         .arg(target)
         .arg("--vkey")
-        .arg(vkey));
+        .arg(vkey)
+        .args(extra));
     let stdout = String::from_utf8_lossy(&out.stdout);
     let report: Value = serde_json::from_str(&stdout).unwrap_or_else(|e| {
         panic!(
@@ -485,8 +496,10 @@ fn python_verifier_reads_encrypted_segments_with_and_without_the_kek() {
 }
 
 /// docs/vectors/ (LEDGER.md §12, issue #14): the independent verifier gives
-/// every vector the verdict sealtrail gives. It stops at the first error, so
-/// only for bundles (same kinds in both) is its kind checked too.
+/// every vector the verdict sealtrail gives, and the verified event count
+/// where the manifest names one (`events`: nothing unsigned counts). It
+/// stops at the first error, so only for bundles (same kinds in both) is its
+/// kind checked too. Witness keys and quorum come from the manifest.
 #[test]
 fn python_verifier_agrees_on_every_conformance_vector() {
     require_python();
@@ -502,10 +515,20 @@ fn python_verifier_agrees_on_every_conformance_vector() {
             "bundle" => "--bundle",
             other => panic!("unknown vector kind {other}"),
         };
-        let (code, report) = python_verify(
+        let mut extra = Vec::new();
+        for w in v["witness_vkeys"].as_array().into_iter().flatten() {
+            extra.push(OsStr::new("--witness-vkey").to_owned());
+            extra.push(root.join(w.as_str().unwrap()).into_os_string());
+        }
+        if let Some(q) = v["quorum"].as_u64() {
+            extra.push(OsStr::new("--witness-quorum").to_owned());
+            extra.push(q.to_string().into());
+        }
+        let (code, report) = python_verify_with(
             mode,
             &root.join(v["path"].as_str().unwrap()),
             &root.join(v["vkey"].as_str().unwrap()),
+            &extra,
         );
         let want = v["ok"].as_bool().unwrap();
         let errors = report["errors"].as_array().map_or(0, Vec::len);
@@ -515,7 +538,9 @@ fn python_verifier_agrees_on_every_conformance_vector() {
                 .as_array()
                 .unwrap()
                 .contains(&report["errors"][0]["kind"]);
+        let events_ok = v.get("events").is_none_or(|n| report["events"] == *n);
         if report["ok"] != want
+            || !events_ok
             || code != if want { 0 } else { 1 }
             || (errors == 0) != want
             || !kind_ok

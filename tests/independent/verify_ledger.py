@@ -55,6 +55,7 @@ BLOCK_SHIFT = 6
 BLOCK = 1 << BLOCK_SHIFT
 INCLUSION_FORMAT = "sealtrail-inclusion-proof/v1"
 CONSISTENCY_FORMAT = "sealtrail-consistency-proof/v1"
+CRASH_WINDOW_SEGMENTS = 1  # sealed segments a crash can leave unsigned (§9)
 SEGMENT_NAME = re.compile(r"^([0-9]{12})\.seg$")
 
 
@@ -180,22 +181,27 @@ def key_id(name, public_key):
     return sha256(name.encode() + b"\n\x01" + public_key)[:4]
 
 
-def load_vkey(path):
-    """`<name>+<8 hex key id>+<base64(0x01 || 32-byte Ed25519 key)>` (§6.3)."""
-    with open(path, encoding="utf-8") as f:
-        line = f.read().removesuffix("\n")
+def parse_vkey(line, alg=1, kind="vkey"):
+    """`<name>+<8 hex key id>+<base64(alg || 32-byte Ed25519 key)>` (§6.3; alg 4:
+    a witness's cosignature/v1 key, §13.1). Returns (name, key id, public key,
+    the vkey line)."""
     name, id_hex, key_b64 = (line.split("+", 2) + ["", ""])[:3]
     raw = b64decode(key_b64, "vkey key")
-    if not name or not re.fullmatch(r"[0-9a-f]{8}", id_hex) or len(raw) != 33 or raw[0] != 1:
-        raise Invalid("vkey", "not an Ed25519 vkey line")
-    if key_id(name, raw[1:]) != bytes.fromhex(id_hex):
-        raise Invalid("vkey", "key id does not match name and key")
-    return name, bytes.fromhex(id_hex), Ed25519PublicKey.from_public_bytes(raw[1:])
+    if not name or not re.fullmatch(r"[0-9a-f]{8}", id_hex) or len(raw) != 33 or raw[0] != alg:
+        raise Invalid(kind, "not an Ed25519 vkey line")
+    if sha256(name.encode() + b"\n" + raw)[:4] != bytes.fromhex(id_hex):
+        raise Invalid(kind, "key id does not match name and key")
+    return name, bytes.fromhex(id_hex), Ed25519PublicKey.from_public_bytes(raw[1:]), line
+
+
+def load_vkey(path, alg=1):
+    with open(path, encoding="utf-8") as f:
+        return parse_vkey(f.read().removesuffix("\n"), alg)
 
 
 def open_note(note, vkey, kind="checkpoint_signature"):
     """The signed text of a note with a valid signature by vkey (§6.2)."""
-    name, kid, public_key = vkey
+    name, kid, public_key = vkey[:3]
     if any(c != "\n" and unicodedata.category(c) == "Cc" for c in note):
         raise Invalid(kind, "note holds a control character")
     split = note.rfind("\n\n")
@@ -222,19 +228,221 @@ def open_note(note, vkey, kind="checkpoint_signature"):
     return text
 
 
+def parse_checkpoint_body(text, kind="checkpoint_signature"):
+    """(origin, size, root) of a checkpoint body (§6.1), not verified."""
+    lines = text[:-1].split("\n")
+    if len(lines) < 3 or "" in lines or not re.fullmatch(r"0|[1-9][0-9]{0,19}", lines[1]) or int(lines[1]) >= 2**64:
+        raise Invalid(kind, "malformed checkpoint body")
+    root = b64decode(lines[2], "checkpoint root")
+    if len(root) != 32 or base64.b64encode(root).decode() != lines[2]:
+        raise Invalid(kind, "root is not the canonical base64 of 32 bytes")
+    return lines[0], int(lines[1]), root
+
+
+def unverified_size(note):
+    """The size a checkpoint note claims, to pick the key that must have signed it (§14.4 step 4)."""
+    split = note.rfind("\n\n")
+    if split < 0:
+        raise Invalid("checkpoint_signature", "not a signed note")
+    return parse_checkpoint_body(note[: split + 1])[1]
+
+
 def open_checkpoint(note, vkey):
     """Verifies a signed checkpoint note; returns (origin, size, root) (§6.1, §6.2)."""
     name = vkey[0]
-    text = open_note(note, vkey)
-    lines = text[:-1].split("\n")
-    if len(lines) < 3 or "" in lines or not re.fullmatch(r"0|[1-9][0-9]{0,19}", lines[1]) or int(lines[1]) >= 2**64:
-        raise Invalid("checkpoint_signature", "malformed checkpoint body")
-    root = b64decode(lines[2], "checkpoint root")
-    if len(root) != 32 or base64.b64encode(root).decode() != lines[2]:
-        raise Invalid("checkpoint_signature", "root is not the canonical base64 of 32 bytes")
-    if lines[0] != name:
-        raise Invalid("checkpoint_signature", f"origin {lines[0]!r} is not the key name {name!r}")
-    return lines[0], int(lines[1]), root
+    origin, size, root = parse_checkpoint_body(open_note(note, vkey))
+    if origin != name:
+        raise Invalid("checkpoint_signature", f"origin {origin!r} is not the key name {name!r}")
+    return origin, size, root
+
+
+# --- the key history (§14) -------------------------------------------------------
+TRANSITION_HEADER = "sealtrail key transition v1"
+MAX_KEY_HISTORY_LEN = 1 << 20
+MAX_TRANSITIONS = 256
+MAX_TRANSITION_ENTRY_LEN = 64 * 1024
+DECIMAL = re.compile(r"0|[1-9][0-9]{0,19}")
+
+
+def same_key(a, b):
+    return a[3] == b[3]  # the vkey lines: name, key id and key
+
+
+def open_transition(n, note):
+    """§14.1: six lines, signed by the old key (authority) and the new key."""
+    split = note.rfind("\n\n")
+    if split < 0 or not isinstance(note, str):
+        raise Invalid("key_history", f"transition {n} is not a signed note")
+    body = note[: split + 1]
+    lines = body[:-1].split("\n")
+    if len(lines) != 6 or lines[0] != TRANSITION_HEADER:
+        raise Invalid("key_history", f"transition {n}: not six lines of a v1 transition")
+    _, origin, size, index, old, new = lines
+    if not DECIMAL.fullmatch(size) or not DECIMAL.fullmatch(index) or int(size) == 0:
+        raise Invalid("key_history", f"transition {n}: S and I must be canonical decimals, S >= 1")
+    try:
+        old, new = parse_vkey(old), parse_vkey(new)
+    except Invalid as e:
+        raise Invalid("key_history", f"transition {n}: {e.detail}") from e
+    if old[0] != origin or new[0] != origin or old[1] == new[1] or same_key(old, new):
+        raise Invalid("key_history", f"transition {n}: keys not named after the origin, or equal")
+    if open_note(note, old, "forged_transition") != body:
+        raise Invalid("forged_transition", f"transition {n}")
+    if open_note(note, new, "key_history") != body:
+        raise Invalid("key_history", f"transition {n}")
+    return {"origin": origin, "size": int(size), "index": int(index), "old": old, "new": new}
+
+
+def check_transition_entry(t, note, entry):
+    """§14.4 step 3: an admin/key_rotation entry carrying exactly the note."""
+    try:
+        if len(entry) > MAX_TRANSITION_ENTRY_LEN:
+            raise StrictJsonError("too large")
+        event = strict_loads(entry)["event"]
+        ok = event["category"] == "admin" and event["action"] == "key_rotation"
+        ok = ok and (event.get("attrs") or {}).get("key_transition") == note
+    except (StrictJsonError, KeyError, TypeError, AttributeError) as e:
+        raise Invalid("key_transition_entry", f"transition entry {t['index']}: {e}") from e
+    if not ok:
+        raise Invalid("key_transition_entry", f"transition entry {t['index']} is not the logged transition")
+
+
+def parse_history_records(records):
+    """The `transitions` array of §14.3: each exactly note, checkpoint, entry (strings)."""
+    if not isinstance(records, list) or len(records) > MAX_TRANSITIONS:
+        raise Invalid("key_history", f"transitions must be a list of at most {MAX_TRANSITIONS}")
+    for r in records:
+        if not isinstance(r, dict) or set(r) != {"note", "checkpoint", "entry"} or not all(
+            isinstance(v, str) for v in r.values()
+        ):
+            raise Invalid("key_history", "a transition must have exactly note, checkpoint, entry (strings)")
+    return records
+
+
+def parse_history_file(data):
+    if len(data) > MAX_KEY_HISTORY_LEN:
+        raise Invalid("key_history", "key history is larger than 1 MiB")
+    try:
+        h = strict_loads(data)
+    except StrictJsonError as e:
+        raise Invalid("key_history", f"key history: {e}") from e
+    if not isinstance(h, dict) or set(h) != {"transitions"}:
+        raise Invalid("key_history", "key history must have exactly the member transitions")
+    return parse_history_records(h["transitions"])
+
+
+class KeyChain:
+    """The keys of a log followed from a trusted key `anchor` (§14.4)."""
+
+    def __init__(self, anchor, records=()):
+        self.keys, self.ends, self.anchor, self.handoffs = [anchor], [], 0, []
+        parsed = []
+        for n, rec in enumerate(records):  # step 1
+            t = open_transition(n, rec["note"])
+            if parsed:
+                prev = parsed[-1]
+                if not same_key(t["old"], prev["new"]) or t["origin"] != prev["origin"]:
+                    raise Invalid("key_history", f"transition {n} does not retire the current key")
+                if any(same_key(p["old"], t["new"]) for p in parsed):
+                    raise Invalid("key_history", f"transition {n} brings back a retired key")
+                if t["size"] <= prev["size"] or t["index"] <= prev["index"]:
+                    raise Invalid("key_history", f"transition {n}: S and I must grow")
+            parsed.append(t)
+        if not parsed:
+            return
+        self.keys = [parsed[0]["old"]] + [t["new"] for t in parsed]
+        self.ends = [t["size"] for t in parsed]
+        found = [k for k, key in enumerate(self.keys) if same_key(key, anchor)]
+        if not found:  # step 2
+            raise Invalid("unknown_key", "the trusted key is not in the key history")
+        self.anchor = found[0]
+        for n, (t, rec) in enumerate(zip(parsed, records)):
+            if n < self.anchor:
+                continue
+            try:  # step 3
+                origin, size, root = open_checkpoint(rec["checkpoint"], t["old"])
+            except Invalid as e:
+                raise Invalid("key_transition", f"transition {n}: old key's checkpoint: {e.detail}") from e
+            if size != t["size"]:
+                raise Invalid("key_transition", f"transition {n}: old key's checkpoint has size {size}, not S")
+            check_transition_entry(t, rec["note"], rec["entry"].encode("utf-8"))
+            self.handoffs.append(dict(t, root=root, entry=rec["entry"].encode("utf-8")))
+
+    def current(self):
+        return self.keys[-1]
+
+    def key_for(self, size):
+        k = sum(1 for end in self.ends if size > end)
+        if k < self.anchor:
+            raise Invalid("before_trusted_key", f"a checkpoint of size {size} predates the trusted key")
+        return k, self.keys[k]
+
+    def open_checkpoint(self, note):
+        """Step 4: the checkpoint is verified with the key for its size."""
+        if not self.ends:
+            return open_checkpoint(note, self.keys[0])
+        k, key = self.key_for(unverified_size(note))
+        try:
+            return open_checkpoint(note, key)
+        except Invalid:
+            for old in self.keys[:k]:
+                try:
+                    open_checkpoint(note, old)
+                except Invalid:
+                    continue
+                raise Invalid("retired_key", "checkpoint signed by a key retired before its size")
+            raise
+
+
+# --- witness cosignatures (§13) ----------------------------------------------------
+MAX_COSIGNATURE_TIME = 2**63 - 1
+
+
+def cosigners(note, witnesses):
+    """Names of the trusted `witnesses` with a valid cosignature/v1 line on note (§13.1)."""
+    names = [w[0] for w in witnesses]
+    if len(set(names)) != len(names):
+        raise Invalid("usage", "two trusted witness keys with the same name")
+    split = note.rfind("\n\n")
+    body, found = note[: split + 1], set()
+    for line in note[split + 2 : -1].split("\n"):
+        m = re.fullmatch("\u2014 (\\S+) (\\S+)", line)
+        if not m:
+            raise Invalid("witness_quorum", f"bad signature line {line!r}")
+        blob = b64decode(m.group(2), "signature")
+        for name, kid, public_key, _ in witnesses:
+            if m.group(1) != name or blob[:4] != kid:
+                continue
+            (t,) = struct.unpack(">Q", blob[4:12]) if len(blob) == 76 else (0,)
+            if not 1 <= t <= MAX_COSIGNATURE_TIME:
+                raise Invalid("witness_quorum", f"cosignature by {name}: bad length or time")
+            try:
+                public_key.verify(blob[12:], f"cosignature/v1\ntime {t}\n".encode() + body.encode())
+            except InvalidSignature as e:
+                raise Invalid("witness_quorum", f"cosignature by {name} does not verify") from e
+            found.add(name)
+    return sorted(found)
+
+
+def open_witnessed(ledger, chain, witnesses, quorum):
+    """`ledger/checkpoint.witnessed` (§13.3, §13.4): (size, root, cosigner names)."""
+    try:
+        with open(os.path.join(ledger, "checkpoint.witnessed"), encoding="utf-8") as f:
+            note = f.read(1 << 20)
+    except FileNotFoundError as e:
+        raise Invalid("witness_quorum", "no ledger/checkpoint.witnessed") from e
+    try:  # signed by the log key for its size
+        _, key = chain.key_for(unverified_size(note))
+    except Invalid:
+        key = chain.current()
+    try:
+        _, size, root = open_checkpoint(note, key)
+    except Invalid as e:
+        raise Invalid("witness_quorum", f"cosigned checkpoint: {e.detail}") from e
+    names = cosigners(note, witnesses)
+    if len(names) < quorum:
+        raise Invalid("witness_quorum", f"{len(names)} of the trusted witnesses cosigned, {quorum} required")
+    return size, root, names
 
 
 # --- segment records (§5) ------------------------------------------------------
@@ -546,26 +754,43 @@ def check_segment(path, number, dicts_dir=None, dict_cache=None, keys_dir=None, 
 
 
 # --- the whole data directory (§2, §9) -----------------------------------------
-def verify_data_dir(data_dir, vkey, kek=None):
+def verify_data_dir(data_dir, vkey, kek=None, witnesses=(), quorum=0):
     errors, segments, events, unchecked = [], 0, 0, [0]
+    warnings = []
 
     def error(kind, detail, segment=None):
         errors.append({"segment": segment, "kind": kind, "detail": detail})
 
     ledger = os.path.join(data_dir, "ledger")
+    # The key history (§14.3), followed from the trusted key; without one the
+    # trusted key signs every checkpoint.
+    chain = KeyChain(vkey)
+    try:
+        with open(os.path.join(ledger, "key-history.json"), "rb") as f:
+            chain = KeyChain(vkey, parse_history_file(f.read(MAX_KEY_HISTORY_LEN + 1)))
+    except FileNotFoundError:
+        pass
+    except Invalid as e:
+        error(e.kind, e.detail)
     checkpoint = None
     try:
         with open(os.path.join(ledger, "checkpoint"), encoding="utf-8") as f:
-            checkpoint = open_checkpoint(f.read(), vkey)
+            checkpoint = chain.open_checkpoint(f.read())
     except FileNotFoundError:
         error("no_checkpoint", "no ledger/checkpoint file")
     except Invalid as e:
         error(e.kind, e.detail)
+    witnessed = None
+    if witnesses:
+        try:
+            witnessed = open_witnessed(ledger, chain, witnesses, quorum)
+        except Invalid as e:
+            error(e.kind, e.detail)
 
     seg_dir = os.path.join(ledger, "segments")
     names = sorted(n for n in os.listdir(seg_dir) if SEGMENT_NAME.match(n)) if os.path.isdir(seg_dir) else []
     numbers = [int(SEGMENT_NAME.match(n).group(1)) for n in names]
-    log_leaves, prev, broken = [], None, False
+    log_leaves, records, prev, broken = [], [], None, False
     dicts_dir, dict_cache = os.path.join(ledger, "dicts"), {}
     for expected, (name, number) in enumerate(zip(names, numbers)):
         if number != expected:
@@ -594,16 +819,44 @@ def verify_data_dir(data_dir, vkey, kek=None):
             break
         prev = dict(rec, bytes=record_bytes)
         log_leaves.append(leaf_hash(record_bytes))
+        records.append(rec)
         segments += 1
-        events += rec["count"]
 
+    # Only events a matching signed checkpoint covers are verified (§9).
+    uncovered = len(log_leaves)
     if checkpoint is not None and not broken:
         _, size, root = checkpoint
         if size > len(log_leaves):
             error("truncated", f"checkpoint covers {size} segments, {len(log_leaves)} verified")
         elif mth(log_leaves[:size]) != root:
             error("checkpoint_mismatch", f"first {size} segment records do not hash to the signed root")
-    return {"ok": not errors, "segments": segments, "events": events, "payloads_unchecked": unchecked[0], "errors": errors}
+        else:
+            events = sum(r["count"] for r in records[:size])
+            uncovered = len(log_leaves) - size
+            if uncovered > CRASH_WINDOW_SEGMENTS:
+                error("unsigned_tail", f"{uncovered} sealed segments lie beyond the checkpoint")
+            elif uncovered:
+                warnings.append(f"{uncovered} sealed segment newer than the checkpoint (crash window): not counted")
+    # The handovers: the old key's last checkpoint pins the first S segments,
+    # and segment S-1 holds the transition entry alone (§14.4 step 5).
+    for h in [] if broken else chain.handoffs:
+        size, index = h["size"], h["index"]
+        if size > len(log_leaves) or mth(log_leaves[:size]) != h["root"]:
+            error("key_transition", f"the first {size} segments do not hash to the old key's last checkpoint")
+            continue
+        rec = records[size - 1]
+        if rec["first_index"] != index or rec["count"] != 1 or rec["root"] != leaf_hash(h["entry"]):
+            error("key_transition_entry", f"segment {size - 1} does not hold exactly transition entry {index}")
+    if witnessed is not None and not broken:
+        size, root, _ = witnessed
+        if size > len(log_leaves) or mth(log_leaves[:size]) != root:
+            error("witness_mismatch", f"the first {size} segments do not hash to the cosigned root")
+    report = {"ok": not errors, "segments": segments, "events": events, "uncovered_segments": uncovered,
+              "payloads_unchecked": unchecked[0], "errors": errors, "warnings": warnings}
+    if witnessed is not None:
+        report["witnessed"] = {"size": witnessed[0], "root": base64.b64encode(witnessed[1]).decode(),
+                               "cosigners": witnessed[2]}
+    return report
 
 
 # --- proofs (§7) ---------------------------------------------------------------
@@ -616,10 +869,17 @@ def decode_path(hashes, what):
     return out
 
 
-def exact_fields(obj, names, what):
+def exact_fields(obj, names, what, optional=()):
     """Proof objects have exactly these members: none missing, none unknown (§7)."""
-    if not isinstance(obj, dict) or set(obj) != set(names):
+    if not isinstance(obj, dict) or not set(names) <= set(obj) <= set(names) | set(optional):
         raise Invalid("format", f"{what} must have exactly the members {sorted(names)}")
+
+
+def proof_chain(p, vkey):
+    """A proof's optional `key_history` (§14.4), followed from the trusted key."""
+    if "key_history" not in p:
+        return KeyChain(vkey)
+    return KeyChain(vkey, parse_history_records(p["key_history"]))
 
 
 def uints(*values):
@@ -628,12 +888,12 @@ def uints(*values):
         raise Invalid("format", "indices and sizes must be non-negative JSON integers")
 
 
-def verify_inclusion_proof(p, vkey):
-    exact_fields(p, ["format", "index", "entry", "segment", "log", "checkpoint"], "proof")
+def verify_inclusion_proof(p, chain, optional=("key_history",)):
+    exact_fields(p, ["format", "index", "entry", "segment", "log", "checkpoint"], "proof", optional)
     exact_fields(p["segment"], ["record", "leaf_index", "path"], "segment")
     exact_fields(p["log"], ["leaf_index", "tree_size", "path"], "log")
     uints(p["index"], p["segment"]["leaf_index"], p["log"]["leaf_index"], p["log"]["tree_size"])
-    origin, size, root = open_checkpoint(p["checkpoint"], vkey)
+    origin, size, root = chain.open_checkpoint(p["checkpoint"])
     record_bytes = b64decode(p["segment"]["record"], "segment.record")
     rec = parse_record(record_bytes)
     index = p["index"]
@@ -657,10 +917,11 @@ def verify_inclusion_proof(p, vkey):
     return {"ok": True, "kind": "inclusion", "index": index, "checkpoint_size": size}
 
 
-def verify_consistency_proof(p, vkey):
-    exact_fields(p, ["format", "old_size", "old_root", "new_size", "new_root", "path", "checkpoint"], "proof")
+def verify_consistency_proof(p, chain):
+    exact_fields(p, ["format", "old_size", "old_root", "new_size", "new_root", "path", "checkpoint"], "proof",
+                 ["key_history"])
     uints(p["old_size"], p["new_size"])
-    _, size, root = open_checkpoint(p["checkpoint"], vkey)
+    _, size, root = chain.open_checkpoint(p["checkpoint"])
     if p["new_size"] != size or b64decode(p["new_root"], "new_root") != root:
         raise Invalid("proof", "new_size / new_root disagree with the checkpoint")
     old_root = b64decode(p["old_root"], "old_root")
@@ -679,7 +940,7 @@ def verify_proof_file(path, vkey):
         kind = {INCLUSION_FORMAT: verify_inclusion_proof, CONSISTENCY_FORMAT: verify_consistency_proof}
         if p.get("format") not in kind:
             raise Invalid("format", f"unknown proof format {p.get('format')!r}")
-        return kind[p["format"]](p, vkey)
+        return kind[p["format"]](p, proof_chain(p, vkey))
     except Invalid as e:
         return {"ok": False, "errors": [{"kind": e.kind, "detail": e.detail}]}
     except (KeyError, TypeError, AttributeError, UnicodeError) as e:
@@ -694,6 +955,8 @@ BUNDLE_MEMBERS = {  # name: largest size accepted (§11.1)
     "manifest": 64 << 10,
     "events.ndjson": 1 << 30,
 }
+OPTIONAL_MEMBERS = {"key-history.json": MAX_KEY_HISTORY_LEN}  # §14.4
+SIGNED_MEMBERS = ("signing.vkey", "checkpoint", "manifest")
 MAX_TAR_PADDING = 64 << 10
 MANIFEST_KEYS = ["origin", "query", "from", "to", "requested-by", "created",
                  "checkpoint-size", "checkpoint-root", "events", "events-sha256"]
@@ -724,16 +987,19 @@ def read_tar(data):
         if h[257:262] == b"ustar" and h[345] != 0:
             name = h[345:500].split(b"\0", 1)[0] + b"/" + name
         name = name.decode("utf-8", "replace")
-        if name not in BUNDLE_MEMBERS:
+        limits = BUNDLE_MEMBERS | OPTIONAL_MEMBERS
+        if name not in limits:
             raise Invalid("unexpected_member", f"member {name!r} is not part of a bundle")
         if any(n == name for n, _ in members):
             raise Invalid("duplicate_member", name)
         if members and members[-1][0] == "events.ndjson":
             raise Invalid("member_order", f"{name} after events.ndjson")
+        if name in OPTIONAL_MEMBERS and any(n in SIGNED_MEMBERS for n, _ in members):
+            raise Invalid("member_order", f"{name} after signing.vkey, checkpoint or manifest")
         if h[156:157] not in (b"0", b"\0"):
             raise Invalid("member_type", f"{name} is not a regular file")
         size = tar_number(h[124:136], "size")
-        if size > BUNDLE_MEMBERS[name]:
+        if size > limits[name]:
             raise Invalid("member_too_large", name)
         if pos + 512 + size > len(data):
             raise Invalid("truncated", f"{name} is cut short")
@@ -814,12 +1080,16 @@ def verify_bundle_file(path, vkey, vkey_path):
         data = f.read()
     try:
         members = read_tar(data)
-        with open(vkey_path, "rb") as f:
-            if members["signing.vkey"] != f.read().rstrip(b"\n") + b"\n":
-                raise Invalid("vkey", "signing.vkey is not the key verified with")
+        chain = KeyChain(vkey)
+        if "key-history.json" in members:
+            chain = KeyChain(vkey, parse_history_file(members["key-history.json"]))
+        # signing.vkey is the newest key of the history (the trusted key itself
+        # when there is none); it signs the manifest.
+        if members["signing.vkey"] != chain.current()[3].encode() + b"\n":
+            raise Invalid("vkey", "signing.vkey is not the key verified with (or the history's newest)")
         checkpoint = members["checkpoint"].decode("utf-8")
-        origin, size, root = open_checkpoint(checkpoint, vkey)
-        m = parse_manifest(open_note(members["manifest"].decode("utf-8"), vkey, "manifest_signature"))
+        origin, size, root = chain.open_checkpoint(checkpoint)
+        m = parse_manifest(open_note(members["manifest"].decode("utf-8"), chain.current(), "manifest_signature"))
         if m["origin"] != vkey[0]:
             raise Invalid("manifest_origin", m["origin"])
         if (m["checkpoint-size"], m["checkpoint-root"]) != (size, root):
@@ -840,7 +1110,7 @@ def verify_bundle_file(path, vkey, vkey_path):
             if p["checkpoint"] != checkpoint:
                 raise Invalid("event_checkpoint", f"line {count}")
             try:
-                verify_inclusion_proof(p, vkey)
+                verify_inclusion_proof(p, chain, optional=())
             except Invalid as e:
                 raise Invalid("event_proof", f"line {count}: {e.detail}") from e
             if previous is not None and p["index"] <= previous:
@@ -868,6 +1138,8 @@ def main():
     what.add_argument("--proof")
     what.add_argument("--bundle")
     ap.add_argument("--kek", help="key-encryption key file: check encrypted entries too (§4.9)")
+    ap.add_argument("--witness-vkey", action="append", default=[], help="a trusted witness's vkey (§13.4)")
+    ap.add_argument("--witness-quorum", type=int, help="cosigners required (default: all given)")
     args = ap.parse_args()
     try:
         vkey = load_vkey(args.vkey)
@@ -879,12 +1151,20 @@ def main():
     except (OSError, ValueError) as e:
         print(json.dumps({"ok": False, "errors": [{"kind": "kek", "detail": str(e)}]}))
         return 2
+    try:
+        witnesses = [load_vkey(w, alg=4) for w in args.witness_vkey]
+        quorum = len(witnesses) if args.witness_quorum is None else args.witness_quorum
+        if witnesses and not 1 <= quorum <= len(witnesses) or len({w[0] for w in witnesses}) != len(witnesses):
+            raise ValueError("--witness-quorum must be 1..number of witness keys, witness names distinct")
+    except (Invalid, OSError, ValueError) as e:
+        print(json.dumps({"ok": False, "errors": [{"kind": "usage", "detail": str(e)}]}))
+        return 2
     if args.bundle:
         report = verify_bundle_file(args.bundle, vkey, args.vkey)
     elif args.proof:
         report = verify_proof_file(args.proof, vkey)
     else:
-        report = verify_data_dir(args.data, vkey, kek)
+        report = verify_data_dir(args.data, vkey, kek, witnesses, quorum)
     print(json.dumps(report))
     return 0 if report["ok"] else 1
 
