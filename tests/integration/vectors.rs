@@ -137,10 +137,16 @@ const VECTORS: &[Vector] = &[
     v("dir-rotated-from-new-key", Kind::Dir, true, &[], "dir-rotated checked from the new key (trust starts at the rotation)", dir_rotated).vkey("keys/rotated.vkey").events(10),
     v("dir-rotated-forged-transition", Kind::Dir, false, &["forged_transition", "checkpoint_signature"], "dir-rotated with a second transition (new key -> a stranger's) signed by the stranger only (the whole history is then refused, and the new key's checkpoint does not verify with the first key)", dir_rotated_forged_transition),
     v("dir-rotated-history-removed", Kind::Dir, false, &["checkpoint_signature"], "dir-rotated without ledger/key-history.json: the new key's checkpoint is not the first key's", dir_rotated_history_removed),
+    v("dir-rotated-retired-key", Kind::Dir, false, &["retired_key"], "dir-rotated whose checkpoint (size 6) is signed by the first key, retired at size 4", dir_rotated_retired_key),
+    v("dir-rotated-rewritten-handoff", Kind::Dir, false, &["key_transition"], "dir-rotated whose history holds an old-key checkpoint of size 4 with another root (re-signed by the first key)", dir_rotated_rewritten_handoff),
+    v("dir-rotated-moved-transition", Kind::Dir, false, &["key_transition_entry"], "dir-rotated whose transition, re-signed by both keys, names S = 5, I = 6 (segment 4 does not hold it alone)", dir_rotated_moved_transition),
     v("proof-rotated", Kind::Proof, true, &[], "inclusion proof of event 8 (after the rotation), with `key_history`; checked from the first key", proof_rotated),
     v("proof-rotated-without-history", Kind::Proof, false, &["proof"], "proof-rotated without its `key_history` member", proof_rotated_without_history),
+    v("bundle-rotated-without-history", Kind::Bundle, false, &["vkey", "checkpoint_signature", "manifest_signature", "event_proof"], "bundle-rotated without its `key-history.json` member", bundle_rotated_without_history),
     v("bundle-rotated", Kind::Bundle, true, &[], "events 1, 5 (the transition) and 8 of dir-rotated, with `key-history.json`; checked from the first key", bundle_rotated),
     v("dir-witnessed", Kind::Dir, true, &[], "dir-clean with ledger/checkpoint.witnessed cosigned by keys/witness.vkey (cosignature/v1)", dir_witnessed).witnessed(&["keys/witness.vkey"], 1).events(5),
+    v("dir-witnessed-bad-cosignature", Kind::Dir, false, &["witness_quorum"], "dir-witnessed with one bit of the cosignature's Ed25519 signature flipped", dir_witnessed_bad_cosignature).witnessed(&["keys/witness.vkey"], 1),
+    v("dir-witnessed-other-root", Kind::Dir, false, &["witness_mismatch"], "dir-clean with a cosigned checkpoint of size 3 whose root is not the log's (signed by the log key, cosigned)", dir_witnessed_other_root).witnessed(&["keys/witness.vkey"], 1),
     v("dir-witnessed-other-witness", Kind::Dir, false, &["witness_quorum"], "dir-witnessed checked with another witness key of the same name", dir_witnessed).witnessed(&["keys/other-witness.vkey"], 1),
 ];
 
@@ -576,6 +582,63 @@ fn dir_rotated_forged_transition(b: &Base, out: &Path) {
     write_history(&ledger, &h).unwrap();
 }
 
+/// A checkpoint of the rotated log's first `size` segments, signed by `seed`.
+fn rotated_checkpoint(b: &Base, size: u64, seed: &[u8; 32]) -> String {
+    let tree = TreeStore::open_read_only(&LedgerPaths::new(&b.rotated).tree).unwrap();
+    let cp = Checkpoint {
+        origin: NAME.into(),
+        size,
+        root: tree.root(size).unwrap(),
+        extensions: Vec::new(),
+    };
+    note::sign_checkpoint(&cp, &signer(seed)).unwrap()
+}
+
+fn dir_rotated_retired_key(b: &Base, out: &Path) {
+    copy_ledger(&b.rotated, out);
+    write(
+        &out.join("ledger/checkpoint"),
+        rotated_checkpoint(b, 6, &SEED),
+    );
+}
+
+fn dir_rotated_rewritten_handoff(b: &Base, out: &Path) {
+    copy_ledger(&b.rotated, out);
+    let ledger = out.join("ledger");
+    let mut h = load_history(&ledger).unwrap();
+    let mut cp = note::parse_unverified_checkpoint(&h.transitions[0].checkpoint).unwrap();
+    cp.root = [7; 32];
+    h.transitions[0].checkpoint = note::sign_checkpoint(&cp, &signer(&SEED)).unwrap();
+    write_history(&ledger, &h).unwrap();
+}
+
+fn dir_rotated_moved_transition(b: &Base, out: &Path) {
+    copy_ledger(&b.rotated, out);
+    let ledger = out.join("ledger");
+    let h = load_history(&ledger).unwrap();
+    let t = Transition {
+        origin: NAME.into(),
+        size: 5,
+        index: 6,
+        old: signer(&SEED).verifier(),
+        new: signer(&ROTATED_SEED).verifier(),
+    };
+    let note = t.sign(&signer(&SEED), &signer(&ROTATED_SEED)).unwrap();
+    let entry = h.transitions[0].entry.replace(
+        &serde_json::to_string(&h.transitions[0].note).unwrap(),
+        &serde_json::to_string(&note).unwrap(),
+    );
+    assert_ne!(entry, h.transitions[0].entry);
+    let moved = sealtrail::ledger::key_history::KeyHistory {
+        transitions: vec![TransitionRecord {
+            checkpoint: rotated_checkpoint(b, 5, &SEED),
+            entry,
+            note,
+        }],
+    };
+    write_history(&ledger, &moved).unwrap();
+}
+
 fn dir_rotated_history_removed(b: &Base, out: &Path) {
     copy_ledger(&b.rotated, out);
     std::fs::remove_file(out.join("ledger/key-history.json")).unwrap();
@@ -592,6 +655,32 @@ fn dir_witnessed(b: &Base, out: &Path) {
     let body = &cp[..=cp.find("\n\n").unwrap()];
     let line = witness(&WITNESS_SEED).cosign(body, FIXED_SECONDS).unwrap();
     write(&out.join("ledger/checkpoint.witnessed"), cp + &line);
+}
+
+fn dir_witnessed_bad_cosignature(b: &Base, out: &Path) {
+    dir_witnessed(b, out);
+    let path = out.join("ledger/checkpoint.witnessed");
+    let text = std::fs::read_to_string(&path).unwrap();
+    let (head, line) = text.trim_end().rsplit_once('\n').unwrap();
+    let (name, sig) = line.rsplit_once(' ').unwrap();
+    let mut blob = B64.decode(sig).unwrap();
+    // key id (4) and time (8) stay; the signature changes.
+    blob[12] ^= 1;
+    write(&path, format!("{head}\n{name} {}\n", B64.encode(blob)));
+}
+
+fn dir_witnessed_other_root(b: &Base, out: &Path) {
+    copy_ledger(&b.data, out);
+    let cp = Checkpoint {
+        origin: NAME.into(),
+        size: 3,
+        root: [7; 32],
+        extensions: Vec::new(),
+    };
+    let signed = note::sign_checkpoint(&cp, &signer(&SEED)).unwrap();
+    let body = &signed[..=signed.find("\n\n").unwrap()];
+    let line = witness(&WITNESS_SEED).cosign(body, FIXED_SECONDS).unwrap();
+    write(&out.join("ledger/checkpoint.witnessed"), signed + &line);
 }
 
 // ---------------------------------------------------------------------------
@@ -761,15 +850,19 @@ fn bundle_tampered(b: &Base, out: &Path) {
     write(out, pack(m));
 }
 
-fn bundle_rotated(b: &Base, out: &Path) {
-    let reader = LedgerReader::open(&b.rotated).unwrap();
-    let query = BundleQuery {
+fn rotated_query() -> BundleQuery {
+    BundleQuery {
         q: "*".into(),
         from: None,
         to: None,
         requested_by: Some("auditor".into()),
         created: "2026-12-01T00:00:00Z".into(),
-    };
+    }
+}
+
+fn bundle_rotated(b: &Base, out: &Path) {
+    let reader = LedgerReader::open(&b.rotated).unwrap();
+    let query = rotated_query();
     let mut bytes = Vec::new();
     bundle::build_bundle(
         &reader,
@@ -780,6 +873,25 @@ fn bundle_rotated(b: &Base, out: &Path) {
     )
     .unwrap();
     write(out, bytes);
+}
+
+fn bundle_rotated_without_history(b: &Base, out: &Path) {
+    let mut bytes = Vec::new();
+    let reader = LedgerReader::open(&b.rotated).unwrap();
+    let query = rotated_query();
+    bundle::build_bundle(
+        &reader,
+        &signer(&ROTATED_SEED),
+        &query,
+        &[1, 5, 8],
+        &mut bytes,
+    )
+    .unwrap();
+    let mut m = members(&bytes);
+    let before = m.len();
+    m.retain(|(h, _)| h.path().unwrap().to_str() != Some("key-history.json"));
+    assert_eq!(m.len(), before - 1, "the bundle carries key-history.json");
+    write(out, pack(m));
 }
 
 // ---------------------------------------------------------------------------
