@@ -680,14 +680,14 @@ def check_segment(path, number, dicts_dir=None, dict_cache=None, keys_dir=None, 
         raise Invalid("not_sealed", "no trailer")
     (footer_at,) = struct.unpack_from(">Q", data, len(data) - 16)
     if not hlen <= footer_at <= len(data) - 20 - 11:  # room for the smallest footer
-        raise Invalid("footer", "footer offset out of range")
+        raise Invalid("entry_corrupt", "footer offset out of range")
     body = data[footer_at : len(data) - 20]
     (footer_crc,) = struct.unpack_from(">I", data, len(data) - 20)
     if crc32c(body) != footer_crc:
-        raise Invalid("footer", "footer checksum mismatch")
+        raise Invalid("entry_corrupt", "footer checksum mismatch")
     marker, rlen = struct.unpack_from(">IH", body, 0)
     if marker != SEAL_MARKER:
-        raise Invalid("footer", "seal marker missing")
+        raise Invalid("entry_corrupt", "seal marker missing")
     record_bytes = body[6 : 6 + rlen]
     rec = parse_record(record_bytes)
     shift, nblocks = struct.unpack_from(">BI", body, 6 + rlen)
@@ -695,10 +695,10 @@ def check_segment(path, number, dicts_dir=None, dict_cache=None, keys_dir=None, 
     indexed, shift = bool(shift & 0x80), shift & 0x7F
     want_blocks = -(-rec["count"] // BLOCK)
     if shift != BLOCK_SHIFT or nblocks != want_blocks or rec["count"] > MAX_SEGMENT_EVENTS:
-        raise Invalid("footer", f"block shift {shift} / {nblocks} blocks for {rec['count']} events")
+        raise Invalid("entry_corrupt", f"block shift {shift} / {nblocks} blocks for {rec['count']} events")
     idx = body[11 + rlen :]
     if len(idx) != nblocks * 40 + (4 * rec["count"] if indexed else 0):
-        raise Invalid("footer", "block index length mismatch")
+        raise Invalid("entry_corrupt", "block index length mismatch")
     block_offsets = list(struct.unpack_from(f">{nblocks}Q", idx, 0))
     block_roots = [idx[nblocks * 8 + 32 * i : nblocks * 8 + 32 * (i + 1)] for i in range(nblocks)]
     frame_index = list(struct.unpack_from(f">{rec['count']}I", idx, nblocks * 40)) if indexed else None
