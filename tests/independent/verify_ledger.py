@@ -1102,10 +1102,11 @@ def verify_bundle_file(path, vkey, vkey_path):
             count += 1
             try:
                 p = strict_loads(line)
+                # No `key_history` here: the bundle carries it once (§14.4).
                 exact_fields(p, ["format", "index", "entry", "segment", "log", "checkpoint"], "proof")
                 if canonical_proof_line(p) != line:
                     raise Invalid("event_line", f"line {count} is not canonical")
-            except (StrictJsonError, KeyError, TypeError) as e:
+            except (StrictJsonError, KeyError, TypeError, Invalid) as e:
                 raise Invalid("event_line", f"line {count}: {e}") from e
             if p["checkpoint"] != checkpoint:
                 raise Invalid("event_checkpoint", f"line {count}")
