@@ -135,6 +135,7 @@ const VECTORS: &[Vector] = &[
     v("dir-one-uncovered-segment", Kind::Dir, true, &[], "1 segment (events 5, 6) sealed beyond the checkpoint: the crash window, a warning; only 5 events verified", dir_one_uncovered).events(5),
     v("dir-rotated", Kind::Dir, true, &[], "5 events, key rotated (transition: event 5, alone in segment 3, S = 4), 4 events by the new key; checked from the first key", dir_rotated).events(10),
     v("dir-rotated-from-new-key", Kind::Dir, true, &[], "dir-rotated checked from the new key (trust starts at the rotation)", dir_rotated).vkey("keys/rotated.vkey").events(10),
+    v("dir-rotated-unknown-key", Kind::Dir, false, &["unknown_key", "checkpoint_signature"], "dir-rotated checked with a key that is not in its history", dir_rotated).vkey("keys/other.vkey"),
     v("dir-rotated-forged-transition", Kind::Dir, false, &["forged_transition", "checkpoint_signature"], "dir-rotated with a second transition (new key -> a stranger's) signed by the stranger only (the whole history is then refused, and the new key's checkpoint does not verify with the first key)", dir_rotated_forged_transition),
     v("dir-rotated-history-removed", Kind::Dir, false, &["checkpoint_signature"], "dir-rotated without ledger/key-history.json: the new key's checkpoint is not the first key's", dir_rotated_history_removed),
     v("dir-rotated-retired-key", Kind::Dir, false, &["retired_key"], "dir-rotated whose checkpoint (size 6) is signed by the first key, retired at size 4", dir_rotated_retired_key),
@@ -142,11 +143,13 @@ const VECTORS: &[Vector] = &[
     v("dir-rotated-moved-transition", Kind::Dir, false, &["key_transition_entry"], "dir-rotated whose transition, re-signed by both keys, names S = 5, I = 6 (segment 4 does not hold it alone)", dir_rotated_moved_transition),
     v("proof-rotated", Kind::Proof, true, &[], "inclusion proof of event 8 (after the rotation), with `key_history`; checked from the first key", proof_rotated),
     v("proof-rotated-without-history", Kind::Proof, false, &["proof"], "proof-rotated without its `key_history` member", proof_rotated_without_history),
+    v("bundle-rotated-history-after-checkpoint", Kind::Bundle, false, &["member_order", "vkey", "checkpoint_signature"], "bundle-rotated with `key-history.json` moved after `checkpoint` (sealtrail then reads signing.vkey and checkpoint without the history)", bundle_rotated_history_late),
     v("bundle-rotated-without-history", Kind::Bundle, false, &["vkey", "checkpoint_signature", "manifest_signature", "event_proof"], "bundle-rotated without its `key-history.json` member", bundle_rotated_without_history),
     v("bundle-rotated", Kind::Bundle, true, &[], "events 1, 5 (the transition) and 8 of dir-rotated, with `key-history.json`; checked from the first key", bundle_rotated),
     v("dir-witnessed", Kind::Dir, true, &[], "dir-clean with ledger/checkpoint.witnessed cosigned by keys/witness.vkey (cosignature/v1)", dir_witnessed).witnessed(&["keys/witness.vkey"], 1).events(5),
     v("dir-witnessed-bad-cosignature", Kind::Dir, false, &["witness_quorum"], "dir-witnessed with one bit of the cosignature's Ed25519 signature flipped", dir_witnessed_bad_cosignature).witnessed(&["keys/witness.vkey"], 1),
     v("dir-witnessed-other-root", Kind::Dir, false, &["witness_mismatch"], "dir-clean with a cosigned checkpoint of size 3 whose root is not the log's (signed by the log key, cosigned)", dir_witnessed_other_root).witnessed(&["keys/witness.vkey"], 1),
+    v("dir-witnessed-missing", Kind::Dir, false, &["witness_quorum"], "dir-clean (no ledger/checkpoint.witnessed) checked with a witness key", dir_clean).witnessed(&["keys/witness.vkey"], 1),
     v("dir-witnessed-other-witness", Kind::Dir, false, &["witness_quorum"], "dir-witnessed checked with another witness key of the same name", dir_witnessed).witnessed(&["keys/other-witness.vkey"], 1),
 ];
 
@@ -875,19 +878,35 @@ fn bundle_rotated(b: &Base, out: &Path) {
     write(out, bytes);
 }
 
-fn bundle_rotated_without_history(b: &Base, out: &Path) {
+fn rotated_bundle_members(b: &Base) -> Members {
     let mut bytes = Vec::new();
     let reader = LedgerReader::open(&b.rotated).unwrap();
-    let query = rotated_query();
     bundle::build_bundle(
         &reader,
         &signer(&ROTATED_SEED),
-        &query,
+        &rotated_query(),
         &[1, 5, 8],
         &mut bytes,
     )
     .unwrap();
-    let mut m = members(&bytes);
+    members(&bytes)
+}
+
+fn bundle_rotated_history_late(b: &Base, out: &Path) {
+    let mut m = rotated_bundle_members(b);
+    let name = |h: &tar::Header| h.path().unwrap().to_str().unwrap().to_owned();
+    let from = m
+        .iter()
+        .position(|(h, _)| name(h) == "key-history.json")
+        .unwrap();
+    let history = m.remove(from);
+    let to = m.iter().position(|(h, _)| name(h) == "checkpoint").unwrap() + 1;
+    m.insert(to, history);
+    write(out, pack(m));
+}
+
+fn bundle_rotated_without_history(b: &Base, out: &Path) {
+    let mut m = rotated_bundle_members(b);
     let before = m.len();
     m.retain(|(h, _)| h.path().unwrap().to_str() != Some("key-history.json"));
     assert_eq!(m.len(), before - 1, "the bundle carries key-history.json");
