@@ -13,6 +13,14 @@
                                                 segments (§4.9); without --kek
                                                 their stored leaf hashes are
                                                 checked, their payloads are not
+    verify_ledger.py --data DIR --vkey FILE --witness-vkey W [--witness-vkey W2 ...] [--witness-quorum N]
+                                                also require ledger/checkpoint.witnessed
+                                                cosigned by N of the witnesses (§13.4)
+
+A log whose key was rotated is followed from --vkey through
+ledger/key-history.json (or a proof's `key_history`, a bundle's
+`key-history.json`) (§14.4). Only events a matching signed checkpoint covers
+count as verified; more than one sealed segment beyond it fails (§9).
 
 Prints one JSON object and exits 0 when everything verifies, 1 when not, 2 on
 usage errors. JSON is parsed by the one rule of §12. Standard library only, plus `cryptography` for Ed25519 and
