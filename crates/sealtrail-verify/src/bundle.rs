@@ -74,6 +74,8 @@ pub enum BundleError {
 
     #[error("archive is unreadable: {0}")]
     Archive(String),
+    #[error("data after the end of the archive")]
+    TrailingData,
     #[error("member {name:?} is not part of an evidence bundle")]
     UnexpectedMember { name: String },
     #[error("member {name} is not a regular file")]
@@ -140,6 +142,7 @@ impl BundleError {
             TooManyEvents { .. } => "too_many_events",
             Query { .. } => "query",
             Archive(_) => "archive",
+            TrailingData => "trailing_data",
             UnexpectedMember { .. } => "unexpected_member",
             MemberType { .. } => "member_type",
             DuplicateMember { .. } => "duplicate_member",
@@ -570,7 +573,10 @@ impl<'v> Checker<'v> {
     /// read further); problems inside a member are pushed and reading goes on.
     fn read_archive(&mut self, input: impl Read) -> Result<(), BundleError> {
         let mut archive = TarReader::new(input);
-        let archive_err = |e: TarError| BundleError::Archive(e.to_string());
+        let archive_err = |e: TarError| match e {
+            TarError::TrailingData => BundleError::TrailingData,
+            e => BundleError::Archive(e.to_string()),
+        };
         while let Some(header) = archive.next_header().map_err(archive_err)? {
             let Some(slot) =
                 MEMBERS.iter().position(|(name, _)| name.as_bytes() == header.name.as_slice())

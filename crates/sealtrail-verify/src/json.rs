@@ -91,7 +91,7 @@ impl<'de> Visitor<'de> for Strict {
         let mut out = Map::new();
         while let Some(key) = map.next_key::<String>()? {
             if out.contains_key(&key) {
-                return Err(de::Error::custom(format!("duplicate member {key:?}")));
+                return Err(de::Error::custom(format!("repeats the member {key:?} in one object")));
             }
             let v = map.next_value_seed(Strict(self.0 + 1))?;
             out.insert(key, v);
@@ -165,7 +165,7 @@ impl<'de> Visitor<'de> for Check {
         }
         names.sort_unstable();
         if let Some(w) = names.windows(2).find(|w| w[0] == w[1]) {
-            return Err(de::Error::custom(format!("duplicate member {:?}", w[0])));
+            return Err(de::Error::custom(format!("repeats the member {:?} in one object", w[0])));
         }
         Ok(())
     }

@@ -131,3 +131,31 @@ pub(crate) fn finish(
     };
     (Some(w.summary), issue.map(|d| ("witness_mismatch", d)))
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn loaded(size: u64, root: Hash) -> Result<Witnessed, Issue> {
+        let cosigners = vec!["w.example/a".into()];
+        Ok(Witnessed {
+            summary: WitnessedSummary { size, root: B64.encode(root), cosigners },
+            root,
+        })
+    }
+
+    #[test]
+    fn finish_requires_the_log_to_extend_the_cosigned_checkpoint() {
+        let root = [3u8; 32];
+        let (s, issue) = finish(loaded(4, root), |_| Some(root), 6);
+        assert_eq!(s.map(|s| s.size), Some(4));
+        assert!(issue.is_none());
+        for (size, at, highest) in [(4, Some([4u8; 32]), 6), (4, None, 6), (7, Some(root), 6)] {
+            let (_, issue) = finish(loaded(size, root), |_| at, highest);
+            assert_eq!(issue.map(|i| i.0), Some("witness_mismatch"));
+        }
+        let (s, issue) = finish(Err(("witness_quorum", "x".into())), |_| Some(root), 6);
+        assert!(s.is_none());
+        assert_eq!(issue.map(|i| i.0), Some("witness_quorum"));
+    }
+}
