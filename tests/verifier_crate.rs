@@ -1,9 +1,11 @@
-//! The standalone verifier crate (`crates/sealtrail-verify`) against the
-//! service's own verifier: ledgers written by the real writer (clean,
-//! compacted, encrypted, crashed with an open segment, and tampered in the
-//! ways tests/integration/tamper.rs knows) must get the same verdict, the
-//! same verified event count and the same error kinds from both; proofs
-//! built by the service verify with the crate, and altered ones fail in both.
+//! The standalone verifier crate (`crates/sealtrail-verify`) on what the
+//! service writes: ledgers written by the real writer (clean, compacted,
+//! encrypted, crashed with an open segment, key-rotated, witnessed, and
+//! tampered in the ways tests/integration/tamper.rs knows), proofs and
+//! bundles. The service's `verify_data_dir`, proof and bundle checks are
+//! now wrappers over the crate, so "both" also checks that the wrappers
+//! (key, KEK and witness-policy conversion, result types) lose nothing: the
+//! same verdict, verified event count, error kinds and messages.
 #![allow(
     clippy::unwrap_used,
     clippy::expect_used,

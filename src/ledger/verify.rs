@@ -49,6 +49,16 @@ pub fn crate_policy(p: &WitnessPolicy) -> Result<sealtrail_verify::WitnessPolicy
     })
 }
 
+/// A checkpoint the crate verified, as the service's type.
+pub fn service_checkpoint(c: sealtrail_verify::note::Checkpoint) -> super::note::Checkpoint {
+    super::note::Checkpoint {
+        origin: c.origin,
+        size: c.size,
+        root: c.root,
+        extensions: c.extensions,
+    }
+}
+
 /// Verifies the ledger in `data_dir` against `verifier`. `since` is the text of
 /// an older signed checkpoint the log must still extend.
 pub fn verify_data_dir(
