@@ -437,10 +437,7 @@ pub fn build_bundle(
     let keys = key_history::own_chain(&history, &verifier).map_err(BundleError::KeyHistory)?;
     let checkpoint = keys
         .open_checkpoint(reader.checkpoint_text())
-        .map_err(|e| match e {
-            KeyHistoryError::Checkpoint(n) => BundleError::Checkpoint(n),
-            e => BundleError::KeyHistory(e),
-        })?;
+        .map_err(|e| BundleError::KeyHistory(KeyHistoryError::Verify(e)))?;
     if checkpoint.origin != signer.name() {
         return Err(BundleError::KeyName {
             key: signer.name().to_owned(),
@@ -536,7 +533,7 @@ pub fn build_bundle(
     out.flush().map_err(BundleError::Write)?;
     Ok(BundleSummary {
         events: manifest.events,
-        checkpoint,
+        checkpoint: super::verify::service_checkpoint(checkpoint),
         events_sha256: manifest.events_sha256,
     })
 }
