@@ -157,15 +157,33 @@ impl<'de> Visitor<'de> for Check {
         if self.0 >= MAX_DEPTH {
             return Err(de::Error::custom("nested too deeply"));
         }
-        // Borrowed unless escaped: no allocation for the common entry.
-        let mut names: Vec<Cow<'de, str>> = Vec::new();
+        // Entries have a few members per object: the first SMALL names
+        // stay on the stack and are compared directly (no allocation, no
+        // sort); larger objects spill into a sorted check.
+        const SMALL: usize = 16;
+        let mut small: [Cow<'de, str>; SMALL] = std::array::from_fn(|_| Cow::Borrowed(""));
+        let mut n = 0usize;
+        let mut spill: Vec<Cow<'de, str>> = Vec::new();
+        let dup =
+            |name: &str| de::Error::custom(format!("repeats the member {name:?} in one object"));
         while let Some(Name(name)) = map.next_key::<Name<'de>>()? {
             map.next_value_seed(Check(self.0 + 1))?;
-            names.push(name);
+            if n < SMALL {
+                if small[..n].contains(&name) {
+                    return Err(dup(&name));
+                }
+                small[n] = name;
+                n += 1;
+            } else {
+                spill.push(name);
+            }
         }
-        names.sort_unstable();
-        if let Some(w) = names.windows(2).find(|w| w[0] == w[1]) {
-            return Err(de::Error::custom(format!("repeats the member {:?} in one object", w[0])));
+        if !spill.is_empty() {
+            spill.extend(small);
+            spill.sort_unstable();
+            if let Some(w) = spill.windows(2).find(|w| w[0] == w[1]) {
+                return Err(dup(&w[0]));
+            }
         }
         Ok(())
     }
@@ -223,5 +241,14 @@ mod tests {
         // An escaped name is the same name; distinct names pass.
         assert!(check(br#"{"ab":1,"a\u0062":2}"#).is_err());
         assert_eq!(check(br#" {"a":[1,{"b":"c","a":null}],"b":2.5} "#), Ok(()));
+        // Objects larger than the inline names: a repeat in the spill, and
+        // across the inline names and the spill, is found too.
+        let wide = |extra: &str| {
+            let members: Vec<String> = (0..20).map(|i| format!("\"m{i}\":{i}")).collect();
+            format!("{{{},{extra}}}", members.join(","))
+        };
+        assert_eq!(check(wide("\"x\":1").as_bytes()), Ok(()));
+        assert!(check(wide("\"m3\":1").as_bytes()).is_err());
+        assert!(check(wide("\"m18\":1").as_bytes()).is_err());
     }
 }
