@@ -1,9 +1,11 @@
-//! The standalone verifier crate (`crates/sealtrail-verify`) against the
-//! service's own verifier: ledgers written by the real writer (clean,
-//! compacted, encrypted, crashed with an open segment, and tampered in the
-//! ways tests/integration/tamper.rs knows) must get the same verdict, the
-//! same verified event count and the same error kinds from both; proofs
-//! built by the service verify with the crate, and altered ones fail in both.
+//! The standalone verifier crate (`crates/sealtrail-verify`) on what the
+//! service writes: ledgers written by the real writer (clean, compacted,
+//! encrypted, crashed with an open segment, key-rotated, witnessed, and
+//! tampered in the ways tests/integration/tamper.rs knows), proofs and
+//! bundles. The service's `verify_data_dir`, proof and bundle checks are
+//! now wrappers over the crate, so "both" also checks that the wrappers
+//! (key, KEK and witness-policy conversion, result types) lose nothing: the
+//! same verdict, verified event count, error kinds and messages.
 #![allow(
     clippy::unwrap_used,
     clippy::expect_used,
@@ -14,7 +16,8 @@
 use sealtrail::event::{Entry, Event, Timestamp, Via};
 use sealtrail::ledger::keys::{self, NoteSigner, NoteVerifier};
 use sealtrail::ledger::log::{Ledger, LedgerEntry, LedgerPaths, SealPolicy};
-use sealtrail::ledger::verify::{VerifyReport, verify_data_dir};
+use sealtrail::ledger::verify::{VerifyReport, verify_data_dir, verify_data_dir_witnessed};
+use sealtrail::ledger::witnessed::WitnessPolicy;
 use sealtrail_verify as sv;
 use serde_json::Value;
 use std::path::{Path, PathBuf};
@@ -126,7 +129,21 @@ fn comparable(r: &impl serde::Serialize) -> Value {
 
 /// Runs both verifiers; asserts the same report; returns it.
 fn both(data: &Path, k: &Keys, kek: Option<&sv::atrest::Kek>, since: Option<&str>) -> VerifyReport {
-    let old = verify_data_dir(data, &k.verifier, since).unwrap();
+    both_witnessed(data, k, kek, since, None)
+}
+
+/// A witness policy for the service and the same one for the crate.
+type Policies<'a> = (&'a WitnessPolicy, &'a sv::WitnessPolicy);
+
+/// [`both`], with a witness policy.
+fn both_witnessed(
+    data: &Path,
+    k: &Keys,
+    kek: Option<&sv::atrest::Kek>,
+    since: Option<&str>,
+    witness: Option<Policies<'_>>,
+) -> VerifyReport {
+    let old = verify_data_dir_witnessed(data, &k.verifier, since, witness.map(|w| w.0)).unwrap();
     let mut calls = Vec::new();
     let mut progress = |p: sv::Progress| calls.push(p);
     let new = sv::verify_dir(
@@ -137,6 +154,7 @@ fn both(data: &Path, k: &Keys, kek: Option<&sv::atrest::Kek>, since: Option<&str
             kek,
             threads: 0,
             progress: Some(&mut progress),
+            witness: witness.map(|w| w.1),
         },
     )
     .unwrap();
@@ -534,7 +552,7 @@ fn bundles_from_export_verify_with_the_crate_and_altered_ones_fail_alike() {
     trailing.extend_from_slice(b"hidden");
     let new = sv::bundle::check_bundle(&trailing[..], &cv);
     assert!(
-        !new.ok() && new.errors[0].kind() == "archive",
+        !new.ok() && new.errors[0].kind() == "trailing_data",
         "{:?}",
         new.to_json()
     );
@@ -631,4 +649,255 @@ fn the_cli_report_and_cli_proofs_agree_with_the_crate() {
             .new_size,
         3
     );
+}
+
+/// A log whose key was rotated after 300 events, then written on with the
+/// new key to 500.
+fn rotated() -> (Fixture, Keys) {
+    use sealtrail::ledger::rotate::rotate_signing_key;
+    let f = fixture(300, 100);
+    let new = keys(&f._dir.path().join("new"));
+    rotate_signing_key(&f.data, f.k.signer(), &new.signer(), policy(100)).unwrap();
+    append(&f.data, &new, 300, 500, 100, true);
+    (f, new)
+}
+
+#[test]
+fn a_rotated_log_agrees_from_either_key_and_tampered_histories_fail_alike() {
+    let (f, new) = rotated();
+    // From the first key: the transition is followed; from the new key: the
+    // checkpoint after it is trusted directly.
+    let r = both(&f.data, &f.k, None, None);
+    assert!(r.ok, "{r:?}");
+    assert_eq!(r.key_transitions.len(), 1);
+    assert_eq!(r.events, 501);
+    assert!(both(&f.data, &new, None, None).ok);
+    let history = f.data.join("ledger/key-history.json");
+    let text = std::fs::read_to_string(&history).unwrap();
+    type Tamper = fn(&Path, &str);
+    let cases: &[(&str, Tamper)] = &[
+        ("history removed", |h, _| std::fs::remove_file(h).unwrap()),
+        ("history not JSON", |h, _| std::fs::write(h, "{").unwrap()),
+        // The logged entry no longer matches the note.
+        ("entry edited", |h, t| {
+            std::fs::write(h, t.replacen("key_rotation", "key_rotatio", 1)).unwrap()
+        }),
+        // An unknown member.
+        ("member added", |h, t| {
+            std::fs::write(h, t.replacen('{', "{\"x\":1,", 1)).unwrap()
+        }),
+        ("transition dropped", |h, _| {
+            std::fs::write(h, "{\"transitions\":[]}").unwrap()
+        }),
+    ];
+    for (name, tamper) in cases {
+        tamper(&history, &text);
+        let r = both(&f.data, &f.k, None, None);
+        assert!(!r.ok, "{name}: {r:?}");
+        std::fs::write(&history, &text).unwrap();
+    }
+    // The transition's segment altered: the handoff checks fail in both.
+    let seg3 = seg(&f.data, 3);
+    let bytes = std::fs::read(&seg3).unwrap();
+    flip(&seg3, 120);
+    let r = both(&f.data, &f.k, None, None);
+    assert!(!r.ok, "{r:?}");
+    std::fs::write(&seg3, bytes).unwrap();
+    // A checkpoint of the new size signed by the retired key.
+    let cp = std::fs::read_to_string(f.data.join("ledger/checkpoint")).unwrap();
+    let body = &cp[..cp.find("\n\n").unwrap() + 1];
+    let forged = sealtrail::ledger::note::sign_note(body, &f.k.signer()).unwrap();
+    std::fs::write(f.data.join("ledger/checkpoint"), forged).unwrap();
+    let r = both(&f.data, &f.k, None, None);
+    assert!(kinds(&r).contains(&"retired_key"), "{r:?}");
+}
+
+#[test]
+fn proofs_and_bundles_of_a_rotated_log_verify_with_the_crate_from_the_first_key() {
+    use sealtrail::ledger::bundle::{BundleQuery, build_bundle, check_bundle};
+    use sealtrail::ledger::proof::{LedgerReader, verify_inclusion_proof};
+    let (f, new) = rotated();
+    let reader = LedgerReader::open(&f.data).unwrap();
+    let cv = f.k.crate_verifier();
+    for index in [5u64, 300, 450] {
+        let p = reader.inclusion_proof(index).unwrap();
+        assert!(p.key_history.is_some());
+        let json = serde_json::to_vec(&p).unwrap();
+        let sv::proof::ProofDocument::Inclusion(doc) = sv::proof::parse_proof(&json).unwrap()
+        else {
+            panic!()
+        };
+        assert_eq!(
+            sv::proof::verify_inclusion_proof(&doc, &cv).unwrap().index,
+            index
+        );
+        // Without the history the first key cannot reach the new one.
+        let mut a = p.clone();
+        a.key_history = None;
+        let mut d = doc.clone();
+        d.key_history = None;
+        let old = verify_inclusion_proof(&a, &f.k.verifier).unwrap_err();
+        let new_err = sv::proof::verify_inclusion_proof(&d, &cv).unwrap_err();
+        assert_eq!(old.to_string(), new_err.to_string());
+    }
+    let p = reader.consistency_proof(2).unwrap();
+    let sv::proof::ProofDocument::Consistency(doc) =
+        sv::proof::parse_proof(&serde_json::to_vec(&p).unwrap()).unwrap()
+    else {
+        panic!()
+    };
+    assert_eq!(
+        sv::proof::verify_consistency_proof(&doc, &cv, None)
+            .unwrap()
+            .new_size,
+        6
+    );
+    let query = BundleQuery {
+        q: "category:access".into(),
+        from: None,
+        to: None,
+        requested_by: None,
+        created: "2026-12-07T10:00:00Z".into(),
+    };
+    let mut tar = Vec::new();
+    build_bundle(&reader, &new.signer(), &query, &[3, 299, 450], &mut tar).unwrap();
+    for (verifier, crate_verifier) in [(&f.k.verifier, &cv), (&new.verifier, &new.crate_verifier())]
+    {
+        let old = check_bundle(&tar[..], verifier);
+        let r = sv::bundle::check_bundle(&tar[..], crate_verifier);
+        assert!(r.ok(), "{:?}", r.to_json());
+        assert_eq!(bundle_json(r.to_json()), bundle_json(old.to_json()));
+    }
+    // Any byte flipped: the same verdict and kinds.
+    for i in (0..tar.len() - 1024).step_by(211) {
+        let mut b = tar.clone();
+        b[i] ^= 0x04;
+        let old = check_bundle(&b[..], &f.k.verifier);
+        let new_r = sv::bundle::check_bundle(&b[..], &cv);
+        assert_eq!(
+            bundle_json(new_r.to_json()),
+            bundle_json(old.to_json()),
+            "byte {i}"
+        );
+    }
+}
+
+#[test]
+fn a_witnessed_log_agrees_on_quorum_and_mismatch() {
+    use sealtrail::ledger::cosignature::WitnessSigner;
+    let f = fixture(300, 100);
+    let (a, b, c) = (
+        WitnessSigner::generate("w.example/a").unwrap(),
+        WitnessSigner::generate("w.example/b").unwrap(),
+        WitnessSigner::generate("w.example/c").unwrap(),
+    );
+    let policies = |ws: &[&WitnessSigner], quorum: usize| {
+        let service = WitnessPolicy {
+            witnesses: ws.iter().map(|w| w.verifier()).collect(),
+            quorum,
+        };
+        let krate = sv::WitnessPolicy {
+            witnesses: ws
+                .iter()
+                .map(|w| sv::NoteVerifier::from_witness_vkey(&w.verifier().to_vkey()).unwrap())
+                .collect(),
+            quorum,
+        };
+        (service, krate)
+    };
+    let witnessed = f.data.join("ledger/checkpoint.witnessed");
+    let cosign = |cp: &str, ws: &[&WitnessSigner]| {
+        let body = &cp[..cp.find("\n\n").unwrap() + 1];
+        let lines: String = ws
+            .iter()
+            .map(|w| w.cosign(body, 1_765_000_000).unwrap())
+            .collect();
+        std::fs::write(&witnessed, format!("{cp}{lines}")).unwrap();
+    };
+    let cp = std::fs::read_to_string(f.data.join("ledger/checkpoint")).unwrap();
+    // No cosigned checkpoint yet.
+    let (s, k) = policies(&[&a, &b], 1);
+    let r = both_witnessed(&f.data, &f.k, None, None, Some((&s, &k)));
+    assert_eq!(kinds(&r), ["witness_quorum"]);
+    cosign(&cp, &[&a, &b]);
+    append(&f.data, &f.k, 300, 400, 100, true);
+    for (ws, quorum, ok) in [
+        (&[&a, &b][..], 2, true),
+        (&[&b, &a, &c][..], 2, true),
+        (&[&a, &c][..], 2, false),
+        (&[&c][..], 1, false),
+        (&[&a][..], 2, false),
+    ] {
+        let (s, k) = policies(ws, quorum);
+        let r = both_witnessed(&f.data, &f.k, None, None, Some((&s, &k)));
+        assert_eq!(r.ok, ok, "{r:?}");
+        if ok {
+            assert_eq!(r.witnessed.as_ref().unwrap().size, 3);
+        } else {
+            assert_eq!(kinds(&r), ["witness_quorum"]);
+        }
+    }
+    // A cosigned checkpoint the log does not extend (signed by the log key).
+    let body = format!("{ORIGIN}\n4\n{}\n", "A".repeat(43) + "=");
+    let fake = sealtrail::ledger::note::sign_note(&body, &f.k.signer()).unwrap();
+    cosign(&fake, &[&a, &b]);
+    let (s, k) = policies(&[&a, &b], 2);
+    let r = both_witnessed(&f.data, &f.k, None, None, Some((&s, &k)));
+    assert_eq!(kinds(&r), ["witness_mismatch"]);
+    // A cosignature line altered: refused by both.
+    cosign(&cp, &[&a, &b]);
+    let text = std::fs::read_to_string(&witnessed).unwrap();
+    let at = text.rfind(' ').unwrap() + 10;
+    let mut bytes = text.into_bytes();
+    bytes[at] = if bytes[at] == b'A' { b'B' } else { b'A' };
+    std::fs::write(&witnessed, bytes).unwrap();
+    let r = both_witnessed(&f.data, &f.k, None, None, Some((&s, &k)));
+    assert_eq!(kinds(&r), ["witness_quorum"]);
+}
+
+#[test]
+fn the_crate_reports_the_same_warnings_for_stray_open_segments_and_a_damaged_tree() {
+    let f = fixture(300, 100);
+    let open = f
+        .data
+        .join("ledger/segments")
+        .join(format!("{:012}.open", 9));
+    std::fs::copy(seg(&f.data, 1), &open).unwrap();
+    let r = both(&f.data, &f.k, None, None);
+    assert!(
+        r.warnings
+            .iter()
+            .any(|w| w.contains("unexpected open segment")),
+        "{r:?}"
+    );
+    std::fs::remove_file(&open).unwrap();
+    let tree = f.data.join("ledger/tree/level-00");
+    let bytes = std::fs::read(&tree).unwrap();
+    flip(&tree, 2);
+    let r = both(&f.data, &f.k, None, None);
+    assert!(
+        r.ok && r.warnings.iter().any(|w| w.contains("malformed")),
+        "{r:?}"
+    );
+    std::fs::write(&tree, &bytes[..16 + 32]).unwrap();
+    let r = both(&f.data, &f.k, None, None);
+    assert!(
+        r.ok && r.warnings.iter().any(|w| w.contains("holds 1 of 3")),
+        "{r:?}"
+    );
+}
+
+#[test]
+fn an_entry_with_a_duplicate_member_is_refused_by_both() {
+    let f = fixture(100, 100);
+    let (mut ledger, _) = Ledger::open(&f.data, f.k.signer(), policy(100)).unwrap();
+    let mut e = entry(100);
+    let text = String::from_utf8(e.bytes).unwrap();
+    e.bytes = text.replacen('{', "{\"dup\":1,\"dup\":2,", 1).into_bytes();
+    ledger.append(&[e, entry(101)]).unwrap();
+    ledger.close().unwrap();
+    let r = both(&f.data, &f.k, None, None);
+    assert!(!r.ok, "{r:?}");
+    assert_eq!(kinds(&r), ["entry"]);
+    assert_eq!(r.errors[0].index, Some(100));
 }

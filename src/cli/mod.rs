@@ -3,15 +3,14 @@
 
 use crate::config::Config;
 use crate::event::Via;
-use crate::ledger::bundle;
 use crate::ledger::keys::{self, NoteVerifier};
-use crate::ledger::proof::{
-    self, CONSISTENCY_FORMAT, ConsistencyProof, INCLUSION_FORMAT, InclusionProof, LedgerReader,
-};
-use crate::ledger::strict_json;
+use crate::ledger::proof::LedgerReader;
 use crate::ledger::verify::VerifyReport;
 use crate::sources::import::{self, Progress};
 use anyhow::{Context, Result, bail};
+use sealtrail_verify::proof::{
+    CONSISTENCY_FORMAT, ConsistencyProof, INCLUSION_FORMAT, InclusionProof,
+};
 
 /// `println!` for human output built from untrusted text: control
 /// characters are escaped (`term::clean`).
@@ -22,6 +21,7 @@ macro_rules! say {
 }
 
 mod key;
+mod progress;
 mod rules;
 mod search;
 mod term;
@@ -567,6 +567,13 @@ fn load_verifier(vkey: &Path) -> Result<NoteVerifier> {
     keys::load_verifier(vkey).context("loading the verifier key")
 }
 
+/// The key as the verifier crate's type (read as the service reads it).
+fn crate_verifier(vkey: &Path) -> Result<sealtrail_verify::NoteVerifier> {
+    Ok(crate::ledger::verify::crate_verifier(&load_verifier(
+        vkey,
+    )?)?)
+}
+
 fn verify(
     data: &Path,
     vkey: &Path,
@@ -576,12 +583,15 @@ fn verify(
 ) -> Result<ExitCode> {
     let verifier = load_verifier(vkey)?;
     let since_text = since.map(read_bounded).transpose()?;
-    let report = crate::ledger::verify::verify_data_dir_witnessed(
+    let bar = progress::VerifyProgress::new(true);
+    let report = crate::ledger::verify::verify_data_dir_with(
         data,
         &verifier,
         since_text.as_deref(),
         witness,
+        Some(&mut |p| bar.update(p)),
     )?;
+    drop(bar);
     if json {
         println!("{}", serde_json::to_string(&report)?);
     } else {
@@ -597,9 +607,9 @@ fn verify(
 fn verify_bundle_file(file: &Path, vkey: &Path, json: bool) -> Result<ExitCode> {
     use base64::Engine;
     use base64::engine::general_purpose::STANDARD as B64;
-    let verifier = load_verifier(vkey)?;
+    let verifier = crate_verifier(vkey)?;
     let input = std::fs::File::open(file).with_context(|| format!("opening {}", file.display()))?;
-    let report = bundle::check_bundle(BufReader::new(input), &verifier);
+    let report = sealtrail_verify::bundle::check_bundle(BufReader::new(input), &verifier);
     if json {
         println!("{}", report.to_json());
     } else {
@@ -742,7 +752,7 @@ fn find_by_id(reader: &LedgerReader, id: &str) -> Result<u64> {
 fn verify_proof(vkey: &Path, since: Option<&Path>, json: bool, file: &Path) -> Result<ExitCode> {
     // Exit 2 only for what is not the proof's fault: the key or the files
     // cannot be read. Anything wrong inside the proof is INVALID (exit 1).
-    let verifier = load_verifier(vkey)?;
+    let verifier = crate_verifier(vkey)?;
     let bytes = std::fs::File::open(file)
         .and_then(|f| crate::bounded::read_bounded(f, MAX_PROOF_FILE))
         .with_context(|| format!("reading {}", file.display()))?;
@@ -776,11 +786,12 @@ fn verify_proof(vkey: &Path, since: Option<&Path>, json: bool, file: &Path) -> R
 /// proof of a known format and shape) or `proof` (a check failed).
 fn check_proof_bytes(
     bytes: &[u8],
-    verifier: &NoteVerifier,
+    verifier: &sealtrail_verify::NoteVerifier,
     old: Option<&str>,
 ) -> std::result::Result<serde_json::Value, (&'static str, String)> {
-    let value: serde_json::Value =
-        strict_json::from_slice(bytes).map_err(|e| ("json", format!("the proof file {e}")))?;
+    use sealtrail_verify::proof;
+    let value = sealtrail_verify::json::parse_strict(bytes)
+        .map_err(|e| ("json", format!("the proof file: {e}")))?;
     let format = value.get("format").and_then(|f| f.as_str()).unwrap_or("");
     match format {
         INCLUSION_FORMAT => {
@@ -788,8 +799,8 @@ fn check_proof_bytes(
                 .map_err(|e| ("format", format!("malformed inclusion proof: {e}")))?;
             proof::verify_inclusion_proof(&p, verifier)
                 .map(|v| {
-                    serde_json::json!({"ok": true, "kind": "inclusion", "index": v.index(),
-                        "checkpoint_size": v.checkpoint().size})
+                    serde_json::json!({"ok": true, "kind": "inclusion", "index": v.index,
+                        "checkpoint_size": v.checkpoint.size})
                 })
                 .map_err(|e| ("proof", e.to_string()))
         }

@@ -502,6 +502,11 @@ impl Keyring {
         self.kek.id_hex()
     }
 
+    /// The KEK as the verifier crate's type, for `verify`.
+    pub fn verifier_kek(&self) -> Option<sealtrail_verify::atrest::Kek> {
+        sealtrail_verify::atrest::Kek::parse(self.kek.key.as_ref()).ok()
+    }
+
     fn cached(&self, number: u64, cipher: SegmentCipher) -> Arc<SegmentCipher> {
         let cipher = Arc::new(cipher);
         if let Ok(mut cache) = self.cache.lock() {

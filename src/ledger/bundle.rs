@@ -10,16 +10,15 @@
 //! byte of either is detected.
 
 use super::hash::{Hash, leaf_hash};
-use super::key_history::{self, KeyChain, KeyHistory, KeyHistoryError};
+use super::key_history::{self, KeyHistory, KeyHistoryError};
 use super::keys::{NoteSigner, NoteVerifier};
 use super::note::{self, Checkpoint, NoteError};
-use super::proof::{self, InclusionProof, LedgerReader, ProofBuildError, ProofCheckError};
+use super::proof::{LedgerReader, ProofBuildError};
 use base64::Engine;
 use base64::engine::general_purpose::STANDARD as B64;
 use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
-use std::collections::HashSet;
-use std::io::{BufRead, BufReader, Read, Write};
+use std::io::{Read, Write};
 use thiserror::Error;
 use time::OffsetDateTime;
 use time::format_description::well_known::Rfc3339;
@@ -72,8 +71,6 @@ const MEMBERS: [(&str, u64); 6] = [
     (MANIFEST_MEMBER, MAX_MANIFEST),
     (EVENTS_MEMBER, MAX_EVENTS_FILE),
 ];
-const EVENTS_SLOT: usize = 5;
-const KEY_HISTORY_SLOT: usize = 1;
 
 /// Everything that can go wrong building or checking a bundle. When checking,
 /// each problem names the member and, for events, the global index.
@@ -102,75 +99,21 @@ pub enum BundleError {
     #[error("writing the bundle: {0}")]
     Write(#[source] std::io::Error),
 
-    #[error("archive is unreadable: {0}")]
-    Archive(#[source] std::io::Error),
-    #[error("member {name:?} is not part of an evidence bundle")]
-    UnexpectedMember { name: String },
-    #[error("member {name} is not a regular file")]
-    MemberType { name: &'static str },
-    #[error("member {name} appears more than once")]
-    DuplicateMember { name: &'static str },
-    #[error("member {name} is missing")]
-    MissingMember { name: &'static str },
-    #[error("member {name} comes after events.ndjson, which must be the last member")]
-    MemberOrder { name: &'static str },
     #[error("member {name} is {size} bytes, more than the {max}-byte limit")]
     MemberTooLarge {
         name: &'static str,
         size: u64,
         max: u64,
     },
-    #[error("member {name} is cut short: the archive ends {missing} bytes early")]
-    Truncated { name: &'static str, missing: u64 },
-    #[error("data after the end of the archive: {reason}")]
-    TrailingData { reason: String },
-    #[error(
-        "signing.vkey is not the key being verified with: bundle has {found:?}, expected {expected:?}"
-    )]
-    Vkey { found: String, expected: String },
     #[error("checkpoint: {0}")]
     Checkpoint(#[source] NoteError),
-    #[error("manifest signature: {0}")]
-    ManifestSignature(#[source] NoteError),
-    #[error("manifest line {line}: {reason}")]
-    ManifestFormat { line: usize, reason: String },
-    #[error("manifest is for log {manifest:?}, the key is for {key:?}")]
-    ManifestOrigin { manifest: String, key: String },
-    #[error(
-        "manifest is for checkpoint size {manifest_size} root {manifest_root}, the bundle's checkpoint is size {size} root {root}"
-    )]
-    CheckpointMismatch {
-        manifest_size: u64,
-        manifest_root: String,
-        size: u64,
-        root: String,
-    },
-    #[error("events.ndjson line {line}: {reason}")]
-    EventLine { line: u64, reason: String },
-    #[error("event {index}: {source}")]
-    EventProof {
-        index: u64,
-        #[source]
-        source: ProofCheckError,
-    },
-    #[error("event {index}: its proof ends at a different checkpoint than the bundle's")]
-    EventCheckpoint { index: u64 },
-    #[error("event {index}: comes after event {previous}; events must be in ascending index order")]
-    EventOrder { index: u64, previous: u64 },
-    #[error("event {index}: appears more than once")]
-    DuplicateEvent { index: u64 },
-    #[error(
-        "manifest lists {manifest} events, events.ndjson holds {found}: events were added or removed"
-    )]
-    EventCount { manifest: u64, found: u64 },
-    #[error(
-        "events do not match the manifest's events-sha256: an event was added, removed or replaced"
-    )]
-    EventDigest,
     #[error("key history: {0}")]
     KeyHistory(#[source] KeyHistoryError),
-    #[error("member {KEY_HISTORY_MEMBER} must come before signing.vkey, checkpoint and manifest")]
-    KeyHistoryOrder,
+    /// A problem the verifier crate found checking a bundle.
+    #[error(transparent)]
+    Check(sealtrail_verify::bundle::BundleError),
+    #[error("log key: {0}")]
+    Key(String),
 }
 
 impl BundleError {
@@ -186,72 +129,31 @@ impl BundleError {
             BuildProof { .. } => "build_proof",
             Sign(_) => "sign",
             Write(_) => "write",
-            Archive(_) => "archive",
-            UnexpectedMember { .. } => "unexpected_member",
-            MemberType { .. } => "member_type",
-            DuplicateMember { .. } => "duplicate_member",
-            MissingMember { .. } => "missing_member",
-            MemberOrder { .. } => "member_order",
             MemberTooLarge { .. } => "member_too_large",
-            Truncated { .. } => "truncated",
-            TrailingData { .. } => "trailing_data",
-            Vkey { .. } => "vkey",
             Checkpoint(_) => "checkpoint_signature",
-            ManifestSignature(_) => "manifest_signature",
-            ManifestFormat { .. } => "manifest_format",
-            ManifestOrigin { .. } => "manifest_origin",
-            CheckpointMismatch { .. } => "checkpoint_mismatch",
-            EventLine { .. } => "event_line",
-            EventProof { .. } => "event_proof",
-            EventCheckpoint { .. } => "event_checkpoint",
-            EventOrder { .. } => "event_order",
-            DuplicateEvent { .. } => "duplicate_event",
-            EventCount { .. } => "event_count",
-            EventDigest => "event_digest",
             KeyHistory(e) => e.kind(),
-            KeyHistoryOrder => "member_order",
+            Check(e) => e.kind(),
+            Key(_) => "vkey",
         }
     }
 
     /// The bundle member the problem is in, when there is one.
     pub fn member(&self) -> Option<&'static str> {
-        use BundleError::*;
         match self {
-            MemberType { name }
-            | DuplicateMember { name }
-            | MissingMember { name }
-            | MemberOrder { name }
-            | MemberTooLarge { name, .. }
-            | Truncated { name, .. } => Some(name),
-            Vkey { .. } => Some(VKEY_MEMBER),
-            KeyHistory(_) | KeyHistoryOrder => Some(KEY_HISTORY_MEMBER),
-            Checkpoint(_) => Some(CHECKPOINT_MEMBER),
-            ManifestSignature(_) | ManifestFormat { .. } | ManifestOrigin { .. } => {
-                Some(MANIFEST_MEMBER)
-            }
-            CheckpointMismatch { .. } => Some(MANIFEST_MEMBER),
-            EventLine { .. }
-            | EventProof { .. }
-            | EventCheckpoint { .. }
-            | EventOrder { .. }
-            | DuplicateEvent { .. }
-            | EventCount { .. }
-            | EventDigest
-            | TooManyEvents { .. } => Some(EVENTS_MEMBER),
+            BundleError::Check(e) => e.member(),
+            BundleError::MemberTooLarge { name, .. } => Some(name),
+            BundleError::TooManyEvents { .. } => Some(EVENTS_MEMBER),
+            BundleError::KeyHistory(_) => Some(KEY_HISTORY_MEMBER),
+            BundleError::Checkpoint(_) => Some(CHECKPOINT_MEMBER),
             _ => None,
         }
     }
 
     /// The global index of the event concerned, when there is one.
     pub fn index(&self) -> Option<u64> {
-        use BundleError::*;
         match self {
-            NotSealed(index)
-            | BuildProof { index, .. }
-            | EventProof { index, .. }
-            | EventCheckpoint { index }
-            | EventOrder { index, .. }
-            | DuplicateEvent { index } => Some(*index),
+            BundleError::NotSealed(index) | BundleError::BuildProof { index, .. } => Some(*index),
+            BundleError::Check(e) => e.index(),
             _ => None,
         }
     }
@@ -442,20 +344,6 @@ struct Manifest {
     events_sha256: Hash,
 }
 
-/// Keys of the manifest lines after the header, in order.
-const MANIFEST_KEYS: [&str; 10] = [
-    "origin",
-    "query",
-    "from",
-    "to",
-    "requested-by",
-    "created",
-    "checkpoint-size",
-    "checkpoint-root",
-    "events",
-    "events-sha256",
-];
-
 /// A string as a JSON string literal on one line, with every control
 /// character escaped (signed notes allow no control characters): `"`, `\`,
 /// `\b \t \n \f \r`, and `\u00xx` (lower-case hex) for the other characters
@@ -512,99 +400,6 @@ impl Manifest {
             hex::encode(self.events_sha256),
         )
     }
-
-    /// Parses the signed text. Accepts only the text `to_text` produces.
-    fn parse(text: &str) -> Result<Self, BundleError> {
-        let bad = |line: usize, reason: String| BundleError::ManifestFormat { line, reason };
-        let Some(body) = text.strip_suffix('\n') else {
-            return Err(bad(0, "text does not end with a newline".into()));
-        };
-        let lines: Vec<&str> = body.split('\n').collect();
-        if lines.len() != MANIFEST_KEYS.len() + 1 {
-            return Err(bad(
-                0,
-                format!(
-                    "has {} lines, want {}",
-                    lines.len(),
-                    MANIFEST_KEYS.len() + 1
-                ),
-            ));
-        }
-        if lines[0] != MANIFEST_HEADER {
-            return Err(bad(1, format!("is not {MANIFEST_HEADER:?}")));
-        }
-        let mut values = [""; MANIFEST_KEYS.len()];
-        for (i, key) in MANIFEST_KEYS.iter().enumerate() {
-            let line = lines[i + 1];
-            values[i] = line
-                .strip_prefix(key)
-                .and_then(|rest| rest.strip_prefix(' '))
-                .ok_or_else(|| bad(i + 2, format!("want `{key} <value>`")))?;
-        }
-        let line_of = |key: &str| MANIFEST_KEYS.iter().position(|k| *k == key).unwrap_or(0) + 2;
-        let string = |key: &str, v: &str| -> Result<String, BundleError> {
-            serde_json::from_str::<String>(v)
-                .map_err(|e| bad(line_of(key), format!("{key} is not a JSON string: {e}")))
-        };
-        let opt_string = |key: &str, v: &str| -> Result<Option<String>, BundleError> {
-            if v == "null" {
-                Ok(None)
-            } else {
-                string(key, v).map(Some)
-            }
-        };
-        let number = |key: &str, v: &str| -> Result<u64, BundleError> {
-            v.parse::<u64>()
-                .map_err(|_| bad(line_of(key), format!("{key} is not a decimal number")))
-        };
-        let hash = |key: &str, v: &str, decoded: Option<Vec<u8>>| -> Result<Hash, BundleError> {
-            decoded
-                .and_then(|d| Hash::try_from(d.as_slice()).ok())
-                .ok_or_else(|| bad(line_of(key), format!("{key} is not a 32-byte hash: {v:?}")))
-        };
-        let [
-            origin,
-            q,
-            from,
-            to,
-            requested_by,
-            created,
-            size,
-            root,
-            events,
-            digest,
-        ] = values;
-        let manifest = Manifest {
-            origin: origin.to_owned(),
-            query: BundleQuery {
-                q: string("query", q)?,
-                from: opt_string("from", from)?,
-                to: opt_string("to", to)?,
-                requested_by: opt_string("requested-by", requested_by)?,
-                created: string("created", created)?,
-            },
-            checkpoint_size: number("checkpoint-size", size)?,
-            checkpoint_root: hash("checkpoint-root", root, B64.decode(root).ok())?,
-            events: number("events", events)?,
-            events_sha256: hash("events-sha256", digest, hex::decode(digest).ok())?,
-        };
-        // One spelling only: re-encode and compare, so that no byte of the
-        // text can change without being detected.
-        let canonical = manifest.to_text();
-        if canonical != text {
-            let line = canonical
-                .split('\n')
-                .zip(text.split('\n'))
-                .position(|(a, b)| a != b)
-                .map_or(0, |i| i + 1);
-            return Err(bad(line, "not in canonical form".into()));
-        }
-        manifest
-            .query
-            .validate()
-            .map_err(|e| bad(0, e.to_string()))?;
-        Ok(manifest)
-    }
 }
 
 /// SHA-256 over `index (u64 big-endian) || leaf hash` of each event, in
@@ -642,10 +437,7 @@ pub fn build_bundle(
     let keys = key_history::own_chain(&history, &verifier).map_err(BundleError::KeyHistory)?;
     let checkpoint = keys
         .open_checkpoint(reader.checkpoint_text())
-        .map_err(|e| match e {
-            KeyHistoryError::Checkpoint(n) => BundleError::Checkpoint(n),
-            e => BundleError::KeyHistory(e),
-        })?;
+        .map_err(|e| BundleError::KeyHistory(KeyHistoryError::Verify(e)))?;
     if checkpoint.origin != signer.name() {
         return Err(BundleError::KeyName {
             key: signer.name().to_owned(),
@@ -741,7 +533,7 @@ pub fn build_bundle(
     out.flush().map_err(BundleError::Write)?;
     Ok(BundleSummary {
         events: manifest.events,
-        checkpoint,
+        checkpoint: super::verify::service_checkpoint(checkpoint),
         events_sha256: manifest.events_sha256,
     })
 }
@@ -824,7 +616,8 @@ Verify by hand (see docs/LEDGER.md §6, §7 and §11 of sealtrail)
 }
 
 // ---------------------------------------------------------------------------
-// Checking
+// Checking: the verifier crate's (`sealtrail_verify::bundle`), with the
+// service's key and result types.
 
 /// Checks a bundle read from `input` with the log's public key and returns
 /// the verified bundle, or the first problem found.
@@ -835,381 +628,65 @@ pub fn verify_bundle(
     let report = check_bundle(input, verifier);
     match report.verified {
         Some(v) => Ok(v),
+        // A report without a verified bundle always holds an error.
         None => Err(report
             .errors
             .into_iter()
             .next()
-            // A report without a verified bundle always holds an error
-            // (`Checker::finish`); this fallback is never reached.
-            .unwrap_or(BundleError::MissingMember {
-                name: MANIFEST_MEMBER,
-            })),
+            .unwrap_or(BundleError::Key("the bundle was not verified".into()))),
     }
 }
 
 /// Checks a bundle and lists every problem found (up to [`MAX_ISSUES`]).
 pub fn check_bundle(input: impl Read, verifier: &NoteVerifier) -> BundleReport {
-    let mut checker = Checker::new(verifier);
-    if let Err(e) = checker.read_archive(input) {
-        checker.fatal = true;
-        checker.push(e);
-    }
-    checker.finish()
-}
-
-struct Checker<'v> {
-    verifier: &'v NoteVerifier,
-    /// `verifier` and the transitions of the key-history member.
-    keys: KeyChain,
-    seen: [bool; 6],
-    fatal: bool,
-    checkpoint_text: Option<String>,
-    checkpoint: Option<Checkpoint>,
-    manifest: Option<Manifest>,
-    /// (index, leaf hash) of every parsed proof, verified or not.
-    pairs: Vec<(u64, Hash)>,
-    entries: Vec<BundleEntry>,
-    errors: Vec<BundleError>,
-    errors_omitted: u64,
-}
-
-impl<'v> Checker<'v> {
-    fn new(verifier: &'v NoteVerifier) -> Self {
-        Checker {
-            verifier,
-            keys: KeyChain::single(verifier),
-            seen: [false; 6],
-            fatal: false,
-            checkpoint_text: None,
-            checkpoint: None,
-            manifest: None,
-            pairs: Vec::new(),
-            entries: Vec::new(),
-            errors: Vec::new(),
-            errors_omitted: 0,
+    let mut report = BundleReport {
+        verified: None,
+        query: None,
+        checkpoint: None,
+        events: 0,
+        errors: Vec::new(),
+        errors_omitted: 0,
+    };
+    let v = match crate::ledger::verify::crate_verifier(verifier) {
+        Ok(v) => v,
+        Err(e) => {
+            report.errors.push(BundleError::Key(e.to_string()));
+            return report;
         }
-    }
-
-    fn push(&mut self, e: BundleError) {
-        if self.errors.len() < MAX_ISSUES {
-            self.errors.push(e);
-        } else {
-            self.errors_omitted += 1;
-        }
-    }
-
-    /// Walks the archive. Errors returned are fatal (the archive cannot be
-    /// read further); problems inside a member are pushed and reading goes on.
-    fn read_archive(&mut self, input: impl Read) -> Result<(), BundleError> {
-        let mut archive = tar::Archive::new(input);
-        // Raw: no GNU long-name or PAX processing, whose sizes would be read
-        // unbounded; such headers are not regular files and are refused.
-        let entries = archive.entries().map_err(BundleError::Archive)?.raw(true);
-        for entry in entries {
-            let mut entry = entry.map_err(BundleError::Archive)?;
-            let name_bytes = entry.path_bytes().into_owned();
-            let Some(slot) = MEMBERS
-                .iter()
-                .position(|(name, _)| name.as_bytes() == name_bytes.as_slice())
-            else {
-                let name: String = String::from_utf8_lossy(&name_bytes)
-                    .chars()
-                    .take(100)
-                    .collect();
-                return Err(BundleError::UnexpectedMember { name });
-            };
-            let (name, max) = MEMBERS[slot];
-            if self.seen[slot] {
-                return Err(BundleError::DuplicateMember { name });
-            }
-            if self.seen[EVENTS_SLOT] {
-                return Err(BundleError::MemberOrder { name });
-            }
-            if slot == KEY_HISTORY_SLOT && self.seen[KEY_HISTORY_SLOT + 1..].contains(&true) {
-                return Err(BundleError::KeyHistoryOrder);
-            }
-            self.seen[slot] = true;
-            if entry.header().entry_type() != tar::EntryType::Regular {
-                return Err(BundleError::MemberType { name });
-            }
-            let size = entry.size();
-            if size > max {
-                return Err(BundleError::MemberTooLarge { name, size, max });
-            }
-            if slot == EVENTS_SLOT {
-                self.read_events(&mut entry, size)?;
-            } else if slot != 0 {
-                // README.txt (slot 0) is informational: bounded, never read.
-                let bytes = read_member(&mut entry, name, size)?;
-                self.check_member(name, bytes);
-            }
-        }
-        // One rule for trailing data (LEDGER.md §12, §11.1): after the first
-        // end-of-archive block only zero padding may follow, so no bytes
-        // ride along in a bundle unchecked.
-        let rest = match crate::bounded::read_bounded(archive.into_inner(), MAX_TAR_PADDING) {
-            Ok(rest) => rest,
-            Err(e) if e.kind() == std::io::ErrorKind::InvalidData => {
-                return Err(BundleError::TrailingData {
-                    reason: format!("more than {MAX_TAR_PADDING} bytes"),
-                });
-            }
-            Err(e) => return Err(BundleError::Archive(e)),
-        };
-        if let Some(at) = rest.iter().position(|&b| b != 0) {
-            return Err(BundleError::TrailingData {
-                reason: format!("a non-zero byte {at} bytes after the end-of-archive block"),
-            });
-        }
-        Ok(())
-    }
-
-    fn check_member(&mut self, name: &'static str, bytes: Vec<u8>) {
-        match name {
-            KEY_HISTORY_MEMBER => {
-                let followed = key_history::parse_history(&bytes)
-                    .and_then(|h| KeyChain::follow(self.verifier, &h));
-                match followed {
-                    Ok(keys) => self.keys = keys,
-                    Err(e) => self.push(BundleError::KeyHistory(e)),
-                }
-            }
-            VKEY_MEMBER => {
-                // The bundle's signer: the key current after the transitions.
-                let expected = format!("{}\n", self.keys.current().to_vkey());
-                if bytes != expected.as_bytes() {
-                    let found: String = String::from_utf8_lossy(&bytes).chars().take(400).collect();
-                    self.push(BundleError::Vkey {
-                        found: found.trim_end().to_owned(),
-                        expected: self.keys.current().to_vkey(),
-                    });
-                }
-            }
-            CHECKPOINT_MEMBER => {
-                let opened = std::str::from_utf8(&bytes)
-                    .map_err(|_| BundleError::Checkpoint(NoteError::NotUtf8))
-                    .and_then(|text| {
-                        self.keys.open_checkpoint(text).map_err(|e| match e {
-                            KeyHistoryError::Checkpoint(n) => BundleError::Checkpoint(n),
-                            e => BundleError::KeyHistory(e),
-                        })
-                    });
-                match opened {
-                    Ok(cp) => self.checkpoint = Some(cp),
-                    Err(e) => self.push(e),
-                }
-                // Kept even when invalid, to compare the proofs' copies with.
-                self.checkpoint_text = String::from_utf8(bytes).ok();
-            }
-            MANIFEST_MEMBER => {
-                let text = match String::from_utf8(bytes) {
-                    Ok(t) => t,
-                    Err(_) => return self.push(BundleError::ManifestSignature(NoteError::NotUtf8)),
-                };
-                let body = match note::open_note(&text, self.keys.current()) {
-                    Ok(body) => body,
-                    Err(e) => return self.push(BundleError::ManifestSignature(e)),
-                };
-                match Manifest::parse(body) {
-                    Ok(m) if m.origin != self.verifier.name() => {
-                        self.push(BundleError::ManifestOrigin {
-                            manifest: m.origin,
-                            key: self.verifier.name().to_owned(),
-                        })
-                    }
-                    Ok(m) => self.manifest = Some(m),
-                    Err(e) => self.push(e),
-                }
-            }
-            _ => {}
-        }
-    }
-
-    fn read_events(&mut self, entry: &mut impl Read, size: u64) -> Result<(), BundleError> {
-        let mut reader = BufReader::new(entry.take(size));
-        let mut line = Vec::new();
-        let mut consumed = 0u64;
-        let mut line_no = 0u64;
-        let mut seen = HashSet::new();
-        let mut previous: Option<u64> = None;
-        loop {
-            line.clear();
-            let n = (&mut reader)
-                .take(MAX_PROOF_LINE + 1)
-                .read_until(b'\n', &mut line)
-                .map_err(BundleError::Archive)?;
-            if n == 0 {
-                break;
-            }
-            consumed += n as u64;
-            line_no += 1;
-            if line.len() as u64 > MAX_PROOF_LINE {
-                return Err(BundleError::EventLine {
-                    line: line_no,
-                    reason: format!("longer than {MAX_PROOF_LINE} bytes"),
-                });
-            }
-            if line_no > MAX_BUNDLE_EVENTS {
-                return Err(BundleError::TooManyEvents {
-                    count: line_no,
-                    max: MAX_BUNDLE_EVENTS,
-                });
-            }
-            let Some(body) = line.strip_suffix(b"\n") else {
-                if consumed < size {
-                    break; // cut short; reported below
-                }
-                self.push(BundleError::EventLine {
-                    line: line_no,
-                    reason: "does not end with a newline".into(),
-                });
-                continue;
-            };
-            if let Some(index) = self.check_event(line_no, body) {
-                if !seen.insert(index) {
-                    self.push(BundleError::DuplicateEvent { index });
-                } else if let Some(p) = previous.filter(|&p| index < p) {
-                    self.push(BundleError::EventOrder { index, previous: p });
-                }
-                previous = previous.max(Some(index));
-            }
-        }
-        if consumed < size {
-            return Err(BundleError::Truncated {
-                name: EVENTS_MEMBER,
-                missing: size - consumed,
-            });
-        }
-        Ok(())
-    }
-
-    /// Checks one line of events.ndjson; returns the index it claims.
-    fn check_event(&mut self, line_no: u64, body: &[u8]) -> Option<u64> {
-        // One JSON rule (LEDGER.md §12) before the canonical-form check, so
-        // the reason names a duplicate member or bad UTF-8 as such.
-        let proof: InclusionProof = match super::strict_json::from_slice(body) {
-            Ok(p) => p,
-            Err(e) => {
-                self.push(BundleError::EventLine {
-                    line: line_no,
-                    reason: format!("not an inclusion proof: {e}"),
-                });
-                return None;
-            }
-        };
-        // Byte-exact: the line must be what sealtrail writes for this proof.
-        match serde_json::to_vec(&proof) {
-            Ok(canonical) if canonical == body => {}
-            _ => self.push(BundleError::EventLine {
-                line: line_no,
-                reason: format!(
-                    "proof of event {} is not in canonical form (compact JSON as sealtrail writes it)",
-                    proof.index
-                ),
-            }),
-        }
-        let index = proof.index;
-        self.pairs.push((index, leaf_hash(proof.entry.as_bytes())));
-        // A missing checkpoint member is reported once, not per event.
-        if let Some(text) = &self.checkpoint_text
-            && *text != proof.checkpoint
-        {
-            self.push(BundleError::EventCheckpoint { index });
-        }
-        match proof::verify_inclusion_with_keys(&proof, &self.keys) {
-            Ok(v) => self.entries.push(BundleEntry {
-                index,
-                leaf_hash: leaf_hash(v.entry()),
-                entry: proof.entry.into_bytes(),
-            }),
-            Err(source) => self.push(BundleError::EventProof { index, source }),
-        }
-        Some(index)
-    }
-
-    fn finish(mut self) -> BundleReport {
-        if !self.fatal {
-            for (slot, (name, _)) in MEMBERS.iter().enumerate() {
-                if !self.seen[slot] && slot != KEY_HISTORY_SLOT {
-                    self.push(BundleError::MissingMember { name });
-                }
-            }
-        }
-        if let (Some(m), Some(cp)) = (&self.manifest, &self.checkpoint)
-            && (m.checkpoint_size != cp.size || m.checkpoint_root != cp.root)
-        {
-            let e = BundleError::CheckpointMismatch {
-                manifest_size: m.checkpoint_size,
-                manifest_root: B64.encode(m.checkpoint_root),
-                size: cp.size,
-                root: B64.encode(cp.root),
-            };
-            self.push(e);
-        }
-        if let Some(m) = &self.manifest
-            && self.seen[EVENTS_SLOT]
-            && !self.fatal
-        {
-            let found = self.pairs.len() as u64;
-            let (expected, digest) = (m.events, m.events_sha256);
-            if expected != found {
-                self.push(BundleError::EventCount {
-                    manifest: expected,
-                    found,
-                });
-            }
-            let mut sorted = self.pairs.clone();
-            sorted.sort_unstable_by_key(|(i, _)| *i);
-            if events_digest(&sorted) != digest {
-                self.push(BundleError::EventDigest);
-            }
-        }
-        let events = self.entries.len() as u64;
-        let query = self.manifest.as_ref().map(|m| m.query.clone());
-        let verified = match (&self.manifest, &self.checkpoint, &self.checkpoint_text) {
-            (Some(m), Some(cp), Some(text)) if self.errors.is_empty() && !self.fatal => {
-                Some(VerifiedBundle {
-                    query: m.query.clone(),
-                    origin: m.origin.clone(),
-                    checkpoint: cp.clone(),
-                    checkpoint_text: text.clone(),
-                    entries: std::mem::take(&mut self.entries),
-                    events_sha256: m.events_sha256,
+    };
+    let r = sealtrail_verify::bundle::check_bundle(input, &v);
+    let query = |q: sealtrail_verify::bundle::BundleQuery| BundleQuery {
+        q: q.q,
+        from: q.from,
+        to: q.to,
+        requested_by: q.requested_by,
+        created: q.created,
+    };
+    report.verified = r.verified.map(|b| {
+        let b = b.into_inner();
+        VerifiedBundle {
+            query: query(b.query),
+            origin: b.origin,
+            checkpoint: crate::ledger::verify::service_checkpoint(b.checkpoint),
+            checkpoint_text: b.checkpoint_text,
+            entries: b
+                .entries
+                .into_iter()
+                .map(|e| BundleEntry {
+                    index: e.index,
+                    entry: e.entry,
+                    leaf_hash: e.leaf_hash,
                 })
-            }
-            _ => None,
-        };
-        BundleReport {
-            verified,
-            query,
-            checkpoint: self.checkpoint,
-            events,
-            errors: self.errors,
-            errors_omitted: self.errors_omitted,
+                .collect(),
+            events_sha256: b.events_sha256,
         }
-    }
-}
-
-/// Reads a whole member whose size was bounded by the caller.
-fn read_member(
-    entry: &mut impl Read,
-    name: &'static str,
-    size: u64,
-) -> Result<Vec<u8>, BundleError> {
-    let mut buf = Vec::new();
-    #[allow(clippy::disallowed_methods)] // bounded by `take(size)`, checked by the caller
-    entry
-        .take(size)
-        .read_to_end(&mut buf)
-        .map_err(BundleError::Archive)?;
-    let got = buf.len() as u64;
-    if got < size {
-        return Err(BundleError::Truncated {
-            name,
-            missing: size - got,
-        });
-    }
-    Ok(buf)
+    });
+    report.query = r.query.map(query);
+    report.checkpoint = r.checkpoint.map(crate::ledger::verify::service_checkpoint);
+    report.events = r.events;
+    report.errors = r.errors.into_iter().map(BundleError::Check).collect();
+    report.errors_omitted = r.errors_omitted;
+    report
 }
 
 #[cfg(test)]
@@ -1238,38 +715,11 @@ mod tests {
     }
 
     #[test]
-    fn manifest_round_trips_and_has_no_control_characters() {
-        let m = manifest();
-        let text = m.to_text();
-        assert!(!text.chars().any(|c| c.is_control() && c != '\n'), "{text}");
-        assert_eq!(Manifest::parse(&text).unwrap(), m);
-        assert!(text.contains(r#"query "patient.id:\"MRN-0012345\"\n\u007f\u0085é"#));
-        assert!(text.contains("to null\n"));
-    }
-
-    #[test]
-    fn manifest_rejects_other_spellings() {
+    fn manifest_text_is_one_line_per_field_without_control_characters() {
         let text = manifest().to_text();
-        for (from, to) in [
-            ("events 3\n", "events 03\n"),
-            ("events 3\n", "events +3\n"),
-            ("to null\n", "to  null\n"),
-            ("\\u007f", "\\u007F"),
-            ("é", "\\u00e9"),
-            (
-                "events-sha256 0909",
-                "events-sha256 0909".to_uppercase().as_str(),
-            ),
-            ("checkpoint-size 12", "checkpoint-size 12 "),
-        ] {
-            let changed = text.replacen(from, to, 1);
-            assert_ne!(changed, text, "{from}");
-            assert!(
-                Manifest::parse(&changed).is_err(),
-                "{from} -> {to} accepted"
-            );
-        }
-        assert!(Manifest::parse(&format!("{text}extra 1\n")).is_err());
+        assert!(!text.chars().any(|c| c.is_control() && c != '\n'), "{text}");
+        assert_eq!(text.lines().count(), 11);
+        assert!(text.starts_with(MANIFEST_HEADER));
     }
 
     #[test]

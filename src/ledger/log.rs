@@ -766,10 +766,9 @@ impl Ledger {
         // After a key rotation the checkpoint may still be the old key's.
         let keys = super::key_history::writer_chain(&self.paths.ledger, &self.signer.verifier())?;
         if let Some(text) = existing {
-            let cp = &keys.open_checkpoint(&text).map_err(|e| match e {
-                super::key_history::KeyHistoryError::Checkpoint(n) => LedgerError::Note(n),
-                e => e.into(),
-            })?;
+            let cp = &keys
+                .open_checkpoint(&text)
+                .map_err(|e| LedgerError::KeyHistory(e.into()))?;
             if cp.size > size {
                 return Err(LedgerError::Damaged(format!(
                     "the checkpoint covers {} segments but only {size} exist",

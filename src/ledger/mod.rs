@@ -30,7 +30,6 @@ pub mod proof;
 pub mod record;
 pub mod rotate;
 pub mod segment;
-pub mod strict_json;
 pub mod tree_store;
 pub mod verify;
 pub mod witnessed;

@@ -1,19 +1,19 @@
 //! Inclusion and consistency proofs: built from a data directory by
 //! `LedgerReader`, checked offline by `verify_inclusion_proof` /
-//! `verify_consistency_proof` with nothing but the proof and a public key.
+//! `verify_consistency_proof` (the verifier crate's checks) with nothing but
+//! the proof and a public key.
 //!
 //! An inclusion proof chains three steps: entry -> segment root (path in the
 //! segment tree), segment record -> log root (path in the log tree), log root
 //! -> signed checkpoint. The JSON shape is documented in docs/LEDGER.md.
 
 use super::dicts::DictStore;
-use super::hash::{Hash, Rfc6962, leaf_hash};
-use super::key_history::{self, KeyChain, KeyHistory, KeyHistoryError, TransitionRecord};
+use super::hash::{Hash, Rfc6962};
+use super::key_history::{self, KeyHistoryError, TransitionRecord};
 use super::keys::NoteVerifier;
 use super::log::LedgerPaths;
-use super::merkle::{self, ProofError};
+use super::merkle;
 use super::note::{self, Checkpoint, NoteError};
-use super::record::{RecordError, SegmentRecord};
 use super::segment::{
     self, BLOCK_SHIFT, Footer, FrameCodec, FrameReader, SegmentError, SegmentHeader,
 };
@@ -27,8 +27,6 @@ use thiserror::Error;
 
 pub const INCLUSION_FORMAT: &str = "sealtrail-inclusion-proof/v1";
 pub const CONSISTENCY_FORMAT: &str = "sealtrail-consistency-proof/v1";
-/// A path in a tree of at most 2^64 leaves has at most 64 hashes.
-const MAX_PATH: usize = 64;
 
 #[derive(Debug, Error)]
 pub enum ProofBuildError {
@@ -60,49 +58,13 @@ pub enum ProofBuildError {
     KeyHistory(#[from] KeyHistoryError),
 }
 
+/// Why a proof did not verify: the verifier crate's reason.
 #[derive(Debug, Error)]
 pub enum ProofCheckError {
-    #[error("not a {0}")]
-    Format(&'static str),
-    #[error("checkpoint: {0}")]
-    Checkpoint(#[from] NoteError),
-    #[error("{field} is not valid base64 of a 32-byte hash")]
-    Hash { field: &'static str },
-    #[error("{0} has more than {MAX_PATH} hashes")]
-    PathTooLong(&'static str),
-    #[error("segment record: {0}")]
-    Record(#[from] RecordError),
-    #[error("segment record belongs to log {record:?}, checkpoint to {checkpoint:?}")]
-    Origin { record: String, checkpoint: String },
-    #[error("event {index} is not in segment {segment} (events {first}..{end})")]
-    IndexOutsideSegment {
-        index: u64,
-        segment: u64,
-        first: u64,
-        end: u64,
-    },
-    #[error("segment leaf index {got} does not match event index (want {want})")]
-    LeafIndex { got: u64, want: u64 },
-    #[error("log leaf index {got} does not match segment number {want}")]
-    LogLeafIndex { got: u64, want: u64 },
-    #[error("log tree size {proof} does not match the checkpoint size {checkpoint}")]
-    TreeSize { proof: u64, checkpoint: u64 },
-    #[error("entry is not included in its segment: {0}")]
-    SegmentPath(ProofError),
-    #[error("entry hashes to a segment root that differs from the segment record's")]
-    SegmentRoot,
-    #[error("segment record is not included in the checkpointed log: {0}")]
-    LogPath(ProofError),
-    #[error("old root is not a prefix of the checkpointed log: {0}")]
-    Consistency(ProofError),
-    #[error("old checkpoint: {0}")]
-    OldCheckpoint(NoteError),
-    #[error("proof fields disagree: {0}")]
-    Mismatch(&'static str),
-    #[error("old checkpoint is for log {old:?}, new for {new:?}")]
-    OldOrigin { old: String, new: String },
     #[error(transparent)]
-    KeyHistory(#[from] KeyHistoryError),
+    Check(#[from] sealtrail_verify::proof::ProofCheckError),
+    #[error("log key: {0}")]
+    Key(String),
 }
 
 #[derive(Clone, Debug, Serialize, Deserialize, PartialEq, Eq)]
@@ -450,183 +412,54 @@ impl merkle::SubtreeHashes for TreeStoreRef<'_> {
     }
 }
 
-fn decode_hash(s: &str, field: &'static str) -> Result<Hash, ProofCheckError> {
-    let bytes = B64.decode(s).map_err(|_| ProofCheckError::Hash { field })?;
-    bytes
-        .try_into()
-        .map_err(|_| ProofCheckError::Hash { field })
+/// The crate's form of a proof document (the same JSON shape).
+fn to_crate<T: Serialize, U: serde::de::DeserializeOwned>(proof: &T) -> Result<U, ProofCheckError> {
+    let json = |e: serde_json::Error| {
+        ProofCheckError::Check(sealtrail_verify::proof::ProofCheckError::Json(
+            e.to_string(),
+        ))
+    };
+    serde_json::to_value(proof)
+        .and_then(serde_json::from_value)
+        .map_err(json)
 }
 
-fn decode_path(path: &[String], field: &'static str) -> Result<Vec<Hash>, ProofCheckError> {
-    if path.len() > MAX_PATH {
-        return Err(ProofCheckError::PathTooLong(field));
-    }
-    path.iter().map(|h| decode_hash(h, field)).collect()
-}
-
-/// The signing keys a proof is checked with: `verifier` (the first key, or
-/// any later one) and the transitions the proof carries.
-fn proof_chain(
-    carried: Option<&[TransitionRecord]>,
-    verifier: &NoteVerifier,
-) -> Result<KeyChain, KeyHistoryError> {
-    match carried {
-        None | Some([]) => Ok(KeyChain::single(verifier)),
-        Some(t) => KeyChain::follow(
-            verifier,
-            &KeyHistory {
-                transitions: t.to_vec(),
-            },
-        ),
-    }
-}
-
-/// Opens a checkpoint with the key current at its size; a plain signature
-/// failure keeps the error it had before key rotation existed.
-fn open_with(
-    chain: &KeyChain,
-    text: &str,
-    bad_note: fn(NoteError) -> ProofCheckError,
-) -> Result<Checkpoint, ProofCheckError> {
-    chain.open_checkpoint(text).map_err(|e| match e {
-        KeyHistoryError::Checkpoint(n) => bad_note(n),
-        e => ProofCheckError::KeyHistory(e),
-    })
+fn crate_key(verifier: &NoteVerifier) -> Result<sealtrail_verify::NoteVerifier, ProofCheckError> {
+    super::verify::crate_verifier(verifier).map_err(|e| ProofCheckError::Key(e.to_string()))
 }
 
 /// Checks an inclusion proof offline against the log's public key (the
-/// first key, or a later one, with the transitions the proof carries).
+/// first key, or a later one, with the transitions the proof carries): the
+/// verifier crate's check.
 pub fn verify_inclusion_proof(
     proof: &InclusionProof,
     verifier: &NoteVerifier,
 ) -> Result<VerifiedInclusion, ProofCheckError> {
-    let chain = proof_chain(proof.key_history.as_deref(), verifier)?;
-    verify_inclusion_with_keys(proof, &chain)
-}
-
-/// As [`verify_inclusion_proof`] with an already verified key history (an
-/// evidence bundle's); the proof's own `key_history` is not used.
-pub fn verify_inclusion_with_keys(
-    proof: &InclusionProof,
-    keys: &KeyChain,
-) -> Result<VerifiedInclusion, ProofCheckError> {
-    if proof.format != INCLUSION_FORMAT {
-        return Err(ProofCheckError::Format(INCLUSION_FORMAT));
-    }
-    let cp = open_with(keys, &proof.checkpoint, ProofCheckError::Checkpoint)?;
-    let record_bytes = B64
-        .decode(&proof.segment.record)
-        .map_err(|_| ProofCheckError::Record(RecordError::Truncated))?;
-    let record = SegmentRecord::from_bytes(&record_bytes)?;
-    if record.origin != cp.origin {
-        return Err(ProofCheckError::Origin {
-            record: record.origin,
-            checkpoint: cp.origin,
-        });
-    }
-    if proof.index < record.first_index || proof.index >= record.end_index() {
-        return Err(ProofCheckError::IndexOutsideSegment {
-            index: proof.index,
-            segment: record.number,
-            first: record.first_index,
-            end: record.end_index(),
-        });
-    }
-    let leaf_in_segment = proof.index - record.first_index;
-    if proof.segment.leaf_index != leaf_in_segment {
-        return Err(ProofCheckError::LeafIndex {
-            got: proof.segment.leaf_index,
-            want: leaf_in_segment,
-        });
-    }
-    if proof.log.leaf_index != record.number {
-        return Err(ProofCheckError::LogLeafIndex {
-            got: proof.log.leaf_index,
-            want: record.number,
-        });
-    }
-    if proof.log.tree_size != cp.size {
-        return Err(ProofCheckError::TreeSize {
-            proof: proof.log.tree_size,
-            checkpoint: cp.size,
-        });
-    }
-    let entry = proof.entry.as_bytes();
-    let seg_path = decode_path(&proof.segment.path, "segment.path")?;
-    let seg_root = merkle::root_from_inclusion_proof(
-        leaf_in_segment,
-        record.count,
-        &leaf_hash(entry),
-        &seg_path,
-    )
-    .map_err(ProofCheckError::SegmentPath)?;
-    if seg_root != record.root {
-        return Err(ProofCheckError::SegmentRoot);
-    }
-    let log_path = decode_path(&proof.log.path, "log.path")?;
-    merkle::verify_inclusion(
-        record.number,
-        cp.size,
-        &leaf_hash(&record_bytes),
-        &log_path,
-        &cp.root,
-    )
-    .map_err(ProofCheckError::LogPath)?;
+    let v =
+        sealtrail_verify::proof::verify_inclusion_proof(&to_crate(proof)?, &crate_key(verifier)?)?
+            .into_inner();
     Ok(VerifiedInclusion {
-        index: proof.index,
-        entry: entry.to_vec(),
-        checkpoint: cp,
+        index: v.index,
+        entry: v.entry,
+        checkpoint: super::verify::service_checkpoint(v.checkpoint),
     })
 }
 
-/// Checks a consistency proof offline. With `old_checkpoint`, the old size and
-/// root are taken from that signed note instead of the proof's own fields.
+/// Checks a consistency proof offline (the verifier crate's check). With
+/// `old_checkpoint`, the old size and root are taken from that signed note
+/// instead of the proof's own fields.
 pub fn verify_consistency_proof(
     proof: &ConsistencyProof,
     verifier: &NoteVerifier,
     old_checkpoint: Option<&str>,
 ) -> Result<VerifiedConsistency, ProofCheckError> {
-    if proof.format != CONSISTENCY_FORMAT {
-        return Err(ProofCheckError::Format(CONSISTENCY_FORMAT));
-    }
-    let keys = proof_chain(proof.key_history.as_deref(), verifier)?;
-    let new = open_with(&keys, &proof.checkpoint, ProofCheckError::Checkpoint)?;
-    let (old_size, old_root) = match old_checkpoint {
-        Some(text) => {
-            let old = open_with(&keys, text, ProofCheckError::OldCheckpoint)?;
-            if old.origin != new.origin {
-                return Err(ProofCheckError::OldOrigin {
-                    old: old.origin,
-                    new: new.origin,
-                });
-            }
-            (old.size, old.root)
-        }
-        None => (proof.old_size, decode_hash(&proof.old_root, "old_root")?),
-    };
-    if proof.new_size != new.size {
-        return Err(ProofCheckError::TreeSize {
-            proof: proof.new_size,
-            checkpoint: new.size,
-        });
-    }
-    // The proof's own copies of the roots and sizes must agree with what is
-    // actually checked, so a reader of the file is never shown other values.
-    if decode_hash(&proof.new_root, "new_root")? != new.root {
-        return Err(ProofCheckError::Mismatch(
-            "new_root differs from the checkpoint root",
-        ));
-    }
-    if proof.old_size != old_size || decode_hash(&proof.old_root, "old_root")? != old_root {
-        return Err(ProofCheckError::Mismatch(
-            "old_size/old_root differ from the older checkpoint",
-        ));
-    }
-    let path = decode_path(&proof.path, "path")?;
-    merkle::verify_consistency(old_size, new.size, &path, &old_root, &new.root)
-        .map_err(ProofCheckError::Consistency)?;
+    let v = sealtrail_verify::proof::verify_consistency_proof(
+        &to_crate(proof)?,
+        &crate_key(verifier)?,
+        old_checkpoint,
+    )?;
     Ok(VerifiedConsistency {
-        old_size,
-        new_size: new.size,
+        old_size: v.old_size,
+        new_size: v.new_size,
     })
 }

@@ -74,6 +74,11 @@ pub fn rotate_signing_key(
         });
     }
     let (old_v, new_v) = (old.verifier(), new.verifier());
+    // The history's checks take the verifier crate's key type.
+    let (old_c, new_c) = (
+        key_history::crate_key(&old_v)?,
+        key_history::crate_key(&new_v)?,
+    );
     // The ledger takes the old key; a copy signs the transition.
     let old_copy = NoteSigner::from_pkcs8_pem(old.name(), &old.to_pkcs8_pem()?)?;
     // Opening checks that `old` is the current key and signs the checkpoint.
@@ -84,7 +89,7 @@ pub fn rotate_signing_key(
     let ledger_dir = ledger.paths().ledger.clone();
     let mut history = key_history::load_history(&ledger_dir)?;
     let chain = key_history::writer_chain(&ledger_dir, &old_v)?;
-    if chain.contains(&new_v) || new_v.key_id() == old_v.key_id() {
+    if chain.contains(&new_c) || new_v.key_id() == old_v.key_id() {
         return Err(RotateError::KeyReused(hex::encode(new_v.key_id())));
     }
     // The transition goes alone into a fresh segment.
@@ -93,10 +98,10 @@ pub fn rotate_signing_key(
         origin: old_v.name().to_owned(),
         size: ledger.sealed_segments() + 1,
         index: ledger.next_index(),
-        old: old_v.clone(),
-        new: new_v.clone(),
+        old: old_c,
+        new: new_c,
     };
-    let note = transition.sign(&old_copy, new)?;
+    let note = key_history::sign_transition(&transition, &old_copy, new)?;
     let entry = transition_entry(&transition, &note);
     let bytes = entry.canonical_bytes();
     let got = ledger

@@ -4,7 +4,8 @@
 
 use super::util::*;
 use sealtrail::ledger::key_history::{
-    KEY_HISTORY_FILE, KeyHistory, Transition, TransitionRecord, load_history, write_history,
+    KEY_HISTORY_FILE, KeyHistory, Transition, TransitionRecord, crate_key, load_history,
+    sign_transition, write_history,
 };
 use sealtrail::ledger::note::{self, Checkpoint};
 use sealtrail::ledger::tree_store::TreeStore;
@@ -306,11 +307,11 @@ fn a_key_rotated_in_the_middle_of_a_log_verifies_from_the_first_key() {
                         origin: ORIGIN.into(),
                         size: current_size,
                         index: last_index,
-                        old: k2v.clone(),
-                        new: a.verifier(),
+                        old: crate_key(&k2v).unwrap(),
+                        new: crate_key(&a.verifier()).unwrap(),
                     };
                     h.transitions.push(TransitionRecord {
-                        note: t.sign(&a, &a).unwrap(),
+                        note: sign_transition(&t, &a, &a).unwrap(),
                         checkpoint: String::new(),
                         entry: String::new(),
                     });
@@ -331,10 +332,10 @@ fn a_key_rotated_in_the_middle_of_a_log_verifies_from_the_first_key() {
                         origin: ORIGIN.into(),
                         size: size + 1,
                         index: transition_index + 1,
-                        old: old.verifier(),
-                        new: new.verifier(),
+                        old: crate_key(&old.verifier()).unwrap(),
+                        new: crate_key(&new.verifier()).unwrap(),
                     };
-                    let note = t.sign(&old, &new).unwrap();
+                    let note = sign_transition(&t, &old, &new).unwrap();
                     let rec = &h.transitions[0];
                     let entry = rec.entry.replace(
                         &serde_json::to_string(&rec.note).unwrap(),

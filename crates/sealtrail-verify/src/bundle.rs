@@ -6,6 +6,7 @@
 //! prints them.
 
 use crate::hash::{Hash, leaf_hash};
+use crate::keys::{self, KeyChain, KeyHistoryError};
 use crate::note::{self, Checkpoint, NoteError, NoteVerifier};
 use crate::proof::{self, InclusionProof, ProofCheckError};
 use crate::tar::{TarError, TarReader};
@@ -26,6 +27,9 @@ pub const VKEY_MEMBER: &str = "signing.vkey";
 pub const CHECKPOINT_MEMBER: &str = "checkpoint";
 pub const MANIFEST_MEMBER: &str = "manifest";
 pub const EVENTS_MEMBER: &str = "events.ndjson";
+/// Optional: the log's key transitions when its signing key was rotated
+/// (§14); must precede `signing.vkey`.
+pub const KEY_HISTORY_MEMBER: &str = "key-history.json";
 
 /// Largest `README.txt` accepted.
 pub const MAX_README: u64 = 64 << 10;
@@ -49,14 +53,16 @@ pub const MAX_ISSUES: usize = 1000;
 
 /// The members of a bundle in the order sealtrail writes them, with the
 /// largest size accepted for each. `events.ndjson` must come last.
-const MEMBERS: [(&str, u64); 5] = [
+const MEMBERS: [(&str, u64); 6] = [
     (README_MEMBER, MAX_README),
+    (KEY_HISTORY_MEMBER, keys::MAX_KEY_HISTORY_LEN),
     (VKEY_MEMBER, MAX_VKEY),
     (CHECKPOINT_MEMBER, note::MAX_NOTE_LEN as u64),
     (MANIFEST_MEMBER, MAX_MANIFEST),
     (EVENTS_MEMBER, MAX_EVENTS_FILE),
 ];
-const EVENTS_SLOT: usize = 4;
+const EVENTS_SLOT: usize = 5;
+const KEY_HISTORY_SLOT: usize = 1;
 
 /// Everything that can go wrong checking a bundle. Each problem names the member and, for events, the global index.
 #[derive(Debug, thiserror::Error)]
@@ -68,6 +74,8 @@ pub enum BundleError {
 
     #[error("archive is unreadable: {0}")]
     Archive(String),
+    #[error("data after the end of the archive")]
+    TrailingData,
     #[error("member {name:?} is not part of an evidence bundle")]
     UnexpectedMember { name: String },
     #[error("member {name} is not a regular file")]
@@ -120,6 +128,10 @@ pub enum BundleError {
         "events do not match the manifest's events-sha256: an event was added, removed or replaced"
     )]
     EventDigest,
+    #[error("key history: {0}")]
+    KeyHistory(#[source] KeyHistoryError),
+    #[error("member {KEY_HISTORY_MEMBER} must come before signing.vkey, checkpoint and manifest")]
+    KeyHistoryOrder,
 }
 
 impl BundleError {
@@ -130,6 +142,7 @@ impl BundleError {
             TooManyEvents { .. } => "too_many_events",
             Query { .. } => "query",
             Archive(_) => "archive",
+            TrailingData => "trailing_data",
             UnexpectedMember { .. } => "unexpected_member",
             MemberType { .. } => "member_type",
             DuplicateMember { .. } => "duplicate_member",
@@ -150,6 +163,8 @@ impl BundleError {
             DuplicateEvent { .. } => "duplicate_event",
             EventCount { .. } => "event_count",
             EventDigest => "event_digest",
+            KeyHistory(e) => e.kind(),
+            KeyHistoryOrder => "member_order",
         }
     }
 
@@ -164,6 +179,7 @@ impl BundleError {
             | MemberTooLarge { name, .. }
             | Truncated { name, .. } => Some(name),
             Vkey { .. } => Some(VKEY_MEMBER),
+            KeyHistory(_) | KeyHistoryOrder => Some(KEY_HISTORY_MEMBER),
             Checkpoint(_) => Some(CHECKPOINT_MEMBER),
             ManifestSignature(_) | ManifestFormat { .. } | ManifestOrigin { .. } => {
                 Some(MANIFEST_MEMBER)
@@ -514,9 +530,9 @@ pub fn check_bundle(input: impl Read, verifier: &NoteVerifier) -> BundleReport {
 
 struct Checker<'v> {
     verifier: &'v NoteVerifier,
-    /// The key's vkey line, which `signing.vkey` must hold.
-    vkey: String,
-    seen: [bool; 5],
+    /// `verifier` and the transitions of the key-history member.
+    keys: KeyChain,
+    seen: [bool; 6],
     fatal: bool,
     checkpoint_text: Option<String>,
     checkpoint: Option<Checkpoint>,
@@ -532,8 +548,8 @@ impl<'v> Checker<'v> {
     fn new(verifier: &'v NoteVerifier) -> Self {
         Checker {
             verifier,
-            vkey: verifier.to_vkey(),
-            seen: [false; 5],
+            keys: KeyChain::single(verifier),
+            seen: [false; 6],
             fatal: false,
             checkpoint_text: None,
             checkpoint: None,
@@ -557,7 +573,10 @@ impl<'v> Checker<'v> {
     /// read further); problems inside a member are pushed and reading goes on.
     fn read_archive(&mut self, input: impl Read) -> Result<(), BundleError> {
         let mut archive = TarReader::new(input);
-        let archive_err = |e: TarError| BundleError::Archive(e.to_string());
+        let archive_err = |e: TarError| match e {
+            TarError::TrailingData => BundleError::TrailingData,
+            e => BundleError::Archive(e.to_string()),
+        };
         while let Some(header) = archive.next_header().map_err(archive_err)? {
             let Some(slot) =
                 MEMBERS.iter().position(|(name, _)| name.as_bytes() == header.name.as_slice())
@@ -572,6 +591,9 @@ impl<'v> Checker<'v> {
             }
             if self.seen[EVENTS_SLOT] {
                 return Err(BundleError::MemberOrder { name });
+            }
+            if slot == KEY_HISTORY_SLOT && self.seen[KEY_HISTORY_SLOT + 1..].contains(&true) {
+                return Err(BundleError::KeyHistoryOrder);
             }
             self.seen[slot] = true;
             if !header.is_regular() {
@@ -594,20 +616,36 @@ impl<'v> Checker<'v> {
 
     fn check_member(&mut self, name: &'static str, bytes: Vec<u8>) {
         match name {
+            KEY_HISTORY_MEMBER => {
+                match keys::parse_history(&bytes).and_then(|h| KeyChain::follow(self.verifier, &h))
+                {
+                    Ok(keys) => self.keys = keys,
+                    Err(e) => self.push(BundleError::KeyHistory(e)),
+                }
+            }
             VKEY_MEMBER => {
-                let expected = format!("{}\n", self.vkey);
-                if bytes != expected.as_bytes() {
+                // The bundle's signer: the key current after the transitions.
+                let vkey = self.keys.current().to_vkey();
+                if bytes != format!("{vkey}\n").as_bytes() {
                     let found: String = String::from_utf8_lossy(&bytes).chars().take(400).collect();
                     self.push(BundleError::Vkey {
                         found: found.trim_end().to_owned(),
-                        expected: self.vkey.clone(),
+                        expected: vkey,
                     });
                 }
             }
             CHECKPOINT_MEMBER => {
-                match note::open_checkpoint_bytes(&bytes, self.verifier) {
-                    Ok(v) => self.checkpoint = Some(v.into_inner()),
-                    Err(e) => self.push(BundleError::Checkpoint(e)),
+                let opened = std::str::from_utf8(&bytes)
+                    .map_err(|_| BundleError::Checkpoint(NoteError::NotUtf8))
+                    .and_then(|text| {
+                        self.keys.open_checkpoint(text).map_err(|e| match e {
+                            KeyHistoryError::Checkpoint(n) => BundleError::Checkpoint(n),
+                            e => BundleError::KeyHistory(e),
+                        })
+                    });
+                match opened {
+                    Ok(cp) => self.checkpoint = Some(cp),
+                    Err(e) => self.push(e),
                 }
                 // Kept even when invalid, to compare the proofs' copies with.
                 self.checkpoint_text = String::from_utf8(bytes).ok();
@@ -617,7 +655,7 @@ impl<'v> Checker<'v> {
                     Ok(t) => t,
                     Err(_) => return self.push(BundleError::ManifestSignature(NoteError::NotUtf8)),
                 };
-                let body = match note::open_note(&text, self.verifier) {
+                let body = match note::open_note(&text, self.keys.current()) {
                     Ok(body) => body,
                     Err(e) => return self.push(BundleError::ManifestSignature(e)),
                 };
@@ -722,7 +760,7 @@ impl<'v> Checker<'v> {
         {
             self.push(BundleError::EventCheckpoint { index });
         }
-        match proof::verify_inclusion_proof(&proof, self.verifier) {
+        match proof::verify_inclusion_with_keys(&proof, &self.keys) {
             Ok(v) => self.entries.push(BundleEntry {
                 index,
                 leaf_hash: leaf_hash(&v.entry),
@@ -736,7 +774,7 @@ impl<'v> Checker<'v> {
     fn finish(mut self) -> BundleReport {
         if !self.fatal {
             for (slot, (name, _)) in MEMBERS.iter().enumerate() {
-                if !self.seen[slot] {
+                if !self.seen[slot] && slot != KEY_HISTORY_SLOT {
                     self.push(BundleError::MissingMember { name });
                 }
             }

@@ -16,13 +16,15 @@
 
 use crate::atrest::{AtRestError, KEY_RECORD_LEN, Kek};
 use crate::hash::{Frontier, Hash, leaf_hash, root_of_leaves, sha256};
+use crate::keys::{self, Handoff, KeyChain, KeyHistoryError};
 use crate::note::{self, Checkpoint, NoteVerifier};
 use crate::record::SegmentRecord;
 use crate::segment::{
-    BLOCK_SHIFT, Codec, FrameFormat, FrameReader, MAX_DICT_LEN, MAX_SEGMENT_EVENTS, SegmentError,
-    SegmentHeader, Tail,
+    BLOCK_SHIFT, Codec, Footer, FrameFormat, FrameReader, MAX_DICT_LEN, MAX_SEGMENT_EVENTS,
+    SegmentError, SegmentHeader, Tail,
 };
 use crate::verified::Verified;
+use crate::witnessed::{self, WitnessPolicy, WitnessedSummary};
 use base64::Engine;
 use base64::engine::general_purpose::STANDARD as B64;
 use serde::Serialize;
@@ -102,9 +104,26 @@ pub struct VerifyReport {
     /// Events of encrypted segments checked without the KEK (stored leaf
     /// hashes only, not the payloads nor their times).
     pub payloads_unchecked: u64,
+    /// With a witness policy: the cosigned checkpoint the log extends.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub witnessed: Option<WitnessedSummary>,
+    /// Signing-key transitions followed from the given key (§14).
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub key_transitions: Vec<KeyTransitionSummary>,
     /// The signed checkpoint that covers every counted event, when `ok`.
     #[serde(skip)]
     verified: Option<Verified<Checkpoint>>,
+}
+
+/// One trusted key transition, as `verify` reports it.
+#[derive(Clone, Debug, Serialize, PartialEq, Eq)]
+pub struct KeyTransitionSummary {
+    /// Checkpoints of this size and smaller are the old key's.
+    pub size: u64,
+    /// The logged transition event.
+    pub index: u64,
+    pub old_key_id: String,
+    pub new_key_id: String,
 }
 
 impl VerifyReport {
@@ -151,6 +170,8 @@ pub struct VerifyOptions<'a> {
     pub threads: usize,
     /// Called after each window of segments.
     pub progress: Option<&'a mut dyn FnMut(Progress)>,
+    /// Also require `ledger/checkpoint.witnessed`, cosigned by a quorum.
+    pub witness: Option<&'a WitnessPolicy>,
 }
 
 /// The log as of one segment: its tree root and the events and times so far.
@@ -178,7 +199,7 @@ struct Resolver<'a> {
 }
 
 /// Reads at most `max` bytes of `path` (more is an error).
-fn read_bounded(path: &Path, max: u64) -> std::io::Result<Vec<u8>> {
+pub(crate) fn read_bounded(path: &Path, max: u64) -> std::io::Result<Vec<u8>> {
     let mut bytes = Vec::new();
     #[allow(clippy::disallowed_methods)] // bounded by `take`
     File::open(path)?.take(max + 1).read_to_end(&mut bytes)?;
@@ -321,6 +342,15 @@ fn check_segment(res: &Resolver<'_>, path: &Path, number: u64) -> SegmentCheck {
                     block_roots.push(root_of_leaves(&block_leaves, &mut scratch));
                     block_leaves.clear();
                 }
+                // One JSON rule (§12): a duplicate `time` would let two
+                // readers see two different events under one hash.
+                if readable && let Err(e) = crate::json::check(&payload) {
+                    issue(
+                        Some(header.first_index + count),
+                        "entry",
+                        format!("entry at offset {offset} {e}"),
+                    );
+                }
                 match readable.then(|| crate::time::entry_time_ms(&payload)) {
                     None => {}
                     Some(Some(t)) => {
@@ -353,6 +383,14 @@ fn check_segment(res: &Resolver<'_>, path: &Path, number: u64) -> SegmentCheck {
                 "entry_corrupt",
                 format!("bytes at offset {offset} are not a valid entry or footer: {reason}"),
             );
+            // The footer is found from the end (§4.5) and may be intact: its
+            // record keeps the log tree computable, so one damaged frame is
+            // not also reported as a checkpoint mismatch.
+            out.record = File::open(path)
+                .ok()
+                .and_then(|mut f| Footer::read_from_end(&mut f).ok())
+                .map(|f| f.record)
+                .filter(|r| r.number == header.number && r.first_index == header.first_index);
             out.header = Some(header);
             return out;
         }
@@ -493,16 +531,23 @@ struct StoredTree {
 }
 
 impl StoredTree {
-    fn open(ledger: &Path) -> Option<StoredTree> {
-        let mut file = File::open(ledger.join("tree").join("level-00")).ok()?;
-        let len = file.metadata().ok()?.len();
+    /// `Err(())` when `tree/` exists but its leaf level is absent or malformed.
+    fn open(ledger: &Path) -> Result<Option<StoredTree>, ()> {
+        let dir = ledger.join("tree");
+        let Ok(mut file) = File::open(dir.join("level-00")) else {
+            return if dir.exists() { Err(()) } else { Ok(None) };
+        };
+        let len = file.metadata().map_err(|_| ())?.len();
         if len < 16 {
-            return Some(StoredTree { file, size: 0 });
+            return Ok(Some(StoredTree { file, size: 0 }));
         }
         let mut header = [0u8; 16];
-        file.read_exact(&mut header).ok()?;
+        file.read_exact(&mut header).map_err(|_| ())?;
         let want = *b"SEALTRE\0\x00\x01\x00\x20\x00\x00\x00\x00";
-        (header == want).then_some(StoredTree { file, size: (len - 16) / 32 })
+        if header != want {
+            return Err(());
+        }
+        Ok(Some(StoredTree { file, size: (len - 16) / 32 }))
     }
 
     fn leaf(&mut self, i: u64) -> Option<Hash> {
@@ -516,19 +561,42 @@ impl StoredTree {
     }
 }
 
-fn read_checkpoint(
-    path: &Path,
-    verifier: &NoteVerifier,
-) -> Result<Checkpoint, (&'static str, String)> {
+fn read_checkpoint(path: &Path, keys: &KeyChain) -> Result<Checkpoint, (&'static str, String)> {
     let bytes = read_bounded(path, note::MAX_NOTE_LEN as u64).map_err(|e| match e.kind() {
         std::io::ErrorKind::NotFound => {
             ("no_checkpoint", "the ledger has no signed checkpoint".to_owned())
         }
         _ => ("io", format!("{}: {e}", path.display())),
     })?;
-    note::open_checkpoint_bytes(&bytes, verifier)
-        .map(|v| v.into_inner())
-        .map_err(|e| ("checkpoint_signature", e.to_string()))
+    let text = std::str::from_utf8(&bytes)
+        .map_err(|_| ("checkpoint_signature", note::NoteError::NotUtf8.to_string()))?;
+    keys.open_checkpoint(text).map_err(|e| (e.kind(), e.to_string()))
+}
+
+/// The key history in `ledger/`, followed from `verifier` (a missing file
+/// is a log that never rotated its key).
+fn read_key_chain(ledger: &Path, verifier: &NoteVerifier) -> Result<KeyChain, KeyHistoryError> {
+    let path = ledger.join(keys::KEY_HISTORY_FILE);
+    match read_bounded(&path, keys::MAX_KEY_HISTORY_LEN) {
+        Ok(bytes) => KeyChain::follow(verifier, &keys::parse_history(&bytes)?),
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(KeyChain::single(verifier)),
+        Err(e) => Err(KeyHistoryError::Json(format!("{}: {e}", path.display()))),
+    }
+}
+
+/// A key transition must match the log: the old key's last checkpoint is
+/// the log at its size, and its last segment is the logged entry alone.
+fn check_handoff(report: &mut VerifyReport, h: &Handoff, record: &SegmentRecord, root: Hash) {
+    let (segment, index) = (Some(record.number), Some(h.transition.index));
+    if root != h.root {
+        let size = h.transition.size;
+        let detail =
+            format!("the first {size} segments do not match the retired key's last checkpoint");
+        report.issue(segment, index, "key_transition", detail);
+    }
+    if let Err(e) = keys::check_entry_segment(h, record) {
+        report.issue(segment, index, e.kind(), e.to_string());
+    }
 }
 
 /// Verifies the ledger of the data directory `data_dir` against the log's
@@ -547,29 +615,62 @@ pub fn verify_dir(
         n => n,
     };
     let mut report = VerifyReport::default();
+    // Signing keys: `verifier` and the rotations the key history follows from it.
+    let keys = read_key_chain(&ledger, verifier).unwrap_or_else(|e| {
+        report.issue(None, None, e.kind(), e.to_string());
+        KeyChain::single(verifier)
+    });
+    report.key_transitions = keys
+        .handoffs()
+        .iter()
+        .map(|h| KeyTransitionSummary {
+            size: h.transition.size,
+            index: h.transition.index,
+            old_key_id: crate::hex(&h.transition.old.key_id()),
+            new_key_id: crate::hex(&h.transition.new.key_id()),
+        })
+        .collect();
     // The checkpoint is read first: segments sealed meanwhile are only "not yet covered".
     let cp_path = ledger.join("checkpoint");
-    let checkpoint = match read_checkpoint(&cp_path, verifier) {
+    let checkpoint = match read_checkpoint(&cp_path, &keys) {
         Ok(c) => Some(c),
         Err((kind, detail)) => {
             report.issue(None, None, kind, detail);
             None
         }
     };
-    let old = match opts.since.map(|text| note::open_checkpoint(text, verifier)) {
-        Some(Ok(v)) => Some(v.into_inner()),
+    let old = match opts.since.map(|text| keys.open_checkpoint(text)) {
+        Some(Ok(cp)) => Some(cp),
         Some(Err(e)) => {
-            report.issue(None, None, "since_signature", format!("older checkpoint: {e}"));
+            let kind = match e.kind() {
+                "checkpoint_signature" => "since_signature",
+                kind => kind,
+            };
+            report.issue(None, None, kind, format!("older checkpoint: {e}"));
             None
         }
         None => None,
     };
+    let witnessed = opts.witness.map(|policy| witnessed::load(&ledger, &keys, policy));
 
     let seg_dir = ledger.join("segments");
     let (sealed, open) = list_segments(&seg_dir)?;
     let highest = sealed.last().map_or(0, |(n, _)| n + 1);
     let bytes_total = sealed.iter().map(|(_, l)| l).sum();
-    let mut stored_tree = StoredTree::open(&ledger);
+    // A derived file, so not an error; but say when a check did not run.
+    let mut stored_tree = StoredTree::open(&ledger).unwrap_or_else(|()| {
+        report.warnings.push(
+            "tree/level-00 is malformed: record_rewritten was not checked (the writer rebuilds it)"
+                .into(),
+        );
+        None
+    });
+    if let Some(t) = stored_tree.as_ref().filter(|t| t.size < highest) {
+        report.warnings.push(format!(
+            "tree/level-00 holds {} of {highest} segment records: record_rewritten was not checked for the rest",
+            t.size
+        ));
+    }
     let res = Resolver { ledger: ledger.clone(), kek: opts.kek, dicts: Mutex::new(HashMap::new()) };
     let mut frontier = Frontier::default();
     // The log tree after each segment, so any checkpoint size can be compared.
@@ -675,6 +776,9 @@ pub fn verify_dir(
                 );
             }
             frontier.push(leaf);
+            for h in keys.handoffs().iter().filter(|h| h.transition.size == s + 1) {
+                check_handoff(&mut report, h, &record, frontier.root());
+            }
             min_t = min_t.min(record.min_time_ms);
             max_t = max_t.max(record.max_time_ms);
             prefix.push(Prefix {
@@ -694,7 +798,7 @@ pub fn verify_dir(
     let mut checkpoint = checkpoint;
     if let Some(c) = &checkpoint
         && highest.saturating_sub(c.size) > CRASH_WINDOW_SEGMENTS
-        && let Ok(newer) = read_checkpoint(&cp_path, verifier)
+        && let Ok(newer) = read_checkpoint(&cp_path, &keys)
         && newer.size > c.size
         && root_at(&prefix, newer.size) == Some(newer.root)
     {
@@ -737,9 +841,10 @@ pub fn verify_dir(
             reason: "uncovered",
         });
     }
-    if checkpoint.as_ref().is_some_and(|c| c.size <= highest)
-        && report.uncovered_segments > CRASH_WINDOW_SEGMENTS
-    {
+    // Only a checkpoint that matched the log can have a tail nobody signed;
+    // a mismatch is its own failure and leaves every segment unverified.
+    let matched = checkpoint.as_ref().is_some_and(|c| c.size == covered);
+    if matched && report.uncovered_segments > CRASH_WINDOW_SEGMENTS {
         report.issue(
             Some(covered),
             None,
@@ -749,12 +854,23 @@ pub fn verify_dir(
                  and signing leaves at most {CRASH_WINDOW_SEGMENTS}, so they were appended without the signing key"
             ),
         );
-    } else if report.uncovered_segments > 0 && checkpoint.is_some() {
+    } else if report.uncovered_segments > 0 && matched {
         report.warnings.push(format!(
             "{} sealed segment(s) are newer than the checkpoint and not yet covered by a signature; \
              their events are not counted as verified",
             report.uncovered_segments
         ));
+    }
+    for h in keys.handoffs().iter().filter(|h| h.transition.size > highest) {
+        report.issue(
+            None,
+            Some(h.transition.index),
+            "key_transition",
+            format!(
+                "the key history rotates at size {} but the log has {highest} segments",
+                h.transition.size
+            ),
+        );
     }
     if let Some(old) = &old {
         report.since = Some(CheckpointSummary { size: old.size, root: B64.encode(old.root) });
@@ -779,7 +895,20 @@ pub fn verify_dir(
         }
     }
 
+    if let Some(w) = witnessed {
+        let (summary, issue) = witnessed::finish(w, |size| root_at(&prefix, size), highest);
+        report.witnessed = summary;
+        if let Some((kind, detail)) = issue {
+            report.issue(None, None, kind, detail);
+        }
+    }
     // The open segment: durable but not sealed, so only its framing is read.
+    // The writer refuses a directory with any other `.open` file (§8.3).
+    if open.len() > 1 || open.first().is_some_and(|&n| n != highest) {
+        report.warnings.push(format!(
+            "unexpected open segment(s) {open:?} after {highest} sealed segments: the writer refuses to open this directory"
+        ));
+    }
     if let Some(n) = open.first() {
         match res.open(&seg_dir.join(format!("{n:012}.open"))) {
             Ok((mut reader, _)) => {

@@ -5,8 +5,10 @@
 //! same name. `serde_json` alone keeps the last duplicate and so would let
 //! two readers see two different documents.
 
+use serde::Deserialize;
 use serde::de::{self, DeserializeSeed, Deserializer, MapAccess, SeqAccess, Visitor};
 use serde_json::{Map, Value};
+use std::borrow::Cow;
 use std::fmt;
 
 /// Nesting deeper than this is refused (serde_json's own limit is 128).
@@ -89,12 +91,123 @@ impl<'de> Visitor<'de> for Strict {
         let mut out = Map::new();
         while let Some(key) = map.next_key::<String>()? {
             if out.contains_key(&key) {
-                return Err(de::Error::custom(format!("duplicate member {key:?}")));
+                return Err(de::Error::custom(format!("repeats the member {key:?} in one object")));
             }
             let v = map.next_value_seed(Strict(self.0 + 1))?;
             out.insert(key, v);
         }
         Ok(Value::Object(out))
+    }
+}
+
+/// [`parse_strict`] without building the value: the rule as applied to
+/// every stored entry, where verify speed matters.
+pub fn check(bytes: &[u8]) -> Result<(), JsonError> {
+    let text = std::str::from_utf8(bytes).map_err(|_| JsonError::NotUtf8)?;
+    if text.starts_with('\u{feff}') {
+        return Err(JsonError::Bom);
+    }
+    let mut de = serde_json::Deserializer::from_str(text);
+    Check(0).deserialize(&mut de).map_err(|e| JsonError::Syntax(e.to_string()))?;
+    de.end().map_err(|e| JsonError::Syntax(e.to_string()))
+}
+
+/// Visits a value, failing on a repeated member; the field is the depth.
+struct Check(usize);
+
+impl<'de> DeserializeSeed<'de> for Check {
+    type Value = ();
+    fn deserialize<D: Deserializer<'de>>(self, d: D) -> Result<(), D::Error> {
+        d.deserialize_any(self)
+    }
+}
+
+impl<'de> Visitor<'de> for Check {
+    type Value = ();
+
+    fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("a JSON value")
+    }
+    fn visit_bool<E>(self, _: bool) -> Result<(), E> {
+        Ok(())
+    }
+    fn visit_i64<E>(self, _: i64) -> Result<(), E> {
+        Ok(())
+    }
+    fn visit_u64<E>(self, _: u64) -> Result<(), E> {
+        Ok(())
+    }
+    fn visit_f64<E>(self, _: f64) -> Result<(), E> {
+        Ok(())
+    }
+    fn visit_str<E>(self, _: &str) -> Result<(), E> {
+        Ok(())
+    }
+    fn visit_unit<E>(self) -> Result<(), E> {
+        Ok(())
+    }
+    fn visit_seq<A: SeqAccess<'de>>(self, mut seq: A) -> Result<(), A::Error> {
+        if self.0 >= MAX_DEPTH {
+            return Err(de::Error::custom("nested too deeply"));
+        }
+        while seq.next_element_seed(Check(self.0 + 1))?.is_some() {}
+        Ok(())
+    }
+    fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<(), A::Error> {
+        if self.0 >= MAX_DEPTH {
+            return Err(de::Error::custom("nested too deeply"));
+        }
+        // Entries have a few members per object: the first SMALL names
+        // stay on the stack and are compared directly (no allocation, no
+        // sort); larger objects spill into a sorted check.
+        const SMALL: usize = 16;
+        let mut small: [Cow<'de, str>; SMALL] = std::array::from_fn(|_| Cow::Borrowed(""));
+        let mut n = 0usize;
+        let mut spill: Vec<Cow<'de, str>> = Vec::new();
+        let dup =
+            |name: &str| de::Error::custom(format!("repeats the member {name:?} in one object"));
+        while let Some(Name(name)) = map.next_key::<Name<'de>>()? {
+            map.next_value_seed(Check(self.0 + 1))?;
+            if n < SMALL {
+                if small[..n].contains(&name) {
+                    return Err(dup(&name));
+                }
+                small[n] = name;
+                n += 1;
+            } else {
+                spill.push(name);
+            }
+        }
+        if !spill.is_empty() {
+            spill.extend(small);
+            spill.sort_unstable();
+            if let Some(w) = spill.windows(2).find(|w| w[0] == w[1]) {
+                return Err(dup(&w[0]));
+            }
+        }
+        Ok(())
+    }
+}
+
+/// A member name.
+struct Name<'de>(Cow<'de, str>);
+
+impl<'de> Deserialize<'de> for Name<'de> {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        struct V;
+        impl<'de> Visitor<'de> for V {
+            type Value = Cow<'de, str>;
+            fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+                f.write_str("a member name")
+            }
+            fn visit_borrowed_str<E>(self, v: &'de str) -> Result<Self::Value, E> {
+                Ok(Cow::Borrowed(v))
+            }
+            fn visit_str<E>(self, v: &str) -> Result<Self::Value, E> {
+                Ok(Cow::Owned(v.to_owned()))
+            }
+        }
+        d.deserialize_str(V).map(Name)
     }
 }
 
@@ -120,8 +233,22 @@ mod tests {
             b"",
         ] {
             assert!(parse_strict(bad).is_err(), "{:?}", String::from_utf8_lossy(bad));
+            assert!(check(bad).is_err(), "{:?}", String::from_utf8_lossy(bad));
         }
         let deep = "[".repeat(100) + &"]".repeat(100);
         assert!(parse_strict(deep.as_bytes()).is_err());
+        assert!(check(deep.as_bytes()).is_err());
+        // An escaped name is the same name; distinct names pass.
+        assert!(check(br#"{"ab":1,"a\u0062":2}"#).is_err());
+        assert_eq!(check(br#" {"a":[1,{"b":"c","a":null}],"b":2.5} "#), Ok(()));
+        // Objects larger than the inline names: a repeat in the spill, and
+        // across the inline names and the spill, is found too.
+        let wide = |extra: &str| {
+            let members: Vec<String> = (0..20).map(|i| format!("\"m{i}\":{i}")).collect();
+            format!("{{{},{extra}}}", members.join(","))
+        };
+        assert_eq!(check(wide("\"x\":1").as_bytes()), Ok(()));
+        assert!(check(wide("\"m3\":1").as_bytes()).is_err());
+        assert!(check(wide("\"m18\":1").as_bytes()).is_err());
     }
 }

@@ -14,6 +14,7 @@
 //! - [`dir`]: verifying a whole data directory (§9).
 //! - [`proof`]: inclusion and consistency proof documents (§7).
 //! - [`tar`] + [`bundle`]: evidence bundles (§11).
+//! - [`keys`] + [`witnessed`]: key history and the witness policy, used by `dir`.
 //! - [`verified`]: `Verified<T>`, which only these checks construct.
 //!
 //! No I/O beyond reading files, no async runtime, no unsafe code. Builds
@@ -24,6 +25,7 @@ pub mod bundle;
 pub mod dir;
 pub mod hash;
 pub mod json;
+pub mod keys;
 pub mod merkle;
 pub mod note;
 pub mod proof;
@@ -32,10 +34,12 @@ pub mod segment;
 pub mod tar;
 pub mod time;
 pub mod verified;
+pub mod witnessed;
 
 pub use dir::{Progress, VerifyOptions, VerifyReport, verify_dir};
 pub use note::NoteVerifier;
 pub use verified::Verified;
+pub use witnessed::WitnessPolicy;
 
 /// Lowercase hex of `bytes`.
 pub fn hex(bytes: &[u8]) -> String {

@@ -242,6 +242,16 @@ pub fn open_checkpoint_bytes(
     open_checkpoint(note, verifier)
 }
 
+/// The checkpoint body of a note WITHOUT checking any signature: only to
+/// learn its size, and so which key of a key history must have signed it.
+pub fn parse_unverified_checkpoint(note: &str) -> Result<Checkpoint, NoteError> {
+    if note.len() > MAX_NOTE_LEN {
+        return Err(NoteError::TooLarge { len: note.len(), max: MAX_NOTE_LEN });
+    }
+    let text = note.rfind("\n\n").and_then(|split| note.get(..=split));
+    Checkpoint::parse_body(text.ok_or(NoteError::NoSignatureBlock)?)
+}
+
 /// Key type byte of an Ed25519 note signer (the log's key).
 pub const ALG_ED25519: u8 = 0x01;
 /// Key type byte of a C2SP `cosignature/v1` witness key.

@@ -8,8 +8,9 @@
 //! under the strict JSON rule (`json`) with no unknown members.
 
 use crate::hash::{Hash, leaf_hash};
+use crate::keys::{KeyChain, KeyHistory, KeyHistoryError, TransitionRecord};
 use crate::merkle::{self, ProofError};
-use crate::note::{self, Checkpoint, NoteError, NoteVerifier};
+use crate::note::{Checkpoint, NoteError, NoteVerifier};
 use crate::record::{RecordError, SegmentRecord};
 use crate::verified::Verified;
 use base64::Engine;
@@ -61,6 +62,8 @@ pub enum ProofCheckError {
     Json(String),
     #[error("old checkpoint is for log {old:?}, new for {new:?}")]
     OldOrigin { old: String, new: String },
+    #[error(transparent)]
+    KeyHistory(#[from] KeyHistoryError),
 }
 
 #[derive(Clone, Debug, serde::Serialize, Deserialize, PartialEq, Eq)]
@@ -95,6 +98,10 @@ pub struct InclusionProof {
     pub log: LogStep,
     /// The signed checkpoint note the proof ends at.
     pub checkpoint: String,
+    /// The log's key transitions (§14), so a verifier holding the first key
+    /// reaches the checkpoint's; absent when the key never changed.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub key_history: Option<Vec<TransitionRecord>>,
 }
 
 /// Shows that the log of `old_size` segments with `old_root` is a prefix of
@@ -109,6 +116,9 @@ pub struct ConsistencyProof {
     pub new_root: String,
     pub path: Vec<String>,
     pub checkpoint: String,
+    /// As in [`InclusionProof`].
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub key_history: Option<Vec<TransitionRecord>>,
 }
 
 fn decode_hash(s: &str, field: &'static str) -> Result<Hash, ProofCheckError> {
@@ -123,16 +133,50 @@ fn decode_path(path: &[String], field: &'static str) -> Result<Vec<Hash>, ProofC
     path.iter().map(|h| decode_hash(h, field)).collect()
 }
 
-/// Checks an inclusion proof offline against the log's public key.
+/// The signing keys a proof is checked with: `verifier` (the first key, or
+/// any later one) and the transitions the proof carries.
+fn proof_chain(
+    carried: Option<&[TransitionRecord]>,
+    verifier: &NoteVerifier,
+) -> Result<KeyChain, KeyHistoryError> {
+    match carried {
+        None | Some([]) => Ok(KeyChain::single(verifier)),
+        Some(t) => KeyChain::follow(verifier, &KeyHistory { transitions: t.to_vec() }),
+    }
+}
+
+/// Opens a checkpoint with the key current at its size; a plain signature
+/// failure keeps the error it has without a key history.
+fn open_with(
+    keys: &KeyChain,
+    text: &str,
+    bad_note: fn(NoteError) -> ProofCheckError,
+) -> Result<Checkpoint, ProofCheckError> {
+    keys.open_checkpoint(text).map_err(|e| match e {
+        KeyHistoryError::Checkpoint(n) => bad_note(n),
+        e => ProofCheckError::KeyHistory(e),
+    })
+}
+
+/// Checks an inclusion proof offline against the log's public key (the
+/// first key, or a later one, with the transitions the proof carries).
 pub fn verify_inclusion_proof(
     proof: &InclusionProof,
     verifier: &NoteVerifier,
 ) -> Result<Verified<Inclusion>, ProofCheckError> {
+    verify_inclusion_with_keys(proof, &proof_chain(proof.key_history.as_deref(), verifier)?)
+}
+
+/// As [`verify_inclusion_proof`] with an already verified key history (an
+/// evidence bundle's); the proof's own `key_history` is not used.
+pub fn verify_inclusion_with_keys(
+    proof: &InclusionProof,
+    keys: &KeyChain,
+) -> Result<Verified<Inclusion>, ProofCheckError> {
     if proof.format != INCLUSION_FORMAT {
         return Err(ProofCheckError::Format(INCLUSION_FORMAT));
     }
-    let verified = note::open_checkpoint(&proof.checkpoint, verifier)?;
-    let cp = verified.into_inner();
+    let cp = open_with(keys, &proof.checkpoint, ProofCheckError::Checkpoint)?;
     let record_bytes = B64
         .decode(&proof.segment.record)
         .map_err(|_| ProofCheckError::Record(RecordError::Truncated))?;
@@ -198,13 +242,11 @@ pub fn verify_consistency_proof(
     if proof.format != CONSISTENCY_FORMAT {
         return Err(ProofCheckError::Format(CONSISTENCY_FORMAT));
     }
-    let new = note::open_checkpoint(&proof.checkpoint, verifier)?;
-    let new = new.into_inner();
+    let keys = proof_chain(proof.key_history.as_deref(), verifier)?;
+    let new = open_with(&keys, &proof.checkpoint, ProofCheckError::Checkpoint)?;
     let (old_size, old_root) = match old_checkpoint {
         Some(text) => {
-            let old =
-                note::open_checkpoint(text, verifier).map_err(ProofCheckError::OldCheckpoint)?;
-            let old = old.into_inner();
+            let old = open_with(&keys, text, ProofCheckError::OldCheckpoint)?;
             if old.origin != new.origin {
                 return Err(ProofCheckError::OldOrigin { old: old.origin, new: new.origin });
             }

@@ -21,7 +21,7 @@
 use crate::atrest::{self, SegmentCipher};
 use crate::hash::Hash;
 use crate::record::{ByteReader, MAX_ORIGIN_LEN, RecordError, SegmentRecord};
-use std::io::{self, Read};
+use std::io::{self, Read, Seek, SeekFrom};
 use std::sync::Arc;
 
 pub const SEGMENT_MAGIC: &[u8; 8] = b"SEALSEG\0";
@@ -209,6 +209,32 @@ impl Footer {
             None
         };
         Ok(Footer { record, block_offsets, block_roots, frame_offsets })
+    }
+}
+
+impl Footer {
+    /// Finds the footer from the end of a sealed file (§4.5: the trailer
+    /// names its offset), without reading the frames before it.
+    pub fn read_from_end(file: &mut (impl Read + Seek)) -> Result<Footer, String> {
+        let io = |e: std::io::Error| e.to_string();
+        let len = file.seek(SeekFrom::End(0)).map_err(io)?;
+        let mut trailer = [0u8; TRAILER_LEN as usize];
+        if len < TRAILER_LEN {
+            return Err("file is shorter than a trailer".into());
+        }
+        file.seek(SeekFrom::Start(len - TRAILER_LEN)).map_err(io)?;
+        file.read_exact(&mut trailer).map_err(io)?;
+        let mut t = [0u8; 8];
+        t.copy_from_slice(&trailer[..8]);
+        let offset = u64::from_be_bytes(t);
+        // Bounded before allocating: no footer exceeds a maximal segment's.
+        if offset >= len || len - offset > MAX_FOOTER_LEN {
+            return Err(format!("footer offset {offset} is out of range"));
+        }
+        let mut bytes = vec![0u8; (len - offset) as usize];
+        file.seek(SeekFrom::Start(offset)).map_err(io)?;
+        file.read_exact(&mut bytes).map_err(io)?;
+        Footer::from_bytes(&bytes, offset)
     }
 }
 

@@ -3,13 +3,13 @@
 //! end. Only what a bundle needs: the member's name (`prefix/name` when a
 //! ustar prefix is set), type flag and size. Sizes are bounded by the
 //! caller before any data is read; base-256 sizes are refused; after the
-//! end-of-archive blocks only zero padding may follow (at most 1 MiB).
+//! end-of-archive block only zero padding may follow (at most 64 KiB, §11.1).
 
 use std::io::{self, Read};
 
 const BLOCK: u64 = 512;
 /// Zero padding accepted after the end-of-archive blocks.
-const MAX_TRAILING_ZEROS: u64 = 1 << 20;
+const MAX_TRAILING_ZEROS: u64 = 64 << 10;
 
 #[derive(Debug, thiserror::Error)]
 pub enum TarError {
@@ -72,7 +72,12 @@ impl<R: Read> TarReader<R> {
 
     /// The next member's header, or `None` at the end of the archive.
     pub fn next_header(&mut self) -> Result<Option<Header>, TarError> {
-        io::copy(&mut (&mut self.inner).take(self.left), &mut io::sink())?;
+        // The previous member's rest and padding must be there: a cut
+        // archive is refused even when only padding is missing.
+        let skipped = io::copy(&mut (&mut self.inner).take(self.left), &mut io::sink())?;
+        if skipped != self.left {
+            return Err(io::Error::from(io::ErrorKind::UnexpectedEof).into());
+        }
         self.left = 0;
         let mut h = [0u8; BLOCK as usize];
         match fill(&mut self.inner, &mut h)? {

@@ -7,6 +7,9 @@ use base64::Engine;
 use base64::engine::general_purpose::STANDARD as B64;
 use ed25519_dalek::{Signer, SigningKey};
 use sealtrail_verify::hash::{Hash, leaf_hash, merkle_root, node_hash};
+use sealtrail_verify::keys::{
+    KeyChain, KeyHistory, TransitionRecord, check_entry_segment, parse_history,
+};
 use sealtrail_verify::merkle::{verify_consistency, verify_inclusion};
 use sealtrail_verify::note::{self, NoteVerifier};
 use sealtrail_verify::record::SegmentRecord;
@@ -537,4 +540,118 @@ fn key_records_and_encrypted_frames_refuse_any_alteration() {
         f[i] ^= 1;
         assert!(cipher.open_frame(&f, &mut out).is_err(), "byte {i}");
     }
+}
+
+/// A signed note of `text` by each of `keys` (log key type).
+fn signed(text: &str, keys: &[&SigningKey]) -> String {
+    let lines: String = keys.iter().map(|k| sig_line(LOG, 0x01, k, b"", text.as_bytes())).collect();
+    format!("{text}\n{lines}")
+}
+
+/// A transition record from `old` to `new` at size `size`, event `index`.
+fn transition(old: &SigningKey, new: &SigningKey, size: u64, index: u64) -> TransitionRecord {
+    let text = format!(
+        "sealtrail key transition v1\n{LOG}\n{size}\n{index}\n{}\n{}\n",
+        vkey(LOG, 0x01, old),
+        vkey(LOG, 0x01, new)
+    );
+    let note = signed(&text, &[old, new]);
+    let entry = serde_json::json!({
+        "event": {"category": "admin", "action": "key_rotation", "attrs": {"key_transition": note}}
+    })
+    .to_string();
+    TransitionRecord { note, checkpoint: signed(&body(size), &[old]), entry }
+}
+
+#[test]
+fn key_histories_are_followed_and_every_alteration_fails() {
+    let [a, b, c, d] = [(); 4].map(|()| SigningKey::generate(&mut rand_core::OsRng));
+    let v = |k: &SigningKey| NoteVerifier::from_vkey(&vkey(LOG, 0x01, k)).unwrap();
+    let history =
+        KeyHistory { transitions: vec![transition(&a, &b, 2, 150), transition(&b, &c, 5, 400)] };
+    let chain = KeyChain::follow(&v(&a), &history).unwrap();
+    assert_eq!(chain.current(), &v(&c));
+    assert_eq!(chain.handoffs().len(), 2);
+    for (size, key) in [(1, &a), (2, &a), (3, &b), (5, &b), (6, &c), (99, &c)] {
+        assert_eq!(chain.key_for(size).unwrap(), &v(key), "size {size}");
+    }
+    // Checkpoints: by the key of their size; a retired key's is named as such.
+    assert_eq!(chain.open_checkpoint(&signed(&body(6), &[&c])).unwrap().size, 6);
+    assert_eq!(chain.open_checkpoint(&signed(&body(4), &[&b])).unwrap().size, 4);
+    let e = chain.open_checkpoint(&signed(&body(6), &[&a])).unwrap_err();
+    assert_eq!(e.kind(), "retired_key");
+    assert_eq!(
+        chain.open_checkpoint(&signed(&body(6), &[&d])).unwrap_err().kind(),
+        "checkpoint_signature"
+    );
+    // From a later key: earlier sizes are not trusted; an unknown key is refused.
+    let from_b = KeyChain::follow(&v(&b), &history).unwrap();
+    assert_eq!(from_b.handoffs().len(), 1);
+    assert_eq!(from_b.key_for(2).unwrap_err().kind(), "before_trusted_key");
+    assert_eq!(KeyChain::follow(&v(&d), &history).unwrap_err().kind(), "unknown_key");
+    // No history: exactly the single-key check.
+    let single = KeyChain::follow(&v(&a), &KeyHistory::default()).unwrap();
+    assert!(single.open_checkpoint(&signed(&body(6), &[&c])).is_err());
+
+    let follow =
+        |t: Vec<TransitionRecord>| KeyChain::follow(&v(&a), &KeyHistory { transitions: t });
+    let t0 = transition(&a, &b, 2, 150);
+    let mut cases: Vec<(&str, Vec<TransitionRecord>, &str)> = vec![
+        ("out of order", vec![transition(&b, &c, 5, 400), t0.clone()], "key_history"),
+        ("sizes shrink", vec![t0.clone(), transition(&b, &c, 2, 400)], "key_history"),
+        ("key reused", vec![t0.clone(), transition(&b, &a, 5, 400)], "key_history"),
+        ("gap", vec![t0.clone(), transition(&c, &d, 5, 400)], "key_history"),
+    ];
+    let mut t = t0.clone();
+    t.checkpoint = signed(&body(3), &[&a]);
+    cases.push(("handoff checkpoint of another size", vec![t], "key_transition"));
+    let mut t = t0.clone();
+    t.checkpoint = signed(&body(2), &[&b]);
+    cases.push(("handoff checkpoint by the new key", vec![t], "key_transition"));
+    let mut t = t0.clone();
+    t.entry = t.entry.replace("key_rotation", "login");
+    cases.push(("entry of another action", vec![t], "key_transition_entry"));
+    let mut t = t0.clone();
+    t.entry = t.entry.replace("sealtrail key", "sealtrail  key");
+    cases.push(("entry of another note", vec![t], "key_transition_entry"));
+    let text = &t0.note[..t0.note.find("\n\n").unwrap() + 1];
+    let mut t = t0.clone();
+    t.note = signed(text, &[&b]);
+    cases.push(("not signed by the old key", vec![t], "forged_transition"));
+    let mut t = t0.clone();
+    t.note = signed(text, &[&a]);
+    cases.push(("not signed by the new key", vec![t], "key_history"));
+    for (name, transitions, kind) in cases {
+        assert_eq!(follow(transitions).unwrap_err().kind(), kind, "{name}");
+    }
+    // Any byte of the note flipped is refused.
+    for i in 0..t0.note.len() {
+        let mut b = t0.note.clone().into_bytes();
+        b[i] ^= 0x01;
+        if let Ok(note) = String::from_utf8(b) {
+            let t = TransitionRecord { note, ..t0.clone() };
+            assert!(follow(vec![t]).is_err(), "byte {i}");
+        }
+    }
+    // The history file: strict form.
+    let json = serde_json::to_string(&history).unwrap();
+    assert_eq!(parse_history(json.as_bytes()).unwrap(), history);
+    assert!(parse_history(json.replacen('{', "{\"x\":1,", 1).as_bytes()).is_err());
+    assert!(parse_history(b"{}").is_err());
+    // The transition's segment holds exactly its entry.
+    let h = &chain.handoffs()[0];
+    let rec = SegmentRecord {
+        origin: LOG.into(),
+        number: 1,
+        first_index: 150,
+        count: 1,
+        min_time_ms: 0,
+        max_time_ms: 0,
+        root: leaf_hash(&h.entry),
+        prev: [0; 32],
+    };
+    assert!(check_entry_segment(h, &rec).is_ok());
+    assert!(check_entry_segment(h, &SegmentRecord { count: 2, ..rec.clone() }).is_err());
+    assert!(check_entry_segment(h, &SegmentRecord { first_index: 149, ..rec.clone() }).is_err());
+    assert!(check_entry_segment(h, &SegmentRecord { root: [0; 32], ..rec }).is_err());
 }

@@ -1,5 +1,7 @@
 use super::*;
-use crate::ledger::key_history::{KeyHistory, load_history, write_history};
+use crate::ledger::key_history::{
+    KeyHistory, crate_key, load_history, sign_transition, write_history,
+};
 use crate::ledger::log::LedgerPaths;
 use crate::ledger::note::{self, Checkpoint};
 use crate::ledger::tree_store::TreeStore;
@@ -173,10 +175,10 @@ fn a_forged_transition_fails() {
         origin: ORIGIN.into(),
         size: 6,
         index: 9,
-        old: key(2).verifier(),
-        new: attacker.verifier(),
+        old: crate_key(&key(2).verifier()).unwrap(),
+        new: crate_key(&attacker.verifier()).unwrap(),
     };
-    let note = t.sign(&attacker, &attacker).unwrap();
+    let note = sign_transition(&t, &attacker, &attacker).unwrap();
     h.transitions.push(TransitionRecord {
         checkpoint: sign_checkpoint(dir.path(), 6, &attacker),
         entry: String::new(),
@@ -197,10 +199,10 @@ fn a_moved_transition_fails() {
         origin: ORIGIN.into(),
         size: rotation.size + 1,
         index: rotation.index + 1,
-        old: key(1).verifier(),
-        new: key(2).verifier(),
+        old: crate_key(&key(1).verifier()).unwrap(),
+        new: crate_key(&key(2).verifier()).unwrap(),
     };
-    let note = t.sign(&key(1), &key(2)).unwrap();
+    let note = sign_transition(&t, &key(1), &key(2)).unwrap();
     let entry = h.transitions[0].entry.replace(
         &serde_json::to_string(&h.transitions[0].note).unwrap(),
         &serde_json::to_string(&note).unwrap(),
