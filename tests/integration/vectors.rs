@@ -15,7 +15,8 @@ use sealtrail::ledger::compact::{Dictionary, compact_segment};
 use sealtrail::ledger::cosignature::WitnessSigner;
 use sealtrail::ledger::dicts::DictStore;
 use sealtrail::ledger::key_history::{
-    ENTRY_ATTR, Transition, TransitionRecord, load_history, write_history,
+    ENTRY_ATTR, Transition, TransitionRecord, crate_key, load_history, sign_transition,
+    write_history,
 };
 use sealtrail::ledger::keys::NoteSigner;
 use sealtrail::ledger::log::{Ledger, LedgerEntry, LedgerPaths};
@@ -528,10 +529,10 @@ fn write_rotated(data: &Path) {
         origin: NAME.into(),
         size: ledger.sealed_segments() + 1,
         index: ledger.next_index(),
-        old: old.verifier(),
-        new: new.verifier(),
+        old: crate_key(&old.verifier()).unwrap(),
+        new: crate_key(&new.verifier()).unwrap(),
     };
-    let note = t.sign(&old, &new).unwrap();
+    let note = sign_transition(&t, &old, &new).unwrap();
     let logged = rotation_entry(&t, &note);
     let at = ledger.append(std::slice::from_ref(&logged)).unwrap().start;
     ledger.seal().unwrap();
@@ -566,10 +567,10 @@ fn dir_rotated_forged_transition(b: &Base, out: &Path) {
         origin: NAME.into(),
         size: 6,
         index: 9,
-        old: signer(&ROTATED_SEED).verifier(),
-        new: stranger.verifier(),
+        old: crate_key(&signer(&ROTATED_SEED).verifier()).unwrap(),
+        new: crate_key(&stranger.verifier()).unwrap(),
     };
-    let note = t.sign(&stranger, &stranger).unwrap();
+    let note = sign_transition(&t, &stranger, &stranger).unwrap();
     let tree = TreeStore::open_read_only(&LedgerPaths::new(&b.rotated).tree).unwrap();
     let cp = Checkpoint {
         origin: NAME.into(),
@@ -623,10 +624,10 @@ fn dir_rotated_moved_transition(b: &Base, out: &Path) {
         origin: NAME.into(),
         size: 5,
         index: 6,
-        old: signer(&SEED).verifier(),
-        new: signer(&ROTATED_SEED).verifier(),
+        old: crate_key(&signer(&SEED).verifier()).unwrap(),
+        new: crate_key(&signer(&ROTATED_SEED).verifier()).unwrap(),
     };
-    let note = t.sign(&signer(&SEED), &signer(&ROTATED_SEED)).unwrap();
+    let note = sign_transition(&t, &signer(&SEED), &signer(&ROTATED_SEED)).unwrap();
     let entry = h.transitions[0].entry.replace(
         &serde_json::to_string(&h.transitions[0].note).unwrap(),
         &serde_json::to_string(&note).unwrap(),
