@@ -146,6 +146,7 @@ const VECTORS: &[Vector] = &[
     v("proof-rotated-without-history", Kind::Proof, false, &["proof"], "proof-rotated without its `key_history` member", proof_rotated_without_history),
     v("bundle-rotated-history-after-checkpoint", Kind::Bundle, false, &["member_order", "vkey", "checkpoint_signature"], "bundle-rotated with `key-history.json` moved after `checkpoint` (sealtrail then reads signing.vkey and checkpoint without the history)", bundle_rotated_history_late),
     v("bundle-rotated-without-history", Kind::Bundle, false, &["vkey", "checkpoint_signature", "manifest_signature", "event_proof"], "bundle-rotated without its `key-history.json` member", bundle_rotated_without_history),
+    v("bundle-rotated-history-in-proof-lines", Kind::Bundle, false, &["event_line"], "bundle-rotated whose proof lines also carry `\"key_history\":[]`, bytes outside events-sha256 (§11.4)", bundle_rotated_history_in_lines),
     v("bundle-rotated", Kind::Bundle, true, &[], "events 1, 5 (the transition) and 8 of dir-rotated, with `key-history.json`; checked from the first key", bundle_rotated),
     v("dir-witnessed", Kind::Dir, true, &[], "dir-clean with ledger/checkpoint.witnessed cosigned by keys/witness.vkey (cosignature/v1)", dir_witnessed).witnessed(&["keys/witness.vkey"], 1).events(5),
     v("dir-witnessed-bad-cosignature", Kind::Dir, false, &["witness_quorum"], "dir-witnessed with one bit of the cosignature's Ed25519 signature flipped", dir_witnessed_bad_cosignature).witnessed(&["keys/witness.vkey"], 1),
@@ -903,6 +904,23 @@ fn bundle_rotated_history_late(b: &Base, out: &Path) {
     let history = m.remove(from);
     let to = m.iter().position(|(h, _)| name(h) == "checkpoint").unwrap() + 1;
     m.insert(to, history);
+    write(out, pack(m));
+}
+
+fn bundle_rotated_history_in_lines(b: &Base, out: &Path) {
+    let mut m = rotated_bundle_members(b);
+    let (header, body) = m
+        .iter_mut()
+        .find(|(h, _)| h.path().unwrap().to_str() == Some("events.ndjson"))
+        .unwrap();
+    let text = String::from_utf8(body.clone()).unwrap();
+    let lines: String = text
+        .lines()
+        .map(|l| format!("{},\"key_history\":[]}}\n", &l[..l.len() - 1]))
+        .collect();
+    *body = lines.into_bytes();
+    header.set_size(body.len() as u64);
+    header.set_cksum();
     write(out, pack(m));
 }
 

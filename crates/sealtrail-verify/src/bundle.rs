@@ -752,6 +752,14 @@ impl<'v> Checker<'v> {
                 ),
             }),
         }
+        // The bundle carries the key history once (`key-history.json`); a
+        // proof line's own would ride along outside `events-sha256` (§11.4).
+        if proof.key_history.is_some() {
+            self.push(BundleError::EventLine {
+                line: line_no,
+                reason: format!("proof of event {} carries a key_history member", proof.index),
+            });
+        }
         let index = proof.index;
         self.pairs.push((index, leaf_hash(proof.entry.as_bytes())));
         // A missing checkpoint member is reported once, not per event.
