@@ -224,8 +224,11 @@ fn base() -> Base {
     write_ledger(&other, &OTHER_SEED, entries());
     let compacted = tmp.path().join("compacted");
     write_ledger(&compacted, &SEED, entries());
-    // A raw-content dictionary (zstd accepts any bytes): a fixed entry.
-    let dict = Dictionary::from_bytes(entry(100).bytes);
+    // A trained dictionary, as the compactor writes (zstd's dictionary
+    // format, which the pure-Rust decoder of the verifier's browser build
+    // needs), on fixed samples: training is deterministic.
+    let samples: Vec<Vec<u8>> = (100..600).map(|i| entry(i).bytes).collect();
+    let dict = Dictionary::train(&samples, 1024).unwrap();
     let paths = LedgerPaths::new(&compacted);
     let dicts = DictStore::new(&paths.dicts);
     for n in 0..EVENTS.div_ceil(PER_SEGMENT) {
