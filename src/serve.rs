@@ -422,6 +422,7 @@ pub async fn run_until(
         &config.data_dir,
         &config.witnesses,
         metrics.clone(),
+        pipeline.clone(),
         shutdown.clone(),
     )
     .await

@@ -8,13 +8,16 @@
 use super::keys::load_witness_verifier;
 use super::server::{MAX_PROOF_LINES, parse_decimal};
 use super::store::CosignedStore;
+use crate::auth::record::{AuditRecord, record};
+use crate::event::{Category, Outcome as EventOutcome};
 use crate::ledger::cosignature::{self, WitnessVerifier};
 use crate::ledger::log::LedgerPaths;
 use crate::ledger::note::{self, MAX_NOTE_LEN};
 use crate::ledger::proof::LedgerReader;
-use crate::pipeline::Metrics;
+use crate::pipeline::{Metrics, Pipeline};
 use prometheus::{IntCounterVec, IntGaugeVec, Opts, Registry};
 use serde::Deserialize;
+use serde_json::json;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::Duration;
@@ -28,6 +31,10 @@ const MAX_RESPONSE: usize = 64 * 1024;
 const POLL: Duration = Duration::from_millis(250);
 const FIRST_BACKOFF: Duration = Duration::from_millis(250);
 const MAX_BACKOFF: Duration = Duration::from_secs(5);
+/// How often a refusal that goes on is recorded again.
+const REFUSAL_RECORD_EVERY: Duration = Duration::from_secs(3600);
+/// Most characters of a witness's refusal kept in the event.
+const MAX_DETAIL: usize = 512;
 
 /// One `[[witness]]` entry.
 #[derive(Clone, Debug, Deserialize)]
@@ -131,6 +138,7 @@ pub async fn start(
     data_dir: &Path,
     witnesses: &[WitnessConfig],
     metrics: Arc<Metrics>,
+    pipeline: Pipeline,
     shutdown: CancellationToken,
 ) -> Result<Vec<tokio::task::JoinHandle<()>>, SubmitError> {
     if witnesses.is_empty() {
@@ -182,6 +190,7 @@ pub async fn start(
         let client = builder.build().map_err(|e| setup(e.to_string()))?;
         tasks.push(tokio::spawn(run_one(Submitter {
             target,
+            pipeline: pipeline.clone(),
             client,
             data_dir: data_dir.to_owned(),
             store: store.clone(),
@@ -194,6 +203,8 @@ pub async fn start(
 
 struct Submitter {
     target: Target,
+    /// Where refusals are recorded as `system/witness_refused` events.
+    pipeline: Pipeline,
     client: reqwest::Client,
     data_dir: PathBuf,
     store: Arc<CosignedStore>,
@@ -209,6 +220,14 @@ enum Outcome {
     },
     /// The witness holds another size: resubmit from it.
     Conflict(u64),
+    /// The witness refused the checkpoint itself (403: not signed by the
+    /// log key it knows; 404: it does not know this log; 422: not
+    /// consistent with what it cosigned before, a rewritten history).
+    Refused {
+        status: u16,
+        size: u64,
+        detail: String,
+    },
     Failed(&'static str, String),
 }
 
@@ -248,6 +267,30 @@ impl Submitter {
         self.target.verifier.name()
     }
 
+    /// Appends the `system/witness_refused` event of one refusal.
+    async fn record_refusal(&self, status: u16, size: u64, detail: &str) -> Result<(), String> {
+        let name = self.name().to_owned();
+        let rec = AuditRecord {
+            category: Category::System,
+            action: "witness_refused",
+            outcome: EventOutcome::Failure,
+            attrs: json!({
+                "witness": name,
+                "url": self.target.url,
+                "status": status,
+                "size": size,
+                "reason": detail,
+            }),
+            message: format!(
+                "witness {name} refused the checkpoint of {size} segments (HTTP {status}): {detail}"
+            ),
+            id: Some(format!("witness-refused-{name}-{size}-{status}")),
+        };
+        record(&self.pipeline, None, None, rec)
+            .await
+            .map_err(|e| e.to_string())
+    }
+
     async fn submit(&self, old: u64) -> Outcome {
         let data = self.data_dir.clone();
         let built = tokio::task::spawn_blocking(move || build_request(&data, old)).await;
@@ -284,6 +327,11 @@ impl Submitter {
             409 => match text.strip_suffix('\n').and_then(parse_decimal) {
                 Some(n) => Outcome::Conflict(n),
                 None => Outcome::Failed("refused", "409 without a size".into()),
+            },
+            s @ (403 | 404 | 422) => Outcome::Refused {
+                status: s,
+                size,
+                detail: text.trim_end().chars().take(MAX_DETAIL).collect(),
             },
             s => Outcome::Failed("refused", format!("HTTP {s}: {}", text.trim_end())),
         }
@@ -348,6 +396,8 @@ async fn run_one(s: Submitter) {
     let mut cosigned: Option<String> = None;
     let mut failures = 0u32;
     let mut conflicts = 0u32;
+    // The status of the refusal streak under way and when it was last recorded.
+    let mut refused: Option<(u16, std::time::Instant)> = None;
     loop {
         let wait = if failures == 0 {
             POLL
@@ -385,6 +435,7 @@ async fn run_one(s: Submitter) {
                 cosigned = Some(checkpoint);
                 failures = 0;
                 conflicts = 0;
+                refused = None;
             }
             Outcome::Conflict(n) => {
                 count("conflict");
@@ -394,6 +445,30 @@ async fn run_one(s: Submitter) {
                 if conflicts > 2 {
                     failures = failures.saturating_add(1);
                 }
+            }
+            Outcome::Refused {
+                status,
+                size,
+                detail,
+            } => {
+                count("refused");
+                // A refusal may be evidence of a rewritten log: recorded (and
+                // so alerted on by the rule pack) when a streak starts, then
+                // at most once an hour while it lasts.
+                let due = refused.is_none_or(|(last, at)| {
+                    last != status || at.elapsed() >= REFUSAL_RECORD_EVERY
+                });
+                if due {
+                    tracing::warn!(witness = %name, status, size, %detail, "witness refused the checkpoint");
+                    if let Err(e) = s.record_refusal(status, size, &detail).await {
+                        tracing::warn!(witness = %name, error = %e, "could not record the witness refusal");
+                    } else {
+                        refused = Some((status, std::time::Instant::now()));
+                    }
+                }
+                failures = failures.saturating_add(1);
+                conflicts = 0;
+                continue;
             }
             Outcome::Failed(outcome, detail) => {
                 count(outcome);

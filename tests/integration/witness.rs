@@ -622,3 +622,93 @@ fn witness_over_https_with_a_private_ca() {
     let (code, v) = verify(&data, &k, &["--witness-vkey", wvkey.to_str().unwrap()]);
     assert_eq!(code, 0, "{v}");
 }
+
+/// The attack a witness exists for: whoever holds the signing key starts the
+/// log over (or rewrites it) and signs again. The witness refuses to cosign
+/// the new history, the service records the refusal as a
+/// `system/witness_refused` event, and the rule pack's rule alerts on it.
+#[test]
+fn a_rewritten_history_is_refused_by_the_witness_recorded_and_alerted() {
+    let dir = tempfile::tempdir().unwrap();
+    let k = keys(&dir.path().join("keys"));
+    let w_dir = dir.path().join("w");
+    let w_vkey = witness_keygen(&w_dir, "auditor.example/w");
+    let witness = WitnessProc::start(&w_dir, &k.vkey, "127.0.0.1:0");
+
+    // The genuine log, cosigned by the witness.
+    let genuine = dir.path().join("genuine");
+    std::fs::create_dir_all(&genuine).unwrap();
+    let data = genuine.join("data");
+    let server = Server::start(
+        &genuine,
+        &serve_config(&data, &k, &witness_section(&witness.url, &w_vkey)),
+    );
+    post_some(&server, 0, 20);
+    let size = server.wait_for("a checkpoint covering the events", || {
+        latest(&data).filter(|l| l.1 >= 21).map(|l| l.0)
+    });
+    wait_witnessed(&server, &data, size);
+    assert_eq!(server.terminate(), Some(0));
+
+    // Another history signed with the same key, grown past the witnessed size.
+    let forked = dir.path().join("forked");
+    let rules = forked.join("rules");
+    std::fs::create_dir_all(&rules).unwrap();
+    let rule = std::fs::read_to_string(
+        Path::new(env!("CARGO_MANIFEST_DIR")).join("rules/witness_refused.yml"),
+    )
+    .unwrap();
+    let id = rule
+        .lines()
+        .find_map(|l| l.strip_prefix("id: "))
+        .unwrap()
+        .to_owned();
+    // Without its playbook: this test has no on-call levels.
+    let rule: String = rule
+        .lines()
+        .filter(|l| !l.starts_with("playbook:"))
+        .map(|l| format!("{l}\n"))
+        .collect();
+    std::fs::write(rules.join("witness_refused.yml"), rule).unwrap();
+    let fdata = forked.join("data");
+    let extra = format!(
+        "{}\n[rules]\ndir = {:?}\n",
+        witness_section(&witness.url, &w_vkey),
+        rules.to_str().unwrap()
+    );
+    let fork = Server::start(&forked, &serve_config(&fdata, &k, &extra));
+    let mut n = 1000;
+    while latest(&fdata).is_none_or(|l| l.0 <= size + 1) {
+        post_some(&fork, n, 3);
+        n += 3;
+        latest_size(&fork, &fdata, latest(&fdata).map_or(0, |l| l.0));
+    }
+    let alert = fork.wait_for("an alert on the witness's refusal", || {
+        let v: serde_json::Value = fork
+            .client()
+            .get(format!("{}/v1/alerts", fork.http))
+            .send()
+            .ok()?
+            .json()
+            .ok()?;
+        v["alerts"]
+            .as_array()?
+            .iter()
+            .find(|a| a["rule_id"] == id.as_str())
+            .cloned()
+    });
+    assert_eq!(alert["severity"], "critical", "{alert}");
+    // The recorded event says who refused and why.
+    let refused: Vec<serde_json::Value> = util::stored_entries(&fdata)
+        .into_iter()
+        .filter(|e| e["event"]["action"] == "witness_refused")
+        .collect();
+    assert!(!refused.is_empty());
+    let attrs = &refused[0]["event"]["attrs"];
+    assert_eq!(attrs["witness"], "auditor.example/w", "{attrs}");
+    assert_eq!(attrs["status"], 422, "{attrs}");
+    // Nothing was cosigned for the forked history.
+    assert!(!fdata.join("ledger/checkpoint.witnessed").exists());
+    assert_eq!(fork.terminate(), Some(0));
+    witness.stop();
+}
