@@ -1,42 +1,13 @@
-//! RFC 6962 / RFC 9162 hashing: the one place that decides how leaves and
-//! interior nodes are hashed. Everything that builds or checks a tree goes
-//! through these functions so the domain separation can never drift.
+//! RFC 6962 / RFC 9162 hashing. The leaf and node hashes, the empty root and
+//! the verifier's bottom-up root are the verifier crate's
+//! (`sealtrail_verify::hash`, LEDGER.md §2), so the writer and every
+//! verifier hash alike; this module adds what only the writer needs:
+//! `rs_merkle`'s hasher, which builds the segment trees and proofs.
 
-use sha2::{Digest, Sha256};
+pub use sealtrail_verify::hash::{EMPTY_ROOT, Hash, leaf_hash, node_hash, root_of_leaves, sha256};
 
 /// Length of every hash in the ledger (SHA-256).
 pub const HASH_LEN: usize = 32;
-
-/// A SHA-256 digest.
-pub type Hash = [u8; HASH_LEN];
-
-/// Root of the empty tree: `SHA-256("")` (RFC 6962 §2.1).
-pub const EMPTY_ROOT: Hash = [
-    0xe3, 0xb0, 0xc4, 0x42, 0x98, 0xfc, 0x1c, 0x14, 0x9a, 0xfb, 0xf4, 0xc8, 0x99, 0x6f, 0xb9, 0x24,
-    0x27, 0xae, 0x41, 0xe4, 0x64, 0x9b, 0x93, 0x4c, 0xa4, 0x95, 0x99, 0x1b, 0x78, 0x52, 0xb8, 0x55,
-];
-
-/// `SHA-256(0x00 || data)`: the hash of one leaf.
-pub fn leaf_hash(data: &[u8]) -> Hash {
-    let mut h = Sha256::new();
-    h.update([0x00]);
-    h.update(data);
-    h.finalize().into()
-}
-
-/// `SHA-256(0x01 || left || right)`: the hash of an interior node.
-pub fn node_hash(left: &Hash, right: &Hash) -> Hash {
-    let mut h = Sha256::new();
-    h.update([0x01]);
-    h.update(left);
-    h.update(right);
-    h.finalize().into()
-}
-
-/// Plain SHA-256, for record chaining (`prev`) and key ids.
-pub fn sha256(data: &[u8]) -> Hash {
-    Sha256::digest(data).into()
-}
 
 /// The RFC 6962 hasher for `rs_merkle`: leaves are given already hashed
 /// (`leaf_hash`), interior nodes get the `0x01` prefix, and a lone right-most
@@ -66,34 +37,6 @@ pub fn merkle_root(leaves: &[Hash]) -> Hash {
     rs_merkle::MerkleTree::<Rfc6962>::from_leaves(leaves)
         .root()
         .unwrap_or(EMPTY_ROOT)
-}
-
-/// Merkle tree hash of `leaves`, computed bottom-up in `scratch` (no
-/// allocation once `scratch` has grown). This is the verifier's own code path,
-/// kept apart from `rs_merkle`, which the writer uses to build trees.
-pub fn root_of_leaves(leaves: &[Hash], scratch: &mut Vec<Hash>) -> Hash {
-    scratch.clear();
-    scratch.extend_from_slice(leaves);
-    let mut n = scratch.len();
-    if n == 0 {
-        return EMPTY_ROOT;
-    }
-    while n > 1 {
-        let mut w = 0;
-        let mut i = 0;
-        while i + 1 < n {
-            scratch[w] = node_hash(&scratch[i], &scratch[i + 1]);
-            w += 1;
-            i += 2;
-        }
-        if i < n {
-            // A lone right-most node is promoted unchanged (RFC 6962 shape).
-            scratch[w] = scratch[i];
-            w += 1;
-        }
-        n = w;
-    }
-    scratch[0]
 }
 
 /// The largest power of two strictly smaller than `n` (`n >= 2`): the RFC 6962

@@ -3,7 +3,7 @@
 //!
 //! Modules in the order data passes through them: `segment` (file format of
 //! the open and sealed segments), `log` (the writer: append, seal, recover),
-//! `writer` (group commit thread), `record` + `tree_store` + `frontier` (the
+//! `writer` (group commit thread), `record` + `tree_store` (the
 //! log tree of segment records), `note` + `keys` (signed checkpoints),
 //! `proof` (building and checking proofs), `verify` (whole-directory audit),
 //! with `hash` and `merkle` as the RFC 6962 / 9162 core. `compact` and
@@ -18,7 +18,6 @@ pub mod compactor;
 pub mod cosignature;
 pub mod dicts;
 pub mod entries;
-pub mod frontier;
 pub mod hash;
 pub mod health;
 pub mod key_history;

@@ -118,21 +118,21 @@ impl SegmentRecord {
 }
 
 /// A bounds-checked cursor over untrusted bytes.
-pub(crate) struct ByteReader<'a> {
+pub struct ByteReader<'a> {
     bytes: &'a [u8],
     pos: usize,
 }
 
 impl<'a> ByteReader<'a> {
-    pub(crate) fn new(bytes: &'a [u8]) -> Self {
+    pub fn new(bytes: &'a [u8]) -> Self {
         Self { bytes, pos: 0 }
     }
 
-    pub(crate) fn remaining(&self) -> usize {
+    pub fn remaining(&self) -> usize {
         self.bytes.len() - self.pos
     }
 
-    pub(crate) fn take(&mut self, n: usize) -> Result<&'a [u8], RecordError> {
+    pub fn take(&mut self, n: usize) -> Result<&'a [u8], RecordError> {
         if n > self.remaining() {
             return Err(RecordError::Truncated);
         }
@@ -141,29 +141,29 @@ impl<'a> ByteReader<'a> {
         Ok(out)
     }
 
-    pub(crate) fn u8(&mut self) -> Result<u8, RecordError> {
+    pub fn u8(&mut self) -> Result<u8, RecordError> {
         Ok(self.take(1)?[0])
     }
 
-    pub(crate) fn u16(&mut self) -> Result<u16, RecordError> {
+    pub fn u16(&mut self) -> Result<u16, RecordError> {
         let mut b = [0u8; 2];
         b.copy_from_slice(self.take(2)?);
         Ok(u16::from_be_bytes(b))
     }
 
-    pub(crate) fn u32(&mut self) -> Result<u32, RecordError> {
+    pub fn u32(&mut self) -> Result<u32, RecordError> {
         let mut b = [0u8; 4];
         b.copy_from_slice(self.take(4)?);
         Ok(u32::from_be_bytes(b))
     }
 
-    pub(crate) fn u64(&mut self) -> Result<u64, RecordError> {
+    pub fn u64(&mut self) -> Result<u64, RecordError> {
         let mut b = [0u8; 8];
         b.copy_from_slice(self.take(8)?);
         Ok(u64::from_be_bytes(b))
     }
 
-    pub(crate) fn hash(&mut self) -> Result<Hash, RecordError> {
+    pub fn hash(&mut self) -> Result<Hash, RecordError> {
         let mut h = [0u8; 32];
         h.copy_from_slice(self.take(32)?);
         Ok(h)
