@@ -106,7 +106,7 @@ fn bit_len(x: u64) -> usize {
 /// Length of the inclusion path of `index` in a tree of `size > index`
 /// leaves: the levels below the point where the paths to `index` and to the
 /// last leaf split, plus one left sibling for each set bit above it.
-fn inclusion_proof_len(index: u64, size: u64) -> usize {
+pub fn inclusion_proof_len(index: u64, size: u64) -> usize {
     let inner = bit_len(index ^ (size - 1));
     // inner can be 64, where a plain shift would overflow.
     let border = index.checked_shr(inner as u32).unwrap_or(0).count_ones() as usize;
@@ -202,7 +202,7 @@ pub fn verify_inclusion(
 /// (`0 < size1 < size2`): the inclusion path of leaf `size1 - 1` in the
 /// bigger tree, minus the levels inside the complete subtree that ends at
 /// `size1`, plus that subtree's hash unless it is the whole old tree.
-fn consistency_proof_len(size1: u64, size2: u64) -> usize {
+pub fn consistency_proof_len(size1: u64, size2: u64) -> usize {
     let inner = bit_len((size1 - 1) ^ (size2 - 1));
     // inner can be 64, where a plain shift would overflow.
     let border = (size1 - 1).checked_shr(inner as u32).unwrap_or(0).count_ones() as usize;
