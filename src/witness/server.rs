@@ -127,8 +127,29 @@ pub fn parse_request(body: &[u8]) -> Result<AddCheckpoint<'_>, AddError> {
 }
 
 struct Log {
-    verifier: NoteVerifier,
+    /// The log's keys: one, or the old and new ones across a signing-key
+    /// rotation (the history stays pinned by consistency proofs).
+    verifiers: Vec<NoteVerifier>,
     state: Mutex<LogState>,
+}
+
+/// Opens a checkpoint note signed by any of `verifiers` (one origin's keys);
+/// the error is the last key's.
+pub(crate) fn open_with_any(
+    text: &str,
+    verifiers: &[NoteVerifier],
+) -> Result<note::Checkpoint, NoteError> {
+    let mut last = None;
+    for v in verifiers {
+        match note::open_checkpoint(text, v) {
+            Ok(cp) => return Ok(cp.into_checkpoint()),
+            Err(e) => last = Some(e),
+        }
+    }
+    Err(last.unwrap_or(NoteError::NoSignatureByKey {
+        name: String::new(),
+        key_id: String::new(),
+    }))
 }
 
 /// The witness: its key and the logs it knows, by origin.
@@ -147,13 +168,21 @@ impl Witness {
         if logs.len() > MAX_LOGS {
             return Err(StateError::TooManyLogs { max: MAX_LOGS });
         }
-        let mut map = HashMap::new();
+        // Keys of the same origin (given once each) are one log's.
+        let mut by_origin: HashMap<String, Vec<NoteVerifier>> = HashMap::new();
         for verifier in logs {
-            let state = LogState::load(state_dir, &verifier)?;
+            by_origin
+                .entry(verifier.name().to_owned())
+                .or_default()
+                .push(verifier);
+        }
+        let mut map = HashMap::new();
+        for (origin, verifiers) in by_origin {
+            let state = LogState::load(state_dir, &verifiers)?;
             map.insert(
-                verifier.name().to_owned(),
+                origin,
                 Log {
-                    verifier,
+                    verifiers,
                     state: Mutex::new(state),
                 },
             );
@@ -177,8 +206,8 @@ impl Witness {
             .logs
             .get(&unverified.origin)
             .ok_or_else(|| AddError::UnknownOrigin(unverified.origin.clone()))?;
-        let cp = match note::open_checkpoint(req.note, &log.verifier) {
-            Ok(v) => v.into_checkpoint(),
+        let cp = match open_with_any(req.note, &log.verifiers) {
+            Ok(cp) => cp,
             Err(
                 e @ (NoteError::NoSignatureByKey { .. }
                 | NoteError::BadSignature { .. }
@@ -539,5 +568,46 @@ mod tests {
             vec![f.log.verifier()],
         );
         assert!(matches!(err, Err(StateError::Corrupt { .. })));
+    }
+
+    /// Across a signing-key rotation the witness is given both keys of the
+    /// origin: its state, signed by the old key, still loads, checkpoints by
+    /// the new key are cosigned when consistent, and a third key is refused.
+    #[test]
+    fn both_keys_of_a_rotated_log_are_one_log() {
+        let f = fixture();
+        let l = leaves(2, 9);
+        f.witness
+            .add_checkpoint(&request(0, &l[..4], &f.log), 10)
+            .unwrap();
+        let new = NoteSigner::generate(ORIGIN).unwrap();
+        let reopen = |keys: Vec<NoteVerifier>| {
+            Witness::open(
+                WitnessSigner::generate("w.example/1").unwrap(),
+                &f.state,
+                keys,
+            )
+        };
+        // The new key alone cannot vouch for the state the old key signed.
+        assert!(matches!(
+            reopen(vec![new.verifier()]),
+            Err(StateError::Corrupt { .. })
+        ));
+        let w = reopen(vec![f.log.verifier(), new.verifier()]).unwrap();
+        assert_eq!(w.latest(ORIGIN).unwrap().size, 4);
+        w.add_checkpoint(&request(4, &l, &new), 11).unwrap();
+        assert_eq!(w.latest(ORIGIN).unwrap().size, 9);
+        // Still pinned by consistency: another history by the new key fails.
+        let other = leaves(3, 12);
+        assert!(matches!(
+            w.add_checkpoint(&request(9, &other, &new), 12),
+            Err(AddError::Inconsistent(_))
+        ));
+        let stranger = NoteSigner::generate(ORIGIN).unwrap();
+        let more = leaves(2, 11);
+        assert!(matches!(
+            w.add_checkpoint(&request(9, &more, &stranger), 13),
+            Err(AddError::Signature(_))
+        ));
     }
 }

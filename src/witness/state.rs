@@ -4,7 +4,7 @@
 
 use crate::ledger::hash::{EMPTY_ROOT, Hash, sha256};
 use crate::ledger::keys::NoteVerifier;
-use crate::ledger::note::{self, MAX_NOTE_LEN, NoteError};
+use crate::ledger::note::{MAX_NOTE_LEN, NoteError};
 use std::path::{Path, PathBuf};
 
 #[derive(Debug, thiserror::Error)]
@@ -14,12 +14,14 @@ pub enum StateError {
         path: PathBuf,
         source: std::io::Error,
     },
-    #[error("{path}: stored checkpoint does not verify with the log key: {source}")]
+    #[error("{path}: stored checkpoint does not verify with the log key(s): {source}")]
     Corrupt { path: PathBuf, source: NoteError },
     #[error("{path}: could not be replaced: {detail}")]
     Write { path: PathBuf, detail: String },
     #[error("more than {max} logs")]
     TooManyLogs { max: usize },
+    #[error("a log without a key")]
+    NoKey,
 }
 
 /// The latest size and root cosigned for one log (size 0, empty root when
@@ -46,19 +48,24 @@ pub struct LogState {
 
 impl LogState {
     /// Opens (or starts) the state of the log `verifier` names in `dir`.
-    pub fn load(dir: &Path, verifier: &NoteVerifier) -> Result<Self, StateError> {
+    /// `verifiers`: the keys of one origin (more than one across a signing-key
+    /// rotation); the stored note must verify with one of them.
+    pub fn load(dir: &Path, verifiers: &[NoteVerifier]) -> Result<Self, StateError> {
+        let Some(first) = verifiers.first() else {
+            return Err(StateError::NoKey);
+        };
         let path = dir.join(format!(
             "{}.checkpoint",
-            hex::encode(sha256(verifier.name().as_bytes()))
+            hex::encode(sha256(first.name().as_bytes()))
         ));
         let latest = match crate::bounded::read_to_string(&path, MAX_NOTE_LEN as u64) {
             Ok(text) => {
-                let cp = note::open_checkpoint(&text, verifier)
-                    .map_err(|source| StateError::Corrupt {
+                let cp = super::server::open_with_any(&text, verifiers).map_err(|source| {
+                    StateError::Corrupt {
                         path: path.clone(),
                         source,
-                    })?
-                    .into_checkpoint();
+                    }
+                })?;
                 Latest {
                     size: cp.size,
                     root: cp.root,
