@@ -187,13 +187,17 @@ fn checkpoints_verify_and_any_altered_byte_fails() {
     // Vkeys: wrong id, uppercase id, witness type for a log key, junk.
     let good = vkey(LOG, 0x01, &key);
     let parts: Vec<&str> = good.splitn(3, '+').collect();
-    for bad in [
+    let mut bads = vec![
         format!("{}+00000000+{}", parts[0], parts[2]),
-        format!("{}+{}+{}", parts[0], parts[1].to_uppercase(), parts[2]),
         vkey(LOG, 0x04, &key),
         "a+b".into(),
         format!("bad name+{}+{}", parts[1], parts[2]),
-    ] {
+    ];
+    // Upper case only differs when the random key id has a letter in it.
+    if parts[1] != parts[1].to_uppercase() {
+        bads.push(format!("{}+{}+{}", parts[0], parts[1].to_uppercase(), parts[2]));
+    }
+    for bad in bads {
         assert!(NoteVerifier::from_vkey(&bad).is_err(), "{bad}");
     }
     assert!(NoteVerifier::from_witness_vkey(&good).is_err());
