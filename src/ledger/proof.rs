@@ -20,13 +20,15 @@ use super::segment::{
 use super::tree_store::{SegmentIndex, TreeStore, TreeStoreError};
 use base64::Engine;
 use base64::engine::general_purpose::STANDARD as B64;
-use serde::{Deserialize, Serialize};
 use std::fs::File;
 use std::path::Path;
 use thiserror::Error;
 
-pub const INCLUSION_FORMAT: &str = "sealtrail-inclusion-proof/v1";
-pub const CONSISTENCY_FORMAT: &str = "sealtrail-consistency-proof/v1";
+// The proof documents are the verifier crate's (one definition for the
+// builder here and every checker).
+pub use sealtrail_verify::proof::{
+    CONSISTENCY_FORMAT, ConsistencyProof, INCLUSION_FORMAT, InclusionProof, LogStep, SegmentStep,
+};
 
 #[derive(Debug, Error)]
 pub enum ProofBuildError {
@@ -65,62 +67,6 @@ pub enum ProofCheckError {
     Check(#[from] sealtrail_verify::proof::ProofCheckError),
     #[error("log key: {0}")]
     Key(String),
-}
-
-#[derive(Clone, Debug, Serialize, Deserialize, PartialEq, Eq)]
-#[serde(deny_unknown_fields)]
-pub struct SegmentStep {
-    /// Base64 of the segment record bytes.
-    pub record: String,
-    /// Position of the entry inside its segment.
-    pub leaf_index: u64,
-    pub path: Vec<String>,
-}
-
-#[derive(Clone, Debug, Serialize, Deserialize, PartialEq, Eq)]
-#[serde(deny_unknown_fields)]
-pub struct LogStep {
-    /// The segment number: the record's position in the log tree.
-    pub leaf_index: u64,
-    pub tree_size: u64,
-    pub path: Vec<String>,
-}
-
-/// Everything needed to show, offline, that one entry is in the signed log.
-#[derive(Clone, Debug, Serialize, Deserialize, PartialEq, Eq)]
-#[serde(deny_unknown_fields)]
-pub struct InclusionProof {
-    pub format: String,
-    /// Global index of the event.
-    pub index: u64,
-    /// The entry's canonical bytes (UTF-8 JSON) exactly as hashed.
-    pub entry: String,
-    pub segment: SegmentStep,
-    pub log: LogStep,
-    /// The signed checkpoint note the proof ends at.
-    pub checkpoint: String,
-    /// The log's key transitions (docs/LEDGER.md, "Key history"), so a
-    /// verifier holding the first key reaches the checkpoint's; absent when
-    /// the key never changed.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub key_history: Option<Vec<TransitionRecord>>,
-}
-
-/// Shows that the log of `old_size` segments with `old_root` is a prefix of
-/// the checkpointed log.
-#[derive(Clone, Debug, Serialize, Deserialize, PartialEq, Eq)]
-#[serde(deny_unknown_fields)]
-pub struct ConsistencyProof {
-    pub format: String,
-    pub old_size: u64,
-    pub old_root: String,
-    pub new_size: u64,
-    pub new_root: String,
-    pub path: Vec<String>,
-    pub checkpoint: String,
-    /// As in [`InclusionProof`].
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub key_history: Option<Vec<TransitionRecord>>,
 }
 
 /// Marker returned by a successful inclusion check; only this module makes one.
@@ -413,17 +359,6 @@ impl merkle::SubtreeHashes for TreeStoreRef<'_> {
 }
 
 /// The crate's form of a proof document (the same JSON shape).
-fn to_crate<T: Serialize, U: serde::de::DeserializeOwned>(proof: &T) -> Result<U, ProofCheckError> {
-    let json = |e: serde_json::Error| {
-        ProofCheckError::Check(sealtrail_verify::proof::ProofCheckError::Json(
-            e.to_string(),
-        ))
-    };
-    serde_json::to_value(proof)
-        .and_then(serde_json::from_value)
-        .map_err(json)
-}
-
 fn crate_key(verifier: &NoteVerifier) -> Result<sealtrail_verify::NoteVerifier, ProofCheckError> {
     super::verify::crate_verifier(verifier).map_err(|e| ProofCheckError::Key(e.to_string()))
 }
@@ -436,8 +371,7 @@ pub fn verify_inclusion_proof(
     verifier: &NoteVerifier,
 ) -> Result<VerifiedInclusion, ProofCheckError> {
     let v =
-        sealtrail_verify::proof::verify_inclusion_proof(&to_crate(proof)?, &crate_key(verifier)?)?
-            .into_inner();
+        sealtrail_verify::proof::verify_inclusion_proof(proof, &crate_key(verifier)?)?.into_inner();
     Ok(VerifiedInclusion {
         index: v.index,
         entry: v.entry,
@@ -454,7 +388,7 @@ pub fn verify_consistency_proof(
     old_checkpoint: Option<&str>,
 ) -> Result<VerifiedConsistency, ProofCheckError> {
     let v = sealtrail_verify::proof::verify_consistency_proof(
-        &to_crate(proof)?,
+        proof,
         &crate_key(verifier)?,
         old_checkpoint,
     )?;
