@@ -17,7 +17,7 @@ use ed25519_dalek::{Signature, Signer, SigningKey, VerifyingKey};
 use rand_core::OsRng;
 
 use super::hash::sha256;
-use super::keys::{KeyError, NoteVerifier, check_name};
+use super::keys::{KeyError, NoteVerifier, check_name, parse_vkey};
 use super::note::{self, Checkpoint, MAX_NOTE_LEN, MAX_SIGNATURES, NoteError};
 
 /// Signature type byte of `cosignature/v1` Ed25519 keys.
@@ -163,47 +163,8 @@ pub struct WitnessVerifier {
 
 impl WitnessVerifier {
     pub fn from_vkey(line: &str) -> Result<Self, CosignatureError> {
-        let mut parts = line.splitn(3, '+');
-        let (Some(name), Some(id_hex), Some(key_b64)) = (parts.next(), parts.next(), parts.next())
-        else {
-            return Err(KeyError::VkeyFields.into());
-        };
-        check_name(name)?;
-        let mut got_id = [0u8; 4];
-        let lower_hex = id_hex
-            .bytes()
-            .all(|b| b.is_ascii_digit() || (b'a'..=b'f').contains(&b));
-        if id_hex.len() != 8 || !lower_hex || hex::decode_to_slice(id_hex, &mut got_id).is_err() {
-            return Err(KeyError::VkeyKeyIdHex.into());
-        }
-        // base64 of 33 bytes is 44 characters; bound before decoding.
-        if key_b64.len() != 44 {
-            return Err(KeyError::VkeyBase64.into());
-        }
-        let raw = STANDARD.decode(key_b64).map_err(|_| KeyError::VkeyBase64)?;
-        let Some((&alg, pk)) = raw.split_first() else {
-            return Err(KeyError::VkeyLength { len: 0 }.into());
-        };
-        if alg != ALG_COSIGNATURE_V1 {
-            return Err(KeyError::VkeyAlgorithm { alg }.into());
-        }
-        let pk: [u8; 32] = pk
-            .try_into()
-            .map_err(|_| KeyError::VkeyLength { len: raw.len() })?;
-        let key = VerifyingKey::from_bytes(&pk).map_err(|_| KeyError::VkeyPublicKey)?;
-        let want = key_id(name, &key);
-        if want != got_id {
-            return Err(KeyError::VkeyKeyIdMismatch {
-                got: id_hex.to_owned(),
-                want: hex::encode(want),
-            }
-            .into());
-        }
-        Ok(Self {
-            name: name.to_owned(),
-            key_id: want,
-            key,
-        })
+        let (name, key_id, key) = parse_vkey(line, ALG_COSIGNATURE_V1, key_id)?;
+        Ok(Self { name, key_id, key })
     }
 
     pub fn to_vkey(&self) -> String {

@@ -197,52 +197,60 @@ pub struct NoteVerifier {
     key: VerifyingKey,
 }
 
+/// Parses a C2SP vkey line `<name>+<8 hex key id>+<base64(alg || key)>`
+/// whose algorithm byte must be `alg` and whose key id must be
+/// `id_of(name, key)` (log keys and witness keys differ only there).
+pub(crate) fn parse_vkey(
+    line: &str,
+    alg: u8,
+    id_of: fn(&str, &VerifyingKey) -> [u8; 4],
+) -> Result<(String, [u8; 4], VerifyingKey), KeyError> {
+    // The name has no '+' but base64 may, so split at most twice.
+    let mut parts = line.splitn(3, '+');
+    let (Some(name), Some(id_hex), Some(key_b64)) = (parts.next(), parts.next(), parts.next())
+    else {
+        return Err(KeyError::VkeyFields);
+    };
+    check_name(name)?;
+    let id_ok = id_hex.len() == 8
+        && id_hex
+            .bytes()
+            .all(|b| b.is_ascii_digit() || (b'a'..=b'f').contains(&b));
+    let mut got_id = [0u8; 4];
+    if !id_ok || hex::decode_to_slice(id_hex, &mut got_id).is_err() {
+        return Err(KeyError::VkeyKeyIdHex);
+    }
+    // base64 of 33 bytes is 44 characters; bound before decoding.
+    if key_b64.len() != 44 {
+        return Err(KeyError::VkeyBase64);
+    }
+    let raw = STANDARD.decode(key_b64).map_err(|_| KeyError::VkeyBase64)?;
+    let (got_alg, pk) = match raw.split_first() {
+        Some((a, pk)) if pk.len() == 32 => (*a, pk),
+        _ => return Err(KeyError::VkeyLength { len: raw.len() }),
+    };
+    if got_alg != alg {
+        return Err(KeyError::VkeyAlgorithm { alg: got_alg });
+    }
+    let pk: [u8; 32] = pk
+        .try_into()
+        .map_err(|_| KeyError::VkeyLength { len: raw.len() })?;
+    let key = VerifyingKey::from_bytes(&pk).map_err(|_| KeyError::VkeyPublicKey)?;
+    let want_id = id_of(name, &key);
+    if want_id != got_id {
+        return Err(KeyError::VkeyKeyIdMismatch {
+            got: id_hex.to_owned(),
+            want: hex::encode(want_id),
+        });
+    }
+    Ok((name.to_owned(), want_id, key))
+}
+
 impl NoteVerifier {
     /// Parse `<name>+<8 hex key id>+<base64(0x01 || public key)>`.
     pub fn from_vkey(line: &str) -> Result<Self, KeyError> {
-        // The name has no '+' but base64 may, so split at most twice.
-        let mut parts = line.splitn(3, '+');
-        let (Some(name), Some(id_hex), Some(key_b64)) = (parts.next(), parts.next(), parts.next())
-        else {
-            return Err(KeyError::VkeyFields);
-        };
-        check_name(name)?;
-        let id_ok = id_hex.len() == 8
-            && id_hex
-                .bytes()
-                .all(|b| b.is_ascii_digit() || (b'a'..=b'f').contains(&b));
-        let mut got_id = [0u8; 4];
-        if !id_ok || hex::decode_to_slice(id_hex, &mut got_id).is_err() {
-            return Err(KeyError::VkeyKeyIdHex);
-        }
-        // base64 of 33 bytes is 44 characters; bound before decoding.
-        if key_b64.len() != 44 {
-            return Err(KeyError::VkeyBase64);
-        }
-        let raw = STANDARD.decode(key_b64).map_err(|_| KeyError::VkeyBase64)?;
-        let (alg, pk) = match raw.split_first() {
-            Some((alg, pk)) if pk.len() == 32 => (*alg, pk),
-            _ => return Err(KeyError::VkeyLength { len: raw.len() }),
-        };
-        if alg != ALG_ED25519 {
-            return Err(KeyError::VkeyAlgorithm { alg });
-        }
-        let pk: [u8; 32] = pk
-            .try_into()
-            .map_err(|_| KeyError::VkeyLength { len: raw.len() })?;
-        let key = VerifyingKey::from_bytes(&pk).map_err(|_| KeyError::VkeyPublicKey)?;
-        let want_id = key_id(name, &key);
-        if want_id != got_id {
-            return Err(KeyError::VkeyKeyIdMismatch {
-                got: id_hex.to_owned(),
-                want: hex::encode(want_id),
-            });
-        }
-        Ok(Self {
-            name: name.to_owned(),
-            key_id: want_id,
-            key,
-        })
+        let (name, key_id, key) = parse_vkey(line, ALG_ED25519, key_id)?;
+        Ok(Self { name, key_id, key })
     }
 
     pub fn to_vkey(&self) -> String {
