@@ -344,24 +344,26 @@ fn check_segment(res: &Resolver<'_>, path: &Path, number: u64) -> SegmentCheck {
                 }
                 // One JSON rule (§12): a duplicate `time` would let two
                 // readers see two different events under one hash.
-                if readable && let Err(e) = crate::json::check(&payload) {
+                let (checked, time) =
+                    if readable { crate::time::check_entry(&payload) } else { (Ok(()), None) };
+                if let Err(e) = checked {
                     issue(
                         Some(header.first_index + count),
                         "entry",
                         format!("entry at offset {offset} {e}"),
                     );
                 }
-                match readable.then(|| crate::time::entry_time_ms(&payload)) {
-                    None => {}
-                    Some(Some(t)) => {
+                match time {
+                    Some(t) => {
                         min_t = min_t.min(t);
                         max_t = max_t.max(t);
                     }
-                    Some(None) => issue(
+                    None if readable => issue(
                         Some(header.first_index + count),
                         "entry",
                         format!("entry at offset {offset} has no readable event time"),
                     ),
+                    None => {}
                 }
                 count += 1;
             }

@@ -1,43 +1,47 @@
 //! The event time of a stored entry (LEDGER.md §4.1 "Entries"), for the
 //! segment record's `min_time_ms`/`max_time_ms`, and its display form.
 //!
-//! Stored entries are canonical JSON whose `event.time` the service writes
-//! as `YYYY-MM-DDTHH:MM:SS[.f{1,9}]Z`; the quick path finds it by its bytes
-//! (a JSON string cannot contain the raw bytes `"event":{` or `"time":"`,
-//! every quote inside one is escaped). Anything else is parsed in full and
-//! the time read as RFC 3339 with an offset. Years 1970..=9999 only.
+//! The time is the top-level `event` object's `time` member, an RFC 3339
+//! date-time with an offset, years 1970..=9999 only. The strict JSON check
+//! of every entry finds it on the way ([`crate::json::check_entry`]).
+
+use crate::json::{self, JsonError};
+
+/// The strict JSON check of a stored entry and its event time in Unix
+/// milliseconds (`None`: no valid time), from one scan of the bytes.
+pub fn check_entry(bytes: &[u8]) -> (Result<(), JsonError>, Option<i64>) {
+    match json::check_entry(bytes) {
+        Ok(Some(raw)) => (Ok(()), rfc3339_ms(raw)),
+        Ok(None) => (Ok(()), slow_time_ms(bytes)),
+        // An invalid entry's time is still read as the writer read it (by
+        // its bytes), so that only the entry is reported, not its record.
+        Err(e) => (Err(e), pattern_time_ms(bytes).or_else(|| slow_time_ms(bytes))),
+    }
+}
 
 /// Unix milliseconds of the entry's `event.time`, or `None` if the bytes
 /// are not an entry with a valid time.
 pub fn entry_time_ms(bytes: &[u8]) -> Option<i64> {
-    fast_time_ms(bytes).or_else(|| {
-        let v: serde_json::Value = serde_json::from_slice(bytes).ok()?;
-        rfc3339_ms(v.get("event")?.get("time")?.as_str()?.as_bytes())
-    })
+    check_entry(bytes).1
 }
 
-/// First occurrence of `needle` (non-empty): candidates by its first byte.
+/// First occurrence of `needle` (non-empty).
 fn find(haystack: &[u8], needle: &[u8]) -> Option<usize> {
-    let first = *needle.first()?;
-    let mut from = 0;
-    while let Some(p) = haystack.get(from..)?.iter().position(|&b| b == first) {
-        if haystack[from + p..].starts_with(needle) {
-            return Some(from + p);
-        }
-        from += p + 1;
-    }
-    None
+    haystack.windows(needle.len()).position(|w| w == needle)
 }
 
-fn fast_time_ms(bytes: &[u8]) -> Option<i64> {
-    let event = find(bytes, b"\"event\":{")? + 9;
-    let rest = bytes.get(event..)?;
-    let start = find(rest, b"\"time\":\"")? + 8;
-    let value = rest.get(start..)?;
-    let end = value.iter().position(|b| *b == b'"')?;
-    let s = value.get(..end)?;
-    // The quick path takes only the canonical UTC form.
+/// The first `"time":"` after the first `"event":{`, in the canonical UTC form.
+fn pattern_time_ms(bytes: &[u8]) -> Option<i64> {
+    let rest = &bytes[find(bytes, b"\"event\":{")? + 9..];
+    let value = &rest[find(rest, b"\"time\":\"")? + 8..];
+    let s = &value[..value.iter().position(|b| *b == b'"')?];
     (s.last() == Some(&b'Z') && s.get(10) == Some(&b'T')).then(|| rfc3339_ms(s)).flatten()
+}
+
+/// An escaped time string: decoded by a full parse.
+fn slow_time_ms(bytes: &[u8]) -> Option<i64> {
+    let v: serde_json::Value = serde_json::from_slice(bytes).ok()?;
+    rfc3339_ms(v.get("event")?.get("time")?.as_str()?.as_bytes())
 }
 
 fn digits(s: &[u8]) -> Option<i64> {
