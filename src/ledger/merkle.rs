@@ -7,8 +7,8 @@
 //! subtrees the RFC names, so the ledger can serve them from disk.
 
 pub use sealtrail_verify::merkle::{
-    HashInput, ProofError, TreeConsistency, TreeInclusion, consistency_proof_len,
-    inclusion_proof_len, root_from_inclusion_proof, verify_consistency, verify_inclusion,
+    ProofError, TreeConsistency, TreeInclusion, consistency_proof_len, inclusion_proof_len,
+    root_from_inclusion_proof, verify_consistency, verify_inclusion,
 };
 
 use super::hash::{Hash, merkle_root};
@@ -244,28 +244,28 @@ mod tests {
         assert_eq!(
             verify_inclusion(0, 1, &h[..31], &no, &h),
             Err(ProofError::WrongHashLength {
-                input: HashInput::Leaf,
+                what: "leaf hash".into(),
                 len: 31
             })
         );
         assert_eq!(
             verify_inclusion(0, 2, &h, &[&h[..]], &h[..0]),
             Err(ProofError::WrongHashLength {
-                input: HashInput::Root,
+                what: "root".into(),
                 len: 0
             })
         );
         assert_eq!(
             verify_inclusion(0, 2, &h, &no, &h),
-            Err(ProofError::ProofTooShort { got: 0, want: 1 })
+            Err(ProofError::ProofLength { got: 0, want: 1 })
         );
         assert_eq!(
             verify_inclusion(0, 1, &h, &[h], &h),
-            Err(ProofError::ProofTooLong { got: 1, want: 0 })
+            Err(ProofError::ProofLength { got: 1, want: 0 })
         );
         assert_eq!(
             verify_inclusion(0, 1, &h, &no, &[8u8; 32]),
-            Err(ProofError::RootMismatch)
+            Err(ProofError::RootMismatch("root"))
         );
         assert_eq!(
             verify_consistency(2, 1, &no, &h, &h),
@@ -294,23 +294,23 @@ mod tests {
         );
         assert_eq!(
             verify_consistency(1, 2, &[&h[..], &h[..]], &h, &h),
-            Err(ProofError::ProofTooLong { got: 2, want: 1 })
+            Err(ProofError::ProofLength { got: 2, want: 1 })
         );
         assert_eq!(
             verify_consistency(3, 4, &[&h[..]], &h, &h),
-            Err(ProofError::ProofTooShort { got: 1, want: 3 })
+            Err(ProofError::ProofLength { got: 1, want: 3 })
         );
         assert_eq!(
             verify_consistency(1, 2, &[&h[..]], &h, &h[..5]),
             Err(ProofError::WrongHashLength {
-                input: HashInput::Root2,
+                what: "root2".into(),
                 len: 5
             })
         );
         assert_eq!(
             verify_consistency(1, 2, &[&h[..3]], &h, &h),
             Err(ProofError::WrongHashLength {
-                input: HashInput::Proof(0),
+                what: "proof hash 0".into(),
                 len: 3
             })
         );
@@ -321,17 +321,17 @@ mod tests {
         assert!(verify_consistency(3, 4, &proof, &root3, &root4).is_ok());
         assert_eq!(
             verify_consistency(3, 4, &proof, &h, &root4),
-            Err(ProofError::Root1Mismatch)
+            Err(ProofError::RootMismatch("root1"))
         );
         assert_eq!(
             verify_consistency(3, 4, &proof, &root3, &h),
-            Err(ProofError::Root2Mismatch)
+            Err(ProofError::RootMismatch("root2"))
         );
         // A proof longer than any tree allows is rejected before it is read.
         let huge = vec![h; 10_000];
         assert_eq!(
             verify_inclusion(5, u64::MAX, &h, &huge, &h),
-            Err(ProofError::ProofTooLong {
+            Err(ProofError::ProofLength {
                 got: 10_000,
                 want: 64
             })
