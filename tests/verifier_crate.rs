@@ -552,7 +552,7 @@ fn bundles_from_export_verify_with_the_crate_and_altered_ones_fail_alike() {
     trailing.extend_from_slice(b"hidden");
     let new = sv::bundle::check_bundle(&trailing[..], &cv);
     assert!(
-        !new.ok() && new.errors[0].kind() == "trailing_data",
+        !new.ok() && new.errors[0].kind == "trailing_data",
         "{:?}",
         new.to_json()
     );

@@ -627,12 +627,9 @@ fn verify_bundle_file(file: &Path, vkey: &Path, json: bool) -> Result<ExitCode> 
         }
         say!("  events proven: {}", report.events);
         for e in &report.errors {
-            let member = e.member().unwrap_or("archive");
-            let index = e
-                .index()
-                .map(|i| format!(", event {i}"))
-                .unwrap_or_default();
-            say!("  error [{}] {member}{index}: {e}", e.kind());
+            let member = e.member.unwrap_or("archive");
+            let index = e.index.map(|i| format!(", event {i}")).unwrap_or_default();
+            say!("  error [{}] {member}{index}: {e}", e.kind);
         }
         if report.errors_omitted > 0 {
             say!("  ... and {} more errors", report.errors_omitted);

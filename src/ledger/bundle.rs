@@ -132,7 +132,7 @@ impl BundleError {
             MemberTooLarge { .. } => "member_too_large",
             Checkpoint(_) => "checkpoint_signature",
             KeyHistory(e) => e.kind(),
-            Check(e) => e.kind(),
+            Check(e) => e.kind,
             Key(_) => "vkey",
         }
     }
@@ -140,7 +140,7 @@ impl BundleError {
     /// The bundle member the problem is in, when there is one.
     pub fn member(&self) -> Option<&'static str> {
         match self {
-            BundleError::Check(e) => e.member(),
+            BundleError::Check(e) => e.member,
             BundleError::MemberTooLarge { name, .. } => Some(name),
             BundleError::TooManyEvents { .. } => Some(EVENTS_MEMBER),
             BundleError::KeyHistory(_) => Some(KEY_HISTORY_MEMBER),
@@ -153,7 +153,7 @@ impl BundleError {
     pub fn index(&self) -> Option<u64> {
         match self {
             BundleError::NotSealed(index) | BundleError::BuildProof { index, .. } => Some(*index),
-            BundleError::Check(e) => e.index(),
+            BundleError::Check(e) => e.index,
             _ => None,
         }
     }

@@ -9,13 +9,14 @@
 
 use crate::hash::{Hash, leaf_hash};
 use crate::keys::{KeyChain, KeyHistory, KeyHistoryError, TransitionRecord};
-use crate::merkle::{self, ProofError};
-use crate::note::{Checkpoint, NoteError, NoteVerifier};
+use crate::merkle;
+use crate::note::{Checkpoint, NoteVerifier};
 use crate::record::{RecordError, SegmentRecord};
 use crate::verified::Verified;
 use base64::Engine;
 use base64::engine::general_purpose::STANDARD as B64;
-use serde::Deserialize;
+use serde::{Deserialize, Serialize};
+use std::fmt::Display;
 
 pub const INCLUSION_FORMAT: &str = "sealtrail-inclusion-proof/v1";
 pub const CONSISTENCY_FORMAT: &str = "sealtrail-consistency-proof/v1";
@@ -24,49 +25,29 @@ const MAX_PATH: usize = 64;
 /// Largest proof document read (a checkpoint note is at most 1 MiB).
 pub const MAX_PROOF_LEN: usize = 4 << 20;
 
+/// Why a proof did not verify.
 #[derive(Debug, thiserror::Error)]
 pub enum ProofCheckError {
-    #[error("not a {0}")]
-    Format(&'static str),
-    #[error("checkpoint: {0}")]
-    Checkpoint(#[from] NoteError),
-    #[error("{field} is not valid base64 of a 32-byte hash")]
-    Hash { field: &'static str },
-    #[error("{0} has more than {MAX_PATH} hashes")]
-    PathTooLong(&'static str),
     #[error("segment record: {0}")]
     Record(#[from] RecordError),
-    #[error("segment record belongs to log {record:?}, checkpoint to {checkpoint:?}")]
-    Origin { record: String, checkpoint: String },
-    #[error("event {index} is not in segment {segment} (events {first}..{end})")]
-    IndexOutsideSegment { index: u64, segment: u64, first: u64, end: u64 },
-    #[error("segment leaf index {got} does not match event index (want {want})")]
-    LeafIndex { got: u64, want: u64 },
-    #[error("log leaf index {got} does not match segment number {want}")]
-    LogLeafIndex { got: u64, want: u64 },
-    #[error("log tree size {proof} does not match the checkpoint size {checkpoint}")]
-    TreeSize { proof: u64, checkpoint: u64 },
-    #[error("entry is not included in its segment: {0}")]
-    SegmentPath(ProofError),
-    #[error("entry hashes to a segment root that differs from the segment record's")]
-    SegmentRoot,
-    #[error("segment record is not included in the checkpointed log: {0}")]
-    LogPath(ProofError),
-    #[error("old root is not a prefix of the checkpointed log: {0}")]
-    Consistency(ProofError),
-    #[error("old checkpoint: {0}")]
-    OldCheckpoint(NoteError),
-    #[error("proof fields disagree: {0}")]
-    Mismatch(&'static str),
-    #[error("not a proof: {0}")]
-    Json(String),
-    #[error("old checkpoint is for log {old:?}, new for {new:?}")]
-    OldOrigin { old: String, new: String },
     #[error(transparent)]
     KeyHistory(#[from] KeyHistoryError),
+    /// Any other check that failed, in words.
+    #[error("{0}")]
+    Invalid(String),
 }
 
-#[derive(Clone, Debug, serde::Serialize, Deserialize, PartialEq, Eq)]
+/// Fails with `why` unless `ok`.
+fn ensure(ok: bool, why: impl FnOnce() -> String) -> Result<(), ProofCheckError> {
+    if ok { Ok(()) } else { Err(ProofCheckError::Invalid(why())) }
+}
+
+/// For `map_err`: the error `e` as `"{what}: {e}"`.
+fn failed<E: Display>(what: &str) -> impl FnOnce(E) -> ProofCheckError + '_ {
+    move |e| ProofCheckError::Invalid(format!("{what}: {e}"))
+}
+
+#[derive(Clone, Debug, Serialize, Deserialize, PartialEq, Eq)]
 #[serde(deny_unknown_fields)]
 pub struct SegmentStep {
     /// Base64 of the segment record bytes.
@@ -76,7 +57,7 @@ pub struct SegmentStep {
     pub path: Vec<String>,
 }
 
-#[derive(Clone, Debug, serde::Serialize, Deserialize, PartialEq, Eq)]
+#[derive(Clone, Debug, Serialize, Deserialize, PartialEq, Eq)]
 #[serde(deny_unknown_fields)]
 pub struct LogStep {
     /// The segment number: the record's position in the log tree.
@@ -86,7 +67,7 @@ pub struct LogStep {
 }
 
 /// Everything needed to show, offline, that one entry is in the signed log.
-#[derive(Clone, Debug, serde::Serialize, Deserialize, PartialEq, Eq)]
+#[derive(Clone, Debug, Serialize, Deserialize, PartialEq, Eq)]
 #[serde(deny_unknown_fields)]
 pub struct InclusionProof {
     pub format: String,
@@ -106,7 +87,7 @@ pub struct InclusionProof {
 
 /// Shows that the log of `old_size` segments with `old_root` is a prefix of
 /// the checkpointed log.
-#[derive(Clone, Debug, serde::Serialize, Deserialize, PartialEq, Eq)]
+#[derive(Clone, Debug, Serialize, Deserialize, PartialEq, Eq)]
 #[serde(deny_unknown_fields)]
 pub struct ConsistencyProof {
     pub format: String,
@@ -121,15 +102,14 @@ pub struct ConsistencyProof {
     pub key_history: Option<Vec<TransitionRecord>>,
 }
 
-fn decode_hash(s: &str, field: &'static str) -> Result<Hash, ProofCheckError> {
-    let bytes = B64.decode(s).map_err(|_| ProofCheckError::Hash { field })?;
-    bytes.try_into().map_err(|_| ProofCheckError::Hash { field })
+fn decode_hash(s: &str, field: &str) -> Result<Hash, ProofCheckError> {
+    let hash = B64.decode(s).ok().and_then(|b| Hash::try_from(b).ok());
+    let why = || format!("{field} is not valid base64 of a 32-byte hash");
+    hash.ok_or_else(|| ProofCheckError::Invalid(why()))
 }
 
-fn decode_path(path: &[String], field: &'static str) -> Result<Vec<Hash>, ProofCheckError> {
-    if path.len() > MAX_PATH {
-        return Err(ProofCheckError::PathTooLong(field));
-    }
+fn decode_path(path: &[String], field: &str) -> Result<Vec<Hash>, ProofCheckError> {
+    ensure(path.len() <= MAX_PATH, || format!("{field} has more than {MAX_PATH} hashes"))?;
     path.iter().map(|h| decode_hash(h, field)).collect()
 }
 
@@ -145,16 +125,13 @@ fn proof_chain(
     }
 }
 
-/// Opens a checkpoint with the key current at its size; a plain signature
-/// failure keeps the error it has without a key history.
-fn open_with(
-    keys: &KeyChain,
-    text: &str,
-    bad_note: fn(NoteError) -> ProofCheckError,
-) -> Result<Checkpoint, ProofCheckError> {
+/// Opens a checkpoint (`what`: "checkpoint" or "old checkpoint") with the
+/// key current at its size; a plain signature failure keeps the error it has
+/// without a key history.
+fn open_with(keys: &KeyChain, text: &str, what: &str) -> Result<Checkpoint, ProofCheckError> {
     keys.open_checkpoint(text).map_err(|e| match e {
-        KeyHistoryError::Checkpoint(n) => bad_note(n),
-        e => ProofCheckError::KeyHistory(e),
+        KeyHistoryError::Checkpoint(n) => failed(what)(n),
+        e => e.into(),
     })
 }
 
@@ -173,63 +150,41 @@ pub fn verify_inclusion_with_keys(
     proof: &InclusionProof,
     keys: &KeyChain,
 ) -> Result<Verified<Inclusion>, ProofCheckError> {
-    if proof.format != INCLUSION_FORMAT {
-        return Err(ProofCheckError::Format(INCLUSION_FORMAT));
-    }
-    let cp = open_with(keys, &proof.checkpoint, ProofCheckError::Checkpoint)?;
-    let record_bytes = B64
-        .decode(&proof.segment.record)
-        .map_err(|_| ProofCheckError::Record(RecordError::Truncated))?;
+    ensure(proof.format == INCLUSION_FORMAT, || format!("not a {INCLUSION_FORMAT}"))?;
+    let cp = open_with(keys, &proof.checkpoint, "checkpoint")?;
+    let record_bytes = B64.decode(&proof.segment.record).map_err(|_| RecordError::Truncated)?;
     let record = SegmentRecord::from_bytes(&record_bytes)?;
-    if record.origin != cp.origin {
-        return Err(ProofCheckError::Origin { record: record.origin, checkpoint: cp.origin });
-    }
-    if proof.index < record.first_index || proof.index >= record.end_index() {
-        return Err(ProofCheckError::IndexOutsideSegment {
-            index: proof.index,
-            segment: record.number,
-            first: record.first_index,
-            end: record.end_index(),
-        });
-    }
-    let leaf_in_segment = proof.index - record.first_index;
-    if proof.segment.leaf_index != leaf_in_segment {
-        return Err(ProofCheckError::LeafIndex {
-            got: proof.segment.leaf_index,
-            want: leaf_in_segment,
-        });
-    }
-    if proof.log.leaf_index != record.number {
-        return Err(ProofCheckError::LogLeafIndex {
-            got: proof.log.leaf_index,
-            want: record.number,
-        });
-    }
-    if proof.log.tree_size != cp.size {
-        return Err(ProofCheckError::TreeSize { proof: proof.log.tree_size, checkpoint: cp.size });
+    ensure(record.origin == cp.origin, || {
+        format!("segment record belongs to log {:?}, checkpoint to {:?}", record.origin, cp.origin)
+    })?;
+    let (index, first, end) = (proof.index, record.first_index, record.end_index());
+    ensure((first..end).contains(&index), || {
+        format!("event {index} is not in segment {} (events {first}..{end})", record.number)
+    })?;
+    let leaf_in_segment = index - first;
+    // (field, its value, what it must match, that value)
+    let positions = [
+        ("segment leaf index", proof.segment.leaf_index, "event index", leaf_in_segment),
+        ("log leaf index", proof.log.leaf_index, "segment number", record.number),
+        ("log tree size", proof.log.tree_size, "the checkpoint size", cp.size),
+    ];
+    for (field, got, what, want) in positions {
+        ensure(got == want, || format!("{field} {got} does not match {what} {want}"))?;
     }
     let entry = proof.entry.as_bytes();
     let seg_path = decode_path(&proof.segment.path, "segment.path")?;
-    let seg_root = merkle::root_from_inclusion_proof(
-        leaf_in_segment,
-        record.count,
-        &leaf_hash(entry),
-        &seg_path,
-    )
-    .map_err(ProofCheckError::SegmentPath)?;
-    if seg_root != record.root {
-        return Err(ProofCheckError::SegmentRoot);
-    }
+    let leaf = leaf_hash(entry);
+    let seg_root =
+        merkle::root_from_inclusion_proof(leaf_in_segment, record.count, &leaf, &seg_path)
+            .map_err(failed("entry is not included in its segment"))?;
+    ensure(seg_root == record.root, || {
+        "entry hashes to a segment root that differs from the segment record's".into()
+    })?;
     let log_path = decode_path(&proof.log.path, "log.path")?;
-    merkle::verify_inclusion(
-        record.number,
-        cp.size,
-        &leaf_hash(&record_bytes),
-        &log_path,
-        &cp.root,
-    )
-    .map_err(ProofCheckError::LogPath)?;
-    Ok(Verified::new(Inclusion { index: proof.index, entry: entry.to_vec(), checkpoint: cp }))
+    let leaf = leaf_hash(&record_bytes);
+    merkle::verify_inclusion(record.number, cp.size, &leaf, &log_path, &cp.root)
+        .map_err(failed("segment record is not included in the checkpointed log"))?;
+    Ok(Verified::new(Inclusion { index, entry: entry.to_vec(), checkpoint: cp }))
 }
 
 /// Checks a consistency proof offline. With `old_checkpoint`, the old size and
@@ -239,37 +194,35 @@ pub fn verify_consistency_proof(
     verifier: &NoteVerifier,
     old_checkpoint: Option<&str>,
 ) -> Result<Verified<Consistency>, ProofCheckError> {
-    if proof.format != CONSISTENCY_FORMAT {
-        return Err(ProofCheckError::Format(CONSISTENCY_FORMAT));
-    }
+    ensure(proof.format == CONSISTENCY_FORMAT, || format!("not a {CONSISTENCY_FORMAT}"))?;
     let keys = proof_chain(proof.key_history.as_deref(), verifier)?;
-    let new = open_with(&keys, &proof.checkpoint, ProofCheckError::Checkpoint)?;
+    let new = open_with(&keys, &proof.checkpoint, "checkpoint")?;
     let (old_size, old_root) = match old_checkpoint {
         Some(text) => {
-            let old = open_with(&keys, text, ProofCheckError::OldCheckpoint)?;
-            if old.origin != new.origin {
-                return Err(ProofCheckError::OldOrigin { old: old.origin, new: new.origin });
-            }
+            let old = open_with(&keys, text, "old checkpoint")?;
+            ensure(old.origin == new.origin, || {
+                format!("old checkpoint is for log {:?}, new for {:?}", old.origin, new.origin)
+            })?;
             (old.size, old.root)
         }
         None => (proof.old_size, decode_hash(&proof.old_root, "old_root")?),
     };
-    if proof.new_size != new.size {
-        return Err(ProofCheckError::TreeSize { proof: proof.new_size, checkpoint: new.size });
-    }
+    let got = proof.new_size;
+    ensure(got == new.size, || {
+        format!("log tree size {got} does not match the checkpoint size {}", new.size)
+    })?;
     // The proof's own copies of the roots and sizes must agree with what is
     // actually checked, so a reader of the file is never shown other values.
-    if decode_hash(&proof.new_root, "new_root")? != new.root {
-        return Err(ProofCheckError::Mismatch("new_root differs from the checkpoint root"));
-    }
-    if proof.old_size != old_size || decode_hash(&proof.old_root, "old_root")? != old_root {
-        return Err(ProofCheckError::Mismatch(
-            "old_size/old_root differ from the older checkpoint",
-        ));
-    }
+    let disagree = |what: &str| format!("proof fields disagree: {what}");
+    ensure(decode_hash(&proof.new_root, "new_root")? == new.root, || {
+        disagree("new_root differs from the checkpoint root")
+    })?;
+    let same_old =
+        proof.old_size == old_size && decode_hash(&proof.old_root, "old_root")? == old_root;
+    ensure(same_old, || disagree("old_size/old_root differ from the older checkpoint"))?;
     let path = decode_path(&proof.path, "path")?;
     merkle::verify_consistency(old_size, new.size, &path, &old_root, &new.root)
-        .map_err(ProofCheckError::Consistency)?;
+        .map_err(failed("old root is not a prefix of the checkpointed log"))?;
     Ok(Verified::new(Consistency { old_size, new_size: new.size }))
 }
 
@@ -300,18 +253,13 @@ pub enum ProofDocument {
 /// unknown or missing members, integers only where integers belong.
 pub fn parse_proof(bytes: &[u8]) -> Result<ProofDocument, ProofCheckError> {
     if bytes.len() > MAX_PROOF_LEN {
-        return Err(ProofCheckError::Json(format!("more than {MAX_PROOF_LEN} bytes")));
+        return Err(failed("not a proof")(format!("more than {MAX_PROOF_LEN} bytes")));
     }
-    let value =
-        crate::json::parse_strict(bytes).map_err(|e| ProofCheckError::Json(e.to_string()))?;
-    let json = |e: serde_json::Error| ProofCheckError::Json(e.to_string());
+    let value = crate::json::parse_strict(bytes).map_err(failed("not a proof"))?;
     match value.get("format").and_then(|f| f.as_str()) {
-        Some(INCLUSION_FORMAT) => {
-            Ok(ProofDocument::Inclusion(InclusionProof::deserialize(value).map_err(json)?))
-        }
-        Some(CONSISTENCY_FORMAT) => {
-            Ok(ProofDocument::Consistency(ConsistencyProof::deserialize(value).map_err(json)?))
-        }
-        _ => Err(ProofCheckError::Format("sealtrail proof")),
+        Some(INCLUSION_FORMAT) => serde_json::from_value(value).map(ProofDocument::Inclusion),
+        Some(CONSISTENCY_FORMAT) => serde_json::from_value(value).map(ProofDocument::Consistency),
+        _ => return Err(ProofCheckError::Invalid("not a sealtrail proof".into())),
     }
+    .map_err(failed("not a proof"))
 }

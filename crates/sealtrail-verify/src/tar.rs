@@ -4,27 +4,16 @@
 //! ustar prefix is set), type flag and size. Sizes are bounded by the
 //! caller before any data is read; base-256 sizes are refused; after the
 //! end-of-archive block only zero padding may follow (at most 64 KiB, §11.1).
+//! Errors are the bundle's `archive` and `trailing_data` problems.
 
+use crate::bundle::BundleError;
 use std::io::{self, Read};
 
 const BLOCK: u64 = 512;
 /// Zero padding accepted after the end-of-archive blocks.
 const MAX_TRAILING_ZEROS: u64 = 64 << 10;
 
-#[derive(Debug, thiserror::Error)]
-pub enum TarError {
-    #[error("{0}")]
-    Io(#[from] io::Error),
-    #[error("header checksum mismatch")]
-    Checksum,
-    #[error("header size field is not an octal number")]
-    Size,
-    #[error("data follows the end-of-archive blocks")]
-    TrailingData,
-}
-
 /// One member's header.
-#[derive(Debug)]
 pub struct Header {
     pub name: Vec<u8>,
     /// `b'0'` or `0` for a regular file.
@@ -39,72 +28,68 @@ impl Header {
 }
 
 pub struct TarReader<R> {
-    inner: R,
-    /// Bytes of the current member's data and padding not read yet.
-    left: u64,
-    /// Bytes of the current member's data not read yet.
-    data_left: u64,
+    /// The input; its limit is what is left of the current member's data.
+    inner: io::Take<R>,
+    /// The current member's padding.
+    padding: u64,
 }
 
-/// Fills `buf`; returns how many bytes were read before the end of input.
-fn fill(r: &mut impl Read, buf: &mut [u8]) -> io::Result<usize> {
-    let mut n = 0;
-    while n < buf.len() {
-        match r.read(&mut buf[n..]) {
-            Ok(0) => break,
-            Ok(k) => n += k,
-            Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
-            Err(e) => return Err(e),
-        }
-    }
-    Ok(n)
-}
-
-fn field(bytes: &[u8]) -> &[u8] {
-    let end = bytes.iter().position(|&b| b == 0).unwrap_or(bytes.len());
-    &bytes[..end]
+/// Reads up to `limit` bytes; fewer only at the end of the input.
+pub(crate) fn read_up_to(input: impl Read, limit: u64) -> Result<Vec<u8>, BundleError> {
+    let mut buf = Vec::new();
+    #[allow(clippy::disallowed_methods)] // bounded by `take(limit)`
+    input.take(limit).read_to_end(&mut buf).map_err(BundleError::archive)?;
+    Ok(buf)
 }
 
 impl<R: Read> TarReader<R> {
     pub fn new(inner: R) -> Self {
-        TarReader { inner, left: 0, data_left: 0 }
+        TarReader { inner: inner.take(0), padding: 0 }
+    }
+
+    /// Reads up to `n` bytes past the current member's data.
+    fn read(&mut self, n: u64) -> Result<Vec<u8>, BundleError> {
+        self.inner.set_limit(n);
+        let bytes = read_up_to(&mut self.inner, n);
+        self.inner.set_limit(0);
+        bytes
     }
 
     /// The next member's header, or `None` at the end of the archive.
-    pub fn next_header(&mut self) -> Result<Option<Header>, TarError> {
+    pub fn next_header(&mut self) -> Result<Option<Header>, BundleError> {
         // The previous member's rest and padding must be there: a cut
         // archive is refused even when only padding is missing.
-        let skipped = io::copy(&mut (&mut self.inner).take(self.left), &mut io::sink())?;
-        if skipped != self.left {
-            return Err(io::Error::from(io::ErrorKind::UnexpectedEof).into());
+        let rest = self.inner.limit() + self.padding;
+        self.padding = 0;
+        let cut_short = || BundleError::archive(io::ErrorKind::UnexpectedEof);
+        self.inner.set_limit(rest);
+        if io::copy(&mut self.inner, &mut io::sink()).map_err(BundleError::archive)? != rest {
+            return Err(cut_short());
         }
-        self.left = 0;
-        let mut h = [0u8; BLOCK as usize];
-        match fill(&mut self.inner, &mut h)? {
+        let h = self.read(BLOCK)?;
+        match h.len() {
             0 => return Ok(None),
             512 => {}
-            _ => return Err(io::Error::from(io::ErrorKind::UnexpectedEof).into()),
+            _ => return Err(cut_short()),
         }
         if h.iter().all(|&b| b == 0) {
             // End of archive: only zeros may follow.
-            let mut rest = Vec::new();
-            #[allow(clippy::disallowed_methods)] // bounded by `take`
-            (&mut self.inner).take(MAX_TRAILING_ZEROS + 1).read_to_end(&mut rest)?;
+            let rest = self.read(MAX_TRAILING_ZEROS + 1)?;
             if rest.len() as u64 > MAX_TRAILING_ZEROS || rest.iter().any(|&b| b != 0) {
-                return Err(TarError::TrailingData);
+                let detail = "data after the end of the archive".into();
+                return Err(BundleError::new("trailing_data", None, detail));
             }
             return Ok(None);
         }
         // The checksum is the sum of all header bytes, its own field as spaces.
-        let sum: u64 = h
-            .iter()
-            .enumerate()
+        let sum: u64 = (h.iter().enumerate())
             .map(|(i, &b)| if (148..156).contains(&i) { 32 } else { u64::from(b) })
             .sum();
         if octal(&h[148..156]) != Some(sum) {
-            return Err(TarError::Checksum);
+            return Err(BundleError::archive("header checksum mismatch"));
         }
-        let size = octal(&h[124..136]).ok_or(TarError::Size)?;
+        let size = octal(&h[124..136])
+            .ok_or_else(|| BundleError::archive("header size field is not an octal number"))?;
         let mut name = Vec::new();
         let prefix = field(&h[345..500]);
         if &h[257..263] == b"ustar\0" && !prefix.is_empty() {
@@ -112,41 +97,28 @@ impl<R: Read> TarReader<R> {
             name.push(b'/');
         }
         name.extend_from_slice(field(&h[..100]));
-        self.left = size.div_ceil(BLOCK) * BLOCK;
-        self.data_left = size;
+        self.inner.set_limit(size);
+        self.padding = size.div_ceil(BLOCK) * BLOCK - size;
         Ok(Some(Header { name, kind: h[156], size }))
     }
 
     /// Reads up to `max` bytes of the current member's data.
     pub fn data(&mut self, max: u64) -> impl Read + '_ {
-        MemberData { tar: self, max }
+        (&mut self.inner).take(max)
     }
 }
 
-struct MemberData<'a, R> {
-    tar: &'a mut TarReader<R>,
-    max: u64,
+/// A header field: the bytes before the first NUL.
+fn field(f: &[u8]) -> &[u8] {
+    f.split(|&b| b == 0).next().unwrap_or(f)
 }
 
-impl<R: Read> Read for MemberData<'_, R> {
-    fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
-        let want = (buf.len() as u64).min(self.max).min(self.tar.data_left);
-        let n = self.tar.inner.read(&mut buf[..want as usize])?;
-        self.max -= n as u64;
-        self.tar.left -= n as u64;
-        self.tar.data_left -= n as u64;
-        Ok(n)
-    }
-}
-
-/// An octal field: optional leading spaces, digits, then NULs or spaces.
+/// An octal field: optional leading spaces, 1 to 12 digits, then a NUL or a
+/// space (what follows is ignored).
 fn octal(f: &[u8]) -> Option<u64> {
-    let s = f.iter().skip_while(|&&b| b == b' ');
-    let digits: Vec<u8> = s.take_while(|&&b| b != 0 && b != b' ').copied().collect();
-    if digits.is_empty() || digits.len() > 12 {
-        return None;
-    }
-    digits
-        .iter()
-        .try_fold(0u64, |acc, &b| (b'0'..=b'7').contains(&b).then(|| acc * 8 + u64::from(b - b'0')))
+    let f = &f[f.iter().take_while(|&&b| b == b' ').count()..];
+    let digits = f.split(|&b| b == 0 || b == b' ').next().unwrap_or(f);
+    let valid =
+        (1..=12).contains(&digits.len()) && digits.iter().all(|b| (b'0'..=b'7').contains(b));
+    valid.then(|| digits.iter().fold(0, |n, &b| n * 8 + u64::from(b - b'0')))
 }
