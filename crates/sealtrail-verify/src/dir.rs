@@ -20,8 +20,8 @@ use crate::keys::{self, Handoff, KeyChain, KeyHistoryError};
 use crate::note::{self, Checkpoint, NoteVerifier};
 use crate::record::SegmentRecord;
 use crate::segment::{
-    BLOCK_SHIFT, Codec, Footer, FrameFormat, FrameReader, MAX_DICT_LEN, MAX_SEGMENT_EVENTS,
-    SegmentError, SegmentHeader, Tail,
+    BLOCK_SHIFT, Codec, Footer, FrameReader, MAX_DICT_LEN, MAX_SEGMENT_EVENTS, SegmentError,
+    SegmentHeader, Tail, ZstdDecoder,
 };
 use crate::verified::Verified;
 use crate::witnessed::{self, WitnessPolicy, WitnessedSummary};
@@ -30,7 +30,7 @@ use base64::engine::general_purpose::STANDARD as B64;
 use serde::Serialize;
 use std::collections::HashMap;
 use std::fs::File;
-use std::io::{BufReader, Read, Seek, SeekFrom};
+use std::io::{BufReader, ErrorKind::NotFound, Read, Seek, SeekFrom};
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex};
 
@@ -48,11 +48,7 @@ pub enum DirError {
     #[error("{0} is not a sealtrail data directory (no ledger/ folder)")]
     NotADataDir(PathBuf),
     #[error("{path}: {source}")]
-    Io {
-        path: PathBuf,
-        #[source]
-        source: std::io::Error,
-    },
+    Io { path: PathBuf, source: std::io::Error },
 }
 
 #[derive(Clone, Debug, Serialize, PartialEq, Eq)]
@@ -132,18 +128,10 @@ impl VerifyReport {
     pub fn verified(&self) -> Option<&Verified<Checkpoint>> {
         self.verified.as_ref()
     }
-}
 
-impl VerifyReport {
-    fn issue(
-        &mut self,
-        segment: Option<u64>,
-        index: Option<u64>,
-        kind: &'static str,
-        detail: String,
-    ) {
+    fn issue(&mut self, seg: Option<u64>, index: Option<u64>, kind: &'static str, detail: String) {
         if self.errors.len() < MAX_ISSUES {
-            self.errors.push(Issue { segment, index, kind, detail });
+            self.errors.push(Issue { segment: seg, index, kind, detail });
         } else {
             self.errors_omitted += 1;
         }
@@ -151,7 +139,7 @@ impl VerifyReport {
 }
 
 /// How far a verification is, for a progress bar.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
 pub struct Progress {
     pub segments_done: u64,
     pub segments_total: u64,
@@ -191,6 +179,18 @@ struct SegmentCheck {
     unchecked: u64,
 }
 
+/// Reads at most `max` bytes of `path` (more is an error).
+pub(crate) fn read_bounded(path: &Path, max: u64) -> std::io::Result<Vec<u8>> {
+    let mut bytes = Vec::new();
+    #[allow(clippy::disallowed_methods)] // bounded by `take`
+    File::open(path)?.take(max + 1).read_to_end(&mut bytes)?;
+    if bytes.len() as u64 > max {
+        let detail = format!("{} is larger than {max} bytes", path.display());
+        return Err(std::io::Error::other(detail));
+    }
+    Ok(bytes)
+}
+
 /// Dictionaries and data keys of one directory, each read once.
 struct Resolver<'a> {
     ledger: PathBuf,
@@ -198,38 +198,25 @@ struct Resolver<'a> {
     dicts: Mutex<HashMap<Hash, Arc<Vec<u8>>>>,
 }
 
-/// Reads at most `max` bytes of `path` (more is an error).
-pub(crate) fn read_bounded(path: &Path, max: u64) -> std::io::Result<Vec<u8>> {
-    let mut bytes = Vec::new();
-    #[allow(clippy::disallowed_methods)] // bounded by `take`
-    File::open(path)?.take(max + 1).read_to_end(&mut bytes)?;
-    if bytes.len() as u64 > max {
-        return Err(std::io::Error::other(format!(
-            "{} is larger than {max} bytes",
-            path.display()
-        )));
-    }
-    Ok(bytes)
-}
-
 impl Resolver<'_> {
-    fn dict(&self, hash: &Hash) -> Result<Arc<Vec<u8>>, String> {
+    /// The dictionary named `hash` (`ledger/dicts/<hex>.zdict`), hash-checked.
+    fn dict(&self, hash: &Hash) -> Result<Arc<Vec<u8>>, SegmentError> {
         if let Some(d) = self.dicts.lock().ok().and_then(|c| c.get(hash).cloned()) {
             return Ok(d);
         }
+        let bad = |detail| SegmentError("dictionary", detail);
         let name = crate::hex(hash);
         let path = self.ledger.join("dicts").join(format!("{name}.zdict"));
         let bytes = read_bounded(&path, MAX_DICT_LEN).map_err(|e| match e.kind() {
-            std::io::ErrorKind::NotFound => {
-                format!("dictionary {name} is missing ({} does not exist)", path.display())
-            }
+            NotFound => format!("dictionary {name} is missing ({} does not exist)", path.display()),
             _ => format!("{}: {e}", path.display()),
-        })?;
+        });
+        let bytes = bytes.map_err(bad)?;
         if bytes.is_empty() {
-            return Err(format!("dictionary {} is empty", path.display()));
+            return Err(bad(format!("dictionary {} is empty", path.display())));
         }
         if sha256(&bytes) != *hash {
-            return Err(format!("dictionary {name} does not match its name"));
+            return Err(bad(format!("dictionary {name} does not match its name")));
         }
         let bytes = Arc::new(bytes);
         if let Ok(mut cache) = self.dicts.lock() {
@@ -242,40 +229,38 @@ impl Resolver<'_> {
         Ok(bytes)
     }
 
+    /// How the frames of a segment are decoded, as its header says.
     fn codec(&self, header: &SegmentHeader) -> Result<Codec, SegmentError> {
         let number = header.number;
-        match header.format {
-            FrameFormat::Plain => Ok(Codec::Plain),
-            FrameFormat::Zstd { dict } if dict == [0; 32] => Ok(Codec::Zstd(None)),
-            FrameFormat::Zstd { dict } => {
-                Ok(Codec::Zstd(Some(self.dict(&dict).map_err(SegmentError::Dictionary)?)))
+        let dict = match (header.version, self.kek) {
+            (1, _) => return Ok(Codec::Plain),
+            (2, _) if header.dict == [0; 32] => None,
+            (2, _) => Some(self.dict(&header.dict)?),
+            // Version 3 without the KEK: only the structure and stored leaves are checked.
+            (_, None) => return Ok(Codec::Sealed(None)),
+            (_, Some(kek)) => {
+                let path = self.ledger.join("keys").join(format!("{number:012}.key"));
+                let rec =
+                    read_bounded(&path, KEY_RECORD_LEN as u64).map_err(|e| match e.kind() {
+                        NotFound => {
+                            SegmentError("key", AtRestError::MissingKey { number }.to_string())
+                        }
+                        _ => SegmentError("io", format!("{}: {e}", path.display())),
+                    })?;
+                let cipher = kek.open_record(number, &rec);
+                let cipher = cipher.map_err(|e| SegmentError("key", e.to_string()))?;
+                return Ok(Codec::Sealed(Some(Box::new(cipher))));
             }
-            // Without the KEK only the structure and stored leaves are checked.
-            FrameFormat::Encrypted => match self.kek {
-                None => Ok(Codec::Sealed(None)),
-                Some(kek) => {
-                    let path = self.ledger.join("keys").join(format!("{number:012}.key"));
-                    let rec =
-                        read_bounded(&path, KEY_RECORD_LEN as u64).map_err(|e| match e.kind() {
-                            std::io::ErrorKind::NotFound => {
-                                AtRestError::MissingKey { number }.into()
-                            }
-                            _ => SegmentError::Io(format!("{}: {e}", path.display())),
-                        })?;
-                    Ok(Codec::Sealed(Some(Arc::new(kek.open_record(number, &rec)?))))
-                }
-            },
-        }
+        };
+        let zstd = ZstdDecoder::new(dict.as_deref().map(Vec::as_slice));
+        Ok(Codec::Zstd(Box::new(zstd.map_err(|e| SegmentError("dictionary", e))?)))
     }
 
-    fn open(&self, path: &Path) -> Result<(FrameReader<BufReader<File>>, u64), SegmentError> {
-        let io = |e: std::io::Error| SegmentError::Io(format!("{}: {e}", path.display()));
+    fn open(&self, path: &Path) -> Result<FrameReader<BufReader<File>>, SegmentError> {
+        let io = |e: std::io::Error| SegmentError("io", format!("{}: {e}", path.display()));
         let file = File::open(path).map_err(io)?;
         let len = file.metadata().map_err(io)?.len();
-        let mut reader = BufReader::with_capacity(1 << 20, file);
-        let (header, header_len) = SegmentHeader::read(&mut reader)?;
-        let codec = self.codec(&header)?;
-        Ok((FrameReader::new(reader, header, header_len, len, codec)?, len))
+        FrameReader::open(BufReader::with_capacity(1 << 20, file), len, |h| self.codec(h))
     }
 }
 
@@ -286,105 +271,85 @@ fn check_segment(res: &Resolver<'_>, path: &Path, number: u64) -> SegmentCheck {
     let mut issue = |index: Option<u64>, kind: &'static str, detail: String| {
         out.issues.push(Issue { segment: Some(number), index, kind, detail })
     };
-    let mut reader = match res.open(path) {
-        Ok((r, _)) => r,
-        Err(e) => {
-            issue(None, e.kind(), format!("{}: {e}", path.display()));
-            return out;
-        }
-    };
+    // A segment that does not open (io, header, dictionary, key) is one issue.
+    let opened =
+        res.open(path).map_err(|e| issue(None, e.kind(), format!("{}: {e}", path.display())));
+    let Ok(mut reader) = opened else { return out };
     let header = reader.header.clone();
+    out.header = Some(header.clone());
     // Streamed in blocks of 64 entries: one root per block is kept.
     let block = 1usize << BLOCK_SHIFT;
     let mut block_leaves: Vec<Hash> = Vec::with_capacity(block);
-    let mut block_roots: Vec<Hash> = Vec::new();
-    let mut block_starts: Vec<u64> = Vec::new();
-    let mut frame_offsets: Vec<u64> = Vec::new();
+    let (mut block_roots, mut block_starts, mut frame_offsets) =
+        (Vec::new(), Vec::new(), Vec::new());
     let mut scratch = Vec::with_capacity(block);
     let mut payload = Vec::new();
     let mut count = 0u64;
     let (mut min_t, mut max_t) = (i64::MAX, i64::MIN);
     let readable = reader.has_entries();
     loop {
-        match reader.next_frame_into(&mut payload) {
-            Ok(Some(offset)) => {
-                if count >= MAX_SEGMENT_EVENTS {
-                    issue(None, "entry", format!("more than {MAX_SEGMENT_EVENTS} entries"));
-                    break;
-                }
-                if block_leaves.is_empty() {
-                    block_starts.push(offset);
-                }
-                frame_offsets.push(offset - block_starts.last().copied().unwrap_or(offset));
-                let leaf = match (readable, reader.leaf()) {
-                    // Encrypted, no KEK: only the stored leaf hash.
-                    (false, Some(stored)) => {
-                        out.unchecked += 1;
-                        stored
-                    }
-                    (_, stored) => {
-                        let leaf = leaf_hash(&payload);
-                        // Decrypted entries must hash to the leaf stored beside them.
-                        if stored.is_some_and(|s| s != leaf) {
-                            issue(
-                                Some(header.first_index + count),
-                                "entry_altered",
-                                format!(
-                                    "entry at offset {offset} does not hash to the leaf stored with it"
-                                ),
-                            );
-                        }
-                        leaf
-                    }
-                };
-                block_leaves.push(leaf);
-                if block_leaves.len() == block {
-                    block_roots.push(root_of_leaves(&block_leaves, &mut scratch));
-                    block_leaves.clear();
-                }
-                // One JSON rule (§12): a duplicate `time` would let two
-                // readers see two different events under one hash.
-                let (checked, time) =
-                    if readable { crate::time::check_entry(&payload) } else { (Ok(()), None) };
-                if let Err(e) = checked {
-                    issue(
-                        Some(header.first_index + count),
-                        "entry",
-                        format!("entry at offset {offset} {e}"),
+        let next = reader.next_frame_into(&mut payload);
+        let next = next.map_err(|e| issue(None, "io", format!("{}: {e}", path.display())));
+        let Ok(Some(offset)) = next else { break };
+        if count >= MAX_SEGMENT_EVENTS {
+            issue(None, "entry", format!("more than {MAX_SEGMENT_EVENTS} entries"));
+            break;
+        }
+        let index = Some(header.first_index + count);
+        if block_leaves.is_empty() {
+            block_starts.push(offset);
+        }
+        frame_offsets.push(offset - block_starts.last().copied().unwrap_or(offset));
+        let leaf = match reader.leaf {
+            // Encrypted, no KEK: only the stored leaf hash.
+            Some(stored) if !readable => stored,
+            // Decrypted entries must hash to the leaf stored beside them.
+            stored => {
+                let leaf = leaf_hash(&payload);
+                if stored.is_some_and(|s| s != leaf) {
+                    let detail = format!(
+                        "entry at offset {offset} does not hash to the leaf stored with it"
                     );
+                    issue(index, "entry_altered", detail);
                 }
-                match time {
-                    Some(t) => {
-                        min_t = min_t.min(t);
-                        max_t = max_t.max(t);
-                    }
-                    None if readable => issue(
-                        Some(header.first_index + count),
-                        "entry",
-                        format!("entry at offset {offset} has no readable event time"),
-                    ),
-                    None => {}
-                }
-                count += 1;
+                leaf
             }
-            Ok(None) => break,
-            Err(e) => {
-                issue(None, "io", format!("{}: {e}", path.display()));
-                break;
+        };
+        block_leaves.push(leaf);
+        if block_leaves.len() == block {
+            block_roots.push(root_of_leaves(&block_leaves, &mut scratch));
+            block_leaves.clear();
+        }
+        if readable {
+            // One JSON rule (§12): a duplicate `time` would let two
+            // readers see two different events under one hash.
+            // The check finds the event time on the way: one scan per entry.
+            let (checked, time) = crate::time::check_entry(&payload);
+            if let Err(e) = checked {
+                issue(index, "entry", format!("entry at offset {offset} {e}"));
+            }
+            match time {
+                Some(t) => (min_t, max_t) = (min_t.min(t), max_t.max(t)),
+                None => issue(
+                    index,
+                    "entry",
+                    format!("entry at offset {offset} has no readable event time"),
+                ),
             }
         }
+        count += 1;
     }
     if !block_leaves.is_empty() {
         block_roots.push(root_of_leaves(&block_leaves, &mut scratch));
     }
-    let footer = match reader.tail() {
-        Some(Tail::Sealed(footer)) => footer.clone(),
+    // Encrypted without the KEK: every entry's payload went unchecked.
+    out.unchecked = if readable { 0 } else { count };
+    let footer = match reader.tail.take() {
+        Some(Tail::Sealed(footer)) => footer,
         Some(Tail::Torn { offset, reason }) => {
-            issue(
-                Some(header.first_index + count),
-                "entry_corrupt",
-                format!("bytes at offset {offset} are not a valid entry or footer: {reason}"),
-            );
+            let detail =
+                format!("bytes at offset {offset} are not a valid entry or footer: {reason}");
+            issue(Some(header.first_index + count), "entry_corrupt", detail);
             // The footer is found from the end (§4.5) and may be intact: its
             // record keeps the log tree computable, so one damaged frame is
             // not also reported as a checkpoint mismatch.
@@ -393,101 +358,74 @@ fn check_segment(res: &Resolver<'_>, path: &Path, number: u64) -> SegmentCheck {
                 .and_then(|mut f| Footer::read_from_end(&mut f).ok())
                 .map(|f| f.record)
                 .filter(|r| r.number == header.number && r.first_index == header.first_index);
-            out.header = Some(header);
             return out;
         }
         _ => {
             issue(None, "not_sealed", "sealed segment file has no footer".into());
-            out.header = Some(header);
             return out;
         }
     };
     let rec = &footer.record;
-    if rec.number != header.number
-        || rec.first_index != header.first_index
-        || rec.prev != header.prev
-        || rec.origin != header.origin
+    if (rec.number, rec.first_index, rec.prev, &rec.origin)
+        != (header.number, header.first_index, header.prev, &header.origin)
     {
         issue(None, "record", "segment record disagrees with the segment header".into());
     }
     if rec.count != count {
-        issue(
-            None,
-            "record",
-            format!("record counts {} events, the file holds {count}", rec.count),
-        );
+        let detail = format!("record counts {} events, the file holds {count}", rec.count);
+        issue(None, "record", detail);
     }
     // A block root mismatch names the (up to) 64 events it covers.
     for (b, computed) in block_roots.iter().enumerate() {
         if footer.block_roots.get(b) != Some(computed) {
             let first = header.first_index + (b * block) as u64;
             let end = (first + block as u64).min(header.first_index + count);
-            issue(
-                Some(first),
-                "entry_altered",
-                format!("events {first}..{end} do not hash to the block root sealed in the footer"),
-            );
+            let detail =
+                format!("events {first}..{end} do not hash to the block root sealed in the footer");
+            issue(Some(first), "entry_altered", detail);
         }
     }
-    if footer.block_roots.len() != block_roots.len() {
-        issue(None, "index", "the footer's block index does not cover the entries".into());
+    // The index in the footer must locate exactly these frames.
+    let same_frames =
+        |i: &Vec<u32>| i.iter().map(|&o| u64::from(o)).eq(frame_offsets.iter().copied());
+    if footer.block_roots.len() != block_roots.len()
+        || footer.block_offsets != block_starts
+        || !footer.frame_offsets.as_ref().is_none_or(same_frames)
+    {
+        issue(None, "index", "the footer's block or frame index does not match the entries".into());
     }
     // The block roots are complete aligned subtrees: the tree over them is the segment root.
     if root_of_leaves(&footer.block_roots, &mut scratch) != rec.root {
-        issue(
-            None,
-            "segment_root",
-            "segment root in the record does not match the sealed block roots".into(),
-        );
-    }
-    if footer.block_offsets != block_starts {
-        issue(None, "index", "block offsets in the footer do not match the entries".into());
-    }
-    if let Some(index) = &footer.frame_offsets
-        && !index.iter().map(|&o| u64::from(o)).eq(frame_offsets.iter().copied())
-    {
-        issue(None, "index", "the footer's frame index does not match the entries".into());
+        let detail = "segment root in the record does not match the sealed block roots";
+        issue(None, "segment_root", detail.into());
     }
     if count > 0 && readable && (rec.min_time_ms != min_t || rec.max_time_ms != max_t) {
         issue(None, "record", "record's first/last event times do not match the entries".into());
     }
-    out.header = Some(header);
-    out.record = Some(footer.record.clone());
+    out.record = Some(footer.record);
     out
 }
 
-/// Checks `numbers` on up to `threads` threads; results sorted by number.
+/// Checks `numbers` (sorted) on up to `threads` threads, in order.
 fn check_window(
     res: &Resolver<'_>,
     dir: &Path,
     numbers: &[u64],
     threads: usize,
 ) -> Vec<SegmentCheck> {
-    let path = |n: u64| dir.join(format!("{n:012}.seg"));
-    let mut results: Vec<SegmentCheck> = if threads <= 1 {
-        numbers.iter().map(|&n| check_segment(res, &path(n), n)).collect()
-    } else {
-        let next = std::sync::atomic::AtomicUsize::new(0);
-        let results = Mutex::new(Vec::with_capacity(numbers.len()));
-        std::thread::scope(|s| {
-            for _ in 0..threads {
-                s.spawn(|| {
-                    loop {
-                        let i = next.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
-                        let Some(&n) = numbers.get(i) else { break };
-                        let check = check_segment(res, &path(n), n);
-                        // Poisoned: another checker panicked; its segment is reported missing.
-                        if let Ok(mut r) = results.lock() {
-                            r.push(check);
-                        }
-                    }
-                });
-            }
-        });
-        results.into_inner().unwrap_or_default()
-    };
-    results.sort_by_key(|c| c.number);
-    results
+    let check = |n: u64| check_segment(res, &dir.join(format!("{n:012}.seg")), n);
+    if threads <= 1 {
+        return numbers.iter().map(|&n| check(n)).collect();
+    }
+    std::thread::scope(|s| {
+        let part = numbers.len().div_ceil(threads).max(1);
+        let parts: Vec<_> = numbers
+            .chunks(part)
+            .map(|c| s.spawn(move || c.iter().map(|&n| check(n)).collect::<Vec<_>>()))
+            .collect();
+        // A checker that panicked leaves its segments reported missing.
+        parts.into_iter().flat_map(|p| p.join().unwrap_or_default()).collect()
+    })
 }
 
 /// Sealed segments as (number, file length), and open segment numbers.
@@ -499,20 +437,15 @@ fn list_segments(dir: &Path) -> Result<Listing, DirError> {
     let (mut sealed, mut open) = (Vec::new(), Vec::new());
     let io = |source| DirError::Io { path: dir.to_owned(), source };
     let entries = match std::fs::read_dir(dir) {
-        Ok(e) => e,
-        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok((sealed, open)),
-        Err(e) => return Err(io(e)),
+        Err(e) if e.kind() == NotFound => return Ok((sealed, open)),
+        entries => entries.map_err(io)?,
     };
     for entry in entries {
         let entry = entry.map_err(io)?;
         let name = entry.file_name();
-        let Some((stem, ext)) = name.to_str().and_then(|n| n.split_once('.')) else {
-            continue;
-        };
-        if stem.len() != 12 || !stem.bytes().all(|b| b.is_ascii_digit()) {
-            continue;
-        }
-        let Ok(n) = stem.parse::<u64>() else { continue };
+        let Some((stem, ext)) = name.to_str().and_then(|n| n.split_once('.')) else { continue };
+        let twelve_digits = stem.len() == 12 && stem.bytes().all(|b| b.is_ascii_digit());
+        let Some(n) = stem.parse::<u64>().ok().filter(|_| twelve_digits) else { continue };
         match ext {
             "seg" => sealed.push((n, entry.metadata().map(|m| m.len()).unwrap_or(0))),
             "open" => open.push(n),
@@ -526,30 +459,27 @@ fn list_segments(dir: &Path) -> Result<Listing, DirError> {
 
 /// Leaf `i` of the writer's log tree (`ledger/tree/level-00`: a 16-byte
 /// header "SEALTRE\0" | version 1 u16 | width 32 u16 | level 0 u16 | 0 u16,
-/// then 32-byte leaves). `None` if the file is absent or not of that form.
+/// then 32-byte leaves).
 struct StoredTree {
     file: File,
     size: u64,
 }
 
 impl StoredTree {
-    /// `Err(())` when `tree/` exists but its leaf level is absent or malformed.
+    /// `Ok(None)` without `tree/`; `Err(())` when `tree/` exists but its
+    /// leaf level is absent or malformed.
     fn open(ledger: &Path) -> Result<Option<StoredTree>, ()> {
         let dir = ledger.join("tree");
         let Ok(mut file) = File::open(dir.join("level-00")) else {
             return if dir.exists() { Err(()) } else { Ok(None) };
         };
         let len = file.metadata().map_err(|_| ())?.len();
-        if len < 16 {
-            return Ok(Some(StoredTree { file, size: 0 }));
-        }
         let mut header = [0u8; 16];
-        file.read_exact(&mut header).map_err(|_| ())?;
         let want = *b"SEALTRE\0\x00\x01\x00\x20\x00\x00\x00\x00";
-        if header != want {
+        if len >= 16 && (file.read_exact(&mut header).is_err() || header != want) {
             return Err(());
         }
-        Ok(Some(StoredTree { file, size: (len - 16) / 32 }))
+        Ok(Some(StoredTree { file, size: len.saturating_sub(16) / 32 }))
     }
 
     fn leaf(&mut self, i: u64) -> Option<Hash> {
@@ -565,9 +495,7 @@ impl StoredTree {
 
 fn read_checkpoint(path: &Path, keys: &KeyChain) -> Result<Checkpoint, (&'static str, String)> {
     let bytes = read_bounded(path, note::MAX_NOTE_LEN as u64).map_err(|e| match e.kind() {
-        std::io::ErrorKind::NotFound => {
-            ("no_checkpoint", "the ledger has no signed checkpoint".to_owned())
-        }
+        NotFound => ("no_checkpoint", "the ledger has no signed checkpoint".to_owned()),
         _ => ("io", format!("{}: {e}", path.display())),
     })?;
     let text = std::str::from_utf8(&bytes)
@@ -581,7 +509,7 @@ fn read_key_chain(ledger: &Path, verifier: &NoteVerifier) -> Result<KeyChain, Ke
     let path = ledger.join(keys::KEY_HISTORY_FILE);
     match read_bounded(&path, keys::MAX_KEY_HISTORY_LEN) {
         Ok(bytes) => KeyChain::follow(verifier, &keys::parse_history(&bytes)?),
-        Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(KeyChain::single(verifier)),
+        Err(e) if e.kind() == NotFound => Ok(KeyChain::single(verifier)),
         Err(e) => Err(KeyHistoryError::Json(format!("{}: {e}", path.display()))),
     }
 }
@@ -612,10 +540,8 @@ pub fn verify_dir(
     if !ledger.is_dir() {
         return Err(DirError::NotADataDir(data_dir.to_owned()));
     }
-    let threads = match opts.threads {
-        0 => std::thread::available_parallelism().map_or(1, |n| n.get()).min(4),
-        n => n,
-    };
+    let auto = || std::thread::available_parallelism().map_or(1, |n| n.get()).min(4);
+    let threads = if opts.threads == 0 { auto() } else { opts.threads };
     let mut report = VerifyReport::default();
     // Signing keys: `verifier` and the rotations the key history follows from it.
     let keys = read_key_chain(&ledger, verifier).unwrap_or_else(|e| {
@@ -632,39 +558,31 @@ pub fn verify_dir(
             new_key_id: crate::hex(&h.transition.new.key_id()),
         })
         .collect();
-    // The checkpoint is read first: segments sealed meanwhile are only "not yet covered".
+    // The checkpoint is read first: segments sealed meanwhile are only "not
+    // yet covered". A checkpoint that does not open is reported, then absent.
     let cp_path = ledger.join("checkpoint");
-    let checkpoint = match read_checkpoint(&cp_path, &keys) {
-        Ok(c) => Some(c),
-        Err((kind, detail)) => {
-            report.issue(None, None, kind, detail);
-            None
-        }
-    };
+    let mut checkpoint = read_checkpoint(&cp_path, &keys)
+        .map_err(|(kind, detail)| report.issue(None, None, kind, detail))
+        .ok();
     let old = match opts.since.map(|text| keys.open_checkpoint(text)) {
-        Some(Ok(cp)) => Some(cp),
         Some(Err(e)) => {
-            let kind = match e.kind() {
-                "checkpoint_signature" => "since_signature",
-                kind => kind,
-            };
+            let kind =
+                if e.kind() == "checkpoint_signature" { "since_signature" } else { e.kind() };
             report.issue(None, None, kind, format!("older checkpoint: {e}"));
             None
         }
-        None => None,
+        old => old.and_then(Result::ok),
     };
     let witnessed = opts.witness.map(|policy| witnessed::load(&ledger, &keys, policy));
 
     let seg_dir = ledger.join("segments");
     let (sealed, open) = list_segments(&seg_dir)?;
     let highest = sealed.last().map_or(0, |(n, _)| n + 1);
-    let bytes_total = sealed.iter().map(|(_, l)| l).sum();
     // A derived file, so not an error; but say when a check did not run.
     let mut stored_tree = StoredTree::open(&ledger).unwrap_or_else(|()| {
-        report.warnings.push(
-            "tree/level-00 is malformed: record_rewritten was not checked (the writer rebuilds it)"
-                .into(),
-        );
+        let w =
+            "tree/level-00 is malformed: record_rewritten was not checked (the writer rebuilds it)";
+        report.warnings.push(w.into());
         None
     });
     if let Some(t) = stored_tree.as_ref().filter(|t| t.size < highest) {
@@ -678,38 +596,32 @@ pub fn verify_dir(
     // The log tree after each segment, so any checkpoint size can be compared.
     let mut prefix =
         vec![Prefix { root: frontier.root(), end_index: 0, min_t: i64::MAX, max_t: i64::MIN }];
-    let mut prev: Option<SegmentRecord> = None;
-    let mut chain_known = true;
-    let (mut min_t, mut max_t) = (i64::MAX, i64::MIN);
     let root_at = |prefix: &[Prefix], size: u64| {
         usize::try_from(size).ok().and_then(|i| prefix.get(i)).map(|p| p.root)
     };
+    // The next segment's first event and `prev`, while the chain is known.
+    let mut expect = Some((0, [0; 32]));
+    let (mut min_t, mut max_t) = (i64::MAX, i64::MIN);
     let mut present = sealed.iter().copied().peekable();
-    let mut progress = Progress {
-        segments_done: 0,
-        segments_total: sealed.len() as u64,
-        bytes_done: 0,
-        bytes_total,
-    };
+    let (segments_total, bytes_total) = (sealed.len() as u64, sealed.iter().map(|(_, l)| l).sum());
+    let mut progress = Progress { segments_total, bytes_total, ..Default::default() };
 
-    let mut start = 0u64;
-    while start < highest {
+    for start in (0..highest).step_by(WINDOW as usize) {
         let end = (start + WINDOW).min(highest);
         let mut numbers = Vec::new();
         while let Some((n, len)) = present.next_if(|(n, _)| *n < end) {
             numbers.push(n);
             progress.bytes_done += len;
         }
-        let checks = check_window(&res, &seg_dir, &numbers, threads);
+        let mut checks = check_window(&res, &seg_dir, &numbers, threads).into_iter().peekable();
         progress.segments_done += numbers.len() as u64;
         if let Some(f) = opts.progress.as_mut() {
             f(progress);
         }
-        let mut checks = checks.into_iter().peekable();
         for s in start..end {
             let Some(check) = checks.next_if(|c| c.number == s) else {
                 report.issue(Some(s), None, "missing_segment", format!("segment {s} is missing"));
-                chain_known = false;
+                expect = None;
                 continue;
             };
             for i in check.issues {
@@ -717,87 +629,52 @@ pub fn verify_dir(
             }
             report.payloads_unchecked += check.unchecked;
             let Some(header) = check.header else {
-                chain_known = false;
+                expect = None;
                 continue;
             };
             if header.number != s {
-                report.issue(
-                    Some(s),
-                    None,
-                    "misplaced",
-                    format!("the file of segment {s} holds segment {}", header.number),
-                );
+                let detail = format!("the file of segment {s} holds segment {}", header.number);
+                report.issue(Some(s), None, "misplaced", detail);
             }
             if header.origin != verifier.name() {
-                report.issue(
-                    Some(s),
-                    None,
-                    "origin",
-                    format!(
-                        "segment belongs to log {:?}, not {:?}",
-                        header.origin,
-                        verifier.name()
-                    ),
-                );
+                let (origin, name) = (&header.origin, verifier.name());
+                let detail = format!("segment belongs to log {origin:?}, not {name:?}");
+                report.issue(Some(s), None, "origin", detail);
             }
-            if chain_known {
-                let want_first = prev.as_ref().map_or(0, |r| r.end_index());
-                let want_prev = prev.as_ref().map_or([0; 32], |r| r.chain_hash());
-                if header.first_index != want_first {
-                    report.issue(
-                        Some(s),
-                        Some(header.first_index),
-                        "sequence",
-                        format!(
-                            "segment starts at event {}, expected {want_first}",
-                            header.first_index
-                        ),
-                    );
+            if let Some((want_first, want_prev)) = expect {
+                let first = header.first_index;
+                if first != want_first {
+                    let detail = format!("segment starts at event {first}, expected {want_first}");
+                    report.issue(Some(s), Some(first), "sequence", detail);
                 }
                 if header.prev != want_prev {
-                    report.issue(
-                        Some(s),
-                        None,
-                        "chain",
-                        "prev does not match the hash of the previous segment record".into(),
-                    );
+                    let detail = "prev does not match the hash of the previous segment record";
+                    report.issue(Some(s), None, "chain", detail.into());
                 }
             }
             let Some(record) = check.record else {
-                chain_known = false;
+                expect = None;
                 continue;
             };
-            chain_known = true;
+            expect = Some((record.end_index(), record.chain_hash()));
             let leaf = record.leaf_hash();
             if stored_tree.as_mut().and_then(|t| t.leaf(s)).is_some_and(|stored| stored != leaf) {
-                report.issue(
-                    Some(s),
-                    None,
-                    "record_rewritten",
-                    "segment record differs from the one recorded in the log tree when it was sealed".into(),
-                );
+                let detail = "segment record differs from the one recorded in the log tree when it was sealed";
+                report.issue(Some(s), None, "record_rewritten", detail.into());
             }
             frontier.push(leaf);
             for h in keys.handoffs().iter().filter(|h| h.transition.size == s + 1) {
                 check_handoff(&mut report, h, &record, frontier.root());
             }
-            min_t = min_t.min(record.min_time_ms);
-            max_t = max_t.max(record.max_time_ms);
-            prefix.push(Prefix {
-                root: frontier.root(),
-                end_index: record.end_index(),
-                min_t,
-                max_t,
-            });
+            (min_t, max_t) = (min_t.min(record.min_time_ms), max_t.max(record.max_time_ms));
+            let end_index = record.end_index();
+            prefix.push(Prefix { root: frontier.root(), end_index, min_t, max_t });
             report.segments += 1;
-            prev = Some(record);
         }
-        start = end;
     }
 
     // A service sealing meanwhile may have signed a newer checkpoint: read
     // it again before calling a long uncovered tail unsigned.
-    let mut checkpoint = checkpoint;
     if let Some(c) = &checkpoint
         && highest.saturating_sub(c.size) > CRASH_WINDOW_SEGMENTS
         && let Ok(newer) = read_checkpoint(&cp_path, &keys)
@@ -808,22 +685,15 @@ pub fn verify_dir(
     }
     let mut covered = 0u64;
     if let Some(cp) = &checkpoint {
-        let root_at_checkpoint = root_at(&prefix, cp.size);
         report.checkpoint = Some(CheckpointSummary { size: cp.size, root: B64.encode(cp.root) });
         if cp.size > highest {
-            report.issue(
-                Some(highest),
-                None,
-                "truncated",
-                format!("the checkpoint covers {} segments but the log has {highest}", cp.size),
-            );
-        } else if root_at_checkpoint != Some(cp.root) {
-            report.issue(
-                None,
-                None,
-                "checkpoint_mismatch",
-                format!("the first {} segments do not hash to the signed checkpoint root", cp.size),
-            );
+            let detail =
+                format!("the checkpoint covers {} segments but the log has {highest}", cp.size);
+            report.issue(Some(highest), None, "truncated", detail);
+        } else if root_at(&prefix, cp.size) != Some(cp.root) {
+            let detail =
+                format!("the first {} segments do not hash to the signed checkpoint root", cp.size);
+            report.issue(None, None, "checkpoint_mismatch", detail);
         } else {
             covered = cp.size;
         }
@@ -847,15 +717,11 @@ pub fn verify_dir(
     // a mismatch is its own failure and leaves every segment unverified.
     let matched = checkpoint.as_ref().is_some_and(|c| c.size == covered);
     if matched && report.uncovered_segments > CRASH_WINDOW_SEGMENTS {
-        report.issue(
-            Some(covered),
-            None,
-            "unsigned_tail",
-            format!(
-                "segments {covered}..{highest} are not covered by the signed checkpoint; a crash between sealing \
-                 and signing leaves at most {CRASH_WINDOW_SEGMENTS}, so they were appended without the signing key"
-            ),
+        let detail = format!(
+            "segments {covered}..{highest} are not covered by the signed checkpoint; a crash between sealing \
+             and signing leaves at most {CRASH_WINDOW_SEGMENTS}, so they were appended without the signing key"
         );
+        report.issue(Some(covered), None, "unsigned_tail", detail);
     } else if report.uncovered_segments > 0 && matched {
         report.warnings.push(format!(
             "{} sealed segment(s) are newer than the checkpoint and not yet covered by a signature; \
@@ -864,36 +730,24 @@ pub fn verify_dir(
         ));
     }
     for h in keys.handoffs().iter().filter(|h| h.transition.size > highest) {
-        report.issue(
-            None,
-            Some(h.transition.index),
-            "key_transition",
-            format!(
-                "the key history rotates at size {} but the log has {highest} segments",
-                h.transition.size
-            ),
-        );
+        let size = h.transition.size;
+        let detail =
+            format!("the key history rotates at size {size} but the log has {highest} segments");
+        report.issue(None, Some(h.transition.index), "key_transition", detail);
     }
     if let Some(old) = &old {
         report.since = Some(CheckpointSummary { size: old.size, root: B64.encode(old.root) });
         if old.size > highest || checkpoint.as_ref().is_some_and(|c| c.size < old.size) {
-            report.issue(
-                Some(highest.min(old.size)),
-                None,
-                "truncated",
-                format!(
-                    "the log is shorter than the older checkpoint: it had {} segments, now {}",
-                    old.size,
-                    checkpoint.as_ref().map_or(highest, |c| c.size.min(highest))
-                ),
+            let now = checkpoint.as_ref().map_or(highest, |c| c.size.min(highest));
+            let detail = format!(
+                "the log is shorter than the older checkpoint: it had {} segments, now {now}",
+                old.size
             );
+            report.issue(Some(highest.min(old.size)), None, "truncated", detail);
         } else if root_at(&prefix, old.size) != Some(old.root) {
-            report.issue(
-                None,
-                None,
-                "rewritten",
-                format!("the first {} segments no longer match the older checkpoint", old.size),
-            );
+            let detail =
+                format!("the first {} segments no longer match the older checkpoint", old.size);
+            report.issue(None, None, "rewritten", detail);
         }
     }
 
@@ -913,7 +767,7 @@ pub fn verify_dir(
     }
     if let Some(n) = open.first() {
         match res.open(&seg_dir.join(format!("{n:012}.open"))) {
-            Ok((mut reader, _)) => {
+            Ok(mut reader) => {
                 let mut payload = Vec::new();
                 while let Ok(Some(_)) = reader.next_frame_into(&mut payload) {
                     report.unsealed_events += 1;
@@ -928,7 +782,7 @@ pub fn verify_dir(
                         reason: "unsealed",
                     });
                 }
-                if let Some(Tail::Torn { offset, reason }) = reader.tail() {
+                if let Some(Tail::Torn { offset, reason }) = &reader.tail {
                     report.warnings.push(format!(
                         "open segment {n} ends in an unacknowledged torn write at offset {offset} ({reason}); \
                          the writer cuts it on its next start"

@@ -22,56 +22,57 @@ use crate::atrest::{self, SegmentCipher};
 use crate::hash::Hash;
 use crate::record::{ByteReader, MAX_ORIGIN_LEN, RecordError, SegmentRecord};
 use std::io::{self, Read, Seek, SeekFrom};
-use std::sync::Arc;
 
-pub const SEGMENT_MAGIC: &[u8; 8] = b"SEALSEG\0";
-pub const TRAILER_MAGIC: &[u8; 8] = b"SEALEND\0";
 /// Largest entry; a longer length read from disk is corruption.
 pub const MAX_ENTRY_LEN: u32 = 1 << 20;
 /// Length value that introduces the footer instead of a frame.
-pub const SEAL_MARKER: u32 = u32::MAX;
-pub const FRAME_INDEX_FLAG: u8 = 0x80;
+const SEAL_MARKER: u32 = u32::MAX;
+/// Set in the footer's `shift` byte when a frame index follows the blocks.
+const FRAME_INDEX_FLAG: u8 = 0x80;
 pub const BLOCK_SHIFT: u8 = 6;
-pub const FRAME_HEADER_LEN: u64 = 8;
-pub const TRAILER_LEN: u64 = 16;
+const FRAME_HEADER_LEN: u64 = 8;
+const TRAILER_LEN: u64 = 16;
 /// Upper bound on events per segment (bounds footer and memory).
 pub const MAX_SEGMENT_EVENTS: u64 = 1 << 22;
 /// Largest dictionary file accepted.
 pub const MAX_DICT_LEN: u64 = 256 << 10;
+/// Largest footer a maximal segment can have (bounds the read).
+const MAX_FOOTER_LEN: u64 =
+    4096 + (MAX_SEGMENT_EVENTS >> BLOCK_SHIFT) * 40 + MAX_SEGMENT_EVENTS * 4;
 
-/// Why a segment could not be opened at all. `kind()` is the report kind.
+/// Why a segment (or a footer) could not be read: the report kind (`io`,
+/// `header`, `dictionary` or `key`) and what was wrong.
 #[derive(Debug, thiserror::Error)]
-pub enum SegmentError {
-    #[error("{0}")]
-    Io(String),
-    #[error("{0}")]
-    Header(String),
-    #[error("{0}")]
-    Dictionary(String),
-    #[error(transparent)]
-    Key(#[from] atrest::AtRestError),
-}
+#[error("{1}")]
+pub struct SegmentError(pub &'static str, pub String);
 
 impl SegmentError {
     pub fn kind(&self) -> &'static str {
-        match self {
-            SegmentError::Io(_) => "io",
-            SegmentError::Header(_) => "header",
-            SegmentError::Dictionary(_) => "dictionary",
-            SegmentError::Key(_) => "key",
-        }
+        self.0
     }
 }
 
-/// How a segment stores its entries, as its header says.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum FrameFormat {
-    /// Version 1: each payload is the entry.
-    Plain,
-    /// Version 2: each payload is a zstd frame (with dictionary `dict`).
-    Zstd { dict: Hash },
-    /// Version 3: each payload is an encrypted entry.
-    Encrypted,
+/// A field of a header or footer that does not parse.
+impl From<RecordError> for SegmentError {
+    fn from(e: RecordError) -> Self {
+        SegmentError("header", e.to_string())
+    }
+}
+
+impl From<io::Error> for SegmentError {
+    fn from(e: io::Error) -> Self {
+        SegmentError("io", e.to_string())
+    }
+}
+
+/// `ensure!(condition, "message", args..)`: unless `condition` holds, a
+/// malformed header or footer (in `FrameReader`: torn bytes).
+macro_rules! ensure {
+    ($ok:expr, $($msg:tt)+) => {
+        if !$ok {
+            return Err(SegmentError("header", format!($($msg)+)));
+        }
+    };
 }
 
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -80,60 +81,40 @@ pub struct SegmentHeader {
     pub number: u64,
     pub first_index: u64,
     pub prev: Hash,
-    pub format: FrameFormat,
-}
-
-fn read_exact(r: &mut impl Read, buf: &mut [u8], short: &str) -> Result<(), SegmentError> {
-    r.read_exact(buf).map_err(|e| match e.kind() {
-        io::ErrorKind::UnexpectedEof => SegmentError::Header(short.to_owned()),
-        _ => SegmentError::Io(e.to_string()),
-    })
+    /// 1: plain entries, 2: zstd frames, 3: encrypted entries.
+    pub version: u16,
+    /// Version 2: the dictionary's SHA-256 (zeros: none).
+    pub dict: Hash,
 }
 
 impl SegmentHeader {
     /// Reads and checks the header; returns it and its length.
     pub fn read(r: &mut impl Read) -> Result<(Self, u64), SegmentError> {
+        let read_exact = |r: &mut dyn Read, buf: &mut [u8], short: &str| {
+            r.read_exact(buf).map_err(|e| match e.kind() {
+                io::ErrorKind::UnexpectedEof => SegmentError("header", short.to_owned()),
+                _ => e.into(),
+            })
+        };
         let mut all = vec![0u8; 12];
         read_exact(r, &mut all, "file is shorter than a header")?;
-        if &all[..8] != SEGMENT_MAGIC {
-            return Err(SegmentError::Header("not a sealtrail segment (bad magic)".into()));
-        }
         let version = u16::from_be_bytes([all[8], all[9]]);
-        let dict_len = match version {
-            1 | 3 => 0,
-            2 => 32,
-            _ => {
-                return Err(SegmentError::Header(format!(
-                    "segment format version {version} is not supported"
-                )));
-            }
-        };
         let origin_len = usize::from(u16::from_be_bytes([all[10], all[11]]));
-        if origin_len == 0 || origin_len > MAX_ORIGIN_LEN {
-            return Err(SegmentError::Header(format!("origin length {origin_len} out of range")));
-        }
+        ensure!(&all[..8] == b"SEALSEG\0", "not a sealtrail segment (bad magic)");
+        ensure!((1..=3).contains(&version), "segment format version {version} is not supported");
+        let origin_ok = (1..=MAX_ORIGIN_LEN).contains(&origin_len);
+        ensure!(origin_ok, "origin length {origin_len} out of range");
+        let dict_len = if version == 2 { 32 } else { 0 };
         all.resize(12 + origin_len + 48 + dict_len + 4, 0);
         read_exact(r, &mut all[12..], "header is truncated")?;
-        let body_len = all.len() - 4;
-        let (body, crc) = all.split_at(body_len);
-        if crc32c::crc32c(body) != u32::from_be_bytes([crc[0], crc[1], crc[2], crc[3]]) {
-            return Err(SegmentError::Header("header checksum mismatch".into()));
-        }
-        let bad = |e: RecordError| SegmentError::Header(e.to_string());
+        let (body, crc) = all.split_at(all.len() - 4);
+        ensure!(crc32c::crc32c(body) == ByteReader::new(crc).u32()?, "header checksum mismatch");
         let mut b = ByteReader::new(&body[12..]);
-        let origin = std::str::from_utf8(b.take(origin_len).map_err(bad)?)
-            .map_err(|_| SegmentError::Header("origin is not utf-8".into()))?
-            .to_owned();
-        let number = b.u64().map_err(bad)?;
-        let first_index = b.u64().map_err(bad)?;
-        let prev = b.hash().map_err(bad)?;
-        let format = match version {
-            1 => FrameFormat::Plain,
-            3 => FrameFormat::Encrypted,
-            _ => FrameFormat::Zstd { dict: b.hash().map_err(bad)? },
-        };
-        let header = SegmentHeader { origin, number, first_index, prev, format };
-        Ok((header, all.len() as u64))
+        let origin = String::from_utf8(b.take(origin_len)?.to_vec());
+        let origin = origin.map_err(|_| SegmentError("header", "origin is not utf-8".into()))?;
+        let (number, first_index, prev) = (b.u64()?, b.u64()?, b.hash()?);
+        let dict = if version == 2 { b.hash()? } else { [0; 32] };
+        Ok((SegmentHeader { origin, number, first_index, prev, version, dict }, all.len() as u64))
     }
 }
 
@@ -149,91 +130,55 @@ pub struct Footer {
     pub frame_offsets: Option<Vec<u32>>,
 }
 
-/// Largest footer a maximal segment can have (bounds the read).
-pub const MAX_FOOTER_LEN: u64 =
-    4096 + (MAX_SEGMENT_EVENTS >> BLOCK_SHIFT) * 40 + MAX_SEGMENT_EVENTS * 4;
-
 impl Footer {
     /// Parses the bytes from the seal marker at file offset `offset` to the
     /// end of the file (trailer included).
-    pub fn from_bytes(bytes: &[u8], offset: u64) -> Result<Footer, String> {
-        if bytes.len() < 4 + 2 + 1 + 4 + 4 + TRAILER_LEN as usize {
-            return Err("footer is truncated".into());
-        }
+    pub fn from_bytes(bytes: &[u8], offset: u64) -> Result<Footer, SegmentError> {
+        ensure!(bytes.len() >= 4 + 2 + 1 + 4 + 4 + TRAILER_LEN as usize, "footer is truncated");
         let (body, trailer) = bytes.split_at(bytes.len() - TRAILER_LEN as usize);
-        if &trailer[8..] != TRAILER_MAGIC {
-            return Err("trailer magic missing".into());
-        }
-        let mut t = [0u8; 8];
-        t.copy_from_slice(&trailer[..8]);
-        let trailer_offset = u64::from_be_bytes(t);
-        if trailer_offset != offset {
-            return Err(format!(
-                "trailer points at offset {trailer_offset}, footer starts at {offset}"
-            ));
-        }
+        let at = ByteReader::new(trailer).u64()?;
+        ensure!(&trailer[8..] == b"SEALEND\0", "trailer magic missing");
+        ensure!(at == offset, "trailer points at offset {at}, footer starts at {offset}");
         let (covered, crc) = body.split_at(body.len() - 4);
-        if crc32c::crc32c(covered) != u32::from_be_bytes([crc[0], crc[1], crc[2], crc[3]]) {
-            return Err("checksum mismatch".into());
-        }
-        let err = |e: RecordError| e.to_string();
+        ensure!(crc32c::crc32c(covered) == ByteReader::new(crc).u32()?, "checksum mismatch");
         let mut r = ByteReader::new(covered);
-        if r.u32().map_err(err)? != SEAL_MARKER {
-            return Err("seal marker missing".into());
-        }
-        let record_len = usize::from(r.u16().map_err(err)?);
-        let record = SegmentRecord::from_bytes(r.take(record_len).map_err(err)?).map_err(err)?;
-        let shift = r.u8().map_err(err)?;
-        let indexed = shift & FRAME_INDEX_FLAG != 0;
-        if shift & !FRAME_INDEX_FLAG != BLOCK_SHIFT {
-            return Err(format!("block shift {} is not {BLOCK_SHIFT}", shift & !FRAME_INDEX_FLAG));
-        }
-        let block_count = u64::from(r.u32().map_err(err)?);
-        if record.count > MAX_SEGMENT_EVENTS || block_count != record.count.div_ceil(64) {
-            return Err(format!("{block_count} blocks for {} events", record.count));
-        }
-        let index_len = if indexed { record.count * 4 } else { 0 };
-        if r.remaining() as u64 != block_count * 40 + index_len {
-            return Err("block index length mismatch".into());
-        }
-        let block_offsets =
-            (0..block_count).map(|_| r.u64()).collect::<Result<Vec<_>, _>>().map_err(err)?;
-        let block_roots =
-            (0..block_count).map(|_| r.hash()).collect::<Result<Vec<_>, _>>().map_err(err)?;
-        let frame_offsets = if indexed {
-            let offsets =
-                (0..record.count).map(|_| r.u32()).collect::<Result<Vec<_>, _>>().map_err(err)?;
+        ensure!(r.u32()? == SEAL_MARKER, "seal marker missing");
+        let record_len = usize::from(r.u16()?);
+        let record = SegmentRecord::from_bytes(r.take(record_len)?)?;
+        let shift = r.u8()?;
+        let (indexed, shift) = (shift & FRAME_INDEX_FLAG != 0, shift & !FRAME_INDEX_FLAG);
+        ensure!(shift == BLOCK_SHIFT, "block shift {shift} is not {BLOCK_SHIFT}");
+        let (blocks, count) = (u64::from(r.u32()?), record.count);
+        let blocks_ok = count <= MAX_SEGMENT_EVENTS && blocks == count.div_ceil(64);
+        ensure!(blocks_ok, "{blocks} blocks for {count} events");
+        let index_len = if indexed { count * 4 } else { 0 };
+        ensure!(r.remaining() as u64 == blocks * 40 + index_len, "block index length mismatch");
+        let block_offsets = (0..blocks).map(|_| r.u64()).collect::<Result<Vec<_>, _>>()?;
+        let block_roots = (0..blocks).map(|_| r.hash()).collect::<Result<Vec<_>, _>>()?;
+        let mut frame_offsets = None;
+        if indexed {
+            let offsets = (0..count).map(|_| r.u32()).collect::<Result<Vec<_>, _>>()?;
             check_frame_index(&offsets, block_offsets.len())?;
-            Some(offsets)
-        } else {
-            None
-        };
+            frame_offsets = Some(offsets);
+        }
         Ok(Footer { record, block_offsets, block_roots, frame_offsets })
     }
-}
 
-impl Footer {
     /// Finds the footer from the end of a sealed file (§4.5: the trailer
     /// names its offset), without reading the frames before it.
-    pub fn read_from_end(file: &mut (impl Read + Seek)) -> Result<Footer, String> {
-        let io = |e: std::io::Error| e.to_string();
-        let len = file.seek(SeekFrom::End(0)).map_err(io)?;
-        let mut trailer = [0u8; TRAILER_LEN as usize];
-        if len < TRAILER_LEN {
-            return Err("file is shorter than a trailer".into());
-        }
-        file.seek(SeekFrom::Start(len - TRAILER_LEN)).map_err(io)?;
-        file.read_exact(&mut trailer).map_err(io)?;
-        let mut t = [0u8; 8];
-        t.copy_from_slice(&trailer[..8]);
-        let offset = u64::from_be_bytes(t);
+    pub fn read_from_end(file: &mut (impl Read + Seek)) -> Result<Footer, SegmentError> {
+        let len = file.seek(SeekFrom::End(0))?;
+        ensure!(len >= TRAILER_LEN, "file is shorter than a trailer");
+        let mut offset = [0u8; 8];
+        file.seek(SeekFrom::Start(len - TRAILER_LEN))?;
+        file.read_exact(&mut offset)?;
+        let offset = u64::from_be_bytes(offset);
         // Bounded before allocating: no footer exceeds a maximal segment's.
-        if offset >= len || len - offset > MAX_FOOTER_LEN {
-            return Err(format!("footer offset {offset} is out of range"));
-        }
+        let in_range = offset < len && len - offset <= MAX_FOOTER_LEN;
+        ensure!(in_range, "footer offset {offset} is out of range");
         let mut bytes = vec![0u8; (len - offset) as usize];
-        file.seek(SeekFrom::Start(offset)).map_err(io)?;
-        file.read_exact(&mut bytes).map_err(io)?;
+        file.seek(SeekFrom::Start(offset))?;
+        file.read_exact(&mut bytes)?;
         Footer::from_bytes(&bytes, offset)
     }
 }
@@ -241,40 +186,25 @@ impl Footer {
 /// A frame index is well formed: each block starts at offset 0 and offsets
 /// grow by at least a frame header and one byte. (That they point at the
 /// frames is checked by the reader that walks them.)
-fn check_frame_index(offsets: &[u32], blocks: usize) -> Result<(), String> {
+fn check_frame_index(offsets: &[u32], blocks: usize) -> Result<(), SegmentError> {
     for (b, block) in offsets.chunks(64).enumerate() {
-        if block.first() != Some(&0) {
-            return Err(format!("frame index: block {b} does not start at offset 0"));
-        }
-        if block.windows(2).any(|w| u64::from(w[1]) < u64::from(w[0]) + FRAME_HEADER_LEN + 1) {
-            return Err(format!("frame index: offsets in block {b} do not increase"));
-        }
+        ensure!(block.first() == Some(&0), "frame index: block {b} does not start at offset 0");
+        let grows = |w: &[u32]| u64::from(w[1]) > u64::from(w[0]) + FRAME_HEADER_LEN;
+        ensure!(block.windows(2).all(grows), "frame index: offsets in block {b} do not increase");
     }
-    if offsets.len().div_ceil(64) != blocks {
-        return Err("frame index does not cover the blocks".into());
-    }
+    ensure!(offsets.len().div_ceil(64) == blocks, "frame index does not cover the blocks");
     Ok(())
 }
 
 /// Turns a stored payload back into the entry.
-#[derive(Clone)]
 pub enum Codec {
     /// Version 1: the payload is the entry.
     Plain,
-    /// Version 2: one zstd frame, with this dictionary (bytes, hash-checked).
-    Zstd(Option<Arc<Vec<u8>>>),
+    /// Version 2: one zstd frame (decoder with the segment's dictionary).
+    Zstd(Box<ZstdDecoder>),
     /// Version 3: encrypted; `None` without the KEK (only the stored leaf
     /// hashes can be checked then).
-    Sealed(Option<Arc<SegmentCipher>>),
-}
-
-impl Codec {
-    fn max_stored_len(&self) -> u32 {
-        match self {
-            Codec::Sealed(_) => MAX_ENTRY_LEN + atrest::FRAME_OVERHEAD,
-            _ => MAX_ENTRY_LEN,
-        }
-    }
+    Sealed(Option<Box<SegmentCipher>>),
 }
 
 /// Decodes zstd frames: one per entry, 1..=MAX_ENTRY_LEN bytes of output,
@@ -440,144 +370,112 @@ pub struct FrameReader<R: Read> {
     reader: R,
     pub header: SegmentHeader,
     codec: Codec,
-    zstd: Option<ZstdDecoder>,
     stored: Vec<u8>,
-    leaf: Option<Hash>,
+    /// The leaf hash stored in the last encrypted frame read.
+    pub leaf: Option<Hash>,
     pos: u64,
     len: u64,
-    tail: Option<Tail>,
+    /// What followed the frames; `None` until the frames ended.
+    pub tail: Option<Tail>,
 }
 
 impl<R: Read> FrameReader<R> {
-    /// `reader` is positioned just after the header (`header_len` bytes);
-    /// `len` is the file's length.
-    pub fn new(
-        reader: R,
-        header: SegmentHeader,
-        header_len: u64,
+    /// Reads the header of a file of `len` bytes; `codec` says how its
+    /// frames are decoded.
+    pub fn open(
+        mut reader: R,
         len: u64,
-        codec: Codec,
+        codec: impl FnOnce(&SegmentHeader) -> Result<Codec, SegmentError>,
     ) -> Result<Self, SegmentError> {
-        let zstd = match &codec {
-            Codec::Zstd(dict) => Some(
-                ZstdDecoder::new(dict.as_deref().map(Vec::as_slice))
-                    .map_err(SegmentError::Dictionary)?,
-            ),
-            _ => None,
-        };
-        Ok(FrameReader {
-            reader,
-            header,
-            codec,
-            zstd,
-            stored: Vec::new(),
-            leaf: None,
-            pos: header_len,
-            len,
-            tail: None,
-        })
+        let (header, pos) = SegmentHeader::read(&mut reader)?;
+        let codec = codec(&header)?;
+        let (stored, leaf, tail) = (Vec::new(), None, None);
+        Ok(FrameReader { reader, header, codec, stored, leaf, pos, len, tail })
     }
 
     /// Reads the next entry into `payload` and returns its frame's offset,
-    /// or `None` at the end of the frames (then `tail()` says what follows).
+    /// or `None` at the end of the frames (then `tail` says what follows).
     /// A frame that does not decode ends the frames like a bad checksum.
-    pub fn next_frame_into(&mut self, payload: &mut Vec<u8>) -> Result<Option<u64>, String> {
+    pub fn next_frame_into(&mut self, payload: &mut Vec<u8>) -> Result<Option<u64>, SegmentError> {
+        let offset = self.pos;
         if self.tail.is_some() {
             return Ok(None);
         }
-        let io = |e: io::Error| e.to_string();
+        match self.read_frame(payload) {
+            Ok(Some(stored_len)) => {
+                self.pos += FRAME_HEADER_LEN + stored_len;
+                Ok(Some(offset))
+            }
+            Ok(None) => Ok(None),
+            Err(e) if e.kind() == "io" => Err(e),
+            Err(SegmentError(_, reason)) => {
+                self.tail = Some(Tail::Torn { offset, reason });
+                Ok(None)
+            }
+        }
+    }
+
+    /// Reads the frame at `pos`: its stored length, or `None` (and `tail`
+    /// set) at the end of the file or a footer. Any error but `io` means
+    /// the bytes from `pos` on are torn.
+    fn read_frame(&mut self, payload: &mut Vec<u8>) -> Result<Option<u64>, SegmentError> {
         let remaining = self.len.saturating_sub(self.pos);
         if remaining == 0 {
             self.tail = Some(Tail::Open);
             return Ok(None);
         }
-        if remaining < FRAME_HEADER_LEN {
-            return self.torn(format!("{remaining} stray bytes after the last frame"));
-        }
+        ensure!(remaining >= FRAME_HEADER_LEN, "{remaining} stray bytes after the last frame");
         let mut head = [0u8; 8];
-        self.reader.read_exact(&mut head).map_err(io)?;
+        self.reader.read_exact(&mut head)?;
         let len = u32::from_be_bytes([head[0], head[1], head[2], head[3]]);
         let crc = u32::from_be_bytes([head[4], head[5], head[6], head[7]]);
         if len == SEAL_MARKER {
-            return self.read_footer(head);
+            ensure!(remaining <= MAX_FOOTER_LEN, "seal marker followed by too many bytes");
+            let mut bytes = head.to_vec();
+            bytes.resize(remaining as usize, 0);
+            self.reader.read_exact(&mut bytes[8..])?;
+            let footer = Footer::from_bytes(&bytes, self.pos);
+            let footer =
+                footer.map_err(|e| SegmentError("header", format!("footer is corrupt: {e}")))?;
+            self.tail = Some(Tail::Sealed(Box::new(footer)));
+            return Ok(None);
         }
-        if len == 0 || len > self.codec.max_stored_len() {
-            return self.torn(format!("frame length {len} out of range"));
-        }
-        if u64::from(len) > remaining - FRAME_HEADER_LEN {
-            return self.torn(format!("frame of {len} bytes runs past the end of the file"));
-        }
-        let plain = matches!(self.codec, Codec::Plain);
-        let buf = if plain { &mut *payload } else { &mut self.stored };
+        let sealed = matches!(self.codec, Codec::Sealed(_));
+        let max = MAX_ENTRY_LEN + if sealed { atrest::FRAME_OVERHEAD } else { 0 };
+        ensure!(len > 0 && len <= max, "frame length {len} out of range");
+        let fits = u64::from(len) <= remaining - FRAME_HEADER_LEN;
+        ensure!(fits, "frame of {len} bytes runs past the end of the file");
+        let buf = if matches!(self.codec, Codec::Plain) { &mut *payload } else { &mut self.stored };
         buf.clear();
         buf.resize(len as usize, 0);
-        self.reader.read_exact(buf).map_err(io)?;
-        if crc32c::crc32c(buf) != crc {
-            return self.torn("frame checksum mismatch".into());
-        }
-        let decoded = match (&self.codec, &mut self.zstd) {
-            (Codec::Plain, _) => Ok(()),
-            (Codec::Zstd(_), Some(z)) => z.decode(&self.stored, payload),
-            (Codec::Zstd(_), None) => Err("no zstd decoder".into()),
-            (Codec::Sealed(cipher), _) => {
-                self.leaf = atrest::stored_leaf(&self.stored);
-                match (self.leaf, cipher) {
-                    (None, _) => Err(format!("encrypted frame of {len} bytes is too short")),
-                    (Some(_), None) => {
-                        payload.clear();
-                        Ok(())
-                    }
-                    (Some(_), Some(c)) => c.open_frame(&self.stored, payload).and_then(|()| {
-                        if payload.is_empty() || payload.len() > MAX_ENTRY_LEN as usize {
-                            Err(format!(
-                                "encrypted entry of {} bytes is out of range",
-                                payload.len()
-                            ))
-                        } else {
-                            Ok(())
-                        }
-                    }),
+        self.reader.read_exact(buf)?;
+        ensure!(crc32c::crc32c(buf) == crc, "frame checksum mismatch");
+        self.decode(payload).map_err(|reason| SegmentError("header", reason))?;
+        Ok(Some(u64::from(len)))
+    }
+
+    /// Decodes the stored payload just read into the entry.
+    fn decode(&mut self, payload: &mut Vec<u8>) -> Result<(), String> {
+        let stored = &self.stored;
+        match &mut self.codec {
+            Codec::Plain => Ok(()),
+            Codec::Zstd(z) => z.decode(stored, payload),
+            Codec::Sealed(cipher) => {
+                self.leaf = atrest::stored_leaf(stored);
+                payload.clear();
+                if self.leaf.is_none() {
+                    return Err(format!("encrypted frame of {} bytes is too short", stored.len()));
                 }
+                if let Some(c) = cipher {
+                    c.open_frame(stored, payload)?;
+                    if payload.is_empty() || payload.len() > MAX_ENTRY_LEN as usize {
+                        let n = payload.len();
+                        return Err(format!("encrypted entry of {n} bytes is out of range"));
+                    }
+                }
+                Ok(())
             }
-        };
-        if let Err(reason) = decoded {
-            return self.torn(reason);
         }
-        let offset = self.pos;
-        self.pos += FRAME_HEADER_LEN + u64::from(len);
-        Ok(Some(offset))
-    }
-
-    fn torn<T>(&mut self, reason: String) -> Result<Option<T>, String> {
-        self.tail = Some(Tail::Torn { offset: self.pos, reason });
-        Ok(None)
-    }
-
-    fn read_footer<T>(&mut self, head: [u8; 8]) -> Result<Option<T>, String> {
-        let remaining = self.len - self.pos;
-        if remaining > MAX_FOOTER_LEN {
-            return self.torn("seal marker followed by too many bytes".into());
-        }
-        let mut bytes = head.to_vec();
-        bytes.resize(remaining as usize, 0);
-        self.reader.read_exact(&mut bytes[8..]).map_err(|e| e.to_string())?;
-        self.tail = Some(match Footer::from_bytes(&bytes, self.pos) {
-            Ok(footer) => Tail::Sealed(Box::new(footer)),
-            Err(reason) => {
-                Tail::Torn { offset: self.pos, reason: format!("footer is corrupt: {reason}") }
-            }
-        });
-        Ok(None)
-    }
-
-    /// What followed the frames; `None` until the frames ended.
-    pub fn tail(&self) -> Option<&Tail> {
-        self.tail.as_ref()
-    }
-
-    /// The leaf hash stored in the last encrypted frame read.
-    pub fn leaf(&self) -> Option<Hash> {
-        self.leaf
     }
 
     /// Whether frames yield their entry bytes (false: encrypted, no KEK).
