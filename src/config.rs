@@ -61,6 +61,18 @@ pub struct RawConfig {
     pub witnesses: Vec<crate::witness::submit::WitnessConfig>,
     /// `[publish]`: the latest checkpoint sent out on a schedule.
     pub publish: crate::witness::publish::PublishConfig,
+    /// `[console]`: the analyst console at `/`.
+    pub console: ConsoleConfig,
+}
+
+/// `[console]`: the analyst console.
+#[derive(Clone, Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct ConsoleConfig {
+    /// Honour one-time sign-in links (`GET /v1/session/link/{token}`), the
+    /// demo's stand-in for password and second factor. Off by default;
+    /// `sealtrail demo` turns it on.
+    pub sign_in_links: bool,
 }
 
 /// `[lookups]`: the practice's directories joined to events.
@@ -101,6 +113,7 @@ impl Default for RawConfig {
             auth: AuthConfig::default(),
             witnesses: Vec::new(),
             publish: Default::default(),
+            console: ConsoleConfig::default(),
         }
     }
 }
@@ -265,6 +278,8 @@ pub struct Config {
     pub witnesses: Vec<crate::witness::submit::WitnessConfig>,
     /// `[publish]`, validated (`every` empty: off).
     pub publish: crate::witness::publish::PublishConfig,
+    /// `[console]`.
+    pub console: ConsoleConfig,
 }
 
 /// Largest configuration file read.
@@ -436,6 +451,7 @@ impl Config {
             auth: raw.auth,
             witnesses: raw.witnesses,
             publish: raw.publish,
+            console: raw.console,
         })
     }
 }

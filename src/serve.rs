@@ -404,6 +404,15 @@ pub async fn run_until(
         }),
         response: responder.as_ref().map(Responder::handle),
         people: Some(people),
+        console: api::ConsoleState {
+            vkey: keys::load_signer(&config.key_file)
+                .ok()
+                .map(|s| s.verifier().to_vkey()),
+            sign_in_links: config
+                .console
+                .sign_in_links
+                .then(|| config.data_dir.clone()),
+        },
     });
     let http_shutdown = shutdown.clone();
     if http_tls.is_some() {

@@ -2,6 +2,7 @@
 //! `app()` is separate from serving so tests can drive the router directly.
 
 pub mod alerts;
+pub mod console;
 pub mod headers;
 pub mod incidents;
 pub mod peer;
@@ -33,6 +34,19 @@ pub struct AppState {
     pub auth: Arc<AuthState>,
     /// Console sign-in (`/v1/session`); absent where people cannot sign in.
     pub people: Option<Arc<crate::auth::people::People>>,
+    /// The console shell and what it needs beside the API.
+    pub console: ConsoleState,
+}
+
+/// What the console needs beside the role-checked API.
+#[derive(Clone, Debug, Default)]
+pub struct ConsoleState {
+    /// The log's verifier key (C2SP vkey line) served at `/v1/log/vkey`,
+    /// so the browser can check checkpoint signatures itself.
+    pub vkey: Option<String>,
+    /// The data directory whose one-time sign-in links are honoured
+    /// (`[console] sign_in_links`); `None`: off.
+    pub sign_in_links: Option<std::path::PathBuf>,
 }
 
 /// Largest body of a search, export, incident or silence request (the
@@ -88,8 +102,13 @@ pub fn app(state: AppState) -> Router {
         );
     }
     if let Some(p) = state.people {
-        router = router.merge(session::routes(p, state.ingest.pipeline.clone()));
+        router = router.merge(session::routes(
+            p,
+            state.ingest.pipeline.clone(),
+            state.console.sign_in_links.clone(),
+        ));
     }
+    router = router.merge(console::routes(state.console.vkey.clone()));
     router
         // Deny by default: every matched route passes the gate, which
         // refuses routes missing from `auth::gate::ROUTES`.
@@ -183,6 +202,7 @@ mod tests {
             query: None,
             response: None,
             people: None,
+            console: ConsoleState::default(),
         })
         .layer(MockConnectInfo(std::net::SocketAddr::from((
             [127, 0, 0, 1],

@@ -16,10 +16,11 @@ use crate::pipeline::Pipeline;
 use axum::Json;
 use axum::Router;
 use axum::body::Bytes;
+use axum::extract::Path;
 use axum::extract::{ConnectInfo, State};
 use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
-use axum::routing::post;
+use axum::routing::{get, post};
 use serde::Deserialize;
 use serde_json::{Value, json};
 use std::net::{IpAddr, SocketAddr};
@@ -36,17 +37,30 @@ pub struct SessionState {
     pub people: Arc<People>,
     pub pipeline: Pipeline,
     checks: Arc<Semaphore>,
+    /// The data directory whose one-time sign-in links are honoured;
+    /// `None`: links are off (`[console] sign_in_links`), the route is absent.
+    links: Option<Arc<std::path::PathBuf>>,
 }
 
-pub fn routes(people: Arc<People>, pipeline: Pipeline) -> Router {
+pub fn routes(
+    people: Arc<People>,
+    pipeline: Pipeline,
+    links: Option<std::path::PathBuf>,
+) -> Router {
+    let with_links = links.is_some();
     let state = SessionState {
         people,
         pipeline,
         checks: Arc::new(Semaphore::new(CONCURRENT_PASSWORD_CHECKS)),
+        links: links.map(Arc::new),
     };
-    Router::new()
+    let mut router = Router::new()
         .route("/v1/session", post(sign_in).get(who_am_i).delete(sign_out))
-        .route("/v1/session/reauth", post(reauth))
+        .route("/v1/session/reauth", post(reauth));
+    if with_links {
+        router = router.route("/v1/session/link/{token}", get(sign_in_link));
+    }
+    router
         .with_state(state)
         .layer(axum::extract::DefaultBodyLimit::max(
             super::MAX_REQUEST_BODY,
@@ -342,6 +356,94 @@ async fn sign_in(
         .into_response()
 }
 
+/// `GET /v1/session/link/{token}`: a one-time sign-in link. Consumed here
+/// (a second use is refused), recorded as `auth/login` with
+/// `attrs.method = "sign_in_link"`, then a normal session and a 303 to `/`.
+async fn sign_in_link(
+    State(state): State<SessionState>,
+    ConnectInfo(peer): ConnectInfo<SocketAddr>,
+    Path(token): Path<String>,
+) -> Response {
+    let Some(data) = state.links.clone() else {
+        return error(StatusCode::NOT_FOUND, "not found");
+    };
+    let peer = peer.ip();
+    let now = now_ms();
+    let consumed = tokio::task::spawn_blocking(move || {
+        crate::auth::people::links::consume(&data, &token, now)
+    })
+    .await;
+    let user = match consumed {
+        Ok(Ok(user)) => user,
+        Ok(Err(crate::auth::people::links::LinkError::Refused)) => {
+            return match audit(
+                &state,
+                peer,
+                None,
+                "login",
+                Outcome::Failure,
+                json!({"method": "sign_in_link", "reason": "invalid_link"}),
+                "sign-in link refused: unknown, used or expired".into(),
+            )
+            .await
+            {
+                Ok(()) => refused(),
+                Err(r) => r,
+            };
+        }
+        Ok(Err(e)) => {
+            tracing::error!(error = %e, "the sign-in link store could not be read");
+            return error(StatusCode::INTERNAL_SERVER_ERROR, "sign-in failed");
+        }
+        Err(_) => return error(StatusCode::INTERNAL_SERVER_ERROR, "sign-in failed"),
+    };
+    let Some(principal) = state.people.principal_for(&user, now) else {
+        return match audit(
+            &state,
+            peer,
+            Some(&user_principal(&user)),
+            "login",
+            Outcome::Failure,
+            json!({"method": "sign_in_link", "reason": "unknown_or_disabled_user"}),
+            format!("sign-in link for {user} refused: no such enabled user"),
+        )
+        .await
+        {
+            Ok(()) => refused(),
+            Err(r) => r,
+        };
+    };
+    if let Err(r) = audit(
+        &state,
+        peer,
+        Some(&principal),
+        "login",
+        Outcome::Success,
+        json!({"method": "sign_in_link", "mfa": false, "roles": principal.roles.names()}),
+        format!(
+            "{} signed in with a one-time link",
+            principal.qualified_name()
+        ),
+    )
+    .await
+    {
+        return r;
+    }
+    let cookie = state.people.start_session(&principal, now);
+    let Some(set_cookie) = session_cookie(&cookie) else {
+        return error(StatusCode::INTERNAL_SERVER_ERROR, "sign-in failed");
+    };
+    (
+        StatusCode::SEE_OTHER,
+        [
+            (header::SET_COOKIE, set_cookie),
+            (header::LOCATION, HeaderValue::from_static("/")),
+            (header::CACHE_CONTROL, HeaderValue::from_static("no-store")),
+        ],
+    )
+        .into_response()
+}
+
 async fn who_am_i(
     State(state): State<SessionState>,
     ConnectInfo(peer): ConnectInfo<SocketAddr>,
@@ -464,7 +566,7 @@ mod tests {
 
     fn app_over(data: &std::path::Path) -> Router {
         let people = Arc::new(People::open(data, AuthConfig::default()).unwrap());
-        routes(people, crate::pipeline::closed_pipeline())
+        routes(people, crate::pipeline::closed_pipeline(), None)
             .layer(MockConnectInfo(SocketAddr::from(([127, 0, 0, 1], 9))))
     }
 

@@ -70,6 +70,14 @@ pub const ROUTES: &[(&str, &str, Access)] = &[
     // The acknowledgement page's script (the page itself is a capability link).
     ("GET", "/assets/ack.js", Access::Public),
     ("GET", "/metrics", Access::Roles(SCRAPERS)),
+    // The console's static shell: it holds no data; what it shows comes
+    // from the role-checked routes below with the session cookie.
+    ("GET", "/", Access::Public),
+    ("GET", "/console/{file}", Access::Public),
+    // One-time sign-in link (only routed when `[console] sign_in_links`).
+    ("GET", "/v1/session/link/{token}", Access::Public),
+    // The log's public key, for the console's own proof checks.
+    ("GET", "/v1/log/vkey", Access::Roles(READERS)),
     // Sign-in for people: open, each handler checks what it needs.
     ("POST", "/v1/session", Access::Public),
     ("GET", "/v1/session", Access::Public),

@@ -20,6 +20,7 @@ macro_rules! say {
     };
 }
 
+mod demo;
 mod key;
 mod progress;
 mod rules;
@@ -100,6 +101,15 @@ pub enum Command {
     Proof(ProofArgs),
     /// Run the service: HTTP ingest and API, sealing into the ledger.
     Serve(ServeArgs),
+    /// A running demo: a fresh data directory, a synthetic practice streamed
+    /// in live, the console and a one-time sign-in link. Ctrl-C stops it.
+    Demo {
+        /// A missing or empty folder for the demo's data (default: a new temporary one).
+        #[arg(long)]
+        data: Option<PathBuf>,
+        #[arg(long, default_value = "127.0.0.1:8080")]
+        listen: std::net::SocketAddr,
+    },
     /// Search events (Lucene-style query) on a running service or a data directory.
     Search {
         /// A running service, e.g. http://127.0.0.1:8080.
@@ -340,6 +350,7 @@ fn dispatch(command: Command) -> Result<ExitCode> {
         }
         Command::Proof(args) => proof(args),
         Command::Serve(args) => serve(args),
+        Command::Demo { data, listen } => demo::run(data, listen),
         Command::Search {
             url,
             data,

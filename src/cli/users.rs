@@ -46,6 +46,13 @@ pub enum UserCommand {
         data: PathBuf,
         name: String,
     },
+    /// A one-time sign-in link path (`/v1/session/link/TOKEN`, one use,
+    /// 10 minutes); honoured only where `[console] sign_in_links = true`.
+    Link {
+        #[arg(long)]
+        data: PathBuf,
+        name: String,
+    },
     /// A new password and a new TOTP secret (printed once); sessions end.
     Reset {
         #[arg(long)]
@@ -70,6 +77,17 @@ pub fn run(cmd: UserCommand) -> Result<ExitCode> {
             print_enrolment("added", &e);
         }
         UserCommand::List { data, json } => list(&data, json)?,
+        UserCommand::Link { data, name } => {
+            if !users::list(&data)?
+                .iter()
+                .any(|u| u.name == name && !u.disabled)
+            {
+                bail!("no enabled user named `{name}`");
+            }
+            let now = crate::event::Timestamp::now().unix_ms();
+            let token = crate::auth::people::links::mint(&data, &name, now)?;
+            println!("/v1/session/link/{token}");
+        }
         UserCommand::Disable { data, name } => {
             users::disable(&data, &name)?;
             println!("disabled {name}");

@@ -128,6 +128,22 @@ fn matrix() -> Vec<Row> {
             Some(json!({"q": "*"})),
             Some(&["auditor"]),
         ),
+        ("GET", "/", "/", None, None),
+        ("GET", "/console/{file}", "/console/app.js", None, None),
+        (
+            "GET",
+            "/v1/session/link/{token}",
+            "/v1/session/link/not-a-link",
+            None,
+            None,
+        ),
+        (
+            "GET",
+            "/v1/log/vkey",
+            "/v1/log/vkey",
+            None,
+            Some(&["analyst", "auditor"]),
+        ),
         (
             "GET",
             "/v1/alerts",

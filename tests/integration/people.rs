@@ -498,3 +498,81 @@ fn a_signed_in_person_acts_with_their_roles_and_exports_only_after_reauthenticat
                 && e["event"]["actor"]["user"] == "user:dana")
     );
 }
+
+/// `sealtrail user link`: the path of a one-time sign-in link.
+fn link_for(data: &Path, name: &str) -> String {
+    let out = user_cmd(data, &["link", name], None);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    String::from_utf8(out.stdout).unwrap().trim().to_owned()
+}
+
+#[test]
+fn one_time_sign_in_links_work_once_only_when_enabled_and_are_recorded() {
+    let dir = tempfile::tempdir().unwrap();
+    let k = keys(dir.path());
+    let data = dir.path().join("data");
+    add_user(&data, "alice", "analyst");
+    let no_redirects = || {
+        Client::builder()
+            .redirect(reqwest::redirect::Policy::none())
+            .build()
+            .unwrap()
+    };
+
+    // Off by default: the route does not exist.
+    let server = Server::start(dir.path(), &serve_config(&data, &k, ""));
+    let path = link_for(&data, "alice");
+    let r = no_redirects()
+        .get(format!("{}{path}", server.http))
+        .send()
+        .unwrap();
+    assert_eq!(r.status().as_u16(), 404);
+    assert_eq!(server.terminate(), Some(0));
+
+    let server = Server::start(
+        dir.path(),
+        &serve_config(&data, &k, "[console]\nsign_in_links = true\n"),
+    );
+    let url = server.http.clone();
+    let path = link_for(&data, "alice");
+    let c = no_redirects();
+    let r = c.get(format!("{url}{path}")).send().unwrap();
+    assert_eq!(r.status().as_u16(), 303);
+    assert_eq!(r.headers()["location"], "/");
+    let cookie = session_cookie(&r);
+    let who: Value = get_session(&c, &url, &cookie).json().unwrap();
+    assert_eq!(who["user"], "alice");
+    assert_eq!(who["roles"], json!(["analyst"]));
+    // A second use is refused like any failed sign-in.
+    refused(c.get(format!("{url}{path}")).send().unwrap());
+    // A made-up link too.
+    refused(
+        c.get(format!(
+            "{url}/v1/session/link/AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA"
+        ))
+        .send()
+        .unwrap(),
+    );
+    // Only the hash of a link is stored.
+    let token = path.rsplit('/').next().unwrap();
+    let stored = std::fs::read_to_string(data.join("auth/sign-in-links.json")).unwrap();
+    assert!(!stored.contains(token));
+
+    // Both outcomes are `auth/login` records naming the method.
+    let logins = server.wait_for("the link sign-ins in the ledger", || {
+        let logins: Vec<Value> = stored_entries(&data)
+            .into_iter()
+            .filter(|e| {
+                e["event"]["action"] == "login" && e["event"]["attrs"]["method"] == "sign_in_link"
+            })
+            .collect();
+        (logins.len() >= 3).then_some(logins)
+    });
+    assert_eq!(logins[0]["event"]["outcome"], "success");
+    assert_eq!(logins[0]["event"]["actor"]["user"], "user:alice");
+    assert_eq!(logins[1]["event"]["outcome"], "failure");
+}

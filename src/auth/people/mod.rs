@@ -8,6 +8,7 @@
 //!
 //! Time is passed in (`now_ms`) so tests drive the clock.
 
+pub mod links;
 mod lockout;
 pub mod password;
 mod sessions;
@@ -232,6 +233,19 @@ impl People {
                 fail(Some(principal), reason, locked_now)
             }
         }
+    }
+
+    /// `user` as a principal authenticated at `now_ms` by other means (a
+    /// one-time sign-in link); `None` for an unknown or disabled user.
+    pub fn principal_for(&self, user: &str, now_ms: i64) -> Option<Principal> {
+        let table = self.users.current();
+        let live = table.by_name.get(user).filter(|l| !l.disabled)?;
+        Some(Principal {
+            name: user.to_owned(),
+            kind: PrincipalKind::User,
+            roles: live.roles,
+            authenticated_at_ms: now_ms,
+        })
     }
 
     /// Starts a session for a signed-in principal; the cookie value.

@@ -1,0 +1,355 @@
+//! The console in a real browser: headless Chromium driven through
+//! chromedriver (`chromium` and `chromium-driver` from Debian; `.ci/run`
+//! installs them) against `sealtrail demo` running as a process.
+//!
+//! One test walks the personas in order (the demo takes a while to start
+//! and fill, so it is shared): the one-time link signs the admin in; a
+//! search opens an event whose proof the browser verifies; an incident is
+//! acknowledged (and the API agrees); an analyst cannot reach the admin
+//! page; the keyboard reaches the query box and the search button, and every
+//! control has a label. Screenshots go to `target/browser-artifacts/`.
+//! Every wait polls for a condition; none sleeps a fixed time.
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
+
+use fantoccini::{Client, ClientBuilder, Locator};
+use serde_json::{Value, json};
+use std::io::{BufRead, BufReader};
+use std::net::TcpListener;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+const BIN: &str = env!("CARGO_BIN_EXE_sealtrail");
+
+fn artifacts() -> PathBuf {
+    let target = std::env::var_os("CARGO_TARGET_DIR")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| Path::new(env!("CARGO_MANIFEST_DIR")).join("target"));
+    let dir = target.join("browser-artifacts");
+    std::fs::create_dir_all(&dir).unwrap();
+    dir
+}
+
+/// A child process killed when the test ends, however it ends.
+struct Proc(Child);
+
+impl Drop for Proc {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+fn free_port() -> u16 {
+    TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
+}
+
+fn find_chromedriver() -> PathBuf {
+    for p in ["/usr/bin/chromedriver", "/usr/lib/chromium/chromedriver"] {
+        if Path::new(p).exists() {
+            return PathBuf::from(p);
+        }
+    }
+    panic!("chromedriver not found: apt-get install chromium chromium-driver (as .ci/run does)");
+}
+
+/// Polls `check` every 100 ms until it gives a value or `within` passes.
+async fn until<T, F, Fut>(what: &str, within: Duration, mut check: F) -> T
+where
+    F: FnMut() -> Fut,
+    Fut: std::future::Future<Output = Option<T>>,
+{
+    let start = Instant::now();
+    loop {
+        if let Some(v) = check().await {
+            return v;
+        }
+        assert!(start.elapsed() < within, "timed out waiting for {what}");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+}
+
+async fn text_of(c: &Client, css: &str) -> Option<String> {
+    let el = c.find(Locator::Css(css)).await.ok()?;
+    el.text().await.ok()
+}
+
+async fn wait_text(c: &Client, css: &str, want: &str, within: Duration) -> String {
+    until(&format!("{css} to say {want:?}"), within, || async {
+        text_of(c, css).await.filter(|t| t.contains(want))
+    })
+    .await
+}
+
+async fn screenshot(c: &Client, name: &str) {
+    let png = c.screenshot().await.unwrap();
+    std::fs::write(artifacts().join(format!("{name}.png")), png).unwrap();
+}
+
+/// `fetch(path)` from the page (the session cookie goes along): status and body.
+async fn page_fetch(c: &Client, path: &str, method: &str) -> (u16, Value) {
+    let v = c
+        .execute_async(
+            r#"const [path, method, done] = arguments;
+               fetch(path, {method, credentials: "same-origin",
+                            headers: method === "POST" ? {"content-type": "application/json"} : {},
+                            body: method === "POST" ? "{}" : undefined})
+                 .then(async r => done([r.status, await r.text()]))
+                 .catch(e => done([0, String(e)]));"#,
+            vec![json!(path), json!(method)],
+        )
+        .await
+        .unwrap();
+    let status = v[0].as_u64().unwrap() as u16;
+    let body = serde_json::from_str(v[1].as_str().unwrap_or("null")).unwrap_or(Value::Null);
+    (status, body)
+}
+
+/// `sealtrail demo` on a free port: the process, its console URL and the
+/// one-time sign-in link it printed.
+fn start_demo(data: &Path) -> (Proc, String, String) {
+    let port = free_port();
+    let mut child = Command::new(BIN)
+        .args(["demo", "--data"])
+        .arg(data)
+        .args(["--listen", &format!("127.0.0.1:{port}")])
+        .stdout(Stdio::piped())
+        .stderr(Stdio::inherit())
+        .spawn()
+        .unwrap();
+    let out = child.stdout.take().unwrap();
+    let proc = Proc(child);
+    let (mut console, mut link) = (None, None);
+    for line in BufReader::new(out).lines() {
+        let line = line.unwrap();
+        eprintln!("demo: {line}");
+        if let Some(rest) = line.strip_prefix("console:") {
+            console = Some(rest.trim().to_owned());
+        }
+        if let Some(rest) = line.strip_prefix("sign in:") {
+            link = rest.split_whitespace().next().map(str::to_owned);
+        }
+        if console.is_some() && link.is_some() {
+            break;
+        }
+    }
+    (proc, console.unwrap(), link.unwrap())
+}
+
+fn user_link(data: &Path, name: &str) -> String {
+    let out = Command::new(BIN)
+        .args(["user", "link", "--data"])
+        .arg(data)
+        .arg(name)
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    String::from_utf8(out.stdout).unwrap().trim().to_owned()
+}
+
+async fn browser(port: u16) -> Client {
+    let mut caps = serde_json::Map::new();
+    caps.insert(
+        "goog:chromeOptions".into(),
+        json!({
+            "binary": "/usr/bin/chromium",
+            "args": ["--headless=new", "--no-sandbox", "--disable-gpu",
+                     "--disable-dev-shm-usage", "--window-size=1280,900"],
+        }),
+    );
+    let url = format!("http://127.0.0.1:{port}");
+    until(
+        "chromedriver to accept a session",
+        Duration::from_secs(30),
+        || {
+            let caps = caps.clone();
+            let url = url.clone();
+            async move {
+                ClientBuilder::new(hyper_util::client::legacy::connect::HttpConnector::new())
+                    .capabilities(caps)
+                    .connect(&url)
+                    .await
+                    .ok()
+            }
+        },
+    )
+    .await
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_console_in_a_real_browser() {
+    let dir = tempfile::tempdir().unwrap();
+    let data = dir.path().join("demo");
+    let (_demo, console, link) = start_demo(&data);
+    let driver_port = free_port();
+    let _driver = Proc(
+        Command::new(find_chromedriver())
+            .arg(format!("--port={driver_port}"))
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .unwrap(),
+    );
+    let c = browser(driver_port).await;
+    let long = Duration::from_secs(120);
+
+    // 1. The demo's one-time link signs the admin in and lands on the console.
+    c.goto(&link).await.unwrap();
+    wait_text(&c, "#who-text", "signed in as admin", long).await;
+    assert_eq!(c.current_url().await.unwrap().path(), "/");
+    screenshot(&c, "01-signed-in").await;
+    // A second use of the same link is refused.
+    let (status, _) = page_fetch(&c, &link, "GET").await;
+    assert_eq!(status, 401, "a used sign-in link must be refused");
+
+    // 2. Search, open an event, see it verified in the browser.
+    c.goto(&format!("{console}#/search?q=*&range=all"))
+        .await
+        .unwrap();
+    until("search results", long, || async {
+        c.find(Locator::Css("#search-button"))
+            .await
+            .ok()?
+            .click()
+            .await
+            .ok()?;
+        let rows = c.find_all(Locator::Css("#results tbody tr")).await.ok()?;
+        (!rows.is_empty()).then_some(())
+    })
+    .await;
+    screenshot(&c, "02-search").await;
+    c.find(Locator::Css("#results tbody tr .event-link"))
+        .await
+        .unwrap()
+        .click()
+        .await
+        .unwrap();
+    let badge = until("the proof check to finish", long, || async {
+        let t = text_of(&c, "#drawer .badge").await?;
+        (t != "checking…").then_some(t)
+    })
+    .await;
+    let steps = text_of(&c, "#verify-steps").await.unwrap_or_default();
+    assert_eq!(badge, "verified", "{steps}");
+    assert!(c.find(Locator::Css("#verified")).await.is_ok());
+    assert!(steps.contains("checkpoint signed"), "{steps}");
+    let download = c.find(Locator::Css("#proof-download")).await.unwrap();
+    assert!(download.attr("download").await.unwrap().is_some());
+    screenshot(&c, "03-event-verified").await;
+    c.find(Locator::Css("#drawer-close"))
+        .await
+        .unwrap()
+        .click()
+        .await
+        .unwrap();
+
+    // 3. Open an incident and acknowledge it; the API agrees.
+    c.goto(&format!("{console}#/incidents")).await.unwrap();
+    let id = until("an open incident", Duration::from_secs(240), || async {
+        c.refresh().await.ok()?;
+        let rows = c.find_all(Locator::Css("tr.incident")).await.ok()?;
+        for r in rows {
+            let state = r
+                .find(Locator::Css("td.state"))
+                .await
+                .ok()?
+                .text()
+                .await
+                .ok()?;
+            if state == "open" {
+                return r.attr("data-id").await.ok()?;
+            }
+        }
+        None
+    })
+    .await;
+    screenshot(&c, "04-incidents").await;
+    c.goto(&format!("{console}#/incidents/{id}")).await.unwrap();
+    let ack = c
+        .wait()
+        .at_most(long)
+        .for_element(Locator::Css("#ack-button"))
+        .await
+        .unwrap();
+    ack.click().await.unwrap();
+    wait_text(&c, "#incident-state", "acknowledged", long).await;
+    let (status, inc) = page_fetch(&c, &format!("/v1/incidents/{id}"), "GET").await;
+    assert_eq!(status, 200);
+    assert_eq!(inc["state"], "acknowledged", "{inc}");
+    assert_eq!(inc["acknowledged_by"], "user:admin", "{inc}");
+    screenshot(&c, "05-incident-acknowledged").await;
+
+    // 4. Keyboard and labels on the search page.
+    c.goto(&format!("{console}#/search")).await.unwrap();
+    c.wait()
+        .at_most(long)
+        .for_element(Locator::Css("#search-button"))
+        .await
+        .unwrap();
+    c.execute(
+        "document.activeElement.blur(); document.body.focus();",
+        vec![],
+    )
+    .await
+    .unwrap();
+    let mut reached = Vec::new();
+    for _ in 0..20 {
+        c.active_element()
+            .await
+            .unwrap()
+            .send_keys(fantoccini::key::Key::Tab.into())
+            .await
+            .unwrap();
+        let id = c
+            .execute("return document.activeElement.id;", vec![])
+            .await
+            .unwrap();
+        reached.push(id.as_str().unwrap_or_default().to_owned());
+        if reached.last().is_some_and(|i| i == "search-button") {
+            break;
+        }
+    }
+    assert!(reached.contains(&"q".to_owned()), "tab order: {reached:?}");
+    assert!(
+        reached.contains(&"search-button".to_owned()),
+        "tab order: {reached:?}"
+    );
+    let unlabelled = c
+        .execute(
+            r#"return [...document.querySelectorAll("input, select, textarea")]
+                 .filter(e => e.type !== "hidden" && e.labels.length === 0 && !e.getAttribute("aria-label"))
+                 .map(e => e.id || e.name);"#,
+            vec![],
+        )
+        .await
+        .unwrap();
+    assert_eq!(unlabelled, json!([]), "controls without a label");
+
+    // 5. An analyst cannot reach the admin page (nor the API behind it).
+    page_fetch(&c, "/v1/session", "DELETE").await;
+    c.goto(&format!(
+        "{}{}",
+        console.trim_end_matches('/'),
+        user_link(&data, "analyst")
+    ))
+    .await
+    .unwrap();
+    wait_text(&c, "#who-text", "signed in as analyst", long).await;
+    let admin_link = c.find(Locator::Css("a[data-view=admin]")).await.unwrap();
+    assert!(!admin_link.is_displayed().await.unwrap());
+    c.goto(&format!("{console}#/admin")).await.unwrap();
+    wait_text(&c, "#forbidden", "do not have access", long).await;
+    let (status, _) = page_fetch(&c, "/metrics", "GET").await;
+    assert_eq!(status, 403);
+    screenshot(&c, "06-analyst-refused-admin").await;
+
+    c.close().await.unwrap();
+}
