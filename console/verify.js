@@ -101,9 +101,13 @@ export function parseRecord(bytes) {
 
 // vkey: <name>+<8 hex key id>+<base64(0x01 || 32-byte Ed25519 key)>.
 export async function parseVkey(line) {
-  const parts = line.trim().split("+");
-  ensure(parts.length === 3, "the log's vkey is malformed");
-  const [name, idHex, keyB64] = parts;
+  // Names hold no '+'; the base64 key may.
+  const text = line.trim();
+  const plus = text.indexOf("+");
+  ensure(plus > 0 && text[plus + 9] === "+", "the log's vkey is malformed");
+  const name = text.slice(0, plus);
+  const idHex = text.slice(plus + 1, plus + 9);
+  const keyB64 = text.slice(plus + 10);
   const raw = b64decode(keyB64);
   ensure(raw.length === 33 && raw[0] === 1, "the log's vkey is not an Ed25519 note key");
   const key = raw.subarray(1);

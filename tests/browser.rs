@@ -124,7 +124,8 @@ fn start_demo(data: &Path) -> (Proc, String, String) {
     let out = child.stdout.take().unwrap();
     let proc = Proc(child);
     let (mut console, mut link) = (None, None);
-    for line in BufReader::new(out).lines() {
+    let mut lines = BufReader::new(out).lines();
+    for line in lines.by_ref() {
         let line = line.unwrap();
         eprintln!("demo: {line}");
         if let Some(rest) = line.strip_prefix("console:") {
@@ -137,6 +138,8 @@ fn start_demo(data: &Path) -> (Proc, String, String) {
             break;
         }
     }
+    // Keep reading, so the demo never writes to a closed pipe.
+    std::thread::spawn(move || lines.for_each(drop));
     (proc, console.unwrap(), link.unwrap())
 }
 
@@ -253,22 +256,31 @@ async fn the_console_in_a_real_browser() {
 
     // 3. Open an incident and acknowledge it; the API agrees.
     c.goto(&format!("{console}#/incidents")).await.unwrap();
-    let id = until("an open incident", Duration::from_secs(240), || async {
-        c.refresh().await.ok()?;
-        let rows = c.find_all(Locator::Css("tr.incident")).await.ok()?;
-        for r in rows {
-            let state = r
-                .find(Locator::Css("td.state"))
-                .await
-                .ok()?
-                .text()
-                .await
-                .ok()?;
-            if state == "open" {
-                return r.attr("data-id").await.ok()?;
+    let mut polls = 0u32;
+    let id = until("an open incident", Duration::from_secs(240), || {
+        polls += 1;
+        // The list loads once per visit: look again every few seconds.
+        let reload = polls % 30 == 0;
+        let c = &c;
+        async move {
+            if reload {
+                c.refresh().await.ok()?;
             }
+            let rows = c.find_all(Locator::Css("tr.incident")).await.ok()?;
+            for r in rows {
+                let state = r
+                    .find(Locator::Css("td.state"))
+                    .await
+                    .ok()?
+                    .text()
+                    .await
+                    .ok()?;
+                if state == "open" {
+                    return r.attr("data-id").await.ok()?;
+                }
+            }
+            None
         }
-        None
     })
     .await;
     screenshot(&c, "04-incidents").await;
@@ -305,7 +317,7 @@ async fn the_console_in_a_real_browser() {
         c.active_element()
             .await
             .unwrap()
-            .send_keys(fantoccini::key::Key::Tab.into())
+            .send_keys(&char::from(fantoccini::key::Key::Tab).to_string())
             .await
             .unwrap();
         let id = c
@@ -350,6 +362,30 @@ async fn the_console_in_a_real_browser() {
     let (status, _) = page_fetch(&c, "/metrics", "GET").await;
     assert_eq!(status, 403);
     screenshot(&c, "06-analyst-refused-admin").await;
+
+    // 6. On a phone-sized screen the search still fits and works.
+    c.set_window_size(390, 844).await.unwrap();
+    c.goto(&format!("{console}#/search?q=*&range=all"))
+        .await
+        .unwrap();
+    until("search results on a phone", long, || async {
+        let rows = c.find_all(Locator::Css("#results tbody tr")).await.ok()?;
+        (!rows.is_empty()).then_some(())
+    })
+    .await;
+    let overflow = c
+        .execute(
+            "return document.documentElement.scrollWidth > window.innerWidth + 1;",
+            vec![],
+        )
+        .await
+        .unwrap();
+    assert_eq!(
+        overflow,
+        json!(false),
+        "the page scrolls sideways on a phone"
+    );
+    screenshot(&c, "07-phone-search").await;
 
     c.close().await.unwrap();
 }

@@ -272,20 +272,31 @@ pub fn run(dir: Option<PathBuf>, listen: SocketAddr) -> Result<ExitCode> {
     Ok(ExitCode::SUCCESS)
 }
 
-/// Prints the console's address and a one-time sign-in link for the admin.
+/// Prints the console's address and a one-time sign-in link for the admin
+/// (a closed stdout is no reason to stop the demo).
 fn announce(data: &Path, http: SocketAddr) {
+    use std::io::Write;
     let url = format!("http://{http}");
-    println!("sealtrail demo: data in {}", data.display());
-    println!("console:  {url}/");
-    match links::mint(data, ADMIN, Timestamp::now().unix_ms()) {
-        Ok(token) => println!("sign in:  {url}/v1/session/link/{token}  (one use, 10 minutes)"),
+    let link = links::mint(data, ADMIN, Timestamp::now().unix_ms());
+    let mut out = std::io::stdout().lock();
+    let _ = writeln!(out, "sealtrail demo: data in {}", data.display());
+    let _ = writeln!(out, "console:  {url}/");
+    match link {
+        Ok(token) => {
+            let _ = writeln!(
+                out,
+                "sign in:  {url}/v1/session/link/{token}  (one use, 10 minutes)"
+            );
+        }
         Err(e) => eprintln!("could not make a sign-in link: {e}"),
     }
-    println!(
+    let _ = writeln!(
+        out,
         "more links: sealtrail user link --data {} NAME   (people: {ADMIN}, {ANALYST})",
         data.display()
     );
-    println!("stop with Ctrl-C");
+    let _ = writeln!(out, "stop with Ctrl-C");
+    let _ = out.flush();
 }
 
 /// Streams the practice into the service: the first hour of demo time at
