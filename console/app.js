@@ -297,6 +297,20 @@ function flatten(obj, prefix = "", out = []) {
 
 let lastFocus = null;
 
+// The event's inclusion proof; a 409 means its segment is not sealed yet
+// (about a second after it arrived): wait and ask again, a few times.
+async function proofOf(index, badge) {
+  for (let attempt = 0; ; attempt++) {
+    try {
+      return await api(`/v1/events/${index}/proof`);
+    } catch (e) {
+      if (!(e instanceof ApiError) || e.status !== 409 || attempt >= 10) throw e;
+      badge.textContent = "checking… (waiting for the seal)";
+      await new Promise((resolve) => setTimeout(resolve, 1000));
+    }
+  }
+}
+
 function closeDrawer() {
   const d = document.getElementById("drawer");
   if (d) d.remove();
@@ -333,7 +347,7 @@ async function openDrawer(index) {
   }
   try {
     if (!vkeyLine) vkeyLine = (await api("/v1/log/vkey")).vkey;
-    const proof = await api(`/v1/events/${index}/proof`);
+    const proof = await proofOf(index, badge);
     const result = await verifyProof(proof, vkeyLine);
     for (const s of result.steps) steps.append(h("li", {}, `✓ ${s}`));
     if (result.ok) {

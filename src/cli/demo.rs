@@ -200,8 +200,10 @@ fn prepare(dir: &Path, practice: &gen_::Output) -> Result<Layout> {
 }
 
 fn config(layout: &Layout, listen: SocketAddr) -> Result<Config> {
-    let mut raw = RawConfig::default();
-    raw.data_dir = layout.data.clone();
+    let mut raw = RawConfig {
+        data_dir: layout.data.clone(),
+        ..Default::default()
+    };
     raw.ledger.key_file = layout.key_file.clone();
     raw.http.listen = listen;
     raw.syslog.listen = String::new();
