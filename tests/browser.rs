@@ -191,7 +191,7 @@ async fn browser(port: u16) -> Client {
 async fn the_console_in_a_real_browser() {
     let dir = tempfile::tempdir().unwrap();
     let data = dir.path().join("demo");
-    let (_demo, console, link) = start_demo(&data);
+    let (demo, console, link) = start_demo(&data);
     let driver_port = free_port();
     let _driver = Proc(
         Command::new(find_chromedriver())
@@ -388,4 +388,34 @@ async fn the_console_in_a_real_browser() {
     screenshot(&c, "07-phone-search").await;
 
     c.close().await.unwrap();
+
+    // 7. Ctrl-C stops the demo cleanly, and its ledger verifies offline.
+    let mut demo = demo;
+    let pid = demo.0.id().to_string();
+    assert!(
+        Command::new("kill")
+            .args(["-INT", &pid])
+            .status()
+            .unwrap()
+            .success()
+    );
+    let stopped = until("the demo to stop", long, || {
+        let status = demo.0.try_wait().unwrap();
+        async move { status }
+    })
+    .await;
+    assert!(stopped.success(), "the demo exited with {stopped}");
+    let out = Command::new(BIN)
+        .args(["verify", "--data"])
+        .arg(&data)
+        .arg("--vkey")
+        .arg(data.join("keys/signing.vkey"))
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
 }

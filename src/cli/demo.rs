@@ -423,3 +423,44 @@ async fn send(
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_demo_starts_only_in_a_missing_or_empty_folder() {
+        let dir = tempfile::tempdir().unwrap();
+        let missing = dir.path().join("new");
+        assert_eq!(fresh_dir(Some(missing.clone())).unwrap(), missing);
+        assert!(missing.is_dir());
+        assert_eq!(fresh_dir(Some(missing.clone())).unwrap(), missing);
+        std::fs::write(missing.join("ledger"), "x").unwrap();
+        let err = fresh_dir(Some(missing)).unwrap_err().to_string();
+        assert!(err.contains("is not empty"), "{err}");
+    }
+
+    #[test]
+    fn the_embedded_rule_pack_is_the_shipped_one() {
+        let shipped = |dir: &Path| -> Vec<String> {
+            let mut names: Vec<String> = std::fs::read_dir(dir)
+                .unwrap()
+                .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+                .filter(|n| n.ends_with(".yml"))
+                .collect();
+            names.sort();
+            names
+        };
+        let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("rules");
+        let mut want: Vec<String> = shipped(&root);
+        want.extend(
+            shipped(&root.join("playbooks"))
+                .into_iter()
+                .map(|n| format!("playbooks/{n}")),
+        );
+        want.sort();
+        let mut have: Vec<String> = RULE_PACK.iter().map(|(n, _)| (*n).to_owned()).collect();
+        have.sort();
+        assert_eq!(have, want, "a rule file missing from the demo's RULE_PACK");
+    }
+}
