@@ -158,6 +158,34 @@ fn user_link(data: &Path, name: &str) -> String {
     String::from_utf8(out.stdout).unwrap().trim().to_owned()
 }
 
+/// `sealtrail user add NAME --role ROLES`: the TOTP secret it enrolled.
+fn add_user(data: &Path, name: &str, roles: &str, password: &str) -> String {
+    use std::io::Write;
+    let mut child = Command::new(BIN)
+        .args(["user", "add", "--data"])
+        .arg(data)
+        .args([name, "--role", roles, "--password-stdin"])
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    writeln!(child.stdin.take().unwrap(), "{password}").unwrap();
+    let out = child.wait_with_output().unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    String::from_utf8(out.stdout)
+        .unwrap()
+        .lines()
+        .find_map(|l| l.strip_prefix("secret:"))
+        .unwrap()
+        .trim()
+        .to_owned()
+}
+
 async fn browser(port: u16) -> Client {
     let mut caps = serde_json::Map::new();
     caps.insert(
@@ -192,6 +220,9 @@ async fn the_console_in_a_real_browser() {
     let dir = tempfile::tempdir().unwrap();
     let data = dir.path().join("demo");
     let (demo, console, link) = start_demo(&data);
+    // A responder who signs in with the form (password and TOTP code).
+    let password = "a long enough passphrase";
+    let carol = add_user(&data, "carol", "responder", password);
     let driver_port = free_port();
     let _driver = Proc(
         Command::new(find_chromedriver())
@@ -363,13 +394,61 @@ async fn the_console_in_a_real_browser() {
     assert_eq!(status, 403);
     screenshot(&c, "06-analyst-refused-admin").await;
 
-    // 6. On a phone-sized screen the search still fits and works.
-    c.set_window_size(390, 844).await.unwrap();
-    c.goto(&format!("{console}#/search?q=*&range=all"))
+    // 6. The sign-in form: sign out with the button, sign in as a responder
+    // with password and code; a responder sees incidents, not search.
+    c.find(Locator::Css("#sign-out"))
+        .await
+        .unwrap()
+        .click()
         .await
         .unwrap();
-    until("search results on a phone", long, || async {
-        let rows = c.find_all(Locator::Css("#results tbody tr")).await.ok()?;
+    let user = c
+        .wait()
+        .at_most(long)
+        .for_element(Locator::Css("#signin-user"))
+        .await
+        .unwrap();
+    user.send_keys("carol").await.unwrap();
+    c.find(Locator::Css("#signin-password"))
+        .await
+        .unwrap()
+        .send_keys(password)
+        .await
+        .unwrap();
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_secs() as i64;
+    let code = sealtrail::auth::people::totp::code(&carol, now).unwrap();
+    c.find(Locator::Css("#signin-totp"))
+        .await
+        .unwrap()
+        .send_keys(&code)
+        .await
+        .unwrap();
+    screenshot(&c, "07-sign-in-form").await;
+    c.find(Locator::Css("#signin button[type=submit]"))
+        .await
+        .unwrap()
+        .click()
+        .await
+        .unwrap();
+    wait_text(&c, "#who-text", "signed in as carol (responder)", long).await;
+    let search_link = c.find(Locator::Css("a[data-view=search]")).await.unwrap();
+    assert!(!search_link.is_displayed().await.unwrap());
+    c.wait()
+        .at_most(long)
+        .for_element(Locator::Css("#incidents"))
+        .await
+        .unwrap();
+    c.goto(&format!("{console}#/search")).await.unwrap();
+    wait_text(&c, "#forbidden", "do not have access", long).await;
+
+    // 7. On a phone-sized screen the incident list still fits.
+    c.set_window_size(390, 844).await.unwrap();
+    c.goto(&format!("{console}#/incidents")).await.unwrap();
+    until("incidents on a phone", long, || async {
+        let rows = c.find_all(Locator::Css("tr.incident")).await.ok()?;
         (!rows.is_empty()).then_some(())
     })
     .await;
@@ -385,11 +464,11 @@ async fn the_console_in_a_real_browser() {
         json!(false),
         "the page scrolls sideways on a phone"
     );
-    screenshot(&c, "07-phone-search").await;
+    screenshot(&c, "08-phone-incidents").await;
 
     c.close().await.unwrap();
 
-    // 7. Ctrl-C stops the demo cleanly, and its ledger verifies offline.
+    // 8. Ctrl-C stops the demo cleanly, and its ledger verifies offline.
     let mut demo = demo;
     let pid = demo.0.id().to_string();
     assert!(
