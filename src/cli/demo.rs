@@ -344,6 +344,14 @@ async fn feed(
                 if let Ok(t) = Timestamp::from_unix_ms(at) {
                     e.time = t;
                 }
+                // Appointments say when the visit is: on the same clock, so
+                // the privacy rules' explanations still line up.
+                if let Some(v) = e.attrs.as_mut().and_then(|a| a.get_mut("scheduled_for"))
+                    && let Some(t) = v.as_str().and_then(|s| Timestamp::parse(s).ok())
+                    && let Ok(mapped) = Timestamp::from_unix_ms(demo_time(t.unix_ms()))
+                {
+                    *v = serde_json::Value::String(mapped.to_string());
+                }
                 batch.push(e);
                 next += 1;
             }
