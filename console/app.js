@@ -420,7 +420,8 @@ async function incidentsView() {
   }
 }
 
-async function incidentView(id) {
+async function incidentView(id, flash) {
+  const here = location.hash;
   let inc;
   try {
     inc = await api(`/v1/incidents/${encodeURIComponent(id)}`);
@@ -428,14 +429,15 @@ async function incidentView(id) {
     show(h("h1", {}, "Incident"), notice(`Could not load incident ${id}: ${e.message}`, "error"));
     return;
   }
-  const status = h("div", { id: "action-status", "aria-live": "polite" });
+  // The reader moved on while this loaded: leave their page alone.
+  if (location.hash !== here) return;
+  const status = h("div", { id: "action-status", "aria-live": "polite" }, flash ? notice(flash) : null);
   const noteInput = h("textarea", { id: "note-text", rows: 2 });
   const act = (what, body) => async () => {
     status.replaceChildren(notice("Working…"));
     try {
       await api(`/v1/incidents/${encodeURIComponent(id)}/${what}`, { method: "POST", body });
-      await incidentView(id);
-      document.getElementById("action-status").replaceChildren(notice(`Done: ${what}.`));
+      await incidentView(id, `Done: ${what}.`);
     } catch (e) {
       status.replaceChildren(notice(`${what} failed: ${e.message}`, "error"));
     }
@@ -503,9 +505,15 @@ async function incidentView(id) {
     linked,
   );
   try {
-    const r = await api(`/v1/alerts?${query({ rule: inc.rule_id, limit: 200 })}`);
     const wanted = new Set(inc.recent_alerts || []);
-    const alerts = r.alerts.filter((a) => wanted.has(a.id));
+    let alerts = [];
+    // An incident can open a moment before its alert is searchable: ask again.
+    for (let attempt = 0; attempt < 10 && linked.isConnected; attempt++) {
+      const r = await api(`/v1/alerts?${query({ rule: inc.rule_id, limit: 200 })}`);
+      alerts = r.alerts.filter((a) => wanted.has(a.id));
+      if (alerts.length > 0 || wanted.size === 0) break;
+      await new Promise((resolve) => setTimeout(resolve, 1000));
+    }
     if (alerts.length === 0) linked.append(h("p", {}, "No alert details available."));
     for (const a of alerts) {
       const block = h(

@@ -330,6 +330,36 @@ async fn the_console_in_a_real_browser() {
     assert_eq!(inc["acknowledged_by"], "user:admin", "{inc}");
     screenshot(&c, "05-incident-acknowledged").await;
 
+    // A privacy incident says what explanations were looked for, and its
+    // linked events open (verified) from the incident page.
+    let privacy = until("a privacy incident", Duration::from_secs(240), || async {
+        let (_, list) = page_fetch(&c, "/v1/incidents?limit=200", "GET").await;
+        list["incidents"]
+            .as_array()?
+            .iter()
+            .find(|i| i["playbook"] == "privacy-review")
+            .and_then(|i| i["id"].as_str().map(str::to_owned))
+    })
+    .await;
+    c.goto(&format!("{console}#/incidents/{privacy}"))
+        .await
+        .unwrap();
+    wait_text(&c, "#linked .privacy", "and found none", long).await;
+    c.find(Locator::Css("#linked .event-link"))
+        .await
+        .unwrap()
+        .click()
+        .await
+        .unwrap();
+    wait_text(&c, "#drawer .badge", "verified", long).await;
+    screenshot(&c, "05b-privacy-incident").await;
+    c.find(Locator::Css("#drawer-close"))
+        .await
+        .unwrap()
+        .click()
+        .await
+        .unwrap();
+
     // 4. Keyboard and labels on the search page.
     c.goto(&format!("{console}#/search")).await.unwrap();
     c.wait()
