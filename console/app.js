@@ -78,8 +78,9 @@ document.getElementById("sign-out").addEventListener("click", async () => {
     // Signed out already.
   }
   session = null;
-  location.hash = "#/signin";
-  await route();
+  // One render: through hashchange, or here when the hash stays the same.
+  if (location.hash !== "#/signin") location.hash = "#/signin";
+  else await route();
 });
 
 function signInView() {

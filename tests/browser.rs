@@ -278,6 +278,35 @@ async fn the_console_in_a_real_browser() {
     let download = c.find(Locator::Css("#proof-download")).await.unwrap();
     assert!(download.attr("download").await.unwrap().is_some());
     screenshot(&c, "03-event-verified").await;
+    // The same check refuses a proof with one changed byte anywhere.
+    let refused = c
+        .execute_async(
+            r##"const done = arguments[arguments.length - 1];
+               (async () => {
+                 const { verifyProof } = await import("/console/verify.js");
+                 const get = async (p) => (await fetch(p, {credentials: "same-origin"})).json();
+                 const { vkey } = await get("/v1/log/vkey");
+                 const index = document.querySelector("#drawer-title").textContent.split(" ")[1];
+                 const proof = await get(`/v1/events/${index}/proof`);
+                 const out = [(await verifyProof(proof, vkey)).ok];
+                 const flip = (s) => s.slice(0, 20) + (s[20] === "A" ? "B" : "A") + s.slice(21);
+                 for (const change of [
+                   (p) => { p.entry = p.entry.replace('"event"', '"event" '); },
+                   (p) => { p.segment.record = flip(p.segment.record); },
+                   (p) => { p.checkpoint = p.checkpoint.replace(/\n(\d+)\n/, (m, n) => `\n${Number(n) + 1}\n`); },
+                   (p) => { p.index += 1; },
+                 ]) {
+                   const copy = structuredClone(proof);
+                   change(copy);
+                   out.push((await verifyProof(copy, vkey)).ok);
+                 }
+                 return out;
+               })().then(done, (e) => done(String(e)));"##,
+            vec![],
+        )
+        .await
+        .unwrap();
+    assert_eq!(refused, json!([true, false, false, false, false]));
     c.find(Locator::Css("#drawer-close"))
         .await
         .unwrap()
