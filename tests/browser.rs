@@ -260,6 +260,17 @@ async fn the_console_in_a_real_browser() {
     })
     .await;
     screenshot(&c, "02-search").await;
+    // Scrolling to the end of the table loads the next page (the cursor).
+    let more_rows = until("a second page of results", long, || async {
+        c.execute("window.scrollTo(0, document.body.scrollHeight);", vec![])
+            .await
+            .ok()?;
+        let rows = c.find_all(Locator::Css("#results tbody tr")).await.ok()?;
+        (rows.len() > 50).then_some(rows.len())
+    })
+    .await;
+    assert!(more_rows <= 100, "{more_rows} rows after one more page");
+    c.execute("window.scrollTo(0, 0);", vec![]).await.unwrap();
     c.find(Locator::Css("#results tbody tr .event-link"))
         .await
         .unwrap()
