@@ -494,10 +494,10 @@ impl AlertMessage {
         if let Some(d) = &self.description {
             let _ = writeln!(h, "<p class=\"desc\">{}</p>", escape(d));
         }
-        let _ = write!(
+        let _ = writeln!(
             h,
             "<p class=\"buttons\"><a class=\"btn btn-open\" href=\"{}\">Open the incident</a>\
-             <a class=\"btn btn-ack\" href=\"{}\">Acknowledge</a></p>\n",
+             <a class=\"btn btn-ack\" href=\"{}\">Acknowledge</a></p>",
             escape(&self.incident_link),
             escape(&self.ack_link)
         );
