@@ -460,6 +460,68 @@ fn brute_force_alert_emails_escalates_to_level_two_and_an_ack_stops_it() {
 }
 
 #[test]
+fn the_webhook_keeps_its_fields_and_adds_the_facts_in_words() {
+    let f = Fixture::new();
+    let config = f.config("group_wait = \"300ms\"");
+    let (hook, bodies) = crate::witness::webhook_catcher();
+    std::fs::write(
+        f.dir.path().join("rules/playbooks/page.yml"),
+        format!(
+            "name: page\nrunbook: |\n  Call the user.\n  Lock the account.\nsteps:\n  - open_incident\n  - webhook:\n      url: {hook:?}\n"
+        ),
+    )
+    .unwrap();
+    let server = f.serve(&config);
+    let c = server.client();
+    let url = server.http.clone();
+    failed_logins(&c, &url, "u0042", 6);
+    let v = bodies
+        .recv_timeout(Duration::from_secs(30))
+        .expect("a webhook");
+    let id = v["incident"]["id"].as_str().unwrap().to_owned();
+    // Every field that existed before is still there.
+    assert_eq!(v["kind"], "first", "{v}");
+    assert_eq!(v["level"], "primary", "{v}");
+    assert!(v["round"].is_u64(), "{v}");
+    assert!(v["latest_alert"]["event_indices"].is_array(), "{v}");
+    let ack = v["ack_url"].as_str().unwrap();
+    assert!(
+        ack.starts_with(&format!("{url}/v1/incidents/{id}/ack?token=")),
+        "{v}"
+    );
+    // And the same facts as the email, as fields.
+    assert!(
+        v["summary"]
+            .as_str()
+            .unwrap()
+            .starts_with("[high] Repeated failed logins: user u0042, from 10.0.0.9, "),
+        "{v}"
+    );
+    assert_eq!(
+        v["description"],
+        "Five or more failed logins of one account in 10 minutes"
+    );
+    assert_eq!(v["facts"]["user"], "u0042", "{v}");
+    assert_eq!(v["facts"]["source_ips"], json!(["10.0.0.9"]), "{v}");
+    let events = v["events"].as_array().unwrap();
+    assert_eq!(events.len(), 5, "{v}");
+    assert_eq!(events[0]["action"], "login");
+    assert_eq!(events[0]["outcome"], "failure");
+    assert_eq!(events[0]["user"], "u0042");
+    assert_eq!(events[0]["index"], v["latest_alert"]["event_indices"][0]);
+    assert!(
+        events[0]["text"]
+            .as_str()
+            .unwrap()
+            .contains("login failure  user u0042")
+    );
+    assert_eq!(v["explanation"], Value::Null);
+    assert_eq!(v["runbook"], "Call the user.\nLock the account.");
+    assert_eq!(v["links"]["incident"], format!("{url}/#/incidents/{id}"));
+    assert_eq!(v["links"]["ack"], ack);
+}
+
+#[test]
 fn a_burst_of_one_hundred_alerts_is_one_incident_and_one_email() {
     let f = Fixture::new();
     let server = f.serve(&f.config("group_wait = \"1s\"\ngroup_interval = \"1h\""));
