@@ -27,10 +27,11 @@ use tokio_util::sync::CancellationToken;
 
 use super::ResponseError;
 use super::config::{OncallConfig, ResponseConfig};
+use super::message::{AlertMessage, EventLine, Facts, MAX_EVENT_LINES, tidy};
 use super::notify::{
     Attempt, EmailMessage, Mailer, RetryPolicy, SmtpConfig, WebhookRequest, WebhookSender,
 };
-use super::playbook::{NotifyStep, Playbook, PlaybookSet, Recipient, Var};
+use super::playbook::{NotifyStep, Playbook, PlaybookSet, Recipient};
 use super::record::{IncidentKey, Matcher, RoundKind, SERVICE_ACTOR, SilenceRecord, Update};
 use super::silence::{MAX_SILENCES, Silence, check_window};
 use super::state::{Book, Due, Incident, Lifecycle, incident_id};
@@ -39,6 +40,7 @@ use crate::detect::alert::{Alert, is_alert_entry, service_via};
 use crate::detect::replay_start;
 use crate::event::{Entry, Timestamp};
 use crate::index::LedgerFollower;
+use crate::ledger::entries::EntryReader;
 use crate::ledger::writer::WriterStatus;
 use crate::pipeline::metrics::Metrics;
 use crate::pipeline::{IngestBatch, Item, Pipeline};
@@ -297,6 +299,7 @@ impl Responder {
             shared,
             playbooks: Arc::new(playbooks),
             key: Arc::new(key),
+            entries: EntryReader::open(&ctx.data_dir),
             mailer,
             webhooks,
             pipeline: ctx.pipeline.clone(),
@@ -591,6 +594,8 @@ struct Engine {
     shared: Arc<Shared>,
     playbooks: Arc<PlaybookSet>,
     key: Arc<TokenKey>,
+    /// Reads the events an alert names, for the lines of its messages.
+    entries: EntryReader,
     mailer: Mailer,
     webhooks: WebhookSender,
     pipeline: Pipeline,
@@ -1312,6 +1317,7 @@ impl Engine {
         let current = levels.get(inc.level_index);
         let current_name = current.map(|l| l.name.clone()).unwrap_or_default();
         let expires = (now_ms() + ms(self.shared.config.token_ttl)) / 1000;
+        let base = self.message_base(inc, pb, kind);
         let mut steps = Vec::new();
         for (i, step) in pb.notify.iter().enumerate() {
             let i = i as u32;
@@ -1342,12 +1348,16 @@ impl Engine {
                             },
                         }
                     } else {
-                        let link = self.ack_link(&inc.id, &level_name, expires);
-                        let value = |v: Var| self.var(inc, pb, kind, &level_name, &link, v);
+                        let msg = AlertMessage {
+                            level: level_name.clone(),
+                            ack_link: self.ack_link(&inc.id, &level_name, expires),
+                            ..base.clone()
+                        };
                         Prepared::Email(EmailMessage {
                             to: addrs,
-                            subject: subject.render(value).replace(['\r', '\n'], " "),
-                            text: body.render(value),
+                            subject: msg.render(subject).replace(['\r', '\n'], " "),
+                            text: tidy(&msg.render(body)),
+                            html: Some(msg.html()),
                         })
                     }
                 }
@@ -1372,25 +1382,30 @@ impl Engine {
                         }
                     } else {
                         let link = self.ack_link(&inc.id, &level_name, expires);
+                        let msg = AlertMessage {
+                            level: level_name.clone(),
+                            ack_link: link.clone(),
+                            ..base.clone()
+                        };
                         let mut incident = inc.view(&self.shared.oncall, false);
                         incident["group"] = json!(masked_group(inc, pb.include_phi));
-                        Prepared::Webhook(WebhookRequest {
-                            url,
-                            secret,
-                            body: json!({
-                                "kind": kind.as_str(),
-                                "round": round,
-                                "level": level_name,
-                                "incident": incident,
-                                "latest_alert": inc.last_alert.as_ref().map(|a| json!({
-                                    "first_time": ms_text(a.first_time),
-                                    "last_time": ms_text(a.last_time),
-                                    "count": a.count,
-                                    "event_indices": a.event_indices,
-                                })),
-                                "ack_url": link,
-                            }),
-                        })
+                        let mut body = json!({
+                            "kind": kind.as_str(),
+                            "round": round,
+                            "level": level_name,
+                            "incident": incident,
+                            "latest_alert": inc.last_alert.as_ref().map(|a| json!({
+                                "first_time": ms_text(a.first_time),
+                                "last_time": ms_text(a.last_time),
+                                "count": a.count,
+                                "event_indices": a.event_indices,
+                            })),
+                            "ack_url": link,
+                        });
+                        if let Value::Object(fields) = &mut body {
+                            fields.extend(msg.json_fields());
+                        }
+                        Prepared::Webhook(WebhookRequest { url, secret, body })
                     }
                 }
             };
@@ -1417,62 +1432,72 @@ impl Engine {
         }
     }
 
+    /// What every message of a round says (the level and ack link are
+    /// filled per step). Reads up to [`MAX_EVENT_LINES`] events of the
+    /// latest alert: a few block reads, once per round (rounds are rare:
+    /// group_wait and group_interval apart).
+    fn message_base(&self, inc: &Incident, pb: &Playbook, kind: RoundKind) -> AlertMessage {
+        let a = inc.last_alert.as_ref();
+        let indices: Vec<u64> = a
+            .map(|a| {
+                a.event_indices
+                    .iter()
+                    .take(MAX_EVENT_LINES)
+                    .copied()
+                    .collect()
+            })
+            .unwrap_or_default();
+        let events: Vec<EventLine> = match self.entries.read_many(&indices) {
+            Ok(raw) => indices
+                .iter()
+                .zip(raw)
+                .filter_map(|(i, bytes)| {
+                    Entry::from_ledger_bytes(&bytes)
+                        .ok()
+                        .map(|e| EventLine::of(*i, &e, pb.include_phi))
+                })
+                .collect(),
+            Err(e) => {
+                tracing::warn!(incident = %inc.id, error = %e, "could not read the alert's events for its message");
+                Vec::new()
+            }
+        };
+        let group = masked_group(inc, pb.include_phi);
+        let span = a.map_or((inc.opened_at, inc.last_alert_at), |a| {
+            (a.first_time, a.last_time)
+        });
+        let count = a.map_or(inc.alerts, |a| a.count);
+        AlertMessage {
+            title: inc.title.clone(),
+            severity: inc.severity.clone(),
+            rule_id: inc.key.rule_id.clone(),
+            description: self
+                .playbooks
+                .rule_description(&inc.key.rule_id)
+                .map(str::to_owned),
+            incident: inc.id.clone(),
+            playbook: inc.key.playbook.clone(),
+            opened_ms: inc.opened_at,
+            round: kind.as_str().to_owned(),
+            level: String::new(),
+            facts: Facts::gather(&group, &events, count, inc.alerts, span),
+            group,
+            events,
+            event_indices: a.map(|a| a.event_indices.clone()).unwrap_or_default(),
+            explanations_tried: a.map(|a| a.explanations_tried.clone()).unwrap_or_default(),
+            runbook: pb.runbook.clone(),
+            incident_link: format!("{}/#/incidents/{}", self.shared.config.public_url, inc.id),
+            ack_link: String::new(),
+            now_ms: now_ms(),
+        }
+    }
+
     fn ack_link(&self, incident: &str, level: &str, expires: i64) -> String {
         format!(
             "{}/v1/incidents/{incident}/ack?token={}",
             self.shared.config.public_url,
             self.key.mint(incident, level, expires)
         )
-    }
-
-    fn var(
-        &self,
-        inc: &Incident,
-        pb: &Playbook,
-        kind: RoundKind,
-        level: &str,
-        link: &str,
-        v: Var,
-    ) -> String {
-        let a = inc.last_alert.as_ref();
-        match v {
-            Var::Title => inc.title.clone(),
-            Var::RuleId => inc.key.rule_id.clone(),
-            Var::Severity => inc.severity.clone(),
-            Var::Group => {
-                let g = masked_group(inc, pb.include_phi);
-                if g.is_empty() {
-                    "-".into()
-                } else {
-                    g.iter()
-                        .map(|(k, v)| format!("{k}={v}"))
-                        .collect::<Vec<_>>()
-                        .join(", ")
-                }
-            }
-            Var::Count => inc.alerts.to_string(),
-            Var::FirstTime => a
-                .map(|a| ms_string(a.first_time))
-                .unwrap_or_else(|| ms_string(inc.opened_at)),
-            Var::LastTime => a
-                .map(|a| ms_string(a.last_time))
-                .unwrap_or_else(|| ms_string(inc.last_alert_at)),
-            Var::EventIndices => a
-                .map(|a| {
-                    a.event_indices
-                        .iter()
-                        .map(u64::to_string)
-                        .collect::<Vec<_>>()
-                        .join(", ")
-                })
-                .unwrap_or_default(),
-            Var::Incident => inc.id.clone(),
-            Var::AckLink => link.to_owned(),
-            Var::Level => level.to_owned(),
-            Var::Round => kind.as_str().to_owned(),
-            Var::Playbook => inc.key.playbook.clone(),
-            Var::OpenedAt => ms_string(inc.opened_at),
-        }
     }
 
     /// Appends what was decided, then answers and starts rounds.

@@ -65,6 +65,8 @@ pub struct AlertSummary {
     pub last_time: i64,
     pub count: u64,
     pub event_indices: Vec<u64>,
+    /// Privacy rules: the explanations looked for and not found.
+    pub explanations_tried: Vec<String>,
 }
 
 impl AlertSummary {
@@ -74,6 +76,7 @@ impl AlertSummary {
             last_time: a.last_time.unix_ms(),
             count: a.count,
             event_indices: a.event_indices.clone(),
+            explanations_tried: a.explanations_tried.clone(),
         }
     }
 }
