@@ -62,9 +62,9 @@ impl Span {
     /// The text form the search API takes (`30m`, `1h`, `1d`).
     pub fn text(self) -> String {
         let s = self.0.as_secs();
-        if s % 86_400 == 0 {
+        if s.is_multiple_of(86_400) {
             format!("{}d", s / 86_400)
-        } else if s % 3600 == 0 {
+        } else if s.is_multiple_of(3600) {
             format!("{}h", s / 3600)
         } else {
             format!("{}m", s / 60)
