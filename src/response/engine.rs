@@ -112,8 +112,9 @@ pub enum Command {
 }
 
 enum Msg {
-    /// An alert and its ledger `received` time (unix ms).
-    Alert(Box<Alert>, i64),
+    /// An alert, its ledger `received` time (unix ms) and its first events
+    /// (index, stored entry) for the messages.
+    Alert(Box<Alert>, i64, Vec<(u64, Vec<u8>)>),
     Api(Command, Reply),
     Playbooks(Arc<PlaybookSet>),
 }
@@ -265,19 +266,36 @@ impl Responder {
         })
         .map_err(|e| ResponseError::Smtp(e.to_string()))?;
 
-        let replayed = {
+        let (replayed, pending) = {
             let data = ctx.data_dir.clone();
             let end = ctx.writer.next_index.load(Ordering::Acquire);
             let window = ms(settings.response.replay_window);
-            tokio::task::spawn_blocking(move || replay(&data, end, window))
-                .await
-                .map_err(|e| ResponseError::Task(e.to_string()))??
+            tokio::task::spawn_blocking(move || {
+                let mut replayed = replay(&data, end, window)?;
+                // Messages of rounds after a restart show the events too.
+                let entries = EntryReader::open(&data);
+                for inc in replayed.book.incidents.values_mut() {
+                    if let Some(a) = inc.last_alert.as_mut() {
+                        a.first_events = first_events(&entries, &a.event_indices);
+                    }
+                }
+                let pending: Vec<_> = std::mem::take(&mut replayed.pending)
+                    .into_iter()
+                    .map(|(a, at)| {
+                        let events = first_events(&entries, &a.event_indices);
+                        (a, at, events)
+                    })
+                    .collect();
+                Ok::<_, ResponseError>((replayed, pending))
+            })
+            .await
+            .map_err(|e| ResponseError::Task(e.to_string()))??
         };
         tracing::info!(
             incidents = replayed.book.incidents.len(),
             open = replayed.book.open_count(),
             silences = replayed.book.silences.len(),
-            unhandled_alerts = replayed.pending.len(),
+            unhandled_alerts = pending.len(),
             from = replayed.from,
             to = replayed.end,
             "response state rebuilt from the ledger"
@@ -299,7 +317,6 @@ impl Responder {
             shared,
             playbooks: Arc::new(playbooks),
             key: Arc::new(key),
-            entries: EntryReader::open(&ctx.data_dir),
             mailer,
             webhooks,
             pipeline: ctx.pipeline.clone(),
@@ -321,8 +338,8 @@ impl Responder {
             first_alert_at: HashMap::new(),
         };
         engine.reschedule_all();
-        for (a, received) in replayed.pending {
-            engine.handle_alert(&a, received);
+        for (a, received, events) in pending {
+            engine.handle_alert(&a, received, events);
         }
         engine
             .metrics
@@ -468,6 +485,19 @@ fn replay(data: &Path, end: u64, window_ms: i64) -> Result<Replayed, ResponseErr
     })
 }
 
+/// The first [`MAX_EVENT_LINES`] events an alert names (index, stored
+/// entry), for its messages; blocking reads, so only on blocking threads.
+fn first_events(entries: &EntryReader, indices: &[u64]) -> Vec<(u64, Vec<u8>)> {
+    let first = &indices[..indices.len().min(MAX_EVENT_LINES)];
+    match entries.read_many(first) {
+        Ok(raw) => first.iter().copied().zip(raw).collect(),
+        Err(e) => {
+            tracing::warn!(error = %e, "could not read an alert's events for its messages");
+            Vec::new()
+        }
+    }
+}
+
 /// Follows the durable ledger from `start` and hands alerts to the engine.
 fn follow_alerts(
     data: &Path,
@@ -477,6 +507,9 @@ fn follow_alerts(
     stop: &AtomicBool,
 ) {
     let mut follower = LedgerFollower::new(data, start);
+    // The alert's first events, for its messages: read here, on this
+    // thread, so the engine task never waits on the disk.
+    let entries = EntryReader::open(data);
     let mut buf = Vec::new();
     loop {
         let stopping = stop.load(Ordering::Acquire);
@@ -490,11 +523,17 @@ fn follow_alerts(
                     let Ok(entry) = Entry::from_ledger_bytes(&buf) else {
                         continue;
                     };
-                    if is_alert_entry(&entry)
-                        && let Some(a) = Alert::from_entry(&entry)
-                        && tx
-                            .blocking_send(Msg::Alert(Box::new(a), entry.received.unix_ms()))
-                            .is_err()
+                    let Some(a) = is_alert_entry(&entry)
+                        .then(|| Alert::from_entry(&entry))
+                        .flatten()
+                    else {
+                        continue;
+                    };
+                    let events = first_events(&entries, &a.event_indices);
+                    let received = entry.received.unix_ms();
+                    if tx
+                        .blocking_send(Msg::Alert(Box::new(a), received, events))
+                        .is_err()
                     {
                         tracing::debug!(index, "response engine gone; follower stops");
                         return;
@@ -594,8 +633,6 @@ struct Engine {
     shared: Arc<Shared>,
     playbooks: Arc<PlaybookSet>,
     key: Arc<TokenKey>,
-    /// Reads the events an alert names, for the lines of its messages.
-    entries: EntryReader,
     mailer: Mailer,
     webhooks: WebhookSender,
     pipeline: Pipeline,
@@ -789,7 +826,7 @@ impl Engine {
 
     fn on_msg(&mut self, m: Msg) {
         match m {
-            Msg::Alert(a, received) => self.handle_alert(&a, received),
+            Msg::Alert(a, received, events) => self.handle_alert(&a, received, events),
             Msg::Api(cmd, reply) => {
                 let r = self.command(cmd);
                 self.replies.push((reply, r));
@@ -801,7 +838,7 @@ impl Engine {
         }
     }
 
-    fn handle_alert(&mut self, alert: &Alert, received: i64) {
+    fn handle_alert(&mut self, alert: &Alert, received: i64, events: Vec<(u64, Vec<u8>)>) {
         let now = now_ms();
         let (pb_name, handled) = {
             let book = self.shared.book();
@@ -878,7 +915,11 @@ impl Engine {
                 overflow,
             },
         };
-        if let Some(id) = self.push(u, now, Some(alert))
+        let changed = self.push(u, now, Some(alert));
+        if let Some(id) = &changed {
+            self.shared.book().set_first_events(id, events);
+        }
+        if let Some(id) = changed
             && !silenced
         {
             self.note_first_alert(&id, &playbook, received);
@@ -1433,35 +1474,19 @@ impl Engine {
     }
 
     /// What every message of a round says (the level and ack link are
-    /// filled per step). Reads up to [`MAX_EVENT_LINES`] events of the
-    /// latest alert: a few block reads, once per round (rounds are rare:
-    /// group_wait and group_interval apart).
+    /// filled per step); the latest alert's first events were read by the
+    /// ledger follower.
     fn message_base(&self, inc: &Incident, pb: &Playbook, kind: RoundKind) -> AlertMessage {
         let a = inc.last_alert.as_ref();
-        let indices: Vec<u64> = a
-            .map(|a| {
-                a.event_indices
-                    .iter()
-                    .take(MAX_EVENT_LINES)
-                    .copied()
-                    .collect()
+        let events: Vec<EventLine> = a
+            .map(|a| a.first_events.as_slice())
+            .unwrap_or_default()
+            .iter()
+            .filter_map(|(i, bytes)| {
+                let entry = Entry::from_ledger_bytes(bytes).ok()?;
+                Some(EventLine::of(*i, &entry, pb.include_phi))
             })
-            .unwrap_or_default();
-        let events: Vec<EventLine> = match self.entries.read_many(&indices) {
-            Ok(raw) => indices
-                .iter()
-                .zip(raw)
-                .filter_map(|(i, bytes)| {
-                    Entry::from_ledger_bytes(&bytes)
-                        .ok()
-                        .map(|e| EventLine::of(*i, &e, pb.include_phi))
-                })
-                .collect(),
-            Err(e) => {
-                tracing::warn!(incident = %inc.id, error = %e, "could not read the alert's events for its message");
-                Vec::new()
-            }
-        };
+            .collect();
         let group = masked_group(inc, pb.include_phi);
         let span = a.map_or((inc.opened_at, inc.last_alert_at), |a| {
             (a.first_time, a.last_time)
