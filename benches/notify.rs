@@ -58,6 +58,7 @@ fn message(i: usize) -> EmailMessage {
             "Incident inc-{i}: 12 failed logins for u{i:04} in 5 minutes.\n\
              Acknowledge: https://sealtrail.clinic.test/ack/0123456789abcdef\n"
         ),
+        html: None,
     }
 }
 

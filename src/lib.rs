@@ -18,6 +18,7 @@ pub mod auth;
 pub mod bounded;
 pub mod cli;
 pub mod config;
+pub mod dashboards;
 pub mod detect;
 pub mod event;
 #[doc(hidden)]

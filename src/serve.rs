@@ -276,6 +276,8 @@ pub async fn run_until(
         .cloned()
         .context("ledger writer status")?;
     let reloading = search.clone();
+    let indexed = metrics.indexed_events.clone();
+    indexed.set(i64::try_from(indexer.cursor()).unwrap_or(i64::MAX));
     let durable_status = durable.clone();
     let indexer_thread = std::thread::Builder::new()
         .name("indexer".into())
@@ -286,7 +288,8 @@ pub async fn run_until(
                     .load(std::sync::atomic::Ordering::Acquire)
             };
             // Searches see a commit as soon as it is made.
-            let committed = move || {
+            let committed = move |cursor: u64| {
+                indexed.set(i64::try_from(cursor).unwrap_or(i64::MAX));
                 if let Err(e) = reloading.reload() {
                     tracing::warn!(error = %e, "search reader reload failed; it reloads on its own shortly");
                 }

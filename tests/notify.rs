@@ -9,11 +9,13 @@
     clippy::disallowed_methods
 )] // test code
 
+use sealtrail::response::message::{AlertMessage, EventLine, Facts, tidy};
 use sealtrail::response::notify::{
     Attempt, Channel, EmailMessage, Mailer, NotifyError, Outcome, RetryPolicy, SIGNATURE_HEADER,
     SmtpConfig, StartTls, TIMESTAMP_HEADER, WebhookRequest, WebhookSender, timestamp_fresh,
     verify_signature,
 };
+use sealtrail::response::playbook::{DEFAULT_BODY, DEFAULT_SUBJECT, Template};
 use serde_json::{Value, json};
 use std::collections::VecDeque;
 use std::future::Future;
@@ -81,6 +83,7 @@ fn alert_mail(to: &[&str]) -> EmailMessage {
         to: to.iter().map(|s| (*s).to_owned()).collect(),
         subject: "[high] Repeated failed logins: u0042".to_owned(),
         text: "12 failed logins for u0042 in 5 minutes.\nGrüße, sealtrail\n".to_owned(),
+        html: None,
     }
 }
 
@@ -150,6 +153,123 @@ fn plain_delivery_carries_the_headers_and_the_utf8_body() {
     );
     let content_type = headers["Content-Type"].as_str().unwrap().replace('"', "");
     assert_eq!(content_type.to_lowercase(), "text/plain; charset=utf-8");
+}
+
+/// A failed-login burst as the response engine describes it: six failed
+/// logins of u0042 (Ann Lee, nurse) from one address.
+fn brute_force_message() -> AlertMessage {
+    let first = 1_796_000_000_000; // 2026-11-30 00:53:20 UTC
+    let events: Vec<EventLine> = (0..5)
+        .map(|i| EventLine {
+            index: 40 + i,
+            time_ms: first + i as i64 * 20_000,
+            category: "auth".into(),
+            action: "login".into(),
+            outcome: "failure".into(),
+            user: Some("u0042".into()),
+            user_name: Some("Ann Lee".into()),
+            role: Some("nurse".into()),
+            patient: None,
+            resource: None,
+            address: Some("203.0.113.9".into()),
+            system: Some("ehr".into()),
+            message: None,
+        })
+        .collect();
+    let group = [("actor.user".to_owned(), "u0042".to_owned())].into();
+    AlertMessage {
+        title: "Repeated failed logins".into(),
+        severity: "high".into(),
+        rule_id: "brute-force".into(),
+        description: Some("Five or more failed logins of one account within 10 minutes.".into()),
+        incident: "inc-0123".into(),
+        playbook: "brute-force-page".into(),
+        opened_ms: first + 120_000,
+        round: "first".into(),
+        level: "primary".into(),
+        facts: Facts::gather(&group, &events, 6, 1, (first, first + 100_000)),
+        group,
+        events,
+        event_indices: (40..46).collect(),
+        explanations_tried: Vec::new(),
+        runbook: Some("1. Call the user.\n2. Disable the account if it was not them.".into()),
+        incident_link: "https://siem.clinic.test/#/incidents/inc-0123".into(),
+        ack_link: "https://siem.clinic.test/v1/incidents/inc-0123/ack?token=t0k3n".into(),
+        now_ms: first + 400_000,
+    }
+}
+
+#[test]
+fn a_brute_force_alert_email_says_what_happened_in_text_and_html() {
+    let sink = Sink::start(&[]);
+    let m = brute_force_message();
+    let msg = EmailMessage {
+        to: vec!["oncall@clinic.test".into()],
+        subject: m.render(&Template::parse(DEFAULT_SUBJECT).unwrap()),
+        text: tidy(&m.render(&Template::parse(DEFAULT_BODY).unwrap())),
+        html: Some(m.html()),
+    };
+    let (r, _) = send_mail(&smtp(sink.port, StartTls::Never), &msg);
+    r.unwrap();
+    let got = sink.message(1);
+    assert_eq!(
+        got["content_type"], "multipart/alternative",
+        "{}",
+        got["data"]
+    );
+    let text = got["body"].as_str().unwrap().replace("\r\n", "\n");
+    let html = got["html"].as_str().unwrap().replace("\r\n", "\n");
+    for (part, want) in [
+        (
+            &text,
+            "Five or more failed logins of one account within 10 minutes.",
+        ),
+        (&text, "User:      u0042 (Ann Lee, nurse)"),
+        (&text, "Address:   203.0.113.9"),
+        (&text, "Count:     6 events over 100 s"),
+        (
+            &text,
+            "- 2026-11-30 00:53:20 UTC  login failure  user u0042 (Ann Lee, nurse)  from 203.0.113.9  via ehr",
+        ),
+        (&text, "  ... and 1 more"),
+        (
+            &text,
+            "What to do:\n1. Call the user.\n2. Disable the account",
+        ),
+        (
+            &text,
+            "Open the incident:       https://siem.clinic.test/#/incidents/inc-0123",
+        ),
+        (
+            &text,
+            "Acknowledge (one click): https://siem.clinic.test/v1/incidents/inc-0123/ack?token=t0k3n",
+        ),
+        (&text, "Events:    40, 41, 42, 43, 44, 45 (ledger indices)"),
+        (
+            &html,
+            "Five or more failed logins of one account within 10 minutes.",
+        ),
+        (&html, "<dt>User</dt><dd>u0042 (Ann Lee, nurse)</dd>"),
+        (&html, "<dt>Address</dt><dd>203.0.113.9</dd>"),
+        (&html, "<dt>Count</dt><dd>6 events over 100 s</dd>"),
+        (
+            &html,
+            "<li>2026-11-30 00:53:20 UTC  login failure  user u0042 (Ann Lee, nurse)  from 203.0.113.9  via ehr</li>",
+        ),
+        (&html, "1. Call the user.\n2. Disable the account"),
+        (
+            &html,
+            "href=\"https://siem.clinic.test/#/incidents/inc-0123\"",
+        ),
+        (
+            &html,
+            "href=\"https://siem.clinic.test/v1/incidents/inc-0123/ack?token=t0k3n\"",
+        ),
+        (&html, ">HIGH</p>"),
+    ] {
+        assert!(part.contains(want), "{want:?} missing in\n{part}");
+    }
+    assert!(!text.contains("<"), "{text}");
 }
 
 #[test]

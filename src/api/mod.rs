@@ -117,6 +117,27 @@ pub fn app(state: AppState) -> Router {
         // axum's default 2 MiB cap would refuse it first.
         .layer(axum::extract::DefaultBodyLimit::disable())
         .layer(axum::middleware::map_response(headers::security_headers))
+        .layer(axum::middleware::map_response_with_state(
+            state.metrics,
+            count_response,
+        ))
+}
+
+/// Counts every response by status class (`http_responses_total{class}`),
+/// refusals by the gate and unknown routes included.
+async fn count_response(
+    State(metrics): State<Arc<Metrics>>,
+    response: axum::response::Response,
+) -> axum::response::Response {
+    let class = match response.status().as_u16() {
+        200..=299 => "2xx",
+        300..=399 => "3xx",
+        400..=499 => "4xx",
+        500..=599 => "5xx",
+        _ => "other",
+    };
+    metrics.http_responses.with_label_values(&[class]).inc();
+    response
 }
 
 async fn metrics(State(state): State<AppState>) -> impl IntoResponse {

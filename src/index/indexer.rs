@@ -399,15 +399,16 @@ impl Default for IndexerOptions {
 /// every `interval`, index up to `durable()` (the writer's durable next
 /// index, e.g. `WriterStatus::next_index`) and commit. Returns when `stop`
 /// receives a message or its sender is dropped, after a last round.
-/// `committed` runs after each commit that added documents: a searcher in
-/// the same process reloads there, instead of noticing the commit up to
-/// half a second later by polling `meta.json`.
+/// `committed` runs after each commit that added documents, with the
+/// index's cursor (entries indexed): a searcher in the same process reloads
+/// there, instead of noticing the commit up to half a second later by
+/// polling `meta.json`, and the index lag is measured from it.
 pub fn run_indexer(
     mut indexer: Indexer,
     durable: impl Fn() -> u64,
     stop: &Receiver<()>,
     options: &IndexerOptions,
-    committed: impl Fn(),
+    committed: impl Fn(u64),
 ) -> Result<Indexer, IndexError> {
     let (index_dir, data_dir) = (indexer.dir.clone(), indexer.data_dir.clone());
     let mut outage = Outage::new("search indexing");
@@ -463,7 +464,7 @@ pub fn run_indexer(
             }
         };
         if added > 0 {
-            committed();
+            committed(indexer.cursor());
         }
         if stopping {
             return Ok(indexer);

@@ -935,6 +935,30 @@ fn wildcard_as_regex(leaf: UserInputLeaf) -> UserInputLeaf {
     }
 }
 
+/// The field names `q` mentions, as written (`actor.user`, `attrs.x`),
+/// each once, in order of appearance; an empty query names none.
+pub fn query_fields(q: &str) -> Result<Vec<String>, QueryError> {
+    let text = q.trim();
+    check_shape(text)?;
+    if text.is_empty() || text == "*" {
+        return Ok(Vec::new());
+    }
+    let (ast, errors) = query_grammar::parse_query_lenient(text);
+    if let Some(e) = errors.into_iter().next() {
+        return Err(QueryError::Syntax {
+            position: Some(e.pos),
+            reason: lowercase_first(&e.message),
+        });
+    }
+    let mut names: Vec<String> = Vec::new();
+    walk_fields(&ast, &mut |name| {
+        if !names.iter().any(|n| n == name) {
+            names.push(name.to_owned());
+        }
+    });
+    Ok(names)
+}
+
 fn walk_fields(ast: &UserInputAst, f: &mut impl FnMut(&str)) {
     match ast {
         UserInputAst::Clause(children) => children.iter().for_each(|(_, c)| walk_fields(c, f)),

@@ -44,7 +44,7 @@ mod tests {
         long.push(0);
         assert_eq!(
             SegmentRecord::from_bytes(&long),
-            Err(RecordError::TrailingBytes(1))
+            Err(RecordError::Invalid("has 1 trailing bytes".into()))
         );
     }
 
@@ -54,13 +54,13 @@ mod tests {
         bytes[0] = 2;
         assert_eq!(
             SegmentRecord::from_bytes(&bytes),
-            Err(RecordError::Version(2))
+            Err(RecordError::Invalid("version 2 is not supported".into()))
         );
         let mut r = sample();
         r.count = 0;
         assert_eq!(
             SegmentRecord::from_bytes(&r.to_bytes()),
-            Err(RecordError::Empty)
+            Err(RecordError::Invalid("has no events".into()))
         );
     }
 }

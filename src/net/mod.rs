@@ -43,6 +43,10 @@ impl ListenerMetrics {
             "syslog_connections_refused_total",
             "syslog TCP/TLS connections closed on accept (over the per-address cap)",
         );
+        // Known reasons start at 0, so rate() sees their first increase.
+        for reason in ["total", "per_ip", "fd_reserve"] {
+            http_refused.with_label_values(&[reason]);
+        }
         let http_open = IntGauge::new("http_connections_open", "HTTP connections open")
             .unwrap_or_else(|e| panic!("http_connections_open: {e}"));
         let syslog_evicted = IntCounter::new(

@@ -24,6 +24,11 @@ pub struct Metrics {
     pub seal_lag: prometheus::Gauge,
     pub sealed_events: IntGauge,
     pub appended_events: IntGauge,
+    /// Entries the search index holds (its cursor, set after each commit):
+    /// `appended_events - indexed_events` is the index lag.
+    pub indexed_events: IntGauge,
+    /// HTTP responses by status class (`2xx`, `3xx`, `4xx`, `5xx`).
+    pub http_responses: IntCounterVec,
     pub fsync_seconds: prometheus::Gauge,
     pub silent_sources: IntCounter,
     pub compacted_segments: IntGauge,
@@ -264,6 +269,11 @@ impl Metrics {
         let appended_events =
             IntGauge::new("appended_events", "events in the ledger (sealed or not)")
                 .unwrap_or_else(|e| panic!("appended_events: {e}"));
+        let indexed_events = IntGauge::new(
+            "indexed_events",
+            "entries in the search index (appended_events - indexed_events is the index lag)",
+        )
+        .unwrap_or_else(|e| panic!("indexed_events: {e}"));
         let fsync_seconds = prometheus::Gauge::new(
             "fsync_seconds_total",
             "time the ledger writer waited in fsync",
@@ -296,6 +306,7 @@ impl Metrics {
             Box::new(seal_lag.clone()),
             Box::new(sealed_events.clone()),
             Box::new(appended_events.clone()),
+            Box::new(indexed_events.clone()),
             Box::new(fsync_seconds.clone()),
             Box::new(silent_sources.clone()),
             Box::new(compacted_segments.clone()),
@@ -321,8 +332,46 @@ impl Metrics {
             "events dropped because the ledger could not write (UDP syslog)",
             &["source"],
         );
+        let http_responses = counter(
+            &registry,
+            "http_responses_total",
+            "HTTP API responses by status class",
+            &["class"],
+        );
+        for class in ["2xx", "3xx", "4xx", "5xx"] {
+            http_responses.with_label_values(&[class]);
+        }
+        let busy = counter(
+            &registry,
+            "busy_total",
+            "requests refused because the pipeline was full",
+            &["source"],
+        );
+        // Known label values start at 0, so rate() sees their first increase.
+        for source in ["http", "fhir"] {
+            busy.with_label_values(&[source]);
+        }
+        dropped.with_label_values(&["syslog_udp"]);
+        let response = response_metrics(&registry);
+        for channel in ["email", "webhook"] {
+            response.latency.with_label_values(&[channel]);
+            for outcome in ["delivered", "retrying", "failed"] {
+                response.attempts.with_label_values(&[channel, outcome]);
+            }
+        }
+        for via in ["api", "link"] {
+            response.acknowledged.with_label_values(&[via]);
+        }
+        for reason in ["api", "quiet"] {
+            response.resolved.with_label_values(&[reason]);
+        }
+        for reason in ["ack_timeout", "ack_timeout_last_level"] {
+            response.escalations.with_label_values(&[reason]);
+        }
         Arc::new(Metrics {
             health: OnceLock::new(),
+            indexed_events,
+            http_responses,
             ledger_write_errors,
             ledger_writable,
             dropped,
@@ -362,12 +411,7 @@ impl Metrics {
                 "events with an action outside the vocabulary",
                 &["category"],
             ),
-            busy: counter(
-                &registry,
-                "busy_total",
-                "requests refused because the pipeline was full",
-                &["source"],
-            ),
+            busy,
             queue_depth,
             ack_latency,
             seal_lag,
@@ -378,7 +422,7 @@ impl Metrics {
             compacted_segments,
             compaction_bytes,
             detect: detect_metrics(&registry),
-            response: response_metrics(&registry),
+            response,
             auth: crate::auth::metrics::register(&registry),
             listeners: crate::net::ListenerMetrics::register(&registry),
             witness: crate::witness::submit::register(&registry),

@@ -27,10 +27,11 @@ use tokio_util::sync::CancellationToken;
 
 use super::ResponseError;
 use super::config::{OncallConfig, ResponseConfig};
+use super::message::{AlertMessage, EventLine, Facts, MAX_EVENT_LINES, tidy};
 use super::notify::{
     Attempt, EmailMessage, Mailer, RetryPolicy, SmtpConfig, WebhookRequest, WebhookSender,
 };
-use super::playbook::{NotifyStep, Playbook, PlaybookSet, Recipient, Var};
+use super::playbook::{NotifyStep, Playbook, PlaybookSet, Recipient};
 use super::record::{IncidentKey, Matcher, RoundKind, SERVICE_ACTOR, SilenceRecord, Update};
 use super::silence::{MAX_SILENCES, Silence, check_window};
 use super::state::{Book, Due, Incident, Lifecycle, incident_id};
@@ -39,6 +40,7 @@ use crate::detect::alert::{Alert, is_alert_entry, service_via};
 use crate::detect::replay_start;
 use crate::event::{Entry, Timestamp};
 use crate::index::LedgerFollower;
+use crate::ledger::entries::EntryReader;
 use crate::ledger::writer::WriterStatus;
 use crate::pipeline::metrics::Metrics;
 use crate::pipeline::{IngestBatch, Item, Pipeline};
@@ -110,8 +112,9 @@ pub enum Command {
 }
 
 enum Msg {
-    /// An alert and its ledger `received` time (unix ms).
-    Alert(Box<Alert>, i64),
+    /// An alert, its ledger `received` time (unix ms) and its first events
+    /// (index, stored entry) for the messages.
+    Alert(Box<Alert>, i64, Vec<(u64, Vec<u8>)>),
     Api(Command, Reply),
     Playbooks(Arc<PlaybookSet>),
 }
@@ -263,19 +266,36 @@ impl Responder {
         })
         .map_err(|e| ResponseError::Smtp(e.to_string()))?;
 
-        let replayed = {
+        let (replayed, pending) = {
             let data = ctx.data_dir.clone();
             let end = ctx.writer.next_index.load(Ordering::Acquire);
             let window = ms(settings.response.replay_window);
-            tokio::task::spawn_blocking(move || replay(&data, end, window))
-                .await
-                .map_err(|e| ResponseError::Task(e.to_string()))??
+            tokio::task::spawn_blocking(move || {
+                let mut replayed = replay(&data, end, window)?;
+                // Messages of rounds after a restart show the events too.
+                let entries = EntryReader::open(&data);
+                for inc in replayed.book.incidents.values_mut() {
+                    if let Some(a) = inc.last_alert.as_mut() {
+                        a.first_events = first_events(&entries, &a.event_indices);
+                    }
+                }
+                let pending: Vec<_> = std::mem::take(&mut replayed.pending)
+                    .into_iter()
+                    .map(|(a, at)| {
+                        let events = first_events(&entries, &a.event_indices);
+                        (a, at, events)
+                    })
+                    .collect();
+                Ok::<_, ResponseError>((replayed, pending))
+            })
+            .await
+            .map_err(|e| ResponseError::Task(e.to_string()))??
         };
         tracing::info!(
             incidents = replayed.book.incidents.len(),
             open = replayed.book.open_count(),
             silences = replayed.book.silences.len(),
-            unhandled_alerts = replayed.pending.len(),
+            unhandled_alerts = pending.len(),
             from = replayed.from,
             to = replayed.end,
             "response state rebuilt from the ledger"
@@ -318,8 +338,8 @@ impl Responder {
             first_alert_at: HashMap::new(),
         };
         engine.reschedule_all();
-        for (a, received) in replayed.pending {
-            engine.handle_alert(&a, received);
+        for (a, received, events) in pending {
+            engine.handle_alert(&a, received, events);
         }
         engine
             .metrics
@@ -465,6 +485,19 @@ fn replay(data: &Path, end: u64, window_ms: i64) -> Result<Replayed, ResponseErr
     })
 }
 
+/// The first [`MAX_EVENT_LINES`] events an alert names (index, stored
+/// entry), for its messages; blocking reads, so only on blocking threads.
+fn first_events(entries: &EntryReader, indices: &[u64]) -> Vec<(u64, Vec<u8>)> {
+    let first = &indices[..indices.len().min(MAX_EVENT_LINES)];
+    match entries.read_many(first) {
+        Ok(raw) => first.iter().copied().zip(raw).collect(),
+        Err(e) => {
+            tracing::warn!(error = %e, "could not read an alert's events for its messages");
+            Vec::new()
+        }
+    }
+}
+
 /// Follows the durable ledger from `start` and hands alerts to the engine.
 fn follow_alerts(
     data: &Path,
@@ -474,6 +507,9 @@ fn follow_alerts(
     stop: &AtomicBool,
 ) {
     let mut follower = LedgerFollower::new(data, start);
+    // The alert's first events, for its messages: read here, on this
+    // thread, so the engine task never waits on the disk.
+    let entries = EntryReader::open(data);
     let mut buf = Vec::new();
     loop {
         let stopping = stop.load(Ordering::Acquire);
@@ -487,11 +523,17 @@ fn follow_alerts(
                     let Ok(entry) = Entry::from_ledger_bytes(&buf) else {
                         continue;
                     };
-                    if is_alert_entry(&entry)
-                        && let Some(a) = Alert::from_entry(&entry)
-                        && tx
-                            .blocking_send(Msg::Alert(Box::new(a), entry.received.unix_ms()))
-                            .is_err()
+                    let Some(a) = is_alert_entry(&entry)
+                        .then(|| Alert::from_entry(&entry))
+                        .flatten()
+                    else {
+                        continue;
+                    };
+                    let events = first_events(&entries, &a.event_indices);
+                    let received = entry.received.unix_ms();
+                    if tx
+                        .blocking_send(Msg::Alert(Box::new(a), received, events))
+                        .is_err()
                     {
                         tracing::debug!(index, "response engine gone; follower stops");
                         return;
@@ -784,7 +826,7 @@ impl Engine {
 
     fn on_msg(&mut self, m: Msg) {
         match m {
-            Msg::Alert(a, received) => self.handle_alert(&a, received),
+            Msg::Alert(a, received, events) => self.handle_alert(&a, received, events),
             Msg::Api(cmd, reply) => {
                 let r = self.command(cmd);
                 self.replies.push((reply, r));
@@ -796,7 +838,7 @@ impl Engine {
         }
     }
 
-    fn handle_alert(&mut self, alert: &Alert, received: i64) {
+    fn handle_alert(&mut self, alert: &Alert, received: i64, events: Vec<(u64, Vec<u8>)>) {
         let now = now_ms();
         let (pb_name, handled) = {
             let book = self.shared.book();
@@ -873,7 +915,11 @@ impl Engine {
                 overflow,
             },
         };
-        if let Some(id) = self.push(u, now, Some(alert))
+        let changed = self.push(u, now, Some(alert));
+        if let Some(id) = &changed {
+            self.shared.book().set_first_events(id, events);
+        }
+        if let Some(id) = changed
             && !silenced
         {
             self.note_first_alert(&id, &playbook, received);
@@ -1312,6 +1358,7 @@ impl Engine {
         let current = levels.get(inc.level_index);
         let current_name = current.map(|l| l.name.clone()).unwrap_or_default();
         let expires = (now_ms() + ms(self.shared.config.token_ttl)) / 1000;
+        let base = self.message_base(inc, pb, kind);
         let mut steps = Vec::new();
         for (i, step) in pb.notify.iter().enumerate() {
             let i = i as u32;
@@ -1342,12 +1389,16 @@ impl Engine {
                             },
                         }
                     } else {
-                        let link = self.ack_link(&inc.id, &level_name, expires);
-                        let value = |v: Var| self.var(inc, pb, kind, &level_name, &link, v);
+                        let msg = AlertMessage {
+                            level: level_name.clone(),
+                            ack_link: self.ack_link(&inc.id, &level_name, expires),
+                            ..base.clone()
+                        };
                         Prepared::Email(EmailMessage {
                             to: addrs,
-                            subject: subject.render(value).replace(['\r', '\n'], " "),
-                            text: body.render(value),
+                            subject: msg.render(subject).replace(['\r', '\n'], " "),
+                            text: tidy(&msg.render(body)),
+                            html: Some(msg.html()),
                         })
                     }
                 }
@@ -1372,25 +1423,30 @@ impl Engine {
                         }
                     } else {
                         let link = self.ack_link(&inc.id, &level_name, expires);
+                        let msg = AlertMessage {
+                            level: level_name.clone(),
+                            ack_link: link.clone(),
+                            ..base.clone()
+                        };
                         let mut incident = inc.view(&self.shared.oncall, false);
                         incident["group"] = json!(masked_group(inc, pb.include_phi));
-                        Prepared::Webhook(WebhookRequest {
-                            url,
-                            secret,
-                            body: json!({
-                                "kind": kind.as_str(),
-                                "round": round,
-                                "level": level_name,
-                                "incident": incident,
-                                "latest_alert": inc.last_alert.as_ref().map(|a| json!({
-                                    "first_time": ms_text(a.first_time),
-                                    "last_time": ms_text(a.last_time),
-                                    "count": a.count,
-                                    "event_indices": a.event_indices,
-                                })),
-                                "ack_url": link,
-                            }),
-                        })
+                        let mut body = json!({
+                            "kind": kind.as_str(),
+                            "round": round,
+                            "level": level_name,
+                            "incident": incident,
+                            "latest_alert": inc.last_alert.as_ref().map(|a| json!({
+                                "first_time": ms_text(a.first_time),
+                                "last_time": ms_text(a.last_time),
+                                "count": a.count,
+                                "event_indices": a.event_indices,
+                            })),
+                            "ack_url": link,
+                        });
+                        if let Value::Object(fields) = &mut body {
+                            fields.extend(msg.json_fields());
+                        }
+                        Prepared::Webhook(WebhookRequest { url, secret, body })
                     }
                 }
             };
@@ -1417,62 +1473,56 @@ impl Engine {
         }
     }
 
+    /// What every message of a round says (the level and ack link are
+    /// filled per step); the latest alert's first events were read by the
+    /// ledger follower.
+    fn message_base(&self, inc: &Incident, pb: &Playbook, kind: RoundKind) -> AlertMessage {
+        let a = inc.last_alert.as_ref();
+        let events: Vec<EventLine> = a
+            .map(|a| a.first_events.as_slice())
+            .unwrap_or_default()
+            .iter()
+            .filter_map(|(i, bytes)| {
+                let entry = Entry::from_ledger_bytes(bytes).ok()?;
+                Some(EventLine::of(*i, &entry, pb.include_phi))
+            })
+            .collect();
+        let group = masked_group(inc, pb.include_phi);
+        let span = a.map_or((inc.opened_at, inc.last_alert_at), |a| {
+            (a.first_time, a.last_time)
+        });
+        let count = a.map_or(inc.alerts, |a| a.count);
+        AlertMessage {
+            title: inc.title.clone(),
+            severity: inc.severity.clone(),
+            rule_id: inc.key.rule_id.clone(),
+            description: self
+                .playbooks
+                .rule_description(&inc.key.rule_id)
+                .map(str::to_owned),
+            incident: inc.id.clone(),
+            playbook: inc.key.playbook.clone(),
+            opened_ms: inc.opened_at,
+            round: kind.as_str().to_owned(),
+            level: String::new(),
+            facts: Facts::gather(&group, &events, count, inc.alerts, span),
+            group,
+            events,
+            event_indices: a.map(|a| a.event_indices.clone()).unwrap_or_default(),
+            explanations_tried: a.map(|a| a.explanations_tried.clone()).unwrap_or_default(),
+            runbook: pb.runbook.clone(),
+            incident_link: format!("{}/#/incidents/{}", self.shared.config.public_url, inc.id),
+            ack_link: String::new(),
+            now_ms: now_ms(),
+        }
+    }
+
     fn ack_link(&self, incident: &str, level: &str, expires: i64) -> String {
         format!(
             "{}/v1/incidents/{incident}/ack?token={}",
             self.shared.config.public_url,
             self.key.mint(incident, level, expires)
         )
-    }
-
-    fn var(
-        &self,
-        inc: &Incident,
-        pb: &Playbook,
-        kind: RoundKind,
-        level: &str,
-        link: &str,
-        v: Var,
-    ) -> String {
-        let a = inc.last_alert.as_ref();
-        match v {
-            Var::Title => inc.title.clone(),
-            Var::RuleId => inc.key.rule_id.clone(),
-            Var::Severity => inc.severity.clone(),
-            Var::Group => {
-                let g = masked_group(inc, pb.include_phi);
-                if g.is_empty() {
-                    "-".into()
-                } else {
-                    g.iter()
-                        .map(|(k, v)| format!("{k}={v}"))
-                        .collect::<Vec<_>>()
-                        .join(", ")
-                }
-            }
-            Var::Count => inc.alerts.to_string(),
-            Var::FirstTime => a
-                .map(|a| ms_string(a.first_time))
-                .unwrap_or_else(|| ms_string(inc.opened_at)),
-            Var::LastTime => a
-                .map(|a| ms_string(a.last_time))
-                .unwrap_or_else(|| ms_string(inc.last_alert_at)),
-            Var::EventIndices => a
-                .map(|a| {
-                    a.event_indices
-                        .iter()
-                        .map(u64::to_string)
-                        .collect::<Vec<_>>()
-                        .join(", ")
-                })
-                .unwrap_or_default(),
-            Var::Incident => inc.id.clone(),
-            Var::AckLink => link.to_owned(),
-            Var::Level => level.to_owned(),
-            Var::Round => kind.as_str().to_owned(),
-            Var::Playbook => inc.key.playbook.clone(),
-            Var::OpenedAt => ms_string(inc.opened_at),
-        }
     }
 
     /// Appends what was decided, then answers and starts rounds.

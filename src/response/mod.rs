@@ -13,11 +13,13 @@
 //! - [`state`]: incidents as a fold over the recorded updates, and what is due.
 //! - [`record`]: the `system/incident_update` events.
 //! - [`engine`]: the running engine (follower, timers, sends, API commands).
+//! - [`message`]: what a notification says (facts, event lines, runbook, links; text, HTML, JSON).
 //! - [`silence`], [`token`]: silences and acknowledgement links.
 //! - [`notify`]: delivery (SMTP, webhooks).
 
 pub mod config;
 pub mod engine;
+pub mod message;
 pub mod notify;
 pub mod playbook;
 pub mod record;

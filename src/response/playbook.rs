@@ -9,6 +9,8 @@
 //! match:
 //!   severity: [critical, high]      # default for alerts of these severities
 //! include_phi: false                # patient fields masked in messages
+//! runbook: |                        # optional: "What to do", quoted in every message
+//!   Call the user; if they did not do this, lock the account.
 //! group_wait: 30s                   # optional, overrides [response]
 //! group_interval: 5m
 //! steps:
@@ -59,6 +61,12 @@ pub enum Var {
     Round,
     Playbook,
     OpenedAt,
+    Description,
+    Facts,
+    EventLines,
+    Explanation,
+    Runbook,
+    IncidentLink,
 }
 
 const VARS: &[(&str, Var)] = &[
@@ -77,6 +85,12 @@ const VARS: &[(&str, Var)] = &[
     ("round", Var::Round),
     ("playbook", Var::Playbook),
     ("opened_at", Var::OpenedAt),
+    ("description", Var::Description),
+    ("facts", Var::Facts),
+    ("event_lines", Var::EventLines),
+    ("explanation", Var::Explanation),
+    ("runbook", Var::Runbook),
+    ("incident_link", Var::IncidentLink),
 ];
 
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -139,7 +153,22 @@ impl Template {
 }
 
 pub const DEFAULT_SUBJECT: &str = "[sealtrail {{severity}}] {{title}} ({{incident}})";
-pub const DEFAULT_BODY: &str = "{{title}}
+pub const DEFAULT_BODY: &str = "{{title}} ({{severity}})
+
+{{description}}
+
+{{facts}}
+
+First events:
+{{event_lines}}
+
+{{explanation}}
+
+What to do:
+{{runbook}}
+
+Open the incident:       {{incident_link}}
+Acknowledge (one click): {{ack_link}}
 
 Incident:  {{incident}} ({{round}} notification to {{level}})
 Rule:      {{rule}}
@@ -148,9 +177,10 @@ Group:     {{group}}
 Alerts:    {{count}} (first {{first_time}}, latest {{last_time}})
 Events:    {{event_indices}} (ledger indices)
 Opened:    {{opened_at}}
-
-Acknowledge (one click): {{ack_link}}
 ";
+
+/// Longest runbook text.
+const MAX_RUNBOOK_CHARS: usize = 8 * 1024;
 
 /// Who a step notifies.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -183,6 +213,9 @@ pub struct Playbook {
     pub description: Option<String>,
     pub severities: Vec<Level>,
     pub include_phi: bool,
+    /// `runbook:`: what the person who gets the alert should do, quoted in
+    /// every email and webhook.
+    pub runbook: Option<String>,
     pub group_wait: Option<Duration>,
     pub group_interval: Option<Duration>,
     /// Email and webhook steps, in file order; a round runs all of them.
@@ -200,6 +233,8 @@ pub struct PlaybookSet {
     pub playbooks: BTreeMap<String, Arc<Playbook>>,
     by_severity: HashMap<Level, String>,
     by_rule: HashMap<String, String>,
+    /// Rule id -> the rule's `description`, for messages.
+    descriptions: HashMap<String, String>,
 }
 
 impl PlaybookSet {
@@ -211,6 +246,11 @@ impl PlaybookSet {
             .get(rule_id)
             .or_else(|| Level::parse(severity).and_then(|l| self.by_severity.get(&l)))?;
         self.playbooks.get(name)
+    }
+
+    /// The `description` of rule `rule_id`, when the rule has one.
+    pub fn rule_description(&self, rule_id: &str) -> Option<&str> {
+        self.descriptions.get(rule_id).map(String::as_str)
     }
 
     pub fn get(&self, name: &str) -> Option<&Arc<Playbook>> {
@@ -334,6 +374,14 @@ impl PlaybookSet {
             .detection_rules()
             .chain(rules.correlation_rules().map(|(m, _)| m));
         for m in metas {
+            if let Some(d) = m
+                .description
+                .as_deref()
+                .map(str::trim)
+                .filter(|d| !d.is_empty())
+            {
+                self.descriptions.insert(m.id.clone(), d.to_owned());
+            }
             if let Some(p) = &m.playbook {
                 if self.playbooks.contains_key(p) {
                     self.by_rule.insert(m.id.clone(), p.clone());
@@ -566,6 +614,7 @@ fn parse_playbook(file: &Path, doc: &Node, oncall: &OncallConfig) -> Result<Play
             "description",
             "match",
             "include_phi",
+            "runbook",
             "group_wait",
             "group_interval",
             "steps",
@@ -618,6 +667,20 @@ fn parse_playbook(file: &Path, doc: &Node, oncall: &OncallConfig) -> Result<Play
             .transpose()?,
         severities,
         include_phi,
+        runbook: doc
+            .get("runbook")
+            .map(|r| {
+                let text = string(r, "runbook")?.trim();
+                if text.chars().count() > MAX_RUNBOOK_CHARS {
+                    return err(
+                        r.pos,
+                        format!("`runbook` longer than {MAX_RUNBOOK_CHARS} characters"),
+                    );
+                }
+                Ok(text.to_owned())
+            })
+            .transpose()?
+            .filter(|t| !t.is_empty()),
         group_wait: doc
             .get("group_wait")
             .map(|d| duration(d, "group_wait"))
@@ -873,6 +936,42 @@ steps: [open_incident, {resolve_after: 1d}]
             set.for_alert("no-such-rule", "medium").unwrap().name,
             "privacy-review"
         );
+        // Every shipped playbook says what to do; rule descriptions reach messages.
+        for p in set.playbooks.values() {
+            let r = p.runbook.as_deref().unwrap_or_default();
+            assert!(r.lines().count() >= 2, "{}: {r:?}", p.name);
+        }
+        assert!(
+            p.runbook
+                .as_deref()
+                .unwrap()
+                .starts_with("1. Call the user")
+        );
+        assert!(
+            set.rule_description("031f78a8-6891-4b5a-a6e3-b4a10d1e6708")
+                .is_some_and(|d| !d.is_empty())
+        );
+    }
+
+    #[test]
+    fn a_runbook_is_a_trimmed_multi_line_string() {
+        let set = load(
+            "name: a\nrunbook: |\n  Call them.\n  Then lock it.\nsteps: [open_incident]\n---\nname: b\nsteps: [open_incident]\n",
+        )
+        .unwrap();
+        assert_eq!(
+            set.get("a").unwrap().runbook.as_deref(),
+            Some("Call them.\nThen lock it.")
+        );
+        assert_eq!(set.get("b").unwrap().runbook, None);
+        let e = load("name: a\nrunbook: [x]\nsteps: [open_incident]\n").unwrap_err();
+        assert!(e[0].reason.contains("`runbook` must be a string"), "{e:?}");
+        let long = format!(
+            "name: a\nrunbook: {}\nsteps: [open_incident]\n",
+            "x".repeat(9000)
+        );
+        let e = load(&long).unwrap_err();
+        assert!(e[0].reason.contains("longer than"), "{e:?}");
     }
 
     #[test]

@@ -65,6 +65,11 @@ pub struct AlertSummary {
     pub last_time: i64,
     pub count: u64,
     pub event_indices: Vec<u64>,
+    /// Privacy rules: the explanations looked for and not found.
+    pub explanations_tried: Vec<String>,
+    /// The first events the alert names (ledger index, stored entry), read
+    /// by the ledger follower's thread so the engine never reads the disk.
+    pub first_events: Vec<(u64, Vec<u8>)>,
 }
 
 impl AlertSummary {
@@ -74,6 +79,8 @@ impl AlertSummary {
             last_time: a.last_time.unix_ms(),
             count: a.count,
             event_indices: a.event_indices.clone(),
+            explanations_tried: a.explanations_tried.clone(),
+            first_events: Vec::new(),
         }
     }
 }
@@ -396,6 +403,17 @@ impl Book {
 
     pub fn is_handled(&self, alert_id: &str) -> bool {
         self.handled.contains_key(alert_id)
+    }
+
+    /// Attaches the first events of the incident's newest alert.
+    pub fn set_first_events(&mut self, incident: &str, events: Vec<(u64, Vec<u8>)>) {
+        if let Some(a) = self
+            .incidents
+            .get_mut(incident)
+            .and_then(|i| i.last_alert.as_mut())
+        {
+            a.first_events = events;
+        }
     }
 
     pub fn mark_handled(&mut self, alert_id: &str) {

@@ -174,6 +174,7 @@ impl Publisher {
                 to: self.config.emails.clone(),
                 subject: format!("sealtrail checkpoint {} size {}", cp.origin, cp.size),
                 text,
+                html: None,
             };
             let result = mailer.send(&msg, &mut |a| attempts.push(a)).await;
             match result {

@@ -16,6 +16,9 @@ use serde_json::{Value, json};
 use std::time::{Duration, Instant};
 
 const PLAYBOOK: &str = r#"name: page
+runbook: |
+  1. Call the user on their desk phone.
+  2. Lock the account if it was not them.
 steps:
   - open_incident
   - email:
@@ -26,9 +29,14 @@ steps:
 "#;
 
 /// The shared detection pack with the `page` playbook on its two
-/// high-severity rules (break-glass and brute-force).
+/// high-severity rules (break-glass and brute-force), brute-force described.
 fn paging_rules() -> String {
-    let pack = DETECTION_RULES.replace("level: high\n", "level: high\nplaybook: page\n");
+    let pack = DETECTION_RULES
+        .replace("level: high\n", "level: high\nplaybook: page\n")
+        .replace(
+            "id: brute-force\n",
+            "id: brute-force\ndescription: Five or more failed logins of one account in 10 minutes\n",
+        );
     assert_eq!(pack.matches("playbook: page").count(), 2, "{pack}");
     pack
 }
@@ -66,6 +74,14 @@ impl Smtp {
                 )
             })
             .collect()
+    }
+
+    /// The text/html part of the `n`th message (1-based).
+    fn html(&self, n: usize) -> String {
+        self.sink.message(n)["html"]
+            .as_str()
+            .expect("a text/html part")
+            .replace("\r\n", "\n")
     }
 
     /// Waits for at least `n` messages; returns all so far.
@@ -296,6 +312,53 @@ fn brute_force_alert_emails_escalates_to_level_two_and_an_ack_stops_it() {
         first_link.starts_with(&format!("{url}/v1/incidents/{id}/ack?token=")),
         "{first_link}"
     );
+    // In words, in both parts: the rule's description, the user, the
+    // address, the count, readable event lines, the runbook, both links.
+    let html = f.smtp.html(1);
+    let incident_link = format!("{url}/#/incidents/{id}");
+    let event_line = "login failure  user u0042  from 10.0.0.9  via ehr";
+    for want in [
+        "Five or more failed logins of one account in 10 minutes",
+        "u0042",
+        "10.0.0.9",
+        event_line,
+        "1. Call the user on their desk phone.\n2. Lock the account if it was not them.",
+        incident_link.as_str(),
+    ] {
+        assert!(body.contains(want), "{want:?} not in the text:\n{body}");
+        assert!(html.contains(want), "{want:?} not in the html:\n{html}");
+    }
+    assert!(body.contains("User:      u0042"), "{body}");
+    assert!(body.contains("Address:   10.0.0.9"), "{body}");
+    // The correlation fires at the fifth failure; the sixth may join it.
+    let count = ["5 events", "6 events"]
+        .into_iter()
+        .find(|c| body.contains(&format!("Count:     {c}")))
+        .unwrap_or_else(|| panic!("no count of the burst in\n{body}"));
+    assert!(
+        html.contains(&format!("<dt>Count</dt><dd>{count}")),
+        "{html}"
+    );
+    assert_eq!(body.matches(event_line).count(), 5, "{body}");
+    assert_eq!(html.matches(event_line).count(), 5, "{html}");
+    assert!(
+        body.contains(&format!("Open the incident:       {incident_link}")),
+        "{body}"
+    );
+    // The ack link is in the HTML too, as a button (`&` escaped in an href).
+    assert!(
+        html.contains(&format!("href=\"{}\"", first_link.replace('&', "&amp;"))),
+        "{html}"
+    );
+    // The HTML part in a real browser: one column, both buttons, no script.
+    let dir = tempfile::tempdir().unwrap();
+    let page = dir.path().join("alert.html");
+    std::fs::write(&page, &html).unwrap();
+    let dom = open_in_browser(&format!("file://{}", page.display()));
+    assert!(dom.contains(">Open the incident</a>"), "{dom}");
+    assert!(dom.contains(">Acknowledge</a>"), "{dom}");
+    assert!(dom.contains("max-width:600px"), "{dom}");
+    assert!(!dom.contains("<script"), "{dom}");
     assert_eq!(inc[0]["state"], "open");
     assert_eq!(inc[0]["level"], "primary");
 
@@ -394,6 +457,68 @@ fn brute_force_alert_emails_escalates_to_level_two_and_an_ack_stops_it() {
     assert!((0.3..10.0).contains(&latency), "{latency}");
     assert_eq!(server.terminate(), Some(0));
     f.verify_ok();
+}
+
+#[test]
+fn the_webhook_keeps_its_fields_and_adds_the_facts_in_words() {
+    let f = Fixture::new();
+    let config = f.config("group_wait = \"300ms\"");
+    let (hook, bodies) = crate::witness::webhook_catcher();
+    std::fs::write(
+        f.dir.path().join("rules/playbooks/page.yml"),
+        format!(
+            "name: page\nrunbook: |\n  Call the user.\n  Lock the account.\nsteps:\n  - open_incident\n  - webhook:\n      url: {hook:?}\n"
+        ),
+    )
+    .unwrap();
+    let server = f.serve(&config);
+    let c = server.client();
+    let url = server.http.clone();
+    failed_logins(&c, &url, "u0042", 6);
+    let v = bodies
+        .recv_timeout(Duration::from_secs(30))
+        .expect("a webhook");
+    let id = v["incident"]["id"].as_str().unwrap().to_owned();
+    // Every field that existed before is still there.
+    assert_eq!(v["kind"], "first", "{v}");
+    assert_eq!(v["level"], "primary", "{v}");
+    assert!(v["round"].is_u64(), "{v}");
+    assert!(v["latest_alert"]["event_indices"].is_array(), "{v}");
+    let ack = v["ack_url"].as_str().unwrap();
+    assert!(
+        ack.starts_with(&format!("{url}/v1/incidents/{id}/ack?token=")),
+        "{v}"
+    );
+    // And the same facts as the email, as fields.
+    assert!(
+        v["summary"]
+            .as_str()
+            .unwrap()
+            .starts_with("[high] Repeated failed logins: user u0042, from 10.0.0.9, "),
+        "{v}"
+    );
+    assert_eq!(
+        v["description"],
+        "Five or more failed logins of one account in 10 minutes"
+    );
+    assert_eq!(v["facts"]["user"], "u0042", "{v}");
+    assert_eq!(v["facts"]["source_ips"], json!(["10.0.0.9"]), "{v}");
+    let events = v["events"].as_array().unwrap();
+    assert_eq!(events.len(), 5, "{v}");
+    assert_eq!(events[0]["action"], "login");
+    assert_eq!(events[0]["outcome"], "failure");
+    assert_eq!(events[0]["user"], "u0042");
+    assert_eq!(events[0]["index"], v["latest_alert"]["event_indices"][0]);
+    assert!(
+        events[0]["text"]
+            .as_str()
+            .unwrap()
+            .contains("login failure  user u0042")
+    );
+    assert_eq!(v["explanation"], Value::Null);
+    assert_eq!(v["runbook"], "Call the user.\nLock the account.");
+    assert_eq!(v["links"]["incident"], format!("{url}/#/incidents/{id}"));
+    assert_eq!(v["links"]["ack"], ack);
 }
 
 #[test]

@@ -12,6 +12,7 @@ mod atrest;
 mod cli;
 mod compress;
 mod crash;
+mod dashboards;
 mod docs_cli;
 mod r#gen;
 mod heal;

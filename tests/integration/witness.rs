@@ -498,7 +498,7 @@ fn serve_catches_up_when_the_witness_comes_back_and_after_its_own_restart() {
 use crate::incidents::smtp_support;
 
 /// A webhook receiver: answers 200 to every POST and passes on the bodies.
-fn webhook_catcher() -> (String, std::sync::mpsc::Receiver<serde_json::Value>) {
+pub(crate) fn webhook_catcher() -> (String, std::sync::mpsc::Receiver<serde_json::Value>) {
     use std::io::{BufRead, BufReader, Read, Write};
     let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
     let url = format!("http://{}/hook", listener.local_addr().unwrap());

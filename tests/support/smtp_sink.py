@@ -7,7 +7,12 @@ then renamed, so a file that exists is complete):
 
   {"mail_from": ..., "rcpt_tos": [...], "tls": "none"|"starttls"|"implicit",
    "login": "user" or null, "data": "<raw message>",
-   "subject": ..., "body": "<decoded text>", "headers": {"Name": "value", ...}}
+   "subject": ..., "body": "<decoded text>", "html": "<decoded html>" or null,
+   "content_type": "text/plain" | "multipart/alternative" | ...,
+   "headers": {"Name": "value", ...}}
+
+"body" is the text/plain part of a multipart message, "html" its text/html
+part.
 
 Options select what the server demands or refuses:
   --starttls CERT KEY     offer STARTTLS and require it before MAIL
@@ -73,13 +78,24 @@ class Sink:
             "login": login.decode() if isinstance(login, bytes) else login,
             "data": raw.decode("utf-8", "replace"),
             "subject": str(msg["subject"]),
-            "body": msg.get_content(),
+            "body": part_text(msg, "plain"),
+            "html": part_text(msg, "html"),
+            "content_type": msg.get_content_type(),
             "headers": {k: str(v) for k, v in msg.items()},
         }
         tmp = os.path.join(self.dir, f".{self.count}.tmp")
         with open(tmp, "w", encoding="utf-8") as f:
             json.dump(record, f)
         os.rename(tmp, os.path.join(self.dir, f"{self.count}.json"))
+
+
+def part_text(msg, subtype):
+    """The decoded text of the text/<subtype> part (the message itself when
+    it is not multipart), or None."""
+    if not msg.is_multipart():
+        return msg.get_content() if msg.get_content_subtype() == subtype else None
+    part = msg.get_body(preferencelist=(subtype,))
+    return part.get_content() if part is not None else None
 
 
 def tls_context(cert, key):

@@ -12,16 +12,13 @@
 //! AES-256-GCM(DEK, nonce, entry, aad = "SEALFRM\0" || number u64 || leaf)`.
 //! The KEK id is `SHA-256("sealtrail kek id v1\n" || KEK)[..8]`.
 
-use crate::hash::Hash;
+use crate::hash::{Hash, sha256};
 use aes_gcm::aead::{Aead, KeyInit, Payload};
 use aes_gcm::{Aes256Gcm, Key, Nonce};
 use base64::Engine;
 use base64::engine::general_purpose::STANDARD as B64;
-use sha2::{Digest, Sha256};
 
 pub const KEY_RECORD_LEN: usize = 92;
-const KEY_MAGIC: &[u8; 8] = b"SEALKEY\0";
-const NONCE_LEN: usize = 12;
 /// Stored frame bytes beyond the entry: leaf hash, nonce, tag.
 pub const FRAME_OVERHEAD: u32 = 32 + 12 + 16;
 
@@ -31,10 +28,6 @@ pub enum AtRestError {
     KekFormat(&'static str),
     #[error("segment {number}: key record is malformed: {reason}")]
     Record { number: u64, reason: String },
-    #[error(
-        "segment {number} is encrypted at rest and no key-encryption key was given ([ledger] encryption_key_file, SEALTRAIL_KEK, or --kek)"
-    )]
-    NoKek { number: u64 },
     #[error("segment {number}: its data key is missing")]
     MissingKey { number: u64 },
     #[error(
@@ -63,24 +56,20 @@ impl Kek {
     /// Exactly 32 bytes are the key itself; otherwise standard padded
     /// base64 of 32 bytes, surrounding whitespace allowed.
     pub fn parse(bytes: &[u8]) -> Result<Kek, AtRestError> {
-        let key: [u8; 32] = match <[u8; 32]>::try_from(bytes) {
-            Ok(k) => k,
+        let key: [u8; 32] = match bytes.try_into() {
+            Ok(key) => key,
             Err(_) => {
+                let format = AtRestError::KekFormat;
                 let text = std::str::from_utf8(bytes)
-                    .map_err(|_| AtRestError::KekFormat("neither 32 raw bytes nor base64"))?;
-                let raw = B64.decode(text.trim()).map_err(|_| {
-                    AtRestError::KekFormat("neither 32 raw bytes nor base64 of 32 bytes")
-                })?;
-                raw.as_slice()
-                    .try_into()
-                    .map_err(|_| AtRestError::KekFormat("base64 does not decode to 32 bytes"))?
+                    .map_err(|_| format("neither 32 raw bytes nor base64"))?;
+                let raw = B64
+                    .decode(text.trim())
+                    .map_err(|_| format("neither 32 raw bytes nor base64 of 32 bytes"))?;
+                raw.try_into().map_err(|_| format("base64 does not decode to 32 bytes"))?
             }
         };
-        let mut h = Sha256::new();
-        h.update(b"sealtrail kek id v1\n");
-        h.update(key);
         let mut id = [0u8; 8];
-        id.copy_from_slice(&h.finalize()[..8]);
+        id.copy_from_slice(&sha256(&[&b"sealtrail kek id v1\n"[..], &key].concat())[..8]);
         Ok(Kek { key, id })
     }
 
@@ -90,48 +79,43 @@ impl Kek {
 
     /// Parses the key record of segment `number` and unwraps its DEK.
     pub fn open_record(&self, number: u64, rec: &[u8]) -> Result<SegmentCipher, AtRestError> {
-        let bad = |reason: String| AtRestError::Record { number, reason };
+        let bad = |reason: &str| AtRestError::Record { number, reason: reason.to_owned() };
         let rec: &[u8; KEY_RECORD_LEN] = rec
             .try_into()
-            .map_err(|_| bad(format!("{} bytes, not {KEY_RECORD_LEN}", rec.len())))?;
-        if &rec[..8] != KEY_MAGIC {
-            return Err(bad("bad magic".into()));
+            .map_err(|_| bad(&format!("{} bytes, not {KEY_RECORD_LEN}", rec.len())))?;
+        if &rec[..8] != b"SEALKEY\0" {
+            return Err(bad("bad magic"));
         }
-        let crc = u32::from_be_bytes([rec[88], rec[89], rec[90], rec[91]]);
-        if crc32c::crc32c(&rec[..88]) != crc {
-            return Err(bad("checksum mismatch".into()));
+        if crc32c::crc32c(&rec[..88]).to_be_bytes() != rec[88..] {
+            return Err(bad("checksum mismatch"));
         }
         if rec[8..12] != [0, 1, 0, 0] {
-            return Err(bad("unsupported version".into()));
+            return Err(bad("unsupported version"));
         }
         if rec[12..20] != number.to_be_bytes() {
-            return Err(bad("it is the key of another segment".into()));
+            return Err(bad("it is the key of another segment"));
         }
         if rec[20..28] != self.id {
-            return Err(AtRestError::WrongKek {
-                number,
-                found: crate::hex(&rec[20..28]),
-                given: crate::hex(&self.id),
-            });
+            let (found, given) = (crate::hex(&rec[20..28]), crate::hex(&self.id));
+            return Err(AtRestError::WrongKek { number, found, given });
         }
-        let aead = Aes256Gcm::new(Key::<Aes256Gcm>::from_slice(&self.key));
-        let dek = aead
-            .decrypt(
-                Nonce::from_slice(&rec[28..40]),
-                Payload { msg: &rec[40..88], aad: &rec[..28] },
-            )
-            .map_err(|_| AtRestError::Unwrap { number })?;
-        if dek.len() != 32 {
-            return Err(AtRestError::Unwrap { number });
+        let payload = Payload { msg: &rec[40..88], aad: &rec[..28] };
+        let dek = aead(&self.key).decrypt(Nonce::from_slice(&rec[28..40]), payload);
+        match dek.map(<[u8; 32]>::try_from) {
+            Ok(Ok(dek)) => Ok(SegmentCipher { number, aead: aead(&dek) }),
+            _ => Err(AtRestError::Unwrap { number }),
         }
-        Ok(SegmentCipher { number, aead: Aes256Gcm::new(Key::<Aes256Gcm>::from_slice(&dek)) })
     }
+}
+
+fn aead(key: &[u8; 32]) -> Aes256Gcm {
+    Aes256Gcm::new(Key::<Aes256Gcm>::from_slice(key))
 }
 
 /// The leaf hash stored at the start of an encrypted frame's payload
 /// (`None` if the payload is too short to hold an entry).
 pub fn stored_leaf(stored: &[u8]) -> Option<Hash> {
-    if stored.len() < FRAME_OVERHEAD as usize + 1 {
+    if stored.len() <= FRAME_OVERHEAD as usize {
         return None;
     }
     stored[..32].try_into().ok()
@@ -150,20 +134,11 @@ impl SegmentCipher {
         out.clear();
         let leaf = stored_leaf(stored)
             .ok_or_else(|| format!("encrypted frame of {} bytes is too short", stored.len()))?;
-        let mut aad = [0u8; 48];
-        aad[..8].copy_from_slice(b"SEALFRM\0");
-        aad[8..16].copy_from_slice(&self.number.to_be_bytes());
-        aad[16..].copy_from_slice(&leaf);
-        *out = self
-            .aead
-            .decrypt(
-                Nonce::from_slice(&stored[32..32 + NONCE_LEN]),
-                Payload { msg: &stored[32 + NONCE_LEN..], aad: &aad },
-            )
-            .map_err(|_| {
-                "encrypted entry does not authenticate (altered, or from another segment)"
-                    .to_owned()
-            })?;
+        let aad = [&b"SEALFRM\0"[..], &self.number.to_be_bytes(), &leaf].concat();
+        let payload = Payload { msg: &stored[44..], aad: &aad };
+        *out = self.aead.decrypt(Nonce::from_slice(&stored[32..44]), payload).map_err(|_| {
+            "encrypted entry does not authenticate (altered, or from another segment)".to_owned()
+        })?;
         Ok(())
     }
 }

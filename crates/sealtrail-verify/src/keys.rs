@@ -26,59 +26,34 @@ pub const MAX_TRANSITIONS: usize = 256;
 /// A transition entry is one small event.
 const MAX_ENTRY_LEN: usize = 64 * 1024;
 
+/// Why a key history, or a checkpoint it assigns a key to, was refused.
 #[derive(Debug, thiserror::Error)]
 pub enum KeyHistoryError {
+    /// The history file is unreadable or not of its JSON form.
     #[error("key history is not valid JSON of the expected form: {0}")]
     Json(String),
-    #[error("key history has {count} transitions, more than {MAX_TRANSITIONS}")]
-    TooMany { count: usize },
-    #[error("transition {n}: {source}")]
-    Note {
-        n: usize,
-        #[source]
-        source: NoteError,
-    },
-    #[error("transition {n}: malformed body: {reason}")]
-    Body { n: usize, reason: &'static str },
-    #[error("transition {n}: {reason}")]
-    Chain { n: usize, reason: String },
-    #[error("transition {n}: not signed by the key it retires ({key_id}): {source}")]
-    ForgedTransition {
-        n: usize,
-        key_id: String,
-        #[source]
-        source: NoteError,
-    },
-    #[error("transition {n}: the old key's last checkpoint: {reason}")]
-    Handoff { n: usize, reason: String },
-    #[error("key {key_id} is not in the log's key history (first key {first}, current {current})")]
-    UnknownKey { key_id: String, first: String, current: String },
-    #[error(
-        "checkpoint of size {size} is signed by key {key_id}, which was retired at size {retired_at}"
-    )]
-    RetiredKey { size: u64, key_id: String, retired_at: u64 },
-    #[error(
-        "checkpoint of size {size} predates the trusted key (trust starts after size {trusted_after})"
-    )]
-    BeforeTrust { size: u64, trusted_after: u64 },
+    /// A checkpoint does not verify with the key of its size.
     #[error("checkpoint: {0}")]
     Checkpoint(#[source] NoteError),
-    #[error("transition entry {index}: {reason}")]
-    Entry { index: u64, reason: String },
+    /// Any other rule; `kind` is the verify report's issue kind.
+    #[error("{detail}")]
+    Invalid { kind: &'static str, detail: String },
+}
+
+/// `KeyHistoryError::Invalid` of `kind`, its detail formatted as by `format!`.
+macro_rules! invalid {
+    ($kind:literal, $($detail:tt)+) => {
+        KeyHistoryError::Invalid { kind: $kind, detail: format!($($detail)+) }
+    };
 }
 
 impl KeyHistoryError {
     /// The `kind` of the verify report's issue for this error.
     pub fn kind(&self) -> &'static str {
         match self {
-            KeyHistoryError::RetiredKey { .. } => "retired_key",
-            KeyHistoryError::BeforeTrust { .. } => "before_trusted_key",
+            KeyHistoryError::Json(_) => "key_history",
             KeyHistoryError::Checkpoint(_) => "checkpoint_signature",
-            KeyHistoryError::UnknownKey { .. } => "unknown_key",
-            KeyHistoryError::ForgedTransition { .. } => "forged_transition",
-            KeyHistoryError::Entry { .. } => "key_transition_entry",
-            KeyHistoryError::Handoff { .. } => "key_transition",
-            _ => "key_history",
+            KeyHistoryError::Invalid { kind, .. } => kind,
         }
     }
 }
@@ -112,33 +87,30 @@ pub struct Transition {
 
 impl Transition {
     pub fn to_body(&self) -> String {
-        format!(
-            "{TRANSITION_HEADER}\n{}\n{}\n{}\n{}\n{}\n",
-            self.origin,
-            self.size,
-            self.index,
-            self.old.to_vkey(),
-            self.new.to_vkey()
-        )
+        let (old, new) = (self.old.to_vkey(), self.new.to_vkey());
+        let (origin, size, index) = (&self.origin, self.size, self.index);
+        format!("{TRANSITION_HEADER}\n{origin}\n{size}\n{index}\n{old}\n{new}\n")
     }
 
     /// Strict parse: exactly six newline-terminated lines, canonical decimals.
     fn parse_body(n: usize, body: &str) -> Result<Self, KeyHistoryError> {
-        let bad = |reason| KeyHistoryError::Body { n, reason };
+        let bad = |why: &str| invalid!("key_history", "transition {n}: malformed body: {why}");
         let lines: Vec<&str> =
-            body.strip_suffix('\n').ok_or(bad("no final newline"))?.split('\n').collect();
+            body.strip_suffix('\n').ok_or_else(|| bad("no final newline"))?.split('\n').collect();
         let [header, origin, size, index, old, new] = lines.as_slice() else {
             return Err(bad("want exactly 6 lines"));
         };
         if *header != TRANSITION_HEADER {
             return Err(bad("first line is not the transition header"));
         }
+        let decimal = |s, why| note::parse_decimal(s, "").map_err(|_| bad(why));
+        let vkey = |s, why| NoteVerifier::from_vkey(s).map_err(|_| bad(why));
         let t = Transition {
             origin: (*origin).to_owned(),
-            size: parse_decimal(size).ok_or(bad("size is not a canonical decimal"))?,
-            index: parse_decimal(index).ok_or(bad("index is not a canonical decimal"))?,
-            old: NoteVerifier::from_vkey(old).map_err(|_| bad("old key is not a vkey"))?,
-            new: NoteVerifier::from_vkey(new).map_err(|_| bad("new key is not a vkey"))?,
+            size: decimal(size, "size is not a canonical decimal")?,
+            index: decimal(index, "index is not a canonical decimal")?,
+            old: vkey(old, "old key is not a vkey")?,
+            new: vkey(new, "new key is not a vkey")?,
         };
         if t.old.name() != t.origin || t.new.name() != t.origin {
             return Err(bad("a key's name is not the origin"));
@@ -153,33 +125,25 @@ impl Transition {
     }
 }
 
-fn parse_decimal(s: &str) -> Option<u64> {
-    let canonical = !s.is_empty()
-        && s.len() <= 20
-        && s.bytes().all(|b| b.is_ascii_digit())
-        && (s == "0" || !s.starts_with('0'));
-    if canonical { s.parse().ok() } else { None }
-}
-
-/// The signed text of a note, unverified (to learn which key to check with).
-fn note_body(note: &str) -> Option<&str> {
-    let split = note.rfind("\n\n")?;
-    note.get(..=split)
-}
-
 /// Opens transition note `n`: signed by the key it retires and by the one
 /// it introduces.
 pub fn open_transition(n: usize, text: &str) -> Result<Transition, KeyHistoryError> {
-    let unverified =
-        note_body(text).ok_or(KeyHistoryError::Note { n, source: NoteError::NoSignatureBlock })?;
+    let note_err = |e: NoteError| invalid!("key_history", "transition {n}: {e}");
+    let unverified = note::unverified_text(text).map_err(note_err)?;
     let t = Transition::parse_body(n, unverified)?;
-    let by_old = note::open_note(text, &t.old).map_err(|source| {
-        KeyHistoryError::ForgedTransition { n, key_id: crate::hex(&t.old.key_id()), source }
+    let id = crate::hex(&t.old.key_id());
+    let by_old = note::open_note(text, &t.old).map_err(|e| {
+        invalid!(
+            "forged_transition",
+            "transition {n}: not signed by the key it retires ({id}): {e}"
+        )
     })?;
-    let by_new =
-        note::open_note(text, &t.new).map_err(|source| KeyHistoryError::Note { n, source })?;
+    let by_new = note::open_note(text, &t.new).map_err(note_err)?;
     if by_old != unverified || by_new != unverified {
-        return Err(KeyHistoryError::Body { n, reason: "signed text differs from the body" });
+        return Err(invalid!(
+            "key_history",
+            "transition {n}: malformed body: signed text differs from the body"
+        ));
     }
     Ok(t)
 }
@@ -199,28 +163,19 @@ pub struct Handoff {
 /// A verified key history, followed from a trust anchor.
 #[derive(Clone, Debug)]
 pub struct KeyChain {
-    /// Keys in order; `keys[k]` signs sizes in `(ends[k-1], ends[k]]`.
+    /// Keys in order (never empty); `keys[k]` signs sizes in `(ends[k-1], ends[k]]`.
     keys: Vec<NoteVerifier>,
     /// `ends[k]` is the size at which `keys[k]` was retired (last is open).
     ends: Vec<u64>,
     /// Index in `keys` of the trust anchor: earlier keys are not trusted.
     anchor: usize,
-    anchor_key: NoteVerifier,
     handoffs: Vec<Handoff>,
-    records: Vec<TransitionRecord>,
 }
 
 impl KeyChain {
     /// A log that never rotated its key.
     pub fn single(key: &NoteVerifier) -> Self {
-        KeyChain {
-            keys: vec![key.clone()],
-            ends: Vec::new(),
-            anchor: 0,
-            anchor_key: key.clone(),
-            handoffs: Vec::new(),
-            records: Vec::new(),
-        }
+        KeyChain { keys: vec![key.clone()], ends: Vec::new(), anchor: 0, handoffs: Vec::new() }
     }
 
     /// Follows `history` from `anchor`, which must be its first key or one
@@ -229,77 +184,71 @@ impl KeyChain {
     /// indices. Transitions from the anchor on must carry the retiring
     /// key's checkpoint of their size and their logged entry.
     pub fn follow(anchor: &NoteVerifier, history: &KeyHistory) -> Result<Self, KeyHistoryError> {
-        if history.transitions.len() > MAX_TRANSITIONS {
-            return Err(KeyHistoryError::TooMany { count: history.transitions.len() });
-        }
-        let mut chain = KeyChain::single(anchor);
+        check_count(history)?;
         let mut parsed: Vec<Transition> = Vec::with_capacity(history.transitions.len());
         for (n, rec) in history.transitions.iter().enumerate() {
             let t = open_transition(n, &rec.note)?;
             if let Some(prev) = parsed.last() {
-                let chain_err = |reason: String| KeyHistoryError::Chain { n, reason };
-                if t.old != prev.new {
-                    return Err(chain_err(format!(
+                let hex = |k: &NoteVerifier| crate::hex(&k.key_id());
+                let why = if t.old != prev.new {
+                    Some(format!(
                         "retires key {} but the current key is {}",
-                        crate::hex(&t.old.key_id()),
-                        crate::hex(&prev.new.key_id())
-                    )));
-                }
-                if t.origin != prev.origin {
-                    return Err(chain_err("origin changes".into()));
-                }
-                if parsed.iter().any(|p| p.old == t.new) {
-                    return Err(chain_err(format!(
-                        "key {} was used before",
-                        crate::hex(&t.new.key_id())
-                    )));
-                }
-                if t.size <= prev.size || t.index <= prev.index {
-                    return Err(chain_err("size and index must grow".into()));
+                        hex(&t.old),
+                        hex(&prev.new)
+                    ))
+                } else if t.origin != prev.origin {
+                    Some("origin changes".into())
+                } else if parsed.iter().any(|p| p.old == t.new) {
+                    Some(format!("key {} was used before", hex(&t.new)))
+                } else if t.size <= prev.size || t.index <= prev.index {
+                    Some("size and index must grow".into())
+                } else {
+                    None
+                };
+                if let Some(why) = why {
+                    return Err(invalid!("key_history", "transition {n}: {why}"));
                 }
             }
             parsed.push(t);
         }
         let Some(first) = parsed.first() else {
-            return Ok(chain);
+            return Ok(KeyChain::single(anchor));
         };
-        chain.keys = std::iter::once(first.old.clone())
+        let keys: Vec<NoteVerifier> = std::iter::once(first.old.clone())
             .chain(parsed.iter().map(|t| t.new.clone()))
             .collect();
-        chain.ends = parsed.iter().map(|t| t.size).collect();
-        chain.anchor = chain.keys.iter().position(|k| k == anchor).ok_or_else(|| {
-            KeyHistoryError::UnknownKey {
-                key_id: crate::hex(&anchor.key_id()),
-                first: crate::hex(&first.old.key_id()),
-                current: crate::hex(&chain.current().key_id()),
-            }
-        })?;
-        for (n, (t, rec)) in parsed.into_iter().zip(&history.transitions).enumerate() {
-            if n < chain.anchor {
-                continue;
-            }
-            let handoff = |reason: String| KeyHistoryError::Handoff { n, reason };
+        let Some(anchor_at) = keys.iter().position(|k| k == anchor) else {
+            let [key, first, current] =
+                [anchor, &keys[0], &keys[keys.len() - 1]].map(|k| crate::hex(&k.key_id()));
+            return Err(invalid!(
+                "unknown_key",
+                "key {key} is not in the log's key history (first key {first}, current {current})"
+            ));
+        };
+        let mut chain = KeyChain {
+            keys,
+            ends: parsed.iter().map(|t| t.size).collect(),
+            anchor: anchor_at,
+            handoffs: Vec::new(),
+        };
+        for (n, (t, rec)) in
+            parsed.into_iter().zip(&history.transitions).enumerate().skip(anchor_at)
+        {
+            let handoff = |why: String| {
+                invalid!("key_transition", "transition {n}: the old key's last checkpoint: {why}")
+            };
             let cp = note::open_checkpoint(&rec.checkpoint, &t.old)
-                .map_err(|e| handoff(e.to_string()))?
-                .into_inner();
+                .map_err(|e| handoff(e.to_string()))?;
             if cp.size != t.size {
-                return Err(handoff(format!(
-                    "has size {}, the transition takes effect at {}",
-                    cp.size, t.size
-                )));
-            }
-            if rec.entry.len() > MAX_ENTRY_LEN {
-                return Err(KeyHistoryError::Entry { index: t.index, reason: "too large".into() });
+                let why =
+                    format!("has size {}, the transition takes effect at {}", cp.size, t.size);
+                return Err(handoff(why));
             }
             check_entry_bytes(&t, &rec.note, rec.entry.as_bytes())?;
-            chain.handoffs.push(Handoff {
-                transition: t,
-                root: cp.root,
-                checkpoint: rec.checkpoint.clone(),
-                entry: rec.entry.clone().into_bytes(),
-            });
+            let (root, checkpoint, entry) =
+                (cp.root, rec.checkpoint.clone(), rec.entry.clone().into_bytes());
+            chain.handoffs.push(Handoff { transition: t, root, checkpoint, entry });
         }
-        chain.records = history.transitions.clone();
         Ok(chain)
     }
 
@@ -310,21 +259,12 @@ impl KeyChain {
 
     /// The key that signs checkpoints now.
     pub fn current(&self) -> &NoteVerifier {
-        self.keys.last().unwrap_or(&self.anchor_key)
-    }
-
-    pub fn anchor(&self) -> &NoteVerifier {
-        &self.anchor_key
+        &self.keys[self.keys.len() - 1]
     }
 
     /// Transitions whose retiring key is trusted, oldest first.
     pub fn handoffs(&self) -> &[Handoff] {
         &self.handoffs
-    }
-
-    /// The history as read (for proofs and bundles to carry).
-    pub fn records(&self) -> &[TransitionRecord] {
-        &self.records
     }
 
     /// Position in `keys` of the key for a checkpoint of `size`.
@@ -336,41 +276,37 @@ impl KeyChain {
     pub fn key_for(&self, size: u64) -> Result<&NoteVerifier, KeyHistoryError> {
         let k = self.position_for(size);
         if k < self.anchor {
-            return Err(KeyHistoryError::BeforeTrust {
-                size,
-                trusted_after: self.ends.get(self.anchor.wrapping_sub(1)).copied().unwrap_or(0),
-            });
+            let after = self.ends[self.anchor - 1];
+            return Err(invalid!(
+                "before_trusted_key",
+                "checkpoint of size {size} predates the trusted key (trust starts after size {after})"
+            ));
         }
-        Ok(self.keys.get(k).unwrap_or(&self.anchor_key))
+        Ok(&self.keys[k])
     }
 
     /// Verifies a checkpoint note with the key current at its size; a
     /// checkpoint signed by a retired key gets its own error.
     pub fn open_checkpoint(&self, text: &str) -> Result<Checkpoint, KeyHistoryError> {
+        let open = |key: &NoteVerifier| note::open_checkpoint(text, key).map(|v| v.into_inner());
         if self.ends.is_empty() {
             // Never rotated: exactly the single-key check.
-            return note::open_checkpoint(text, &self.anchor_key)
-                .map(|v| v.into_inner())
-                .map_err(KeyHistoryError::Checkpoint);
+            return open(&self.keys[0]).map_err(KeyHistoryError::Checkpoint);
         }
         let size =
             note::parse_unverified_checkpoint(text).map_err(KeyHistoryError::Checkpoint)?.size;
-        let key = self.key_for(size)?;
-        match note::open_checkpoint(text, key) {
-            Ok(v) => Ok(v.into_inner()),
-            Err(e) => {
-                let k = self.position_for(size);
-                for (old, end) in self.keys.iter().zip(&self.ends).take(k) {
-                    if note::open_checkpoint(text, old).is_ok() {
-                        return Err(KeyHistoryError::RetiredKey {
-                            size,
-                            key_id: crate::hex(&old.key_id()),
-                            retired_at: *end,
-                        });
-                    }
-                }
-                Err(KeyHistoryError::Checkpoint(e))
-            }
+        let e = match open(self.key_for(size)?) {
+            Ok(checkpoint) => return Ok(checkpoint),
+            Err(e) => e,
+        };
+        let retired = self.keys.iter().zip(&self.ends).take(self.position_for(size));
+        match retired.into_iter().find(|(old, _)| open(old).is_ok()) {
+            Some((old, end)) => Err(invalid!(
+                "retired_key",
+                "checkpoint of size {size} is signed by key {}, which was retired at size {end}",
+                crate::hex(&old.key_id())
+            )),
+            None => Err(KeyHistoryError::Checkpoint(e)),
         }
     }
 }
@@ -395,12 +331,15 @@ struct AttrsView {
     key_transition: Option<String>,
 }
 
-/// The entry must be an `admin/key_rotation` event whose `key_transition`
-/// attribute is exactly the transition note.
+/// The entry must be a small `admin/key_rotation` event whose
+/// `key_transition` attribute is exactly the transition note.
 fn check_entry_bytes(t: &Transition, note: &str, entry: &[u8]) -> Result<(), KeyHistoryError> {
-    let bad = |reason: &str| KeyHistoryError::Entry { index: t.index, reason: reason.to_owned() };
-    let view: EntryView = serde_json::from_slice(entry).map_err(|_| bad("not an entry"))?;
-    let event = view.event;
+    let index = t.index;
+    let bad = |why: &str| invalid!("key_transition_entry", "transition entry {index}: {why}");
+    if entry.len() > MAX_ENTRY_LEN {
+        return Err(bad("too large"));
+    }
+    let event = serde_json::from_slice::<EntryView>(entry).map_err(|_| bad("not an entry"))?.event;
     if event.category != "admin" || event.action != "key_rotation" {
         return Err(bad("not an admin/key_rotation event"));
     }
@@ -414,21 +353,28 @@ fn check_entry_bytes(t: &Transition, note: &str, entry: &[u8]) -> Result<(), Key
 /// entry, at the index the note names (a one-entry segment's root is the
 /// entry's leaf hash, RFC 6962).
 pub fn check_entry_segment(h: &Handoff, record: &SegmentRecord) -> Result<(), KeyHistoryError> {
-    let t = &h.transition;
-    let bad = |reason: String| KeyHistoryError::Entry { index: t.index, reason };
-    if record.first_index != t.index || record.count != 1 {
-        return Err(bad(format!(
-            "segment {} holds events {}..{}, the transition names event {} alone",
-            t.size - 1,
-            record.first_index,
-            record.end_index(),
-            t.index
-        )));
+    let (index, segment) = (h.transition.index, h.transition.size - 1);
+    let why = if record.first_index != index || record.count != 1 {
+        let (first, end) = (record.first_index, record.end_index());
+        format!(
+            "segment {segment} holds events {first}..{end}, the transition names event {index} alone"
+        )
+    } else if record.root != leaf_hash(&h.entry) {
+        format!("segment {segment} does not hold the transition entry")
+    } else {
+        return Ok(());
+    };
+    Err(invalid!("key_transition_entry", "transition entry {index}: {why}"))
+}
+
+fn check_count(h: &KeyHistory) -> Result<(), KeyHistoryError> {
+    match h.transitions.len() {
+        n if n > MAX_TRANSITIONS => Err(invalid!(
+            "key_history",
+            "key history has {n} transitions, more than {MAX_TRANSITIONS}"
+        )),
+        _ => Ok(()),
     }
-    if record.root != leaf_hash(&h.entry) {
-        return Err(bad(format!("segment {} does not hold the transition entry", t.size - 1)));
-    }
-    Ok(())
 }
 
 /// Parses a history file's bytes: strict JSON, unknown members refused.
@@ -438,8 +384,6 @@ pub fn parse_history(bytes: &[u8]) -> Result<KeyHistory, KeyHistoryError> {
     }
     let h: KeyHistory =
         serde_json::from_slice(bytes).map_err(|e| KeyHistoryError::Json(e.to_string()))?;
-    if h.transitions.len() > MAX_TRANSITIONS {
-        return Err(KeyHistoryError::TooMany { count: h.transitions.len() });
-    }
+    check_count(&h)?;
     Ok(h)
 }

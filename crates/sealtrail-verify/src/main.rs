@@ -69,10 +69,14 @@ impl Args {
 
 fn read(path: &str) -> Result<Vec<u8>, String> {
     use std::io::Read;
-    let file = std::fs::File::open(path).map_err(|e| format!("{path}: {e}"))?;
+    let err = |e: std::io::Error| format!("{path}: {e}");
     let mut bytes = Vec::new();
     #[allow(clippy::disallowed_methods)] // bounded by `take`, checked below
-    file.take(MAX_INPUT + 1).read_to_end(&mut bytes).map_err(|e| format!("{path}: {e}"))?;
+    std::fs::File::open(path)
+        .map_err(err)?
+        .take(MAX_INPUT + 1)
+        .read_to_end(&mut bytes)
+        .map_err(err)?;
     if bytes.len() as u64 > MAX_INPUT {
         return Err(format!("{path}: larger than {MAX_INPUT} bytes"));
     }
@@ -84,11 +88,8 @@ fn text(path: &str) -> Result<String, String> {
 }
 
 fn vkey(path: &str, witness: bool) -> Result<NoteVerifier, String> {
-    let line = text(path)?;
-    let line = line.trim_end_matches('\n');
-    let v =
-        if witness { NoteVerifier::from_witness_vkey(line) } else { NoteVerifier::from_vkey(line) };
-    v.map_err(|e| format!("{path}: {e}"))
+    let parse = if witness { NoteVerifier::from_witness_vkey } else { NoteVerifier::from_vkey };
+    parse(text(path)?.trim_end_matches('\n')).map_err(|e| format!("{path}: {e}"))
 }
 
 fn dir(a: &Args) -> Result<(bool, Value), String> {
@@ -99,17 +100,13 @@ fn dir(a: &Args) -> Result<(bool, Value), String> {
     let kek = kek.map(|k| Kek::parse(&k)).transpose().map_err(|e| e.to_string())?;
     let witnesses =
         a.all("witness-vkey").into_iter().map(|w| vkey(w, true)).collect::<Result<Vec<_>, _>>()?;
-    let quorum = match a.one("witness-quorum")? {
-        Some(q) => {
-            q.parse::<usize>().map_err(|_| format!("--witness-quorum {q:?} is not a number"))?
-        }
+    let quorum: usize = match a.one("witness-quorum")? {
+        Some(q) => q.parse().map_err(|_| format!("--witness-quorum {q:?} is not a number"))?,
         None => witnesses.len(),
     };
     if !witnesses.is_empty() && !(1..=witnesses.len().min(MAX_WITNESSES)).contains(&quorum) {
-        return Err(format!(
-            "--witness-quorum must be 1..={} (the witness keys given)",
-            witnesses.len()
-        ));
+        let n = witnesses.len();
+        return Err(format!("--witness-quorum must be 1..={n} (the witness keys given)"));
     }
     let policy = WitnessPolicy { witnesses, quorum };
     let opts = VerifyOptions {

@@ -9,27 +9,20 @@
 //! (zeros for segment 0); the log-tree leaf is `leaf_hash(record bytes)`.
 
 use crate::hash::{Hash, leaf_hash, sha256};
-use thiserror::Error;
 
 /// Version byte at the start of every record.
 pub const RECORD_VERSION: u8 = 1;
 /// Longest origin accepted (bytes). Origins are short names like `example.org/log`.
 pub const MAX_ORIGIN_LEN: usize = 255;
 
-#[derive(Debug, Error, PartialEq, Eq)]
+/// Why a segment record was rejected.
+#[derive(Debug, thiserror::Error, PartialEq, Eq)]
 pub enum RecordError {
     #[error("segment record is truncated")]
     Truncated,
-    #[error("segment record has {0} trailing bytes")]
-    TrailingBytes(usize),
-    #[error("segment record version {0} is not supported")]
-    Version(u8),
-    #[error("segment record origin is empty or longer than {MAX_ORIGIN_LEN} bytes")]
-    OriginLength,
-    #[error("segment record origin is not utf-8")]
-    OriginUtf8,
-    #[error("segment record has no events")]
-    Empty,
+    /// Any other rule, named by the message (after "segment record ").
+    #[error("segment record {0}")]
+    Invalid(String),
 }
 
 /// One sealed segment, as committed to by the log tree.
@@ -53,37 +46,32 @@ pub struct SegmentRecord {
 
 impl SegmentRecord {
     pub fn to_bytes(&self) -> Vec<u8> {
-        let origin = self.origin.as_bytes();
-        let mut out = Vec::with_capacity(1 + 2 + origin.len() + 5 * 8 + 64);
-        out.push(RECORD_VERSION);
         // Origins are validated at ledger creation to fit in MAX_ORIGIN_LEN.
-        out.extend_from_slice(&(origin.len() as u16).to_be_bytes());
-        out.extend_from_slice(origin);
-        out.extend_from_slice(&self.number.to_be_bytes());
-        out.extend_from_slice(&self.first_index.to_be_bytes());
-        out.extend_from_slice(&self.count.to_be_bytes());
-        out.extend_from_slice(&self.min_time_ms.to_be_bytes());
-        out.extend_from_slice(&self.max_time_ms.to_be_bytes());
-        out.extend_from_slice(&self.root);
-        out.extend_from_slice(&self.prev);
-        out
+        let origin_len = (self.origin.len() as u16).to_be_bytes();
+        let mut out = [&[RECORD_VERSION][..], &origin_len, self.origin.as_bytes()].concat();
+        let (min, max) = (self.min_time_ms as u64, self.max_time_ms as u64);
+        for n in [self.number, self.first_index, self.count, min, max] {
+            out.extend_from_slice(&n.to_be_bytes());
+        }
+        [out, self.root.to_vec(), self.prev.to_vec()].concat()
     }
 
     pub fn from_bytes(bytes: &[u8]) -> Result<Self, RecordError> {
+        let bad = |what: &str| Err(RecordError::Invalid(what.to_owned()));
         let mut r = ByteReader::new(bytes);
         let version = r.u8()?;
         if version != RECORD_VERSION {
-            return Err(RecordError::Version(version));
+            return bad(&format!("version {version} is not supported"));
         }
-        let origin_len = r.u16()? as usize;
+        let origin_len = usize::from(r.u16()?);
         if origin_len == 0 || origin_len > MAX_ORIGIN_LEN {
-            return Err(RecordError::OriginLength);
+            return bad(&format!("origin is empty or longer than {MAX_ORIGIN_LEN} bytes"));
         }
-        let origin = std::str::from_utf8(r.take(origin_len)?)
-            .map_err(|_| RecordError::OriginUtf8)?
-            .to_owned();
+        let Ok(origin) = std::str::from_utf8(r.take(origin_len)?) else {
+            return bad("origin is not utf-8");
+        };
         let record = SegmentRecord {
-            origin,
+            origin: origin.to_owned(),
             number: r.u64()?,
             first_index: r.u64()?,
             count: r.u64()?,
@@ -92,13 +80,11 @@ impl SegmentRecord {
             root: r.hash()?,
             prev: r.hash()?,
         };
-        if r.remaining() != 0 {
-            return Err(RecordError::TrailingBytes(r.remaining()));
+        match (r.remaining(), record.count) {
+            (0, 0) => bad("has no events"),
+            (0, _) => Ok(record),
+            (n, _) => bad(&format!("has {n} trailing bytes")),
         }
-        if record.count == 0 {
-            return Err(RecordError::Empty);
-        }
-        Ok(record)
     }
 
     /// The record's leaf hash in the log tree.
@@ -117,55 +103,50 @@ impl SegmentRecord {
     }
 }
 
-/// A bounds-checked cursor over untrusted bytes.
+/// A bounds-checked cursor over untrusted bytes (big-endian numbers).
 pub struct ByteReader<'a> {
-    bytes: &'a [u8],
-    pos: usize,
+    /// The bytes not read yet.
+    rest: &'a [u8],
 }
 
 impl<'a> ByteReader<'a> {
     pub fn new(bytes: &'a [u8]) -> Self {
-        Self { bytes, pos: 0 }
+        Self { rest: bytes }
     }
 
     pub fn remaining(&self) -> usize {
-        self.bytes.len() - self.pos
+        self.rest.len()
     }
 
     pub fn take(&mut self, n: usize) -> Result<&'a [u8], RecordError> {
-        if n > self.remaining() {
-            return Err(RecordError::Truncated);
-        }
-        let out = &self.bytes[self.pos..self.pos + n];
-        self.pos += n;
+        let (out, rest) = self.rest.split_at_checked(n).ok_or(RecordError::Truncated)?;
+        self.rest = rest;
+        Ok(out)
+    }
+
+    fn array<const N: usize>(&mut self) -> Result<[u8; N], RecordError> {
+        let mut out = [0u8; N];
+        out.copy_from_slice(self.take(N)?);
         Ok(out)
     }
 
     pub fn u8(&mut self) -> Result<u8, RecordError> {
-        Ok(self.take(1)?[0])
+        self.array().map(u8::from_be_bytes)
     }
 
     pub fn u16(&mut self) -> Result<u16, RecordError> {
-        let mut b = [0u8; 2];
-        b.copy_from_slice(self.take(2)?);
-        Ok(u16::from_be_bytes(b))
+        self.array().map(u16::from_be_bytes)
     }
 
     pub fn u32(&mut self) -> Result<u32, RecordError> {
-        let mut b = [0u8; 4];
-        b.copy_from_slice(self.take(4)?);
-        Ok(u32::from_be_bytes(b))
+        self.array().map(u32::from_be_bytes)
     }
 
     pub fn u64(&mut self) -> Result<u64, RecordError> {
-        let mut b = [0u8; 8];
-        b.copy_from_slice(self.take(8)?);
-        Ok(u64::from_be_bytes(b))
+        self.array().map(u64::from_be_bytes)
     }
 
     pub fn hash(&mut self) -> Result<Hash, RecordError> {
-        let mut h = [0u8; 32];
-        h.copy_from_slice(self.take(32)?);
-        Ok(h)
+        self.array()
     }
 }

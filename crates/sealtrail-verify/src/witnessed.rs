@@ -33,81 +33,60 @@ pub struct WitnessedSummary {
     pub cosigners: Vec<String>,
 }
 
-/// The cosigned checkpoint, read and checked before the log is walked.
-pub(crate) struct Witnessed {
-    summary: WitnessedSummary,
-    root: Hash,
-}
+/// The cosigned checkpoint, read and checked before the log is walked, and
+/// its root.
+pub(crate) type Witnessed = (WitnessedSummary, Hash);
 
 pub(crate) type Issue = (&'static str, String);
 
-/// Checks the cosigned note `text` against the log's keys and `policy`.
-pub fn check_witnessed(
-    text: &str,
+/// Reads `ledger/checkpoint.witnessed` and checks it against the log's keys
+/// and `policy`; every failure is a `witness_quorum` issue.
+pub(crate) fn load(
+    ledger: &Path,
     keys: &KeyChain,
     policy: &WitnessPolicy,
-) -> Result<(note::Checkpoint, Vec<String>), String> {
+) -> Result<Witnessed, Issue> {
+    let quorum = |detail: String| ("witness_quorum", detail);
+    let path = ledger.join(WITNESSED_FILE);
+    let bytes = crate::dir::read_bounded(&path, note::MAX_NOTE_LEN as u64).map_err(|e| {
+        quorum(match e.kind() {
+            std::io::ErrorKind::NotFound => format!("no cosigned checkpoint ({})", path.display()),
+            _ => format!("{}: {e}", path.display()),
+        })
+    })?;
+    let text = std::str::from_utf8(&bytes)
+        .map_err(|_| quorum(format!("{} is not UTF-8", path.display())))?;
     let ws = &policy.witnesses;
     if ws.len() > MAX_WITNESSES {
-        return Err(format!("more than {MAX_WITNESSES} witness keys"));
+        return Err(quorum(format!("more than {MAX_WITNESSES} witness keys")));
     }
-    if let Some((i, w)) =
-        ws.iter().enumerate().find(|(i, w)| ws[..*i].iter().any(|o| o.name() == w.name()))
-    {
-        return Err(format!("two witness keys are named {} (key {i})", w.name()));
+    let named_twice =
+        |(i, w): &(usize, &NoteVerifier)| ws[..*i].iter().any(|o| o.name() == w.name());
+    if let Some((i, w)) = ws.iter().enumerate().find(named_twice) {
+        return Err(quorum(format!("two witness keys are named {} (key {i})", w.name())));
     }
     if policy.quorum > ws.len() {
-        return Err(format!(
-            "quorum {} cannot be met by {} witness key(s)",
-            policy.quorum,
-            ws.len()
-        ));
+        let (q, n) = (policy.quorum, ws.len());
+        return Err(quorum(format!("quorum {q} cannot be met by {n} witness key(s)")));
     }
     // After a rotation the cosigned checkpoint may be the old key's.
     let key = note::parse_unverified_checkpoint(text)
         .ok()
         .and_then(|cp| keys.key_for(cp.size).ok())
         .unwrap_or(keys.current());
-    let bad = |e: note::NoteError| format!("cosigned checkpoint does not verify: {e}");
-    let checkpoint = note::open_checkpoint(text, key).map_err(bad)?;
-    let found = note::verify_cosignatures(text, &checkpoint, ws).map_err(bad)?;
+    let bad = |e: note::NoteError| quorum(format!("cosigned checkpoint does not verify: {e}"));
+    let cp = note::open_checkpoint(text, key).map_err(bad)?;
+    let found = note::verify_cosignatures(text, &cp, ws).map_err(bad)?;
     let cosigners: Vec<String> = ws
         .iter()
         .filter(|w| found.iter().any(|c| c.witness == w.name()))
         .map(|w| w.name().to_owned())
         .collect();
     if cosigners.len() < policy.quorum {
-        return Err(format!(
-            "{} of the required {} witnesses cosigned",
-            cosigners.len(),
-            policy.quorum
-        ));
+        let (n, q) = (cosigners.len(), policy.quorum);
+        return Err(quorum(format!("{n} of the required {q} witnesses cosigned")));
     }
-    Ok((checkpoint.into_inner(), cosigners))
-}
-
-/// Reads and checks `ledger/checkpoint.witnessed`; every failure is a
-/// `witness_quorum` issue.
-pub(crate) fn load(
-    ledger: &Path,
-    keys: &KeyChain,
-    policy: &WitnessPolicy,
-) -> Result<Witnessed, Issue> {
-    let path = ledger.join(WITNESSED_FILE);
-    let bytes = crate::dir::read_bounded(&path, note::MAX_NOTE_LEN as u64).map_err(|e| {
-        let detail = match e.kind() {
-            std::io::ErrorKind::NotFound => format!("no cosigned checkpoint ({})", path.display()),
-            _ => format!("{}: {e}", path.display()),
-        };
-        ("witness_quorum", detail)
-    })?;
-    let text = std::str::from_utf8(&bytes)
-        .map_err(|_| ("witness_quorum", format!("{} is not UTF-8", path.display())))?;
-    let (cp, cosigners) = check_witnessed(text, keys, policy).map_err(|e| ("witness_quorum", e))?;
-    Ok(Witnessed {
-        summary: WitnessedSummary { size: cp.size, root: B64.encode(cp.root), cosigners },
-        root: cp.root,
-    })
+    Ok((WitnessedSummary { size: cp.size, root: B64.encode(cp.root), cosigners }, cp.root))
 }
 
 /// After the walk: `root_at(size)` is the log root of the first `size`
@@ -117,19 +96,19 @@ pub(crate) fn finish(
     root_at: impl Fn(u64) -> Option<Hash>,
     highest: u64,
 ) -> (Option<WitnessedSummary>, Option<Issue>) {
-    let w = match loaded {
+    let (summary, root) = match loaded {
         Ok(w) => w,
         Err(issue) => return (None, Some(issue)),
     };
-    let size = w.summary.size;
+    let size = summary.size;
     let issue = if size > highest {
         Some(format!("witnesses cosigned {size} segments but the log has {highest}"))
-    } else if root_at(size) != Some(w.root) {
+    } else if root_at(size) != Some(root) {
         Some(format!("the first {size} segments do not hash to the root the witnesses cosigned"))
     } else {
         None
     };
-    (Some(w.summary), issue.map(|d| ("witness_mismatch", d)))
+    (Some(summary), issue.map(|d| ("witness_mismatch", d)))
 }
 
 #[cfg(test)]
@@ -138,10 +117,7 @@ mod tests {
 
     fn loaded(size: u64, root: Hash) -> Result<Witnessed, Issue> {
         let cosigners = vec!["w.example/a".into()];
-        Ok(Witnessed {
-            summary: WitnessedSummary { size, root: B64.encode(root), cosigners },
-            root,
-        })
+        Ok((WitnessedSummary { size, root: B64.encode(root), cosigners }, root))
     }
 
     #[test]

@@ -18,8 +18,8 @@
 use super::{Attempt, Channel, EmailMessage, NotifyError, RetryPolicy, Verdict, fail_early, run};
 use crate::pipeline::silence::duration_text;
 use lettre::Message;
-use lettre::message::Mailbox;
 use lettre::message::header::{ContentType, MIME_VERSION_1_0};
+use lettre::message::{Mailbox, MultiPart};
 use lettre::transport::smtp::Error as SmtpError;
 use lettre::transport::smtp::authentication::{Credentials, Mechanism};
 use lettre::transport::smtp::client::{
@@ -261,8 +261,9 @@ fn is_loopback(host: &str) -> bool {
             .is_ok_and(|ip| ip.is_loopback())
 }
 
-/// Builds a plain-text UTF-8 message with Date, Message-ID, From, To,
-/// Subject and MIME-Version. Control characters in the subject become spaces (no header
+/// Builds a UTF-8 message with Date, Message-ID, From, To, Subject and
+/// MIME-Version: text/plain, or multipart/alternative (text/plain, then
+/// text/html) when the message has `html`. Control characters in the subject become spaces (no header
 /// injection); it is cut to 250 characters.
 pub fn build_message(from: &Mailbox, msg: &EmailMessage) -> Result<Message, NotifyError> {
     if msg.to.is_empty() {
@@ -274,10 +275,10 @@ pub fn build_message(from: &Mailbox, msg: &EmailMessage) -> Result<Message, Noti
             msg.to.len()
         )));
     }
-    if msg.text.len() > MAX_TEXT_BYTES {
+    let size = msg.text.len() + msg.html.as_ref().map_or(0, String::len);
+    if size > MAX_TEXT_BYTES {
         return Err(NotifyError::Message(format!(
-            "body of {} bytes, at most {MAX_TEXT_BYTES}",
-            msg.text.len()
+            "body of {size} bytes, at most {MAX_TEXT_BYTES}"
         )));
     }
     let subject: String = msg
@@ -291,17 +292,23 @@ pub fn build_message(from: &Mailbox, msg: &EmailMessage) -> Result<Message, Noti
         .subject(subject.trim())
         .date_now()
         .message_id(Some(message_id(from)))
-        .header(MIME_VERSION_1_0)
-        .header(ContentType::TEXT_PLAIN);
+        .header(MIME_VERSION_1_0);
     for to in &msg.to {
         let mailbox = to
             .parse::<Mailbox>()
             .map_err(|e| NotifyError::Message(format!("invalid recipient address `{to}`: {e}")))?;
         builder = builder.to(mailbox);
     }
-    builder
-        .body(msg.text.clone())
-        .map_err(|e| NotifyError::Message(e.to_string()))
+    match &msg.html {
+        None => builder
+            .header(ContentType::TEXT_PLAIN)
+            .body(msg.text.clone()),
+        Some(html) => builder.multipart(MultiPart::alternative_plain_html(
+            msg.text.clone(),
+            html.clone(),
+        )),
+    }
+    .map_err(|e| NotifyError::Message(e.to_string()))
 }
 
 /// `<unix-ms.random@sender-domain>`: unique without asking the system for
@@ -703,6 +710,7 @@ mod tests {
             to: vec!["a@clinic.example".into(), "B <b@clinic.example>".into()],
             subject: "Brute force\r\nBcc: evil@example.org".into(),
             text: "Grüße\nline two\n".into(),
+            html: None,
         };
         let m = build_message(&from, &msg).unwrap();
         let text = String::from_utf8(m.formatted()).unwrap();
@@ -728,10 +736,33 @@ mod tests {
                     to,
                     subject: "s".into(),
                     text,
+                    html: None,
                 },
             )
             .is_err()
         };
+        // With html: multipart/alternative, the text first, then the HTML.
+        let both = EmailMessage {
+            html: Some("<p>Gr&uuml;&szlig;e</p>".into()),
+            ..msg.clone()
+        };
+        let text = String::from_utf8(build_message(&from, &both).unwrap().formatted()).unwrap();
+        assert!(
+            text.contains("Content-Type: multipart/alternative"),
+            "{text}"
+        );
+        let plain = text.find("Content-Type: text/plain").unwrap();
+        let html = text.find("Content-Type: text/html").unwrap();
+        assert!(plain < html, "{text}");
+        // The HTML counts towards the size limit.
+        let half = "x".repeat(MAX_TEXT_BYTES / 2 + 1);
+        let over = EmailMessage {
+            text: half.clone(),
+            html: Some(half),
+            ..msg.clone()
+        };
+        assert!(build_message(&from, &over).is_err());
+
         assert!(bad(vec![], "t".into()));
         assert!(bad(vec!["nobody".into()], "t".into()));
         assert!(bad(vec!["a@x.org".into(); 101], "t".into()));

@@ -61,12 +61,15 @@ pub enum Outcome {
     Failed,
 }
 
-/// A plain-text email (UTF-8) to one or more recipients.
+/// An email (UTF-8) to one or more recipients: plain text, and with `html`
+/// a multipart/alternative of the text and the HTML.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct EmailMessage {
     pub to: Vec<String>,
     pub subject: String,
     pub text: String,
+    /// A self-contained HTML rendering of the same message.
+    pub html: Option<String>,
 }
 
 /// A JSON POST, signed when `secret` is set (see [`sign`]).
