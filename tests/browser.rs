@@ -145,6 +145,8 @@ fn start_demo(data: &Path) -> (Proc, String, String) {
         .args(["demo", "--data"])
         .arg(data)
         .args(["--listen", &format!("127.0.0.1:{port}")])
+        // A fixed practice: the same events, alerts and incidents every run.
+        .args(["--seed", "20261207"])
         .stdout(Stdio::piped())
         .stderr(Stdio::inherit())
         .spawn()

@@ -213,11 +213,13 @@ fn config(layout: &Layout, listen: SocketAddr) -> Result<Config> {
     Config::validate(raw, Path::new("<demo>")).context("the demo configuration")
 }
 
-/// A synthetic practice: four days from `days_before` days ago.
+/// A synthetic practice of four days starting on a Monday at least a week
+/// ago: the feed shows its first two and a half days at once, so whatever
+/// today's weekday, the demo opens on working days (clinic hours, visits,
+/// privacy incidents), not on a quiet weekend.
 fn practice(seed: u64) -> Result<gen_::Output> {
-    let now = Timestamp::now().unix_ms();
     let day = 86_400_000;
-    let start = Timestamp::from_unix_ms((now / day - 4) * day)
+    let start = Timestamp::from_unix_ms(first_monday_day(Timestamp::now().unix_ms() / day) * day)
         .map_err(|e| anyhow::anyhow!("start of the practice: {e}"))?;
     let config = gen_::GenConfig {
         days: 4,
@@ -229,9 +231,17 @@ fn practice(seed: u64) -> Result<gen_::Output> {
     Ok(gen_::generate(&config)?)
 }
 
-pub fn run(dir: Option<PathBuf>, listen: SocketAddr) -> Result<ExitCode> {
+/// The latest Monday (days since 1970-01-01) at least a week before `today`.
+fn first_monday_day(today: i64) -> i64 {
+    // 1970-01-01 was a Thursday: day 4, and every 7th after it, is a Monday.
+    let week_ago = today - 7;
+    week_ago - (week_ago - 4).rem_euclid(7)
+}
+
+/// Runs the demo; `seed` picks the practice (random when `None`).
+pub fn run(dir: Option<PathBuf>, listen: SocketAddr, seed: Option<u64>) -> Result<ExitCode> {
     let dir = fresh_dir(dir)?;
-    let seed = OsRng.next_u64() >> 16;
+    let seed = seed.unwrap_or_else(|| OsRng.next_u64() >> 16);
     let first = practice(seed)?;
     let layout = prepare(&dir, &first)?;
     let ingest = tokens::create(
@@ -435,6 +445,17 @@ async fn send(
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn the_practice_starts_on_a_monday_at_least_a_week_ago() {
+        // 2026-12-07 is a Monday (day 20,794); 1970-01-05 was the first Monday.
+        assert_eq!(first_monday_day(4 + 7), 4);
+        for today in 20_790..20_810 {
+            let m = first_monday_day(today);
+            assert_eq!((m - 20_794).rem_euclid(7), 0, "{today} -> {m} is a Monday");
+            assert!((today - 13..=today - 7).contains(&m), "{today} -> {m}");
+        }
+    }
 
     #[test]
     fn the_demo_starts_only_in_a_missing_or_empty_folder() {

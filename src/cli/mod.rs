@@ -109,6 +109,10 @@ pub enum Command {
         data: Option<PathBuf>,
         #[arg(long, default_value = "127.0.0.1:8080")]
         listen: std::net::SocketAddr,
+        /// The synthetic practice's seed (default: a random one), for a
+        /// demo that plays the same way every time.
+        #[arg(long)]
+        seed: Option<u64>,
     },
     /// Search events (Lucene-style query) on a running service or a data directory.
     Search {
@@ -350,7 +354,7 @@ fn dispatch(command: Command) -> Result<ExitCode> {
         }
         Command::Proof(args) => proof(args),
         Command::Serve(args) => serve(args),
-        Command::Demo { data, listen } => demo::run(data, listen),
+        Command::Demo { data, listen, seed } => demo::run(data, listen, seed),
         Command::Search {
             url,
             data,
