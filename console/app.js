@@ -1,10 +1,11 @@
 // The analyst console: hash routes over the role-checked /v1 API.
-//   #/signin, #/search, #/incidents, #/incidents/<id>, #/admin
+//   #/signin, #/search, #/incidents, #/incidents/<id>, #/integrity, #/patients, #/admin
 // Every view is built with DOM calls (no innerHTML of data), so nothing the
 // service returns can become markup or script.
 
 import { api, query, ApiError } from "./api.js";
 import { verifyProof } from "./verify.js";
+import { integrityView, patientAccessView } from "./integrity.js";
 
 const main = document.getElementById("main");
 let session = null; // {user, roles}
@@ -65,7 +66,13 @@ async function loadSession() {
     for (const a of nav.querySelectorAll("a[data-view]")) {
       const view = a.dataset.view;
       const allowed =
-        view === "search" ? canSearch() : view === "incidents" ? canSeeIncidents() : has("admin");
+        view === "search" || view === "patients"
+          ? canSearch()
+          : view === "incidents"
+            ? canSeeIncidents()
+            : view === "integrity"
+              ? has("auditor") || has("admin")
+              : has("admin");
       a.hidden = !allowed;
     }
   }
@@ -607,6 +614,14 @@ async function route() {
     if (!canSeeIncidents()) return forbidden();
     if (parts[1]) return incidentView(decodeURIComponent(parts[1]));
     return incidentsView();
+  }
+  if (view === "integrity") {
+    if (!(has("auditor") || has("admin"))) return forbidden();
+    return integrityView(main, session.roles);
+  }
+  if (view === "patients") {
+    if (!canSearch()) return forbidden();
+    return patientAccessView(main, params);
   }
   if (view === "admin") {
     if (!has("admin")) return forbidden();

@@ -7,7 +7,9 @@
 //! search opens an event whose proof the browser verifies; an incident is
 //! acknowledged (and the API agrees); an analyst cannot reach the admin
 //! page; the keyboard reaches the query box and the search button, and every
-//! control has a label. Screenshots go to `target/browser-artifacts/`.
+//! control has a label; the Integrity view verifies the ledger with live
+//! progress and finds an older checkpoint consistent; a patient's access
+//! report shows as a printable table. Screenshots go to `target/browser-artifacts/`.
 //! Every wait polls for a condition; none sleeps a fixed time.
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
@@ -346,6 +348,157 @@ async fn the_console_in_a_real_browser() {
         .click()
         .await
         .unwrap();
+
+    // 2b. Integrity: the chain's status, a verification run with progress
+    // that ends "verified" with the event count (and is recorded), and the
+    // checkpoint read now found consistent with the log later on.
+    c.goto(&format!("{console}#/integrity")).await.unwrap();
+    let events = until("the chain status", long, || async {
+        let t = text_of(&c, "#chain-status dd[data-field=events]").await?;
+        t.parse::<u64>().ok().filter(|n| *n > 0)
+    })
+    .await;
+    let old_note = c
+        .execute(
+            "return document.querySelector('#checkpoint-note').textContent;",
+            vec![],
+        )
+        .await
+        .unwrap()
+        .as_str()
+        .unwrap()
+        .to_owned();
+    assert!(old_note.contains("\n\n\u{2014} "), "{old_note}");
+    screenshot(&c, "02b-integrity-status").await;
+    c.find(Locator::Css("#verify-run"))
+        .await
+        .unwrap()
+        .click()
+        .await
+        .unwrap();
+    // Progress shows while it runs (at least the bar and the segment count).
+    until("the progress bar", long, || async {
+        let bar = c.find(Locator::Css("#verify-progress")).await.ok()?;
+        bar.is_displayed().await.ok()?.then_some(())
+    })
+    .await;
+    wait_text(&c, "#verify-progress-text", "segments", long).await;
+    wait_text(&c, "#verify-result", "verified", Duration::from_secs(300)).await;
+    assert!(c.find(Locator::Css("#verify-ok")).await.is_ok());
+    let summary = text_of(&c, "#verify-summary").await.unwrap();
+    let verified: u64 = summary
+        .split_whitespace()
+        .next()
+        .and_then(|n| n.parse().ok())
+        .unwrap_or_else(|| panic!("no event count in {summary:?}"));
+    assert!(verified >= events, "{summary} < {events}");
+    let bar_full = c
+        .execute(
+            "const b = document.querySelector('#verify-progress'); return b.value === b.max;",
+            vec![],
+        )
+        .await
+        .unwrap();
+    assert_eq!(bar_full, json!(true));
+    screenshot(&c, "02c-integrity-verified").await;
+    let (status, run) = page_fetch(&c, "/v1/integrity/verify", "GET").await;
+    assert_eq!(status, 200);
+    assert_eq!(run["state"], "done", "{run}");
+    assert_eq!(run["report"]["ok"], true, "{run}");
+    until("the run's audit records", long, || async {
+        let (_, r) = page_fetch(&c, "/v1/search?q=action:siem_verify", "GET").await;
+        (r["total"].as_u64()? >= 2).then_some(())
+    })
+    .await;
+    // The log grows on; then the note read above is still extended by it.
+    until("a newer checkpoint", long, || async {
+        let (_, s) = page_fetch(&c, "/v1/integrity/status", "GET").await;
+        (s["checkpoint"].as_str()? != old_note).then_some(())
+    })
+    .await;
+    c.refresh().await.unwrap();
+    let paste = |note: String| {
+        let c = c.clone();
+        async move {
+            let area = c
+                .wait()
+                .at_most(Duration::from_secs(30))
+                .for_element(Locator::Css("#old-checkpoint"))
+                .await
+                .unwrap();
+            c.execute(
+                "arguments[0].value = arguments[1];",
+                vec![serde_json::to_value(&area).unwrap(), json!(note)],
+            )
+            .await
+            .unwrap();
+            c.find(Locator::Css("#consistency-check"))
+                .await
+                .unwrap()
+                .click()
+                .await
+                .unwrap();
+            until("the consistency check", Duration::from_secs(60), || async {
+                let t = text_of(&c, "#consistency-result .badge").await?;
+                (!t.starts_with("checking")).then_some(t)
+            })
+            .await
+        }
+    };
+    let verdict = paste(old_note.clone()).await;
+    let steps = text_of(&c, "#consistency-result").await.unwrap_or_default();
+    assert_eq!(verdict, "consistent", "{steps}");
+    assert!(c.find(Locator::Css("#consistent")).await.is_ok());
+    screenshot(&c, "02d-integrity-consistent").await;
+    // A note with a changed size no longer carries a valid signature.
+    let forged = old_note.replacen(
+        &format!("\n{}\n", old_note.lines().nth(1).unwrap()),
+        &format!(
+            "\n{}\n",
+            old_note.lines().nth(1).unwrap().parse::<u64>().unwrap() + 1
+        ),
+        1,
+    );
+    assert_eq!(paste(forged).await, "not consistent");
+
+    // 2c. A patient's access report, as tables, printable.
+    let (_, hits) = page_fetch(&c, "/v1/search?q=NOT%20category:system&limit=200", "GET").await;
+    let patient = hits["hits"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find_map(|h| h["event"]["patient"]["id"].as_str().map(str::to_owned))
+        .expect("an event naming a patient");
+    c.goto(&format!(
+        "{console}#/patients?patient={}",
+        patient
+            .replace('%', "%25")
+            .replace('&', "%26")
+            .replace('#', "%23")
+    ))
+    .await
+    .unwrap();
+    until("the access rows", long, || async {
+        let rows = c
+            .find_all(Locator::Css("#pa-accesses tbody tr"))
+            .await
+            .ok()?;
+        (!rows.is_empty()).then_some(())
+    })
+    .await;
+    let summary = text_of(&c, "#pa-summary").await.unwrap();
+    assert!(summary.contains("access"), "{summary}");
+    assert!(c.find(Locator::Css("#pa-users tbody tr")).await.is_ok());
+    assert!(c.find(Locator::Css("#pa-print")).await.is_ok());
+    let print_css = c
+        .execute(
+            "return !!document.querySelector('link[rel=stylesheet][media=print][href$=\"print.css\"]');",
+            vec![],
+        )
+        .await
+        .unwrap();
+    assert_eq!(print_css, json!(true));
+    screenshot(&c, "02e-patient-access").await;
 
     // 3. Open an incident and acknowledge it; the API agrees.
     c.goto(&format!("{console}#/incidents")).await.unwrap();

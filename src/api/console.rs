@@ -44,6 +44,16 @@ const ASSETS: &[Asset] = &[
         body: include_bytes!("../../console/verify.js"),
     },
     Asset {
+        name: "integrity.js",
+        content_type: "text/javascript; charset=utf-8",
+        body: include_bytes!("../../console/integrity.js"),
+    },
+    Asset {
+        name: "print.css",
+        content_type: "text/css; charset=utf-8",
+        body: include_bytes!("../../console/print.css"),
+    },
+    Asset {
         name: "app.css",
         content_type: "text/css; charset=utf-8",
         body: include_bytes!("../../console/app.css"),

@@ -5,6 +5,7 @@ pub mod alerts;
 pub mod console;
 pub mod headers;
 pub mod incidents;
+pub mod integrity;
 pub mod peer;
 pub mod query;
 pub mod session;
@@ -79,9 +80,10 @@ pub fn app(state: AppState) -> Router {
                 .route("/v1/reports/patient-access", get(query::get_patient_access))
                 .route("/v1/export", post(query::post_export))
                 .route("/v1/alerts", get(alerts::get_alerts))
-                .with_state(q)
+                .with_state(q.clone())
                 .layer(axum::extract::DefaultBodyLimit::max(MAX_REQUEST_BODY)),
         );
+        router = router.merge(integrity::routes(q));
     }
     if let Some(r) = state.response.clone() {
         router = router.merge(

@@ -60,6 +60,8 @@ const AUDITOR: RoleSet = RoleSet::of(&[Role::Auditor]);
 const RESPONDER: RoleSet = RoleSet::of(&[Role::Responder]);
 const READERS: RoleSet = RoleSet::of(&[Role::Analyst, Role::Auditor]);
 const ALERT_READERS: RoleSet = RoleSet::of(&[Role::Analyst, Role::Responder]);
+/// Integrity checks of the whole ledger: auditors and administrators.
+const VERIFIERS: RoleSet = RoleSet::of(&[Role::Auditor, Role::Admin]);
 const SCRAPERS: RoleSet = RoleSet::of(&[Role::Metrics, Role::Admin]);
 
 /// Every route the service serves, with who may call it. A route that is
@@ -93,6 +95,10 @@ pub const ROUTES: &[(&str, &str, Access)] = &[
     ("GET", "/v1/consistency", Access::Roles(AUDITOR)),
     ("GET", "/v1/reports/patient-access", Access::Roles(ANALYST)),
     ("POST", "/v1/export", Access::Fresh(AUDITOR)),
+    // The console's verification run (`api::integrity`).
+    ("GET", "/v1/integrity/status", Access::Roles(VERIFIERS)),
+    ("GET", "/v1/integrity/verify", Access::Roles(VERIFIERS)),
+    ("POST", "/v1/integrity/verify", Access::Roles(VERIFIERS)),
     ("GET", "/v1/alerts", Access::Roles(ALERT_READERS)),
     ("GET", "/v1/incidents", Access::Roles(ALERT_READERS)),
     ("GET", "/v1/incidents/{id}", Access::Roles(ALERT_READERS)),

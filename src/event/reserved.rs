@@ -10,12 +10,13 @@ use super::model::{Category, Event};
 
 /// `system` actions written by the service (alerts, incidents and silences,
 /// SIEM audit, checkpoints, late-hit drops, rejections, silent sources).
-pub const SERVICE_ACTIONS: [&str; 8] = [
+pub const SERVICE_ACTIONS: [&str; 9] = [
     "alert",
     "incident_update",
     "checkpoint",
     "siem_search",
     "siem_export",
+    "siem_verify",
     "detection_late_dropped",
     "ingest_rejected",
     "source_silent",

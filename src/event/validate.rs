@@ -226,6 +226,7 @@ pub fn known_actions(category: Category) -> &'static [&'static str] {
             "syslog",
             "siem_search",
             "siem_export",
+            "siem_verify",
             "alert",
             "incident_update",
             "checkpoint",

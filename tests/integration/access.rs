@@ -128,6 +128,27 @@ fn matrix() -> Vec<Row> {
             Some(json!({"q": "*"})),
             Some(&["auditor"]),
         ),
+        (
+            "GET",
+            "/v1/integrity/status",
+            "/v1/integrity/status",
+            None,
+            Some(&["auditor", "admin"]),
+        ),
+        (
+            "GET",
+            "/v1/integrity/verify",
+            "/v1/integrity/verify",
+            None,
+            Some(&["auditor", "admin"]),
+        ),
+        (
+            "POST",
+            "/v1/integrity/verify",
+            "/v1/integrity/verify",
+            Some(json!({})),
+            Some(&["auditor", "admin"]),
+        ),
         ("GET", "/", "/", None, None),
         ("GET", "/console/{file}", "/console/app.js", None, None),
         (

@@ -19,6 +19,7 @@ mod heal;
 mod http;
 mod incidents;
 mod inputs;
+mod integrity;
 mod ledger;
 mod listeners;
 mod people;
