@@ -114,9 +114,11 @@ async function runPanel(p, body) {
     r = await api("/v1/search", { method: "POST", body: p.request });
   } catch (e) {
     body.replaceChildren(err(`Search failed: ${e.message}`));
+    body.dataset.failed = "true";
     return;
   }
   const buckets = (r.aggs && r.aggs[0] && r.aggs[0].buckets) || [];
+  body.dataset.total = String(r.total);
   if (p.kind === "stat") {
     body.replaceChildren(h("p", { class: "stat" }, h("span", { class: "stat-value" }, formatCount(r.total)), " events"));
   } else if (p.kind === "timeseries") {
