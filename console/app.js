@@ -6,6 +6,7 @@
 import { api, query, ApiError } from "./api.js";
 import { verifyProof } from "./verify.js";
 import { integrityView, patientAccessView } from "./integrity.js";
+import { dashboardsView, searchHistogram } from "./dashboards.js";
 
 const main = document.getElementById("main");
 let session = null; // {user, roles}
@@ -66,7 +67,7 @@ async function loadSession() {
     for (const a of nav.querySelectorAll("a[data-view]")) {
       const view = a.dataset.view;
       const allowed =
-        view === "search" || view === "patients"
+        view === "search" || view === "patients" || view === "dashboards"
           ? canSearch()
           : view === "incidents"
             ? canSeeIncidents()
@@ -198,6 +199,7 @@ function searchView(params) {
       SEARCH_HELP.map(([ex, what]) => [h("dt", {}, h("code", {}, ex)), h("dd", {}, what)]),
     ),
   );
+  const histogram = h("div", { id: "search-histogram", class: "histogram" });
   const summary = h("p", { id: "search-summary", class: "summary", "aria-live": "polite" });
   const tbody = h("tbody");
   const table = h(
@@ -225,7 +227,7 @@ function searchView(params) {
     if (location.hash === next) runSearch();
     else location.hash = next;
   });
-  show(h("h1", {}, "Search"), form, help, summary, h("div", { class: "table-wrap" }, table), more, sentinel);
+  show(h("h1", {}, "Search"), form, help, histogram, summary, h("div", { class: "table-wrap" }, table), more, sentinel);
 
   let cursor = null;
   let loading = false;
@@ -258,6 +260,8 @@ function searchView(params) {
   function runSearch() {
     cursor = null;
     page(true);
+    const span = RANGES.find(([v]) => v === select.value);
+    searchHistogram(histogram, input.value || "*", span && span[2] ? Date.now() - span[2] : null);
   }
   more.addEventListener("click", () => page(false));
   const io = new IntersectionObserver((entries) => {
@@ -609,6 +613,10 @@ async function route() {
     searchView(params);
     if (parts[1] === "event" && parts[2]) openDrawer(Number(parts[2]));
     return;
+  }
+  if (view === "dashboards") {
+    if (!canSearch()) return forbidden();
+    return dashboardsView(main, parts[1] && decodeURIComponent(parts[1]));
   }
   if (view === "incidents") {
     if (!canSeeIncidents()) return forbidden();

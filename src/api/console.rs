@@ -54,6 +54,21 @@ const ASSETS: &[Asset] = &[
         body: include_bytes!("../../console/print.css"),
     },
     Asset {
+        name: "charts.js",
+        content_type: "text/javascript; charset=utf-8",
+        body: include_bytes!("../../console/charts.js"),
+    },
+    Asset {
+        name: "dashboards.js",
+        content_type: "text/javascript; charset=utf-8",
+        body: include_bytes!("../../console/dashboards.js"),
+    },
+    Asset {
+        name: "dashboards.css",
+        content_type: "text/css; charset=utf-8",
+        body: include_bytes!("../../console/dashboards.css"),
+    },
+    Asset {
         name: "app.css",
         content_type: "text/css; charset=utf-8",
         body: include_bytes!("../../console/app.css"),

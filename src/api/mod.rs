@@ -3,6 +3,7 @@
 
 pub mod alerts;
 pub mod console;
+pub mod dashboards;
 pub mod headers;
 pub mod incidents;
 pub mod integrity;
@@ -81,6 +82,7 @@ pub fn app(state: AppState) -> Router {
                 .route("/v1/export", post(query::post_export))
                 .route("/v1/alerts", get(alerts::get_alerts))
                 .with_state(q.clone())
+                .merge(dashboards::routes())
                 .layer(axum::extract::DefaultBodyLimit::max(MAX_REQUEST_BODY)),
         );
         router = router.merge(integrity::routes(q));

@@ -88,6 +88,20 @@ fn matrix() -> Vec<Row> {
         ),
         (
             "GET",
+            "/v1/dashboards",
+            "/v1/dashboards",
+            None,
+            Some(&["analyst"]),
+        ),
+        (
+            "GET",
+            "/v1/dashboards/{id}",
+            "/v1/dashboards/hipaa-overview",
+            None,
+            Some(&["analyst"]),
+        ),
+        (
+            "GET",
             "/v1/events/{index}",
             "/v1/events/0",
             None,
