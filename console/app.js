@@ -4,6 +4,7 @@
 // service returns can become markup or script.
 
 import { api, query, ApiError } from "./api.js";
+import { h } from "./dom.js";
 import { verifyProof } from "./verify.js";
 import { integrityView, patientAccessView } from "./integrity.js";
 import { dashboardsView, searchHistogram } from "./dashboards.js";
@@ -12,23 +13,6 @@ const main = document.getElementById("main");
 let session = null; // {user, roles}
 let vkeyLine = null;
 
-// --- small DOM helper -------------------------------------------------------
-
-function h(tag, attrs = {}, ...children) {
-  const el = document.createElement(tag);
-  for (const [k, v] of Object.entries(attrs)) {
-    if (v === undefined || v === null || v === false) continue;
-    if (k === "class") el.className = v;
-    else if (k.startsWith("on")) el.addEventListener(k.slice(2), v);
-    else if (v === true) el.setAttribute(k, "");
-    else el.setAttribute(k, String(v));
-  }
-  for (const c of children.flat(Infinity)) {
-    if (c === undefined || c === null || c === false) continue;
-    el.append(c instanceof Node ? c : document.createTextNode(String(c)));
-  }
-  return el;
-}
 
 function show(...nodes) {
   main.replaceChildren(...nodes);

@@ -2,23 +2,10 @@
 // histogram. Definitions come from GET /v1/dashboards[/id]; each panel
 // carries the POST /v1/search body that answers it. DOM calls only.
 
+import { h } from "./dom.js";
 import { api, query } from "./api.js";
 import { timeChart, intervalFor, formatCount } from "./charts.js";
 
-function h(tag, attrs = {}, ...children) {
-  const el = document.createElement(tag);
-  for (const [k, v] of Object.entries(attrs)) {
-    if (v === undefined || v === null || v === false) continue;
-    if (k === "class") el.className = v;
-    else if (v === true) el.setAttribute(k, "");
-    else el.setAttribute(k, String(v));
-  }
-  for (const c of children.flat(Infinity)) {
-    if (c === undefined || c === null || c === false) continue;
-    el.append(c instanceof Node ? c : document.createTextNode(String(c)));
-  }
-  return el;
-}
 
 const err = (text) => h("p", { class: "notice error", role: "alert" }, text);
 

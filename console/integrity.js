@@ -10,6 +10,7 @@
 // Patient access: GET /v1/reports/patient-access as tables, printable
 // (print.css). Everything is built with DOM calls, never markup from data.
 
+import { h } from "./dom.js";
 import { api, query, ApiError } from "./api.js";
 import { b64decode, nodeHash, openCheckpoint, parseVkey } from "./verify.js";
 
@@ -17,21 +18,6 @@ const CONSISTENCY_FORMAT = "sealtrail-consistency-proof/v1";
 const MAX_PATH = 64;
 const POLL_MS = 300;
 
-function h(tag, attrs = {}, ...children) {
-  const el = document.createElement(tag);
-  for (const [k, v] of Object.entries(attrs)) {
-    if (v === undefined || v === null || v === false) continue;
-    if (k === "class") el.className = v;
-    else if (k.startsWith("on")) el.addEventListener(k.slice(2), v);
-    else if (v === true) el.setAttribute(k, "");
-    else el.setAttribute(k, String(v));
-  }
-  for (const c of children.flat(Infinity)) {
-    if (c === undefined || c === null || c === false) continue;
-    el.append(c instanceof Node ? c : document.createTextNode(String(c)));
-  }
-  return el;
-}
 
 function notice(text, kind = "info") {
   return h("p", { class: `notice ${kind}`, role: kind === "error" ? "alert" : "status" }, text);

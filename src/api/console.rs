@@ -54,6 +54,11 @@ const ASSETS: &[Asset] = &[
         body: include_bytes!("../../console/print.css"),
     },
     Asset {
+        name: "dom.js",
+        content_type: "text/javascript; charset=utf-8",
+        body: include_bytes!("../../console/dom.js"),
+    },
+    Asset {
         name: "charts.js",
         content_type: "text/javascript; charset=utf-8",
         body: include_bytes!("../../console/charts.js"),
