@@ -24,6 +24,7 @@ pub mod event;
 #[doc(hidden)]
 pub mod fuzzing;
 pub mod r#gen;
+pub mod html;
 pub mod index;
 pub mod ledger;
 pub mod net;

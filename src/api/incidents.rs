@@ -11,6 +11,7 @@
 //! person's click still acknowledges at once (a button when scripts are off).
 
 use crate::auth::Principal;
+use crate::html::escape;
 use axum::Json;
 use axum::body::Bytes;
 use axum::extract::{Extension, Path, Query, State};
@@ -289,7 +290,7 @@ pub async fn link_page(
             "the acknowledgement link acknowledges on POST to the same address",
         );
     }
-    let id = esc(&id);
+    let id = escape(&id);
     // The empty action posts to this same address, token included.
     let body = format!(
         "<!doctype html><html><head><meta charset=\"utf-8\">\
@@ -357,18 +358,11 @@ async fn link_ack(h: ResponseHandle, id: String, token: String, headers: &Header
             "Incident acknowledged",
             format!(
                 "Incident {} ({}) is acknowledged. Escalation has stopped.",
-                esc(&id),
-                esc(v["title"].as_str().unwrap_or_default())
+                escape(&id),
+                escape(v["title"].as_str().unwrap_or_default())
             ),
         ),
-        Err(e) => (e.status, "Not acknowledged", esc(&e.message)),
+        Err(e) => (e.status, "Not acknowledged", escape(&e.message)),
     };
     page(status, title, &text)
-}
-
-fn esc(s: &str) -> String {
-    s.replace('&', "&amp;")
-        .replace('<', "&lt;")
-        .replace('>', "&gt;")
-        .replace('"', "&quot;")
 }

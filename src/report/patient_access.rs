@@ -5,6 +5,7 @@
 //! HTML page.
 
 use crate::event::{Entry, Timestamp};
+use crate::html::escape;
 use serde::Serialize;
 use std::collections::{BTreeMap, BTreeSet};
 use std::fmt::Write as _;
@@ -197,24 +198,9 @@ pub fn to_csv(report: &PatientAccessReport) -> Result<String, csv::Error> {
     Ok(String::from_utf8_lossy(&bytes).into_owned())
 }
 
-fn esc(s: &str) -> String {
-    let mut out = String::with_capacity(s.len());
-    for c in s.chars() {
-        match c {
-            '&' => out.push_str("&amp;"),
-            '<' => out.push_str("&lt;"),
-            '>' => out.push_str("&gt;"),
-            '"' => out.push_str("&quot;"),
-            '\'' => out.push_str("&#39;"),
-            c => out.push(c),
-        }
-    }
-    out
-}
-
 /// A self-contained printable page (no scripts, no external resources).
 pub fn to_html(report: &PatientAccessReport) -> String {
-    let o = |v: &Option<String>| esc(v.as_deref().unwrap_or(""));
+    let o = |v: &Option<String>| escape(v.as_deref().unwrap_or(""));
     let mut h = String::new();
     let period = format!(
         "{} to {}",
@@ -231,9 +217,9 @@ pub fn to_html(report: &PatientAccessReport) -> String {
          <h1>Access to the health record of patient {p}</h1>\n\
          <p>Period: {period}. Generated {g} by sealtrail from its tamper-evident audit ledger. \
          {n} access(es) by {u} user(s). Each row's ledger index can be proven with <code>sealtrail proof --index N</code>.</p>\n",
-        p = esc(&report.patient),
-        period = esc(&period),
-        g = esc(&report.generated),
+        p = escape(&report.patient),
+        period = escape(&period),
+        g = escape(&report.generated),
         n = report.total,
         u = report.users.len()
     );
@@ -248,14 +234,14 @@ pub fn to_html(report: &PatientAccessReport) -> String {
         let _ = writeln!(
             h,
             "<tr><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td></tr>",
-            esc(&u.user),
+            escape(&u.user),
             o(&u.name),
             o(&u.role),
             o(&u.department),
-            esc(&actions.join(", ")),
-            esc(&reasons.join(", ")),
-            esc(&u.first_time),
-            esc(&u.last_time),
+            escape(&actions.join(", ")),
+            escape(&reasons.join(", ")),
+            escape(&u.first_time),
+            escape(&u.last_time),
             u.count
         );
     }
@@ -265,11 +251,11 @@ pub fn to_html(report: &PatientAccessReport) -> String {
             h,
             "<tr><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td></tr>",
             a.index,
-            esc(&a.time),
+            escape(&a.time),
             o(&a.user),
             o(&a.role),
-            esc(&a.action),
-            esc(&a.outcome),
+            escape(&a.action),
+            escape(&a.outcome),
             o(&a.reason),
             o(&a.resource),
             o(&a.source)

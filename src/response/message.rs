@@ -16,6 +16,7 @@
 //! Every value comes from events and is attacker-influenced (user names,
 //! messages): the HTML escapes each one ([`escape`]).
 
+use crate::html::escape;
 use std::collections::BTreeMap;
 use std::fmt::Write as _;
 
@@ -564,22 +565,6 @@ dl.facts{margin:0}dt{font-weight:bold;margin-top:6px}dd{margin:0 0 0 12px;word-b
 ul.events{padding-left:18px}ul.events li{margin:4px 0;font-family:Menlo,Consolas,monospace;font-size:13px;word-break:break-word}\
 .runbook{white-space:pre-wrap}.ref{margin-top:24px;color:#6b7280;font-size:12px;word-break:break-all}\
 </style>";
-
-/// HTML text and attribute escaping.
-pub fn escape(s: &str) -> String {
-    let mut out = String::with_capacity(s.len());
-    for c in s.chars() {
-        match c {
-            '&' => out.push_str("&amp;"),
-            '<' => out.push_str("&lt;"),
-            '>' => out.push_str("&gt;"),
-            '"' => out.push_str("&quot;"),
-            '\'' => out.push_str("&#39;"),
-            c => out.push(c),
-        }
-    }
-    out
-}
 
 /// `2026-12-07 22:40:01 UTC`.
 pub fn utc(ms: i64) -> String {
