@@ -105,6 +105,18 @@ where
     }
 }
 
+/// The page does not scroll sideways (a phone-sized window).
+async fn assert_fits_width(c: &Client, what: &str) {
+    let overflow = c
+        .execute(
+            "return document.documentElement.scrollWidth > window.innerWidth + 1;",
+            vec![],
+        )
+        .await
+        .unwrap();
+    assert_eq!(overflow, json!(false), "{what}");
+}
+
 async fn text_of(c: &Client, css: &str) -> Option<String> {
     let el = c.find(Locator::Css(css)).await.ok()?;
     el.text().await.ok()
@@ -699,18 +711,7 @@ async fn the_console_in_a_real_browser() {
         (!rows.is_empty()).then_some(())
     })
     .await;
-    let overflow = c
-        .execute(
-            "return document.documentElement.scrollWidth > window.innerWidth + 1;",
-            vec![],
-        )
-        .await
-        .unwrap();
-    assert_eq!(
-        overflow,
-        json!(false),
-        "the page scrolls sideways on a phone"
-    );
+    assert_fits_width(&c, "the page scrolls sideways on a phone").await;
     screenshot(&c, "08-phone-incidents").await;
 
     c.close().await.unwrap();
@@ -908,18 +909,7 @@ async fn dashboards_and_the_search_histogram_in_a_real_browser() {
         (!bars.is_empty()).then_some(())
     })
     .await;
-    let overflow = c
-        .execute(
-            "return document.documentElement.scrollWidth > window.innerWidth + 1;",
-            vec![],
-        )
-        .await
-        .unwrap();
-    assert_eq!(
-        overflow,
-        json!(false),
-        "the dashboard scrolls sideways on a phone"
-    );
+    assert_fits_width(&c, "the dashboard scrolls sideways on a phone").await;
     screenshot(&c, "13-phone-dashboard").await;
     c.close().await.unwrap();
 }

@@ -367,20 +367,10 @@ fn the_grafana_dashboard_names_only_exported_metrics() {
     let k = keys(dir.path());
     let rules = rules_folder(&dir.path().join("rules"), DETECTION_RULES);
     let wdir = dir.path().join("witness");
-    let out = std::process::Command::new(bin())
-        .args(["witness", "keygen", "--out"])
-        .arg(&wdir)
-        .args(["--name", "auditor.example/w1"])
-        .output()
-        .unwrap();
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
+    let wvkey = super::witness::witness_keygen(&wdir, "auditor.example/w1");
     let witness = format!(
         "[[witness]]\nurl = \"http://127.0.0.1:9\"\nvkey_file = {:?}\ntimeout = \"1s\"\n",
-        wdir.join("witness.vkey").to_str().unwrap()
+        wvkey.to_str().unwrap()
     );
     let server = Server::start(
         dir.path(),

@@ -11,7 +11,7 @@ use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 /// `sealtrail witness keygen`: the vkey file.
-fn witness_keygen(dir: &Path, name: &str) -> PathBuf {
+pub(crate) fn witness_keygen(dir: &Path, name: &str) -> PathBuf {
     let out = std::process::Command::new(bin())
         .args(["witness", "keygen", "--out"])
         .arg(dir)
