@@ -272,9 +272,13 @@ impl Responder {
             let window = ms(settings.response.replay_window);
             tokio::task::spawn_blocking(move || {
                 let mut replayed = replay(&data, end, window)?;
-                // Messages of rounds after a restart show the events too.
+                // Messages of rounds after a restart show the events too;
+                // resolved incidents send no more rounds, so are not read.
                 let entries = EntryReader::open(&data);
                 for inc in replayed.book.incidents.values_mut() {
+                    if inc.state == Lifecycle::Resolved {
+                        continue;
+                    }
                     if let Some(a) = inc.last_alert.as_mut() {
                         a.first_events = first_events(&entries, &a.event_indices);
                     }
