@@ -91,7 +91,12 @@ pub fn read_bounded(path: &Path) -> Result<Option<Vec<u8>>, StoreError> {
 /// Replaces `path` with `bytes` atomically (temporary file, fsync, rename,
 /// fsync of the folder), mode 0600.
 pub fn write_atomic(path: &Path, bytes: &[u8]) -> Result<(), StoreError> {
-    let tmp = path.with_extension("tmp");
+    // `name.tmp`, not `with_extension`: `ledger/checkpoint.witnessed` would
+    // become `ledger/checkpoint.tmp`, the ledger's own temporary checkpoint,
+    // and the two writers would rename each other's bytes into place.
+    let mut tmp_name = path.file_name().unwrap_or_default().to_os_string();
+    tmp_name.push(".tmp");
+    let tmp = path.with_file_name(tmp_name);
     {
         let mut f = OpenOptions::new()
             .create(true)
@@ -249,6 +254,35 @@ mod tests {
             expires: None,
             by: "root".into(),
         }
+    }
+
+    /// Two files that differ only after their first dot (`checkpoint` and
+    /// `checkpoint.witnessed` in `ledger/`) written at the same time from
+    /// two threads: neither ever holds the other's bytes.
+    #[test]
+    fn atomic_writes_of_sibling_names_do_not_share_a_temporary_file() {
+        let dir = tempfile::tempdir().unwrap();
+        let ours = dir.path().join("checkpoint.witnessed");
+        // The ledger's own writer uses `checkpoint.tmp` for `checkpoint`.
+        let theirs = dir.path().join("checkpoint.tmp");
+        std::thread::scope(|s| {
+            s.spawn(|| {
+                for i in 0..200 {
+                    write_atomic(&ours, format!("witnessed {i}").as_bytes()).unwrap();
+                }
+            });
+            s.spawn(|| {
+                for _ in 0..200 {
+                    std::fs::write(&theirs, b"log checkpoint").unwrap();
+                    let _ = std::fs::rename(&theirs, dir.path().join("checkpoint"));
+                }
+            });
+        });
+        assert_eq!(std::fs::read_to_string(&ours).unwrap(), "witnessed 199");
+        assert_eq!(
+            std::fs::read_to_string(dir.path().join("checkpoint")).unwrap(),
+            "log checkpoint"
+        );
     }
 
     #[test]

@@ -620,7 +620,8 @@ fn witness_over_https_with_a_private_ca() {
     wait_witnessed(&server, &data, size);
     assert_eq!(server.terminate(), Some(0));
     let (code, v) = verify(&data, &k, &["--witness-vkey", wvkey.to_str().unwrap()]);
-    assert_eq!(code, 0, "{v}");
+    let stored = std::fs::read_to_string(data.join("ledger/checkpoint.witnessed"));
+    assert_eq!(code, 0, "{v}\nstored: {stored:?}");
 }
 
 /// The attack a witness exists for: whoever holds the signing key starts the
