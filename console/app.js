@@ -8,6 +8,7 @@ import { h } from "./dom.js";
 import { verifyProof } from "./verify.js";
 import { integrityView, patientAccessView } from "./integrity.js";
 import { dashboardsView, searchHistogram } from "./dashboards.js";
+import { attachCompletion } from "./complete.js";
 
 const main = document.getElementById("main");
 let session = null; // {user, roles}
@@ -166,6 +167,10 @@ function searchView(params) {
     h("div", { class: "field" }, h("label", { for: "range" }, "Time range"), select),
     h("button", { id: "search-button", type: "submit" }, "Search"),
   );
+  attachCompletion(input, () => {
+    const span = RANGES.find(([v]) => v === select.value);
+    return span && span[2] ? Date.now() - span[2] : null;
+  });
   const help = h(
     "details",
     { id: "q-help", class: "help" },
@@ -174,6 +179,7 @@ function searchView(params) {
       "p",
       {},
       "Lucene-style: field:value, AND, OR, NOT, parentheses, quotes for exact values. ",
+      "Start typing a field name for suggestions, then its values (arrow keys, Enter or Tab). ",
       "Fields: category, action, outcome, actor.user, actor.role, actor.ip, patient.id, ",
       "resource.type, resource.id, source.system, reason, message, attrs.<name>.",
     ),

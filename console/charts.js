@@ -57,7 +57,9 @@ export function intervalFor(spanMs, max = 60) {
  * A bar chart of counts over time.
  * buckets: [{key: ms, doc_count}], ascending; opts: {label, intervalMs, from, to}.
  * Returns an <svg class="chart"> with one <rect class="bar"> per non-empty
- * bucket, each with a <title> tooltip.
+ * bucket, each with a <title> tooltip and an aria-label; the bars are one
+ * tab stop, arrow keys (Home, End) move between them and the focused bar's
+ * count shows in the corner.
  */
 export function timeChart(buckets, opts = {}) {
   const W = 640;
@@ -78,7 +80,8 @@ export function timeChart(buckets, opts = {}) {
   const svg = s("svg", {
     class: "chart",
     viewBox: `0 0 ${W} ${H}`,
-    role: "img",
+    // A group, not an image: its bars are reachable one by one.
+    role: "group",
     "aria-label": `${opts.label || "Events over time"}: ${formatCount(total)} events, at most ${formatCount(max)} per ${opts.intervalText || "interval"}`,
     preserveAspectRatio: "xMidYMid meet",
   });
@@ -106,21 +109,52 @@ export function timeChart(buckets, opts = {}) {
       ),
     );
   }
-  const bars = s("g", { class: "bars" });
+  // tabindex -1: Chromium would make the group, which listens for keys, a tab stop.
+  const bars = s("g", { class: "bars", tabindex: -1 });
   const bw = Math.max(1, (step / span) * iw - 1);
+  // What the focused or hovered bar says, shown in the chart's corner.
+  const readout = s("text", { x: W - m.r, y: m.t + 12, "text-anchor": "end", class: "readout", "aria-hidden": "true" });
   for (const b of buckets) {
     if (!b.doc_count) continue;
     const t = Number(b.key);
     const y = Y(b.doc_count);
-    const when = new Date(t).toLocaleString();
-    bars.append(
-      s(
-        "rect",
-        { class: "bar", x: X(t), y, width: bw, height: m.t + ih - y, "data-count": b.doc_count },
-        s("title", {}, `${when}: ${formatCount(b.doc_count)} event${b.doc_count === 1 ? "" : "s"}`),
-      ),
+    const says = `${new Date(t).toLocaleString()}: ${formatCount(b.doc_count)} event${b.doc_count === 1 ? "" : "s"}`;
+    const bar = s(
+      "rect",
+      {
+        class: "bar",
+        x: X(t),
+        y,
+        width: bw,
+        height: m.t + ih - y,
+        "data-count": b.doc_count,
+        role: "img",
+        "aria-label": says,
+        // One tab stop for the chart; arrow keys move between bars.
+        tabindex: bars.childElementCount === 0 ? 0 : -1,
+      },
+      s("title", {}, says),
     );
+    const show = () => {
+      readout.textContent = says;
+    };
+    bar.addEventListener("focus", show);
+    bar.addEventListener("mouseenter", show);
+    bars.append(bar);
   }
-  svg.append(yAxis, xAxis, bars);
+  bars.addEventListener("keydown", (ev) => {
+    const all = [...bars.querySelectorAll("rect.bar")];
+    const at = all.indexOf(ev.target);
+    const to = { ArrowRight: at + 1, ArrowLeft: at - 1, Home: 0, End: all.length - 1 }[ev.key];
+    if (at < 0 || to === undefined || !all[to]) return;
+    ev.preventDefault();
+    all[at].setAttribute("tabindex", "-1");
+    all[to].setAttribute("tabindex", "0");
+    all[to].focus();
+  });
+  bars.addEventListener("focusout", (ev) => {
+    if (!bars.contains(ev.relatedTarget)) readout.textContent = "";
+  });
+  svg.append(yAxis, xAxis, bars, readout);
   return svg;
 }

@@ -878,6 +878,130 @@ async fn dashboards_and_the_search_histogram_in_a_real_browser() {
         .unwrap();
     assert!(tooltip.as_str().unwrap().contains("event"), "{tooltip}");
     screenshot(&c, "12-search-histogram").await;
+    // The bars are one tab stop after the query help; arrow keys move
+    // between them and the focused bar's count shows in the chart.
+    let key = |k: fantoccini::key::Key| char::from(k).to_string();
+    c.execute("document.querySelector('#q-help summary').focus();", vec![])
+        .await
+        .unwrap();
+    c.active_element()
+        .await
+        .unwrap()
+        .send_keys(&key(fantoccini::key::Key::Tab))
+        .await
+        .unwrap();
+    let focused = "const a = document.activeElement; \
+        return [a.getAttribute('class'), a.getAttribute('aria-label'), \
+        document.querySelector('#search-histogram .readout').textContent, \
+        [...document.querySelectorAll('#search-histogram rect.bar')].indexOf(a), \
+        document.querySelectorAll('#search-histogram rect.bar').length];";
+    let first = c.execute(focused, vec![]).await.unwrap();
+    assert_eq!(first[0], "bar", "Tab did not reach the first bar: {first}");
+    assert_eq!(first[3], 0, "{first}");
+    assert!(first[1].as_str().unwrap().contains("event"), "{first}");
+    assert_eq!(
+        first[1], first[2],
+        "the readout shows the focused bar: {first}"
+    );
+    if first[4].as_u64().unwrap() > 1 {
+        c.active_element()
+            .await
+            .unwrap()
+            .send_keys(&key(fantoccini::key::Key::Right))
+            .await
+            .unwrap();
+        let next = c.execute(focused, vec![]).await.unwrap();
+        assert_eq!(next[3], 1, "ArrowRight moves to the next bar: {next}");
+        assert_eq!(next[1], next[2], "{next}");
+    }
+
+    // Completion: a field name from the index's list, then one of its values
+    // counted over the range; the completed query finds events.
+    let q = c.find(Locator::Css("#q")).await.unwrap();
+    q.clear().await.unwrap();
+    q.send_keys("actor.us").await.unwrap();
+    let options =
+        "return [...document.querySelectorAll('#q-suggestions li')].map(li => li.textContent);";
+    until("field suggestions", long, || async {
+        let v = c.execute(options, vec![]).await.ok()?;
+        v.as_array()?
+            .iter()
+            .any(|o| o.as_str().is_some_and(|o| o.starts_with("actor.user")))
+            .then_some(())
+    })
+    .await;
+    assert_eq!(
+        c.find(Locator::Css("#q"))
+            .await
+            .unwrap()
+            .attr("aria-expanded")
+            .await
+            .unwrap()
+            .as_deref(),
+        Some("true")
+    );
+    let pick = |name: &'static str| {
+        let c = c.clone();
+        async move {
+            let v = c.execute(options, vec![]).await.unwrap();
+            let at = v
+                .as_array()
+                .unwrap()
+                .iter()
+                .position(|o| o.as_str().unwrap().starts_with(name))
+                .unwrap();
+            let q = c.find(Locator::Css("#q")).await.unwrap();
+            for _ in 0..=at {
+                q.send_keys(&key(fantoccini::key::Key::Down)).await.unwrap();
+            }
+            q.send_keys(&key(fantoccini::key::Key::Enter))
+                .await
+                .unwrap();
+        }
+    };
+    pick("actor.user").await;
+    let value_of_q = "return document.querySelector('#q').value;";
+    assert_eq!(
+        c.execute(value_of_q, vec![]).await.unwrap(),
+        json!("actor.user:")
+    );
+    until("value suggestions with counts", long, || async {
+        let v = c.execute(options, vec![]).await.ok()?;
+        let first = v.as_array()?.first()?.as_str()?.to_owned();
+        first.contains("events").then_some(())
+    })
+    .await;
+    screenshot(&c, "12b-search-value-suggestions").await;
+    c.find(Locator::Css("#q"))
+        .await
+        .unwrap()
+        .send_keys(&(key(fantoccini::key::Key::Down) + &key(fantoccini::key::Key::Enter)))
+        .await
+        .unwrap();
+    let completed = c.execute(value_of_q, vec![]).await.unwrap();
+    let completed = completed.as_str().unwrap().to_owned();
+    assert!(
+        completed.len() > "actor.user:".len() && completed.starts_with("actor.user:"),
+        "{completed}"
+    );
+    screenshot(&c, "12c-search-completed").await;
+    let before = text_of(&c, "#search-summary").await;
+    c.find(Locator::Css("#search-button"))
+        .await
+        .unwrap()
+        .click()
+        .await
+        .unwrap();
+    let user = completed["actor.user:".len()..]
+        .trim_matches('"')
+        .to_owned();
+    until("the completed query's results", long, || async {
+        let summary = text_of(&c, "#search-summary").await?;
+        let first_user = text_of(&c, "#results tbody tr td:nth-child(5)").await?;
+        (Some(&summary) != before.as_ref() && !summary.starts_with("0 ") && first_user == user)
+            .then_some(())
+    })
+    .await;
     // A new query redraws it: one that matches nothing has no bars.
     let q = c.find(Locator::Css("#q")).await.unwrap();
     q.clear().await.unwrap();

@@ -13,6 +13,7 @@ use std::time::Duration;
 use sealtrail::event::{Entry, Event, Timestamp, Via};
 use sealtrail::index::{
     AggRequest, Indexer, QueryError, SearchIndex, SearchRequest, index_dir, reindex,
+    searchable_fields,
 };
 use sealtrail::ledger::keys::NoteSigner;
 use sealtrail::ledger::log::{Ledger, LedgerEntry, SealPolicy};
@@ -357,6 +358,53 @@ fn aggregations_match_known_counts() {
     assert_eq!(buckets(0), by_ip);
     assert_eq!(buckets(1), by_action);
     assert_eq!(buckets(2), by_hour);
+}
+
+/// The field list the console completes from is the index's own: every
+/// field in it can be queried, every countable one counted (and finds the
+/// values these events carry), and nothing else is countable.
+#[test]
+fn every_listed_field_can_be_queried_and_the_countable_ones_counted() {
+    let (_f, _ledger, _indexer, search) = indexed(50);
+    let fields = searchable_fields();
+    assert!(fields.len() > 20, "{fields:?}");
+    for f in &fields {
+        let name = f.name.replace('*', "any");
+        let q = match f.kind {
+            "number" => format!("{name}:[0 TO 10]"),
+            "time" => format!("{name}:[2020-01-01T00:00:00Z TO 2030-01-01T00:00:00Z]"),
+            _ => format!("{name}:x"),
+        };
+        search
+            .search(&req(&q, 1))
+            .unwrap_or_else(|e| panic!("{q}: {e}"));
+        let count = SearchRequest {
+            aggs: vec![AggRequest::Terms {
+                field: name.clone(),
+                size: 5,
+            }],
+            ..req("", 0)
+        };
+        match search.search(&count) {
+            Ok(r) => {
+                assert!(f.countable, "{name} counted but not listed as countable");
+                if name == "actor.user" {
+                    assert!(r.aggs[0].to_string().contains(&user(0)), "{:?}", r.aggs);
+                }
+            }
+            Err(e) => assert!(!f.countable, "{name} is listed as countable: {e}"),
+        }
+    }
+    for name in [
+        "actor.user",
+        "patient.id",
+        "action",
+        "time",
+        "message",
+        "attrs.*",
+    ] {
+        assert!(fields.iter().any(|f| f.name == name), "{name} missing");
+    }
 }
 
 #[test]

@@ -64,6 +64,11 @@ const ASSETS: &[Asset] = &[
         body: include_bytes!("../../console/charts.js"),
     },
     Asset {
+        name: "complete.js",
+        content_type: "text/javascript; charset=utf-8",
+        body: include_bytes!("../../console/complete.js"),
+    },
+    Asset {
         name: "dashboards.js",
         content_type: "text/javascript; charset=utf-8",
         body: include_bytes!("../../console/dashboards.js"),

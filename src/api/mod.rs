@@ -74,6 +74,7 @@ pub fn app(state: AppState) -> Router {
                     "/v1/search",
                     get(query::get_search).post(query::post_search),
                 )
+                .route("/v1/search/fields", get(query::get_fields))
                 .route("/v1/events/{index}", get(query::get_event))
                 .route("/v1/events/{index}/proof", get(query::get_proof))
                 .route("/v1/checkpoint", get(query::get_checkpoint))

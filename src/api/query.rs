@@ -212,6 +212,13 @@ pub async fn post_search(
     }
 }
 
+/// `GET /v1/search/fields`: the fields a query can name, their kind and
+/// whether they can be counted (the console's query completion). The schema
+/// only, no events, so nothing to record.
+pub async fn get_fields() -> Response {
+    Json(json!({"fields": crate::index::searchable_fields()})).into_response()
+}
+
 pub async fn get_event(
     State(state): State<QueryState>,
     ConnectInfo(peer): ConnectInfo<SocketAddr>,

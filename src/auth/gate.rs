@@ -89,6 +89,7 @@ pub const ROUTES: &[(&str, &str, Access)] = &[
     ("POST", "/fhir/AuditEvent", Access::Roles(INGEST)),
     ("GET", "/v1/search", Access::Roles(ANALYST)),
     ("POST", "/v1/search", Access::Roles(ANALYST)),
+    ("GET", "/v1/search/fields", Access::Roles(ANALYST)),
     // Dashboard definitions: each panel is a search, so analysts only.
     ("GET", "/v1/dashboards", Access::Roles(ANALYST)),
     ("GET", "/v1/dashboards/{id}", Access::Roles(ANALYST)),

@@ -17,4 +17,7 @@ pub use hit::Hit;
 pub use indexer::{
     IndexError, IndexRecovery, Indexer, IndexerOptions, index_dir, reindex, run_indexer,
 };
-pub use query::{AggRequest, QueryError, SearchIndex, SearchRequest, SearchResponse};
+pub use query::{
+    AggRequest, QueryError, QueryField, SearchIndex, SearchRequest, SearchResponse,
+    searchable_fields,
+};

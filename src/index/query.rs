@@ -693,16 +693,50 @@ fn parser_error(e: tantivy::query::QueryParserError) -> QueryError {
     }
 }
 
+/// One field a query can name: what the console completes and the error
+/// for an unknown field lists.
+#[derive(Clone, Debug, PartialEq, Eq, serde::Serialize)]
+pub struct QueryField {
+    /// As written in a query; `attrs.*` stands for any `attrs.<name>`.
+    pub name: String,
+    /// `keyword` (exact values), `text` (words), `number` or `time` (ranges).
+    pub kind: &'static str,
+    /// Whether a terms aggregation can count by it (and so suggest values).
+    pub countable: bool,
+}
+
+/// Top-level keyword fields whose values are few enough to count by.
+const COUNTABLE_TOP: [&str; 5] = ["category", "action", "outcome", "target_user", "reason"];
+
+/// Every field a query can name, in the order the console offers them.
+pub fn searchable_fields() -> Vec<QueryField> {
+    let field = |name: String, kind, countable| QueryField {
+        name,
+        kind,
+        countable,
+    };
+    let mut out: Vec<QueryField> = KEYWORD_FIELDS
+        .iter()
+        .map(|f| field((*f).to_owned(), "keyword", COUNTABLE_TOP.contains(f)))
+        .collect();
+    for (object, subs) in OBJECT_FIELDS {
+        out.extend(
+            subs.iter()
+                .map(|s| field(format!("{object}.{s}"), "keyword", true)),
+        );
+    }
+    out.push(field("message".into(), "text", false));
+    out.push(field("attrs.*".into(), "text", false));
+    out.push(field("records".into(), "number", true));
+    out.push(field("index".into(), "number", false));
+    out.push(field("time".into(), "time", false));
+    out.push(field("received".into(), "time", false));
+    out
+}
+
 /// Every searchable field name, for error messages.
 pub fn known_fields() -> String {
-    let mut names: Vec<String> = ["index", "time", "received", "records", "message", "attrs.*"]
-        .iter()
-        .map(|s| (*s).to_owned())
-        .collect();
-    names.extend(KEYWORD_FIELDS.iter().map(|s| (*s).to_owned()));
-    for (object, subs) in OBJECT_FIELDS {
-        names.extend(subs.iter().map(|s| format!("{object}.{s}")));
-    }
+    let names: Vec<String> = searchable_fields().into_iter().map(|f| f.name).collect();
     names.join(", ")
 }
 
@@ -976,21 +1010,10 @@ fn walk_fields(ast: &UserInputAst, f: &mut impl FnMut(&str)) {
 
 /// Fields a terms aggregation can count by: the fast ones.
 fn check_agg_field(field: &str) -> Result<(), QueryError> {
-    let top = [
-        "category",
-        "action",
-        "outcome",
-        "target_user",
-        "reason",
-        "records",
-    ];
-    let ok = top.contains(&field)
-        || field.split_once('.').is_some_and(|(object, path)| {
-            OBJECT_FIELDS
-                .iter()
-                .any(|(o, subs)| *o == object && subs.contains(&path))
-        });
-    if ok {
+    if searchable_fields()
+        .iter()
+        .any(|f| f.countable && f.name == field)
+    {
         Ok(())
     } else {
         Err(QueryError::Invalid(format!(

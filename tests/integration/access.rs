@@ -88,6 +88,13 @@ fn matrix() -> Vec<Row> {
         ),
         (
             "GET",
+            "/v1/search/fields",
+            "/v1/search/fields",
+            None,
+            Some(&["analyst"]),
+        ),
+        (
+            "GET",
             "/v1/dashboards",
             "/v1/dashboards",
             None,
