@@ -177,3 +177,62 @@ pub async fn delete(
     let by = principal.qualified_name();
     reply(h.call(Command::DeleteSilence { id, by }).await, false)
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn body(v: serde_json::Value) -> Option<CreateBody> {
+        Some(serde_json::from_value(v).unwrap())
+    }
+
+    #[test]
+    fn one_check_turns_a_body_into_a_silence_or_names_what_is_wrong() {
+        let now = Timestamp::parse("2026-12-08T10:00:00Z").unwrap().unix_ms();
+        let m = json!([{"field": "rule_id", "value": "brute-force"}]);
+        let s = silence_from_body(
+            body(
+                json!({"matchers": m, "starts_at": "2026-12-08T11:00:00Z", "duration": "2h",
+                        "comment": "patching"}),
+            ),
+            "user:ann".into(),
+            now,
+        )
+        .unwrap();
+        assert!(s.record.id.starts_with("sil-"));
+        assert_eq!(s.record.created_by, "user:ann");
+        assert_eq!(s.record.ends_at.to_string(), "2026-12-08T13:00:00Z");
+        assert_eq!(s.record.comment.as_deref(), Some("patching"));
+        // Without `starts_at` it starts at `now`.
+        let s = silence_from_body(
+            body(json!({"matchers": m, "duration": "30m"})),
+            "u".into(),
+            now,
+        )
+        .unwrap();
+        assert_eq!(s.record.starts_at.unix_ms(), now);
+        let err = |v| {
+            silence_from_body(body(v), "user:ann".into(), now)
+                .unwrap_err()
+                .to_string()
+        };
+        assert!(
+            err(json!({"matchers": m, "duration": "1h", "created_by": "eve"})).contains("user:ann")
+        );
+        assert!(err(json!({"matchers": m})).contains("exactly one"));
+        assert!(err(json!({"matchers": m, "duration": "soon"})).contains("not like"));
+        assert!(err(json!({"matchers": m, "duration": "31d"})).contains("30 days"));
+        assert!(err(json!({"matchers": m, "ends_at": "2026-12-08T09:00:00Z"})).contains("past"));
+        assert!(err(json!({"matchers": [], "duration": "1h"})).contains("at least one"));
+        assert!(
+            err(json!({"matchers": m, "duration": "1h", "comment": "x".repeat(MAX_TEXT + 1)}))
+                .contains("longer")
+        );
+        assert!(
+            silence_from_body(None, "u".into(), now)
+                .unwrap_err()
+                .to_string()
+                .starts_with("send a JSON body")
+        );
+    }
+}
