@@ -990,6 +990,10 @@ async fn a_silence_previewed_created_listed_and_deleted_in_a_real_browser() {
     })
     .await;
     screenshot(&c, "20-silence-preview").await;
+    c.set_window_size(390, 844).await.unwrap();
+    assert_fits_width(&c, "the silence form scrolls sideways on a phone").await;
+    screenshot(&c, "20b-phone-silence-preview").await;
+    c.set_window_size(1280, 900).await.unwrap();
     // A changed form needs a new preview before it can be created.
     c.find(Locator::Css("#silence-duration"))
         .await
