@@ -1,5 +1,5 @@
 // The analyst console: hash routes over the role-checked /v1 API.
-//   #/signin, #/search, #/incidents, #/incidents/<id>, #/integrity, #/patients, #/admin
+//   #/signin, #/search, #/incidents, #/incidents/<id>, #/silences, #/integrity, #/patients, #/admin
 // Every view is built with DOM calls (no innerHTML of data), so nothing the
 // service returns can become markup or script.
 
@@ -9,6 +9,7 @@ import { verifyProof } from "./verify.js";
 import { integrityView, patientAccessView } from "./integrity.js";
 import { dashboardsView, searchHistogram } from "./dashboards.js";
 import { attachCompletion } from "./complete.js";
+import { silenceSimilar, silencesView } from "./silences.js";
 
 const main = document.getElementById("main");
 let session = null; // {user, roles}
@@ -378,6 +379,7 @@ async function incidentsView() {
   const tbody = h("tbody");
   show(
     h("h1", {}, "Incidents"),
+    h("p", {}, h("a", { href: "#/silences", id: "silences-link" }, "Silences")),
     h(
       "div",
       { class: "table-wrap" },
@@ -502,6 +504,7 @@ async function incidentView(id, flash) {
       ` · rule ${inc.rule_id} · playbook ${inc.playbook}`,
     ),
     actions,
+    canRespond() ? silenceSimilar(inc) : null,
     h("section", { class: "card" }, h("h2", {}, "Group"), group),
     h("section", { class: "card" }, h("h2", {}, "Timeline"), timeline),
     linked,
@@ -612,6 +615,10 @@ async function route() {
     if (!canSeeIncidents()) return forbidden();
     if (parts[1]) return incidentView(decodeURIComponent(parts[1]));
     return incidentsView();
+  }
+  if (view === "silences") {
+    if (!canSeeIncidents()) return forbidden();
+    return silencesView(main, { canRespond: canRespond() });
   }
   if (view === "integrity") {
     if (!(has("auditor") || has("admin"))) return forbidden();

@@ -1037,3 +1037,187 @@ async fn dashboards_and_the_search_histogram_in_a_real_browser() {
     screenshot(&c, "13-phone-dashboard").await;
     c.close().await.unwrap();
 }
+
+/// Silences from the console: on an incident of the demo, "Silence
+/// similar…" opens a form prefilled from it; "Create silence" waits for a
+/// preview of the form as it stands, and the preview names that incident;
+/// the silence is then listed (reached from the incidents view) with who
+/// and why, the API agrees, and "Delete" after its confirmation removes it.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_silence_previewed_created_listed_and_deleted_in_a_real_browser() {
+    let dir = tempfile::tempdir().unwrap();
+    let data = dir.path().join("demo");
+    let (_demo, console, link) = start_demo(&data);
+    let driver_port = free_port();
+    let _driver = Driver::start(driver_port);
+    let c = browser(driver_port).await;
+    let long = Duration::from_secs(180);
+
+    c.goto(&link).await.unwrap();
+    wait_text(&c, "#who-text", "signed in as admin", long).await;
+    // An incident with group fields (most of the demo's have some).
+    let id = until(
+        "an incident with a group",
+        Duration::from_secs(240),
+        || async {
+            let (_, list) = page_fetch(&c, "/v1/incidents?limit=200", "GET").await;
+            list["incidents"]
+                .as_array()?
+                .iter()
+                .find(|i| i["group"].as_object().is_some_and(|g| !g.is_empty()))
+                .and_then(|i| i["id"].as_str().map(str::to_owned))
+        },
+    )
+    .await;
+    c.goto(&format!("{console}#/incidents/{id}")).await.unwrap();
+    c.wait()
+        .at_most(long)
+        .for_element(Locator::Css("#silence-open"))
+        .await
+        .unwrap()
+        .click()
+        .await
+        .unwrap();
+    // Prefilled: the rule and each group field, all checked.
+    let checks = c
+        .find_all(Locator::Css("#silence-form input[type=checkbox]:checked"))
+        .await
+        .unwrap();
+    assert!(checks.len() >= 2, "rule_id and the group fields");
+    let first = text_of(&c, "#silence-form .check label").await.unwrap();
+    assert!(first.starts_with("rule_id = "), "{first}");
+    let create = c.find(Locator::Css("#silence-create")).await.unwrap();
+    assert!(
+        !create.is_enabled().await.unwrap(),
+        "create before a preview"
+    );
+    c.find(Locator::Css("#silence-comment"))
+        .await
+        .unwrap()
+        .send_keys("maintenance window")
+        .await
+        .unwrap();
+    let preview = c
+        .find(Locator::Css("#silence-preview-button"))
+        .await
+        .unwrap();
+    preview.click().await.unwrap();
+    let row = format!("#silence-preview-list tr.preview-incident[data-id='{id}']");
+    until("the preview to name the incident", long, || async {
+        c.find(Locator::Css(&row)).await.ok().map(|_| ())
+    })
+    .await;
+    let counts = text_of(&c, "#silence-counts").await.unwrap();
+    assert!(counts.contains("incident"), "{counts}");
+    until("create to be enabled", long, || async {
+        create.is_enabled().await.ok()?.then_some(())
+    })
+    .await;
+    screenshot(&c, "20-silence-preview").await;
+    c.set_window_size(390, 844).await.unwrap();
+    assert_fits_width(&c, "the silence form scrolls sideways on a phone").await;
+    screenshot(&c, "20b-phone-silence-preview").await;
+    c.set_window_size(1280, 900).await.unwrap();
+    // A changed form needs a new preview before it can be created.
+    c.find(Locator::Css("#silence-duration"))
+        .await
+        .unwrap()
+        .select_by_value("1d")
+        .await
+        .unwrap();
+    assert!(!create.is_enabled().await.unwrap(), "create after a change");
+    preview.click().await.unwrap();
+    until("create to be enabled again", long, || async {
+        create.is_enabled().await.ok()?.then_some(())
+    })
+    .await;
+    // Every control of the form is labelled.
+    let unlabelled = c
+        .execute(
+            r##"return [...document.querySelectorAll("#silence-form input, #silence-form select, #silence-form textarea")]
+                 .filter(e => e.labels.length === 0 && !e.getAttribute("aria-label"))
+                 .map(e => e.id || e.name);"##,
+            vec![],
+        )
+        .await
+        .unwrap();
+    assert_eq!(unlabelled, json!([]), "controls without a label");
+    create.click().await.unwrap();
+    wait_text(&c, "#silence-created", "created", long).await;
+    let sid = c
+        .find(Locator::Css("#silence-created"))
+        .await
+        .unwrap()
+        .attr("data-id")
+        .await
+        .unwrap()
+        .unwrap();
+    let (status, list) = page_fetch(&c, "/v1/silences", "GET").await;
+    assert_eq!(status, 200);
+    let made = list["silences"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|s| s["id"] == sid.as_str())
+        .unwrap_or_else(|| panic!("{sid} not in {list}"))
+        .clone();
+    assert_eq!(made["created_by"], "user:admin", "{made}");
+    assert_eq!(made["comment"], "maintenance window", "{made}");
+    assert_eq!(made["matchers"][0]["field"], "rule_id", "{made}");
+
+    // Listed, reached from the incidents view.
+    c.goto(&format!("{console}#/incidents")).await.unwrap();
+    c.wait()
+        .at_most(long)
+        .for_element(Locator::Css("#silences-link"))
+        .await
+        .unwrap()
+        .click()
+        .await
+        .unwrap();
+    let listed = format!("#silences tr.silence[data-id='{sid}']");
+    let text = wait_text(&c, &listed, "maintenance window", long).await;
+    assert!(
+        text.contains("active") && text.contains("user:admin"),
+        "{text}"
+    );
+    screenshot(&c, "21-silences").await;
+    c.set_window_size(390, 844).await.unwrap();
+    assert_fits_width(&c, "the silences list scrolls sideways on a phone").await;
+    screenshot(&c, "22-phone-silences").await;
+    c.set_window_size(1280, 900).await.unwrap();
+
+    // Delete asks first; cancel keeps it, confirm removes it.
+    let delete = format!("{listed} .silence-delete");
+    c.find(Locator::Css(&delete))
+        .await
+        .unwrap()
+        .click()
+        .await
+        .unwrap();
+    c.find(Locator::Css(&format!("{listed} .silence-delete-cancel")))
+        .await
+        .unwrap()
+        .click()
+        .await
+        .unwrap();
+    let (_, list) = page_fetch(&c, "/v1/silences", "GET").await;
+    assert!(list.to_string().contains(&sid), "cancel deleted: {list}");
+    c.find(Locator::Css(&delete))
+        .await
+        .unwrap()
+        .click()
+        .await
+        .unwrap();
+    c.find(Locator::Css(&format!("{listed} .silence-delete-confirm")))
+        .await
+        .unwrap()
+        .click()
+        .await
+        .unwrap();
+    wait_text(&c, "#silences-status", "deleted", long).await;
+    assert!(c.find(Locator::Css(&listed)).await.is_err());
+    let (_, list) = page_fetch(&c, "/v1/silences", "GET").await;
+    assert!(!list.to_string().contains(&sid), "{list}");
+    c.close().await.unwrap();
+}

@@ -79,6 +79,16 @@ const ASSETS: &[Asset] = &[
         body: include_bytes!("../../console/dashboards.css"),
     },
     Asset {
+        name: "silences.js",
+        content_type: "text/javascript; charset=utf-8",
+        body: include_bytes!("../../console/silences.js"),
+    },
+    Asset {
+        name: "silences.css",
+        content_type: "text/css; charset=utf-8",
+        body: include_bytes!("../../console/silences.css"),
+    },
+    Asset {
         name: "app.css",
         content_type: "text/css; charset=utf-8",
         body: include_bytes!("../../console/app.css"),

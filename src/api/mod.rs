@@ -10,6 +10,7 @@ pub mod integrity;
 pub mod peer;
 pub mod query;
 pub mod session;
+pub mod silence_preview;
 pub mod silences;
 
 pub use peer::ClientCertificate;
@@ -102,9 +103,10 @@ pub fn app(state: AppState) -> Router {
                 .route("/v1/silences", get(silences::list).post(silences::create))
                 .route("/v1/silences/{id}", axum::routing::delete(silences::delete))
                 .route("/assets/ack.js", get(incidents::ack_js))
-                .with_state(r)
+                .with_state(r.clone())
                 .layer(axum::extract::DefaultBodyLimit::max(MAX_REQUEST_BODY)),
         );
+        router = router.merge(silence_preview::routes(r, state.ingest.pipeline.clone()));
     }
     if let Some(p) = state.people {
         router = router.merge(session::routes(

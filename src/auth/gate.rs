@@ -124,6 +124,8 @@ pub const ROUTES: &[(&str, &str, Access)] = &[
     ("POST", "/v1/incidents/{id}/note", Access::Roles(RESPONDER)),
     ("GET", "/v1/silences", Access::Roles(ALERT_READERS)),
     ("POST", "/v1/silences", Access::Roles(RESPONDER)),
+    // What a silence would mute: who may create one may preview it.
+    ("POST", "/v1/silences/preview", Access::Roles(RESPONDER)),
     ("DELETE", "/v1/silences/{id}", Access::Roles(RESPONDER)),
 ];
 

@@ -32,8 +32,8 @@ use super::notify::{
     Attempt, EmailMessage, Mailer, RetryPolicy, SmtpConfig, WebhookRequest, WebhookSender,
 };
 use super::playbook::{NotifyStep, Playbook, PlaybookSet, Recipient};
-use super::record::{IncidentKey, Matcher, RoundKind, SERVICE_ACTOR, SilenceRecord, Update};
-use super::silence::{MAX_SILENCES, Silence, check_window};
+use super::record::{IncidentKey, RoundKind, SERVICE_ACTOR, SilenceRecord, Update};
+use super::silence::MAX_SILENCES;
 use super::state::{Book, Due, Incident, Lifecycle, incident_id};
 use super::token::{TokenError, TokenKey};
 use crate::detect::alert::{Alert, is_alert_entry, service_via};
@@ -98,12 +98,10 @@ pub enum Command {
         id: String,
         token: String,
     },
+    /// A silence checked by `api::silences::silence_from_body` (the
+    /// preview's check too); the engine adds only the count limit.
     CreateSilence {
-        matchers: Vec<Matcher>,
-        starts_at: Option<Timestamp>,
-        ends_at: Timestamp,
-        by: String,
-        comment: Option<String>,
+        record: SilenceRecord,
     },
     DeleteSilence {
         id: String,
@@ -1013,32 +1011,13 @@ impl Engine {
                 self.view(&id)
             }
             Command::LinkAck { id, token } => self.link_ack(id, &token, now),
-            Command::CreateSilence {
-                matchers,
-                starts_at,
-                ends_at,
-                by,
-                comment,
-            } => {
-                let starts_at = starts_at.unwrap_or_else(Timestamp::now);
-                let record = SilenceRecord {
-                    id: format!("sil-{}", random_hex(8)),
-                    matchers,
-                    starts_at,
-                    ends_at,
-                    created_by: by,
-                    comment,
-                };
-                check_window(starts_at.unix_ms(), ends_at.unix_ms(), now)
-                    .map_err(|e| api_err(400, e))?;
-                let s = Silence::new(record.clone()).map_err(|e| api_err(400, e))?;
+            Command::CreateSilence { record } => {
                 if self.shared.book().silences.len() >= MAX_SILENCES {
                     return Err(api_err(
                         409,
                         format!("at most {MAX_SILENCES} silences; delete some first"),
                     ));
                 }
-                drop(s);
                 self.push(
                     Update::SilenceCreated {
                         silence: record.clone(),
@@ -1665,12 +1644,6 @@ fn short_duration(d: Duration) -> String {
     } else {
         format!("{s}s")
     }
-}
-
-fn random_hex(n: usize) -> String {
-    let mut b = vec![0u8; n];
-    rand_core::RngCore::fill_bytes(&mut rand_core::OsRng, &mut b);
-    hex::encode(b)
 }
 
 #[cfg(test)]

@@ -15,6 +15,7 @@
 //! - [`engine`]: the running engine (follower, timers, sends, API commands).
 //! - [`message`]: what a notification says (facts, event lines, runbook, links; text, HTML, JSON).
 //! - [`silence`], [`token`]: silences and acknowledgement links.
+//! - [`preview`]: what a silence would mute, before it is created.
 //! - [`notify`]: delivery (SMTP, webhooks).
 
 pub mod config;
@@ -22,6 +23,7 @@ pub mod engine;
 pub mod message;
 pub mod notify;
 pub mod playbook;
+pub mod preview;
 pub mod record;
 pub mod silence;
 pub mod state;

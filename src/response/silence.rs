@@ -2,10 +2,56 @@
 //! (its `system/alert` event exists, and the incident records it with the
 //! silence's id) but starts no notification.
 
+use std::collections::BTreeMap;
+
 use regex::Regex;
 
 use super::record::{Matcher, SilenceRecord};
 use crate::detect::alert::Alert;
+
+/// The fields a silence can test besides the group's: `rule` is another
+/// name for `rule_id`.
+pub const SIGNATURE_FIELDS: [&str; 5] = ["rule_id", "rule", "severity", "title", "playbook"];
+
+/// What a silence tests: an alert's (with the playbook it starts) or an
+/// incident's rule, severity, title, playbook and group.
+#[derive(Clone, Copy, Debug)]
+pub struct Signature<'a> {
+    pub rule_id: &'a str,
+    pub severity: &'a str,
+    pub title: &'a str,
+    pub playbook: &'a str,
+    pub group: &'a BTreeMap<String, String>,
+}
+
+impl<'a> Signature<'a> {
+    pub fn of_alert(alert: &'a Alert, playbook: &'a str) -> Signature<'a> {
+        Signature {
+            rule_id: &alert.rule_id,
+            severity: &alert.severity,
+            title: &alert.title,
+            playbook,
+            group: &alert.group,
+        }
+    }
+
+    fn get(&self, field: &str) -> Option<&'a str> {
+        match field {
+            "rule_id" | "rule" => Some(self.rule_id),
+            "severity" => Some(self.severity),
+            "title" => Some(self.title),
+            "playbook" => Some(self.playbook),
+            other => self.group.get(other).map(String::as_str),
+        }
+    }
+}
+
+/// A new silence id: `sil-` and 64 random bits in hex.
+pub fn new_id() -> String {
+    let mut b = [0u8; 8];
+    rand_core::RngCore::fill_bytes(&mut rand_core::OsRng, &mut b);
+    format!("sil-{}", hex::encode(b))
+}
 
 /// Most silences active or pending at once.
 pub const MAX_SILENCES: usize = 1000;
@@ -110,26 +156,34 @@ impl Silence {
         &self.record.id
     }
 
+    /// The fields the matchers test (`group.` prefixes removed), in order.
+    pub fn fields(&self) -> impl Iterator<Item = &str> {
+        self.tests.iter().map(|(f, _)| f.as_str())
+    }
+
+    /// Whether its time range and `[starts_ms, ends_ms)` share an instant.
+    pub fn overlaps_window(&self, starts_ms: i64, ends_ms: i64) -> bool {
+        self.record.starts_at.unix_ms() < ends_ms && starts_ms < self.record.ends_at.unix_ms()
+    }
+
     pub fn active_at(&self, now_ms: i64) -> bool {
         self.record.starts_at.unix_ms() <= now_ms && now_ms < self.record.ends_at.unix_ms()
     }
 
     /// Whether every matcher holds for `alert` (started by `playbook`).
     pub fn matches(&self, alert: &Alert, playbook: &str) -> bool {
-        self.tests.iter().all(|(field, test)| {
-            let value = match field.as_str() {
-                "rule_id" | "rule" => Some(alert.rule_id.as_str()),
-                "severity" => Some(alert.severity.as_str()),
-                "title" => Some(alert.title.as_str()),
-                "playbook" => Some(playbook),
-                other => alert.group.get(other).map(String::as_str),
-            };
-            match (value, test) {
+        self.matches_signature(&Signature::of_alert(alert, playbook))
+    }
+
+    /// Whether every matcher holds for `sig` (an alert's or an incident's).
+    pub fn matches_signature(&self, sig: &Signature<'_>) -> bool {
+        self.tests
+            .iter()
+            .all(|(field, test)| match (sig.get(field), test) {
                 (None, _) => false,
                 (Some(v), Test::Equals(want)) => v == want,
                 (Some(v), Test::Regex(re)) => re.is_match(v),
-            }
-        })
+            })
     }
 }
 

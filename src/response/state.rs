@@ -11,7 +11,7 @@ use sha2::{Digest, Sha256};
 use super::config::{OncallConfig, ResponseConfig};
 use super::playbook::{Playbook, PlaybookSet};
 use super::record::{IncidentKey, RoundKind, Update};
-use super::silence::Silence;
+use super::silence::{Signature, Silence};
 use crate::detect::alert::Alert;
 use crate::event::Timestamp;
 
@@ -179,6 +179,18 @@ pub fn incident_id(key: &IncidentKey, alert_id: &str) -> String {
 }
 
 impl Incident {
+    /// What a silence tests of it: the rule, severity, title, playbook and
+    /// group its alerts share.
+    pub fn signature(&self) -> Signature<'_> {
+        Signature {
+            rule_id: &self.key.rule_id,
+            severity: &self.severity,
+            title: &self.title,
+            playbook: &self.key.playbook,
+            group: &self.key.group,
+        }
+    }
+
     /// The JSON the API shows.
     pub fn view(&self, oncall: &OncallConfig, full: bool) -> Value {
         let mut v = json!({

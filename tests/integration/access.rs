@@ -250,6 +250,13 @@ fn matrix() -> Vec<Row> {
             Some(&["responder"]),
         ),
         (
+            "POST",
+            "/v1/silences/preview",
+            "/v1/silences/preview",
+            Some(json!({"matchers": [{"field": "rule_id", "value": "r-1"}], "duration": "1m"})),
+            Some(&["responder"]),
+        ),
+        (
             "DELETE",
             "/v1/silences/{id}",
             "/v1/silences/sil-x",

@@ -852,3 +852,120 @@ fn ack_links_refuse_invalid_expired_and_reused_tokens_and_resolved_incidents_ref
         ],
     );
 }
+
+#[test]
+fn a_silence_preview_names_what_it_would_mute_checks_like_create_and_records_nothing() {
+    let f = Fixture::new();
+    let server = f.serve(&f.config("group_wait = \"200ms\""));
+    let c = server.client();
+    let url = server.http.clone();
+    for user in ["svc-batch", "svc-sync", "u0007"] {
+        failed_logins(&c, &url, user, 5);
+    }
+    let all = server.wait_for("three incidents", || {
+        let i = incidents(&c, &url);
+        (i.len() == 3).then_some(i)
+    });
+    let id_of = |user: &str| {
+        all.iter()
+            .find(|i| i["group"]["actor.user"] == user)
+            .unwrap()["id"]
+            .as_str()
+            .unwrap()
+            .to_owned()
+    };
+    let (status, _) = act(&c, &url, &id_of("svc-sync"), "resolve", &json!({}));
+    assert_eq!(status, 200);
+    let preview = |body: &Value| post_json(&c, &format!("{url}/v1/silences/preview"), body);
+    let create = |body: &Value| post_json(&c, &format!("{url}/v1/silences"), body);
+    let body = json!({"matchers": [{"field": "rule_id", "value": "brute-force"},
+                                   {"field": "actor.user", "regex": "svc-.*"}],
+                      "duration": "1h", "comment": "load test"});
+
+    // The open incident's new alerts would stop paging; the resolved one's
+    // alerts would have been muted.
+    let (status, p) = preview(&body);
+    assert_eq!(status, 200, "{p}");
+    assert_eq!(p["silence"]["comment"], "load test", "{p}");
+    assert!(p["silence"].get("id").is_none(), "{p}");
+    let pv = &p["preview"];
+    assert_eq!(pv["remembered"], 3, "{p}");
+    assert_eq!(pv["open"]["incidents"], 1, "{p}");
+    assert_eq!(pv["open"]["listed"][0]["id"], id_of("svc-batch").as_str());
+    assert_eq!(pv["open"]["listed"][0]["group"]["actor.user"], "svc-batch");
+    assert_eq!(pv["past"]["incidents"], 1, "{p}");
+    assert_eq!(pv["past"]["alerts"], 1, "{p}");
+    assert_eq!(pv["past"]["listed"][0]["id"], id_of("svc-sync").as_str());
+    assert_eq!(pv["past"]["listed"][0]["state"], "resolved");
+    assert_eq!(pv["warnings"], json!([]), "{p}");
+    assert_eq!(pv["overlaps"], json!([]), "{p}");
+
+    // A field no incident has is named.
+    let (status, p) = preview(
+        &json!({"matchers": [{"field": "actor.usr", "value": "svc-batch"}],
+                                      "duration": "4h"}),
+    );
+    assert_eq!(status, 200, "{p}");
+    assert_eq!(
+        p["preview"]["warnings"],
+        json!(["actor.usr is on none of the 3 incidents"])
+    );
+    assert_eq!(p["preview"]["open"]["incidents"], 0);
+
+    // Preview and create refuse the same bodies with the same words.
+    for bad in [
+        json!({"matchers": [{"field": "rule_id", "regex": "("}], "duration": "1h"}),
+        json!({"matchers": [], "duration": "1h"}),
+        json!({"matchers": [{"field": "rule_id", "value": "x"}], "duration": "40d"}),
+        json!({"matchers": [{"field": "rule_id", "value": "x"}]}),
+        json!({"matchers": [{"field": "rule_id", "value": "x"}], "ends_at": "9999-12-31T00:00:00Z"}),
+        json!({"matchers": [{"field": "rule_id", "value": "x"}], "duration": "1h", "created_by": "eve"}),
+    ] {
+        let (ps, pe) = preview(&bad);
+        let (cs, ce) = create(&bad);
+        assert_eq!((ps, &pe), (cs, &ce), "{bad}");
+        assert_eq!(ps, 400, "{bad}: {pe}");
+    }
+
+    // Nothing was recorded by the previews.
+    let listed = get_json(&c, &format!("{url}/v1/silences"));
+    assert_eq!(listed["silences"], json!([]), "{listed}");
+
+    // Once created, a preview of a silence muting the same incident names it.
+    let (status, s) = create(&body);
+    assert_eq!(status, 201, "{s}");
+    let (_, p) = preview(
+        &json!({"matchers": [{"field": "actor.user", "value": "svc-batch"}],
+                                 "duration": "2h"}),
+    );
+    let overlaps = p["preview"]["overlaps"].as_array().unwrap();
+    assert_eq!(overlaps.len(), 1, "{p}");
+    assert_eq!(overlaps[0]["id"], s["id"]);
+    assert_eq!(overlaps[0]["shared_incidents"], 1);
+    assert_eq!(overlaps[0]["active"], true);
+
+    // Every preview is audited as a read (three answered with 200), and
+    // only the creation is a silence record.
+    let audited = server.wait_for("the previews' audit records", || {
+        let v = get_json(
+            &c,
+            &format!("{url}/v1/search?q=action:siem_search&limit=500"),
+        );
+        let n = v["hits"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .filter(|h| h["event"]["attrs"]["silence_preview"] == true)
+            .count();
+        (n >= 3).then_some(n)
+    });
+    assert_eq!(audited, 3);
+    let created = server.wait_for("the silence record", || {
+        let n = updates(&c, &url)
+            .iter()
+            .filter(|u| u["kind"] == "silence_created")
+            .count();
+        (n >= 1).then_some(n)
+    });
+    assert_eq!(created, 1);
+}
