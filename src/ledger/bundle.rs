@@ -239,7 +239,6 @@ pub struct BundleEntry {
     pub index: u64,
     /// The entry's canonical bytes, exactly as hashed.
     pub entry: Vec<u8>,
-    pub leaf_hash: Hash,
 }
 
 /// A bundle that passed every check. Only this module constructs it.
@@ -666,7 +665,7 @@ pub fn check_bundle(input: impl Read, verifier: &NoteVerifier) -> BundleReport {
         let b = b.into_inner();
         VerifiedBundle {
             query: query(b.query),
-            origin: b.origin,
+            origin: b.checkpoint.origin.clone(),
             checkpoint: crate::ledger::verify::service_checkpoint(b.checkpoint),
             checkpoint_text: b.checkpoint_text,
             entries: b
@@ -675,7 +674,6 @@ pub fn check_bundle(input: impl Read, verifier: &NoteVerifier) -> BundleReport {
                 .map(|e| BundleEntry {
                     index: e.index,
                     entry: e.entry,
-                    leaf_hash: e.leaf_hash,
                 })
                 .collect(),
             events_sha256: b.events_sha256,

@@ -83,17 +83,15 @@ impl Kek {
         let rec: &[u8; KEY_RECORD_LEN] = rec
             .try_into()
             .map_err(|_| bad(&format!("{} bytes, not {KEY_RECORD_LEN}", rec.len())))?;
-        if &rec[..8] != b"SEALKEY\0" {
-            return Err(bad("bad magic"));
-        }
-        if crc32c::crc32c(&rec[..88]).to_be_bytes() != rec[88..] {
-            return Err(bad("checksum mismatch"));
-        }
-        if rec[8..12] != [0, 1, 0, 0] {
-            return Err(bad("unsupported version"));
-        }
-        if rec[12..20] != number.to_be_bytes() {
-            return Err(bad("it is the key of another segment"));
+        // (holds, else the reason), in the order checked.
+        let rules = [
+            (&rec[..8] == b"SEALKEY\0", "bad magic"),
+            (crc32c::crc32c(&rec[..88]).to_be_bytes() == rec[88..], "checksum mismatch"),
+            (rec[8..12] == [0, 1, 0, 0], "unsupported version"),
+            (rec[12..20] == number.to_be_bytes(), "it is the key of another segment"),
+        ];
+        if let Some((_, reason)) = rules.iter().find(|(holds, _)| !holds) {
+            return Err(bad(reason));
         }
         if rec[20..28] != self.id {
             let (found, given) = (crate::hex(&rec[20..28]), crate::hex(&self.id));

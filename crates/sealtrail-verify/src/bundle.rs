@@ -49,8 +49,6 @@ const MEMBERS: [(&str, u64); 6] = [
     (MANIFEST_MEMBER, 64 << 10),
     (EVENTS_MEMBER, 1 << 30),
 ];
-const KEY_HISTORY_SLOT: usize = 1;
-const EVENTS_SLOT: usize = 5;
 
 /// A problem found in a bundle: its kind (as in `--json` output and
 /// LEDGER.md §11.4), the member it is in and the global index of the event
@@ -143,14 +141,13 @@ pub struct BundleEntry {
     pub index: u64,
     /// The entry's canonical bytes, exactly as hashed.
     pub entry: Vec<u8>,
-    pub leaf_hash: Hash,
 }
 
 /// A bundle that passed every check.
 #[derive(Clone, Debug)]
 pub struct Bundle {
     pub query: BundleQuery,
-    pub origin: String,
+    /// Its origin is the log's (and the manifest's).
     pub checkpoint: Checkpoint,
     /// The signed checkpoint note, exactly as in the bundle.
     pub checkpoint_text: String,
@@ -199,7 +196,6 @@ impl BundleReport {
 
 /// The signed statement of a bundle (§11.2). Its text has exactly one spelling.
 struct Manifest {
-    origin: String,
     query: BundleQuery,
     checkpoint_size: u64,
     checkpoint_root: Hash,
@@ -250,15 +246,12 @@ impl Manifest {
                 .ok_or_else(|| not(i, "a JSON string as §11.2 spells it"))
         };
         let opt_string = |i: usize| if v[i] == "null" { Ok(None) } else { string(i).map(Some) };
-        let number = |i: usize| {
-            let n = v[i].parse::<u64>().ok().filter(|n| n.to_string() == v[i]);
-            n.ok_or_else(|| not(i, "a decimal number"))
-        };
+        let number =
+            |i: usize| note::parse_decimal(v[i], "").map_err(|_| not(i, "a decimal number"));
+        // Standard base64 and `unhex` accept one spelling of each value only.
         let root = B64.decode(v[7]).ok().and_then(|r| Hash::try_from(r).ok());
-        let root = root.filter(|r| B64.encode(r) == v[7]);
-        let sha256 = crate::unhex(v[9]).filter(|h: &Hash| crate::hex(h) == v[9]);
+        let sha256: Option<Hash> = crate::unhex(v[9]);
         let manifest = Manifest {
-            origin: v[0].to_owned(),
             query: BundleQuery {
                 q: string(1)?,
                 from: opt_string(2)?,
@@ -272,9 +265,8 @@ impl Manifest {
             events_sha256: sha256.ok_or_else(|| not(9, "64 lower-case hex digits"))?,
         };
         manifest.query.validate().map_err(|e| bad(0, e.to_string()))?;
-        if manifest.origin != origin {
-            let detail =
-                format!("manifest is for log {:?}, the key is for {origin:?}", manifest.origin);
+        if v[0] != origin {
+            let detail = format!("manifest is for log {:?}, the key is for {origin:?}", v[0]);
             return Err(BundleError::new("manifest_origin", Some(MANIFEST_MEMBER), detail));
         }
         Ok(manifest)
@@ -286,29 +278,24 @@ pub fn check_bundle(input: impl Read, verifier: &NoteVerifier) -> BundleReport {
     let mut checker = Checker {
         verifier,
         keys: KeyChain::single(verifier),
-        seen: [false; 6],
-        fatal: false,
+        seen: Vec::new(),
         checkpoint_text: None,
         manifest: None,
         pairs: Vec::new(),
         entries: Vec::new(),
         report: BundleReport::default(),
     };
-    if let Err(e) = checker.read_archive(input) {
-        checker.fatal = true;
-        checker.push(e);
-    }
-    checker.finish()
+    // An error returned means the archive could not be read to its end.
+    let fatal = checker.read_archive(input).map_err(|e| checker.push(e)).is_err();
+    checker.finish(fatal)
 }
 
 struct Checker<'v> {
     verifier: &'v NoteVerifier,
     /// `verifier` and the transitions of the key-history member.
     keys: KeyChain,
-    /// Which of `MEMBERS` were read.
-    seen: [bool; 6],
-    /// The archive could not be read to its end.
-    fatal: bool,
+    /// The members read so far, in order.
+    seen: Vec<&'static str>,
     /// Kept even when invalid, to compare the proofs' copies with.
     checkpoint_text: Option<String>,
     manifest: Option<Manifest>,
@@ -337,28 +324,27 @@ impl Checker<'_> {
     fn read_archive(&mut self, input: impl Read) -> Result<(), BundleError> {
         let mut archive = TarReader::new(input);
         while let Some(header) = archive.next_header()? {
-            let Some(slot) = MEMBERS.iter().position(|(name, _)| name.as_bytes() == header.name)
+            let Some(&(name, max)) = MEMBERS.iter().find(|(n, _)| n.as_bytes() == header.name)
             else {
                 let name: String =
                     String::from_utf8_lossy(&header.name).chars().take(100).collect();
                 let detail = format!("member {name:?} is not part of an evidence bundle");
                 return Err(BundleError::new("unexpected_member", None, detail));
             };
-            let (name, max) = MEMBERS[slot];
             let size = header.size;
             let fail = |kind, what: &str| {
                 Err(BundleError::new(kind, Some(name), format!("member {name} {what}")))
             };
-            if self.seen[slot] {
+            if self.seen.contains(&name) {
                 return fail("duplicate_member", "appears more than once");
             }
-            if self.seen[EVENTS_SLOT] {
+            if self.seen.contains(&EVENTS_MEMBER) {
                 return fail(
                     "member_order",
                     "comes after events.ndjson, which must be the last member",
                 );
             }
-            if slot == KEY_HISTORY_SLOT && self.seen[KEY_HISTORY_SLOT + 1..].contains(&true) {
+            if name == KEY_HISTORY_MEMBER && self.seen.iter().any(|&n| n != README_MEMBER) {
                 return fail(
                     "member_order",
                     "must come before signing.vkey, checkpoint and manifest",
@@ -373,16 +359,18 @@ impl Checker<'_> {
                     &format!("is {size} bytes, more than the {max}-byte limit"),
                 );
             }
-            self.seen[slot] = true;
-            // README.txt (slot 0) is informational: bounded, never read.
-            if slot == EVENTS_SLOT {
-                self.read_events(archive.data(size), size)?;
-            } else if slot != 0 {
-                let bytes = tar::read_up_to(archive.data(size), size)?;
-                if (bytes.len() as u64) < size {
-                    return Err(truncated(name, size - bytes.len() as u64));
+            self.seen.push(name);
+            match name {
+                // Informational: bounded, never read.
+                README_MEMBER => {}
+                EVENTS_MEMBER => self.read_events(archive.data(size), size)?,
+                _ => {
+                    let bytes = tar::read_up_to(archive.data(size), size)?;
+                    if (bytes.len() as u64) < size {
+                        return Err(truncated(name, size - bytes.len() as u64));
+                    }
+                    self.check_member(name, bytes);
                 }
-                self.check_member(name, bytes);
             }
         }
         Ok(())
@@ -525,19 +513,15 @@ impl Checker<'_> {
             self.push(BundleError::event("event_checkpoint", index, detail));
         }
         match proof::verify_inclusion_with_keys(&proof, &self.keys) {
-            Ok(v) => self.entries.push(BundleEntry {
-                index,
-                leaf_hash: leaf_hash(&v.entry),
-                entry: proof.entry.into_bytes(),
-            }),
+            Ok(_) => self.entries.push(BundleEntry { index, entry: proof.entry.into_bytes() }),
             Err(e) => self.push(BundleError::event("event_proof", index, e)),
         }
         Some(index)
     }
 
-    fn finish(mut self) -> BundleReport {
-        for (slot, &(name, _)) in MEMBERS.iter().enumerate() {
-            if !self.fatal && !self.seen[slot] && slot != KEY_HISTORY_SLOT {
+    fn finish(mut self, fatal: bool) -> BundleReport {
+        for (name, _) in MEMBERS {
+            if !fatal && !self.seen.contains(&name) && name != KEY_HISTORY_MEMBER {
                 self.fail("missing_member", name, format!("member {name} is missing"));
             }
         }
@@ -551,8 +535,8 @@ impl Checker<'_> {
             self.fail("checkpoint_mismatch", MANIFEST_MEMBER, detail);
         }
         if let Some(m) = &self.manifest
-            && self.seen[EVENTS_SLOT]
-            && !self.fatal
+            && self.seen.contains(&EVENTS_MEMBER)
+            && !fatal
         {
             let (expected, digest) = (m.events, m.events_sha256);
             let found = self.pairs.len() as u64;
@@ -581,11 +565,9 @@ impl Checker<'_> {
         if let (Some(m), Some(cp), Some(text)) =
             (self.manifest, &report.checkpoint, self.checkpoint_text)
             && report.errors.is_empty()
-            && !self.fatal
         {
             report.verified = Some(Verified::new(Bundle {
                 query: m.query,
-                origin: m.origin,
                 checkpoint: cp.clone(),
                 checkpoint_text: text,
                 entries: self.entries,

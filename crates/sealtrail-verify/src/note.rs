@@ -233,9 +233,8 @@ impl NoteVerifier {
 
     fn parse(line: &str, want_alg: u8) -> Result<Self, NoteError> {
         // The name has no '+' but base64 may, so split at most twice.
-        let mut parts = line.splitn(3, '+');
-        let (Some(name), Some(id_hex), Some(key_b64)) = (parts.next(), parts.next(), parts.next())
-        else {
+        let parts: Vec<&str> = line.splitn(3, '+').collect();
+        let [name, id_hex, key_b64] = parts[..] else {
             return Err(err("vkey must be <name>+<key id>+<key>"));
         };
         if !valid_name(name) {

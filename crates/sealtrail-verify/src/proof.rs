@@ -119,10 +119,7 @@ fn proof_chain(
     carried: Option<&[TransitionRecord]>,
     verifier: &NoteVerifier,
 ) -> Result<KeyChain, KeyHistoryError> {
-    match carried {
-        None | Some([]) => Ok(KeyChain::single(verifier)),
-        Some(t) => KeyChain::follow(verifier, &KeyHistory { transitions: t.to_vec() }),
-    }
+    KeyChain::follow(verifier, &KeyHistory { transitions: carried.unwrap_or_default().to_vec() })
 }
 
 /// Opens a checkpoint (`what`: "checkpoint" or "old checkpoint") with the

@@ -47,14 +47,6 @@ impl<R: Read> TarReader<R> {
         TarReader { inner: inner.take(0), padding: 0 }
     }
 
-    /// Reads up to `n` bytes past the current member's data.
-    fn read(&mut self, n: u64) -> Result<Vec<u8>, BundleError> {
-        self.inner.set_limit(n);
-        let bytes = read_up_to(&mut self.inner, n);
-        self.inner.set_limit(0);
-        bytes
-    }
-
     /// The next member's header, or `None` at the end of the archive.
     pub fn next_header(&mut self) -> Result<Option<Header>, BundleError> {
         // The previous member's rest and padding must be there: a cut
@@ -66,7 +58,8 @@ impl<R: Read> TarReader<R> {
         if io::copy(&mut self.inner, &mut io::sink()).map_err(BundleError::archive)? != rest {
             return Err(cut_short());
         }
-        let h = self.read(BLOCK)?;
+        // The limit is 0 here: read past it, from the input itself.
+        let h = read_up_to(self.inner.get_mut(), BLOCK)?;
         match h.len() {
             0 => return Ok(None),
             512 => {}
@@ -74,7 +67,7 @@ impl<R: Read> TarReader<R> {
         }
         if h.iter().all(|&b| b == 0) {
             // End of archive: only zeros may follow.
-            let rest = self.read(MAX_TRAILING_ZEROS + 1)?;
+            let rest = read_up_to(self.inner.get_mut(), MAX_TRAILING_ZEROS + 1)?;
             if rest.len() as u64 > MAX_TRAILING_ZEROS || rest.iter().any(|&b| b != 0) {
                 let detail = "data after the end of the archive".into();
                 return Err(BundleError::new("trailing_data", None, detail));

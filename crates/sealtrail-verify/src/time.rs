@@ -19,12 +19,6 @@ pub fn check_entry(bytes: &[u8]) -> (Result<(), JsonError>, Option<i64>) {
     }
 }
 
-/// Unix milliseconds of the entry's `event.time`, or `None` if the bytes
-/// are not an entry with a valid time.
-pub fn entry_time_ms(bytes: &[u8]) -> Option<i64> {
-    check_entry(bytes).1
-}
-
 /// First occurrence of `needle` (non-empty).
 fn find(haystack: &[u8], needle: &[u8]) -> Option<usize> {
     haystack.windows(needle.len()).position(|w| w == needle)
@@ -60,7 +54,6 @@ fn days_from_civil(year: i64, month: i64, day: i64) -> i64 {
     era * 146_097 + yoe * 365 + yoe / 4 - yoe / 100 + doy - 719_468
 }
 
-const MIN_MS: i64 = 0;
 /// 10000-01-01T00:00:00Z in Unix milliseconds (exclusive bound).
 const END_MS: i64 = 253_402_300_800_000;
 
@@ -70,8 +63,7 @@ const END_MS: i64 = 253_402_300_800_000;
 pub fn rfc3339_ms(s: &[u8]) -> Option<i64> {
     let (ms, year, boundary_offset) = parse(s)?;
     // On the first and last representable days the offset must be zero.
-    ((1970..=9999).contains(&year) && !boundary_offset && (MIN_MS..END_MS).contains(&ms))
-        .then_some(ms)
+    ((1970..=9999).contains(&year) && !boundary_offset && (0..END_MS).contains(&ms)).then_some(ms)
 }
 
 /// (UTC milliseconds, year as written, whether the offset is non-zero on
@@ -139,7 +131,7 @@ pub fn rfc3339_any_year(s: &[u8]) -> bool {
 /// `YYYY-MM-DDTHH:MM:SS[.mmm]Z` (fraction without trailing zeros), or
 /// `None` outside 1970..=9999.
 pub fn format_ms(ms: i64) -> Option<String> {
-    if !(MIN_MS..END_MS).contains(&ms) {
+    if !(0..END_MS).contains(&ms) {
         return None;
     }
     let (days, rem) = (ms.div_euclid(86_400_000), ms.rem_euclid(86_400_000));
@@ -167,6 +159,10 @@ pub fn format_ms(ms: i64) -> Option<String> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    fn entry_time_ms(bytes: &[u8]) -> Option<i64> {
+        check_entry(bytes).1
+    }
 
     #[test]
     fn canonical_and_offset_times() {
