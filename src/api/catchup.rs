@@ -1,11 +1,13 @@
-//! `GET /v1/catch-up`: how far the search index is behind the ledger, for
-//! the console's "index catching up: N of M events" bar and the search
-//! view's notice. After a restart the indexer reads what it has not yet
-//! indexed, and after `sealtrail reindex` (or a lost index) it rebuilds from
-//! the first entry; searches meanwhile miss the newest events. The numbers
-//! are the ones `/metrics` exports (`appended_events`, `indexed_events`),
-//! read without touching the disk, so polling it is cheap. It returns
-//! counts only, no event data, and is not recorded.
+//! `GET /v1/catch-up`: how far the search index and detection are behind
+//! the ledger, for the console's "index catching up: N of M events" bar and
+//! the search view's notice. After a restart the indexer reads what it has
+//! not yet indexed (after `sealtrail reindex`, or with a lost index, from
+//! the first entry), and detection replays its window of recent entries;
+//! searches meanwhile miss the newest events, and alerts come late. The
+//! numbers are the ones `/metrics` exports (`appended_events`,
+//! `indexed_events`, `detection_position`), read without touching the disk,
+//! so polling it is cheap. It returns counts only, no event data, and is
+//! not recorded.
 
 use crate::pipeline::Pipeline;
 use axum::extract::State;
@@ -15,8 +17,9 @@ use axum::{Json, Router};
 use serde::Serialize;
 use std::sync::atomic::Ordering;
 
-/// Below this many events behind, the index is keeping up (it commits about
-/// once a second, so a live stream always leaves it a few events behind).
+/// Below this many events behind, a consumer is keeping up (the index
+/// commits about once a second, so a live stream always leaves it a few
+/// events behind).
 pub const CATCHING_UP_FROM: u64 = 1000;
 
 #[derive(Debug, Serialize, PartialEq, Eq)]
@@ -48,6 +51,9 @@ pub struct CatchUp {
     /// Entries in the ledger (appended, durable).
     pub ledger_events: u64,
     pub index: Lag,
+    /// The rules consumer (its start-up replay starts inside the ledger, at
+    /// its replay window, so `events` starts there too).
+    pub detection: Lag,
 }
 
 pub fn routes(pipeline: Pipeline) -> Router {
@@ -63,9 +69,11 @@ async fn get_catch_up(State(pipeline): State<Pipeline>) -> Response {
         .writer
         .get()
         .map_or(indexed, |w| w.next_index.load(Ordering::Acquire));
+    let detected = u64::try_from(m.detect.position.get()).unwrap_or(0);
     Json(CatchUp {
         ledger_events: ledger,
         index: Lag::new(indexed, ledger),
+        detection: Lag::new(detected, ledger),
     })
     .into_response()
 }

@@ -1,6 +1,7 @@
 //! `GET /v1/catch-up` over a real `sealtrail serve` that starts on a ledger
 //! it has never indexed: the index's count never passes the ledger's, and
-//! it ends caught up with every event (the console's catch-up bar).
+//! it ends caught up with every event, as detection does (the console's
+//! catch-up bar).
 
 use crate::util::*;
 
@@ -26,6 +27,14 @@ fn the_catch_up_status_follows_the_index_to_the_ledgers_end() {
         (events == of && of >= 3000).then_some(s)
     });
     assert_eq!(last["index"]["catching_up"], false, "{last}");
+    // Detection reads the same ledger (no rules here: it starts at the end).
+    let detected = server.wait_for("detection to be at the ledger's end", || {
+        let s = get_json(&c, &format!("{url}/v1/catch-up"));
+        let lag = &s["detection"];
+        assert!(lag["events"].as_u64()? <= lag["of"].as_u64()?, "{s}");
+        (lag["behind"] == 0).then_some(s)
+    });
+    assert_eq!(detected["detection"]["catching_up"], false, "{detected}");
     assert!(seen.windows(2).all(|w| w[0] <= w[1]), "{seen:?}");
     // An ingest-only token is refused (counts are for console users).
     let ingest = client_with(&create_token(&data, "only-ingest", "ingest"));
