@@ -11,8 +11,9 @@ use sealtrail_verify::Progress;
 use std::io::IsTerminal;
 
 const VERIFY_TEMPLATE: &str = "verifying [{bar:30}] {binary_bytes}/{binary_total_bytes} {msg}, {binary_bytes_per_sec}, ETA {eta}";
+// `{msg}`: the rate as whole events per second (`{per_sec}` prints four decimals).
 const EVENTS_TEMPLATE: &str =
-    "{prefix} [{bar:30}] {human_pos}/{human_len} events, {per_sec}, ETA {eta}";
+    "{prefix} [{bar:30}] {human_pos}/{human_len} events, {msg}, ETA {eta}";
 
 /// A bar on a terminal, nothing otherwise.
 struct Bar {
@@ -77,6 +78,9 @@ impl EventProgress {
 
     pub(crate) fn update(&self, done: u64, total: u64) {
         self.0.set(done, total, None);
+        if let Some(bar) = &self.0.bar {
+            bar.set_message(format!("{:.0}/s", bar.per_sec()));
+        }
     }
 
     #[cfg(test)]
