@@ -131,6 +131,41 @@ impl Jobs {
         Some(gone)
     }
 
+    /// Adds `slot` (a running export) unless a bound refuses it. The files
+    /// of exports forgotten meanwhile (expired, or the oldest finished ones
+    /// to make room) come back either way, to be deleted.
+    fn admit(&mut self, slot: Slot, now: Instant) -> (Result<(), Refusal>, Vec<PathBuf>) {
+        let mut gone = self.sweep(now);
+        let running = |s: &&Slot| s.job.state == JobState::Running;
+        let refusal = if let Some(mine) = self
+            .slots
+            .iter()
+            .filter(running)
+            .find(|s| s.owner == slot.owner)
+        {
+            Some(Refusal::Running(Box::new(mine.job.clone())))
+        } else if self.slots.iter().filter(running).count() >= MAX_RUNNING {
+            Some(Refusal::Busy)
+        } else if self.waiting_bytes() >= MAX_WAITING_BYTES {
+            Some(Refusal::Storage)
+        } else {
+            match self.make_room() {
+                Some(more) => {
+                    gone.extend(more);
+                    None
+                }
+                None => Some(Refusal::Full),
+            }
+        };
+        match refusal {
+            Some(r) => (Err(r), gone),
+            None => {
+                self.slots.push(slot);
+                (Ok(()), gone)
+            }
+        }
+    }
+
     fn waiting_bytes(&self) -> u64 {
         self.slots
             .iter()
@@ -141,6 +176,33 @@ impl Jobs {
 
     fn get_mut(&mut self, id: &str) -> Option<&mut Slot> {
         self.slots.iter_mut().find(|s| s.job.id == id)
+    }
+}
+
+/// Why an export does not start.
+#[derive(Debug, thiserror::Error)]
+pub enum Refusal {
+    #[error("you already have an export running")]
+    Running(Box<ExportJob>),
+    #[error("other exports are running; retry in a minute")]
+    Busy,
+    #[error("too many exports are remembered; retry in a minute")]
+    Full,
+    #[error("too many finished bundles wait for download; retry later")]
+    Storage,
+}
+
+impl IntoResponse for Refusal {
+    fn into_response(self) -> Response {
+        match self {
+            Refusal::Running(ref job) => (
+                StatusCode::CONFLICT,
+                Json(json!({"error": self.to_string(), "export": job})),
+            )
+                .into_response(),
+            Refusal::Busy | Refusal::Full => busy(&self.to_string()),
+            Refusal::Storage => error(StatusCode::INSUFFICIENT_STORAGE, self.to_string()),
+        }
     }
 }
 
@@ -271,63 +333,33 @@ async fn start(
     let owner = principal.qualified_name();
     let id = new_id();
     let file = state.dir.join(format!("{id}.tar"));
-    let (job, gone) = {
-        let mut jobs = lock(&state.jobs);
-        let mut gone = jobs.sweep(Instant::now());
-        if let Some(mine) = jobs
-            .slots
-            .iter()
-            .find(|s| s.owner == owner && s.job.state == JobState::Running)
-        {
-            return (
-                StatusCode::CONFLICT,
-                Json(json!({"error": "you already have an export running", "export": mine.job})),
-            )
-                .into_response();
-        }
-        let running = jobs
-            .slots
-            .iter()
-            .filter(|s| s.job.state == JobState::Running)
-            .count();
-        if running >= MAX_RUNNING {
-            return busy("other exports are running; retry in a minute");
-        }
-        if jobs.waiting_bytes() >= MAX_WAITING_BYTES {
-            return error(
-                StatusCode::INSUFFICIENT_STORAGE,
-                "too many finished bundles wait for download; retry later",
-            );
-        }
-        match jobs.make_room() {
-            Some(more) => gone.extend(more),
-            None => return busy("too many exports; retry in a minute"),
-        }
-        let job = ExportJob {
-            id: id.clone(),
-            state: JobState::Running,
-            q: body.q.clone(),
-            from: body.from.clone(),
-            to: body.to.clone(),
-            started_by: owner.clone(),
-            started_at: Timestamp::now().to_string(),
-            finished_at: None,
-            expires_at: None,
-            events_total: None,
-            proofs_done: 0,
-            bytes: 0,
-            error: None,
-            bundle: None,
-        };
-        jobs.slots.push(Slot {
-            job: job.clone(),
-            owner,
-            file: Some(file.clone()),
-            expires: None,
-        });
-        (job, gone)
+    let job = ExportJob {
+        id: id.clone(),
+        state: JobState::Running,
+        q: body.q.clone(),
+        from: body.from.clone(),
+        to: body.to.clone(),
+        started_by: owner.clone(),
+        started_at: Timestamp::now().to_string(),
+        finished_at: None,
+        expires_at: None,
+        events_total: None,
+        proofs_done: 0,
+        bytes: 0,
+        error: None,
+        bundle: None,
     };
+    let slot = Slot {
+        job: job.clone(),
+        owner,
+        file: Some(file.clone()),
+        expires: None,
+    };
+    let (admitted, gone) = lock(&state.jobs).admit(slot, Instant::now());
     delete(gone).await;
+    if let Err(refusal) = admitted {
+        return refusal.into_response();
+    }
     let mut attrs = body.audit_attrs();
     attrs["export"] = json!(id);
     if let Err(r) = audit(
@@ -589,6 +621,60 @@ mod tests {
         let gone = jobs.make_room().unwrap();
         assert_eq!(gone, [PathBuf::from("3.tar")]);
         assert_eq!(jobs.slots.len(), MAX_JOBS - 1);
+    }
+
+    fn running(id: &str, owner: &str) -> Slot {
+        let mut s = slot(id, JobState::Running, None);
+        s.owner = owner.into();
+        s
+    }
+
+    #[test]
+    fn one_running_export_per_principal_and_two_in_all() {
+        let now = Instant::now();
+        let mut jobs = Jobs::default();
+        let (ok, _) = jobs.admit(running("a1", "alice"), now);
+        assert!(ok.is_ok());
+        // Alice's second start gets her running export back.
+        let (refused, _) = jobs.admit(running("a2", "alice"), now);
+        assert!(
+            matches!(refused, Err(Refusal::Running(ref j)) if j.id == "a1"),
+            "{refused:?}"
+        );
+        let (ok, _) = jobs.admit(running("b1", "bob"), now);
+        assert!(ok.is_ok());
+        // A third principal waits for one of the two.
+        let (refused, _) = jobs.admit(running("c1", "carol"), now);
+        assert!(matches!(refused, Err(Refusal::Busy)), "{refused:?}");
+        jobs.get_mut("a1").unwrap().job.state = JobState::Done;
+        let (ok, _) = jobs.admit(running("c1", "carol"), now);
+        assert!(ok.is_ok());
+        assert_eq!(jobs.slots.len(), 3);
+        // Refusals add nothing.
+        assert_eq!(
+            jobs.slots
+                .iter()
+                .map(|s| s.job.id.as_str())
+                .collect::<Vec<_>>(),
+            ["a1", "b1", "c1"]
+        );
+    }
+
+    #[test]
+    fn no_start_while_too_many_bytes_wait_and_expired_files_come_back() {
+        let now = Instant::now();
+        let mut jobs = Jobs::default();
+        let mut big = slot("big", JobState::Done, Some(now + KEEP_FOR));
+        big.job.bytes = MAX_WAITING_BYTES;
+        jobs.slots.push(big);
+        jobs.slots.push(slot("old", JobState::Done, Some(now)));
+        let (refused, gone) = jobs.admit(running("new", "alice"), now + Duration::from_secs(1));
+        assert!(matches!(refused, Err(Refusal::Storage)), "{refused:?}");
+        assert_eq!(gone, [PathBuf::from("old.tar")]);
+        // Once the big one is downloaded, a start is admitted.
+        jobs.get_mut("big").unwrap().job.state = JobState::Downloaded;
+        let (ok, _) = jobs.admit(running("new", "alice"), now + Duration::from_secs(2));
+        assert!(ok.is_ok());
     }
 
     #[test]
