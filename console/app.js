@@ -10,6 +10,8 @@ import { integrityView, patientAccessView } from "./integrity.js";
 import { dashboardsView, searchHistogram } from "./dashboards.js";
 import { attachCompletion } from "./complete.js";
 import { silenceSimilar, silencesView } from "./silences.js";
+import { exportCard } from "./exports.js";
+import { startCatchUp } from "./catchup.js";
 
 const main = document.getElementById("main");
 let session = null; // {user, roles}
@@ -218,7 +220,12 @@ function searchView(params) {
     if (location.hash === next) runSearch();
     else location.hash = next;
   });
-  show(h("h1", {}, "Search"), form, help, histogram, summary, h("div", { class: "table-wrap" }, table), more, sentinel);
+  const exporter = exportCard(session.roles, () => {
+    const span = RANGES.find(([v]) => v === select.value);
+    const from = span && span[2] ? new Date(Date.now() - span[2]).toISOString() : undefined;
+    return { q: input.value || "*", from };
+  });
+  show(h("h1", {}, "Search"), form, help, ...(exporter ? [exporter] : []), histogram, summary, h("div", { class: "table-wrap" }, table), more, sentinel);
 
   let cursor = null;
   let loading = false;
@@ -595,6 +602,7 @@ async function route() {
     signInView();
     return;
   }
+  startCatchUp(main);
   closeDrawer();
   const view = parts[0] || (canSearch() ? "search" : "incidents");
   if (view === "signin") {

@@ -1221,3 +1221,162 @@ async fn a_silence_previewed_created_listed_and_deleted_in_a_real_browser() {
     assert!(!list.to_string().contains(&sid), "{list}");
     c.close().await.unwrap();
 }
+
+/// The search view's evidence-bundle export: an auditor starts it, sees
+/// its progress and then a download link; the link's file is a bundle the
+/// verifier crate accepts, holding every event the progress counted, and
+/// downloads once. The card fits a phone; an analyst has no export action.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn exporting_an_evidence_bundle_from_the_search_view() {
+    let dir = tempfile::tempdir().unwrap();
+    let data = dir.path().join("demo");
+    let (_demo, console, link) = start_demo(&data);
+    let driver_port = free_port();
+    let _driver = Driver::start(driver_port);
+    let c = browser(driver_port).await;
+    let long = Duration::from_secs(120);
+
+    c.goto(&link).await.unwrap();
+    wait_text(&c, "#who-text", "signed in as admin", long).await;
+    // The SIEM's own search records: a few, so the bundle stays small (an
+    // export of everything the demo holds is tens of MiB).
+    c.goto(&format!("{console}#/search?q=action:siem_search&range=all"))
+        .await
+        .unwrap();
+    until("search results", long, || async {
+        c.find(Locator::Css("#search-button"))
+            .await
+            .ok()?
+            .click()
+            .await
+            .ok()?;
+        let rows = c.find_all(Locator::Css("#results tbody tr")).await.ok()?;
+        (!rows.is_empty()).then_some(())
+    })
+    .await;
+    // The catch-up banner is in place, hidden while the index keeps up
+    // with the demo's live stream.
+    until("the catch-up banner, hidden", long, || async {
+        let banner = c.find(Locator::Css("#catch-up")).await.ok()?;
+        let (status, lag) = page_fetch(&c, "/v1/catch-up", "GET").await;
+        assert_eq!(status, 200, "{lag}");
+        let keeping_up = lag["index"]["catching_up"] == json!(false);
+        (keeping_up && !banner.is_displayed().await.ok()?).then_some(())
+    })
+    .await;
+    let label = c
+        .find(Locator::Css("#export-start"))
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    assert_eq!(label, "Export evidence bundle");
+    c.find(Locator::Css("#export-start"))
+        .await
+        .unwrap()
+        .click()
+        .await
+        .unwrap();
+    until("the export's progress bar", long, || async {
+        let bar = c.find(Locator::Css("#export-progress")).await.ok()?;
+        bar.is_displayed().await.ok()?.then_some(())
+    })
+    .await;
+    wait_text(&c, "#export-progress-text", "events proven", long).await;
+    wait_text(&c, "#export-result", "ready", long).await;
+    screenshot(&c, "20-export-ready").await;
+    let progress = text_of(&c, "#export-progress-text").await.unwrap();
+    // "N of N events proven, S": the bar is full.
+    let words: Vec<&str> = progress.split_whitespace().collect();
+    assert_eq!(words[0], words[2], "{progress}");
+    let proven: usize = words[0].parse().unwrap();
+    assert!(proven > 0, "{progress}");
+    let full = c
+        .execute(
+            "const b = document.querySelector('#export-progress'); return b.value === b.max;",
+            vec![],
+        )
+        .await
+        .unwrap();
+    assert_eq!(full, json!(true));
+
+    // The download link's file, fetched in the page's session, verifies.
+    let href = c
+        .find(Locator::Css("#export-download"))
+        .await
+        .unwrap()
+        .attr("href")
+        .await
+        .unwrap()
+        .unwrap();
+    assert!(
+        href.starts_with("/v1/exports/") && href.ends_with("/bundle"),
+        "{href}"
+    );
+    let fetched = c
+        .execute_async(
+            r#"const [path, done] = arguments;
+               fetch(path, {credentials: "same-origin"})
+                 .then(async r => {
+                   const b = new Uint8Array(await r.arrayBuffer());
+                   let s = "";
+                   for (let i = 0; i < b.length; i += 0x8000) s += String.fromCharCode(...b.subarray(i, i + 0x8000));
+                   done([r.status, btoa(s)]);
+                 })
+                 .catch(e => done([0, String(e)]));"#,
+            vec![json!(href)],
+        )
+        .await
+        .unwrap();
+    assert_eq!(fetched[0], json!(200), "{}", fetched[1]);
+    let tar = base64::Engine::decode(
+        &base64::engine::general_purpose::STANDARD,
+        fetched[1].as_str().unwrap(),
+    )
+    .unwrap();
+    let (status, vkey) = page_fetch(&c, "/v1/log/vkey", "GET").await;
+    assert_eq!(status, 200);
+    let verifier =
+        sealtrail_verify::NoteVerifier::from_vkey(vkey["vkey"].as_str().unwrap().trim_end())
+            .unwrap();
+    let report = sealtrail_verify::bundle::check_bundle(&tar[..], &verifier);
+    assert!(report.ok(), "{}", report.to_json());
+    assert_eq!(report.verified.as_ref().unwrap().entries.len(), proven);
+    // Once: the service has deleted its copy.
+    let status_path = href.trim_end_matches("/bundle");
+    let (status, job) = page_fetch(&c, status_path, "GET").await;
+    assert_eq!(status, 200);
+    assert_eq!(job["state"], "downloaded", "{job}");
+    let (status, _) = page_fetch(&c, &href, "GET").await;
+    assert_eq!(status, 410);
+
+    // On a phone the search page with its export card fits the width.
+    c.set_window_size(390, 844).await.unwrap();
+    c.goto(&format!("{console}#/")).await.unwrap();
+    c.goto(&format!("{console}#/search?q=*&range=all"))
+        .await
+        .unwrap();
+    until("the export card on a phone", long, || async {
+        c.find(Locator::Css("#export-start")).await.ok()
+    })
+    .await;
+    assert_fits_width(&c, "the export card scrolls sideways on a phone").await;
+    screenshot(&c, "21-phone-export").await;
+
+    // An analyst searches but has no export action.
+    c.goto(&format!(
+        "{}{}",
+        console.trim_end_matches('/'),
+        user_link(&data, "analyst")
+    ))
+    .await
+    .unwrap();
+    wait_text(&c, "#who-text", "signed in as analyst", long).await;
+    c.goto(&format!("{console}#/search?q=*&range=all"))
+        .await
+        .unwrap();
+    wait_text(&c, "#search-summary", "matching events", long).await;
+    assert!(c.find(Locator::Css("#export-start")).await.is_err());
+    c.close().await.unwrap();
+}

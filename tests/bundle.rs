@@ -644,3 +644,37 @@ proptest! {
         prop_assert!(!r.ok(), "flip of byte {} in {} accepted", i, name);
     }
 }
+
+/// The console's export jobs show a bundle's progress: reported every
+/// `PROGRESS_EVERY` proofs and at the end, never going down, ending at the
+/// total, with the bytes growing; the bundle is the one `build_bundle` makes.
+#[test]
+fn bundle_progress_is_monotone_and_ends_at_the_total() {
+    let dir = tempfile::tempdir().unwrap();
+    let n = bundle::PROGRESS_EVERY * 2 + 3;
+    let (data, k) = ledger(dir.path(), n);
+    let reader = LedgerReader::open(&data).unwrap();
+    let indices: Vec<u64> = (0..n).collect();
+    let mut calls = Vec::new();
+    let mut out = Vec::new();
+    bundle::build_bundle_with(
+        &reader,
+        &k.signer(),
+        &query(),
+        &indices,
+        &mut out,
+        &mut |p| calls.push(p),
+    )
+    .unwrap();
+    let done: Vec<(u64, u64)> = calls
+        .iter()
+        .map(|p| (p.proofs_done, p.proofs_total))
+        .collect();
+    let every = bundle::PROGRESS_EVERY;
+    assert_eq!(done, [(every, n), (2 * every, n), (n, n)]);
+    assert!(
+        calls.windows(2).all(|w| w[0].bytes < w[1].bytes),
+        "{calls:?}"
+    );
+    assert_eq!(out, make(&reader, &k, &indices));
+}

@@ -804,3 +804,31 @@ fn hostile_queries_are_refused_before_they_reach_the_grammar() {
     r.aggs.truncate(16);
     assert!(search.search(&r).is_ok());
 }
+
+/// `sealtrail reindex`'s bar is fed once per batch: counts start at 0,
+/// never go down, and end at the entries indexed.
+#[test]
+fn reindex_reports_monotone_progress_ending_at_the_total() {
+    use sealtrail::index::{REINDEX_PROGRESS_EVERY, reindex_with};
+    let n = 2 * REINDEX_PROGRESS_EVERY + 5;
+    let f = fixture();
+    let mut ledger = open_ledger(&f.data);
+    append(&mut ledger, 0..n);
+    ledger.close().unwrap();
+    let mut calls = Vec::new();
+    assert_eq!(
+        reindex_with(&f.data, &mut |done, total| calls.push((done, total))).unwrap(),
+        n
+    );
+    assert_eq!(
+        calls,
+        [
+            (0, n),
+            (REINDEX_PROGRESS_EVERY, n),
+            (2 * REINDEX_PROGRESS_EVERY, n),
+            (n, n)
+        ]
+    );
+    let search = SearchIndex::open(&index_dir(&f.data), &f.data).unwrap();
+    assert_eq!(indices(&search, "").len() as u64, n);
+}

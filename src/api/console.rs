@@ -74,6 +74,16 @@ const ASSETS: &[Asset] = &[
         body: include_bytes!("../../console/dashboards.js"),
     },
     Asset {
+        name: "exports.js",
+        content_type: "text/javascript; charset=utf-8",
+        body: include_bytes!("../../console/exports.js"),
+    },
+    Asset {
+        name: "catchup.js",
+        content_type: "text/javascript; charset=utf-8",
+        body: include_bytes!("../../console/catchup.js"),
+    },
+    Asset {
         name: "dashboards.css",
         content_type: "text/css; charset=utf-8",
         body: include_bytes!("../../console/dashboards.css"),

@@ -2,8 +2,10 @@
 //! `app()` is separate from serving so tests can drive the router directly.
 
 pub mod alerts;
+pub mod catchup;
 pub mod console;
 pub mod dashboards;
+pub mod exports;
 pub mod headers;
 pub mod incidents;
 pub mod integrity;
@@ -87,6 +89,8 @@ pub fn app(state: AppState) -> Router {
                 .merge(dashboards::routes())
                 .layer(axum::extract::DefaultBodyLimit::max(MAX_REQUEST_BODY)),
         );
+        router = router.merge(exports::routes(q.clone()));
+        router = router.merge(catchup::routes(q.pipeline.clone()));
         router = router.merge(integrity::routes(q));
     }
     if let Some(r) = state.response.clone() {

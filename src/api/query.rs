@@ -8,7 +8,7 @@ use crate::auth::Principal;
 use crate::auth::record::{AuditRecord, record};
 use crate::event::{Category, Outcome, Timestamp};
 use crate::index::{AggRequest, Hit, QueryError, SearchIndex, SearchRequest};
-use crate::ledger::bundle::{BundleError, BundleQuery, build_bundle};
+use crate::ledger::bundle::{BundleError, BundleProgress, BundleQuery, build_bundle_with};
 use crate::ledger::proof::{LedgerReader, ProofBuildError};
 use crate::pipeline::Pipeline;
 use crate::pipeline::silence::parse_duration;
@@ -476,12 +476,125 @@ pub async fn get_patient_access(
     }
 }
 
-#[derive(Debug, Deserialize)]
+#[derive(Clone, Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct ExportBody {
-    q: String,
-    from: Option<String>,
-    to: Option<String>,
+    pub(crate) q: String,
+    pub(crate) from: Option<String>,
+    pub(crate) to: Option<String>,
+}
+
+/// Why an evidence bundle could not be built (`POST /v1/export` and the
+/// console's export jobs, `api::exports`).
+#[derive(Debug, thiserror::Error)]
+pub enum ExportError {
+    #[error(transparent)]
+    Query(#[from] QueryError),
+    #[error("event {0} is not sealed yet; retry shortly")]
+    NotSealed(u64),
+    #[error("export failed: {0}")]
+    Build(String),
+    #[error("export task failed: {0}")]
+    Task(String),
+}
+
+impl IntoResponse for ExportError {
+    fn into_response(self) -> Response {
+        match self {
+            ExportError::Query(e) => query_error(e),
+            ExportError::NotSealed(_) => error(StatusCode::CONFLICT, self.to_string()),
+            ExportError::Build(ref e) => {
+                tracing::error!(error = %e, "export failed");
+                error(StatusCode::INTERNAL_SERVER_ERROR, self.to_string())
+            }
+            ExportError::Task(_) => error(StatusCode::INTERNAL_SERVER_ERROR, self.to_string()),
+        }
+    }
+}
+
+impl ExportBody {
+    /// The checked range, or the client's mistake.
+    pub(crate) fn range(&self) -> Result<(Option<Timestamp>, Option<Timestamp>), BadRequest> {
+        Ok((parse_time("from", &self.from)?, parse_time("to", &self.to)?))
+    }
+
+    /// The audit record's attributes (who asked is the record's actor).
+    pub(crate) fn audit_attrs(&self) -> Value {
+        json!({"q": self.q, "from": self.from, "to": self.to})
+    }
+}
+
+/// The ledger indices of the events an export covers (on a blocking thread).
+pub(crate) async fn export_indices(
+    state: &QueryState,
+    body: &ExportBody,
+    from: Option<Timestamp>,
+    to: Option<Timestamp>,
+) -> Result<Vec<u64>, ExportError> {
+    let index = state.index.clone();
+    let req = SearchRequest {
+        q: body.q.clone(),
+        from,
+        to,
+        ..SearchRequest::default()
+    };
+    match tokio::task::spawn_blocking(move || index.search_all(&req, MAX_REPORT_EVENTS)).await {
+        Ok(Ok(hits)) => Ok(hits.iter().map(|h| h.index).collect()),
+        Ok(Err(e)) => Err(ExportError::Query(e)),
+        Err(e) => Err(ExportError::Task(e.to_string())),
+    }
+}
+
+/// Builds the bundle of `indices` into a fresh `open()` (on a blocking
+/// thread), reporting progress. Matching events acknowledged in the last
+/// second may not be sealed yet: waits for the next checkpoint (up to about
+/// five seconds, then [`ExportError::NotSealed`]) rather than leave them
+/// out, starting over in a fresh `open()`.
+pub(crate) async fn build_export<W, O>(
+    state: &QueryState,
+    query: BundleQuery,
+    indices: Vec<u64>,
+    open: O,
+    progress: Arc<dyn Fn(BundleProgress) + Send + Sync>,
+) -> Result<W, ExportError>
+where
+    W: std::io::Write + Send + 'static,
+    O: Fn() -> std::io::Result<W> + Clone + Send + 'static,
+{
+    let indices = Arc::new(indices);
+    let mut attempts = 0;
+    loop {
+        let (data, key_file, q, idx, open, progress) = (
+            state.data_dir.clone(),
+            state.key_file.clone(),
+            query.clone(),
+            indices.clone(),
+            open.clone(),
+            progress.clone(),
+        );
+        let built = tokio::task::spawn_blocking(move || {
+            let signer = crate::ledger::keys::load_signer(&key_file).map_err(|e| e.to_string())?;
+            let reader = LedgerReader::open(&data).map_err(|e| e.to_string())?;
+            let mut out = open().map_err(|e| e.to_string())?;
+            match build_bundle_with(&reader, &signer, &q, &idx, &mut out, &mut |p| progress(p)) {
+                Ok(_) => Ok(Ok(out)),
+                Err(BundleError::NotSealed(i)) => Ok(Err(i)),
+                Err(e) => Err(e.to_string()),
+            }
+        })
+        .await;
+        match built {
+            Ok(Ok(Ok(out))) => return Ok(out),
+            Ok(Ok(Err(index))) if attempts < 20 => {
+                attempts += 1;
+                tracing::debug!(index, "waiting for the next seal before exporting");
+                tokio::time::sleep(Duration::from_millis(250)).await;
+            }
+            Ok(Ok(Err(index))) => return Err(ExportError::NotSealed(index)),
+            Ok(Err(e)) => return Err(ExportError::Build(e)),
+            Err(e) => return Err(ExportError::Task(e.to_string())),
+        }
+    }
 }
 
 /// `POST /v1/export`: the events matching a query and range, each with its
@@ -498,42 +611,26 @@ pub async fn post_export(
         Ok(b) => b,
         Err(e) => return error(e.status(), e.body_text()),
     };
-    let (from, to) = match (parse_time("from", &body.from), parse_time("to", &body.to)) {
-        (Ok(f), Ok(t)) => (f, t),
-        (Err(r), _) | (_, Err(r)) => return r.into_response(),
+    let (from, to) = match body.range() {
+        Ok(r) => r,
+        Err(r) => return r.into_response(),
     };
     if let Err(r) = audit(
         &state.pipeline,
         &peer,
         &principal,
         "siem_export",
-        json!({"q": body.q, "from": body.from, "to": body.to}),
+        body.audit_attrs(),
         format!("evidence bundle export: {}", body.q),
     )
     .await
     {
         return r;
     }
-    let index = state.index.clone();
-    let req = SearchRequest {
-        q: body.q.clone(),
-        from,
-        to,
-        ..SearchRequest::default()
+    let indices = match export_indices(&state, &body, from, to).await {
+        Ok(i) => i,
+        Err(e) => return e.into_response(),
     };
-    let hits = match tokio::task::spawn_blocking(move || index.search_all(&req, MAX_REPORT_EVENTS))
-        .await
-    {
-        Ok(Ok(h)) => h,
-        Ok(Err(e)) => return query_error(e),
-        Err(e) => {
-            return error(
-                StatusCode::INTERNAL_SERVER_ERROR,
-                format!("export task failed: {e}"),
-            );
-        }
-    };
-    let indices: Vec<u64> = hits.iter().map(|h| h.index).collect();
     let query = BundleQuery {
         q: body.q,
         from: body.from,
@@ -541,66 +638,21 @@ pub async fn post_export(
         requested_by: Some(peer.ip().to_string()),
         created: Timestamp::now().to_string(),
     };
-    // Matching events acknowledged in the last second may not be sealed yet:
-    // wait for the next checkpoint rather than leave them out.
-    let mut attempts = 0;
-    loop {
-        let (data, key_file, q, idx) = (
-            state.data_dir.clone(),
-            state.key_file.clone(),
-            query.clone(),
-            indices.clone(),
-        );
-        let built = tokio::task::spawn_blocking(move || {
-            let signer = crate::ledger::keys::load_signer(&key_file).map_err(|e| e.to_string())?;
-            let reader = LedgerReader::open(&data).map_err(|e| e.to_string())?;
-            let mut out = Vec::new();
-            match build_bundle(&reader, &signer, &q, &idx, &mut out) {
-                Ok(_) => Ok(Ok(out)),
-                Err(BundleError::NotSealed(i)) => Ok(Err(i)),
-                Err(e) => Err(e.to_string()),
-            }
-        })
-        .await;
-        match built {
-            Ok(Ok(Ok(tar))) => {
-                let mut r = tar.into_response();
-                let headers = r.headers_mut();
-                headers.insert(
-                    header::CONTENT_TYPE,
-                    HeaderValue::from_static("application/x-tar"),
-                );
-                headers.insert(
-                    header::CONTENT_DISPOSITION,
-                    HeaderValue::from_static("attachment; filename=\"sealtrail-evidence.tar\""),
-                );
-                return r;
-            }
-            Ok(Ok(Err(index))) if attempts < 20 => {
-                attempts += 1;
-                tracing::debug!(index, "waiting for the next seal before exporting");
-                tokio::time::sleep(Duration::from_millis(250)).await;
-            }
-            Ok(Ok(Err(index))) => {
-                return error(
-                    StatusCode::CONFLICT,
-                    format!("event {index} is not sealed yet; retry shortly"),
-                );
-            }
-            Ok(Err(e)) => {
-                tracing::error!(error = %e, "export failed");
-                return error(
-                    StatusCode::INTERNAL_SERVER_ERROR,
-                    format!("export failed: {e}"),
-                );
-            }
-            Err(e) => {
-                return error(
-                    StatusCode::INTERNAL_SERVER_ERROR,
-                    format!("export task failed: {e}"),
-                );
-            }
+    match build_export(&state, query, indices, || Ok(Vec::new()), Arc::new(|_| {})).await {
+        Ok(tar) => {
+            let mut r = tar.into_response();
+            let headers = r.headers_mut();
+            headers.insert(
+                header::CONTENT_TYPE,
+                HeaderValue::from_static("application/x-tar"),
+            );
+            headers.insert(
+                header::CONTENT_DISPOSITION,
+                HeaderValue::from_static("attachment; filename=\"sealtrail-evidence.tar\""),
+            );
+            r
         }
+        Err(e) => e.into_response(),
     }
 }
 

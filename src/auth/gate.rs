@@ -63,6 +63,9 @@ const ALERT_READERS: RoleSet = RoleSet::of(&[Role::Analyst, Role::Responder]);
 /// Integrity checks of the whole ledger: auditors and administrators.
 const VERIFIERS: RoleSet = RoleSet::of(&[Role::Auditor, Role::Admin]);
 const SCRAPERS: RoleSet = RoleSet::of(&[Role::Metrics, Role::Admin]);
+/// People who use the console (every role but ingest and metrics).
+const CONSOLE_USERS: RoleSet =
+    RoleSet::of(&[Role::Analyst, Role::Responder, Role::Auditor, Role::Admin]);
 
 /// Every route the service serves, with who may call it. A route that is
 /// served but missing here is refused.
@@ -99,7 +102,14 @@ pub const ROUTES: &[(&str, &str, Access)] = &[
     ("GET", "/v1/consistency", Access::Roles(AUDITOR)),
     ("GET", "/v1/reports/patient-access", Access::Roles(ANALYST)),
     ("POST", "/v1/export", Access::Fresh(AUDITOR)),
+    // The console's export jobs (`api::exports`): started fresh like
+    // `/v1/export`; each is seen and downloaded only by who started it.
+    ("POST", "/v1/exports", Access::Fresh(AUDITOR)),
+    ("GET", "/v1/exports/{id}", Access::Roles(AUDITOR)),
+    ("GET", "/v1/exports/{id}/bundle", Access::Roles(AUDITOR)),
     // The console's verification run (`api::integrity`).
+    // How far the search index is behind the ledger (counts only).
+    ("GET", "/v1/catch-up", Access::Roles(CONSOLE_USERS)),
     ("GET", "/v1/integrity/status", Access::Roles(VERIFIERS)),
     ("GET", "/v1/integrity/verify", Access::Roles(VERIFIERS)),
     ("POST", "/v1/integrity/verify", Access::Roles(VERIFIERS)),

@@ -479,6 +479,41 @@ fn parse_time(flag: &str, s: &str) -> Result<Timestamp> {
     Timestamp::parse(s).map_err(|e| anyhow::anyhow!("{flag} {s:?}: {e}"))
 }
 
+/// Ledger entries between two progress reports of `rules replay` and
+/// `rules eval --data`.
+const REPLAY_PROGRESS_EVERY: u64 = 4096;
+
+/// Reads the ledger of `data` from its first entry to its end as of the
+/// call, handing each entry to `each`, and calls `progress(done, total)`
+/// before the first, after every `every` entries and after the last:
+/// `done` never goes down and ends at the entries read (the total, unless
+/// the ledger ends early at a frame it cannot read: then the reason).
+fn for_each_entry(
+    data: &Path,
+    every: u64,
+    mut each: impl FnMut(u64, Entry),
+    progress: &mut dyn FnMut(u64, u64),
+) -> Result<Option<String>> {
+    let end = crate::index::ledger_end(data).context("reading the ledger")?;
+    let mut follower = crate::index::LedgerFollower::new(data, 0);
+    let (mut buf, mut done) = (Vec::new(), 0u64);
+    progress(0, end);
+    while let Some(index) = follower
+        .next_entry(end, &mut buf)
+        .context("reading the ledger")?
+    {
+        let entry = Entry::from_ledger_bytes(&buf)
+            .with_context(|| format!("ledger entry {index} does not parse"))?;
+        each(index, entry);
+        done += 1;
+        if done.is_multiple_of(every.max(1)) {
+            progress(done, end);
+        }
+    }
+    progress(done, end);
+    Ok(follower.stalled().map(|why| why.to_string()))
+}
+
 fn replay(args: &ReplayArgs) -> Result<ExitCode> {
     let from = parse_time("--from", &args.from)?.unix_ms();
     let to = parse_time("--to", &args.to)?.unix_ms();
@@ -494,28 +529,28 @@ fn replay(args: &ReplayArgs) -> Result<ExitCode> {
         bail!("{}: no data directory", args.data.display());
     }
     super::key::env_kek(Some(&args.data))?;
-    let end = crate::index::ledger_end(&args.data).context("reading the ledger")?;
-    let mut follower = crate::index::LedgerFollower::new(&args.data, 0);
     let mut engine = Engine::new(set, EngineConfig::default());
-    let (mut alerts, mut buf, mut events) = (Vec::new(), Vec::new(), 0u64);
-    while let Some(index) = follower
-        .next_entry(end, &mut buf)
-        .context("reading the ledger")?
-    {
-        let entry = Entry::from_ledger_bytes(&buf)
-            .with_context(|| format!("ledger entry {index} does not parse"))?;
-        let t = entry.event.time.unix_ms();
-        if t < from || t >= to {
-            if t < from {
-                // History before `from` is not seen (relation rules warm up).
-                engine.set_partial_history();
+    let (mut alerts, mut events) = (Vec::new(), 0u64);
+    let bar = super::progress::EventProgress::new(true, "replaying");
+    let stalled = for_each_entry(
+        &args.data,
+        REPLAY_PROGRESS_EVERY,
+        |index, entry| {
+            let t = entry.event.time.unix_ms();
+            if t < from || t >= to {
+                if t < from {
+                    // History before `from` is not seen (relation rules warm up).
+                    engine.set_partial_history();
+                }
+                return;
             }
-            continue;
-        }
-        events += 1;
-        engine.process(index, &entry, &mut alerts);
-    }
-    if let Some(why) = follower.stalled() {
+            events += 1;
+            engine.process(index, &entry, &mut alerts);
+        },
+        &mut |done, total| bar.update(done, total),
+    )?;
+    drop(bar);
+    if let Some(why) = stalled {
         eprintln!("warning: stopped early: {why}");
     }
     engine.flush(&mut alerts);
@@ -668,38 +703,44 @@ fn eval_ledger(data: &Path, set: &Arc<RuleSet>, from: AlertsFrom) -> Result<Eval
         bail!("{}: no data directory", data.display());
     }
     super::key::env_kek(Some(data))?;
-    let end = crate::index::ledger_end(data).context("reading the ledger")?;
-    let mut follower = crate::index::LedgerFollower::new(data, 0);
     let mut engine = Engine::new(Arc::clone(set), EngineConfig::default());
-    let (mut alerts, mut buf) = (Vec::new(), Vec::new());
+    let mut alerts = Vec::new();
     let mut ids = HashMap::new();
     let (mut events, mut first_ms, mut last_ms) = (0u64, i64::MAX, i64::MIN);
-    while let Some(index) = follower
-        .next_entry(end, &mut buf)
-        .context("reading the ledger")?
-    {
-        let entry = Entry::from_ledger_bytes(&buf)
-            .with_context(|| format!("ledger entry {index} does not parse"))?;
-        if let Some(a) = crate::detect::alert::Alert::from_entry(&entry) {
-            if from == AlertsFrom::Ledger {
-                alerts.push(crate::detect::alert::as_candidate(&a));
+    let bar = super::progress::EventProgress::new(
+        true,
+        match from {
+            AlertsFrom::Replay => "replaying",
+            AlertsFrom::Ledger => "reading",
+        },
+    );
+    let stalled = for_each_entry(
+        data,
+        REPLAY_PROGRESS_EVERY,
+        |index, entry| {
+            if let Some(a) = crate::detect::alert::Alert::from_entry(&entry) {
+                if from == AlertsFrom::Ledger {
+                    alerts.push(crate::detect::alert::as_candidate(&a));
+                }
+                return;
             }
-            continue;
-        }
-        if entry.via.kind != crate::detect::alert::SERVICE_VIA {
-            events += 1;
-            let t = entry.event.time.unix_ms();
-            first_ms = first_ms.min(t);
-            last_ms = last_ms.max(t);
-            if let Some(id) = &entry.event.id {
-                ids.insert(id.clone(), index);
+            if entry.via.kind != crate::detect::alert::SERVICE_VIA {
+                events += 1;
+                let t = entry.event.time.unix_ms();
+                first_ms = first_ms.min(t);
+                last_ms = last_ms.max(t);
+                if let Some(id) = &entry.event.id {
+                    ids.insert(id.clone(), index);
+                }
             }
-        }
-        if from == AlertsFrom::Replay {
-            engine.process(index, &entry, &mut alerts);
-        }
-    }
-    if let Some(why) = follower.stalled() {
+            if from == AlertsFrom::Replay {
+                engine.process(index, &entry, &mut alerts);
+            }
+        },
+        &mut |done, total| bar.update(done, total),
+    )?;
+    drop(bar);
+    if let Some(why) = stalled {
         eprintln!("warning: stopped early: {why}");
     }
     engine.flush(&mut alerts);
@@ -919,4 +960,65 @@ fn eval(args: &EvalArgs) -> Result<ExitCode> {
         }
     }
     Ok(ExitCode::SUCCESS)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::ledger::keys::NoteSigner;
+    use crate::ledger::log::{Ledger, LedgerEntry, SealPolicy};
+
+    fn ledger_of(data: &Path, n: u64) {
+        let policy = SealPolicy {
+            max_events: 10,
+            max_age: std::time::Duration::from_secs(3600),
+        };
+        let signer = NoteSigner::generate("test.example/progress").unwrap();
+        let mut ledger = Ledger::open(data, signer, policy).unwrap().0;
+        let entries: Vec<LedgerEntry> = (0..n)
+            .map(|i| {
+                let time = Timestamp::from_unix_ms(1_764_000_000_000 + i as i64 * 1000).unwrap();
+                let json = format!(
+                    r#"{{"time":"{time}","category":"auth","action":"login","outcome":"success","actor":{{"user":"u{i}"}}}}"#
+                );
+                let entry = Entry {
+                    received: time,
+                    via: Via {
+                        kind: "import".into(),
+                        peer: None,
+                        principal: None,
+                    },
+                    event: Event::from_json(json.as_bytes()).unwrap(),
+                    enriched: None,
+                };
+                LedgerEntry {
+                    time_ms: entry.event.time.unix_ms(),
+                    bytes: entry.canonical_bytes(),
+                }
+            })
+            .collect();
+        for chunk in entries.chunks(7) {
+            ledger.append(chunk).unwrap();
+        }
+        ledger.close().unwrap();
+    }
+
+    #[test]
+    fn replay_progress_is_called_per_batch_with_monotone_counts_ending_at_the_total() {
+        let dir = tempfile::tempdir().unwrap();
+        let data = dir.path().join("data");
+        ledger_of(&data, 23);
+        let (mut seen, mut calls) = (Vec::new(), Vec::new());
+        let stalled = for_each_entry(&data, 5, |index, _| seen.push(index), &mut |done, total| {
+            calls.push((done, total))
+        })
+        .unwrap();
+        assert_eq!(stalled, None);
+        assert_eq!(seen, (0..23).collect::<Vec<_>>());
+        // Before the first, per batch of 5, and after the last.
+        assert_eq!(
+            calls,
+            [(0, 23), (5, 23), (10, 23), (15, 23), (20, 23), (23, 23)]
+        );
+    }
 }

@@ -3,7 +3,7 @@
 //! directory (`--data`).
 
 use crate::event::Timestamp;
-use crate::index::{Indexer, SearchIndex, SearchRequest, index_dir, ledger_end, reindex};
+use crate::index::{Indexer, SearchIndex, SearchRequest, index_dir, ledger_end, reindex_with};
 use crate::report::patient_access;
 use anyhow::{Context, Result, bail};
 use serde_json::Value;
@@ -214,7 +214,10 @@ pub fn patient_access_report(cmd: ReportCmd<'_>) -> Result<ExitCode> {
 }
 
 pub fn reindex_cmd(data: &Path) -> Result<ExitCode> {
-    let n = reindex(data).with_context(|| format!("rebuilding the index of {}", data.display()))?;
+    let bar = super::progress::EventProgress::new(true, "indexing");
+    let n = reindex_with(data, &mut |done, total| bar.update(done, total))
+        .with_context(|| format!("rebuilding the index of {}", data.display()))?;
+    drop(bar);
     println!("indexed {n} events");
     Ok(ExitCode::SUCCESS)
 }

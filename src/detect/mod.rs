@@ -195,6 +195,8 @@ const MAX_PER_ROUND: usize = 10_000;
 /// Poll interval when caught up: bounds how long an alert waits once its
 /// event is durable.
 const POLL: Duration = Duration::from_millis(50);
+/// Entries between two position reports during the start-up replay.
+const POSITION_EVERY: u64 = 4096;
 /// `received` times of the most recent entries, for the latency histogram.
 const RECENT_RECEIVED: usize = 65_536;
 /// Alert ids remembered to drop re-firings (after a restart or reload).
@@ -507,6 +509,7 @@ impl Consumer {
             self.emit();
             self.report_late_drops();
             self.publish_stats();
+            self.publish_position();
             if stopping {
                 return Ok(());
             }
@@ -559,6 +562,7 @@ impl Consumer {
         let end = self.durable();
         if self.engine.rules().is_empty() {
             self.follower = LedgerFollower::new(&self.ctx.data_dir, end);
+            self.publish_position();
             return Ok(());
         }
         let window = self.config.replay_ms(self.engine.rules());
@@ -569,9 +573,13 @@ impl Consumer {
         }
         let started = Instant::now();
         self.follower = LedgerFollower::new(&self.ctx.data_dir, start);
+        self.publish_position();
         let mut stored = Vec::new();
         let mut idle_rounds = 0;
         while self.follower.position() < end {
+            if self.follower.position().is_multiple_of(POSITION_EVERY) {
+                self.publish_position();
+            }
             let Some(index) = self.follower.next_entry(end, &mut self.buf)? else {
                 // Durable entries are readable; a short wait covers a
                 // segment being renamed as it is sealed.
@@ -771,6 +779,12 @@ impl Consumer {
         {
             tracing::error!(error = %e, "could not record dropped late hits");
         }
+    }
+
+    /// Where the consumer is, for `/metrics` and the console's catch-up bar.
+    fn publish_position(&self) {
+        let at = i64::try_from(self.follower.position()).unwrap_or(i64::MAX);
+        self.ctx.metrics.detect.position.set(at);
     }
 
     fn publish_stats(&self) {

@@ -482,6 +482,20 @@ pub fn run_indexer(
 /// entry. Refuses while a sealtrail process holds the data directory.
 /// Returns the number of entries indexed.
 pub fn reindex(data_dir: &Path) -> Result<u64, IndexError> {
+    reindex_with(data_dir, &mut |_, _| {})
+}
+
+/// Entries between two progress reports of [`reindex_with`].
+pub const REINDEX_PROGRESS_EVERY: u64 = 4096;
+
+/// [`reindex`], calling `progress(done, total)` after every
+/// [`REINDEX_PROGRESS_EVERY`] entries and once at the end: `done` never
+/// goes down, and ends at the number indexed (the total, unless the ledger
+/// ends early at a frame it cannot read).
+pub fn reindex_with(
+    data_dir: &Path,
+    progress: &mut dyn FnMut(u64, u64),
+) -> Result<u64, IndexError> {
     let paths = LedgerPaths::new(data_dir);
     // Hold the data directory's lock, so no writer (and no service indexer)
     // runs while the index is replaced.
@@ -506,15 +520,22 @@ pub fn reindex(data_dir: &Path) -> Result<u64, IndexError> {
     let mut indexer = Indexer::open(&dir, data_dir)?;
     // One big segment per flush is better than merging while rebuilding.
     indexer.writer.set_merge_policy(Box::new(NoMergePolicy));
-    let mut total = 0;
+    let (mut total, mut uncommitted) = (0, 0);
+    progress(0, end);
     loop {
-        let added = indexer.catch_up_bounded(end, REBUILD_COMMIT_EVERY)?;
+        let added = indexer.catch_up_bounded(end, REINDEX_PROGRESS_EVERY)?;
         total += added;
-        indexer.commit()?;
-        if added < REBUILD_COMMIT_EVERY {
+        uncommitted += added;
+        if uncommitted >= REBUILD_COMMIT_EVERY || added < REINDEX_PROGRESS_EVERY {
+            indexer.commit()?;
+            uncommitted = 0;
+        }
+        if added < REINDEX_PROGRESS_EVERY {
             break;
         }
+        progress(total, end);
     }
+    progress(total, end);
     indexer.writer.set_merge_policy(Box::new(merge_policy()));
     indexer.close()?;
     Ok(total)

@@ -15,7 +15,8 @@ pub mod zones;
 pub use follow::{FollowError, LedgerFollower, ledger_end};
 pub use hit::Hit;
 pub use indexer::{
-    IndexError, IndexRecovery, Indexer, IndexerOptions, index_dir, reindex, run_indexer,
+    IndexError, IndexRecovery, Indexer, IndexerOptions, REINDEX_PROGRESS_EVERY, index_dir, reindex,
+    reindex_with, run_indexer,
 };
 pub use query::{
     AggRequest, QueryError, QueryField, SearchIndex, SearchRequest, SearchResponse,

@@ -426,6 +426,32 @@ pub fn build_bundle(
     indices: &[u64],
     out: impl Write,
 ) -> Result<BundleSummary, BundleError> {
+    build_bundle_with(reader, signer, query, indices, out, &mut |_| {})
+}
+
+/// Events between two progress reports of [`build_bundle_with`].
+pub const PROGRESS_EVERY: u64 = 256;
+
+/// How far [`build_bundle_with`] is: proofs built of the events it proves.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct BundleProgress {
+    pub proofs_done: u64,
+    pub proofs_total: u64,
+    /// Bytes of `events.ndjson` so far (the bulk of the bundle).
+    pub bytes: u64,
+}
+
+/// [`build_bundle`], reporting its progress every [`PROGRESS_EVERY`]
+/// proofs and once at the end (counts never go down; the last report has
+/// `proofs_done == proofs_total`).
+pub fn build_bundle_with(
+    reader: &LedgerReader,
+    signer: &NoteSigner,
+    query: &BundleQuery,
+    indices: &[u64],
+    out: impl Write,
+    progress: &mut dyn FnMut(BundleProgress),
+) -> Result<BundleSummary, BundleError> {
     query.validate()?;
     let verifier = signer.verifier();
     // Never hand out a bundle whose checkpoint the auditor's key rejects
@@ -477,7 +503,20 @@ pub fn build_bundle(
                 max: MAX_EVENTS_FILE,
             });
         }
+        let done = pairs.len() as u64;
+        if done.is_multiple_of(PROGRESS_EVERY) && done < sorted.len() as u64 {
+            progress(BundleProgress {
+                proofs_done: done,
+                proofs_total: sorted.len() as u64,
+                bytes: events.len() as u64,
+            });
+        }
     }
+    progress(BundleProgress {
+        proofs_done: pairs.len() as u64,
+        proofs_total: sorted.len() as u64,
+        bytes: events.len() as u64,
+    });
     let manifest = Manifest {
         origin: checkpoint.origin.clone(),
         query: query.clone(),

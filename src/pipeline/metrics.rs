@@ -74,6 +74,9 @@ pub struct DetectMetrics {
     pub engine: IntGaugeVec,
     /// From an event's `received` to its alert being durable in the ledger.
     pub latency: prometheus::Histogram,
+    /// Ledger entries the rules consumer has read (its start-up replay
+    /// included): `appended_events - detection_position` is its lag.
+    pub position: IntGauge,
 }
 
 #[allow(clippy::panic)]
@@ -106,10 +109,16 @@ fn detect_metrics(registry: &Registry) -> DetectMetrics {
         ]),
     )
     .unwrap_or_else(|e| panic!("alert_latency: {e}"));
+    let position = IntGauge::new(
+        "detection_position",
+        "ledger entries the rules consumer has read (appended_events - detection_position is its lag)",
+    )
+    .unwrap_or_else(|e| panic!("detection_position: {e}"));
     for m in [
         Box::new(rules.clone()) as Box<dyn prometheus::core::Collector>,
         Box::new(engine.clone()),
         Box::new(latency.clone()),
+        Box::new(position.clone()),
     ] {
         registry
             .register(m)
@@ -129,6 +138,7 @@ fn detect_metrics(registry: &Registry) -> DetectMetrics {
         rules,
         engine,
         latency,
+        position,
     }
 }
 

@@ -9,11 +9,13 @@
 mod access;
 mod alerts;
 mod atrest;
+mod catchup;
 mod cli;
 mod compress;
 mod crash;
 mod dashboards;
 mod docs_cli;
+mod exports;
 mod r#gen;
 mod heal;
 mod http;
