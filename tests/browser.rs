@@ -129,6 +129,22 @@ async fn wait_text(c: &Client, css: &str, want: &str, within: Duration) -> Strin
     .await
 }
 
+/// Presses Search until the results table has rows (the demo's events
+/// may still be arriving or being indexed).
+async fn search_until_rows(c: &Client, within: Duration) {
+    until("search results", within, || async {
+        c.find(Locator::Css("#search-button"))
+            .await
+            .ok()?
+            .click()
+            .await
+            .ok()?;
+        let rows = c.find_all(Locator::Css("#results tbody tr")).await.ok()?;
+        (!rows.is_empty()).then_some(())
+    })
+    .await;
+}
+
 async fn screenshot(c: &Client, name: &str) {
     let png = c.screenshot().await.unwrap();
     std::fs::write(artifacts().join(format!("{name}.png")), png).unwrap();
@@ -287,17 +303,7 @@ async fn the_console_in_a_real_browser() {
     c.goto(&format!("{console}#/search?q=*&range=all"))
         .await
         .unwrap();
-    until("search results", long, || async {
-        c.find(Locator::Css("#search-button"))
-            .await
-            .ok()?
-            .click()
-            .await
-            .ok()?;
-        let rows = c.find_all(Locator::Css("#results tbody tr")).await.ok()?;
-        (!rows.is_empty()).then_some(())
-    })
-    .await;
+    search_until_rows(&c, long).await;
     screenshot(&c, "02-search").await;
     // Scrolling to the end of the table loads the next page (the cursor).
     until("a second page of results", long, || async {
@@ -1243,17 +1249,7 @@ async fn exporting_an_evidence_bundle_from_the_search_view() {
     c.goto(&format!("{console}#/search?q=action:siem_search&range=all"))
         .await
         .unwrap();
-    until("search results", long, || async {
-        c.find(Locator::Css("#search-button"))
-            .await
-            .ok()?
-            .click()
-            .await
-            .ok()?;
-        let rows = c.find_all(Locator::Css("#results tbody tr")).await.ok()?;
-        (!rows.is_empty()).then_some(())
-    })
-    .await;
+    search_until_rows(&c, long).await;
     // The catch-up banner is in place, hidden while the index keeps up
     // with the demo's live stream.
     until("the catch-up banner, hidden", long, || async {
