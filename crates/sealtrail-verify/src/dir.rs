@@ -32,6 +32,7 @@ use std::collections::HashMap;
 use std::fs::File;
 use std::io::{BufReader, ErrorKind::NotFound, Read, Seek, SeekFrom};
 use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 
 /// Issues kept in a report; beyond this only the count grows.
@@ -406,7 +407,9 @@ fn check_segment(res: &Resolver<'_>, path: &Path, number: u64) -> SegmentCheck {
     out
 }
 
-/// Checks `numbers` (sorted) on up to `threads` threads, in order.
+/// Checks `numbers` (sorted) on up to `threads` threads, in order. Each
+/// thread takes the next unchecked segment, so one slowed by other load
+/// does not leave the others idle at the end of the window.
 fn check_window(
     res: &Resolver<'_>,
     dir: &Path,
@@ -417,15 +420,21 @@ fn check_window(
     if threads <= 1 {
         return numbers.iter().map(|&n| check(n)).collect();
     }
-    std::thread::scope(|s| {
-        let part = numbers.len().div_ceil(threads).max(1);
-        let parts: Vec<_> = numbers
-            .chunks(part)
-            .map(|c| s.spawn(move || c.iter().map(|&n| check(n)).collect::<Vec<_>>()))
-            .collect();
+    let next = AtomicUsize::new(0);
+    let work = || {
+        let mut out = Vec::new();
+        while let Some(&n) = numbers.get(next.fetch_add(1, Ordering::Relaxed)) {
+            out.push(check(n));
+        }
+        out
+    };
+    let mut checks: Vec<_> = std::thread::scope(|s| {
+        let parts: Vec<_> = (0..threads.min(numbers.len())).map(|_| s.spawn(work)).collect();
         // A checker that panicked leaves its segments reported missing.
         parts.into_iter().flat_map(|p| p.join().unwrap_or_default()).collect()
-    })
+    });
+    checks.sort_unstable_by_key(|c| c.number);
+    checks
 }
 
 /// Sealed segments as (number, file length), and open segment numbers.
