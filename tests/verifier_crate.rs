@@ -220,6 +220,44 @@ fn clean_ledger_and_an_open_segment_agree() {
     assert_eq!(comparable(&single), comparable(&r));
 }
 
+/// A live service seals its open segment while a verification runs (the
+/// console's integrity run): the report says so in words, without an error
+/// or a server path, and stays ok.
+#[test]
+fn an_open_segment_sealed_during_the_run_is_a_plain_warning() {
+    let f = fixture(500, 100);
+    append(&f.data, &f.k, 500, 530, 100, false);
+    let segments = f.data.join("ledger/segments");
+    let open = std::fs::read_dir(&segments)
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .find(|p| p.extension().is_some_and(|x| x == "open"))
+        .unwrap();
+    // After the sealed segments were checked, before the open one is read.
+    let mut seal = |_: sv::Progress| {
+        if open.exists() {
+            std::fs::rename(&open, open.with_extension("seg")).unwrap();
+        }
+    };
+    let r = sv::verify_dir(
+        &f.data,
+        &f.k.crate_verifier(),
+        sv::VerifyOptions {
+            progress: Some(&mut seal),
+            ..Default::default()
+        },
+    )
+    .unwrap();
+    assert!(r.ok, "{r:?}");
+    assert_eq!(r.unsealed_events, 0);
+    let warning = r
+        .warnings
+        .iter()
+        .find(|w| w.contains("was sealed while this ran"))
+        .unwrap_or_else(|| panic!("{:?}", r.warnings));
+    assert!(!warning.contains('/'), "{warning}");
+}
+
 #[test]
 fn tampered_ledgers_get_the_same_kinds() {
     type Tamper = fn(&Path);

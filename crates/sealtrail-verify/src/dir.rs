@@ -798,6 +798,13 @@ pub fn verify_dir(
                     ));
                 }
             }
+            // A live writer sealed it after the listing: no fault, and no
+            // server path in a report the console shows.
+            Err(_) if seg_dir.join(format!("{n:012}.seg")).exists() => {
+                report.warnings.push(format!(
+                    "open segment {n} was sealed while this ran; verify again to include its events"
+                ))
+            }
             Err(e) => report.warnings.push(format!("open segment {n}: {e}")),
         }
     }
