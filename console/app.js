@@ -564,15 +564,31 @@ async function incidentView(id, flash) {
 // --- admin -----------------------------------------------------------------------
 
 async function adminView() {
-  const pre = h("pre", { id: "metrics", class: "metrics" }, "Loading…");
-  show(h("h1", {}, "Administration"), h("h2", {}, "Service metrics"), pre);
+  // Focusable, so a keyboard can scroll it; labelled for screen readers.
+  const pre = h("pre", { id: "metrics", class: "metrics", tabindex: 0, "aria-label": "Service metrics" }, "Loading…");
+  const filter = h("input", { id: "metrics-filter", type: "search", autocomplete: "off", spellcheck: "false" });
+  const count = h("p", { id: "metrics-count", class: "summary", "aria-live": "polite" });
+  show(
+    h("h1", {}, "Administration"),
+    h("h2", {}, "Service metrics"),
+    h("div", { class: "field" }, h("label", { for: "metrics-filter" }, "Show metrics whose line contains"), filter),
+    count,
+    pre,
+  );
+  let lines = [];
+  const render = () => {
+    const want = filter.value.trim().toLowerCase();
+    const shown = lines.filter((l) => !want || l.toLowerCase().includes(want));
+    pre.textContent = shown.slice(0, 500).join("\n");
+    count.textContent = `${shown.length} of ${lines.length} series${shown.length > 500 ? " (first 500 shown)" : ""}`;
+  };
+  filter.addEventListener("input", render);
   try {
     const text = await api("/metrics");
-    pre.textContent = String(text)
+    lines = String(text)
       .split("\n")
-      .filter((l) => l && !l.startsWith("#"))
-      .slice(0, 200)
-      .join("\n");
+      .filter((l) => l && !l.startsWith("#"));
+    render();
   } catch (e) {
     pre.replaceWith(notice(`Could not load metrics: ${e.message}`, "error"));
   }

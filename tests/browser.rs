@@ -1376,3 +1376,155 @@ async fn exporting_an_evidence_bundle_from_the_search_view() {
     assert!(c.find(Locator::Css("#export-start")).await.is_err());
     c.close().await.unwrap();
 }
+
+/// Every main page, signed in as the demo's admin (who sees them all):
+/// every visible form control has a label, every button and link a name,
+/// no positive tabindex reorders the page, and pressing Tab walks through
+/// every visible control of the page's content.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn every_main_page_is_labelled_and_reachable_by_keyboard() {
+    let dir = tempfile::tempdir().unwrap();
+    let data = dir.path().join("demo");
+    let (_demo, console, link) = start_demo(&data);
+    let driver_port = free_port();
+    let _driver = Driver::start(driver_port);
+    let c = browser(driver_port).await;
+    let long = Duration::from_secs(180);
+    c.goto(&link).await.unwrap();
+    wait_text(&c, "#who-text", "signed in as admin", long).await;
+    // An incident page too: the demo's practice raises one within minutes.
+    let incident = until("an incident", Duration::from_secs(240), || async {
+        let (status, v) = page_fetch(&c, "/v1/incidents", "GET").await;
+        (status == 200)
+            .then(|| v["incidents"][0]["id"].as_str().map(str::to_owned))
+            .flatten()
+    })
+    .await;
+    let pages = [
+        ("search", "#/search?q=*&range=24h".to_owned()),
+        ("dashboards", "#/dashboards".to_owned()),
+        ("dashboard", "#/dashboards/hipaa-overview".to_owned()),
+        ("incidents", "#/incidents".to_owned()),
+        ("incident", format!("#/incidents/{incident}")),
+        ("silences", "#/silences".to_owned()),
+        ("integrity", "#/integrity".to_owned()),
+        ("patients", "#/patients".to_owned()),
+        ("admin", "#/admin".to_owned()),
+    ];
+    // Problems on the page, and its keyboard targets marked `data-kb`.
+    let inspect = r##"
+        const visible = (e) => e.getClientRects().length > 0 && getComputedStyle(e).visibility !== "hidden";
+        const short = (e) => e.id || e.name || e.outerHTML.slice(0, 100);
+        const controls = [...document.querySelectorAll("input, select, textarea")]
+            .filter((e) => e.type !== "hidden" && visible(e));
+        const unlabelled = controls
+            .filter((e) => e.labels.length === 0 && !e.getAttribute("aria-label") && !e.getAttribute("aria-labelledby"))
+            .map(short);
+        const nameless = [...document.querySelectorAll("button, a[href], [role=button]")]
+            .filter(visible)
+            .filter((e) => !(e.textContent.trim() || e.getAttribute("aria-label") || e.getAttribute("title")))
+            .map(short);
+        const positive = [...document.querySelectorAll("[tabindex]")].filter((e) => e.tabIndex > 0).map(short);
+        const targets = [...document.querySelectorAll(
+            "#main input, #main select, #main textarea, #main button, #main a[href], #main summary, #main [tabindex='0']")]
+            .filter((e) => visible(e) && !e.disabled && e.type !== "hidden" && !e.closest("[inert]"));
+        targets.forEach((e, i) => e.setAttribute("data-kb", String(i)));
+        return { unlabelled, nameless, positive, targets: targets.map(short) };
+    "##;
+    let tab = char::from(fantoccini::key::Key::Tab).to_string();
+    for (name, hash) in &pages {
+        c.goto(&format!("{console}{hash}")).await.unwrap();
+        // Rendered: a heading, and nothing still loading.
+        until(&format!("the {name} page"), long, || async {
+            let ready = c
+                .execute(
+                    "const h = document.querySelector('#main h1'); \
+                     return !!h && h.textContent.trim().length > 0 \
+                       && !document.querySelector('#main [aria-busy=true]');",
+                    vec![],
+                )
+                .await
+                .ok()?;
+            (ready == json!(true)).then_some(())
+        })
+        .await;
+        screenshot(&c, &format!("20-page-{name}")).await;
+        let found = c.execute(inspect, vec![]).await.unwrap();
+        assert_eq!(
+            found["unlabelled"],
+            json!([]),
+            "{name}: controls without a label"
+        );
+        assert_eq!(
+            found["nameless"],
+            json!([]),
+            "{name}: buttons or links without a name"
+        );
+        assert_eq!(found["positive"], json!([]), "{name}: positive tabindex");
+        let targets = found["targets"].as_array().unwrap().clone();
+        assert!(!targets.is_empty(), "{name}: nothing to reach");
+        // Tab from the top of the page until every target was focused.
+        c.execute(
+            "document.activeElement.blur(); window.scrollTo(0, 0);",
+            vec![],
+        )
+        .await
+        .unwrap();
+        let mut reached = std::collections::BTreeSet::new();
+        for _ in 0..targets.len() + 20 {
+            c.active_element()
+                .await
+                .unwrap()
+                .send_keys(&tab)
+                .await
+                .unwrap();
+            let kb = c
+                .execute(
+                    "return document.activeElement.getAttribute('data-kb');",
+                    vec![],
+                )
+                .await
+                .unwrap();
+            if let Some(i) = kb.as_str().and_then(|s| s.parse::<usize>().ok()) {
+                reached.insert(i);
+            }
+            if reached.len() == targets.len() {
+                break;
+            }
+        }
+        let missed: Vec<&Value> = targets
+            .iter()
+            .enumerate()
+            .filter(|(i, _)| !reached.contains(i))
+            .map(|(_, t)| t)
+            .collect();
+        assert!(missed.is_empty(), "{name}: Tab never reaches {missed:?}");
+    }
+    // The admin page's filter narrows the metrics to the matching series.
+    let filter = c.find(Locator::Css("#metrics-filter")).await.unwrap();
+    filter.send_keys("sealtrail_events_received_total").await.unwrap();
+    let shown = until("the filtered metrics", long, || async {
+        let v = c
+            .execute(
+                "return [document.querySelector('#metrics-count').textContent, \
+                 document.querySelector('#metrics').textContent.split('\\n')];",
+                vec![],
+            )
+            .await
+            .ok()?;
+        let lines: Vec<String> = serde_json::from_value(v[1].clone()).ok()?;
+        let count = v[0].as_str()?.to_owned();
+        (lines
+            .iter()
+            .all(|l| l.contains("sealtrail_events_received_total"))
+            && !count.starts_with("0 "))
+        .then_some((count, lines.len()))
+    })
+    .await;
+    let (count, n) = shown;
+    assert!(
+        count.starts_with(&format!("{n} of ")),
+        "{count} for {n} lines"
+    );
+    c.close().await.unwrap();
+}
