@@ -1502,7 +1502,10 @@ async fn every_main_page_is_labelled_and_reachable_by_keyboard() {
     }
     // The admin page's filter narrows the metrics to the matching series.
     let filter = c.find(Locator::Css("#metrics-filter")).await.unwrap();
-    filter.send_keys("sealtrail_events_received_total").await.unwrap();
+    filter
+        .send_keys("sealtrail_events_received_total")
+        .await
+        .unwrap();
     let shown = until("the filtered metrics", long, || async {
         let v = c
             .execute(
