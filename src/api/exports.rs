@@ -9,7 +9,8 @@
 //! the running one), at most [`MAX_RUNNING`] running at once and
 //! [`MAX_JOBS`] remembered; a start is refused while finished bundles
 //! waiting for download hold [`MAX_WAITING_BYTES`] or more. Bundles wait in
-//! `DATA/exports/` (plaintext, like `DATA/index/`), are deleted when
+//! `DATA/exports/` encrypted under a key per file held only in memory
+//! (`api::spool`: a file outlives its key only as noise), are deleted when
 //! downloaded or [`KEEP_FOR`] after they were finished, and files left by an
 //! earlier process are deleted at start-up. Only the principal who started
 //! an export sees it or downloads it (anyone else gets a 404).
@@ -20,10 +21,11 @@
 use crate::api::query::{
     BadRequest, ExportBody, QueryState, audit, build_export, error, export_indices,
 };
+use crate::api::spool::{SpoolKey, SpoolReader, SpoolWriter};
 use crate::auth::Principal;
 use crate::event::Timestamp;
 use crate::ledger::bundle::{BundleProgress, BundleQuery};
-use axum::body::Body;
+use axum::body::{Body, Bytes};
 use axum::extract::{ConnectInfo, Extension, Path, State};
 use axum::http::{HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
@@ -94,6 +96,8 @@ struct Slot {
     owner: String,
     /// The bundle's file while it exists (from the start of the build).
     file: Option<PathBuf>,
+    /// The key its file is encrypted under; nowhere else.
+    key: Arc<SpoolKey>,
     /// When a finished export is forgotten.
     expires: Option<Instant>,
 }
@@ -353,6 +357,7 @@ async fn start(
         job: job.clone(),
         owner,
         file: Some(file.clone()),
+        key: Arc::new(SpoolKey::generate()),
         expires: None,
     };
     let (admitted, gone) = lock(&state.jobs).admit(slot, Instant::now());
@@ -413,10 +418,19 @@ async fn run(
             requested_by: Some(peer.ip().to_string()),
             created: Timestamp::now().to_string(),
         };
+        let key = lock(&state.jobs)
+            .slots
+            .iter()
+            .find(|s| s.job.id == id)
+            .map(|s| s.key.clone())
+            .ok_or_else(|| {
+                crate::api::query::ExportError::Build("the export was forgotten".into())
+            })?;
         let (dir, path) = (state.dir.clone(), file.clone());
         let open = move || {
             std::fs::create_dir_all(&dir)?;
-            std::fs::File::create(&path).map(std::io::BufWriter::new)
+            let file = std::fs::File::create(&path)?;
+            Ok(SpoolWriter::new(std::io::BufWriter::new(file), &key))
         };
         let (jobs, job_id) = (state.jobs.clone(), id.clone());
         let progress = Arc::new(move |p: BundleProgress| {
@@ -425,9 +439,13 @@ async fn run(
                 slot.job.bytes = p.bytes;
             }
         });
-        build_export(&state.query, query, indices, open, progress).await?;
-        let size = tokio::fs::metadata(&file).await.map(|m| m.len());
-        size.map_err(|e| crate::api::query::ExportError::Build(e.to_string()))
+        let out = build_export(&state.query, query, indices, open, progress).await?;
+        // The last chunk and the flush: file I/O, off the runtime.
+        let finished = tokio::task::spawn_blocking(move || out.finish().map(|(_, len)| len)).await;
+        let build = |e: String| crate::api::query::ExportError::Build(e);
+        finished
+            .map_err(|e| build(e.to_string()))?
+            .map_err(|e| build(e.to_string()))
     }
     .await;
     let now = Timestamp::now();
@@ -531,16 +549,18 @@ async fn download(
         };
         slot.job.state = JobState::Downloaded;
         slot.job.bundle = None;
-        slot.file.take()
+        slot.file
+            .take()
+            .map(|f| (f, slot.key.clone(), slot.job.bytes))
     };
-    let Some(path) = file else {
+    let Some((path, key, len)) = file else {
         return error(StatusCode::GONE, "the bundle is gone");
     };
     let opened = tokio::fs::File::open(&path).await;
     // Unlinked now: the open handle still reads it; nothing is left behind.
     delete(vec![path]).await;
     let f = match opened {
-        Ok(f) => f,
+        Ok(f) => f.into_std().await,
         Err(e) => {
             tracing::error!(error = %e, export = %id, "could not open an export bundle");
             return error(
@@ -549,9 +569,27 @@ async fn download(
             );
         }
     };
-    let len = f.metadata().await.map(|m| m.len()).ok();
-    let stream = tokio_util::codec::FramedRead::new(f, tokio_util::codec::BytesCodec::new());
-    let mut r = Body::from_stream(stream).into_response();
+    // Decrypted on a blocking thread, a few chunks ahead of the client.
+    let (tx, rx) = tokio::sync::mpsc::channel(4);
+    tokio::task::spawn_blocking(move || {
+        let mut reader = SpoolReader::new(std::io::BufReader::new(f), &key);
+        loop {
+            let next = reader.next_chunk();
+            let stop = !matches!(next, Ok(Some(_)));
+            let item = match next {
+                Ok(Some(chunk)) => Ok(Bytes::from(chunk)),
+                Ok(None) => break,
+                Err(e) => {
+                    tracing::error!(error = %e, "an export bundle could not be decrypted");
+                    Err(e)
+                }
+            };
+            if tx.blocking_send(item).is_err() || stop {
+                break;
+            }
+        }
+    });
+    let mut r = Body::new(ChannelBody(rx)).into_response();
     let headers = r.headers_mut();
     headers.insert(
         header::CONTENT_TYPE,
@@ -561,10 +599,26 @@ async fn download(
         header::CONTENT_DISPOSITION,
         HeaderValue::from_static("attachment; filename=\"sealtrail-evidence.tar\""),
     );
-    if let Some(len) = len {
-        headers.insert(header::CONTENT_LENGTH, HeaderValue::from(len));
-    }
+    headers.insert(header::CONTENT_LENGTH, HeaderValue::from(len));
     r
+}
+
+/// A response body fed by the decrypting thread; an error ends the
+/// response short of its length, so the client sees a failed download.
+struct ChannelBody(tokio::sync::mpsc::Receiver<std::io::Result<Bytes>>);
+
+impl http_body::Body for ChannelBody {
+    type Data = Bytes;
+    type Error = std::io::Error;
+
+    fn poll_frame(
+        mut self: std::pin::Pin<&mut Self>,
+        cx: &mut std::task::Context<'_>,
+    ) -> std::task::Poll<Option<Result<http_body::Frame<Bytes>, Self::Error>>> {
+        self.0
+            .poll_recv(cx)
+            .map(|item| item.map(|r| r.map(http_body::Frame::data)))
+    }
 }
 
 #[cfg(test)]
@@ -591,6 +645,7 @@ mod tests {
             },
             owner: "t".into(),
             file: Some(PathBuf::from(format!("{id}.tar"))),
+            key: Arc::new(SpoolKey::generate()),
             expires,
         }
     }

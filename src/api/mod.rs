@@ -14,6 +14,7 @@ pub mod query;
 pub mod session;
 pub mod silence_preview;
 pub mod silences;
+pub(crate) mod spool;
 
 pub use peer::ClientCertificate;
 

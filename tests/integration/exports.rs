@@ -47,6 +47,17 @@ fn an_export_job_runs_downloads_once_verifies_and_is_its_owners_alone() {
     assert!(done["started_by"].as_str().unwrap().contains("test-all"));
     let bundle_url = format!("{url}{}", done["bundle"].as_str().unwrap());
     assert_eq!(bundle_url, format!("{status_url}/bundle"));
+    // While it waits, the file holds no readable bundle: no tar header, no
+    // event text (the key to it is only in the service's memory).
+    let waiting = std::fs::read(data.join("exports").join(format!("{id}.tar"))).unwrap();
+    assert!(waiting.len() as u64 > done["bytes"].as_u64().unwrap());
+    for plain in [&b"ustar"[..], b"\"event\"", b"manifest"] {
+        assert!(
+            !waiting.windows(plain.len()).any(|w| w == plain),
+            "{} in the spooled file",
+            String::from_utf8_lossy(plain)
+        );
+    }
 
     // Another auditor neither sees nor downloads it.
     let other = client_with(&create_token(&data, "other-auditor", "auditor"));
