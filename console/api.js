@@ -2,9 +2,11 @@
 // session cookie (same origin). Errors carry the HTTP status.
 
 export class ApiError extends Error {
-  constructor(status, message) {
+  // `data`: the answer's JSON body, when it had one (a 409 names what conflicts).
+  constructor(status, message, data = null) {
     super(message);
     this.status = status;
+    this.data = data;
   }
 }
 
@@ -19,7 +21,7 @@ export async function api(path, { method = "GET", body } = {}) {
   const data = type.includes("application/json") ? await r.json() : await r.text();
   if (!r.ok) {
     const message = (data && data.error) || (typeof data === "string" ? data : r.statusText);
-    throw new ApiError(r.status, message);
+    throw new ApiError(r.status, message, typeof data === "object" ? data : null);
   }
   return data;
 }

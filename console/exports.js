@@ -35,6 +35,7 @@ export function exportCard(roles, current) {
   const bar = h("progress", { id: "export-progress", max: 1, value: 0, "aria-label": "Export progress", hidden: true });
   const text = h("p", { id: "export-progress-text", class: "meta", "aria-live": "polite" });
   const result = h("div", { id: "export-result", "aria-live": "polite" });
+  const note = h("p", { id: "export-note", class: "meta", hidden: true });
   const card = h(
     "section",
     { id: "export-card", class: "card export", "aria-labelledby": "export-title" },
@@ -48,6 +49,7 @@ export function exportCard(roles, current) {
       ". The export is recorded in the ledger.",
     ),
     button,
+    note,
     bar,
     text,
     result,
@@ -117,6 +119,7 @@ export function exportCard(roles, current) {
 
   button.addEventListener("click", async () => {
     button.disabled = true;
+    note.hidden = true;
     bar.hidden = false;
     bar.removeAttribute("value");
     text.textContent = "";
@@ -126,6 +129,15 @@ export function exportCard(roles, current) {
     try {
       job = await api("/v1/exports", { method: "POST", body: { q, from, to } });
     } catch (e) {
+      // This person already runs an export (say, from another tab): follow it.
+      const running = e instanceof ApiError && e.status === 409 && e.data && e.data.export;
+      if (running && running.id) {
+        note.textContent = `One export at a time: following yours of "${running.q}", started ${when(running.started_at)}.`;
+        note.hidden = false;
+        render(running);
+        follow(running.id);
+        return;
+      }
       const why =
         e instanceof ApiError && e.status === 401
           ? "Exports need a recent sign-in: sign out and in again, then retry."
