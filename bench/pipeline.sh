@@ -21,9 +21,9 @@
 # PostgreSQL when every COPY has committed.
 #
 # Environment (counts are kept modest so a run takes a few minutes):
-#   PIPE_SYSLOG_EVENTS  loggen messages per syslog case (default 300000)
-#   PIPE_SLOG_EVENTS    messages for the slog peer, which is far slower (default 20000)
-#   PIPE_GEN_DAYS/PIPE_GEN_USERS/PIPE_GEN_PATIENTS  the practice (default 30/60/3000)
+#   PIPE_SYSLOG_EVENTS  loggen messages per syslog case (default 500000)
+#   PIPE_SLOG_EVENTS    messages for the slog peer, which is far slower (default 50000)
+#   PIPE_GEN_DAYS/PIPE_GEN_USERS/PIPE_GEN_PATIENTS  the practice (default 30/100/5000)
 #   PIPE_CONNS          connection counts (default "1 4")
 #   PIPE_CASES          subset of "sealtrail-syslog syslog-ng rsyslog slog sealtrail-http postgres"
 #   SEALTRAIL_BIN       a release binary already built (else it is built)
@@ -35,8 +35,8 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 out_md=${1:-bench-pipeline.md}
-syslog_n=${PIPE_SYSLOG_EVENTS:-300000}
-slog_n=${PIPE_SLOG_EVENTS:-20000}
+syslog_n=${PIPE_SYSLOG_EVENTS:-500000}
+slog_n=${PIPE_SLOG_EVENTS:-50000}
 conns_list=${PIPE_CONNS:-1 4}
 cases=${PIPE_CASES:-sealtrail-syslog syslog-ng rsyslog slog sealtrail-http postgres}
 cache=${PIPE_CACHE:-/tmp/sealtrail-pipeline-cache}
@@ -79,8 +79,8 @@ fi
 
 # --- the practice (HTTP events, lookups) -------------------------------------
 echo "generating the practice (sealtrail gen)..." >&2
-"$bin" gen --days "${PIPE_GEN_DAYS:-30}" --users "${PIPE_GEN_USERS:-60}" \
-    --patients "${PIPE_GEN_PATIENTS:-3000}" --seed 16 --out "$work/practice" >&2
+"$bin" gen --days "${PIPE_GEN_DAYS:-30}" --users "${PIPE_GEN_USERS:-100}" \
+    --patients "${PIPE_GEN_PATIENTS:-5000}" --seed 16 --out "$work/practice" >&2
 http_n=$(grep -c . "$work/practice/events.ndjson")
 
 # --- the SMTP sink: stops when its stdin (a fifo held by this shell) closes --

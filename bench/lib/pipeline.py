@@ -31,11 +31,12 @@ CLK = os.sysconf("SC_CLK_TCK")
 
 
 def proc_cpu(pid):
-    """user+sys seconds of one process (all its threads)."""
+    """user+sys seconds of one process (all its threads) and of its children
+    that have exited and been waited for (PostgreSQL's COPY backends)."""
     try:
         with open(f"/proc/{pid}/stat") as f:
             rest = f.read().rsplit(")", 1)[1].split()
-        return (int(rest[11]) + int(rest[12])) / CLK
+        return sum(int(x) for x in rest[11:15]) / CLK
     except (OSError, IndexError, ValueError):
         return 0.0
 
@@ -95,6 +96,8 @@ def vm_hwm_mib(pid):
 
 
 def du_bytes(path):
+    if os.path.isfile(path):
+        return os.stat(path).st_size
     total = 0
     for root, _dirs, files in os.walk(path):
         for n in files:
@@ -237,6 +240,7 @@ def run(a):
     status = "ok"
     extra = {}
     samples = []  # (t, per-thread cpu) for the busiest-thread attribution
+    series = []  # (t, appended, indexed, detection position) every poll
     while True:
         now = time.monotonic()
         if load_seconds is None:
@@ -257,6 +261,7 @@ def run(a):
             received = sum(v for k, v in m.items() if k.startswith("sealtrail_events_received_total"))
             queued = sum(v for k, v in m.items() if k.startswith("sealtrail_queue_depth"))
             extra.update(appended=appended - appended0, indexed=indexed, position=position)
+            series.append((now, appended, indexed, position))
             # Received counts only what the sources took in; appended also
             # holds the service's own entries (alerts), hence both.
             if (received >= a.events and appended - appended0 >= a.events and queued == 0
@@ -331,6 +336,22 @@ def run(a):
                 share = (c - sa.get(tid, (name, c))[1]) / max(tb - ta, 1e-9)
                 if share > peak.get(name, 0.0):
                     peak[name] = share
+        # Lag from durable (appended) to searchable (indexed) and to
+        # evaluated (detection position), from the polled series: for each
+        # poll, how long ago the ledger held what the consumer holds now.
+        for key, col in (("append_to_searchable_s", 2), ("append_to_evaluated_s", 3)):
+            lags, j = [], 0
+            for t, *vals in series:
+                target = vals[col - 1]
+                if target <= appended0:
+                    continue
+                while j < len(series) and series[j][1] < target:
+                    j += 1
+                if j < len(series):
+                    lags.append(max(0.0, t - series[j][0]))
+            lags.sort()
+            r[key] = {"p50": round(pct(lags, 0.5), 2), "p99": round(pct(lags, 0.99), 2),
+                      "max": round(lags[-1], 2)} if lags else None
         r["thread_peak_cores"] = {k: round(v, 2) for k, v in sorted(peak.items(), key=lambda kv: -kv[1])[:6]}
     r.update({k: v for k, v in extra.items() if k not in r})
     if load_out:
@@ -397,7 +418,9 @@ def table(a):
         if r["system"] == "sealtrail":
             threads.append(f"- {r['name']}: CPU-s by thread {r.get('threads_cpu_s')}; "
                            f"busiest 1-s sample (cores) {r.get('thread_peak_cores')}; "
-                           f"searchable total {r.get('searchable_total')}, alerts {r.get('alerts')}")
+                           f"searchable total {r.get('searchable_total')}, alerts {r.get('alerts')}; "
+                           f"age of the newest searchable entry at each poll (s) {r.get('append_to_searchable_s')}, "
+                           f"of the newest evaluated one {r.get('append_to_evaluated_s')}")
     out = "\n".join(["### Ratios (sealtrail / peer, events/s until all held)", "", *lines, "",
                      "### Raw numbers", "", *raw, "", "### sealtrail threads", "", *threads, ""])
     print(out)
