@@ -25,6 +25,7 @@
 #   PIPE_SLOG_EVENTS    messages for the slog peer, which is far slower (default 50000)
 #   PIPE_GEN_DAYS/PIPE_GEN_USERS/PIPE_GEN_PATIENTS  the practice (default 30/100/5000)
 #   PIPE_CONNS          connection counts (default "1 4")
+#   PIPE_ROUNDS         rounds of every case, the table takes medians (default 3)
 #   PIPE_CASES          subset of "sealtrail-syslog syslog-ng rsyslog slog sealtrail-http postgres"
 #   SEALTRAIL_BIN       a release binary already built (else it is built)
 # Needs: syslog-ng-core, syslog-ng-mod-slog (installed with apt if missing);
@@ -252,56 +253,77 @@ copy_cmd() {  # $1 conns: a shell command running $1 parallel \copy
 }
 
 # --- the run --------------------------------------------------------------------
-echo "machine: $(nproc) cores, $(awk '/MemTotal/ {printf "%.0f GiB", $2/1048576}' /proc/meminfo); uptime:$(uptime)" | tee "$work/machine.txt" >&2
-for c in $conns_list; do
-    echo "== syslog TCP, $c connection(s), $syslog_n messages (slog: $slog_n)" >&2
-    if want syslog-ng; then
-        sng_start "$work/sng-$c" plain
-        "${probe[@]}" run --name "syslog-ng file, $c conn" --system syslog-ng --transport syslog --conns "$c" \
-            --pid "$peer_pid" --events "$syslog_n" --out "$results" --done "file:$work/sng-$c/out.log" \
-            --disk "$work/sng-$c/out.log" --load $(loggen_cmd "$peer_port" "$c" "$syslog_n")
-        stop_pid "$peer_pid"; rm -f "$work/sng-$c/out.log"
-    fi
-    if want sealtrail-syslog; then
-        st_start "syslog-$c"
-        "${probe[@]}" run --name "sealtrail syslog, $c conn" --system sealtrail --transport syslog --conns "$c" \
-            --pid "$st_pid" --events "$syslog_n" --out "$results" --done "sealtrail:$port" \
-            --disk "$st_dir/data" --load $(loggen_cmd "$((port + 1))" "$c" "$syslog_n")
-        stop_pid "$st_pid"; rm -rf "$st_dir"
-    fi
-    if want rsyslog; then
-        rsyslog_start "$work/rsyslog-$c"
-        "${probe[@]}" run --name "rsyslog file, $c conn" --system rsyslog --transport syslog --conns "$c" \
-            --pid "$peer_pid" --events "$syslog_n" --out "$results" --done "file:$work/rsyslog-$c/out.log" \
-            --disk "$work/rsyslog-$c/out.log" --load $(loggen_cmd "$peer_port" "$c" "$syslog_n")
-        stop_pid "$peer_pid"; rm -f "$work/rsyslog-$c/out.log"
-    fi
-    if want slog; then
-        sng_start "$work/slog-$c" slog
-        "${probe[@]}" run --name "syslog-ng slog, $c conn" --system syslog-ng-slog --transport syslog --conns "$c" \
-            --pid "$peer_pid" --events "$slog_n" --out "$results" --done "file:$work/slog-$c/out.log" \
-            --disk "$work/slog-$c/out.log" --load $(loggen_cmd "$peer_port" "$c" "$slog_n")
-        stop_pid "$peer_pid"; rm -f "$work/slog-$c/out.log"
-    fi
-    echo "== HTTP NDJSON / COPY, $c connection(s), $http_n practice events" >&2
-    if want postgres; then
-        pg_table
-        "${probe[@]}" run --name "PostgreSQL COPY, $c conn" --system postgres-copy --transport copy --conns "$c" \
-            --pid "$pg_pid" --events "$http_n" --out "$results" --done exit \
-            --disk-cmd "psql -X -At -h 127.0.0.1 -p $pg_port -U postgres -d postgres -c \"select pg_total_relation_size('audit_events')\"" \
-            --load bash -c "$(copy_cmd "$c")"
-    fi
-    if want sealtrail-http; then
-        st_start "http-$c"
-        "${probe[@]}" run --name "sealtrail HTTP NDJSON, $c conn" --system sealtrail --transport http --conns "$c" \
-            --pid "$st_pid" --out "$results" --done "sealtrail:$port" --disk "$st_dir/data" \
-            --http "$port" --ndjson "$work/practice/events.ndjson"
-        stop_pid "$st_pid"; rm -rf "$st_dir"
-    fi
+# One function per case; every case starts from an empty receiver.
+case_syslog_ng() {  # $1 conns, $2 round
+    local d="$work/sng-$1-$2"
+    sng_start "$d" plain
+    "${probe[@]}" run --round "$2" --name "syslog-ng file, $1 conn" --system syslog-ng --transport syslog \
+        --conns "$1" --pid "$peer_pid" --events "$syslog_n" --out "$results" --done "file:$d/out.log" \
+        --disk "$d/out.log" --load $(loggen_cmd "$peer_port" "$1" "$syslog_n")
+    stop_pid "$peer_pid"; rm -rf "$d"
+}
+case_slog() {
+    local d="$work/slog-$1-$2"
+    sng_start "$d" slog
+    "${probe[@]}" run --round "$2" --name "syslog-ng slog, $1 conn" --system syslog-ng-slog --transport syslog \
+        --conns "$1" --pid "$peer_pid" --events "$slog_n" --out "$results" --done "file:$d/out.log" \
+        --disk "$d/out.log" --load $(loggen_cmd "$peer_port" "$1" "$slog_n")
+    stop_pid "$peer_pid"; rm -rf "$d"
+}
+case_rsyslog() {
+    local d="$work/rsyslog-$1-$2"
+    rsyslog_start "$d"
+    "${probe[@]}" run --round "$2" --name "rsyslog file, $1 conn" --system rsyslog --transport syslog \
+        --conns "$1" --pid "$peer_pid" --events "$syslog_n" --out "$results" --done "file:$d/out.log" \
+        --disk "$d/out.log" --load $(loggen_cmd "$peer_port" "$1" "$syslog_n")
+    stop_pid "$peer_pid"; rm -rf "$d"
+}
+case_sealtrail_syslog() {
+    st_start "syslog-$1-$2"
+    "${probe[@]}" run --round "$2" --name "sealtrail syslog, $1 conn" --system sealtrail --transport syslog \
+        --conns "$1" --pid "$st_pid" --events "$syslog_n" --out "$results" --done "sealtrail:$port" \
+        --disk "$st_dir/data" --load $(loggen_cmd "$((port + 1))" "$1" "$syslog_n")
+    stop_pid "$st_pid"; rm -rf "$st_dir"
+}
+case_postgres() {
+    pg_table
+    "${probe[@]}" run --round "$2" --name "PostgreSQL COPY, $1 conn" --system postgres-copy --transport copy \
+        --conns "$1" --pid "$pg_pid" --events "$http_n" --out "$results" --done exit \
+        --disk-cmd "psql -X -At -h 127.0.0.1 -p $pg_port -U postgres -d postgres -c \"select pg_total_relation_size('audit_events')\"" \
+        --load bash -c "$(copy_cmd "$1")"
+}
+case_sealtrail_http() {
+    st_start "http-$1-$2"
+    "${probe[@]}" run --round "$2" --name "sealtrail HTTP NDJSON, $1 conn" --system sealtrail --transport http \
+        --conns "$1" --pid "$st_pid" --out "$results" --done "sealtrail:$port" --disk "$st_dir/data" \
+        --http "$port" --ndjson "$work/practice/events.ndjson"
+    stop_pid "$st_pid"; rm -rf "$st_dir"
+}
+
+rounds=${PIPE_ROUNDS:-3}
+echo "machine: $(nproc) x $(sed -n 's/^model name\t*: //p' /proc/cpuinfo | head -1), $(awk '/MemTotal/ {printf "%.0f GiB", $2/1048576}' /proc/meminfo) RAM; uptime at start:$(uptime)" | tee "$work/machine.txt" >&2
+for ((round = 1; round <= rounds; round++)); do
+    for c in $conns_list; do
+        echo "== round $round: syslog TCP, $c connection(s), $syslog_n messages (slog: $slog_n); HTTP/COPY $http_n practice events" >&2
+        # Alternate who goes first, so neither side always meets the machine
+        # in the same state.
+        if ((round % 2)); then
+            order="sealtrail-syslog syslog-ng rsyslog slog sealtrail-http postgres"
+        else
+            order="syslog-ng rsyslog slog sealtrail-syslog postgres sealtrail-http"
+        fi
+        for k in $order; do
+            want "$k" || continue
+            "case_${k//-/_}" "$c" "$round"
+        done
+    done
 done
+echo "uptime at end:$(uptime)" >>"$work/machine.txt"
 
 {
     echo "<!-- bench/pipeline.sh, $(date -u +%Y-%m-%dT%H:%MZ), commit $(git rev-parse --short HEAD) -->"
+    echo "Command: \`$(env | grep -E '^PIPE_' | sort | tr '\n' ' ')bash bench/pipeline.sh $out_md\`"
+    echo
     cat "$work/machine.txt"
     echo
     echo "Events: syslog $syslog_n loggen messages per case (slog $slog_n), HTTP/COPY $http_n practice events (sealtrail gen)${pg_version:+; $pg_version}."

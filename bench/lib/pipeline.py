@@ -296,7 +296,7 @@ def run(a):
             status = f"load exited {load.returncode}: {load_out[-300:]}"
     seconds = t1 - t0
     r = {
-        "name": a.name, "system": a.system, "transport": a.transport, "conns": a.conns,
+        "name": a.name, "round": a.round, "system": a.system, "transport": a.transport, "conns": a.conns,
         "events": a.events, "status": status, "seconds": round(seconds, 3),
         "events_per_s": round(a.events / seconds, 1),
         "load_seconds": round(load_seconds, 3) if load_seconds else None,
@@ -379,36 +379,51 @@ def alert_cell(al):
     return f"{al.get('p50')} / {al.get('p99')} (n={al.get('count')})"
 
 
+def median(xs):
+    xs = sorted(xs)
+    n = len(xs)
+    return None if n == 0 else (xs[n // 2] if n % 2 else (xs[n // 2 - 1] + xs[n // 2]) / 2)
+
+
 def table(a):
     rs = [json.loads(l) for l in open(a.results) if l.strip()]
-    by = {(r["system"], r["transport"], r["conns"]): r for r in rs}
+    by = {}  # (system, transport, conns) -> {round: result}
+    for r in rs:
+        if r["status"] == "ok":
+            by.setdefault((r["system"], r["transport"], r["conns"]), {})[r.get("round", 1)] = r
     pairs = []
     for conns in sorted({r["conns"] for r in rs}):
-        st = by.get(("sealtrail", "syslog", conns))
+        st = by.get(("sealtrail", "syslog", conns), {})
         for peer in ("syslog-ng", "rsyslog", "syslog-ng-slog"):
-            pairs.append((f"syslog TCP, {conns} conn", st, by.get((peer, "syslog", conns)), peer,
+            pairs.append((f"syslog TCP, {conns} conn", st, by.get((peer, "syslog", conns), {}), peer,
                           {"syslog-ng": ">= 1.0x", "syslog-ng-slog": ">= 10x"}.get(peer, "report")))
-        ht = by.get(("sealtrail", "http", conns))
-        pairs.append((f"HTTP NDJSON vs COPY, {conns} conn", ht, by.get(("postgres-copy", "copy", conns)),
-                      "postgres-copy", ">= 2x"))
-    lines = ["| case | peer | sealtrail events/s | peer events/s | ratio | target | CPU-s ratio (peer/sealtrail, per event) |",
-             "| --- | --- | --- | --- | --- | --- | --- |"]
+        pairs.append((f"HTTP NDJSON vs COPY, {conns} conn", by.get(("sealtrail", "http", conns), {}),
+                      by.get(("postgres-copy", "copy", conns), {}), "postgres-copy", ">= 2x"))
+    rounds = len({r.get("round", 1) for r in rs})
+    lines = [f"Medians over {rounds} round(s); the range is the lowest and highest per-round ratio "
+             "(sealtrail and peer of the same round, run one after the other).", "",
+             "| case | peer | sealtrail events/s | peer events/s | ratio | per-round range | target | "
+             "CPU per event, peer / sealtrail |",
+             "| --- | --- | ---: | ---: | ---: | --- | --- | ---: |"]
     for case, s, p, peer, target in pairs:
         if not s and not p:
             continue
-        ratio = (s["events_per_s"] / p["events_per_s"]) if s and p and s["status"] == "ok" and p["status"] == "ok" else None
-        eff = None
-        if s and p and s["cpu_s"] > 0 and p["cpu_s"] > 0:
-            eff = (p["cpu_s"] / p["events"]) / (s["cpu_s"] / s["events"])
-        lines.append(f"| {case} | {peer} | {fmt(s['events_per_s']) if s else 'n/m'} | "
-                     f"{fmt(p['events_per_s']) if p else 'n/m'} | "
-                     f"{f'{ratio:.2f}x' if ratio is not None else 'n/m'} | {target} | "
+        se = median([r["events_per_s"] for r in s.values()])
+        pe = median([r["events_per_s"] for r in p.values()])
+        ratio = se / pe if se and pe else None
+        per_round = sorted(s[k]["events_per_s"] / p[k]["events_per_s"] for k in s if k in p)
+        rng = f"{per_round[0]:.2f}-{per_round[-1]:.2f}" if per_round else "n/m"
+        sc = median([r["cpu_s"] / r["events"] for r in s.values()])
+        pc = median([r["cpu_s"] / r["events"] for r in p.values()])
+        eff = pc / sc if sc and pc else None
+        lines.append(f"| {case} | {peer} | {fmt(se) if se else 'n/m'} | {fmt(pe) if pe else 'n/m'} | "
+                     f"{f'**{ratio:.2f}x**' if ratio is not None else 'n/m'} | {rng} | {target} | "
                      f"{f'{eff:.2f}' if eff is not None else 'n/m'} |")
     raw = ["| run | events | status | seconds | events/s | cores | events/CPU-s | peak RSS MiB | B/event | ack p50/p99 ms | alert p50/p99 s |",
            "| --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- |"]
     for r in rs:
         al = r.get("alert_latency_s") or {}
-        raw.append(f"| {r['name']} | {r['events']:,} | {r['status']} | {r['seconds']} | {fmt(r['events_per_s'])} | "
+        raw.append(f"| {r.get('round', 1)}: {r['name']} | {r['events']:,} | {r['status']} | {r['seconds']} | {fmt(r['events_per_s'])} | "
                    f"{r['cores']} | {fmt(r['events_per_cpu_s'])} | {r['peak_rss_mib']} | "
                    f"{r.get('bytes_per_event', 'n/m')} | "
                    f"{(str(r['ack_p50_ms']) + ' / ' + str(r['ack_p99_ms'])) if 'ack_p50_ms' in r else 'n/a'} | "
@@ -416,7 +431,7 @@ def table(a):
     threads = []
     for r in rs:
         if r["system"] == "sealtrail":
-            threads.append(f"- {r['name']}: CPU-s by thread {r.get('threads_cpu_s')}; "
+            threads.append(f"- round {r.get('round', 1)}, {r['name']}: CPU-s by thread {r.get('threads_cpu_s')}; "
                            f"busiest 1-s sample (cores) {r.get('thread_peak_cores')}; "
                            f"searchable total {r.get('searchable_total')}, alerts {r.get('alerts')}; "
                            f"age of the newest searchable entry at each poll (s) {r.get('append_to_searchable_s')}, "
@@ -433,6 +448,7 @@ def main():
     sub = p.add_subparsers(dest="cmd", required=True)
     r = sub.add_parser("run")
     r.add_argument("--name", required=True)
+    r.add_argument("--round", type=int, default=1)
     r.add_argument("--system", required=True)
     r.add_argument("--transport", required=True)
     r.add_argument("--conns", type=int, required=True)
