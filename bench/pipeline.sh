@@ -26,6 +26,8 @@
 #   PIPE_GEN_DAYS/PIPE_GEN_USERS/PIPE_GEN_PATIENTS  the practice (default 30/100/5000)
 #   PIPE_CONNS          connection counts (default "1 4")
 #   PIPE_ROUNDS         rounds of every case, the table takes medians (default 3)
+#   PIPE_PACED          1 (default): then sealtrail again at half its median maximum
+#                       (loggen -r / paced HTTP) for latencies; 0 skips it
 #   PIPE_CASES          subset of "sealtrail-syslog syslog-ng rsyslog slog sealtrail-http postgres"
 #   SEALTRAIL_BIN       a release binary already built (else it is built)
 # Needs: syslog-ng-core, syslog-ng-mod-slog (installed with apt if missing);
@@ -318,6 +320,46 @@ for ((round = 1; round <= rounds; round++)); do
         done
     done
 done
+
+# --- sealtrail at half its maximum rate: latencies, not throughput ---------------
+# The rate is half the median of this run's unpaced results for the case.
+half_rate() {  # $1 transport, $2 conns
+    python3 - "$results" "$1" "$2" <<'PY'
+import json, statistics, sys
+rs = [json.loads(l) for l in open(sys.argv[1]) if l.strip()]
+v = [r["events_per_s"] for r in rs if r["system"] == "sealtrail" and r["transport"] == sys.argv[2]
+     and r["conns"] == int(sys.argv[3]) and r["status"] == "ok"]
+print(int(statistics.median(v) / 2) if v else 0)
+PY
+}
+case_paced_syslog() {  # $1 conns
+    local rate
+    rate=$(half_rate syslog "$1")
+    ((rate > 0)) || return 0
+    st_start "paced-syslog-$1"
+    "${probe[@]}" run --name "sealtrail syslog paced, $1 conn" --system sealtrail --transport syslog-paced \
+        --conns "$1" --pid "$st_pid" --events "$syslog_n" --out "$results" --done "sealtrail:$port" \
+        --rate "$rate" --disk "$st_dir/data" \
+        --load loggen -Q -I 100000 -P -S -s 300 -r $((rate / $1)) -n $((syslog_n / $1)) --active-connections "$1" 127.0.0.1 $((port + 1))
+    stop_pid "$st_pid"; rm -rf "$st_dir"
+}
+case_paced_http() {
+    local rate
+    rate=$(half_rate http "$1")
+    ((rate > 0)) || return 0
+    st_start "paced-http-$1"
+    "${probe[@]}" run --name "sealtrail HTTP NDJSON paced, $1 conn" --system sealtrail --transport http-paced \
+        --conns "$1" --pid "$st_pid" --out "$results" --done "sealtrail:$port" --disk "$st_dir/data" \
+        --http "$port" --ndjson "$work/practice/events.ndjson" --rate "$rate"
+    stop_pid "$st_pid"; rm -rf "$st_dir"
+}
+if [[ "${PIPE_PACED:-1}" == 1 ]]; then
+    for c in $conns_list; do
+        echo "== sealtrail at half its maximum rate, $c connection(s)" >&2
+        if want sealtrail-syslog; then case_paced_syslog "$c"; fi
+        if want sealtrail-http; then case_paced_http "$c"; fi
+    done
+fi
 echo "uptime at end:$(uptime)" >>"$work/machine.txt"
 
 {

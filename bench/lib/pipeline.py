@@ -21,6 +21,7 @@ import http.client
 import json
 import os
 import re
+import resource
 import subprocess
 import sys
 import threading
@@ -164,12 +165,14 @@ class HttpSender:
     """C keep-alive connections, each posting its share of the NDJSON bodies
     (batches of --batch events) and timing each acknowledgement."""
 
-    def __init__(self, port, token, path, conns, batch):
+    def __init__(self, port, token, path, conns, batch, rate=0.0):
         with open(path, "rb") as f:
             lines = [l for l in f.read().split(b"\n") if l.strip()]
         self.events = len(lines)
         bodies = [b"\n".join(lines[i:i + batch]) for i in range(0, len(lines), batch)]
         self.shares = [bodies[i::conns] for i in range(conns)]
+        # Paced: each connection posts one body every `interval` seconds.
+        self.interval = batch * conns / rate if rate else 0.0
         self.port, self.token = port, token
         self.latencies = []
         self.busy = 0
@@ -181,7 +184,12 @@ class HttpSender:
         headers = {"Content-Type": "application/x-ndjson",
                    "Authorization": f"Bearer {self.token}"}
         lat = []
-        for body in bodies:
+        start = time.perf_counter()
+        for n, body in enumerate(bodies):
+            if self.interval:
+                wait = start + n * self.interval - time.perf_counter()
+                if wait > 0:
+                    time.sleep(wait)
             while True:
                 t0 = time.perf_counter()
                 c.request("POST", "/v1/events", body, headers)
@@ -223,12 +231,13 @@ def run(a):
     seen = {}
     sender = None
     if a.http:
-        sender = HttpSender(a.http, token, a.ndjson, a.conns, a.batch)
+        sender = HttpSender(a.http, token, a.ndjson, a.conns, a.batch, a.rate)
         a.events = sender.events
     cpu0 = tree_cpu(a.pid, seen)
     threads0 = thread_cpu(a.pid)
     base = metrics(a.done.split(":", 1)[1], token) if a.done.startswith("sealtrail:") else {}
     appended0 = base.get("sealtrail_appended_events", 0)
+    ru0 = resource.getrusage(resource.RUSAGE_CHILDREN), resource.getrusage(resource.RUSAGE_SELF)
     t0 = time.monotonic()
     load = None
     if sender:
@@ -295,6 +304,11 @@ def run(a):
         if load.returncode != 0:
             status = f"load exited {load.returncode}: {load_out[-300:]}"
     seconds = t1 - t0
+    # The load generator's CPU: loggen/psql (children, reaped above), or this
+    # process (the HTTP sender's threads, plus the polling).
+    ru1 = resource.getrusage(resource.RUSAGE_CHILDREN), resource.getrusage(resource.RUSAGE_SELF)
+    which = 1 if sender else 0
+    client_cpu = (ru1[which].ru_utime + ru1[which].ru_stime) - (ru0[which].ru_utime + ru0[which].ru_stime)
     r = {
         "name": a.name, "round": a.round, "system": a.system, "transport": a.transport, "conns": a.conns,
         "events": a.events, "status": status, "seconds": round(seconds, 3),
@@ -304,6 +318,8 @@ def run(a):
         "cores": round((cpu1 - cpu0) / seconds, 2),
         "events_per_cpu_s": round(a.events / max(cpu1 - cpu0, 1e-9), 1),
         "peak_rss_mib": round(vm_hwm_mib(a.pid), 1),
+        "client_cpu_s": round(client_cpu, 2),
+        "paced_rate": a.rate or None,
     }
     if a.disk or a.disk_cmd:
         b = du_bytes(a.disk) if a.disk else int(subprocess.check_output(a.disk_cmd, shell=True).split()[-1])
@@ -419,15 +435,29 @@ def table(a):
         lines.append(f"| {case} | {peer} | {fmt(se) if se else 'n/m'} | {fmt(pe) if pe else 'n/m'} | "
                      f"{f'**{ratio:.2f}x**' if ratio is not None else 'n/m'} | {rng} | {target} | "
                      f"{f'{eff:.2f}' if eff is not None else 'n/m'} |")
-    raw = ["| run | events | status | seconds | events/s | cores | events/CPU-s | peak RSS MiB | B/event | ack p50/p99 ms | alert p50/p99 s |",
-           "| --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- |"]
+    raw = ["| run | events | status | seconds | events/s | cores | events/CPU-s | client CPU-s | peak RSS MiB | B/event | ack p50/p99 ms | alert p50/p99 s |",
+           "| --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- |"]
     for r in rs:
         al = r.get("alert_latency_s") or {}
         raw.append(f"| {r.get('round', 1)}: {r['name']} | {r['events']:,} | {r['status']} | {r['seconds']} | {fmt(r['events_per_s'])} | "
-                   f"{r['cores']} | {fmt(r['events_per_cpu_s'])} | {r['peak_rss_mib']} | "
+                   f"{r['cores']} | {fmt(r['events_per_cpu_s'])} | {r.get('client_cpu_s', 'n/m')} | {r['peak_rss_mib']} | "
                    f"{r.get('bytes_per_event', 'n/m')} | "
                    f"{(str(r['ack_p50_ms']) + ' / ' + str(r['ack_p99_ms'])) if 'ack_p50_ms' in r else 'n/a'} | "
                    f"{alert_cell(al)} |")
+    paced = [r for r in rs if r["transport"].endswith("-paced")]
+    if paced:
+        raw += ["", "### sealtrail at half its maximum rate (paced)", "",
+                "| run | paced at events/s | achieved events/s | cores | peak RSS MiB | ack p50/p99 ms | "
+                "newest searchable entry age p50/p99 s | newest evaluated entry age p50/p99 s | "
+                "ingest-to-alert p50/p99 s (service histogram) |",
+                "| --- | ---: | ---: | ---: | ---: | --- | --- | --- | --- |"]
+        for r in paced:
+            sa, ev = r.get("append_to_searchable_s") or {}, r.get("append_to_evaluated_s") or {}
+            raw.append(f"| {r.get('round', 1)}: {r['name']} | {fmt(r['paced_rate'])} | {fmt(r['events_per_s'])} | "
+                       f"{r['cores']} | {r['peak_rss_mib']} | "
+                       f"{(str(r['ack_p50_ms']) + ' / ' + str(r['ack_p99_ms'])) if 'ack_p50_ms' in r else 'n/a'} | "
+                       f"{sa.get('p50')} / {sa.get('p99')} | {ev.get('p50')} / {ev.get('p99')} | "
+                       f"{alert_cell(r.get('alert_latency_s'))} |")
     threads = []
     for r in rs:
         if r["system"] == "sealtrail":
@@ -462,6 +492,7 @@ def main():
     r.add_argument("--http", type=int)
     r.add_argument("--ndjson")
     r.add_argument("--batch", type=int, default=1000)
+    r.add_argument("--rate", type=float, default=0.0, help="HTTP: pace to this many events/s in total")
     r.add_argument("--load", nargs=argparse.REMAINDER)
     t = sub.add_parser("table")
     t.add_argument("results")
