@@ -273,7 +273,9 @@ def run(a):
             series.append((now, appended, indexed, position))
             # Received counts only what the sources took in; appended also
             # holds the service's own entries (alerts), hence both.
-            if (received >= a.events and appended - appended0 >= a.events and queued == 0
+            # HTTP: also every request answered (durable), not only received.
+            acked = not sender or not any(t.is_alive() for t in sender.threads)
+            if (acked and received >= a.events and appended - appended0 >= a.events and queued == 0
                     and indexed >= appended and position >= appended):
                 break
         elif load_seconds is not None:  # exit: the load's end is the end
