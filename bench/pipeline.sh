@@ -53,6 +53,8 @@ pipeline_cleanup() {
     if [[ -n "$pg_dir" ]]; then bash bench/search-postgres.sh stop "$pg_dir" >/dev/null 2>&1 || true; fi
 }
 trap pipeline_cleanup EXIT
+# A signal ends the script through exit, so the EXIT trap stops everything.
+trap 'exit 130' INT TERM
 results="$work/results.ndjson"
 probe=(python3 bench/lib/pipeline.py)
 
