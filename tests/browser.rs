@@ -1260,6 +1260,61 @@ async fn exporting_an_evidence_bundle_from_the_search_view() {
         (keeping_up && !banner.is_displayed().await.ok()?).then_some(())
     })
     .await;
+    // The demo never falls 1,000 events behind, so the banner's other
+    // state is shown from a stubbed answer of the same shape (the service's
+    // side is tests/integration/catchup.rs): the index rebuilding 1,200 of
+    // 48,000 events, detection caught up.
+    c.execute(
+        r#"const real = window.fetch;
+           window.fetch = (url, init) => String(url).startsWith("/v1/catch-up")
+             ? Promise.resolve(new Response(JSON.stringify({
+                 ledger_events: 48000,
+                 index: { events: 1200, of: 48000, behind: 46800, catching_up: true },
+                 detection: { events: 48000, of: 48000, behind: 0, catching_up: false } }),
+                 { status: 200, headers: { "content-type": "application/json" } }))
+             : real(url, init);"#,
+        vec![],
+    )
+    .await
+    .unwrap();
+    let shown = until("the catch-up banner, showing", Duration::from_secs(40), || async {
+        let banner = c.find(Locator::Css("#catch-up")).await.ok()?;
+        if !banner.is_displayed().await.ok()? {
+            return None;
+        }
+        let v = c
+            .execute(
+                "const b = document.querySelector('#catch-up-index-progress'); \
+                 return [document.querySelector('#catch-up-index-text').textContent, b.value, b.max, \
+                 document.querySelector('#catch-up-detection').hidden];",
+                vec![],
+            )
+            .await
+            .ok()?;
+        Some(v)
+    })
+    .await;
+    assert!(
+        shown[0]
+            .as_str()
+            .unwrap()
+            .starts_with("Index catching up: 1200 of 48000 events."),
+        "{shown}"
+    );
+    assert_eq!(
+        (shown[1].as_f64(), shown[2].as_f64()),
+        (Some(1200.0), Some(48000.0)),
+        "{shown}"
+    );
+    assert_eq!(shown[3], json!(true), "detection is caught up: {shown}");
+    screenshot(&c, "21-catch-up-banner").await;
+    // Reloading drops the stub; the real answer hides it again.
+    c.refresh().await.unwrap();
+    until("the catch-up banner, hidden again", long, || async {
+        let banner = c.find(Locator::Css("#catch-up")).await.ok()?;
+        (!banner.is_displayed().await.ok()?).then_some(())
+    })
+    .await;
     let label = c
         .find(Locator::Css("#export-start"))
         .await
