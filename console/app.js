@@ -12,20 +12,14 @@ import { attachCompletion } from "./complete.js";
 import { silenceSimilar, silencesView } from "./silences.js";
 import { exportCard } from "./exports.js";
 import { startCatchUp } from "./catchup.js";
+import { when } from "./format.js";
 
 const main = document.getElementById("main");
 let session = null; // {user, roles}
 let vkeyLine = null;
 
-
 function show(...nodes) {
   main.replaceChildren(...nodes);
-}
-
-function when(t) {
-  if (!t) return "";
-  const d = new Date(t);
-  return isNaN(d) ? String(t) : d.toLocaleString();
 }
 
 const has = (role) => !!session && session.roles.includes(role);

@@ -8,24 +8,9 @@
 
 import { h } from "./dom.js";
 import { api, ApiError } from "./api.js";
+import { when, bytes } from "./format.js";
 
 const POLL_MS = 300;
-
-function bytes(n) {
-  const units = ["B", "KiB", "MiB", "GiB"];
-  let v = Number(n) || 0;
-  let u = 0;
-  while (v >= 1024 && u < units.length - 1) {
-    v /= 1024;
-    u++;
-  }
-  return `${u === 0 ? v : v.toFixed(1)} ${units[u]}`;
-}
-
-function when(t) {
-  const d = new Date(t);
-  return isNaN(d) ? String(t) : d.toLocaleString();
-}
 
 // `roles`: the session's roles; `current()`: {q, from, to} of the search
 // as it stands. Returns the card, or null for someone who cannot export.

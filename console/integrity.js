@@ -13,31 +13,14 @@
 import { h } from "./dom.js";
 import { api, query, ApiError } from "./api.js";
 import { b64decode, nodeHash, openCheckpoint, parseVkey } from "./verify.js";
+import { when, bytes } from "./format.js";
 
 const CONSISTENCY_FORMAT = "sealtrail-consistency-proof/v1";
 const MAX_PATH = 64;
 const POLL_MS = 300;
 
-
 function notice(text, kind = "info") {
   return h("p", { class: `notice ${kind}`, role: kind === "error" ? "alert" : "status" }, text);
-}
-
-function when(t) {
-  if (!t) return "";
-  const d = new Date(t);
-  return isNaN(d) ? String(t) : d.toLocaleString();
-}
-
-function bytes(n) {
-  const units = ["B", "KiB", "MiB", "GiB", "TiB"];
-  let v = Number(n) || 0;
-  let u = 0;
-  while (v >= 1024 && u < units.length - 1) {
-    v /= 1024;
-    u++;
-  }
-  return `${u === 0 ? v : v.toFixed(1)} ${units[u]}`;
 }
 
 function equal(a, b) {

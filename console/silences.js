@@ -12,6 +12,7 @@
 
 import { api } from "./api.js";
 import { h } from "./dom.js";
+import { when } from "./format.js";
 
 const DURATIONS = [
   ["1h", "1 hour"],
@@ -20,12 +21,6 @@ const DURATIONS = [
   ["7d", "7 days"],
   ["until", "Until a time…"],
 ];
-
-function when(t) {
-  if (!t) return "";
-  const d = new Date(t);
-  return isNaN(d) ? String(t) : d.toLocaleString();
-}
 
 function notice(text, kind = "info") {
   return h("p", { class: `notice ${kind}`, role: kind === "error" ? "alert" : "status" }, text);

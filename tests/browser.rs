@@ -277,6 +277,35 @@ async fn browser(port: u16) -> Client {
     .await
 }
 
+/// What keeps a signed-in demo running: its folder, the demo process and
+/// chromedriver (dropped last, after the test closed the browser).
+struct DemoRun {
+    data: PathBuf,
+    _driver: Driver,
+    _demo: Proc,
+    _dir: tempfile::TempDir,
+}
+
+/// A fresh demo with a browser signed in as its admin through the one-time
+/// link; the admin holds every role, so every view is reachable.
+async fn admin_console(within: Duration) -> (DemoRun, Client, String) {
+    let dir = tempfile::tempdir().unwrap();
+    let data = dir.path().join("demo");
+    let (demo, console, link) = start_demo(&data);
+    let driver_port = free_port();
+    let driver = Driver::start(driver_port);
+    let c = browser(driver_port).await;
+    c.goto(&link).await.unwrap();
+    wait_text(&c, "#who-text", "signed in as admin", within).await;
+    let run = DemoRun {
+        data,
+        _driver: driver,
+        _demo: demo,
+        _dir: dir,
+    };
+    (run, c, console)
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_console_in_a_real_browser() {
     let dir = tempfile::tempdir().unwrap();
@@ -1051,16 +1080,8 @@ async fn dashboards_and_the_search_histogram_in_a_real_browser() {
 /// and why, the API agrees, and "Delete" after its confirmation removes it.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_silence_previewed_created_listed_and_deleted_in_a_real_browser() {
-    let dir = tempfile::tempdir().unwrap();
-    let data = dir.path().join("demo");
-    let (_demo, console, link) = start_demo(&data);
-    let driver_port = free_port();
-    let _driver = Driver::start(driver_port);
-    let c = browser(driver_port).await;
     let long = Duration::from_secs(180);
-
-    c.goto(&link).await.unwrap();
-    wait_text(&c, "#who-text", "signed in as admin", long).await;
+    let (_run, c, console) = admin_console(long).await;
     // An incident with group fields (most of the demo's have some).
     let id = until(
         "an incident with a group",
@@ -1234,16 +1255,8 @@ async fn a_silence_previewed_created_listed_and_deleted_in_a_real_browser() {
 /// downloads once. The card fits a phone; an analyst has no export action.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn exporting_an_evidence_bundle_from_the_search_view() {
-    let dir = tempfile::tempdir().unwrap();
-    let data = dir.path().join("demo");
-    let (_demo, console, link) = start_demo(&data);
-    let driver_port = free_port();
-    let _driver = Driver::start(driver_port);
-    let c = browser(driver_port).await;
     let long = Duration::from_secs(120);
-
-    c.goto(&link).await.unwrap();
-    wait_text(&c, "#who-text", "signed in as admin", long).await;
+    let (run, c, console) = admin_console(long).await;
     // The SIEM's own search records: a few, so the bundle stays small (an
     // export of everything the demo holds is tens of MiB).
     c.goto(&format!("{console}#/search?q=action:siem_search&range=all"))
@@ -1419,7 +1432,7 @@ async fn exporting_an_evidence_bundle_from_the_search_view() {
     c.goto(&format!(
         "{}{}",
         console.trim_end_matches('/'),
-        user_link(&data, "analyst")
+        user_link(&run.data, "analyst")
     ))
     .await
     .unwrap();
@@ -1438,15 +1451,8 @@ async fn exporting_an_evidence_bundle_from_the_search_view() {
 /// every visible control of the page's content.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn every_main_page_is_labelled_and_reachable_by_keyboard() {
-    let dir = tempfile::tempdir().unwrap();
-    let data = dir.path().join("demo");
-    let (_demo, console, link) = start_demo(&data);
-    let driver_port = free_port();
-    let _driver = Driver::start(driver_port);
-    let c = browser(driver_port).await;
     let long = Duration::from_secs(180);
-    c.goto(&link).await.unwrap();
-    wait_text(&c, "#who-text", "signed in as admin", long).await;
+    let (_run, c, console) = admin_console(long).await;
     // An incident page too: the demo's practice raises one within minutes.
     let incident = until("an incident", Duration::from_secs(240), || async {
         let (status, v) = page_fetch(&c, "/v1/incidents", "GET").await;

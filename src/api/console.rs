@@ -64,6 +64,11 @@ const ASSETS: &[Asset] = &[
         body: include_bytes!("../../console/charts.js"),
     },
     Asset {
+        name: "format.js",
+        content_type: "text/javascript; charset=utf-8",
+        body: include_bytes!("../../console/format.js"),
+    },
+    Asset {
         name: "complete.js",
         content_type: "text/javascript; charset=utf-8",
         body: include_bytes!("../../console/complete.js"),

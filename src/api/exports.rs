@@ -24,7 +24,7 @@ use crate::api::query::{
 use crate::api::spool::{SpoolKey, SpoolReader, SpoolWriter};
 use crate::auth::Principal;
 use crate::event::Timestamp;
-use crate::ledger::bundle::{BundleProgress, BundleQuery};
+use crate::ledger::bundle::BundleProgress;
 use axum::body::{Body, Bytes};
 use axum::extract::{ConnectInfo, Extension, Path, State};
 use axum::http::{HeaderValue, StatusCode, header};
@@ -181,6 +181,11 @@ impl Jobs {
     fn get_mut(&mut self, id: &str) -> Option<&mut Slot> {
         self.slots.iter_mut().find(|s| s.job.id == id)
     }
+
+    /// Export `id` if `owner` started it: nobody else learns it exists.
+    fn owned(&mut self, id: &str, owner: &str) -> Option<&mut Slot> {
+        self.get_mut(id).filter(|s| s.owner == owner)
+    }
 }
 
 /// Why an export does not start.
@@ -323,14 +328,7 @@ async fn start(
         Ok(r) => r,
         Err(r) => return r.into_response(),
     };
-    let checked = BundleQuery {
-        q: body.q.clone(),
-        from: body.from.clone(),
-        to: body.to.clone(),
-        requested_by: Some(peer.ip().to_string()),
-        created: Timestamp::now().to_string(),
-    }
-    .validate();
+    let checked = body.bundle_query(&peer).validate();
     if let Err(e) = checked {
         return BadRequest(e.to_string()).into_response();
     }
@@ -411,17 +409,9 @@ async fn run(
         let indices = export_indices(&state.query, &body, from, to).await?;
         let total = indices.len() as u64;
         update(&|s| s.job.events_total = Some(total));
-        let query = BundleQuery {
-            q: body.q.clone(),
-            from: body.from.clone(),
-            to: body.to.clone(),
-            requested_by: Some(peer.ip().to_string()),
-            created: Timestamp::now().to_string(),
-        };
+        let query = body.bundle_query(&peer);
         let key = lock(&state.jobs)
-            .slots
-            .iter()
-            .find(|s| s.job.id == id)
+            .get_mut(&id)
             .map(|s| s.key.clone())
             .ok_or_else(|| {
                 crate::api::query::ExportError::Build("the export was forgotten".into())
@@ -496,7 +486,7 @@ async fn status(
     }
     let owner = principal.qualified_name();
     let mut jobs = lock(&state.jobs);
-    match jobs.get_mut(&id).filter(|s| s.owner == owner) {
+    match jobs.owned(&id, &owner) {
         Some(slot) => Json(slot.job.clone()).into_response(),
         None => not_found(),
     }
@@ -516,7 +506,7 @@ async fn download(
     let owner = principal.qualified_name();
     let ready = {
         let mut jobs = lock(&state.jobs);
-        match jobs.get_mut(&id).filter(|s| s.owner == owner) {
+        match jobs.owned(&id, &owner) {
             None => return not_found(),
             Some(slot) => slot.job.state,
         }
@@ -544,7 +534,10 @@ async fn download(
     // Taken under the lock: a second download at the same time gets a 410.
     let file = {
         let mut jobs = lock(&state.jobs);
-        let Some(slot) = jobs.get_mut(&id).filter(|s| s.job.state == JobState::Done) else {
+        let Some(slot) = jobs
+            .owned(&id, &owner)
+            .filter(|s| s.job.state == JobState::Done)
+        else {
             return error(StatusCode::GONE, "the bundle was downloaded already");
         };
         slot.job.state = JobState::Downloaded;

@@ -518,6 +518,17 @@ impl ExportBody {
         Ok((parse_time("from", &self.from)?, parse_time("to", &self.to)?))
     }
 
+    /// The bundle's query as its manifest records it: asked by `peer`, now.
+    pub(crate) fn bundle_query(&self, peer: &SocketAddr) -> BundleQuery {
+        BundleQuery {
+            q: self.q.clone(),
+            from: self.from.clone(),
+            to: self.to.clone(),
+            requested_by: Some(peer.ip().to_string()),
+            created: Timestamp::now().to_string(),
+        }
+    }
+
     /// The audit record's attributes (who asked is the record's actor).
     pub(crate) fn audit_attrs(&self) -> Value {
         json!({"q": self.q, "from": self.from, "to": self.to})
@@ -631,13 +642,7 @@ pub async fn post_export(
         Ok(i) => i,
         Err(e) => return e.into_response(),
     };
-    let query = BundleQuery {
-        q: body.q,
-        from: body.from,
-        to: body.to,
-        requested_by: Some(peer.ip().to_string()),
-        created: Timestamp::now().to_string(),
-    };
+    let query = body.bundle_query(&peer);
     match build_export(&state, query, indices, || Ok(Vec::new()), Arc::new(|_| {})).await {
         Ok(tar) => {
             let mut r = tar.into_response();
