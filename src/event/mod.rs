@@ -17,6 +17,7 @@ mod scan;
 mod strict;
 mod timestamp;
 mod validate;
+pub mod view;
 
 #[cfg(test)]
 mod tests;

@@ -147,10 +147,10 @@ impl LedgerFollower {
             let Some(cur) = self.current.as_mut() else {
                 return Ok(None);
             };
-            let (path, pos) = (cur.path.clone(), cur.pos);
+            let pos = cur.pos;
             match probe(
                 &cur.file,
-                &path,
+                &cur.path,
                 pos,
                 &mut self.chunk,
                 &mut self.chunk_start,
@@ -173,7 +173,7 @@ impl LedgerFollower {
                             codec
                                 .decode_into(stored, out)
                                 .map_err(|e| SegmentError::Frame {
-                                    path: path.clone(),
+                                    path: cur.path.clone(),
                                     offset: pos,
                                     reason: e.to_string(),
                                 })?

@@ -53,7 +53,7 @@ mod habit;
 mod load;
 mod relation;
 mod timers;
-pub mod view;
+pub use crate::event::view;
 pub(crate) mod yaml;
 
 #[cfg(test)]

@@ -1,6 +1,7 @@
-//! What the rules read of one entry, borrowed: either from a parsed
-//! [`Entry`] or straight from the stored ledger bytes
-//! ([`EntryView::from_ledger_bytes`]), the path the service runs.
+//! One entry's fields, borrowed: either from a parsed [`Entry`] or straight
+//! from the stored ledger bytes ([`EntryView::from_ledger_bytes`]), the
+//! path the service runs. The rules and the search index both read entries
+//! through it.
 //!
 //! Reading stored bytes into an owned [`Entry`] allocates every string and
 //! parses `attrs` into a map; rules read a handful of fields. The view
@@ -55,7 +56,7 @@ impl<'de: 'a, 'a> Deserialize<'de> for Str<'a> {
     }
 }
 
-/// The entry's fields under the names rules use (see [`super::field`]).
+/// The entry's fields under the names rules use (see [`crate::rules::field`]).
 #[derive(Debug)]
 pub struct EntryView<'a> {
     pub received: Timestamp,
