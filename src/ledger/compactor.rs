@@ -450,6 +450,13 @@ fn rest(worked: Duration, duty: f64, hurry: &dyn Fn() -> bool) {
     }
 }
 
+/// The compactor's nice value. Compaction only saves disk space (a plain
+/// segment is as valid as a compacted one), so while ingestion, indexing
+/// and detection keep the cores busy it takes what they leave: at nice 10
+/// the scheduler gives it about a tenth of the share of a normal thread on
+/// a busy core, and all of an idle one (still within `max_duty`).
+const COMPACTOR_NICE: i32 = 10;
+
 fn run(
     mut c: Compaction,
     rx: &Receiver<Msg>,
@@ -457,6 +464,12 @@ fn run(
     grace: Duration,
     duty: f64,
 ) {
+    // On Linux the nice value is per thread: `None` (the caller) is this
+    // thread only, not the service.
+    #[cfg(target_os = "linux")]
+    if let Err(e) = rustix::process::setpriority_process(None, COMPACTOR_NICE) {
+        tracing::warn!(error = %e, "cannot lower the compactor's priority");
+    }
     let abort = || stop.get().is_some_and(|t| t.elapsed() >= grace);
     let hurry = || stop.get().is_some();
     let pass = |c: &mut Compaction| {

@@ -184,6 +184,22 @@ fn compress_false_leaves_segments_uncompressed() {
     assert!(!data.join("ledger/dicts").exists());
 }
 
+/// Nice value of each thread of process `pid`, by thread name (the kernel's
+/// 15-character `comm`), from `/proc/PID/task/*/stat`.
+fn thread_nice(pid: u32) -> std::collections::BTreeMap<String, i64> {
+    let mut out = std::collections::BTreeMap::new();
+    for task in std::fs::read_dir(format!("/proc/{pid}/task")).unwrap() {
+        let Ok(stat) = std::fs::read_to_string(task.unwrap().path().join("stat")) else {
+            continue; // the thread exited
+        };
+        let (open, close) = (stat.find('(').unwrap(), stat.rfind(')').unwrap());
+        // After "pid (comm) ": state is field 3, nice field 19.
+        let rest: Vec<&str> = stat[close + 2..].split(' ').collect();
+        out.insert(stat[open + 1..close].to_owned(), rest[16].parse().unwrap());
+    }
+    out
+}
+
 #[test]
 fn serve_compacts_beside_the_writer_and_stops_cleanly() {
     let dir = tempfile::tempdir().unwrap();
@@ -231,6 +247,12 @@ fn serve_compacts_beside_the_writer_and_stops_cleanly() {
         metrics.contains("sealtrail_compacted_segments"),
         "{metrics}"
     );
+    // Compaction only saves space: it runs at a lower priority than the
+    // threads that ingest, index and detect (nice is per thread on Linux).
+    let nice = thread_nice(server.child.id());
+    assert_eq!(nice.get("ledger-compacto"), Some(&10), "{nice:?}");
+    assert_eq!(nice.get("ledger-writer"), Some(&0), "{nice:?}");
+    assert_eq!(nice.get("indexer"), Some(&0), "{nice:?}");
     // Verification beside the running writer and compactor.
     assert!(verify(&data, &k).ok);
     assert_eq!(server.terminate(), Some(0));
