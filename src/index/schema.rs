@@ -449,7 +449,7 @@ mod tests {
             z ^ (z >> 31)
         }
         fn some(&mut self) -> bool {
-            self.next() % 3 != 0
+            !self.next().is_multiple_of(3)
         }
         /// Plain words, JSON escapes, non-ASCII, and a date-time (which
         /// tantivy turns into a date inside JSON objects).
@@ -515,7 +515,7 @@ mod tests {
                 &["user", "role", "department", "ip", "session", "device"],
             );
             if rng.some() {
-                a["mfa"] = json!(rng.next() % 2 == 0);
+                a["mfa"] = json!(rng.next().is_multiple_of(2));
             }
             event.insert("actor".into(), a);
         }
@@ -555,7 +555,7 @@ mod tests {
             }
             if rng.some() {
                 let mut p = object(rng, &["last_name", "home_zip", "employee_user"]);
-                p["vip"] = json!(rng.next() % 2 == 0);
+                p["vip"] = json!(rng.next().is_multiple_of(2));
                 en.insert("patient".into(), p);
             }
             put(&mut en, rng, "network");
