@@ -54,17 +54,8 @@ name = "primary"
 emails = ["oncall@clinic.example"]
 ack_timeout = "1h"
 EOF
-    "$bin" serve --config "$st_dir/config.toml" >"$st_dir/serve.log" 2>&1 &
-    st_pid=$!
-    bench_track "$st_pid"
-    for _ in $(seq 1 600); do
-        curl -sf "http://127.0.0.1:$port/healthz" >/dev/null && return 0
-        kill -0 "$st_pid" 2>/dev/null || break
-        sleep 0.1
-    done
-    echo "sealtrail serve did not answer /healthz; its log:" >&2
-    cat "$st_dir/serve.log" >&2
-    exit 1
+    serve_start "$st_dir/config.toml" "$st_dir/serve.log"
+    st_pid=$pid
 }
 stop_pid() {  # SIGTERM, then wait for the exit
     kill "$1" 2>/dev/null || true

@@ -56,10 +56,12 @@ listen = "127.0.0.1:$((port + 1))"
 CONF
 }
 
-# Starts `sealtrail serve` on $work/config.toml (log: $work/serve.log) and
-# waits up to 60 s for /healthz; fails with the log if it does not answer.
+# Starts `sealtrail serve` on CONFIG (default $work/config.toml; log: LOG,
+# default $work/serve.log), sets pid and waits up to 60 s for /healthz;
+# fails with the log if it does not answer.
 serve_start() {
-    "$bin" serve --config "$work/config.toml" >"$work/serve.log" 2>&1 &
+    local config=${1:-$work/config.toml} log=${2:-$work/serve.log}
+    "$bin" serve --config "$config" >"$log" 2>&1 &
     pid=$!
     bench_track "$pid"
     for _ in $(seq 1 600); do
@@ -68,6 +70,6 @@ serve_start() {
         sleep 0.1
     done
     echo "sealtrail serve did not answer /healthz; its log:" >&2
-    cat "$work/serve.log" >&2
+    cat "$log" >&2
     exit 1
 }
