@@ -52,6 +52,7 @@ mod groups;
 mod habit;
 mod load;
 mod relation;
+mod snap;
 mod timers;
 pub mod view;
 pub(crate) mod yaml;
@@ -64,7 +65,9 @@ mod tests;
 use std::path::{Path, PathBuf};
 
 pub use dedup::Deduplicator;
-pub use engine::{AlertCandidate, Engine, EngineConfig, EngineStats, MAX_ALERT_EVENTS};
+pub use engine::{
+    AlertCandidate, Engine, EngineConfig, EngineStats, MAX_ALERT_EVENTS, StateError as EngineStateError,
+};
 pub use explain::{ExplainConfig, ExplainStats, Kind as ExplanationKind};
 pub use load::{
     CorrelationType, MAX_RULE_FILE_BYTES, MAX_RULE_FILES, MAX_TIMESPAN_MS, PLAYBOOKS_DIR, RuleMeta,
