@@ -442,7 +442,8 @@ impl Engine {
             return Err(StateError::Rules);
         }
         if let (Some(x), Some(saved)) = (self.explain.as_mut(), s.explain) {
-            x.restore(saved).map_err(|e| StateError::Format(e.to_owned()))?;
+            x.restore(saved)
+                .map_err(|e| StateError::Format(e.to_owned()))?;
         }
         self.pending = s.pending;
         self.sources = s.sources;

@@ -115,7 +115,10 @@ struct Tracked<V> {
 /// (its `entry` seq) has a time at or before its newest hit, so the top
 /// live entry whose time is the group's newest hit is the group idle longest.
 #[derive(Debug, serde::Serialize, serde::Deserialize)]
-#[serde(bound(serialize = "V: serde::Serialize", deserialize = "V: serde::Deserialize<'de>"))]
+#[serde(bound(
+    serialize = "V: serde::Serialize",
+    deserialize = "V: serde::Deserialize<'de>"
+))]
 pub(crate) struct Groups<V> {
     /// hashbrown for `entry_ref` (std's `entry` takes an owned key).
     #[serde(with = "super::snap::pairs")]

@@ -66,7 +66,8 @@ use std::path::{Path, PathBuf};
 
 pub use dedup::Deduplicator;
 pub use engine::{
-    AlertCandidate, Engine, EngineConfig, EngineStats, MAX_ALERT_EVENTS, StateError as EngineStateError,
+    AlertCandidate, Engine, EngineConfig, EngineStats, MAX_ALERT_EVENTS,
+    StateError as EngineStateError,
 };
 pub use explain::{ExplainConfig, ExplainStats, Kind as ExplanationKind};
 pub use load::{

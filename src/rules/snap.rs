@@ -75,8 +75,7 @@ pub(crate) mod vec_opt_pairs {
         D: Deserializer<'de>,
     {
         let v: Vec<Option<Vec<(K, V)>>> = Vec::deserialize(d)?;
-        Ok(v
-            .into_iter()
+        Ok(v.into_iter()
             .map(|m| m.map(|p| p.into_iter().collect()))
             .collect())
     }
@@ -168,7 +167,12 @@ mod tests {
             all.len()
         );
         assert!(whole.explain_stats().is_some(), "rules with explain");
-        for cut in [1, entries.len() / 3, entries.len() / 2 + 7, entries.len() - 1] {
+        for cut in [
+            1,
+            entries.len() / 3,
+            entries.len() / 2 + 7,
+            entries.len() - 1,
+        ] {
             let mut first = Engine::new(Arc::clone(&rules), cfg.clone());
             let mut before = Vec::new();
             for (i, e) in entries.iter().enumerate().take(cut) {
