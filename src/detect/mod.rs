@@ -824,7 +824,7 @@ impl Consumer {
                 g.with_label_values(&["written_unix_seconds"])
                     .set(now_ms() / 1000);
                 g.with_label_values(&["age_seconds"]).set(0);
-                tracing::debug!(
+                tracing::info!(
                     position,
                     bytes,
                     took_ms = started.elapsed().as_millis() as u64,

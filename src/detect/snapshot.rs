@@ -25,7 +25,6 @@
 //! the state fitting the engine. Otherwise the detector logs why and
 //! replays the window as before.
 
-use std::io::Read;
 use std::path::{Path, PathBuf};
 
 use serde::{Deserialize, Serialize};
@@ -208,8 +207,7 @@ impl Snapshot {
         if len > MAX_BYTES {
             return Err(SnapshotError::Format("larger than the limit"));
         }
-        let mut bytes = Vec::with_capacity(len as usize);
-        f.take(MAX_BYTES + 1).read_to_end(&mut bytes).map_err(io)?;
+        let bytes = crate::bounded::read_bounded(f, MAX_BYTES).map_err(io)?;
         Snapshot::decode(&bytes).map(Some)
     }
 
