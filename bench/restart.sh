@@ -6,11 +6,12 @@
 # practice is SITES copies of one generated practice (user, patient and
 # event ids suffixed per copy, lookups copied alike, events interleaved in
 # time order): 22 sites of 1,000 users is ~1M events/day. DAYS days ending
-# today are generated, imported (detection on, as in service), then:
-#   1. serve, no snapshot yet: the full replay of the window (the old path);
-#      a snapshot is written right after it; SIGTERM (one more at the stop)
-#   2. serve again: the snapshot is loaded, only the entries after it replay
-#   3. snapshot removed, serve again: the full replay once more
+# today are generated and imported (detection on, as in service: it writes
+# snapshots as it goes, and one at its end), then:
+#   1. serve with the snapshot import left: only the entries after it replay
+#   2. snapshot removed: serve replays the whole window (the old path), then
+#      writes a snapshot; SIGTERM (one more at the stop)
+#   3. serve with the snapshot written at that SIGTERM
 # Each start prints the detection log line (path taken, entries replayed,
 # took_ms) and the wall time from launching serve to that line.
 #
@@ -61,9 +62,11 @@ EOF
 events=$(wc -l <"$work/lookups/events.ndjson")
 echo "practice: $sites sites x 1,000 users, $days days ending today: $events events ($((events / days)) per day)"
 t0=$(date +%s.%N)
-"$bin" import --config "$work/config.toml" "$work/lookups/events.ndjson" >/dev/null
+"$bin" import --config "$work/config.toml" "$work/lookups/events.ndjson" >/dev/null 2>"$work/import.log"
 t1=$(date +%s.%N)
 echo "import with detection: $(echo "$t1 - $t0" | bc) s"
+echo "snapshots written during the import (position, bytes, took_ms):"
+grep "detection snapshot written" "$work/import.log" | sed -E 's/^.*(position=)/  \1/' || true
 
 metric() {
     curl -sf -H "Authorization: Bearer $SEALTRAIL_TOKEN" "http://127.0.0.1:$port/metrics" |
@@ -76,6 +79,7 @@ timed_start() {
     : >"$work/serve.log"
     t0=$(date +%s.%N)
     serve_start
+    th=$(date +%s.%N)
     for _ in $(seq 1 36000); do
         line=$(grep -E "detection state (rebuilt|loaded)" "$work/serve.log" || true)
         [ -n "$line" ] && break
@@ -83,7 +87,7 @@ timed_start() {
     done
     t1=$(date +%s.%N)
     [ -n "$line" ] || { echo "no detection start-up line; log:" >&2; cat "$work/serve.log" >&2; exit 1; }
-    echo "== $label: launch to detection ready $(echo "$t1 - $t0" | bc) s"
+    echo "== $label: launch to /healthz $(echo "$th - $t0" | bc) s, to detection ready $(echo "$t1 - $t0" | bc) s"
     echo "$line" | sed -E 's/^.*(detection state)/  \1/'
     grep -E "detection snapshot (unusable|refused)|no detection snapshot" "$work/serve.log" |
         sed -E 's/^.*(detection snapshot|no detection snapshot)/  \1/' || true
@@ -96,23 +100,23 @@ stop() {
     wait "$pid" || true
 }
 
-timed_start "1. first start, no snapshot: full replay"
-# The first round after a replay of more than snapshot_entries writes one.
-for _ in $(seq 1 6000); do
-    [ -n "$(metric 'sealtrail_detection_snapshot{stat="writes"}')" ] &&
-        [ "$(metric 'sealtrail_detection_snapshot{stat="writes"}')" -ge 1 ] && break
-    sleep 0.1
-done
-echo "  snapshot written: $(metric 'sealtrail_detection_snapshot{stat="bytes"}') bytes," \
-    "covers $(metric 'sealtrail_detection_snapshot{stat="position"}') entries"
-s0=$(date +%s.%N)
-stop
-echo "  SIGTERM to exit (writes the last snapshot): $(echo "$(date +%s.%N) - $s0" | bc) s"
-ls -l "$work/data/snapshots/detection.snapshot" | awk '{print "  snapshot file: " $5 " bytes"}'
-
-timed_start "2. restart with the snapshot"
+timed_start "1. restart with the snapshot import left"
 stop
 
 rm "$work/data/snapshots/detection.snapshot"
-timed_start "3. restart without a snapshot: full replay"
+timed_start "2. restart without a snapshot: full replay of the window"
+# The first round after a replay of more than snapshot_entries writes one.
+for _ in $(seq 1 6000); do
+    w=$(metric 'sealtrail_detection_snapshot{stat="writes"}')
+    [ -n "$w" ] && [ "$w" -ge 1 ] && break
+    sleep 0.1
+done
+grep "detection snapshot written" "$work/serve.log" | sed -E 's/^.*(position=)/  snapshot written: \1/'
+s0=$(date +%s.%N)
 stop
+echo "  SIGTERM to exit (writes the last snapshot): $(echo "$(date +%s.%N) - $s0" | bc) s"
+grep "response state rebuilt" "$work/serve.log" | sed -E 's/^/  /'
+
+timed_start "3. restart with the snapshot written at SIGTERM"
+stop
+ls -l "$work/data/snapshots/detection.snapshot" | awk '{print "snapshot file: " $5 " bytes"}'

@@ -751,6 +751,7 @@ impl Consumer {
         self.engine = engine;
         self.known = KnownIds::from_ordered(state.known);
         self.dedup = state.dedup;
+        self.newest = state.newest_received.map(|t| (t, Instant::now()));
         let start = snap.position + 1;
         let replayed = self.replay_range(start, end)?;
         g.with_label_values(&["loaded"]).set(1);
@@ -851,6 +852,7 @@ impl Consumer {
         let detector = serde_json::to_vec(&snapshot::DetectorStateRef {
             known: &self.known.order,
             dedup: &self.dedup,
+            newest_received: self.newest.map(|(t, _)| t),
         })
         .map_err(|e| snapshot::SnapshotError::State(e.to_string()))?;
         let leaf = snapshot::entry_leaf(data, last)?;

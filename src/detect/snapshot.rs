@@ -82,6 +82,9 @@ pub struct DetectorState {
     /// Alert ids already in the ledger, oldest first.
     pub known: Vec<String>,
     pub dedup: Deduplicator,
+    /// The newest `received` time applied: the idle timer moves the
+    /// engine's clock on from it (as after a replay of the entries).
+    pub newest_received: Option<i64>,
 }
 
 /// [`DetectorState`], borrowed for writing.
@@ -89,6 +92,7 @@ pub struct DetectorState {
 pub struct DetectorStateRef<'a> {
     pub known: &'a std::collections::VecDeque<String>,
     pub dedup: &'a Deduplicator,
+    pub newest_received: Option<i64>,
 }
 
 /// One decoded snapshot.
