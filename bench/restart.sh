@@ -90,7 +90,10 @@ timed_start() {
     echo "== $label: launch to /healthz $(echo "$th - $t0" | bc) s, to detection ready $(echo "$t1 - $t0" | bc) s"
     echo "$line" | sed -E 's/^.*(detection state)/  \1/'
     grep -E "detection snapshot (unusable|refused)|no detection snapshot" "$work/serve.log" |
-        sed -E 's/^.*(detection snapshot|no detection snapshot)/  \1/' || true
+        sed -E 's/^.*(detection snapshot (unusable|refused)|no detection snapshot)/  \1/' || true
+    # The response engine's own replay (not snapshotted) runs before /healthz.
+    grep -E "response playbooks loaded|response state rebuilt" "$work/serve.log" |
+        sed -E 's/^([^ ]+) .*(response [a-z]+ [a-z]+).*/  \1 \2/' || true
     echo "  replayed_at_start=$(metric 'sealtrail_detection_snapshot{stat="replayed_at_start"}')" \
         "peak RSS $(grep VmHWM /proc/"$pid"/status | awk '{print $2}') KiB"
 }
@@ -115,7 +118,6 @@ grep "detection snapshot written" "$work/serve.log" | sed -E 's/^.*(position=)/ 
 s0=$(date +%s.%N)
 stop
 echo "  SIGTERM to exit (writes the last snapshot): $(echo "$(date +%s.%N) - $s0" | bc) s"
-grep "response state rebuilt" "$work/serve.log" | sed -E 's/^/  /'
 
 timed_start "3. restart with the snapshot written at SIGTERM"
 stop

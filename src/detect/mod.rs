@@ -171,7 +171,9 @@ impl RulesConfig {
     /// (in the snapshot's rules digest).
     fn state_settings(&self) -> String {
         format!(
-            "{:?} suppression_ms={} dedup_keys={MAX_DEDUP_KEYS} known_ids={MAX_KNOWN_IDS}",
+            "state_version={} snapshot_version={} {:?} suppression_ms={} dedup_keys={MAX_DEDUP_KEYS} known_ids={MAX_KNOWN_IDS}",
+            crate::rules::ENGINE_STATE_VERSION,
+            snapshot::VERSION,
             self.engine(),
             ms(self.suppression)
         )
@@ -1129,6 +1131,35 @@ mod tests {
         assert_eq!(fingerprint(dir.path()).unwrap().len(), 2);
         std::fs::write(dir.path().join("a.yml"), "xyz").unwrap();
         assert_ne!(fingerprint(dir.path()).unwrap()[0], one[0]);
+    }
+
+    #[test]
+    fn snapshot_settings_default_parse_and_validate() {
+        let d = RulesConfig::default();
+        assert_eq!(d.snapshot_entries, 100_000);
+        assert_eq!(d.snapshot_interval, Duration::from_secs(300));
+        let c: RulesConfig =
+            toml::from_str("snapshot_entries = 0\nsnapshot_interval = \"10s\"\n").unwrap();
+        assert_eq!(c.snapshot_entries, 0);
+        assert_eq!(c.snapshot_interval, Duration::from_secs(10));
+        assert!(c.validate().is_ok());
+        let c: RulesConfig = toml::from_str("snapshot_interval = \"500ms\"\n").unwrap();
+        assert_eq!(
+            c.validate(),
+            Err(("rules.snapshot_interval", "must be at least 1s"))
+        );
+        // The state depends on these settings: a change makes another digest.
+        let shorter = RulesConfig {
+            suppression: Duration::from_secs(60),
+            ..RulesConfig::default()
+        };
+        assert_ne!(d.state_settings(), shorter.state_settings());
+        let later = RulesConfig {
+            allowed_lateness: Duration::from_secs(3),
+            ..RulesConfig::default()
+        };
+        assert_ne!(d.state_settings(), later.state_settings());
+        assert_eq!(d.state_settings(), RulesConfig::default().state_settings());
     }
 
     #[test]

@@ -189,6 +189,10 @@ impl Snapshot {
             source,
         })?;
         let bytes = self.encode();
+        if bytes.len() as u64 > MAX_BYTES {
+            // It would be refused when read: not written.
+            return Err(SnapshotError::Format("larger than the limit"));
+        }
         crate::auth::journal::write_atomic(&path(data_dir), &bytes)
             .map_err(|e| SnapshotError::Write(e.to_string()))?;
         Ok(bytes.len() as u64)

@@ -176,6 +176,11 @@ pub struct EngineStats {
     pub timers: usize,
 }
 
+/// Version of what [`Engine::save_state`] writes: part of a snapshot's
+/// rules digest, so a build whose state means something else refuses an
+/// older snapshot. Bump it with any change to the state's types or meaning.
+pub const STATE_VERSION: u32 = 1;
+
 /// Why an engine's state could not be saved or restored.
 #[derive(Debug, thiserror::Error)]
 pub enum StateError {

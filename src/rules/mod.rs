@@ -67,7 +67,7 @@ use std::path::{Path, PathBuf};
 pub use dedup::Deduplicator;
 pub use engine::{
     AlertCandidate, Engine, EngineConfig, EngineStats, MAX_ALERT_EVENTS,
-    StateError as EngineStateError,
+    STATE_VERSION as ENGINE_STATE_VERSION, StateError as EngineStateError,
 };
 pub use explain::{ExplainConfig, ExplainStats, Kind as ExplanationKind};
 pub use load::{
