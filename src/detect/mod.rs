@@ -731,7 +731,7 @@ impl Consumer {
         };
         let restored = checked.and_then(|()| {
             let state: snapshot::DetectorState = serde_json::from_slice(&snap.detector)
-                .map_err(|e| snapshot::SnapshotError::State(e.to_string()))?;
+                .map_err(|e| snapshot::SnapshotError::State(crate::rules::state_json_error(&e)))?;
             let mut engine = Engine::new(Arc::clone(self.engine.rules()), self.config.engine());
             engine
                 .restore_state(&snap.engine)
@@ -856,7 +856,7 @@ impl Consumer {
             dedup: &self.dedup,
             newest_received: self.newest.map(|(t, _)| t),
         })
-        .map_err(|e| snapshot::SnapshotError::State(e.to_string()))?;
+        .map_err(|e| snapshot::SnapshotError::State(crate::rules::state_json_error(&e)))?;
         let leaf = snapshot::entry_leaf(data, last)?;
         snapshot::Snapshot {
             position: last,

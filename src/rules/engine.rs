@@ -192,6 +192,17 @@ pub enum StateError {
     Format(String),
 }
 
+/// A JSON error without the text it met: state values are patient and
+/// user ids (PHI), and the message is logged.
+pub fn json_error(e: &serde_json::Error) -> String {
+    format!(
+        "{:?} error at line {} column {}",
+        e.classify(),
+        e.line(),
+        e.column()
+    )
+}
+
 /// [`Engine::save_state`]: the engine's own state, borrowed.
 #[derive(serde::Serialize)]
 struct StateRef<'a> {
@@ -431,7 +442,7 @@ impl Engine {
             partial: self.partial,
             explain: self.explain.as_ref().map(Explainer::state),
         };
-        serde_json::to_vec(&state).map_err(|e| StateError::Format(e.to_string()))
+        serde_json::to_vec(&state).map_err(|e| StateError::Format(json_error(&e)))
     }
 
     /// Replaces this (new) engine's state with a snapshot's
@@ -439,7 +450,7 @@ impl Engine {
     /// the state does not fit the engine's rule set.
     pub fn restore_state(&mut self, bytes: &[u8]) -> Result<(), StateError> {
         let s: StateOwned =
-            serde_json::from_slice(bytes).map_err(|e| StateError::Format(e.to_string()))?;
+            serde_json::from_slice(bytes).map_err(|e| StateError::Format(json_error(&e)))?;
         if s.state.len() != self.state.len()
             || s.eager.watched_len() != self.eager.watched_len()
             || s.explain.is_some() != self.explain.is_some()

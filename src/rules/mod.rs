@@ -68,6 +68,7 @@ pub use dedup::Deduplicator;
 pub use engine::{
     AlertCandidate, Engine, EngineConfig, EngineStats, MAX_ALERT_EVENTS,
     STATE_VERSION as ENGINE_STATE_VERSION, StateError as EngineStateError,
+    json_error as state_json_error,
 };
 pub use explain::{ExplainConfig, ExplainStats, Kind as ExplanationKind};
 pub use load::{
