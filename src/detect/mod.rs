@@ -478,6 +478,8 @@ struct Consumer {
     /// ledger does not, so no snapshot is written (the next start replays
     /// and appends them).
     emit_failed: bool,
+    /// The snapshot write under way (checksum, file, fsyncs).
+    writer: Option<JoinHandle<()>>,
 }
 
 fn now_ms() -> i64 {
@@ -510,6 +512,7 @@ impl Consumer {
             digest: None,
             snapshot_at: (0, Instant::now()),
             emit_failed: false,
+            writer: None,
         }
     }
 
@@ -795,12 +798,22 @@ impl Consumer {
             || self.engine.rules().is_empty()
             || self.emit_failed
         {
+            if stopping {
+                self.join_snapshot_writer();
+            }
             return;
         }
         let due = stopping
             || position - at >= self.config.snapshot_entries
             || when.elapsed() >= self.config.snapshot_interval;
         if !due {
+            return;
+        }
+        if stopping {
+            // The last one waits for any write still under way.
+            self.join_snapshot_writer();
+        } else if self.writer.as_ref().is_some_and(|w| !w.is_finished()) {
+            // The previous write is still going: try again next round.
             return;
         }
         let Some(digest) = self.digest else {
@@ -814,39 +827,89 @@ impl Consumer {
             self.snapshot_at = (position, Instant::now());
             return;
         }
+        // Serialized here, between two entries (a consistent state); the
+        // checksum, write and fsyncs on their own thread, so detection
+        // pauses only for the serialization.
         let started = Instant::now();
-        let result = self.write_snapshot(&data, position - 1, digest);
+        let state = self.serialize_state();
         self.snapshot_at = (position, Instant::now());
-        match result {
-            Ok(bytes) => {
-                g.with_label_values(&["writes"]).inc();
-                g.with_label_values(&["position"])
-                    .set(i64::try_from(position).unwrap_or(i64::MAX));
-                g.with_label_values(&["bytes"])
-                    .set(i64::try_from(bytes).unwrap_or(i64::MAX));
-                g.with_label_values(&["written_unix_seconds"])
-                    .set(now_ms() / 1000);
-                g.with_label_values(&["age_seconds"]).set(0);
-                tracing::info!(
-                    position,
-                    bytes,
-                    took_ms = started.elapsed().as_millis() as u64,
-                    "detection snapshot written"
-                );
-            }
+        let (engine, detector) = match state {
+            Ok(s) => s,
             Err(e) => {
                 g.with_label_values(&["write_failures"]).inc();
                 tracing::warn!(error = %e, "detection snapshot not written");
+                return;
             }
+        };
+        let serialize_ms = started.elapsed().as_millis() as u64;
+        let last = position - 1;
+        let spawned = std::thread::Builder::new()
+            .name("detect-snapshot".into())
+            .spawn(move || {
+                let g = &metrics.detect.snapshot;
+                let result = snapshot::entry_leaf(&data, last).and_then(|leaf| {
+                    snapshot::Snapshot {
+                        position: last,
+                        leaf,
+                        rules: digest,
+                        written_ms: now_ms(),
+                        engine,
+                        detector,
+                    }
+                    .write(&data)
+                });
+                match result {
+                    Ok(bytes) => {
+                        g.with_label_values(&["writes"]).inc();
+                        g.with_label_values(&["position"])
+                            .set(i64::try_from(position).unwrap_or(i64::MAX));
+                        g.with_label_values(&["bytes"])
+                            .set(i64::try_from(bytes).unwrap_or(i64::MAX));
+                        g.with_label_values(&["written_unix_seconds"])
+                            .set(now_ms() / 1000);
+                        g.with_label_values(&["age_seconds"]).set(0);
+                        tracing::info!(
+                            position,
+                            bytes,
+                            serialize_ms,
+                            took_ms = started.elapsed().as_millis() as u64,
+                            "detection snapshot written"
+                        );
+                    }
+                    Err(e) => {
+                        g.with_label_values(&["write_failures"]).inc();
+                        tracing::warn!(error = %e, "detection snapshot not written");
+                    }
+                }
+            });
+        match spawned {
+            Ok(h) => self.writer = Some(h),
+            Err(e) => {
+                self.ctx
+                    .metrics
+                    .detect
+                    .snapshot
+                    .with_label_values(&["write_failures"])
+                    .inc();
+                tracing::warn!(error = %e, "detection snapshot not written: no thread");
+            }
+        }
+        if stopping {
+            self.join_snapshot_writer();
         }
     }
 
-    fn write_snapshot(
-        &self,
-        data: &Path,
-        last: u64,
-        digest: [u8; 32],
-    ) -> Result<u64, snapshot::SnapshotError> {
+    /// Waits for the snapshot write under way, if any.
+    fn join_snapshot_writer(&mut self) {
+        if let Some(w) = self.writer.take()
+            && w.join().is_err()
+        {
+            tracing::error!("the detection snapshot writer panicked");
+        }
+    }
+
+    /// The engine's and the consumer's state, serialized (on this thread).
+    fn serialize_state(&self) -> Result<(Vec<u8>, Vec<u8>), snapshot::SnapshotError> {
         let engine = self
             .engine
             .save_state()
@@ -857,16 +920,7 @@ impl Consumer {
             newest_received: self.newest.map(|(t, _)| t),
         })
         .map_err(|e| snapshot::SnapshotError::State(crate::rules::state_json_error(&e)))?;
-        let leaf = snapshot::entry_leaf(data, last)?;
-        snapshot::Snapshot {
-            position: last,
-            leaf,
-            rules: digest,
-            written_ms: now_ms(),
-            engine,
-            detector,
-        }
-        .write(data)
+        Ok((engine, detector))
     }
 
     fn reload_if_changed(&mut self) -> Result<(), DetectError> {
