@@ -243,3 +243,84 @@ fn a_damaged_foreign_or_outdated_snapshot_falls_back_to_the_full_replay_with_the
     std::fs::write(&pack, format!("# changed\n{text}")).unwrap();
     falls_back(dir.path(), &cfg, &c, idx, "built with other rules");
 }
+
+/// A failed then a successful login of one account, in order: fires only
+/// once the detector's clock passes both (the allowed lateness).
+const ORDERED: &str = r#"title: Failed login
+id: failed
+level: low
+detection:
+  sel:
+    category: auth
+    action: login
+    outcome: failure
+  condition: sel
+---
+title: Successful login
+id: succeeded
+level: low
+detection:
+  sel:
+    category: auth
+    action: login
+    outcome: success
+  condition: sel
+---
+title: Success after a failure
+id: success-after-failure
+level: high
+correlation:
+  type: temporal_ordered
+  rules:
+    - failed
+    - succeeded
+  group-by:
+    - actor.user
+  timespan: 10m
+"#;
+
+/// A correlation that waits for the clock, cut by a restart: its hits wait
+/// in the snapshot's reorder buffer, the restart loads them, and the clock
+/// moving on after the restart (idle timer, the service's own entries)
+/// applies them and fires it, with no new event from a source.
+#[test]
+fn a_correlation_waiting_for_the_clock_fires_after_a_restart_from_the_snapshot() {
+    let dir = tempfile::tempdir().unwrap();
+    let k = keys(dir.path());
+    let rules = rules_folder(&dir.path().join("rules"), ORDERED);
+    let cfg = detection_config(dir.path(), &k, &rules, "4s", "");
+    let c = client_with(&test_token(&dir.path().join("data")));
+    let server = Server::start(dir.path(), &cfg);
+    let idx = post(
+        &c,
+        &server.http,
+        &[
+            live_event("o-0", "u7", json!({})),
+            live_event("o-1", "u7", json!({"outcome": "success"})),
+        ],
+    );
+    // Stopped well within the 4 s lateness: the hits wait in the snapshot.
+    assert_eq!(server.terminate(), Some(0));
+    let server = Server::start(dir.path(), &cfg);
+    let log = server.log_text();
+    assert!(log.contains(LOADED), "{log}");
+    let a = server.wait_for("the ordered correlation", || {
+        let a = get_json(
+            &c,
+            &format!("{}/v1/alerts?rule=success-after-failure", server.http),
+        )["alerts"]
+            .as_array()
+            .unwrap()
+            .clone();
+        (!a.is_empty()).then_some(a)
+    });
+    assert_eq!(a.len(), 1, "{a:?}");
+    let got: Vec<u64> = a[0]["event_indices"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|v| v.as_u64().unwrap())
+        .collect();
+    assert_eq!(got, idx);
+    assert_eq!(server.terminate(), Some(0));
+}
