@@ -31,6 +31,7 @@
 //!   valid one replaces the engine after a silent replay of the window.
 
 pub mod alert;
+pub mod snapshot;
 
 /// `action` of the warning event for late hits not applied.
 pub const LATE_DROPPED_ACTION: &str = "detection_late_dropped";
@@ -95,6 +96,15 @@ pub struct RulesConfig {
     /// longest timespan plus `allowed_lateness`.
     #[serde(deserialize_with = "opt_duration")]
     pub replay_window: Option<Duration>,
+    /// A detection state snapshot (`DATA/snapshots/detection.snapshot`) is
+    /// written after this many entries were read since the last one, so a
+    /// restart replays only what follows it. 0: no snapshots (every start
+    /// replays the window).
+    pub snapshot_entries: u64,
+    /// ... or after this much time with anything new read; and on a clean
+    /// shutdown.
+    #[serde(with = "duration_text")]
+    pub snapshot_interval: Duration,
 }
 
 impl Default for RulesConfig {
@@ -107,6 +117,8 @@ impl Default for RulesConfig {
             late_retention: Duration::from_secs(3600),
             suppression: Duration::from_secs(3600),
             replay_window: None,
+            snapshot_entries: 100_000,
+            snapshot_interval: Duration::from_secs(300),
         }
     }
 }
@@ -134,6 +146,9 @@ impl RulesConfig {
         if self.suppression > Duration::from_secs(30 * 86_400) {
             return Err(("rules.suppression", "must be at most 30d"));
         }
+        if self.snapshot_interval < Duration::from_secs(1) {
+            return Err(("rules.snapshot_interval", "must be at least 1s"));
+        }
         if self
             .replay_window
             .is_some_and(|w| w > Duration::from_secs(7 * 86_400))
@@ -150,6 +165,28 @@ impl RulesConfig {
             late_retention_ms: ms(self.late_retention),
             ..EngineConfig::default()
         }
+    }
+
+    /// What detection state depends on besides the rules and the ledger
+    /// (in the snapshot's rules digest).
+    fn state_settings(&self) -> String {
+        format!(
+            "state_version={} snapshot_version={} {:?} suppression_ms={} dedup_keys={MAX_DEDUP_KEYS} known_ids={MAX_KNOWN_IDS}",
+            crate::rules::ENGINE_STATE_VERSION,
+            snapshot::VERSION,
+            self.engine(),
+            ms(self.suppression)
+        )
+    }
+
+    /// The rules digest of a snapshot (`None`: the files changed while
+    /// they were read, so none is written until the next reload).
+    fn digest_around(&self, load: impl FnOnce() -> Loaded) -> (Loaded, Option<[u8; 32]>) {
+        let before = snapshot::rules_digest(&self.dir, &self.state_settings());
+        let loaded = load();
+        let after = snapshot::rules_digest(&self.dir, &self.state_settings());
+        let digest = before.filter(|b| Some(*b) == after);
+        (loaded, digest)
     }
 
     fn replay_ms(&self, rules: &RuleSet) -> i64 {
@@ -225,6 +262,7 @@ pub struct DetectContext {
 pub struct InitialRules {
     rules: RuleSet,
     fingerprint: Option<Fingerprint>,
+    digest: Option<[u8; 32]>,
 }
 
 impl InitialRules {
@@ -240,12 +278,14 @@ impl InitialRules {
 /// Loads the rules folder for start-up: an invalid set is an error naming
 /// every file:line:column: reason; a missing folder means no rules. Blocking.
 pub fn load_rules(config: &RulesConfig) -> Result<InitialRules, DetectError> {
-    match load(&config.dir) {
+    let (loaded, digest) = config.digest_around(|| load(&config.dir));
+    match loaded {
         Loaded::Missing => {
             tracing::info!(dir = %config.dir.display(), "no rules folder: detection has no rules until it appears");
             Ok(InitialRules {
                 rules: RuleSet::default(),
                 fingerprint: None,
+                digest: None,
             })
         }
         Loaded::Set(rules, fp) => {
@@ -253,6 +293,7 @@ pub fn load_rules(config: &RulesConfig) -> Result<InitialRules, DetectError> {
             Ok(InitialRules {
                 rules,
                 fingerprint: Some(fp),
+                digest,
             })
         }
         Loaded::Invalid(errors) => Err(DetectError::Rules {
@@ -276,6 +317,7 @@ impl Detector {
             .name("detect".into())
             .spawn(move || {
                 let mut c = Consumer::new(config, ctx, initial.rules, initial.fingerprint);
+                c.digest = initial.digest;
                 let r = c.run(&stop_rx);
                 if let Err(e) = &r {
                     tracing::error!(error = %e, "detection stopped");
@@ -390,6 +432,14 @@ struct KnownIds {
 }
 
 impl KnownIds {
+    fn from_ordered(ids: Vec<String>) -> KnownIds {
+        let mut k = KnownIds::default();
+        for id in ids {
+            k.insert(id);
+        }
+        k
+    }
+
     fn insert(&mut self, id: String) {
         if self.set.insert(id.clone()) {
             self.order.push_back(id);
@@ -419,6 +469,17 @@ struct Consumer {
     /// Newest event time processed, and when it was processed.
     newest: Option<(i64, Instant)>,
     next_reload: Instant,
+    /// Digest of the active rules for snapshots (`None`: none written).
+    digest: Option<[u8; 32]>,
+    /// Ledger position (next index) the last snapshot covers, and when it
+    /// was written.
+    snapshot_at: (u64, Instant),
+    /// An alert append failed since the start: the state holds alerts the
+    /// ledger does not, so no snapshot is written (the next start replays
+    /// and appends them).
+    emit_failed: bool,
+    /// The snapshot write under way (checksum, file, fsyncs).
+    writer: Option<JoinHandle<()>>,
 }
 
 fn now_ms() -> i64 {
@@ -448,6 +509,10 @@ impl Consumer {
             candidates: Vec::new(),
             recent: VecDeque::new(),
             newest: None,
+            digest: None,
+            snapshot_at: (0, Instant::now()),
+            emit_failed: false,
+            writer: None,
         }
     }
 
@@ -456,7 +521,9 @@ impl Consumer {
     }
 
     fn run(&mut self, stop: &Receiver<()>) -> Result<(), DetectError> {
-        self.start_from_window()?;
+        if !self.start_from_snapshot()? {
+            self.start_from_window()?;
+        }
         let mut wait = POLL;
         loop {
             let stopping = match stop.recv_timeout(wait) {
@@ -510,6 +577,7 @@ impl Consumer {
             self.report_late_drops();
             self.publish_stats();
             self.publish_position();
+            self.snapshot_if_due(stopping);
             if stopping {
                 return Ok(());
             }
@@ -572,6 +640,30 @@ impl Consumer {
             self.engine.set_partial_history();
         }
         let started = Instant::now();
+        let stored = self.replay_range(start, end)?;
+        tracing::info!(
+            from = start,
+            to = end,
+            replayed = end - start,
+            alerts_in_window = stored,
+            pending = self.candidates.len(),
+            took_ms = started.elapsed().as_millis() as u64,
+            "detection state rebuilt from the ledger: full replay of the window (no usable snapshot)"
+        );
+        self.ctx
+            .metrics
+            .detect
+            .snapshot
+            .with_label_values(&["replayed_at_start"])
+            .set(i64::try_from(end - start).unwrap_or(i64::MAX));
+        self.emit();
+        Ok(())
+    }
+
+    /// Runs the entries `start..end` through the rules (alerts found there
+    /// become known and seed the suppression window); the alerts they fire
+    /// wait in `candidates`. Returns how many stored alerts it met.
+    fn replay_range(&mut self, start: u64, end: u64) -> Result<usize, DetectError> {
         self.follower = LedgerFollower::new(&self.ctx.data_dir, start);
         self.publish_position();
         let mut stored = Vec::new();
@@ -607,16 +699,228 @@ impl Consumer {
         for s in stored.iter().filter(|s| !s.group.is_empty()) {
             self.dedup.admit(s);
         }
+        Ok(stored.len())
+    }
+
+    /// Starts from the snapshot in the data directory when one is usable
+    /// (module `snapshot`: every check), replaying only the entries after
+    /// it. `false`: none, or unusable (logged with the reason); the
+    /// caller replays the window.
+    fn start_from_snapshot(&mut self) -> Result<bool, DetectError> {
+        let end = self.durable();
+        let metrics = Arc::clone(&self.ctx.metrics);
+        let g = &metrics.detect.snapshot;
+        g.with_label_values(&["loaded"]).set(0);
+        if self.engine.rules().is_empty() || self.config.snapshot_entries == 0 {
+            return Ok(false);
+        }
+        let data = self.ctx.data_dir.clone();
+        let started = Instant::now();
+        let snap = match snapshot::Snapshot::read(&data) {
+            Ok(Some(s)) => s,
+            Ok(None) => {
+                tracing::info!("no detection snapshot: replaying the window");
+                return Ok(false);
+            }
+            Err(e) => {
+                tracing::warn!(error = %e, "detection snapshot unusable: replaying the window");
+                return Ok(false);
+            }
+        };
+        let checked = if self.digest != Some(snap.rules) {
+            Err(snapshot::SnapshotError::Rules)
+        } else {
+            snap.check_ledger(&data, end)
+        };
+        let restored = checked.and_then(|()| {
+            let state: snapshot::DetectorState = serde_json::from_slice(&snap.detector)
+                .map_err(|e| snapshot::SnapshotError::State(crate::rules::state_json_error(&e)))?;
+            let mut engine = Engine::new(Arc::clone(self.engine.rules()), self.config.engine());
+            engine
+                .restore_state(&snap.engine)
+                .map_err(|e| snapshot::SnapshotError::State(e.to_string()))?;
+            Ok((engine, state))
+        });
+        let (engine, state) = match restored {
+            Ok(r) => r,
+            Err(e) => {
+                // Rule changes drop the whole snapshot: the engine's state
+                // is laid out by the rule set (correlation and member
+                // positions, the explanations' union of every rule), so
+                // only a replay gives what a replay gives.
+                tracing::warn!(error = %e, position = snap.position,
+                    "detection snapshot refused: replaying the window");
+                return Ok(false);
+            }
+        };
+        self.engine = engine;
+        self.known = KnownIds::from_ordered(state.known);
+        self.dedup = state.dedup;
+        self.newest = state.newest_received.map(|t| (t, Instant::now()));
+        let start = snap.position + 1;
+        let replayed = self.replay_range(start, end)?;
+        g.with_label_values(&["loaded"]).set(1);
+        g.with_label_values(&["replayed_at_start"])
+            .set(i64::try_from(end - start).unwrap_or(i64::MAX));
+        g.with_label_values(&["position"])
+            .set(i64::try_from(start).unwrap_or(i64::MAX));
+        g.with_label_values(&["written_unix_seconds"])
+            .set(snap.written_ms / 1000);
+        self.snapshot_at = (start, Instant::now());
         tracing::info!(
+            snapshot_position = snap.position,
             from = start,
             to = end,
-            alerts_in_window = stored.len(),
+            replayed = end - start,
+            alerts_after_snapshot = replayed,
             pending = self.candidates.len(),
             took_ms = started.elapsed().as_millis() as u64,
-            "detection state rebuilt from the ledger"
+            "detection state loaded from the snapshot; replayed only the entries after it"
         );
         self.emit();
-        Ok(())
+        Ok(true)
+    }
+
+    /// Writes a snapshot when enough entries or time passed since the last
+    /// (or at a clean stop), from this thread: the state is between
+    /// entries, and ingest goes on (it never waits for detection).
+    fn snapshot_if_due(&mut self, stopping: bool) {
+        let metrics = Arc::clone(&self.ctx.metrics);
+        let g = &metrics.detect.snapshot;
+        let (at, when) = self.snapshot_at;
+        if at > 0 {
+            g.with_label_values(&["age_seconds"])
+                .set(i64::try_from(when.elapsed().as_secs()).unwrap_or(i64::MAX));
+        }
+        let position = self.follower.position();
+        if self.config.snapshot_entries == 0
+            || position <= at
+            || self.engine.rules().is_empty()
+            || self.emit_failed
+        {
+            if stopping {
+                self.join_snapshot_writer();
+            }
+            return;
+        }
+        let due = stopping
+            || position - at >= self.config.snapshot_entries
+            || when.elapsed() >= self.config.snapshot_interval;
+        if !due {
+            return;
+        }
+        if stopping {
+            // The last one waits for any write still under way.
+            self.join_snapshot_writer();
+        } else if self.writer.as_ref().is_some_and(|w| !w.is_finished()) {
+            // The previous write is still going: try again next round.
+            return;
+        }
+        let Some(digest) = self.digest else {
+            return;
+        };
+        let data = self.ctx.data_dir.clone();
+        if crate::ledger::atrest::keyring_for_ledger_dir(&LedgerPaths::new(&data).ledger).is_some()
+        {
+            // The state holds patient and user ids; with encryption at
+            // rest it is not written in clear (starts replay the window).
+            self.snapshot_at = (position, Instant::now());
+            return;
+        }
+        // Serialized here, between two entries (a consistent state); the
+        // checksum, write and fsyncs on their own thread, so detection
+        // pauses only for the serialization.
+        let started = Instant::now();
+        let state = self.serialize_state();
+        self.snapshot_at = (position, Instant::now());
+        let (engine, detector) = match state {
+            Ok(s) => s,
+            Err(e) => {
+                g.with_label_values(&["write_failures"]).inc();
+                tracing::warn!(error = %e, "detection snapshot not written");
+                return;
+            }
+        };
+        let serialize_ms = started.elapsed().as_millis() as u64;
+        let last = position - 1;
+        let spawned = std::thread::Builder::new()
+            .name("detect-snapshot".into())
+            .spawn(move || {
+                let g = &metrics.detect.snapshot;
+                let result = snapshot::entry_leaf(&data, last).and_then(|leaf| {
+                    snapshot::Snapshot {
+                        position: last,
+                        leaf,
+                        rules: digest,
+                        written_ms: now_ms(),
+                        engine,
+                        detector,
+                    }
+                    .write(&data)
+                });
+                match result {
+                    Ok(bytes) => {
+                        g.with_label_values(&["writes"]).inc();
+                        g.with_label_values(&["position"])
+                            .set(i64::try_from(position).unwrap_or(i64::MAX));
+                        g.with_label_values(&["bytes"])
+                            .set(i64::try_from(bytes).unwrap_or(i64::MAX));
+                        g.with_label_values(&["written_unix_seconds"])
+                            .set(now_ms() / 1000);
+                        g.with_label_values(&["age_seconds"]).set(0);
+                        tracing::info!(
+                            position,
+                            bytes,
+                            serialize_ms,
+                            took_ms = started.elapsed().as_millis() as u64,
+                            "detection snapshot written"
+                        );
+                    }
+                    Err(e) => {
+                        g.with_label_values(&["write_failures"]).inc();
+                        tracing::warn!(error = %e, "detection snapshot not written");
+                    }
+                }
+            });
+        match spawned {
+            Ok(h) => self.writer = Some(h),
+            Err(e) => {
+                self.ctx
+                    .metrics
+                    .detect
+                    .snapshot
+                    .with_label_values(&["write_failures"])
+                    .inc();
+                tracing::warn!(error = %e, "detection snapshot not written: no thread");
+            }
+        }
+        if stopping {
+            self.join_snapshot_writer();
+        }
+    }
+
+    /// Waits for the snapshot write under way, if any.
+    fn join_snapshot_writer(&mut self) {
+        if let Some(w) = self.writer.take()
+            && w.join().is_err()
+        {
+            tracing::error!("the detection snapshot writer panicked");
+        }
+    }
+
+    /// The engine's and the consumer's state, serialized (on this thread).
+    fn serialize_state(&self) -> Result<(Vec<u8>, Vec<u8>), snapshot::SnapshotError> {
+        let engine = self
+            .engine
+            .save_state()
+            .map_err(|e| snapshot::SnapshotError::State(e.to_string()))?;
+        let detector = serde_json::to_vec(&snapshot::DetectorStateRef {
+            known: &self.known.order,
+            dedup: &self.dedup,
+            newest_received: self.newest.map(|(t, _)| t),
+        })
+        .map_err(|e| snapshot::SnapshotError::State(crate::rules::state_json_error(&e)))?;
+        Ok((engine, detector))
     }
 
     fn reload_if_changed(&mut self) -> Result<(), DetectError> {
@@ -624,7 +928,8 @@ impl Consumer {
         if fp == self.fingerprint {
             return Ok(());
         }
-        let rules = match load(&self.config.dir) {
+        let (loaded, digest) = self.config.digest_around(|| load(&self.config.dir));
+        let rules = match loaded {
             Loaded::Missing => RuleSet::default(),
             Loaded::Set(rules, _) => rules,
             Loaded::Invalid(errors) => {
@@ -662,6 +967,7 @@ impl Consumer {
             .rules
             .set(engine.rules().len() as i64);
         self.engine = engine;
+        self.digest = digest;
         Ok(())
     }
 
@@ -724,6 +1030,7 @@ impl Consumer {
                 }
             }
             Err(e) => {
+                self.emit_failed = true;
                 tracing::error!(error = %e, alerts = alerts.len(), "could not append alerts");
             }
         }
@@ -878,6 +1185,35 @@ mod tests {
         assert_eq!(fingerprint(dir.path()).unwrap().len(), 2);
         std::fs::write(dir.path().join("a.yml"), "xyz").unwrap();
         assert_ne!(fingerprint(dir.path()).unwrap()[0], one[0]);
+    }
+
+    #[test]
+    fn snapshot_settings_default_parse_and_validate() {
+        let d = RulesConfig::default();
+        assert_eq!(d.snapshot_entries, 100_000);
+        assert_eq!(d.snapshot_interval, Duration::from_secs(300));
+        let c: RulesConfig =
+            toml::from_str("snapshot_entries = 0\nsnapshot_interval = \"10s\"\n").unwrap();
+        assert_eq!(c.snapshot_entries, 0);
+        assert_eq!(c.snapshot_interval, Duration::from_secs(10));
+        assert!(c.validate().is_ok());
+        let c: RulesConfig = toml::from_str("snapshot_interval = \"500ms\"\n").unwrap();
+        assert_eq!(
+            c.validate(),
+            Err(("rules.snapshot_interval", "must be at least 1s"))
+        );
+        // The state depends on these settings: a change makes another digest.
+        let shorter = RulesConfig {
+            suppression: Duration::from_secs(60),
+            ..RulesConfig::default()
+        };
+        assert_ne!(d.state_settings(), shorter.state_settings());
+        let later = RulesConfig {
+            allowed_lateness: Duration::from_secs(3),
+            ..RulesConfig::default()
+        };
+        assert_ne!(d.state_settings(), later.state_settings());
+        assert_eq!(d.state_settings(), RulesConfig::default().state_settings());
     }
 
     #[test]

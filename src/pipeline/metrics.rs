@@ -77,6 +77,12 @@ pub struct DetectMetrics {
     /// Ledger entries the rules consumer has read (its start-up replay
     /// included): `appended_events - detection_position` is its lag.
     pub position: IntGauge,
+    /// The detection state snapshot (`detect/snapshot.rs`), by `stat`:
+    /// `position` (entries it covers), `written_unix_seconds`, `bytes`,
+    /// `age_seconds`, `replayed_at_start` (entries the last start replayed),
+    /// `loaded` (1: the last start began from a snapshot), `writes`,
+    /// `write_failures`.
+    pub snapshot: IntGaugeVec,
 }
 
 #[allow(clippy::panic)]
@@ -114,8 +120,17 @@ fn detect_metrics(registry: &Registry) -> DetectMetrics {
         "ledger entries the rules consumer has read (appended_events - detection_position is its lag)",
     )
     .unwrap_or_else(|e| panic!("detection_position: {e}"));
+    let snapshot = IntGaugeVec::new(
+        Opts::new(
+            "detection_snapshot",
+            "the detection state snapshot (position, written_unix_seconds, bytes, age_seconds, replayed_at_start, loaded, writes, write_failures)",
+        ),
+        &["stat"],
+    )
+    .unwrap_or_else(|e| panic!("detection_snapshot: {e}"));
     for m in [
-        Box::new(rules.clone()) as Box<dyn prometheus::core::Collector>,
+        Box::new(snapshot.clone()) as Box<dyn prometheus::core::Collector>,
+        Box::new(rules.clone()),
         Box::new(engine.clone()),
         Box::new(latency.clone()),
         Box::new(position.clone()),
@@ -139,6 +154,7 @@ fn detect_metrics(registry: &Registry) -> DetectMetrics {
         engine,
         latency,
         position,
+        snapshot,
     }
 }
 

@@ -204,7 +204,7 @@ pub(crate) fn parse(c: &Node) -> Result<(i64, Absence), At> {
     ))
 }
 
-#[derive(Debug)]
+#[derive(Debug, serde::Serialize, serde::Deserialize)]
 struct Watch {
     first: i64,
     last: i64,
@@ -236,7 +236,7 @@ struct Watch {
 }
 
 /// The absence state of one rule.
-#[derive(Debug, Default)]
+#[derive(Debug, Default, serde::Serialize, serde::Deserialize)]
 pub(crate) struct State {
     groups: Groups<Watch>,
 }

@@ -166,7 +166,7 @@ pub(crate) fn parse(c: &Node) -> Result<(i64, Baseline, PeersField), At> {
     ))
 }
 
-#[derive(Debug)]
+#[derive(Debug, serde::Serialize, serde::Deserialize)]
 struct Series {
     /// Index of the newest window with hits (`time.div_euclid(timespan)`).
     window: i64,
@@ -186,17 +186,18 @@ struct Series {
 }
 
 /// The closed windows of one peer value.
-#[derive(Debug, Default)]
+#[derive(Debug, Default, serde::Serialize, serde::Deserialize)]
 struct PeerSamples {
     /// (window index, count, group), oldest first.
     samples: VecDeque<(i64, u64, GroupKey)>,
 }
 
 /// The baseline state of one rule.
-#[derive(Debug, Default)]
+#[derive(Debug, Default, serde::Serialize, serde::Deserialize)]
 pub(crate) struct State {
     groups: Groups<Series>,
     /// `peers`: samples per peer value (at most `max_groups` values).
+    #[serde(with = "crate::rules::snap::pairs")]
     peers: Map<Value, PeerSamples>,
 }
 

@@ -10,12 +10,14 @@ type Key = (String, BTreeMap<String, String>);
 
 /// Remembers when each (rule, group) last alerted; bounded to `max_keys`
 /// (the key that alerted longest ago is forgotten first).
-#[derive(Debug)]
+#[derive(Debug, serde::Serialize, serde::Deserialize)]
 pub struct Deduplicator {
     window_ms: i64,
     max_keys: usize,
+    #[serde(with = "crate::rules::snap::pairs")]
     last: HashMap<Key, (i64, u64)>,
     order: BTreeSet<(i64, u64)>,
+    #[serde(with = "crate::rules::snap::pairs")]
     by_order: HashMap<u64, Key>,
     seq: u64,
     forgotten: u64,

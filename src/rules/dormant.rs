@@ -156,7 +156,7 @@ fn since_ms(v: &str) -> Option<i64> {
 }
 
 /// The dormant state of one rule.
-#[derive(Debug, Default)]
+#[derive(Debug, Default, serde::Serialize, serde::Deserialize)]
 pub(crate) struct State {
     /// Groups by last hit (the value is unused: [`Groups`] keeps the time).
     groups: Groups<()>,

@@ -67,7 +67,7 @@ use std::collections::{BTreeMap, VecDeque};
 use std::sync::Arc;
 
 use super::Level;
-use super::explain::{ExplainConfig, ExplainStats, Explainer};
+use super::explain::{ExplainConfig, ExplainStats, Explainer, ExplainerState, ExplainerStateRef};
 use super::groups::Groups;
 pub(crate) use super::groups::{GroupKey, Map};
 use super::load::{CorrelationRule, CorrelationType, FirstSeen, GroupSource, RuleMeta, RuleSet};
@@ -145,7 +145,7 @@ pub struct AlertCandidate {
 }
 
 /// Counters for metrics and tests.
-#[derive(Debug, Clone, Default, PartialEq, Eq)]
+#[derive(Debug, Clone, Default, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub struct EngineStats {
     pub events: u64,
     pub detections: u64,
@@ -176,6 +176,67 @@ pub struct EngineStats {
     pub timers: usize,
 }
 
+/// Version of what [`Engine::save_state`] writes: part of a snapshot's
+/// rules digest, so a build whose state means something else refuses an
+/// older snapshot. Bump it with any change to the state's types or meaning.
+pub const STATE_VERSION: u32 = 1;
+
+/// Why an engine's state could not be saved or restored.
+#[derive(Debug, thiserror::Error)]
+pub enum StateError {
+    #[error("the engine is in the middle of an entry")]
+    Busy,
+    #[error("the state does not fit this rule set")]
+    Rules,
+    #[error("engine state: {0}")]
+    Format(String),
+}
+
+/// A JSON error without the text it met: state values are patient and
+/// user ids (PHI), and the message is logged.
+pub fn json_error(e: &serde_json::Error) -> String {
+    format!(
+        "{:?} error at line {} column {}",
+        e.classify(),
+        e.line(),
+        e.column()
+    )
+}
+
+/// [`Engine::save_state`]: the engine's own state, borrowed.
+#[derive(serde::Serialize)]
+struct StateRef<'a> {
+    pending: &'a Reorder,
+    sources: &'a Sources,
+    clock: Option<i64>,
+    applied: Option<HitKey>,
+    late: Vec<(&'a str, &'a Reorder)>,
+    late_drops: Vec<(&'a (String, String), &'a u64)>,
+    state: &'a [CorrState],
+    timers: &'a Timers,
+    stats: &'a EngineStats,
+    eager: &'a eager::Eager,
+    partial: Option<Option<i64>>,
+    explain: Option<ExplainerStateRef<'a, explained::Deferred>>,
+}
+
+/// [`Engine::restore_state`]: the same, read back.
+#[derive(serde::Deserialize)]
+struct StateOwned {
+    pending: Reorder,
+    sources: Sources,
+    clock: Option<i64>,
+    applied: Option<HitKey>,
+    late: Vec<(Box<str>, Reorder)>,
+    late_drops: Vec<((String, String), u64)>,
+    state: Vec<CorrState>,
+    timers: Timers,
+    stats: EngineStats,
+    eager: eager::Eager,
+    partial: Option<Option<i64>>,
+    explain: Option<ExplainerState<explained::Deferred>>,
+}
+
 /// A counted (value_count) or remembered (first_seen) value, shared by the
 /// reorder buffer, the look-ahead, the window and the value map.
 pub(crate) type Value = Arc<str>;
@@ -183,7 +244,7 @@ pub(crate) type Value = Arc<str>;
 /// Ordering of hits: event time, ledger index, correlation, member.
 type HitKey = (i64, u64, usize, usize);
 
-#[derive(Debug)]
+#[derive(Debug, serde::Serialize, serde::Deserialize)]
 enum Events {
     One(u64),
     Many(Box<[u64]>),
@@ -198,7 +259,7 @@ impl Events {
     }
 }
 
-#[derive(Debug)]
+#[derive(Debug, serde::Serialize, serde::Deserialize)]
 struct Hit {
     time: i64,
     first_time: i64,
@@ -210,15 +271,17 @@ struct Hit {
     delay: i64,
 }
 
-#[derive(Debug, Default)]
+#[derive(Debug, Default, serde::Serialize, serde::Deserialize)]
 struct Group {
     /// first_seen: time of the group's first hit (learning).
     first: i64,
     last: i64,
     hits: VecDeque<Hit>,
     /// value_count: distinct value -> hits carrying it.
+    #[serde(with = "crate::rules::snap::pairs")]
     values: Map<Value, u32>,
     /// first_seen: value -> last time seen.
+    #[serde(with = "crate::rules::snap::pairs")]
     seen: Map<Value, i64>,
     /// Conditions with an upper bound: the window's closing deadline.
     timer: Option<TimerId>,
@@ -227,7 +290,7 @@ struct Group {
     spoiled: bool,
 }
 
-#[derive(Debug, Default)]
+#[derive(Debug, Default, serde::Serialize, serde::Deserialize)]
 struct CorrState {
     /// Groups by newest hit: expiry and eviction order.
     groups: Groups<Group>,
@@ -353,6 +416,63 @@ impl Engine {
     /// The explanations' counters, when a rule has `explain`.
     pub fn explain_stats(&self) -> Option<ExplainStats> {
         self.explain.as_ref().map(Explainer::stats)
+    }
+
+    /// The state the stream built (reorder buffers, sources, correlation
+    /// state, timers, explanations), as JSON for a snapshot
+    /// (`crate::detect::snapshot`). The rules and limits are not in it:
+    /// [`Engine::restore_state`] takes it back into an engine made from the
+    /// same rule set and config. Between entries only (the engine is
+    /// never mid-entry when its owner calls this).
+    pub fn save_state(&self) -> Result<Vec<u8>, StateError> {
+        if !self.entry_hits.is_empty() || !self.own_hits.is_empty() || !self.touched.is_empty() {
+            return Err(StateError::Busy);
+        }
+        let state = StateRef {
+            pending: &self.pending,
+            sources: &self.sources,
+            clock: self.clock,
+            applied: self.applied,
+            late: self.late.iter().map(|(k, v)| (&**k, v)).collect(),
+            late_drops: self.late_drops.iter().collect(),
+            state: &self.state,
+            timers: &self.timers,
+            stats: &self.stats,
+            eager: &self.eager,
+            partial: self.partial,
+            explain: self.explain.as_ref().map(Explainer::state),
+        };
+        serde_json::to_vec(&state).map_err(|e| StateError::Format(json_error(&e)))
+    }
+
+    /// Replaces this (new) engine's state with a snapshot's
+    /// [`Engine::save_state`]. Refused, leaving the engine as it was, when
+    /// the state does not fit the engine's rule set.
+    pub fn restore_state(&mut self, bytes: &[u8]) -> Result<(), StateError> {
+        let s: StateOwned =
+            serde_json::from_slice(bytes).map_err(|e| StateError::Format(json_error(&e)))?;
+        if s.state.len() != self.state.len()
+            || s.eager.watched_len() != self.eager.watched_len()
+            || s.explain.is_some() != self.explain.is_some()
+        {
+            return Err(StateError::Rules);
+        }
+        if let (Some(x), Some(saved)) = (self.explain.as_mut(), s.explain) {
+            x.restore(saved)
+                .map_err(|e| StateError::Format(e.to_owned()))?;
+        }
+        self.pending = s.pending;
+        self.sources = s.sources;
+        self.clock = s.clock;
+        self.applied = s.applied;
+        self.late = s.late.into_iter().collect();
+        self.late_drops = s.late_drops.into_iter().collect();
+        self.state = s.state;
+        self.timers = s.timers;
+        self.stats = s.stats;
+        self.eager = s.eager;
+        self.partial = s.partial;
+        Ok(())
     }
 
     /// Evaluates one entry (its ledger `index`), appending alerts to `out`:

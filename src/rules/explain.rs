@@ -224,7 +224,7 @@ impl Default for ExplainConfig {
 }
 
 /// Counters: what was judged and explained, and what the bounds cost.
-#[derive(Debug, Clone, Default, PartialEq, Eq)]
+#[derive(Debug, Clone, Default, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub struct ExplainStats {
     /// Patient accesses judged (category `access` with a user and patient).
     pub access_events: u64,
@@ -256,9 +256,24 @@ impl ExplainStats {
     }
 }
 
-fn hasher() -> &'static foldhash::quality::RandomState {
-    static SEED: OnceLock<foldhash::quality::RandomState> = OnceLock::new();
-    SEED.get_or_init(foldhash::quality::RandomState::default)
+/// The process's random key seed. Keys are kept (hashed) in the state a
+/// snapshot holds, so a restart that loads one adopts its seed
+/// ([`adopt_seed`]) before any key is made.
+static SEED: OnceLock<u64> = OnceLock::new();
+
+fn seed() -> u64 {
+    *SEED.get_or_init(|| foldhash::quality::RandomState::default().hash_one(0u64))
+}
+
+/// Makes `s` the process's key seed unless keys were made already; whether
+/// the process's seed is `s` (else a snapshot's keys cannot be used).
+pub(crate) fn adopt_seed(s: u64) -> bool {
+    *SEED.get_or_init(|| s) == s
+}
+
+fn hasher() -> &'static foldhash::quality::FixedState {
+    static HASHER: OnceLock<foldhash::quality::FixedState> = OnceLock::new();
+    HASHER.get_or_init(|| foldhash::quality::FixedState::with_seed(seed()))
 }
 
 /// An id's key: never 0 (0 means "none").
@@ -268,8 +283,13 @@ fn key(s: &str) -> u64 {
 
 /// A least-recently-used bounded map. Touches append to an order queue;
 /// stale queue entries are skipped on eviction and compacted away.
-#[derive(Debug)]
+#[derive(Debug, serde::Serialize, serde::Deserialize)]
+#[serde(bound(
+    serialize = "K: serde::Serialize, V: serde::Serialize",
+    deserialize = "K: serde::Deserialize<'de> + Hash + Eq, V: serde::Deserialize<'de>"
+))]
 struct Lru<K, V> {
+    #[serde(with = "crate::rules::snap::pairs")]
     map: Map<K, (V, u64)>,
     order: VecDeque<(K, u64)>,
     tick: u64,
@@ -321,7 +341,7 @@ impl<K: Hash + Eq + Copy, V> Lru<K, V> {
     }
 }
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 struct Visit {
     scheduled: i64,
     /// Event time of the booking (or of the encounter's record).
@@ -339,7 +359,7 @@ const RECORD: usize = 1;
 const CLAIM: usize = 2;
 const REPEAT: usize = 3;
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 struct Span {
     lo: i64,
     hi: i64,
@@ -350,7 +370,7 @@ const EMPTY: Span = Span {
     hi: i64::MIN,
 };
 
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 struct PairFacts {
     spans: [[Span; SPANS]; 4],
 }
@@ -397,6 +417,7 @@ impl PairFacts {
 /// Accesses waiting for their verdict, by (deadline, arrival): a sorted run
 /// for the usual in-order arrivals (O(1)) and a heap for the others, as the
 /// engine's reorder buffer does.
+#[derive(serde::Serialize, serde::Deserialize)]
 struct Queue<T> {
     run: VecDeque<Queued<T>>,
     late: BinaryHeap<Reverse<Queued<T>>>,
@@ -411,6 +432,7 @@ impl<T> Default for Queue<T> {
     }
 }
 
+#[derive(serde::Serialize, serde::Deserialize)]
 struct Queued<T> {
     key: (i64, u64),
     job: Job<T>,
@@ -499,7 +521,7 @@ pub(crate) enum Judged<T> {
 }
 
 /// One access waiting for its verdict.
-#[derive(Debug)]
+#[derive(Debug, serde::Serialize, serde::Deserialize)]
 pub(crate) struct Job<T> {
     pub time: i64,
     user: u64,
@@ -568,6 +590,30 @@ fn is_record(kind: &str) -> bool {
     })
 }
 
+/// [`Explainer::state`], borrowed for writing.
+#[derive(serde::Serialize)]
+pub(crate) struct ExplainerStateRef<'a, T> {
+    seed: u64,
+    users: &'a Lru<u64, u64>,
+    patients: &'a Lru<u64, Vec<Visit>>,
+    pairs: &'a Lru<(u64, u64), PairFacts>,
+    queue: &'a Queue<T>,
+    seq: u64,
+    stats: &'a ExplainStats,
+}
+
+/// [`Explainer::state`], read back.
+#[derive(serde::Deserialize)]
+pub(crate) struct ExplainerState<T> {
+    seed: u64,
+    users: Lru<u64, u64>,
+    patients: Lru<u64, Vec<Visit>>,
+    pairs: Lru<(u64, u64), PairFacts>,
+    queue: Queue<T>,
+    seq: u64,
+    stats: ExplainStats,
+}
+
 /// The explanations component: facts from the stream, accesses waiting
 /// for their verdict, and the verdicts. `T` is what a rule's job carries
 /// (the engine's hits for the correlations the rule feeds).
@@ -631,6 +677,34 @@ impl<T> Explainer<T> {
             seq: 0,
             stats: ExplainStats::default(),
         })
+    }
+
+    /// What the stream built, for a snapshot (the rest is the rules').
+    pub(crate) fn state(&self) -> ExplainerStateRef<'_, T> {
+        ExplainerStateRef {
+            seed: seed(),
+            users: &self.users,
+            patients: &self.patients,
+            pairs: &self.pairs,
+            queue: &self.queue,
+            seq: self.seq,
+            stats: &self.stats,
+        }
+    }
+
+    /// Takes back a snapshot's [`Explainer::state`]; refused when the
+    /// process already makes keys with another seed.
+    pub(crate) fn restore(&mut self, s: ExplainerState<T>) -> Result<(), &'static str> {
+        if !adopt_seed(s.seed) {
+            return Err("the explanations' key seed differs from this process's");
+        }
+        self.users = s.users;
+        self.patients = s.patients;
+        self.pairs = s.pairs;
+        self.queue = s.queue;
+        self.seq = s.seq;
+        self.stats = s.stats;
+        Ok(())
     }
 
     pub fn stats(&self) -> ExplainStats {

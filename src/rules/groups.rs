@@ -80,13 +80,28 @@ impl Hash for GroupKey {
     }
 }
 
+/// Snapshots keep the values only: the hash is the process's own (its seed
+/// is random) and is computed again when a key is read back.
+impl serde::Serialize for GroupKey {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        s.collect_seq(self.values.iter())
+    }
+}
+
+impl<'de> serde::Deserialize<'de> for GroupKey {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        let values: Vec<Option<Box<str>>> = serde::Deserialize::deserialize(d)?;
+        Ok(values.into_iter().collect())
+    }
+}
+
 impl std::fmt::Debug for GroupKey {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_list().entries(self.values.iter()).finish()
     }
 }
 
-#[derive(Debug)]
+#[derive(Debug, serde::Serialize, serde::Deserialize)]
 struct Tracked<V> {
     value: V,
     /// The newest hit's time.
@@ -99,9 +114,14 @@ struct Tracked<V> {
 /// newest hit. The idle heap holds `(time, seq, key)`: a group's live entry
 /// (its `entry` seq) has a time at or before its newest hit, so the top
 /// live entry whose time is the group's newest hit is the group idle longest.
-#[derive(Debug)]
+#[derive(Debug, serde::Serialize, serde::Deserialize)]
+#[serde(bound(
+    serialize = "V: serde::Serialize",
+    deserialize = "V: serde::Deserialize<'de>"
+))]
 pub(crate) struct Groups<V> {
     /// hashbrown for `entry_ref` (std's `entry` takes an owned key).
+    #[serde(with = "super::snap::pairs")]
     map: hashbrown::HashMap<GroupKey, Tracked<V>, foldhash::fast::RandomState>,
     idle: BinaryHeap<Reverse<(i64, u64, IdleKey)>>,
     seq: u64,
@@ -109,7 +129,7 @@ pub(crate) struct Groups<V> {
 
 /// A key in the idle heap: ordered by nothing (the time and seq before it
 /// are unique), so the heap never compares strings.
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, serde::Serialize, serde::Deserialize)]
 struct IdleKey(GroupKey);
 impl PartialEq for IdleKey {
     fn eq(&self, _: &Self) -> bool {

@@ -217,7 +217,7 @@ pub(super) fn parse<'a>(
 }
 
 /// One group's working hours.
-#[derive(Debug)]
+#[derive(Debug, serde::Serialize, serde::Deserialize)]
 pub(crate) struct Profile {
     /// Time of the group's first learnt hit.
     first: i64,
@@ -308,7 +308,7 @@ impl Profile {
 }
 
 /// The habit state of one rule.
-#[derive(Debug, Default)]
+#[derive(Debug, Default, serde::Serialize, serde::Deserialize)]
 pub(crate) struct State {
     groups: Groups<Profile>,
 }

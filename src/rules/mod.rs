@@ -52,6 +52,7 @@ mod groups;
 mod habit;
 mod load;
 mod relation;
+mod snap;
 mod timers;
 pub use crate::event::view;
 pub(crate) mod yaml;
@@ -64,7 +65,11 @@ mod tests;
 use std::path::{Path, PathBuf};
 
 pub use dedup::Deduplicator;
-pub use engine::{AlertCandidate, Engine, EngineConfig, EngineStats, MAX_ALERT_EVENTS};
+pub use engine::{
+    AlertCandidate, Engine, EngineConfig, EngineStats, MAX_ALERT_EVENTS,
+    STATE_VERSION as ENGINE_STATE_VERSION, StateError as EngineStateError,
+    json_error as state_json_error,
+};
 pub use explain::{ExplainConfig, ExplainStats, Kind as ExplanationKind};
 pub use load::{
     CorrelationType, MAX_RULE_FILE_BYTES, MAX_RULE_FILES, MAX_TIMESPAN_MS, PLAYBOOKS_DIR, RuleMeta,

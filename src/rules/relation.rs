@@ -192,7 +192,7 @@ pub(super) struct Fired {
     pub events: Vec<u64>,
 }
 
-#[derive(Debug)]
+#[derive(Debug, serde::Serialize, serde::Deserialize)]
 struct Slot {
     /// Past this (event time of the watermark) the slot cannot matter.
     expires: i64,
@@ -204,10 +204,12 @@ struct Slot {
 }
 
 /// Per-correlation state of a join.
-#[derive(Debug, Default)]
+#[derive(Debug, Default, serde::Serialize, serde::Deserialize)]
 pub(super) struct JoinState {
+    #[serde(with = "crate::rules::snap::pairs")]
     slots: Map<GroupKey, Slot>,
     /// (expires, seq) -> key, soonest first: expiry and eviction order.
+    #[serde(with = "crate::rules::snap::pairs")]
     order: BTreeMap<(i64, u64), GroupKey>,
     seq: u64,
 }

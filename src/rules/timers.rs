@@ -16,8 +16,9 @@ pub(crate) type TimerId = (i64, usize, u64);
 
 /// Pending deadlines of every correlation, earliest first. Each timer names
 /// the group it belongs to; the owner keeps the id to cancel or check it.
-#[derive(Debug, Default)]
+#[derive(Debug, Default, serde::Serialize, serde::Deserialize)]
 pub(crate) struct Timers {
+    #[serde(with = "super::snap::pairs")]
     queue: BTreeMap<TimerId, GroupKey>,
     seq: u64,
 }

@@ -28,6 +28,7 @@ mod people;
 mod rotate;
 mod rules_cli;
 mod search;
+mod snapshot;
 mod tamper;
 mod util;
 mod vectors;

@@ -39,13 +39,13 @@ use super::{GroupKey, HitKey, MAX_ALERT_EVENTS, Map, Value};
 use crate::rules::load::{CorrelationRule, CorrelationType, Source};
 
 /// One hit of a watched correlation still in the reorder buffer.
-#[derive(Debug)]
+#[derive(Debug, serde::Serialize, serde::Deserialize)]
 struct Waiting {
     key: HitKey,
     value: Option<Value>,
 }
 
-#[derive(Debug, Default)]
+#[derive(Debug, Default, serde::Serialize, serde::Deserialize)]
 struct GroupWaiting {
     /// Ascending by key.
     hits: Vec<Waiting>,
@@ -55,7 +55,7 @@ struct GroupWaiting {
 }
 
 /// An alert reported early, until the ordered evaluation reaches it.
-#[derive(Debug)]
+#[derive(Debug, serde::Serialize, serde::Deserialize)]
 struct Fired {
     ci: usize,
     group: GroupKey,
@@ -81,11 +81,19 @@ pub(super) struct Firing {
     pub events: Vec<u64>,
 }
 
-#[derive(Debug, Default)]
+#[derive(Debug, Default, serde::Serialize, serde::Deserialize)]
 pub(super) struct Eager {
     /// Per correlation: `Some` when it fires eagerly.
+    #[serde(with = "crate::rules::snap::vec_opt_pairs")]
     watched: Vec<Option<Map<GroupKey, GroupWaiting>>>,
     fired: Vec<Fired>,
+}
+
+impl Eager {
+    /// How many correlations it has a slot for (a snapshot's check).
+    pub(super) fn watched_len(&self) -> usize {
+        self.watched.len()
+    }
 }
 
 /// Whether a correlation may fire before the watermark (module docs).

@@ -20,7 +20,7 @@ use crate::rules::view::EntryView;
 
 /// What a waiting match carries: its event, the alert's group and the
 /// hits it would add.
-#[derive(Debug)]
+#[derive(Debug, serde::Serialize, serde::Deserialize)]
 pub(crate) struct Deferred {
     index: u64,
     group: BTreeMap<String, String>,

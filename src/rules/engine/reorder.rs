@@ -13,7 +13,7 @@ use std::collections::{BinaryHeap, VecDeque};
 
 use super::{GroupKey, HitKey, Value};
 
-#[derive(Debug)]
+#[derive(Debug, serde::Serialize, serde::Deserialize)]
 pub(super) struct Pending {
     pub key: HitKey,
     pub group: GroupKey,
@@ -41,7 +41,7 @@ impl Ord for Pending {
     }
 }
 
-#[derive(Debug, Default)]
+#[derive(Debug, Default, serde::Serialize, serde::Deserialize)]
 pub(super) struct Reorder {
     /// Ascending by key.
     run: VecDeque<Pending>,

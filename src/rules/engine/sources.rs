@@ -34,7 +34,7 @@ use hashbrown::HashMap;
 /// comes back, as a new source, with its next event).
 pub(crate) const MAX_SOURCES: usize = 4_096;
 
-#[derive(Debug)]
+#[derive(Debug, serde::Serialize, serde::Deserialize)]
 struct Source {
     name: Box<str>,
     /// Newest event time seen.
@@ -47,11 +47,12 @@ struct Source {
     seen_frontier: i64,
 }
 
-#[derive(Debug, Default)]
+#[derive(Debug, Default, serde::Serialize, serde::Deserialize)]
 pub(super) struct Sources {
     /// Slots; a forgotten source leaves a hole reused by the next new one.
     slots: Vec<Option<Source>>,
     free: Vec<usize>,
+    #[serde(with = "crate::rules::snap::pairs")]
     by_name: HashMap<Box<str>, usize>,
     /// (lag, slot) of every source that may be active, smallest lag first.
     lags: BTreeSet<(i64, usize)>,
