@@ -521,12 +521,10 @@ def fill(path, chunk=1 << 20):
     """Writes `path` until the file system is full; returns bytes written."""
     n = 0
     buf = b"\0" * chunk
-    with open(path, "wb") as f:
+    with open(path, "wb", buffering=0) as f:
         while True:
             try:
-                f.write(buf)
-                f.flush()
-                n += chunk
+                n += f.write(buf)
             except OSError as e:
                 if e.errno != errno.ENOSPC:
                     raise
@@ -535,9 +533,7 @@ def fill(path, chunk=1 << 20):
         for size in (65536, 4096, 512):
             while True:
                 try:
-                    f.write(b"\0" * size)
-                    f.flush()
-                    n += size
+                    n += f.write(b"\0" * size)
                 except OSError:
                     break
     return n
@@ -711,8 +707,11 @@ class Sink:
         self.p = None
 
     def start(self):
+        # A folder per run of the sink: it numbers its messages from 1 again.
+        d = os.path.join(self.mail, f"run{len(os.listdir(self.mail)) + 1}")
+        os.makedirs(d)
         self.p = self.ctx.track(subprocess.Popen(
-            [sys.executable, self.ctx.a.sink, "--dir", self.mail, "--port", str(self.port)],
+            [sys.executable, self.ctx.a.sink, "--dir", d, "--port", str(self.port)],
             stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL))
         line = self.p.stdout.readline().decode()
         if not line.startswith("PORT"):
@@ -724,10 +723,11 @@ class Sink:
 
     def messages(self):
         out = []
-        for n in os.listdir(self.mail):
-            if n.endswith(".json"):
-                with open(os.path.join(self.mail, n)) as f:
-                    out.append(json.load(f))
+        for d in os.listdir(self.mail):
+            for n in os.listdir(os.path.join(self.mail, d)):
+                if n.endswith(".json"):
+                    with open(os.path.join(self.mail, d, n)) as f:
+                        out.append(json.load(f))
         return out
 
 
