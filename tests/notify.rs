@@ -481,7 +481,10 @@ fn a_server_down_past_the_counted_retries_gets_the_message_when_it_returns() {
             .all(|o| *o == Outcome::Retrying),
         "{outcomes:?}"
     );
-    assert_eq!(sink.message(1)["subject"], "[high] Repeated failed logins: u0042");
+    assert_eq!(
+        sink.message(1)["subject"],
+        "[high] Repeated failed logins: u0042"
+    );
     std::thread::sleep(Duration::from_millis(300));
     assert_eq!(sink.received(), 1);
 }

@@ -100,6 +100,13 @@ def sealed_segments(data_dir):
 
 
 # --- processes -----------------------------------------------------------------
+T0 = time.monotonic()
+
+
+def say(msg):
+    print(f"  [{time.monotonic() - T0:6.1f} s] {msg}", file=sys.stderr, flush=True)
+
+
 class Ctx:
     def __init__(self, a):
         self.a = a
@@ -427,6 +434,7 @@ def check_ids(res, data, senders, label=""):
 
 
 def check_verify(res, ctx, data):
+    say("sealtrail verify")
     rc, v = verify(ctx, data)
     res.num(verify_events=v.get("events"), verify_segments=v.get("segments"))
     res.check("sealtrail verify", rc == 0 and v.get("ok") is True,
@@ -482,6 +490,7 @@ def fault_kills(ctx, a):
     t0 = time.monotonic()
     moments = []
     acked_at_kill = []
+    say(f"{a.kills} kills under load")
     for k in range(a.kills):
         # The moment: 20 ms .. 2.5 s after the service answers (seeded), so some
         # kills land in start-up replay, most under full load, some in seals.
@@ -493,8 +502,10 @@ def fault_kills(ctx, a):
         start_s.append(srv.start())
     # After the last restart: run a little, then every sender delivers what it holds.
     time.sleep(2)
+    say("last restart done; finishing the senders")
     finished = senders.finish()
     load_s = time.monotonic() - t0
+    say("waiting for the index and detection")
     caught, m = wait_caught_up(ctx)
     res.num(kills=a.kills, seed=a.seed, connections=a.conns, batch=a.batch, load_seconds=round(load_s, 1),
             restart_s_median=round(sorted(start_s)[len(start_s) // 2], 2), restart_s_max=round(max(start_s), 2),
@@ -558,6 +569,7 @@ def fault_diskfull(ctx, a):
     filler = os.path.join(a.mount, "filler")
     t_fill = time.monotonic()
     filled = fill(filler)
+    say(f"disk full ({filled >> 20} MiB filler); holding {a.full_seconds} s")
     # Full: the senders keep sending. Watch what they get, and readiness.
     st0 = senders.status()
     ready_full = []
@@ -570,6 +582,7 @@ def fault_diskfull(ctx, a):
     during = {k: st1.get(k, 0) - st0.get(k, 0) for k in st1 if st1.get(k, 0) - st0.get(k, 0)}
     m_full = ctx.metrics()
     os.remove(filler)
+    say("filler deleted")
     t_free = time.monotonic()
     acked_free0 = senders.acked_count()
     recovered = None
@@ -631,13 +644,20 @@ class RssSampler:
 def fault_stall(ctx, a):
     res = Result("3. index consumer stalled (index directory on a %s tmpfs, filled)" % a.size)
     data, cfg = fresh(ctx, "stall")
-    # The index lives in DATA/index: its own file system, which the campaign fills.
+    # The index lives in DATA/index: its own file system, which the campaign
+    # fills. The service removes and recreates DATA/index when it creates an
+    # index (a mount point cannot be removed: EBUSY), so the index is created
+    # on disk by a first start, then copied onto the tmpfs mounted there.
     idx = os.path.join(data, "index")
-    os.makedirs(idx, exist_ok=True)
+    srv = Serve(ctx, cfg, log="stall-serve.log")
+    srv.start()
+    srv.stop()
+    os.rename(idx, idx + ".created")
+    os.makedirs(idx)
     subprocess.run(["mount", "-t", "tmpfs", "-o", f"size={a.size}", "tmpfs", idx], check=True)
     with open(os.path.join(ctx.work, "mounts"), "a") as f:
         f.write(idx + "\n")
-    srv = Serve(ctx, cfg, log="stall-serve.log")
+    subprocess.run(["cp", "-a", idx + ".created/.", idx], check=True)
     srv.start()
     rss = RssSampler(srv)
     rss.thread.start()
@@ -647,6 +667,7 @@ def fault_stall(ctx, a):
     filler = os.path.join(idx, "filler")
     t_fill = time.monotonic()
     filled = fill(filler)
+    say(f"index file system full ({filled >> 20} MiB filler); stalled for {a.stall_seconds} s")
     m0 = ctx.metrics()
     series = []
     while time.monotonic() - t_fill < a.stall_seconds:
@@ -804,6 +825,7 @@ ack_timeout = "6h"
         time.sleep(0.2)
     before = len(sink.messages())
     sink.stop()
+    say(f"SMTP server down for {a.down:.0f} s")
     t_down = time.monotonic()
     during = max(1, a.bursts)
     for k in range(during):
@@ -819,6 +841,7 @@ ack_timeout = "6h"
     failed_during = notified(os.path.join(data))  # the ledger while down (read-only, safe beside the writer)
     attempts_during = sum(len(v) for v in failed_during.values())
     sink.start()
+    say("SMTP server back")
     t_up = time.monotonic()
     expected = len(users)
     delivered_at = None
@@ -884,6 +907,7 @@ def fault_clock(ctx, a):
         with open(tsfile + ".tmp", "w") as f:
             f.write(s + "\n")
         os.rename(tsfile + ".tmp", tsfile)
+        say(f"wall clock offset {s} s")
         t = time.monotonic()
         acked0 = senders.acked_count()
         time.sleep(a.step_seconds)
@@ -892,15 +916,20 @@ def fault_clock(ctx, a):
         step_log.append({"offset": s, "sealed_segments": seg1 - seg0, "acked": acked1 - acked0})
         seals_continue.append(seg1 > seg0 and acked1 > acked0)
         del t
+    say("clock steps done; finishing the senders")
     finished = senders.finish()
+    say("waiting for the index and detection")
     caught, m = wait_caught_up(ctx)
+    say("stopping the service")
     rc = srv.stop()
+    say("reading the ledger")
     counts, order = check_ids(res, data, senders)
     # Ledger order = acknowledgement order, per connection.
     misordered = {}
     for s in senders.list:
         acked_seqs = [int(i.split("-")[1]) for i in s.acked]
-        stored = [q for q in order.get(s.conn, []) if f"c{s.conn}-{q:07d}" in set(s.acked)]
+        acked_set = set(acked_seqs)
+        stored = [q for q in order.get(s.conn, []) if q in acked_set]
         if stored != acked_seqs:
             misordered[s.conn] = len(acked_seqs)
     # Received times as stored: how the wall clock stepped in the ledger.

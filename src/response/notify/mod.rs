@@ -417,8 +417,16 @@ mod tests {
         assert!(r.is_ok(), "{r:?}");
         let seen = seen.lock().unwrap();
         assert_eq!(seen.last().map(|a| a.outcome), Some(Outcome::Delivered));
-        assert!(seen[..seen.len() - 1].iter().all(|a| a.outcome == Outcome::Retrying));
-        assert!(start.elapsed() < Duration::from_secs(9), "{:?}", start.elapsed());
+        assert!(
+            seen[..seen.len() - 1]
+                .iter()
+                .all(|a| a.outcome == Outcome::Retrying)
+        );
+        assert!(
+            start.elapsed() < Duration::from_secs(9),
+            "{:?}",
+            start.elapsed()
+        );
     }
 
     #[tokio::test(start_paused = true)]
