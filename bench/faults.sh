@@ -18,8 +18,11 @@
 #   smtp      the SMTP sink down for FAULTS_SMTP_DOWN seconds (default 600,
 #             the 10 minutes) while failed-login bursts raise alerts:
 #             every notification delivered after it returns, none twice
-#   stall     DATA/index on its own tmpfs, filled: ingest goes on (or 503),
-#             VmRSS sampled stays bounded, the index catches up once freed
+#   stall     DATA/index on its own 256 MiB tmpfs, filled by a filler file:
+#             ingest goes on (or 503), VmRSS sampled stays bounded, the index
+#             catches up once the filler is deleted (the tmpfs must hold the
+#             whole index of the run: at 48 MiB the index itself filled it
+#             during catch-up, and the service waited, retrying, for space)
 #   clock     the wall clock of `serve` stepped -1 h, +1 h, +1 h, -1 h with
 #             libfaketime (monotonic clock untouched): nothing lost,
 #             duplicated or reordered, seals go on, verify passes
@@ -92,7 +95,7 @@ for c in $cases; do
         "${drv[@]}" smtp "${common[@]}" --down "${FAULTS_SMTP_DOWN:-600}" \
             ${FAULTS_SMTP_RETRY_FOR:+--smtp-retry-for "$FAULTS_SMTP_RETRY_FOR"} || status=1 ;;
     stall)
-        "${drv[@]}" stall "${common[@]}" --size 48m --stall-seconds "${FAULTS_STALL_SECONDS:-40}" || status=1 ;;
+        "${drv[@]}" stall "${common[@]}" --size 256m --stall-seconds "${FAULTS_STALL_SECONDS:-40}" || status=1 ;;
     clock)
         "${drv[@]}" clock "${common[@]}" --faketime "$faketime_lib" \
             --step-seconds "${FAULTS_STEP_SECONDS:-5}" || status=1 ;;
