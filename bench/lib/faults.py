@@ -259,6 +259,8 @@ class Sender:
         self.sent = set()
         self.status = {}  # "200", "503", "500", "refused", "dropped", "timeout", ...
         self.ack_times = []  # monotonic time of each acknowledgement
+        self.slowest = {}  # status -> longest time to that answer (s)
+        self.answers = []  # (sent at, seconds to the answer, status), the newest 4000
         self.last_error = ""
         self.stop = threading.Event()
         self.thread = threading.Thread(target=self.run, daemon=True)
@@ -284,10 +286,17 @@ class Sender:
             try:
                 if c is None:
                     c = http.client.HTTPConnection("127.0.0.1", self.ctx.port, timeout=self.timeout)
+                t_req = time.monotonic()
                 c.request("POST", "/v1/events", body, {"Content-Type": "application/x-ndjson",
                                                        "Authorization": f"Bearer {self.ctx.token}"})
                 r = c.getresponse()
                 data = r.read()
+                took = time.monotonic() - t_req
+                with self.lock:
+                    k = str(r.status)
+                    self.slowest[k] = max(self.slowest.get(k, 0.0), took)
+                    self.answers.append((t_req, took, r.status))
+                    del self.answers[:-4000]
             except ConnectionRefusedError:
                 self.count("refused")
                 c = None
@@ -369,6 +378,15 @@ class Senders:
 
     def acked_count(self):
         return sum(s.acked_count() for s in self.list)
+
+    def slowest(self):
+        """Longest wait for an answer, per status, over all senders (s)."""
+        out = {}
+        for s in self.list:
+            with s.lock:
+                for k, v in s.slowest.items():
+                    out[k] = round(max(out.get(k, 0.0), v), 2)
+        return out
 
 
 # --- checks --------------------------------------------------------------------------
@@ -575,18 +593,30 @@ def fault_diskfull(ctx, a):
     filler = os.path.join(a.mount, "filler")
     t_fill = time.monotonic()
     filled = fill(filler)
-    say(f"disk full ({filled >> 20} MiB filler); holding {a.full_seconds} s")
     # Full: the senders keep sending. Watch what they get, and readiness.
+    # Appends go on into space the open segment already holds (durable,
+    # acknowledged) until it is used up; the fault is held `full_seconds`
+    # after the first refusal (at most 120 s waiting for it).
     st0 = senders.status()
     ready_full = []
     acked_full0 = senders.acked_count()
-    while time.monotonic() - t_fill < a.full_seconds:
+    first_503 = None
+    while time.monotonic() - t_fill < 120 and first_503 is None:
+        if senders.status().get("503", 0) > st0.get("503", 0):
+            first_503 = time.monotonic() - t_fill
+        ready_full.append(probe_status(ctx, "/readyz"))
+        time.sleep(0.1)
+    acked_until_refused = senders.acked_count() - acked_full0
+    say(f"disk full ({filled >> 20} MiB filler); first 503 after {first_503} s; holding {a.full_seconds} s")
+    t_hold = time.monotonic()
+    while time.monotonic() - t_hold < a.full_seconds:
         ready_full.append(probe_status(ctx, "/readyz"))
         time.sleep(0.5)
     st1 = senders.status()
     acked_full = senders.acked_count() - acked_full0
     during = {k: st1.get(k, 0) - st0.get(k, 0) for k in st1 if st1.get(k, 0) - st0.get(k, 0)}
     m_full = ctx.metrics()
+    t_remove = time.monotonic()
     os.remove(filler)
     say("filler deleted")
     t_free = time.monotonic()
@@ -603,15 +633,28 @@ def fault_diskfull(ctx, a):
     caught, m = wait_caught_up(ctx)
     alive = srv.alive()
     res.num(filler_mib=round(filled / 2**20, 1), full_seconds=a.full_seconds, acked_before_full=before,
+            first_503_s=round(first_503, 2) if first_503 is not None else None,
+            acked_full_before_first_503=acked_until_refused,
             statuses_while_full=during, acked_while_full=acked_full,
             write_errors={k: v for k, v in m_full.items() if k.startswith("sealtrail_ledger_write_errors_total")},
             recovered_s=round(recovered, 2) if recovered is not None else None,
             catch_up_s=round(caught, 2) if caught is not None else None, statuses=senders.status())
-    res.check("new events refused with 503 while full", during.get("503", 0) > 0,
-              f"{during.get('503', 0)} answers 503 in {a.full_seconds} s")
+    slow = senders.slowest()
+    # Every answer to a request sent while full: (conn, sent s after the
+    # filler, seconds to the answer, status).
+    while_full = sorted((s.conn, round(t - t_fill, 2), round(d, 2), st) for s in senders.list
+                        for t, d, st in s.answers if t_fill <= t < t_remove)
+    res.num(slowest_answer_s=slow, answers_while_full=while_full[:60])
+    res.check("new events refused with 503 while full", first_503 is not None and during.get("503", 0) > 0,
+              f"{during.get('503', 0)} answers 503 while full (the first {first_503 and round(first_503, 2)} s "
+              f"after the filler, {acked_until_refused} events acknowledged before it, then "
+              f"{a.full_seconds} s held); slowest answer per status (s): {slow}")
     bad = {k: v for k, v in senders.status().items() if k not in ("200", "503")}
-    res.check("no 500, no hang, no dropped connection", not bad, f"{bad or 'none'}"
+    res.check("no 500, no request past 30 s, no dropped connection", not bad, f"{bad or 'none'}"
               + (f"; last error {[s.last_error for s in senders.list if s.last_error][:1]}" if bad else ""))
+    held = [x for x in while_full if x[2] > 5.0]
+    res.check("no request held while full (every answer within 5 s)", not held,
+              f"{len(held)} held: (connection, sent s after the filler, s to the answer, status) {held[:4]}")
     res.check("/readyz 503 while full", any(r == 503 for r in ready_full[2:]) and all(r == 503 for r in ready_full[-3:]),
               f"readyz answers while full: {sorted(set(map(str, ready_full)))}")
     res.check("recovers by itself when space returns", recovered is not None and alive and ready_after == 200,
@@ -915,14 +958,12 @@ def fault_clock(ctx, a):
             f.write(s + "\n")
         os.rename(tsfile + ".tmp", tsfile)
         say(f"wall clock offset {s} s")
-        t = time.monotonic()
         acked0 = senders.acked_count()
         time.sleep(a.step_seconds)
         seg1 = sealed_segments(data)
         acked1 = senders.acked_count()
         step_log.append({"offset": s, "sealed_segments": seg1 - seg0, "acked": acked1 - acked0})
         seals_continue.append(seg1 > seg0 and acked1 > acked0)
-        del t
     say("clock steps done; finishing the senders")
     finished = senders.finish()
     say("waiting for the index and detection")
