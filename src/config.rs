@@ -468,6 +468,7 @@ fn smtp_key(key: &str) -> &'static str {
         "retries" => "smtp.retries",
         "retry_backoff" => "smtp.retry_backoff",
         "max_backoff" => "smtp.max_backoff",
+        "retry_for" => "smtp.retry_for",
         "ca_file" => "smtp.ca_file",
         _ => "smtp",
     }

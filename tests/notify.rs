@@ -74,6 +74,8 @@ fn smtp(port: u16, starttls: StartTls) -> SmtpConfig {
         retries: 2,
         retry_backoff: Duration::from_millis(50),
         max_backoff: Duration::from_millis(200),
+        // These tests count attempts; `retry_for` has its own test below.
+        retry_for: Duration::ZERO,
         ..SmtpConfig::default()
     }
 }
@@ -445,6 +447,48 @@ fn an_unreachable_server_is_retried_with_backoff_then_given_up() {
     assert!(elapsed < cfg.retry_policy().worst_case(), "{elapsed:?}");
 }
 
+/// Regression (fault campaign, issue #16: the SMTP server down for 10
+/// minutes): with the counted retries used up while the server is still
+/// down, delivery goes on until `retry_for`, and the message arrives once
+/// it is back, exactly once. It used to end as `failed` after `retries`.
+#[test]
+fn a_server_down_past_the_counted_retries_gets_the_message_when_it_returns() {
+    let port = closed_port();
+    let cfg = SmtpConfig {
+        retry_for: Duration::from_secs(30),
+        ..smtp(port, StartTls::Never)
+    };
+    assert!(cfg.retry_policy().worst_case() >= Duration::from_secs(30));
+    let mailer = Mailer::new(&cfg).unwrap();
+    let log = Log::default();
+    let mut rec = log.recorder();
+    let msg = alert_mail(&["oncall@clinic.test"]);
+    let sending = std::thread::spawn(move || block_on(mailer.send(&msg, &mut rec)));
+    // The server comes up only after the counted attempts (3) have failed.
+    let deadline = Instant::now() + Duration::from_secs(20);
+    while log.attempts().len() < 4 {
+        assert!(Instant::now() < deadline, "{:?}", log.outcomes());
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    let sink = Sink::start(&["--port", &port.to_string()]);
+    sending.join().unwrap().unwrap();
+    let outcomes = log.outcomes();
+    assert_eq!(outcomes.last(), Some(&Outcome::Delivered), "{outcomes:?}");
+    assert!(outcomes.len() > 4, "{outcomes:?}");
+    assert!(
+        outcomes[..outcomes.len() - 1]
+            .iter()
+            .all(|o| *o == Outcome::Retrying),
+        "{outcomes:?}"
+    );
+    assert_eq!(
+        sink.message(1)["subject"],
+        "[high] Repeated failed logins: u0042"
+    );
+    std::thread::sleep(Duration::from_millis(300));
+    assert_eq!(sink.received(), 1);
+}
+
 #[test]
 fn a_transient_4xx_is_retried_and_then_accepted() {
     let sink = Sink::start(&["--tempfail", "1"]);
@@ -529,6 +573,7 @@ fn policy() -> RetryPolicy {
         first_backoff: Duration::from_millis(50),
         max_backoff: Duration::from_millis(200),
         timeout: Duration::from_millis(500),
+        retry_for: Duration::ZERO,
     }
 }
 

@@ -77,6 +77,10 @@ pub struct ResponseConfig {
     pub webhook_retries: u32,
     #[serde(with = "duration_text")]
     pub webhook_timeout: Duration,
+    /// Transient webhook failures are retried past `webhook_retries` until
+    /// this long after the first attempt (as `[smtp] retry_for`; "0s": off).
+    #[serde(with = "duration_text")]
+    pub webhook_retry_for: Duration,
 }
 
 impl Default for ResponseConfig {
@@ -92,6 +96,7 @@ impl Default for ResponseConfig {
             max_concurrent_sends: 16,
             webhook_retries: 3,
             webhook_timeout: Duration::from_secs(10),
+            webhook_retry_for: Duration::from_secs(3600),
         }
     }
 }
@@ -170,6 +175,9 @@ impl ResponseConfig {
         }
         if self.webhook_timeout.is_zero() {
             return Err(("response.webhook_timeout", "must be positive".into()));
+        }
+        if self.webhook_retry_for > Duration::from_secs(7 * 86_400) {
+            return Err(("response.webhook_retry_for", "must be at most 7d".into()));
         }
         Ok(())
     }

@@ -261,6 +261,7 @@ impl Responder {
             first_backoff: Duration::from_secs(1),
             max_backoff: Duration::from_secs(30),
             timeout: settings.response.webhook_timeout,
+            retry_for: settings.response.webhook_retry_for,
         })
         .map_err(|e| ResponseError::Smtp(e.to_string()))?;
 

@@ -88,6 +88,12 @@ pub struct SmtpConfig {
     /// Ceiling of one pause.
     #[serde(with = "duration_text")]
     pub max_backoff: Duration,
+    /// Transient failures go on being retried (every `max_backoff`) after
+    /// `retries` until this long after the first attempt, so a mail server
+    /// that is down for a while delays alerts instead of losing them; "0s"
+    /// leaves `retries` alone to bound the loop.
+    #[serde(with = "duration_text")]
+    pub retry_for: Duration,
     /// PEM file of the CA (or CAs) that signed the server's certificate.
     /// When set, only these are trusted; otherwise the Mozilla roots are.
     pub ca_file: Option<PathBuf>,
@@ -106,6 +112,7 @@ impl Default for SmtpConfig {
             retries: 3,
             retry_backoff: Duration::from_secs(1),
             max_backoff: Duration::from_secs(30),
+            retry_for: Duration::from_secs(3600),
             ca_file: None,
         }
     }
@@ -131,6 +138,7 @@ impl fmt::Debug for SmtpConfig {
             .field("retries", &self.retries)
             .field("retry_backoff", &self.retry_backoff)
             .field("max_backoff", &self.max_backoff)
+            .field("retry_for", &self.retry_for)
             .field("ca_file", &self.ca_file)
             .finish()
     }
@@ -185,6 +193,9 @@ impl SmtpConfig {
         if self.max_backoff > Duration::from_secs(3600) {
             return Err(invalid("max_backoff", "must be at most 1h"));
         }
+        if self.retry_for > Duration::from_secs(7 * 86_400) {
+            return Err(invalid("retry_for", "must be at most 7d"));
+        }
         if let Some(ca) = &self.ca_file {
             if self.starttls == StartTls::Never {
                 return Err(invalid("ca_file", "is set but starttls = \"never\""));
@@ -201,6 +212,7 @@ impl SmtpConfig {
             first_backoff: self.retry_backoff,
             max_backoff: self.max_backoff,
             timeout: self.timeout,
+            retry_for: self.retry_for,
         }
     }
 

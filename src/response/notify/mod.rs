@@ -7,7 +7,10 @@
 //! failures (an SMTP 5xx reply, an HTTP 4xx other than 429, a TLS or
 //! configuration problem) end the loop at once; transient ones (connection
 //! refused, timeouts, SMTP 4xx, HTTP 5xx and 429) are retried with
-//! exponential backoff and jitter, bounded by the policy.
+//! exponential backoff and jitter, bounded by the policy: at least
+//! `attempts` times, and on (at the backoff ceiling) until `retry_for` has
+//! passed since the first attempt, so a mail server down for ten minutes
+//! delays a notification instead of losing it (issue #16's fault campaign).
 
 mod email;
 mod webhook;
@@ -91,6 +94,9 @@ pub struct RetryPolicy {
     pub max_backoff: Duration,
     /// Deadline of one attempt, connecting included.
     pub timeout: Duration,
+    /// Transient failures are retried past `attempts` until this long after
+    /// the first attempt started (zero: `attempts` alone bounds the loop).
+    pub retry_for: Duration,
 }
 
 impl Default for RetryPolicy {
@@ -100,6 +106,7 @@ impl Default for RetryPolicy {
             first_backoff: Duration::from_secs(1),
             max_backoff: Duration::from_secs(30),
             timeout: Duration::from_secs(10),
+            retry_for: Duration::ZERO,
         }
     }
 }
@@ -124,7 +131,21 @@ impl RetryPolicy {
     /// backoff is at its ceiling. Tests and callers bound waits with it.
     pub fn worst_case(&self) -> Duration {
         let attempts = self.attempts.max(1);
-        self.timeout.saturating_mul(attempts) + self.max_backoff.saturating_mul(attempts - 1)
+        let counted =
+            self.timeout.saturating_mul(attempts) + self.max_backoff.saturating_mul(attempts - 1);
+        if self.retry_for.is_zero() {
+            counted
+        } else {
+            // The last retry starts before `retry_for` ends: one backoff and
+            // one attempt more at most.
+            counted.max(self.retry_for + self.max_backoff + self.timeout)
+        }
+    }
+
+    /// Whether a transient failure of attempt `n` (1-based), `elapsed`
+    /// after the first attempt started, is the last one.
+    fn gives_up(&self, n: u32, elapsed: Duration) -> bool {
+        n >= self.attempts.max(1) && elapsed >= self.retry_for
     }
 }
 
@@ -171,10 +192,10 @@ where
     F: FnMut() -> Fut,
     Fut: Future<Output = Verdict>,
 {
-    let attempts = policy.attempts.max(1);
-    let mut n = 0;
+    let first = Instant::now();
+    let mut n: u32 = 0;
     loop {
-        n += 1;
+        n = n.saturating_add(1);
         let start = Instant::now();
         // Dropping the attempt on timeout closes its connection: nothing of
         // it outlives the deadline.
@@ -211,10 +232,10 @@ where
                 detail,
                 retry_after,
             } => {
-                if n == attempts {
+                if policy.gives_up(n, first.elapsed()) {
                     report(Outcome::Failed, &detail);
                     return Err(NotifyError::Exhausted {
-                        attempts,
+                        attempts: n,
                         detail: bounded(&detail),
                     });
                 }
@@ -277,6 +298,7 @@ mod tests {
             first_backoff: Duration::from_millis(100),
             max_backoff: Duration::from_millis(350),
             timeout: Duration::from_millis(200),
+            retry_for: Duration::ZERO,
         }
     }
 
@@ -340,6 +362,70 @@ mod tests {
         assert!(
             seen.iter()
                 .all(|a| a.detail == "421 busy" && a.target == "a@x")
+        );
+    }
+
+    /// Regression (fault campaign, issue #16): a mail server down longer
+    /// than the counted retries used to end the round as `failed` after
+    /// ~7 s, so alerts raised during a 10-minute outage were never sent.
+    #[tokio::test(start_paused = true)]
+    async fn transient_failures_retry_on_until_retry_for_then_deliver_or_give_up() {
+        let p = RetryPolicy {
+            retry_for: Duration::from_secs(10),
+            ..policy(2)
+        };
+        // Down for good: attempts go on at the backoff ceiling until
+        // retry_for has passed, then one failed attempt ends the loop.
+        let (seen, mut rec) = collect();
+        let start = tokio::time::Instant::now();
+        let r = run(&p, Channel::Email, "a@x", &mut rec, || async {
+            Verdict::Transient {
+                detail: "connection refused".into(),
+                retry_after: None,
+            }
+        })
+        .await;
+        let n = seen.lock().unwrap().len();
+        assert!(
+            matches!(r, Err(NotifyError::Exhausted { attempts, .. }) if attempts as usize == n),
+            "{r:?}"
+        );
+        assert!(n > 20, "only {n} attempts in 10 s of 175..350 ms backoffs");
+        assert!(start.elapsed() >= Duration::from_secs(10));
+        assert!(start.elapsed() <= p.worst_case(), "{:?}", start.elapsed());
+        let outcomes: Vec<_> = seen.lock().unwrap().iter().map(|a| a.outcome).collect();
+        assert!(outcomes[..n - 1].iter().all(|o| *o == Outcome::Retrying));
+        assert_eq!(outcomes[n - 1], Outcome::Failed);
+
+        // Back after 8 s: delivered on the first attempt after that.
+        let (seen, mut rec) = collect();
+        let start = tokio::time::Instant::now();
+        let r = run(&p, Channel::Email, "a@x", &mut rec, || {
+            let up = start.elapsed() >= Duration::from_secs(8);
+            async move {
+                if up {
+                    Verdict::Delivered("250 ok".into())
+                } else {
+                    Verdict::Transient {
+                        detail: "connection refused".into(),
+                        retry_after: None,
+                    }
+                }
+            }
+        })
+        .await;
+        assert!(r.is_ok(), "{r:?}");
+        let seen = seen.lock().unwrap();
+        assert_eq!(seen.last().map(|a| a.outcome), Some(Outcome::Delivered));
+        assert!(
+            seen[..seen.len() - 1]
+                .iter()
+                .all(|a| a.outcome == Outcome::Retrying)
+        );
+        assert!(
+            start.elapsed() < Duration::from_secs(9),
+            "{:?}",
+            start.elapsed()
         );
     }
 
