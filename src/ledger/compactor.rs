@@ -35,7 +35,7 @@ use std::collections::{BTreeMap, BTreeSet, VecDeque};
 use std::fs::File;
 use std::io::BufReader;
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::mpsc::{self, Receiver, SyncSender, TrySendError};
+use std::sync::mpsc::{self, Receiver, RecvTimeoutError, SyncSender, TrySendError};
 use std::sync::{Arc, OnceLock};
 use std::thread::{self, JoinHandle};
 use std::time::{Duration, Instant};
@@ -60,6 +60,15 @@ pub struct CompactorOptions {
     /// a backlog (a restart after a burst) does not starve the indexer and
     /// the rule engine. Steady ingest at 10,000 events/s needs about 6%.
     pub max_duty: f64,
+    /// Sealed version 1 segments left waiting while the writer keeps
+    /// sealing (`busy`): compaction only saves disk space, so during a burst
+    /// it leaves the cores to ingestion, indexing and detection, and catches
+    /// up once no segment was sealed for `idle_after`. Beyond this many it
+    /// compacts anyway (at `max_duty`), so sustained load cannot grow the
+    /// uncompressed backlog, and the disk, without bound.
+    pub defer_segments: usize,
+    /// How long after the last seal the writer counts as idle.
+    pub idle_after: Duration,
 }
 
 impl Default for CompactorOptions {
@@ -73,6 +82,8 @@ impl Default for CompactorOptions {
             check_window: 4096,
             stop_grace: Duration::from_secs(5),
             max_duty: 0.25,
+            defer_segments: 64,
+            idle_after: Duration::from_secs(2),
         }
     }
 }
@@ -114,6 +125,8 @@ pub struct Compaction {
     /// Segments that failed to compact; not retried until restart.
     skipped: BTreeSet<u64>,
     status: Arc<CompactorStatus>,
+    /// The last pass left segments for later because the writer was busy.
+    deferred: bool,
 }
 
 impl Compaction {
@@ -131,7 +144,13 @@ impl Compaction {
             plain: BTreeMap::new(),
             skipped: BTreeSet::new(),
             status: Arc::new(CompactorStatus::default()),
+            deferred: false,
         }
+    }
+
+    /// Whether the last pass left pending segments for an idle moment.
+    pub fn deferred(&self) -> bool {
+        self.deferred
     }
 
     pub fn status(&self) -> Arc<CompactorStatus> {
@@ -261,18 +280,21 @@ impl Compaction {
     /// Compacts every sealed version 1 segment it can; `abort` is asked
     /// between segments. Returns the number of segments compacted.
     pub fn pass(&mut self, abort: &dyn Fn() -> bool) -> Result<u64, CompactError> {
-        self.pass_paced(abort, &|| true, 1.0)
+        self.pass_paced(abort, &|| true, 1.0, &|| false)
     }
 
     /// [`Compaction::pass`], resting after each segment so that the thread
     /// works at most `duty` of the time; `hurry` ends a rest early
-    /// (shutdown).
+    /// (shutdown). While `busy` holds, the last `defer_segments` pending
+    /// segments are left for later ([`Compaction::deferred`]).
     pub fn pass_paced(
         &mut self,
         abort: &dyn Fn() -> bool,
         hurry: &dyn Fn() -> bool,
         duty: f64,
+        busy: &dyn Fn() -> bool,
     ) -> Result<u64, CompactError> {
+        self.deferred = false;
         let (sealed, _) = list_segments(&self.paths.segments).map_err(|e| CompactError::Check {
             path: self.paths.segments.clone(),
             reason: e.to_string(),
@@ -312,8 +334,12 @@ impl Compaction {
         }
         let mut done = 0;
         let mut worked = Duration::ZERO;
-        for &n in &pending {
+        for (i, &n) in pending.iter().enumerate() {
             if abort() {
+                break;
+            }
+            if pending.len() - i <= self.opts.defer_segments && busy() {
+                self.deferred = true;
                 break;
             }
             let Some(current) = self.current.as_ref() else {
@@ -386,25 +412,50 @@ pub struct Compactor {
     thread: JoinHandle<()>,
     stop: Arc<OnceLock<Instant>>,
     status: Arc<CompactorStatus>,
+    last_seal: Arc<SealClock>,
+}
+
+/// When the writer last sealed, as milliseconds since the compactor started.
+struct SealClock {
+    start: Instant,
+    last_ms: AtomicU64,
+}
+
+impl SealClock {
+    fn now_ms(&self) -> u64 {
+        u64::try_from(self.start.elapsed().as_millis()).unwrap_or(u64::MAX)
+    }
+    fn sealed(&self) {
+        self.last_ms.store(self.now_ms(), Ordering::Relaxed);
+    }
+    fn quiet_for(&self, d: Duration) -> bool {
+        let since = self
+            .now_ms()
+            .saturating_sub(self.last_ms.load(Ordering::Relaxed));
+        u128::from(since) >= d.as_millis()
+    }
 }
 
 impl Compactor {
     pub fn spawn(paths: LedgerPaths, opts: CompactorOptions) -> std::io::Result<Compactor> {
         let (tx, rx) = mpsc::sync_channel(1);
         let stop = Arc::new(OnceLock::new());
-        let grace = opts.stop_grace;
-        let duty = opts.max_duty;
+        let last_seal = Arc::new(SealClock {
+            start: Instant::now(),
+            last_ms: AtomicU64::new(0),
+        });
         let compaction = Compaction::new(paths, opts);
         let status = compaction.status();
-        let stopping = stop.clone();
+        let (stopping, clock) = (stop.clone(), last_seal.clone());
         let thread = thread::Builder::new()
             .name("ledger-compactor".into())
-            .spawn(move || run(compaction, &rx, &stopping, grace, duty))?;
+            .spawn(move || run(compaction, &rx, &stopping, &clock))?;
         Ok(Compactor {
             tx,
             thread,
             stop,
             status,
+            last_seal,
         })
     }
 
@@ -415,9 +466,12 @@ impl Compactor {
     /// A callback for the writer: never blocks (a wake-up already queued
     /// covers this one too).
     pub fn notifier(&self) -> Box<dyn Fn() + Send> {
-        let tx = self.tx.clone();
-        Box::new(move || match tx.try_send(Msg::Sealed) {
-            Ok(()) | Err(TrySendError::Full(_)) | Err(TrySendError::Disconnected(_)) => {}
+        let (tx, clock) = (self.tx.clone(), self.last_seal.clone());
+        Box::new(move || {
+            clock.sealed();
+            match tx.try_send(Msg::Sealed) {
+                Ok(()) | Err(TrySendError::Full(_)) | Err(TrySendError::Disconnected(_)) => {}
+            }
         })
     }
 
@@ -450,42 +504,33 @@ fn rest(worked: Duration, duty: f64, hurry: &dyn Fn() -> bool) {
     }
 }
 
-/// The compactor's nice value. Compaction only saves disk space (a plain
-/// segment is as valid as a compacted one), so while ingestion, indexing
-/// and detection keep the cores busy it takes what they leave: at nice 10
-/// the scheduler gives it about a tenth of the share of a normal thread on
-/// a busy core, and all of an idle one (still within `max_duty`).
-const COMPACTOR_NICE: i32 = 10;
-
-fn run(
-    mut c: Compaction,
-    rx: &Receiver<Msg>,
-    stop: &OnceLock<Instant>,
-    grace: Duration,
-    duty: f64,
-) {
-    // On Linux the nice value is per thread: `None` (the caller) is this
-    // thread only, not the service.
-    #[cfg(target_os = "linux")]
-    if let Err(e) = rustix::process::setpriority_process(None, COMPACTOR_NICE) {
-        tracing::warn!(error = %e, "cannot lower the compactor's priority");
-    }
+fn run(mut c: Compaction, rx: &Receiver<Msg>, stop: &OnceLock<Instant>, clock: &SealClock) {
+    let (grace, duty, idle) = (c.opts.stop_grace, c.opts.max_duty, c.opts.idle_after);
     let abort = || stop.get().is_some_and(|t| t.elapsed() >= grace);
     let hurry = || stop.get().is_some();
+    let busy = || !clock.quiet_for(idle) && stop.get().is_none();
     let pass = |c: &mut Compaction| {
-        if let Err(e) = c.pass_paced(&abort, &hurry, duty) {
+        if let Err(e) = c.pass_paced(&abort, &hurry, duty, &busy) {
             tracing::error!(error = %e, "compaction pass failed");
         }
     };
     pass(&mut c);
     loop {
-        match rx.recv() {
+        // Woken by a seal, or (with segments deferred) once the writer has
+        // been quiet long enough to catch up.
+        let wait = if c.deferred() {
+            idle
+        } else {
+            Duration::from_secs(3600)
+        };
+        match rx.recv_timeout(wait) {
             Ok(Msg::Sealed) if stop.get().is_none() => pass(&mut c),
-            Ok(_) | Err(_) => break,
+            Err(RecvTimeoutError::Timeout) => pass(&mut c),
+            Ok(_) | Err(RecvTimeoutError::Disconnected) => break,
         }
     }
     // Shutdown: what the last seal produced, within the grace period (no
-    // rests: `hurry` holds).
+    // rests: `hurry` holds; nothing deferred: `busy` is false).
     pass(&mut c);
 }
 
