@@ -15,6 +15,7 @@
 
 pub mod api;
 pub mod auth;
+pub mod backup;
 pub mod bounded;
 pub mod cli;
 pub mod config;
