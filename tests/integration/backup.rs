@@ -84,12 +84,14 @@ fn incremental_backup_while_serving_copies_only_new_sealed_segments() {
     let target = dir.path().join("target");
     let server = Server::start(dir.path(), &serve_config(&data, &k, ""));
     let client = server.client();
-    for b in 0..4 {
+    // Each batch sealed (age limit 50 ms) before the next is sent.
+    for b in 0..3 {
+        let before = checkpoint_size(&data);
         post_events(&client, &server.http, &events(b * 10, 10));
+        server.wait_for("a new checkpoint", || {
+            (checkpoint_size(&data) > before).then_some(())
+        });
     }
-    server.wait_for("a checkpoint", || {
-        (checkpoint_size(&data) >= 2).then_some(())
-    });
 
     let first = backup_ok(&data, &target);
     let size1 = first["checkpoint"]["size"].as_u64().unwrap();
@@ -379,6 +381,26 @@ fn restore_refuses_a_non_empty_directory_and_a_fork() {
     assert_eq!(out.status.code(), Some(1));
     assert!(String::from_utf8_lossy(&out.stderr).contains("fork"));
     assert!(!fresh.exists());
+    // --force restores it anyway and records the fork in the restored log.
+    let forced = dir.path().join("forced");
+    let cfg = dir.path().join("forced.toml");
+    std::fs::write(&cfg, serve_config(&forced, &k, "")).unwrap();
+    let out = sealtrail(
+        &["restore", "--json", "--force"],
+        &[
+            ("--from", &target),
+            ("--data", &forced),
+            ("--vkey", &k.vkey),
+            ("--since", &published),
+            ("--config", &cfg),
+        ],
+    );
+    let v = json_of(&out);
+    assert!(out.status.success(), "{v}");
+    assert_eq!(v["forced_fork"], true, "{v}");
+    assert!(stored_entries(&forced).iter().any(|e| {
+        e["event"]["action"] == "restore" && e["event"]["attrs"]["forced_fork"] == true
+    }));
     // A backup taken after the published checkpoint restores fine.
     backup_ok(&data, &target);
     let out = sealtrail(
