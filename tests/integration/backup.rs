@@ -477,3 +477,29 @@ fn backup_into_a_target_of_another_ledger_is_refused() {
     let out = backup_verify(&target, &k);
     assert!(out.status.success(), "{}", json_of(&out));
 }
+
+#[test]
+fn a_full_target_leaves_no_partial_file_under_a_final_name() {
+    let dir = tempfile::tempdir().unwrap();
+    let k = keys(&dir.path().join("keys"));
+    let data = dir.path().join("data");
+    let target = dir.path().join("target");
+    build_ledger(&data, &k, 24, 8);
+    // The temporary file of segment 1 lands on /dev/full: every write
+    // fails with ENOSPC, as on a full disk.
+    let segs = target.join("ledger/segments");
+    std::fs::create_dir_all(&segs).unwrap();
+    std::os::unix::fs::symlink("/dev/full", segs.join("000000000001.seg.backup-tmp")).unwrap();
+    let out = backup(&data, &target);
+    assert_eq!(out.status.code(), Some(2));
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(err.contains("no space left"), "{err}");
+    assert_eq!(files_in(&segs), vec!["000000000000.seg".to_owned()]);
+    assert!(!target.join("ledger/checkpoint").exists());
+    assert!(!target.join("backup-manifest.json").exists());
+    // Space again: the next run completes the same target.
+    let v = backup_ok(&data, &target);
+    assert_eq!(v["segments_present"], 1, "{v}");
+    assert!(backup_verify(&target, &k).status.success());
+    verify_ok(&target, &k);
+}
