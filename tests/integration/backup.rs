@@ -503,3 +503,105 @@ fn a_full_target_leaves_no_partial_file_under_a_final_name() {
     assert!(backup_verify(&target, &k).status.success());
     verify_ok(&target, &k);
 }
+
+/// Every file under `dir`, recursively.
+fn all_files(dir: &Path) -> Vec<std::path::PathBuf> {
+    let mut out = Vec::new();
+    for e in std::fs::read_dir(dir).unwrap() {
+        let p = e.unwrap().path();
+        if p.is_dir() {
+            out.extend(all_files(&p));
+        } else {
+            out.push(p);
+        }
+    }
+    out
+}
+
+#[test]
+fn an_encrypted_ledger_stays_encrypted_and_the_kek_is_never_copied() {
+    let dir = tempfile::tempdir().unwrap();
+    let k = keys(&dir.path().join("keys"));
+    let kek = dir.path().join("kek");
+    let out = sealtrail(&["key", "gen-kek"], &[("--out", &kek)]);
+    assert!(out.status.success(), "{out:?}");
+    let kek_text = std::fs::read_to_string(&kek).unwrap();
+    let with_kek = |c: String| {
+        c.replace(
+            "[ledger]\n",
+            &format!(
+                "[ledger]\nencryption_key_file = {:?}\n",
+                kek.to_str().unwrap()
+            ),
+        )
+    };
+    let data = dir.path().join("data");
+    let target = dir.path().join("target");
+    let server = Server::start(dir.path(), &with_kek(serve_config(&data, &k, "")));
+    post_events(&server.client(), &server.http, &events(0, 20));
+    assert_eq!(server.terminate(), Some(0));
+    let cfg = dir.path().join("serve.toml");
+    let out = sealtrail(
+        &["backup", "--json"],
+        &[("--config", &cfg), ("--to", &target)],
+    );
+    let v = json_of(&out);
+    assert!(out.status.success(), "{v}");
+    assert_eq!(v["recorded"], true, "{v}");
+
+    let files = all_files(&target);
+    assert!(
+        files
+            .iter()
+            .any(|p| p.extension().is_some_and(|e| e == "key"))
+    );
+    let kek_b64 = kek_text.trim().as_bytes();
+    for p in &files {
+        let b = std::fs::read(p).unwrap();
+        assert!(
+            !b.windows(kek_b64.len()).any(|w| w == kek_b64),
+            "{p:?} holds the KEK"
+        );
+        if p.extension().is_some_and(|e| e == "seg") {
+            assert!(
+                !b.windows(12).any(|w| w == b"Viewed encou"),
+                "{p:?} holds plaintext"
+            );
+        }
+    }
+    let out = sealtrail(
+        &["backup", "verify", "--json"],
+        &[("--to", &target), ("--vkey", &k.vkey), ("--kek", &kek)],
+    );
+    let v = json_of(&out);
+    assert!(out.status.success(), "{v}");
+    assert_eq!(v["ledger"]["payloads_unchecked"], 0, "{v}");
+
+    // Restored and served with the same KEK, the chain goes on.
+    let restored = dir.path().join("restored");
+    let out = sealtrail(
+        &["restore", "--json"],
+        &[
+            ("--from", &target),
+            ("--data", &restored),
+            ("--vkey", &k.vkey),
+        ],
+    );
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let second = dir.path().join("second");
+    std::fs::create_dir(&second).unwrap();
+    let server = Server::start(&second, &with_kek(serve_config(&restored, &k, "")));
+    post_events(&server.client(), &server.http, &events(50, 5));
+    assert_eq!(server.terminate(), Some(0));
+    let out = sealtrail(
+        &["verify", "--json"],
+        &[("--data", &restored), ("--vkey", &k.vkey), ("--kek", &kek)],
+    );
+    let v = json_of(&out);
+    assert_eq!(v["ok"], true, "{v}");
+    assert_eq!(v["payloads_unchecked"], 0, "{v}");
+}
