@@ -65,6 +65,8 @@ pub enum BackupError {
     NotEmpty(PathBuf),
     #[error("the backup is damaged: {0}")]
     Damaged(String),
+    #[error("the restored copy was rejected, nothing was restored: {0}")]
+    Rejected(String),
 }
 
 type Result<T> = std::result::Result<T, BackupError>;
@@ -694,11 +696,14 @@ fn is_new_or_empty(dir: &Path) -> Result<bool> {
 /// while it is copied, into a staging directory beside `data` that is
 /// renamed to `data` only when all are there. Nothing else is written (the
 /// writer rebuilds the derived files, the service the index).
-/// `progress(done, total)` counts bytes.
+/// `progress(done, total)` counts bytes. `accept` is called with the
+/// complete staging directory before that rename; an `Err` (the reason)
+/// removes it and fails the restore with [`BackupError::Rejected`].
 pub fn restore(
     from: &Path,
     data: &Path,
     progress: &mut dyn FnMut(u64, u64),
+    accept: &mut dyn FnMut(&Path) -> std::result::Result<(), String>,
 ) -> Result<RestoreReport> {
     if !is_new_or_empty(data)? {
         return Err(BackupError::NotEmpty(data.to_owned()));
@@ -735,6 +740,7 @@ pub fn restore(
             progress(done, total);
         }
         sync_dir(&staging)?;
+        accept(&staging).map_err(BackupError::Rejected)?;
         if data.exists() {
             fs::remove_dir(data).map_err(io_err(data))?;
         }

@@ -372,46 +372,57 @@ pub fn run_restore(args: RestoreArgs) -> Result<ExitCode> {
         .as_deref()
         .map(|p| Config::load(Some(p)))
         .transpose()?;
+    let verifier = args.vkey.as_deref().map(super::load_verifier).transpose()?;
+    // A forced fork cannot extend --since: the backup is checked alone.
+    let since = if fork { None } else { since_text.as_deref() };
+    let mut rejected = None;
     let bar = bytes_bar(!args.json, "restoring");
-    let report =
-        backup::restore(&args.from, &args.data, &mut |d, t| bar.set(d, t)).with_context(|| {
-            format!(
-                "restoring {} into {}",
-                args.from.display(),
-                args.data.display()
-            )
-        })?;
-    drop(bar);
-    let verified = match &args.vkey {
-        Some(vkey) => {
-            let verifier = super::load_verifier(vkey)?;
+    let result = backup::restore(
+        &args.from,
+        &args.data,
+        &mut |d, t| bar.set(d, t),
+        &mut |staging| {
+            let Some(verifier) = &verifier else {
+                return Ok(());
+            };
             let bar = super::progress::VerifyProgress::new(!args.json);
-            // A forced fork cannot extend --since: check the backup alone.
-            let since = if fork { None } else { since_text.as_deref() };
             let r = crate::ledger::verify::verify_data_dir_with(
-                &args.data,
-                &verifier,
+                staging,
+                verifier,
                 since,
                 None,
                 Some(&mut |p| bar.update(p)),
-            )?;
-            drop(bar);
-            if !r.ok {
-                if args.json {
-                    println!("{}", serde_json::json!({"ok": false, "ledger": r}));
-                } else {
-                    super::print_report(&r);
-                    say!(
-                        "the restored directory {} does not verify; do not start the service on it",
-                        args.data.display()
-                    );
-                }
-                return Ok(ExitCode::from(super::EXIT_CHECK_FAILED));
+            )
+            .map_err(|e| e.to_string())?;
+            if r.ok {
+                Ok(())
+            } else {
+                rejected = Some(r);
+                Err("the ledger does not verify".into())
             }
-            true
+        },
+    );
+    drop(bar);
+    if let Some(r) = rejected {
+        if args.json {
+            println!("{}", serde_json::json!({"ok": false, "ledger": r}));
+        } else {
+            super::print_report(&r);
+            say!(
+                "the backup's ledger does not verify: nothing was written to {}",
+                args.data.display()
+            );
         }
-        None => false,
-    };
+        return Ok(ExitCode::from(super::EXIT_CHECK_FAILED));
+    }
+    let report = result.with_context(|| {
+        format!(
+            "restoring {} into {}",
+            args.from.display(),
+            args.data.display()
+        )
+    })?;
+    let verified = verifier.is_some();
     let mut recorded = false;
     if let Some(mut c) = config {
         c.data_dir = args.data.clone();

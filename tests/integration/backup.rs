@@ -360,6 +360,30 @@ fn restore_refuses_a_non_empty_directory_and_a_fork() {
     assert!(String::from_utf8_lossy(&out.stderr).contains("not empty"));
     assert_eq!(files_in(&busy), vec!["keep.txt".to_owned()]);
 
+    // A checkpoint of the same key that the backup does not extend (another
+    // history): the restored copy fails verification, nothing is written.
+    let alien = dir.path().join("alien");
+    build_ledger(&alien, &k, 16, 16);
+    let fresh = dir.path().join("fresh");
+    let out = sealtrail(
+        &["restore", "--json"],
+        &[
+            ("--from", &target),
+            ("--data", &fresh),
+            ("--vkey", &k.vkey),
+            ("--since", &alien.join("ledger/checkpoint")),
+        ],
+    );
+    let v = json_of(&out);
+    assert_eq!(out.status.code(), Some(1), "{v}");
+    assert_eq!(v["ok"], false, "{v}");
+    assert!(!fresh.exists());
+    assert!(
+        files_in(dir.path())
+            .iter()
+            .all(|n| !n.contains("restoring"))
+    );
+
     // Production moved on; a checkpoint of it was published.
     let (mut ledger, _) =
         sealtrail::ledger::log::Ledger::open(&data, k.signer(), policy(8)).unwrap();
@@ -368,7 +392,6 @@ fn restore_refuses_a_non_empty_directory_and_a_fork() {
     ledger.close().unwrap();
     let published = dir.path().join("published.checkpoint");
     std::fs::copy(data.join("ledger/checkpoint"), &published).unwrap();
-    let fresh = dir.path().join("fresh");
     let out = sealtrail(
         &["restore"],
         &[
