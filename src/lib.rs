@@ -7,14 +7,16 @@
 //! acknowledgement) -> `ledger` (write-ahead log, compressed sealed segments,
 //! Merkle trees, signed checkpoints, proofs, verification) -> consumers of the
 //! durable ledger: `index` (search) + `report`, and `detect` (runs the `rules`
-//! engine, appends alerts) -> `api`. `gen` makes synthetic input; `cli`,
-//! `config` and `serve` are the edges.
+//! engine, appends alerts) -> `api`. `gen` makes synthetic input; `backup`
+//! copies, checks and restores a data directory; `cli`, `config` and
+//! `serve` are the edges.
 #![forbid(unsafe_code)]
 // Unit tests may read whole fixture files (clippy.toml bans it elsewhere).
 #![cfg_attr(test, allow(clippy::disallowed_methods))]
 
 pub mod api;
 pub mod auth;
+pub mod backup;
 pub mod bounded;
 pub mod cli;
 pub mod config;

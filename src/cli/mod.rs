@@ -20,6 +20,7 @@ macro_rules! say {
     };
 }
 
+mod backup;
 mod demo;
 mod key;
 mod progress;
@@ -168,6 +169,11 @@ pub enum Command {
     /// Witness cosigning (C2SP tlog-witness): keygen, serve.
     #[command(subcommand)]
     Witness(witness::WitnessCommand),
+    /// Back up the ledger to a directory (incremental, also while `serve`
+    /// runs); `backup verify --to DIR` re-reads and checks a backup.
+    Backup(backup::BackupArgs),
+    /// Restore a backup directory into a new or empty data directory.
+    Restore(backup::RestoreArgs),
     /// Write a self-signed certificate and key (DIR/cert.pem, DIR/key.pem, 0600) for tests and demos.
     Cert {
         #[arg(long)]
@@ -408,6 +414,8 @@ fn dispatch(command: Command) -> Result<ExitCode> {
         Command::User(cmd) => users::run(cmd),
         Command::Key(cmd) => key::run(cmd),
         Command::Witness(cmd) => witness::run(cmd),
+        Command::Backup(args) => backup::run_backup(args),
+        Command::Restore(args) => backup::run_restore(args),
     }
 }
 

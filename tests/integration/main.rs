@@ -9,6 +9,7 @@
 mod access;
 mod alerts;
 mod atrest;
+mod backup;
 mod catchup;
 mod cli;
 mod compress;
