@@ -4,8 +4,6 @@
 
 use crate::backup::{self, BackupReport, FileCheck, RestoreReport};
 use crate::config::Config;
-use crate::event::{Category, Event, Outcome, Timestamp, Via};
-use crate::pipeline::{IngestBatch, Item};
 use anyhow::{Context, Result, bail};
 use clap::{Args, Subcommand};
 use indicatif::{ProgressBar, ProgressStyle};
@@ -489,37 +487,11 @@ fn print_restore(
     Ok(())
 }
 
-/// Appends an `admin/<action>` event through the normal ingest path (as
-/// `key rotate-kek` does): the service must not be running on the data
-/// directory.
+/// Appends an `admin/<action>` event (see [`super::record_admin_event`])
+/// with the ledger's key-encryption key loaded, so an encrypted ledger takes
+/// it too: the service must not be running on the data directory.
 fn record(config: &Config, action: &str, message: String, attrs: serde_json::Value) -> Result<()> {
-    let mut e = Event::new(Timestamp::now(), Category::Admin, action, Outcome::Success);
-    e.source = Some(crate::event::Source {
-        system: "sealtrail".into(),
-        host: None,
-    });
-    e.message = Some(message);
-    e.attrs = attrs.as_object().cloned();
-    let batch = IngestBatch {
-        via: Via {
-            kind: "cli".into(),
-            peer: None,
-            principal: None,
-        },
-        items: vec![Item::Event(e)],
-    };
     crate::ledger::atrest_config::enable(&config.encryption_key_file, &config.data_dir)
         .context("loading the key-encryption key")?;
-    let runtime = tokio::runtime::Builder::new_multi_thread()
-        .enable_all()
-        .build()
-        .context("starting the async runtime")?;
-    runtime.block_on(async move {
-        let shutdown = tokio_util::sync::CancellationToken::new();
-        let core = crate::serve::Core::start(config, shutdown.clone()).await?;
-        let receipt = core.pipeline.submit(batch).await;
-        shutdown.cancel();
-        core.stop().await?;
-        receipt.map(|_| ()).map_err(anyhow::Error::from)
-    })
+    super::record_admin_event(config, action, message, attrs)
 }

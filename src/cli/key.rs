@@ -2,9 +2,7 @@
 //! rotation of the ledger's signing key.
 
 use super::ConfigArgs;
-use crate::event::{Category, Event, Outcome, Timestamp, Via};
 use crate::ledger::atrest::{self, Kek, KeyRotation};
-use crate::pipeline::{IngestBatch, Item};
 use anyhow::{Context, Result, bail};
 use clap::Subcommand;
 use std::fs::{File, OpenOptions};
@@ -149,46 +147,18 @@ fn rotate_signing(config: ConfigArgs, new_key: &Path) -> Result<ExitCode> {
 /// Appends the rotation as an `admin/key_rotation` event through the
 /// normal ingest path (as `import` does).
 fn record(config: &crate::config::Config, done: &KeyRotation) -> Result<()> {
-    let mut e = Event::new(
-        Timestamp::now(),
-        Category::Admin,
+    super::record_admin_event(
+        config,
         KEY_ROTATION_ACTION,
-        Outcome::Success,
-    );
-    e.source = Some(crate::event::Source {
-        system: "sealtrail".into(),
-        host: None,
-    });
-    e.message = Some(format!(
-        "key-encryption key rotated from {} to {}: {} data keys re-wrapped",
-        done.old_kek_id, done.new_kek_id, done.rewrapped
-    ));
-    e.attrs = serde_json::json!({
-        "old_kek_id": done.old_kek_id,
-        "new_kek_id": done.new_kek_id,
-        "rewrapped": done.rewrapped,
-        "already_new": done.already_new,
-    })
-    .as_object()
-    .cloned();
-    let batch = IngestBatch {
-        via: Via {
-            kind: "cli".into(),
-            peer: None,
-            principal: None,
-        },
-        items: vec![Item::Event(e)],
-    };
-    let runtime = tokio::runtime::Builder::new_multi_thread()
-        .enable_all()
-        .build()
-        .context("starting the async runtime")?;
-    runtime.block_on(async move {
-        let shutdown = tokio_util::sync::CancellationToken::new();
-        let core = crate::serve::Core::start(config, shutdown.clone()).await?;
-        let receipt = core.pipeline.submit(batch).await;
-        shutdown.cancel();
-        core.stop().await?;
-        receipt.map(|_| ()).map_err(anyhow::Error::from)
-    })
+        format!(
+            "key-encryption key rotated from {} to {}: {} data keys re-wrapped",
+            done.old_kek_id, done.new_kek_id, done.rewrapped
+        ),
+        serde_json::json!({
+            "old_kek_id": done.old_kek_id,
+            "new_kek_id": done.new_kek_id,
+            "rewrapped": done.rewrapped,
+            "already_new": done.already_new,
+        }),
+    )
 }

@@ -834,3 +834,43 @@ fn check_proof_bytes(
         other => Err(("format", format!("unknown proof format {other:?}"))),
     }
 }
+
+/// Appends an `admin/<action>` event (source `sealtrail`, via `cli`) through
+/// the normal ingest path, as `import` does: the service must not be
+/// running on the data directory (it holds the ledger's lock).
+pub(crate) fn record_admin_event(
+    config: &Config,
+    action: &str,
+    message: String,
+    attrs: serde_json::Value,
+) -> Result<()> {
+    use crate::event::{Category, Event, Outcome, Timestamp};
+    use crate::pipeline::{IngestBatch, Item};
+    let mut e = Event::new(Timestamp::now(), Category::Admin, action, Outcome::Success);
+    e.source = Some(crate::event::Source {
+        system: "sealtrail".into(),
+        host: None,
+    });
+    e.message = Some(message);
+    e.attrs = attrs.as_object().cloned();
+    let batch = IngestBatch {
+        via: Via {
+            kind: "cli".into(),
+            peer: None,
+            principal: None,
+        },
+        items: vec![Item::Event(e)],
+    };
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+        .context("starting the async runtime")?;
+    runtime.block_on(async move {
+        let shutdown = tokio_util::sync::CancellationToken::new();
+        let core = crate::serve::Core::start(config, shutdown.clone()).await?;
+        let receipt = core.pipeline.submit(batch).await;
+        shutdown.cancel();
+        core.stop().await?;
+        receipt.map(|_| ()).map_err(anyhow::Error::from)
+    })
+}
