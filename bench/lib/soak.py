@@ -25,7 +25,7 @@ import threading
 import time
 
 sys.path.insert(0, os.path.dirname(__file__))
-from pipeline import HttpSender, histogram_quantiles, metrics  # noqa: E402
+from pipeline import HttpSender, histogram_quantiles, median, metrics  # noqa: E402
 
 
 def vm_rss_mib(pid):
@@ -36,13 +36,22 @@ def vm_rss_mib(pid):
     return 0.0
 
 
-def error_lines(path):
-    n = 0
-    with open(path, errors="replace") as f:
-        for line in f:
-            if " ERROR " in line:
-                n += 1
-    return n
+class ErrorLines:
+    """ERROR lines in a growing log, reading only what was appended."""
+
+    def __init__(self, path):
+        self.f = open(path, errors="replace")
+        self.count = 0
+        self.partial = ""  # a line the service is still writing
+
+    def __call__(self):
+        for line in self.f:
+            line, self.partial = self.partial + line, ""
+            if not line.endswith("\n"):
+                self.partial = line
+            elif " ERROR " in line:
+                self.count += 1
+        return self.count
 
 
 def main():
@@ -67,6 +76,7 @@ def main():
         sender.start()
     start = time.monotonic()
     samples = []
+    error_lines = ErrorLines(a.log)
     while True:
         time.sleep(10)
         m = metrics(a.port, token)
@@ -77,7 +87,7 @@ def main():
             "appended": appended,
             "index_lag": appended - m.get("sealtrail_indexed_events", 0),
             "detect_lag": appended - m.get("sealtrail_detection_position", 0),
-            "errors": error_lines(a.log),
+            "errors": error_lines(),
         })
         if load.poll() is not None and (sender is None or not any(t.is_alive() for t in sender.threads)):
             break
@@ -103,9 +113,6 @@ def main():
     # Flat: the median of the last third is within 10% + 32 MiB of the
     # middle third's (medians, so that merge peaks do not decide it).
     third = max(1, len(samples) // 3)
-    def median(xs):
-        xs = sorted(xs)
-        return xs[len(xs) // 2] if xs else 0.0
     middle = median([s["rss"] for s in samples[third:2 * third]] or [samples[0]["rss"]])
     last = median([s["rss"] for s in samples[2 * third:]] or [samples[-1]["rss"]])
     peak = max(s["rss"] for s in samples)
